@@ -1,0 +1,54 @@
+#!/usr/bin/env node
+/**
+ * `kavach <command>`: each subcommand lives in its own module, loaded only when used so that
+ * optional dependencies (MCP SDK, Redis) are not needed by the others.
+ * A module exports `run(argv: string[]): Promise<number>` (the exit code).
+ */
+const COMMANDS: Record<string, { module: string; summary: string }> = {
+  policy: { module: 'policy', summary: 'check FILE | explain FILE --context ctx.json' },
+  keygen: { module: 'keygen', summary: '--out DIR [--passphrase-env VAR]' },
+  permit: { module: 'permit', summary: 'verify TOKEN --keys public.json [--audience A] [--action X]' },
+  audit: { module: 'audit', summary: 'verify | show | stats | report' },
+  mcp: { module: 'mcp', summary: 'run the MCP proxy (--config kavach.toml), install, uninstall, approve-tools' },
+};
+
+function usage(): string {
+  const lines = Object.entries(COMMANDS).map(([name, c]) => `  kavach ${name.padEnd(7)} ${c.summary}`);
+  return `usage:\n${lines.join('\n')}\n`;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+    process.stderr.write(usage());
+    return name === undefined ? 2 : 0;
+  }
+  const command = COMMANDS[name];
+  if (!command) {
+    process.stderr.write(`kavach: unknown command "${name}"\n${usage()}`);
+    return 2;
+  }
+  let mod: { run(argv: string[]): Promise<number> };
+  try {
+    // Source checkouts run .ts through tsx; the published package runs compiled .js.
+    const ext = import.meta.url.endsWith('.ts') ? '.ts' : '.js';
+    mod = (await import(`./${command.module}${ext}`)) as typeof mod;
+  } catch (err) {
+    process.stderr.write(`kavach: the "${name}" command is not available: ${(err as Error).message}\n`);
+    return 2;
+  }
+  return mod.run(rest);
+}
+
+const invokedDirectly = process.argv[1] !== undefined && import.meta.url.endsWith(process.argv[1].replace(/\\/g, '/'));
+if (invokedDirectly) {
+  main(process.argv.slice(2)).then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (err: unknown) => {
+      process.stderr.write(`kavach: ${(err as Error)?.stack ?? String(err)}\n`);
+      process.exitCode = 1;
+    },
+  );
+}

@@ -1,0 +1,31 @@
+import { posix } from 'node:path';
+
+/**
+ * `path_within`: the value must be an absolute path inside one of the roots. Anything that could
+ * be read two ways is refused rather than normalised: `..` segments, NUL, backslashes,
+ * percent-encoded separators or dots, `~`. Symlinks are the tool's to resolve; document that.
+ */
+export function rootProblem(root: string): string | undefined {
+  if (!root.startsWith('/')) return `root "${root}" must be an absolute path`;
+  if (unsafePath(root)) return `root "${root}" is not a clean path`;
+  return undefined;
+}
+
+export function normaliseRoot(root: string): string {
+  const clean = posix.normalize(root);
+  return clean.length > 1 && clean.endsWith('/') ? clean.slice(0, -1) : clean;
+}
+
+const ENCODED = /%(2e|2f|5c|00|25)/i;
+
+function unsafePath(path: string): boolean {
+  if (path.includes('\0') || path.includes('\\') || ENCODED.test(path)) return true;
+  return path.split('/').some((segment) => segment === '..');
+}
+
+export function pathWithin(value: unknown, roots: readonly string[]): boolean {
+  if (typeof value !== 'string' || value.length === 0 || value.length > 4096) return false;
+  if (!value.startsWith('/') || unsafePath(value)) return false;
+  const clean = posix.normalize(value);
+  return roots.some((root) => clean === root || clean.startsWith(root === '/' ? '/' : root + '/'));
+}

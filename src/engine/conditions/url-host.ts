@@ -1,0 +1,35 @@
+import { compileGlob, type Matcher } from '../glob.ts';
+
+/**
+ * `url_host_in`: the value must parse as a URL (WHATWG, as fetch would read it) with an allowed
+ * scheme, no userinfo (`https://good.com@evil.com`), and a host on the list. `*.example.com`
+ * matches subdomains only; list `example.com` too for the apex.
+ */
+export function hostPatternProblem(pattern: string): string | undefined {
+  if (!/^(\*\.)?[a-z0-9-]+(\.[a-z0-9-]+)*$|^\[[0-9a-f:.]+\]$|^\d+\.\d+\.\d+\.\d+$/.test(pattern)) {
+    return `"${pattern}" is not a host name (lower case, optional leading "*.")`;
+  }
+  return undefined;
+}
+
+export function compileHostPatterns(patterns: readonly string[]): Matcher {
+  const exact = new Set(patterns.filter((p) => !p.startsWith('*.')));
+  const suffixes = patterns.filter((p) => p.startsWith('*.')).map((p) => compileGlob(p));
+  return (host) => exact.has(host) || suffixes.some((m) => m(host));
+}
+
+export function urlHostAllowed(value: unknown, hostAllowed: Matcher, schemes: readonly string[]): boolean {
+  if (typeof value !== 'string' || value.length > 8192) return false;
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    return false;
+  }
+  if (!schemes.includes(url.protocol.slice(0, -1))) return false;
+  if (url.username !== '' || url.password !== '') return false;
+  let host = url.hostname.toLowerCase();
+  if (host.endsWith('.')) host = host.slice(0, -1);
+  if (host === '') return false;
+  return hostAllowed(host);
+}

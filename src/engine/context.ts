@@ -1,0 +1,203 @@
+import { isIP } from 'node:net';
+
+export const PRINCIPAL_KINDS = ['user', 'agent', 'service', 'scheduler', 'external'] as const;
+export type PrincipalKind = (typeof PRINCIPAL_KINDS)[number];
+
+/** Who acts. Adapters take this from the host application, never from model output. */
+export interface Principal {
+  id: string;
+  kind: PrincipalKind;
+  roles?: string[];
+}
+
+export interface GeoLocation {
+  lat: number;
+  lon: number;
+  /** ISO 3166-1 alpha-2, upper case. */
+  country?: string;
+  city?: string;
+}
+
+/** JSON values as tools receive them. */
+export type JsonValue = null | boolean | number | string | JsonValue[] | { [key: string]: JsonValue };
+
+export interface ActionContext {
+  principalId: string;
+  principalKind: PrincipalKind;
+  roles?: string[];
+  /** MCP: "<server>.<tool>". */
+  actionName: string;
+  resource?: string;
+  /** Any JSON object; conditions address nested fields by JSON Pointer. */
+  params?: Record<string, unknown>;
+  sessionId?: string;
+  ip?: string;
+  device?: string;
+  geo?: GeoLocation;
+  /** Where the session started; when absent the gate uses its own session state. */
+  originIp?: string;
+  originDevice?: string;
+  originGeo?: GeoLocation;
+  /** The same callId evaluated twice (same principal, action and args) charges budgets once. */
+  callId?: string;
+  /** Who the permit is for (MCP: the server name). */
+  audience?: string;
+}
+
+/** A context that passed validation: params are a private deep copy of plain JSON. */
+export interface ValidContext extends ActionContext {
+  roles: string[];
+  params: Record<string, JsonValue>;
+}
+
+export const CONTEXT_LIMITS = {
+  maxIdLength: 256,
+  maxRoles: 64,
+  maxDepth: 32,
+  maxNodes: 10_000,
+  maxStringBytes: 1_000_000,
+};
+
+const FORBIDDEN_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
+const CONTEXT_KEYS = new Set([
+  'principalId', 'principalKind', 'roles', 'actionName', 'resource', 'params', 'sessionId', 'ip',
+  'device', 'geo', 'originIp', 'originDevice', 'originGeo', 'callId', 'audience',
+]);
+const KIND_SET: ReadonlySet<string> = new Set(PRINCIPAL_KINDS);
+// Control characters in identifiers make logs and audit lines lie about what happened.
+const CONTROL_CHARS = /[\u0000-\u001f\u007f\u2028\u2029]/;
+
+export class ContextError extends Error {}
+
+function fail(message: string): never {
+  throw new ContextError(message);
+}
+
+function identifier(value: unknown, name: string, required: boolean): string | undefined {
+  if (value === undefined && !required) return undefined;
+  if (typeof value !== 'string') fail(`${name} must be a string`);
+  if (value.length === 0) fail(`${name} must not be empty`);
+  if (value.length > CONTEXT_LIMITS.maxIdLength) fail(`${name} is longer than ${CONTEXT_LIMITS.maxIdLength} characters`);
+  if (CONTROL_CHARS.test(value)) fail(`${name} contains control characters`);
+  return value;
+}
+
+function ipAddress(value: unknown, name: string): string | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== 'string' || isIP(value) === 0) fail(`${name} is not an IP address`);
+  return value;
+}
+
+function geoLocation(value: unknown, name: string): GeoLocation | undefined {
+  if (value === undefined) return undefined;
+  if (!isPlainObject(value)) fail(`${name} must be an object`);
+  for (const key of Object.keys(value)) {
+    if (!['lat', 'lon', 'country', 'city'].includes(key)) fail(`${name}.${key} is not a known field`);
+  }
+  const { lat, lon, country, city } = value as Record<string, unknown>;
+  if (typeof lat !== 'number' || !Number.isFinite(lat) || lat < -90 || lat > 90) fail(`${name}.lat must be a number in [-90, 90]`);
+  if (typeof lon !== 'number' || !Number.isFinite(lon) || lon < -180 || lon > 180) fail(`${name}.lon must be a number in [-180, 180]`);
+  const geo: GeoLocation = { lat, lon };
+  if (country !== undefined) {
+    if (typeof country !== 'string' || !/^[A-Za-z]{2}$/.test(country)) fail(`${name}.country must be an ISO 3166 alpha-2 code`);
+    geo.country = country.toUpperCase();
+  }
+  if (city !== undefined) geo.city = identifier(city, `${name}.city`, true);
+  return geo;
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  if (value === null || typeof value !== 'object') return false;
+  const proto = Object.getPrototypeOf(value);
+  return proto === Object.prototype || proto === null;
+}
+
+/** Deep-copies params as plain JSON, refusing anything that is not (or that could pollute a prototype). */
+function copyParams(value: unknown): Record<string, JsonValue> {
+  if (value === undefined) return {};
+  if (!isPlainObject(value)) fail('params must be a plain object');
+  const budget = { nodes: 0, bytes: 0 };
+  return copyJson(value, 'params', 0, budget) as Record<string, JsonValue>;
+}
+
+function copyJson(value: unknown, path: string, depth: number, budget: { nodes: number; bytes: number }): JsonValue {
+  if (++budget.nodes > CONTEXT_LIMITS.maxNodes) fail(`params has more than ${CONTEXT_LIMITS.maxNodes} values`);
+  switch (typeof value) {
+    case 'string':
+      budget.bytes += value.length;
+      if (budget.bytes > CONTEXT_LIMITS.maxStringBytes) fail(`params strings exceed ${CONTEXT_LIMITS.maxStringBytes} characters`);
+      return value;
+    case 'number':
+      if (!Number.isFinite(value)) fail(`${path} is not a finite number`);
+      return value;
+    case 'boolean':
+      return value;
+    case 'object': {
+      if (value === null) return null;
+      if (depth >= CONTEXT_LIMITS.maxDepth) fail(`params nest deeper than ${CONTEXT_LIMITS.maxDepth} levels`);
+      if (Array.isArray(value)) {
+        const out: JsonValue[] = new Array(value.length);
+        for (let i = 0; i < value.length; i++) out[i] = copyJson(value[i], `${path}[${i}]`, depth + 1, budget);
+        return out;
+      }
+      if (!isPlainObject(value)) fail(`${path} is not plain JSON`);
+      const out: Record<string, JsonValue> = {};
+      for (const key of Object.keys(value)) {
+        if (FORBIDDEN_KEYS.has(key)) fail(`${path} has a forbidden key "${key}"`);
+        budget.bytes += key.length;
+        const item = value[key];
+        if (item === undefined) continue; // JSON drops undefined; so do we
+        out[key] = copyJson(item, `${path}.${key}`, depth + 1, budget);
+      }
+      return out;
+    }
+    default:
+      fail(`${path} is not plain JSON (${typeof value})`);
+  }
+}
+
+/**
+ * Checks an untrusted context and returns the gate's own copy of it.
+ * Throws ContextError with a reason fit for a refusal.
+ */
+export function validateContext(input: unknown): ValidContext {
+  if (!isPlainObject(input)) fail('context must be a plain object');
+  for (const key of Object.keys(input)) {
+    if (!CONTEXT_KEYS.has(key)) fail(`unknown context field "${key}"`);
+  }
+  const raw = input as Record<string, unknown>;
+  const principalKind = raw.principalKind;
+  if (typeof principalKind !== 'string' || !KIND_SET.has(principalKind)) {
+    fail(`principalKind must be one of ${PRINCIPAL_KINDS.join(', ')}`);
+  }
+  let roles: string[] = [];
+  if (raw.roles !== undefined) {
+    if (!Array.isArray(raw.roles)) fail('roles must be an array of strings');
+    if (raw.roles.length > CONTEXT_LIMITS.maxRoles) fail(`more than ${CONTEXT_LIMITS.maxRoles} roles`);
+    roles = raw.roles.map((role, i) => identifier(role, `roles[${i}]`, true) as string);
+  }
+  const ctx: ValidContext = {
+    principalId: identifier(raw.principalId, 'principalId', true) as string,
+    principalKind: principalKind as PrincipalKind,
+    roles,
+    actionName: identifier(raw.actionName, 'actionName', true) as string,
+    params: copyParams(raw.params),
+  };
+  const resource = raw.resource === undefined ? undefined : typeof raw.resource === 'string' && raw.resource.length <= 4096 && !CONTROL_CHARS.test(raw.resource) ? raw.resource : fail('resource must be a string without control characters');
+  if (resource !== undefined) ctx.resource = resource;
+  const optional = {
+    sessionId: identifier(raw.sessionId, 'sessionId', false),
+    device: identifier(raw.device, 'device', false),
+    originDevice: identifier(raw.originDevice, 'originDevice', false),
+    callId: identifier(raw.callId, 'callId', false),
+    audience: identifier(raw.audience, 'audience', false),
+    ip: ipAddress(raw.ip, 'ip'),
+    originIp: ipAddress(raw.originIp, 'originIp'),
+    geo: geoLocation(raw.geo, 'geo'),
+    originGeo: geoLocation(raw.originGeo, 'originGeo'),
+  };
+  for (const [key, value] of Object.entries(optional)) {
+    if (value !== undefined) (ctx as unknown as Record<string, unknown>)[key] = value;
+  }
+  return ctx;
+}

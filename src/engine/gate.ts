@@ -1,0 +1,373 @@
+import { randomUUID } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { extname } from 'node:path';
+import { hashArgs } from './canonical-json.ts';
+import { ContextError, validateContext, type ActionContext, type ValidContext } from './context.ts';
+import { BEHAVIOUR_WINDOW_MS, detectDrift, resolveDrift, type DriftOptions, type ResolvedDrift } from './drift.ts';
+import { InvalidatedError, PolicyError, RefusedError } from './errors.ts';
+import { InMemoryBus, type InvalidationBus, type InvalidationMessage } from './invalidation.ts';
+import { compileFileInvariants, compileInvariants, type Invariant, type InvariantSpec } from './invariants.ts';
+import type { AuditSink, GateEvent, PermitIssuer } from './ports.ts';
+import type { EvalInput } from './policy/compile.ts';
+import { parsePolicyDocument, parsePolicyText, sniffFormat, type PolicyFormat } from './policy/load.ts';
+import { PolicySet, type CompiledPolicy } from './policy/policy-set.ts';
+import {
+  InMemoryRateStore, InMemoryReplayStore, InMemorySessionStore,
+  type MaybePromise, type RateCharge, type RateStore, type ReplayStore, type SessionState, type SessionStore,
+} from './stores.ts';
+import type { InvalidationScope, PermitVerdict, RefuseCode, RefuseVerdict, Verdict } from './verdict.ts';
+
+export interface GateOptions {
+  /** Permanent: survive reload. */
+  invariants?: InvariantSpec[];
+  /** Permits are signed when present. */
+  signer?: PermitIssuer;
+  /** Every verdict recorded when present. */
+  audit?: AuditSink;
+  /** Evaluate and record, always permit (unsigned, with the real verdict in `observed`). */
+  observeOnly?: boolean;
+  drift?: DriftOptions | false;
+  stores?: { rate?: RateStore; session?: SessionStore; replay?: ReplayStore };
+  bus?: InvalidationBus;
+  /** ms since epoch. */
+  clock?: () => number;
+  /** Default 30 s. */
+  permitTtlMs?: number;
+}
+
+/** A permit the caller can rely on (from `check`). */
+export type CheckedPermit = PermitVerdict;
+
+class StoreFailure extends Error {}
+
+function isPromise<T>(value: MaybePromise<T>): value is Promise<T> {
+  return typeof (value as { then?: unknown })?.then === 'function';
+}
+
+/** Runs a store call; any throw or rejection becomes a StoreFailure (STORE_UNAVAILABLE). */
+async function fromStore<T>(call: () => MaybePromise<T>): Promise<T> {
+  try {
+    const result = call();
+    return isPromise(result) ? await result : result;
+  } catch (err) {
+    throw new StoreFailure((err as Error)?.message ?? String(err), { cause: err });
+  }
+}
+
+interface Decision {
+  verdict: Verdict;
+  /** What was charged, so it can be refunded if a later step refuses. */
+  charged?: { charges: RateCharge[]; chargeId: string };
+}
+
+/**
+ * The execution gate: every attempted action gets Permit, Refuse or Invalidate. Never throws
+ * from `evaluate`; every failure is a Refuse with a code.
+ */
+export class Gate {
+  readonly id = randomUUID();
+  private policySet: PolicySet;
+  private fileInvariants: Invariant[];
+  private readonly codeInvariants: Invariant[];
+  private readonly rate: RateStore;
+  private readonly sessions: SessionStore;
+  readonly replay: ReplayStore;
+  private readonly bus: InvalidationBus;
+  private readonly unsubscribe: () => void;
+  private readonly drift: ResolvedDrift | undefined;
+  private readonly clock: () => number;
+  private readonly permitTtlMs: number;
+  private readonly observeOnly: boolean;
+  private readonly signer: PermitIssuer | undefined;
+  private readonly audit: AuditSink | undefined;
+  private closed = false;
+
+  private constructor(policySet: PolicySet, fileInvariants: Invariant[], opts: GateOptions) {
+    this.policySet = policySet;
+    this.fileInvariants = fileInvariants;
+    this.codeInvariants = compileInvariants(opts.invariants ?? [], 'invariants');
+    this.rate = opts.stores?.rate ?? new InMemoryRateStore();
+    this.sessions = opts.stores?.session ?? new InMemorySessionStore();
+    this.replay = opts.stores?.replay ?? new InMemoryReplayStore();
+    this.bus = opts.bus ?? new InMemoryBus();
+    this.drift = resolveDrift(opts.drift);
+    this.clock = opts.clock ?? Date.now;
+    const ttl = opts.permitTtlMs ?? 30_000;
+    if (!Number.isFinite(ttl) || ttl <= 0) throw new TypeError('permitTtlMs must be a positive number');
+    this.permitTtlMs = ttl;
+    this.observeOnly = opts.observeOnly === true;
+    this.signer = opts.signer;
+    this.audit = opts.audit;
+    this.unsubscribe = this.bus.subscribe((message) => void this.onRemoteInvalidation(message));
+  }
+
+  static fromDict(policy: object, opts: GateOptions = {}): Gate {
+    const spec = parsePolicyDocument(policy);
+    return new Gate(new PolicySet(spec), compileFileInvariants(spec.invariants), opts);
+  }
+
+  static fromJson(text: string, opts: GateOptions = {}): Gate {
+    const spec = parsePolicyText(text, 'json');
+    return new Gate(new PolicySet(spec), compileFileInvariants(spec.invariants), opts);
+  }
+
+  static fromToml(text: string, opts: GateOptions = {}): Gate {
+    const spec = parsePolicyText(text, 'toml');
+    return new Gate(new PolicySet(spec), compileFileInvariants(spec.invariants), opts);
+  }
+
+  /** `.toml` or `.json` by extension. */
+  static async fromFile(path: string, opts: GateOptions = {}): Promise<Gate> {
+    const text = await readFile(path, 'utf8');
+    return formatOf(path) === 'json' ? Gate.fromJson(text, opts) : Gate.fromToml(text, opts);
+  }
+
+  /** How many policies are in force. */
+  get policyCount(): number {
+    return this.policySet.size;
+  }
+
+  /** The compiled policies in force (read-only; for listing and explain). */
+  get policies(): PolicySet {
+    return this.policySet;
+  }
+
+  /**
+   * Replaces the policy set (and file invariants). A source that fails to load throws PolicyError
+   * and leaves the previous set in force. `reload('')` is the kill switch: no policy, every call refused.
+   */
+  reload(source: string | object, format?: PolicyFormat): void {
+    let spec;
+    try {
+      spec = typeof source === 'string' ? parsePolicyText(source, format ?? sniffFormat(source)) : parsePolicyDocument(source);
+      const next = new PolicySet(spec);
+      const invariants = compileFileInvariants(spec.invariants);
+      this.policySet = next;
+      this.fileInvariants = invariants;
+    } catch (err) {
+      this.record({ type: 'policy_reload', time: this.clock(), ok: false, policies: this.policySet.size, error: (err as Error).message });
+      if (err instanceof PolicyError) throw err;
+      throw new PolicyError('', (err as Error).message);
+    }
+    this.record({ type: 'policy_reload', time: this.clock(), ok: true, policies: this.policySet.size });
+  }
+
+  /** Reloads from a file, by extension. */
+  async reloadFile(path: string): Promise<void> {
+    this.reload(await readFile(path, 'utf8'), formatOf(path));
+  }
+
+  /** Invalidates sessions now, here and (through the bus) at every other replica. */
+  async invalidate(scope: InvalidationScope, reason = 'invalidated by operator'): Promise<void> {
+    const now = this.clock();
+    await this.sessions.invalidate(scope, reason, now);
+    await this.bus.publish({ scope, reason, at: now, origin: this.id });
+    this.record({ type: 'invalidation', time: now, scope, reason, remote: false });
+  }
+
+  /** Like evaluate, but throws RefusedError / InvalidatedError unless permitted. */
+  async check(ctx: ActionContext): Promise<PermitVerdict> {
+    const verdict = await this.evaluate(ctx);
+    if (verdict.kind === 'permit') return verdict;
+    if (verdict.kind === 'refuse') throw new RefusedError(verdict);
+    throw new InvalidatedError(verdict);
+  }
+
+  async evaluate(input: ActionContext): Promise<Verdict> {
+    const evaluationId = randomUUID();
+    const now = this.clock();
+    let ctx: ValidContext;
+    try {
+      if (this.closed) return this.finish(refuse(evaluationId, 'STORE_UNAVAILABLE', 'gate', 'the gate is closed'), undefined, input, now);
+      ctx = validateContext(input);
+    } catch (err) {
+      const reason = err instanceof ContextError ? err.message : 'context could not be read';
+      return this.finish(refuse(evaluationId, 'INVALID_CONTEXT', 'context', reason), undefined, input, now);
+    }
+    let decision: Decision;
+    try {
+      decision = await this.decide(ctx, evaluationId, now);
+    } catch (err) {
+      decision = { verdict: failureVerdict(err, evaluationId) };
+    }
+    return this.conclude(decision, ctx, now);
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.unsubscribe();
+  }
+
+  // -------------------------------------------------------------------------------------------
+
+  private async decide(ctx: ValidContext, evaluationId: string, now: number): Promise<Decision> {
+    let session: SessionState | undefined;
+    if (ctx.sessionId !== undefined) {
+      const sessionId = ctx.sessionId;
+      const observed = await fromStore(() => this.sessions.observe({
+        principalId: ctx.principalId, sessionId, ip: ctx.ip, device: ctx.device, geo: ctx.geo, now, behaviourWindowMs: BEHAVIOUR_WINDOW_MS,
+      }));
+      if (observed.invalid) return { verdict: refuse(evaluationId, 'SESSION_INVALID', 'session', observed.reason) };
+      session = observed.session;
+      if (session.principalId !== ctx.principalId) {
+        return { verdict: refuse(evaluationId, 'SESSION_INVALID', 'session', 'the session belongs to another principal') };
+      }
+      if (this.drift) {
+        const drift = detectDrift(ctx, session, this.drift, now);
+        if (drift.level === 'violation') return this.invalidateSession(ctx, sessionId, evaluationId, `${drift.detector} drift: ${drift.reason}`, now);
+        if (drift.level === 'warn') return { verdict: refuse(evaluationId, 'DRIFT_DETECTED', 'drift', `${drift.detector} drift: ${drift.reason}`) };
+      }
+    }
+    const evalInput: EvalInput = { ctx, now, session };
+    const plan = this.policySet.plan(evalInput);
+    if (plan.kind === 'refuse') {
+      const verdict = refuse(evaluationId, plan.code, 'policy', plan.reason);
+      if (plan.policy !== undefined) verdict.policy = plan.policy;
+      return { verdict };
+    }
+    for (const invariant of this.codeInvariants.concat(this.fileInvariants)) {
+      if (!invariant.appliesTo(ctx.actionName)) continue;
+      const violation = invariant.violation(evalInput);
+      if (violation !== undefined) return { verdict: refuse(evaluationId, 'INVARIANT_VIOLATION', 'invariant', violation) };
+    }
+    return this.resolveSteps(plan.steps, evalInput, evaluationId);
+  }
+
+  /** The last policy step: refuse, permit, or check-and-charge rate limits and budgets. */
+  private async resolveSteps(steps: readonly CompiledPolicy[], input: EvalInput, evaluationId: string): Promise<Decision> {
+    let limited: RefuseVerdict | undefined;
+    const chargeId = input.ctx.callId !== undefined
+      ? hashArgs({ c: input.ctx.callId, p: input.ctx.principalId, a: input.ctx.actionName, x: input.ctx.params })
+      : evaluationId;
+    for (const policy of steps) {
+      if (policy.effect === 'refuse') {
+        const verdict = refuse(evaluationId, 'POLICY_DENIED', 'policy', `'${policy.name}' refuses '${input.ctx.actionName}'`);
+        verdict.policy = policy.name;
+        return { verdict };
+      }
+      if (policy.stateful.length === 0) return { verdict: { kind: 'permit', evaluationId, policy: policy.name } };
+      const charges = policy.stateful.map(({ condition, position }) => (condition.charge as NonNullable<typeof condition.charge>)(input, policy.name, position));
+      const result = await fromStore(() => this.rate.checkAndCharge(charges, chargeId, input.now));
+      if (result.admitted) return { verdict: { kind: 'permit', evaluationId, policy: policy.name }, charged: { charges, chargeId } };
+      if (!limited) {
+        const failed = policy.stateful[result.index]?.condition;
+        limited = refuse(evaluationId, 'RATE_LIMITED', 'policy', `'${policy.name}' ${failed?.describe ?? 'is rate limited'}`);
+        limited.policy = policy.name;
+        if (result.retryAfterMs !== undefined) limited.retryAfterMs = result.retryAfterMs;
+      }
+    }
+    return { verdict: limited ?? refuse(evaluationId, 'NO_POLICY_MATCH', 'policy', `no policy permits '${input.ctx.actionName}'`) };
+  }
+
+  private async invalidateSession(ctx: ValidContext, sessionId: string, evaluationId: string, reason: string, now: number): Promise<Decision> {
+    const scope: InvalidationScope = { type: 'session', sessionId };
+    // Observe mode reports the invalidation but must not act on it.
+    if (!this.observeOnly) {
+      await fromStore(() => this.sessions.invalidate(scope, reason, now));
+      try {
+        await this.bus.publish({ scope, reason, at: now, origin: this.id });
+      } catch (err) {
+        process.stderr.write(`kavach: could not publish invalidation of session ${sessionId}: ${String(err)}\n`);
+      }
+    }
+    return { verdict: { kind: 'invalidate', evaluationId, scope, evaluator: 'drift', reason } };
+  }
+
+  /** Observe mode, signing and the audit record: the steps after the decision. */
+  private async conclude(decision: Decision, ctx: ValidContext, now: number): Promise<Verdict> {
+    let verdict = decision.verdict;
+    if (this.observeOnly) {
+      const permit: PermitVerdict = { kind: 'permit', evaluationId: verdict.evaluationId, observed: verdict };
+      return this.finish(permit, decision, ctx, now);
+    }
+    if (verdict.kind === 'permit' && this.signer) {
+      try {
+        const issued = await this.signer.issue({
+          principalId: ctx.principalId, principalKind: ctx.principalKind, action: ctx.actionName, args: ctx.params,
+          sessionId: ctx.sessionId, evaluationId: verdict.evaluationId, audience: ctx.audience, issuedAt: now, expiresAt: now + this.permitTtlMs,
+        });
+        verdict = { ...verdict, permit: issued.token, permitId: issued.id };
+      } catch (err) {
+        await this.refund(decision);
+        verdict = refuse(verdict.evaluationId, 'SIGNING_FAILED', 'signer', `the permit could not be signed: ${(err as Error)?.message ?? String(err)}`);
+      }
+    }
+    return this.finish(verdict, decision, ctx, now);
+  }
+
+  /** Records the verdict; a permit that cannot be recorded is refused (nothing runs unrecorded). */
+  private async finish(verdict: Verdict, decision: Decision | undefined, ctx: ActionContext | unknown, now: number): Promise<Verdict> {
+    if (!this.audit) return verdict;
+    const c = (ctx ?? {}) as Partial<ActionContext>;
+    const shown = verdict.kind === 'permit' && verdict.observed ? verdict.observed : verdict;
+    const event: GateEvent = {
+      type: 'verdict',
+      time: now,
+      evaluationId: verdict.evaluationId,
+      principal: typeof c.principalId === 'string' ? c.principalId : '(invalid)',
+      principalKind: typeof c.principalKind === 'string' ? c.principalKind : undefined,
+      action: typeof c.actionName === 'string' ? c.actionName : undefined,
+      verdict: shown.kind,
+      args: decision ? c.params ?? {} : null,
+    };
+    if (typeof c.resource === 'string') event.resource = c.resource;
+    if (typeof c.sessionId === 'string') event.session = c.sessionId;
+    if (typeof c.callId === 'string') event.callId = c.callId;
+    if (shown.kind === 'refuse') Object.assign(event, { code: shown.code, evaluator: shown.evaluator, reason: shown.reason, policy: shown.policy });
+    if (shown.kind === 'invalidate') Object.assign(event, { code: 'SESSION_INVALID', evaluator: shown.evaluator, reason: shown.reason });
+    if (shown.kind === 'permit' && shown.policy !== undefined) event.policy = shown.policy;
+    if (verdict.kind === 'permit' && verdict.permitId !== undefined) event.permit = verdict.permitId;
+    if (verdict.kind === 'permit' && verdict.observed) event.observed = true;
+    try {
+      await this.audit.append(event);
+      return verdict;
+    } catch (err) {
+      process.stderr.write(`kavach: audit append failed: ${String(err)}\n`);
+      if (verdict.kind !== 'permit') return verdict;
+      if (decision) await this.refund(decision);
+      return refuse(verdict.evaluationId, 'STORE_UNAVAILABLE', 'audit', 'the audit log is unavailable, so nothing is permitted');
+    }
+  }
+
+  private async refund(decision: Decision | undefined): Promise<void> {
+    if (!decision?.charged) return;
+    const { charges, chargeId } = decision.charged;
+    try {
+      await this.rate.refund(charges, chargeId);
+    } catch (err) {
+      process.stderr.write(`kavach: refund failed (limit stays charged): ${String(err)}\n`);
+    }
+  }
+
+  private record(event: GateEvent): void {
+    this.audit?.append(event).catch((err: unknown) => process.stderr.write(`kavach: audit append failed: ${String(err)}\n`));
+  }
+
+  private async onRemoteInvalidation(message: InvalidationMessage): Promise<void> {
+    if (message.origin === this.id || this.closed) return;
+    try {
+      await this.sessions.invalidate(message.scope, message.reason, message.at);
+      this.record({ type: 'invalidation', time: this.clock(), scope: message.scope, reason: message.reason, remote: true });
+    } catch (err) {
+      process.stderr.write(`kavach: could not apply a remote invalidation: ${String(err)}\n`);
+    }
+  }
+}
+
+function formatOf(path: string): PolicyFormat {
+  const ext = extname(path).toLowerCase();
+  if (ext === '.json') return 'json';
+  if (ext === '.toml') return 'toml';
+  throw new PolicyError('', `policy file must end in .toml or .json: ${path}`);
+}
+
+function refuse(evaluationId: string, code: RefuseCode, evaluator: string, reason: string): RefuseVerdict {
+  return { kind: 'refuse', evaluationId, code, evaluator, reason };
+}
+
+function failureVerdict(err: unknown, evaluationId: string): RefuseVerdict {
+  if (err instanceof StoreFailure) return refuse(evaluationId, 'STORE_UNAVAILABLE', 'store', `state store unavailable: ${err.message}`);
+  process.stderr.write(`kavach: evaluation failed: ${(err as Error)?.stack ?? String(err)}\n`);
+  return refuse(evaluationId, 'INVALID_CONTEXT', 'gate', 'the call could not be evaluated');
+}

@@ -1,0 +1,14 @@
+export { Gate, type GateOptions } from './gate.ts';
+export * from './context.ts';
+export * from './verdict.ts';
+export * from './errors.ts';
+export * from './stores.ts';
+export * from './invalidation.ts';
+export * from './ports.ts';
+export { formatRefusal } from './refusal.ts';
+export { canonicalJson, hashArgs } from './canonical-json.ts';
+export type { InvariantSpec } from './invariants.ts';
+export type { DriftOptions } from './drift.ts';
+export { parseDuration, formatDuration } from './duration.ts';
+export { parsePolicyDocument, parsePolicyText, type PolicyFormat } from './policy/load.ts';
+export type { PolicySetSpec, PolicySpec, ConditionSpec } from './policy/schema.ts';

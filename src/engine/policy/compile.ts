@@ -1,0 +1,225 @@
+import type { JsonValue, ValidContext } from '../context.ts';
+import { parseDuration, formatDuration } from '../duration.ts';
+import { compileGlobs } from '../glob.ts';
+import { compileField } from '../json-pointer.ts';
+import { inTimeWindow, parseTimeWindow } from '../conditions/time-window.ts';
+import { normaliseRoot, pathWithin } from '../conditions/path-within.ts';
+import { compileHostPatterns, urlHostAllowed } from '../conditions/url-host.ts';
+import { compileCidrs } from '../conditions/ip-in.ts';
+import type { RateCharge, SessionState } from '../stores.ts';
+import type { ConditionSpec, PER_SCOPES } from './schema.ts';
+
+/** What a condition sees. `session` is present when the call names a session. */
+export interface EvalInput {
+  ctx: ValidContext;
+  now: number;
+  session: SessionState | undefined;
+}
+
+export interface Condition {
+  /** The condition's key, e.g. `param_max`. */
+  key: string;
+  /** Stateless part: for rate_limit/budget, only whether a charge can be formed. */
+  test(input: EvalInput): boolean;
+  /** What must hold, for refusal texts and `policy explain`. */
+  describe: string;
+  /** Why it failed for this input (slow path: refusals and explain only). */
+  why(input: EvalInput): string;
+  /** Stateful conditions: the counter to charge for this call. */
+  charge?(input: EvalInput, policyName: string, position: number): RateCharge;
+  /** Exact action names when this is an `action` condition without wildcards (for indexing). */
+  actions?: readonly string[];
+}
+
+type Per = (typeof PER_SCOPES)[number];
+
+const show = (v: JsonValue | undefined): string => (v === undefined ? 'missing' : JSON.stringify(v).slice(0, 80));
+
+function numeric(value: JsonValue | undefined): number | undefined {
+  return typeof value === 'number' && Number.isFinite(value) ? value : undefined;
+}
+
+function list(items: readonly unknown[]): string {
+  return items.map((i) => JSON.stringify(i)).join(', ');
+}
+
+export function compileCondition(spec: ConditionSpec): Condition {
+  const key = Object.keys(spec)[0] as string;
+  const value = (spec as Record<string, unknown>)[key];
+  const build = BUILDERS[key];
+  if (!build) throw new Error(`no compiler for condition ${key}`); // the schema already refused it
+  return build(value as never);
+}
+
+function fieldCondition(
+  key: string,
+  field: string,
+  describe: string,
+  holds: (value: JsonValue | undefined) => boolean,
+): Condition {
+  const read = compileField(field);
+  return {
+    key,
+    describe,
+    test: ({ ctx }) => holds(read(ctx.params)),
+    why: ({ ctx }) => `${describe} (got ${show(read(ctx.params))})`,
+  };
+}
+
+function oneOrMany(v: unknown): string[] {
+  return Array.isArray(v) ? (v as string[]) : [v as string];
+}
+
+function scopeKey(per: Per, input: EvalInput): unknown[] {
+  const { ctx } = input;
+  switch (per) {
+    case 'principal+action':
+      return [ctx.principalId, ctx.actionName];
+    case 'principal':
+      return [ctx.principalId];
+    case 'session':
+      return [ctx.sessionId];
+    case 'global':
+      return [];
+  }
+}
+
+const BUILDERS: Record<string, (value: never) => Condition> = {
+  identity_kind: (v: string | string[]) => {
+    const kinds = new Set(oneOrMany(v));
+    const describe = `principal kind is ${list([...kinds])}`;
+    return { key: 'identity_kind', describe, test: ({ ctx }) => kinds.has(ctx.principalKind), why: ({ ctx }) => `${describe} (got "${ctx.principalKind}")` };
+  },
+  identity_role: (v: string | string[]) => {
+    const roles = oneOrMany(v);
+    const describe = `principal has role ${list(roles)}`;
+    return { key: 'identity_role', describe, test: ({ ctx }) => ctx.roles.some((r) => roles.includes(r)), why: ({ ctx }) => `${describe} (has ${ctx.roles.length ? list(ctx.roles) : 'no roles'})` };
+  },
+  identity_id: (v: string | string[]) => {
+    const match = compileGlobs(oneOrMany(v));
+    const describe = `principal id matches ${list(oneOrMany(v))}`;
+    return { key: 'identity_id', describe, test: ({ ctx }) => match(ctx.principalId), why: ({ ctx }) => `${describe} (got "${ctx.principalId}")` };
+  },
+  action: (v: string | string[]) => {
+    const patterns = oneOrMany(v);
+    const match = compileGlobs(patterns);
+    const describe = `action matches ${list(patterns)}`;
+    const cond: Condition = { key: 'action', describe, test: ({ ctx }) => match(ctx.actionName), why: ({ ctx }) => `${describe} (got "${ctx.actionName}")` };
+    if (patterns.every((p) => !p.includes('*'))) cond.actions = patterns;
+    return cond;
+  },
+  resource: (v: string | string[]) => {
+    const match = compileGlobs(oneOrMany(v));
+    const describe = `resource matches ${list(oneOrMany(v))}`;
+    return { key: 'resource', describe, test: ({ ctx }) => ctx.resource !== undefined && match(ctx.resource), why: ({ ctx }) => `${describe} (got ${ctx.resource === undefined ? 'none' : `"${ctx.resource}"`})` };
+  },
+  param_max: (v: { field: string; max: number }) =>
+    fieldCondition('param_max', v.field, `${v.field} <= ${v.max}`, (x) => {
+      const n = numeric(x);
+      return n !== undefined && n <= v.max;
+    }),
+  param_min: (v: { field: string; min: number }) =>
+    fieldCondition('param_min', v.field, `${v.field} >= ${v.min}`, (x) => {
+      const n = numeric(x);
+      return n !== undefined && n >= v.min;
+    }),
+  param_in: (v: { field: string; values: (string | number | boolean)[] }) => {
+    const allowed = new Set<unknown>(v.values);
+    return fieldCondition('param_in', v.field, `${v.field} is one of ${list(v.values)}`, (x) => x !== null && typeof x !== 'object' && x !== undefined && allowed.has(x));
+  },
+  param_not_in: (v: { field: string; values: (string | number | boolean)[] }) => {
+    const banned = new Set<unknown>(v.values);
+    // Missing or non-scalar values fail: "not one of the banned values" must be checkable.
+    return fieldCondition('param_not_in', v.field, `${v.field} is none of ${list(v.values)}`, (x) => x !== null && x !== undefined && typeof x !== 'object' && !banned.has(x));
+  },
+  param_glob: (v: { field: string; pattern: string }) => {
+    const match = compileGlobs([v.pattern]);
+    return fieldCondition('param_glob', v.field, `${v.field} matches "${v.pattern}"`, (x) => typeof x === 'string' && match(x));
+  },
+  param_max_length: (v: { field: string; max: number }) =>
+    fieldCondition('param_max_length', v.field, `${v.field} is at most ${v.max} long`, (x) =>
+      (typeof x === 'string' && [...x].length <= v.max) || (Array.isArray(x) && x.length <= v.max)),
+  path_within: (v: { field: string; roots: string[] }) => {
+    const roots = v.roots.map(normaliseRoot);
+    return fieldCondition('path_within', v.field, `${v.field} is a path inside ${list(roots)}`, (x) => pathWithin(x, roots));
+  },
+  url_host_in: (v: { field: string; hosts: string[]; schemes?: string[] }) => {
+    const hostAllowed = compileHostPatterns(v.hosts);
+    const schemes = v.schemes ?? ['http', 'https'];
+    return fieldCondition('url_host_in', v.field, `${v.field} is a ${schemes.join('/')} URL on ${list(v.hosts)}`, (x) => urlHostAllowed(x, hostAllowed, schemes));
+  },
+  ip_in: (v: { cidrs: string[] }) => {
+    const inside = compileCidrs(v.cidrs);
+    const describe = `caller IP in ${list(v.cidrs)}`;
+    return { key: 'ip_in', describe, test: ({ ctx }) => inside(ctx.ip), why: ({ ctx }) => `${describe} (got ${ctx.ip ?? 'none'})` };
+  },
+  country_in: (v: { codes: string[] }) => {
+    const codes = new Set(v.codes);
+    const describe = `caller country in ${list(v.codes)}`;
+    return { key: 'country_in', describe, test: ({ ctx }) => ctx.geo?.country !== undefined && codes.has(ctx.geo.country), why: ({ ctx }) => `${describe} (got ${ctx.geo?.country ?? 'none'})` };
+  },
+  session_age_max: (v: string | number) => {
+    const maxMs = parseDuration(v);
+    const describe = `session younger than ${formatDuration(maxMs)}`;
+    return {
+      key: 'session_age_max',
+      describe,
+      test: ({ session, now }) => session !== undefined && now - session.startedAt <= maxMs,
+      why: ({ session, now }) => (session ? `${describe} (age ${formatDuration(Math.max(1, now - session.startedAt))})` : `${describe} (the call has no session)`),
+    };
+  },
+  time_window: (v: string) => {
+    const window = parseTimeWindow(v);
+    const describe = `time within ${v}`;
+    return { key: 'time_window', describe, test: ({ now }) => inTimeWindow(window, now), why: ({ now }) => `${describe} (now ${new Date(now).toISOString()})` };
+  },
+  rate_limit: (v: { max: number; window: string | number; per?: Per }) => {
+    const windowMs = parseDuration(v.window);
+    const per = v.per ?? 'principal+action';
+    const describe = `allows ${v.max} call${v.max === 1 ? '' : 's'} per ${formatDuration(windowMs)}${per === 'principal+action' ? '' : ` (per ${per})`}`;
+    return {
+      key: 'rate_limit',
+      describe,
+      test: ({ ctx }) => per !== 'session' || ctx.sessionId !== undefined,
+      why: () => `${describe} (a per-session limit needs a session)`,
+      charge: (input, policyName, position) => ({
+        key: JSON.stringify(['rate', policyName, position, per, ...scopeKey(per, input)]),
+        amount: 1,
+        max: v.max,
+        windowMs,
+      }),
+    };
+  },
+  budget: (v: { field: string; max: number; window: string | number; per?: Per }) => {
+    const windowMs = parseDuration(v.window);
+    const per = v.per ?? 'principal+action';
+    const read = compileField(v.field);
+    const describe = `allows a total ${v.field} of ${v.max} per ${formatDuration(windowMs)}${per === 'principal+action' ? '' : ` (per ${per})`}`;
+    return {
+      key: 'budget',
+      describe,
+      // A negative amount would refill the budget: only finite amounts >= 0 can be charged.
+      test: ({ ctx }) => {
+        const n = numeric(read(ctx.params));
+        return n !== undefined && n >= 0 && (per !== 'session' || ctx.sessionId !== undefined);
+      },
+      why: ({ ctx }) => `${describe} (${v.field} must be a number >= 0, got ${show(read(ctx.params))})`,
+      charge: (input, policyName, position) => ({
+        key: JSON.stringify(['budget', policyName, position, per, ...scopeKey(per, input)]),
+        amount: numeric(read(input.ctx.params)) as number,
+        max: v.max,
+        windowMs,
+      }),
+    };
+  },
+  any_of: (v: ConditionSpec[]) => {
+    const inner = v.map(compileCondition);
+    const describe = `any of (${inner.map((c) => c.describe).join(' | ')})`;
+    return { key: 'any_of', describe, test: (input) => inner.some((c) => c.test(input)), why: (input) => `none of: ${inner.map((c) => c.why(input)).join('; ')}` };
+  },
+  not: (v: ConditionSpec) => {
+    const inner = compileCondition(v);
+    const describe = `not (${inner.describe})`;
+    return { key: 'not', describe, test: (input) => !inner.test(input), why: () => `${describe} (it holds)` };
+  },
+};

@@ -1,0 +1,112 @@
+import { parse as parseToml } from 'smol-toml';
+import { PolicyError } from '../errors.ts';
+import {
+  CONDITION_KEYS, CONDITION_SCHEMAS, INVARIANT_SCHEMAS, MAX_CONDITION_DEPTH, STATEFUL_CONDITIONS,
+  documentSchema, parseAt, policyHeaderSchema, suggest,
+  type ConditionSpec, type FileInvariantSpec, type LeafConditionKey, type PolicySetSpec, type PolicySpec,
+} from './schema.ts';
+
+export type PolicyFormat = 'toml' | 'json';
+
+/** Text in either format to a validated policy set. An empty document is an empty set (kill switch). */
+export function parsePolicyText(text: string, format: PolicyFormat): PolicySetSpec {
+  if (typeof text !== 'string') throw new PolicyError('', 'policy source must be a string');
+  let doc: unknown;
+  try {
+    doc = format === 'json' ? (text.trim() === '' ? {} : JSON.parse(text)) : parseToml(text);
+  } catch (err) {
+    throw new PolicyError('', `not valid ${format.toUpperCase()}: ${(err as Error).message}`);
+  }
+  return parsePolicyDocument(doc);
+}
+
+/** Guesses the format of a string source: JSON when it starts with `{`, else TOML. */
+export function sniffFormat(text: string): PolicyFormat {
+  return text.trimStart().startsWith('{') ? 'json' : 'toml';
+}
+
+/** The one loader core behind the three formats: a plain document to a validated policy set. */
+export function parsePolicyDocument(doc: unknown): PolicySetSpec {
+  if (doc === null || typeof doc !== 'object' || Array.isArray(doc)) {
+    throw new PolicyError('', 'a policy document must be an object (TOML table or JSON object)');
+  }
+  const top = parseAt(documentSchema, doc, '');
+  if (top.policy && top.policies) throw new PolicyError('policies', 'use either "policy" or "policies", not both');
+  if (top.invariant && top.invariants) throw new PolicyError('invariants', 'use either "invariant" or "invariants", not both');
+  const listKey = top.policy ? 'policy' : 'policies';
+  const rawPolicies = top.policy ?? top.policies ?? [];
+  const policies = rawPolicies.map((raw, i) => parsePolicy(raw, `${listKey}[${i}]`));
+  const seen = new Map<string, number>();
+  policies.forEach((p, i) => {
+    const first = seen.get(p.name);
+    if (first !== undefined) throw new PolicyError(`${listKey}[${i}].name`, `duplicate policy name "${p.name}" (also ${listKey}[${first}])`);
+    seen.set(p.name, i);
+  });
+  const invariantKey = top.invariant ? 'invariant' : 'invariants';
+  const invariants = (top.invariant ?? top.invariants ?? []).map((raw, i) => parseInvariant(raw, `${invariantKey}[${i}]`));
+  return { combining: top.combining ?? 'deny-overrides', policies, invariants };
+}
+
+function parsePolicy(raw: unknown, path: string): PolicySpec {
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) throw new PolicyError(path, 'a policy must be a table');
+  const header = parseAt(policyHeaderSchema, raw, path);
+  const conditions = header.conditions.map((c, i) => parseCondition(c, `${path}.conditions[${i}]`, 0));
+  if (header.effect === 'refuse') {
+    conditions.forEach((c, i) => {
+      const key = Object.keys(c)[0] as string;
+      if (STATEFUL_CONDITIONS.has(key)) {
+        throw new PolicyError(`${path}.conditions[${i}].${key}`, `${key} only belongs in a permit policy (it limits what is permitted)`);
+      }
+    });
+  }
+  const spec: PolicySpec = { name: header.name, effect: header.effect, conditions, priority: header.priority ?? 100 };
+  if (header.description !== undefined) spec.description = header.description;
+  return spec;
+}
+
+function singleKey(raw: unknown, path: string, what: string, known: readonly string[]): string {
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) throw new PolicyError(path, `${what} must be a table with one key`);
+  const keys = Object.keys(raw);
+  if (keys.length !== 1) {
+    throw new PolicyError(path, `${what} must have exactly one key, found ${keys.length === 0 ? 'none' : keys.map((k) => `"${k}"`).join(', ')}`);
+  }
+  const key = keys[0] as string;
+  if (!known.includes(key)) throw new PolicyError(`${path}.${key}`, `unknown ${what}${suggest(key, known)}`);
+  return key;
+}
+
+function parseCondition(raw: unknown, path: string, depth: number): ConditionSpec {
+  if (depth > MAX_CONDITION_DEPTH) throw new PolicyError(path, `conditions nest deeper than ${MAX_CONDITION_DEPTH} levels`);
+  const key = singleKey(raw, path, 'condition', CONDITION_KEYS);
+  const value = (raw as Record<string, unknown>)[key];
+  const at = `${path}.${key}`;
+  if (key === 'any_of') {
+    if (!Array.isArray(value) || value.length === 0) throw new PolicyError(at, 'must be a non-empty array of conditions');
+    return { any_of: value.map((c, i) => nested(parseCondition(c, `${at}[${i}]`, depth + 1), `${at}[${i}]`)) };
+  }
+  if (key === 'not') return { not: nested(parseCondition(value, at, depth + 1), at) };
+  const schema = CONDITION_SCHEMAS[key as LeafConditionKey];
+  return { [key]: parseAt(schema, value, at) } as ConditionSpec;
+}
+
+/** Rate limits and budgets charge on permit; under any_of/not "charged" would have no clear meaning. */
+function nested(cond: ConditionSpec, path: string): ConditionSpec {
+  const key = Object.keys(cond)[0] as string;
+  if (STATEFUL_CONDITIONS.has(key)) throw new PolicyError(`${path}.${key}`, `${key} cannot sit inside any_of or not`);
+  return cond;
+}
+
+const INVARIANT_RULES = Object.keys(INVARIANT_SCHEMAS);
+
+export function parseInvariant(raw: unknown, path: string): FileInvariantSpec {
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) throw new PolicyError(path, 'an invariant must be a table');
+  const record = raw as Record<string, unknown>;
+  const { name, description, ...rest } = record;
+  if (typeof name !== 'string' || name.length === 0) throw new PolicyError(`${path}.name`, 'must be a non-empty string');
+  if (description !== undefined && typeof description !== 'string') throw new PolicyError(`${path}.description`, 'must be a string');
+  const key = singleKey(rest, path, 'invariant rule', INVARIANT_RULES);
+  const schema = INVARIANT_SCHEMAS[key as keyof typeof INVARIANT_SCHEMAS];
+  const spec = { name, [key]: parseAt(schema, rest[key], `${path}.${key}`) } as FileInvariantSpec;
+  if (description !== undefined) spec.description = description;
+  return spec;
+}

@@ -1,0 +1,135 @@
+import { compileCondition, type Condition, type EvalInput } from './compile.ts';
+import type { PolicySetSpec, PolicySpec } from './schema.ts';
+
+export interface CompiledPolicy {
+  name: string;
+  effect: 'permit' | 'refuse';
+  priority: number;
+  description?: string;
+  /** Every condition, in file order (positions name the rate counters). */
+  conditions: readonly Condition[];
+  /** Conditions that are pure tests (rate_limit/budget contribute only their precondition). */
+  stateful: readonly { condition: Condition; position: number }[];
+  /** Exact action names this policy can apply to; undefined when any action may match. */
+  actions?: ReadonlySet<string>;
+}
+
+/** Outcome of the stateless pass. Charging (and so the final answer) comes after drift and invariants. */
+export type PolicyPlan =
+  | { kind: 'refuse'; code: 'POLICY_DENIED' | 'NO_POLICY_MATCH'; policy?: string; reason: string }
+  /** Try in order: a refuse step refuses, a permit step without limits permits, a limited one charges. */
+  | { kind: 'steps'; steps: readonly CompiledPolicy[] };
+
+const CACHE_LIMIT = 10_000;
+
+export class PolicySet {
+  readonly combining: 'deny-overrides' | 'first-match';
+  /** In evaluation order: file order for deny-overrides, priority then file order for first-match. */
+  readonly policies: readonly CompiledPolicy[];
+  private readonly byAction = new Map<string, readonly CompiledPolicy[]>();
+
+  constructor(spec: PolicySetSpec) {
+    this.combining = spec.combining;
+    const compiled = spec.policies.map(compilePolicy);
+    this.policies = spec.combining === 'first-match' ? stableSortByPriority(compiled) : compiled;
+  }
+
+  get size(): number {
+    return this.policies.length;
+  }
+
+  /** Policies that could apply to `action`, in order; cached per action name. */
+  candidates(action: string): readonly CompiledPolicy[] {
+    let found = this.byAction.get(action);
+    if (found) return found;
+    found = this.policies.filter((p) => p.actions === undefined || p.actions.has(action));
+    if (this.byAction.size >= CACHE_LIMIT) this.byAction.clear();
+    this.byAction.set(action, found);
+    return found;
+  }
+
+  plan(input: EvalInput): PolicyPlan {
+    const candidates = this.candidates(input.ctx.actionName);
+    return this.combining === 'first-match' ? this.planFirstMatch(candidates, input) : this.planDenyOverrides(candidates, input);
+  }
+
+  private planDenyOverrides(candidates: readonly CompiledPolicy[], input: EvalInput): PolicyPlan {
+    let limited: CompiledPolicy[] | undefined;
+    let unlimited: CompiledPolicy | undefined;
+    for (const policy of candidates) {
+      if (!holds(policy, input)) continue;
+      if (policy.effect === 'refuse') {
+        return { kind: 'refuse', code: 'POLICY_DENIED', policy: policy.name, reason: `'${policy.name}' refuses ${subject(input)}` };
+      }
+      if (policy.stateful.length === 0) unlimited ??= policy;
+      else (limited ??= []).push(policy);
+    }
+    if (unlimited) return { kind: 'steps', steps: [unlimited] };
+    if (limited) return { kind: 'steps', steps: limited };
+    return this.noMatch(candidates, input);
+  }
+
+  private planFirstMatch(candidates: readonly CompiledPolicy[], input: EvalInput): PolicyPlan {
+    const steps: CompiledPolicy[] = [];
+    for (const policy of candidates) {
+      if (!holds(policy, input)) continue;
+      if (policy.effect === 'refuse' && steps.length === 0) {
+        return { kind: 'refuse', code: 'POLICY_DENIED', policy: policy.name, reason: `'${policy.name}' refuses ${subject(input)}` };
+      }
+      steps.push(policy);
+      if (policy.effect === 'refuse' || policy.stateful.length === 0) break;
+    }
+    return steps.length > 0 ? { kind: 'steps', steps } : this.noMatch(candidates, input);
+  }
+
+  /** Default deny, naming the nearest permit policy so the caller can change course. */
+  private noMatch(candidates: readonly CompiledPolicy[], input: EvalInput): PolicyPlan {
+    let nearest: { policy: CompiledPolicy; failing: Condition[] } | undefined;
+    for (const policy of candidates) {
+      if (policy.effect !== 'permit') continue;
+      const failing = policy.conditions.filter((c) => !c.test(input));
+      if (failing.some((c) => c.key === 'action' || c.key === 'identity_kind' || c.key === 'identity_id')) continue;
+      if (!nearest || failing.length < nearest.failing.length) nearest = { policy, failing };
+    }
+    const base = `no policy permits ${subject(input)}`;
+    if (!nearest || nearest.failing.length === 0) return { kind: 'refuse', code: 'NO_POLICY_MATCH', reason: base };
+    const first = nearest.failing[0] as Condition;
+    return {
+      kind: 'refuse',
+      code: 'NO_POLICY_MATCH',
+      policy: nearest.policy.name,
+      reason: `${base}; '${nearest.policy.name}' requires ${first.why(input)}`,
+    };
+  }
+}
+
+export function holds(policy: CompiledPolicy, input: EvalInput): boolean {
+  const conditions = policy.conditions;
+  for (let i = 0; i < conditions.length; i++) if (!(conditions[i] as Condition).test(input)) return false;
+  return true;
+}
+
+function subject(input: EvalInput): string {
+  return `'${input.ctx.actionName}' for ${input.ctx.principalKind} '${input.ctx.principalId}'`;
+}
+
+function compilePolicy(spec: PolicySpec): CompiledPolicy {
+  const conditions = spec.conditions.map(compileCondition);
+  const stateful = conditions.flatMap((condition, position) => (condition.charge ? [{ condition, position }] : []));
+  let actions: Set<string> | undefined;
+  for (const c of conditions) {
+    if (c.key !== 'action') continue;
+    if (!c.actions) continue;
+    const next = new Set(c.actions);
+    // Several action conditions must all hold: only names in every one can apply.
+    actions = actions ? new Set([...actions].filter((a) => next.has(a))) : next;
+  }
+  const policy: CompiledPolicy = { name: spec.name, effect: spec.effect, priority: spec.priority, conditions, stateful };
+  if (spec.description !== undefined) policy.description = spec.description;
+  if (actions) policy.actions = actions;
+  return policy;
+}
+
+function stableSortByPriority(policies: CompiledPolicy[]): CompiledPolicy[] {
+  return policies.map((p, i) => [p, i] as const).sort((a, b) => a[0].priority - b[0].priority || a[1] - b[1]).map(([p]) => p);
+}

@@ -1,0 +1,52 @@
+export const REFUSE_CODES = [
+  'NO_POLICY_MATCH',
+  'POLICY_DENIED',
+  'RATE_LIMITED',
+  'INVARIANT_VIOLATION',
+  'DRIFT_DETECTED',
+  'SESSION_INVALID',
+  'INVALID_CONTEXT',
+  'STORE_UNAVAILABLE',
+  'SIGNING_FAILED',
+] as const;
+export type RefuseCode = (typeof REFUSE_CODES)[number];
+
+/** What an invalidation covers. Sessions are the usual case; principal and global are break-glass. */
+export type InvalidationScope =
+  | { type: 'session'; sessionId: string }
+  | { type: 'principal'; principalId: string }
+  | { type: 'global' };
+
+export interface PermitVerdict {
+  kind: 'permit';
+  evaluationId: string;
+  /** The signed permit token, when the gate has a signer and is enforcing. */
+  permit?: string;
+  /** Unique id of the permit (`jti` claim), when signed. */
+  permitId?: string;
+  /** Observe mode: the verdict enforcement would have given. */
+  observed?: Verdict;
+  /** The policy that permitted the call. */
+  policy?: string;
+}
+
+export interface RefuseVerdict {
+  kind: 'refuse';
+  evaluationId: string;
+  code: RefuseCode;
+  /** Which stage decided: policy, rate, drift, invariant, context, session, store, signer. */
+  evaluator: string;
+  reason: string;
+  policy?: string;
+  retryAfterMs?: number;
+}
+
+export interface InvalidateVerdict {
+  kind: 'invalidate';
+  evaluationId: string;
+  scope: InvalidationScope;
+  evaluator: string;
+  reason: string;
+}
+
+export type Verdict = PermitVerdict | RefuseVerdict | InvalidateVerdict;

@@ -1,0 +1,2 @@
+// The engine + crypto + audit public surface (`kavach`).
+export * from './engine/index.ts';
