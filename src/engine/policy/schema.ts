@@ -124,7 +124,9 @@ export interface PolicySetSpec {
 export function parseAt<T extends z.ZodType>(schema: T, value: unknown, path: string, known?: readonly string[]): z.infer<T> {
   const result = schema.safeParse(value);
   if (result.success) return result.data;
-  const issue = result.error.issues[0] as z.core.$ZodIssue;
+  // A typo'd key also shows up as a missing required one: name the typo, it is the real mistake.
+  const issues = result.error.issues;
+  const issue = (issues.find((i) => i.code === 'unrecognized_keys') ?? issues[0]) as z.core.$ZodIssue;
   const at = joinPath(path, issue.path);
   if (issue.code === 'unrecognized_keys') {
     const key = issue.keys[0] as string;
