@@ -19,6 +19,8 @@ export function parseDuration(value: unknown): number {
   }
   if (!(ms > 0)) throw new Error('duration must be positive');
   if (ms > MAX_MS) throw new Error('duration longer than a year');
+  // A window that rounds to 0 ms forgets every charge at once: a rate limit with no limit.
+  if (Math.round(ms) < 1) throw new Error('duration must be at least 1ms');
   return Math.round(ms);
 }
 
