@@ -1,0 +1,106 @@
+import { ToolMessage } from '@langchain/core/messages';
+import type { StructuredToolInterface } from '@langchain/core/tools';
+import { createMiddleware } from 'langchain';
+import type { Verdict } from '../engine/verdict.ts';
+import { decideToolCall, type AdapterOptions, type GateDecision, type GateLike } from './shared.ts';
+
+/**
+ * kavach/langchain: gate LangChain JS 1.x tools.
+ * - `guardTool` / `guardTools`: a guarded copy of a tool; the gate runs after schema validation
+ *   and before the tool body.
+ * - `kavachMiddleware`: `createAgent` middleware (`wrapToolCall`) that gates every tool call,
+ *   MCP-loaded and dynamically registered tools included.
+ * A refusal is a ToolMessage with `status: "error"`, the refusal text as content and the verdict
+ * as its artifact, so the model can explain or change course.
+ */
+
+export type { AdapterOptions, GateDecision, GateLike } from './shared.ts';
+
+/** What the principal/session/environment functions receive. */
+export interface LangChainRunContext {
+  /** The agent's runtime context (`agent.invoke(input, { context })`). */
+  context: unknown;
+  configurable: Record<string, unknown> | undefined;
+  /** The agent state, when the call comes from an agent. */
+  state: unknown;
+}
+
+export type LangChainAdapterOptions = AdapterOptions<LangChainRunContext>;
+
+/** The artifact a refusal ToolMessage carries: the gate's verdict, as is. */
+export type KavachArtifact = Exclude<Verdict, { kind: 'permit' }>;
+
+interface ToolCallLike {
+  id?: string | undefined;
+  name: string;
+  args: unknown;
+}
+
+type CallFn = (arg: unknown, runManager?: unknown, config?: Record<string, unknown>) => unknown;
+
+function refusalMessage(decision: GateDecision & { allowed: false }, callId: string, name: string): ToolMessage {
+  const artifact: KavachArtifact = decision.verdict;
+  return new ToolMessage({ content: decision.refusal, tool_call_id: callId, name, status: 'error', artifact });
+}
+
+function runContextOf(config: Record<string, unknown> | undefined): LangChainRunContext {
+  return {
+    context: config?.context,
+    configurable: config?.configurable as Record<string, unknown> | undefined,
+    state: config?.state,
+  };
+}
+
+/**
+ * A guarded copy of a LangChain tool. Name, description, schema, type and prototype stay the
+ * same; only `_call` (the step after schema validation) is wrapped. The original is untouched.
+ */
+export function guardTool<T extends StructuredToolInterface>(tool: T, gate: GateLike, opts: LangChainAdapterOptions): T {
+  const inner = (tool as unknown as { _call?: CallFn })._call;
+  if (typeof inner !== 'function') throw new TypeError(`kavach: '${tool.name}' is not a LangChain tool with a _call method`);
+  const copy = Object.assign(Object.create(Object.getPrototypeOf(tool) as object) as object, tool) as T;
+  const guardedCall: CallFn = async function (this: T, arg, runManager, config) {
+    const toolCall = config?.toolCall as ToolCallLike | undefined;
+    const callId = toolCall?.id ?? (typeof config?.toolCallId === 'string' ? config.toolCallId : undefined);
+    const decision = await decideToolCall(gate, opts, { toolName: tool.name, args: arg, callId, run: runContextOf(config) });
+    if (decision.allowed) return inner.call(this, arg, runManager, config);
+    if (callId !== undefined) {
+      const message = refusalMessage(decision, callId, tool.name);
+      // call() insists on a [content, artifact] pair for these tools; a ToolMessage as content passes through whole.
+      return (tool as { responseFormat?: string }).responseFormat === 'content_and_artifact' ? [message, undefined] : message;
+    }
+    // Invoked directly with plain arguments: there is no message to build, so return the text.
+    return (tool as { responseFormat?: string }).responseFormat === 'content_and_artifact'
+      ? [decision.refusal, decision.verdict]
+      : decision.refusal;
+  };
+  Object.defineProperty(copy, '_call', { value: guardedCall, writable: true, configurable: true, enumerable: false });
+  return copy;
+}
+
+/** `guardTool` over a list, keeping the tuple's element types. */
+export function guardTools<const T extends readonly StructuredToolInterface[]>(tools: T, gate: GateLike, opts: LangChainAdapterOptions): T {
+  return tools.map((tool) => guardTool(tool, gate, opts)) as unknown as T;
+}
+
+/**
+ * Agent middleware for `createAgent({ middleware: [kavachMiddleware(gate, opts)] })`. It sees the
+ * model's raw arguments (before the tool's schema validation) and every tool, including ones
+ * without a declared instance.
+ */
+export function kavachMiddleware(gate: GateLike, opts: LangChainAdapterOptions & { name?: string }) {
+  return createMiddleware({
+    name: opts.name ?? 'KavachMiddleware',
+    wrapToolCall: async (request, handler) => {
+      const { toolCall } = request;
+      const run: LangChainRunContext = {
+        context: request.runtime.context,
+        configurable: request.runtime.configurable,
+        state: request.state,
+      };
+      const decision = await decideToolCall(gate, opts, { toolName: toolCall.name, args: toolCall.args, callId: toolCall.id, run });
+      if (decision.allowed) return handler(request);
+      return refusalMessage(decision, toolCall.id ?? '', toolCall.name);
+    },
+  });
+}

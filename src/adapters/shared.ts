@@ -1,0 +1,168 @@
+import { randomUUID } from 'node:crypto';
+import type { ActionContext, GeoLocation, Principal } from '../engine/context.ts';
+import type { Gate } from '../engine/gate.ts';
+import { formatRefusal } from '../engine/refusal.ts';
+import type { InvalidateVerdict, RefuseVerdict, Verdict } from '../engine/verdict.ts';
+
+/**
+ * What every framework adapter shares: turning one attempted tool call into an ActionContext,
+ * asking the gate, and producing the one refusal text models see. No framework imports here.
+ */
+
+export type MaybePromise<T> = T | Promise<T>;
+
+/** A value, or a function of the framework's run context that yields it. */
+export type FromRun<T, RunContext> = T | ((run: RunContext) => MaybePromise<T | undefined>);
+
+/** Only `evaluate` is needed, so tests and wrappers can pass anything gate-shaped. */
+export type GateLike = Pick<Gate, 'evaluate'>;
+
+/** Where the call comes from: feeds drift detection and resource/audience conditions. */
+export interface CallEnvironment {
+  ip?: string;
+  device?: string;
+  geo?: GeoLocation;
+  originIp?: string;
+  originDevice?: string;
+  originGeo?: GeoLocation;
+  resource?: string;
+  audience?: string;
+}
+
+export interface AdapterOptions<RunContext = unknown> {
+  /** Who acts. Taken from the host application (a value or the run context), never from model output. */
+  principal: FromRun<Principal, RunContext>;
+  sessionId?: FromRun<string, RunContext>;
+  /** IP, device, geo, resource, audience for this call. */
+  environment?: FromRun<CallEnvironment, RunContext>;
+  /** Default: the tool name. */
+  actionName?: string | ((toolName: string) => string);
+  /** `observe`: evaluate and report every call but let the tool run anyway. Default `enforce`. */
+  mode?: 'enforce' | 'observe';
+  /** Called once per evaluated call, after the verdict and before the tool runs. */
+  onDecision?: (decision: GateDecision) => void | Promise<void>;
+}
+
+/** One attempted tool call, as the adapter saw it. */
+export interface ToolCallAttempt<RunContext> {
+  toolName: string;
+  /** The arguments as the tool would receive them. Non-objects are wrapped as `{ input }`. */
+  args: unknown;
+  /** The framework's tool-call id; the gate charges a callId once. */
+  callId?: string | undefined;
+  run: RunContext;
+}
+
+export type DeniedVerdict = RefuseVerdict | InvalidateVerdict;
+
+export type GateDecision = {
+  toolName: string;
+  actionName: string;
+  callId: string | undefined;
+  mode: 'enforce' | 'observe';
+} & (
+  | { allowed: true; verdict: Verdict; /** Observe mode: what enforcement would have shown the model. */ refusal?: string }
+  | { allowed: false; verdict: DeniedVerdict; refusal: string }
+);
+
+/** Thrown by adapters whose framework turns a tool error into the text the model sees. */
+export class ToolCallRefused extends Error {
+  readonly verdict: DeniedVerdict;
+  constructor(verdict: DeniedVerdict) {
+    super(formatRefusal(verdict));
+    this.name = 'ToolCallRefused';
+    this.verdict = verdict;
+  }
+}
+
+function adapterRefusal(evaluator: string, reason: string): RefuseVerdict {
+  return { kind: 'refuse', evaluationId: randomUUID(), code: 'INVALID_CONTEXT', evaluator, reason };
+}
+
+async function resolve<T, R>(source: FromRun<T, R> | undefined, run: R): Promise<T | undefined> {
+  if (typeof source === 'function') return (source as (run: R) => MaybePromise<T | undefined>)(run);
+  return source;
+}
+
+/** Tool arguments as plain JSON, the shape a tool receives over the wire. */
+export function toParams(args: unknown): Record<string, unknown> {
+  if (args === undefined || args === null) return {};
+  const json: unknown = JSON.parse(JSON.stringify(args));
+  if (json !== null && typeof json === 'object' && !Array.isArray(json)) return json as Record<string, unknown>;
+  return { input: json };
+}
+
+export function actionNameFor(opts: Pick<AdapterOptions, 'actionName'>, toolName: string): string {
+  const { actionName } = opts;
+  if (typeof actionName === 'function') return actionName(toolName);
+  return actionName ?? toolName;
+}
+
+/**
+ * Asks the gate about one tool call. Never throws: a missing principal, arguments that are not
+ * JSON, or a gate that throws all come back as a refusal (fail closed, in observe mode too).
+ */
+export async function decideToolCall<R>(gate: GateLike, opts: AdapterOptions<R>, attempt: ToolCallAttempt<R>): Promise<GateDecision> {
+  const mode = opts.mode ?? 'enforce';
+  let actionName = attempt.toolName;
+  const base = () => ({ toolName: attempt.toolName, actionName, callId: attempt.callId, mode });
+  const deny = (verdict: DeniedVerdict): GateDecision => ({ ...base(), allowed: false, verdict, refusal: formatRefusal(verdict) });
+
+  let decision: GateDecision;
+  try {
+    actionName = actionNameFor(opts, attempt.toolName);
+    decision = await evaluateAttempt(gate, opts, attempt, actionName, mode, base, deny);
+  } catch (err) {
+    process.stderr.write(`kavach: tool call '${attempt.toolName}' could not be evaluated: ${(err as Error)?.message ?? String(err)}\n`);
+    decision = deny(adapterRefusal('gate', 'the call could not be evaluated'));
+  }
+  await report(opts, decision);
+  return decision;
+}
+
+async function evaluateAttempt<R>(
+  gate: GateLike, opts: AdapterOptions<R>, attempt: ToolCallAttempt<R>, actionName: string, mode: 'enforce' | 'observe',
+  base: () => Omit<GateDecision, 'allowed' | 'verdict' | 'refusal'>, deny: (v: DeniedVerdict) => GateDecision,
+): Promise<GateDecision> {
+  let principal: Principal | undefined;
+  try {
+    principal = await resolve(opts.principal, attempt.run);
+  } catch {
+    return deny(adapterRefusal('adapter', 'the principal could not be resolved'));
+  }
+  if (principal === undefined || principal === null) return deny(adapterRefusal('adapter', 'no principal for this call'));
+
+  let params: Record<string, unknown>;
+  try {
+    params = toParams(attempt.args);
+  } catch {
+    return deny(adapterRefusal('adapter', 'the tool arguments are not JSON'));
+  }
+  const sessionId = await resolve(opts.sessionId, attempt.run);
+  const environment = (await resolve(opts.environment, attempt.run)) ?? {};
+
+  const ctx: ActionContext = { principalId: principal.id, principalKind: principal.kind, actionName, params };
+  if (principal.roles !== undefined) ctx.roles = principal.roles;
+  if (sessionId !== undefined) ctx.sessionId = sessionId;
+  if (attempt.callId !== undefined && attempt.callId !== '') ctx.callId = attempt.callId;
+  for (const key of ['ip', 'device', 'geo', 'originIp', 'originDevice', 'originGeo', 'resource', 'audience'] as const) {
+    if (environment[key] !== undefined) (ctx as unknown as Record<string, unknown>)[key] = environment[key];
+  }
+
+  const verdict = await gate.evaluate(ctx);
+  if (verdict.kind === 'permit') return { ...base(), allowed: true, verdict };
+  if (mode === 'observe') return { ...base(), allowed: true, verdict, refusal: formatRefusal(verdict) };
+  return deny(verdict);
+}
+
+async function report<R>(opts: AdapterOptions<R>, decision: GateDecision): Promise<void> {
+  if (!opts.onDecision) return;
+  try {
+    await opts.onDecision(decision);
+  } catch (err) {
+    // An observer must not change the outcome; say so on stderr and carry on.
+    process.stderr.write(`kavach: onDecision callback failed: ${(err as Error)?.message ?? String(err)}\n`);
+  }
+}
+
+export { formatRefusal };
