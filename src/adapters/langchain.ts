@@ -78,8 +78,8 @@ export function guardTool<T extends StructuredToolInterface>(tool: T, gate: Gate
   return copy;
 }
 
-/** `guardTool` over a list, keeping the tuple's element types. */
-export function guardTools<const T extends readonly StructuredToolInterface[]>(tools: T, gate: GateLike, opts: LangChainAdapterOptions): T {
+/** `guardTool` over a list, keeping the array (or tuple) type. */
+export function guardTools<T extends readonly StructuredToolInterface[]>(tools: T, gate: GateLike, opts: LangChainAdapterOptions): T {
   return tools.map((tool) => guardTool(tool, gate, opts)) as unknown as T;
 }
 
