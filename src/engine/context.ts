@@ -162,8 +162,8 @@ function copyJson(value: unknown, path: string, depth: number, budget: { nodes: 
  */
 export function validateContext(input: unknown): ValidContext {
   if (!isPlainObject(input)) fail('context must be a plain object');
-  for (const key of Object.keys(input)) {
-    if (!CONTEXT_KEYS.has(key)) fail(`unknown context field "${key}"`);
+  for (const key in input) {
+    if (!CONTEXT_KEYS.has(key) && Object.hasOwn(input, key)) fail(`unknown context field "${key}"`);
   }
   const raw = input as Record<string, unknown>;
   const principalKind = raw.principalKind;
@@ -183,21 +183,18 @@ export function validateContext(input: unknown): ValidContext {
     actionName: identifier(raw.actionName, 'actionName', true) as string,
     params: copyParams(raw.params),
   };
-  const resource = raw.resource === undefined ? undefined : typeof raw.resource === 'string' && raw.resource.length <= 4096 && !CONTROL_CHARS.test(raw.resource) ? raw.resource : fail('resource must be a string without control characters');
-  if (resource !== undefined) ctx.resource = resource;
-  const optional = {
-    sessionId: identifier(raw.sessionId, 'sessionId', false),
-    device: identifier(raw.device, 'device', false),
-    originDevice: identifier(raw.originDevice, 'originDevice', false),
-    callId: identifier(raw.callId, 'callId', false),
-    audience: identifier(raw.audience, 'audience', false),
-    ip: ipAddress(raw.ip, 'ip'),
-    originIp: ipAddress(raw.originIp, 'originIp'),
-    geo: geoLocation(raw.geo, 'geo'),
-    originGeo: geoLocation(raw.originGeo, 'originGeo'),
-  };
-  for (const [key, value] of Object.entries(optional)) {
-    if (value !== undefined) (ctx as unknown as Record<string, unknown>)[key] = value;
+  if (raw.resource !== undefined) {
+    if (typeof raw.resource !== 'string' || raw.resource.length > 4096 || CONTROL_CHARS.test(raw.resource)) fail('resource must be a string without control characters');
+    ctx.resource = raw.resource;
   }
+  if (raw.sessionId !== undefined) ctx.sessionId = identifier(raw.sessionId, 'sessionId', true);
+  if (raw.device !== undefined) ctx.device = identifier(raw.device, 'device', true);
+  if (raw.originDevice !== undefined) ctx.originDevice = identifier(raw.originDevice, 'originDevice', true);
+  if (raw.callId !== undefined) ctx.callId = identifier(raw.callId, 'callId', true);
+  if (raw.audience !== undefined) ctx.audience = identifier(raw.audience, 'audience', true);
+  if (raw.ip !== undefined) ctx.ip = ipAddress(raw.ip, 'ip');
+  if (raw.originIp !== undefined) ctx.originIp = ipAddress(raw.originIp, 'originIp');
+  if (raw.geo !== undefined) ctx.geo = geoLocation(raw.geo, 'geo');
+  if (raw.originGeo !== undefined) ctx.originGeo = geoLocation(raw.originGeo, 'originGeo');
   return ctx;
 }

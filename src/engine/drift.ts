@@ -95,7 +95,7 @@ export function detectDrift(ctx: ValidContext, session: SessionState, cfg: Resol
   if (cfg.device === 'strict' && originDevice !== undefined && ctx.device !== originDevice) {
     return { level: 'violation', detector: 'device', reason: 'device changed during the session' };
   }
-  const perMinute = session.recent.length;
+  const perMinute = session.recentCalls;
   if (perMinute > cfg.maxActionsPerMinute) {
     return { level: 'violation', detector: 'behaviour', reason: `${perMinute} calls in the last minute (limit ${cfg.maxActionsPerMinute})` };
   }

@@ -44,14 +44,23 @@ function isPromise<T>(value: MaybePromise<T>): value is Promise<T> {
   return typeof (value as { then?: unknown })?.then === 'function';
 }
 
-/** Runs a store call; any throw or rejection becomes a StoreFailure (STORE_UNAVAILABLE). */
-async function fromStore<T>(call: () => MaybePromise<T>): Promise<T> {
+function storeError(err: unknown): never {
+  throw new StoreFailure((err as Error)?.message ?? String(err), { cause: err });
+}
+
+/**
+ * Runs a store call and hands its answer to `next`, synchronously when the store answered
+ * synchronously (in-memory stores cost no promise hop). Any throw or rejection of the store
+ * becomes a StoreFailure (STORE_UNAVAILABLE); errors from `next` pass through unchanged.
+ */
+function withStore<T, R>(call: () => MaybePromise<T>, next: (value: T) => MaybePromise<R>): MaybePromise<R> {
+  let result: MaybePromise<T>;
   try {
-    const result = call();
-    return isPromise(result) ? await result : result;
+    result = call();
   } catch (err) {
-    throw new StoreFailure((err as Error)?.message ?? String(err), { cause: err });
+    storeError(err);
   }
+  return isPromise(result) ? result.then(next, storeError) : next(result);
 }
 
 interface Decision {
@@ -186,10 +195,12 @@ export class Gate {
     }
     let decision: Decision;
     try {
-      decision = await this.decide(ctx, evaluationId, now);
+      const pending = this.decide(ctx, evaluationId, now);
+      decision = isPromise(pending) ? await pending : pending;
     } catch (err) {
       decision = { verdict: failureVerdict(err, evaluationId) };
     }
+    if (!this.observeOnly && !this.signer && !this.audit) return decision.verdict;
     return this.conclude(decision, ctx, now);
   }
 
@@ -201,46 +212,58 @@ export class Gate {
 
   // -------------------------------------------------------------------------------------------
 
-  private async decide(ctx: ValidContext, evaluationId: string, now: number): Promise<Decision> {
-    let session: SessionState | undefined;
-    if (ctx.sessionId !== undefined) {
-      const sessionId = ctx.sessionId;
-      const observed = await fromStore(() => this.sessions.observe({
+  private decide(ctx: ValidContext, evaluationId: string, now: number): MaybePromise<Decision> {
+    const sessionId = ctx.sessionId;
+    if (sessionId === undefined) return this.decideWithSession(ctx, evaluationId, now, undefined);
+    return withStore(
+      () => this.sessions.observe({
         principalId: ctx.principalId, sessionId, ip: ctx.ip, device: ctx.device, geo: ctx.geo, now, behaviourWindowMs: BEHAVIOUR_WINDOW_MS,
-      }));
-      if (observed.invalid) return { verdict: refuse(evaluationId, 'SESSION_INVALID', 'session', observed.reason) };
-      session = observed.session;
+      }),
+      (observed) => {
+        if (observed.invalid) return { verdict: refuse(evaluationId, 'SESSION_INVALID', 'session', observed.reason) };
+        return this.decideWithSession(ctx, evaluationId, now, observed.session);
+      },
+    );
+  }
+
+  /** Drift first (a drifting session is invalidated whatever the policy says), then policy, invariants, limits. */
+  private decideWithSession(ctx: ValidContext, evaluationId: string, now: number, session: SessionState | undefined): MaybePromise<Decision> {
+    if (session) {
       if (session.principalId !== ctx.principalId) {
         return { verdict: refuse(evaluationId, 'SESSION_INVALID', 'session', 'the session belongs to another principal') };
       }
       if (this.drift) {
         const drift = detectDrift(ctx, session, this.drift, now);
-        if (drift.level === 'violation') return this.invalidateSession(ctx, sessionId, evaluationId, `${drift.detector} drift: ${drift.reason}`, now);
+        if (drift.level === 'violation') return this.invalidateSession(ctx.sessionId as string, evaluationId, `${drift.detector} drift: ${drift.reason}`, now);
         if (drift.level === 'warn') return { verdict: refuse(evaluationId, 'DRIFT_DETECTED', 'drift', `${drift.detector} drift: ${drift.reason}`) };
       }
     }
-    const evalInput: EvalInput = { ctx, now, session };
-    const plan = this.policySet.plan(evalInput);
+    const input: EvalInput = { ctx, now, session };
+    const plan = this.policySet.plan(input);
     if (plan.kind === 'refuse') {
       const verdict = refuse(evaluationId, plan.code, 'policy', plan.reason);
       if (plan.policy !== undefined) verdict.policy = plan.policy;
       return { verdict };
     }
-    for (const invariant of this.codeInvariants.concat(this.fileInvariants)) {
-      if (!invariant.appliesTo(ctx.actionName)) continue;
-      const violation = invariant.violation(evalInput);
-      if (violation !== undefined) return { verdict: refuse(evaluationId, 'INVARIANT_VIOLATION', 'invariant', violation) };
+    for (const list of [this.codeInvariants, this.fileInvariants]) {
+      for (const invariant of list) {
+        if (!invariant.appliesTo(ctx.actionName)) continue;
+        const violation = invariant.violation(input);
+        if (violation !== undefined) return { verdict: refuse(evaluationId, 'INVARIANT_VIOLATION', 'invariant', violation) };
+      }
     }
-    return this.resolveSteps(plan.steps, evalInput, evaluationId);
+    const chargeId = ctx.callId !== undefined
+      ? hashArgs({ c: ctx.callId, p: ctx.principalId, a: ctx.actionName, x: ctx.params })
+      : evaluationId;
+    return this.resolveSteps(plan.steps, 0, input, evaluationId, chargeId, undefined);
   }
 
-  /** The last policy step: refuse, permit, or check-and-charge rate limits and budgets. */
-  private async resolveSteps(steps: readonly CompiledPolicy[], input: EvalInput, evaluationId: string): Promise<Decision> {
-    let limited: RefuseVerdict | undefined;
-    const chargeId = input.ctx.callId !== undefined
-      ? hashArgs({ c: input.ctx.callId, p: input.ctx.principalId, a: input.ctx.actionName, x: input.ctx.params })
-      : evaluationId;
-    for (const policy of steps) {
+  /** The last policy step: refuse, permit, or check-and-charge rate limits and budgets, in order. */
+  private resolveSteps(
+    steps: readonly CompiledPolicy[], from: number, input: EvalInput, evaluationId: string, chargeId: string, limited: RefuseVerdict | undefined,
+  ): MaybePromise<Decision> {
+    for (let i = from; i < steps.length; i++) {
+      const policy = steps[i] as CompiledPolicy;
       if (policy.effect === 'refuse') {
         const verdict = refuse(evaluationId, 'POLICY_DENIED', 'policy', `'${policy.name}' refuses '${input.ctx.actionName}'`);
         verdict.policy = policy.name;
@@ -248,23 +271,29 @@ export class Gate {
       }
       if (policy.stateful.length === 0) return { verdict: { kind: 'permit', evaluationId, policy: policy.name } };
       const charges = policy.stateful.map(({ condition, position }) => (condition.charge as NonNullable<typeof condition.charge>)(input, policy.name, position));
-      const result = await fromStore(() => this.rate.checkAndCharge(charges, chargeId, input.now));
-      if (result.admitted) return { verdict: { kind: 'permit', evaluationId, policy: policy.name }, charged: { charges, chargeId } };
-      if (!limited) {
-        const failed = policy.stateful[result.index]?.condition;
-        limited = refuse(evaluationId, 'RATE_LIMITED', 'policy', `'${policy.name}' ${failed?.describe ?? 'is rate limited'}`);
-        limited.policy = policy.name;
-        if (result.retryAfterMs !== undefined) limited.retryAfterMs = result.retryAfterMs;
-      }
+      return withStore(
+        () => this.rate.checkAndCharge(charges, chargeId, input.now),
+        (result): MaybePromise<Decision> => {
+          if (result.admitted) return { verdict: { kind: 'permit', evaluationId, policy: policy.name }, charged: { charges, chargeId } };
+          let first = limited;
+          if (!first) {
+            const failed = policy.stateful[result.index]?.condition;
+            first = refuse(evaluationId, 'RATE_LIMITED', 'policy', `'${policy.name}' ${failed?.describe ?? 'is rate limited'}`);
+            first.policy = policy.name;
+            if (result.retryAfterMs !== undefined) first.retryAfterMs = result.retryAfterMs;
+          }
+          return this.resolveSteps(steps, i + 1, input, evaluationId, chargeId, first);
+        },
+      );
     }
     return { verdict: limited ?? refuse(evaluationId, 'NO_POLICY_MATCH', 'policy', `no policy permits '${input.ctx.actionName}'`) };
   }
 
-  private async invalidateSession(ctx: ValidContext, sessionId: string, evaluationId: string, reason: string, now: number): Promise<Decision> {
+  private async invalidateSession(sessionId: string, evaluationId: string, reason: string, now: number): Promise<Decision> {
     const scope: InvalidationScope = { type: 'session', sessionId };
     // Observe mode reports the invalidation but must not act on it.
     if (!this.observeOnly) {
-      await fromStore(() => this.sessions.invalidate(scope, reason, now));
+      await withStore(() => this.sessions.invalidate(scope, reason, now), () => undefined);
       try {
         await this.bus.publish({ scope, reason, at: now, origin: this.id });
       } catch (err) {

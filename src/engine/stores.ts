@@ -45,33 +45,40 @@ interface WindowEntry {
   id: string;
 }
 
+/** A sliding-window log: entries oldest first from `head`, with their running sum and ids. */
+interface Window {
+  entries: WindowEntry[];
+  head: number;
+  sum: number;
+  ids: Map<string, number>;
+}
+
 export class InMemoryRateStore implements RateStore {
-  private readonly windows = new Map<string, WindowEntry[]>();
+  private readonly windows = new Map<string, Window>();
   private chargesSinceSweep = 0;
 
   checkAndCharge(charges: readonly RateCharge[], chargeId: string, now: number): ChargeResult {
-    const lists: WindowEntry[][] = [];
+    const windows: Window[] = [];
     let alreadyCharged = chargeId !== '';
     for (const charge of charges) {
-      const list = this.live(charge.key, charge.windowMs, now);
-      lists.push(list);
-      if (alreadyCharged && !list.some((e) => e.id === chargeId)) alreadyCharged = false;
+      const w = this.live(charge.key, charge.windowMs, now);
+      windows.push(w);
+      if (alreadyCharged && !w.ids.has(chargeId)) alreadyCharged = false;
     }
     if (alreadyCharged) return { admitted: true };
     for (let i = 0; i < charges.length; i++) {
       const charge = charges[i] as RateCharge;
-      const list = lists[i] as WindowEntry[];
-      let used = 0;
-      for (const e of list) used += e.amount;
-      if (used + charge.amount > charge.max) {
-        return { admitted: false, index: i, retryAfterMs: retryAfter(list, used, charge, now) };
+      const w = windows[i] as Window;
+      if (w.sum + charge.amount > charge.max) {
+        return { admitted: false, index: i, retryAfterMs: retryAfter(w.entries.slice(w.head), w.sum, charge, now) };
       }
     }
     for (let i = 0; i < charges.length; i++) {
       const charge = charges[i] as RateCharge;
-      const list = lists[i] as WindowEntry[];
-      list.push({ at: now, amount: charge.amount, id: chargeId });
-      if (list.length === 1) this.windows.set(charge.key, list);
+      const w = windows[i] as Window;
+      w.entries.push({ at: now, amount: charge.amount, id: chargeId });
+      w.sum += charge.amount;
+      w.ids.set(chargeId, (w.ids.get(chargeId) ?? 0) + 1);
     }
     if (++this.chargesSinceSweep >= 10_000) this.sweep(now);
     return { admitted: true };
@@ -79,31 +86,54 @@ export class InMemoryRateStore implements RateStore {
 
   refund(charges: readonly RateCharge[], chargeId: string): void {
     for (const charge of charges) {
-      const list = this.windows.get(charge.key);
-      if (!list) continue;
-      const at = list.findIndex((e) => e.id === chargeId);
-      if (at >= 0) list.splice(at, 1);
+      const w = this.windows.get(charge.key);
+      if (!w || !w.ids.has(chargeId)) continue;
+      for (let i = w.entries.length - 1; i >= w.head; i--) {
+        const e = w.entries[i] as WindowEntry;
+        if (e.id !== chargeId) continue;
+        w.entries.splice(i, 1);
+        w.sum -= e.amount;
+        forget(w, chargeId);
+        break;
+      }
     }
   }
 
-  /** Entries still inside the window, oldest first. */
-  private live(key: string, windowMs: number, now: number): WindowEntry[] {
-    const list = this.windows.get(key);
-    if (!list) return [];
-    let drop = 0;
-    while (drop < list.length && (list[drop] as WindowEntry).at <= now - windowMs) drop++;
-    if (drop > 0) list.splice(0, drop);
-    return list;
+  /** The key's window with everything older than `windowMs` dropped. */
+  private live(key: string, windowMs: number, now: number): Window {
+    let w = this.windows.get(key);
+    if (!w) {
+      w = { entries: [], head: 0, sum: 0, ids: new Map() };
+      this.windows.set(key, w);
+      return w;
+    }
+    const cutoff = now - windowMs;
+    while (w.head < w.entries.length && (w.entries[w.head] as WindowEntry).at <= cutoff) {
+      const e = w.entries[w.head++] as WindowEntry;
+      w.sum -= e.amount;
+      forget(w, e.id);
+    }
+    if (w.head > 1024 && w.head * 2 > w.entries.length) {
+      w.entries = w.entries.slice(w.head);
+      w.head = 0;
+    }
+    return w;
   }
 
   /** Forget keys whose windows emptied, so idle principals do not hold memory forever. */
   private sweep(now: number): void {
     this.chargesSinceSweep = 0;
-    for (const [key, list] of this.windows) {
-      const newest = list[list.length - 1];
-      if (!newest || newest.at < now - 366 * 86_400_000) this.windows.delete(key);
+    for (const [key, w] of this.windows) {
+      const newest = w.entries[w.entries.length - 1];
+      if (!newest || w.head >= w.entries.length || newest.at < now - 366 * 86_400_000) this.windows.delete(key);
     }
   }
+}
+
+function forget(w: Window, id: string): void {
+  const n = (w.ids.get(id) ?? 1) - 1;
+  if (n <= 0) w.ids.delete(id);
+  else w.ids.set(id, n);
 }
 
 /** How long until enough of the window expires for `charge` to fit; undefined if it never can. */
@@ -128,8 +158,8 @@ export interface SessionState {
   originGeo?: GeoLocation;
   /** Calls attempted in the session, this one included. */
   actionCount: number;
-  /** Times of the calls attempted in the last behaviour window, this one included. */
-  recent: number[];
+  /** Calls attempted in the last behaviour window (`behaviourWindowMs`), this one included. */
+  recentCalls: number;
 }
 
 export interface SessionObservation {
@@ -166,8 +196,16 @@ export interface SessionStoreOptions {
   idleTtlMs?: number;
 }
 
+interface StoredSession {
+  state: SessionState;
+  /** Call times inside the behaviour window, oldest first from `head`. */
+  times: number[];
+  head: number;
+  lastSeen: number;
+}
+
 export class InMemorySessionStore implements SessionStore {
-  private readonly sessions = new Map<string, SessionState & { lastSeen: number }>();
+  private readonly sessions = new Map<string, StoredSession>();
   private readonly invalidSessions = new Map<string, { reason: string; at: number }>();
   private readonly principalCutoffs = new Map<string, { reason: string; at: number }>();
   private globalCutoff: { reason: string; at: number } | undefined;
@@ -181,33 +219,37 @@ export class InMemorySessionStore implements SessionStore {
   observe(obs: SessionObservation): ObserveResult {
     const bad = this.invalidSessions.get(obs.sessionId);
     if (bad) return { invalid: true, reason: bad.reason };
-    let state = this.sessions.get(obs.sessionId);
-    if (state && obs.now - state.lastSeen > this.idleTtlMs) {
+    let stored = this.sessions.get(obs.sessionId);
+    if (stored && obs.now - stored.lastSeen > this.idleTtlMs) {
       this.sessions.delete(obs.sessionId);
-      state = undefined;
+      stored = undefined;
     }
-    const startedAt = state?.startedAt ?? obs.now;
+    const startedAt = stored?.state.startedAt ?? obs.now;
     const cutoff = this.principalCutoffs.get(obs.principalId);
     if (cutoff && startedAt <= cutoff.at) return { invalid: true, reason: cutoff.reason };
     if (this.globalCutoff && startedAt <= this.globalCutoff.at) return { invalid: true, reason: this.globalCutoff.reason };
-    if (!state) {
-      state = { principalId: obs.principalId, startedAt: obs.now, actionCount: 0, recent: [], lastSeen: obs.now };
+    if (!stored) {
+      const state: SessionState = { principalId: obs.principalId, startedAt: obs.now, actionCount: 0, recentCalls: 0 };
       if (obs.ip !== undefined) state.originIp = obs.ip;
       if (obs.device !== undefined) state.originDevice = obs.device;
       if (obs.geo !== undefined) state.originGeo = obs.geo;
-      this.sessions.set(obs.sessionId, state);
+      stored = { state, times: [], head: 0, lastSeen: obs.now };
+      this.sessions.set(obs.sessionId, stored);
     }
-    state.actionCount++;
-    state.lastSeen = obs.now;
     const since = obs.now - obs.behaviourWindowMs;
-    let drop = 0;
-    while (drop < state.recent.length && (state.recent[drop] as number) <= since) drop++;
-    if (state.recent.length - drop >= MAX_RECENT) drop = state.recent.length - MAX_RECENT + 1;
-    if (drop > 0) state.recent.splice(0, drop);
-    state.recent.push(obs.now);
+    while (stored.head < stored.times.length && (stored.times[stored.head] as number) <= since) stored.head++;
+    if (stored.times.length - stored.head >= MAX_RECENT) stored.head = stored.times.length - MAX_RECENT + 1;
+    if (stored.head > 256 && stored.head * 2 > stored.times.length) {
+      stored.times = stored.times.slice(stored.head);
+      stored.head = 0;
+    }
+    stored.times.push(obs.now);
+    stored.lastSeen = obs.now;
+    stored.state.actionCount++;
+    stored.state.recentCalls = stored.times.length - stored.head;
     if (++this.observations % 10_000 === 0) this.sweep(obs.now);
-    const { lastSeen: _lastSeen, ...snapshot } = state;
-    return { invalid: false, session: { ...snapshot, recent: state.recent.slice() } };
+    // Callers get their own copy: nothing they do can change the store.
+    return { invalid: false, session: { ...stored.state } };
   }
 
   invalidate(scope: InvalidationScope, reason: string, now: number): void {

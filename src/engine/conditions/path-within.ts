@@ -23,9 +23,15 @@ function unsafePath(path: string): boolean {
   return path.split('/').some((segment) => segment === '..');
 }
 
+// Paths with nothing to normalise (the common case) skip the split and normalise.
+const NEEDS_CARE = /[%\\\0]|\/\.|\/\//;
+
 export function pathWithin(value: unknown, roots: readonly string[]): boolean {
-  if (typeof value !== 'string' || value.length === 0 || value.length > 4096) return false;
-  if (!value.startsWith('/') || unsafePath(value)) return false;
-  const clean = posix.normalize(value);
+  if (typeof value !== 'string' || value.length === 0 || value.length > 4096 || value.charCodeAt(0) !== 47) return false;
+  let clean = value;
+  if (NEEDS_CARE.test(value)) {
+    if (unsafePath(value)) return false;
+    clean = posix.normalize(value);
+  }
   return roots.some((root) => clean === root || clean.startsWith(root === '/' ? '/' : root + '/'));
 }

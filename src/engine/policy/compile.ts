@@ -27,8 +27,6 @@ export interface Condition {
   why(input: EvalInput): string;
   /** Stateful conditions: the counter to charge for this call. */
   charge?(input: EvalInput, policyName: string, position: number): RateCharge;
-  /** Exact action names when this is an `action` condition without wildcards (for indexing). */
-  actions?: readonly string[];
 }
 
 type Per = (typeof PER_SCOPES)[number];
@@ -104,9 +102,7 @@ const BUILDERS: Record<string, (value: never) => Condition> = {
     const patterns = oneOrMany(v);
     const match = compileGlobs(patterns);
     const describe = `action matches ${list(patterns)}`;
-    const cond: Condition = { key: 'action', describe, test: ({ ctx }) => match(ctx.actionName), why: ({ ctx }) => `${describe} (got "${ctx.actionName}")` };
-    if (patterns.every((p) => !p.includes('*'))) cond.actions = patterns;
-    return cond;
+    return { key: 'action', describe, test: ({ ctx }) => match(ctx.actionName), why: ({ ctx }) => `${describe} (got "${ctx.actionName}")` };
   },
   resource: (v: string | string[]) => {
     const match = compileGlobs(oneOrMany(v));
@@ -146,7 +142,18 @@ const BUILDERS: Record<string, (value: never) => Condition> = {
   url_host_in: (v: { field: string; hosts: string[]; schemes?: string[] }) => {
     const hostAllowed = compileHostPatterns(v.hosts);
     const schemes = v.schemes ?? ['http', 'https'];
-    return fieldCondition('url_host_in', v.field, `${v.field} is a ${schemes.join('/')} URL on ${list(v.hosts)}`, (x) => urlHostAllowed(x, hostAllowed, schemes));
+    // Agents call the same few URLs again and again; a bounded memo saves the WHATWG parse.
+    const memo = new Map<string, boolean>();
+    return fieldCondition('url_host_in', v.field, `${v.field} is a ${schemes.join('/')} URL on ${list(v.hosts)}`, (x) => {
+      if (typeof x !== 'string') return false;
+      let ok = memo.get(x);
+      if (ok === undefined) {
+        ok = urlHostAllowed(x, hostAllowed, schemes);
+        if (memo.size >= 1024) memo.clear();
+        if (x.length <= 512) memo.set(x, ok);
+      }
+      return ok;
+    });
   },
   ip_in: (v: { cidrs: string[] }) => {
     const inside = compileCidrs(v.cidrs);

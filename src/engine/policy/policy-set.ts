@@ -10,8 +10,10 @@ export interface CompiledPolicy {
   conditions: readonly Condition[];
   /** Conditions that are pure tests (rate_limit/budget contribute only their precondition). */
   stateful: readonly { condition: Condition; position: number }[];
-  /** Exact action names this policy can apply to; undefined when any action may match. */
-  actions?: ReadonlySet<string>;
+  /** Whether the policy's top-level `action` conditions admit an action name (true when it has none). */
+  appliesTo: (action: string) => boolean;
+  /** The conditions left to test once `appliesTo` holds. */
+  rest: readonly Condition[];
 }
 
 /** Outcome of the stateless pass. Charging (and so the final answer) comes after drift and invariants. */
@@ -42,7 +44,7 @@ export class PolicySet {
   candidates(action: string): readonly CompiledPolicy[] {
     let found = this.byAction.get(action);
     if (found) return found;
-    found = this.policies.filter((p) => p.actions === undefined || p.actions.has(action));
+    found = this.policies.filter((p) => p.appliesTo(action));
     if (this.byAction.size >= CACHE_LIMIT) this.byAction.clear();
     this.byAction.set(action, found);
     return found;
@@ -103,8 +105,9 @@ export class PolicySet {
   }
 }
 
+/** Whether a candidate policy (one whose action conditions already hold) matches, limits aside. */
 export function holds(policy: CompiledPolicy, input: EvalInput): boolean {
-  const conditions = policy.conditions;
+  const conditions = policy.rest;
   for (let i = 0; i < conditions.length; i++) if (!(conditions[i] as Condition).test(input)) return false;
   return true;
 }
@@ -116,17 +119,14 @@ function subject(input: EvalInput): string {
 function compilePolicy(spec: PolicySpec): CompiledPolicy {
   const conditions = spec.conditions.map(compileCondition);
   const stateful = conditions.flatMap((condition, position) => (condition.charge ? [{ condition, position }] : []));
-  let actions: Set<string> | undefined;
-  for (const c of conditions) {
-    if (c.key !== 'action') continue;
-    if (!c.actions) continue;
-    const next = new Set(c.actions);
-    // Several action conditions must all hold: only names in every one can apply.
-    actions = actions ? new Set([...actions].filter((a) => next.has(a))) : next;
-  }
-  const policy: CompiledPolicy = { name: spec.name, effect: spec.effect, priority: spec.priority, conditions, stateful };
+  // Action conditions depend on the action name alone: they are checked once per name, when
+  // `candidates` builds its cache, and never again per call.
+  const actionConditions = conditions.filter((c) => c.key === 'action');
+  const probe = (action: string): EvalInput => ({ ctx: { actionName: action } as EvalInput['ctx'], now: 0, session: undefined });
+  const appliesTo = (action: string) => actionConditions.every((c) => c.test(probe(action)));
+  const rest = conditions.filter((c) => c.key !== 'action');
+  const policy: CompiledPolicy = { name: spec.name, effect: spec.effect, priority: spec.priority, conditions, stateful, appliesTo, rest };
   if (spec.description !== undefined) policy.description = spec.description;
-  if (actions) policy.actions = actions;
   return policy;
 }
 
