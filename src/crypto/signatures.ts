@@ -1,0 +1,146 @@
+/**
+ * The signature envelope every Kavach signature uses (permits, audit checkpoints, key manifests,
+ * invalidation messages). Binary, then base64url:
+ *
+ *   0x01 | mode (0x01 pq, 0x02 hybrid) | kid (16 bytes) | ML-DSA-65 sig (3309) | [Ed25519 sig (64)]
+ *
+ * Both algorithms sign the same bytes: "kavach/v1/<domain>" 0x00 | the 18-byte header | message.
+ * ML-DSA also gets the FIPS 204 context string "kavach/<domain>". The header (and so the mode) is
+ * inside the signed bytes: stripping the Ed25519 half of a hybrid signature does not yield a valid
+ * PQ-only one.
+ */
+import { ED25519_SIGNATURE, MLDSA65_SIGNATURE, ed25519Verify, mlDsa } from './backend.ts';
+import { concatBytes, fromBase64Url, toBase64Url, utf8 } from './encoding.ts';
+import { PermitError } from './errors.ts';
+import type { PublicKeyDirectory } from './key-directory.ts';
+import { KID_LENGTH, KeyPair, kidToBytes, resolveBundle, type PublicKeyBundle, type ResolvedBundle } from './keys.ts';
+
+export type SignatureMode = 'hybrid' | 'pq';
+
+const VERSION = 0x01;
+const MODE_BYTE: Record<SignatureMode, number> = { pq: 0x01, hybrid: 0x02 };
+const HEADER = 2 + KID_LENGTH;
+const DOMAIN = /^[A-Za-z0-9][A-Za-z0-9._:/-]{0,99}$/;
+
+/** Envelope length for each mode, in bytes. */
+export const ENVELOPE_BYTES: Record<SignatureMode, number> = {
+  pq: HEADER + MLDSA65_SIGNATURE,
+  hybrid: HEADER + MLDSA65_SIGNATURE + ED25519_SIGNATURE,
+};
+
+function checkMode(mode: SignatureMode): void {
+  if (mode !== 'hybrid' && mode !== 'pq') throw new TypeError(`signature mode must be 'hybrid' or 'pq', not ${String(mode)}`);
+}
+
+function checkDomain(domain: string): void {
+  if (typeof domain !== 'string' || !DOMAIN.test(domain)) throw new TypeError(`invalid signature domain ${JSON.stringify(domain)}`);
+}
+
+function signedBytes(domain: string, header: Uint8Array, message: Uint8Array): Uint8Array {
+  return concatBytes(utf8(`kavach/v1/${domain}\0`), header, message);
+}
+
+function contextString(domain: string): Uint8Array {
+  return utf8(`kavach/${domain}`);
+}
+
+/** Signs `message` under a domain tag; returns a compact base64url envelope naming kid and mode. */
+export async function signEnvelope(kp: KeyPair, mode: SignatureMode, domain: string, message: Uint8Array): Promise<string> {
+  return toBase64Url(signEnvelopeBytes(kp, mode, domain, message));
+}
+
+export function signEnvelopeBytes(kp: KeyPair, mode: SignatureMode, domain: string, message: Uint8Array): Uint8Array {
+  checkMode(mode);
+  checkDomain(domain);
+  if (!(message instanceof Uint8Array)) throw new TypeError('message must be a Uint8Array');
+  const kid = kidToBytes(kp.kid) as Uint8Array;
+  const header = new Uint8Array(HEADER);
+  header[0] = VERSION;
+  header[1] = MODE_BYTE[mode];
+  header.set(kid, 2);
+  const data = signedBytes(domain, header, message);
+  const keys = KeyPair._signingKeys(kp);
+  const pqSig = keys.mldsa.sign(data, contextString(domain));
+  if (mode === 'pq') return concatBytes(header, pqSig);
+  return concatBytes(header, pqSig, keys.ed25519.sign(data));
+}
+
+export interface ParsedEnvelope {
+  mode: SignatureMode;
+  kid: string;
+  header: Uint8Array;
+  pqSig: Uint8Array;
+  edSig: Uint8Array | undefined;
+}
+
+/** Structural parse only (no key, no signature check). Throws PermitError BAD_FORMAT. */
+export function parseEnvelope(envelope: string): ParsedEnvelope {
+  const bytes = typeof envelope === 'string' ? fromBase64Url(envelope) : undefined;
+  if (!bytes) throw new PermitError('BAD_FORMAT', 'signature envelope is not canonical base64url');
+  if (bytes.length < HEADER || bytes[0] !== VERSION) throw new PermitError('BAD_FORMAT', 'unknown signature envelope version');
+  const mode: SignatureMode | undefined = bytes[1] === MODE_BYTE.pq ? 'pq' : bytes[1] === MODE_BYTE.hybrid ? 'hybrid' : undefined;
+  if (!mode) throw new PermitError('BAD_FORMAT', 'unknown signature mode');
+  if (bytes.length !== ENVELOPE_BYTES[mode]) throw new PermitError('BAD_FORMAT', `a ${mode} signature envelope is ${ENVELOPE_BYTES[mode]} bytes, not ${bytes.length}`);
+  const pqEnd = HEADER + MLDSA65_SIGNATURE;
+  return {
+    mode,
+    kid: toBase64Url(bytes.subarray(2, HEADER)),
+    header: bytes.subarray(0, HEADER),
+    pqSig: bytes.subarray(HEADER, pqEnd),
+    edSig: mode === 'hybrid' ? bytes.subarray(pqEnd) : undefined,
+  };
+}
+
+type KeySource = PublicKeyBundle | PublicKeyDirectory;
+
+function lookup(keys: KeySource, kid: string): ResolvedBundle {
+  const dir = keys as Partial<PublicKeyDirectory>;
+  let bundle: PublicKeyBundle | undefined;
+  if (typeof dir.get === 'function') {
+    bundle = dir.get(kid);
+  } else {
+    const single = keys as PublicKeyBundle;
+    if (single?.kid === kid) bundle = single;
+  }
+  if (!bundle) throw new PermitError('UNKNOWN_KEY', `no public key with kid ${kid}`);
+  try {
+    return resolveBundle(bundle);
+  } catch (err) {
+    throw new PermitError('UNKNOWN_KEY', `the public key ${kid} is unusable: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+/**
+ * Verifies an envelope; returns the signer's kid. Throws PermitError with a stable code:
+ * BAD_FORMAT, ALG_MISMATCH (the envelope's mode is not `mode`), UNKNOWN_KEY, BAD_SIGNATURE,
+ * KEY_EXPIRED (a valid signature by a key past its expiry at `now`).
+ */
+export async function verifyEnvelope(
+  keys: KeySource, mode: SignatureMode, domain: string, message: Uint8Array, envelope: string, opts: { now?: number } = {},
+): Promise<{ kid: string }> {
+  return verifyEnvelopeSync(keys, mode, domain, message, envelope, opts);
+}
+
+export function verifyEnvelopeSync(
+  keys: KeySource, mode: SignatureMode, domain: string, message: Uint8Array, envelope: string, opts: { now?: number } = {},
+): { kid: string } {
+  checkMode(mode);
+  checkDomain(domain);
+  if (!(message instanceof Uint8Array)) throw new TypeError('message must be a Uint8Array');
+  const env = parseEnvelope(envelope);
+  if (env.mode !== mode) {
+    throw new PermitError('ALG_MISMATCH', `expected a ${mode} signature, got ${env.mode === 'pq' ? 'a PQ-only' : 'a hybrid'} one`);
+  }
+  const key = lookup(keys, env.kid);
+  const data = signedBytes(domain, env.header, message);
+  // Both halves are always checked; either failing fails the whole.
+  const pqOk = mlDsa().verify(key.mldsa65, data, env.pqSig, contextString(domain));
+  const edOk = env.edSig === undefined || ed25519Verify(key.ed25519, data, env.edSig);
+  if (!pqOk || !edOk) throw new PermitError('BAD_SIGNATURE', 'signature does not verify');
+  const now = opts.now ?? Date.now();
+  const expires = key.bundle.expires;
+  if (expires !== undefined && now >= expires) {
+    throw new PermitError('KEY_EXPIRED', `key ${env.kid} expired at ${new Date(expires).toISOString()}`);
+  }
+  return { kid: env.kid };
+}
