@@ -34,19 +34,16 @@ export function compileInvariants(specs: readonly InvariantSpec[], origin: strin
   return specs.map((spec, i) => {
     const path = `${origin}[${i}]`;
     if (spec === null || typeof spec !== 'object') throw new PolicyError(path, 'an invariant must be an object');
-    const { actions, check, ...rest } = spec as InvariantSpec & { check?: unknown; actions?: unknown };
-    if (actions !== undefined && (!Array.isArray(actions) || actions.length === 0 || !actions.every((a) => typeof a === 'string' && a.length > 0))) {
-      throw new PolicyError(`${path}.actions`, 'must be a non-empty array of action globs');
-    }
-    const appliesTo = actions ? compileGlobs(actions as string[]) : () => true;
+    const { check, ...rest } = spec as InvariantSpec & { check?: unknown };
     let invariant: Invariant;
     if (check !== undefined) {
       if (typeof check !== 'function') throw new PolicyError(`${path}.check`, 'must be a function');
-      if (typeof rest.name !== 'string' || rest.name.length === 0) throw new PolicyError(`${path}.name`, 'must be a non-empty string');
-      if (Object.keys(rest).some((k) => k !== 'name' && k !== 'description')) throw new PolicyError(path, 'a check invariant takes only name, description, actions and check');
-      invariant = predicateInvariant(rest.name, check as (ctx: ActionContext) => boolean, appliesTo);
+      const { name, description: _description, actions, ...extra } = rest as { name?: unknown; description?: unknown; actions?: unknown };
+      if (typeof name !== 'string' || name.length === 0) throw new PolicyError(`${path}.name`, 'must be a non-empty string');
+      if (Object.keys(extra).length > 0) throw new PolicyError(path, 'a check invariant takes only name, description, actions and check');
+      invariant = predicateInvariant(name, check as (ctx: ActionContext) => boolean, actionsMatcher(parseInvariant({ name, actions, max_actions_per_session: 1 }, path).actions));
     } else {
-      invariant = fromSpec(parseInvariant(rest, path), appliesTo);
+      invariant = fromFileSpec(parseInvariant(rest, path));
     }
     if (names.has(invariant.name)) throw new PolicyError(`${path}.name`, `duplicate invariant name "${invariant.name}"`);
     names.add(invariant.name);
@@ -56,7 +53,15 @@ export function compileInvariants(specs: readonly InvariantSpec[], origin: strin
 
 /** File invariants parsed by the policy loader. */
 export function compileFileInvariants(specs: readonly FileInvariantSpec[]): Invariant[] {
-  return specs.map((spec) => fromSpec(spec, () => true));
+  return specs.map(fromFileSpec);
+}
+
+function actionsMatcher(actions: readonly string[] | undefined): Matcher {
+  return actions ? compileGlobs(actions) : () => true;
+}
+
+function fromFileSpec(spec: FileInvariantSpec): Invariant {
+  return fromSpec(spec, actionsMatcher(spec.actions));
 }
 
 function predicateInvariant(name: string, check: (ctx: ActionContext) => boolean, appliesTo: Matcher): Invariant {

@@ -101,12 +101,13 @@ const INVARIANT_RULES = Object.keys(INVARIANT_SCHEMAS);
 export function parseInvariant(raw: unknown, path: string): FileInvariantSpec {
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) throw new PolicyError(path, 'an invariant must be a table');
   const record = raw as Record<string, unknown>;
-  const { name, description, ...rest } = record;
+  const { name, description, actions, ...rest } = record;
   if (typeof name !== 'string' || name.length === 0) throw new PolicyError(`${path}.name`, 'must be a non-empty string');
   if (description !== undefined && typeof description !== 'string') throw new PolicyError(`${path}.description`, 'must be a string');
   const key = singleKey(rest, path, 'invariant rule', INVARIANT_RULES);
   const schema = INVARIANT_SCHEMAS[key as keyof typeof INVARIANT_SCHEMAS];
   const spec = { name, [key]: parseAt(schema, rest[key], `${path}.${key}`) } as FileInvariantSpec;
   if (description !== undefined) spec.description = description;
+  if (actions !== undefined) spec.actions = parseAt(INVARIANT_SCHEMAS.allowed_actions, actions, `${path}.actions`);
   return spec;
 }

@@ -86,7 +86,8 @@ export const INVARIANT_SCHEMAS = {
 } as const;
 export type InvariantKey = keyof typeof INVARIANT_SCHEMAS;
 export type InvariantRule = { [K in InvariantKey]: { [P in K]: z.infer<(typeof INVARIANT_SCHEMAS)[K]> } }[InvariantKey];
-export type FileInvariantSpec = { name: string; description?: string } & InvariantRule;
+/** `actions` (globs) limits an invariant to some actions; by default it applies to every call. */
+export type FileInvariantSpec = { name: string; description?: string; actions?: string[] } & InvariantRule;
 
 export const policyHeaderSchema = z.strictObject({
   name: z.string().min(1, 'must not be empty').max(256),
