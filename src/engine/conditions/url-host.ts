@@ -18,8 +18,13 @@ export function compileHostPatterns(patterns: readonly string[]): Matcher {
   return (host) => exact.has(host) || suffixes.some((m) => m(host));
 }
 
+const AMBIGUOUS = /[\\\u0000-\u0020\u007f]/;
+
 export function urlHostAllowed(value: unknown, hostAllowed: Matcher, schemes: readonly string[]): boolean {
   if (typeof value !== 'string' || value.length > 8192) return false;
+  // WHATWG reads `\` as `/` and drops tabs/newlines; curl, requests and friends do not. A URL
+  // two parsers read differently (`https://good.com\@evil.com`) is refused, not guessed at.
+  if (AMBIGUOUS.test(value)) return false;
   let url: URL;
   try {
     url = new URL(value);
@@ -30,6 +35,7 @@ export function urlHostAllowed(value: unknown, hostAllowed: Matcher, schemes: re
   if (url.username !== '' || url.password !== '') return false;
   let host = url.hostname.toLowerCase();
   if (host.endsWith('.')) host = host.slice(0, -1);
-  if (host === '') return false;
+  // `https://.example.com` would match `*.example.com` with an empty label: no real host.
+  if (host === '' || host.startsWith('.') || host.includes('..')) return false;
   return hostAllowed(host);
 }
