@@ -1,0 +1,50 @@
+import { parseArgs, stringFlag } from '../cli/args.ts';
+import { loadConfig } from './config.ts';
+import { approvePending, readPins, type ToolDefinition } from './pinning.ts';
+
+/**
+ * `kavach mcp approve-tools --config kavach.toml [server.tool ...] [--list]`: shows each held-back
+ * tool's change and accepts it (all of them, or the ones named). A running proxy picks the
+ * approval up from the pin file at once.
+ */
+export async function approveTools(argv: string[]): Promise<number> {
+  const args = parseArgs(argv, ['list']);
+  const configPath = stringFlag(args, 'config');
+  if (!configPath) {
+    process.stderr.write('kavach mcp approve-tools: --config is required\n');
+    return 2;
+  }
+  const config = await loadConfig(configPath);
+  const file = config.tools.pinsFile;
+  const current = await readPins(file);
+  const pending = Object.keys(current.pending);
+  if (pending.length === 0) {
+    process.stdout.write(`no tool is waiting for approval (${file})\n`);
+    return 0;
+  }
+  const unknown = args.positionals.filter((a) => !pending.includes(a));
+  if (unknown.length > 0) {
+    process.stderr.write(`not waiting for approval: ${unknown.join(', ')} (waiting: ${pending.join(', ')})\n`);
+    return 1;
+  }
+  for (const action of pending) {
+    if (args.positionals.length > 0 && !args.positionals.includes(action)) continue;
+    process.stdout.write(describeChange(action, current.tools[action]?.definition, current.pending[action]?.definition));
+  }
+  if (args.flags.has('list')) return 0;
+  const { approved } = await approvePending(file, args.positionals);
+  process.stdout.write(`approved ${approved.length} tool${approved.length === 1 ? '' : 's'}: ${approved.join(', ')}\n`);
+  return 0;
+}
+
+function describeChange(action: string, before: ToolDefinition | undefined, after: ToolDefinition | undefined): string {
+  const lines = [`${action} changed:`];
+  const keys = new Set([...Object.keys(before ?? {}), ...Object.keys(after ?? {})]);
+  for (const key of keys) {
+    const a = JSON.stringify((before as Record<string, unknown> | undefined)?.[key]);
+    const b = JSON.stringify((after as Record<string, unknown> | undefined)?.[key]);
+    if (a === b) continue;
+    lines.push(`  ${key}:`, `  - ${a ?? '(none)'}`, `  + ${b ?? '(none)'}`);
+  }
+  return `${lines.join('\n')}\n`;
+}

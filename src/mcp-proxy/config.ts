@@ -1,0 +1,259 @@
+import { readFile } from 'node:fs/promises';
+import { dirname, extname, isAbsolute, join, resolve } from 'node:path';
+import { parse as parseToml } from 'smol-toml';
+import { z } from 'zod';
+import { PRINCIPAL_KINDS, type PrincipalKind } from '../engine/context.ts';
+import { parseDuration } from '../engine/duration.ts';
+import { ConfigError } from '../engine/errors.ts';
+
+/** Server names become tool-name prefixes, so they keep to the characters MCP clients accept. */
+const SERVER_NAME = /^[a-zA-Z0-9-]{1,32}$|^[a-zA-Z0-9][a-zA-Z0-9_-]{0,31}$/;
+
+const duration = z.union([z.string(), z.number()]).transform((v, ctx) => {
+  try {
+    return parseDuration(v);
+  } catch (err) {
+    ctx.addIssue({ code: 'custom', message: (err as Error).message });
+    return z.NEVER;
+  }
+});
+
+const principalKind = z.enum(PRINCIPAL_KINDS);
+const stringMap = z.record(z.string(), z.string());
+
+const stdioServer = z.strictObject({
+  command: z.string().min(1),
+  args: z.array(z.string()).default([]),
+  env: stringMap.default({}),
+  cwd: z.string().min(1).optional(),
+});
+
+const httpServer = z.strictObject({
+  url: z.url({ protocol: /^https?$/ }),
+  headers: stringMap.default({}),
+});
+
+/** Picks the schema by its discriminating key so errors name the real bad field. */
+const serverSchema = z.record(z.string(), z.unknown()).transform((s, ctx) => {
+  const schema = 'command' in s ? stdioServer : 'url' in s ? httpServer : undefined;
+  if (!schema) {
+    ctx.addIssue({ code: 'custom', message: 'a server needs either `command` (stdio) or `url` (Streamable HTTP)' });
+    return z.NEVER;
+  }
+  const parsed = schema.safeParse(s);
+  if (!parsed.success) {
+    for (const issue of parsed.error.issues) ctx.addIssue({ ...issue, code: 'custom', message: describeIssue(issue), path: issue.path } as never);
+    return z.NEVER;
+  }
+  return parsed.data as z.output<typeof stdioServer> | z.output<typeof httpServer>;
+});
+
+const httpClient = z.strictObject({
+  token: z.string().min(16, 'a client token needs at least 16 characters'),
+  principal_id: z.string().min(1),
+  principal_kind: principalKind,
+  roles: z.array(z.string()).default([]),
+});
+
+const configSchema = z.strictObject({
+  gate: z.strictObject({
+    policy: z.string().min(1),
+    observe_only: z.boolean().default(false),
+    permit_ttl: duration.optional(),
+  }),
+  identity: z.strictObject({
+    principal_id: z.string().min(1),
+    principal_kind: principalKind,
+    roles: z.array(z.string()).default([]),
+  }).optional(),
+  keys: z.strictObject({
+    path: z.string().min(1),
+    passphrase_env: z.string().min(1).optional(),
+    mode: z.enum(['hybrid', 'pq']).default('hybrid'),
+  }).optional(),
+  audit: z.strictObject({
+    path: z.string().min(1),
+  }).optional(),
+  redis: z.strictObject({
+    url: z.string().regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL'),
+  }).optional(),
+  tools: z.strictObject({
+    /** List every upstream tool, not only those the principal could be permitted. */
+    show_all: z.boolean().default(false),
+    /** Rug-pull protection: pin tool definitions on first sight. */
+    pinning: z.boolean().default(true),
+    /** Where pins are kept; default `tool-pins.json` next to the audit log (or the config). */
+    pins_file: z.string().min(1).optional(),
+    /** Longest a forwarded call may run upstream. */
+    call_timeout: duration.default(600_000),
+  }).default({ show_all: false, pinning: true, call_timeout: 600_000 }),
+  servers: z.record(z.string(), serverSchema).refine((s) => Object.keys(s).length > 0, 'at least one server is required'),
+  http: z.strictObject({
+    listen: z.string().min(1).default('127.0.0.1:8787'),
+    /** Extra Origins allowed besides the listen address itself (DNS-rebinding protection). */
+    allowed_origins: z.array(z.string()).default([]),
+    clients: z.array(httpClient).default([]),
+  }).optional(),
+});
+
+export interface StdioServerConfig {
+  kind: 'stdio';
+  name: string;
+  command: string;
+  args: string[];
+  env: Record<string, string>;
+  cwd?: string;
+}
+
+export interface HttpServerConfig {
+  kind: 'http';
+  name: string;
+  url: string;
+  headers: Record<string, string>;
+}
+
+export type ServerConfig = StdioServerConfig | HttpServerConfig;
+
+export interface PrincipalConfig {
+  principalId: string;
+  principalKind: PrincipalKind;
+  roles: string[];
+}
+
+export interface HttpClientConfig extends PrincipalConfig {
+  token: string;
+}
+
+export interface ProxyConfig {
+  /** Absolute path of the file this came from (undefined for an in-memory config). */
+  file?: string;
+  gate: { policy: string; observeOnly: boolean; permitTtlMs?: number };
+  identity?: PrincipalConfig;
+  keys?: { path: string; passphraseEnv?: string; mode: 'hybrid' | 'pq' };
+  audit?: { path: string };
+  redis?: { url: string };
+  tools: { showAll: boolean; pinning: boolean; pinsFile: string; callTimeoutMs: number };
+  servers: ServerConfig[];
+  http?: { listen: string; allowedOrigins: string[]; clients: HttpClientConfig[] };
+}
+
+/** Reads `kavach.toml` (or `.json`): strict, `${VAR}` expanded, paths relative to the file. */
+export async function loadConfig(path: string, env: NodeJS.ProcessEnv = process.env): Promise<ProxyConfig> {
+  const file = resolve(path);
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (err) {
+    throw new ConfigError('', `cannot read config ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+  return parseConfigText(text, extname(file).toLowerCase() === '.json' ? 'json' : 'toml', { file, env });
+}
+
+export function parseConfigText(text: string, format: 'toml' | 'json', opts: { file?: string; env?: NodeJS.ProcessEnv } = {}): ProxyConfig {
+  let doc: unknown;
+  try {
+    doc = format === 'json' ? JSON.parse(text) : parseToml(text);
+  } catch (err) {
+    throw new ConfigError('', `not valid ${format.toUpperCase()}: ${(err as Error).message}`);
+  }
+  return parseConfig(doc, opts);
+}
+
+/** Validates a config document. Relative paths resolve from `opts.file`'s directory (else the cwd). */
+export function parseConfig(doc: unknown, opts: { file?: string; env?: NodeJS.ProcessEnv } = {}): ProxyConfig {
+  const env = opts.env ?? process.env;
+  const expanded = expandEnv(doc, '', env);
+  const result = configSchema.safeParse(expanded);
+  if (!result.success) {
+    const issue = result.error.issues[0] as z.core.$ZodIssue;
+    throw new ConfigError(formatPath(issue.path), describeIssue(issue));
+  }
+  const raw = result.data;
+  const base = opts.file ? dirname(opts.file) : process.cwd();
+  const abs = (p: string): string => (isAbsolute(p) ? p : resolve(base, p));
+
+  const servers: ServerConfig[] = [];
+  for (const [name, s] of Object.entries(raw.servers)) {
+    if (!SERVER_NAME.test(name) || name.includes('__')) {
+      throw new ConfigError(`servers.${name}`, 'server names use letters, digits, "-" and single "_" (at most 32 characters)');
+    }
+    if ('command' in s) {
+      const server: StdioServerConfig = { kind: 'stdio', name, command: s.command, args: s.args, env: s.env };
+      if (s.cwd !== undefined) server.cwd = abs(s.cwd);
+      servers.push(server);
+    } else {
+      servers.push({ kind: 'http', name, url: s.url, headers: s.headers });
+    }
+  }
+
+  const config: ProxyConfig = {
+    gate: { policy: abs(raw.gate.policy), observeOnly: raw.gate.observe_only },
+    tools: {
+      showAll: raw.tools.show_all,
+      pinning: raw.tools.pinning,
+      pinsFile: abs(raw.tools.pins_file ?? (raw.audit ? join(dirname(abs(raw.audit.path)), 'tool-pins.json') : 'tool-pins.json')),
+      callTimeoutMs: raw.tools.call_timeout,
+    },
+    servers,
+  };
+  if (opts.file) config.file = opts.file;
+  if (raw.gate.permit_ttl !== undefined) config.gate.permitTtlMs = raw.gate.permit_ttl;
+  if (raw.identity) config.identity = { principalId: raw.identity.principal_id, principalKind: raw.identity.principal_kind, roles: raw.identity.roles };
+  if (raw.keys) {
+    config.keys = { path: abs(raw.keys.path), mode: raw.keys.mode };
+    if (raw.keys.passphrase_env !== undefined) config.keys.passphraseEnv = raw.keys.passphrase_env;
+  }
+  if (raw.audit) config.audit = { path: abs(raw.audit.path) };
+  if (raw.redis) config.redis = { url: raw.redis.url };
+  if (raw.http) {
+    const tokens = new Set<string>();
+    raw.http.clients.forEach((c, i) => {
+      if (tokens.has(c.token)) throw new ConfigError(`http.clients[${i}].token`, 'duplicate token');
+      tokens.add(c.token);
+    });
+    config.http = {
+      listen: raw.http.listen,
+      allowedOrigins: raw.http.allowed_origins,
+      clients: raw.http.clients.map((c) => ({ token: c.token, principalId: c.principal_id, principalKind: c.principal_kind, roles: c.roles })),
+    };
+  }
+  return config;
+}
+
+/** `${VAR}` in any string value reads the environment; an unset variable is an error, not "". */
+function expandEnv(value: unknown, path: string, env: NodeJS.ProcessEnv): unknown {
+  if (typeof value === 'string') {
+    return value.replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g, (_, name: string) => {
+      const v = env[name];
+      if (v === undefined) throw new ConfigError(path, `environment variable ${name} is not set`);
+      return v;
+    });
+  }
+  if (Array.isArray(value)) return value.map((v, i) => expandEnv(v, `${path}[${i}]`, env));
+  if (value !== null && typeof value === 'object' && !(value instanceof Date)) {
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(value)) out[k] = expandEnv(v, path ? `${path}.${k}` : k, env);
+    return out;
+  }
+  return value;
+}
+
+function formatPath(path: readonly PropertyKey[]): string {
+  let out = '';
+  for (const p of path) out += typeof p === 'number' ? `[${p}]` : out ? `.${String(p)}` : String(p);
+  return out;
+}
+
+function describeIssue(issue: z.core.$ZodIssue): string {
+  if (issue.code === 'unrecognized_keys') return `unknown key${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')}`;
+  if (issue.code === 'invalid_type' && issue.input === undefined) return 'is required';
+  return issue.message;
+}
+
+/** Splits `HOST:PORT` (`[::1]:8787` too); the host defaults to 127.0.0.1. */
+export function parseListen(listen: string): { host: string; port: number } {
+  const m = /^(?:\[([0-9a-fA-F:]+)\]|([^:]*)):(\d{1,5})$/.exec(listen) ?? /^()()(\d{1,5})$/.exec(listen);
+  const port = m ? Number(m[3]) : NaN;
+  if (!m || !(port >= 0 && port <= 65535)) throw new ConfigError('http.listen', `"${listen}" is not HOST:PORT`);
+  return { host: m[1] || m[2] || '127.0.0.1', port };
+}

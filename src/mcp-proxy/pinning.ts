@@ -1,0 +1,129 @@
+import { randomUUID } from 'node:crypto';
+import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { canonicalJson, hashArgs } from '../engine/canonical-json.ts';
+
+/** The parts of a tool definition a model reads; a change to any of them is a new tool. */
+export interface ToolDefinition {
+  name: string;
+  title?: string;
+  description?: string;
+  inputSchema?: unknown;
+  outputSchema?: unknown;
+  annotations?: unknown;
+}
+
+export interface PinEntry {
+  hash: string;
+  definition: ToolDefinition;
+  at: string;
+}
+
+export interface PinFile {
+  version: 1;
+  /** Approved definitions, by action (`server.tool`). */
+  tools: Record<string, PinEntry>;
+  /** Definitions seen that differ from the approved one, waiting for `kavach mcp approve-tools`. */
+  pending: Record<string, PinEntry>;
+}
+
+export type PinStatus = 'pinned' | 'new' | 'changed';
+
+export function definitionOf(tool: ToolDefinition): ToolDefinition {
+  const d: ToolDefinition = { name: tool.name };
+  if (tool.title !== undefined) d.title = tool.title;
+  if (tool.description !== undefined) d.description = tool.description;
+  if (tool.inputSchema !== undefined) d.inputSchema = tool.inputSchema;
+  if (tool.outputSchema !== undefined) d.outputSchema = tool.outputSchema;
+  if (tool.annotations !== undefined) d.annotations = tool.annotations;
+  return JSON.parse(canonicalJson(d)) as ToolDefinition;
+}
+
+export function hashDefinition(tool: ToolDefinition): string {
+  return hashArgs(definitionOf(tool));
+}
+
+export async function readPins(path: string): Promise<PinFile> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { version: 1, tools: {}, pending: {} };
+    throw err;
+  }
+  const doc = JSON.parse(text) as Partial<PinFile>;
+  if (doc.version !== 1 || typeof doc.tools !== 'object' || doc.tools === null) throw new Error(`${path} is not a kavach tool-pin file`);
+  return { version: 1, tools: doc.tools, pending: doc.pending ?? {} };
+}
+
+/** Atomic replace, so a crash mid-write never leaves a half file (which would unpin everything). */
+export async function writePins(path: string, pins: PinFile): Promise<void> {
+  await mkdir(dirname(path), { recursive: true });
+  const tmp = `${path}.${randomUUID()}.tmp`;
+  await writeFile(tmp, `${JSON.stringify(pins, null, 2)}\n`, { mode: 0o600 });
+  await rename(tmp, path);
+}
+
+/**
+ * Tool pinning (rug-pull protection). The first definition seen of a tool is trusted and pinned;
+ * a later different one is held back (hidden, calls refused) until approved.
+ */
+export class ToolPins {
+  private pins: PinFile = { version: 1, tools: {}, pending: {} };
+  private writing: Promise<void> = Promise.resolve();
+
+  constructor(readonly path: string, private readonly log: (msg: string) => void) {}
+
+  async load(): Promise<void> {
+    this.pins = await readPins(this.path);
+  }
+
+  /** Classifies the tools of one server, pinning new ones. Returns the actions held back. */
+  async check(server: string, tools: readonly ToolDefinition[]): Promise<Set<string>> {
+    const changed = new Set<string>();
+    let dirty = false;
+    const now = new Date().toISOString();
+    for (const tool of tools) {
+      const action = `${server}.${tool.name}`;
+      const hash = hashDefinition(tool);
+      const pinned = this.pins.tools[action];
+      if (!pinned) {
+        this.pins.tools[action] = { hash, definition: definitionOf(tool), at: now };
+        dirty = true;
+      } else if (pinned.hash !== hash) {
+        changed.add(action);
+        if (this.pins.pending[action]?.hash !== hash) {
+          this.pins.pending[action] = { hash, definition: definitionOf(tool), at: now };
+          dirty = true;
+          this.log(`tool ${action} changed its definition since it was pinned; hidden until \`kavach mcp approve-tools\``);
+        }
+      } else if (this.pins.pending[action]) {
+        delete this.pins.pending[action];
+        dirty = true;
+      }
+    }
+    if (dirty) await this.save();
+    return changed;
+  }
+
+  private save(): Promise<void> {
+    const snapshot = structuredClone(this.pins);
+    this.writing = this.writing.then(() => writePins(this.path, snapshot)).catch((err: unknown) => this.log(`could not write ${this.path}: ${String(err)}`));
+    return this.writing;
+  }
+}
+
+/** `kavach mcp approve-tools`: pending definitions become the pinned ones. */
+export async function approvePending(path: string, only?: readonly string[]): Promise<{ approved: string[]; pins: PinFile; before: PinFile }> {
+  const pins = await readPins(path);
+  const before = structuredClone(pins);
+  const approved: string[] = [];
+  for (const [action, entry] of Object.entries(pins.pending)) {
+    if (only && only.length > 0 && !only.includes(action)) continue;
+    pins.tools[action] = { ...entry, at: new Date().toISOString() };
+    delete pins.pending[action];
+    approved.push(action);
+  }
+  if (approved.length > 0) await writePins(path, pins);
+  return { approved, pins, before };
+}

@@ -1,0 +1,477 @@
+import { randomUUID } from 'node:crypto';
+import type { Server } from '@modelcontextprotocol/sdk/server/index.js';
+import {
+  CallToolResultSchema, CompleteResultSchema, CreateMessageResultSchema, ElicitResultSchema, ErrorCode, GetPromptResultSchema,
+  ListRootsResultSchema, McpError, ReadResourceResultSchema,
+  type CallToolResult, type ClientCapabilities, type LoggingLevel, type Prompt, type Resource, type ResourceTemplate, type Tool,
+} from '@modelcontextprotocol/sdk/types.js';
+import type { Gate } from '../engine/gate.ts';
+import { formatRefusal } from '../engine/refusal.ts';
+import type { RefuseVerdict, Verdict } from '../engine/verdict.ts';
+import type { PrincipalConfig, ProxyConfig } from './config.ts';
+import type { ToolPins } from './pinning.ts';
+import { exposeNames, type UpstreamName } from './tool-names.ts';
+import { Upstream, type ClientRequestRelay } from './upstream.ts';
+import { couldBePermitted } from './visibility.ts';
+
+export const PERMIT_META_KEY = 'dev.kavach/permit';
+export const VERDICT_META_KEY = 'dev.kavach/verdict';
+export const OBSERVED_META_KEY = 'dev.kavach/observed';
+
+/** Refusals the proxy gives itself, before the gate is asked. */
+export type ProxyRefuseCode = 'TOOL_CHANGED' | 'UPSTREAM_UNAVAILABLE';
+export type ProxyRefusal = Omit<RefuseVerdict, 'code'> & { code: ProxyRefuseCode };
+
+/** What the proxy appends to the audit log after a forwarded call. */
+export interface OutcomeRecord {
+  type: 'outcome';
+  time: number;
+  evaluationId: string;
+  action: string;
+  outcome: 'ok' | 'tool_error' | 'upstream_failure';
+  durationMs: number;
+}
+
+export interface OutcomeSink {
+  append(record: OutcomeRecord): Promise<unknown>;
+}
+
+interface ExposedTool {
+  exposed: string;
+  upstream: Upstream;
+  tool: Tool;
+  action: string;
+  changed: boolean;
+}
+
+interface ExposedPrompt {
+  upstream: Upstream;
+  prompt: Prompt;
+}
+
+/** A downstream client connection (stdio: the one; HTTP: one per MCP session). */
+export interface ProxySession {
+  id: string;
+  principal: PrincipalConfig;
+  server: Server;
+}
+
+export interface ProxyCoreOptions {
+  config: ProxyConfig;
+  gate: Gate;
+  pins?: ToolPins;
+  outcomes?: OutcomeSink;
+  log: (message: string) => void;
+}
+
+/** Upper bound on how long a first listing waits for upstreams still starting. */
+const STARTUP_WAIT_MS = 20_000;
+
+/**
+ * The proxy's shared state: the upstreams, the name maps, the gate. Sessions call into it; it
+ * never writes to stdout.
+ */
+export class ProxyCore {
+  readonly upstreams: Upstream[];
+  readonly sessions = new Set<ProxySession>();
+  private tools = new Map<string, ExposedTool>();
+  private prompts = new Map<string, ExposedPrompt>();
+  private resourceOwners = new Map<string, Upstream>();
+  private templateOwners = new Map<string, Upstream>();
+  private changedActions = new Map<string, Set<string>>();
+  private visibleCache = new Map<string, Tool[]>();
+  private started = false;
+  private ready: Promise<void> = Promise.resolve();
+  gate: Gate;
+  private readonly config: ProxyConfig;
+  private readonly pins: ToolPins | undefined;
+  private readonly outcomes: OutcomeSink | undefined;
+  private readonly log: (message: string) => void;
+  private readonly notify = { tools: false, prompts: false, resources: false };
+  private notifyTimer: NodeJS.Timeout | undefined;
+  private lastSession: ProxySession | undefined;
+
+  constructor(opts: ProxyCoreOptions) {
+    this.config = opts.config;
+    this.gate = opts.gate;
+    this.pins = opts.pins;
+    this.outcomes = opts.outcomes;
+    this.log = opts.log;
+    const relay: ClientRequestRelay = (request, signal) => this.relayToClient(request, signal);
+    this.upstreams = opts.config.servers.map((s) => new Upstream(s, {
+      log: this.log,
+      changed: (u, what) => void this.onUpstreamChanged(u, what),
+      logMessage: (u, params) => {
+        for (const s of this.sessions) void s.server.sendLoggingMessage({ ...params, logger: params.logger ? `${u.name}/${params.logger}` : u.name }).catch(() => undefined);
+      },
+      resourceUpdated: (_u, params) => {
+        for (const s of this.sessions) void s.server.sendResourceUpdated(params).catch(() => undefined);
+      },
+      relay,
+    }));
+  }
+
+  /** Starts every upstream once, asking them only for what the downstream client can answer. */
+  startUpstreams(clientCapabilities: ClientCapabilities | undefined): void {
+    if (this.started) return;
+    this.started = true;
+    const caps: ClientCapabilities = {};
+    if (clientCapabilities?.sampling) caps.sampling = clientCapabilities.sampling;
+    if (clientCapabilities?.elicitation) caps.elicitation = clientCapabilities.elicitation;
+    if (clientCapabilities?.roots) caps.roots = { listChanged: true };
+    for (const u of this.upstreams) u.start(caps);
+    let timer: NodeJS.Timeout | undefined;
+    this.ready = Promise.race([
+      Promise.all(this.upstreams.map((u) => u.settled)).then(() => undefined),
+      new Promise<void>((r) => {
+        timer = setTimeout(r, STARTUP_WAIT_MS);
+        timer.unref();
+      }),
+    ]).finally(() => clearTimeout(timer));
+  }
+
+  addSession(session: ProxySession): void {
+    this.sessions.add(session);
+    this.lastSession = session;
+  }
+
+  removeSession(session: ProxySession): void {
+    this.sessions.delete(session);
+    if (this.lastSession === session) this.lastSession = [...this.sessions].at(-1);
+  }
+
+  async close(): Promise<void> {
+    clearTimeout(this.notifyTimer);
+    await Promise.all(this.upstreams.map((u) => u.close()));
+  }
+
+  // ---- tools ------------------------------------------------------------------------------
+
+  async listTools(principal: PrincipalConfig): Promise<Tool[]> {
+    await this.ready;
+    const key = `${principal.principalKind}\0${principal.principalId}\0${principal.roles.join('\0')}`;
+    let visible = this.visibleCache.get(key);
+    if (visible) return visible;
+    const policies = this.gate.policies;
+    const showAll = this.config.tools.showAll || this.config.gate.observeOnly;
+    visible = [];
+    for (const t of this.tools.values()) {
+      if (t.changed) continue;
+      if (!showAll && !couldBePermitted(policies, principal, t.action)) continue;
+      visible.push({ ...t.tool, name: t.exposed });
+    }
+    if (this.visibleCache.size > 1000) this.visibleCache.clear();
+    this.visibleCache.set(key, visible);
+    return visible;
+  }
+
+  /** The hot path: resolve, gate, forward with the permit, record the outcome. */
+  async callTool(
+    session: ProxySession,
+    params: { name: string; arguments?: Record<string, unknown>; _meta?: Record<string, unknown> },
+    extra: { requestId: string | number; signal: AbortSignal; sendNotification: (n: never) => Promise<void> },
+  ): Promise<CallToolResult> {
+    let entry = this.tools.get(params.name);
+    if (!entry && !this.tools.size) {
+      await this.ready;
+      entry = this.tools.get(params.name);
+    }
+    if (!entry) return { isError: true, content: [{ type: 'text', text: `Unknown tool: ${params.name}` }] };
+    if (entry.changed) {
+      return proxyRefusal('TOOL_CHANGED', 'pinning', `the definition of '${entry.action}' changed since it was approved; an operator must run \`kavach mcp approve-tools\``);
+    }
+    const upstream = entry.upstream;
+    const client = upstream.client;
+    if (upstream.state !== 'ready' || !client) {
+      return proxyRefusal('UPSTREAM_UNAVAILABLE', 'upstream', `server '${upstream.name}' is unavailable (${upstream.lastError ?? upstream.state}); it is being restarted, try again shortly`, false);
+    }
+    const args = params.arguments ?? {};
+    const principal = session.principal;
+    const verdict = await this.gate.evaluate({
+      principalId: principal.principalId,
+      principalKind: principal.principalKind,
+      roles: principal.roles,
+      actionName: entry.action,
+      params: args,
+      sessionId: session.id,
+      audience: upstream.name,
+      callId: `${session.id}:${String(extra.requestId)}`,
+    });
+    if (verdict.kind !== 'permit') return refusalResult(verdict);
+
+    const meta: Record<string, unknown> = {};
+    let progressToken: unknown;
+    if (params._meta) {
+      for (const k in params._meta) {
+        if (k === 'progressToken') progressToken = params._meta[k];
+        else meta[k] = params._meta[k];
+      }
+    }
+    if (verdict.permit !== undefined) meta[PERMIT_META_KEY] = verdict.permit;
+    const options: Parameters<typeof client.request>[2] = { signal: extra.signal, timeout: this.config.tools.callTimeoutMs };
+    if (progressToken !== undefined) {
+      // The upstream gets its own token; its progress is re-tagged with the client's.
+      options.resetTimeoutOnProgress = true;
+      options.onprogress = (p) => {
+        void extra.sendNotification({ method: 'notifications/progress', params: { ...p, progressToken } } as never).catch(() => undefined);
+      };
+    }
+    const forwarded: Record<string, unknown> = { name: entry.tool.name, arguments: args };
+    for (const _ in meta) {
+      forwarded._meta = meta;
+      break;
+    }
+    const started = performance.now();
+    let result: CallToolResult;
+    let outcome: OutcomeRecord['outcome'];
+    try {
+      result = await client.request({ method: 'tools/call', params: forwarded }, CallToolResultSchema, options) as CallToolResult;
+      outcome = result.isError ? 'tool_error' : 'ok';
+    } catch (err) {
+      outcome = 'upstream_failure';
+      if (err instanceof McpError && err.code === ErrorCode.InvalidParams) throw err;
+      const message = extra.signal.aborted ? 'the call was cancelled' : (err as Error).message;
+      result = { isError: true, content: [{ type: 'text', text: `Server '${upstream.name}' failed to answer: ${message}` }] };
+    }
+    if (this.outcomes) {
+      const record: OutcomeRecord = { type: 'outcome', time: Date.now(), evaluationId: verdict.evaluationId, action: entry.action, outcome, durationMs: performance.now() - started };
+      this.outcomes.append(record).catch((err: unknown) => this.log(`audit: could not record the outcome of ${verdict.evaluationId}: ${String(err)}`));
+    }
+    if (verdict.observed && verdict.observed.kind !== 'permit') {
+      result._meta = { ...result._meta, [OBSERVED_META_KEY]: verdict.observed };
+    }
+    return result;
+  }
+
+  // ---- prompts, resources, completions, logging --------------------------------------------
+
+  async listPrompts(): Promise<Prompt[]> {
+    await this.ready;
+    return [...this.prompts.entries()].map(([name, p]) => ({ ...p.prompt, name }));
+  }
+
+  async getPrompt(params: { name: string; arguments?: Record<string, string>; _meta?: Record<string, unknown> }, signal: AbortSignal): Promise<Record<string, unknown>> {
+    await this.ready;
+    const entry = this.prompts.get(params.name);
+    if (!entry) throw new McpError(ErrorCode.InvalidParams, `Unknown prompt: ${params.name}`);
+    const client = this.clientOf(entry.upstream);
+    return client.request({ method: 'prompts/get', params: { ...params, name: entry.prompt.name } }, GetPromptResultSchema, { signal });
+  }
+
+  async listResources(): Promise<Resource[]> {
+    await this.ready;
+    const all: Resource[] = [];
+    const owners = new Map<string, Upstream>();
+    await Promise.all(this.ready_upstreams('resources').map(async (u) => {
+      const client = u.client;
+      if (!client) return;
+      try {
+        let cursor: string | undefined;
+        do {
+          const page = await client.listResources(cursor === undefined ? {} : { cursor });
+          for (const r of page.resources) {
+            if (!owners.has(r.uri)) owners.set(r.uri, u);
+            all.push(r);
+          }
+          cursor = page.nextCursor;
+        } while (cursor !== undefined && all.length < 50_000);
+      } catch (err) {
+        this.log(`upstream ${u.name}: resources/list failed: ${(err as Error).message}`);
+      }
+    }));
+    this.resourceOwners = owners;
+    return all;
+  }
+
+  async listResourceTemplates(): Promise<ResourceTemplate[]> {
+    await this.ready;
+    const all: ResourceTemplate[] = [];
+    const owners = new Map<string, Upstream>();
+    await Promise.all(this.ready_upstreams('resources').map(async (u) => {
+      try {
+        const page = await u.client?.listResourceTemplates();
+        for (const t of page?.resourceTemplates ?? []) {
+          owners.set(t.uriTemplate, u);
+          all.push(t);
+        }
+      } catch (err) {
+        this.log(`upstream ${u.name}: resources/templates/list failed: ${(err as Error).message}`);
+      }
+    }));
+    this.templateOwners = owners;
+    return all;
+  }
+
+  /** Routes by URI: the upstream that listed it, else each resource server in turn. */
+  async readResource(params: { uri: string; _meta?: Record<string, unknown> }, signal: AbortSignal): Promise<Record<string, unknown>> {
+    await this.ready;
+    return this.byUri(params.uri, (client) => client.request({ method: 'resources/read', params }, ReadResourceResultSchema, { signal }));
+  }
+
+  async subscribe(method: 'resources/subscribe' | 'resources/unsubscribe', uri: string): Promise<void> {
+    await this.byUri(uri, async (client) => {
+      if (method === 'resources/subscribe') await client.subscribeResource({ uri });
+      else await client.unsubscribeResource({ uri });
+      return {};
+    });
+  }
+
+  async complete(params: { ref: { type: string; name?: string; uri?: string }; [k: string]: unknown }, signal: AbortSignal): Promise<Record<string, unknown>> {
+    await this.ready;
+    const ref = params.ref;
+    if (ref.type === 'ref/prompt') {
+      const entry = this.prompts.get(ref.name ?? '');
+      if (!entry) throw new McpError(ErrorCode.InvalidParams, `Unknown prompt: ${ref.name}`);
+      return this.clientOf(entry.upstream).request({ method: 'completion/complete', params: { ...params, ref: { ...ref, name: entry.prompt.name } } }, CompleteResultSchema, { signal });
+    }
+    const owner = this.templateOwners.get(ref.uri ?? '') ?? this.resourceOwners.get(ref.uri ?? '');
+    if (!owner) return { completion: { values: [], hasMore: false } };
+    return this.clientOf(owner).request({ method: 'completion/complete', params }, CompleteResultSchema, { signal });
+  }
+
+  async setLogLevel(level: LoggingLevel): Promise<void> {
+    await Promise.all(this.upstreams.map((u) => u.setLogLevel(level).catch(() => undefined)));
+  }
+
+  async rootsChanged(): Promise<void> {
+    await Promise.all(this.upstreams.map((u) => u.client?.sendRootsListChanged().catch(() => undefined)));
+  }
+
+  // ---- policy and pins --------------------------------------------------------------------
+
+  /** After a policy reload or a pin approval: recompute what each principal sees. */
+  async refreshVisibility(reloadPins = false): Promise<void> {
+    if (reloadPins && this.pins) {
+      await this.pins.load();
+      for (const u of this.upstreams) if (u.state === 'ready') await this.checkPins(u);
+      this.rebuildTools();
+    }
+    this.visibleCache.clear();
+    this.schedule('tools');
+  }
+
+  // -----------------------------------------------------------------------------------------
+
+  private ready_upstreams(cap: 'resources' | 'prompts' | 'completions' | 'logging'): Upstream[] {
+    return this.upstreams.filter((u) => u.state === 'ready' && u.serverCapabilities?.[cap]);
+  }
+
+  private clientOf(u: Upstream): NonNullable<Upstream['client']> {
+    if (u.state !== 'ready' || !u.client) throw new McpError(ErrorCode.InternalError, `server '${u.name}' is unavailable (${u.lastError ?? u.state})`);
+    return u.client;
+  }
+
+  private async byUri<T>(uri: string, run: (client: NonNullable<Upstream['client']>) => Promise<T>): Promise<T> {
+    const owner = this.resourceOwners.get(uri);
+    if (owner) return run(this.clientOf(owner));
+    let last: unknown;
+    for (const u of this.ready_upstreams('resources')) {
+      try {
+        return await run(this.clientOf(u));
+      } catch (err) {
+        last = err;
+      }
+    }
+    throw last instanceof Error ? last : new McpError(ErrorCode.InvalidParams, `Resource not found: ${uri}`);
+  }
+
+  private async onUpstreamChanged(u: Upstream, what: 'tools' | 'prompts' | 'resources'): Promise<void> {
+    if (what === 'tools') {
+      if (u.state === 'ready') await this.checkPins(u);
+      this.rebuildTools();
+    } else if (what === 'prompts') {
+      this.rebuildPrompts();
+    }
+    this.schedule(what);
+  }
+
+  private async checkPins(u: Upstream): Promise<void> {
+    if (!this.pins) return;
+    try {
+      this.changedActions.set(u.name, await this.pins.check(u.name, u.tools));
+    } catch (err) {
+      // Fail closed: if pins cannot be checked, hold back every tool of this server.
+      this.log(`pinning: ${String(err)}; holding back the tools of ${u.name}`);
+      this.changedActions.set(u.name, new Set(u.tools.map((t) => `${u.name}.${t.name}`)));
+    }
+  }
+
+  private rebuildTools(): void {
+    const names: UpstreamName[] = [];
+    const byKey = new Map<string, { u: Upstream; tool: Tool }>();
+    for (const u of this.upstreams) {
+      for (const tool of u.tools) {
+        names.push({ server: u.name, name: tool.name });
+        byKey.set(`${u.name}\0${tool.name}`, { u, tool });
+      }
+    }
+    const next = new Map<string, ExposedTool>();
+    for (const [exposed, n] of exposeNames(names)) {
+      const found = byKey.get(`${n.server}\0${n.name}`);
+      if (!found) continue;
+      const action = `${n.server}.${n.name}`;
+      const changed = this.changedActions.get(n.server)?.has(action) ?? false;
+      next.set(exposed, { exposed, upstream: found.u, tool: found.tool, action, changed });
+    }
+    this.tools = next;
+    this.visibleCache.clear();
+  }
+
+  private rebuildPrompts(): void {
+    const names: UpstreamName[] = [];
+    const byKey = new Map<string, ExposedPrompt>();
+    for (const u of this.upstreams) {
+      for (const prompt of u.prompts) {
+        names.push({ server: u.name, name: prompt.name });
+        byKey.set(`${u.name}\0${prompt.name}`, { upstream: u, prompt });
+      }
+    }
+    const next = new Map<string, ExposedPrompt>();
+    for (const [exposed, n] of exposeNames(names)) {
+      const found = byKey.get(`${n.server}\0${n.name}`);
+      if (found) next.set(exposed, found);
+    }
+    this.prompts = next;
+  }
+
+  /** Coalesces list-changed notifications: one per kind per tick, not one per upstream event. */
+  private schedule(what: 'tools' | 'prompts' | 'resources'): void {
+    this.notify[what] = true;
+    if (this.notifyTimer) return;
+    this.notifyTimer = setTimeout(() => {
+      this.notifyTimer = undefined;
+      const n = { ...this.notify };
+      this.notify.tools = this.notify.prompts = this.notify.resources = false;
+      for (const s of this.sessions) {
+        if (n.tools) void s.server.sendToolListChanged().catch(() => undefined);
+        if (n.prompts) void s.server.sendPromptListChanged().catch(() => undefined);
+        if (n.resources) void s.server.sendResourceListChanged().catch(() => undefined);
+      }
+    }, 20);
+    this.notifyTimer.unref();
+  }
+
+  /** Server→client requests (sampling, elicitation, roots) go to the latest client able to answer. */
+  private async relayToClient(request: { method: string; params?: Record<string, unknown> }, signal: AbortSignal): Promise<Record<string, unknown>> {
+    const cap = request.method === 'sampling/createMessage' ? 'sampling' : request.method === 'elicitation/create' ? 'elicitation' : 'roots';
+    const candidates = [this.lastSession, ...this.sessions].filter((s): s is ProxySession => s !== undefined && Boolean(s.server.getClientCapabilities()?.[cap]));
+    const session = candidates[0];
+    if (!session) throw new McpError(ErrorCode.MethodNotFound, `no connected client supports ${cap}`);
+    const schema = cap === 'sampling' ? CreateMessageResultSchema : cap === 'elicitation' ? ElicitResultSchema : ListRootsResultSchema;
+    return session.server.request(request as never, schema, { signal, timeout: this.config.tools.callTimeoutMs }) as Promise<Record<string, unknown>>;
+  }
+}
+
+function proxyRefusal(code: ProxyRefuseCode, evaluator: string, reason: string, byPolicy = true): CallToolResult {
+  const verdict: ProxyRefusal = { kind: 'refuse', evaluationId: randomUUID(), code, evaluator, reason };
+  const text = byPolicy ? `Refused by policy [${code}] ${evaluator}: ${reason}.` : `[${code}] ${reason.charAt(0).toUpperCase()}${reason.slice(1)}.`;
+  return {
+    isError: true,
+    content: [{ type: 'text', text }],
+    _meta: { [VERDICT_META_KEY]: verdict },
+  };
+}
+
+export function refusalResult(verdict: Exclude<Verdict, { kind: 'permit' }>): CallToolResult {
+  return { isError: true, content: [{ type: 'text', text: formatRefusal(verdict) }], _meta: { [VERDICT_META_KEY]: verdict } };
+}

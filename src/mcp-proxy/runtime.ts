@@ -1,0 +1,171 @@
+import { watch, type FSWatcher } from 'node:fs';
+import { basename, dirname } from 'node:path';
+import { ConfigError } from '../engine/errors.ts';
+import { Gate, type GateOptions } from '../engine/gate.ts';
+import type { AuditSink, PermitIssuer } from '../engine/ports.ts';
+import type { RateStore, ReplayStore, SessionStore } from '../engine/stores.ts';
+import type { InvalidationBus } from '../engine/invalidation.ts';
+import type { ProxyConfig } from './config.ts';
+import { ToolPins } from './pinning.ts';
+import { ProxyCore, type OutcomeSink } from './proxy.ts';
+
+export function log(message: string): void {
+  process.stderr.write(`kavach mcp: ${message}\n`);
+}
+
+/** What a configured runtime holds open; `close` releases it in order (gate, audit last). */
+export interface ProxyRuntime {
+  config: ProxyConfig;
+  gate: Gate;
+  core: ProxyCore;
+  reload(reason: string): Promise<void>;
+  close(): Promise<void>;
+}
+
+interface Closable {
+  close(): Promise<unknown> | unknown;
+}
+
+/** Optional modules are loaded by path so the proxy runs in builds that do not have them yet. */
+async function optionalModule<T>(relative: string, section: string): Promise<T> {
+  const ext = import.meta.url.endsWith('.ts') ? '.ts' : '.js';
+  const spec: string = new URL(`${relative}${ext}`, import.meta.url).href;
+  try {
+    return (await import(spec)) as T;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ERR_MODULE_NOT_FOUND' && String((err as Error).message).includes(relative.replace('../', ''))) {
+      throw new ConfigError(section, `this build of kavach has no ${relative.replace('../', '').replace('/index', '')} module, so [${section}] cannot be used`);
+    }
+    throw err;
+  }
+}
+
+interface CryptoModule {
+  KeyPair: { load(path: string, opts?: { passphrase?: string }): Promise<unknown> };
+  PermitSigner: { fromKeyPair(kp: unknown, opts: { mode: 'hybrid' | 'pq' }): PermitIssuer };
+}
+
+interface AuditModule {
+  AuditLog: { open(path: string, opts: { keyPair?: unknown; mode?: 'hybrid' | 'pq' }): Promise<AuditSink & Closable & { append(e: unknown): Promise<unknown> }> };
+}
+
+interface RedisModule {
+  RedisRateStore: new (url: string) => RateStore & Closable;
+  RedisSessionStore: new (url: string) => SessionStore & Closable;
+  RedisReplayStore: new (url: string) => ReplayStore & Closable;
+  RedisInvalidationBus: new (url: string) => InvalidationBus & Closable;
+}
+
+/** Builds the gate and its collaborators from the config. Nothing is half-open on failure. */
+export async function startRuntime(config: ProxyConfig): Promise<ProxyRuntime> {
+  const closers: Closable[] = [];
+  try {
+    const opts: GateOptions = { observeOnly: config.gate.observeOnly };
+    if (config.gate.permitTtlMs !== undefined) opts.permitTtlMs = config.gate.permitTtlMs;
+    let keyPair: unknown;
+    if (config.keys) {
+      const crypto = await optionalModule<CryptoModule>('../crypto/index', 'keys');
+      const envName = config.keys.passphraseEnv;
+      const passphrase = envName !== undefined ? process.env[envName] : undefined;
+      if (envName !== undefined && passphrase === undefined) throw new ConfigError('keys.passphrase_env', `environment variable ${envName} is not set`);
+      try {
+        keyPair = await crypto.KeyPair.load(config.keys.path, passphrase !== undefined ? { passphrase } : {});
+      } catch (err) {
+        throw new ConfigError('keys.path', `cannot load ${config.keys.path}: ${(err as Error).message}`);
+      }
+      opts.signer = crypto.PermitSigner.fromKeyPair(keyPair, { mode: config.keys.mode });
+    }
+    let outcomes: OutcomeSink | undefined;
+    if (config.audit) {
+      const audit = await optionalModule<AuditModule>('../audit/index', 'audit');
+      if (keyPair === undefined) throw new ConfigError('audit', '[audit] needs [keys]: the log signs its checkpoints with that key');
+      const auditLog = await audit.AuditLog.open(config.audit.path, { keyPair, mode: config.keys?.mode ?? 'hybrid' });
+      closers.push(auditLog);
+      opts.audit = auditLog;
+      outcomes = auditLog as unknown as OutcomeSink;
+    }
+    if (config.redis) {
+      const redis = await optionalModule<RedisModule>('../redis/index', 'redis');
+      const url = config.redis.url;
+      const rate = new redis.RedisRateStore(url);
+      const session = new redis.RedisSessionStore(url);
+      const replay = new redis.RedisReplayStore(url);
+      const bus = new redis.RedisInvalidationBus(url);
+      closers.push(rate, session, replay, bus);
+      opts.stores = { rate, session, replay };
+      opts.bus = bus;
+    }
+    let gate: Gate;
+    try {
+      gate = await Gate.fromFile(config.gate.policy, opts);
+    } catch (err) {
+      throw new ConfigError('gate.policy', `cannot load ${config.gate.policy}: ${(err as Error).message}`);
+    }
+    let pins: ToolPins | undefined;
+    if (config.tools.pinning) {
+      pins = new ToolPins(config.tools.pinsFile, log);
+      try {
+        await pins.load();
+      } catch (err) {
+        throw new ConfigError('tools.pins_file', `cannot read ${config.tools.pinsFile}: ${(err as Error).message}`);
+      }
+    }
+    const core = new ProxyCore({ config, gate, pins, outcomes, log });
+    const watchers = watchFiles(config, gate, core);
+
+    const reload = async (reason: string): Promise<void> => {
+      try {
+        await gate.reloadFile(config.gate.policy);
+        log(`policy reloaded (${reason}): ${gate.policyCount} ${gate.policyCount === 1 ? 'policy' : 'policies'} in force`);
+      } catch (err) {
+        log(`policy reload (${reason}) failed, the previous policy set stays in force: ${(err as Error).message}`);
+      }
+      await core.refreshVisibility(true).catch((err: unknown) => log(`tool pins: ${String(err)}`));
+    };
+    let closing: Promise<void> | undefined;
+    const close = (): Promise<void> => (closing ??= (async () => {
+      for (const w of watchers) w.close();
+      await core.close();
+      await gate.close();
+      for (const c of closers.reverse()) await Promise.resolve(c.close()).catch((err: unknown) => log(`close: ${String(err)}`));
+    })());
+    return { config, gate, core, reload, close };
+  } catch (err) {
+    for (const c of closers.reverse()) await Promise.resolve(c.close()).catch(() => undefined);
+    throw err;
+  }
+}
+
+/**
+ * Watches the policy file (and the pin file) by directory, since editors and `mv` replace the
+ * file rather than write it in place. Changes are debounced: one reload per burst of writes.
+ */
+function watchFiles(config: ProxyConfig, gate: Gate, core: ProxyCore): FSWatcher[] {
+  const watchers: FSWatcher[] = [];
+  const on = (file: string, what: string, action: () => Promise<void>): void => {
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      const w = watch(dirname(file), { persistent: false }, (_event, name) => {
+        if (name !== null && name !== basename(file)) return;
+        clearTimeout(timer);
+        timer = setTimeout(() => void action().catch((err: unknown) => log(`${what}: ${String(err)}`)), 100);
+      });
+      w.on('error', (err) => log(`cannot watch ${file}: ${err.message}`));
+      watchers.push(w);
+    } catch (err) {
+      log(`cannot watch ${file} (${(err as Error).message}); send SIGHUP to reload`);
+    }
+  };
+  on(config.gate.policy, 'policy reload', async () => {
+    try {
+      await gate.reloadFile(config.gate.policy);
+      log(`policy reloaded (file changed): ${gate.policyCount} ${gate.policyCount === 1 ? 'policy' : 'policies'} in force`);
+    } catch (err) {
+      log(`policy reload (file changed) failed, the previous policy set stays in force: ${(err as Error).message}`);
+      return;
+    }
+    await core.refreshVisibility(false);
+  });
+  if (config.tools.pinning) on(config.tools.pinsFile, 'tool pins', () => core.refreshVisibility(true));
+  return watchers;
+}

@@ -1,0 +1,20 @@
+import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js';
+import { ConfigError } from '../engine/errors.ts';
+import type { ProxyRuntime } from './runtime.ts';
+import { createSession } from './session.ts';
+
+/** Serves one client over stdin/stdout (what Claude Desktop, Cursor, Claude Code and VS Code spawn). */
+export async function serveStdio(runtime: ProxyRuntime, onClosed: () => void): Promise<void> {
+  const identity = runtime.config.identity;
+  if (!identity) throw new ConfigError('identity', 'stdio mode needs [identity] (the principal behind this client)');
+  const session = createSession(runtime.core, identity, { startUpstreamsOnInit: true });
+  runtime.core.addSession(session);
+  const transport = new StdioServerTransport();
+  session.server.onclose = () => {
+    runtime.core.removeSession(session);
+    onClosed();
+  };
+  await session.server.connect(transport);
+  // The client closing stdin is how stdio sessions end.
+  process.stdin.once('end', () => void session.server.close());
+}

@@ -1,0 +1,55 @@
+import { randomUUID } from 'node:crypto';
+import { Server } from '@modelcontextprotocol/sdk/server/index.js';
+import {
+  CallToolRequestSchema, CompleteRequestSchema, GetPromptRequestSchema, ListPromptsRequestSchema,
+  ListResourcesRequestSchema, ListResourceTemplatesRequestSchema, ListToolsRequestSchema, ReadResourceRequestSchema,
+  RootsListChangedNotificationSchema, SetLevelRequestSchema, SubscribeRequestSchema, UnsubscribeRequestSchema,
+} from '@modelcontextprotocol/sdk/types.js';
+import type { PrincipalConfig } from './config.ts';
+import type { ProxyCore, ProxySession } from './proxy.ts';
+
+export const PROXY_INFO = { name: 'kavach', version: '0.1.0' };
+
+/**
+ * One downstream connection: an SDK low-level `Server` whose handlers call into the shared core.
+ * The session id is fresh per connection: session-scoped limits and invalidation apply to it.
+ */
+export function createSession(core: ProxyCore, principal: PrincipalConfig, opts: { startUpstreamsOnInit: boolean }): ProxySession {
+  const server = new Server(PROXY_INFO, {
+    capabilities: {
+      tools: { listChanged: true },
+      prompts: { listChanged: true },
+      resources: { subscribe: true, listChanged: true },
+      completions: {},
+      logging: {},
+    },
+    instructions: 'Tools are served through the Kavach execution gate: every call is checked against policy. A refused call returns an error whose text says why and what would be permitted.',
+  });
+  const session: ProxySession = { id: randomUUID(), principal, server };
+
+  server.oninitialized = () => {
+    if (opts.startUpstreamsOnInit) core.startUpstreams(server.getClientCapabilities());
+  };
+  server.setRequestHandler(ListToolsRequestSchema, async () => ({ tools: await core.listTools(principal) }));
+  server.setRequestHandler(CallToolRequestSchema, (request, extra) => core.callTool(session, request.params, extra as never));
+  server.setRequestHandler(ListPromptsRequestSchema, async () => ({ prompts: await core.listPrompts() }));
+  server.setRequestHandler(GetPromptRequestSchema, (request, extra) => core.getPrompt(request.params, extra.signal) as never);
+  server.setRequestHandler(ListResourcesRequestSchema, async () => ({ resources: await core.listResources() }));
+  server.setRequestHandler(ListResourceTemplatesRequestSchema, async () => ({ resourceTemplates: await core.listResourceTemplates() }));
+  server.setRequestHandler(ReadResourceRequestSchema, (request, extra) => core.readResource(request.params, extra.signal) as never);
+  server.setRequestHandler(SubscribeRequestSchema, async (request) => {
+    await core.subscribe('resources/subscribe', request.params.uri);
+    return {};
+  });
+  server.setRequestHandler(UnsubscribeRequestSchema, async (request) => {
+    await core.subscribe('resources/unsubscribe', request.params.uri);
+    return {};
+  });
+  server.setRequestHandler(CompleteRequestSchema, (request, extra) => core.complete(request.params, extra.signal) as never);
+  server.setRequestHandler(SetLevelRequestSchema, async (request) => {
+    await core.setLogLevel(request.params.level);
+    return {};
+  });
+  server.setNotificationHandler(RootsListChangedNotificationSchema, () => core.rootsChanged());
+  return session;
+}

@@ -1,0 +1,194 @@
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
+import {
+  CreateMessageRequestSchema, ElicitRequestSchema, ListRootsRequestSchema,
+  LoggingMessageNotificationSchema, PromptListChangedNotificationSchema, ResourceListChangedNotificationSchema,
+  ResourceUpdatedNotificationSchema, ToolListChangedNotificationSchema,
+  type ClientCapabilities, type LoggingLevel, type LoggingMessageNotification, type Prompt, type ResourceUpdatedNotification,
+  type ServerCapabilities, type Tool,
+} from '@modelcontextprotocol/sdk/types.js';
+import type { ServerConfig } from './config.ts';
+
+export type UpstreamState = 'idle' | 'starting' | 'ready' | 'down' | 'closed';
+
+/** A server→client request the proxy relays to a downstream client. */
+export type ClientRequestRelay = (request: { method: string; params?: Record<string, unknown> }, signal: AbortSignal) => Promise<Record<string, unknown>>;
+
+export interface UpstreamEvents {
+  log(message: string): void;
+  /** Tools, prompts or resources of this upstream changed (or it came up or went down). */
+  changed(upstream: Upstream, what: 'tools' | 'prompts' | 'resources'): void;
+  logMessage(upstream: Upstream, params: LoggingMessageNotification['params']): void;
+  resourceUpdated(upstream: Upstream, params: ResourceUpdatedNotification['params']): void;
+  relay: ClientRequestRelay;
+}
+
+const BACKOFF_MS = [500, 1_000, 2_000, 5_000, 10_000, 30_000];
+const CONNECT_TIMEOUT_MS = 30_000;
+
+/**
+ * One upstream MCP server, owned by the proxy: connected with the SDK `Client`, restarted with
+ * backoff when it fails to start or dies, its tool and prompt lists cached. Failures stay here:
+ * the other upstreams never see them.
+ */
+export class Upstream {
+  state: UpstreamState = 'idle';
+  client: Client | undefined;
+  tools: Tool[] = [];
+  prompts: Prompt[] = [];
+  lastError: string | undefined;
+  private attempt = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private firstSettled!: () => void;
+  /** Resolves once the first connection attempt succeeded or failed. */
+  readonly settled: Promise<void> = new Promise((r) => (this.firstSettled = r));
+  private capabilities: ClientCapabilities = {};
+  private logLevel: LoggingLevel | undefined;
+
+  constructor(readonly config: ServerConfig, private readonly events: UpstreamEvents) {}
+
+  get name(): string {
+    return this.config.name;
+  }
+
+  get serverCapabilities(): ServerCapabilities | undefined {
+    return this.state === 'ready' ? this.client?.getServerCapabilities() : undefined;
+  }
+
+  start(capabilities: ClientCapabilities): void {
+    if (this.state !== 'idle') return;
+    this.capabilities = capabilities;
+    void this.connect();
+  }
+
+  async setLogLevel(level: LoggingLevel): Promise<void> {
+    this.logLevel = level;
+    if (this.state === 'ready' && this.client?.getServerCapabilities()?.logging) await this.client.setLoggingLevel(level);
+  }
+
+  async close(): Promise<void> {
+    this.state = 'closed';
+    clearTimeout(this.timer);
+    const client = this.client;
+    this.client = undefined;
+    await client?.close().catch(() => undefined);
+  }
+
+  private async connect(): Promise<void> {
+    if (this.state === 'closed') return;
+    this.state = 'starting';
+    const client = new Client({ name: 'kavach-mcp-proxy', version: '0.1.0' }, { capabilities: this.capabilities });
+    this.wire(client);
+    const transport = this.transport();
+    let closedEarly = false;
+    client.onclose = () => {
+      closedEarly = true;
+      if (this.client === client) this.onDown('the connection closed');
+    };
+    client.onerror = (err) => this.events.log(`upstream ${this.name}: ${err.message}`);
+    try {
+      await client.connect(transport, { timeout: CONNECT_TIMEOUT_MS });
+      if (closedEarly || (this.state as UpstreamState) === 'closed') throw new Error('the connection closed during start-up');
+      this.client = client;
+      await this.refresh(client);
+      this.state = 'ready';
+      this.attempt = 0;
+      this.lastError = undefined;
+      this.events.log(`upstream ${this.name}: ready (${this.tools.length} tools)`);
+      if (this.logLevel && client.getServerCapabilities()?.logging) await client.setLoggingLevel(this.logLevel).catch(() => undefined);
+      this.firstSettled();
+      this.events.changed(this, 'tools');
+      this.events.changed(this, 'prompts');
+      this.events.changed(this, 'resources');
+    } catch (err) {
+      await client.close().catch(() => undefined);
+      if (this.client === client) this.client = undefined;
+      this.onDown(`failed to start: ${(err as Error).message}`);
+    }
+  }
+
+  private onDown(reason: string): void {
+    if (this.state === 'closed' || this.state === 'down') return;
+    const wasReady = this.state === 'ready';
+    this.state = 'down';
+    this.client = undefined;
+    this.lastError = reason;
+    const delay = BACKOFF_MS[Math.min(this.attempt, BACKOFF_MS.length - 1)] as number;
+    this.attempt++;
+    this.events.log(`upstream ${this.name}: ${reason}; restarting in ${delay} ms`);
+    this.firstSettled();
+    // Tools stay listed while down, so a call gets a clear "unavailable" instead of vanishing.
+    if (wasReady) this.events.changed(this, 'resources');
+    this.timer = setTimeout(() => void this.connect(), delay);
+    this.timer.unref();
+  }
+
+  private transport(): Transport {
+    const c = this.config;
+    if (c.kind === 'stdio') {
+      const params: ConstructorParameters<typeof StdioClientTransport>[0] = { command: c.command, args: c.args, env: c.env, stderr: 'inherit' };
+      if (c.cwd !== undefined) params.cwd = c.cwd;
+      return new StdioClientTransport(params);
+    }
+    return new StreamableHTTPClientTransport(new URL(c.url), { requestInit: { headers: c.headers } });
+  }
+
+  private wire(client: Client): void {
+    client.setNotificationHandler(ToolListChangedNotificationSchema, async () => {
+      if (this.client !== client) return;
+      await this.refreshTools(client);
+      this.events.changed(this, 'tools');
+    });
+    client.setNotificationHandler(PromptListChangedNotificationSchema, async () => {
+      if (this.client !== client) return;
+      await this.refreshPrompts(client);
+      this.events.changed(this, 'prompts');
+    });
+    client.setNotificationHandler(ResourceListChangedNotificationSchema, () => this.events.changed(this, 'resources'));
+    client.setNotificationHandler(ResourceUpdatedNotificationSchema, (n) => this.events.resourceUpdated(this, n.params));
+    client.setNotificationHandler(LoggingMessageNotificationSchema, (n) => this.events.logMessage(this, n.params));
+    // Only what the downstream client declared: the upstream then asks nothing it cannot answer.
+    const relay = (request: { method: string; params?: Record<string, unknown> }, extra: { signal: AbortSignal }) =>
+      this.events.relay(request, extra.signal) as never;
+    if (this.capabilities.sampling) client.setRequestHandler(CreateMessageRequestSchema, relay);
+    if (this.capabilities.elicitation) client.setRequestHandler(ElicitRequestSchema, relay);
+    if (this.capabilities.roots) client.setRequestHandler(ListRootsRequestSchema, relay);
+  }
+
+  private async refresh(client: Client): Promise<void> {
+    await this.refreshTools(client);
+    await this.refreshPrompts(client);
+  }
+
+  private async refreshTools(client: Client): Promise<void> {
+    if (!client.getServerCapabilities()?.tools) {
+      this.tools = [];
+      return;
+    }
+    const tools: Tool[] = [];
+    let cursor: string | undefined;
+    do {
+      const page = await client.listTools(cursor === undefined ? {} : { cursor });
+      tools.push(...page.tools);
+      cursor = page.nextCursor;
+    } while (cursor !== undefined && tools.length < 10_000);
+    this.tools = tools;
+  }
+
+  private async refreshPrompts(client: Client): Promise<void> {
+    if (!client.getServerCapabilities()?.prompts) {
+      this.prompts = [];
+      return;
+    }
+    const prompts: Prompt[] = [];
+    let cursor: string | undefined;
+    do {
+      const page = await client.listPrompts(cursor === undefined ? {} : { cursor });
+      prompts.push(...page.prompts);
+      cursor = page.nextCursor;
+    } while (cursor !== undefined && prompts.length < 10_000);
+    this.prompts = prompts;
+  }
+}
