@@ -328,7 +328,8 @@ export class Gate {
   /** Records the verdict; a permit that cannot be recorded is refused (nothing runs unrecorded). */
   private async finish(verdict: Verdict, decision: Decision | undefined, ctx: ActionContext | unknown, now: number): Promise<Verdict> {
     if (!this.audit) return verdict;
-    const c = (ctx ?? {}) as Partial<ActionContext>;
+    // A context that failed validation may be hostile (throwing getters, proxies): read it safely.
+    const c = decision ? (ctx as Partial<ActionContext>) : safeSummary(ctx);
     const shown = verdict.kind === 'permit' && verdict.observed ? verdict.observed : verdict;
     const event: GateEvent = {
       type: 'verdict',
@@ -382,6 +383,20 @@ export class Gate {
       process.stderr.write(`kavach: could not apply a remote invalidation: ${String(err)}\n`);
     }
   }
+}
+
+/** The identifying strings of an unvalidated context, each read under try/catch. */
+function safeSummary(input: unknown): Partial<ActionContext> {
+  const out: Record<string, string> = {};
+  for (const key of ['principalId', 'principalKind', 'actionName', 'sessionId', 'callId', 'resource']) {
+    try {
+      const value = (input as Record<string, unknown>)[key];
+      if (typeof value === 'string') out[key] = value.slice(0, 256);
+    } catch {
+      // unreadable: leave it out
+    }
+  }
+  return out as Partial<ActionContext>;
 }
 
 function formatOf(path: string): PolicyFormat {
