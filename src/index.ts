@@ -1,2 +1,3 @@
 // The engine + crypto + audit public surface (`kavach`).
 export * from './engine/index.ts';
+export * from './crypto/index.ts';

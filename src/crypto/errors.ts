@@ -35,7 +35,9 @@ export type ChannelErrorCode =
   | 'BAD_SIGNATURE'
   | 'REPLAYED'
   /** Every slot of the replay cache holds a nonce still inside the window: refuse, never forget one. */
-  | 'REPLAY_CACHE_FULL';
+  | 'REPLAY_CACHE_FULL'
+  /** The sender's key (open) or the recipient's key (seal) is past its expiry. */
+  | 'KEY_EXPIRED';
 
 export class ChannelError extends KavachError {
   declare readonly code: ChannelErrorCode;

@@ -1,0 +1,11 @@
+// The crypto public surface: keys, signatures, permits, key directory, secure channel.
+export { KeyPair, type PublicKeyBundle } from './keys.ts';
+export type { KeyFileOptions } from './key-file.ts';
+export { PermitError, ChannelError, KeyFileError, type PermitErrorCode, type ChannelErrorCode, type KeyFileErrorCode } from './errors.ts';
+export { signEnvelope, verifyEnvelope, type SignatureMode } from './signatures.ts';
+export { PermitSigner, type PermitSignerOptions } from './permit-signer.ts';
+export { PermitVerifier, type PermitVerifierOptions, type PermitExpectation } from './permit-verifier.ts';
+export type { PermitClaims } from './permit-token.ts';
+export { PublicKeyDirectory, buildSignedManifest, type SignedDirectoryOptions } from './key-directory.ts';
+export { SecureChannel, type SecureChannelOptions } from './secure-channel.ts';
+export { cryptoBackend, type CryptoBackendInfo } from './backend.ts';
