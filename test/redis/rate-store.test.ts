@@ -1,0 +1,144 @@
+import { randomUUID } from 'node:crypto';
+import { Redis } from 'ioredis';
+import { afterAll, describe, expect, it } from 'vitest';
+import { InMemoryRateStore, type RateCharge } from '../../src/engine/stores.ts';
+import { RedisRateStore } from '../../src/redis/index.ts';
+import { cleanup, REDIS_URL, skipRedis, uniquePrefix } from './redis-harness.ts';
+
+const prefix = uniquePrefix('rate');
+afterAll(() => cleanup(prefix));
+
+/** Deterministic PRNG (mulberry32) so a failing sequence can be replayed. */
+function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+describe.skipIf(skipRedis)('RedisRateStore', () => {
+  it('answers every check-and-charge and refund exactly as the in-memory store does', async () => {
+    const store = new RedisRateStore(REDIS_URL, { keyPrefix: `${prefix}conf:` });
+    try {
+      for (const seed of [1, 2, 3]) {
+        const rnd = prng(seed);
+        const memory = new InMemoryRateStore();
+        const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rnd() * xs.length)] as T;
+        const limits: RateCharge[] = [
+          { key: `s${seed}-a`, amount: 1, max: 3, windowMs: 1_000 },
+          { key: `s${seed}-b`, amount: 1, max: 5, windowMs: 1_000 },
+          { key: `s${seed}-budget`, amount: 0, max: 10, windowMs: 1_000 },
+        ];
+        const admitted: { charges: RateCharge[]; id: string }[] = [];
+        let now = 1_000_000;
+        for (let step = 0; step < 150; step++) {
+          now += Math.floor(rnd() * 120);
+          const op = rnd();
+          if (op < 0.12 && admitted.length > 0) {
+            const { charges, id } = pick(admitted);
+            memory.refund(charges, id);
+            await store.refund(charges, id);
+            continue;
+          }
+          let charges: RateCharge[];
+          let id: string;
+          if (op < 0.25 && admitted.length > 0) {
+            ({ charges, id } = pick(admitted)); // the same call evaluated again
+          } else {
+            const chosen = limits.filter(() => rnd() < 0.6);
+            if (chosen.length === 0) chosen.push(pick(limits));
+            charges = chosen.map((l) => (l.key.endsWith('budget') ? { ...l, amount: pick([0, 0.5, 1, 2, 3, 4.5, 11]) } : { ...l }));
+            id = rnd() < 0.05 ? '' : randomUUID();
+          }
+          const expected = memory.checkAndCharge(charges, id, now);
+          const actual = await store.checkAndCharge(charges, id, now);
+          expect(actual, `seed ${seed} step ${step}`).toEqual(expected);
+          if (expected.admitted && id !== '') admitted.push({ charges, id });
+        }
+      }
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('charges several limits all or nothing', async () => {
+    const store = new RedisRateStore(REDIS_URL, { keyPrefix: `${prefix}atomic:` });
+    try {
+      const wide = { key: 'wide', amount: 1, max: 10, windowMs: 60_000 };
+      const narrow = { key: 'narrow', amount: 1, max: 1, windowMs: 60_000 };
+      expect(await store.checkAndCharge([wide, narrow], 'c1', 1_000)).toEqual({ admitted: true });
+      expect(await store.checkAndCharge([wide, narrow], 'c2', 1_001)).toEqual({ admitted: false, index: 1, retryAfterMs: 59_999 });
+      // The refused call charged nothing under `wide`: nine more fit there.
+      for (let i = 0; i < 9; i++) expect((await store.checkAndCharge([wide], `w${i}`, 1_002)).admitted).toBe(true);
+      expect((await store.checkAndCharge([wide], 'w-last', 1_003)).admitted).toBe(false);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('admits a repeated chargeId once and takes a refund back', async () => {
+    const store = new RedisRateStore(REDIS_URL, { keyPrefix: `${prefix}dedupe:` });
+    try {
+      const budget = { key: 'refunds', amount: 600, max: 1_000, windowMs: 86_400_000 };
+      expect((await store.checkAndCharge([budget], 'call-1', 1)).admitted).toBe(true);
+      expect((await store.checkAndCharge([budget], 'call-1', 2)).admitted).toBe(true);
+      expect(await store.checkAndCharge([budget], 'call-2', 3)).toEqual({ admitted: false, index: 0, retryAfterMs: 86_399_998 });
+      await store.refund([budget], 'call-1');
+      expect((await store.checkAndCharge([budget], 'call-2', 4)).admitted).toBe(true);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('gives no retry time for an amount that can never fit', async () => {
+    const store = new RedisRateStore(REDIS_URL, { keyPrefix: `${prefix}never:` });
+    try {
+      expect(await store.checkAndCharge([{ key: 'b', amount: 11, max: 10, windowMs: 1_000 }], 'x', 5)).toEqual({ admitted: false, index: 0 });
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('reloads its script when Redis has forgotten it (NOSCRIPT)', async () => {
+    const admin = new Redis(REDIS_URL);
+    const store = new RedisRateStore(REDIS_URL, { keyPrefix: `${prefix}noscript:` });
+    try {
+      const limit = { key: 'k', amount: 1, max: 2, windowMs: 60_000 };
+      expect((await store.checkAndCharge([limit], 'a', 10)).admitted).toBe(true);
+      await admin.script('FLUSH');
+      expect((await store.checkAndCharge([limit], 'b', 11)).admitted).toBe(true);
+      expect((await store.checkAndCharge([limit], 'c', 12)).admitted).toBe(false);
+    } finally {
+      await store.close();
+      admin.disconnect();
+    }
+  });
+
+  it('admits exactly max of many concurrent calls from two store instances', async () => {
+    const a = new RedisRateStore(REDIS_URL, { keyPrefix: `${prefix}race:` });
+    const b = new RedisRateStore(REDIS_URL, { keyPrefix: `${prefix}race:` });
+    try {
+      const limit = { key: 'shared', amount: 1, max: 13, windowMs: 60_000 };
+      const results = await Promise.all(
+        Array.from({ length: 60 }, (_, i) => (i % 2 ? a : b).checkAndCharge([limit], `call-${i}`, 1_000 + (i % 7))),
+      );
+      expect(results.filter((r) => r.admitted)).toHaveLength(13);
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+
+  it('refuses a charge with a non-finite amount instead of sending it', async () => {
+    const store = new RedisRateStore(REDIS_URL, { keyPrefix: `${prefix}nan:` });
+    try {
+      await expect(store.checkAndCharge([{ key: 'b', amount: Number.NaN, max: 10, windowMs: 1_000 }], 'x', 5)).rejects.toThrow(/finite/);
+    } finally {
+      await store.close();
+    }
+  });
+});
