@@ -94,16 +94,21 @@ function geoLocation(value: unknown, name: string): GeoLocation | undefined {
   for (const key of Object.keys(value)) {
     if (!['lat', 'lon', 'country', 'city'].includes(key)) fail(`${name}.${key} is not a known field`);
   }
-  const { lat, lon, country, city } = value as Record<string, unknown>;
+  const record = value as Record<string, unknown>;
+  const [lat, lon, country, city] = [own(record, 'lat'), own(record, 'lon'), own(record, 'country'), own(record, 'city')];
   if (typeof lat !== 'number' || !Number.isFinite(lat) || lat < -90 || lat > 90) fail(`${name}.lat must be a number in [-90, 90]`);
   if (typeof lon !== 'number' || !Number.isFinite(lon) || lon < -180 || lon > 180) fail(`${name}.lon must be a number in [-180, 180]`);
-  const geo: GeoLocation = { lat, lon };
+  const geo: GeoLocation = { lat, lon, country: undefined, city: undefined };
   if (country !== undefined) {
     if (typeof country !== 'string' || !/^[A-Za-z]{2}$/.test(country)) fail(`${name}.country must be an ISO 3166 alpha-2 code`);
     geo.country = country.toUpperCase();
   }
   if (city !== undefined) geo.city = identifier(city, `${name}.city`, true);
   return geo;
+}
+
+function own(record: Record<string, unknown>, key: string): unknown {
+  return Object.hasOwn(record, key) ? record[key] : undefined;
 }
 
 function isPlainObject(value: unknown): value is Record<string, unknown> {
@@ -165,36 +170,45 @@ export function validateContext(input: unknown): ValidContext {
   for (const key in input) {
     if (!CONTEXT_KEYS.has(key) && Object.hasOwn(input, key)) fail(`unknown context field "${key}"`);
   }
+  // Each field is read once, as an own property: a getter cannot show the check one value and
+  // the copy another, and a polluted Object.prototype cannot lend a context roles or origins.
   const raw = input as Record<string, unknown>;
-  const principalKind = raw.principalKind;
+  const principalKind = own(raw, 'principalKind');
   if (typeof principalKind !== 'string' || !KIND_SET.has(principalKind)) {
     fail(`principalKind must be one of ${PRINCIPAL_KINDS.join(', ')}`);
   }
   let roles: string[] = [];
-  if (raw.roles !== undefined) {
-    if (!Array.isArray(raw.roles)) fail('roles must be an array of strings');
-    if (raw.roles.length > CONTEXT_LIMITS.maxRoles) fail(`more than ${CONTEXT_LIMITS.maxRoles} roles`);
-    roles = raw.roles.map((role, i) => identifier(role, `roles[${i}]`, true) as string);
+  const rawRoles = own(raw, 'roles');
+  if (rawRoles !== undefined) {
+    if (!Array.isArray(rawRoles)) fail('roles must be an array of strings');
+    if (rawRoles.length > CONTEXT_LIMITS.maxRoles) fail(`more than ${CONTEXT_LIMITS.maxRoles} roles`);
+    roles = rawRoles.map((role, i) => identifier(role, `roles[${i}]`, true) as string);
+    if (roles.length > CONTEXT_LIMITS.maxRoles) fail(`more than ${CONTEXT_LIMITS.maxRoles} roles`);
   }
   const ctx: ValidContext = {
-    principalId: identifier(raw.principalId, 'principalId', true) as string,
+    principalId: identifier(own(raw, 'principalId'), 'principalId', true) as string,
     principalKind: principalKind as PrincipalKind,
     roles,
-    actionName: identifier(raw.actionName, 'actionName', true) as string,
-    params: copyParams(raw.params),
+    actionName: identifier(own(raw, 'actionName'), 'actionName', true) as string,
+    params: copyParams(own(raw, 'params')),
+    // Absent fields are own `undefined`s, so nothing reads them through a polluted prototype.
+    resource: undefined, sessionId: undefined, ip: undefined, device: undefined, geo: undefined,
+    originIp: undefined, originDevice: undefined, originGeo: undefined, callId: undefined, audience: undefined,
   };
-  if (raw.resource !== undefined) {
-    if (typeof raw.resource !== 'string' || raw.resource.length > 4096 || CONTROL_CHARS.test(raw.resource)) fail('resource must be a string without control characters');
-    ctx.resource = raw.resource;
+  const resource = own(raw, 'resource');
+  if (resource !== undefined) {
+    if (typeof resource !== 'string' || resource.length > 4096 || CONTROL_CHARS.test(resource)) fail('resource must be a string without control characters');
+    ctx.resource = resource;
   }
-  if (raw.sessionId !== undefined) ctx.sessionId = identifier(raw.sessionId, 'sessionId', true);
-  if (raw.device !== undefined) ctx.device = identifier(raw.device, 'device', true);
-  if (raw.originDevice !== undefined) ctx.originDevice = identifier(raw.originDevice, 'originDevice', true);
-  if (raw.callId !== undefined) ctx.callId = identifier(raw.callId, 'callId', true);
-  if (raw.audience !== undefined) ctx.audience = identifier(raw.audience, 'audience', true);
-  if (raw.ip !== undefined) ctx.ip = ipAddress(raw.ip, 'ip');
-  if (raw.originIp !== undefined) ctx.originIp = ipAddress(raw.originIp, 'originIp');
-  if (raw.geo !== undefined) ctx.geo = geoLocation(raw.geo, 'geo');
-  if (raw.originGeo !== undefined) ctx.originGeo = geoLocation(raw.originGeo, 'originGeo');
+  let v: unknown;
+  if ((v = own(raw, 'sessionId')) !== undefined) ctx.sessionId = identifier(v, 'sessionId', true);
+  if ((v = own(raw, 'device')) !== undefined) ctx.device = identifier(v, 'device', true);
+  if ((v = own(raw, 'originDevice')) !== undefined) ctx.originDevice = identifier(v, 'originDevice', true);
+  if ((v = own(raw, 'callId')) !== undefined) ctx.callId = identifier(v, 'callId', true);
+  if ((v = own(raw, 'audience')) !== undefined) ctx.audience = identifier(v, 'audience', true);
+  if ((v = own(raw, 'ip')) !== undefined) ctx.ip = ipAddress(v, 'ip');
+  if ((v = own(raw, 'originIp')) !== undefined) ctx.originIp = ipAddress(v, 'originIp');
+  if ((v = own(raw, 'geo')) !== undefined) ctx.geo = geoLocation(v, 'geo');
+  if ((v = own(raw, 'originGeo')) !== undefined) ctx.originGeo = geoLocation(v, 'originGeo');
   return ctx;
 }
