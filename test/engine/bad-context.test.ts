@@ -1,0 +1,240 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import type { GateEvent, RateStore, SessionStore } from '../../src/engine/index.ts';
+import { InMemoryRateStore } from '../../src/engine/index.ts';
+import { ctx, gateOf, outcome, permitWith } from './helpers.ts';
+
+/** A gate that permits everything a valid context asks for, recording every verdict. */
+function openGate(conditions: unknown[] = []) {
+  const events: GateEvent[] = [];
+  const gate = gateOf(permitWith(conditions), { audit: { append: async (e) => void events.push(e) } });
+  return { gate, events };
+}
+
+function prototypeIsClean(): void {
+  const probe = {} as Record<string, unknown>;
+  for (const key of ['polluted', 'isAdmin', 'roles', 'x', 'sessionId', 'originIp']) expect(probe[key]).toBeUndefined();
+  expect(Object.keys(Object.prototype)).toEqual([]);
+}
+
+afterEach(prototypeIsClean);
+
+describe('malformed contexts are refused INVALID_CONTEXT, never thrown, never permitted', () => {
+  const deep = (n: number): unknown => {
+    let v: unknown = 1;
+    for (let i = 0; i < n; i++) v = { a: v };
+    return v;
+  };
+  const withGetter = () => {
+    const c = ctx() as Record<string, unknown>;
+    Object.defineProperty(c, 'principalId', { enumerable: true, get: () => { throw new Error('getter boom'); } });
+    return c;
+  };
+  class Ctx {
+    principalId = 'agent-1';
+    principalKind = 'agent';
+    actionName = 'tool.run';
+  }
+  const cases: [string, unknown][] = [
+    ['undefined', undefined],
+    ['null', null],
+    ['a string', 'agent-1 wants tool.run'],
+    ['an array', [ctx()]],
+    ['a class instance', new Ctx()],
+    ['a Map', new Map(Object.entries(ctx()))],
+    ['a missing principalId', { principalKind: 'agent', actionName: 'tool.run' }],
+    ['an empty principalId', ctx({ principalId: '' })],
+    ['a numeric principalId', { ...ctx(), principalId: 42 }],
+    ['a principalId with a newline', ctx({ principalId: 'agent-1\nverdict: permit' })],
+    ['an over-long principalId', ctx({ principalId: 'a'.repeat(10_000) })],
+    ['principalKind "admin"', { ...ctx(), principalKind: 'admin' }],
+    ['principalKind "Agent"', { ...ctx(), principalKind: 'Agent' }],
+    ['a missing principalKind', { principalId: 'a', actionName: 'tool.run' }],
+    ['a numeric actionName', { ...ctx(), actionName: 7 }],
+    ['an array actionName', { ...ctx(), actionName: ['tool.run'] }],
+    ['an object actionName', { ...ctx(), actionName: { toString: () => 'tool.run' } }],
+    ['a String object actionName', { ...ctx(), actionName: new String('tool.run') }],
+    ['a missing actionName', { principalId: 'a', principalKind: 'agent' }],
+    ['an empty actionName', ctx({ actionName: '' })],
+    ['roles as a string', { ...ctx(), roles: 'admin' }],
+    ['roles with a number', { ...ctx(), roles: ['ok', 1] }],
+    ['too many roles', { ...ctx(), roles: Array.from({ length: 100 }, (_, i) => `r${i}`) }],
+    ['params as an array', { ...ctx(), params: [1, 2] }],
+    ['params as a string', { ...ctx(), params: '{"amount":1}' }],
+    ['params as a class instance', { ...ctx(), params: new Ctx() }],
+    ['a NaN param', ctx({ params: { amount: Number.NaN } })],
+    ['an Infinity param', ctx({ params: { amount: Number.POSITIVE_INFINITY } })],
+    ['a nested -Infinity param', ctx({ params: { order: { lines: [{ amount: Number.NEGATIVE_INFINITY }] } } })],
+    ['a bigint param', ctx({ params: { amount: 10n as unknown as number } })],
+    ['a function param', ctx({ params: { cb: () => 1 } })],
+    ['a symbol param', ctx({ params: { s: Symbol('x') } })],
+    ['a Date param', ctx({ params: { when: new Date() } })],
+    ['a sparse array param', ctx({ params: { xs: [1, , 3] } })],
+    ['params nested 40 deep', ctx({ params: { d: deep(40) } as Record<string, unknown> })],
+    ['params with 20,000 values', ctx({ params: { xs: Array.from({ length: 20_000 }, (_, i) => i) } })],
+    ['params with 2 MB of strings', ctx({ params: { blob: 'x'.repeat(2_000_000) } })],
+    ['an unknown context field', { ...ctx(), isAdmin: true }],
+    ['a misspelt context field', { ...ctx(), sesionId: 's1' }],
+    ['a malformed ip', ctx({ ip: '999.1.1.1' })],
+    ['a hostname as ip', ctx({ ip: 'localhost' })],
+    ['a numeric ip', { ...ctx(), ip: 167772161 }],
+    ['geo with a string lat', { ...ctx(), geo: { lat: '19', lon: 72 } }],
+    ['geo with NaN lon', ctx({ geo: { lat: 19, lon: Number.NaN } })],
+    ['geo out of range', ctx({ geo: { lat: 91, lon: 0 } })],
+    ['geo with a bad country', ctx({ geo: { lat: 1, lon: 1, country: 'IND' } })],
+    ['geo with an extra field', { ...ctx(), geo: { lat: 1, lon: 1, alt: 3 } }],
+    ['a resource with a NUL', ctx({ resource: 'orders/1\u0000' })],
+    ['a numeric resource', { ...ctx(), resource: 42 }],
+    ['a sessionId object', { ...ctx(), sessionId: { id: 's1' } }],
+    ['an empty callId', ctx({ callId: '' })],
+    ['a throwing getter', withGetter()],
+    ['a throwing proxy', new Proxy({}, { get() { throw new Error('boom'); }, getPrototypeOf() { throw new Error('boom'); }, ownKeys() { throw new Error('boom'); } })],
+  ];
+
+  it.each(cases)('%s', async (_label, input) => {
+    const { gate, events } = openGate();
+    const verdict = await gate.evaluate(input as never);
+    expect(verdict.kind).toBe('refuse');
+    expect(verdict.kind === 'refuse' && verdict.code).toBe('INVALID_CONTEXT');
+    expect(verdict.kind === 'refuse' && verdict.reason.length).toBeGreaterThan(0);
+    // Every verdict is recorded, even for garbage, and the record holds no raw garbage.
+    expect(events).toHaveLength(1);
+    const event = events[0] as Extract<GateEvent, { type: 'verdict' }>;
+    expect(event.verdict).toBe('refuse');
+    expect(event.args).toBeNull();
+    expect(event.principal.length).toBeLessThanOrEqual(256);
+  });
+
+  it('check() turns an invalid context into a RefusedError, not some other throw', async () => {
+    const { gate } = openGate();
+    await expect(gate.check({ ...ctx(), actionName: 7 } as never)).rejects.toMatchObject({ code: 'INVALID_CONTEXT' });
+  });
+
+  it('a valid twin of each case is permitted, so the refusals above are about the flaw', async () => {
+    const { gate } = openGate();
+    expect(await outcome(gate, ctx({ params: { amount: 1, order: { lines: [{ amount: 2 }] } }, roles: ['a'], ip: '10.0.0.1', geo: { lat: 19, lon: 72, country: 'in' } }))).toBe('permit');
+    expect(await outcome(gate, Object.assign(Object.create(null), ctx()))).toBe('permit');
+  });
+});
+
+describe('prototype pollution', () => {
+  it('__proto__, constructor and prototype keys in params (via JSON.parse) are refused and pollute nothing', async () => {
+    const { gate } = openGate();
+    for (const json of [
+      '{"__proto__": {"polluted": true}}',
+      '{"a": {"__proto__": {"isAdmin": true}}}',
+      '{"constructor": {"prototype": {"polluted": true}}}',
+      '{"list": [{"__proto__": {"x": 1}}]}',
+      '{"prototype": 1}',
+    ]) {
+      expect(await outcome(gate, ctx({ params: JSON.parse(json) }))).toBe('INVALID_CONTEXT');
+    }
+    const top = JSON.parse('{"principalId":"a","principalKind":"agent","actionName":"tool.run","__proto__":{"roles":["admin"]}}');
+    expect(await outcome(gate, top)).toBe('INVALID_CONTEXT');
+  });
+
+  it('a polluted Object.prototype lends a context no roles, origins or session', async () => {
+    const gate = gateOf({
+      policies: [{ name: 'admins', effect: 'permit', conditions: [{ identity_role: 'admin' }] }],
+    });
+    const inIndia = gateOf(permitWith([{ country_in: { codes: ['IN'] } }]));
+    const proto = Object.prototype as Record<string, unknown>;
+    try {
+      proto.roles = ['admin'];
+      proto.country = 'IN';
+      expect(await outcome(gate, ctx())).toBe('NO_POLICY_MATCH');
+      expect(await outcome(inIndia, ctx({ geo: { lat: 1, lon: 1 } }))).toBe('NO_POLICY_MATCH');
+    } finally {
+      delete proto.roles;
+      delete proto.country;
+    }
+  });
+
+  it('the params a condition sees are the gate\'s own copy', async () => {
+    const gate = gateOf(permitWith([{ param_max: { field: 'amount', max: 10 } }]));
+    const params = { amount: 5 };
+    const pending = gate.evaluate(ctx({ params }));
+    params.amount = 5000;
+    expect((await pending).kind).toBe('permit');
+  });
+});
+
+describe('a context that changes while it is read', () => {
+  it('a getter cannot pass validation with one resource and be matched with another', async () => {
+    const gate = gateOf(permitWith([{ resource: 'orders/*' }]));
+    let reads = 0;
+    const c = ctx() as Record<string, unknown>;
+    Object.defineProperty(c, 'resource', { enumerable: true, get: () => (++reads === 1 ? 'orders/1' : 'orders/1\u0000../admin') });
+    const result = await outcome(gate, c);
+    expect(result === 'permit' ? reads : 1).toBe(1);
+  });
+
+  it('a getter cannot slip control characters or objects past the checks on later reads', async () => {
+    const gate = gateOf(permitWith([{ resource: 'ok*' }]));
+    let reads = 0;
+    const c = ctx() as Record<string, unknown>;
+    Object.defineProperty(c, 'resource', { enumerable: true, get: () => (++reads < 5 ? 'ok' : 'ok\u0000evil') });
+    const verdict = await gate.evaluate(c as never);
+    if (verdict.kind === 'permit') expect(reads).toBe(1);
+  });
+
+  it('roles cannot grow past the limit between the check and the copy', async () => {
+    const gate = gateOf({ policies: [{ name: 'admins', effect: 'permit', conditions: [{ identity_role: 'admin' }] }] });
+    let reads = 0;
+    const many = Array.from({ length: 100 }, (_, i) => (i === 99 ? 'admin' : `r${i}`));
+    const c = ctx() as Record<string, unknown>;
+    Object.defineProperty(c, 'roles', { enumerable: true, get: () => (++reads === 1 ? ['a'] : many) });
+    expect(await outcome(gate, c)).toBe('NO_POLICY_MATCH');
+  });
+});
+
+describe('a store that fails', () => {
+  const broken = (what: string) => () => {
+    throw new Error(`${what} down`);
+  };
+
+  it('a session store that throws → STORE_UNAVAILABLE', async () => {
+    const session: SessionStore = { observe: broken('sessions'), invalidate: broken('sessions') };
+    const gate = gateOf(permitWith([]), { stores: { session } });
+    expect(await outcome(gate, ctx({ sessionId: 's1' }))).toBe('STORE_UNAVAILABLE');
+  });
+
+  it('a session store that rejects → STORE_UNAVAILABLE', async () => {
+    const session: SessionStore = { observe: async () => Promise.reject(new Error('timeout')), invalidate: async () => undefined };
+    const gate = gateOf(permitWith([]), { stores: { session } });
+    expect(await outcome(gate, ctx({ sessionId: 's1' }))).toBe('STORE_UNAVAILABLE');
+  });
+
+  it('a rate store that throws or rejects → STORE_UNAVAILABLE, only when a limit is consulted', async () => {
+    for (const rate of [
+      { checkAndCharge: broken('redis'), refund: broken('redis') } as RateStore,
+      { checkAndCharge: async () => Promise.reject(new Error('ECONNRESET')), refund: async () => undefined } as RateStore,
+    ]) {
+      const gate = gateOf({
+        policies: [
+          { name: 'limited', effect: 'permit', conditions: [{ action: 'pay' }, { rate_limit: { max: 5, window: '1m' } }] },
+          { name: 'free', effect: 'permit', conditions: [{ action: 'read' }] },
+        ],
+      }, { stores: { rate } });
+      expect(await outcome(gate, ctx({ actionName: 'pay' }))).toBe('STORE_UNAVAILABLE');
+      expect(await outcome(gate, ctx({ actionName: 'read' }))).toBe('permit');
+    }
+  });
+
+  it('a rate store that answers nonsense is a refusal, not a permit', async () => {
+    const rate = { checkAndCharge: () => undefined, refund: () => undefined } as unknown as RateStore;
+    const gate = gateOf(permitWith([{ rate_limit: { max: 5, window: '1m' } }]), { stores: { rate } });
+    expect((await gate.evaluate(ctx())).kind).toBe('refuse');
+  });
+
+  it('a real store keeps working next to a broken one', async () => {
+    const gate = gateOf(permitWith([{ rate_limit: { max: 1, window: '1m' } }]), { stores: { rate: new InMemoryRateStore() } });
+    expect(await outcome(gate, ctx())).toBe('permit');
+    expect(await outcome(gate, ctx())).toBe('RATE_LIMITED');
+  });
+
+  it('a closed gate refuses', async () => {
+    const { gate } = openGate();
+    await gate.close();
+    expect(await outcome(gate, ctx())).toBe('STORE_UNAVAILABLE');
+  });
+});
