@@ -1,0 +1,184 @@
+import OpenAI from 'openai';
+import { zodFunction } from 'openai/helpers/zod';
+import type { ChatCompletionMessageToolCall } from 'openai/resources/chat/completions';
+import type { ResponseFunctionToolCall } from 'openai/resources/responses/responses';
+import { describe, expect, expectTypeOf, it } from 'vitest';
+import { z } from 'zod';
+import { gateToolCalls, guardRunnableTools } from '../../src/adapters/openai.ts';
+import { agent, countingGate, refundGate, throwingGate } from './fixtures.ts';
+
+type Turn = { toolCalls: Array<{ id: string; name: string; args: unknown }> } | { text: string };
+
+/** An OpenAI client whose fetch answers chat completions from a script and records each request. */
+function scriptedClient(turns: Turn[]) {
+  const requests: Array<{ messages: Array<Record<string, unknown>> }> = [];
+  const fetch = async (_url: string | URL | Request, init?: RequestInit): Promise<Response> => {
+    requests.push(JSON.parse(String(init?.body)) as { messages: Array<Record<string, unknown>> });
+    const turn = turns[requests.length - 1];
+    if (!turn) return new Response(JSON.stringify({ error: { message: 'script exhausted' } }), { status: 400 });
+    const message = 'text' in turn
+      ? { role: 'assistant', content: turn.text, refusal: null }
+      : {
+        role: 'assistant', content: null, refusal: null,
+        tool_calls: turn.toolCalls.map((c) => ({ id: c.id, type: 'function', function: { name: c.name, arguments: JSON.stringify(c.args) } })),
+      };
+    const body = {
+      id: `cmpl-${requests.length}`, object: 'chat.completion', created: 0, model: 'fake',
+      choices: [{ index: 0, message, finish_reason: 'text' in turn ? 'stop' : 'tool_calls', logprobs: null }],
+      usage: { prompt_tokens: 1, completion_tokens: 1, total_tokens: 2 },
+    };
+    return new Response(JSON.stringify(body), { status: 200, headers: { 'content-type': 'application/json' } });
+  };
+  return { client: new OpenAI({ apiKey: 'test', fetch, maxRetries: 0 }), requests };
+}
+
+function refundRunnable(ran: number[]) {
+  return {
+    type: 'function' as const,
+    function: {
+      name: 'refund',
+      description: 'Refund an order, in dollars.',
+      parameters: { type: 'object', properties: { amount: { type: 'number' }, orderId: { type: 'string' } }, required: ['amount', 'orderId'] },
+      parse: (input: string) => JSON.parse(input) as { amount: number; orderId: string },
+      function: async (args: { amount: number; orderId: string }) => {
+        ran.push(args.amount);
+        return { refunded: args.amount };
+      },
+    },
+  };
+}
+
+function toolMessagesOf(request: { messages: Array<Record<string, unknown>> } | undefined) {
+  return (request?.messages ?? []).filter((m) => m.role === 'tool');
+}
+
+describe('openai runTools with guardRunnableTools', () => {
+  it('runs the permitted tool, refuses the other without running it, and the model sees the refusal and continues', async () => {
+    const ran: number[] = [];
+    const { client, requests } = scriptedClient([
+      { toolCalls: [{ id: 'call-1', name: 'refund', args: { amount: 40, orderId: 'A1' } }] },
+      { toolCalls: [{ id: 'call-2', name: 'refund', args: { amount: 5000, orderId: 'A2' } }] },
+      { text: 'One refund done; the other needs a human.' },
+    ]);
+    const runner = client.chat.completions.runTools({
+      model: 'fake',
+      messages: [{ role: 'user', content: 'refund A1 and A2' }],
+      tools: guardRunnableTools([refundRunnable(ran)], refundGate(), { principal: agent }),
+    });
+    expect(await runner.finalContent()).toBe('One refund done; the other needs a human.');
+    expect(ran).toEqual([40]);
+    expect(requests).toHaveLength(3);
+    expect(toolMessagesOf(requests[2])).toEqual([
+      { role: 'tool', tool_call_id: 'call-1', content: '{"refunded":40}' },
+      { role: 'tool', tool_call_id: 'call-2', content: expect.stringMatching(/^Refused by policy \[NO_POLICY_MATCH\] policy: /) },
+    ]);
+  });
+
+  it('uses each call id once: identical parallel calls are charged separately, a gate seeing them twice is not', async () => {
+    const ran: number[] = [];
+    const gate = countingGate(refundGate(5));
+    const { client } = scriptedClient([
+      { toolCalls: [{ id: 'p1', name: 'refund', args: { amount: 1, orderId: 'A' } }, { id: 'p2', name: 'refund', args: { amount: 1, orderId: 'A' } }] },
+      { text: 'done' },
+    ]);
+    await client.chat.completions.runTools({
+      model: 'fake',
+      messages: [{ role: 'user', content: 'go' }],
+      tools: guardRunnableTools([refundRunnable(ran)], gate, { principal: agent }),
+    }).done();
+    expect(gate.calls.sort()).toEqual(['p1', 'p2']);
+    expect(ran).toEqual([1, 1]);
+  });
+
+  it('returns the refusal as the result when the gate throws; the runner goes on', async () => {
+    const ran: number[] = [];
+    const { client, requests } = scriptedClient([
+      { toolCalls: [{ id: 'x', name: 'refund', args: { amount: 1, orderId: 'A' } }] },
+      { text: 'could not refund' },
+    ]);
+    const content = await client.chat.completions.runTools({
+      model: 'fake',
+      messages: [{ role: 'user', content: 'go' }],
+      tools: guardRunnableTools([refundRunnable(ran)], throwingGate, { principal: agent }),
+    }).finalContent();
+    expect(content).toBe('could not refund');
+    expect(ran).toEqual([]);
+    expect(toolMessagesOf(requests[1])[0]?.content).toMatch(/^Refused by policy \[INVALID_CONTEXT\]/);
+  });
+
+  it('keeps name, description, parameters, parse and types; auto-parseable (zodFunction) tools too', () => {
+    const plain = refundRunnable([]);
+    const zodTool = zodFunction({ name: 'refund', parameters: z.object({ amount: z.number(), orderId: z.string() }), function: async () => 'ok' });
+    const tools = [plain, zodTool] as const;
+    const [g1, g2] = guardRunnableTools(tools, refundGate(), { principal: agent });
+    expect(g1.function.name).toBe(plain.function.name);
+    expect(g1.function.description).toBe(plain.function.description);
+    expect(g1.function.parameters).toEqual(plain.function.parameters);
+    expect(g1.function.parse).toBe(plain.function.parse);
+    expect(g1.function.function).not.toBe(plain.function.function);
+    expect(g2).toEqual(zodTool);
+    expect((g2 as unknown as { $brand: string }).$brand).toBe('auto-parseable-tool');
+    expect((g2 as unknown as { $callback: unknown }).$callback).not.toBe((zodTool as unknown as { $callback: unknown }).$callback);
+    expectTypeOf(g1).toEqualTypeOf(plain);
+    expectTypeOf(g2).toEqualTypeOf(zodTool);
+  });
+});
+
+describe('openai gateToolCalls', () => {
+  const chatCall = (id: string, name: string, args: string): ChatCompletionMessageToolCall => ({ id, type: 'function', function: { name, arguments: args } });
+
+  it('answers every Chat Completions call id once: run, refused, unknown or malformed', async () => {
+    const ran: number[] = [];
+    const handlers = { refund: (args: Record<string, unknown>) => { ran.push(args.amount as number); return `refunded ${String(args.amount)}`; } };
+    const outputs = await gateToolCalls([
+      chatCall('a', 'refund', '{"amount":10,"orderId":"A"}'),
+      chatCall('b', 'refund', '{"amount":500,"orderId":"B"}'),
+      chatCall('c', 'delete_everything', '{}'),
+      chatCall('d', 'refund', '{not json'),
+    ], handlers, refundGate(), { principal: agent });
+    expect(ran).toEqual([10]);
+    expect(outputs.map((o) => o.tool_call_id)).toEqual(['a', 'b', 'c', 'd']);
+    expect(outputs[0]).toEqual({ role: 'tool', tool_call_id: 'a', content: 'refunded 10' });
+    expect(outputs[1]?.content).toMatch(/^Refused by policy \[NO_POLICY_MATCH\]/);
+    expect(outputs[2]?.content).toMatch(/^Unknown tool 'delete_everything'/);
+    expect(outputs[3]?.content).toMatch(/not valid JSON/);
+  });
+
+  it('answers Responses function_call items with function_call_output items', async () => {
+    const calls: ResponseFunctionToolCall[] = [
+      { type: 'function_call', call_id: 'r1', name: 'refund', arguments: '{"amount":10,"orderId":"A"}' },
+      { type: 'function_call', call_id: 'r2', name: 'refund', arguments: '{"amount":10,"orderId":"A"}' },
+    ];
+    const outputs = await gateToolCalls(calls, { refund: () => ({ ok: true }) }, refundGate(1), { principal: agent });
+    expectTypeOf(outputs[0]).toExtend<{ type: 'function_call_output' } | undefined>();
+    expect(outputs[0]).toEqual({ type: 'function_call_output', call_id: 'r1', output: '{"ok":true}' });
+    expect(outputs[1]?.output).toMatch(/^Refused by policy \[RATE_LIMITED\] policy: 'agent_refunds' .*retry after \d+s\.$/);
+  });
+
+  it('charges a replayed call id once and refuses when the gate throws', async () => {
+    const gate = countingGate(refundGate(1));
+    const handlers = { refund: () => 'ok' };
+    const call = chatCall('same', 'refund', '{"amount":1,"orderId":"A"}');
+    expect((await gateToolCalls([call], handlers, gate, { principal: agent }))[0]?.content).toBe('ok');
+    expect((await gateToolCalls([call], handlers, gate, { principal: agent }))[0]?.content).toBe('ok');
+    expect((await gateToolCalls([call], handlers, throwingGate, { principal: agent }))[0]?.content).toMatch(/^Refused by policy \[INVALID_CONTEXT\]/);
+  });
+
+  it('drives a hand-rolled Chat Completions loop to the end', async () => {
+    const ran: number[] = [];
+    const { client, requests } = scriptedClient([
+      { toolCalls: [{ id: 'h1', name: 'refund', args: { amount: 20, orderId: 'A' } }, { id: 'h2', name: 'refund', args: { amount: 999, orderId: 'B' } }] },
+      { text: 'partly done' },
+    ]);
+    const messages: OpenAI.Chat.ChatCompletionMessageParam[] = [{ role: 'user', content: 'go' }];
+    for (;;) {
+      const completion = await client.chat.completions.create({ model: 'fake', messages });
+      const message = completion.choices[0]?.message;
+      if (!message?.tool_calls?.length) break;
+      messages.push(message);
+      messages.push(...await gateToolCalls(message.tool_calls, { refund: (a) => { ran.push(a.amount as number); return 'ok'; } }, refundGate(), { principal: agent }));
+    }
+    expect(ran).toEqual([20]);
+    expect(toolMessagesOf(requests[1]).map((m) => m.tool_call_id)).toEqual(['h1', 'h2']);
+  });
+});
