@@ -122,6 +122,9 @@ export class Connection {
 
 /** quit() when connected, disconnect() otherwise (quit would wait for a connection that never comes). */
 export async function quit(client: Redis): Promise<void> {
+  // Errors after this point (a ready check cut short) are our own doing: nothing to report.
+  client.removeAllListeners('error');
+  client.on('error', () => {});
   if (client.status === 'ready') {
     try {
       await client.quit();
