@@ -100,7 +100,7 @@ export class ProxyCore {
     const relay: ClientRequestRelay = (request, signal) => this.relayToClient(request, signal);
     this.upstreams = opts.config.servers.map((s) => new Upstream(s, {
       log: this.log,
-      changed: (u, what) => void this.onUpstreamChanged(u, what),
+      changed: (u, what) => this.onUpstreamChanged(u, what).catch((err: unknown) => this.log(`upstream ${u.name}: ${String(err)}`)),
       logMessage: (u, params) => {
         for (const s of this.sessions) void s.server.sendLoggingMessage({ ...params, logger: params.logger ? `${u.name}/${params.logger}` : u.name }).catch(() => undefined);
       },
@@ -201,6 +201,7 @@ export class ProxyCore {
 
     const meta: Record<string, unknown> = {};
     let progressToken: unknown;
+    let progressSent: Promise<void> | undefined;
     if (params._meta) {
       for (const k in params._meta) {
         if (k === 'progressToken') progressToken = params._meta[k];
@@ -209,12 +210,13 @@ export class ProxyCore {
     }
     if (verdict.permit !== undefined) meta[PERMIT_META_KEY] = verdict.permit;
     const options: Parameters<typeof client.request>[2] = { signal: extra.signal, timeout: this.config.tools.callTimeoutMs };
+    let upstreamToken: string | undefined;
     if (progressToken !== undefined) {
       // The upstream gets its own token; its progress is re-tagged with the client's.
-      options.resetTimeoutOnProgress = true;
-      options.onprogress = (p) => {
-        void extra.sendNotification({ method: 'notifications/progress', params: { ...p, progressToken } } as never).catch(() => undefined);
-      };
+      upstreamToken = upstream.trackProgress((p) => {
+        progressSent = extra.sendNotification({ method: 'notifications/progress', params: { ...p, progressToken } } as never).catch(() => undefined);
+      });
+      meta.progressToken = upstreamToken;
     }
     const forwarded: Record<string, unknown> = { name: entry.tool.name, arguments: args };
     for (const _ in meta) {
@@ -227,11 +229,18 @@ export class ProxyCore {
     try {
       result = await client.request({ method: 'tools/call', params: forwarded }, CallToolResultSchema, options) as CallToolResult;
       outcome = result.isError ? 'tool_error' : 'ok';
+      // The client drops progress that arrives after the result: let the last one go first.
+      if (progressSent) {
+        await progressSent;
+        await new Promise(setImmediate);
+      }
     } catch (err) {
       outcome = 'upstream_failure';
       if (err instanceof McpError && err.code === ErrorCode.InvalidParams) throw err;
       const message = extra.signal.aborted ? 'the call was cancelled' : (err as Error).message;
       result = { isError: true, content: [{ type: 'text', text: `Server '${upstream.name}' failed to answer: ${message}` }] };
+    } finally {
+      if (upstreamToken !== undefined) upstream.untrackProgress(upstreamToken);
     }
     if (this.outcomes) {
       const record: OutcomeRecord = { type: 'outcome', time: Date.now(), evaluationId: verdict.evaluationId, action: entry.action, outcome, durationMs: performance.now() - started };

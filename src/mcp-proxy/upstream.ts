@@ -19,7 +19,7 @@ export type ClientRequestRelay = (request: { method: string; params?: Record<str
 export interface UpstreamEvents {
   log(message: string): void;
   /** Tools, prompts or resources of this upstream changed (or it came up or went down). */
-  changed(upstream: Upstream, what: 'tools' | 'prompts' | 'resources'): void;
+  changed(upstream: Upstream, what: 'tools' | 'prompts' | 'resources'): Promise<void> | void;
   logMessage(upstream: Upstream, params: LoggingMessageNotification['params']): void;
   resourceUpdated(upstream: Upstream, params: ResourceUpdatedNotification['params']): void;
   relay: ClientRequestRelay;
@@ -45,6 +45,8 @@ export class Upstream {
   /** Resolves once the first connection attempt succeeded or failed. */
   readonly settled: Promise<void> = new Promise((r) => (this.firstSettled = r));
   private capabilities: ClientCapabilities = {};
+  private readonly progress = new Map<string, (params: Record<string, unknown>) => void>();
+  private progressSeq = 0;
   private logLevel: LoggingLevel | undefined;
 
   constructor(readonly config: ServerConfig, private readonly events: UpstreamEvents) {}
@@ -55,6 +57,21 @@ export class Upstream {
 
   get serverCapabilities(): ServerCapabilities | undefined {
     return this.state === 'ready' ? this.client?.getServerCapabilities() : undefined;
+  }
+
+  /**
+   * A progress token for one forwarded request. The SDK dispatches notifications a microtask
+   * after responses, so a final progress arriving with the result would be dropped; reading it
+   * off the transport keeps every update in order.
+   */
+  trackProgress(onProgress: (params: Record<string, unknown>) => void): string {
+    const token = `kavach-${++this.progressSeq}`;
+    this.progress.set(token, onProgress);
+    return token;
+  }
+
+  untrackProgress(token: string): void {
+    this.progress.delete(token);
   }
 
   start(capabilities: ClientCapabilities): void {
@@ -90,6 +107,16 @@ export class Upstream {
     client.onerror = (err) => this.events.log(`upstream ${this.name}: ${err.message}`);
     try {
       await client.connect(transport, { timeout: CONNECT_TIMEOUT_MS });
+      const deliver = transport.onmessage;
+      transport.onmessage = (message, extra) => {
+        if ('method' in message && message.method === 'notifications/progress' && !('id' in message)) {
+          const params = (message.params ?? {}) as Record<string, unknown>;
+          const handler = this.progress.get(params.progressToken as string);
+          if (handler) handler(params);
+          return;
+        }
+        deliver?.(message, extra);
+      };
       if (closedEarly || (this.state as UpstreamState) === 'closed') throw new Error('the connection closed during start-up');
       this.client = client;
       await this.refresh(client);
@@ -98,10 +125,10 @@ export class Upstream {
       this.lastError = undefined;
       this.events.log(`upstream ${this.name}: ready (${this.tools.length} tools)`);
       if (this.logLevel && client.getServerCapabilities()?.logging) await client.setLoggingLevel(this.logLevel).catch(() => undefined);
+      await this.events.changed(this, 'tools');
+      await this.events.changed(this, 'prompts');
+      await this.events.changed(this, 'resources');
       this.firstSettled();
-      this.events.changed(this, 'tools');
-      this.events.changed(this, 'prompts');
-      this.events.changed(this, 'resources');
     } catch (err) {
       await client.close().catch(() => undefined);
       if (this.client === client) this.client = undefined;
@@ -120,7 +147,7 @@ export class Upstream {
     this.events.log(`upstream ${this.name}: ${reason}; restarting in ${delay} ms`);
     this.firstSettled();
     // Tools stay listed while down, so a call gets a clear "unavailable" instead of vanishing.
-    if (wasReady) this.events.changed(this, 'resources');
+    if (wasReady) void this.events.changed(this, 'resources');
     this.timer = setTimeout(() => void this.connect(), delay);
     this.timer.unref();
   }
@@ -139,14 +166,16 @@ export class Upstream {
     client.setNotificationHandler(ToolListChangedNotificationSchema, async () => {
       if (this.client !== client) return;
       await this.refreshTools(client);
-      this.events.changed(this, 'tools');
+      await this.events.changed(this, 'tools');
     });
     client.setNotificationHandler(PromptListChangedNotificationSchema, async () => {
       if (this.client !== client) return;
       await this.refreshPrompts(client);
-      this.events.changed(this, 'prompts');
+      await this.events.changed(this, 'prompts');
     });
-    client.setNotificationHandler(ResourceListChangedNotificationSchema, () => this.events.changed(this, 'resources'));
+    client.setNotificationHandler(ResourceListChangedNotificationSchema, async () => {
+      await this.events.changed(this, 'resources');
+    });
     client.setNotificationHandler(ResourceUpdatedNotificationSchema, (n) => this.events.resourceUpdated(this, n.params));
     client.setNotificationHandler(LoggingMessageNotificationSchema, (n) => this.events.logMessage(this, n.params));
     // Only what the downstream client declared: the upstream then asks nothing it cannot answer.
