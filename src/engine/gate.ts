@@ -274,7 +274,11 @@ export class Gate {
       return withStore(
         () => this.rate.checkAndCharge(charges, chargeId, input.now),
         (result): MaybePromise<Decision> => {
-          if (result.admitted) return { verdict: { kind: 'permit', evaluationId, policy: policy.name }, charged: { charges, chargeId } };
+          if (result.admitted) {
+            const verdict: PermitVerdict = { kind: 'permit', evaluationId, policy: policy.name };
+            // A retried callId charged nothing now: refunding it would take back the first call's charge.
+            return result.repeated ? { verdict } : { verdict, charged: { charges, chargeId } };
+          }
           let first = limited;
           if (!first) {
             const failed = policy.stateful[result.index]?.condition;

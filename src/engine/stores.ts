@@ -22,7 +22,8 @@ export interface RateCharge {
 }
 
 export type ChargeResult =
-  | { admitted: true }
+  /** `repeated`: `chargeId` was already charged, so nothing was charged now (and nothing may be refunded). */
+  | { admitted: true; repeated?: boolean }
   /** `index` of the first charge that does not fit; no retry when it can never fit. */
   | { admitted: false; index: number; retryAfterMs?: number };
 
@@ -65,7 +66,7 @@ export class InMemoryRateStore implements RateStore {
       windows.push(w);
       if (alreadyCharged && !w.ids.has(chargeId)) alreadyCharged = false;
     }
-    if (alreadyCharged) return { admitted: true };
+    if (alreadyCharged) return { admitted: true, repeated: true };
     for (let i = 0; i < charges.length; i++) {
       const charge = charges[i] as RateCharge;
       const w = windows[i] as Window;
