@@ -1,0 +1,422 @@
+import { randomBytes } from 'node:crypto';
+import { mkdir, open, rename, type FileHandle } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import type { AuditSink, GateEvent } from '../engine/ports.ts';
+import { isCheckpointSigner, type CheckpointSigner } from './checkpoint.ts';
+import { EntryEncoder, type AuditEntry, type RecordTypeSchema } from './entry.ts';
+import { AuditError } from './errors.ts';
+import { segmentPath, syncDir } from './files.ts';
+import { LogLock } from './lock.ts';
+import { recoverTail, type TailState } from './recover.ts';
+import {
+  AUDIT_FORMAT_VERSION, CHECKPOINT_DOMAIN, checkpointMessage, sealRecord, ZERO_HASH,
+  type AuditRecord, type CheckpointMode, type CheckpointRecord, type RecordBody,
+} from './record.ts';
+import { writeSeal } from './seal.ts';
+import { resolveSigner, type KeyOptions } from './keys.ts';
+
+export interface AuditLogOptions extends KeyOptions {
+  /** Seal a checkpoint every N records or T ms (whichever first), and always on close. */
+  checkpointEvery?: { entries?: number; ms?: number };
+  /** Keep argument values (after `redact`), not only their hash. Default false. */
+  recordArgs?: boolean;
+  /** JSON Pointers removed from recorded argument values, e.g. `/password`, `/auth/token`. */
+  redact?: string[];
+  /** Rotate the active file into PATH.000001, ... once it passes this many bytes. Default 64 MiB; 0: never. */
+  maxSegmentBytes?: number;
+  /** Namespaced extension record types (`"myapp.approval"`) and the schema their fields must pass. */
+  recordTypes?: Record<string, RecordTypeSchema>;
+  /** Largest record line in bytes (default 1 MiB). Verdicts shed recorded argument values to fit. */
+  maxRecordBytes?: number;
+  /** ms since epoch; tests use it. */
+  clock?: () => number;
+}
+
+export const DEFAULT_CHECKPOINT_EVERY = { entries: 10_000, ms: 5_000 } as const;
+const DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024;
+const DEFAULT_MAX_RECORD_BYTES = 1024 * 1024;
+
+interface Pending {
+  line: string;
+  record: AuditRecord;
+  resolve?: (record: AuditRecord) => void;
+  reject?: (err: unknown) => void;
+}
+/** Close the active file as rotated segment `rotate` before writing what follows. */
+interface Rotate {
+  rotate: number;
+}
+type QueueItem = Pending | Rotate;
+
+interface Deferred {
+  body: RecordBody;
+  resolve: (record: AuditRecord) => void;
+  reject: (err: unknown) => void;
+}
+
+/**
+ * The tamper-evident audit log: JSON Lines, each record hash-chained to the one before, sealed by
+ * signed checkpoints. Implements the gate's AuditSink.
+ *
+ * Durability is group-committed: `append` encodes and chains the record at once (so order is call
+ * order), queues its line, and resolves only after the write + fdatasync of the batch holding it.
+ * All appends that arrive while one batch is being synced go out together in the next, so a
+ * thousand concurrent callers share one fsync. While a checkpoint is being signed, new entries wait
+ * un-chained, so every checkpoint seals exactly the records before it.
+ */
+export class AuditLog implements AuditSink {
+  private fh: FileHandle;
+  private queue: QueueItem[] = [];
+  private flushing = false;
+  private idle: Array<() => void> = [];
+  private sealing: Promise<void> | undefined;
+  private deferred: Deferred[] = [];
+  private rotateAfterSeal = false;
+  private sinceCheckpoint: number;
+  private segmentBytes: number;
+  private segment: number;
+  private seqNext: number;
+  private headHash: string;
+  private failure: AuditError | undefined;
+  private closing = false;
+  private timer: NodeJS.Timeout | undefined;
+  private sealWrite: Promise<void> = Promise.resolve();
+  private lastSeal: CheckpointRecord | undefined;
+  private readonly encoder: EntryEncoder;
+  private readonly everyEntries: number;
+  private readonly maxSegmentBytes: number;
+  private readonly maxRecordBytes: number;
+  private readonly clock: () => number;
+
+  private constructor(
+    readonly path: string,
+    readonly logId: string,
+    private readonly signer: CheckpointSigner,
+    private readonly lock: LogLock,
+    fh: FileHandle,
+    state: { nextSeq: number; head: string; segment: number; segmentBytes: number; sinceCheckpoint: number },
+    opts: AuditLogOptions,
+  ) {
+    this.fh = fh;
+    this.seqNext = state.nextSeq;
+    this.headHash = state.head;
+    this.segment = state.segment;
+    this.segmentBytes = state.segmentBytes;
+    this.sinceCheckpoint = state.sinceCheckpoint;
+    this.clock = opts.clock ?? Date.now;
+    this.encoder = new EntryEncoder({
+      recordArgs: opts.recordArgs === true,
+      redact: opts.redact ?? [],
+      recordTypes: opts.recordTypes ?? {},
+      clock: this.clock,
+    });
+    const every = { ...DEFAULT_CHECKPOINT_EVERY, ...opts.checkpointEvery };
+    this.everyEntries = positive(every.entries, 'checkpointEvery.entries');
+    const ms = positive(every.ms, 'checkpointEvery.ms');
+    this.maxSegmentBytes = opts.maxSegmentBytes === 0 ? Infinity : positive(opts.maxSegmentBytes ?? DEFAULT_SEGMENT_BYTES, 'maxSegmentBytes');
+    this.maxRecordBytes = positive(opts.maxRecordBytes ?? DEFAULT_MAX_RECORD_BYTES, 'maxRecordBytes');
+    if (Number.isFinite(ms)) {
+      this.timer = setInterval(() => {
+        if (this.sinceCheckpoint > 0 && !this.sealing && !this.failure) this.startSeal();
+      }, ms);
+      this.timer.unref();
+    }
+  }
+
+  /**
+   * Opens (or creates) the log at `path` for appending: takes the writer lock, checks the tail,
+   * cuts a torn last line (recording the cut), and resumes the chain. Refuses a tail that fails.
+   */
+  static async open(path: string, opts: AuditLogOptions): Promise<AuditLog> {
+    const signer = await resolveSigner(opts);
+    if (!isCheckpointSigner(signer)) throw new TypeError('AuditLog.open: pass { keyPair, mode } (or a checkpoint signer)');
+    await mkdir(dirname(path), { recursive: true });
+    const lock = await LogLock.acquire(path);
+    let fh: FileHandle | undefined;
+    try {
+      const { tail, cut } = await recoverTail(path, { kid: signer.kid, verifier: signer.verifier });
+      if (tail?.mode !== undefined && tail.mode !== signer.mode) {
+        throw new AuditError('MODE_MISMATCH', -1, `audit log ${path} is sealed in ${tail.mode} mode; it cannot be continued in ${signer.mode} mode`);
+      }
+      fh = await open(path, 'a', 0o640);
+      const fresh = tail === undefined;
+      const logId = tail?.logId ?? randomBytes(12).toString('base64url');
+      const log = new AuditLog(path, logId, signer, lock, fh, stateOf(tail), opts);
+      if (fresh) {
+        log.enqueue({ type: 'genesis', time: log.clock(), version: AUDIT_FORMAT_VERSION, mode: signer.mode, kid: signer.kid });
+      } else if ((tail as TailState).activeBytes === 0) {
+        // The active file was (re)created after a rotation: mark where this segment starts.
+        log.enqueue({ type: 'segment', time: log.clock(), segment: log.segment + 1 });
+      }
+      if (cut) log.enqueue({ type: 'recovery', time: log.clock(), file: cut.file, cutBytes: cut.bytes, cutHash: cut.hash });
+      if (!fresh && tail?.lastKid !== undefined && tail.lastKid !== signer.kid) {
+        log.enqueue({ type: 'key', time: log.clock(), event: 'audit_key_changed', kid: signer.kid, detail: `checkpoints were signed by ${tail.lastKid}` });
+      }
+      await log.flush();
+      if (fresh || (tail as TailState).activeBytes === 0) await syncDir(dirname(path));
+      return log;
+    } catch (err) {
+      await fh?.close().catch(() => undefined);
+      await lock.release();
+      throw err;
+    }
+  }
+
+  /** Seq the next record will get (= records in the chain). */
+  get size(): number {
+    return this.seqNext;
+  }
+
+  /** Hash of the newest record. */
+  get head(): string {
+    return this.headHash;
+  }
+
+  get mode(): CheckpointMode {
+    return this.signer.mode;
+  }
+
+  /** The newest durable checkpoint: keep a copy elsewhere to detect truncation later (`anchor`). */
+  get lastCheckpoint(): CheckpointRecord | undefined {
+    return this.lastSeal;
+  }
+
+  /** Records the entry; resolves with the record once it is durable (fsync). */
+  append(entry: AuditEntry | GateEvent): Promise<AuditRecord> {
+    if (this.failure) return Promise.reject(this.failure);
+    if (this.closing) return Promise.reject(new AuditError('LOG_CLOSED', -1, `audit log ${this.path} is closed`));
+    let body: RecordBody;
+    try {
+      body = this.encoder.body(entry as AuditEntry);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return new Promise<AuditRecord>((resolve, reject) => {
+      if (this.sealing) this.deferred.push({ body, resolve, reject });
+      else this.enqueue(body, resolve, reject);
+    });
+  }
+
+  /** Resolves when everything appended so far is durable. */
+  async flush(): Promise<void> {
+    for (;;) {
+      if (this.sealing) {
+        await this.sealing;
+        continue;
+      }
+      if (this.queue.length === 0 && !this.flushing) break;
+      await new Promise<void>((resolve) => this.idle.push(resolve));
+    }
+    if (this.failure) throw this.failure;
+  }
+
+  /** Seals a checkpoint now (if anything is unsealed) and waits until it is durable. */
+  async checkpoint(): Promise<CheckpointRecord | undefined> {
+    while (this.sealing) await this.sealing;
+    if (this.sinceCheckpoint > 0) this.startSeal();
+    await this.flush();
+    await this.sealWrite;
+    return this.lastSeal;
+  }
+
+  /** Seals a final checkpoint, flushes, and releases the lock. Appends after this reject. */
+  async close(): Promise<void> {
+    if (this.closing) return;
+    this.closing = true;
+    if (this.timer) clearInterval(this.timer);
+    try {
+      while (this.sealing) await this.sealing;
+      if (!this.failure && this.sinceCheckpoint > 0) this.startSeal();
+      await this.flush().catch(() => undefined);
+      await this.sealWrite;
+    } finally {
+      await this.fh.close().catch(() => undefined);
+      await this.lock.release();
+    }
+    if (this.failure) throw this.failure;
+  }
+
+  // -------------------------------------------------------------------------------------------
+
+  /** Chains a body at the head: assigns seq/prev, hashes, queues the line. */
+  private enqueue(body: RecordBody, resolve?: (r: AuditRecord) => void, reject?: (e: unknown) => void): void {
+    const record = body as RecordBody & { seq: number; prev: string; log: string; hash: string };
+    record.seq = this.seqNext;
+    record.prev = this.headHash;
+    record.log = this.logId;
+    let sealed: { hash: string; line: string };
+    try {
+      sealed = sealRecord(record);
+      if (sealed.line.length > this.maxRecordBytes) sealed = this.shrink(record, sealed.line.length);
+    } catch (err) {
+      const e = err instanceof AuditError ? err : new AuditError('BAD_ENTRY', -1, `entry cannot be encoded: ${(err as Error).message}`);
+      if (reject) reject(e);
+      else this.fail(e);
+      return;
+    }
+    record.hash = sealed.hash;
+    const line = `${sealed.line}\n`;
+    this.seqNext++;
+    this.headHash = sealed.hash;
+    this.segmentBytes += Buffer.byteLength(line);
+    const pending: Pending = { line, record: record as unknown as AuditRecord };
+    if (resolve) pending.resolve = resolve;
+    if (reject) pending.reject = reject;
+    this.queue.push(pending);
+    if (body.type === 'checkpoint') this.sinceCheckpoint = 0;
+    else this.sinceCheckpoint++;
+    if (!this.flushing) {
+      this.flushing = true;
+      // setImmediate, not a microtask: lets every caller resumed by the last batch append first.
+      setImmediate(() => void this.runFlush());
+    }
+    if (this.sinceCheckpoint >= this.everyEntries && !this.sealing) this.startSeal();
+    else if (this.segmentBytes >= this.maxSegmentBytes && !this.sealing && body.type !== 'checkpoint') {
+      this.rotateAfterSeal = true;
+      this.startSeal();
+    }
+  }
+
+  /** A record over the size limit: a verdict sheds its argument values (never refused); others are refused. */
+  private shrink(record: RecordBody, size: number): { hash: string; line: string } {
+    if (record.type !== 'verdict') {
+      throw new AuditError('RECORD_TOO_LARGE', -1, `a ${record.type} record of ${size} bytes is over the ${this.maxRecordBytes}-byte limit`);
+    }
+    if (record.argsValue !== undefined) {
+      delete record.argsValue;
+      delete record.redacted;
+      record.argsError = `argument values not recorded: the record would be ${size} bytes (limit ${this.maxRecordBytes})`;
+    }
+    return sealRecord(record);
+  }
+
+  /** Signs a checkpoint over everything chained so far; entries arriving meanwhile wait. */
+  private startSeal(): void {
+    if (this.sealing || this.failure) return;
+    const size = this.seqNext;
+    const head = this.headHash;
+    const time = this.clock();
+    this.sealing = (async () => {
+      let sig: string;
+      try {
+        sig = await this.signer.sign(CHECKPOINT_DOMAIN, checkpointMessage({ log: this.logId, size, head, time }));
+      } catch (err) {
+        this.fail(new AuditError('LOG_FAILED', -1, `checkpoint signing failed: ${(err as Error)?.message ?? String(err)}`, { cause: err }));
+        return;
+      }
+      this.enqueue(
+        { type: 'checkpoint', time, size, head, mode: this.signer.mode, kid: this.signer.kid, sig },
+        (record) => this.remember(record as CheckpointRecord),
+      );
+      if (this.rotateAfterSeal || this.segmentBytes >= this.maxSegmentBytes) {
+        this.rotateAfterSeal = false;
+        this.segment++;
+        this.queue.push({ rotate: this.segment });
+        this.segmentBytes = 0;
+        this.enqueue({ type: 'segment', time: this.clock(), segment: this.segment + 1 });
+      }
+    })().finally(() => {
+      this.sealing = undefined;
+      // Chain what waited, in order; one of them may start the next seal, the rest wait again.
+      while (this.deferred.length > 0 && !this.sealing) {
+        const d = this.deferred.shift() as Deferred;
+        if (this.failure) d.reject(this.failure);
+        else this.enqueue(d.body, d.resolve, d.reject);
+      }
+    });
+  }
+
+  /** A checkpoint is durable: copy it to the seal file (in order, newest wins). */
+  private remember(record: CheckpointRecord): void {
+    this.lastSeal = record;
+    const { line } = sealRecord(withoutHash(record));
+    this.sealWrite = this.sealWrite
+      .then(() => (this.lastSeal === record ? writeSeal(this.path, line) : undefined))
+      .catch((err: unknown) => {
+        process.stderr.write(`kavach: could not write the audit seal file: ${String(err)}\n`);
+      });
+  }
+
+  private async runFlush(): Promise<void> {
+    let batch: QueueItem[] = [];
+    try {
+      while (this.queue.length > 0 && !this.failure) {
+        batch = this.queue;
+        this.queue = [];
+        let text = '';
+        for (const item of batch) {
+          if ('rotate' in item) {
+            await this.write(text);
+            text = '';
+            await this.rotate(item.rotate);
+          } else {
+            text += item.line;
+          }
+        }
+        await this.write(text);
+        await this.fh.datasync();
+        for (const item of batch) if ('line' in item) item.resolve?.(item.record);
+        batch = [];
+      }
+    } catch (err) {
+      this.fail(new AuditError('LOG_FAILED', -1, `audit log ${this.path}: write failed: ${(err as Error)?.message ?? String(err)}`, { cause: err }), batch);
+    } finally {
+      this.flushing = false;
+      if (this.queue.length > 0 && !this.failure) {
+        this.flushing = true;
+        setImmediate(() => void this.runFlush());
+      } else {
+        const idle = this.idle;
+        this.idle = [];
+        for (const resolve of idle) resolve();
+      }
+    }
+  }
+
+  private async write(text: string): Promise<void> {
+    if (text.length === 0) return;
+    const buf = Buffer.from(text, 'utf8');
+    let off = 0;
+    while (off < buf.length) {
+      const { bytesWritten } = await this.fh.write(buf, off, buf.length - off);
+      off += bytesWritten;
+    }
+  }
+
+  /** Closes the sealed segment as PATH.00000N and starts a fresh active file. */
+  private async rotate(n: number): Promise<void> {
+    await this.fh.datasync();
+    await this.fh.close();
+    await rename(this.path, segmentPath(this.path, n));
+    this.fh = await open(this.path, 'a', 0o640);
+    await syncDir(dirname(this.path));
+  }
+
+  /** The log takes no more appends: everything waiting is rejected with the cause. */
+  private fail(err: AuditError, inFlight: QueueItem[] = []): void {
+    if (!this.failure) {
+      this.failure = err;
+      process.stderr.write(`kavach: ${err.message}\n`);
+    }
+    const failure = this.failure;
+    for (const item of [...inFlight, ...this.queue]) if ('line' in item) item.reject?.(failure);
+    this.queue = [];
+    for (const d of this.deferred.splice(0)) d.reject(failure);
+  }
+}
+
+function stateOf(tail: TailState | undefined): { nextSeq: number; head: string; segment: number; segmentBytes: number; sinceCheckpoint: number } {
+  if (!tail) return { nextSeq: 0, head: ZERO_HASH, segment: 0, segmentBytes: 0, sinceCheckpoint: 0 };
+  return { nextSeq: tail.nextSeq, head: tail.head, segment: tail.segments, segmentBytes: tail.activeBytes, sinceCheckpoint: tail.sinceCheckpoint };
+}
+
+function withoutHash(record: AuditRecord): object {
+  const { hash: _hash, ...rest } = record;
+  return rest;
+}
+
+function positive(n: number, name: string): number {
+  if (n === Infinity) return n;
+  if (typeof n !== 'number' || !Number.isFinite(n) || n <= 0) throw new TypeError(`${name} must be a positive number`);
+  return n;
+}

@@ -1,0 +1,177 @@
+import { hash as digest } from 'node:crypto';
+import { canonicalJson } from '../engine/canonical-json.ts';
+import type { JsonValue, PrincipalKind } from '../engine/context.ts';
+import type { InvalidationScope, RefuseCode } from '../engine/verdict.ts';
+
+/**
+ * The audit log's records. One JSON object per line; every record carries the chain header
+ * (`seq`, `prev`, `log`, `time`, `hash`) and a `type` that says what it is. Core types are plain
+ * words; extension types are namespaced with a dot (`mcp.session`), so they never collide.
+ */
+export const AUDIT_FORMAT_VERSION = 1;
+
+/** `prev` of the genesis record: the all-zero SHA-256, base64url. */
+export const ZERO_HASH = 'A'.repeat(43);
+
+/** Domain tag hashed in front of every record, so no other kind of message shares the hash space. */
+const HASH_DOMAIN = 'kavach.audit.v1\n';
+
+export type CheckpointMode = 'hybrid' | 'pq';
+
+export interface RecordHeader {
+  /** Position in the chain, from 0. */
+  seq: number;
+  /** `hash` of the record before (ZERO_HASH for the genesis record). */
+  prev: string;
+  /** The log's id, fixed at creation: a record from another log is a splice. */
+  log: string;
+  /** ms since epoch. */
+  time: number;
+  /** SHA-256 (base64url) of the domain tag and the canonical JSON of every other field. */
+  hash: string;
+}
+
+export interface GenesisRecord extends RecordHeader {
+  type: 'genesis';
+  version: number;
+  /** Signature mode of every checkpoint in this log. */
+  mode: CheckpointMode;
+  kid: string;
+}
+
+export interface VerdictRecord extends RecordHeader {
+  type: 'verdict';
+  evaluationId: string;
+  principal: string;
+  /** The principal's kind. */
+  kind?: PrincipalKind;
+  action?: string;
+  verdict: 'permit' | 'refuse' | 'invalidate';
+  code?: RefuseCode;
+  evaluator?: string;
+  reason?: string;
+  policy?: string;
+  /** SHA-256 of the canonical JSON of the arguments, as in the permit's `args` claim. */
+  args?: string;
+  /** The argument values (only with `recordArgs`), with the `redact` paths removed. */
+  argsValue?: JsonValue;
+  /** Which `redact` paths were present and removed. */
+  redacted?: string[];
+  /** Why the arguments could not be hashed or kept. */
+  argsError?: string;
+  /** The permit's `jti`, when a signed permit was issued. */
+  permit?: string;
+  session?: string;
+  resource?: string;
+  callId?: string;
+  /** Observe mode: the caller was permitted; `verdict` is what enforcement would have answered. */
+  observed?: true;
+}
+
+export interface PolicyReloadRecord extends RecordHeader {
+  type: 'policy_reload';
+  ok: boolean;
+  policies: number;
+  error?: string;
+}
+
+export interface InvalidationRecord extends RecordHeader {
+  type: 'invalidation';
+  scope: InvalidationScope;
+  reason: string;
+  remote: boolean;
+}
+
+export const OUTCOMES = ['ok', 'tool_error', 'upstream_failure'] as const;
+export type Outcome = (typeof OUTCOMES)[number];
+
+/** What happened to a permitted call after it was forwarded (the MCP proxy writes these). */
+export interface OutcomeRecord extends RecordHeader {
+  type: 'outcome';
+  evaluationId: string;
+  outcome: Outcome;
+  durationMs: number;
+  error?: string;
+}
+
+/** Key lifecycle: generated, loaded, rotated, revoked, or the log's own checkpoint key changing. */
+export interface KeyRecord extends RecordHeader {
+  type: 'key';
+  event: string;
+  kid?: string;
+  mode?: CheckpointMode;
+  detail?: string;
+}
+
+/** Signs (log, size, head, time): everything before `seq` is sealed. `size === seq`, `head === prev`. */
+export interface CheckpointRecord extends RecordHeader {
+  type: 'checkpoint';
+  size: number;
+  head: string;
+  mode: CheckpointMode;
+  kid: string;
+  /** The signature envelope over the checkpoint message. */
+  sig: string;
+}
+
+/** A torn last line (crash mid-write) was cut when the log was reopened. */
+export interface RecoveryRecord extends RecordHeader {
+  type: 'recovery';
+  file: string;
+  cutBytes: number;
+  /** SHA-256 (base64url) of the bytes that were cut. */
+  cutHash: string;
+}
+
+/** First record of every segment after the first (size-based rotation). */
+export interface SegmentRecord extends RecordHeader {
+  type: 'segment';
+  segment: number;
+}
+
+/** A namespaced type (`vendor.thing`): the generic extension point. */
+export type ExtensionType = `${string}.${string}`;
+export type ExtensionRecord<T extends ExtensionType = ExtensionType, D extends { [key: string]: JsonValue } = { [key: string]: JsonValue }> =
+  RecordHeader & { type: T } & D;
+
+export type CoreRecord =
+  | GenesisRecord | VerdictRecord | PolicyReloadRecord | InvalidationRecord | OutcomeRecord
+  | KeyRecord | CheckpointRecord | RecoveryRecord | SegmentRecord;
+
+export type AuditRecord = CoreRecord | ExtensionRecord;
+export type AuditRecordType = CoreRecord['type'];
+
+export const CORE_TYPES: ReadonlySet<string> = new Set<AuditRecordType>([
+  'genesis', 'verdict', 'policy_reload', 'invalidation', 'outcome', 'key', 'checkpoint', 'recovery', 'segment',
+]);
+export const EXTENSION_TYPE = /^[a-z][a-z0-9_-]{0,63}(\.[a-z0-9_-]{1,64}){1,4}$/;
+export const HEADER_FIELDS: ReadonlySet<string> = new Set(['seq', 'prev', 'log', 'time', 'hash', 'type']);
+
+/** A record before it takes its place in the chain. */
+export type RecordBody = { type: string; time: number; [key: string]: unknown };
+
+/** SHA-256, base64url, of the domain tag and `canonical`. */
+export function recordHash(canonical: string): string {
+  return digest('sha256', HASH_DOMAIN + canonical, 'base64url');
+}
+
+/**
+ * The line for a record (without `hash`): its canonical JSON with `hash` appended as the last key,
+ * so a reader recomputes the hash from the parsed fields and checks the bytes are exactly these.
+ */
+export function sealRecord(fields: object): { hash: string; line: string } {
+  const canonical = canonicalJson(fields);
+  const hash = recordHash(canonical);
+  return { hash, line: lineOf(canonical, hash) };
+}
+
+export function lineOf(canonical: string, hash: string): string {
+  return `${canonical.slice(0, -1)},"hash":"${hash}"}`;
+}
+
+/** The bytes a checkpoint signs: canonical JSON of (log id, size, head hash, time). */
+export function checkpointMessage(c: { log: string; size: number; head: string; time: number }): Uint8Array {
+  return new TextEncoder().encode(canonicalJson({ head: c.head, log: c.log, size: c.size, time: c.time }));
+}
+
+export const CHECKPOINT_DOMAIN = 'audit/checkpoint';

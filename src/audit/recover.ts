@@ -1,0 +1,153 @@
+import { hash as digest } from 'node:crypto';
+import { open, readFile } from 'node:fs/promises';
+import { basename } from 'node:path';
+import { ChainWalker, parseRecord, signatureFailure } from './chain.ts';
+import type { CheckpointVerifier } from './checkpoint.ts';
+import { AuditError } from './errors.ts';
+import { listSegments } from './files.ts';
+import { CHECKPOINT_DOMAIN, checkpointMessage, type AuditRecord, type CheckpointMode } from './record.ts';
+import { readSeal } from './seal.ts';
+import { splitLog } from './split.ts';
+
+/** Where a log left off, as found on open. */
+export interface TailState {
+  logId: string;
+  mode: CheckpointMode | undefined;
+  nextSeq: number;
+  head: string;
+  /** Highest rotated segment number (0: none). */
+  segments: number;
+  /** Bytes in the active file after any cut (0 when it must be created). */
+  activeBytes: number;
+  /** Kid of the newest checkpoint (or of genesis). */
+  lastKid: string | undefined;
+  /** Records since the newest checkpoint. */
+  sinceCheckpoint: number;
+}
+
+export interface Recovered {
+  /** Undefined: no log yet (or only a torn first line): start a new one. */
+  tail: TailState | undefined;
+  /** A torn last line that was cut from the active file. */
+  cut?: { file: string; bytes: number; hash: string };
+}
+
+/**
+ * Reads the end of an existing log, checks it (chain, own checkpoint signatures, the seal file),
+ * cuts a torn last line, and says where to continue. Only the newest segment is read: the whole
+ * log is checked by verifyAuditLog. A tail that fails is never extended: this throws AuditError.
+ */
+export async function recoverTail(path: string, own: { kid: string; verifier?: CheckpointVerifier | undefined }): Promise<Recovered> {
+  const segments = await listSegments(path);
+  const active = await readIfExists(path);
+  let cut: Recovered['cut'];
+  let activeLines: string[] = [];
+  let activeBytes = 0;
+  if (active) {
+    const split = splitLog(active);
+    if (split.tornBytes > 0) {
+      cut = { file: basename(path), bytes: split.tornBytes, hash: digest('sha256', active.subarray(split.goodBytes), 'base64url') };
+      await truncateDurably(path, split.goodBytes);
+    }
+    activeLines = split.lines;
+    activeBytes = split.goodBytes;
+  }
+
+  let lines = activeLines;
+  let name = path;
+  let before: string | undefined;
+  if (activeLines.length > 0) {
+    before = segments.at(-1)?.path;
+  } else if (segments.length > 0) {
+    // Crashed between rotating the old segment and writing the new one: the tail is the last segment.
+    const last = segments.at(-1) as { path: string };
+    const split = splitLog(await readFile(last.path));
+    if (split.tornBytes > 0) throw new AuditError('BAD_RECORD', -1, `rotated segment ${last.path} ends in a torn line`);
+    lines = split.lines;
+    name = last.path;
+    before = segments.at(-2)?.path;
+  } else {
+    return cut ? { tail: undefined, cut } : { tail: undefined };
+  }
+
+  const first = parseRecord(lines[0] as string, -1, { file: name, line: 1 });
+  let after: { seq: number; hash: string; log: string } | undefined;
+  let carried: { mode: CheckpointMode | undefined; kid: string | undefined } = { mode: undefined, kid: undefined };
+  if (first.type !== 'genesis') {
+    if (before === undefined) throw new AuditError('BAD_START', first.seq, `${name} does not begin with a genesis record and no earlier segment exists`, { file: name, line: 1 });
+    const prevLines = splitLog(await readFile(before)).lines;
+    const last = parseRecord(prevLines.at(-1) ?? '', -1, { file: before, line: prevLines.length });
+    after = { seq: last.seq, hash: last.hash, log: last.log };
+    if (last.type === 'checkpoint') carried = { mode: last.mode, kid: last.kid };
+  }
+
+  let sinceCheckpoint = 0;
+  let lastKid = carried.kid;
+  const onRecord = (r: AuditRecord): void => {
+    if (r.type === 'checkpoint') {
+      sinceCheckpoint = 0;
+      lastKid = r.kid;
+    } else {
+      sinceCheckpoint++;
+      if (r.type === 'genesis') lastKid = r.kid;
+    }
+  };
+  const seal = await readSeal(path);
+  const walker = new ChainWalker({
+    startIndex: after ? after.seq + 1 : 0,
+    onRecord,
+    ...(after ? { after } : {}),
+    ...(seal ? { anchor: { seq: seal.seq, hash: seal.hash } } : {}),
+  });
+  walker.walk({ name, lines });
+  if (walker.mode === undefined && carried.mode !== undefined) walker.mode = carried.mode;
+
+  if (seal) {
+    if (seal.log !== walker.logId) throw new AuditError('ANCHOR_MISMATCH', -1, `the seal file belongs to log ${seal.log}, not ${String(walker.logId)}`);
+    if (seal.seq >= walker.nextSeq) {
+      throw new AuditError('TRUNCATED', walker.index, `the log ends at seq ${walker.nextSeq - 1} but its seal file records a checkpoint at seq ${seal.seq}: sealed records were cut`);
+    }
+  }
+  if (own.verifier) {
+    for (const cp of walker.checkpoints) {
+      if (cp.record.kid !== own.kid) continue;
+      try {
+        await own.verifier.verifyCheckpoint(cp.record.mode, CHECKPOINT_DOMAIN, checkpointMessage(cp.record), cp.record.sig, cp.record.time);
+      } catch (err) {
+        throw signatureFailure(err, cp.index, cp);
+      }
+    }
+  }
+  return {
+    tail: {
+      logId: walker.logId as string,
+      mode: walker.mode,
+      nextSeq: walker.nextSeq,
+      head: walker.head,
+      segments: segments.at(-1)?.n ?? 0,
+      activeBytes,
+      lastKid,
+      sinceCheckpoint,
+    },
+    ...(cut ? { cut } : {}),
+  };
+}
+
+async function readIfExists(path: string): Promise<Buffer | undefined> {
+  try {
+    return await readFile(path);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
+  }
+}
+
+async function truncateDurably(path: string, size: number): Promise<void> {
+  const fh = await open(path, 'r+');
+  try {
+    await fh.truncate(size);
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}

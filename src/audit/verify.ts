@@ -1,0 +1,257 @@
+import { readFile } from 'node:fs/promises';
+import { ChainWalker, signatureFailure, type CheckpointAt } from './chain.ts';
+import { AuditError } from './errors.ts';
+import { listSegments } from './files.ts';
+import { keysVerifier, type AuditKeys } from './keys.ts';
+import { CHECKPOINT_DOMAIN, checkpointMessage, type AuditRecord, type CheckpointMode, type CheckpointRecord } from './record.ts';
+import { parseAnchor, readSeal } from './seal.ts';
+import { splitLog } from './split.ts';
+
+export interface VerifyOptions {
+  /** Require this signature mode (else the log's genesis record says which). */
+  mode?: CheckpointMode;
+  /** Accept a chain that starts mid-way (one rotated segment on its own). */
+  partial?: boolean;
+  /**
+   * A checkpoint kept outside the log (e.g. `log.lastCheckpoint`, shipped elsewhere): the log must
+   * still contain it. Without it, a path's seal file (PATH.seal) is used when present.
+   */
+  anchor?: CheckpointRecord | string;
+  /** Fail when no checkpoint seals anything. */
+  requireCheckpoint?: boolean;
+}
+
+export type Counts = Record<string, number>;
+
+export interface AuditReport {
+  logId: string;
+  mode: CheckpointMode | undefined;
+  /** The files read, oldest segment first. */
+  files: string[];
+  records: number;
+  firstSeq: number;
+  lastSeq: number;
+  head: string;
+  firstTime: number | undefined;
+  lastTime: number | undefined;
+  checkpoints: number;
+  lastCheckpoint: { seq: number; time: number; kid: string } | undefined;
+  /** Records after the newest checkpoint: chained but not yet sealed by a signature. */
+  unsealed: number;
+  /** Kids that signed checkpoints. */
+  kids: string[];
+  /** False when read without keys (`readAuditLog`, `kavach audit stats` without --keys). */
+  signaturesChecked: boolean;
+  /** A seal file or anchor was checked against the log. */
+  anchored: boolean;
+  /** A torn last line (a crash the writer has not yet recovered from); not counted as records. */
+  tornTail: { file: string; bytes: number } | undefined;
+  /** Torn tails cut by the writer on reopen (recovery records). */
+  recoveries: number;
+  byType: Counts;
+  byVerdict: Counts;
+  byCode: Counts;
+  byPrincipal: Counts;
+  byAction: Counts;
+  bySession: Counts;
+  byOutcome: Counts;
+  /** Observe-mode verdicts (the caller was permitted; `verdict` is what enforcement would say). */
+  observed: number;
+}
+
+export interface ScanOptions extends VerifyOptions {
+  /** Checkpoint keys; null: check the chain only. */
+  keys: AuditKeys | null;
+  /** Each record, in order, as it is checked. */
+  onRecord?: (record: AuditRecord, index: number) => void;
+}
+
+/**
+ * Verifies a whole log: every record's hash and link, every checkpoint's signature (and mode), the
+ * seal file or anchor. Resolves with counts; throws AuditError naming the first bad index.
+ * `pathOrText`: a log path (its rotated segments are included), JSON Lines text, or an explicit list
+ * of segment paths in order.
+ */
+export async function verifyAuditLog(pathOrText: string | readonly string[], keys: AuditKeys, opts: VerifyOptions = {}): Promise<AuditReport> {
+  if (keys === null || keys === undefined) throw new TypeError('verifyAuditLog: keys are required (use readAuditLog to read without them)');
+  return scanAuditLog(pathOrText, { ...opts, keys });
+}
+
+/** Reads a log's records after checking its chain (signatures only when `keys` are given). */
+export async function readAuditLog(pathOrText: string | readonly string[], opts: Partial<ScanOptions> = {}): Promise<{ records: AuditRecord[]; report: AuditReport }> {
+  const records: AuditRecord[] = [];
+  const report = await scanAuditLog(pathOrText, {
+    ...opts,
+    keys: opts.keys ?? null,
+    onRecord: (r, i) => {
+      records.push(r);
+      opts.onRecord?.(r, i);
+    },
+  });
+  return { records, report };
+}
+
+export async function scanAuditLog(source: string | readonly string[], opts: ScanOptions): Promise<AuditReport> {
+  const { files, sealOf } = await loadSources(source);
+  let anchor: CheckpointRecord | undefined;
+  if (opts.anchor !== undefined) anchor = typeof opts.anchor === 'string' ? parseAnchor(opts.anchor.trim(), 'anchor') : opts.anchor;
+  else if (sealOf !== undefined) anchor = await readSeal(sealOf);
+
+  const stats = new Stats();
+  const walker = new ChainWalker({
+    ...(opts.partial ? { partial: true } : {}),
+    ...(opts.mode ? { expectMode: opts.mode } : {}),
+    ...(anchor ? { anchor: { seq: anchor.seq, hash: anchor.hash } } : {}),
+    onRecord: (r, i) => {
+      stats.add(r);
+      opts.onRecord?.(r, i);
+    },
+  });
+  let chainError: AuditError | undefined;
+  let tornTail: AuditReport['tornTail'];
+  for (let f = 0; f < files.length && !chainError; f++) {
+    const file = files[f] as { name: string; buf: Buffer };
+    const split = splitLog(file.buf);
+    try {
+      walker.walk({ name: file.name, lines: split.lines });
+    } catch (err) {
+      if (!(err instanceof AuditError)) throw err;
+      chainError = err;
+      break;
+    }
+    if (split.tornBytes > 0) {
+      if (f < files.length - 1) {
+        chainError = new AuditError('BAD_RECORD', walker.index, `segment ends in a torn line of ${split.tornBytes} bytes, but later segments follow`, { file: file.name, line: split.lines.length + 1 });
+      } else {
+        tornTail = { file: file.name, bytes: split.tornBytes };
+      }
+    }
+  }
+
+  const kids = new Set<string>();
+  if (opts.keys !== null) {
+    const verifier = keysVerifier(opts.keys);
+    for (const cp of walker.checkpoints) {
+      if (chainError && cp.index >= chainError.index) break;
+      await checkSignature(verifier, cp, walker.mode ?? cp.record.mode);
+      kids.add(cp.record.kid);
+    }
+  }
+  if (chainError) throw chainError;
+  if (walker.walked === 0) throw new AuditError('BAD_START', 0, 'the log holds no records', files[0] ? { file: files[0].name } : undefined);
+
+  let anchored = false;
+  if (anchor) {
+    if (anchor.log !== walker.logId) throw new AuditError('ANCHOR_MISMATCH', -1, `the anchor checkpoint belongs to log ${anchor.log}, not ${String(walker.logId)}`);
+    if (!walker.anchorSeen && anchor.seq >= walker.nextSeq) {
+      throw new AuditError('TRUNCATED', walker.index, `the log ends at seq ${walker.nextSeq - 1}, but a checkpoint at seq ${anchor.seq} is known (${sealOf !== undefined && opts.anchor === undefined ? 'seal file' : 'anchor'}): records were cut`);
+    }
+    anchored = walker.anchorSeen;
+  }
+  const last = walker.checkpoints.at(-1)?.record;
+  if (opts.requireCheckpoint && !last) throw new AuditError('TRUNCATED', walker.index, 'no checkpoint seals any record');
+  return {
+    logId: walker.logId as string,
+    mode: walker.mode,
+    files: files.map((f) => f.name),
+    records: walker.walked,
+    firstSeq: walker.firstSeq,
+    lastSeq: walker.nextSeq - 1,
+    head: walker.head,
+    firstTime: stats.firstTime,
+    lastTime: stats.lastTime,
+    checkpoints: walker.checkpoints.length,
+    lastCheckpoint: last ? { seq: last.seq, time: last.time, kid: last.kid } : undefined,
+    unsealed: stats.unsealed,
+    kids: opts.keys !== null ? [...kids] : [...new Set(walker.checkpoints.map((c) => c.record.kid))],
+    signaturesChecked: opts.keys !== null,
+    anchored,
+    tornTail,
+    recoveries: stats.byType.recovery ?? 0,
+    byType: stats.byType,
+    byVerdict: stats.byVerdict,
+    byCode: stats.byCode,
+    byPrincipal: stats.byPrincipal,
+    byAction: stats.byAction,
+    bySession: stats.bySession,
+    byOutcome: stats.byOutcome,
+    observed: stats.observed,
+  };
+}
+
+async function checkSignature(verifier: ReturnType<typeof keysVerifier>, cp: CheckpointAt, mode: CheckpointMode): Promise<void> {
+  let kid: string;
+  try {
+    ({ kid } = await verifier.verifyCheckpoint(mode, CHECKPOINT_DOMAIN, checkpointMessage(cp.record), cp.record.sig, cp.record.time));
+  } catch (err) {
+    throw signatureFailure(err, cp.index, cp);
+  }
+  if (kid !== cp.record.kid) {
+    throw new AuditError('BAD_CHECKPOINT', cp.index, `checkpoint names key ${cp.record.kid} but was signed by ${kid}`, { file: cp.file, line: cp.line });
+  }
+}
+
+function bump(counts: Counts, key: string | undefined): void {
+  if (key !== undefined) counts[key] = (counts[key] ?? 0) + 1;
+}
+
+class Stats {
+  byType: Counts = {};
+  byVerdict: Counts = {};
+  byCode: Counts = {};
+  byPrincipal: Counts = {};
+  byAction: Counts = {};
+  bySession: Counts = {};
+  byOutcome: Counts = {};
+  observed = 0;
+  unsealed = 0;
+  firstTime: number | undefined;
+  lastTime: number | undefined;
+
+  add(r: AuditRecord): void {
+    bump(this.byType, r.type);
+    this.firstTime ??= r.time;
+    this.lastTime = r.time;
+    if (r.type === 'checkpoint') {
+      this.unsealed = 0;
+      return;
+    }
+    this.unsealed++;
+    if (r.type === 'verdict') {
+      bump(this.byVerdict, r.verdict);
+      bump(this.byCode, r.code);
+      bump(this.byPrincipal, r.principal);
+      bump(this.byAction, r.action);
+      bump(this.bySession, r.session);
+      if (r.observed === true) this.observed++;
+    } else if (r.type === 'outcome') {
+      bump(this.byOutcome, r.outcome);
+    }
+  }
+}
+
+async function loadSources(source: string | readonly string[]): Promise<{ files: { name: string; buf: Buffer }[]; sealOf?: string }> {
+  if (typeof source !== 'string') {
+    if (source.length === 0) throw new AuditError('NOT_FOUND', -1, 'no audit files given');
+    return { files: await Promise.all(source.map(async (p) => ({ name: p, buf: await readOrMissing(p) }))) };
+  }
+  if (source.includes('\n') || source.trimStart().startsWith('{')) return { files: [{ name: '(text)', buf: Buffer.from(source, 'utf8') }] };
+  const segments = await listSegments(source);
+  const files = await Promise.all(segments.map(async (s) => ({ name: s.path, buf: await readOrMissing(s.path) })));
+  try {
+    files.push({ name: source, buf: await readFile(source) });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    if (files.length === 0) throw new AuditError('NOT_FOUND', -1, `no audit log at ${source}`);
+  }
+  return { files, sealOf: source };
+}
+
+async function readOrMissing(path: string): Promise<Buffer> {
+  try {
+    return await readFile(path);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new AuditError('NOT_FOUND', -1, `no audit file at ${path}`);
+    throw err;
+  }
+}
