@@ -33,6 +33,8 @@ export type ChannelErrorCode =
   | 'STALE'
   | 'DECRYPT_FAILED'
   | 'BAD_SIGNATURE'
+  /** The sender signed in the other mode (hybrid vs PQ-only) than this channel requires. */
+  | 'ALG_MISMATCH'
   | 'REPLAYED'
   /** Every slot of the replay cache holds a nonce still inside the window: refuse, never forget one. */
   | 'REPLAY_CACHE_FULL'

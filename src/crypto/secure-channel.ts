@@ -122,8 +122,7 @@ export class SecureChannel {
     const view = new DataView(sealed.buffer, sealed.byteOffset, sealed.byteLength);
     const ctxLen = view.getUint16(57);
     const headerLen = FIXED_HEADER + ctxLen;
-    const envLen = ENVELOPE_BYTES[this.#mode];
-    if (ctxLen === 0 || ctxLen > MAX_CONTEXT || sealed.length < headerLen + KEM_CT + X_PUB + envLen + TAG) {
+    if (ctxLen === 0 || ctxLen > MAX_CONTEXT || sealed.length < headerLen + KEM_CT + X_PUB + ENVELOPE_BYTES.pq + TAG) {
       throw new ChannelError('BAD_FORMAT', 'message is malformed or truncated');
     }
     const header = sealed.subarray(0, headerLen);
@@ -161,12 +160,17 @@ export class SecureChannel {
     } catch {
       throw new ChannelError('DECRYPT_FAILED', 'message does not decrypt (tampered, or not for this key)');
     }
+    // The envelope says its own mode (so its length); verifyEnvelope then insists on ours.
+    const envLen = plain[1] === 0x02 ? ENVELOPE_BYTES.hybrid : ENVELOPE_BYTES.pq;
+    if (plain.length < envLen) throw new ChannelError('BAD_FORMAT', 'sealed payload is shorter than its signature');
     const envelope = plain.subarray(0, envLen);
     const payload = plain.subarray(envLen);
     try {
       verifyEnvelopeSync(this.#remote.bundle, this.#mode, DOMAIN, concatBytes(bound, payload), toBase64Url(envelope), { now });
     } catch (err) {
-      if (err instanceof PermitError && err.code === 'KEY_EXPIRED') throw new ChannelError('KEY_EXPIRED', `sender key ${this.#remote.bundle.kid} has expired`);
+      const code = err instanceof PermitError ? err.code : undefined;
+      if (code === 'KEY_EXPIRED') throw new ChannelError('KEY_EXPIRED', `sender key ${this.#remote.bundle.kid} has expired`);
+      if (code === 'ALG_MISMATCH') throw new ChannelError('ALG_MISMATCH', (err as Error).message);
       throw new ChannelError('BAD_SIGNATURE', `sender signature does not verify: ${(err as Error).message}`);
     }
     this.#remember(Buffer.from(msgId).toString('hex'), sentAt + this.#windowMs, now);
