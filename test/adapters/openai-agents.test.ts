@@ -1,0 +1,131 @@
+import {
+  Agent, Runner, tool, Usage,
+  type AgentInputItem, type AgentOutputItem, type Model, type ModelRequest, type ModelResponse, type RunContext, type StreamEvent,
+} from '@openai/agents';
+import { describe, expect, expectTypeOf, it } from 'vitest';
+import { z } from 'zod';
+import { guardTool, guardTools, kavachInputGuardrail, type KavachGuardrailInfo } from '../../src/adapters/openai-agents.ts';
+import { agent as principal, countingGate, refundGate, throwingGate } from './fixtures.ts';
+
+type Step = { call: { id: string; name: string; args: unknown } } | { text: string };
+
+/** A scripted Model: each getResponse answers the next step and records the input it was given. */
+class ScriptedModel implements Model {
+  readonly inputs: Array<ModelRequest['input']> = [];
+  constructor(private readonly steps: Step[]) {}
+  async getResponse(request: ModelRequest): Promise<ModelResponse> {
+    this.inputs.push(request.input);
+    const step = this.steps[this.inputs.length - 1];
+    if (!step) throw new Error('script exhausted');
+    const output: AgentOutputItem[] = 'text' in step
+      ? [{ type: 'message', role: 'assistant', status: 'completed', content: [{ type: 'output_text', text: step.text }] }]
+      : [{ type: 'function_call', callId: step.call.id, name: step.call.name, arguments: JSON.stringify(step.call.args), status: 'completed' }];
+    return { usage: new Usage(), output };
+  }
+  // eslint-disable-next-line require-yield
+  async *getStreamedResponse(): AsyncIterable<StreamEvent> {
+    throw new Error('not scripted');
+  }
+}
+
+function refundTool(ran: number[]) {
+  return tool({
+    name: 'refund',
+    description: 'Refund an order, in dollars.',
+    parameters: z.object({ amount: z.number(), orderId: z.string() }),
+    execute: async ({ amount }) => {
+      ran.push(amount);
+      return `refunded ${amount}`;
+    },
+  });
+}
+
+function resultsSeen(input: ModelRequest['input'] | undefined): Array<{ callId: string; output: unknown }> {
+  if (!Array.isArray(input)) return [];
+  return (input as AgentInputItem[])
+    .filter((i): i is Extract<AgentInputItem, { type: 'function_call_result' }> => i.type === 'function_call_result')
+    .map((i) => ({ callId: i.callId, output: i.output }));
+}
+
+function textOf(output: unknown): string {
+  if (typeof output === 'string') return output;
+  return (output as { text?: string }).text ?? JSON.stringify(output);
+}
+
+const runner = new Runner({ tracingDisabled: true });
+
+describe('openai agents loop with guardTool', () => {
+  it('runs the permitted tool, refuses the other without running it, and the model sees the refusal and continues', async () => {
+    const ran: number[] = [];
+    const model = new ScriptedModel([
+      { call: { id: 'call-1', name: 'refund', args: { amount: 40, orderId: 'A1' } } },
+      { call: { id: 'call-2', name: 'refund', args: { amount: 5000, orderId: 'A2' } } },
+      { text: 'One refund done; the other needs a human.' },
+    ]);
+    const bot = new Agent({ name: 'finance', model, tools: [guardTool(refundTool(ran), refundGate(), { principal })] });
+    const result = await runner.run(bot, 'refund A1 and A2');
+    expect(result.finalOutput).toBe('One refund done; the other needs a human.');
+    expect(ran).toEqual([40]);
+    const seen = resultsSeen(model.inputs[2]);
+    expect(seen.map((s) => s.callId)).toEqual(['call-1', 'call-2']);
+    expect(textOf(seen[0]?.output)).toBe('refunded 40');
+    expect(textOf(seen[1]?.output)).toMatch(/^Refused by policy \[NO_POLICY_MATCH\] policy: /);
+    const info = result.toolInputGuardrailResults.map((r) => (r.output.outputInfo as KavachGuardrailInfo).kavach.verdict.kind);
+    expect(info).toEqual(['permit', 'refuse']);
+  });
+
+  it('takes the principal from the run context, not from the arguments', async () => {
+    const ran: number[] = [];
+    const model = new ScriptedModel([{ call: { id: 'c', name: 'refund', args: { amount: 5, orderId: 'A', user: 'root' } } }, { text: 'ok' }]);
+    const seen: unknown[] = [];
+    const guarded = guardTool(refundTool(ran), refundGate(), {
+      principal: (run) => {
+        seen.push(run.context);
+        return (run.context as { who?: typeof principal }).who;
+      },
+    });
+    await runner.run(new Agent({ name: 'finance', model, tools: [guarded] }), 'go', { context: { who: principal } });
+    expect(seen).toEqual([{ who: principal }]);
+    expect(ran).toEqual([5]);
+  });
+
+  it('refuses when the gate throws, and the tool does not run', async () => {
+    const ran: number[] = [];
+    const model = new ScriptedModel([{ call: { id: 't', name: 'refund', args: { amount: 1, orderId: 'A' } } }, { text: 'ok' }]);
+    await runner.run(new Agent({ name: 'finance', model, tools: [guardTool(refundTool(ran), throwingGate, { principal })] }), 'go');
+    expect(ran).toEqual([]);
+    expect(textOf(resultsSeen(model.inputs[1])[0]?.output)).toMatch(/^Refused by policy \[INVALID_CONTEXT\]/);
+  });
+});
+
+describe('openai agents guardTool', () => {
+  it('keeps name, description, JSON schema, invoke and type, and appends the guardrail', () => {
+    const original = refundTool([]);
+    const guarded = guardTool(original, refundGate(), { principal });
+    expect(guarded).not.toBe(original);
+    expect(guarded.name).toBe(original.name);
+    expect(guarded.description).toBe(original.description);
+    expect(guarded.parameters).toEqual(original.parameters);
+    expect(guarded.strict).toBe(original.strict);
+    expect(guarded.invoke).toBe(original.invoke);
+    expect(original.inputGuardrails ?? []).toHaveLength(0);
+    expect(guarded.inputGuardrails?.map((g) => g.name)).toEqual(['kavach']);
+    expectTypeOf(guarded).toEqualTypeOf(original);
+    const [g] = guardTools([original] as const, refundGate(), { principal });
+    expectTypeOf(g).toEqualTypeOf(original);
+  });
+
+  it('charges the same call id once when the guardrail runs twice (before and after an approval)', async () => {
+    const gate = countingGate(refundGate(1));
+    const guardrail = kavachInputGuardrail(gate, { principal });
+    const data = (callId: string) => ({
+      context: { context: {} } as RunContext<unknown>,
+      agent: new Agent({ name: 'finance' }),
+      toolCall: { type: 'function_call' as const, callId, name: 'refund', arguments: '{"amount":1,"orderId":"A"}' },
+    });
+    expect((await guardrail.run(data('same'))).behavior).toEqual({ type: 'allow' });
+    expect((await guardrail.run(data('same'))).behavior).toEqual({ type: 'allow' });
+    expect((await guardrail.run(data('other'))).behavior).toMatchObject({ type: 'rejectContent', message: expect.stringMatching(/\[RATE_LIMITED\]/) });
+    expect(gate.calls).toEqual(['same', 'same', 'other']);
+  });
+});
