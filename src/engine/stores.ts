@@ -182,6 +182,7 @@ export interface SessionStore {
   /**
    * One round trip per call: answers whether the session is invalidated (by session, principal or
    * global scope); if not, records this call (origins on first sight) and returns the state after.
+   * A call by a principal other than the session's is not recorded (the gate refuses it).
    */
   observe(obs: SessionObservation): MaybePromise<ObserveResult>;
   /** Remembers an invalidation. Principal and global scopes cut off sessions started before `now`. */
@@ -237,6 +238,9 @@ export class InMemorySessionStore implements SessionStore {
       stored = { state, times: [], head: 0, lastSeen: obs.now };
       this.sessions.set(obs.sessionId, stored);
     }
+    // Another principal naming this session is refused by the gate; its calls must not count
+    // against the owner's session (pushing it into behaviour drift or its action cap).
+    if (stored.state.principalId !== obs.principalId) return { invalid: false, session: { ...stored.state } };
     const since = obs.now - obs.behaviourWindowMs;
     while (stored.head < stored.times.length && (stored.times[stored.head] as number) <= since) stored.head++;
     if (stored.times.length - stored.head >= MAX_RECENT) stored.head = stored.times.length - MAX_RECENT + 1;
