@@ -1,4 +1,5 @@
 import { watch, type FSWatcher } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
 import { basename, dirname } from 'node:path';
 import { ConfigError } from '../engine/errors.ts';
 import { Gate, type GateOptions } from '../engine/gate.ts';
@@ -105,6 +106,8 @@ export async function startRuntime(config: ProxyConfig): Promise<ProxyRuntime> {
     if (config.tools.pinning) {
       pins = new ToolPins(config.tools.pinsFile, log);
       try {
+        // Created now so the directory can be watched for approvals.
+        await mkdir(dirname(config.tools.pinsFile), { recursive: true });
         await pins.load();
       } catch (err) {
         throw new ConfigError('tools.pins_file', `cannot read ${config.tools.pinsFile}: ${(err as Error).message}`);
