@@ -1,0 +1,124 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { join } from 'node:path';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { EVERYTHING, KAVACH, REPO, cleanup, q, tempDir, textOf, waitFor, write } from './proxy-harness.ts';
+
+const CI_TOKEN = 'ci-token-0123456789abcdef';
+const DEV_TOKEN = 'dev-token-0123456789abcdef';
+
+describe('kavach mcp --http', () => {
+  let dir: string;
+  let child: ChildProcess;
+  let stderr = '';
+  let base: string;
+  const clients: Client[] = [];
+
+  beforeAll(async () => {
+    dir = tempDir();
+    write(join(dir, 'policy.toml'), `
+[[policy]]
+name = "ci-echo"
+effect = "permit"
+conditions = [{ identity_id = "ci-bot" }, { action = "everything.echo" }]
+`);
+    write(join(dir, 'kavach.toml'), `
+[gate]
+policy = "policy.toml"
+[servers.everything]
+command = ${q(process.execPath)}
+args = [${q(EVERYTHING)}, "stdio"]
+[http]
+[[http.clients]]
+token = "\${CI_AGENT_TOKEN}"
+principal_id = "ci-bot"
+principal_kind = "service"
+[[http.clients]]
+token = ${q(DEV_TOKEN)}
+principal_id = "dev"
+principal_kind = "user"
+`);
+    child = spawn(process.execPath, [KAVACH, 'mcp', '--config', join(dir, 'kavach.toml'), '--http', '127.0.0.1:0'], {
+      cwd: REPO, env: { ...process.env, CI_AGENT_TOKEN: CI_TOKEN }, stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    child.stderr?.on('data', (c: Buffer) => (stderr += c.toString()));
+    const address = await waitFor('the proxy to listen', () => /listening on (http:\/\/[^\s]+)/.exec(stderr)?.[1], 30_000);
+    base = address;
+  }, 60_000);
+
+  afterAll(async () => {
+    for (const c of clients) await c.close().catch(() => undefined);
+    if (child && child.exitCode === null) {
+      child.kill('SIGTERM');
+      await new Promise((r) => child.once('exit', r));
+    }
+    cleanup(dir);
+  });
+
+  const initialize = (headers: Record<string, string>) => fetch(base, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', ...headers },
+    body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'curl', version: '1' } } }),
+  });
+
+  async function connect(token: string): Promise<Client> {
+    const client = new Client({ name: 'http-e2e', version: '1.0.0' });
+    await client.connect(new StreamableHTTPClientTransport(new URL(base), { requestInit: { headers: { authorization: `Bearer ${token}` } } }));
+    clients.push(client);
+    return client;
+  }
+
+  it('answers 401 without a token and with a wrong one', async () => {
+    const none = await initialize({});
+    expect(none.status).toBe(401);
+    expect(none.headers.get('www-authenticate')).toContain('Bearer');
+    expect((await initialize({ authorization: 'Bearer not-the-token-at-all-0000' })).status).toBe(401);
+    expect((await initialize({ authorization: `Basic ${Buffer.from(`x:${CI_TOKEN}`).toString('base64')}` })).status).toBe(401);
+  });
+
+  it('refuses a foreign Origin or Host (DNS rebinding) even with a good token', async () => {
+    const auth = { authorization: `Bearer ${CI_TOKEN}` };
+    expect((await initialize({ ...auth, origin: 'http://evil.example' })).status).toBe(403);
+    const port = new URL(base).port;
+    const rebound = await new Promise<number>((resolve, reject) => {
+      // fetch will not send a custom Host header; use node:http for that one.
+      import('node:http').then(({ request }) => {
+        const req = request({ host: '127.0.0.1', port, path: '/mcp', method: 'POST', headers: { ...auth, host: `evil.example:${port}`, 'content-type': 'application/json' } }, (res) => {
+          res.resume();
+          resolve(res.statusCode ?? 0);
+        });
+        req.on('error', reject);
+        req.end('{}');
+      }, reject);
+    });
+    expect(rebound).toBe(403);
+    expect((await initialize({ ...auth, origin: `http://localhost:${port}` })).status).toBe(200);
+  });
+
+  it('serves a client with a good token as the principal the token names', async () => {
+    const ci = await connect(CI_TOKEN);
+    const { tools } = await ci.listTools();
+    expect(tools.map((t) => t.name)).toEqual(['everything__echo']);
+    expect(textOf(await ci.callTool({ name: 'everything__echo', arguments: { message: 'over http' } }))).toBe('Echo: over http');
+
+    const dev = await connect(DEV_TOKEN);
+    expect((await dev.listTools()).tools).toEqual([]);
+    const refused = await dev.callTool({ name: 'everything__echo', arguments: { message: 'x' } });
+    expect(refused.isError).toBe(true);
+    expect(textOf(refused)).toContain("for user 'dev'");
+  });
+
+  it('keeps a session bound to the token that opened it', async () => {
+    const init = await initialize({ authorization: `Bearer ${CI_TOKEN}` });
+    const sessionId = init.headers.get('mcp-session-id');
+    expect(sessionId).toBeTruthy();
+    await init.body?.cancel();
+    const hijack = await fetch(base, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', authorization: `Bearer ${DEV_TOKEN}`, 'mcp-session-id': sessionId as string },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'tools/list', params: {} }),
+    });
+    expect(hijack.status).toBe(404);
+  });
+});
