@@ -1,0 +1,163 @@
+import { describe, expect, it } from 'vitest';
+import { Gate, PolicyError, type ActionContext, type InvariantSpec } from '../../src/engine/index.ts';
+import { ctx, gateOf, manualClock, outcome } from './helpers.ts';
+
+const OPEN = { policies: [{ name: 'all', effect: 'permit', conditions: [] }] };
+
+describe('code invariants', () => {
+  it('param_max holds past any policy and fails closed on missing or non-numeric values', async () => {
+    const gate = gateOf(OPEN, { invariants: [{ name: 'refund_cap', param_max: { field: '/refund/amount', max: 5000 } }] });
+    expect(await outcome(gate, ctx({ params: { refund: { amount: 5000 } } }))).toBe('permit');
+    const over = await gate.evaluate(ctx({ params: { refund: { amount: 5001 } } }));
+    expect(over).toMatchObject({ kind: 'refuse', code: 'INVARIANT_VIOLATION', evaluator: 'invariant' });
+    expect(over.kind === 'refuse' && over.reason).toMatch(/refund_cap/);
+    for (const refund of [{}, { amount: '10' }, { amount: null }, { amount: [1] }, { amount: true }]) {
+      expect(await outcome(gate, ctx({ params: { refund } }))).toBe('INVARIANT_VIOLATION');
+    }
+    expect(await outcome(gate, ctx())).toBe('INVARIANT_VIOLATION');
+    expect(await outcome(gate, ctx({ params: { refund: { amount: Number.NaN } } }))).toBe('INVALID_CONTEXT');
+  });
+
+  it('param_min fails closed the same way', async () => {
+    const gate = gateOf(OPEN, { invariants: [{ name: 'positive', param_min: { field: 'qty', min: 1 } }] });
+    expect(await outcome(gate, ctx({ params: { qty: 1 } }))).toBe('permit');
+    expect(await outcome(gate, ctx({ params: { qty: 0 } }))).toBe('INVARIANT_VIOLATION');
+    expect(await outcome(gate, ctx({ params: {} }))).toBe('INVARIANT_VIOLATION');
+  });
+
+  it('actions scopes an invariant to matching actions', async () => {
+    const gate = gateOf(OPEN, { invariants: [{ name: 'cap', actions: ['refund.*'], param_max: { field: 'amount', max: 10 } }] });
+    expect(await outcome(gate, ctx({ actionName: 'refund.full', params: { amount: 11 } }))).toBe('INVARIANT_VIOLATION');
+    expect(await outcome(gate, ctx({ actionName: 'ticket.read', params: { amount: 11 } }))).toBe('permit');
+    expect(await outcome(gate, ctx({ actionName: 'ticket.read' }))).toBe('permit');
+  });
+
+  it('allowed_actions and blocked_actions', async () => {
+    const gate = gateOf(OPEN, {
+      invariants: [
+        { name: 'only_fs_and_ticket', allowed_actions: ['fs.*', 'ticket.*'] },
+        { name: 'never_rm', blocked_actions: ['fs.delete*'] },
+      ],
+    });
+    expect(await outcome(gate, ctx({ actionName: 'fs.read' }))).toBe('permit');
+    expect(await outcome(gate, ctx({ actionName: 'fs.delete_tree' }))).toBe('INVARIANT_VIOLATION');
+    expect(await outcome(gate, ctx({ actionName: 'shell.exec' }))).toBe('INVARIANT_VIOLATION');
+  });
+
+  it('max_actions_per_session counts calls in the session and needs a session', async () => {
+    const gate = gateOf(OPEN, { invariants: [{ name: 'short', max_actions_per_session: 2 }] });
+    expect(await outcome(gate, ctx())).toBe('INVARIANT_VIOLATION');
+    expect(await outcome(gate, ctx({ sessionId: 's1' }))).toBe('permit');
+    expect(await outcome(gate, ctx({ sessionId: 's1' }))).toBe('permit');
+    expect(await outcome(gate, ctx({ sessionId: 's1' }))).toBe('INVARIANT_VIOLATION');
+    expect(await outcome(gate, ctx({ sessionId: 's2' }))).toBe('permit');
+  });
+
+  it('max_session_age needs a young session', async () => {
+    const clock = manualClock();
+    const gate = gateOf(OPEN, { clock: clock.now, invariants: [{ name: 'fresh', max_session_age: '10m' }] });
+    expect(await outcome(gate, ctx())).toBe('INVARIANT_VIOLATION');
+    expect(await outcome(gate, ctx({ sessionId: 's1' }))).toBe('permit');
+    clock.advance(10 * 60_000 + 1);
+    expect(await outcome(gate, ctx({ sessionId: 's1' }))).toBe('INVARIANT_VIOLATION');
+  });
+
+  it('a predicate: true permits, anything else (false, truthy non-true, a promise, a throw) refuses', async () => {
+    const cases: [InvariantSpec['name'], (c: ActionContext) => boolean, string][] = [
+      ['yes', () => true, 'permit'],
+      ['no', () => false, 'INVARIANT_VIOLATION'],
+      ['one', () => 1 as unknown as boolean, 'INVARIANT_VIOLATION'],
+      ['later', (() => Promise.resolve(true)) as unknown as () => boolean, 'INVARIANT_VIOLATION'],
+      ['boom', () => { throw new Error('predicate exploded'); }, 'INVARIANT_VIOLATION'],
+      ['throws a string', () => { throw 'nope'; }, 'INVARIANT_VIOLATION'],
+    ];
+    for (const [name, check, expected] of cases) {
+      const gate = gateOf(OPEN, { invariants: [{ name, check }] });
+      const v = await gate.evaluate(ctx());
+      expect(v.kind === 'refuse' ? v.code : v.kind, name).toBe(expected);
+      if (name === 'boom' && v.kind === 'refuse') expect(v.reason).toMatch(/predicate exploded/);
+    }
+  });
+
+  it('a predicate sees the call and cannot change what the gate decides on', async () => {
+    const seen: ActionContext[] = [];
+    const gate = gateOf({ policies: [{ name: 'small', effect: 'permit', conditions: [{ param_max: { field: 'amount', max: 10 } }] }] }, {
+      invariants: [{
+        name: 'meddler',
+        check: (c) => {
+          seen.push(c);
+          (c.params as Record<string, unknown>).amount = 1;
+          c.actionName = 'other';
+          return true;
+        },
+      }],
+      signer: { issue: async (r) => ({ token: JSON.stringify(r.args), id: r.action }) },
+    });
+    const v = await gate.evaluate(ctx({ params: { amount: 7 } }));
+    expect(seen[0]?.principalId).toBe('agent-1');
+    expect(v.kind === 'permit' && v.permit).toBe('{"amount":7}');
+    expect(v.kind === 'permit' && v.permitId).toBe('tool.run');
+  });
+
+  it('code invariants survive a reload; file invariants reload with their file', async () => {
+    const gate = gateOf({ ...OPEN, invariant: [{ name: 'file_cap', param_max: { field: 'amount', max: 100 } }] }, {
+      invariants: [{ name: 'code_block', blocked_actions: ['shell.*'] }],
+    });
+    expect(await outcome(gate, ctx({ params: { amount: 500 } }))).toBe('INVARIANT_VIOLATION');
+    expect(await outcome(gate, ctx({ actionName: 'shell.exec', params: { amount: 1 } }))).toBe('INVARIANT_VIOLATION');
+    gate.reload({ ...OPEN, invariant: [{ name: 'file_cap', param_max: { field: 'amount', max: 1000 } }] });
+    expect(await outcome(gate, ctx({ params: { amount: 500 } }))).toBe('permit');
+    expect(await outcome(gate, ctx({ actionName: 'shell.exec', params: { amount: 1 } }))).toBe('INVARIANT_VIOLATION');
+    gate.reload('');
+    expect(await outcome(gate, ctx({ actionName: 'shell.exec' }))).toBe('NO_POLICY_MATCH');
+    gate.reload(OPEN);
+    expect(await outcome(gate, ctx({ params: { amount: 1e9 } }))).toBe('permit');
+    expect(await outcome(gate, ctx({ actionName: 'shell.exec' }))).toBe('INVARIANT_VIOLATION');
+  });
+
+  it('a policy refusal is reported before an invariant violation', async () => {
+    const gate = gateOf({ policies: [] }, { invariants: [{ name: 'never', check: () => false }] });
+    expect(await outcome(gate, ctx())).toBe('NO_POLICY_MATCH');
+  });
+
+  it('a file invariant in TOML loads and holds', async () => {
+    const gate = Gate.fromToml(`
+[[policy]]
+name = "all"
+effect = "permit"
+conditions = []
+
+[[invariant]]
+name = "cap"
+description = "never more than 5000"
+param_max = { field = "amount", max = 5000 }
+`, { drift: false });
+    expect(await outcome(gate, ctx({ params: { amount: 5000 } }))).toBe('permit');
+    expect(await outcome(gate, ctx({ params: { amount: 5001 } }))).toBe('INVARIANT_VIOLATION');
+  });
+});
+
+describe('bad invariant specs are refused when the gate is built', () => {
+  it.each([
+    ['NaN max', [{ name: 'i', param_max: { field: 'a', max: Number.NaN } }], 'invariants[0].param_max.max'],
+    ['Infinity min', [{ name: 'i', param_min: { field: 'a', min: Number.NEGATIVE_INFINITY } }], 'invariants[0].param_min.min'],
+    ['a misspelt rule', [{ name: 'i', param_mux: { field: 'a', max: 1 } }], 'invariants[0].param_mux'],
+    ['no rule', [{ name: 'i' }], 'invariants[0]'],
+    ['no name', [{ param_max: { field: 'a', max: 1 } }], 'invariants[0].name'],
+    ['a check that is not a function', [{ name: 'i', check: 'return true' }], 'invariants[0].check'],
+    ['a check with a rule beside it', [{ name: 'i', check: () => true, max_actions_per_session: 3 }], 'invariants[0]'],
+    ['empty actions', [{ name: 'i', actions: [], check: () => true }], 'invariants[0].actions'],
+    ['duplicate names', [{ name: 'i', check: () => true }, { name: 'i', blocked_actions: ['x'] }], 'invariants[1].name'],
+    ['a bad duration', [{ name: 'i', max_session_age: 'a while' }], 'invariants[0].max_session_age'],
+    ['zero actions per session', [{ name: 'i', max_actions_per_session: 0 }], 'invariants[0].max_actions_per_session'],
+  ])('%s', (_label, invariants, path) => {
+    let caught: unknown;
+    try {
+      Gate.fromDict(OPEN, { invariants: invariants as InvariantSpec[] });
+    } catch (err) {
+      caught = err;
+    }
+    expect(caught).toBeInstanceOf(PolicyError);
+    expect((caught as PolicyError).path).toBe(path);
+  });
+});
