@@ -59,6 +59,8 @@ export type GateDecision = {
   toolName: string;
   actionName: string;
   callId: string | undefined;
+  /** The arguments as the gate saw them (absent when they could not be read as JSON). */
+  params?: Record<string, unknown>;
   mode: 'enforce' | 'observe';
 } & (
   | { allowed: true; verdict: Verdict; /** Observe mode: what enforcement would have shown the model. */ refusal?: string }
@@ -105,13 +107,19 @@ export function actionNameFor(opts: Pick<AdapterOptions, 'actionName'>, toolName
 export async function decideToolCall<R>(gate: GateLike, opts: AdapterOptions<R>, attempt: ToolCallAttempt<R>): Promise<GateDecision> {
   const mode = opts.mode ?? 'enforce';
   let actionName = attempt.toolName;
-  const base = () => ({ toolName: attempt.toolName, actionName, callId: attempt.callId, mode });
+  let params: Record<string, unknown> | undefined;
+  const base = () => ({ toolName: attempt.toolName, actionName, callId: attempt.callId, mode, ...(params ? { params } : {}) });
   const deny = (verdict: DeniedVerdict): GateDecision => ({ ...base(), allowed: false, verdict, refusal: formatRefusal(verdict) });
 
   let decision: GateDecision;
   try {
     actionName = actionNameFor(opts, attempt.toolName);
-    decision = await evaluateAttempt(gate, opts, attempt, actionName, mode, base, deny);
+    try {
+      params = toParams(attempt.args);
+    } catch {
+      params = undefined;
+    }
+    decision = await evaluateAttempt(gate, opts, attempt, actionName, params, mode, base, deny);
   } catch (err) {
     process.stderr.write(`kavach: tool call '${attempt.toolName}' could not be evaluated: ${(err as Error)?.message ?? String(err)}\n`);
     decision = deny(adapterRefusal('gate', 'the call could not be evaluated'));
@@ -121,7 +129,8 @@ export async function decideToolCall<R>(gate: GateLike, opts: AdapterOptions<R>,
 }
 
 async function evaluateAttempt<R>(
-  gate: GateLike, opts: AdapterOptions<R>, attempt: ToolCallAttempt<R>, actionName: string, mode: 'enforce' | 'observe',
+  gate: GateLike, opts: AdapterOptions<R>, attempt: ToolCallAttempt<R>, actionName: string, params: Record<string, unknown> | undefined,
+  mode: 'enforce' | 'observe',
   base: () => Omit<GateDecision, 'allowed' | 'verdict' | 'refusal'>, deny: (v: DeniedVerdict) => GateDecision,
 ): Promise<GateDecision> {
   let principal: Principal | undefined;
@@ -132,12 +141,7 @@ async function evaluateAttempt<R>(
   }
   if (principal === undefined || principal === null) return deny(adapterRefusal('adapter', 'no principal for this call'));
 
-  let params: Record<string, unknown>;
-  try {
-    params = toParams(attempt.args);
-  } catch {
-    return deny(adapterRefusal('adapter', 'the tool arguments are not JSON'));
-  }
+  if (params === undefined) return deny(adapterRefusal('adapter', 'the tool arguments are not JSON'));
   const sessionId = await resolve(opts.sessionId, attempt.run);
   const environment = (await resolve(opts.environment, attempt.run)) ?? {};
 
