@@ -35,6 +35,8 @@ export interface AuditLogOptions extends KeyOptions {
 export const DEFAULT_CHECKPOINT_EVERY = { entries: 10_000, ms: 5_000 } as const;
 const DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024;
 const DEFAULT_MAX_RECORD_BYTES = 1024 * 1024;
+/** Records the log writes itself: never refused for size (a hybrid checkpoint is ~4.6 kB). */
+const INTERNAL = new Set(['genesis', 'checkpoint', 'segment', 'recovery', 'key']);
 
 interface Pending {
   line: string;
@@ -247,7 +249,7 @@ export class AuditLog implements AuditSink {
     let sealed: { hash: string; line: string };
     try {
       sealed = sealRecord(record);
-      if (sealed.line.length > this.maxRecordBytes) sealed = this.shrink(record, sealed.line.length);
+      if (sealed.line.length > this.maxRecordBytes && !INTERNAL.has(body.type)) sealed = this.shrink(record, sealed.line.length);
     } catch (err) {
       const e = err instanceof AuditError ? err : new AuditError('BAD_ENTRY', -1, `entry cannot be encoded: ${(err as Error).message}`);
       if (reject) reject(e);

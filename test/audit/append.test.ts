@@ -1,0 +1,163 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import { hashArgs } from '../../src/engine/canonical-json.ts';
+import { AuditError, AuditLog, verifyAuditLog, type AuditRecord, type VerdictRecord } from '../../src/audit/index.ts';
+import type { CheckpointSigner } from '../../src/audit/checkpoint.ts';
+import { key, lines, openLog, parse, tempDir, verdict } from './helpers.ts';
+
+const dir = tempDir();
+let files = 0;
+const fresh = (): string => join(dir, `log-${++files}.jsonl`);
+
+async function rejection(p: Promise<unknown>): Promise<AuditError> {
+  try {
+    await p;
+  } catch (err) {
+    if (err instanceof AuditError) return err;
+    throw err;
+  }
+  throw new Error('resolved');
+}
+
+describe('AuditLog.append', () => {
+  it('maps a verdict to the DESIGN §8 record, chained to the one before', async () => {
+    const path = fresh();
+    const log = await openLog(path);
+    const rec = (await log.append(verdict({
+      verdict: 'refuse', code: 'POLICY_DENIED', evaluator: 'policy', reason: "'no-rm' refuses 'fs.rm'", policy: 'no-rm',
+      action: 'fs.rm', args: { path: '/etc', force: true }, session: 's-9', permit: undefined,
+    }))) as VerdictRecord;
+    const permitted = (await log.append(verdict({ permit: 'jti-123' }))) as VerdictRecord;
+    await log.close();
+    expect(rec).toMatchObject({
+      seq: 1, type: 'verdict', principal: 'agent-1', kind: 'agent', action: 'fs.rm', verdict: 'refuse', code: 'POLICY_DENIED',
+      reason: "'no-rm' refuses 'fs.rm'", policy: 'no-rm', session: 's-9', args: hashArgs({ path: '/etc', force: true }),
+    });
+    expect(rec).not.toHaveProperty('argsValue');
+    expect(permitted.permit).toBe('jti-123');
+    expect(permitted.prev).toBe(rec.hash);
+    const onDisk = lines(path).map(parse);
+    expect(onDisk[1]).toEqual(rec);
+    expect(onDisk[0]?.type).toBe('genesis');
+    expect(onDisk.at(-1)?.type).toBe('checkpoint');
+  });
+
+  it('keeps argument values with recordArgs, minus the redact paths', async () => {
+    const path = fresh();
+    const log = await openLog(path, { recordArgs: true, redact: ['/password', '/auth/token', '/missing'] });
+    const args = { user: 'alice', password: 'hunter2', auth: { token: 't0k', scheme: 'bearer' } };
+    const rec = (await log.append(verdict({ args }))) as VerdictRecord;
+    await log.close();
+    expect(rec.argsValue).toEqual({ user: 'alice', auth: { scheme: 'bearer' } });
+    expect(rec.redacted).toEqual(['/password', '/auth/token']);
+    expect(rec.args).toBe(hashArgs(args));
+    expect(args.password).toBe('hunter2');
+    expect(readFileSync(path, 'utf8')).not.toMatch(/hunter2|t0k/);
+  });
+
+  it('records outcome and key events, and validates them', async () => {
+    const log = await openLog(fresh());
+    const outcome = await log.append({ type: 'outcome', evaluationId: 'e-1', outcome: 'tool_error', durationMs: 12.5, error: 'ENOENT' });
+    const keyEvent = await log.append({ type: 'key', event: 'rotated', kid: 'abc', detail: 'scheduled' });
+    expect(outcome).toMatchObject({ type: 'outcome', outcome: 'tool_error', durationMs: 12.5 });
+    expect(keyEvent).toMatchObject({ type: 'key', event: 'rotated', kid: 'abc' });
+    const bad = await rejection(log.append({ type: 'outcome', evaluationId: 'e-2', outcome: 'maybe', durationMs: 1 } as never));
+    expect(bad.code).toBe('BAD_ENTRY');
+    expect(bad.message).toMatch(/outcome/);
+    expect((await rejection(log.append({ type: 'outcome', evaluationId: 'e', outcome: 'ok', durationMs: 1, extra: 1 } as never))).code).toBe('BAD_ENTRY');
+    await log.close();
+  });
+
+  it('accepts registered namespaced extension records and refuses unknown or reserved types', async () => {
+    const log = await openLog(fresh(), { recordTypes: { 'myapp.approval': z.object({ approver: z.string(), ticket: z.number().int() }) } });
+    const rec = await log.append({ type: 'myapp.approval', approver: 'bob', ticket: 42 });
+    expect(rec).toMatchObject({ type: 'myapp.approval', approver: 'bob', ticket: 42 });
+    expect((await rejection(log.append({ type: 'myapp.approval', approver: 7 } as never))).code).toBe('BAD_ENTRY');
+    expect((await rejection(log.append({ type: 'other.thing', x: 1 }))).message).toMatch(/not registered/);
+    expect((await rejection(log.append({ type: 'checkpoint' } as never))).message).toMatch(/written by the log itself/);
+    expect((await rejection(log.append({ type: 'nonsense' } as never))).code).toBe('BAD_ENTRY');
+    await log.close();
+    const report = await verifyAuditLog(log.path, key().publicKeys());
+    expect(report.byType['myapp.approval']).toBe(1);
+  });
+
+  it('records a verdict even when its strings are malformed or huge', async () => {
+    const log = await openLog(fresh(), { recordArgs: true, maxRecordBytes: 4096 });
+    const rec = (await log.append(verdict({ principal: 'bad\ud800id', args: { blob: 'x'.repeat(10_000) } }))) as VerdictRecord;
+    expect(rec.principal).toBe('bad\ufffdid');
+    expect(rec.argsValue).toBeUndefined();
+    expect(rec.argsError).toMatch(/not recorded/);
+    expect(rec.args).toBe(hashArgs({ blob: 'x'.repeat(10_000) }));
+    await log.close();
+    await verifyAuditLog(log.path, key().publicKeys());
+  });
+
+  it('group-commits concurrent appends: all durable, in call order, gap-free', async () => {
+    const path = fresh();
+    const log = await openLog(path, { checkpointEvery: { entries: 150 } });
+    const recs = await Promise.all(Array.from({ length: 500 }, (_, i) => log.append(verdict({ evaluationId: `c-${i}` }))));
+    // Resolved means on disk, before close.
+    const onDisk = new Set(lines(path).map((l) => parse(l).evaluationId));
+    for (const r of recs) expect(onDisk.has((r as VerdictRecord).evaluationId)).toBe(true);
+    const verdicts = recs as VerdictRecord[];
+    expect(verdicts.map((r) => r.evaluationId)).toEqual(Array.from({ length: 500 }, (_, i) => `c-${i}`));
+    for (let i = 1; i < verdicts.length; i++) expect(verdicts[i]!.seq).toBeGreaterThan(verdicts[i - 1]!.seq);
+    await log.close();
+    const report = await verifyAuditLog(path, key().publicKeys());
+    expect(report.byVerdict.permit).toBe(500);
+    expect(report.checkpoints).toBeGreaterThanOrEqual(4);
+  });
+
+  it('seals on the timer when records wait', async () => {
+    const path = fresh();
+    const log = await openLog(path, { checkpointEvery: { entries: 1_000_000, ms: 20 } });
+    await log.append(verdict());
+    for (let i = 0; i < 200 && log.lastCheckpoint === undefined; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(log.lastCheckpoint?.size).toBe(2);
+    await log.close();
+  });
+
+  it('rejects appends after close, and a closed log verifies with nothing unsealed', async () => {
+    const log = await openLog(fresh());
+    await log.append(verdict());
+    await log.close();
+    expect((await rejection(log.append(verdict()))).code).toBe('LOG_CLOSED');
+    expect((await verifyAuditLog(log.path, key().publicKeys())).unsealed).toBe(0);
+  });
+
+  it('fails closed when a checkpoint cannot be signed: waiting and later appends reject', async () => {
+    let calls = 0;
+    const signer: CheckpointSigner = {
+      mode: 'pq',
+      kid: 'test-kid',
+      sign: async () => {
+        calls++;
+        throw new Error('HSM offline');
+      },
+    };
+    const log = await AuditLog.open(fresh(), { signer, checkpointEvery: { entries: 3 } });
+    const results = await Promise.allSettled(Array.from({ length: 6 }, () => log.append(verdict())));
+    expect(calls).toBe(1);
+    expect(results.some((r) => r.status === 'rejected')).toBe(true);
+    const later = await rejection(log.append(verdict()));
+    expect(later.code).toBe('LOG_FAILED');
+    expect(later.message).toMatch(/HSM offline/);
+    await log.close().catch(() => undefined);
+  });
+
+  it('needs a key', async () => {
+    await expect(AuditLog.open(fresh(), {})).rejects.toThrow(/keyPair/);
+  });
+
+  it('records are returned as written', async () => {
+    const path = fresh();
+    const log = await openLog(path);
+    const rec: AuditRecord = await log.append({ type: 'policy_reload', time: 5, ok: false, policies: 3, error: 'bad' });
+    await log.append({ type: 'invalidation', time: 6, scope: { type: 'session', sessionId: 's' }, reason: 'drift', remote: true });
+    await log.close();
+    expect(lines(path).map(parse)[1]).toEqual(rec);
+    expect(lines(path).map(parse)[2]).toMatchObject({ type: 'invalidation', scope: { type: 'session', sessionId: 's' }, remote: true });
+  });
+});
