@@ -2,8 +2,8 @@ import { posix } from 'node:path';
 
 /**
  * `path_within`: the value must be an absolute path inside one of the roots. Anything that could
- * be read two ways is refused rather than normalised: `..` segments, NUL, backslashes,
- * percent-encoded separators or dots, `~`. Symlinks are the tool's to resolve; document that.
+ * be read two ways is refused rather than normalised: `..` and `.` segments, `//`, a trailing `/`,
+ * NUL, backslashes, percent-encoded separators or dots, `~`. Symlinks are the tool's to resolve.
  */
 export function rootProblem(root: string): string | undefined {
   if (!root.startsWith('/')) return `root "${root}" must be an absolute path`;
@@ -28,10 +28,10 @@ const NEEDS_CARE = /[%\\\0]|\/\.|\/\//;
 
 export function pathWithin(value: unknown, roots: readonly string[]): boolean {
   if (typeof value !== 'string' || value.length === 0 || value.length > 4096 || value.charCodeAt(0) !== 47) return false;
-  let clean = value;
-  if (NEEDS_CARE.test(value)) {
-    if (unsafePath(value)) return false;
-    clean = posix.normalize(value);
-  }
-  return roots.some((root) => clean === root || clean.startsWith(root === '/' ? '/' : root + '/'));
+  // Only the one spelling the tool resolves to is accepted: `/a/./b`, `/a//b` and `/a/b/` are
+  // refused, not normalised. Otherwise a glob on the same field in a refuse policy (`*/.env`)
+  // misses `/w/.env/` or `/w/.env/.`, which the tool opens as `/w/.env`.
+  if (value.length > 1 && value.charCodeAt(value.length - 1) === 47) return false;
+  if (NEEDS_CARE.test(value) && (unsafePath(value) || posix.normalize(value) !== value)) return false;
+  return roots.some((root) => value === root || value.startsWith(root === '/' ? '/' : root + '/'));
 }
