@@ -76,6 +76,8 @@ const configSchema = z.strictObject({
   }).optional(),
   redis: z.strictObject({
     url: z.string().regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL'),
+    /** Public keys of every replica (key directory file), to verify broadcast invalidations. */
+    peers: z.string().min(1).optional(),
   }).optional(),
   tools: z.strictObject({
     /** List every upstream tool, not only those the principal could be permitted. */
@@ -131,7 +133,7 @@ export interface ProxyConfig {
   identity?: PrincipalConfig;
   keys?: { path: string; passphraseEnv?: string; mode: 'hybrid' | 'pq' };
   audit?: { path: string };
-  redis?: { url: string };
+  redis?: { url: string; peers?: string };
   tools: { showAll: boolean; pinning: boolean; pinsFile: string; callTimeoutMs: number };
   servers: ServerConfig[];
   http?: { listen: string; allowedOrigins: string[]; clients: HttpClientConfig[] };
@@ -204,7 +206,10 @@ export function parseConfig(doc: unknown, opts: { file?: string; env?: NodeJS.Pr
     if (raw.keys.passphrase_env !== undefined) config.keys.passphraseEnv = raw.keys.passphrase_env;
   }
   if (raw.audit) config.audit = { path: abs(raw.audit.path) };
-  if (raw.redis) config.redis = { url: raw.redis.url };
+  if (raw.redis) {
+    config.redis = { url: raw.redis.url };
+    if (raw.redis.peers !== undefined) config.redis.peers = abs(raw.redis.peers);
+  }
   if (raw.http) {
     const tokens = new Set<string>();
     raw.http.clients.forEach((c, i) => {

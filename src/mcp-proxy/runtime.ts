@@ -3,9 +3,8 @@ import { mkdir } from 'node:fs/promises';
 import { basename, dirname } from 'node:path';
 import { ConfigError } from '../engine/errors.ts';
 import { Gate, type GateOptions } from '../engine/gate.ts';
-import type { AuditSink, PermitIssuer } from '../engine/ports.ts';
-import type { RateStore, ReplayStore, SessionStore } from '../engine/stores.ts';
-import type { InvalidationBus } from '../engine/invalidation.ts';
+import { AuditLog } from '../audit/index.ts';
+import { KeyPair, PermitSigner, PublicKeyDirectory } from '../crypto/index.ts';
 import type { ProxyConfig } from './config.ts';
 import { ToolPins } from './pinning.ts';
 import { ProxyCore, type OutcomeSink } from './proxy.ts';
@@ -27,34 +26,13 @@ interface Closable {
   close(): Promise<unknown> | unknown;
 }
 
-/** Optional modules are loaded by path so the proxy runs in builds that do not have them yet. */
-async function optionalModule<T>(relative: string, section: string): Promise<T> {
-  const ext = import.meta.url.endsWith('.ts') ? '.ts' : '.js';
-  const spec: string = new URL(`${relative}${ext}`, import.meta.url).href;
+/** Redis needs ioredis, an optional peer dependency: loaded only when [redis] is configured. */
+async function loadRedis(): Promise<typeof import('../redis/index.ts')> {
   try {
-    return (await import(spec)) as T;
+    return await import('../redis/index.ts');
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ERR_MODULE_NOT_FOUND' && String((err as Error).message).includes(relative.replace('../', ''))) {
-      throw new ConfigError(section, `this build of kavach has no ${relative.replace('../', '').replace('/index', '')} module, so [${section}] cannot be used`);
-    }
-    throw err;
+    throw new ConfigError('redis', `[redis] needs the optional ioredis package (npm install ioredis): ${(err as Error).message}`);
   }
-}
-
-interface CryptoModule {
-  KeyPair: { load(path: string, opts?: { passphrase?: string }): Promise<unknown> };
-  PermitSigner: { fromKeyPair(kp: unknown, opts: { mode: 'hybrid' | 'pq' }): PermitIssuer };
-}
-
-interface AuditModule {
-  AuditLog: { open(path: string, opts: { keyPair?: unknown; mode?: 'hybrid' | 'pq' }): Promise<AuditSink & Closable & { append(e: unknown): Promise<unknown> }> };
-}
-
-interface RedisModule {
-  RedisRateStore: new (url: string) => RateStore & Closable;
-  RedisSessionStore: new (url: string) => SessionStore & Closable;
-  RedisReplayStore: new (url: string) => ReplayStore & Closable;
-  RedisInvalidationBus: new (url: string) => InvalidationBus & Closable;
 }
 
 /** Builds the gate and its collaborators from the config. Nothing is half-open on failure. */
@@ -63,38 +41,49 @@ export async function startRuntime(config: ProxyConfig): Promise<ProxyRuntime> {
   try {
     const opts: GateOptions = { observeOnly: config.gate.observeOnly };
     if (config.gate.permitTtlMs !== undefined) opts.permitTtlMs = config.gate.permitTtlMs;
-    let keyPair: unknown;
+    let keyPair: KeyPair | undefined;
+    const mode = config.keys?.mode ?? 'hybrid';
     if (config.keys) {
-      const crypto = await optionalModule<CryptoModule>('../crypto/index', 'keys');
       const envName = config.keys.passphraseEnv;
       const passphrase = envName !== undefined ? process.env[envName] : undefined;
       if (envName !== undefined && passphrase === undefined) throw new ConfigError('keys.passphrase_env', `environment variable ${envName} is not set`);
       try {
-        keyPair = await crypto.KeyPair.load(config.keys.path, passphrase !== undefined ? { passphrase } : {});
+        keyPair = await KeyPair.load(config.keys.path, passphrase !== undefined ? { passphrase } : {});
       } catch (err) {
         throw new ConfigError('keys.path', `cannot load ${config.keys.path}: ${(err as Error).message}`);
       }
-      opts.signer = crypto.PermitSigner.fromKeyPair(keyPair, { mode: config.keys.mode });
+      opts.signer = PermitSigner.fromKeyPair(keyPair, { mode });
     }
     let outcomes: OutcomeSink | undefined;
     if (config.audit) {
-      const audit = await optionalModule<AuditModule>('../audit/index', 'audit');
       if (keyPair === undefined) throw new ConfigError('audit', '[audit] needs [keys]: the log signs its checkpoints with that key');
-      const auditLog = await audit.AuditLog.open(config.audit.path, { keyPair, mode: config.keys?.mode ?? 'hybrid' });
+      let auditLog: AuditLog;
+      try {
+        auditLog = await AuditLog.open(config.audit.path, { keyPair, mode });
+      } catch (err) {
+        throw new ConfigError('audit.path', `cannot open ${config.audit.path}: ${(err as Error).message}`);
+      }
       closers.push(auditLog);
       opts.audit = auditLog;
-      outcomes = auditLog as unknown as OutcomeSink;
+      outcomes = { append: (r) => auditLog.append({ type: 'outcome', evaluationId: r.evaluationId, outcome: r.outcome, durationMs: Math.round(r.durationMs * 1000) / 1000, time: r.time }) };
     }
     if (config.redis) {
-      const redis = await optionalModule<RedisModule>('../redis/index', 'redis');
+      const redis = await loadRedis();
       const url = config.redis.url;
       const rate = new redis.RedisRateStore(url);
       const session = new redis.RedisSessionStore(url);
       const replay = new redis.RedisReplayStore(url);
-      const bus = new redis.RedisInvalidationBus(url);
-      closers.push(rate, session, replay, bus);
+      closers.push(rate, session, replay);
       opts.stores = { rate, session, replay };
-      opts.bus = bus;
+      if (keyPair) {
+        // Invalidations between replicas are signed; peers' public keys verify them.
+        const peers = config.redis.peers !== undefined ? PublicKeyDirectory.fromFile(config.redis.peers) : keyPair.publicKeys();
+        const bus = new redis.RedisInvalidationBus(url, { signer: redis.keyPairSigner(keyPair, mode), verifier: redis.keysVerifier(peers, mode) });
+        closers.push(bus);
+        opts.bus = bus;
+      } else {
+        log('[redis] without [keys]: rate limits and sessions are shared, but invalidations are not broadcast (they need signing keys)');
+      }
     }
     let gate: Gate;
     try {
