@@ -25,7 +25,7 @@ describe('malformed contexts are refused INVALID_CONTEXT, never thrown, never pe
     return v;
   };
   const withGetter = () => {
-    const c = ctx() as Record<string, unknown>;
+    const c = ctx() as unknown as Record<string, unknown>;
     Object.defineProperty(c, 'principalId', { enumerable: true, get: () => { throw new Error('getter boom'); } });
     return c;
   };
@@ -162,7 +162,7 @@ describe('a context that changes while it is read', () => {
   it('a getter cannot pass validation with one resource and be matched with another', async () => {
     const gate = gateOf(permitWith([{ resource: 'orders/*' }]));
     let reads = 0;
-    const c = ctx() as Record<string, unknown>;
+    const c = ctx() as unknown as Record<string, unknown>;
     Object.defineProperty(c, 'resource', { enumerable: true, get: () => (++reads === 1 ? 'orders/1' : 'orders/1\u0000../admin') });
     const result = await outcome(gate, c);
     expect(result === 'permit' ? reads : 1).toBe(1);
@@ -171,7 +171,7 @@ describe('a context that changes while it is read', () => {
   it('a getter cannot slip control characters or objects past the checks on later reads', async () => {
     const gate = gateOf(permitWith([{ resource: 'ok*' }]));
     let reads = 0;
-    const c = ctx() as Record<string, unknown>;
+    const c = ctx() as unknown as Record<string, unknown>;
     Object.defineProperty(c, 'resource', { enumerable: true, get: () => (++reads < 5 ? 'ok' : 'ok\u0000evil') });
     const verdict = await gate.evaluate(c as never);
     if (verdict.kind === 'permit') expect(reads).toBe(1);
@@ -181,7 +181,7 @@ describe('a context that changes while it is read', () => {
     const gate = gateOf({ policies: [{ name: 'admins', effect: 'permit', conditions: [{ identity_role: 'admin' }] }] });
     let reads = 0;
     const many = Array.from({ length: 100 }, (_, i) => (i === 99 ? 'admin' : `r${i}`));
-    const c = ctx() as Record<string, unknown>;
+    const c = ctx() as unknown as Record<string, unknown>;
     Object.defineProperty(c, 'roles', { enumerable: true, get: () => (++reads === 1 ? ['a'] : many) });
     expect(await outcome(gate, c)).toBe('NO_POLICY_MATCH');
   });

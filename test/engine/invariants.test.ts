@@ -145,12 +145,12 @@ describe('bad invariant specs are refused when the gate is built', () => {
     ['no rule', [{ name: 'i' }], 'invariants[0]'],
     ['no name', [{ param_max: { field: 'a', max: 1 } }], 'invariants[0].name'],
     ['a check that is not a function', [{ name: 'i', check: 'return true' }], 'invariants[0].check'],
-    ['a check with a rule beside it', [{ name: 'i', check: () => true, max_actions_per_session: 3 }], 'invariants[0]'],
-    ['empty actions', [{ name: 'i', actions: [], check: () => true }], 'invariants[0].actions'],
-    ['duplicate names', [{ name: 'i', check: () => true }, { name: 'i', blocked_actions: ['x'] }], 'invariants[1].name'],
+    ['a check with a rule beside it', [{ name: 'i', check: (): boolean => true, max_actions_per_session: 3 }], 'invariants[0]'],
+    ['empty actions', [{ name: 'i', actions: [], check: (): boolean => true }], 'invariants[0].actions'],
+    ['duplicate names', [{ name: 'i', check: (): boolean => true }, { name: 'i', blocked_actions: ['x'] }], 'invariants[1].name'],
     ['a bad duration', [{ name: 'i', max_session_age: 'a while' }], 'invariants[0].max_session_age'],
     ['zero actions per session', [{ name: 'i', max_actions_per_session: 0 }], 'invariants[0].max_actions_per_session'],
-  ])('%s', (_label, invariants, path) => {
+  ] as [string, unknown[], string][])('%s', (_label, invariants, path) => {
     let caught: unknown;
     try {
       Gate.fromDict(OPEN, { invariants: invariants as InvariantSpec[] });

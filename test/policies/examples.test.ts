@@ -59,7 +59,7 @@ describe('policies/refund-agent.toml', () => {
   it('caps an agent at 5000 a day across calls (RATE_LIMITED with a retry time)', async () => {
     const gate = await load('refund-agent.toml');
     for (let i = 0; i < 10; i++) expect(await outcome(gate, refund(500))).toBe('permit:agent_refunds');
-    const v = await gate.evaluate({ principalId: 'refund-bot', principalKind: 'agent', ...refund(1) });
+    const v = await gate.evaluate({ principalKind: 'agent', ...refund(1) });
     expect(v).toMatchObject({ kind: 'refuse', code: 'RATE_LIMITED', policy: 'agent_refunds' });
     expect(v.kind === 'refuse' && v.retryAfterMs).toBeGreaterThan(0);
   });
