@@ -126,7 +126,7 @@ export class Transcript {
   }
 
   modelSaw(callId: string, content: unknown): void {
-    this.line(`model saw     ← [${callId}] ${short(content, 160)}`);
+    this.line(`model saw     ← [${callId}] ${short(content, 240)}`);
   }
 
   modelSays(text: string): void {
