@@ -31,7 +31,7 @@ export async function run(argv: string[]): Promise<number> {
     process.stderr.write(USAGE);
     return 2;
   }
-  if (token === '-') token = (await new Response(process.stdin as unknown as ReadableStream).text()).trim();
+  if (token === '-') token = (await readStdin()).trim();
   const expect: PermitExpectation = {};
   const action = stringFlag(args, 'action');
   if (action !== undefined) expect.action = action;
@@ -63,4 +63,10 @@ export async function run(argv: string[]): Promise<number> {
     process.stderr.write(`kavach permit verify: ${(err as Error)?.message ?? String(err)}\n`);
     return 2;
   }
+}
+
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(Buffer.from(chunk as Uint8Array));
+  return Buffer.concat(chunks).toString('utf8');
 }

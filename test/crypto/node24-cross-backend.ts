@@ -34,7 +34,7 @@ interface ChildOut {
 }
 
 async function child(): Promise<void> {
-  const input = JSON.parse(await new Response(process.stdin as unknown as ReadableStream).text()) as {
+  const input = JSON.parse(await readStdin()) as {
     secret: string; tokens: { hybrid: string; pq: string }; envelope: string; manifest: string;
   };
   const kp = KeyPair.fromSecretBytes(new Uint8Array(Buffer.from(input.secret, 'hex')));
@@ -164,4 +164,10 @@ if (process.argv.includes('--child')) {
     process.stderr.write(`${(err as Error)?.stack ?? String(err)}\n`);
     process.exitCode = 1;
   });
+}
+
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(Buffer.from(chunk as Uint8Array));
+  return Buffer.concat(chunks).toString('utf8');
 }
