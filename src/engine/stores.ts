@@ -70,7 +70,7 @@ export class InMemoryRateStore implements RateStore {
     for (let i = 0; i < charges.length; i++) {
       const charge = charges[i] as RateCharge;
       const w = windows[i] as Window;
-      if (w.sum + charge.amount > charge.max) {
+      if (!fits(w.sum, charge.amount, charge.max)) {
         return { admitted: false, index: i, retryAfterMs: retryAfter(w.entries.slice(w.head), w.sum, charge, now) };
       }
     }
@@ -93,7 +93,7 @@ export class InMemoryRateStore implements RateStore {
         const e = w.entries[i] as WindowEntry;
         if (e.id !== chargeId) continue;
         w.entries.splice(i, 1);
-        w.sum -= e.amount;
+        w.sum = w.head >= w.entries.length ? 0 : w.sum - e.amount;
         forget(w, chargeId);
         break;
       }
@@ -114,6 +114,8 @@ export class InMemoryRateStore implements RateStore {
       w.sum -= e.amount;
       forget(w, e.id);
     }
+    // An empty window owes nothing: no float residue of the sums may outlive its entries.
+    if (w.head >= w.entries.length) w.sum = 0;
     if (w.head > 1024 && w.head * 2 > w.entries.length) {
       w.entries = w.entries.slice(w.head);
       w.head = 0;
@@ -137,13 +139,21 @@ function forget(w: Window, id: string): void {
   else w.ids.set(id, n);
 }
 
+/**
+ * Sums of decimal amounts are off by float ulps (0.1 + 0.2 > 0.3): a charge that overshoots by
+ * less than a trillionth of the limit still fits, so a budget of 0.3 takes 0.1 + 0.2.
+ */
+function fits(used: number, amount: number, max: number): boolean {
+  return used + amount <= max + Math.abs(max) * 1e-12;
+}
+
 /** How long until enough of the window expires for `charge` to fit; undefined if it never can. */
 export function retryAfter(entries: readonly WindowEntry[], used: number, charge: RateCharge, now: number): number | undefined {
   if (charge.amount > charge.max) return undefined;
   let freed = 0;
   for (const e of entries) {
     freed += e.amount;
-    if (used - freed + charge.amount <= charge.max) return Math.max(1, e.at + charge.windowMs - now);
+    if (fits(used - freed, charge.amount, charge.max)) return Math.max(1, e.at + charge.windowMs - now);
   }
   return undefined;
 }
