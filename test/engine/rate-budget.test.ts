@@ -187,8 +187,25 @@ describe('budget', () => {
     const gate = gateOf(budget(1));
     let permits = 0;
     for (let i = 0; i < 15; i++) if ((await outcome(gate, ctx({ params: { amount: 0.1 } }))) === 'permit') permits++;
-    expect(permits).toBeGreaterThanOrEqual(9);
-    expect(permits).toBeLessThanOrEqual(10);
+    expect(permits).toBe(10);
+  });
+
+  it('decimal amounts that add up to the budget exactly fit (0.1 + 0.2 within 0.3)', async () => {
+    const gate = gateOf(permitWith([{ budget: { field: 'amount', max: 0.3, window: '1d' } }]));
+    expect(await outcome(gate, ctx({ params: { amount: 0.1 } }))).toBe('permit');
+    expect(await outcome(gate, ctx({ params: { amount: 0.2 } }))).toBe('permit');
+    expect(await outcome(gate, ctx({ params: { amount: 0.000001 } }))).toBe('RATE_LIMITED');
+  });
+
+  it('a window that has emptied keeps no float residue: the whole budget is free again', () => {
+    const store = new InMemoryRateStore();
+    const charge = (amount: number, max: number) => [{ key: 'k', amount, max, windowMs: 1_000 }];
+    expect(store.checkAndCharge(charge(0.1, 100), 'a', 0).admitted).toBe(true);
+    expect(store.checkAndCharge(charge(0.2, 100), 'b', 0).admitted).toBe(true);
+    // 0.1 + 0.2 - 0.1 - 0.2 is 5.55e-17 in floats: a full-size charge must still fit.
+    expect(store.checkAndCharge(charge(0.05, 0.05), 'c', 5_000)).toEqual({ admitted: true });
+    store.refund(charge(0.05, 0.05), 'c');
+    expect(store.checkAndCharge(charge(0.05, 0.05), 'd', 5_000)).toEqual({ admitted: true });
   });
 });
 
