@@ -1,48 +1,62 @@
 /**
- * Sliding-window check-and-charge, one EVALSHA for all of a policy's limits and budgets.
+ * Sliding-window check-and-charge, one EVALSHA for all of a policy's limits and budgets, with the
+ * in-memory store's semantics (entries, running sum, per-id counts, refunds of the newest entry).
  *
- * Per limit: a sorted set of entries (score = time charged, member = "<amount> <chargeId>") and a
- * hash with the running sum `s` and the count `f` of entries whose amount is not an exact integer.
+ * Per limit, two keys:
+ * - a sorted set of entries: score = time charged, member = "<amount> <seq> <chargeId>" (seq makes
+ *   a second charge under the same id its own entry, as in memory);
+ * - a hash: `s` running sum, `f` count of entries whose amount is not an exact integer, `q` the
+ *   sequence, and `i<chargeId>` how many live entries carry that id.
  * While f = 0 the running sum is exact (integer arithmetic in doubles); otherwise it is summed
- * again from the entries, oldest first, as the in-memory store does, so float error never builds up.
+ * again from the entries, oldest first, so float error never builds up.
  *
- * KEYS: for charge i (1-based) KEYS[2i-1] = entries, KEYS[2i] = sums.
+ * KEYS: for charge i (1-based) KEYS[2i-1] = entries, KEYS[2i] = hash.
  * ARGV: now, chargeId, ttlSlackMs, then per charge: amount, max, windowMs.
- * Reply: {1} admitted | {0, index (0-based), retryAfterMs as string or false}.
+ * Reply: {1} admitted | {1, 1} admitted, already charged (repeated) |
+ *        {0, index (0-based), retryAfterMs as string or false}.
  */
-export const CHARGE_SCRIPT = `
+const COMMON = `
+local EXACT = 9007199254740992
+local function fmt(x) return string.format('%.17g', x) end
+local function parse(m)
+  local a, id = string.match(m, '^(%S+) %d+ (.*)$')
+  return tonumber(a), id
+end
+local function inexact(a) return a ~= math.floor(a) or a >= EXACT or a <= -EXACT end
+local function resum(z)
+  local s = 0
+  for _, m in ipairs(redis.call('ZRANGE', z, 0, -1)) do s = s + parse(m) end
+  return s
+end
+-- Forgets one entry's id in the hash.
+local function forgetId(h, id)
+  if redis.call('HINCRBY', h, 'i' .. id, -1) <= 0 then redis.call('HDEL', h, 'i' .. id) end
+end
+`;
+
+export const CHARGE_SCRIPT = `${COMMON}
 local now = tonumber(ARGV[1])
 local id = ARGV[2]
 local slack = tonumber(ARGV[3])
 local n = (#ARGV - 3) / 3
-local EXACT = 9007199254740992
-
-local function fmt(x) return string.format('%.17g', x) end
-local function amountOf(m) return tonumber(string.match(m, '^([^ ]+) ')) end
-local function inexact(a) return a ~= math.floor(a) or a >= EXACT or a <= -EXACT end
-
-local function resum(z)
-  local s = 0
-  for _, m in ipairs(redis.call('ZRANGE', z, 0, -1)) do s = s + amountOf(m) end
-  return s
-end
 
 -- Drops entries at or before now - window (as the in-memory store does); returns the sum left.
 local function live(z, h, window)
   local cutoff = fmt(now - window)
+  local gone = redis.call('ZRANGEBYSCORE', z, '-inf', cutoff)
   local sums = redis.call('HMGET', h, 's', 'f')
   local s = tonumber(sums[1]) or 0
   local f = tonumber(sums[2]) or 0
-  local gone = redis.call('ZRANGEBYSCORE', z, '-inf', cutoff)
   if #gone == 0 then
     if f > 0 then return resum(z) end
     return s
   end
   local hadInexact = f > 0
   for _, m in ipairs(gone) do
-    local a = amountOf(m)
+    local a, gid = parse(m)
     s = s - a
     if inexact(a) then f = f - 1 end
+    forgetId(h, gid)
   end
   redis.call('ZREMRANGEBYSCORE', z, '-inf', cutoff)
   if redis.call('ZCARD', z) == 0 then
@@ -54,7 +68,7 @@ local function live(z, h, window)
   return s
 end
 
--- How long until enough of the window expires for amount to fit (nil if it never can).
+-- How long until enough of the window expires for amount to fit (false if it never can).
 local function retryAfter(z, used, amount, max, window)
   if amount > max then return false end
   local freed = 0
@@ -63,7 +77,7 @@ local function retryAfter(z, used, amount, max, window)
     local page = redis.call('ZRANGE', z, start, start + 63, 'WITHSCORES')
     if #page == 0 then return false end
     for j = 1, #page, 2 do
-      freed = freed + amountOf(page[j])
+      freed = freed + parse(page[j])
       if used - freed + amount <= max then
         return fmt(math.max(1, tonumber(page[j + 1]) + window - now))
       end
@@ -75,11 +89,11 @@ end
 local used = {}
 local already = id ~= ''
 for i = 1, n do
-  local z = KEYS[2 * i - 1]
-  used[i] = live(z, KEYS[2 * i], tonumber(ARGV[3 * i + 3]))
-  if already and not redis.call('ZSCORE', z, ARGV[3 * i + 1] .. ' ' .. id) then already = false end
+  local h = KEYS[2 * i]
+  used[i] = live(KEYS[2 * i - 1], h, tonumber(ARGV[3 * i + 3]))
+  if already and redis.call('HEXISTS', h, 'i' .. id) == 0 then already = false end
 end
-if already then return {1} end
+if already then return {1, 1} end
 
 for i = 1, n do
   local amount = tonumber(ARGV[3 * i + 1])
@@ -93,15 +107,15 @@ for i = 1, n do
   local z = KEYS[2 * i - 1]
   local h = KEYS[2 * i]
   local amount = tonumber(ARGV[3 * i + 1])
-  -- NX: a call already recorded under this key (a retry after a shorter window expired) counts once.
-  if redis.call('ZADD', z, 'NX', ARGV[1], ARGV[3 * i + 1] .. ' ' .. id) == 1 then
-    local sums = redis.call('HMGET', h, 's', 'f')
-    local s = (tonumber(sums[1]) or 0) + amount
-    local f = tonumber(sums[2]) or 0
-    if inexact(amount) then f = f + 1 end
-    if f > 0 then s = resum(z) end
-    redis.call('HSET', h, 's', fmt(s), 'f', f)
-  end
+  local seq = redis.call('HINCRBY', h, 'q', 1)
+  redis.call('ZADD', z, ARGV[1], ARGV[3 * i + 1] .. ' ' .. seq .. ' ' .. id)
+  redis.call('HINCRBY', h, 'i' .. id, 1)
+  local sums = redis.call('HMGET', h, 's', 'f')
+  local s = (tonumber(sums[1]) or 0) + amount
+  local f = tonumber(sums[2]) or 0
+  if inexact(amount) then f = f + 1 end
+  if f > 0 then s = resum(z) end
+  redis.call('HSET', h, 's', fmt(s), 'f', f)
   local ttl = math.ceil(tonumber(ARGV[3 * i + 3]) + slack)
   redis.call('PEXPIRE', z, ttl)
   redis.call('PEXPIRE', h, ttl)
@@ -110,33 +124,42 @@ return {1}
 `;
 
 /**
- * Takes back what a chargeId recorded.
- * KEYS: as for CHARGE_SCRIPT. ARGV: chargeId, then per charge: amount.
+ * Takes back the newest entry a chargeId recorded under each key (what the charge being refunded
+ * added; an older charge of the same id stays).
+ * KEYS: as for CHARGE_SCRIPT. ARGV: chargeId.
  */
-export const REFUND_SCRIPT = `
+export const REFUND_SCRIPT = `${COMMON}
 local id = ARGV[1]
-local EXACT = 9007199254740992
-local function fmt(x) return string.format('%.17g', x) end
-local function amountOf(m) return tonumber(string.match(m, '^([^ ]+) ')) end
-local function inexact(a) return a ~= math.floor(a) or a >= EXACT or a <= -EXACT end
-for i = 1, #ARGV - 1 do
+for i = 1, #KEYS / 2 do
   local z = KEYS[2 * i - 1]
   local h = KEYS[2 * i]
-  local amount = tonumber(ARGV[i + 1])
-  if redis.call('ZREM', z, ARGV[i + 1] .. ' ' .. id) == 1 then
-    if redis.call('ZCARD', z) == 0 then
-      redis.call('DEL', h)
-    else
-      local sums = redis.call('HMGET', h, 's', 'f')
-      local s = (tonumber(sums[1]) or 0) - amount
-      local f = tonumber(sums[2]) or 0
-      local hadInexact = f > 0
-      if inexact(amount) then f = f - 1 end
-      if hadInexact then
-        s = 0
-        for _, m in ipairs(redis.call('ZRANGE', z, 0, -1)) do s = s + amountOf(m) end
+  if redis.call('HEXISTS', h, 'i' .. id) == 1 then
+    local start = 0
+    local found
+    while not found do
+      local page = redis.call('ZREVRANGE', z, start, start + 63)
+      if #page == 0 then break end
+      for _, m in ipairs(page) do
+        local _, mid = parse(m)
+        if mid == id then found = m; break end
       end
-      redis.call('HSET', h, 's', fmt(s), 'f', f)
+      start = start + 64
+    end
+    if found then
+      redis.call('ZREM', z, found)
+      if redis.call('ZCARD', z) == 0 then
+        redis.call('DEL', h)
+      else
+        forgetId(h, id)
+        local sums = redis.call('HMGET', h, 's', 'f')
+        local amount = parse(found)
+        local s = (tonumber(sums[1]) or 0) - amount
+        local f = tonumber(sums[2]) or 0
+        local hadInexact = f > 0
+        if inexact(amount) then f = f - 1 end
+        if hadInexact then s = resum(z) end
+        redis.call('HSET', h, 's', fmt(s), 'f', f)
+      end
     end
   end
 end

@@ -44,12 +44,8 @@ export class RedisRateStore implements RateStore {
   async refund(charges: readonly RateCharge[], chargeId: string): Promise<void> {
     if (charges.length === 0) return;
     const keys: string[] = [];
-    const args: string[] = [chargeId];
-    for (const c of charges) {
-      keys.push(...this.keysFor(c.key));
-      args.push(num(c.amount, 'amount'));
-    }
-    await this.conn.run((client) => refund.run(client, keys, args));
+    for (const c of charges) keys.push(...this.keysFor(c.key));
+    await this.conn.run((client) => refund.run(client, keys, [chargeId]));
   }
 
   close(): Promise<void> {
@@ -70,7 +66,7 @@ function num(value: number, name: string): string {
 
 function parseChargeReply(reply: unknown, count: number): ChargeResult {
   if (!Array.isArray(reply)) throw new Error('unexpected reply from the rate script');
-  if (reply[0] === 1) return { admitted: true };
+  if (reply[0] === 1) return reply[1] === 1 ? { admitted: true, repeated: true } : { admitted: true };
   const index = reply[1];
   if (reply[0] !== 0 || typeof index !== 'number' || index < 0 || index >= count) throw new Error('unexpected reply from the rate script');
   const result: ChargeResult = { admitted: false, index };

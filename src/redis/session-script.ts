@@ -2,6 +2,7 @@
  * Session observation, the in-memory SessionStore's semantics in one EVALSHA.
  *
  * KEYS: 1 invalid-session marker, 2 session hash, 3 recent-call list, 4 principal cutoff, 5 global cutoff.
+ * A call by another principal than the session's is answered with the session's state, unrecorded.
  * ARGV: now, behaviourWindowMs, idleTtlMs, ttlSlackMs, maxRecent, principalId, ip, device, geo
  *       (ip and device are "-" when absent, "+<value>" when present; geo is "" or JSON).
  * Reply: {1, reason} invalid | {0, principal, startedAt, ip|nil, device|nil, geo|nil, count, recentCalls}.
@@ -37,9 +38,14 @@ if not exists then
   if ARGV[9] ~= '' then table.insert(fields, 'og'); table.insert(fields, ARGV[9]) end
   redis.call('HSET', KEYS[2], unpack(fields))
 end
-local count = redis.call('HINCRBY', KEYS[2], 'c', 1)
-redis.call('HSET', KEYS[2], 'l', ARGV[1])
+-- Another principal naming this session is refused by the gate: its call is not recorded
+-- (it must not push the owner's session into drift or its action cap).
+local owner = redis.call('HMGET', KEYS[2], 'p', 't', 'oi', 'od', 'og', 'c', 'r')
+if owner[1] ~= ARGV[6] then
+  return {0, owner[1], owner[2], owner[3], owner[4], owner[5], tonumber(owner[6]), tonumber(owner[7] or '0')}
+end
 
+local count = redis.call('HINCRBY', KEYS[2], 'c', 1)
 local len = redis.call('LLEN', KEYS[3])
 local drop = 0
 while drop < len do
@@ -50,11 +56,10 @@ end
 if len - drop >= maxRecent then drop = len - maxRecent + 1 end
 if drop > 0 then redis.call('LTRIM', KEYS[3], drop, -1) end
 local recent = redis.call('RPUSH', KEYS[3], ARGV[1])
+redis.call('HSET', KEYS[2], 'l', ARGV[1], 'r', recent)
 redis.call('PEXPIRE', KEYS[2], ttl)
 redis.call('PEXPIRE', KEYS[3], ttl)
-
-local st = redis.call('HMGET', KEYS[2], 'p', 't', 'oi', 'od', 'og')
-return {0, st[1], st[2], st[3], st[4], st[5], count, recent}
+return {0, owner[1], owner[2], owner[3], owner[4], owner[5], count, recent}
 `;
 
 /**

@@ -24,14 +24,15 @@ describe.skipIf(skipRedis)('RedisRateStore', () => {
   it('answers every check-and-charge and refund exactly as the in-memory store does', async () => {
     const store = new RedisRateStore(REDIS_URL, { keyPrefix: `${prefix}conf:` });
     try {
-      for (const seed of [1, 2, 3]) {
+      for (const seed of [1, 2, 3, 4]) {
         const rnd = prng(seed);
         const memory = new InMemoryRateStore();
         const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rnd() * xs.length)] as T;
         const limits: RateCharge[] = [
+          // Different windows: a retried id can have expired under one key but not another.
           { key: `s${seed}-a`, amount: 1, max: 3, windowMs: 1_000 },
-          { key: `s${seed}-b`, amount: 1, max: 5, windowMs: 1_000 },
-          { key: `s${seed}-budget`, amount: 0, max: 10, windowMs: 1_000 },
+          { key: `s${seed}-b`, amount: 1, max: 5, windowMs: 2_500 },
+          { key: `s${seed}-budget`, amount: 0, max: 10, windowMs: 1_500 },
         ];
         const admitted: { charges: RateCharge[]; id: string }[] = [];
         let now = 1_000_000;
@@ -85,10 +86,31 @@ describe.skipIf(skipRedis)('RedisRateStore', () => {
     try {
       const budget = { key: 'refunds', amount: 600, max: 1_000, windowMs: 86_400_000 };
       expect((await store.checkAndCharge([budget], 'call-1', 1)).admitted).toBe(true);
-      expect((await store.checkAndCharge([budget], 'call-1', 2)).admitted).toBe(true);
+      expect(await store.checkAndCharge([budget], 'call-1', 2)).toEqual({ admitted: true, repeated: true });
       expect(await store.checkAndCharge([budget], 'call-2', 3)).toEqual({ admitted: false, index: 0, retryAfterMs: 86_399_998 });
       await store.refund([budget], 'call-1');
       expect((await store.checkAndCharge([budget], 'call-2', 4)).admitted).toBe(true);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('charges a retried id again when a shorter window has expired, and refunds only that second charge', async () => {
+    const store = new RedisRateStore(REDIS_URL, { keyPrefix: `${prefix}retry:` });
+    const memory = new InMemoryRateStore();
+    const short = { key: 'short', amount: 1, max: 2, windowMs: 1_000 };
+    const long = { key: 'long', amount: 1, max: 2, windowMs: 5_000 };
+    const both = async (f: (s: InMemoryRateStore | RedisRateStore) => unknown) => {
+      const expected = await f(memory);
+      expect(await f(store)).toEqual(expected);
+      return expected;
+    };
+    try {
+      expect(await both((s) => s.checkAndCharge([short, long], 'c', 0))).toEqual({ admitted: true });
+      expect(await both((s) => s.checkAndCharge([short, long], 'c', 1_500))).toEqual({ admitted: true });
+      await both((s) => s.refund([short, long], 'c'));
+      expect(await both((s) => s.checkAndCharge([long], 'd', 1_600))).toEqual({ admitted: true });
+      expect(await both((s) => s.checkAndCharge([long], 'e', 1_700))).toEqual({ admitted: false, index: 0, retryAfterMs: 3_300 });
     } finally {
       await store.close();
     }

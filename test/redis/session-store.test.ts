@@ -55,15 +55,17 @@ describe.skipIf(skipRedis)('RedisSessionStore', () => {
     }
   });
 
-  it('keeps the principal a session was started by and its first origins', async () => {
+  it('keeps the principal a session was started by and its first origins, and does not count calls by others', async () => {
     const store = new RedisSessionStore(REDIS_URL, { keyPrefix: `${prefix}bind:` });
     try {
       await store.observe({ principalId: 'alice', sessionId: 'S', ip: '10.1.1.1', device: 'd1', now: 100, behaviourWindowMs: 60_000 });
       const second = await store.observe({ principalId: 'mallory', sessionId: 'S', ip: '6.6.6.6', now: 200, behaviourWindowMs: 60_000 });
       expect(second).toEqual({
         invalid: false,
-        session: { principalId: 'alice', startedAt: 100, originIp: '10.1.1.1', originDevice: 'd1', actionCount: 2, recentCalls: 2 },
+        session: { principalId: 'alice', startedAt: 100, originIp: '10.1.1.1', originDevice: 'd1', actionCount: 1, recentCalls: 1 },
       });
+      const third = await store.observe({ principalId: 'alice', sessionId: 'S', ip: '10.1.1.1', now: 300, behaviourWindowMs: 60_000 });
+      expect(third).toMatchObject({ invalid: false, session: { principalId: 'alice', actionCount: 2, recentCalls: 2 } });
     } finally {
       await store.close();
     }
