@@ -22,6 +22,8 @@ local function parse(m)
   local a, id = string.match(m, '^(%S+) %d+ (.*)$')
   return tonumber(a), id
 end
+-- As in memory: sums of decimals are off by ulps (0.1 + 0.2 > 0.3); overshoot below 1e-12 of max fits.
+local function fits(used, amount, max) return used + amount <= max + math.abs(max) * 1e-12 end
 local function inexact(a) return a ~= math.floor(a) or a >= EXACT or a <= -EXACT end
 local function resum(z)
   local s = 0
@@ -78,7 +80,7 @@ local function retryAfter(z, used, amount, max, window)
     if #page == 0 then return false end
     for j = 1, #page, 2 do
       freed = freed + parse(page[j])
-      if used - freed + amount <= max then
+      if fits(used - freed, amount, max) then
         return fmt(math.max(1, tonumber(page[j + 1]) + window - now))
       end
     end
@@ -98,7 +100,7 @@ if already then return {1, 1} end
 for i = 1, n do
   local amount = tonumber(ARGV[3 * i + 1])
   local max = tonumber(ARGV[3 * i + 2])
-  if used[i] + amount > max then
+  if not fits(used[i], amount, max) then
     return {0, i - 1, retryAfter(KEYS[2 * i - 1], used[i], amount, max, tonumber(ARGV[3 * i + 3]))}
   end
 end

@@ -52,7 +52,7 @@ describe.skipIf(skipRedis)('RedisRateStore', () => {
           } else {
             const chosen = limits.filter(() => rnd() < 0.6);
             if (chosen.length === 0) chosen.push(pick(limits));
-            charges = chosen.map((l) => (l.key.endsWith('budget') ? { ...l, amount: pick([0, 0.5, 1, 2, 3, 4.5, 11]) } : { ...l }));
+            charges = chosen.map((l) => (l.key.endsWith('budget') ? { ...l, amount: pick([0, 0.1, 0.2, 0.5, 1, 2, 3, 4.5, 11]) } : { ...l }));
             id = rnd() < 0.05 ? '' : randomUUID();
           }
           const expected = memory.checkAndCharge(charges, id, now);
@@ -111,6 +111,20 @@ describe.skipIf(skipRedis)('RedisRateStore', () => {
       await both((s) => s.refund([short, long], 'c'));
       expect(await both((s) => s.checkAndCharge([long], 'd', 1_600))).toEqual({ admitted: true });
       expect(await both((s) => s.checkAndCharge([long], 'e', 1_700))).toEqual({ admitted: false, index: 0, retryAfterMs: 3_300 });
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('fits decimal budgets exactly as memory does (0.1 + 0.2 under 0.3)', async () => {
+    const store = new RedisRateStore(REDIS_URL, { keyPrefix: `${prefix}decimal:` });
+    const memory = new InMemoryRateStore();
+    try {
+      const steps: [number, string, number][] = [[0.1, 'a', 1], [0.2, 'b', 2], [0.1, 'c', 3], [0.3, 'd', 2_000], [0.7, 'e', 2_001], [0.05, 'f', 2_002]];
+      for (const [amount, id, now] of steps) {
+        const charge = [{ key: 'eur', amount, max: 0.3, windowMs: 1_000 }];
+        expect(await store.checkAndCharge(charge, id, now), id).toEqual(memory.checkAndCharge(charge, id, now));
+      }
     } finally {
       await store.close();
     }
