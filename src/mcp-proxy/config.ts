@@ -42,7 +42,10 @@ const serverSchema = z.record(z.string(), z.unknown()).transform((s, ctx) => {
   }
   const parsed = schema.safeParse(s);
   if (!parsed.success) {
-    for (const issue of parsed.error.issues) ctx.addIssue({ ...issue, code: 'custom', message: describeIssue(issue), path: issue.path } as never);
+    for (const issue of parsed.error.issues) {
+      const { path, message } = locate(issue);
+      ctx.addIssue({ code: 'custom', message, path: path as PropertyKey[] });
+    }
     return z.NEVER;
   }
   return parsed.data as z.output<typeof stdioServer> | z.output<typeof httpServer>;
@@ -167,8 +170,8 @@ export function parseConfig(doc: unknown, opts: { file?: string; env?: NodeJS.Pr
   const expanded = expandEnv(doc, '', env);
   const result = configSchema.safeParse(expanded);
   if (!result.success) {
-    const issue = result.error.issues[0] as z.core.$ZodIssue;
-    throw new ConfigError(formatPath(issue.path), describeIssue(issue));
+    const { path, message } = locate(result.error.issues[0] as z.core.$ZodIssue);
+    throw new ConfigError(formatPath(path), message);
   }
   const raw = result.data;
   const base = opts.file ? dirname(opts.file) : process.cwd();
@@ -249,10 +252,14 @@ function formatPath(path: readonly PropertyKey[]): string {
   return out;
 }
 
-function describeIssue(issue: z.core.$ZodIssue): string {
-  if (issue.code === 'unrecognized_keys') return `unknown key${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')}`;
-  if (issue.code === 'invalid_type' && issue.input === undefined) return 'is required';
-  return issue.message;
+/** The path names the bad field itself, as policy errors do: `servers.fs.argz: unknown key`. */
+function locate(issue: z.core.$ZodIssue): { path: readonly PropertyKey[]; message: string } {
+  if (issue.code === 'unrecognized_keys') {
+    const more = issue.keys.length > 1 ? ` (also ${issue.keys.slice(1).map((k) => `"${k}"`).join(', ')})` : '';
+    return { path: [...issue.path, issue.keys[0] as string], message: `unknown key${more}` };
+  }
+  if (issue.code === 'invalid_type' && issue.input === undefined) return { path: issue.path, message: 'is required' };
+  return { path: issue.path, message: issue.message };
 }
 
 /** Splits `HOST:PORT` (`[::1]:8787` too); the host defaults to 127.0.0.1. */

@@ -1,0 +1,69 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigError } from '../../src/engine/errors.ts';
+import { parseConfigText, parseListen } from '../../src/mcp-proxy/config.ts';
+
+const BASE = '[gate]\npolicy = "policies/fs.toml"\n[servers.fs]\ncommand = "node"\n';
+const parse = (text: string, env: Record<string, string> = {}) => parseConfigText(text, 'toml', { file: '/etc/kavach/kavach.toml', env });
+
+function errorOf(text: string, env: Record<string, string> = {}): ConfigError {
+  try {
+    parse(text, env);
+  } catch (err) {
+    expect(err).toBeInstanceOf(ConfigError);
+    return err as ConfigError;
+  }
+  throw new Error('expected a ConfigError');
+}
+
+describe('proxy config', () => {
+  it('resolves paths from the config file and expands ${VAR}', () => {
+    const config = parse(`${BASE}args = ["\${ROOT}/x"]\ncwd = "run"\n[keys]\npath = "keys/secret.key"\n[audit]\npath = "audit/mcp.jsonl"\n[servers.remote]\nurl = "https://mcp.example.com/mcp"\nheaders = { Authorization = "Bearer \${TOKEN}" }\n`, { ROOT: '/srv', TOKEN: 't0k' });
+    expect(config.gate.policy).toBe('/etc/kavach/policies/fs.toml');
+    expect(config.keys).toEqual({ path: '/etc/kavach/keys/secret.key', mode: 'hybrid' });
+    expect(config.tools.pinsFile).toBe('/etc/kavach/audit/tool-pins.json');
+    expect(config.servers).toEqual([
+      { kind: 'stdio', name: 'fs', command: 'node', args: ['/srv/x'], env: {}, cwd: '/etc/kavach/run' },
+      { kind: 'http', name: 'remote', url: 'https://mcp.example.com/mcp', headers: { Authorization: 'Bearer t0k' } },
+    ]);
+  });
+
+  it.each([
+    [`${BASE}[gate2]\n`, 'gate2', 'unknown key'],
+    ['[gate]\npolicy = "p.toml"\nobserve = true\n[servers.fs]\ncommand = "node"\n', 'gate.observe', 'unknown key'],
+    [`${BASE}argz = []\n`, 'servers.fs.argz', 'unknown key'],
+    [`${BASE}[servers.web]\nurl = "ftp://x"\n`, 'servers.web.url', ''],
+    [`${BASE}[servers.bad]\nfoo = 1\n`, 'servers.bad', 'either `command`'],
+    [`${BASE}[identity]\nprincipal_id = "a"\nprincipal_kind = "robot"\n`, 'identity.principal_kind', ''],
+    [`${BASE}[gate.x]\n`, 'gate.x', 'unknown key'],
+    ['[gate]\n[servers.fs]\ncommand = "node"\n', 'gate.policy', 'is required'],
+    ['[gate]\npolicy = "p.toml"\n', 'servers', 'is required'],
+    [`${BASE}[redis]\nurl = "http://x"\n`, 'redis.url', 'redis://'],
+    [`${BASE}[tools]\ncall_timeout = "soon"\n`, 'tools.call_timeout', 'not a duration'],
+    [`${BASE}[http]\n[[http.clients]]\ntoken = "short"\nprincipal_id = "ci"\nprincipal_kind = "service"\n`, 'http.clients[0].token', '16 characters'],
+    ['[gate]\npolicy = "p.toml"\n[servers."a.b"]\ncommand = "node"\n', 'servers.a.b', 'server names'],
+    ['[gate]\npolicy = "p.toml"\n[servers.a__b]\ncommand = "node"\n', 'servers.a__b', 'server names'],
+  ])('refuses a bad config with the path of the bad field: %#', (text, path, message) => {
+    const err = errorOf(text);
+    expect(err.path).toBe(path);
+    expect(err.message).toContain(message);
+    expect(err.code).toBe('CONFIG_INVALID');
+  });
+
+  it('refuses an unset ${VAR} instead of reading it as empty', () => {
+    const err = errorOf(`${BASE}env = { TOKEN = "\${MISSING_TOKEN}" }\n`);
+    expect(err.path).toBe('servers.fs.env.TOKEN');
+    expect(err.message).toContain('MISSING_TOKEN is not set');
+  });
+
+  it('reads the JSON form too', () => {
+    const config = parseConfigText(JSON.stringify({ gate: { policy: 'p.json' }, servers: { fs: { command: 'node' } } }), 'json', { file: '/c/kavach.json' });
+    expect(config.gate.policy).toBe('/c/p.json');
+  });
+
+  it('parses listen addresses', () => {
+    expect(parseListen('127.0.0.1:8787')).toEqual({ host: '127.0.0.1', port: 8787 });
+    expect(parseListen('[::1]:0')).toEqual({ host: '::1', port: 0 });
+    expect(parseListen('9000')).toEqual({ host: '127.0.0.1', port: 9000 });
+    expect(() => parseListen('localhost')).toThrow(ConfigError);
+  });
+});
