@@ -374,8 +374,15 @@ export class Gate {
     }
   }
 
+  /** Best-effort record of a non-verdict event: a sink that throws must not make reload or invalidate throw. */
   private record(event: GateEvent): void {
-    this.audit?.append(event).catch((err: unknown) => process.stderr.write(`kavach: audit append failed: ${String(err)}\n`));
+    if (!this.audit) return;
+    const failed = (err: unknown) => void process.stderr.write(`kavach: audit append failed: ${String(err)}\n`);
+    try {
+      Promise.resolve(this.audit.append(event)).catch(failed);
+    } catch (err) {
+      failed(err);
+    }
   }
 
   private async onRemoteInvalidation(message: InvalidationMessage): Promise<void> {
