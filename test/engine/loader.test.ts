@@ -378,6 +378,17 @@ describe('kill switch and reload', () => {
     expect(await outcome(gate, ctx({ params: { amount: 50 } }))).toBe('permit');
   });
 
+  it('an audit sink that throws or returns nothing cannot make reload or invalidate misbehave', async () => {
+    for (const append of [() => { throw new Error('disk gone'); }, () => undefined, async () => { throw new Error('later'); }]) {
+      const gate = gateOf({}, { audit: { append } as never });
+      expect(() => gate.reload(open)).not.toThrow();
+      expect(gate.policyCount).toBe(1);
+      expect(() => gate.reload({ polciies: [] })).toThrow(PolicyError);
+      expect(gate.policyCount).toBe(1);
+      await expect(gate.invalidate({ type: 'global' })).resolves.toBeUndefined();
+    }
+  });
+
   it('reload with an explicit format parses that format', async () => {
     const gate = gateOf({});
     gate.reload('{"policies":[{"name":"all","effect":"permit","conditions":[]}]}', 'json');
