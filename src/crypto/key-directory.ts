@@ -29,12 +29,17 @@ export interface SignedDirectoryOptions {
   mode?: SignatureMode;
   /** ms since epoch, for the root key's expiry; tests inject it. */
   clock?: () => number;
+  /**
+   * Lowest manifest version to accept, e.g. the last one seen before a restart: a fresh process
+   * has no held version, so this is what stops it from being fed an old (validly signed) manifest.
+   */
+  minVersion?: number;
 }
 
 type Source =
   | { kind: 'memory' }
   | { kind: 'file'; path: string }
-  | { kind: 'signed'; path: string | undefined; root: PublicKeyBundle; mode: SignatureMode; clock: () => number };
+  | { kind: 'signed'; path: string | undefined; root: PublicKeyBundle; mode: SignatureMode; clock: () => number; minVersion: number };
 
 function freezeBundles(list: readonly unknown[]): Map<string, PublicKeyBundle> {
   const map = new Map<string, PublicKeyBundle>();
@@ -148,7 +153,9 @@ export class PublicKeyDirectory {
     }
     const mode = opts.mode ?? 'hybrid';
     if (mode !== 'hybrid' && mode !== 'pq') throw new TypeError("mode must be 'hybrid' or 'pq'");
-    return new PublicKeyDirectory(new Map(), { kind: 'signed', path, root, mode, clock: opts.clock ?? Date.now });
+    const minVersion = opts.minVersion ?? 0;
+    if (!Number.isSafeInteger(minVersion) || minVersion < 0) throw new TypeError('minVersion must be a non-negative integer');
+    return new PublicKeyDirectory(new Map(), { kind: 'signed', path, root, mode, clock: opts.clock ?? Date.now, minVersion });
   }
 
   get(kid: string): PublicKeyBundle | undefined {
@@ -201,6 +208,7 @@ export class PublicKeyDirectory {
     const src = this.#source;
     if (src.kind !== 'signed') throw new TypeError('applyManifest is for signed directories');
     const next = verifyManifest(text, src.root, src.mode, src.clock());
+    if (next.version < src.minVersion) throw new PermitError('ROLLBACK', `manifest version ${next.version} is below the minimum ${src.minVersion}`);
     const held = this.#manifest;
     if (held) {
       if (next.version < held.version) throw new PermitError('ROLLBACK', `manifest version ${next.version} is older than the held version ${held.version}`);

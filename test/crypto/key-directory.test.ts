@@ -120,6 +120,11 @@ describe('signed key manifests', () => {
     expect(d.list().map((k) => k.kid)).toEqual([b.kid]);
   });
 
+  it('refuse, in a fresh process, a manifest below the pinned minimum version (ROLLBACK)', () => {
+    throwsWith(() => PublicKeyDirectory.fromSignedManifest(manifest([a.publicKeys()], 3), root.publicKeys(), { clock, minVersion: 4 }), 'ROLLBACK');
+    expect(PublicKeyDirectory.fromSignedManifest(manifest([a.publicKeys()], 4), root.publicKeys(), { clock, minVersion: 4 }).version).toBe(4);
+  });
+
   it('keep the previous keys when a file reload is forged, damaged or older', async () => {
     const p = join(dir, 'rotate.signed.json');
     await writeFile(p, manifest([a.publicKeys()], 5));
