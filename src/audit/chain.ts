@@ -1,6 +1,6 @@
 import { canonicalJson } from '../engine/canonical-json.ts';
 import { AuditError, type AuditErrorCode } from './errors.ts';
-import { lineOf, recordHash, ZERO_HASH, type AuditRecord, type CheckpointMode, type CheckpointRecord } from './record.ts';
+import { fastCanonical, lineOf, recordHash, ZERO_HASH, type AuditRecord, type CheckpointMode, type CheckpointRecord } from './record.ts';
 
 /** One file's complete lines, in order. */
 export interface ChainSource {
@@ -213,11 +213,13 @@ export function parseRecord(line: string, index: number, where: { file: string; 
   const hash = rec.hash;
   if (typeof hash !== 'string') throw new AuditError('BAD_RECORD', index, 'no hash', where);
   delete rec.hash;
-  let canonical: string;
-  try {
-    canonical = canonicalJson(rec);
-  } catch (err) {
-    throw new AuditError('BAD_RECORD', index, `cannot be encoded: ${(err as Error).message}`, where);
+  let canonical = fastCanonical(rec);
+  if (canonical === undefined || lineOf(canonical, hash) !== line) {
+    try {
+      canonical = canonicalJson(rec);
+    } catch (err) {
+      throw new AuditError('BAD_RECORD', index, `cannot be encoded: ${(err as Error).message}`, where);
+    }
   }
   if (recordHash(canonical) !== hash) {
     throw new AuditError('HASH_MISMATCH', index, 'record was edited: its hash does not match its content', where);

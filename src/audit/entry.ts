@@ -1,11 +1,10 @@
 import { z } from 'zod';
-import { hashArgs } from '../engine/canonical-json.ts';
 import type { JsonValue } from '../engine/context.ts';
 import type { GateEvent, InvalidationEvent, PolicyReloadEvent, VerdictEvent } from '../engine/ports.ts';
 import { REFUSE_CODES } from '../engine/verdict.ts';
 import { AuditError } from './errors.ts';
 import { pointerSteps, redact } from './redact.ts';
-import { CORE_TYPES, EXTENSION_TYPE, HEADER_FIELDS, OUTCOMES, type CheckpointMode, type ExtensionType, type Outcome, type RecordBody } from './record.ts';
+import { argsHash, CORE_TYPES, EXTENSION_TYPE, HEADER_FIELDS, OUTCOMES, type CheckpointMode, type ExtensionType, type Outcome, type RecordBody } from './record.ts';
 
 /** After a forwarded call: how it went (the MCP proxy appends one per permitted call). */
 export interface OutcomeEntry {
@@ -123,7 +122,7 @@ export class EntryEncoder {
     // null arguments: the context never validated, so there is nothing trustworthy to hash.
     if (e.args !== null && e.args !== undefined) {
       try {
-        body.args = hashArgs(e.args);
+        body.args = argsHash(e.args);
       } catch (err) {
         body.argsError = `arguments are not JSON: ${(err as Error).message}`;
       }

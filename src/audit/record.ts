@@ -150,9 +150,55 @@ export const HEADER_FIELDS: ReadonlySet<string> = new Set(['seq', 'prev', 'log',
 /** A record before it takes its place in the chain. */
 export type RecordBody = { type: string; time: number; [key: string]: unknown };
 
+/**
+ * The engine's hashArgs (SHA-256 of canonicalJson(value ?? {}), base64url), computed with the
+ * one-shot hash: it is the hottest line of an append. A property test pins it to hashArgs.
+ */
+export function argsHash(value: unknown): string {
+  return digest('sha256', canonicalJson(value ?? {}), 'base64url');
+}
+
 /** SHA-256, base64url, of the domain tag and `canonical`. */
 export function recordHash(canonical: string): string {
   return digest('sha256', HASH_DOMAIN + canonical, 'base64url');
+}
+
+/** Every key a verdict record can have, in canonical (UTF-16 code unit) order. */
+const VERDICT_KEYS = [
+  'action', 'args', 'argsError', 'argsValue', 'callId', 'code', 'evaluationId', 'evaluator', 'kind', 'log', 'observed',
+  'permit', 'policy', 'prev', 'principal', 'reason', 'redacted', 'resource', 'seq', 'session', 'time', 'type', 'verdict',
+] as const;
+
+/**
+ * Canonical JSON of a record. Verdicts (the hot path) are flat objects of well-formed strings,
+ * finite numbers and booleans: copied in canonical key order, JSON.stringify yields exactly the
+ * canonical bytes without canonicalJson's per-call sort (a property test holds the two equal).
+ * Anything nested (recorded argument values) or any other type goes through canonicalJson.
+ */
+export function encodeRecord(fields: Record<string, unknown>): string {
+  if (fields.type !== 'verdict' || fields.argsValue !== undefined) return canonicalJson(fields);
+  const ordered: Record<string, unknown> = {};
+  for (const key of VERDICT_KEYS) {
+    const v = fields[key];
+    if (v !== undefined) ordered[key] = v;
+  }
+  return JSON.stringify(ordered);
+}
+
+/**
+ * The canonical JSON of a parsed record, fast when the parse kept canonical order and nothing is
+ * nested (then JSON.stringify reproduces it); undefined when the full canonicalJson is needed.
+ */
+export function fastCanonical(obj: Record<string, unknown>): string | undefined {
+  let prev: string | undefined;
+  for (const key in obj) {
+    if (prev !== undefined && !(key > prev)) return undefined;
+    const v = obj[key];
+    if (typeof v === 'object' && v !== null) return undefined;
+    if (typeof v === 'string' && !(v as unknown as { isWellFormed(): boolean }).isWellFormed()) return undefined;
+    prev = key;
+  }
+  return JSON.stringify(obj);
 }
 
 /**
@@ -160,7 +206,7 @@ export function recordHash(canonical: string): string {
  * so a reader recomputes the hash from the parsed fields and checks the bytes are exactly these.
  */
 export function sealRecord(fields: object): { hash: string; line: string } {
-  const canonical = canonicalJson(fields);
+  const canonical = encodeRecord(fields as Record<string, unknown>);
   const hash = recordHash(canonical);
   return { hash, line: lineOf(canonical, hash) };
 }
