@@ -58,7 +58,7 @@ function runContextOf(config: Record<string, unknown> | undefined): LangChainRun
 export function guardTool<T extends StructuredToolInterface>(tool: T, gate: GateLike, opts: LangChainAdapterOptions): T {
   const inner = (tool as unknown as { _call?: CallFn })._call;
   if (typeof inner !== 'function') throw new TypeError(`kavach: '${tool.name}' is not a LangChain tool with a _call method`);
-  const copy = Object.assign(Object.create(Object.getPrototypeOf(tool) as object) as object, tool) as T;
+  const copy = Object.create(Object.getPrototypeOf(tool) as object, Object.getOwnPropertyDescriptors(tool)) as T;
   const guardedCall: CallFn = async function (this: T, arg, runManager, config) {
     const toolCall = config?.toolCall as ToolCallLike | undefined;
     const callId = toolCall?.id ?? (typeof config?.toolCallId === 'string' ? config.toolCallId : undefined);

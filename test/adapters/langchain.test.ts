@@ -1,6 +1,6 @@
 import { AIMessage, ToolMessage, type BaseMessage } from '@langchain/core/messages';
 import { fakeModel } from '@langchain/core/testing';
-import { DynamicStructuredTool, tool } from '@langchain/core/tools';
+import { DynamicStructuredTool, DynamicTool, StructuredTool, tool } from '@langchain/core/tools';
 import { convertToOpenAITool } from '@langchain/core/utils/function_calling';
 import { createAgent } from 'langchain';
 import { describe, expect, expectTypeOf, it } from 'vitest';
@@ -161,5 +161,50 @@ describe('langchain guardTool', () => {
     await guarded.invoke({ amount: 5000, orderId: 'A' });
     expect(ran).toEqual([5000]);
     expect(decisions).toMatchObject([{ allowed: true, mode: 'observe', verdict: { kind: 'refuse', code: 'NO_POLICY_MATCH' } }]);
+  });
+});
+
+describe('langchain guardTool on other tool kinds', () => {
+  class LookupTool extends StructuredTool {
+    name = 'lookup_order';
+    description = 'Look up an order.';
+    schema = z.object({ orderId: z.string() });
+    ran: string[] = [];
+    protected async _call({ orderId }: { orderId: string }): Promise<string> {
+      this.ran.push(orderId);
+      return `order ${orderId}`;
+    }
+  }
+
+  it('guards a StructuredTool subclass, keeping its class and fields', async () => {
+    const original = new LookupTool();
+    const guarded = guardTool(original, refundGate(), { principal: agent });
+    expect(guarded).toBeInstanceOf(LookupTool);
+    expectTypeOf(guarded).toEqualTypeOf<LookupTool>();
+    expect(await guarded.invoke({ orderId: 'A' })).toBe('order A');
+    const denied = guardTool(original, refundGate(), { principal: agent, actionName: 'refund' });
+    expect(await denied.invoke({ orderId: 'B' })).toMatch(/^Refused by policy \[NO_POLICY_MATCH\]/);
+    expect(original.ran).toEqual(['A']);
+  });
+
+  it('keeps a content_and_artifact tool working and refuses it as an error ToolMessage', async () => {
+    const original = tool(async ({ amount }: { amount: number }) => [`refunded ${amount}`, { amount }], {
+      name: 'refund', description: 'Refund.', schema: z.object({ amount: z.number() }), responseFormat: 'content_and_artifact',
+    });
+    const guarded = guardTool(original, refundGate(), { principal: agent });
+    const ok = await guarded.invoke({ type: 'tool_call', id: 'ok', name: 'refund', args: { amount: 5 } });
+    expect(ok).toMatchObject({ content: 'refunded 5', artifact: { amount: 5 } });
+    const no = await guarded.invoke({ type: 'tool_call', id: 'no', name: 'refund', args: { amount: 5000 } });
+    expect(no).toMatchObject({ status: 'error', tool_call_id: 'no', artifact: { kind: 'refuse' } });
+    expect(await guarded.invoke({ amount: 5000 })).toMatch(/^Refused by policy \[NO_POLICY_MATCH\]/);
+  });
+
+  it('guards a string-input DynamicTool', async () => {
+    const ran: string[] = [];
+    const original = new DynamicTool({ name: 'lookup_order', description: 'Look up.', func: async (input: string) => (ran.push(input), `order ${input}`) });
+    const guarded = guardTool(original, refundGate(), { principal: agent });
+    expect(await guarded.invoke('A-1')).toBe('order A-1');
+    expect(ran).toEqual(['A-1']);
+    expectTypeOf(guarded).toEqualTypeOf(original);
   });
 });
