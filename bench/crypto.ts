@@ -24,17 +24,24 @@ export interface CryptoBenchRow {
   tokenBytes: number;
 }
 
-/** Runs `op` repeatedly for about `budgetMs` (after a short warm-up); returns ops per second. */
+/**
+ * Runs `op` for about `budgetMs` after a short warm-up, in three rounds, and returns the best
+ * round's ops per second: on a shared machine the best round is the least disturbed one.
+ */
 async function rate(op: () => unknown, budgetMs: number): Promise<number> {
   for (let i = 0; i < 5; i++) await op();
-  let n = 0;
-  const start = performance.now();
-  let elapsed = 0;
-  while ((elapsed = performance.now() - start) < budgetMs || n < 10) {
-    await op();
-    n++;
+  let best = 0;
+  for (let round = 0; round < 3; round++) {
+    let n = 0;
+    const start = performance.now();
+    let elapsed = 0;
+    while ((elapsed = performance.now() - start) < budgetMs / 3 || n < 5) {
+      await op();
+      n++;
+    }
+    best = Math.max(best, n / (elapsed / 1000));
   }
-  return n / (elapsed / 1000);
+  return best;
 }
 
 function request(now: number): PermitRequest {
@@ -45,7 +52,7 @@ function request(now: number): PermitRequest {
   };
 }
 
-export async function benchCrypto(budgetMs = 1_500): Promise<CryptoBenchRow[]> {
+export async function benchCrypto(budgetMs = 3_000): Promise<CryptoBenchRow[]> {
   const backend = cryptoBackend().mlDsa;
   const keygenPerSec = await rate(() => KeyPair.generate(), budgetMs);
   const kp = KeyPair.generate();
@@ -70,7 +77,7 @@ function print(rows: CryptoBenchRow[], note: string): void {
   for (const r of rows) {
     process.stdout.write(`  ${r.backend.padEnd(8)} ${r.mode.padEnd(7)} ${fmt(r.keygenPerSec)} ${fmt(r.signPerSec)} ${fmt(r.verifyPerSec)} ${fmt(r.tokenBytes)}\n`);
   }
-  process.stdout.write('  keygen = a whole KeyPair (ML-DSA-65 + Ed25519 + ML-KEM-768 + X25519); sign/verify = PermitSigner.issue / PermitVerifier.verify (one core, sequential)\n');
+  process.stdout.write('  keygen = a whole KeyPair (ML-DSA-65 + Ed25519 + ML-KEM-768 + X25519); sign/verify = PermitSigner.issue / PermitVerifier.verify (one core, sequential, best of 3 rounds)\n');
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
