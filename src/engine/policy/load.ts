@@ -2,7 +2,7 @@ import { parse as parseToml } from 'smol-toml';
 import { PolicyError } from '../errors.ts';
 import {
   CONDITION_KEYS, CONDITION_SCHEMAS, INVARIANT_SCHEMAS, MAX_CONDITION_DEPTH, STATEFUL_CONDITIONS,
-  documentSchema, parseAt, policyHeaderSchema, suggest,
+  documentSchema, joinPath, parseAt, policyHeaderSchema, suggest,
   type ConditionSpec, type FileInvariantSpec, type LeafConditionKey, type PolicySetSpec, type PolicySpec,
 } from './schema.ts';
 
@@ -11,13 +11,53 @@ export type PolicyFormat = 'toml' | 'json';
 /** Text in either format to a validated policy set. An empty document is an empty set (kill switch). */
 export function parsePolicyText(text: string, format: PolicyFormat): PolicySetSpec {
   if (typeof text !== 'string') throw new PolicyError('', 'policy source must be a string');
+  if (text.charCodeAt(0) === 0xfeff) text = text.slice(1); // a byte-order mark from a Windows editor
   let doc: unknown;
   try {
     doc = format === 'json' ? (text.trim() === '' ? {} : JSON.parse(text)) : parseToml(text);
   } catch (err) {
     throw new PolicyError('', `not valid ${format.toUpperCase()}: ${(err as Error).message}`);
   }
+  if (format === 'json') refuseDuplicateKeys(text);
   return parsePolicyDocument(doc);
+}
+
+/**
+ * JSON.parse keeps the last of two equal keys; TOML refuses them. A second `"policies": []` at the
+ * end of a file must not silently drop every policy above it, so valid JSON is scanned for them.
+ */
+function refuseDuplicateKeys(text: string): void {
+  const frames: { keys: Set<string> | null; step: string | number }[] = [];
+  let expectKey = false;
+  for (let i = 0; i < text.length; i++) {
+    const ch = text[i];
+    if (ch === '"') {
+      let j = i + 1;
+      while (text[j] !== '"') j += text[j] === '\\' ? 2 : 1;
+      const top = frames[frames.length - 1];
+      if (top?.keys && expectKey) {
+        const key = JSON.parse(text.slice(i, j + 1)) as string;
+        if (top.keys.has(key)) {
+          throw new PolicyError(joinPath('', [...frames.slice(0, -1).map((f) => f.step), key]), `duplicate key "${key}"`);
+        }
+        top.keys.add(key);
+        top.step = key;
+        expectKey = false;
+      }
+      i = j;
+    } else if (ch === '{') {
+      frames.push({ keys: new Set(), step: '' });
+      expectKey = true;
+    } else if (ch === '[') {
+      frames.push({ keys: null, step: 0 });
+    } else if (ch === '}' || ch === ']') {
+      frames.pop();
+    } else if (ch === ',') {
+      const top = frames[frames.length - 1];
+      if (top?.keys) expectKey = true;
+      else if (top) top.step = (top.step as number) + 1;
+    }
+  }
 }
 
 /** Guesses the format of a string source: JSON when it starts with `{`, else TOML. */
