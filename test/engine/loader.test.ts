@@ -234,6 +234,31 @@ conditions = [{ param_max = { feild = "amount", max = 500 } }]
     expectPolicyError(() => Gate.fromJson('null'), '', /object/);
   });
 
+  it('duplicate JSON keys are refused at their path, as TOML refuses them', () => {
+    expectPolicyError(() => Gate.fromJson('{"policies":[{"name":"a","effect":"refuse","conditions":[]}],"policies":[]}'), 'policies', /duplicate key/);
+    expectPolicyError(
+      () => Gate.fromJson('{"policies":[{"name":"a","effect":"permit","conditions":[]},{"name":"b","effect":"permit","conditions":[{"param_max":{"field":"x","max":1,"max":1e9}}]}]}'),
+      'policies[1].conditions[0].param_max.max',
+      /duplicate key "max"/,
+    );
+    expectPolicyError(() => Gate.fromJson('{"policies":[{"name":"a","effect":"refuse","effect":"permit","conditions":[]}]}'), 'policies[0].effect');
+    expectPolicyError(() => Gate.fromToml('[[policy]]\nname = "a"\nname = "b"\neffect = "permit"\nconditions = []\n'), '', /not valid TOML/);
+  });
+
+  it('equal keys in sibling objects, and braces or quotes inside strings, are not duplicates', () => {
+    const json = '{"policies":[{"name":"a \\"{\\\\","effect":"permit","conditions":[{"param_in":{"field":"k","values":["}","\\"policies\\":",","]}}]},'
+      + '{"name":"b","effect":"permit","conditions":[{"param_in":{"field":"k","values":[1]}}]}]}';
+    expect(Gate.fromJson(json).policyCount).toBe(2);
+  });
+
+  it('a leading byte-order mark is ignored in both formats', () => {
+    expect(Gate.fromJson('\uFEFF{"policies":[]}').policyCount).toBe(0);
+    expect(Gate.fromToml('\uFEFFpolicy = []').policyCount).toBe(0);
+    const gate = gateOf({ policies: [{ name: 'all', effect: 'permit', conditions: [] }] });
+    gate.reload('\uFEFF{"policies":[]}');
+    expect(gate.policyCount).toBe(0);
+  });
+
   it('TOML dates where durations belong are refused', () => {
     const toml = '[[policy]]\nname = "p"\neffect = "permit"\nconditions = [{ rate_limit = { max = 1, window = 1979-05-27 } }]\n';
     expectPolicyError(() => Gate.fromToml(toml), 'policy[0].conditions[0].rate_limit.window');
