@@ -4,5 +4,5 @@ export { RedisSessionStore, type RedisSessionStoreOptions } from './session-stor
 export { RedisReplayStore, type RedisReplayStoreOptions } from './replay-store.ts';
 export { RedisInvalidationBus, type RedisInvalidationBusOptions } from './invalidation-bus.ts';
 export { keyPairSigner, keysVerifier, INVALIDATION_DOMAIN, type BusSigner, type BusVerifier, type BusVerificationKeys } from './signing.ts';
-export { DEFAULT_COMMAND_TIMEOUT_MS, type RedisClientOrUrl, type RedisStoreOptions } from './connection.ts';
+export { DEFAULT_COMMAND_TIMEOUT_MS, failFastOptions as failFastRedisOptions, type RedisClientOrUrl, type RedisStoreOptions } from './connection.ts';
 export { encodeKeyPart } from './keys.ts';

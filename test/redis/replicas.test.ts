@@ -1,10 +1,11 @@
+import { Redis } from 'ioredis';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { KeyPair, PermitSigner, PermitVerifier, PublicKeyDirectory } from '../../src/crypto/index.ts';
 import { Gate, type GateOptions } from '../../src/engine/gate.ts';
 import { InMemorySessionStore } from '../../src/engine/stores.ts';
 import type { Verdict } from '../../src/engine/verdict.ts';
 import {
-  keyPairSigner, keysVerifier, RedisInvalidationBus, RedisRateStore, RedisReplayStore, RedisSessionStore,
+  failFastRedisOptions, keyPairSigner, keysVerifier, RedisInvalidationBus, RedisRateStore, RedisReplayStore, RedisSessionStore,
 } from '../../src/redis/index.ts';
 import { cleanup, REDIS_URL, skipRedis, uniquePrefix, waitUntil } from './redis-harness.ts';
 
@@ -109,6 +110,22 @@ describe.skipIf(skipRedis)('two gate replicas over one Redis', () => {
     const [first, second] = [verifierAt(), verifierAt()];
     await expect(first.verify(token, { action: 'payments.refund', args: { amount: 5 } })).resolves.toMatchObject({ jti: verdict.permitId });
     await expect(second.verify(token, { action: 'payments.refund', args: { amount: 5 } })).rejects.toMatchObject({ code: 'REPLAYED' });
+  });
+
+  it('share one borrowed client between every store, and leave it open when they close', async () => {
+    const client = new Redis(REDIS_URL, failFastRedisOptions(100));
+    closers.push(() => client.disconnect());
+    const keyPrefix = `${prefix}borrowed:`;
+    const rate = new RedisRateStore(client, { keyPrefix });
+    const session = new RedisSessionStore(client, { keyPrefix });
+    const replay = new RedisReplayStore(client, { keyPrefix });
+    const gate = Gate.fromDict(policy(1), { stores: { rate, session, replay }, drift: false });
+    expect((await gate.evaluate(call(1, { sessionId: 'b-1' }))).kind).toBe('permit');
+    expect(await gate.evaluate(call(2, { sessionId: 'b-1' }))).toMatchObject({ kind: 'refuse', code: 'RATE_LIMITED' });
+    await gate.close();
+    await Promise.all([rate.close(), session.close(), replay.close()]);
+    await expect(rate.checkAndCharge([{ key: 'k', amount: 1, max: 1, windowMs: 1 }], 'x', 1)).rejects.toThrow(/closed/);
+    expect(await client.ping()).toBe('PONG');
   });
 
   it('let exactly one of many concurrent claims of one permit id win', async () => {
