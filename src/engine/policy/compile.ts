@@ -31,10 +31,21 @@ export interface Condition {
 
 type Per = (typeof PER_SCOPES)[number];
 
-const show = (v: JsonValue | undefined): string => (v === undefined ? 'missing' : JSON.stringify(v).slice(0, 80));
+// Refusal texts quote at most 80 characters: a megabyte argument is cut before it is encoded.
+const show = (v: JsonValue | undefined): string =>
+  (v === undefined ? 'missing' : JSON.stringify(typeof v === 'string' ? v.slice(0, 80) : v).slice(0, 80));
 
 function numeric(value: JsonValue | undefined): number | undefined {
   return typeof value === 'number' && Number.isFinite(value) ? value : undefined;
+}
+
+/** `[...s].length <= max` without spreading a megabyte string into an array on every call. */
+function codePointsAtMost(s: string, max: number): boolean {
+  if (s.length <= max) return true; // never more code points than UTF-16 units
+  if (s.length > 2 * max) return false; // never fewer than half as many
+  let n = 0;
+  for (const _ of s) if (++n > max) return false;
+  return true;
 }
 
 function list(items: readonly unknown[]): string {
@@ -134,7 +145,7 @@ const BUILDERS: Record<string, (value: never) => Condition> = {
   },
   param_max_length: (v: { field: string; max: number }) =>
     fieldCondition('param_max_length', v.field, `${v.field} is at most ${v.max} long`, (x) =>
-      (typeof x === 'string' && [...x].length <= v.max) || (Array.isArray(x) && x.length <= v.max)),
+      (typeof x === 'string' && codePointsAtMost(x, v.max)) || (Array.isArray(x) && x.length <= v.max)),
   path_within: (v: { field: string; roots: string[] }) => {
     const roots = v.roots.map(normaliseRoot);
     return fieldCondition('path_within', v.field, `${v.field} is a path inside ${list(roots)}`, (x) => pathWithin(x, roots));
