@@ -6,7 +6,7 @@ export interface TimeWindow {
 }
 
 export function parseTimeWindow(text: string): TimeWindow {
-  const m = /^(\d{2}):(\d{2})-(\d{2}):(\d{2})(?: ([A-Za-z_]+(?:\/[A-Za-z0-9_+-]+)*|UTC))?$/.exec(text);
+  const m = /^(\d{2}):(\d{2})-(\d{2}):(\d{2})(?: ([A-Za-z][A-Za-z0-9_+-]*(?:\/[A-Za-z0-9_+-]+)*))?$/.exec(text);
   if (!m) throw new Error(`"${text}" is not a time window (use "HH:MM-HH:MM" or "HH:MM-HH:MM Zone/Name")`);
   const [sh, sm, eh, em] = [m[1], m[2], m[3], m[4]].map(Number) as [number, number, number, number];
   if (sh > 23 || eh > 24 || sm > 59 || em > 59 || (eh === 24 && em !== 0)) throw new Error(`"${text}" has an impossible time`);
