@@ -286,7 +286,7 @@ conditions = [{ param_max = { feild = "amount", max = 500 } }]
     expectPolicyError(() => parsePolicyDocument(policyWith({ time_window: '09:00-17:00 Mars/Olympus_Mons' })), 'policies[0].conditions[0].time_window', /unknown time zone/);
   });
 
-  it.each([['09:00-17:00'], ['22:00-06:00 Asia/Kolkata'], ['00:00-24:00 UTC'], ['09:00-17:30 America/New_York'], ['08:00-12:00 Etc/GMT+5']])(
+  it.each([['09:00-17:00'], ['22:00-06:00 Asia/Kolkata'], ['00:00-24:00 UTC'], ['09:00-17:30 America/New_York'], ['08:00-12:00 Etc/GMT+5'], ['09:00-17:00 EST5EDT'], ['09:00-17:00 America/Port-au-Prince'], ['09:00-17:00 America/Argentina/Buenos_Aires'], ['09:00-17:00 Etc/GMT-14']])(
     'good time window %j loads',
     (window) => {
       expect(() => parsePolicyDocument(policyWith({ time_window: window }))).not.toThrow();
