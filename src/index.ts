@@ -1,3 +1,4 @@
 // The engine + crypto + audit public surface (`kavach`).
 export * from './engine/index.ts';
 export * from './crypto/index.ts';
+export * from './audit/index.ts';

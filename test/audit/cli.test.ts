@@ -1,0 +1,111 @@
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { run } from '../../src/cli/audit.ts';
+import { KeyPair } from '../../src/crypto/keys.ts';
+import { key, lines, openLog, tempDir, verdict, writeLines } from './helpers.ts';
+
+const dir = tempDir();
+const logPath = join(dir, 'audit.jsonl');
+const keysPath = join(dir, 'public.json');
+
+async function cli(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
+  let out = '';
+  let err = '';
+  const o = vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => ((out += String(chunk)), true));
+  const e = vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => ((err += String(chunk)), true));
+  try {
+    return { code: await run(argv), out, err };
+  } finally {
+    o.mockRestore();
+    e.mockRestore();
+  }
+}
+
+afterEach(() => vi.restoreAllMocks());
+
+beforeAll(async () => {
+  writeFileSync(keysPath, JSON.stringify(key().publicKeys()));
+  const log = await openLog(logPath);
+  await log.append(verdict({ principal: 'alice', session: 's-1', action: 'fs.read_file', time: Date.parse('2026-01-01T10:00:00Z') }));
+  await log.append(verdict({ principal: 'alice', session: 's-1', action: 'fs.rm', verdict: 'refuse', code: 'POLICY_DENIED', reason: "'no-rm' refuses 'fs.rm'", time: Date.parse('2026-01-01T10:01:00Z') }));
+  await log.append(verdict({ principal: 'bob', session: 's-2', action: 'net.fetch', verdict: 'refuse', code: 'NO_POLICY_MATCH', time: Date.parse('2026-01-02T09:00:00Z') }));
+  await log.close();
+});
+
+describe('kavach audit verify', () => {
+  it('exits 0 with a summary for an intact log', async () => {
+    const r = await cli('verify', logPath, '--keys', keysPath);
+    expect(r.code).toBe(0);
+    expect(r.out).toMatch(/ok — 5 records \(permit 1, refuse 2, invalidate 0\); 1 checkpoint \(hybrid\)/);
+  });
+
+  it('exits 1 naming the index and reason of a tampered record', async () => {
+    const bad = join(dir, 'bad.jsonl');
+    const ls = lines(logPath);
+    ls[2] = (ls[2] as string).replace('"principal":"alice"', '"principal":"mallory"');
+    writeLines(bad, ls);
+    const r = await cli('verify', logPath, bad, '--keys', keysPath);
+    expect(r.code).toBe(1);
+    expect(r.out).toContain(`${bad}: FAILED at record 2 [HASH_MISMATCH]`);
+    expect(r.out).toContain(`${logPath}: ok`);
+  });
+
+  it('exits 1 for a log signed by another key, and 2 without --keys', async () => {
+    const other = join(dir, 'other.json');
+    writeFileSync(other, JSON.stringify(KeyPair.generate().publicKeys()));
+    expect((await cli('verify', logPath, '--keys', other)).out).toMatch(/FAILED at record 4 \[WRONG_KEY\]/);
+    expect((await cli('verify', logPath)).code).toBe(2);
+  });
+
+  it('reports as JSON', async () => {
+    const r = await cli('verify', logPath, '--keys', keysPath, '--json');
+    expect(JSON.parse(r.out)).toMatchObject([{ file: logPath, ok: true, report: { records: 5, checkpoints: 1 } }]);
+  });
+});
+
+describe('kavach audit show', () => {
+  it('prints a readable timeline', async () => {
+    const r = await cli('show', logPath);
+    expect(r.code).toBe(0);
+    expect(r.out).toMatch(/2026-01-01 10:01:00\.000 +#2 +REFUSE +alice \(agent\) +fs\.rm +\[POLICY_DENIED\] +'no-rm' refuses 'fs\.rm'.*session=s-1/);
+    expect(r.out).toMatch(/-- 5 of 5 records shown; chain intact/);
+  });
+
+  it('filters by session, principal, verdict and time', async () => {
+    const bySession = await cli('show', logPath, '--session', 's-1', '--verdict', 'refuse');
+    expect(bySession.out.split('\n').filter((l) => l.includes('REFUSE'))).toHaveLength(1);
+    const byPrincipal = await cli('show', logPath, '--principal', 'bob', '--json');
+    expect(byPrincipal.out.trim().split('\n').map((l) => JSON.parse(l).principal)).toEqual(['bob']);
+    const since = await cli('show', logPath, '--since', '2026-01-02T00:00:00Z', '--type', 'verdict', '--json');
+    expect(since.out.trim().split('\n')).toHaveLength(1);
+    expect((await cli('show', logPath, '--verdict', 'maybe')).code).toBe(2);
+  });
+
+  it('stops at a broken chain with exit 1', async () => {
+    const bad = join(dir, 'broken.jsonl');
+    const ls = lines(logPath);
+    ls.splice(2, 1);
+    writeLines(bad, ls);
+    const r = await cli('show', bad);
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(/audit record 2: .*missing/);
+  });
+});
+
+describe('kavach audit stats', () => {
+  it('summarises counts, checkpoints and signatures', async () => {
+    const r = await cli('stats', logPath, '--keys', keysPath);
+    expect(r.code).toBe(0);
+    expect(r.out).toMatch(/verdicts +refuse 2 · permit 1/);
+    expect(r.out).toMatch(/principals +alice 2 · bob 1/);
+    expect(r.out).toMatch(/signatures +verified/);
+    expect(JSON.parse((await cli('stats', logPath, '--json')).out)).toMatchObject({ records: 5, signaturesChecked: false });
+  });
+
+  it('says the HTML report is not yet available', async () => {
+    const r = await cli('report', logPath);
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(/not yet available/);
+  });
+});
