@@ -95,6 +95,32 @@ async function invalidationLatency(prefix: string, n: number): Promise<{ p50us: 
   return { p50us: percentile(samples, 50), p99us: percentile(samples, 99) };
 }
 
+/** Shared session store: from `invalidate()` at one replica to a refusal at the other. */
+async function storeInvalidationLatency(prefix: string, n: number): Promise<{ p50us: number; p99us: number }> {
+  const sa = new RedisSessionStore(URL, { keyPrefix: prefix });
+  const sb = new RedisSessionStore(URL, { keyPrefix: prefix });
+  const a = Gate.fromDict(policy, { stores: { session: sa }, drift: false });
+  const b = Gate.fromDict(policy, { stores: { session: sb }, drift: false });
+  const samples: number[] = [];
+  try {
+    for (let i = 0; i < n; i++) {
+      const ctx: ActionContext = { principalId: 'agent-1', principalKind: 'agent', actionName: 'tool_1', sessionId: `inv-${i}` };
+      if ((await b.evaluate(ctx)).kind !== 'permit') throw new Error('session not permitted before invalidation');
+      const t0 = process.hrtime.bigint();
+      await a.invalidate({ type: 'session', sessionId: `inv-${i}` }, 'bench');
+      const v = await b.evaluate(ctx);
+      samples.push(Number(process.hrtime.bigint() - t0) / 1_000);
+      if (v.kind !== 'refuse' || v.code !== 'SESSION_INVALID') throw new Error(`replica b did not refuse: ${JSON.stringify(v)}`);
+    }
+  } finally {
+    await a.close();
+    await b.close();
+    await sa.close();
+    await sb.close();
+  }
+  return { p50us: percentile(samples, 50), p99us: percentile(samples, 99) };
+}
+
 async function cleanup(admin: Redis, prefix: string): Promise<void> {
   let cursor = '0';
   do {
@@ -121,7 +147,8 @@ export async function benchRedis(total = 40_000): Promise<Record<string, Run | {
     await run(fullGate, withSession, 1, 2_000, admin);
     const sessionOne = await run(fullGate, withSession, 1, total / 2, admin);
     const invalidation = await invalidationLatency(prefix, 50);
-    return { ping, one, fifty, sessionOne, invalidation };
+    const storeInvalidation = await storeInvalidationLatency(prefix, 500);
+    return { ping, one, fifty, sessionOne, invalidation, storeInvalidation };
   } finally {
     await rateGate.close();
     await fullGate.close();
@@ -147,6 +174,7 @@ if (import.meta.url === `file://${process.argv[1]}`) {
     ...row('1 caller', r.one as Run),
     ...row('50 callers', r.fifty as Run),
     ...row('1 caller + RedisSessionStore (2 round trips)', r.sessionOne as Run),
-    ['signed invalidation, publish to delivery p50 / p99 (hybrid)', ms(r.invalidation as { p50us: number; p99us: number })],
+    ['invalidate at A → refused at B, shared session store, p50 / p99', ms(r.storeInvalidation as { p50us: number; p99us: number })],
+    ['signed bus message, publish → delivered, p50 / p99 (hybrid)', ms(r.invalidation as { p50us: number; p99us: number })],
   ]);
 }
