@@ -3,6 +3,7 @@ import { dirname, extname, isAbsolute, join, resolve } from 'node:path';
 import { parse as parseToml } from 'smol-toml';
 import { z } from 'zod';
 import { PRINCIPAL_KINDS, type PrincipalKind } from '../engine/context.ts';
+import type { DriftOptions } from '../engine/drift.ts';
 import { parseDuration } from '../engine/duration.ts';
 import { ConfigError } from '../engine/errors.ts';
 
@@ -77,6 +78,13 @@ const configSchema = z.strictObject({
   audit: z.strictObject({
     path: z.string().min(1),
   }).optional(),
+  /** Session drift (the gate's defaults when absent). stdio sessions carry no IP or device. */
+  drift: z.strictObject({
+    enabled: z.boolean().default(true),
+    warn_actions_per_minute: z.number().int().positive().optional(),
+    max_actions_per_minute: z.number().int().positive().optional(),
+    max_session_age: z.union([duration, z.literal(false)]).optional(),
+  }).optional(),
   redis: z.strictObject({
     url: z.string().regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL'),
     /** Public keys of every replica (key directory file), to verify broadcast invalidations. */
@@ -133,6 +141,8 @@ export interface ProxyConfig {
   /** Absolute path of the file this came from (undefined for an in-memory config). */
   file?: string;
   gate: { policy: string; observeOnly: boolean; permitTtlMs?: number };
+  /** false: no drift detection; else the gate's DriftOptions. */
+  drift?: DriftOptions | false;
   identity?: PrincipalConfig;
   keys?: { path: string; passphraseEnv?: string; mode: 'hybrid' | 'pq' };
   audit?: { path: string };
@@ -203,6 +213,17 @@ export function parseConfig(doc: unknown, opts: { file?: string; env?: NodeJS.Pr
   };
   if (opts.file) config.file = opts.file;
   if (raw.gate.permit_ttl !== undefined) config.gate.permitTtlMs = raw.gate.permit_ttl;
+  if (raw.drift) {
+    if (!raw.drift.enabled) config.drift = false;
+    else {
+      const d: DriftOptions = {};
+      if (raw.drift.warn_actions_per_minute !== undefined) d.warnActionsPerMinute = raw.drift.warn_actions_per_minute;
+      if (raw.drift.max_actions_per_minute !== undefined) d.maxActionsPerMinute = raw.drift.max_actions_per_minute;
+      if (raw.drift.max_session_age !== undefined) d.maxSessionAge = raw.drift.max_session_age === false ? false : `${raw.drift.max_session_age}ms`;
+      if ((d.maxActionsPerMinute ?? 300) < (d.warnActionsPerMinute ?? 60)) throw new ConfigError('drift.max_actions_per_minute', 'must be at least warn_actions_per_minute');
+      config.drift = d;
+    }
+  }
   if (raw.identity) config.identity = { principalId: raw.identity.principal_id, principalKind: raw.identity.principal_kind, roles: raw.identity.roles };
   if (raw.keys) {
     config.keys = { path: abs(raw.keys.path), mode: raw.keys.mode };

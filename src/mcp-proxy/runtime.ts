@@ -41,6 +41,7 @@ export async function startRuntime(config: ProxyConfig): Promise<ProxyRuntime> {
   try {
     const opts: GateOptions = { observeOnly: config.gate.observeOnly };
     if (config.gate.permitTtlMs !== undefined) opts.permitTtlMs = config.gate.permitTtlMs;
+    if (config.drift !== undefined) opts.drift = config.drift;
     let keyPair: KeyPair | undefined;
     const mode = config.keys?.mode ?? 'hybrid';
     if (config.keys) {

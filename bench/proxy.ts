@@ -1,0 +1,151 @@
+/**
+ * Added latency per MCP `tools/call` through `kavach mcp`: server-everything's `echo` reached
+ * directly over stdio, through a pass-through proxy built on the same SDK without a gate, and
+ * through kavach with signing and audit off and on. Calls are interleaved round-robin across the
+ * variants so machine noise (2 shared cores) hits them all alike.
+ *
+ *   npx tsx bench/proxy.ts [--calls 2000] [--warmup 300] [--only direct,passthrough,kavach]
+ *
+ * With `--serve-passthrough` this file is itself the pass-through proxy (stdio in, stdio out).
+ */
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg, tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { spawnSync } from 'node:child_process';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
+import { Server } from '@modelcontextprotocol/sdk/server/index.js';
+import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js';
+import { CallToolRequestSchema, CallToolResultSchema, ListToolsRequestSchema } from '@modelcontextprotocol/sdk/types.js';
+
+const REPO = resolve(import.meta.dirname, '..');
+const EVERYTHING = join(REPO, 'node_modules/@modelcontextprotocol/server-everything/dist/index.js');
+const argv = process.argv.slice(2);
+const flag = (name: string, fallback: string): string => {
+  const i = argv.indexOf(`--${name}`);
+  return i >= 0 && argv[i + 1] !== undefined ? (argv[i + 1] as string) : fallback;
+};
+
+/** The baseline: the least a proxy on this SDK does (a Client upstream, a Server downstream). */
+async function servePassthrough(): Promise<void> {
+  const upstream = new Client({ name: 'passthrough', version: '1' });
+  await upstream.connect(new StdioClientTransport({ command: process.execPath, args: [EVERYTHING, 'stdio'], stderr: 'ignore' }));
+  const server = new Server({ name: 'passthrough', version: '1' }, { capabilities: { tools: {} } });
+  server.setRequestHandler(ListToolsRequestSchema, async () => upstream.listTools());
+  server.setRequestHandler(CallToolRequestSchema, async (request, extra) =>
+    upstream.request({ method: 'tools/call', params: request.params }, CallToolResultSchema, { signal: extra.signal }));
+  server.onclose = () => void upstream.close().then(() => process.exit(0));
+  await server.connect(new StdioServerTransport());
+}
+
+interface Variant {
+  name: string;
+  /** CPU time (user+system, µs) the process in the middle spent per call; robust under load. */
+  cpuPerCallUs?: number;
+  note: string;
+  client: Client;
+  transport: StdioClientTransport;
+  tool: string;
+  samples: number[];
+}
+
+async function connect(name: string, note: string, command: string, args: string[], tool: string): Promise<Variant> {
+  const transport = new StdioClientTransport({ command, args, cwd: REPO, stderr: 'ignore' });
+  const client = new Client({ name: `bench-${name}`, version: '1' });
+  await client.connect(transport, { timeout: 60_000 });
+  const { tools } = await client.listTools();
+  if (!tools.some((t) => t.name === tool)) throw new Error(`${name}: no tool ${tool} (has ${tools.map((t) => t.name).join(', ')})`);
+  return { name, note, client, transport, tool, samples: [] };
+}
+
+async function callOnce(v: Variant, i: number): Promise<number> {
+  const t0 = performance.now();
+  const result = await v.client.request({ method: 'tools/call', params: { name: v.tool, arguments: { message: `m${i}` } } }, CallToolResultSchema);
+  const dt = performance.now() - t0;
+  if (result.isError) throw new Error(`${v.name}: ${JSON.stringify(result.content)}`);
+  return dt;
+}
+
+/** utime+stime of a process in µs, from /proc (Linux); undefined elsewhere. */
+function cpuOf(pid: number | null): number | undefined {
+  if (!pid) return undefined;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const ticks = Number(fields[11]) + Number(fields[12]);
+    return (ticks / 100) * 1e6;
+  } catch {
+    return undefined;
+  }
+}
+
+function quantile(sorted: number[], q: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] as number;
+}
+
+async function main(): Promise<void> {
+  const calls = Number(flag('calls', '2000'));
+  const warmup = Number(flag('warmup', '300'));
+  const only = flag('only', '').split(',').filter(Boolean);
+  const dir = mkdtempSync(join(tmpdir(), 'kavach-bench-proxy-'));
+  const keygen = spawnSync(process.execPath, [join(REPO, 'bin/kavach.js'), 'keygen', '--out', join(dir, 'keys')], { encoding: 'utf8' });
+  if (keygen.status !== 0) throw new Error(`keygen failed: ${keygen.stderr}`);
+  writeFileSync(join(dir, 'policy.toml'), '[[policy]]\nname = "echo"\neffect = "permit"\nconditions = [{ action = "everything.echo" }]\n');
+  const config = (extra: string) => {
+    const path = join(dir, `kavach-${Math.random().toString(36).slice(2)}.toml`);
+    writeFileSync(path, `[gate]\npolicy = "policy.toml"\n[identity]\nprincipal_id = "bench"\nprincipal_kind = "agent"\n[tools]\npinning = false\n[drift]\nwarn_actions_per_minute = 100000000\nmax_actions_per_minute = 100000000\n${extra}\n[servers.everything]\ncommand = ${JSON.stringify(process.execPath)}\nargs = [${JSON.stringify(EVERYTHING)}, "stdio"]\n`);
+    return path;
+  };
+  const kavach = (extra: string) => [join(REPO, 'bin/kavach.js'), 'mcp', '--config', config(extra)];
+  const keys = `[keys]\npath = "keys/secret.key"\nmode = "hybrid"\n`;
+
+  const specs: [string, string, () => Promise<Variant>][] = [
+    ['direct', 'SDK client → server-everything', () => connect('direct', '', process.execPath, [EVERYTHING, 'stdio'], 'echo')],
+    ['passthrough', 'same SDK, no gate', () => connect('passthrough', '', process.execPath, ['--import', 'tsx', join(REPO, 'bench/proxy.ts'), '--serve-passthrough'], 'echo')],
+    ['kavach', 'gate; signing off, audit off', () => connect('kavach', '', process.execPath, kavach(''), 'everything__echo')],
+    ['kavach+sign', 'hybrid ML-DSA-65 + Ed25519 permit', () => connect('kavach+sign', '', process.execPath, kavach(keys), 'everything__echo')],
+    ['kavach+sign+audit', 'permit + durable audit record', () => connect('kavach+sign+audit', '', process.execPath, kavach(`${keys}[audit]\npath = "audit-${Date.now()}.jsonl"\n`), 'everything__echo')],
+  ];
+  const variants: Variant[] = [];
+  try {
+    for (const [name, note, start] of specs) {
+      if (only.length > 0 && !only.some((o) => name === o)) continue;
+      const v = await start();
+      v.note = note;
+      variants.push(v);
+    }
+    for (let i = 0; i < warmup; i++) for (const v of variants) await callOnce(v, i);
+    const cpuBefore = variants.map((v) => cpuOf(v.transport.pid));
+    for (let i = 0; i < calls; i++) for (const v of variants) v.samples.push(await callOnce(v, i));
+    variants.forEach((v, k) => {
+      const before = cpuBefore[k];
+      const after = cpuOf(v.transport.pid);
+      if (v.name !== 'direct' && before !== undefined && after !== undefined) v.cpuPerCallUs = (after - before) / calls;
+    });
+
+    const rows = variants.map((v) => {
+      const s = [...v.samples].sort((a, b) => a - b);
+      return { v, p50: quantile(s, 0.5), p99: quantile(s, 0.99) };
+    });
+    const base = rows.find((r) => r.v.name === 'direct');
+    const pass = rows.find((r) => r.v.name === 'passthrough');
+    const us = (ms: number) => `${(ms * 1000).toFixed(0)} µs`;
+    const added = (r: { p50: number; p99: number }, b: { p50: number; p99: number } | undefined, which: 'p50' | 'p99') => (b ? us(r[which] - b[which]) : '–');
+    process.stdout.write(`\nMCP tools/call latency, echo tool, ${calls} calls per variant (interleaved), node ${process.version}, ${cpus().length} cpus, load ${loadavg().map((l) => l.toFixed(2)).join(' ')}\n\n`);
+    process.stdout.write('| variant | what | p50 | p99 | added p50 vs direct | added p99 vs direct | added p50 vs pass-through | proxy CPU per call |\n|---|---|---|---|---|---|---|---|\n');
+    for (const r of rows) {
+      const cpu = r.v.cpuPerCallUs !== undefined ? `${r.v.cpuPerCallUs.toFixed(0)} µs` : '–';
+      process.stdout.write(`| ${r.v.name} | ${r.v.note} | ${us(r.p50)} | ${us(r.p99)} | ${added(r, base, 'p50')} | ${added(r, base, 'p99')} | ${r.v.name.startsWith('kavach') ? added(r, pass, 'p50') : '–'} | ${cpu} |\n`);
+    }
+  } finally {
+    for (const v of variants) {
+      await v.client.close().catch(() => undefined);
+      await v.transport.close().catch(() => undefined);
+    }
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+if (argv.includes('--serve-passthrough')) await servePassthrough();
+else await main();
