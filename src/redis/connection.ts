@@ -7,7 +7,7 @@ import { checkPrefix, DEFAULT_PREFIX } from './keys.ts';
 export type RedisClientOrUrl = Redis | string;
 
 export interface RedisStoreOptions {
-  /** Prepended to every key (default `kavach:`). Put a `{hash tag}` in it to run on Redis Cluster. */
+  /** Prepended to every key and the bus channel (default `kavach:`); one per deployment sharing a Redis. */
   keyPrefix?: string;
   /** Any command slower than this fails (the gate refuses STORE_UNAVAILABLE). Default 100 ms. */
   commandTimeoutMs?: number;
