@@ -1,5 +1,5 @@
-import { asSchema, generateText, stepCountIs, tool, type ModelMessage, type ToolSet } from 'ai';
-import { MockLanguageModelV3 } from 'ai/test';
+import { asSchema, generateText, stepCountIs, streamText, tool, type ModelMessage, type ToolSet } from 'ai';
+import { MockLanguageModelV3, simulateReadableStream } from 'ai/test';
 import { describe, expect, expectTypeOf, it } from 'vitest';
 import { z } from 'zod';
 import { guardTool, guardTools, kavachToolApproval, ToolCallRefused, type ToolApprovalEventLike } from '../../src/adapters/ai-sdk.ts';
@@ -96,6 +96,33 @@ describe('ai-sdk agent loop with guardTools', () => {
     });
     expect(seen).toEqual([{ user: 'alice' }]);
     expect(ran).toEqual([10]);
+  });
+});
+
+describe('ai-sdk streamText with guardTools', () => {
+  type StreamResult = Awaited<ReturnType<MockLanguageModelV3['doStream']>>;
+  type Chunk = StreamResult['stream'] extends ReadableStream<infer C> ? C : never;
+  const finish = (unified: 'tool-calls' | 'stop'): Chunk => ({ type: 'finish', finishReason: { unified, raw: unified }, usage });
+  const stream = (chunks: Chunk[]): StreamResult => ({ stream: simulateReadableStream({ chunks }) });
+
+  it('streams a refusal as a tool-error part and the model continues', async () => {
+    const ran: number[] = [];
+    const model = new MockLanguageModelV3({
+      doStream: [
+        stream([{ type: 'tool-call', toolCallId: 's-1', toolName: 'refund', input: JSON.stringify({ amount: 5000, orderId: 'A' }) }, finish('tool-calls')]),
+        stream([{ type: 'text-start', id: 't' }, { type: 'text-delta', id: 't', delta: 'needs a human' }, { type: 'text-end', id: 't' }, finish('stop')]),
+      ],
+    });
+    const result = streamText({ model, tools: guardTools(refundTools(ran), refundGate(), { principal: agent }), stopWhen: stepCountIs(3), prompt: 'go' });
+    const parts: Array<{ type: string; error?: unknown }> = [];
+    for await (const part of result.fullStream) parts.push(part);
+    expect(ran).toEqual([]);
+    const error = parts.find((p) => p.type === 'tool-error')?.error;
+    expect(error).toBeInstanceOf(ToolCallRefused);
+    expect(await result.text).toBe('needs a human');
+    const prompt = model.doStreamCalls[1]?.prompt ?? [];
+    const outputs = prompt.filter((m) => m.role === 'tool').flatMap((m) => m.content).map((p) => (p as { output?: unknown }).output);
+    expect(outputs).toEqual([{ type: 'error-text', value: (error as Error).message }]);
   });
 });
 
