@@ -273,8 +273,10 @@ export class InMemorySessionStore implements SessionStore {
       this.invalidSessions.set(scope.sessionId, mark);
       this.sessions.delete(scope.sessionId);
     } else if (scope.type === 'principal') {
-      this.principalCutoffs.set(scope.principalId, mark);
-    } else {
+      // A cutoff only moves forward: a late, older message from another replica must not shorten it.
+      const prev = this.principalCutoffs.get(scope.principalId);
+      if (!prev || prev.at <= now) this.principalCutoffs.set(scope.principalId, mark);
+    } else if (!this.globalCutoff || this.globalCutoff.at <= now) {
       this.globalCutoff = mark;
     }
   }
