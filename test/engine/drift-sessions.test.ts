@@ -229,6 +229,21 @@ describe('invalidation across gates', () => {
     expect(await outcome(b, ctx({ sessionId: 's1' }))).toBe('SESSION_INVALID');
   });
 
+  it('a late, older principal or global invalidation does not shorten a newer cutoff', () => {
+    const store = new InMemorySessionStore();
+    const observe = (sessionId: string, now: number) => store.observe({ principalId: 'p', sessionId, now, behaviourWindowMs: 60_000 });
+    observe('early', 50);
+    observe('middle', 150);
+    store.invalidate({ type: 'principal', principalId: 'p' }, 'newer', 200);
+    store.invalidate({ type: 'principal', principalId: 'p' }, 'older, delivered late', 100);
+    expect(observe('middle', 250)).toMatchObject({ invalid: true, reason: 'newer' });
+    expect(observe('early', 250)).toMatchObject({ invalid: true });
+    expect(observe('fresh', 300)).toMatchObject({ invalid: false });
+    store.invalidate({ type: 'global' }, 'incident', 400);
+    store.invalidate({ type: 'global' }, 'old incident', 10);
+    expect(observe('fresh', 450)).toMatchObject({ invalid: true, reason: 'incident' });
+  });
+
   it('a closed gate stops listening to the bus', async () => {
     const { a, b } = pair();
     await b.close();
@@ -251,6 +266,20 @@ describe('invalidation across gates', () => {
     expect(await outcome(a, ctx({ sessionId: 's1', device: 'd1' }))).toBe('permit');
     expect(await outcome(b, ctx({ sessionId: 's1', device: 'd2' }))).toBe('invalidate');
     expect(await outcome(a, ctx({ sessionId: 's1', device: 'd1' }))).toBe('SESSION_INVALID');
+  });
+});
+
+describe('check()', () => {
+  it('throws InvalidatedError for an invalidation and RefusedError for a refusal', async () => {
+    const gate = Gate.fromDict(OPEN);
+    await expect(gate.check(ctx({ sessionId: 's1', ip: '203.0.113.5' }))).resolves.toMatchObject({ kind: 'permit' });
+    await expect(gate.check(ctx({ sessionId: 's1', ip: '198.51.100.9' }))).rejects.toMatchObject({ name: 'InvalidatedError', code: 'SESSION_INVALID', verdict: { kind: 'invalidate' } });
+    await expect(gate.check(ctx({ sessionId: 's1', ip: '203.0.113.5' }))).rejects.toMatchObject({ name: 'RefusedError', code: 'SESSION_INVALID' });
+  });
+
+  it('permits in observe mode whatever the real verdict', async () => {
+    const gate = Gate.fromDict({ policies: [] }, { observeOnly: true });
+    await expect(gate.check(ctx())).resolves.toMatchObject({ kind: 'permit', observed: { code: 'NO_POLICY_MATCH' } });
   });
 });
 
