@@ -193,7 +193,9 @@ export function parseConfig(doc: unknown, opts: { file?: string; env?: NodeJS.Pr
       throw new ConfigError(`servers.${name}`, 'server names use letters, digits, "-" and single "_" (at most 32 characters)');
     }
     if ('command' in s) {
-      const server: StdioServerConfig = { kind: 'stdio', name, command: s.command, args: s.args, env: s.env };
+      // `./run.sh` means next to the config; a bare name is looked up on PATH as usual.
+      const command = !isAbsolute(s.command) && /^\.\.?[\\/]/.test(s.command) ? abs(s.command) : s.command;
+      const server: StdioServerConfig = { kind: 'stdio', name, command, args: s.args, env: s.env };
       if (s.cwd !== undefined) server.cwd = abs(s.cwd);
       servers.push(server);
     } else {

@@ -27,14 +27,29 @@ export function createSession(core: ProxyCore, principal: PrincipalConfig, opts:
   });
   const session: ProxySession = { id: randomUUID(), principal, server };
 
-  server.oninitialized = () => {
+  // Upstreams start once the client said what it supports (sampling, roots...). A client that
+  // skips `notifications/initialized` still gets them on its first request.
+  const start = (): void => {
     if (opts.startUpstreamsOnInit) core.startUpstreams(server.getClientCapabilities());
   };
-  server.setRequestHandler(ListToolsRequestSchema, async () => ({ tools: await core.listTools(principal) }));
-  server.setRequestHandler(CallToolRequestSchema, (request, extra) => core.callTool(session, request.params, extra as never));
-  server.setRequestHandler(ListPromptsRequestSchema, async () => ({ prompts: await core.listPrompts() }));
+  server.oninitialized = start;
+  server.setRequestHandler(ListToolsRequestSchema, async () => {
+    start();
+    return { tools: await core.listTools(principal) };
+  });
+  server.setRequestHandler(CallToolRequestSchema, (request, extra) => {
+    start();
+    return core.callTool(session, request.params, extra as never);
+  });
+  server.setRequestHandler(ListPromptsRequestSchema, async () => {
+    start();
+    return { prompts: await core.listPrompts() };
+  });
   server.setRequestHandler(GetPromptRequestSchema, (request, extra) => core.getPrompt(request.params, extra.signal) as never);
-  server.setRequestHandler(ListResourcesRequestSchema, async () => ({ resources: await core.listResources() }));
+  server.setRequestHandler(ListResourcesRequestSchema, async () => {
+    start();
+    return { resources: await core.listResources() };
+  });
   server.setRequestHandler(ListResourceTemplatesRequestSchema, async () => ({ resourceTemplates: await core.listResourceTemplates() }));
   server.setRequestHandler(ReadResourceRequestSchema, (request, extra) => core.readResource(request.params, extra.signal) as never);
   server.setRequestHandler(SubscribeRequestSchema, async (request) => {
