@@ -23,7 +23,7 @@ export class LogLock {
   static async acquire(logPath: string): Promise<LogLock> {
     const path = lockPath(logPath);
     const info: LockInfo = { pid: process.pid, host: hostname(), since: Date.now() };
-    for (let attempt = 0; attempt < 3; attempt++) {
+    for (let attempt = 0; attempt < 5; attempt++) {
       try {
         const fh = await open(path, 'wx', 0o644);
         try {
@@ -38,10 +38,8 @@ export class LogLock {
       }
       const holder = await readHolder(path);
       if (holder === 'gone') continue;
-      if (holder === 'stale') {
-        await unlink(path).catch((err: NodeJS.ErrnoException) => {
-          if (err.code !== 'ENOENT') throw err;
-        });
+      if (typeof holder === 'object' && 'stale' in holder) {
+        await takeOver(path, holder.stale);
         continue;
       }
       const who = holder === 'creating' ? 'another process (lock being created)' : `pid ${holder.pid} on ${holder.host}${holder.pid === process.pid && holder.host === info.host ? ' (this process)' : ''}`;
@@ -62,7 +60,7 @@ export class LogLock {
   }
 }
 
-async function readHolder(path: string): Promise<LockInfo | 'stale' | 'gone' | 'creating'> {
+async function readHolder(path: string): Promise<LockInfo | { stale: string } | 'gone' | 'creating'> {
   let text: string;
   try {
     text = await readFile(path, 'utf8');
@@ -79,11 +77,38 @@ async function readHolder(path: string): Promise<LockInfo | 'stale' | 'gone' | '
   if (!info || !Number.isSafeInteger(info.pid) || typeof info.host !== 'string') {
     // Empty or torn: a writer died while creating it, or is creating it right now.
     const age = Date.now() - (await stat(path).then((s) => s.mtimeMs, () => 0));
-    return age < CREATING_GRACE_MS ? 'creating' : 'stale';
+    return age < CREATING_GRACE_MS ? 'creating' : { stale: text };
   }
   const holder = info as LockInfo;
-  if (holder.host === hostname() && !alive(holder.pid)) return 'stale';
+  if (holder.host === hostname() && !alive(holder.pid)) return { stale: text };
   return holder;
+}
+
+/**
+ * Removes a stale lock, one process at a time: two openers that both judged the same lock stale
+ * must not both remove it (the second would remove the first one's fresh lock). The remover holds
+ * PATH.takeover and removes the lock only if it still has the content judged stale.
+ */
+async function takeOver(path: string, staleText: string): Promise<void> {
+  const guard = `${path}.takeover`;
+  let fh;
+  try {
+    fh = await open(guard, 'wx', 0o644);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    // Another opener is taking over; a guard left by a crash mid-takeover expires.
+    const age = Date.now() - (await stat(guard).then((s) => s.mtimeMs, () => Date.now()));
+    if (age > CREATING_GRACE_MS) await unlink(guard).catch(() => undefined);
+    else await new Promise((resolve) => setTimeout(resolve, 20));
+    return;
+  }
+  try {
+    const now = await readFile(path, 'utf8').catch(() => undefined);
+    if (now === staleText) await unlink(path);
+  } finally {
+    await fh.close();
+    await unlink(guard).catch(() => undefined);
+  }
 }
 
 function alive(pid: number): boolean {

@@ -136,6 +136,17 @@ describe('one writer per log', () => {
     await log.close();
     expect(existsSync(`${path}.lock`)).toBe(false);
   });
+
+  it('lets exactly one of two racing openers take over a stale lock', async () => {
+    const path = fresh();
+    const dead = spawnSync(process.execPath, ['-e', '0']).pid as number;
+    writeFileSync(`${path}.lock`, JSON.stringify({ pid: dead, host: hostname(), since: Date.now() - 1000 }));
+    const results = await Promise.allSettled([openLog(path), openLog(path), openLog(path)]);
+    const opened = results.filter((r): r is PromiseFulfilledResult<AuditLog> => r.status === 'fulfilled');
+    expect(opened).toHaveLength(1);
+    for (const r of results) if (r.status === 'rejected') expect((r.reason as AuditError).code).toBe('LOCKED');
+    await opened[0]?.value.close();
+  });
 });
 
 describe('size-based rotation', () => {

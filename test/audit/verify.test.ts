@@ -183,6 +183,13 @@ describe('verifyAuditLog names the index of', () => {
     await expectFailure(ls, 'MODE_MISMATCH', ls.length - 1);
   });
 
+  it('a PQ-only log checked by a hybrid verifier (and it verifies as PQ-only)', async () => {
+    const pq = await writeLog(join(dir, 'pq.jsonl'), 3, { mode: 'pq' });
+    expect((await verifyAuditLog(text(pq), key().publicKeys(), { mode: 'pq' })).mode).toBe('pq');
+    const err = await failure(text(pq), key().publicKeys(), { mode: 'hybrid' });
+    expect({ code: err.code, index: err.index }).toEqual({ code: 'MODE_MISMATCH', index: 0 });
+  });
+
   it('a hybrid log checked by a PQ-only verifier', async () => {
     const err = await failure(text(base), key().publicKeys(), { mode: 'pq' });
     expect({ code: err.code, index: err.index }).toEqual({ code: 'MODE_MISMATCH', index: 0 });
