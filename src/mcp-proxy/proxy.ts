@@ -32,8 +32,20 @@ export interface OutcomeRecord {
   durationMs: number;
 }
 
+/** A refusal the proxy gave itself (the gate was not asked), for the audit log. */
+export interface ProxyRefusalRecord {
+  type: 'kavach.mcp_refusal';
+  time: number;
+  evaluationId: string;
+  principal: string;
+  session: string;
+  action: string;
+  code: ProxyRefuseCode;
+  reason: string;
+}
+
 export interface OutcomeSink {
-  append(record: OutcomeRecord): Promise<unknown>;
+  append(record: OutcomeRecord | ProxyRefusalRecord): Promise<unknown>;
 }
 
 interface ExposedTool {
@@ -178,12 +190,12 @@ export class ProxyCore {
     }
     if (!entry) return { isError: true, content: [{ type: 'text', text: `Unknown tool: ${params.name}` }] };
     if (entry.changed) {
-      return proxyRefusal('TOOL_CHANGED', 'pinning', `the definition of '${entry.action}' changed since it was approved; an operator must run \`kavach mcp approve-tools\``);
+      return this.recorded(session, entry.action, proxyRefusal('TOOL_CHANGED', 'pinning', `the definition of '${entry.action}' changed since it was approved; an operator must run \`kavach mcp approve-tools\``));
     }
     const upstream = entry.upstream;
     const client = upstream.client;
     if (upstream.state !== 'ready' || !client) {
-      return proxyRefusal('UPSTREAM_UNAVAILABLE', 'upstream', `server '${upstream.name}' is unavailable (${upstream.lastError ?? upstream.state}); it is being restarted, try again shortly`, false);
+      return this.recorded(session, entry.action, proxyRefusal('UPSTREAM_UNAVAILABLE', 'upstream', `server '${upstream.name}' is unavailable (${upstream.lastError ?? upstream.state}); it is being restarted, try again shortly`, false));
     }
     const args = params.arguments ?? {};
     const principal = session.principal;
@@ -248,6 +260,18 @@ export class ProxyCore {
     }
     if (verdict.observed && verdict.observed.kind !== 'permit') {
       result._meta = { ...result._meta, [OBSERVED_META_KEY]: verdict.observed };
+    }
+    return result;
+  }
+
+  private recorded(session: ProxySession, action: string, result: CallToolResult): CallToolResult {
+    const verdict = result._meta?.[VERDICT_META_KEY] as ProxyRefusal;
+    if (this.outcomes) {
+      const record: ProxyRefusalRecord = {
+        type: 'kavach.mcp_refusal', time: Date.now(), evaluationId: verdict.evaluationId, principal: session.principal.principalId,
+        session: session.id, action, code: verdict.code, reason: verdict.reason,
+      };
+      this.outcomes.append(record).catch((err: unknown) => this.log(`audit: could not record a refusal: ${String(err)}`));
     }
     return result;
   }

@@ -1,6 +1,7 @@
 import { watch, type FSWatcher } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { basename, dirname } from 'node:path';
+import { z } from 'zod';
 import { ConfigError } from '../engine/errors.ts';
 import { Gate, type GateOptions } from '../engine/gate.ts';
 import { AuditLog } from '../audit/index.ts';
@@ -21,6 +22,16 @@ export interface ProxyRuntime {
   reload(reason: string): Promise<void>;
   close(): Promise<void>;
 }
+
+/** Refusals the proxy gives before the gate is asked (a changed tool, a server that is down). */
+const REFUSAL_RECORD = z.strictObject({
+  evaluationId: z.string(),
+  principal: z.string(),
+  session: z.string(),
+  action: z.string(),
+  code: z.enum(['TOOL_CHANGED', 'UPSTREAM_UNAVAILABLE']),
+  reason: z.string().max(4096),
+});
 
 interface Closable {
   close(): Promise<unknown> | unknown;
@@ -60,13 +71,17 @@ export async function startRuntime(config: ProxyConfig): Promise<ProxyRuntime> {
       if (keyPair === undefined) throw new ConfigError('audit', '[audit] needs [keys]: the log signs its checkpoints with that key');
       let auditLog: AuditLog;
       try {
-        auditLog = await AuditLog.open(config.audit.path, { keyPair, mode });
+        auditLog = await AuditLog.open(config.audit.path, { keyPair, mode, recordTypes: { 'kavach.mcp_refusal': REFUSAL_RECORD } });
       } catch (err) {
         throw new ConfigError('audit.path', `cannot open ${config.audit.path}: ${(err as Error).message}`);
       }
       closers.push(auditLog);
       opts.audit = auditLog;
-      outcomes = { append: (r) => auditLog.append({ type: 'outcome', evaluationId: r.evaluationId, outcome: r.outcome, durationMs: Math.round(r.durationMs * 1000) / 1000, time: r.time }) };
+      outcomes = {
+        append: (r) => r.type === 'outcome'
+          ? auditLog.append({ type: 'outcome', evaluationId: r.evaluationId, outcome: r.outcome, durationMs: Math.round(r.durationMs * 1000) / 1000, time: r.time })
+          : auditLog.append({ ...r }),
+      };
     }
     if (config.redis) {
       const redis = await loadRedis();

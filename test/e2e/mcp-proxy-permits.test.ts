@@ -32,7 +32,7 @@ conditions = [{ action = "notes.read_note" }]
 [[policy]]
 name = "fx"
 effect = "permit"
-conditions = [{ action = ["fx.meta", "fx.fail"] }]
+conditions = [{ action = ["fx.meta", "fx.fail", "fx.crash", "fx.pid"] }]
 `);
     write(join(dir, 'kavach.toml'), `
 [gate]
@@ -97,6 +97,12 @@ args = [${q(FIXTURE)}]
     const refused = await proxy.client.callTool({ name: 'notes__add_note', arguments: { title: 'long', text: 'x'.repeat(200) } });
     expect(refused.isError).toBe(true);
     expect(textOf(await proxy.client.callTool({ name: 'fx__fail', arguments: {} }))).toBe('it failed');
+    await proxy.client.callTool({ name: 'fx__crash', arguments: {} }).catch(() => undefined);
+    const down = await waitFor('a call while fx is down', async () => {
+      const r = await proxy.client.callTool({ name: 'fx__pid', arguments: {} });
+      return textOf(r).includes('[UPSTREAM_UNAVAILABLE]') ? r : undefined;
+    });
+    expect(down.isError).toBe(true);
     await proxy.close();
     const logPath = join(dir, 'audit/mcp.jsonl');
     const keys = JSON.parse(readFileSync(join(dir, 'keys/public.json'), 'utf8')) as PublicKeyBundle;
@@ -115,6 +121,7 @@ args = [${q(FIXTURE)}]
     for (const v of permitted) expect(outcomes.map((o) => o.evaluationId)).toContain(v.evaluationId);
     const failed = permitted.find((v) => v.action === 'fx.fail');
     expect(outcomes.find((o) => o.evaluationId === failed?.evaluationId)?.outcome).toBe('tool_error');
+    expect(records.some((r) => r.type === 'kavach.mcp_refusal' && (r as unknown as { code: string }).code === 'UPSTREAM_UNAVAILABLE')).toBe(true);
     const cli = await runCli(['audit', 'verify', logPath, '--keys', join(dir, 'keys/public.json')]);
     expect(cli.code, cli.stderr + cli.stdout).toBe(0);
   });
