@@ -67,6 +67,10 @@ export async function recoverTail(path: string, own: { kid: string; verifier?: C
     name = last.path;
     before = segments.at(-2)?.path;
   } else {
+    const seal = await readSeal(path);
+    if (seal) {
+      throw new AuditError('TRUNCATED', 0, `${path} holds no records, but its seal file records a checkpoint at seq ${seal.seq} of log ${seal.log}: the log was removed (delete ${path}.seal to start a new log)`);
+    }
     return cut ? { tail: undefined, cut } : { tail: undefined };
   }
 

@@ -82,6 +82,15 @@ describe('reopening a log', () => {
     expect(err.code).toBe('TRUNCATED');
   });
 
+  it('refuses to start afresh where a sealed log was removed', async () => {
+    const path = fresh();
+    await writeLog(path, 2);
+    rmSync(path);
+    const err = await openFailure(path);
+    expect(err.code).toBe('TRUNCATED');
+    expect(err.message).toMatch(/seal file/);
+  });
+
   it('refuses to continue a hybrid log in PQ-only mode', async () => {
     const path = fresh();
     await writeLog(path, 2);
