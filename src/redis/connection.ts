@@ -28,11 +28,15 @@ export function failFastOptions(timeoutMs: number, extra: RedisOptions = {}): Re
     enableOfflineQueue: false,
     maxRetriesPerRequest: 0,
     commandTimeout: timeoutMs,
-    connectTimeout: Math.max(1_000, timeoutMs),
+    connectTimeout: startupWaitMs(timeoutMs),
     retryStrategy: (times: number) => Math.min(50 * times, 500),
     // Never fall back to replaying a half-sent EVALSHA after a reconnect.
     autoResendUnfulfilledCommands: false,
   };
+}
+
+function startupWaitMs(timeoutMs: number): number {
+  return Math.max(1_000, timeoutMs);
 }
 
 /** The command connection a store uses; created from a URL (and then owned) or borrowed. */
@@ -66,8 +70,9 @@ export class Connection {
   }
 
   /**
-   * A store just created may be asked before its first connection is up: wait for it, within the
-   * deadline. After that, a lost connection fails calls at once until ioredis reconnects.
+   * A store just created may be asked before its first connection is up: wait for it, up to the
+   * connect timeout (a loaded host can take more than a command's deadline to connect). After that,
+   * a lost connection fails calls at once until ioredis reconnects.
    */
   private firstConnection(): Promise<void> {
     // One wait shared by every call that arrives during startup.
@@ -77,12 +82,13 @@ export class Connection {
         clearTimeout(timer);
         resolve();
       };
+      const wait = startupWaitMs(this.timeoutMs);
       const timer = setTimeout(() => {
         // Waited once: from now on a dead Redis fails calls at once.
         this.started = true;
         this.client.off('ready', onReady);
-        reject(new StoreUnavailableError(`redis did not connect within ${this.timeoutMs} ms`));
-      }, this.timeoutMs);
+        reject(new StoreUnavailableError(`redis did not connect within ${wait} ms`));
+      }, wait);
       this.client.once('ready', onReady);
     });
     return this.connecting;
