@@ -46,7 +46,7 @@ interface Policy { name: string; effect: 'permit' | 'refuse'; priority?: number;
 
 function policyArb(withLimits: boolean, effect?: 'permit' | 'refuse'): fc.Arbitrary<Omit<Policy, 'name'>> {
   return fc.record({
-    effect: effect ? fc.constant(effect) : fc.constantFrom<'permit' | 'refuse'>('permit', 'refuse'),
+    effect: effect ? fc.constant(effect) : fc.constantFrom<'permit' | 'refuse'>('permit', 'permit', 'refuse'),
     priority: fc.option(fc.integer({ min: 0, max: 20 }), { nil: undefined }),
     conditions: fc.array(stateless, { maxLength: 3 }),
     limits: withLimits ? fc.array(limit, { maxLength: 1 }) : fc.constant([]),
