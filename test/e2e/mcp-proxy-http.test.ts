@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { EVERYTHING, KAVACH, REPO, cleanup, q, tempDir, textOf, waitFor, write } from './proxy-harness.ts';
+import { EVERYTHING, KAVACH, REPO, cleanup, q, startProxy, tempDir, textOf, waitFor, write } from './proxy-harness.ts';
 
 const CI_TOKEN = 'ci-token-0123456789abcdef';
 const DEV_TOKEN = 'dev-token-0123456789abcdef';
@@ -107,6 +107,30 @@ principal_kind = "user"
     const refused = await dev.callTool({ name: 'everything__echo', arguments: { message: 'x' } });
     expect(refused.isError).toBe(true);
     expect(textOf(refused)).toContain("for user 'dev'");
+  });
+
+  it('works as a Streamable HTTP upstream of another proxy (url + headers with ${VAR})', async () => {
+    write(join(dir, 'outer-policy.toml'), '[[policy]]\nname = "inner"\neffect = "permit"\nconditions = [{ action = "inner.everything__echo" }]\n');
+    write(join(dir, 'outer.toml'), `
+[gate]
+policy = "outer-policy.toml"
+[identity]
+principal_id = "laptop"
+principal_kind = "agent"
+[tools]
+pins_file = "outer-pins.json"
+[servers.inner]
+url = ${q(base)}
+headers = { Authorization = "Bearer \${CI_AGENT_TOKEN}" }
+`);
+    const outer = await startProxy(join(dir, 'outer.toml'), { env: { CI_AGENT_TOKEN: CI_TOKEN } });
+    try {
+      expect((await outer.client.listTools()).tools.map((t) => t.name)).toEqual(['inner__everything__echo']);
+      const result = await outer.client.callTool({ name: 'inner__everything__echo', arguments: { message: 'two gates' } });
+      expect(textOf(result)).toBe('Echo: two gates');
+    } finally {
+      await outer.close();
+    }
   });
 
   it('keeps a session bound to the token that opened it', async () => {
