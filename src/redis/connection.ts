@@ -27,7 +27,7 @@ export function failFastOptions(timeoutMs: number, extra: RedisOptions = {}): Re
     ...extra,
     enableOfflineQueue: false,
     maxRetriesPerRequest: 0,
-    commandTimeout: timeoutMs,
+    // No ioredis commandTimeout: the stores' own deadline (Connection.run) tolerates event-loop stalls.
     connectTimeout: startupWaitMs(timeoutMs),
     retryStrategy: (times: number) => Math.min(50 * times, 500),
     // Never fall back to replaying a half-sent EVALSHA after a reconnect.
@@ -106,7 +106,13 @@ export class Connection {
     }
     let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new StoreUnavailableError(`redis did not answer within ${this.timeoutMs} ms`)), this.timeoutMs);
+      // Timers run before I/O in Node's loop: after a stall (a permit being signed, GC), a reply
+      // already waiting in the socket must be read before the deadline is declared missed.
+      // setImmediate runs after the I/O phase, so only a Redis that really did not answer times out.
+      const expire = (): void => {
+        setImmediate(() => reject(new StoreUnavailableError(`redis did not answer within ${this.timeoutMs} ms`)));
+      };
+      timer = setTimeout(expire, this.timeoutMs);
     });
     try {
       return await Promise.race([call(this.client), deadline]);

@@ -68,6 +68,22 @@ describe.skipIf(skipRedis)('a Redis outage', () => {
     }
   });
 
+  it('does not mistake a reply read late, after the event loop stalled, for a timeout', async () => {
+    const rate = new RedisRateStore(server.url, { commandTimeoutMs: 50 });
+    try {
+      const limit = [{ key: 'k', amount: 1, max: 1_000, windowMs: 60_000 }];
+      await rate.checkAndCharge(limit, 'warm', 1);
+      const pending = rate.checkAndCharge(limit, 'stalled', 2);
+      const until = Date.now() + 300;
+      while (Date.now() < until) {
+        // a synchronous stall (as signing a permit is) well past the 50 ms deadline
+      }
+      await expect(pending).resolves.toEqual({ admitted: true });
+    } finally {
+      await rate.close();
+    }
+  });
+
   it('refuses STORE_UNAVAILABLE when a command outlives the timeout', async () => {
     const admin = new Redis(server.url);
     const rate = new RedisRateStore(server.url, { commandTimeoutMs: 50 });
