@@ -226,6 +226,8 @@ export class ProxyCore {
     if (progressToken !== undefined) {
       // The upstream gets its own token; its progress is re-tagged with the client's.
       upstreamToken = upstream.trackProgress((p) => {
+        // After a cancellation the client has forgotten the token; late progress would confuse it.
+        if (extra.signal.aborted) return;
         progressSent = extra.sendNotification({ method: 'notifications/progress', params: { ...p, progressToken } } as never).catch(() => undefined);
       });
       meta.progressToken = upstreamToken;

@@ -1,7 +1,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
-  CallToolResultSchema, CreateMessageRequestSchema, ListRootsRequestSchema, ToolListChangedNotificationSchema,
+  CallToolResultSchema, CreateMessageRequestSchema, ElicitRequestSchema, ListRootsRequestSchema, ToolListChangedNotificationSchema,
 } from '@modelcontextprotocol/sdk/types.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -46,7 +46,7 @@ conditions = [{ action = ["everything.trigger-long-running-operation", "everythi
 [[policy]]
 name = "fixture"
 effect = "permit"
-conditions = [{ action = ["fx.slow", "fx.meta", "fx.fail", "fx.sample", "fx.roots"] }]
+conditions = [{ action = ["fx.slow", "fx.meta", "fx.fail", "fx.sample", "fx.roots", "fx.elicit"] }]
 
 [[policy]]
 name = "crashy"
@@ -90,8 +90,9 @@ args = [${q(FIXTURE)}]
 [servers.broken]
 command = ${q(join(dir, 'no-such-binary'))}
 `);
-  proxy = await startProxy(join(dir, 'kavach.toml'), { capabilities: { sampling: {}, roots: { listChanged: true } } });
+  proxy = await startProxy(join(dir, 'kavach.toml'), { capabilities: { sampling: {}, elicitation: {}, roots: { listChanged: true } } });
   proxy.client.setRequestHandler(CreateMessageRequestSchema, async () => ({ role: 'assistant', content: { type: 'text', text: 'hi from the client' }, model: 'test-model' }));
+  proxy.client.setRequestHandler(ElicitRequestSchema, async (request) => ({ action: 'accept', content: { name: `ada (asked: ${String(request.params.message)})` } }));
   proxy.client.setRequestHandler(ListRootsRequestSchema, async () => ({ roots: [{ uri: `file://${root}`, name: 'root' }] }));
   proxy.client.onerror = (err) => protocolErrors.push(err.message);
   proxy.client.setNotificationHandler(ToolListChangedNotificationSchema, () => {
@@ -171,15 +172,30 @@ describe('kavach mcp over stdio in front of real servers', () => {
     expect(textOf(result)).not.toContain('secret outside the root');
   });
 
-  it('re-tags progress notifications with the client token', async () => {
-    const progress: number[] = [];
-    const result = await proxy.client.request(
-      { method: 'tools/call', params: { name: 'everything__trigger-long-running-operation', arguments: { duration: 0.4, steps: 4 } } },
-      CallToolResultSchema,
-      { onprogress: (p) => progress.push(p.progress) },
-    );
-    expect(textOf(result)).toContain('Long running operation completed');
-    expect(progress).toEqual([1, 2, 3, 4]);
+  it('re-tags progress notifications with the client token, all before the result', async () => {
+    // Watch the wire: the SDK client itself drops a progress that arrives in the same read as the
+    // result (it dispatches notifications a microtask late), so its onprogress cannot be the judge.
+    const seen: string[] = [];
+    const deliver = proxy.transport.onmessage;
+    proxy.transport.onmessage = (message, extra) => {
+      const m = message as { method?: string; id?: unknown; params?: { progressToken?: unknown; progress?: number } };
+      if (m.method === 'notifications/progress' && m.params?.progressToken === 'client-token-7') {
+        seen.push(`progress ${m.params.progress}`);
+        return;
+      }
+      if (m.id !== undefined && m.method === undefined) seen.push('result');
+      deliver?.(message, extra);
+    };
+    try {
+      const result = await proxy.client.request(
+        { method: 'tools/call', params: { name: 'everything__trigger-long-running-operation', arguments: { duration: 0.4, steps: 4 }, _meta: { progressToken: 'client-token-7' } } },
+        CallToolResultSchema,
+      );
+      expect(textOf(result)).toContain('Long running operation completed');
+    } finally {
+      proxy.transport.onmessage = deliver;
+    }
+    expect(seen).toEqual(['progress 1', 'progress 2', 'progress 3', 'progress 4', 'result']);
   });
 
   it('propagates cancellation to the upstream', async () => {
@@ -207,8 +223,9 @@ describe('kavach mcp over stdio in front of real servers', () => {
     expect(textOf(result)).toBe('it failed');
   });
 
-  it('relays sampling and roots requests from an upstream to the client', async () => {
+  it('relays sampling, elicitation and roots requests from an upstream to the client', async () => {
     expect(textOf(await call('fx__sample'))).toBe('sampled: hi from the client');
+    expect(textOf(await call('fx__elicit'))).toBe('accept: ada (asked: your name?)');
     expect(JSON.parse(textOf(await call('fx__roots')))).toEqual([{ uri: `file://${root}`, name: 'root' }]);
     const everything = await call('everything__trigger-sampling-request', { prompt: 'hello', maxTokens: 5 });
     expect(textOf(everything)).toContain('hi from the client');
