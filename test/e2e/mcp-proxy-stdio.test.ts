@@ -1,7 +1,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
-  CallToolResultSchema, CreateMessageRequestSchema, ElicitRequestSchema, ListRootsRequestSchema, ToolListChangedNotificationSchema,
+  CallToolResultSchema, CreateMessageRequestSchema, type JSONRPCMessage, ElicitRequestSchema, ListRootsRequestSchema, ToolListChangedNotificationSchema,
 } from '@modelcontextprotocol/sdk/types.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -177,14 +177,14 @@ describe('kavach mcp over stdio in front of real servers', () => {
     // result (it dispatches notifications a microtask late), so its onprogress cannot be the judge.
     const seen: string[] = [];
     const deliver = proxy.transport.onmessage;
-    proxy.transport.onmessage = (message, extra) => {
+    proxy.transport.onmessage = (message: JSONRPCMessage) => {
       const m = message as { method?: string; id?: unknown; params?: { progressToken?: unknown; progress?: number } };
       if (m.method === 'notifications/progress' && m.params?.progressToken === 'client-token-7') {
         seen.push(`progress ${m.params.progress}`);
         return;
       }
       if (m.id !== undefined && m.method === undefined) seen.push('result');
-      deliver?.(message, extra);
+      deliver?.(message);
     };
     try {
       const result = await proxy.client.request(
