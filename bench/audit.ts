@@ -55,7 +55,7 @@ function fmt(n: number): string {
   return Math.round(n).toLocaleString('en-US');
 }
 
-console.log(`audit bench: ${MODE} checkpoints (default: every 10,000 records or 5 s), node ${process.version}, load average ${loadavg()[0]!.toFixed(1)} on this machine`);
+console.log(`audit bench: ${MODE} checkpoints (default: every 50,000 records or 5 s), node ${process.version}, load average ${loadavg()[0]!.toFixed(1)} on this machine`);
 const rows: string[][] = [];
 const single = await appendRun('one-fsync-per-record', 2_000, 1);
 rows.push(['1 appender (one fsync per record)', fmt(2_000), `${fmt(single.perSec)} appends/s`, `${single.cpuUs.toFixed(1)} µs CPU/append`]);

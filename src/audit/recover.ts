@@ -5,7 +5,7 @@ import { ChainWalker, parseRecord, signatureFailure } from './chain.ts';
 import type { CheckpointVerifier } from './checkpoint.ts';
 import { AuditError } from './errors.ts';
 import { listSegments } from './files.ts';
-import { CHECKPOINT_DOMAIN, checkpointMessage, type AuditRecord, type CheckpointMode } from './record.ts';
+import { CHECKPOINT_DOMAIN, checkpointMessage, type AuditRecord, type CheckpointMode, type CheckpointRecord } from './record.ts';
 import { readSeal } from './seal.ts';
 import { splitLog } from './split.ts';
 
@@ -28,6 +28,8 @@ export interface TailState {
 export interface Recovered {
   /** Undefined: no log yet (or only a torn first line): start a new one. */
   tail: TailState | undefined;
+  /** The seal file's checkpoint, when there is one (it matched the log). */
+  seal?: CheckpointRecord;
   /** A torn last line that was cut from the active file. */
   cut?: { file: string; bytes: number; hash: string };
 }
@@ -134,6 +136,7 @@ export async function recoverTail(path: string, own: { kid: string; verifier?: C
       sinceCheckpoint,
     },
     ...(cut ? { cut } : {}),
+    ...(seal ? { seal } : {}),
   };
 }
 
