@@ -94,6 +94,7 @@ export class ProxyCore {
   private visibleCache = new Map<string, Tool[]>();
   private started = false;
   private ready: Promise<void> = Promise.resolve();
+  private readyDone = false;
   gate: Gate;
   private readonly config: ProxyConfig;
   private readonly pins: ToolPins | undefined;
@@ -139,7 +140,10 @@ export class ProxyCore {
         timer = setTimeout(r, STARTUP_WAIT_MS);
         timer.unref();
       }),
-    ]).finally(() => clearTimeout(timer));
+    ]).finally(() => {
+      clearTimeout(timer);
+      this.readyDone = true;
+    });
   }
 
   addSession(session: ProxySession): void {
@@ -184,7 +188,8 @@ export class ProxyCore {
     extra: { requestId: string | number; signal: AbortSignal; sendNotification: (n: never) => Promise<void> },
   ): Promise<CallToolResult> {
     let entry = this.tools.get(params.name);
-    if (!entry && !this.tools.size) {
+    if (!entry && !this.readyDone) {
+      // Its server may still be starting.
       await this.ready;
       entry = this.tools.get(params.name);
     }
@@ -240,6 +245,7 @@ export class ProxyCore {
     const started = performance.now();
     let result: CallToolResult;
     let outcome: OutcomeRecord['outcome'];
+    let rethrow: unknown;
     try {
       result = await client.request({ method: 'tools/call', params: forwarded }, CallToolResultSchema, options) as CallToolResult;
       outcome = result.isError ? 'tool_error' : 'ok';
@@ -250,7 +256,8 @@ export class ProxyCore {
       }
     } catch (err) {
       outcome = 'upstream_failure';
-      if (err instanceof McpError && err.code === ErrorCode.InvalidParams) throw err;
+      // Bad arguments stay a protocol error, as if the client had called the server itself.
+      if (err instanceof McpError && err.code === ErrorCode.InvalidParams) rethrow = err;
       const message = extra.signal.aborted ? 'the call was cancelled' : (err as Error).message;
       result = { isError: true, content: [{ type: 'text', text: `Server '${upstream.name}' failed to answer: ${message}` }] };
     } finally {
@@ -260,6 +267,7 @@ export class ProxyCore {
       const record: OutcomeRecord = { type: 'outcome', time: Date.now(), evaluationId: verdict.evaluationId, action: entry.action, outcome, durationMs: performance.now() - started };
       this.outcomes.append(record).catch((err: unknown) => this.log(`audit: could not record the outcome of ${verdict.evaluationId}: ${String(err)}`));
     }
+    if (rethrow !== undefined) throw rethrow;
     if (verdict.observed && verdict.observed.kind !== 'permit') {
       result._meta = { ...result._meta, [OBSERVED_META_KEY]: verdict.observed };
     }
