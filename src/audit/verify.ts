@@ -1,4 +1,4 @@
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { ChainWalker, signatureFailure, type CheckpointAt } from './chain.ts';
 import { AuditError } from './errors.ts';
 import { listSegments } from './files.ts';
@@ -110,8 +110,9 @@ export async function scanAuditLog(source: string | readonly string[], opts: Sca
   let chainError: AuditError | undefined;
   let tornTail: AuditReport['tornTail'];
   for (let f = 0; f < files.length && !chainError; f++) {
-    const file = files[f] as { name: string; buf: Buffer };
-    const split = splitLog(file.buf);
+    const file = files[f] as Source;
+    // One segment in memory at a time: a long log is many bounded segments.
+    const split = splitLog(await file.read());
     try {
       walker.walk({ name: file.name, lines: split.lines });
     } catch (err) {
@@ -230,20 +231,27 @@ class Stats {
   }
 }
 
-async function loadSources(source: string | readonly string[]): Promise<{ files: { name: string; buf: Buffer }[]; sealOf?: string }> {
+interface Source {
+  name: string;
+  read(): Promise<Buffer>;
+}
+
+async function loadSources(source: string | readonly string[]): Promise<{ files: Source[]; sealOf?: string }> {
+  const fromPath = (p: string): Source => ({ name: p, read: () => readOrMissing(p) });
   if (typeof source !== 'string') {
     if (source.length === 0) throw new AuditError('NOT_FOUND', -1, 'no audit files given');
-    return { files: await Promise.all(source.map(async (p) => ({ name: p, buf: await readOrMissing(p) }))) };
+    return { files: source.map(fromPath) };
   }
-  if (source.includes('\n') || source.trimStart().startsWith('{')) return { files: [{ name: '(text)', buf: Buffer.from(source, 'utf8') }] };
-  const segments = await listSegments(source);
-  const files = await Promise.all(segments.map(async (s) => ({ name: s.path, buf: await readOrMissing(s.path) })));
-  try {
-    files.push({ name: source, buf: await readFile(source) });
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-    if (files.length === 0) throw new AuditError('NOT_FOUND', -1, `no audit log at ${source}`);
+  if (source.includes('\n') || source.trimStart().startsWith('{')) {
+    return { files: [{ name: '(text)', read: async () => Buffer.from(source, 'utf8') }] };
   }
+  const files = (await listSegments(source)).map((s) => fromPath(s.path));
+  const active = await stat(source).then(() => true, (err: NodeJS.ErrnoException) => {
+    if (err.code === 'ENOENT') return false;
+    throw err;
+  });
+  if (active) files.push(fromPath(source));
+  if (files.length === 0) throw new AuditError('NOT_FOUND', -1, `no audit log at ${source}`);
   return { files, sealOf: source };
 }
 
