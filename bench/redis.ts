@@ -17,6 +17,11 @@ const policy = {
   policy: [{ name: 'agent tools', effect: 'permit', conditions: [{ identity_kind: 'agent' }, { action: 'tool_*' }, { rate_limit: { max: 1_000_000_000, window: '1h' } }] }],
 };
 
+/** Mostly refused: 100 calls per hour per principal+action, 64 principal/action pairs. */
+const tightPolicy = {
+  policy: [{ name: 'agent tools', effect: 'permit', conditions: [{ identity_kind: 'agent' }, { action: 'tool_*' }, { rate_limit: { max: 100, window: '1h' } }] }],
+};
+
 function contexts(withSession: boolean): ActionContext[] {
   return Array.from({ length: 64 }, (_, i) => ({
     principalId: `agent-${i % 16}`, principalKind: 'agent', actionName: `tool_${i % 4}`, params: { i },
@@ -24,7 +29,7 @@ function contexts(withSession: boolean): ActionContext[] {
   }));
 }
 
-interface Run { perSecond: number; p50us: number; p99us: number; permitted: number; evalshaPerEval: number }
+interface Run { perSecond: number; p50us: number; p99us: number; permitted: number; unavailable: number; evalshaPerEval: number }
 
 async function evalshaCalls(admin: Redis): Promise<number> {
   const info = await admin.info('commandstats');
@@ -35,6 +40,7 @@ async function evalshaCalls(admin: Redis): Promise<number> {
 async function run(gate: Gate, ctxs: ActionContext[], callers: number, total: number, admin: Redis): Promise<Run> {
   const samples: number[] = [];
   let permitted = 0;
+  let unavailable = 0;
   let next = 0;
   const before = await evalshaCalls(admin);
   const start = process.hrtime.bigint();
@@ -45,7 +51,9 @@ async function run(gate: Gate, ctxs: ActionContext[], callers: number, total: nu
       const v = await gate.evaluate(ctxs[i % ctxs.length] as ActionContext);
       samples.push(Number(process.hrtime.bigint() - t0) / 1_000);
       if (v.kind === 'permit') permitted++;
-      else if (permitted === 0 && i === 0) throw new Error(`not permitted: ${JSON.stringify(v)}`);
+      // Redis slower than the 100 ms deadline (another client's big DEL on a shared Redis, a descheduled server).
+      else if (v.kind === 'refuse' && v.code === 'STORE_UNAVAILABLE') unavailable++;
+      else if (v.kind !== 'refuse' || v.code !== 'RATE_LIMITED') throw new Error(`unexpected verdict: ${JSON.stringify(v)}`);
     }
   }));
   const seconds = Number(process.hrtime.bigint() - start) / 1e9;
@@ -53,7 +61,7 @@ async function run(gate: Gate, ctxs: ActionContext[], callers: number, total: nu
   // the INFO call itself is not an EVALSHA; the stats may include other clients' scripts on a shared Redis
   return {
     perSecond: Math.round(total / seconds), p50us: percentile(samples, 50), p99us: percentile(samples, 99),
-    permitted: permitted / total, evalshaPerEval: (after - before) / total,
+    permitted: permitted / total, unavailable, evalshaPerEval: (after - before) / total,
   };
 }
 
@@ -126,7 +134,7 @@ async function cleanup(admin: Redis, prefix: string): Promise<void> {
   do {
     const [nextCursor, keys] = await admin.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1_000);
     cursor = nextCursor;
-    if (keys.length > 0) await admin.del(...keys);
+    if (keys.length > 0) await admin.unlink(...keys);
   } while (cursor !== '0');
 }
 
@@ -137,6 +145,7 @@ export async function benchRedis(total = 40_000): Promise<Record<string, Run | {
   const session = new RedisSessionStore(URL, { keyPrefix: prefix });
   const rateGate = Gate.fromDict(policy, { stores: { rate }, drift: false });
   const fullGate = Gate.fromDict(policy, { stores: { rate, session }, drift: false });
+  const tightGate = Gate.fromDict(tightPolicy, { stores: { rate }, drift: false });
   try {
     const plain = contexts(false);
     await run(rateGate, plain, 1, 5_000, admin); // warm up: script loaded, JIT warm
@@ -146,12 +155,14 @@ export async function benchRedis(total = 40_000): Promise<Record<string, Run | {
     const withSession = contexts(true);
     await run(fullGate, withSession, 1, 2_000, admin);
     const sessionOne = await run(fullGate, withSession, 1, total / 2, admin);
+    const limited = await run(tightGate, plain.map((c, i) => ({ ...c, principalId: `agent-${i}` })), 1, total / 2, admin);
     const invalidation = await invalidationLatency(prefix, 50);
     const storeInvalidation = await storeInvalidationLatency(prefix, 500);
-    return { ping, one, fifty, sessionOne, invalidation, storeInvalidation };
+    return { ping, one, fifty, sessionOne, limited, invalidation, storeInvalidation };
   } finally {
     await rateGate.close();
     await fullGate.close();
+    await tightGate.close();
     await rate.close();
     await session.close();
     await cleanup(admin, prefix);
@@ -165,7 +176,7 @@ if (import.meta.url === `file://${process.argv[1]}`) {
     [`${label}: evaluations/s`, x.perSecond.toLocaleString('en-US')],
     [`${label}: latency p50 / p99`, `${(x.p50us / 1000).toFixed(3)} ms / ${(x.p99us / 1000).toFixed(3)} ms`],
     [`${label}: EVALSHA per evaluation`, x.evalshaPerEval.toFixed(2)],
-    [`${label}: share permitted`, `${(x.permitted * 100).toFixed(0)}%`],
+    [`${label}: share permitted`, `${(x.permitted * 100).toFixed(0)}%${x.unavailable ? ` (${x.unavailable} STORE_UNAVAILABLE)` : ''}`],
   ];
   const ping = r.ping as { p50us: number; p99us: number };
   const ms = (x: { p50us: number; p99us: number }) => `${(x.p50us / 1000).toFixed(3)} ms / ${(x.p99us / 1000).toFixed(3)} ms`;
@@ -174,6 +185,7 @@ if (import.meta.url === `file://${process.argv[1]}`) {
     ...row('1 caller', r.one as Run),
     ...row('50 callers', r.fifty as Run),
     ...row('1 caller + RedisSessionStore (2 round trips)', r.sessionOne as Run),
+    ...row('1 caller, mostly RATE_LIMITED (max 100/h)', r.limited as Run),
     ['invalidate at A → refused at B, shared session store, p50 / p99', ms(r.storeInvalidation as { p50us: number; p99us: number })],
     ['signed bus message, publish → delivered, p50 / p99 (hybrid)', ms(r.invalidation as { p50us: number; p99us: number })],
   ]);

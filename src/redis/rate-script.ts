@@ -75,8 +75,10 @@ local function retryAfter(z, used, amount, max, window)
   if amount > max then return false end
   local freed = 0
   local start = 0
+  -- Usually the oldest entry or two free enough: read small pages first, larger ones after.
+  local size = 2
   while true do
-    local page = redis.call('ZRANGE', z, start, start + 63, 'WITHSCORES')
+    local page = redis.call('ZRANGE', z, start, start + size - 1, 'WITHSCORES')
     if #page == 0 then return false end
     for j = 1, #page, 2 do
       freed = freed + parse(page[j])
@@ -84,7 +86,8 @@ local function retryAfter(z, used, amount, max, window)
         return fmt(math.max(1, tonumber(page[j + 1]) + window - now))
       end
     end
-    start = start + 64
+    start = start + size
+    size = math.min(size * 4, 512)
   end
 end
 

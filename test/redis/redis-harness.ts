@@ -41,7 +41,7 @@ export async function cleanup(prefix: string, url = REDIS_URL): Promise<void> {
     do {
       const [next, keys] = await client.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 500);
       cursor = next;
-      if (keys.length > 0) await client.del(...keys);
+      if (keys.length > 0) await client.unlink(...keys);
     } while (cursor !== '0');
   } finally {
     client.disconnect();
