@@ -72,7 +72,9 @@ export class AuditLog implements AuditSink {
   private fh: FileHandle;
   private queue: QueueItem[] = [];
   private flushing = false;
-  private idle: Array<() => void> = [];
+  /** Seq after the newest durable record, and who waits for it to pass a mark (flush). */
+  private durableNext = 0;
+  private durableWaiters: Array<{ target: number; resolve: () => void; reject: (err: unknown) => void }> = [];
   private sealing: Promise<void> | undefined;
   private deferred: Deferred[] = [];
   private rotateAfterSeal = false;
@@ -103,6 +105,7 @@ export class AuditLog implements AuditSink {
   ) {
     this.fh = fh;
     this.seqNext = state.nextSeq;
+    this.durableNext = state.nextSeq;
     this.headHash = state.head;
     this.segment = state.segment;
     this.segmentBytes = state.segmentBytes;
@@ -204,17 +207,14 @@ export class AuditLog implements AuditSink {
     });
   }
 
-  /** Resolves when everything appended so far is durable. */
+  /** Resolves when everything appended before the call is durable (later appends do not delay it). */
   async flush(): Promise<void> {
-    for (;;) {
-      if (this.sealing) {
-        await this.sealing;
-        continue;
-      }
-      if (this.queue.length === 0 && !this.flushing) break;
-      await new Promise<void>((resolve) => this.idle.push(resolve));
-    }
+    // Entries waiting for a checkpoint get their place once it is signed.
+    while (this.sealing) await this.sealing;
     if (this.failure) throw this.failure;
+    const target = this.seqNext;
+    if (this.durableNext >= target) return;
+    await new Promise<void>((resolve, reject) => this.durableWaiters.push({ target, resolve, reject }));
   }
 
   /** Seals a checkpoint now (if anything is unsealed) and waits until it is durable. */
@@ -362,8 +362,13 @@ export class AuditLog implements AuditSink {
         }
         await this.write(text);
         await this.fh.datasync();
-        for (const item of batch) if ('line' in item) item.resolve?.(item.record);
+        for (const item of batch) {
+          if (!('line' in item)) continue;
+          this.durableNext = item.record.seq + 1;
+          item.resolve?.(item.record);
+        }
         batch = [];
+        this.wakeFlushers();
       }
     } catch (err) {
       this.fail(new AuditError('LOG_FAILED', -1, `audit log ${this.path}: write failed: ${(err as Error)?.message ?? String(err)}`, { cause: err }), batch);
@@ -372,12 +377,18 @@ export class AuditLog implements AuditSink {
       if (this.queue.length > 0 && !this.failure) {
         this.flushing = true;
         setImmediate(() => void this.runFlush());
-      } else {
-        const idle = this.idle;
-        this.idle = [];
-        for (const resolve of idle) resolve();
       }
     }
+  }
+
+  private wakeFlushers(): void {
+    if (this.durableWaiters.length === 0) return;
+    const still: typeof this.durableWaiters = [];
+    for (const w of this.durableWaiters) {
+      if (w.target <= this.durableNext) w.resolve();
+      else still.push(w);
+    }
+    this.durableWaiters = still;
   }
 
   private async write(text: string): Promise<void> {
@@ -409,6 +420,7 @@ export class AuditLog implements AuditSink {
     for (const item of [...inFlight, ...this.queue]) if ('line' in item) item.reject?.(failure);
     this.queue = [];
     for (const d of this.deferred.splice(0)) d.reject(failure);
+    for (const w of this.durableWaiters.splice(0)) w.reject(failure);
   }
 }
 

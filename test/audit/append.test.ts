@@ -110,6 +110,23 @@ describe('AuditLog.append', () => {
     expect(report.checkpoints).toBeGreaterThanOrEqual(4);
   });
 
+  it('flush waits for what was appended before it, not for later appends', async () => {
+    const path = fresh();
+    const log = await openLog(path);
+    const early = Array.from({ length: 50 }, () => log.append(verdict()));
+    let stop = false;
+    const flood = (async () => {
+      while (!stop) await log.append(verdict());
+    })();
+    await log.flush();
+    const flushedAt = lines(path).length;
+    stop = true;
+    await flood;
+    const recs = await Promise.all(early);
+    expect(flushedAt).toBeGreaterThanOrEqual((recs.at(-1)?.seq ?? 0) + 1);
+    await log.close();
+  });
+
   it('seals on the timer when records wait', async () => {
     const path = fresh();
     const log = await openLog(path, { checkpointEvery: { entries: 1_000_000, ms: 20 } });
