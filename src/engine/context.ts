@@ -59,7 +59,7 @@ export const CONTEXT_LIMITS = {
 };
 
 const FORBIDDEN_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
-const CONTEXT_KEYS = new Set([
+const KNOWN_FIELDS = new Set([
   'principalId', 'principalKind', 'roles', 'actionName', 'resource', 'params', 'sessionId', 'ip',
   'device', 'geo', 'originIp', 'originDevice', 'originGeo', 'callId', 'audience',
 ]);
@@ -88,17 +88,16 @@ function ipAddress(value: unknown, name: string): string | undefined {
   return value;
 }
 
-function geoLocation(value: unknown, name: string): GeoLocation | undefined {
+function geoLocation(value: unknown, name: string, polluted = false): GeoLocation | undefined {
   if (value === undefined) return undefined;
   if (!isPlainObject(value)) fail(`${name} must be an object`);
   for (const key of Object.keys(value)) {
     if (!['lat', 'lon', 'country', 'city'].includes(key)) fail(`${name}.${key} is not a known field`);
   }
-  const record = value as Record<string, unknown>;
-  const [lat, lon, country, city] = [own(record, 'lat'), own(record, 'lon'), own(record, 'country'), own(record, 'city')];
+  const { lat, lon, country, city } = polluted ? ownFields(value) : (value as Record<string, unknown>);
   if (typeof lat !== 'number' || !Number.isFinite(lat) || lat < -90 || lat > 90) fail(`${name}.lat must be a number in [-90, 90]`);
   if (typeof lon !== 'number' || !Number.isFinite(lon) || lon < -180 || lon > 180) fail(`${name}.lon must be a number in [-180, 180]`);
-  const geo: GeoLocation = { lat, lon, country: undefined, city: undefined };
+  const geo: GeoLocation = polluted ? { lat, lon, country: undefined, city: undefined } : { lat, lon };
   if (country !== undefined) {
     if (typeof country !== 'string' || !/^[A-Za-z]{2}$/.test(country)) fail(`${name}.country must be an ISO 3166 alpha-2 code`);
     geo.country = country.toUpperCase();
@@ -107,8 +106,17 @@ function geoLocation(value: unknown, name: string): GeoLocation | undefined {
   return geo;
 }
 
-function own(record: Record<string, unknown>, key: string): unknown {
-  return Object.hasOwn(record, key) ? record[key] : undefined;
+/** The object's own enumerable fields, each read once, on a null prototype. */
+function ownFields(value: object): Record<string, unknown> {
+  const out = Object.create(null) as Record<string, unknown>;
+  for (const key of Object.keys(value)) out[key] = (value as Record<string, unknown>)[key];
+  return out;
+}
+
+/** True when something assigned enumerable properties to Object.prototype (a pollution). */
+function prototypePolluted(): boolean {
+  for (const _ in Object.prototype) return true;
+  return false;
 }
 
 function isPlainObject(value: unknown): value is Record<string, unknown> {
@@ -168,17 +176,20 @@ function copyJson(value: unknown, path: string, depth: number, budget: { nodes: 
 export function validateContext(input: unknown): ValidContext {
   if (!isPlainObject(input)) fail('context must be a plain object');
   for (const key in input) {
-    if (!CONTEXT_KEYS.has(key) && Object.hasOwn(input, key)) fail(`unknown context field "${key}"`);
+    if (!KNOWN_FIELDS.has(key) && Object.hasOwn(input, key)) fail(`unknown context field "${key}"`);
   }
-  // Each field is read once, as an own property: a getter cannot show the check one value and
-  // the copy another, and a polluted Object.prototype cannot lend a context roles or origins.
-  const raw = input as Record<string, unknown>;
-  const principalKind = own(raw, 'principalKind');
+  // A pollution elsewhere in the process (enumerable junk on Object.prototype) must not lend a
+  // context roles, origins or a callId: then only own properties are read, and absent fields
+  // become own undefineds so nothing downstream reads through the prototype either.
+  const polluted = prototypePolluted();
+  // Each field is read once: a getter cannot show the checks one value and the copy another.
+  const raw = polluted ? ownFields(input) : (input as Record<string, unknown>);
+  const principalKind = raw.principalKind;
   if (typeof principalKind !== 'string' || !KIND_SET.has(principalKind)) {
     fail(`principalKind must be one of ${PRINCIPAL_KINDS.join(', ')}`);
   }
   let roles: string[] = [];
-  const rawRoles = own(raw, 'roles');
+  const rawRoles = raw.roles;
   if (rawRoles !== undefined) {
     if (!Array.isArray(rawRoles)) fail('roles must be an array of strings');
     if (rawRoles.length > CONTEXT_LIMITS.maxRoles) fail(`more than ${CONTEXT_LIMITS.maxRoles} roles`);
@@ -186,29 +197,29 @@ export function validateContext(input: unknown): ValidContext {
     if (roles.length > CONTEXT_LIMITS.maxRoles) fail(`more than ${CONTEXT_LIMITS.maxRoles} roles`);
   }
   const ctx: ValidContext = {
-    principalId: identifier(own(raw, 'principalId'), 'principalId', true) as string,
+    principalId: identifier(raw.principalId, 'principalId', true) as string,
     principalKind: principalKind as PrincipalKind,
     roles,
-    actionName: identifier(own(raw, 'actionName'), 'actionName', true) as string,
-    params: copyParams(own(raw, 'params')),
-    // Absent fields are own `undefined`s, so nothing reads them through a polluted prototype.
-    resource: undefined, sessionId: undefined, ip: undefined, device: undefined, geo: undefined,
-    originIp: undefined, originDevice: undefined, originGeo: undefined, callId: undefined, audience: undefined,
+    actionName: identifier(raw.actionName, 'actionName', true) as string,
+    params: copyParams(raw.params),
   };
-  const resource = own(raw, 'resource');
+  const resource = raw.resource;
   if (resource !== undefined) {
     if (typeof resource !== 'string' || resource.length > 4096 || CONTROL_CHARS.test(resource)) fail('resource must be a string without control characters');
     ctx.resource = resource;
   }
   let v: unknown;
-  if ((v = own(raw, 'sessionId')) !== undefined) ctx.sessionId = identifier(v, 'sessionId', true);
-  if ((v = own(raw, 'device')) !== undefined) ctx.device = identifier(v, 'device', true);
-  if ((v = own(raw, 'originDevice')) !== undefined) ctx.originDevice = identifier(v, 'originDevice', true);
-  if ((v = own(raw, 'callId')) !== undefined) ctx.callId = identifier(v, 'callId', true);
-  if ((v = own(raw, 'audience')) !== undefined) ctx.audience = identifier(v, 'audience', true);
-  if ((v = own(raw, 'ip')) !== undefined) ctx.ip = ipAddress(v, 'ip');
-  if ((v = own(raw, 'originIp')) !== undefined) ctx.originIp = ipAddress(v, 'originIp');
-  if ((v = own(raw, 'geo')) !== undefined) ctx.geo = geoLocation(v, 'geo');
-  if ((v = own(raw, 'originGeo')) !== undefined) ctx.originGeo = geoLocation(v, 'originGeo');
+  if ((v = raw.sessionId) !== undefined) ctx.sessionId = identifier(v, 'sessionId', true);
+  if ((v = raw.device) !== undefined) ctx.device = identifier(v, 'device', true);
+  if ((v = raw.originDevice) !== undefined) ctx.originDevice = identifier(v, 'originDevice', true);
+  if ((v = raw.callId) !== undefined) ctx.callId = identifier(v, 'callId', true);
+  if ((v = raw.audience) !== undefined) ctx.audience = identifier(v, 'audience', true);
+  if ((v = raw.ip) !== undefined) ctx.ip = ipAddress(v, 'ip');
+  if ((v = raw.originIp) !== undefined) ctx.originIp = ipAddress(v, 'originIp');
+  if ((v = raw.geo) !== undefined) ctx.geo = geoLocation(v, 'geo', polluted);
+  if ((v = raw.originGeo) !== undefined) ctx.originGeo = geoLocation(v, 'originGeo', polluted);
+  if (polluted) {
+    for (const key of KNOWN_FIELDS) if (!Object.hasOwn(ctx, key)) (ctx as unknown as Record<string, unknown>)[key] = undefined;
+  }
   return ctx;
 }
