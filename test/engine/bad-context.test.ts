@@ -137,15 +137,24 @@ describe('prototype pollution', () => {
       policies: [{ name: 'admins', effect: 'permit', conditions: [{ identity_role: 'admin' }] }],
     });
     const inIndia = gateOf(permitWith([{ country_in: { codes: ['IN'] } }]));
+    const once = gateOf(permitWith([{ rate_limit: { max: 1, window: '1h' } }]));
+    const tagged = gateOf(permitWith([{ resource: 'orders/*' }]));
     const proto = Object.prototype as Record<string, unknown>;
     try {
       proto.roles = ['admin'];
       proto.country = 'IN';
+      proto.callId = 'same-call';
+      proto.resource = 'orders/1';
       expect(await outcome(gate, ctx())).toBe('NO_POLICY_MATCH');
       expect(await outcome(inIndia, ctx({ geo: { lat: 1, lon: 1 } }))).toBe('NO_POLICY_MATCH');
+      expect(await outcome(once, ctx())).toBe('permit');
+      expect(await outcome(once, ctx())).toBe('RATE_LIMITED');
+      expect(await outcome(tagged, ctx())).toBe('NO_POLICY_MATCH');
     } finally {
       delete proto.roles;
       delete proto.country;
+      delete proto.callId;
+      delete proto.resource;
     }
   });
 
