@@ -63,5 +63,5 @@ describe('crash safety', () => {
     }
     expect(records.filter((r) => r.type === 'recovery')[0]).toMatchObject({ cutBytes: TORN.length });
     expect(report.byType.verdict).toBeGreaterThanOrEqual(acked.size);
-  });
+  }, 120_000);
 });
