@@ -78,7 +78,9 @@ export function planInstall(doc: Record<string, unknown>, client: ClientName, la
       nextServers[name] = entry;
       continue;
     }
-    const server = toKavachServer(entry);
+    const server = client === 'vscode' && JSON.stringify(entry).includes('${')
+      ? 'uses VS Code variables (${input:…}, ${workspaceFolder}…) that only VS Code can fill in'
+      : toKavachServer(entry);
     if (typeof server === 'string') {
       skipped.push({ clientName: name, reason: server });
       nextServers[name] = entry;

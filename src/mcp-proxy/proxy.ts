@@ -5,6 +5,7 @@ import {
   ListRootsResultSchema, McpError, ReadResourceResultSchema,
   type CallToolResult, type ClientCapabilities, type LoggingLevel, type Prompt, type Resource, type ResourceTemplate, type Tool,
 } from '@modelcontextprotocol/sdk/types.js';
+import type { ActionContext } from '../engine/context.ts';
 import type { Gate } from '../engine/gate.ts';
 import { formatRefusal } from '../engine/refusal.ts';
 import type { RefuseVerdict, Verdict } from '../engine/verdict.ts';
@@ -66,6 +67,8 @@ export interface ProxySession {
   id: string;
   principal: PrincipalConfig;
   server: Server;
+  /** HTTP: the client's address when the session opened (for `ip_in` and drift). */
+  ip?: string;
 }
 
 export interface ProxyCoreOptions {
@@ -204,7 +207,7 @@ export class ProxyCore {
     }
     const args = params.arguments ?? {};
     const principal = session.principal;
-    const verdict = await this.gate.evaluate({
+    const ctx: ActionContext = {
       principalId: principal.principalId,
       principalKind: principal.principalKind,
       roles: principal.roles,
@@ -213,7 +216,9 @@ export class ProxyCore {
       sessionId: session.id,
       audience: upstream.name,
       callId: `${session.id}:${String(extra.requestId)}`,
-    });
+    };
+    if (session.ip !== undefined) ctx.ip = session.ip;
+    const verdict = await this.gate.evaluate(ctx);
     if (verdict.kind !== 'permit') return refusalResult(verdict);
 
     const meta: Record<string, unknown> = {};

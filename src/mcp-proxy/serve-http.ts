@@ -79,6 +79,8 @@ export async function serveHttp(runtime: ProxyRuntime, listen: string): Promise<
     }
     if (req.method !== 'POST' || !isInitializeRequest(body)) return reply(res, 400, 'no session: start with an initialize request');
     const session = createSession(runtime.core, client, { startUpstreamsOnInit: false });
+    const ip = req.socket.remoteAddress?.replace(/^::ffff:/, '');
+    if (ip) session.ip = ip;
     const transport: StreamableHTTPServerTransport = new StreamableHTTPServerTransport({
       sessionIdGenerator: () => randomUUID(),
       onsessioninitialized: (id) => {

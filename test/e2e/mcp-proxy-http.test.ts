@@ -21,7 +21,12 @@ describe('kavach mcp --http', () => {
 [[policy]]
 name = "ci-echo"
 effect = "permit"
-conditions = [{ identity_id = "ci-bot" }, { action = "everything.echo" }]
+conditions = [{ identity_id = "ci-bot" }, { action = "everything.echo" }, { ip_in = { cidrs = ["127.0.0.0/8"] } }]
+
+[[policy]]
+name = "dev-from-office"
+effect = "permit"
+conditions = [{ identity_id = "dev" }, { action = "everything.echo" }, { ip_in = { cidrs = ["10.0.0.0/8"] } }]
 `);
     write(join(dir, 'kavach.toml'), `
 [gate]
@@ -102,11 +107,13 @@ principal_kind = "user"
     expect(tools.map((t) => t.name)).toEqual(['everything__echo']);
     expect(textOf(await ci.callTool({ name: 'everything__echo', arguments: { message: 'over http' } }))).toBe('Echo: over http');
 
+    // The caller's address reaches the gate: dev may echo only from the office network.
     const dev = await connect(DEV_TOKEN);
-    expect((await dev.listTools()).tools).toEqual([]);
+    expect((await dev.listTools()).tools.map((t) => t.name)).toEqual(['everything__echo']);
     const refused = await dev.callTool({ name: 'everything__echo', arguments: { message: 'x' } });
     expect(refused.isError).toBe(true);
     expect(textOf(refused)).toContain("for user 'dev'");
+    expect(textOf(refused)).toContain('caller IP in "10.0.0.0/8" (got 127.0.0.1)');
   });
 
   it('works as a Streamable HTTP upstream of another proxy (url + headers with ${VAR})', async () => {

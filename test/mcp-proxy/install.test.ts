@@ -61,6 +61,14 @@ describe('kavach mcp install / uninstall', () => {
     expect(isProxyEntry((plan.next.servers as Record<string, { args: string[] }>).kavach as { args: string[] })).toBe(true);
   });
 
+  it('leaves VS Code entries with ${input:…} variables alone', () => {
+    const doc = { servers: { gh: { type: 'stdio', command: 'gh-mcp', env: { TOKEN: '${input:token}' } } } };
+    const plan = planInstall(doc, 'vscode', { command: 'node', args: ['kavach.js', 'mcp', '--config', '/c/k.toml'] }, new Set());
+    expect(plan.moved).toEqual([]);
+    expect(plan.skipped[0]?.reason).toContain('VS Code variables');
+    expect((plan.next.servers as Record<string, unknown>).gh).toEqual(doc.servers.gh);
+  });
+
   it('makes client names into valid, unique server names', () => {
     expect(uniqueName('my.notes server', new Set())).toBe('my-notes-server');
     expect(uniqueName('fs', new Set(['fs']))).toBe('fs-2');
