@@ -1,6 +1,6 @@
 import { canonicalJson } from '../engine/canonical-json.ts';
 import { AuditError, type AuditErrorCode } from './errors.ts';
-import { fastCanonical, lineOf, recordHash, ZERO_HASH, type AuditRecord, type CheckpointMode, type CheckpointRecord } from './record.ts';
+import { AUDIT_FORMAT_VERSION, fastCanonical, lineOf, recordHash, ZERO_HASH, type AuditRecord, type CheckpointMode, type CheckpointRecord } from './record.ts';
 
 /** One file's complete lines, in order. */
 export interface ChainSource {
@@ -169,9 +169,12 @@ export class ChainWalker {
     if (rec.type !== 'genesis' || rec.seq !== 0 || rec.prev !== ZERO_HASH) {
       throw new AuditError('BAD_START', this.index, `the log does not begin with its genesis record (found ${rec.type} seq ${rec.seq}): earlier records or segments are missing`, where);
     }
-    const g = rec as { mode?: unknown; kid?: unknown };
+    const g = rec as { mode?: unknown; kid?: unknown; version?: unknown };
     if (typeof g.mode !== 'string' || !MODES.has(g.mode) || typeof g.kid !== 'string') {
       throw new AuditError('BAD_RECORD', this.index, 'genesis record needs mode (hybrid|pq) and kid', where);
+    }
+    if (g.version !== AUDIT_FORMAT_VERSION) {
+      throw new AuditError('BAD_RECORD', this.index, `audit format version ${String(g.version)} is not supported (this build reads ${AUDIT_FORMAT_VERSION})`, where);
     }
     if (this.mode !== undefined && g.mode !== this.mode) {
       throw new AuditError('MODE_MISMATCH', this.index, `the log is ${g.mode}, the verifier expects ${this.mode}`, where);
