@@ -98,7 +98,7 @@ function summary(r: AuditReport): string {
     `${r.unsealed} unsealed`,
   ];
   if (r.files.length > 1) parts.push(`${r.files.length} segments`);
-  if (r.anchored) parts.push('seal file matches');
+  parts.push(r.anchored ? 'seal matches' : 'no seal file or --anchor: a cut back to an earlier checkpoint would not show');
   if (r.recoveries > 0) parts.push(`${r.recoveries} crash recover${r.recoveries === 1 ? 'y' : 'ies'}`);
   if (r.tornTail) parts.push(`WARNING torn tail of ${r.tornTail.bytes} bytes (crash; cut on next open)`);
   return parts.join('; ');
