@@ -1,6 +1,6 @@
 import type { GeoLocation, ValidContext } from './context.ts';
 import { parseDuration } from './duration.ts';
-import type { SessionState } from './stores.ts';
+import { MAX_RECENT, type SessionState } from './stores.ts';
 
 /**
  * Drift: signs that a session is no longer the one that started. A violation invalidates the
@@ -47,6 +47,10 @@ export function resolveDrift(opts: DriftOptions | false | undefined): ResolvedDr
   };
   const warn = positive(o.warnActionsPerMinute, 'warnActionsPerMinute', 60);
   const max = positive(o.maxActionsPerMinute, 'maxActionsPerMinute', Math.max(300, warn));
+  // Session stores remember at most MAX_RECENT call times: a higher threshold could never trip.
+  for (const [name, v] of [['warnActionsPerMinute', warn], ['maxActionsPerMinute', max]] as const) {
+    if (v >= MAX_RECENT) throw new TypeError(`drift.${name} must be below ${MAX_RECENT} (the calls a session store remembers)`);
+  }
   if (!['strict', 'tolerant', 'off', undefined].includes(o.ipGeo)) throw new TypeError('drift.ipGeo must be strict, tolerant or off');
   if (!['strict', 'off', undefined].includes(o.device)) throw new TypeError('drift.device must be strict or off');
   return {
