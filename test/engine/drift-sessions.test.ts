@@ -91,6 +91,10 @@ describe('drift: IP and geo', () => {
     expect(() => Gate.fromDict(OPEN, { drift: { ipGeo: 'loose' as never } })).toThrow();
     expect(() => Gate.fromDict(OPEN, { drift: { maxSessionAge: 'forever' } })).toThrow();
     expect(() => Gate.fromDict(OPEN, { drift: { warnActionsPerMinute: 0 } })).toThrow();
+    // Stores remember at most 1000 call times a session: a threshold above that could never trip.
+    expect(() => Gate.fromDict(OPEN, { drift: { maxActionsPerMinute: 5000 } })).toThrow(/below 1000/);
+    expect(() => Gate.fromDict(OPEN, { drift: { warnActionsPerMinute: 2000 } })).toThrow(/below 1000/);
+    expect(() => Gate.fromDict(OPEN, { drift: { warnActionsPerMinute: 500, maxActionsPerMinute: 999 } })).not.toThrow();
   });
 });
 
@@ -126,6 +130,13 @@ describe('drift: device, session age and behaviour', () => {
     expect(seen).toEqual(['permit', 'permit', 'permit', 'DRIFT_DETECTED', 'DRIFT_DETECTED']);
     clock.advance(60_000);
     expect(await outcome(gate, ctx({ sessionId: 's1' }))).toBe('permit');
+  });
+
+  it('behaviour: the highest allowed threshold still trips', async () => {
+    const gate = Gate.fromDict(OPEN, { drift: { warnActionsPerMinute: 998, maxActionsPerMinute: 999 } });
+    const seen = new Set<string>();
+    for (let i = 0; i < 1001; i++) seen.add(await outcome(gate, ctx({ sessionId: 's1' })));
+    expect(seen).toEqual(new Set(['permit', 'DRIFT_DETECTED', 'invalidate', 'SESSION_INVALID']));
   });
 
   it('behaviour: past the maximum rate the session is invalidated', async () => {
