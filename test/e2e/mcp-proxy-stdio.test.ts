@@ -244,6 +244,8 @@ describe('kavach mcp over stdio in front of real servers', () => {
     expect(simple).toBeDefined();
     const got = await proxy.client.getPrompt({ name: 'everything__simple-prompt' });
     expect(got.messages.length).toBeGreaterThan(0);
+    const completion = await proxy.client.complete({ ref: { type: 'ref/prompt', name: 'everything__completable-prompt' }, argument: { name: 'department', value: 'S' } });
+    expect(completion.completion.values).toEqual(['Sales', 'Support']);
   });
 
   it('keeps serving when one upstream never starts', async () => {
