@@ -1,10 +1,13 @@
+import { join } from 'node:path';
 import fc from 'fast-check';
-import { describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { canonicalJson, hashArgs } from '../../src/engine/canonical-json.ts';
 import { parseRecord } from '../../src/audit/chain.ts';
 import { AuditError } from '../../src/audit/errors.ts';
 import { argsHash, encodeRecord, sealRecord } from '../../src/audit/record.ts';
 import { redact, pointerSteps } from '../../src/audit/redact.ts';
+import { verifyAuditLog } from '../../src/audit/verify.ts';
+import { key, tempDir, writeLog } from './helpers.ts';
 
 const where = { file: 'prop', line: 1 };
 const wellFormed = fc.string({ unit: 'grapheme', maxLength: 24 });
@@ -66,5 +69,43 @@ describe('audit record encoding', () => {
       expect(Object.hasOwn(value as object, key)).toBe(false);
       expect(Object.keys(value as object).length).toBe(Object.keys(obj).length - 1);
     }), { numRuns: 200 });
+  });
+});
+
+describe('tampering, at random', () => {
+  let base: string[] = [];
+  beforeAll(async () => {
+    base = await writeLog(join(tempDir(), 'prop.jsonl'), 16, { checkpointEvery: { entries: 6 } });
+  });
+
+  type Op = { kind: 'drop' | 'swap' | 'duplicate' | 'edit'; at: number };
+  const op = fc.oneof(
+    fc.record({ kind: fc.constant('drop' as const), at: fc.integer({ min: 0, max: 17 }) }),
+    fc.record({ kind: fc.constant('swap' as const), at: fc.integer({ min: 0, max: 17 }) }),
+    fc.record({ kind: fc.constant('duplicate' as const), at: fc.integer({ min: 0, max: 18 }) }),
+    fc.record({ kind: fc.constant('edit' as const), at: fc.integer({ min: 0, max: 18 }) }),
+  );
+
+  /** The tampered lines and the index verification must name. */
+  function apply(o: Op): { lines: string[]; index: number } {
+    const ls = base.slice();
+    const at = Math.min(o.at, ls.length - 2);
+    if (o.kind === 'drop') ls.splice(at, 1);
+    if (o.kind === 'swap') [ls[at], ls[at + 1]] = [ls[at + 1] as string, ls[at] as string];
+    if (o.kind === 'duplicate') {
+      ls.splice(at + 1, 0, ls[at] as string);
+      return { lines: ls, index: at + 1 };
+    }
+    if (o.kind === 'edit') ls[at] = (ls[at] as string).replace('"seq":', '"seq":1');
+    return { lines: ls, index: at };
+  }
+
+  it('every drop, swap, duplicate or edit is found at its index', async () => {
+    await fc.assert(fc.asyncProperty(op, async (o) => {
+      const { lines, index } = apply(o);
+      const err = await verifyAuditLog(lines.map((l) => `${l}\n`).join(''), key().publicKeys()).then(() => undefined, (e: AuditError) => e);
+      expect(err, JSON.stringify(o)).toBeInstanceOf(AuditError);
+      expect(err?.index, `${JSON.stringify(o)}: ${err?.message}`).toBe(index);
+    }), { numRuns: 60 });
   });
 });
