@@ -1,7 +1,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
-  CallToolResultSchema, CreateMessageRequestSchema, type JSONRPCMessage, ElicitRequestSchema, ListRootsRequestSchema, ToolListChangedNotificationSchema,
+  CallToolResultSchema, CreateMessageRequestSchema, LoggingMessageNotificationSchema, type JSONRPCMessage, ElicitRequestSchema, ListRootsRequestSchema, ToolListChangedNotificationSchema,
 } from '@modelcontextprotocol/sdk/types.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -41,7 +41,7 @@ conditions = [{ action = "everything.get-sum" }, { rate_limit = { max = 3, windo
 [[policy]]
 name = "everything-misc"
 effect = "permit"
-conditions = [{ action = ["everything.trigger-long-running-operation", "everything.trigger-sampling-request"] }]
+conditions = [{ action = ["everything.trigger-long-running-operation", "everything.trigger-sampling-request", "everything.toggle-simulated-logging"] }]
 
 [[policy]]
 name = "fixture"
@@ -246,6 +246,21 @@ describe('kavach mcp over stdio in front of real servers', () => {
     expect(got.messages.length).toBeGreaterThan(0);
     const completion = await proxy.client.complete({ ref: { type: 'ref/prompt', name: 'everything__completable-prompt' }, argument: { name: 'department', value: 'S' } });
     expect(completion.completion.values).toEqual(['Sales', 'Support']);
+  });
+
+  it('forwards the log level upstream and upstream log messages to the client, tagged with the server', async () => {
+    const messages: { logger?: string; level: string }[] = [];
+    proxy.client.setNotificationHandler(LoggingMessageNotificationSchema, (n) => {
+      messages.push(n.params);
+    });
+    await proxy.client.setLoggingLevel('debug');
+    await call('everything__toggle-simulated-logging');
+    try {
+      const first = await waitFor('an upstream log message', () => messages[0]);
+      expect(first.logger).toMatch(/^everything(\/|$)/);
+    } finally {
+      await call('everything__toggle-simulated-logging');
+    }
   });
 
   it('keeps serving when one upstream never starts', async () => {
