@@ -81,8 +81,7 @@ export async function recoverTail(path: string, own: { kid: string; verifier?: C
   let carried: { mode: CheckpointMode | undefined; kid: string | undefined } = { mode: undefined, kid: undefined };
   if (first.type !== 'genesis') {
     if (before === undefined) throw new AuditError('BAD_START', first.seq, `${name} does not begin with a genesis record and no earlier segment exists`, { file: name, line: 1 });
-    const prevLines = splitLog(await readFile(before)).lines;
-    const last = parseRecord(prevLines.at(-1) ?? '', -1, { file: before, line: prevLines.length });
+    const last = parseRecord(await lastLine(before), -1, { file: before, line: 0 });
     after = { seq: last.seq, hash: last.hash, log: last.log };
     if (last.type === 'checkpoint') carried = { mode: last.mode, kid: last.kid };
   }
@@ -138,6 +137,24 @@ export async function recoverTail(path: string, own: { kid: string; verifier?: C
     ...(cut ? { cut } : {}),
     ...(seal ? { seal } : {}),
   };
+}
+
+/** The last complete line of a (rotated, so cleanly ended) segment, reading only its end. */
+async function lastLine(path: string): Promise<string> {
+  const fh = await open(path, 'r');
+  try {
+    const { size } = await fh.stat();
+    for (let want = 64 * 1024; ; want *= 4) {
+      const len = Math.min(size, want);
+      const buf = Buffer.alloc(len);
+      await fh.read(buf, 0, len, size - len);
+      const end = buf.lastIndexOf(0x0a);
+      const start = end > 0 ? buf.lastIndexOf(0x0a, end - 1) : -1;
+      if (start >= 0 || len === size) return buf.toString('utf8', start + 1, end < 0 ? len : end);
+    }
+  } finally {
+    await fh.close();
+  }
 }
 
 async function readIfExists(path: string): Promise<Buffer | undefined> {
