@@ -5,13 +5,27 @@ import type { IssuedPermit, PermitIssuer, PermitRequest } from '../engine/ports.
 import { toBase64Url } from './encoding.ts';
 import { PermitError } from './errors.ts';
 import type { KeyPair } from './keys.ts';
+import { BATCH_DOMAIN } from './batch-proof.ts';
+import { PermitBatcher, type BatchOptions } from './batch-signer.ts';
 import { PERMIT_DOMAIN, encodeClaims, joinToken, type PermitClaims } from './permit-token.ts';
+import { SigningPool } from './signing-pool.ts';
 import { signEnvelope, type SignatureMode } from './signatures.ts';
 
 export interface PermitSignerOptions {
   mode: SignatureMode;
   /** The `iss` claim (default "kavach"). */
   issuer?: string;
+  /**
+   * Where ML-DSA runs. Default: the process-wide worker pool (one thread per core), so signing
+   * never blocks the caller's event loop. A pool of your own (you close it), or `false` to sign
+   * on the calling thread.
+   */
+  pool?: SigningPool | false;
+  /**
+   * Batch signing: permits issued within `maxDelayMs` share one signature over the root of a
+   * Merkle tree of their claims; each token carries its inclusion proof (docs/batch-signing.md).
+   */
+  batch?: BatchOptions;
 }
 
 /** Signs permits for the gate (`GateOptions.signer`). Any throw here becomes a Refuse SIGNING_FAILED. */
@@ -19,6 +33,10 @@ export class PermitSigner implements PermitIssuer {
   readonly mode: SignatureMode;
   readonly issuer: string;
   readonly #kp: KeyPair;
+  readonly #pool: SigningPool | undefined;
+  readonly #sharedPool: boolean;
+  readonly #batcher: PermitBatcher | undefined;
+  #closed = false;
 
   private constructor(kp: KeyPair, opts: PermitSignerOptions) {
     if (opts?.mode !== 'hybrid' && opts?.mode !== 'pq') throw new TypeError("PermitSigner mode must be 'hybrid' or 'pq'");
@@ -26,6 +44,17 @@ export class PermitSigner implements PermitIssuer {
     this.mode = opts.mode;
     this.issuer = opts.issuer ?? 'kavach';
     if (typeof this.issuer !== 'string' || this.issuer.length === 0) throw new TypeError('issuer must be a non-empty string');
+    if (opts.pool !== undefined && opts.pool !== false && !(opts.pool instanceof SigningPool)) throw new TypeError('pool must be a SigningPool or false');
+    if (opts.batch !== undefined && (typeof opts.batch !== 'object' || opts.batch === null)) throw new TypeError('batch must be an object');
+    this.#sharedPool = opts.pool === undefined;
+    this.#pool = opts.pool === undefined ? SigningPool.acquireShared(kp.kid) : opts.pool || undefined;
+    if (opts.batch) {
+      const pool = this.#pool;
+      const signRoot = pool
+        ? (message: Uint8Array) => pool.signEnvelope(kp, this.mode, BATCH_DOMAIN, message)
+        : (message: Uint8Array) => signEnvelope(kp, this.mode, BATCH_DOMAIN, message);
+      this.#batcher = new PermitBatcher(signRoot, opts.batch, pool?.size ?? 1);
+    }
   }
 
   static fromKeyPair(kp: KeyPair, opts: PermitSignerOptions): PermitSigner {
@@ -36,7 +65,18 @@ export class PermitSigner implements PermitIssuer {
     return this.#kp.kid;
   }
 
+  /** True when permits share batch signatures. */
+  get batched(): boolean {
+    return this.#batcher !== undefined;
+  }
+
+  /** The worker pool signing for this signer (undefined: it signs on the calling thread). */
+  get pool(): SigningPool | undefined {
+    return this.#pool;
+  }
+
   async issue(req: PermitRequest): Promise<IssuedPermit> {
+    if (this.#closed) throw new Error('the permit signer is closed');
     const bad = (why: string) => new TypeError(`cannot issue permit: ${why}`);
     if (typeof req?.principalId !== 'string' || req.principalId === '') throw bad('principalId');
     if (!(PRINCIPAL_KINDS as readonly string[]).includes(req.principalKind)) throw bad('principalKind');
@@ -65,7 +105,21 @@ export class PermitSigner implements PermitIssuer {
     if (req.audience !== undefined) claims.aud = req.audience;
     if (req.sessionId !== undefined) claims.sid = req.sessionId;
     const bytes = encodeClaims(claims);
-    const signatures = await signEnvelope(this.#kp, this.mode, PERMIT_DOMAIN, bytes);
+    if (this.#batcher) return { token: await this.#batcher.add(bytes), id: jti };
+    const signatures = this.#pool
+      ? await this.#pool.signEnvelope(this.#kp, this.mode, PERMIT_DOMAIN, bytes)
+      : await signEnvelope(this.#kp, this.mode, PERMIT_DOMAIN, bytes);
     return { token: joinToken(bytes, signatures), id: jti };
+  }
+
+  /**
+   * Signs any open batch, waits for it, and lets go of the workers: the shared pool closes when
+   * its last signer does (a pool you passed in stays yours to close). Later issues reject.
+   */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await this.#batcher?.flush();
+    if (this.#sharedPool) await SigningPool.releaseShared(this.#pool as SigningPool, this.#kp.kid);
   }
 }

@@ -1,7 +1,10 @@
 /**
  * Permit token encoding: `kv1.<claims>.<signatures>`, both parts base64url. The claims part is
  * the canonical JSON (RFC 8785) of the claims; the signatures part is a signature envelope over
- * the claims bytes in the "permit" domain. Decoding is strict: one token has exactly one spelling.
+ * the claims bytes in the "permit" domain. A batch-signed permit has four parts,
+ * `kv1.<claims>.<proof>.<signatures>`: an inclusion proof of the claims in a Merkle tree, and an
+ * envelope over the tree's root in the "permit-batch" domain (batch-proof.ts). The part count
+ * tells the two apart. Decoding is strict: one token has exactly one spelling.
  */
 import { z } from 'zod';
 import { canonicalJson } from '../engine/canonical-json.ts';
@@ -64,6 +67,8 @@ export interface SplitToken {
   claims: PermitClaims;
   claimsBytes: Uint8Array;
   signatures: string;
+  /** The batch inclusion proof (base64url), present only in a batch-signed token. */
+  proof?: string;
 }
 
 /** Splits and strictly decodes a token's claims. Throws PermitError BAD_FORMAT. */
@@ -71,7 +76,7 @@ export function splitToken(token: string): SplitToken {
   if (typeof token !== 'string') throw new PermitError('BAD_FORMAT', 'a permit token is a string');
   if (token.length > MAX_TOKEN_LENGTH) throw new PermitError('BAD_FORMAT', 'permit token too long');
   const parts = token.split('.');
-  if (parts.length !== 3 || parts[0] !== PERMIT_PREFIX) throw new PermitError('BAD_FORMAT', `not a ${PERMIT_PREFIX} permit token`);
+  if ((parts.length !== 3 && parts.length !== 4) || parts[0] !== PERMIT_PREFIX) throw new PermitError('BAD_FORMAT', `not a ${PERMIT_PREFIX} permit token`);
   const claimsBytes = fromBase64Url(parts[1] as string);
   if (!claimsBytes || claimsBytes.length === 0) throw new PermitError('BAD_FORMAT', 'claims are not canonical base64url');
   let parsed: unknown;
@@ -89,9 +94,15 @@ export function splitToken(token: string): SplitToken {
   const claims = result.data as PermitClaims;
   // Re-encoding must give the same bytes: no duplicate keys, whitespace or alternative spellings.
   if (canonicalJson(claims) !== json) throw new PermitError('BAD_FORMAT', 'claims are not in canonical JSON');
+  if (parts.length === 4) return { claims, claimsBytes, proof: parts[2] as string, signatures: parts[3] as string };
   return { claims, claimsBytes, signatures: parts[2] as string };
 }
 
 export function joinToken(claimsBytes: Uint8Array, signatures: string): string {
   return `${PERMIT_PREFIX}.${toBase64Url(claimsBytes)}.${signatures}`;
+}
+
+/** A batch-signed token: claims, inclusion proof, envelope over the batch root. */
+export function joinBatchToken(claimsBytes: Uint8Array, proof: string, signatures: string): string {
+  return `${PERMIT_PREFIX}.${toBase64Url(claimsBytes)}.${proof}.${signatures}`;
 }

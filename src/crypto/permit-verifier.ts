@@ -3,8 +3,11 @@ import type { ReplayStore } from '../engine/stores.ts';
 import { PermitError } from './errors.ts';
 import type { PublicKeyDirectory } from './key-directory.ts';
 import type { PublicKeyBundle } from './keys.ts';
+import { BATCH_DOMAIN, decodeProof, rootMessage } from './batch-proof.ts';
+import { fromBase64Url, toBase64Url } from './encoding.ts';
+import { rootFromPath } from './merkle.ts';
 import { PERMIT_DOMAIN, splitToken, type PermitClaims } from './permit-token.ts';
-import { parseEnvelope, verifyEnvelopeSync, type SignatureMode } from './signatures.ts';
+import { checkSignerKey, parseEnvelope, verifyEnvelopeSync, type SignatureMode } from './signatures.ts';
 
 export interface PermitVerifierOptions {
   keys: PublicKeyDirectory | PublicKeyBundle;
@@ -17,6 +20,8 @@ export interface PermitVerifierOptions {
   skewMs?: number;
   /** ms since epoch; tests inject it. */
   clock?: () => number;
+  /** Batch roots whose signature this verifier has checked, kept to skip re-verifying (default 1024; 0 = none). */
+  rootCacheSize?: number;
 }
 
 export interface PermitExpectation {
@@ -37,6 +42,9 @@ export class PermitVerifier {
   readonly #replay: ReplayStore | undefined;
   readonly #skewMs: number;
   readonly #clock: () => number;
+  /** LRU of verified batch roots: "mode:kid:root message" → the envelope that verified it. */
+  readonly #roots = new Map<string, string>();
+  readonly #rootCacheSize: number;
 
   constructor(opts: PermitVerifierOptions) {
     if (opts?.mode !== 'hybrid' && opts?.mode !== 'pq') throw new TypeError("PermitVerifier mode must be 'hybrid' or 'pq'");
@@ -49,10 +57,13 @@ export class PermitVerifier {
     this.#replay = opts.replay;
     this.#skewMs = skew;
     this.#clock = opts.clock ?? Date.now;
+    const cache = opts.rootCacheSize ?? 1024;
+    if (!Number.isSafeInteger(cache) || cache < 0) throw new TypeError('rootCacheSize must be a non-negative integer');
+    this.#rootCacheSize = cache;
   }
 
   async verify(token: string, expect: PermitExpectation = {}): Promise<PermitClaims> {
-    const { claims, claimsBytes, signatures } = splitToken(token);
+    const { claims, claimsBytes, signatures, proof } = splitToken(token);
     const envelope = parseEnvelope(signatures);
     if (envelope.mode !== this.mode) {
       throw new PermitError('ALG_MISMATCH', `expected a ${this.mode} permit, got ${envelope.mode === 'pq' ? 'a PQ-only' : 'a hybrid'} one`);
@@ -60,7 +71,8 @@ export class PermitVerifier {
     // The claims name their key inside the signed bytes; a signature by any other key is not theirs.
     if (envelope.kid !== claims.kid) throw new PermitError('BAD_SIGNATURE', 'the signature is not by the key the claims name');
     const now = this.#clock();
-    verifyEnvelopeSync(this.#keys, this.mode, PERMIT_DOMAIN, claimsBytes, signatures, { now });
+    if (proof === undefined) verifyEnvelopeSync(this.#keys, this.mode, PERMIT_DOMAIN, claimsBytes, signatures, { now });
+    else this.#verifyBatch(claimsBytes, proof, signatures, claims.kid, now);
     if (claims.iat > now + this.#skewMs) throw new PermitError('NOT_YET_VALID', `permit issued in the future (${claims.iat - now} ms ahead)`);
     if (now >= claims.exp + this.#skewMs) throw new PermitError('EXPIRED', `permit expired ${now - claims.exp} ms ago`);
     if (this.audience !== undefined && claims.aud !== this.audience) {
@@ -88,5 +100,29 @@ export class PermitVerifier {
       if (!first) throw new PermitError('REPLAYED', `permit ${claims.jti} was already used`);
     }
     return Object.freeze({ ...claims });
+  }
+
+  /**
+   * A batch token: the claims' inclusion proof leads to a root; the envelope must sign that root
+   * (with its leaf count). A root is re-verified unless this exact envelope already verified it.
+   */
+  #verifyBatch(claimsBytes: Uint8Array, proofText: string, signatures: string, kid: string, now: number): void {
+    const bytes = fromBase64Url(proofText);
+    if (!bytes) throw new PermitError('BAD_FORMAT', 'batch proof is not canonical base64url');
+    const { count, index, path } = decodeProof(bytes);
+    const root = rootFromPath(claimsBytes, index, count, path);
+    if (!root) throw new PermitError('BAD_FORMAT', 'batch proof does not fit its leaf index and count');
+    const message = rootMessage(count, root);
+    const key = `${this.mode}:${kid}:${toBase64Url(message)}`;
+    if (this.#roots.get(key) === signatures) {
+      this.#roots.delete(key);
+      this.#roots.set(key, signatures);
+      checkSignerKey(this.#keys, kid, now);
+      return;
+    }
+    verifyEnvelopeSync(this.#keys, this.mode, BATCH_DOMAIN, message, signatures, { now });
+    if (this.#rootCacheSize === 0) return;
+    if (this.#roots.size >= this.#rootCacheSize) this.#roots.delete(this.#roots.keys().next().value as string);
+    this.#roots.set(key, signatures);
   }
 }

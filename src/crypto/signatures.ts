@@ -144,3 +144,14 @@ export function verifyEnvelopeSync(
   }
   return { kid: env.kid };
 }
+
+/**
+ * What a signature verified earlier (and cached) still needs at `now`: its key still trusted
+ * (UNKNOWN_KEY once rotated out of the directory) and not past its expiry (KEY_EXPIRED).
+ */
+export function checkSignerKey(keys: KeySource, kid: string, now: number): void {
+  const expires = lookup(keys, kid).bundle.expires;
+  if (expires !== undefined && now >= expires) {
+    throw new PermitError('KEY_EXPIRED', `key ${kid} expired at ${new Date(expires).toISOString()}`);
+  }
+}

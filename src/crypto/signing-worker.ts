@@ -1,0 +1,46 @@
+/**
+ * One signing thread of a SigningPool. It holds the secret keys the pool sent it (once per key,
+ * by transfer) and signs envelopes on request, so ML-DSA's milliseconds of work never run on the
+ * caller's event loop. Messages are defined in signing-pool.ts.
+ */
+import { parentPort } from 'node:worker_threads';
+import { KeyPair } from './keys.ts';
+import { signEnvelopeBytes, type SignatureMode } from './signatures.ts';
+
+type Request =
+  | { t: 'key'; kid: string; secret: Uint8Array }
+  | { t: 'forget'; kid: string }
+  | { t: 'sign'; id: number; kid: string; mode: SignatureMode; domain: string; message: Uint8Array; crash?: boolean };
+
+const port = parentPort;
+if (!port) throw new Error('signing-worker.ts runs only as a worker thread');
+
+const keys = new Map<string, KeyPair>();
+
+port.on('message', (msg: Request) => {
+  switch (msg.t) {
+    case 'key': {
+      const kp = KeyPair.fromSecretBytes(msg.secret);
+      msg.secret.fill(0);
+      keys.set(kp.kid, kp);
+      return;
+    }
+    case 'forget':
+      keys.delete(msg.kid);
+      return;
+    case 'sign': {
+      // Test hook: die in the middle of a job, the way an OOM or a native fault would.
+      if (msg.crash) throw new Error('signing worker crashed (test hook)');
+      try {
+        const kp = keys.get(msg.kid);
+        if (!kp) throw new Error(`signing worker has no key ${msg.kid}`);
+        const envelope = signEnvelopeBytes(kp, msg.mode, msg.domain, msg.message);
+        port.postMessage({ t: 'ok', id: msg.id, envelope }, [envelope.buffer as ArrayBuffer]);
+      } catch (err) {
+        port.postMessage({ t: 'err', id: msg.id, message: (err as Error)?.message ?? String(err) });
+      }
+    }
+  }
+});
+
+port.postMessage({ t: 'ready' });
