@@ -2,7 +2,8 @@
  * Added latency per MCP `tools/call` through `kavach mcp`: server-everything's `echo` reached
  * directly over stdio, through a pass-through proxy built on the same SDK without a gate, and
  * through kavach with signing and audit off and on. Calls are interleaved round-robin across the
- * variants so machine noise (2 shared cores) hits them all alike.
+ * variants so machine noise (2 shared cores) hits them all alike. Drift detection is off (a
+ * benchmark is a burst far above any per-minute threshold); the session store is still consulted.
  *
  *   npx tsx bench/proxy.ts [--calls 2000] [--warmup 300] [--only direct,passthrough,kavach]
  *
@@ -51,7 +52,7 @@ interface Variant {
 }
 
 async function connect(name: string, note: string, command: string, args: string[], tool: string): Promise<Variant> {
-  const transport = new StdioClientTransport({ command, args, cwd: REPO, stderr: 'ignore' });
+  const transport = new StdioClientTransport({ command, args, cwd: REPO, stderr: process.env.BENCH_DEBUG ? 'inherit' : 'ignore' });
   const client = new Client({ name: `bench-${name}`, version: '1' });
   await client.connect(transport, { timeout: 60_000 });
   const { tools } = await client.listTools();
@@ -94,7 +95,7 @@ async function main(): Promise<void> {
   writeFileSync(join(dir, 'policy.toml'), '[[policy]]\nname = "echo"\neffect = "permit"\nconditions = [{ action = "everything.echo" }]\n');
   const config = (extra: string) => {
     const path = join(dir, `kavach-${Math.random().toString(36).slice(2)}.toml`);
-    writeFileSync(path, `[gate]\npolicy = "policy.toml"\n[identity]\nprincipal_id = "bench"\nprincipal_kind = "agent"\n[tools]\npinning = false\n[drift]\nwarn_actions_per_minute = 100000000\nmax_actions_per_minute = 100000000\n${extra}\n[servers.everything]\ncommand = ${JSON.stringify(process.execPath)}\nargs = [${JSON.stringify(EVERYTHING)}, "stdio"]\n`);
+    writeFileSync(path, `[gate]\npolicy = "policy.toml"\n[identity]\nprincipal_id = "bench"\nprincipal_kind = "agent"\n[tools]\npinning = false\n[drift]\nenabled = false\n${extra}\n[servers.everything]\ncommand = ${JSON.stringify(process.execPath)}\nargs = [${JSON.stringify(EVERYTHING)}, "stdio"]\n`);
     return path;
   };
   const kavach = (extra: string) => [join(REPO, 'bin/kavach.js'), 'mcp', '--config', config(extra)];

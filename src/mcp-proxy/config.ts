@@ -3,7 +3,7 @@ import { dirname, extname, isAbsolute, join, resolve } from 'node:path';
 import { parse as parseToml } from 'smol-toml';
 import { z } from 'zod';
 import { PRINCIPAL_KINDS, type PrincipalKind } from '../engine/context.ts';
-import type { DriftOptions } from '../engine/drift.ts';
+import { resolveDrift, type DriftOptions } from '../engine/drift.ts';
 import { parseDuration } from '../engine/duration.ts';
 import { ConfigError } from '../engine/errors.ts';
 
@@ -223,6 +223,11 @@ export function parseConfig(doc: unknown, opts: { file?: string; env?: NodeJS.Pr
       if (raw.drift.max_actions_per_minute !== undefined) d.maxActionsPerMinute = raw.drift.max_actions_per_minute;
       if (raw.drift.max_session_age !== undefined) d.maxSessionAge = raw.drift.max_session_age === false ? false : `${raw.drift.max_session_age}ms`;
       if ((d.maxActionsPerMinute ?? 300) < (d.warnActionsPerMinute ?? 60)) throw new ConfigError('drift.max_actions_per_minute', 'must be at least warn_actions_per_minute');
+      try {
+        resolveDrift(d);
+      } catch (err) {
+        throw new ConfigError('drift', (err as Error).message);
+      }
       config.drift = d;
     }
   }

@@ -2,7 +2,7 @@ import { watch, type FSWatcher } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { basename, dirname } from 'node:path';
 import { z } from 'zod';
-import { ConfigError } from '../engine/errors.ts';
+import { ConfigError, PolicyError } from '../engine/errors.ts';
 import { Gate, type GateOptions } from '../engine/gate.ts';
 import { AuditLog } from '../audit/index.ts';
 import { KeyPair, PermitSigner, PublicKeyDirectory } from '../crypto/index.ts';
@@ -105,7 +105,10 @@ export async function startRuntime(config: ProxyConfig): Promise<ProxyRuntime> {
     try {
       gate = await Gate.fromFile(config.gate.policy, opts);
     } catch (err) {
-      throw new ConfigError('gate.policy', `cannot load ${config.gate.policy}: ${(err as Error).message}`);
+      if (err instanceof PolicyError || (err as NodeJS.ErrnoException).code === 'ENOENT' || (err as NodeJS.ErrnoException).code === 'EACCES') {
+        throw new ConfigError('gate.policy', `cannot load ${config.gate.policy}: ${(err as Error).message}`);
+      }
+      throw new ConfigError('gate', (err as Error).message);
     }
     let pins: ToolPins | undefined;
     if (config.tools.pinning) {
