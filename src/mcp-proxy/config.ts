@@ -222,7 +222,8 @@ export function parseConfig(doc: unknown, opts: { file?: string; env?: NodeJS.Pr
       if (raw.drift.warn_actions_per_minute !== undefined) d.warnActionsPerMinute = raw.drift.warn_actions_per_minute;
       if (raw.drift.max_actions_per_minute !== undefined) d.maxActionsPerMinute = raw.drift.max_actions_per_minute;
       if (raw.drift.max_session_age !== undefined) d.maxSessionAge = raw.drift.max_session_age === false ? false : `${raw.drift.max_session_age}ms`;
-      if ((d.maxActionsPerMinute ?? 300) < (d.warnActionsPerMinute ?? 60)) throw new ConfigError('drift.max_actions_per_minute', 'must be at least warn_actions_per_minute');
+      const warn = d.warnActionsPerMinute ?? 60;
+      if ((d.maxActionsPerMinute ?? Math.max(300, warn)) < warn) throw new ConfigError('drift.max_actions_per_minute', 'must be at least warn_actions_per_minute');
       try {
         resolveDrift(d);
       } catch (err) {
