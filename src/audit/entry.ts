@@ -12,6 +12,9 @@ export interface OutcomeEntry {
   evaluationId: string;
   outcome: Outcome;
   durationMs: number;
+  /** The action the call was for (`<server>.<tool>`), for reading the log without joining. */
+  action?: string;
+  session?: string;
   error?: string;
   time?: number;
 }
@@ -47,6 +50,8 @@ const OUTCOME_SCHEMA = z.strictObject({
   evaluationId: z.string().min(1).max(512),
   outcome: z.enum(OUTCOMES),
   durationMs: z.number().min(0).max(Number.MAX_SAFE_INTEGER),
+  action: z.string().max(512).optional(),
+  session: z.string().max(512).optional(),
   error: z.string().max(4096).optional(),
   time: z.number().optional(),
 });

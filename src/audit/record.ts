@@ -91,6 +91,8 @@ export interface OutcomeRecord extends RecordHeader {
   evaluationId: string;
   outcome: Outcome;
   durationMs: number;
+  action?: string;
+  session?: string;
   error?: string;
 }
 

@@ -59,7 +59,7 @@ describe('AuditLog.append', () => {
 
   it('records outcome and key events, and validates them', async () => {
     const log = await openLog(fresh());
-    const outcome = await log.append({ type: 'outcome', evaluationId: 'e-1', outcome: 'tool_error', durationMs: 12.5, error: 'ENOENT' });
+    const outcome = await log.append({ type: 'outcome', evaluationId: 'e-1', outcome: 'tool_error', durationMs: 12.5, error: 'ENOENT', action: 'fs.read_file' });
     const keyEvent = await log.append({ type: 'key', event: 'rotated', kid: 'abc', detail: 'scheduled' });
     expect(outcome).toMatchObject({ type: 'outcome', outcome: 'tool_error', durationMs: 12.5 });
     expect(keyEvent).toMatchObject({ type: 'key', event: 'rotated', kid: 'abc' });
