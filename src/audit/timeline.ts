@@ -81,7 +81,7 @@ export function formatRecord(r: AuditRecord, style: Style = { color: false }): s
       return `${head}${tag('magenta', 'INVALIDATE')}${what}: ${r.reason}${r.remote ? ' (from another replica)' : ''}`;
     }
     case 'outcome':
-      return `${head}${tag(r.outcome === 'ok' ? 'green' : 'yellow', 'OUTCOME')}${r.outcome} in ${r.durationMs} ms  ${paint(style, 'dim', `eval=${r.evaluationId}`)}${r.error ? `  ${r.error}` : ''}`;
+      return `${head}${tag(r.outcome === 'ok' ? 'green' : 'yellow', 'OUTCOME')}${r.outcome} in ${r.durationMs} ms${r.action ? `  ${r.action}` : ''}  ${paint(style, 'dim', `eval=${r.evaluationId}`)}${r.error ? `  ${r.error}` : ''}`;
     case 'key':
       return `${head}${tag('cyan', 'KEY')}${r.event}${r.kid ? ` ${r.kid}` : ''}${r.detail ? `: ${r.detail}` : ''}`;
     default: {
