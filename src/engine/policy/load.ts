@@ -89,6 +89,10 @@ export function parsePolicyDocument(doc: unknown): PolicySetSpec {
 
 function parsePolicy(raw: unknown, path: string): PolicySpec {
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) throw new PolicyError(path, 'a policy must be a table');
+  if (Object.hasOwn(raw, 'combining')) {
+    // TOML puts a key written after a [[policy]] table into that table.
+    throw new PolicyError(`${path}.combining`, 'unknown key (in TOML, write combining above the first [[policy]] table)');
+  }
   const header = parseAt(policyHeaderSchema, raw, path);
   const conditions = header.conditions.map((c, i) => parseCondition(c, `${path}.conditions[${i}]`, 0));
   if (header.effect === 'refuse') {
