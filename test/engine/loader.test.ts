@@ -134,6 +134,14 @@ describe('combining', () => {
     expect(await outcome(gateOf(doc('deny-overrides', 1000, 0)), call)).toBe('POLICY_DENIED');
   });
 
+  it('combining written below a [[policy]] table says where it belongs', () => {
+    expectPolicyError(
+      () => Gate.fromToml('[[policy]]\nname = "a"\neffect = "permit"\nconditions = []\ncombining = "first-match"\n'),
+      'policy[0].combining',
+      /above the first \[\[policy\]\]/,
+    );
+  });
+
   it('refuses an unknown combining algorithm', () => {
     expectPolicyError(() => parsePolicyDocument({ combining: 'permit-overrides', policies: [] }), 'combining', /deny-overrides/);
   });
