@@ -11,8 +11,8 @@ const TORN = '{"action":"fs.write_file","args":"partial wri';
 const writer = fileURLToPath(new URL('./fixtures/crash-writer.ts', import.meta.url));
 
 /** Runs the writer until it has acknowledged `count` appends, then SIGKILLs it. */
-async function runAndKill(logPath: string, keyPath: string, count: number): Promise<Map<number, string>> {
-  const child = spawn(process.execPath, ['--import', 'tsx', writer, logPath, keyPath, '16'], { stdio: ['ignore', 'pipe', 'pipe'] });
+async function runAndKill(logPath: string, keyPath: string, count: number, segmentBytes = 0): Promise<Map<number, string>> {
+  const child = spawn(process.execPath, ['--import', 'tsx', writer, logPath, keyPath, '16', String(segmentBytes)], { stdio: ['ignore', 'pipe', 'pipe'] });
   const acked = new Map<number, string>();
   let buffered = '';
   let stderr = '';
@@ -41,7 +41,8 @@ describe('crash safety', () => {
     const acked = new Map<number, string>();
     const rounds = [120, 900, 40, 400];
     for (let round = 0; round < rounds.length; round++) {
-      const got = await runAndKill(logPath, keyPath, rounds[round] as number);
+      // Rounds 3 and 4 rotate every ~24 kB, so kills land around rotations too.
+      const got = await runAndKill(logPath, keyPath, rounds[round] as number, round >= 2 ? 24_000 : 0);
       for (const [seq, id] of got) acked.set(seq, id);
       // The crashed log verifies as it lies (at most a torn last line, never counted).
       const crashed = await verifyAuditLog(logPath, key().publicKeys());
@@ -55,13 +56,15 @@ describe('crash safety', () => {
     const { records, report } = await readAuditLog(logPath, { keys: key().publicKeys() });
     expect(report.signaturesChecked).toBe(true);
     expect(report.unsealed).toBe(0);
-    expect(report.recoveries).toBe(1);
+    // At least the simulated tear; a kill can also tear a multi-page write for real.
+    expect(report.recoveries).toBeGreaterThanOrEqual(1);
     const bySeq = new Map(records.map((r) => [r.seq, r]));
     for (const [seq, id] of acked) {
       const rec = bySeq.get(seq) as VerdictRecord | undefined;
       expect(rec?.evaluationId, `acknowledged seq ${seq}`).toBe(id);
     }
-    expect(records.filter((r) => r.type === 'recovery')[0]).toMatchObject({ cutBytes: TORN.length });
+    const cuts = records.filter((r) => r.type === 'recovery').map((r) => (r as { cutBytes: number }).cutBytes);
+    expect(cuts.some((bytes) => bytes >= TORN.length)).toBe(true);
     expect(report.byType.verdict).toBeGreaterThanOrEqual(acked.size);
   }, 120_000);
 });
