@@ -285,6 +285,9 @@ export class Gate {
             first = refuse(evaluationId, 'RATE_LIMITED', 'policy', `'${policy.name}' ${failed?.describe ?? 'is rate limited'}`);
             first.policy = policy.name;
             if (result.retryAfterMs !== undefined) first.retryAfterMs = result.retryAfterMs;
+          } else if (result.retryAfterMs !== undefined && (first.retryAfterMs === undefined || result.retryAfterMs < first.retryAfterMs)) {
+            // The call fits as soon as any one of its limited policies has room again.
+            first.retryAfterMs = result.retryAfterMs;
           }
           return this.resolveSteps(steps, i + 1, input, evaluationId, chargeId, first);
         },
