@@ -71,6 +71,23 @@ describe('rate_limit', () => {
     expect(seen).toEqual(['burst', 'steady', 'steady', 'RATE_LIMITED']);
   });
 
+  it('when every limited policy is full, retryAfterMs is the soonest any of them has room', async () => {
+    const clock = manualClock();
+    const gate = gateOf({
+      policies: [
+        { name: 'hourly', effect: 'permit', conditions: [{ rate_limit: { max: 1, window: '1h' } }] },
+        { name: 'minutely', effect: 'permit', conditions: [{ rate_limit: { max: 1, window: '1m' } }] },
+      ],
+    }, { clock: clock.now });
+    expect(await outcome(gate, ctx())).toBe('permit');
+    expect(await outcome(gate, ctx())).toBe('permit');
+    clock.advance(10_000);
+    const v = await gate.evaluate(ctx());
+    expect(v).toMatchObject({ code: 'RATE_LIMITED', policy: 'hourly', retryAfterMs: 50_000 });
+    clock.advance(50_000);
+    expect(await outcome(gate, ctx())).toBe('permit');
+  });
+
   it('an unlimited permit that matches wins over a limited one', async () => {
     const gate = gateOf({
       policies: [
