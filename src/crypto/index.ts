@@ -4,6 +4,8 @@ export type { KeyFileOptions } from './key-file.ts';
 export { PermitError, ChannelError, KeyFileError, type PermitErrorCode, type ChannelErrorCode, type KeyFileErrorCode } from './errors.ts';
 export { signEnvelope, verifyEnvelope, type SignatureMode } from './signatures.ts';
 export { PermitSigner, type PermitSignerOptions } from './permit-signer.ts';
+export type { BatchOptions } from './batch-signer.ts';
+export { SigningPool, type SigningPoolOptions } from './signing-pool.ts';
 export { PermitVerifier, type PermitVerifierOptions, type PermitExpectation } from './permit-verifier.ts';
 export type { PermitClaims } from './permit-token.ts';
 export { PublicKeyDirectory, buildSignedManifest, type SignedDirectoryOptions } from './key-directory.ts';

@@ -12,11 +12,15 @@ const LEAF = Buffer.from([0x00]);
 const NODE = Buffer.from([0x01]);
 
 export function leafHash(leaf: Uint8Array): Uint8Array {
-  return createHash('sha256').update(LEAF).update(leaf).digest();
+  return bytes(createHash('sha256').update(LEAF).update(leaf).digest());
 }
 
 export function nodeHash(left: Uint8Array, right: Uint8Array): Uint8Array {
-  return createHash('sha256').update(NODE).update(left).update(right).digest();
+  return bytes(createHash('sha256').update(NODE).update(left).update(right).digest());
+}
+
+function bytes(b: Buffer): Uint8Array {
+  return new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
 }
 
 /** The root over `leaves` and, for each leaf, its inclusion path (siblings, leaf level first). */
