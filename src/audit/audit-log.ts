@@ -325,11 +325,16 @@ export class AuditLog implements AuditSink {
     })().finally(() => {
       this.sealing = undefined;
       // Chain what waited, in order; one of them may start the next seal, the rest wait again.
-      while (this.deferred.length > 0 && !this.sealing) {
-        const d = this.deferred.shift() as Deferred;
+      const waiting = this.deferred;
+      this.deferred = [];
+      let i = 0;
+      for (; i < waiting.length && !this.sealing; i++) {
+        const d = waiting[i] as Deferred;
         if (this.failure) d.reject(this.failure);
         else this.enqueue(d.body, d.resolve, d.reject);
       }
+      // A new seal started part-way: the rest wait for it, ahead of anything newer.
+      if (i < waiting.length) this.deferred = waiting.slice(i).concat(this.deferred);
     });
   }
 
