@@ -127,8 +127,19 @@ export function parseAt<T extends z.ZodType>(schema: T, value: unknown, path: st
   if (result.success) return result.data;
   // A typo'd key also shows up as a missing required one: name the typo, it is the real mistake.
   const issues = result.error.issues;
-  const issue = (issues.find((i) => i.code === 'unrecognized_keys') ?? issues[0]) as z.core.$ZodIssue;
-  const at = joinPath(path, issue.path);
+  let issue = (issues.find((i) => i.code === 'unrecognized_keys') ?? issues[0]) as z.core.$ZodIssue;
+  let at = joinPath(path, issue.path);
+  // A union (one value or a list; a duration string or seconds) fails in every branch: report the
+  // branch the value was meant for, the one whose type it has, deepest first.
+  while (issue.code === 'invalid_union') {
+    const meant = issue.errors
+      .map((branch) => branch[0])
+      .filter((i): i is z.core.$ZodIssue => i !== undefined && !(i.code === 'invalid_type' && i.path.length === 0))
+      .sort((a, b) => b.path.length - a.path.length)[0];
+    if (!meant) break;
+    issue = meant;
+    at = joinPath(at, issue.path);
+  }
   if (issue.code === 'unrecognized_keys') {
     const key = issue.keys[0] as string;
     const fields = known ?? knownKeys(schema, issue.path);
@@ -154,7 +165,10 @@ function describeIssue(issue: z.core.$ZodIssue): string {
     return `expected ${issue.expected}${received ? `, got ${received}` : ''}`;
   }
   if (issue.code === 'invalid_value') return `must be one of ${issue.values.map((v) => JSON.stringify(v)).join(', ')}`;
-  if (issue.code === 'invalid_union') return 'has the wrong type';
+  if (issue.code === 'invalid_union') {
+    const expected = new Set(issue.errors.map((branch) => branch[0]).flatMap((i) => (i?.code === 'invalid_type' ? [i.expected] : [])));
+    return expected.size > 0 ? `expected ${[...expected].join(' or ')}` : 'has the wrong type';
+  }
   return issue.message;
 }
 
