@@ -137,6 +137,10 @@ export class AuditLog implements AuditSink {
   static async open(path: string, opts: AuditLogOptions): Promise<AuditLog> {
     const signer = await resolveSigner(opts);
     if (!isCheckpointSigner(signer)) throw new TypeError('AuditLog.open: pass { keyPair, mode } (or a checkpoint signer)');
+    const now = (opts.clock ?? Date.now)();
+    if (signer.expiresAt !== undefined && now >= signer.expiresAt) {
+      throw new AuditError('LOG_FAILED', -1, `the checkpoint key ${signer.kid} expired at ${new Date(signer.expiresAt).toISOString()}; open the log with a current key`);
+    }
     await mkdir(dirname(path), { recursive: true });
     const lock = await LogLock.acquire(path);
     let fh: FileHandle | undefined;
@@ -306,6 +310,8 @@ export class AuditLog implements AuditSink {
     this.sealing = (async () => {
       let sig: string;
       try {
+        const expires = this.signer.expiresAt;
+        if (expires !== undefined && time >= expires) throw new Error(`the checkpoint key ${this.signer.kid} expired at ${new Date(expires).toISOString()}`);
         sig = await this.signer.sign(CHECKPOINT_DOMAIN, checkpointMessage({ log: this.logId, size, head, time }));
       } catch (err) {
         this.fail(new AuditError('LOG_FAILED', -1, `checkpoint signing failed: ${(err as Error)?.message ?? String(err)}`, { cause: err }));

@@ -8,6 +8,8 @@ export interface CheckpointSigner {
   readonly mode: CheckpointMode;
   readonly kid: string;
   sign(domain: string, message: Uint8Array): Promise<string>;
+  /** ms since epoch after which the key must not sign (a verifier would refuse the checkpoint). */
+  readonly expiresAt?: number | undefined;
   /** Checks the log's own checkpoints on open (optional: without it only the chain is checked). */
   readonly verifier?: CheckpointVerifier;
 }

@@ -30,6 +30,7 @@ export function keyPairSigner(kp: KeyPair, mode: SignatureMode): CheckpointSigne
   return {
     mode,
     kid: kp.kid,
+    expiresAt: kp.expiresAt,
     sign: (domain, message) => signEnvelope(kp, mode, domain, message),
     verifier: keysVerifier(publicKeys),
   };

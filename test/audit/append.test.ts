@@ -5,6 +5,7 @@ import { z } from 'zod';
 import { hashArgs } from '../../src/engine/canonical-json.ts';
 import { AuditError, AuditLog, verifyAuditLog, type AuditRecord, type VerdictRecord } from '../../src/audit/index.ts';
 import type { CheckpointSigner } from '../../src/audit/checkpoint.ts';
+import { KeyPair } from '../../src/crypto/keys.ts';
 import { key, lines, openLog, parse, tempDir, verdict } from './helpers.ts';
 
 const dir = tempDir();
@@ -161,6 +162,20 @@ describe('AuditLog.append', () => {
     const later = await rejection(log.append(verdict()));
     expect(later.code).toBe('LOG_FAILED');
     expect(later.message).toMatch(/HSM offline/);
+    await log.close().catch(() => undefined);
+  });
+
+  it('will not seal with an expired key: opening refuses, and a key that expires while open fails the log', async () => {
+    const expired = KeyPair.generate({ now: Date.now() - 10_000, expiresInMs: 1_000 });
+    await expect(openLog(fresh(), { keyPair: expired })).rejects.toThrow(/expired/);
+    let now = Date.now();
+    const soon = KeyPair.generate({ now, expiresInMs: 60_000 });
+    const log = await openLog(fresh(), { keyPair: soon, clock: () => now });
+    await log.append(verdict());
+    now += 120_000;
+    const err = await log.checkpoint().then(() => undefined, (e: AuditError) => e);
+    expect(err?.code).toBe('LOG_FAILED');
+    expect(err?.message).toMatch(/expired/);
     await log.close().catch(() => undefined);
   });
 
