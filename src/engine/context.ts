@@ -69,6 +69,8 @@ const CONTROL_CHARS = /[\u0000-\u001f\u007f\u2028\u2029]/;
 
 export class ContextError extends Error {}
 
+const wellFormed = (s: string): boolean => (s as string & { isWellFormed(): boolean }).isWellFormed();
+
 function fail(message: string): never {
   throw new ContextError(message);
 }
@@ -79,6 +81,7 @@ function identifier(value: unknown, name: string, required: boolean): string | u
   if (value.length === 0) fail(`${name} must not be empty`);
   if (value.length > CONTEXT_LIMITS.maxIdLength) fail(`${name} is longer than ${CONTEXT_LIMITS.maxIdLength} characters`);
   if (CONTROL_CHARS.test(value)) fail(`${name} contains control characters`);
+  if (!wellFormed(value)) fail(`${name} is not well-formed Unicode (lone surrogate)`);
   return value;
 }
 
@@ -139,6 +142,8 @@ function copyJson(value: unknown, path: string, depth: number, budget: { nodes: 
     case 'string':
       budget.bytes += value.length;
       if (budget.bytes > CONTEXT_LIMITS.maxStringBytes) fail(`params strings exceed ${CONTEXT_LIMITS.maxStringBytes} characters`);
+      // Argument hashes, permits and audit records are canonical JSON, which has no lone surrogates.
+      if (!wellFormed(value)) fail(`${path} is not well-formed Unicode (lone surrogate)`);
       return value;
     case 'number':
       if (!Number.isFinite(value)) fail(`${path} is not a finite number`);
@@ -157,6 +162,7 @@ function copyJson(value: unknown, path: string, depth: number, budget: { nodes: 
       const out: Record<string, JsonValue> = {};
       for (const key of Object.keys(value)) {
         if (FORBIDDEN_KEYS.has(key)) fail(`${path} has a forbidden key "${key}"`);
+        if (!wellFormed(key)) fail(`${path} has a key that is not well-formed Unicode`);
         budget.bytes += key.length;
         const item = value[key];
         if (item === undefined) continue; // JSON drops undefined; so do we
@@ -205,7 +211,7 @@ export function validateContext(input: unknown): ValidContext {
   };
   const resource = raw.resource;
   if (resource !== undefined) {
-    if (typeof resource !== 'string' || resource.length > 4096 || CONTROL_CHARS.test(resource)) fail('resource must be a string without control characters');
+    if (typeof resource !== 'string' || resource.length > 4096 || CONTROL_CHARS.test(resource) || !wellFormed(resource)) fail('resource must be a well-formed string without control characters');
     ctx.resource = resource;
   }
   let v: unknown;
