@@ -83,6 +83,11 @@ describe('malformed contexts are refused INVALID_CONTEXT, never thrown, never pe
     ['geo with a bad country', ctx({ geo: { lat: 1, lon: 1, country: 'IND' } })],
     ['geo with an extra field', { ...ctx(), geo: { lat: 1, lon: 1, alt: 3 } }],
     ['a resource with a NUL', ctx({ resource: 'orders/1\u0000' })],
+    ['a lone surrogate in a param', ctx({ params: { note: 'ok\ud800' } })],
+    ['a lone surrogate in a nested param key', ctx({ params: { a: { ['k\udc00']: 1 } } })],
+    ['a lone surrogate in principalId', ctx({ principalId: 'agent\ud83d' })],
+    ['a lone surrogate in a role', ctx({ roles: ['\udfff'] })],
+    ['a lone surrogate in resource', ctx({ resource: 'orders/\ud800' })],
     ['a numeric resource', { ...ctx(), resource: 42 }],
     ['a sessionId object', { ...ctx(), sessionId: { id: 's1' } }],
     ['an empty callId', ctx({ callId: '' })],
@@ -113,6 +118,7 @@ describe('malformed contexts are refused INVALID_CONTEXT, never thrown, never pe
     const { gate } = openGate();
     expect(await outcome(gate, ctx({ params: { amount: 1, order: { lines: [{ amount: 2 }] } }, roles: ['a'], ip: '10.0.0.1', geo: { lat: 19, lon: 72, country: 'in' } }))).toBe('permit');
     expect(await outcome(gate, Object.assign(Object.create(null), ctx()))).toBe('permit');
+    expect(await outcome(gate, ctx({ principalId: 'agent-😀', params: { note: 'ok 😀 \u00e9', ['k😀']: 1 } }))).toBe('permit');
   });
 });
 

@@ -166,8 +166,6 @@ describe('param_in, param_not_in, param_glob, param_max_length', () => {
     expect(await holds(cond, withParams({ text: '😀😀x' }))).toBe(true);
     expect(await holds(cond, withParams({ text: 'abcdef' }))).toBe(false);
     expect(await holds(cond, withParams({ text: 'abcdefg' }))).toBe(false);
-    expect(await holds(cond, withParams({ text: '\ud83dab' }))).toBe(true);
-    expect(await holds(cond, withParams({ text: '\ud83d\ud83dab' }))).toBe(false);
     expect(await holds(cond, withParams({ text: 'x'.repeat(900_000) }))).toBe(false);
     expect(await holds(cond, withParams({ text: [1, 2, 3] }))).toBe(true);
     expect(await holds(cond, withParams({ text: [1, 2, 3, 4] }))).toBe(false);
