@@ -11,6 +11,19 @@ import { PERMIT_DOMAIN, encodeClaims, joinToken, type PermitClaims } from './per
 import { SigningPool } from './signing-pool.ts';
 import { signEnvelope, type SignatureMode } from './signatures.ts';
 
+// jti randomness drawn 4 KiB at a time: one getrandom call per 256 permits instead of one each.
+let entropy = new Uint8Array(0);
+let entropyAt = 0;
+function nextJti(): string {
+  if (entropyAt + 16 > entropy.length) {
+    entropy = new Uint8Array(randomBytes(4096));
+    entropyAt = 0;
+  }
+  const jti = toBase64Url(entropy.subarray(entropyAt, entropyAt + 16));
+  entropyAt += 16;
+  return jti;
+}
+
 export interface PermitSignerOptions {
   mode: SignatureMode;
   /** The `iss` claim (default "kavach"). */
@@ -88,7 +101,7 @@ export class PermitSigner implements PermitIssuer {
     if (req.audience !== undefined && (typeof req.audience !== 'string' || req.audience === '')) throw bad('audience');
     if (req.sessionId !== undefined && (typeof req.sessionId !== 'string' || req.sessionId === '')) throw bad('sessionId');
     if (this.#kp.isExpired(req.issuedAt)) throw new PermitError('KEY_EXPIRED', `signing key ${this.#kp.kid} has expired`);
-    const jti = toBase64Url(new Uint8Array(randomBytes(16)));
+    const jti = nextJti();
     const claims: PermitClaims = {
       v: 1,
       kid: this.#kp.kid,
