@@ -5,8 +5,9 @@
  * Per limit, two keys:
  * - a sorted set of entries: score = time charged, member = "<amount> <seq> <chargeId>" (seq makes
  *   a second charge under the same id its own entry, as in memory);
- * - a hash: `s` running sum, `f` count of entries whose amount is not an exact integer, `q` the
- *   sequence, and `i<chargeId>` how many live entries carry that id.
+ * - a hash: `s` running sum, `f` count of entries whose amount is not an exact integer, `o` count
+ *   of entries whose amount is not 1 (none, for a rate limit), `q` the sequence, and `i<chargeId>`
+ *   how many live entries carry that id.
  * While f = 0 the running sum is exact (integer arithmetic in doubles); otherwise it is summed
  * again from the entries, oldest first, so float error never builds up.
  *
@@ -58,6 +59,7 @@ local function live(z, h, window)
     local a, gid = parse(m)
     s = s - a
     if inexact(a) then f = f - 1 end
+    if a ~= 1 then redis.call('HINCRBY', h, 'o', -1) end
     forgetId(h, gid)
   end
   redis.call('ZREMRANGEBYSCORE', z, '-inf', cutoff)
@@ -71,8 +73,18 @@ local function live(z, h, window)
 end
 
 -- How long until enough of the window expires for amount to fit (false if it never can).
-local function retryAfter(z, used, amount, max, window)
+local function retryAfter(z, h, used, amount, max, window)
   if amount > max then return false end
+  if tonumber(redis.call('HGET', h, 'o') or '0') == 0 then
+    -- Every entry is 1 (a rate limit): the k-th oldest is the one to wait for, found directly, so a
+    -- window far over its max (after a reload lowered it) costs no scan.
+    local k = math.max(1, math.ceil(used + amount - max))
+    while k > 1 and fits(used - (k - 1), amount, max) do k = k - 1 end
+    while not fits(used - k, amount, max) do k = k + 1 end
+    local e = redis.call('ZRANGE', z, k - 1, k - 1, 'WITHSCORES')
+    if e[2] == nil then return false end
+    return fmt(math.max(1, tonumber(e[2]) + window - now))
+  end
   local freed = 0
   local start = 0
   -- Usually the oldest entry or two free enough: read small pages first, larger ones after.
@@ -104,7 +116,7 @@ for i = 1, n do
   local amount = tonumber(ARGV[3 * i + 1])
   local max = tonumber(ARGV[3 * i + 2])
   if not fits(used[i], amount, max) then
-    return {0, i - 1, retryAfter(KEYS[2 * i - 1], used[i], amount, max, tonumber(ARGV[3 * i + 3]))}
+    return {0, i - 1, retryAfter(KEYS[2 * i - 1], KEYS[2 * i], used[i], amount, max, tonumber(ARGV[3 * i + 3]))}
   end
 end
 
@@ -115,6 +127,7 @@ for i = 1, n do
   local seq = redis.call('HINCRBY', h, 'q', 1)
   redis.call('ZADD', z, ARGV[1], ARGV[3 * i + 1] .. ' ' .. seq .. ' ' .. id)
   redis.call('HINCRBY', h, 'i' .. id, 1)
+  if amount ~= 1 then redis.call('HINCRBY', h, 'o', 1) end
   local sums = redis.call('HMGET', h, 's', 'f')
   local s = (tonumber(sums[1]) or 0) + amount
   local f = tonumber(sums[2]) or 0
@@ -158,6 +171,7 @@ for i = 1, #KEYS / 2 do
         forgetId(h, id)
         local sums = redis.call('HMGET', h, 's', 'f')
         local amount = parse(found)
+        if amount ~= 1 then redis.call('HINCRBY', h, 'o', -1) end
         local s = (tonumber(sums[1]) or 0) - amount
         local f = tonumber(sums[2]) or 0
         local hadInexact = f > 0

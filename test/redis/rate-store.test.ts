@@ -52,7 +52,10 @@ describe.skipIf(skipRedis)('RedisRateStore', () => {
           } else {
             const chosen = limits.filter(() => rnd() < 0.6);
             if (chosen.length === 0) chosen.push(pick(limits));
-            charges = chosen.map((l) => (l.key.endsWith('budget') ? { ...l, amount: pick([0, 0.1, 0.2, 0.5, 1, 2, 3, 4.5, 11]) } : { ...l }));
+            // max varies as a policy reload would change it: windows can be over their max.
+            charges = chosen.map((l) => (l.key.endsWith('budget')
+              ? { ...l, amount: pick([0, 0.1, 0.2, 0.5, 1, 2, 3, 4.5, 11]), max: pick([6, 10]) }
+              : { ...l, max: l.max - (rnd() < 0.2 ? 2 : 0) }));
             id = rnd() < 0.05 ? '' : randomUUID();
           }
           const expected = memory.checkAndCharge(charges, id, now);
@@ -124,6 +127,25 @@ describe.skipIf(skipRedis)('RedisRateStore', () => {
       for (const [amount, id, now] of steps) {
         const charge = [{ key: 'eur', amount, max: 0.3, windowMs: 1_000 }];
         expect(await store.checkAndCharge(charge, id, now), id).toEqual(memory.checkAndCharge(charge, id, now));
+      }
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('finds the retry time of a window far over a lowered max as memory does', async () => {
+    const store = new RedisRateStore(REDIS_URL, { keyPrefix: `${prefix}lowered:` });
+    const memory = new InMemoryRateStore();
+    try {
+      for (let t = 0; t < 40; t++) {
+        const charge = [{ key: 'calls', amount: 1, max: 40, windowMs: 10_000 }];
+        expect(await store.checkAndCharge(charge, `c${t}`, t)).toEqual(memory.checkAndCharge(charge, `c${t}`, t));
+      }
+      for (const max of [39, 12, 3, 1]) {
+        const charge = [{ key: 'calls', amount: 1, max, windowMs: 10_000 }];
+        const expected = memory.checkAndCharge(charge, `m${max}`, 100);
+        expect(expected).toMatchObject({ admitted: false });
+        expect(await store.checkAndCharge(charge, `m${max}`, 100)).toEqual(expected);
       }
     } finally {
       await store.close();
