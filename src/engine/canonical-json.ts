@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 
 /**
  * Canonical JSON (RFC 8785, JCS): object keys sorted by UTF-16 code units, no whitespace,
@@ -54,5 +54,6 @@ function encode(value: unknown, depth: number): string {
 
 /** SHA-256 of the canonical JSON of `value`, base64url: the `args` claim and the audit args hash. */
 export function hashArgs(value: unknown): string {
-  return createHash('sha256').update(canonicalJson(value ?? {}), 'utf8').digest('base64url');
+  // One-shot hash: about twice as fast as createHash for short inputs.
+  return hash('sha256', canonicalJson(value ?? {}), 'base64url');
 }
