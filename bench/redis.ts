@@ -19,7 +19,7 @@ const policy = {
 
 /** Mostly refused: 100 calls per hour per principal+action, 64 principal/action pairs. */
 const tightPolicy = {
-  policy: [{ name: 'agent tools', effect: 'permit', conditions: [{ identity_kind: 'agent' }, { action: 'tool_*' }, { rate_limit: { max: 100, window: '1h' } }] }],
+  policy: [{ name: 'tight tools', effect: 'permit', conditions: [{ identity_kind: 'agent' }, { action: 'tool_*' }, { rate_limit: { max: 100, window: '1h' } }] }],
 };
 
 function contexts(withSession: boolean): ActionContext[] {
