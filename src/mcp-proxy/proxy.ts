@@ -201,8 +201,7 @@ export class ProxyCore {
       return this.recorded(session, entry.action, proxyRefusal('TOOL_CHANGED', 'pinning', `the definition of '${entry.action}' changed since it was approved; an operator must run \`kavach mcp approve-tools\``));
     }
     const upstream = entry.upstream;
-    const client = upstream.client;
-    if (upstream.state !== 'ready' || !client) {
+    if (upstream.state !== 'ready') {
       return this.recorded(session, entry.action, proxyRefusal('UPSTREAM_UNAVAILABLE', 'upstream', `server '${upstream.name}' is unavailable (${upstream.lastError ?? upstream.state}); it is being restarted, try again shortly`, false));
     }
     const args = params.arguments ?? {};
@@ -231,7 +230,6 @@ export class ProxyCore {
       }
     }
     if (verdict.permit !== undefined) meta[PERMIT_META_KEY] = verdict.permit;
-    const options: Parameters<typeof client.request>[2] = { signal: extra.signal, timeout: this.config.tools.callTimeoutMs };
     let upstreamToken: string | undefined;
     if (progressToken !== undefined) {
       // The upstream gets its own token; its progress is re-tagged with the client's.
@@ -252,7 +250,7 @@ export class ProxyCore {
     let outcome: OutcomeRecord['outcome'];
     let rethrow: unknown;
     try {
-      result = await client.request({ method: 'tools/call', params: forwarded }, CallToolResultSchema, options) as CallToolResult;
+      result = await upstream.callTool(forwarded, { signal: extra.signal, timeoutMs: this.config.tools.callTimeoutMs });
       outcome = result.isError ? 'tool_error' : 'ok';
       // The client drops progress that arrives after the result: let the last one go first.
       if (progressSent) {

@@ -1,5 +1,6 @@
 import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js';
 import { ConfigError } from '../engine/errors.ts';
+import { installToolCallFastPath } from './fast-path.ts';
 import type { ProxyRuntime } from './runtime.ts';
 import { createSession } from './session.ts';
 
@@ -15,6 +16,7 @@ export async function serveStdio(runtime: ProxyRuntime, onClosed: () => void): P
     onClosed();
   };
   await session.server.connect(transport);
+  installToolCallFastPath(transport, runtime.core, session, () => runtime.core.startUpstreams(session.server.getClientCapabilities()));
   // The client closing stdin is how stdio sessions end.
   process.stdin.once('end', () => void session.server.close());
 }

@@ -3,6 +3,7 @@ import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js'
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
 import {
+  CallToolResultSchema, ErrorCode, McpError, type CallToolResult,
   CreateMessageRequestSchema, ElicitRequestSchema, ListRootsRequestSchema,
   LoggingMessageNotificationSchema, PromptListChangedNotificationSchema, ResourceListChangedNotificationSchema,
   ResourceUpdatedNotificationSchema, ToolListChangedNotificationSchema,
@@ -10,6 +11,11 @@ import {
   type ServerCapabilities, type Tool,
 } from '@modelcontextprotocol/sdk/types.js';
 import type { ServerConfig } from './config.ts';
+
+interface PendingCall {
+  resolve(result: unknown): void;
+  reject(err: Error): void;
+}
 
 export type UpstreamState = 'idle' | 'starting' | 'ready' | 'down' | 'closed';
 
@@ -47,6 +53,10 @@ export class Upstream {
   private capabilities: ClientCapabilities = {};
   private readonly progress = new Map<string, (params: Record<string, unknown>) => void>();
   private progressSeq = 0;
+  /** Forwarded tools/call requests, by their (string) id on the upstream connection. */
+  private readonly pending = new Map<string, PendingCall>();
+  private callSeq = 0;
+  private wire_: Transport | undefined;
   private logLevel: LoggingLevel | undefined;
 
   constructor(readonly config: ServerConfig, private readonly events: UpstreamEvents) {}
@@ -74,6 +84,51 @@ export class Upstream {
     this.progress.delete(token);
   }
 
+  /**
+   * Forwards one tools/call as raw JSON-RPC on the upstream connection, beside the SDK client
+   * (string ids never collide with its numeric ones). This skips the client's per-request
+   * bookkeeping on the hot path; the result is still schema-checked.
+   */
+  callTool(params: Record<string, unknown>, opts: { signal: AbortSignal; timeoutMs: number }): Promise<CallToolResult> {
+    const transport = this.wire_;
+    if (this.state !== 'ready' || !transport) return Promise.reject(new Error(`server '${this.name}' is unavailable`));
+    if (opts.signal.aborted) return Promise.reject(new Error('the call was cancelled'));
+    const id = `kavach-call-${++this.callSeq}`;
+    return new Promise<CallToolResult>((resolve, reject) => {
+      const finish = (): void => {
+        this.pending.delete(id);
+        clearTimeout(timer);
+        opts.signal.removeEventListener('abort', onAbort);
+      };
+      const onAbort = (): void => {
+        finish();
+        const reason = String(opts.signal.reason ?? 'cancelled by the client');
+        transport.send({ jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: id, reason } }).catch(() => undefined);
+        reject(new Error('the call was cancelled'));
+      };
+      const timer = setTimeout(() => {
+        finish();
+        transport.send({ jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: id, reason: 'timed out' } }).catch(() => undefined);
+        reject(new McpError(ErrorCode.RequestTimeout, `no answer from '${this.name}' within ${opts.timeoutMs} ms`));
+      }, opts.timeoutMs);
+      timer.unref();
+      opts.signal.addEventListener('abort', onAbort, { once: true });
+      this.pending.set(id, {
+        resolve: (result) => {
+          finish();
+          const parsed = CallToolResultSchema.safeParse(result);
+          if (parsed.success) resolve(result as CallToolResult);
+          else reject(new Error(`'${this.name}' returned an invalid tools/call result: ${parsed.error.message}`));
+        },
+        reject: (err) => {
+          finish();
+          reject(err);
+        },
+      });
+      transport.send({ jsonrpc: '2.0', id, method: 'tools/call', params }).catch((err: unknown) => this.pending.get(id)?.reject(err as Error));
+    });
+  }
+
   start(capabilities: ClientCapabilities): void {
     if (this.state !== 'idle') return;
     this.capabilities = capabilities;
@@ -87,6 +142,8 @@ export class Upstream {
 
   async close(): Promise<void> {
     this.state = 'closed';
+    this.wire_ = undefined;
+    for (const call of [...this.pending.values()]) call.reject(new Error('the proxy is shutting down'));
     clearTimeout(this.timer);
     const client = this.client;
     this.client = undefined;
@@ -109,14 +166,24 @@ export class Upstream {
       await client.connect(transport, { timeout: CONNECT_TIMEOUT_MS });
       const deliver = transport.onmessage;
       transport.onmessage = (message, extra) => {
-        if ('method' in message && message.method === 'notifications/progress' && !('id' in message)) {
-          const params = (message.params ?? {}) as Record<string, unknown>;
-          const handler = this.progress.get(params.progressToken as string);
-          if (handler) handler(params);
-          return;
+        if ('method' in message) {
+          if (message.method === 'notifications/progress' && !('id' in message)) {
+            const params = (message.params ?? {}) as Record<string, unknown>;
+            const handler = this.progress.get(params.progressToken as string);
+            if (handler) handler(params);
+            return;
+          }
+        } else if ('id' in message && typeof message.id === 'string') {
+          const call = this.pending.get(message.id);
+          if (call) {
+            if ('result' in message) call.resolve(message.result);
+            else if ('error' in message) call.reject(new McpError(message.error.code, message.error.message, message.error.data));
+            return;
+          }
         }
         deliver?.(message, extra);
       };
+      this.wire_ = transport;
       if (closedEarly || (this.state as UpstreamState) === 'closed') throw new Error('the connection closed during start-up');
       this.client = client;
       await this.refresh(client);
@@ -141,7 +208,9 @@ export class Upstream {
     const wasReady = this.state === 'ready';
     this.state = 'down';
     this.client = undefined;
+    this.wire_ = undefined;
     this.lastError = reason;
+    for (const call of [...this.pending.values()]) call.reject(new Error(`the server went away (${reason})`));
     const delay = BACKOFF_MS[Math.min(this.attempt, BACKOFF_MS.length - 1)] as number;
     this.attempt++;
     this.events.log(`upstream ${this.name}: ${reason}; restarting in ${delay} ms`);

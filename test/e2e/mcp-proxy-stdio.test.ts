@@ -203,8 +203,10 @@ describe('kavach mcp over stdio in front of real servers', () => {
     const pending = proxy.client.request(
       { method: 'tools/call', params: { name: 'fx__slow', arguments: { ms: 5_000 } } },
       CallToolResultSchema,
-      { signal: controller.signal, onprogress: () => controller.abort('enough') },
+      { signal: controller.signal },
     );
+    await waitFor('the slow call to start upstream', () => read(events).includes('slow start'));
+    controller.abort('enough');
     await expect(pending).rejects.toThrow();
     await waitFor('the upstream to see the cancellation', () => read(events).includes('cancelled'));
     expect(read(events)).not.toContain('slow done');
@@ -283,7 +285,7 @@ describe('kavach mcp over stdio in front of real servers', () => {
   });
 
   it('never writes anything but protocol to stdout, and the tool list announces changes', () => {
-    expect(protocolErrors).toEqual([]);
+    expect(protocolErrors, protocolErrors.join('\n')).toEqual([]);
     expect(listChanged).toBeGreaterThan(0);
   });
 });
