@@ -53,14 +53,19 @@ function storeError(err: unknown): never {
  * synchronously (in-memory stores cost no promise hop). Any throw or rejection of the store
  * becomes a StoreFailure (STORE_UNAVAILABLE); errors from `next` pass through unchanged.
  */
-function withStore<T, R>(call: () => MaybePromise<T>, next: (value: T) => MaybePromise<R>): MaybePromise<R> {
+function withStore<T, R>(call: () => MaybePromise<T>, next: (value: T) => MaybePromise<R>, expectAnswer = true): MaybePromise<R> {
   let result: MaybePromise<T>;
   try {
     result = call();
   } catch (err) {
     storeError(err);
   }
-  return isPromise(result) ? result.then(next, storeError) : next(result);
+  const checked = (value: T): MaybePromise<R> => {
+    // A store that answers with nothing is as broken as one that throws.
+    if (expectAnswer && (value === null || typeof value !== 'object')) storeError(new Error('the store gave a malformed answer'));
+    return next(value);
+  };
+  return isPromise(result) ? result.then(checked, storeError) : checked(result);
 }
 
 interface Decision {
@@ -300,7 +305,7 @@ export class Gate {
     const scope: InvalidationScope = { type: 'session', sessionId };
     // Observe mode reports the invalidation but must not act on it.
     if (!this.observeOnly) {
-      await withStore(() => this.sessions.invalidate(scope, reason, now), () => undefined);
+      await withStore(() => this.sessions.invalidate(scope, reason, now), () => undefined, false);
       try {
         await this.bus.publish({ scope, reason, at: now, origin: this.id });
       } catch (err) {

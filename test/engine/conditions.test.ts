@@ -221,8 +221,16 @@ describe('path_within', () => {
     expect(await holds(cond, withParams({ path }))).toBe(expected);
   });
 
+  it('a list of paths holds only when every path is inside (read_multiple_files)', async () => {
+    expect(await holds(cond, withParams({ path: ['/srv/data/a', '/srv/data/b/c'] }))).toBe(true);
+    expect(await holds(cond, withParams({ path: ['/srv/data/a', '/srv/data/../etc/passwd'] }))).toBe(false);
+    expect(await holds(cond, withParams({ path: ['/srv/data/a', '/etc/passwd'] }))).toBe(false);
+    expect(await holds(cond, withParams({ path: [] }))).toBe(false);
+    expect(await holds(cond, withParams({ path: [['/srv/data/a']] }))).toBe(false);
+    expect(await holds(cond, withParams({ path: ['/srv/data/a', 7] }))).toBe(false);
+  });
+
   it('non-string and over-long paths fail', async () => {
-    expect(await holds(cond, withParams({ path: ['/srv/data/a'] }))).toBe(false);
     expect(await holds(cond, withParams({ path: 7 }))).toBe(false);
     expect(await holds(cond, withParams({}))).toBe(false);
     expect(await holds(cond, withParams({ path: `/srv/data/${'a'.repeat(5000)}` }))).toBe(false);
@@ -292,8 +300,12 @@ describe('url_host_in', () => {
     expect(await holds(ws, withParams({ url: 'https://api.example.com/' }))).toBe(false);
   });
 
+  it('a list of URLs holds only when every one is allowed', async () => {
+    expect(await holds(cond, withParams({ url: ['https://api.example.com/a', 'https://api.example.com/b'] }))).toBe(true);
+  });
+
   it('non-strings and garbage fail', async () => {
-    for (const url of [42, null, ['https://api.example.com/'], 'not a url', 'https://', `https://api.example.com/${'a'.repeat(9000)}`]) {
+    for (const url of [42, null, [], [['https://api.example.com/']], ['https://api.example.com/', 'https://evil.example.net/'], 'not a url', 'https://', `https://api.example.com/${'a'.repeat(9000)}`]) {
       expect(await holds(cond, withParams({ url }))).toBe(false);
     }
   });

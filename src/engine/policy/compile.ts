@@ -75,6 +75,16 @@ function fieldCondition(
   };
 }
 
+/**
+ * Allow-list conditions on a value that may be one item or a list (read_multiple_files takes
+ * `paths`): every item must pass, and an empty or missing list passes nothing.
+ */
+function everyItem(value: JsonValue | undefined, ok: (item: JsonValue) => boolean): boolean {
+  if (value === undefined) return false;
+  if (!Array.isArray(value)) return ok(value);
+  return value.length > 0 && value.every(ok);
+}
+
 function oneOrMany(v: unknown): string[] {
   return Array.isArray(v) ? (v as string[]) : [v as string];
 }
@@ -148,14 +158,14 @@ const BUILDERS: Record<string, (value: never) => Condition> = {
       (typeof x === 'string' && codePointsAtMost(x, v.max)) || (Array.isArray(x) && x.length <= v.max)),
   path_within: (v: { field: string; roots: string[] }) => {
     const roots = v.roots.map(normaliseRoot);
-    return fieldCondition('path_within', v.field, `${v.field} is a path inside ${list(roots)}`, (x) => pathWithin(x, roots));
+    return fieldCondition('path_within', v.field, `${v.field} is a path (or list of paths) inside ${list(roots)}`, (x) => everyItem(x, (p) => pathWithin(p, roots)));
   },
   url_host_in: (v: { field: string; hosts: string[]; schemes?: string[] }) => {
     const hostAllowed = compileHostPatterns(v.hosts);
     const schemes = v.schemes ?? ['http', 'https'];
     // Agents call the same few URLs again and again; a bounded memo saves the WHATWG parse.
     const memo = new Map<string, boolean>();
-    return fieldCondition('url_host_in', v.field, `${v.field} is a ${schemes.join('/')} URL on ${list(v.hosts)}`, (x) => {
+    const allowed = (x: JsonValue): boolean => {
       if (typeof x !== 'string') return false;
       let ok = memo.get(x);
       if (ok === undefined) {
@@ -164,7 +174,8 @@ const BUILDERS: Record<string, (value: never) => Condition> = {
         if (x.length <= 512) memo.set(x, ok);
       }
       return ok;
-    });
+    };
+    return fieldCondition('url_host_in', v.field, `${v.field} is a ${schemes.join('/')} URL (or list of them) on ${list(v.hosts)}`, (x) => everyItem(x, allowed));
   },
   ip_in: (v: { cidrs: string[] }) => {
     const inside = compileCidrs(v.cidrs);
