@@ -151,7 +151,8 @@ export async function benchPermits(): Promise<Row[]> {
   {
     const s = signer({});
     const gate = gateWith(s);
-    await closedLoop(gate, ctxs, 8, 800); // workers up, JIT warm
+    await Promise.all(ctxs.slice(0, 8).map((c) => gate.evaluate(c))); // workers up
+    await closedLoop(gate, ctxs, 8, 800); // JIT warm
     const r = await closedLoop(gate, ctxs, 32, 6_000);
     rows.push({ name: `${backend} per-permit pool (hybrid, ${s.pool?.size} workers)`, value: `${fmt(r.perSec)} permits/s`, note: `${r.loop}; ${r.failed} failed` });
     await s.close();
@@ -162,6 +163,7 @@ export async function benchPermits(): Promise<Row[]> {
   {
     const s = signer({ batch: BATCH });
     const gate = gateWith(s);
+    await Promise.all(ctxs.slice(0, 8).map((c) => gate.evaluate(c))); // workers up
     await openLoop(gate, ctxs, BATCH_RATE / 4, 1_000, 0, 0);
     const r = await openLoop(gate, ctxs, BATCH_RATE, 6_000, 1_000, 20_000);
     kept = r.kept;

@@ -17,6 +17,8 @@ export interface BatchOptions {
   maxDelayMs?: number;
   /** Most permits under one signature (default 512; at most 65,536). */
   maxSize?: number;
+  /** Batch roots being signed at once (default: the pool's size). */
+  concurrency?: number;
 }
 
 interface Pending {
@@ -44,7 +46,7 @@ export class PermitBatcher {
     const maxSize = opts.maxSize ?? 512;
     if (!Number.isFinite(maxDelayMs) || maxDelayMs < 0 || maxDelayMs > 60_000) throw new TypeError('batch.maxDelayMs must be a number of ms from 0 to 60000');
     if (!Number.isSafeInteger(maxSize) || maxSize < 1 || maxSize > MAX_BATCH) throw new TypeError(`batch.maxSize must be an integer from 1 to ${MAX_BATCH}`);
-    if (!Number.isSafeInteger(concurrency) || concurrency < 1) throw new TypeError('concurrency must be a positive integer');
+    if (!Number.isSafeInteger(concurrency) || concurrency < 1 || concurrency > 256) throw new TypeError('batch.concurrency must be an integer from 1 to 256');
     this.maxDelayMs = maxDelayMs;
     this.maxSize = maxSize;
     this.#signRoot = signRoot;

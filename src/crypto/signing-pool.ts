@@ -21,6 +21,12 @@ export interface SigningPoolOptions {
   size?: number;
   /** Jobs handed to one worker before it answers (default 2: hides the message round trip). */
   perWorker?: number;
+  /**
+   * Linux: the workers' nice value (default 0). Above 0, the event loop wins when it and the
+   * signing threads compete for a core (e.g. as many workers as cores). Ignored elsewhere, where
+   * it would renice the whole process.
+   */
+  nice?: number;
 }
 
 type Reply = { t: 'ready' } | { t: 'ok'; id: number; envelope: Uint8Array } | { t: 'err'; id: number; message: string };
@@ -47,14 +53,15 @@ interface Slot {
  * registers tsx in the worker and then imports the TypeScript (`--import tsx` in a worker's
  * execArgv does not apply tsx's hooks to the worker's entry on Node 20).
  */
-function startWorker(): Worker {
-  if (!import.meta.url.endsWith('.ts')) return new Worker(new URL('./signing-worker.js', import.meta.url), { execArgv: [] });
+function startWorker(nice: number): Worker {
+  const workerData = { nice: process.platform === 'linux' ? nice : 0 };
+  if (!import.meta.url.endsWith('.ts')) return new Worker(new URL('./signing-worker.js', import.meta.url), { execArgv: [], workerData });
   const tsxDir = createRequire(import.meta.url).resolve('tsx/package.json').replace(/package\.json$/, '');
   const api = pathToFileURL(`${tsxDir}dist/esm/api/index.mjs`).href;
   const entry = new URL('./signing-worker.ts', import.meta.url).href;
   const boot = `import(${JSON.stringify(api)}).then((m) => { m.register(); return import(${JSON.stringify(entry)}); })` +
     '.catch((e) => { process.nextTick(() => { throw e; }); });';
-  return new Worker(boot, { eval: true, execArgv: [] });
+  return new Worker(boot, { eval: true, execArgv: [], workerData });
 }
 
 let shared: SigningPool | undefined;
@@ -64,6 +71,7 @@ const sharedKids = new Map<string, number>();
 export class SigningPool {
   readonly size: number;
   readonly #perWorker: number;
+  readonly #nice: number;
   readonly #slots: Slot[] = [];
   readonly #queue: Job[] = [];
   #nextId = 1;
@@ -75,8 +83,11 @@ export class SigningPool {
     const perWorker = opts.perWorker ?? 2;
     if (!Number.isSafeInteger(size) || size < 1 || size > 256) throw new TypeError('SigningPool size must be an integer from 1 to 256');
     if (!Number.isSafeInteger(perWorker) || perWorker < 1 || perWorker > 64) throw new TypeError('SigningPool perWorker must be an integer from 1 to 64');
+    const nice = opts.nice ?? 0;
+    if (!Number.isSafeInteger(nice) || nice < 0 || nice > 19) throw new TypeError('SigningPool nice must be an integer from 0 to 19');
     this.size = size;
     this.#perWorker = perWorker;
+    this.#nice = nice;
   }
 
   /**
@@ -187,7 +198,7 @@ export class SigningPool {
   }
 
   #spawn(): Slot {
-    const worker = startWorker();
+    const worker = startWorker(this.#nice);
     worker.unref();
     const slot: Slot = { worker, ready: false, kids: new Set(), jobs: new Map() };
     this.#slots.push(slot);

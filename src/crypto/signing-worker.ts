@@ -3,7 +3,8 @@
  * by transfer) and signs envelopes on request, so ML-DSA's milliseconds of work never run on the
  * caller's event loop. Messages are defined in signing-pool.ts.
  */
-import { parentPort } from 'node:worker_threads';
+import { setPriority } from 'node:os';
+import { parentPort, workerData } from 'node:worker_threads';
 import { KeyPair } from './keys.ts';
 import { signEnvelopeBytes, type SignatureMode } from './signatures.ts';
 
@@ -16,6 +17,16 @@ const port = parentPort;
 if (!port) throw new Error('signing-worker.ts runs only as a worker thread');
 
 const keys = new Map<string, KeyPair>();
+
+// On Linux, pid 0 means this thread alone (the pool passes 0 on other systems).
+const nice = (workerData as { nice?: number } | null)?.nice ?? 0;
+if (nice > 0) {
+  try {
+    setPriority(0, nice);
+  } catch {
+    // Not allowed here: sign at normal priority.
+  }
+}
 
 port.on('message', (msg: Request) => {
   switch (msg.t) {
