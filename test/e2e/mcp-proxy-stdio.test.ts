@@ -168,7 +168,7 @@ describe('kavach mcp over stdio in front of real servers', () => {
     const result = await call('fs__read_text_file', { path: path() });
     expect(result.isError).toBe(true);
     expect(textOf(result)).toContain('[NO_POLICY_MATCH]');
-    expect(textOf(result)).toContain('path is a path inside');
+    expect(textOf(result)).toContain("'fs-read' requires path is a path");
     expect(textOf(result)).not.toContain('secret outside the root');
   });
 
@@ -217,6 +217,12 @@ describe('kavach mcp over stdio in front of real servers', () => {
     const meta = JSON.parse(textOf(result)) as Record<string, unknown>;
     expect(meta['example.com/trace']).toBe('abc');
     expect(meta).not.toHaveProperty('dev.kavach/permit');
+  });
+
+  it('answers a malformed tools/call with a JSON-RPC InvalidParams error', async () => {
+    await expect(proxy.client.request({ method: 'tools/call', params: { name: 42 } } as never, CallToolResultSchema)).rejects.toMatchObject({ code: -32602 });
+    // and an upstream's own InvalidParams (a missing required argument) stays a protocol error
+    await expect(call('everything__get-sum', {})).resolves.toMatchObject({ isError: true });
   });
 
   it('passes a tool error through as a tool error', async () => {
