@@ -2,6 +2,7 @@
  * `kavach audit verify FILE... --keys public.json` — exit 0, or 1 naming the bad record
  * `kavach audit show FILE [--session S] [--principal P] [--verdict refuse] [--since T] [--json]`
  * `kavach audit stats FILE [--keys public.json] [--json]`
+ * `kavach audit report FILE... --keys public.json --out report.html`
  */
 import { readFile } from 'node:fs/promises';
 import { PublicKeyDirectory } from '../crypto/key-directory.ts';
@@ -20,7 +21,9 @@ const USAGE = `usage:
       a timeline of the records (chain checked as it reads); T is an ISO time or a duration ago (15m, 24h, 7d)
   kavach audit stats FILE [--keys public.json] [--json]
       counts by verdict, code, principal, action and session; checkpoints; unsealed records
-  kavach audit report  (not yet available)
+  kavach audit report FILE... --keys public.json --out report.html [--mode hybrid|pq] [--partial]
+      one self-contained HTML page: integrity verdict, per-session timelines, charts, filters;
+      exit 0 when every log verified, 1 when one is broken (the report is still written and says where)
 FILE is the active log (its rotated segments FILE.000001, ... are read too) or one segment with --partial.
 `;
 
@@ -37,8 +40,7 @@ export async function run(argv: string[]): Promise<number> {
       case 'stats':
         return await stats(parseArgs(rest, ['json', 'partial']));
       case 'report':
-        process.stderr.write('kavach audit report: not yet available (the HTML report is a separate piece of work); use `kavach audit stats` or `show`\n');
-        return 2;
+        return await report(parseArgs(rest, ['partial']));
       case '--help':
       case 'help':
         process.stdout.write(USAGE);
@@ -148,6 +150,23 @@ async function stats(args: ParsedArgs): Promise<number> {
   });
   process.stdout.write(args.flags.has('json') ? `${JSON.stringify(report, null, 2)}\n` : formatReport(report));
   return 0;
+}
+
+async function report(args: ParsedArgs): Promise<number> {
+  const keysPath = stringFlag(args, 'keys');
+  const out = stringFlag(args, 'out');
+  if (args.positionals.length === 0) throw new UsageError('name at least one FILE');
+  if (keysPath === undefined) throw new UsageError('--keys public.json is required (the report states whether checkpoint signatures verify)');
+  if (out === undefined) throw new UsageError('--out report.html is required');
+  const mode = modeFlag(args);
+  const { writeAuditReport } = await import('../audit/report/index.ts');
+  const model = await writeAuditReport(args.positionals, loadKeys(keysPath), out, {
+    ...(mode ? { mode } : {}), ...(args.flags.has('partial') ? { partial: true } : {}),
+  });
+  const t = model.summary.totals;
+  process.stdout.write(`${out}: ${model.integrity.status === 'broken' ? 'INTEGRITY BROKEN' : 'verified'} — ${model.integrity.headline}\n`);
+  process.stdout.write(`${t.records} records, ${t.calls} tool calls (${t.refusals} refused, ${t.invalidations} invalidated, ${t.wouldBlock} would block in observe mode), ${model.sessions.length} sessions\n`);
+  return model.integrity.status === 'broken' ? 1 : 0;
 }
 
 function oneFile(args: ParsedArgs): string {

@@ -1,0 +1,446 @@
+/**
+ * The report page's script, inlined and allowed by the CSP through its hash. It reads the model
+ * from the JSON data block and builds every node with createElement/textContent: no recorded
+ * string ever passes through an HTML parser. Plain ES2020, no template literals (this file is one).
+ */
+export const REPORT_JS = String.raw`
+(function () {
+  'use strict';
+  var SVGNS = 'http://www.w3.org/2000/svg';
+  var PAGE = 200;
+  var M = JSON.parse(document.getElementById('kavach-report-data').textContent);
+  var rows = M.rows;
+
+  // ---- small DOM helpers: text only, never markup ----
+  function el(tag, cls, text) {
+    var e = document.createElement(tag);
+    if (cls) e.className = cls;
+    if (text !== undefined && text !== null) e.textContent = String(text);
+    return e;
+  }
+  function svg(tag, attrs, text) {
+    var e = document.createElementNS(SVGNS, tag);
+    if (attrs) for (var k in attrs) if (Object.prototype.hasOwnProperty.call(attrs, k)) e.setAttribute(k, String(attrs[k]));
+    if (text !== undefined && text !== null) e.textContent = String(text);
+    return e;
+  }
+  function add(parent) { for (var i = 1; i < arguments.length; i++) if (arguments[i]) parent.appendChild(arguments[i]); return parent; }
+  function tip(node, text) { node.appendChild(svg('title', null, text)); return node; }
+  function fmtN(n) { return Number(n).toLocaleString('en-US'); }
+  function pad(n, w) { var s = String(n); while (s.length < w) s = '0' + s; return s; }
+  function fmtTime(ms) {
+    if (ms === null || ms === undefined) return '—';
+    var d = new Date(ms);
+    if (isNaN(d.getTime())) return String(ms);
+    return d.getUTCFullYear() + '-' + pad(d.getUTCMonth() + 1, 2) + '-' + pad(d.getUTCDate(), 2) + ' ' +
+      pad(d.getUTCHours(), 2) + ':' + pad(d.getUTCMinutes(), 2) + ':' + pad(d.getUTCSeconds(), 2) + '.' + pad(d.getUTCMilliseconds(), 3);
+  }
+  function fmtShort(ms, width) {
+    var s = fmtTime(ms);
+    if (width >= 864e5) return s.slice(0, 10);
+    if (width >= 6e4) return s.slice(5, 16);
+    return s.slice(11, 19);
+  }
+  function fmtDur(ms) {
+    if (ms < 1000) return ms + ' ms';
+    if (ms < 6e4) return Math.round(ms / 1000) + ' s';
+    if (ms < 36e5) return Math.round(ms / 6e4) + ' min';
+    if (ms < 864e5) return Math.round(ms / 36e5) + ' h';
+    return Math.round(ms / 864e5) + ' d';
+  }
+  function plural(n, one, many) { return fmtN(n) + ' ' + (n === 1 ? one : (many || one + 's')); }
+
+  // ---- header ----
+  var I = M.integrity;
+  var bad = I.status === 'broken';
+  document.title = (bad ? '[INTEGRITY BROKEN] ' : I.signed ? '[verified] ' : '[unsigned] ') + 'Kavach audit report';
+  var times = I.logs.map(function (g) { return [g.firstTime, g.lastTime]; });
+  var t0 = null, t1 = null;
+  times.forEach(function (p) { if (p[0] !== null && (t0 === null || p[0] < t0)) t0 = p[0]; if (p[1] !== null && (t1 === null || p[1] > t1)) t1 = p[1]; });
+  var meta = document.getElementById('meta');
+  meta.textContent = I.logs.map(function (g) { return g.source; }).join(', ') + ' · ' + fmtTime(t0) + ' → ' + fmtTime(t1) + ' UTC · generated ' + fmtTime(M.generatedAt) + ' UTC';
+
+  // ---- integrity banner: state in words and colour, first thing on the page ----
+  (function banner() {
+    var b = document.getElementById('integrity');
+    var warn = !bad && !I.signed;
+    b.className = 'banner ' + (bad ? 'bad' : warn ? 'warn' : 'ok');
+    b.setAttribute('data-status', I.status);
+    b.textContent = '';
+    add(b, el('div', 'icon', bad ? '✗' : warn ? '!' : '✓'));
+    add(b, el('div', 'state', bad ? 'INTEGRITY BROKEN — do not trust this log past the break' : warn ? 'CHAIN INTACT — NOT YET SIGNED' : 'INTEGRITY VERIFIED'));
+    add(b, el('div', 'headline', I.headline));
+    var ul = el('ul', 'logs');
+    I.logs.forEach(function (g) {
+      var li = el('li');
+      add(li, el('span', 'k', g.source + ': '));
+      var parts = [];
+      parts.push(plural(g.records, 'record') + ' verified');
+      parts.push(plural(g.checkpoints, 'signed checkpoint') + (g.kids.length ? ' (key ' + g.kids.join(', ') + ')' : ''));
+      if (g.lastCheckpoint) parts.push('last checkpoint at seq ' + g.lastCheckpoint.seq + ' (' + fmtTime(g.lastCheckpoint.time) + ')');
+      parts.push(g.unsealed > 0 ? plural(g.unsealed, 'record') + ' after the last checkpoint: chained but not yet signed (unsealed)' : 'nothing unsealed');
+      parts.push('mode ' + (g.mode || '—'));
+      if (g.logId) parts.push('log ' + g.logId);
+      parts.push(g.anchored ? 'seal file matches' : 'no seal file checked');
+      if (g.files.length > 1) parts.push(plural(g.files.length, 'segment'));
+      if (g.recoveries > 0) parts.push(plural(g.recoveries, 'crash recovery', 'crash recoveries'));
+      add(li, el('span', null, parts.join(' · ')));
+      if (g.tornTailBytes > 0) add(li, el('div', 'warn', 'Torn tail: ' + g.tornTailBytes + ' bytes at the end of the log (a crash; cut when the log is next opened).'));
+      if (g.broken) {
+        var box = el('div', 'breakbox');
+        box.setAttribute('data-index', String(g.broken.index));
+        box.textContent = (g.broken.index >= 0 ? 'Broken at record ' + g.broken.index : 'Broken') + ' [' + g.broken.code + ']: ' + g.broken.reason +
+          (g.broken.file ? ' (' + g.broken.file + (g.broken.line ? ' line ' + g.broken.line : '') + ')' : '');
+        add(li, box);
+        if (g.unverified > 0) add(li, el('div', 'warn', plural(g.unverified, 'record') + ' from the break on are shown below marked UNVERIFIED: they may be forged.'));
+      }
+      ul.appendChild(li);
+    });
+    b.appendChild(ul);
+  })();
+
+  // ---- totals ----
+  (function cards() {
+    var T = M.summary.totals;
+    var c = document.getElementById('cards');
+    function card(n, label, cls) { var d = el('div', 'card ' + (cls || '')); add(d, el('div', 'n', fmtN(n)), el('div', 'l', label)); c.appendChild(d); }
+    card(T.calls, 'tool calls');
+    card(T.permits, 'permitted', 'permit');
+    card(T.refusals, 'refused', 'refuse');
+    card(T.invalidations, 'invalidated (drift)', 'inval');
+    card(T.wouldBlock, 'observe mode: would block', 'would');
+    card(T.sessions, 'sessions');
+    card(T.principals, 'principals');
+    card(T.reloads, 'policy reloads' + (T.failedReloads ? ' (' + T.failedReloads + ' failed)' : ''), 'reload');
+    card(T.drift, 'drift events', 'inval');
+    if (T.unverified) card(T.unverified, 'UNVERIFIED records', 'refuse');
+  })();
+
+  // ---- charts (inline SVG) ----
+  function legend(items) {
+    var d = el('div', 'legend');
+    items.forEach(function (i) { d.appendChild(el('span', i[0], i[1])); });
+    return d;
+  }
+  function hbars(host, items, opts) {
+    opts = opts || {};
+    if (!items.length) { host.appendChild(el('div', 'empty', opts.empty || 'none')); return; }
+    var W = 420, labelW = 150, rowH = 22, H = items.length * rowH + 4;
+    var max = 1;
+    items.forEach(function (i) { var v = i.total !== undefined ? i.total : i.count; if (v > max) max = v; });
+    var s = svg('svg', { viewBox: '0 0 ' + W + ' ' + H, width: '100%', role: 'img', 'aria-label': opts.label || '' });
+    s.style.maxWidth = (W * 1.25) + 'px';
+    items.forEach(function (it, k) {
+      var y = k * rowH + 2;
+      var name = it.name.length > 24 ? it.name.slice(0, 23) + '…' : it.name;
+      tip(add(s, svg('text', { x: labelW - 6, y: y + 13, 'text-anchor': 'end' }, name)), it.name);
+      var x = labelW, full = W - labelW - 50;
+      var segs = it.segs || [[opts.cls || 'f-bar', it.count, '']];
+      var total = 0;
+      segs.forEach(function (sg) {
+        if (!sg[1]) return;
+        var w = Math.max(1, sg[1] / max * full);
+        tip(add(s, svg('rect', { x: x, y: y + 3, width: w, height: rowH - 7, rx: 2, 'class': sg[0] })), it.name + ': ' + fmtN(sg[1]) + (sg[2] ? ' ' + sg[2] : ''));
+        x += w; total += sg[1];
+      });
+      add(s, svg('text', { x: x + 5, y: y + 13, 'class': 'tick' }, fmtN(total)));
+    });
+    host.appendChild(s);
+  }
+  /** A round axis maximum (1, 2, 4, 5, 10, 20, 40, 50, ...) divisible into whole ticks. */
+  function niceMax(v) {
+    if (v <= 4) return v;
+    var p = Math.pow(10, Math.floor(Math.log10(v)));
+    var c = [1, 2, 4, 5, 10];
+    for (var i = 0; i < c.length; i++) if (c[i] * p >= v) return c[i] * p;
+    return 10 * p;
+  }
+  function overTime(host) {
+    var B = M.summary.verdictsOverTime, width = M.summary.bucketMs;
+    if (!B.length) { host.appendChild(el('div', 'empty', 'no tool calls recorded')); return; }
+    var W = 1200, H = 210, L = 44, R = 10, T = 14, Bm = 26;
+    var top = 1;
+    B.forEach(function (b) { var t = b.permit + b.refuse + b.invalidate + b.wouldBlock; if (t > top) top = t; });
+    var max = niceMax(top);
+    var s = svg('svg', { viewBox: '0 0 ' + W + ' ' + H, width: '100%', role: 'img', 'aria-label': 'verdicts over time' });
+    var iw = W - L - R, ih = H - T - Bm, bw = iw / B.length;
+    var lo = B[0].start, hi = B[B.length - 1].end;
+    var steps = max <= 4 ? max : max % 4 === 0 ? 4 : max % 5 === 0 ? 5 : 2;
+    for (var g = 0; g <= steps; g++) {
+      var gy = T + ih - ih * g / steps;
+      add(s, svg('line', { x1: L, x2: W - R, y1: gy, y2: gy, 'class': g ? 'grid' : 'axis' }));
+      add(s, svg('text', { x: L - 6, y: gy + 4, 'text-anchor': 'end', 'class': 'tick' }, fmtN(max * g / steps)));
+    }
+    B.forEach(function (b, i) {
+      var x = L + i * bw + Math.min(2, bw * 0.1), w = Math.max(1, bw - Math.min(4, bw * 0.2)), y = T + ih;
+      [['f-permit', b.permit, 'permitted'], ['f-would', b.wouldBlock, 'would block (observe mode)'], ['f-refuse', b.refuse, 'refused'], ['f-inval', b.invalidate, 'invalidated']].forEach(function (sg) {
+        if (!sg[1]) return;
+        var h = sg[1] / max * ih;
+        y -= h;
+        tip(add(s, svg('rect', { x: x, y: y, width: w, height: h, 'class': sg[0] })), fmtTime(b.start) + ' – ' + fmtTime(b.end) + ' UTC: ' + fmtN(sg[1]) + ' ' + sg[2]);
+      });
+    });
+    var ticks = Math.min(B.length, 8), step = Math.max(1, Math.round(B.length / ticks));
+    for (var k = 0; k < B.length; k += step) add(s, svg('text', { x: L + k * bw, y: H - 8, 'class': 'tick' }, fmtShort(B[k].start, width)));
+    function xOf(t) { return L + (t - lo) / (hi - lo) * iw; }
+    M.summary.markers.forEach(function (m) {
+      if (m.time < lo || m.time > hi) return;
+      var x = xOf(m.time), r = rows[m.rowId];
+      var what = m.kind === 'reload' ? 'policy reload' : m.kind === 'failed-reload' ? 'FAILED policy reload' : m.kind === 'drift' ? 'drift' : 'invalidation';
+      var label = fmtTime(m.time) + ' UTC: ' + what + (r && (r.detail || r.reason) ? ' — ' + (r.reason || r.detail) : '');
+      if (m.kind === 'reload' || m.kind === 'failed-reload') tip(add(s, svg('line', { x1: x, x2: x, y1: T - 6, y2: T + ih, 'class': m.kind === 'reload' ? 's-reload' : 's-failed' })), label);
+      else tip(add(s, svg('path', { d: 'M' + (x - 5) + ' ' + (T - 12) + 'h10l-5 8z', 'class': 'f-drift' })), label);
+    });
+    host.appendChild(s);
+    host.appendChild(legend([['permit', 'permitted'], ['refuse', 'refused'], ['inval', 'invalidated'], ['would', 'observe mode: would block'], ['reload', 'policy reload'], ['drift', 'drift / invalidation']]));
+    host.appendChild(el('div', 'muted', 'bucket: ' + fmtDur(width) + ' · times in UTC · hover for counts'));
+  }
+  (function charts() {
+    var S = M.summary;
+    overTime(document.getElementById('chart-time'));
+    hbars(document.getElementById('chart-codes'), S.refusalsByCode, { cls: 'f-refuse', empty: 'no refusals', label: 'refusals by code' });
+    hbars(document.getElementById('chart-tools'), S.refusalsByTool, { cls: 'f-refuse', empty: 'no refusals', label: 'refusals by tool' });
+    hbars(document.getElementById('chart-principals'), S.topPrincipals.map(function (p) {
+      return { name: p.name, total: p.calls, segs: [['f-permit', p.permits - p.wouldBlock, 'permitted'], ['f-would', p.wouldBlock, 'would block'], ['f-refuse', p.refusals, 'refused'], ['f-inval', p.invalidations, 'invalidated']] };
+    }), { empty: 'no calls', label: 'top principals' });
+    var ob = document.getElementById('chart-observe');
+    var O = S.observe;
+    if (!O.observed) ob.appendChild(el('div', 'empty', 'no observe-mode records: every verdict in this report was enforced'));
+    else {
+      var p = el('p', 'observe-lead');
+      add(p, el('span', null, 'Of '), el('b', null, fmtN(O.observed)), el('span', null, ' calls evaluated in observe mode (all were let through), enforcement would have blocked '), el('b', null, fmtN(O.wouldBlock)), el('span', null, '.'));
+      ob.appendChild(p);
+      var grid = el('div', 'charts');
+      [['by code', O.byCode], ['by tool', O.byTool], ['by principal', O.byPrincipal]].forEach(function (x) {
+        var d = el('div'); d.appendChild(el('h3', null, 'Would block ' + x[0]));
+        hbars(d, x[1], { cls: 'f-would', empty: 'nothing', label: 'would block ' + x[0] });
+        grid.appendChild(d);
+      });
+      ob.appendChild(grid);
+    }
+  })();
+
+  // ---- indexes for sessions and filters ----
+  var bySession = {};
+  var contextRows = []; // log-wide events marked on every session's timeline: reloads, global invalidations
+  rows.forEach(function (r) {
+    if (r.kind === 'reload' || (r.kind === 'invalidation' && r.session === undefined && r.principal === undefined)) contextRows.push(r);
+    if (r.kind !== 'call' && r.kind !== 'outcome' && r.kind !== 'invalidation') return;
+    if (r.kind === 'invalidation' && r.session === undefined) return;
+    var k = r.session === undefined ? '\u0000' : 'S' + r.session;
+    (bySession[k] = bySession[k] || []).push(r);
+  });
+
+  // ---- sessions ----
+  var F = { session: -1, principal: -1, tool: -1, verdict: '', q: '', page: 0 };
+  function attention(s) { return s.invalidations * 1000 + s.drift * 500 + s.refusals * 10 + s.wouldBlock; }
+  var sessionsShown = 40;
+  var sessionSort = 'attention';
+  function lane(s) {
+    var list = bySession[s.id === null ? '\u0000' : 'S' + s.id] || [];
+    var W = 180, H = 16, lo = s.first, hi = s.last;
+    var e = svg('svg', { width: W, height: H, viewBox: '0 0 ' + W + ' ' + H, 'class': 'lane', role: 'img', 'aria-label': 'session activity' });
+    add(e, svg('line', { x1: 2, x2: W - 2, y1: H / 2, y2: H / 2, 'class': 'axis' }));
+    function x(t) { return hi > lo ? 4 + (t - lo) / (hi - lo) * (W - 8) : W / 2; }
+    contextRows.forEach(function (c) {
+      if (c.time === null || c.time < lo || c.time > hi || c.kind !== 'reload') return;
+      tip(add(e, svg('line', { x1: x(c.time), x2: x(c.time), y1: 0, y2: H, 'class': c.failed ? 's-failed' : 's-reload' })), 'policy reload ' + fmtTime(c.time));
+    });
+    list.forEach(function (r) {
+      if (r.kind !== 'call' || r.time === null) return;
+      var cls = r.wouldBlock ? 'dot-would' : r.observed ? 'dot-permit' : 'dot-' + r.verdict;
+      var big = r.verdict !== 'permit';
+      add(e, svg('circle', { cx: x(r.time), cy: H / 2, r: big ? 4 : 2.5, 'class': cls }));
+    });
+    return e;
+  }
+  function renderSessions() {
+    var host = document.getElementById('sessions-body');
+    host.textContent = '';
+    var list = M.sessions.slice();
+    if (sessionSort === 'attention') list.sort(function (a, b) { return attention(b) - attention(a) || (a.first || 0) - (b.first || 0); });
+    list.slice(0, sessionsShown).forEach(function (s) {
+      var tr = el('tr', attention(s) > 0 ? 'attention' : '');
+      var idCell = el('td', 'cell-id', s.id === null ? '(no session)' : s.id);
+      var pr = el('td', 'cell-id', s.principals.slice(0, 3).join(', ') + (s.principals.length > 3 ? ' +' + (s.principals.length - 3) : ''));
+      function num(n, hot) { return el('td', 'num ' + (n ? hot || '' : 'zero'), fmtN(n)); }
+      var laneCell = el('td'); laneCell.appendChild(lane(s));
+      add(tr, idCell, pr, el('td', 'mono muted', fmtTime(s.first).slice(5) + ' → ' + (s.last !== null ? fmtTime(s.last).slice(11) : '')),
+        num(s.calls), num(s.refusals, 'hot'), num(s.invalidations, 'hot-inval'), num(s.wouldBlock, 'hot-would'), num(s.drift, 'hot-inval'), laneCell);
+      tr.addEventListener('click', function () {
+        var i = s.id === null ? -2 : M.facets.sessions.indexOf(s.id);
+        F.session = i; F.page = 0;
+        document.getElementById('f-session').value = String(i);
+        renderTimeline();
+        document.getElementById('timeline').scrollIntoView({ behavior: 'auto', block: 'start' });
+      });
+      host.appendChild(tr);
+    });
+    var more = document.getElementById('sessions-more');
+    more.textContent = '';
+    if (list.length > sessionsShown) {
+      var b = el('button', 'more', 'show all ' + fmtN(list.length) + ' sessions');
+      b.addEventListener('click', function () { sessionsShown = list.length; renderSessions(); });
+      more.appendChild(b);
+    }
+    document.getElementById('sessions-count').textContent = plural(M.sessions.length, 'session') + (sessionSort === 'attention' ? ' · those with invalidations, drift and refusals first' : ' · in order of first call');
+  }
+  document.getElementById('sessions-sort').addEventListener('change', function (e) { sessionSort = e.target.value; renderSessions(); });
+  renderSessions();
+
+  // ---- filters ----
+  function fillSelect(id, values, noneLabel) {
+    var s = document.getElementById(id);
+    s.appendChild(add(el('option', null, 'all'), null)).value = '-1';
+    if (noneLabel) { var o = el('option', null, noneLabel); o.value = '-2'; s.appendChild(o); }
+    values.forEach(function (v, i) { var o = el('option', null, v.length > 60 ? v.slice(0, 59) + '…' : v); o.value = String(i); o.title = v; s.appendChild(o); });
+  }
+  fillSelect('f-session', M.facets.sessions, '(no session)');
+  fillSelect('f-principal', M.facets.principals);
+  fillSelect('f-tool', M.facets.tools);
+  ['session', 'principal', 'tool'].forEach(function (k) {
+    document.getElementById('f-' + k).addEventListener('change', function (e) { F[k] = Number(e.target.value); F.page = 0; renderTimeline(); });
+  });
+  document.getElementById('f-verdict').addEventListener('change', function (e) { F.verdict = e.target.value; F.page = 0; renderTimeline(); });
+  var qTimer = null;
+  document.getElementById('f-q').addEventListener('input', function (e) {
+    clearTimeout(qTimer);
+    var v = e.target.value;
+    qTimer = setTimeout(function () { F.q = v.trim().toLowerCase(); F.page = 0; renderTimeline(); }, 120);
+  });
+  document.getElementById('f-reset').addEventListener('click', function () {
+    F = { session: -1, principal: -1, tool: -1, verdict: '', q: '', page: 0 };
+    ['f-session', 'f-principal', 'f-tool'].forEach(function (id) { document.getElementById(id).value = '-1'; });
+    document.getElementById('f-verdict').value = '';
+    document.getElementById('f-q').value = '';
+    renderTimeline();
+  });
+
+  var hay = [];
+  function haystack(r) {
+    if (hay[r.id] === undefined) {
+      var parts = [r.type, r.session, r.principal, r.tool, r.verdict, r.code, r.reason, r.detail, r.evaluator, r.policy, r.wouldBlock ? 'would block observe' : '', r.drift ? 'drift' : '', r.trust, String(r.seq)];
+      var ex = ''; try { ex = JSON.stringify(r.extra); } catch (err) { ex = ''; }
+      hay[r.id] = (parts.filter(function (p) { return p !== undefined && p !== null; }).join('\n') + '\n' + ex).toLowerCase();
+    }
+    return hay[r.id];
+  }
+  function verdictMatch(r, v) {
+    if (!v) return true;
+    if (v === 'problems') return r.kind === 'call' && !r.observed && r.verdict !== 'permit' || r.kind === 'invalidation' || !!r.wouldBlock || !!r.drift || !!r.failed;
+    if (v === 'would') return !!r.wouldBlock;
+    if (v === 'events') return r.kind !== 'call';
+    if (v === 'unverified') return r.trust === 'unverified';
+    if (r.kind !== 'call') return false;
+    if (v === 'permit') return r.verdict === 'permit' || !!r.observed;
+    return !r.observed && r.verdict === v;
+  }
+  function filtered() {
+    var sess = F.session === -1 ? null : F.session === -2 ? undefined : M.facets.sessions[F.session];
+    var prin = F.principal === -1 ? null : M.facets.principals[F.principal];
+    var tool = F.tool === -1 ? null : M.facets.tools[F.tool];
+    var base = rows;
+    if (sess !== null) base = bySession[sess === undefined ? '\u0000' : 'S' + sess] || [];
+    var out = [];
+    var lo = null, hi = null;
+    for (var i = 0; i < base.length; i++) {
+      var r = base[i];
+      if (prin !== null && r.principal !== prin) continue;
+      if (tool !== null && r.tool !== tool) continue;
+      if (!verdictMatch(r, F.verdict)) continue;
+      if (F.q && haystack(r).indexOf(F.q) < 0) continue;
+      out.push(r);
+      if (r.time !== null) { if (lo === null || r.time < lo) lo = r.time; if (hi === null || r.time > hi) hi = r.time; }
+    }
+    // A narrowed timeline still marks the policy reloads and global invalidations inside its span.
+    var narrowed = sess !== null || prin !== null || tool !== null;
+    if (narrowed && !F.q && (!F.verdict || F.verdict === 'events' || F.verdict === 'problems') && lo !== null) {
+      var ctx = contextRows.filter(function (c) { return c.time !== null && c.time >= lo && c.time <= hi && verdictMatch(c, F.verdict); });
+      if (ctx.length) out = out.concat(ctx).sort(function (a, b) { return a.id - b.id; });
+    }
+    return out;
+  }
+
+  // ---- timeline ----
+  function verdictBadge(r) {
+    if (r.kind === 'call') {
+      if (r.wouldBlock) return el('span', 'badge b-would', 'WOULD ' + (r.verdict === 'invalidate' ? 'INVALIDATE' : 'REFUSE') + ' · observe');
+      if (r.observed) return el('span', 'badge b-permit', 'PERMIT · observe');
+      if (r.verdict === 'permit') return el('span', 'badge b-permit', 'PERMIT');
+      if (r.verdict === 'refuse') return el('span', 'badge b-refuse', 'REFUSE');
+      if (r.verdict === 'invalidate') return el('span', 'badge b-invalidate', 'INVALIDATE');
+      return el('span', 'badge b-event', '?');
+    }
+    if (r.kind === 'reload') return el('span', 'badge ' + (r.failed ? 'b-failed' : 'b-reload'), r.failed ? 'RELOAD FAILED' : 'POLICY RELOAD');
+    if (r.kind === 'invalidation') return el('span', 'badge b-invalidate', 'INVALIDATION');
+    if (r.kind === 'outcome') return el('span', 'badge b-event', 'OUTCOME ' + (r.outcome || ''));
+    return el('span', 'badge b-event', String(r.type).toUpperCase());
+  }
+  function rowClass(r) {
+    var c = 'row k-' + r.kind;
+    if (r.kind === 'call') c += r.wouldBlock ? ' v-would' : r.observed ? '' : ' v-' + r.verdict;
+    if (r.kind === 'invalidation') c += ' v-invalidate';
+    if (r.failed) c += ' failed';
+    if (r.trust === 'unverified') c += ' untrusted';
+    return c;
+  }
+  function detailRow(r) {
+    var tr = el('tr', 'detail');
+    var td = el('td'); td.colSpan = 8;
+    var dl = el('dl', 'kv');
+    function kv(k, v) { if (v === undefined || v === null || v === '') return; add(dl, el('dt', null, k), el('dd', null, typeof v === 'string' ? v : JSON.stringify(v, null, 2))); }
+    kv('integrity', r.trust === 'sealed' ? 'sealed: covered by a verified checkpoint signature' : r.trust === 'unsealed' ? 'unsealed: chained, after the last signed checkpoint' : 'UNVERIFIED: at or after the break; may be forged');
+    kv('log', M.integrity.logs[r.log] ? M.integrity.logs[r.log].source : String(r.log));
+    kv('chain index', String(r.index));
+    kv('type', r.type);
+    kv('time', r.time === null ? null : fmtTime(r.time) + ' UTC (' + r.time + ')');
+    kv('session', r.session); kv('principal', r.principal); kv('tool', r.tool);
+    kv('verdict', r.verdict); kv('observed', r.observed ? 'yes: the caller was permitted; the verdict is what enforcement would have said' : null);
+    kv('code', r.code); kv('evaluator', r.evaluator); kv('policy', r.policy); kv('reason', r.reason); kv('detail', r.detail);
+    Object.keys(r.extra).sort().forEach(function (k) { kv(k, r.extra[k]); });
+    td.appendChild(dl); tr.appendChild(td);
+    return tr;
+  }
+  var open = {};
+  function renderTimeline() {
+    var list = filtered();
+    var pages = Math.max(1, Math.ceil(list.length / PAGE));
+    if (F.page >= pages) F.page = pages - 1;
+    var body = document.getElementById('timeline-body');
+    body.textContent = '';
+    var frag = document.createDocumentFragment();
+    list.slice(F.page * PAGE, F.page * PAGE + PAGE).forEach(function (r) {
+      var tr = el('tr', rowClass(r));
+      tr.setAttribute('data-row', String(r.id));
+      var seq = el('td', 'seq', r.seq === null ? '—' : '#' + r.seq);
+      if (r.trust === 'unverified') seq.appendChild(el('span', 'badge b-unverified', 'UNVERIFIED'));
+      else if (r.trust === 'unsealed') seq.appendChild(el('span', 'badge b-unsealed', 'unsealed'));
+      var v = el('td'); v.appendChild(verdictBadge(r));
+      if (r.drift) v.appendChild(el('span', 'badge b-drift', 'DRIFT'));
+      var reason = el('td', 'reason');
+      if (r.kind === 'call' || r.kind === 'invalidation') { if (r.reason) reason.textContent = r.reason; if (r.kind === 'invalidation' && r.detail) reason.appendChild(el('div', 'muted', r.detail)); }
+      else reason.textContent = r.detail || '';
+      add(tr, seq, el('td', 't', fmtTime(r.time)), el('td', 'sess', r.session === undefined ? '' : r.session), el('td', 'who', r.principal === undefined ? '' : r.principal),
+        el('td', 'tool', r.tool === undefined ? '' : r.tool), v, el('td', 'code', r.code || ''), reason);
+      tr.addEventListener('click', function () {
+        if (open[r.id]) { open[r.id].remove(); delete open[r.id]; return; }
+        open[r.id] = detailRow(r);
+        tr.after(open[r.id]);
+      });
+      frag.appendChild(tr);
+    });
+    open = {};
+    body.appendChild(frag);
+    var count = document.getElementById('timeline-count');
+    count.textContent = '';
+    add(count, el('b', null, fmtN(list.length)), el('span', null, ' of ' + fmtN(rows.length) + ' records' + (list.length > PAGE ? ' · showing ' + fmtN(F.page * PAGE + 1) + '–' + fmtN(Math.min(list.length, F.page * PAGE + PAGE)) : '') + ' · click a row for every field'));
+    document.getElementById('pg-label').textContent = 'page ' + (F.page + 1) + ' of ' + pages;
+    document.getElementById('pg-prev').disabled = F.page === 0;
+    document.getElementById('pg-next').disabled = F.page >= pages - 1;
+  }
+  document.getElementById('pg-prev').addEventListener('click', function () { if (F.page > 0) { F.page--; renderTimeline(); } });
+  document.getElementById('pg-next').addEventListener('click', function () { F.page++; renderTimeline(); });
+  renderTimeline();
+  document.body.setAttribute('data-ready', 'true');
+})();
+`;

@@ -1,0 +1,542 @@
+import type { AuditRecord, CheckpointMode } from '../record.ts';
+import type { IntegrityBreak, LoadedLog, UnverifiedLine } from './load.ts';
+
+/**
+ * The data an audit report is drawn from: computed here (and unit-tested), embedded in the HTML as
+ * JSON, and turned into DOM nodes by the page's script. Nothing in it is markup.
+ */
+
+/** sealed: covered by a verified checkpoint signature; unsealed: chained after the last one; unverified: at or after a break. */
+export type Trust = 'sealed' | 'unsealed' | 'unverified';
+
+/** What a timeline row is about. */
+export type RowKind = 'call' | 'outcome' | 'reload' | 'invalidation' | 'checkpoint' | 'log';
+
+export interface ReportRow {
+  /** Position in the report's row list (stable id). */
+  id: number;
+  /** Index of the log (in `integrity.logs`) the record comes from. */
+  log: number;
+  /** Chain index in its log. */
+  index: number;
+  seq: number | null;
+  time: number | null;
+  type: string;
+  kind: RowKind;
+  session?: string;
+  principal?: string;
+  tool?: string;
+  verdict?: 'permit' | 'refuse' | 'invalidate';
+  code?: string;
+  reason?: string;
+  evaluator?: string;
+  policy?: string;
+  /** Observe mode: the caller was permitted; `verdict` is what enforcement would have said. */
+  observed?: boolean;
+  /** Observe mode and enforcement would have refused or invalidated. */
+  wouldBlock?: boolean;
+  /** A drift detection (refusal, invalidation, or invalidation record caused by drift). */
+  drift?: boolean;
+  /** Outcome rows: ok, tool_error, upstream_failure. */
+  outcome?: string;
+  /** A failed policy reload. */
+  failed?: boolean;
+  trust: Trust;
+  /** One line for rows that are not calls (reloads, checkpoints, ...). */
+  detail?: string;
+  /** Remaining fields, shown when a row is expanded. */
+  extra: Record<string, unknown>;
+}
+
+export interface LogIntegrity {
+  source: string;
+  files: string[];
+  logId: string | null;
+  mode: CheckpointMode | null;
+  status: 'verified' | 'broken';
+  /** Records that verified. */
+  records: number;
+  /** Lines at or after the break, shown but not trusted. */
+  unverified: number;
+  /** Verified checkpoints (signature checked). */
+  checkpoints: number;
+  kids: string[];
+  lastCheckpoint: { seq: number; time: number; kid: string } | null;
+  /** Verified records after the last verified checkpoint: chained, not yet signed. */
+  unsealed: number;
+  /** The seal file (PATH.seal) was found in the log. */
+  anchored: boolean;
+  tornTailBytes: number;
+  recoveries: number;
+  firstTime: number | null;
+  lastTime: number | null;
+  broken: IntegrityBreak | null;
+}
+
+export interface IntegrityModel {
+  status: 'verified' | 'broken';
+  /** Every log has at least one verified checkpoint signature (else it is only hash-chained). */
+  signed: boolean;
+  /** The one line the banner leads with. */
+  headline: string;
+  logs: LogIntegrity[];
+}
+
+export interface SessionSummary {
+  /** null: calls that named no session. */
+  id: string | null;
+  principals: string[];
+  first: number | null;
+  last: number | null;
+  calls: number;
+  permits: number;
+  refusals: number;
+  invalidations: number;
+  wouldBlock: number;
+  drift: number;
+  tools: number;
+  rows: number;
+}
+
+export interface TimeBucket {
+  start: number;
+  end: number;
+  permit: number;
+  refuse: number;
+  invalidate: number;
+  /** Observe mode, enforcement would have refused or invalidated (the caller was permitted). */
+  wouldBlock: number;
+}
+
+export interface NamedCount {
+  name: string;
+  count: number;
+}
+
+export interface PrincipalSummary {
+  name: string;
+  calls: number;
+  permits: number;
+  refusals: number;
+  invalidations: number;
+  wouldBlock: number;
+}
+
+export interface ReportTotals {
+  records: number;
+  calls: number;
+  permits: number;
+  refusals: number;
+  invalidations: number;
+  observed: number;
+  wouldBlock: number;
+  sessions: number;
+  principals: number;
+  tools: number;
+  reloads: number;
+  failedReloads: number;
+  invalidationRecords: number;
+  drift: number;
+  unverified: number;
+  outcomes: Record<string, number>;
+}
+
+export interface ReportSummary {
+  totals: ReportTotals;
+  bucketMs: number;
+  verdictsOverTime: TimeBucket[];
+  refusalsByCode: NamedCount[];
+  refusalsByTool: NamedCount[];
+  topPrincipals: PrincipalSummary[];
+  /** Observe mode: what enforcement would have blocked. */
+  observe: { observed: number; wouldBlock: number; byCode: NamedCount[]; byTool: NamedCount[]; byPrincipal: NamedCount[] };
+  /** Policy reloads and drift events, for marking on time axes. */
+  markers: { time: number; kind: 'reload' | 'failed-reload' | 'drift' | 'invalidation'; rowId: number }[];
+}
+
+export interface ReportModel {
+  format: 'kavach.audit-report.v1';
+  generatedAt: number;
+  integrity: IntegrityModel;
+  rows: ReportRow[];
+  sessions: SessionSummary[];
+  summary: ReportSummary;
+  facets: { sessions: string[]; principals: string[]; tools: string[] };
+}
+
+export interface BuildOptions {
+  generatedAt?: number;
+  /** Entries in each "top" list (default 12). */
+  top?: number;
+  /** Most buckets on the time axis (default 48). */
+  maxBuckets?: number;
+}
+
+const VERDICTS = new Set(['permit', 'refuse', 'invalidate']);
+const HEADER = new Set(['seq', 'prev', 'log', 'time', 'hash', 'type']);
+
+export function buildReportModel(logs: readonly LoadedLog[], opts: BuildOptions = {}): ReportModel {
+  const rows: ReportRow[] = [];
+  const integrity = logs.map((log, l) => {
+    const li = logIntegrity(log);
+    const sealedBelow = li.lastCheckpoint ? li.lastCheckpoint.seq : -1;
+    const principalOf = new Map<string, string>();
+    log.records.forEach((r, i) => {
+      const trust: Trust = r.type === 'checkpoint' || i < sealedBelow ? 'sealed' : 'unsealed';
+      rows.push(rowOf(r as unknown as Record<string, unknown>, rows.length, l, i, trust, principalOf));
+    });
+    for (const u of log.unverified) rows.push(unverifiedRow(u, rows.length, l, principalOf));
+    return li;
+  });
+  // Several logs (replicas) interleave by time; one log keeps its chain order.
+  if (logs.length > 1) {
+    rows.sort((a, b) => (a.time ?? 0) - (b.time ?? 0) || a.log - b.log || a.index - b.index);
+    rows.forEach((r, i) => (r.id = i));
+  }
+  return {
+    format: 'kavach.audit-report.v1',
+    generatedAt: opts.generatedAt ?? Date.now(),
+    integrity: {
+      status: integrity.some((g) => g.status === 'broken') ? 'broken' : 'verified',
+      signed: integrity.every((g) => g.checkpoints > 0),
+      headline: headline(integrity),
+      logs: integrity,
+    },
+    rows,
+    sessions: sessionsOf(rows),
+    summary: summarize(rows, opts),
+    facets: {
+      sessions: distinct(rows.map((r) => r.session)),
+      principals: distinct(rows.map((r) => r.principal)),
+      tools: distinct(rows.map((r) => r.tool)),
+    },
+  };
+}
+
+function logIntegrity(log: LoadedLog): LogIntegrity {
+  const rep = log.report;
+  const checkpoints = log.records.filter((r) => r.type === 'checkpoint');
+  const last = checkpoints.at(-1);
+  const lastCp = last && last.type === 'checkpoint' ? { seq: last.seq, time: last.time, kid: last.kid } : null;
+  const genesis = log.records[0];
+  const times = log.records.map((r) => r.time);
+  return {
+    source: log.source,
+    files: log.files,
+    logId: rep?.logId ?? genesis?.log ?? null,
+    mode: rep?.mode ?? (genesis?.type === 'genesis' ? genesis.mode : null),
+    status: log.broken ? 'broken' : 'verified',
+    records: log.records.length,
+    unverified: log.unverified.length,
+    checkpoints: checkpoints.length,
+    kids: rep ? rep.kids : distinct(checkpoints.map((c) => (c.type === 'checkpoint' ? c.kid : undefined))),
+    lastCheckpoint: lastCp,
+    unsealed: lastCp ? log.records.length - (log.records.indexOf(last as AuditRecord) + 1) : log.records.length,
+    anchored: rep?.anchored ?? false,
+    tornTailBytes: rep?.tornTail?.bytes ?? 0,
+    recoveries: log.records.filter((r) => r.type === 'recovery').length,
+    firstTime: times.length > 0 ? times.reduce((a, b) => Math.min(a, b)) : null,
+    lastTime: times.length > 0 ? times.reduce((a, b) => Math.max(a, b)) : null,
+    broken: log.broken ?? null,
+  };
+}
+
+function headline(logs: readonly LogIntegrity[]): string {
+  const broken = logs.filter((g) => g.status === 'broken');
+  if (broken.length === 0) {
+    const cps = logs.reduce((n, g) => n + g.checkpoints, 0);
+    const unsealed = logs.reduce((n, g) => n + g.unsealed, 0);
+    const kids = distinct(logs.flatMap((g) => g.kids));
+    const unsigned = logs.filter((g) => g.checkpoints === 0);
+    if (unsigned.length > 0) {
+      return `Chain intact but NOT SIGNED: no checkpoint seals ${logs.length > 1 ? unsigned.map((g) => g.source).join(', ') : 'this log'} yet; ` +
+        `its ${unsigned.reduce((n, g) => n + g.unsealed, 0)} records could be rewritten by anyone able to write the file`;
+    }
+    return `Verified: every record's hash and link checked; ${cps} checkpoint signature${cps === 1 ? '' : 's'} verified` +
+      `${kids.length > 0 ? ` (key${kids.length === 1 ? '' : 's'} ${kids.join(', ')})` : ''}` +
+      `${unsealed > 0 ? `; ${unsealed} record${unsealed === 1 ? '' : 's'} after the last checkpoint not yet sealed` : ''}`;
+  }
+  return broken.map((g) => {
+    const b = g.broken as IntegrityBreak;
+    const where = b.index >= 0 ? `at record ${b.index}` : '';
+    return `BROKEN ${where}${logs.length > 1 ? ` in ${g.source}` : ''}: ${b.reason} [${b.code}]`.replace('BROKEN :', 'BROKEN:');
+  }).join(' · ');
+}
+
+function str(v: unknown): string | undefined {
+  return typeof v === 'string' ? v : undefined;
+}
+function num(v: unknown): number | null {
+  return typeof v === 'number' && Number.isFinite(v) ? v : null;
+}
+
+/** A record (verified, or read leniently) as a timeline row. Unknown shapes still get a row. */
+function rowOf(r: Record<string, unknown>, id: number, log: number, index: number, trust: Trust, principalOf: Map<string, string>): ReportRow {
+  const type = str(r.type) ?? '(no type)';
+  const row: ReportRow = { id, log, index, seq: num(r.seq), time: num(r.time), type, kind: 'log', trust, extra: {} };
+  const used = new Set<string>(HEADER);
+  const take = (k: string): unknown => {
+    used.add(k);
+    return r[k];
+  };
+  switch (type) {
+    case 'verdict': {
+      row.kind = 'call';
+      const verdict = str(take('verdict'));
+      if (verdict !== undefined && VERDICTS.has(verdict)) row.verdict = verdict as ReportRow['verdict'];
+      setStr(row, 'principal', take('principal'));
+      setStr(row, 'tool', take('action'));
+      setStr(row, 'session', take('session'));
+      setStr(row, 'code', take('code'));
+      setStr(row, 'reason', take('reason'));
+      setStr(row, 'evaluator', take('evaluator'));
+      setStr(row, 'policy', take('policy'));
+      if (take('observed') === true) {
+        row.observed = true;
+        if (row.verdict !== 'permit') row.wouldBlock = true;
+      }
+      if (row.evaluator === 'drift' || row.code === 'DRIFT_DETECTED') row.drift = true;
+      const evaluationId = str(r.evaluationId);
+      if (evaluationId !== undefined && row.principal !== undefined) principalOf.set(evaluationId, row.principal);
+      break;
+    }
+    case 'outcome': {
+      row.kind = 'outcome';
+      setStr(row, 'tool', take('action'));
+      setStr(row, 'session', take('session'));
+      const outcome = str(take('outcome')) ?? '?';
+      row.outcome = outcome;
+      const ms = num(take('durationMs'));
+      const error = str(take('error'));
+      row.detail = `${outcome}${ms !== null ? ` in ${ms} ms` : ''}${error !== undefined ? `: ${error}` : ''}`;
+      const p = principalOf.get(str(r.evaluationId) ?? '');
+      if (p !== undefined) row.principal = p;
+      break;
+    }
+    case 'policy_reload': {
+      row.kind = 'reload';
+      const ok = take('ok') === true;
+      const n = num(take('policies'));
+      const error = str(take('error'));
+      if (!ok) row.failed = true;
+      row.detail = ok ? `policy set replaced: ${n ?? '?'} policies` : `reload FAILED, ${n ?? '?'} policies stay in force${error !== undefined ? `: ${error}` : ''}`;
+      break;
+    }
+    case 'invalidation': {
+      row.kind = 'invalidation';
+      const scope = take('scope') as Record<string, unknown> | undefined;
+      const reason = str(take('reason')) ?? '';
+      const remote = take('remote') === true;
+      let what = 'every session';
+      if (scope && scope.type === 'session' && typeof scope.sessionId === 'string') {
+        row.session = scope.sessionId;
+        what = `session ${scope.sessionId}`;
+      } else if (scope && scope.type === 'principal' && typeof scope.principalId === 'string') {
+        row.principal = scope.principalId;
+        what = `principal ${scope.principalId}`;
+      }
+      row.reason = reason;
+      row.verdict = 'invalidate';
+      if (/\bdrift\b/i.test(reason)) row.drift = true;
+      row.detail = `invalidated ${what}${remote ? ' (from another replica)' : ''}`;
+      break;
+    }
+    case 'checkpoint': {
+      row.kind = 'checkpoint';
+      const size = num(take('size'));
+      const kid = str(take('kid'));
+      const mode = str(take('mode'));
+      take('sig');
+      take('head');
+      row.detail = `signed checkpoint: seals records 0..${size !== null ? size - 1 : '?'} (${mode ?? '?'}, key ${kid ?? '?'})`;
+      break;
+    }
+    case 'genesis':
+      row.detail = `log created (${str(take('mode')) ?? '?'}, key ${str(take('kid')) ?? '?'})`;
+      break;
+    case 'segment':
+      row.detail = `segment ${num(take('segment')) ?? '?'} begins`;
+      break;
+    case 'recovery':
+      row.detail = `a crash left a torn tail: ${num(take('cutBytes')) ?? '?'} bytes cut from ${str(take('file')) ?? '?'}`;
+      break;
+    case 'key':
+      row.detail = `key ${str(take('event')) ?? '?'}${str(r.kid) !== undefined ? ` ${str(take('kid'))}` : ''}${str(r.detail) !== undefined ? `: ${str(take('detail'))}` : ''}`;
+      break;
+    default:
+      row.detail = `${type} record`;
+  }
+  for (const [k, v] of Object.entries(r)) if (!used.has(k) && v !== undefined) row.extra[k] = v;
+  return row;
+}
+
+function unverifiedRow(u: UnverifiedLine, id: number, log: number, principalOf: Map<string, string>): ReportRow {
+  if (u.record) return rowOf(u.record, id, log, u.index, 'unverified', principalOf);
+  return { id, log, index: u.index, seq: null, time: null, type: '(unreadable)', kind: 'log', trust: 'unverified', detail: 'a line that is not a JSON record', extra: { line: u.raw ?? '' } };
+}
+
+function setStr(row: ReportRow, key: 'principal' | 'tool' | 'session' | 'code' | 'reason' | 'evaluator' | 'policy', v: unknown): void {
+  if (typeof v === 'string') row[key] = v;
+}
+
+function distinct(values: readonly (string | undefined)[]): string[] {
+  return [...new Set(values.filter((v): v is string => v !== undefined))].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+}
+
+function sessionsOf(rows: readonly ReportRow[]): SessionSummary[] {
+  const by = new Map<string | null, SessionSummary & { toolSet: Set<string>; principalSet: Set<string> }>();
+  for (const r of rows) {
+    if (r.kind !== 'call' && r.kind !== 'outcome' && !(r.kind === 'invalidation' && r.session !== undefined)) continue;
+    const key = r.session ?? null;
+    let s = by.get(key);
+    if (!s) {
+      s = { id: key, principals: [], first: null, last: null, calls: 0, permits: 0, refusals: 0, invalidations: 0, wouldBlock: 0, drift: 0, tools: 0, rows: 0, toolSet: new Set(), principalSet: new Set() };
+      by.set(key, s);
+    }
+    s.rows++;
+    if (r.time !== null) {
+      s.first = s.first === null ? r.time : Math.min(s.first, r.time);
+      s.last = s.last === null ? r.time : Math.max(s.last, r.time);
+    }
+    if (r.principal !== undefined) s.principalSet.add(r.principal);
+    if (r.drift) s.drift++;
+    if (r.kind === 'invalidation') {
+      s.invalidations++;
+      continue;
+    }
+    if (r.kind !== 'call') continue;
+    s.calls++;
+    if (r.tool !== undefined) s.toolSet.add(r.tool);
+    if (r.observed) {
+      s.permits++;
+      if (r.wouldBlock) s.wouldBlock++;
+    } else if (r.verdict === 'permit') s.permits++;
+    else if (r.verdict === 'refuse') s.refusals++;
+    else if (r.verdict === 'invalidate') s.invalidations++;
+  }
+  return [...by.values()]
+    .map(({ toolSet, principalSet, ...s }) => ({ ...s, tools: toolSet.size, principals: [...principalSet].sort() }))
+    .sort((a, b) => (a.first ?? 0) - (b.first ?? 0) || ((a.id ?? '') < (b.id ?? '') ? -1 : 1));
+}
+
+/** A bucket width that gives at most `max` buckets over the span, from a readable set. */
+export function bucketWidth(spanMs: number, max: number): number {
+  const steps = [1e3, 5e3, 15e3, 6e4, 3e5, 9e5, 36e5, 3 * 36e5, 6 * 36e5, 12 * 36e5, 864e5, 7 * 864e5, 30 * 864e5, 365 * 864e5];
+  for (const s of steps) if (spanMs / s < max) return s;
+  return Math.ceil(spanMs / max / 864e5) * 864e5;
+}
+
+function summarize(rows: readonly ReportRow[], opts: BuildOptions): ReportSummary {
+  const top = opts.top ?? 12;
+  const calls = rows.filter((r) => r.kind === 'call');
+  const totals: ReportTotals = {
+    records: rows.length, calls: calls.length, permits: 0, refusals: 0, invalidations: 0, observed: 0, wouldBlock: 0,
+    sessions: 0, principals: 0, tools: 0, reloads: 0, failedReloads: 0, invalidationRecords: 0, drift: 0,
+    unverified: rows.filter((r) => r.trust === 'unverified').length, outcomes: {},
+  };
+  const refusalsByCode = new Map<string, number>();
+  const refusalsByTool = new Map<string, number>();
+  const observeByCode = new Map<string, number>();
+  const observeByTool = new Map<string, number>();
+  const observeByPrincipal = new Map<string, number>();
+  const principals = new Map<string, PrincipalSummary>();
+  const inc = (m: Map<string, number>, k: string | undefined): void => void m.set(k ?? '(none)', (m.get(k ?? '(none)') ?? 0) + 1);
+  for (const r of calls) {
+    const p = r.principal ?? '(none)';
+    let ps = principals.get(p);
+    if (!ps) principals.set(p, (ps = { name: p, calls: 0, permits: 0, refusals: 0, invalidations: 0, wouldBlock: 0 }));
+    ps.calls++;
+    if (r.observed) {
+      totals.observed++;
+      totals.permits++;
+      ps.permits++;
+      if (r.wouldBlock) {
+        totals.wouldBlock++;
+        ps.wouldBlock++;
+        inc(observeByCode, r.code);
+        inc(observeByTool, r.tool);
+        inc(observeByPrincipal, r.principal);
+      }
+    } else if (r.verdict === 'permit') {
+      totals.permits++;
+      ps.permits++;
+    } else if (r.verdict === 'refuse' || r.verdict === 'invalidate') {
+      if (r.verdict === 'refuse') {
+        totals.refusals++;
+        ps.refusals++;
+      } else {
+        totals.invalidations++;
+        ps.invalidations++;
+      }
+      inc(refusalsByCode, r.code);
+      inc(refusalsByTool, r.tool);
+    }
+  }
+  const markers: ReportSummary['markers'] = [];
+  for (const r of rows) {
+    if (r.drift) totals.drift++;
+    if (r.kind === 'reload') {
+      totals.reloads++;
+      if (r.failed) totals.failedReloads++;
+    }
+    if (r.kind === 'invalidation') totals.invalidationRecords++;
+    if (r.kind === 'outcome') {
+      const o = r.outcome ?? '?';
+      totals.outcomes[o] = (totals.outcomes[o] ?? 0) + 1;
+    }
+    if (r.time === null) continue;
+    if (r.kind === 'reload') markers.push({ time: r.time, kind: r.failed ? 'failed-reload' : 'reload', rowId: r.id });
+    else if (r.drift) markers.push({ time: r.time, kind: 'drift', rowId: r.id });
+    else if (r.kind === 'invalidation') markers.push({ time: r.time, kind: 'invalidation', rowId: r.id });
+  }
+  totals.sessions = new Set(calls.map((r) => r.session).filter((s) => s !== undefined)).size;
+  totals.principals = principals.size;
+  totals.tools = new Set(calls.map((r) => r.tool).filter((s) => s !== undefined)).size;
+
+  const { bucketMs, buckets } = overTime(calls, opts.maxBuckets ?? 48);
+  return {
+    totals,
+    bucketMs,
+    verdictsOverTime: buckets,
+    refusalsByCode: ranked(refusalsByCode, top),
+    refusalsByTool: ranked(refusalsByTool, top),
+    topPrincipals: [...principals.values()].sort((a, b) => b.calls - a.calls || (a.name < b.name ? -1 : 1)).slice(0, top),
+    observe: {
+      observed: totals.observed, wouldBlock: totals.wouldBlock,
+      byCode: ranked(observeByCode, top), byTool: ranked(observeByTool, top), byPrincipal: ranked(observeByPrincipal, top),
+    },
+    markers,
+  };
+}
+
+function overTime(calls: readonly ReportRow[], max: number): { bucketMs: number; buckets: TimeBucket[] } {
+  const times = calls.map((r) => r.time).filter((t): t is number => t !== null);
+  if (times.length === 0) return { bucketMs: 0, buckets: [] };
+  let lo = times[0] as number;
+  let hi = lo;
+  for (const t of times) {
+    if (t < lo) lo = t;
+    if (t > hi) hi = t;
+  }
+  const width = bucketWidth(hi - lo + 1, max);
+  const start = Math.floor(lo / width) * width;
+  const n = Math.floor((hi - start) / width) + 1;
+  const buckets: TimeBucket[] = Array.from({ length: n }, (_, i) => ({ start: start + i * width, end: start + (i + 1) * width, permit: 0, refuse: 0, invalidate: 0, wouldBlock: 0 }));
+  for (const r of calls) {
+    if (r.time === null) continue;
+    const b = buckets[Math.floor((r.time - start) / width)] as TimeBucket;
+    if (r.wouldBlock) b.wouldBlock++;
+    else if (r.observed || r.verdict === 'permit') b.permit++;
+    else if (r.verdict === 'refuse') b.refuse++;
+    else if (r.verdict === 'invalidate') b.invalidate++;
+  }
+  return { bucketMs: width, buckets };
+}
+
+/** Counts, largest first; past `top`, the rest summed as "others". */
+function ranked(m: Map<string, number>, top: number): NamedCount[] {
+  const all = [...m.entries()].map(([name, count]) => ({ name, count })).sort((a, b) => b.count - a.count || (a.name < b.name ? -1 : 1));
+  if (all.length <= top) return all;
+  const rest = all.slice(top - 1).reduce((n, e) => n + e.count, 0);
+  return [...all.slice(0, top - 1), { name: `(${all.length - top + 1} others)`, count: rest }];
+}
