@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Server } from '@modelcontextprotocol/sdk/server/index.js';
 import {
-  CallToolResultSchema, CompleteResultSchema, CreateMessageResultSchema, ElicitResultSchema, ErrorCode, GetPromptResultSchema,
+  CompleteResultSchema, CreateMessageResultSchema, ElicitResultSchema, ErrorCode, GetPromptResultSchema,
   ListRootsResultSchema, McpError, ReadResourceResultSchema,
   type CallToolResult, type ClientCapabilities, type LoggingLevel, type Prompt, type Resource, type ResourceTemplate, type Tool,
 } from '@modelcontextprotocol/sdk/types.js';
