@@ -105,6 +105,8 @@ const configSchema = z.strictObject({
     listen: z.string().min(1).default('127.0.0.1:8787'),
     /** Extra Origins allowed besides the listen address itself (DNS-rebinding protection). */
     allowed_origins: z.array(z.string()).default([]),
+    /** Extra Host header values (`name:port`) for a proxy bound to a non-loopback address. */
+    allowed_hosts: z.array(z.string()).default([]),
     clients: z.array(httpClient).default([]),
   }).optional(),
 });
@@ -149,7 +151,7 @@ export interface ProxyConfig {
   redis?: { url: string; peers?: string };
   tools: { showAll: boolean; pinning: boolean; pinsFile: string; callTimeoutMs: number };
   servers: ServerConfig[];
-  http?: { listen: string; allowedOrigins: string[]; clients: HttpClientConfig[] };
+  http?: { listen: string; allowedOrigins: string[]; allowedHosts: string[]; clients: HttpClientConfig[] };
 }
 
 /** Reads `kavach.toml` (or `.json`): strict, `${VAR}` expanded, paths relative to the file. */
@@ -251,6 +253,7 @@ export function parseConfig(doc: unknown, opts: { file?: string; env?: NodeJS.Pr
     config.http = {
       listen: raw.http.listen,
       allowedOrigins: raw.http.allowed_origins,
+      allowedHosts: raw.http.allowed_hosts,
       clients: raw.http.clients.map((c) => ({ token: c.token, principalId: c.principal_id, principalKind: c.principal_kind, roles: c.roles })),
     };
   }

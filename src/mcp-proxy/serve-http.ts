@@ -118,8 +118,8 @@ export async function serveHttp(runtime: ProxyRuntime, listen: string): Promise<
   const hostPart = host.includes(':') ? `[${host}]` : host;
   const names = new Set([hostPart, 'localhost', '127.0.0.1', '[::1]']);
   // Loopback names are always fine; a server bound to a real interface is reached by its address.
-  allowedHosts = new Set([...names].map((n) => `${n}:${realPort}`.toLowerCase()));
-  allowedOrigins = new Set([...allowedOrigins, ...[...names].map((n) => `http://${n}:${realPort}`.toLowerCase())]);
+  allowedHosts = new Set([...[...names].map((n) => `${n}:${realPort}`), ...(http?.allowedHosts ?? [])].map((h) => h.toLowerCase()));
+  allowedOrigins = new Set([...[...allowedOrigins].map((o) => o.toLowerCase()), ...[...names].map((n) => `http://${n}:${realPort}`.toLowerCase())]);
   const address = `${hostPart}:${realPort}`;
   log(`listening on http://${address}/mcp (${clients.length} client token${clients.length === 1 ? '' : 's'})`);
   return {
