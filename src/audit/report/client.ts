@@ -76,9 +76,13 @@ export const REPORT_JS = String.raw`
       add(li, el('span', 'k', g.source + ': '));
       var parts = [];
       parts.push(plural(g.records, 'record') + ' verified');
-      parts.push(plural(g.checkpoints, 'signed checkpoint') + (g.kids.length ? ' (key ' + g.kids.join(', ') + ')' : ''));
-      if (g.lastCheckpoint) parts.push('last checkpoint at seq ' + g.lastCheckpoint.seq + ' (' + fmtTime(g.lastCheckpoint.time) + ')');
-      parts.push(g.unsealed > 0 ? plural(g.unsealed, 'record') + ' after the last checkpoint: chained but not yet signed (unsealed)' : 'nothing unsealed');
+      var before = g.broken ? ' before the break' : '';
+      if (g.checkpoints === 0) parts.push('NO signed checkpoint' + before + ': ' + plural(g.unsealed, 'record') + ' only hash-chained');
+      else {
+        parts.push(plural(g.checkpoints, 'signed checkpoint') + before + (g.kids.length ? ' (key ' + g.kids.join(', ') + ')' : ''));
+        if (g.lastCheckpoint) parts.push('last checkpoint at seq ' + g.lastCheckpoint.seq + ' (' + fmtTime(g.lastCheckpoint.time) + ')');
+        parts.push(g.unsealed > 0 ? plural(g.unsealed, 'record') + ' after the last checkpoint: chained but not yet signed (unsealed)' : 'nothing unsealed');
+      }
       parts.push('mode ' + (g.mode || '—'));
       if (g.logId) parts.push('log ' + g.logId);
       parts.push(g.anchored ? 'seal file matches' : 'no seal file checked');
@@ -125,14 +129,14 @@ export const REPORT_JS = String.raw`
   function hbars(host, items, opts) {
     opts = opts || {};
     if (!items.length) { host.appendChild(el('div', 'empty', opts.empty || 'none')); return; }
-    var W = 420, labelW = 150, rowH = 22, H = items.length * rowH + 4;
+    var W = 440, labelW = 172, rowH = 22, H = items.length * rowH + 4;
     var max = 1;
     items.forEach(function (i) { var v = i.total !== undefined ? i.total : i.count; if (v > max) max = v; });
     var s = svg('svg', { viewBox: '0 0 ' + W + ' ' + H, width: '100%', role: 'img', 'aria-label': opts.label || '' });
     s.style.maxWidth = (W * 1.25) + 'px';
     items.forEach(function (it, k) {
       var y = k * rowH + 2;
-      var name = it.name.length > 24 ? it.name.slice(0, 23) + '…' : it.name;
+      var name = it.name.length > 22 ? it.name.slice(0, 21) + '…' : it.name;
       tip(add(s, svg('text', { x: labelW - 6, y: y + 13, 'text-anchor': 'end' }, name)), it.name);
       var x = labelW, full = W - labelW - 50;
       var segs = it.segs || [[opts.cls || 'f-bar', it.count, '']];
@@ -181,7 +185,10 @@ export const REPORT_JS = String.raw`
       });
     });
     var ticks = Math.min(B.length, 8), step = Math.max(1, Math.round(B.length / ticks));
-    for (var k = 0; k < B.length; k += step) add(s, svg('text', { x: L + k * bw, y: H - 8, 'class': 'tick' }, fmtShort(B[k].start, width)));
+    for (var k = 0; k < B.length; k += step) {
+      if (L + k * bw > W - R - 70) break;
+      add(s, svg('text', { x: L + k * bw, y: H - 8, 'class': 'tick' }, fmtShort(B[k].start, width)));
+    }
     function xOf(t) { return L + (t - lo) / (hi - lo) * iw; }
     M.summary.markers.forEach(function (m) {
       if (m.time < lo || m.time > hi) return;
@@ -203,6 +210,7 @@ export const REPORT_JS = String.raw`
     hbars(document.getElementById('chart-principals'), S.topPrincipals.map(function (p) {
       return { name: p.name, total: p.calls, segs: [['f-permit', p.permits - p.wouldBlock, 'permitted'], ['f-would', p.wouldBlock, 'would block'], ['f-refuse', p.refusals, 'refused'], ['f-inval', p.invalidations, 'invalidated']] };
     }), { empty: 'no calls', label: 'top principals' });
+    if (S.topPrincipals.length) document.getElementById('chart-principals').appendChild(legend([['permit', 'permitted'], ['would', 'would block'], ['refuse', 'refused'], ['inval', 'invalidated']]));
     var ob = document.getElementById('chart-observe');
     var O = S.observe;
     if (!O.observed) ob.appendChild(el('div', 'empty', 'no observe-mode records: every verdict in this report was enforced'));
@@ -332,7 +340,7 @@ export const REPORT_JS = String.raw`
     if (v === 'events') return r.kind !== 'call';
     if (v === 'unverified') return r.trust === 'unverified';
     if (r.kind !== 'call') return false;
-    if (v === 'permit') return r.verdict === 'permit' || !!r.observed;
+    if (v === 'permit') return !r.wouldBlock && (r.verdict === 'permit' || !!r.observed);
     return !r.observed && r.verdict === v;
   }
   function filtered() {
