@@ -40,16 +40,18 @@ port.on('message', (msg: Request) => {
       keys.delete(msg.kid);
       return;
     case 'sign': {
-      // Test hook: die in the middle of a job, the way an OOM or a native fault would.
-      if (msg.crash) throw new Error('signing worker crashed (test hook)');
+      let envelope: Uint8Array;
       try {
         const kp = keys.get(msg.kid);
         if (!kp) throw new Error(`signing worker has no key ${msg.kid}`);
-        const envelope = signEnvelopeBytes(kp, msg.mode, msg.domain, msg.message);
-        port.postMessage({ t: 'ok', id: msg.id, envelope }, [envelope.buffer as ArrayBuffer]);
+        envelope = signEnvelopeBytes(kp, msg.mode, msg.domain, msg.message);
       } catch (err) {
         port.postMessage({ t: 'err', id: msg.id, message: (err as Error)?.message ?? String(err) });
+        return;
       }
+      // Test hook: die after the work and before the answer, the way an OOM or a native fault would.
+      if (msg.crash) throw new Error('signing worker crashed (test hook)');
+      port.postMessage({ t: 'ok', id: msg.id, envelope }, [envelope.buffer as ArrayBuffer]);
     }
   }
 });
