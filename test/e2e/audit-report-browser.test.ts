@@ -123,7 +123,12 @@ describe.skipIf(!haveChromium && !ci)('audit report in headless chromium', () =>
     expect(await page.locator('#timeline-body tr.row').count()).toBe(24);
     await page.locator('#sessions-body tr', { hasText: 's-beta' }).click();
     expect(await rowTexts(page, 'sess')).toEqual(['s-beta', 's-beta', 's-beta', 's-beta']);
+    const focus = page.locator('#session-focus');
+    expect(await focus.isVisible()).toBe(true);
+    expect(await focus.innerText()).toMatch(/^s-beta · billing-bot · [^]*4 calls\s+1 refused\s+1 invalidated\s+0 would block\s+1 drift/);
+    expect(await focus.locator('svg .f-drift').count()).toBe(1);
     await page.click('#f-reset');
+    expect(await focus.isVisible()).toBe(false);
     await page.fill('#f-q', 'exfil');
     await page.waitForFunction(() => document.querySelectorAll('#timeline-body tr.row').length === 1);
     expect(await rowTexts(page, 'tool')).toEqual(['net.fetch']);

@@ -244,23 +244,67 @@ export const REPORT_JS = String.raw`
   function attention(s) { return s.invalidations * 1000 + s.drift * 500 + s.refusals * 10 + s.wouldBlock; }
   var sessionsShown = 40;
   var sessionSort = 'attention';
-  function lane(s) {
-    var list = bySession[s.id === null ? '\u0000' : 'S' + s.id] || [];
-    var W = 180, H = 16, lo = s.first, hi = s.last;
-    var e = svg('svg', { width: W, height: H, viewBox: '0 0 ' + W + ' ' + H, 'class': 'lane', role: 'img', 'aria-label': 'session activity' });
-    add(e, svg('line', { x1: 2, x2: W - 2, y1: H / 2, y2: H / 2, 'class': 'axis' }));
-    function x(t) { return hi > lo ? 4 + (t - lo) / (hi - lo) * (W - 8) : W / 2; }
+  function callClass(r) { return r.wouldBlock ? 'would' : r.observed ? 'permit' : r.verdict === 'invalidate' ? 'invalidate' : r.verdict; }
+  function sessionRows(id) { return bySession[id === null ? '\u0000' : 'S' + id] || []; }
+  /** A session's calls on its own time axis: dots while few, a stacked histogram when many. */
+  function lane(s, W, H, detailed) {
+    var list = sessionRows(s.id).filter(function (r) { return r.kind === 'call' && r.time !== null; });
+    var lo = s.first, hi = s.last, pad = 5;
+    var e = svg('svg', { width: detailed ? '100%' : W, height: H, viewBox: '0 0 ' + W + ' ' + H, 'class': 'lane', role: 'img', 'aria-label': 'calls of the session over time' });
+    function x(t) { return hi > lo ? pad + (t - lo) / (hi - lo) * (W - 2 * pad) : W / 2; }
+    add(e, svg('line', { x1: 0, x2: W, y1: H - 2, y2: H - 2, 'class': 'axis' }));
     contextRows.forEach(function (c) {
       if (c.time === null || c.time < lo || c.time > hi || c.kind !== 'reload') return;
-      tip(add(e, svg('line', { x1: x(c.time), x2: x(c.time), y1: 0, y2: H, 'class': c.failed ? 's-failed' : 's-reload' })), 'policy reload ' + fmtTime(c.time));
+      tip(add(e, svg('line', { x1: x(c.time), x2: x(c.time), y1: 0, y2: H, 'class': c.failed ? 's-failed' : 's-reload' })), (c.failed ? 'FAILED policy reload ' : 'policy reload ') + fmtTime(c.time) + ' UTC');
     });
+    if (list.length <= (detailed ? 400 : 40)) {
+      list.forEach(function (r) {
+        var cls = callClass(r), big = cls !== 'permit';
+        var h = big ? H - 4 : (H - 4) / 2;
+        var node = add(e, svg('rect', { x: x(r.time) - (big ? 1.5 : 1), y: H - 2 - h, width: big ? 3 : 2, height: h, 'class': 'dot-' + cls }));
+        if (detailed) tip(node, fmtTime(r.time) + ' UTC · ' + (r.tool || '') + ' · ' + cls.toUpperCase() + (r.code ? ' ' + r.code : ''));
+      });
+    } else {
+      var n = detailed ? 120 : 36, bins = [], max = 1, i;
+      for (i = 0; i < n; i++) bins.push({ permit: 0, would: 0, refuse: 0, invalidate: 0 });
+      list.forEach(function (r) { var k = hi > lo ? Math.min(n - 1, Math.floor((r.time - lo) / (hi - lo) * n)) : 0; bins[k][callClass(r)]++; });
+      bins.forEach(function (b) { var t = b.permit + b.would + b.refuse + b.invalidate; if (t > max) max = t; });
+      var bw = (W - 2 * pad) / n;
+      bins.forEach(function (b, k) {
+        var y = H - 2;
+        ['permit', 'would', 'refuse', 'invalidate'].forEach(function (c) {
+          if (!b[c]) return;
+          var h = b[c] / max * (H - 4);
+          y -= h;
+          var node = add(e, svg('rect', { x: pad + k * bw, y: y, width: Math.max(1, bw - 0.5), height: h, 'class': 'dot-' + c }));
+          if (detailed) tip(node, fmtN(b[c]) + ' ' + c);
+        });
+      });
+    }
     list.forEach(function (r) {
-      if (r.kind !== 'call' || r.time === null) return;
-      var cls = r.wouldBlock ? 'dot-would' : r.observed ? 'dot-permit' : 'dot-' + r.verdict;
-      var big = r.verdict !== 'permit';
-      add(e, svg('circle', { cx: x(r.time), cy: H / 2, r: big ? 4 : 2.5, 'class': cls }));
+      if (!r.drift) return;
+      tip(add(e, svg('path', { d: 'M' + (x(r.time) - 5) + ' 0h10l-5 8z', 'class': 'f-drift' })), 'drift ' + fmtTime(r.time) + ' UTC: ' + (r.reason || ''));
     });
     return e;
+  }
+  /** Above the timeline when one session is selected: who, how many, and its calls on a time axis. */
+  function sessionFocus(id) {
+    var host = document.getElementById('session-focus');
+    host.textContent = '';
+    if (id === undefined) { host.hidden = true; return; }
+    var s = null;
+    M.sessions.forEach(function (x) { if (x.id === id) s = x; });
+    if (s === null) { host.hidden = true; return; }
+    host.hidden = false;
+    var h = el('div', 'focus-head');
+    add(h, el('span', 'focus-id', s.id === null ? '(no session)' : s.id), el('span', 'muted', ' · ' + s.principals.join(', ') + ' · ' + fmtTime(s.first) + ' → ' + fmtTime(s.last) + ' UTC'));
+    host.appendChild(h);
+    var facts = el('div', 'focus-facts');
+    [[s.calls, 'calls', ''], [s.refusals, 'refused', 'hot'], [s.invalidations, 'invalidated', 'hot-inval'], [s.wouldBlock, 'would block', 'hot-would'], [s.drift, 'drift', 'hot-inval']].forEach(function (f) {
+      add(facts, el('span', f[0] ? f[2] : 'zero', fmtN(f[0]) + ' ' + f[1]));
+    });
+    host.appendChild(facts);
+    host.appendChild(lane(s, 1200, 44, true));
   }
   function renderSessions() {
     var host = document.getElementById('sessions-body');
@@ -272,7 +316,7 @@ export const REPORT_JS = String.raw`
       var idCell = el('td', 'cell-id', s.id === null ? '(no session)' : s.id);
       var pr = el('td', 'cell-id', s.principals.slice(0, 3).join(', ') + (s.principals.length > 3 ? ' +' + (s.principals.length - 3) : ''));
       function num(n, hot) { return el('td', 'num ' + (n ? hot || '' : 'zero'), fmtN(n)); }
-      var laneCell = el('td'); laneCell.appendChild(lane(s));
+      var laneCell = el('td'); laneCell.appendChild(lane(s, 180, 18, false));
       add(tr, idCell, pr, el('td', 'mono muted', fmtTime(s.first).slice(5) + ' → ' + (s.last !== null ? fmtTime(s.last).slice(11) : '')),
         num(s.calls), num(s.refusals, 'hot'), num(s.invalidations, 'hot-inval'), num(s.wouldBlock, 'hot-would'), num(s.drift, 'hot-inval'), laneCell);
       tr.addEventListener('click', function () {
@@ -412,6 +456,7 @@ export const REPORT_JS = String.raw`
   var open = {};
   function renderTimeline() {
     var list = filtered();
+    sessionFocus(F.session === -1 ? undefined : F.session === -2 ? null : M.facets.sessions[F.session]);
     var pages = Math.max(1, Math.ceil(list.length / PAGE));
     if (F.page >= pages) F.page = pages - 1;
     var body = document.getElementById('timeline-body');

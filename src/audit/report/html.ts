@@ -95,6 +95,7 @@ export function renderReportHtml(model: ReportModel): string {
     <label>search<input type="search" id="f-q" placeholder="principal, tool, code, reason, args…" autocomplete="off" spellcheck="false"></label>
     <button type="button" id="f-reset">reset</button>
   </div>
+  <div id="session-focus" class="focus" hidden></div>
   <p class="count" id="timeline-count"></p>
   <table class="timeline">
     <thead><tr><th>seq</th><th>time (UTC)</th><th>session</th><th>principal</th><th>tool</th><th>verdict</th><th>code</th><th>reason</th></tr></thead>

@@ -119,6 +119,11 @@ dl.kv { display: grid; grid-template-columns: max-content 1fr; gap: 2px 14px; ma
 dl.kv dt { color: var(--muted); font-family: var(--mono); }
 dl.kv dd { margin: 0; font-family: var(--mono); white-space: pre-wrap; word-break: break-all; }
 .lane { display: block; }
+.focus { border: 1px solid var(--line); border-radius: 8px; padding: 10px 12px; margin-bottom: 10px; background: #fbfcfd; }
+.focus[hidden] { display: none; }
+.focus-head { margin-bottom: 4px; }
+.focus-id { font-family: var(--mono); font-weight: 700; word-break: break-all; }
+.focus-facts { display: flex; gap: 14px; font-size: 12.5px; margin-bottom: 6px; }
 .lane .dot-permit { fill: #4ac26b; } .lane .dot-refuse { fill: var(--refuse); } .lane .dot-invalidate { fill: var(--inval); } .lane .dot-would { fill: #d4a72c; }
 footer { color: var(--muted); font-size: 12px; margin-top: 24px; }
 @media print { .filters, .pager, .more { display: none; } .banner.warn { background: var(--would-bg); border-color: #d4a72c; }
