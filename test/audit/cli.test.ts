@@ -103,9 +103,9 @@ describe('kavach audit stats', () => {
     expect(JSON.parse((await cli('stats', logPath, '--json')).out)).toMatchObject({ records: 5, signaturesChecked: false });
   });
 
-  it('says the HTML report is not yet available', async () => {
+  it('report needs --keys (the HTML report is tested in report-model.test.ts)', async () => {
     const r = await cli('report', logPath);
     expect(r.code).toBe(2);
-    expect(r.err).toMatch(/not yet available/);
+    expect(r.err).toMatch(/--keys public\.json is required/);
   });
 });
