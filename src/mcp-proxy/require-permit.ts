@@ -38,7 +38,7 @@ export interface PermitExtra {
 export function requirePermit<Args extends Record<string, unknown>, Extra extends PermitCarrier, R extends CallToolResult>(
   handler: (args: Args, extra: Extra & PermitExtra) => R | Promise<R>,
   opts: RequirePermitOptions,
-): (args: Args, extra: Extra) => Promise<R | CallToolResult> {
+): (args: Args, extra: Extra) => Promise<CallToolResult> {
   if (!opts?.verifier || typeof opts.audience !== 'string' || opts.audience === '' || typeof opts.tool !== 'string' || opts.tool === '') {
     throw new TypeError('requirePermit needs { verifier, audience, tool }');
   }
