@@ -15,7 +15,11 @@ interface HttpSession {
   session: ProxySession;
   transport: StreamableHTTPServerTransport;
   client: HttpClientConfig;
+  lastSeen: number;
 }
+
+/** Sessions whose client vanished without a DELETE are closed after this long without a request. */
+const SESSION_IDLE_MS = 60 * 60_000;
 
 export interface HttpHandle {
   server: HttpServer;
@@ -74,6 +78,7 @@ export async function serveHttp(runtime: ProxyRuntime, listen: string): Promise<
       const existing = sessions.get(sessionId);
       // A session opened with one token is not usable with another: 404 as if it did not exist.
       if (!existing || existing.client !== client) return reply(res, 404, 'unknown session');
+      existing.lastSeen = Date.now();
       await existing.transport.handleRequest(req, res, body);
       return;
     }
@@ -84,7 +89,7 @@ export async function serveHttp(runtime: ProxyRuntime, listen: string): Promise<
     const transport: StreamableHTTPServerTransport = new StreamableHTTPServerTransport({
       sessionIdGenerator: () => randomUUID(),
       onsessioninitialized: (id) => {
-        sessions.set(id, { session, transport, client });
+        sessions.set(id, { session, transport, client, lastSeen: Date.now() });
         runtime.core.addSession(session);
       },
     });
@@ -113,6 +118,11 @@ export async function serveHttp(runtime: ProxyRuntime, listen: string): Promise<
       resolve();
     });
   });
+  const sweeper = setInterval(() => {
+    const cutoff = Date.now() - SESSION_IDLE_MS;
+    for (const s of sessions.values()) if (s.lastSeen < cutoff) void s.transport.close().catch(() => undefined);
+  }, 60_000);
+  sweeper.unref();
   const bound = server.address();
   const realPort = typeof bound === 'object' && bound ? bound.port : port;
   const hostPart = host.includes(':') ? `[${host}]` : host;
@@ -126,6 +136,7 @@ export async function serveHttp(runtime: ProxyRuntime, listen: string): Promise<
     server,
     address,
     async close() {
+      clearInterval(sweeper);
       for (const s of sessions.values()) await s.transport.close().catch(() => undefined);
       server.closeAllConnections();
       await new Promise<void>((r) => server.close(() => r()));
