@@ -33,6 +33,7 @@ export interface UpstreamEvents {
 
 const BACKOFF_MS = [500, 1_000, 2_000, 5_000, 10_000, 30_000];
 const CONNECT_TIMEOUT_MS = 30_000;
+const STABLE_MS = 30_000;
 
 /**
  * One upstream MCP server, owned by the proxy: connected with the SDK `Client`, restarted with
@@ -46,6 +47,7 @@ export class Upstream {
   prompts: Prompt[] = [];
   lastError: string | undefined;
   private attempt = 0;
+  private readyAt = 0;
   private timer: NodeJS.Timeout | undefined;
   private firstSettled!: () => void;
   /** Resolves once the first connection attempt succeeded or failed. */
@@ -188,7 +190,7 @@ export class Upstream {
       this.client = client;
       await this.refresh(client);
       this.state = 'ready';
-      this.attempt = 0;
+      this.readyAt = Date.now();
       this.lastError = undefined;
       this.events.log(`upstream ${this.name}: ready (${this.tools.length} tools)`);
       if (this.logLevel && client.getServerCapabilities()?.logging) await client.setLoggingLevel(this.logLevel).catch(() => undefined);
@@ -206,6 +208,8 @@ export class Upstream {
   private onDown(reason: string): void {
     if (this.state === 'closed' || this.state === 'down') return;
     const wasReady = this.state === 'ready';
+    // A server that dies soon after every start keeps backing off; one that ran a while starts afresh.
+    if (wasReady && Date.now() - this.readyAt > STABLE_MS) this.attempt = 0;
     this.state = 'down';
     this.client = undefined;
     this.wire_ = undefined;
