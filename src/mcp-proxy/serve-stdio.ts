@@ -17,6 +17,8 @@ export async function serveStdio(runtime: ProxyRuntime, onClosed: () => void): P
   };
   await session.server.connect(transport);
   installToolCallFastPath(transport, runtime.core, session, () => runtime.core.startUpstreams(session.server.getClientCapabilities()));
-  // The client closing stdin is how stdio sessions end.
+  // The client closing stdin is how stdio sessions end; a client that vanished shows up as
+  // EPIPE on stdout instead, which must end the session cleanly too (the audit log gets sealed).
   process.stdin.once('end', () => void session.server.close());
+  process.stdout.on('error', () => void session.server.close());
 }
