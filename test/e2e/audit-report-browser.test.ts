@@ -130,7 +130,8 @@ describe.skipIf(!haveChromium && !ci)('audit report in headless chromium', () =>
     await page.click('#f-reset');
     expect(await focus.isVisible()).toBe(false);
     await page.fill('#f-q', 'exfil');
-    await page.waitForFunction(() => document.querySelectorAll('#timeline-body tr.row').length === 1);
+    // the search box waits for typing to pause before filtering
+    await expect.poll(() => page.locator('#timeline-body tr.row').count()).toBe(1);
     expect(await rowTexts(page, 'tool')).toEqual(['net.fetch']);
     expect(watch).toEqual({ dialogs: [], requests: [], errors: [] });
     await page.close();
@@ -148,11 +149,12 @@ describe.skipIf(!haveChromium && !ci)('audit report in headless chromium', () =>
     expect(await page.locator('#timeline-body tr.k-invalidation td.reason').innerText()).toContain(`offboarded after incident ${XSS_BREAKOUT}`);
     expect(await page.locator('#f-principal option', { hasText: XSS_SCRIPT }).count()).toBe(1);
     // The only elements of those kinds are the page's own two scripts; no image, no iframe, no handler attribute.
-    const dom = await page.evaluate(() => ({
+    // (a string: the test's TypeScript has no DOM types)
+    const dom = await page.evaluate(`({
       scripts: document.querySelectorAll('script').length,
       images: document.querySelectorAll('img, iframe, object, embed').length,
       handlers: [...document.querySelectorAll('*')].filter((e) => [...e.attributes].some((a) => a.name.startsWith('on'))).length,
-    }));
+    })`);
     expect(dom).toEqual({ scripts: 2, images: 0, handlers: 0 });
     expect(watch).toEqual({ dialogs: [], requests: [], errors: [] });
     await page.close();

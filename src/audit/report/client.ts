@@ -54,9 +54,8 @@ export const REPORT_JS = String.raw`
   var I = M.integrity;
   var bad = I.status === 'broken';
   document.title = (bad ? '[INTEGRITY BROKEN] ' : I.signed ? '[verified] ' : '[unsigned] ') + 'Kavach audit report';
-  var times = I.logs.map(function (g) { return [g.firstTime, g.lastTime]; });
   var t0 = null, t1 = null;
-  times.forEach(function (p) { if (p[0] !== null && (t0 === null || p[0] < t0)) t0 = p[0]; if (p[1] !== null && (t1 === null || p[1] > t1)) t1 = p[1]; });
+  rows.forEach(function (r) { if (typeof r.time !== 'number') return; if (t0 === null || r.time < t0) t0 = r.time; if (t1 === null || r.time > t1) t1 = r.time; });
   var meta = document.getElementById('meta');
   meta.textContent = I.logs.map(function (g) { return g.source; }).join(', ') + ' · ' + fmtTime(t0) + ' → ' + fmtTime(t1) + ' UTC · generated ' + fmtTime(M.generatedAt) + ' UTC';
 
@@ -319,7 +318,7 @@ export const REPORT_JS = String.raw`
       var laneCell = el('td'); laneCell.appendChild(lane(s, 180, 18, false));
       add(tr, idCell, pr, el('td', 'mono muted', fmtTime(s.first).slice(5) + ' → ' + (s.last !== null ? fmtTime(s.last).slice(11) : '')),
         num(s.calls), num(s.refusals, 'hot'), num(s.invalidations, 'hot-inval'), num(s.wouldBlock, 'hot-would'), num(s.drift, 'hot-inval'), laneCell);
-      tr.addEventListener('click', function () {
+      clickable(tr, function () {
         var i = s.id === null ? -2 : M.facets.sessions.indexOf(s.id);
         F.session = i; F.page = 0;
         document.getElementById('f-session').value = String(i);
@@ -454,6 +453,12 @@ export const REPORT_JS = String.raw`
     return tr;
   }
   var open = {};
+  /** Rows act on Enter and Space too: the report is usable from the keyboard. */
+  function clickable(tr, fn) {
+    tr.tabIndex = 0;
+    tr.addEventListener('click', fn);
+    tr.addEventListener('keydown', function (e) { if (e.key === 'Enter' || e.key === ' ') { e.preventDefault(); fn(); } });
+  }
   function renderTimeline() {
     var list = filtered();
     sessionFocus(F.session === -1 ? undefined : F.session === -2 ? null : M.facets.sessions[F.session]);
@@ -475,7 +480,7 @@ export const REPORT_JS = String.raw`
       else reason.textContent = r.detail || '';
       add(tr, seq, el('td', 't', fmtTime(r.time)), el('td', 'sess', r.session === undefined ? '' : r.session), el('td', 'who', r.principal === undefined ? '' : r.principal),
         el('td', 'tool', r.tool === undefined ? '' : r.tool), v, el('td', 'code', r.code || ''), reason);
-      tr.addEventListener('click', function () {
+      clickable(tr, function () {
         if (open[r.id]) { open[r.id].remove(); delete open[r.id]; return; }
         open[r.id] = detailRow(r);
         tr.after(open[r.id]);

@@ -125,6 +125,7 @@ dl.kv dd { margin: 0; font-family: var(--mono); white-space: pre-wrap; word-brea
 .focus-id { font-family: var(--mono); font-weight: 700; word-break: break-all; }
 .focus-facts { display: flex; gap: 14px; font-size: 12.5px; margin-bottom: 6px; }
 .lane .dot-permit { fill: #4ac26b; } .lane .dot-refuse { fill: var(--refuse); } .lane .dot-invalidate { fill: var(--inval); } .lane .dot-would { fill: #d4a72c; }
+tr[tabindex]:focus-visible { outline: 2px solid var(--reload); outline-offset: -2px; }
 footer { color: var(--muted); font-size: 12px; margin-top: 24px; }
 @media print { .filters, .pager, .more { display: none; } .banner.warn { background: var(--would-bg); border-color: #d4a72c; }
 .banner.warn .icon { background: #bf8700; }
