@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { copyFileSync, readFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
@@ -158,6 +158,15 @@ describe('a tampered log', () => {
     expect(page).toContain('data-status="broken"');
     expect(page).toContain('<noscript><div class="state">INTEGRITY BROKEN at record 3.');
     expect(page).toContain('<title>[INTEGRITY BROKEN] Kavach audit report</title>');
+  });
+
+  it('a log cut behind its seal file is broken where the records stop', async () => {
+    const cut = join(dir, 'cut.jsonl');
+    writeLines(cut, lines(gateRun.path).slice(0, 21));
+    copyFileSync(`${gateRun.path}.seal`, `${cut}.seal`);
+    const { model: m } = await buildAuditReport([cut], key().publicKeys());
+    expect(m.integrity.logs[0]).toMatchObject({ status: 'broken', records: 21, unverified: 0, broken: { index: 21, code: 'TRUNCATED' } });
+    expect(m.integrity.headline).toMatch(/^BROKEN at record 21: the log ends at seq 20, but a checkpoint at seq 23 is known \(seal file\): records were cut \[TRUNCATED\]$/);
   });
 
   it('over several logs: broken if any is, and names which', async () => {
