@@ -17,7 +17,11 @@ export interface BatchOptions {
   maxDelayMs?: number;
   /** Most permits under one signature (default 512; at most 65,536). */
   maxSize?: number;
-  /** Batch roots being signed at once (default: the pool's size). */
+  /**
+   * Batch roots being signed at once (default: the pool's size minus one, at least one). At high
+   * rates the event loop itself needs a core — building trees, finishing verdicts — and batches
+   * grow to absorb the load, so more root signers mostly compete with it for CPU.
+   */
   concurrency?: number;
 }
 

@@ -66,7 +66,7 @@ export class PermitSigner implements PermitIssuer {
       const signRoot = pool
         ? (message: Uint8Array) => pool.signEnvelope(kp, this.mode, BATCH_DOMAIN, message)
         : (message: Uint8Array) => signEnvelope(kp, this.mode, BATCH_DOMAIN, message);
-      this.#batcher = new PermitBatcher(signRoot, opts.batch, opts.batch.concurrency ?? pool?.size ?? 1);
+      this.#batcher = new PermitBatcher(signRoot, opts.batch, opts.batch.concurrency ?? Math.max(1, (pool?.size ?? 1) - 1));
     }
   }
 
