@@ -5,7 +5,10 @@ import { Gate } from '../../src/engine/gate.ts';
 import type { PermitRequest } from '../../src/engine/ports.ts';
 import { InMemoryReplayStore } from '../../src/engine/stores.ts';
 import { mlDsa } from '../../src/crypto/backend.ts';
-import { BATCH_DOMAIN, decodeProof, encodeProof } from '../../src/crypto/batch-proof.ts';
+import { BATCH_DOMAIN, decodeProof, encodeProof, rootMessage } from '../../src/crypto/batch-proof.ts';
+import { buildTree } from '../../src/crypto/merkle.ts';
+import { joinBatchToken } from '../../src/crypto/permit-token.ts';
+import { signEnvelope } from '../../src/crypto/signatures.ts';
 import { KeyPair } from '../../src/crypto/keys.ts';
 import { PublicKeyDirectory } from '../../src/crypto/key-directory.ts';
 import { PermitSigner } from '../../src/crypto/permit-signer.ts';
@@ -179,6 +182,11 @@ describe('batch-signed permits', () => {
       ['a fifth part appended', (t: string) => `${t}.AAAA`],
       ['bytes appended to the signature', (t: string) => `${t}AAAA`],
       ['wrong prefix', (t: string) => `kv2${t.slice(3)}`],
+      ['claims cut short', (t: string) => { const p = t.split('.'); return `kv1.${p[1]!.slice(0, 40)}.${p[2]}.${p[3]}`; }],
+      ['padding appended', (t: string) => `${t}==`],
+      ['a character outside base64url', (t: string) => `${t.slice(0, 10)}+${t.slice(11)}`],
+      ['oversized', (t: string) => `${t}${'A'.repeat(20_000)}`],
+      ['empty', () => ''],
     ])('%s', async (_n, mangle) => {
       await rejectsWith(verifier().verify(mangle(batch8[2]!), expectCall), 'BAD_FORMAT');
     });
@@ -292,7 +300,33 @@ describe('batch-signed permits', () => {
     });
   });
 
+  describe('claims the signer would never write, in a validly signed batch → BAD_FORMAT', () => {
+    /** A one-token batch over arbitrary leaf bytes, signed the way a holder of kp could. */
+    async function forgeBatch(leaf: Uint8Array): Promise<string> {
+      const { root, paths } = buildTree([leaf, claimsBytes({ filler: true })]);
+      const envelope = await signEnvelope(kp, 'hybrid', BATCH_DOMAIN, rootMessage(2, root));
+      return joinBatchToken(leaf, b64(encodeProof(2, 0, paths[0]!)), envelope);
+    }
+    const c = () => bparts(batch8[0]!).claims;
+    it.each([
+      ['not canonical (whitespace)', () => new TextEncoder().encode(JSON.stringify(c(), null, 1))],
+      ['a duplicated key', () => new TextEncoder().encode(new TextDecoder().decode(claimsBytes(c())).replace('"act":', '"act":"fs.delete","act":'))],
+      ['an unknown claim', () => claimsBytes({ ...c(), admin: true })],
+      ['exp before iat', () => claimsBytes({ ...c(), exp: T0 - 1 })],
+    ])('%s', async (_n, leaf) => {
+      const forged = await forgeBatch(leaf());
+      await rejectsWith(verifier().verify(forged, expectCall), 'BAD_FORMAT');
+    });
+    it('control: the same forgery route with the genuine claims verifies', async () => {
+      await verifier().verify(await forgeBatch(claimsBytes(bparts(batch8[0]!).claims)), expectCall);
+    });
+  });
+
   describe('time, binding and single use work as for single-signed permits', () => {
+    it('an expired key cannot sign a batch → KEY_EXPIRED', async () => {
+      now = T0 + 60_000;
+      await rejectsWith(batchOf(2, expiring), 'KEY_EXPIRED');
+    });
     it('expired → EXPIRED (skew honoured); from the future → NOT_YET_VALID', async () => {
       const v = verifier();
       now = T0 + 30_000 + 1_999;
