@@ -3,6 +3,7 @@ import { parseArgs, stringFlag } from './args.ts';
 
 const USAGE = `usage:
   kavach mcp --config kavach.toml [--http HOST:PORT]   run the proxy (stdio unless --http)
+  kavach mcp check --config kavach.toml [--json]          start the servers once, show what the client would see
   kavach mcp approve-tools --config kavach.toml [server.tool ...] [--list]
   kavach mcp install --client claude-desktop|cursor|claude-code|vscode --config kavach.toml [--file PATH] [--dry-run]
   kavach mcp uninstall --client ... [--file PATH] [--dry-run]
@@ -11,6 +12,7 @@ const USAGE = `usage:
 export async function run(argv: string[]): Promise<number> {
   const [sub, ...rest] = argv;
   try {
+    if (sub === 'check') return await (await import('../mcp-proxy/cli-check.ts')).checkCommand(rest);
     if (sub === 'approve-tools') return await (await import('../mcp-proxy/cli-approve.ts')).approveTools(rest);
     if (sub === 'install' || sub === 'uninstall') return await (await import('../mcp-proxy/cli-install.ts')).installCommand(sub, rest);
     if (sub === '--help' || sub === '-h' || sub === 'help') {

@@ -164,6 +164,20 @@ export class ProxyCore {
     await Promise.all(this.upstreams.map((u) => u.close()));
   }
 
+  /** Every exposed tool with what a principal would see (for `kavach mcp check`). */
+  async describeTools(principal: PrincipalConfig): Promise<{ exposed: string; action: string; server: string; listed: boolean; changed: boolean }[]> {
+    await this.ready;
+    const policies = this.gate.policies;
+    const showAll = this.config.tools.showAll || this.config.gate.observeOnly;
+    return [...this.tools.values()].map((t) => ({
+      exposed: t.exposed,
+      action: t.action,
+      server: t.upstream.name,
+      changed: t.changed,
+      listed: !t.changed && (showAll || couldBePermitted(policies, principal, t.action)),
+    }));
+  }
+
   // ---- tools ------------------------------------------------------------------------------
 
   async listTools(principal: PrincipalConfig): Promise<Tool[]> {

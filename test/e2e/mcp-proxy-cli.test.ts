@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cleanup, runCli, tempDir, write } from './proxy-harness.ts';
+import { FIXTURE, cleanup, q, runCli, tempDir, write } from './proxy-harness.ts';
 
 describe('kavach mcp refuses to start on a bad config', () => {
   let dir: string;
@@ -28,5 +28,24 @@ describe('kavach mcp refuses to start on a bad config', () => {
     expect(result.code, result.stderr).toBe(2);
     expect(result.stderr).toContain(message);
     expect(result.stdout).toBe('');
+  });
+});
+
+describe('kavach mcp check', () => {
+  let dir: string;
+  beforeAll(() => {
+    dir = tempDir();
+    write(join(dir, 'policy.toml'), '[[policy]]\nname = "pid"\neffect = "permit"\nconditions = [{ action = "fx.pid" }]\n');
+  });
+  afterAll(() => cleanup(dir));
+
+  it('starts each server once and shows which tools the client would see', async () => {
+    const config = write(join(dir, 'kavach.toml'), `[gate]\npolicy = "policy.toml"\n[identity]\nprincipal_id = "a"\nprincipal_kind = "agent"\n[servers.fx]\ncommand = ${q(process.execPath)}\nargs = [${q(FIXTURE)}]\n[servers.gone]\ncommand = ${q(join(dir, 'missing'))}\n`);
+    const result = await runCli(['mcp', 'check', '--config', config]);
+    expect(result.stdout).toContain('server fx: ready');
+    expect(result.stdout).toMatch(/fx__pid\s+listed/);
+    expect(result.stdout).toMatch(/fx__crash\s+hidden: no policy could permit it/);
+    expect(result.stdout).toMatch(/server gone: down \(failed to start/);
+    expect(result.code).toBe(1);
   });
 });
