@@ -1,6 +1,6 @@
-import { watch, type FSWatcher } from 'node:fs';
+import { readFileSync, watch, type FSWatcher } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
-import { basename, dirname } from 'node:path';
+import { basename, dirname, extname } from 'node:path';
 import { z } from 'zod';
 import { ConfigError, PolicyError } from '../engine/errors.ts';
 import { Gate, type GateOptions } from '../engine/gate.ts';
@@ -157,7 +157,8 @@ function watchFiles(config: ProxyConfig, gate: Gate, core: ProxyCore): FSWatcher
     let timer: NodeJS.Timeout | undefined;
     try {
       const w = watch(dirname(file), { persistent: false }, (_event, name) => {
-        if (name !== null && name !== basename(file)) return;
+        // `..data` and friends: Kubernetes swaps a ConfigMap's files by renaming a symlink.
+        if (name !== null && name !== basename(file) && !name.startsWith('..')) return;
         clearTimeout(timer);
         timer = setTimeout(() => void action().catch((err: unknown) => log(`${what}: ${String(err)}`)), 100);
       });
@@ -167,9 +168,14 @@ function watchFiles(config: ProxyConfig, gate: Gate, core: ProxyCore): FSWatcher
       log(`cannot watch ${file} (${(err as Error).message}); send SIGHUP to reload`);
     }
   };
+  // Reload only when the text really changed: editors touch files several times per save.
+  let lastText = readText(config.gate.policy);
   on(config.gate.policy, 'policy reload', async () => {
+    const text = readText(config.gate.policy);
+    if (text === undefined || text === lastText) return;
+    lastText = text;
     try {
-      await gate.reloadFile(config.gate.policy);
+      gate.reload(text, extname(config.gate.policy).toLowerCase() === '.json' ? 'json' : 'toml');
       log(`policy reloaded (file changed): ${gate.policyCount} ${gate.policyCount === 1 ? 'policy' : 'policies'} in force`);
     } catch (err) {
       log(`policy reload (file changed) failed, the previous policy set stays in force: ${(err as Error).message}`);
@@ -179,4 +185,13 @@ function watchFiles(config: ProxyConfig, gate: Gate, core: ProxyCore): FSWatcher
   });
   if (config.tools.pinning) on(config.tools.pinsFile, 'tool pins', () => core.refreshVisibility(true));
   return watchers;
+}
+
+function readText(path: string): string | undefined {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    // Mid-rename the file may be briefly missing: the next event reads it.
+    return undefined;
+  }
 }
