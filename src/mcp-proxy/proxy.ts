@@ -80,7 +80,7 @@ export interface ProxyCoreOptions {
 }
 
 /** Upper bound on how long a first listing waits for upstreams still starting. */
-const STARTUP_WAIT_MS = 20_000;
+const STARTUP_WAIT_MS = 10_000;
 
 /**
  * The proxy's shared state: the upstreams, the name maps, the gate. Sessions call into it; it
