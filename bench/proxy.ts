@@ -106,11 +106,12 @@ async function main(): Promise<void> {
     ['passthrough', 'same SDK, no gate', () => connect('passthrough', '', process.execPath, ['--import', 'tsx', join(REPO, 'bench/proxy.ts'), '--serve-passthrough'], 'echo')],
     ['kavach', 'gate; signing off, audit off', () => connect('kavach', '', process.execPath, kavach(''), 'everything__echo')],
     ['kavach+sign', 'hybrid ML-DSA-65 + Ed25519 permit', () => connect('kavach+sign', '', process.execPath, kavach(keys), 'everything__echo')],
+    ['kavach+audit', 'durable audit record, no permit', () => connect('kavach+audit', '', process.execPath, kavach(`[keys]\npath = "keys/secret.key"\nsign_permits = false\n[audit]\npath = "audit-only-${Date.now()}.jsonl"\n`), 'everything__echo')],
     ['kavach+sign+audit', 'permit + durable audit record', () => connect('kavach+sign+audit', '', process.execPath, kavach(`${keys}[audit]\npath = "audit-${Date.now()}.jsonl"\n`), 'everything__echo')],
   ];
   // Two rounds: signing burns milliseconds of CPU per call, which on a small machine would
   // starve the latency-sensitive variants if they ran side by side.
-  const rounds = [['direct', 'passthrough', 'kavach'], ['kavach', 'kavach+sign', 'kavach+sign+audit']]
+  const rounds = [['direct', 'passthrough', 'kavach'], ['kavach', 'kavach+sign', 'kavach+audit', 'kavach+sign+audit']]
     .map((round) => round.filter((name) => only.length === 0 || only.includes(name)))
     .filter((round) => round.length > 0);
   process.stdout.write(`\nMCP tools/call latency, echo tool, ${calls} calls per variant (interleaved within a round), node ${process.version}, ${cpus().length} cpus, load ${loadavg().map((l) => l.toFixed(2)).join(' ')}\n\n`);

@@ -74,6 +74,8 @@ const configSchema = z.strictObject({
     path: z.string().min(1),
     passphrase_env: z.string().min(1).optional(),
     mode: z.enum(['hybrid', 'pq']).default('hybrid'),
+    /** false: the key only seals the audit log; calls are forwarded without a permit. */
+    sign_permits: z.boolean().default(true),
   }).optional(),
   audit: z.strictObject({
     path: z.string().min(1),
@@ -146,7 +148,7 @@ export interface ProxyConfig {
   /** false: no drift detection; else the gate's DriftOptions. */
   drift?: DriftOptions | false;
   identity?: PrincipalConfig;
-  keys?: { path: string; passphraseEnv?: string; mode: 'hybrid' | 'pq' };
+  keys?: { path: string; passphraseEnv?: string; mode: 'hybrid' | 'pq'; signPermits: boolean };
   audit?: { path: string };
   redis?: { url: string; peers?: string };
   tools: { showAll: boolean; pinning: boolean; pinsFile: string; callTimeoutMs: number };
@@ -236,7 +238,7 @@ export function parseConfig(doc: unknown, opts: { file?: string; env?: NodeJS.Pr
   }
   if (raw.identity) config.identity = { principalId: raw.identity.principal_id, principalKind: raw.identity.principal_kind, roles: raw.identity.roles };
   if (raw.keys) {
-    config.keys = { path: abs(raw.keys.path), mode: raw.keys.mode };
+    config.keys = { path: abs(raw.keys.path), mode: raw.keys.mode, signPermits: raw.keys.sign_permits };
     if (raw.keys.passphrase_env !== undefined) config.keys.passphraseEnv = raw.keys.passphrase_env;
   }
   if (raw.audit) config.audit = { path: abs(raw.audit.path) };

@@ -64,7 +64,7 @@ export async function startRuntime(config: ProxyConfig): Promise<ProxyRuntime> {
       } catch (err) {
         throw new ConfigError('keys.path', `cannot load ${config.keys.path}: ${(err as Error).message}`);
       }
-      opts.signer = PermitSigner.fromKeyPair(keyPair, { mode });
+      if (config.keys.signPermits) opts.signer = PermitSigner.fromKeyPair(keyPair, { mode });
     }
     let outcomes: OutcomeSink | undefined;
     if (config.audit) {

@@ -19,7 +19,7 @@ describe('proxy config', () => {
   it('resolves paths from the config file and expands ${VAR}', () => {
     const config = parse(`${BASE}args = ["\${ROOT}/x"]\ncwd = "run"\n[keys]\npath = "keys/secret.key"\n[audit]\npath = "audit/mcp.jsonl"\n[servers.remote]\nurl = "https://mcp.example.com/mcp"\nheaders = { Authorization = "Bearer \${TOKEN}" }\n`, { ROOT: '/srv', TOKEN: 't0k' });
     expect(config.gate.policy).toBe('/etc/kavach/policies/fs.toml');
-    expect(config.keys).toEqual({ path: '/etc/kavach/keys/secret.key', mode: 'hybrid' });
+    expect(config.keys).toEqual({ path: '/etc/kavach/keys/secret.key', mode: 'hybrid', signPermits: true });
     expect(config.tools.pinsFile).toBe('/etc/kavach/audit/tool-pins.json');
     expect(config.servers).toEqual([
       { kind: 'stdio', name: 'fs', command: 'node', args: ['/srv/x'], env: {}, cwd: '/etc/kavach/run' },
