@@ -15,9 +15,9 @@ export interface DriftOptions {
   device?: 'strict' | 'off';
   /** Sessions older than this are invalidated (duration; default 24h). `false` turns it off. */
   maxSessionAge?: string | number | false;
-  /** Calls per minute in one session above which each call is refused (default 60). */
+  /** Calls per minute in one session above which each call is refused (default 120). */
   warnActionsPerMinute?: number;
-  /** Calls per minute in one session above which the session is invalidated (default 300). */
+  /** Calls per minute in one session above which the session is invalidated (default 600, at least warn). */
   maxActionsPerMinute?: number;
 }
 
@@ -45,8 +45,9 @@ export function resolveDrift(opts: DriftOptions | false | undefined): ResolvedDr
     if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) throw new TypeError(`drift.${name} must be a positive number`);
     return v;
   };
-  const warn = positive(o.warnActionsPerMinute, 'warnActionsPerMinute', 60);
-  const max = positive(o.maxActionsPerMinute, 'maxActionsPerMinute', Math.max(300, warn));
+  const warn = positive(o.warnActionsPerMinute, 'warnActionsPerMinute', 120);
+  const max = positive(o.maxActionsPerMinute, 'maxActionsPerMinute', Math.max(600, warn));
+  if (max < warn) throw new TypeError('drift.maxActionsPerMinute must be at least warnActionsPerMinute');
   // Session stores remember at most MAX_RECENT call times: a higher threshold could never trip.
   for (const [name, v] of [['warnActionsPerMinute', warn], ['maxActionsPerMinute', max]] as const) {
     if (v >= MAX_RECENT) throw new TypeError(`drift.${name} must be below ${MAX_RECENT} (the calls a session store remembers)`);

@@ -257,15 +257,17 @@ export class Gate {
         if (violation !== undefined) return { verdict: refuse(evaluationId, 'INVARIANT_VIOLATION', 'invariant', violation) };
       }
     }
-    const chargeId = ctx.callId !== undefined
-      ? hashArgs({ c: ctx.callId, p: ctx.principalId, a: ctx.actionName, x: ctx.params })
-      : evaluationId;
-    return this.resolveSteps(plan.steps, 0, input, evaluationId, chargeId, undefined);
+    return this.resolveSteps(plan.steps, 0, input, evaluationId, undefined, undefined);
+  }
+
+  /** The id a charge is recorded under: a callId binds to who, what and with which arguments. */
+  private static chargeIdFor(ctx: ValidContext, evaluationId: string): string {
+    return ctx.callId !== undefined ? hashArgs({ c: ctx.callId, p: ctx.principalId, a: ctx.actionName, x: ctx.params }) : evaluationId;
   }
 
   /** The last policy step: refuse, permit, or check-and-charge rate limits and budgets, in order. */
   private resolveSteps(
-    steps: readonly CompiledPolicy[], from: number, input: EvalInput, evaluationId: string, chargeId: string, limited: RefuseVerdict | undefined,
+    steps: readonly CompiledPolicy[], from: number, input: EvalInput, evaluationId: string, knownChargeId: string | undefined, limited: RefuseVerdict | undefined,
   ): MaybePromise<Decision> {
     for (let i = from; i < steps.length; i++) {
       const policy = steps[i] as CompiledPolicy;
@@ -276,6 +278,8 @@ export class Gate {
       }
       if (policy.stateful.length === 0) return { verdict: { kind: 'permit', evaluationId, policy: policy.name } };
       const charges = policy.stateful.map(({ condition, position }) => (condition.charge as NonNullable<typeof condition.charge>)(input, policy.name, position));
+      // Hashed only here: calls that meet no rate limit or budget never pay for hashing their arguments.
+      const chargeId = knownChargeId ?? Gate.chargeIdFor(input.ctx, evaluationId);
       return withStore(
         () => this.rate.checkAndCharge(charges, chargeId, input.now),
         (result): MaybePromise<Decision> => {

@@ -80,7 +80,7 @@ const configSchema = z.strictObject({
   audit: z.strictObject({
     path: z.string().min(1),
   }).optional(),
-  /** Session drift (the gate's defaults when absent). stdio sessions carry no IP or device. */
+  /** Session drift (the gate's defaults, less session age, when absent). stdio sessions carry no IP or device. */
   drift: z.strictObject({
     enabled: z.boolean().default(true),
     warn_actions_per_minute: z.number().int().positive().optional(),
@@ -219,22 +219,24 @@ export function parseConfig(doc: unknown, opts: { file?: string; env?: NodeJS.Pr
   };
   if (opts.file) config.file = opts.file;
   if (raw.gate.permit_ttl !== undefined) config.gate.permitTtlMs = raw.gate.permit_ttl;
-  if (raw.drift) {
-    if (!raw.drift.enabled) config.drift = false;
-    else {
-      const d: DriftOptions = {};
-      if (raw.drift.warn_actions_per_minute !== undefined) d.warnActionsPerMinute = raw.drift.warn_actions_per_minute;
-      if (raw.drift.max_actions_per_minute !== undefined) d.maxActionsPerMinute = raw.drift.max_actions_per_minute;
-      if (raw.drift.max_session_age !== undefined) d.maxSessionAge = raw.drift.max_session_age === false ? false : `${raw.drift.max_session_age}ms`;
-      const warn = d.warnActionsPerMinute ?? 60;
-      if ((d.maxActionsPerMinute ?? Math.max(300, warn)) < warn) throw new ConfigError('drift.max_actions_per_minute', 'must be at least warn_actions_per_minute');
-      try {
-        resolveDrift(d);
-      } catch (err) {
-        throw new ConfigError('drift', (err as Error).message);
-      }
-      config.drift = d;
+  if (raw.drift?.enabled === false) config.drift = false;
+  else {
+    // A proxy session lives as long as the client's connection (a desktop app may keep it for
+    // days), so session age is not a drift signal here unless the config asks for it.
+    const d: DriftOptions = { maxSessionAge: false };
+    if (raw.drift?.warn_actions_per_minute !== undefined) d.warnActionsPerMinute = raw.drift.warn_actions_per_minute;
+    if (raw.drift?.max_actions_per_minute !== undefined) d.maxActionsPerMinute = raw.drift.max_actions_per_minute;
+    if (raw.drift?.max_session_age !== undefined) d.maxSessionAge = raw.drift.max_session_age === false ? false : `${raw.drift.max_session_age}ms`;
+    try {
+      resolveDrift(d);
+    } catch (err) {
+      // The engine names its option (drift.maxActionsPerMinute); name the config key instead.
+      const message = (err as Error).message;
+      const option = /^drift\.(\w+)/.exec(message)?.[1];
+      const key = option?.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+      throw new ConfigError(key ? `drift.${key}` : 'drift', key ? message.replace(/^drift\.\w+ /, '') : message);
     }
+    config.drift = d;
   }
   if (raw.identity) config.identity = { principalId: raw.identity.principal_id, principalKind: raw.identity.principal_kind, roles: raw.identity.roles };
   if (raw.keys) {

@@ -228,7 +228,8 @@ export class ProxyCore {
       params: args,
       sessionId: session.id,
       audience: upstream.name,
-      callId: `${session.id}:${String(extra.requestId)}`,
+      // No callId: the proxy evaluates each request once, and a client that reused a JSON-RPC id
+      // would otherwise have identical calls charged once and executed many times.
     };
     if (session.ip !== undefined) ctx.ip = session.ip;
     const verdict = await this.gate.evaluate(ctx);

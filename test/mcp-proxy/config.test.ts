@@ -40,7 +40,7 @@ describe('proxy config', () => {
     [`${BASE}[redis]\nurl = "http://x"\n`, 'redis.url', 'redis://'],
     [`${BASE}[tools]\ncall_timeout = "soon"\n`, 'tools.call_timeout', 'not a duration'],
     [`${BASE}[drift]\nwarn_actions_per_minute = 100\nmax_actions_per_minute = 50\n`, 'drift.max_actions_per_minute', 'at least'],
-    [`${BASE}[drift]\nwarn_actions_per_minute = 5000\n`, 'drift', 'must be below'],
+    [`${BASE}[drift]\nwarn_actions_per_minute = 5000\n`, 'drift.warn_actions_per_minute', 'must be below'],
     [`${BASE}[http]\n[[http.clients]]\ntoken = "short"\nprincipal_id = "ci"\nprincipal_kind = "service"\n`, 'http.clients[0].token', '16 characters'],
     ['[gate]\npolicy = "p.toml"\n[servers."a.b"]\ncommand = "node"\n', 'servers.a.b', 'server names'],
     ['[gate]\npolicy = "p.toml"\n[servers.a__b]\ncommand = "node"\n', 'servers.a__b', 'server names'],
