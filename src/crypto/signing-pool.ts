@@ -27,6 +27,8 @@ export interface SigningPoolOptions {
    * it would renice the whole process.
    */
   nice?: number;
+  /** @internal tests: CommonJS source run as the worker instead of signing-worker. */
+  _workerSource?: string;
 }
 
 type Reply = { t: 'ready' } | { t: 'ok'; id: number; envelope: Uint8Array } | { t: 'err'; id: number; message: string };
@@ -72,6 +74,7 @@ export class SigningPool {
   readonly size: number;
   readonly #perWorker: number;
   readonly #nice: number;
+  readonly #workerSource: string | undefined;
   readonly #slots: Slot[] = [];
   readonly #queue: Job[] = [];
   #nextId = 1;
@@ -88,6 +91,7 @@ export class SigningPool {
     this.size = size;
     this.#perWorker = perWorker;
     this.#nice = nice;
+    this.#workerSource = opts._workerSource;
   }
 
   /**
@@ -198,7 +202,7 @@ export class SigningPool {
   }
 
   #spawn(): Slot {
-    const worker = startWorker(this.#nice);
+    const worker = this.#workerSource === undefined ? startWorker(this.#nice) : new Worker(this.#workerSource, { eval: true, execArgv: [] });
     worker.unref();
     const slot: Slot = { worker, ready: false, kids: new Set(), jobs: new Map() };
     this.#slots.push(slot);

@@ -92,6 +92,21 @@ describe('the signing pool', () => {
     for (const v of second) await tool().verify((v as { permit: string }).permit, { action: 'fs.read_file', args: { path: '/a' } });
   });
 
+  it('a worker that cannot start fails the waiting permits (fail closed) instead of respawning forever', async () => {
+    const broken = new SigningPool({ size: 2, _workerSource: 'throw new Error("cannot load the signing module")' });
+    const signer = PermitSigner.fromKeyPair(kp, { mode: 'hybrid', pool: broken });
+    const gate = Gate.fromDict(POLICY, { signer, clock: () => now, drift: false });
+    const verdicts = await Promise.all(Array.from({ length: 5 }, () => gate.evaluate(CTX)));
+    for (const v of verdicts) {
+      expect(v).toMatchObject({ kind: 'refuse', code: 'SIGNING_FAILED' });
+      expect(v.kind === 'refuse' && v.reason).toMatch(/cannot load the signing module/);
+    }
+    expect(broken.workers).toBe(0);
+    // Still answering, still failing closed.
+    expect(await gate.evaluate(CTX)).toMatchObject({ kind: 'refuse', code: 'SIGNING_FAILED' });
+    await broken.close();
+  });
+
   it('close() terminates the workers; the pool then refuses work, and a closed signer refuses to issue', async () => {
     const own = new SigningPool({ size: 2 });
     const signer = PermitSigner.fromKeyPair(kp, { mode: 'pq', pool: own });
