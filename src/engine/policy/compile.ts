@@ -156,9 +156,14 @@ const BUILDERS: Record<string, (value: never) => Condition> = {
   param_max_length: (v: { field: string; max: number }) =>
     fieldCondition('param_max_length', v.field, `${v.field} is at most ${v.max} long`, (x) =>
       (typeof x === 'string' && codePointsAtMost(x, v.max)) || (Array.isArray(x) && x.length <= v.max)),
-  path_within: (v: { field: string; roots: string[] }) => {
+  path_within: (v: { field: string; roots: string[]; exclude?: string[] }) => {
     const roots = v.roots.map(normaliseRoot);
-    return fieldCondition('path_within', v.field, `${v.field} is a path (or list of paths) inside ${list(roots)}`, (x) => everyItem(x, (p) => pathWithin(p, roots)));
+    // Exclusions live in the allow-list, so they hold for every item of a list (a refuse policy
+    // with param_glob sees only one string field and is easy to walk around).
+    const excluded = v.exclude ? compileGlobs(v.exclude) : () => false;
+    const but = v.exclude ? `, none matching ${list(v.exclude)}` : '';
+    return fieldCondition('path_within', v.field, `${v.field} is a path (or list of paths) inside ${list(roots)}${but}`,
+      (x) => everyItem(x, (p) => pathWithin(p, roots) && !excluded(p as string)));
   },
   url_host_in: (v: { field: string; hosts: string[]; schemes?: string[] }) => {
     const hostAllowed = compileHostPatterns(v.hosts);

@@ -50,7 +50,12 @@ export const CONDITION_SCHEMAS = {
   param_not_in: z.strictObject({ field, values: z.array(scalar).min(1, 'must not be empty') }),
   param_glob: z.strictObject({ field, pattern: glob }),
   param_max_length: z.strictObject({ field, max: z.number().int().min(0) }),
-  path_within: z.strictObject({ field, roots: z.array(z.string().superRefine(refineWith(rootProblem))).min(1, 'must not be empty') }),
+  path_within: z.strictObject({
+    field,
+    roots: z.array(z.string().superRefine(refineWith(rootProblem))).min(1, 'must not be empty'),
+    // Globs no path may match even inside a root, e.g. "*/.env", "*.pem".
+    exclude: z.array(glob).min(1, 'must not be empty').optional(),
+  }),
   url_host_in: z.strictObject({
     field,
     hosts: z.array(z.string().superRefine(refineWith(hostPatternProblem))).min(1, 'must not be empty'),

@@ -1,0 +1,39 @@
+import { describe, expect, it } from 'vitest';
+import { Gate, type ActionContext } from '../../src/index.ts';
+
+// policies/fs.toml guards @modelcontextprotocol/server-filesystem behind `kavach mcp` (server "fs").
+const gate = await Gate.fromFile('policies/fs.toml', { drift: false });
+const call = (actionName: string, params: Record<string, unknown>): ActionContext => ({
+  principalId: 'alice-laptop', principalKind: 'agent', actionName, params,
+});
+const kind = async (actionName: string, params: Record<string, unknown>) => (await gate.evaluate(call(actionName, params))).kind;
+
+describe('policies/fs.toml', () => {
+  it('permits reads, lists and writes inside the root', async () => {
+    expect(await kind('fs.read_text_file', { path: '/home/alice/work/notes.md' })).toBe('permit');
+    expect(await kind('fs.list_directory', { path: '/home/alice/work' })).toBe('permit');
+    expect(await kind('fs.write_file', { path: '/home/alice/work/out.txt', content: 'x' })).toBe('permit');
+    expect(await kind('fs.read_multiple_files', { paths: ['/home/alice/work/a', '/home/alice/work/b'] })).toBe('permit');
+    expect(await kind('fs.move_file', { source: '/home/alice/work/a', destination: '/home/alice/work/b' })).toBe('permit');
+  });
+
+  it('refuses traversal and paths outside the root, in every path argument', async () => {
+    expect(await kind('fs.read_text_file', { path: '/home/alice/work/../.ssh/id_ed25519' })).toBe('refuse');
+    expect(await kind('fs.read_text_file', { path: '/home/alice/workshop/x' })).toBe('refuse');
+    expect(await kind('fs.read_multiple_files', { paths: ['/home/alice/work/a', '/etc/passwd'] })).toBe('refuse');
+    expect(await kind('fs.move_file', { source: '/home/alice/work/a', destination: '/tmp/a' })).toBe('refuse');
+  });
+
+  it('keeps secrets out even inside the root: single paths, lists and both ends of a move', async () => {
+    expect(await kind('fs.read_text_file', { path: '/home/alice/work/.env' })).toBe('refuse');
+    expect(await kind('fs.read_text_file', { path: '/home/alice/work/app/.env.production' })).toBe('refuse');
+    expect(await kind('fs.read_multiple_files', { paths: ['/home/alice/work/a', '/home/alice/work/.env'] })).toBe('refuse');
+    expect(await kind('fs.read_multiple_files', { paths: ['/home/alice/work/certs/server.pem'] })).toBe('refuse');
+    expect(await kind('fs.move_file', { source: '/home/alice/work/.ssh/id_rsa', destination: '/home/alice/work/x' })).toBe('refuse');
+    expect(await kind('fs.write_file', { path: '/home/alice/work/.git/hooks/pre-commit', content: 'curl evil' })).toBe('refuse');
+  });
+
+  it('refuses tools it does not list', async () => {
+    expect(await kind('fs.delete_everything', { path: '/home/alice/work/a' })).toBe('refuse');
+  });
+});
