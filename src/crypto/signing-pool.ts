@@ -19,6 +19,11 @@ import type { SignatureMode } from './signatures.ts';
 export interface SigningPoolOptions {
   /** Worker threads (default: the number of cores). */
   size?: number;
+  /**
+   * Jobs waiting for a worker before new ones are refused (default 4096): past that, a permit
+   * would wait longer than it lives, so the caller gets a fast SIGNING_FAILED instead.
+   */
+  maxQueue?: number;
   /** Jobs handed to one worker before it answers (default 2: hides the message round trip). */
   perWorker?: number;
   /**
@@ -73,6 +78,7 @@ const sharedKids = new Map<string, number>();
 export class SigningPool {
   readonly size: number;
   readonly #perWorker: number;
+  readonly #maxQueue: number;
   readonly #nice: number;
   readonly #workerSource: string | undefined;
   readonly #slots: Slot[] = [];
@@ -86,10 +92,13 @@ export class SigningPool {
     const perWorker = opts.perWorker ?? 2;
     if (!Number.isSafeInteger(size) || size < 1 || size > 256) throw new TypeError('SigningPool size must be an integer from 1 to 256');
     if (!Number.isSafeInteger(perWorker) || perWorker < 1 || perWorker > 64) throw new TypeError('SigningPool perWorker must be an integer from 1 to 64');
+    const maxQueue = opts.maxQueue ?? 4096;
+    if (!Number.isSafeInteger(maxQueue) || maxQueue < 0) throw new TypeError('SigningPool maxQueue must be a non-negative integer');
     const nice = opts.nice ?? 0;
     if (!Number.isSafeInteger(nice) || nice < 0 || nice > 19) throw new TypeError('SigningPool nice must be an integer from 0 to 19');
     this.size = size;
     this.#perWorker = perWorker;
+    this.#maxQueue = maxQueue;
     this.#nice = nice;
     this.#workerSource = opts._workerSource;
   }
@@ -133,6 +142,7 @@ export class SigningPool {
   signBytes(kp: KeyPair, mode: SignatureMode, domain: string, message: Uint8Array): Promise<Uint8Array> {
     if (this.#closed) return Promise.reject(new Error('the signing pool is closed'));
     if (!(message instanceof Uint8Array)) return Promise.reject(new TypeError('message must be a Uint8Array'));
+    if (this.#queue.length >= this.#maxQueue) return Promise.reject(new Error(`the signing queue is full (${this.#queue.length} waiting)`));
     return new Promise((resolve, reject) => {
       this.#queue.push({ id: this.#nextId++, kp, mode, domain, message, resolve, reject });
       this.#pump();

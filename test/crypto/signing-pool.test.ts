@@ -107,6 +107,16 @@ describe('the signing pool', () => {
     await broken.close();
   });
 
+  it('refuses at once, rather than queue without bound, when more permits wait than maxQueue', async () => {
+    const small = new SigningPool({ size: 1, perWorker: 1, maxQueue: 2 });
+    const signer = PermitSigner.fromKeyPair(kp, { mode: 'pq', pool: small });
+    const results = await Promise.allSettled(Array.from({ length: 5 }, (_, i) => signer.issue(request(i))));
+    // One on the worker, two queued, two refused.
+    expect(results.map((r) => r.status)).toEqual(['fulfilled', 'fulfilled', 'fulfilled', 'rejected', 'rejected']);
+    expect((results[3] as PromiseRejectedResult).reason.message).toMatch(/signing queue is full/);
+    await small.close();
+  });
+
   it('close() terminates the workers; the pool then refuses work, and a closed signer refuses to issue', async () => {
     const own = new SigningPool({ size: 2 });
     const signer = PermitSigner.fromKeyPair(kp, { mode: 'pq', pool: own });
