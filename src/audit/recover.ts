@@ -47,10 +47,9 @@ export async function recoverTail(path: string, own: { kid: string; verifier?: C
   let activeBytes = 0;
   if (active) {
     const split = splitLog(active);
-    if (split.tornBytes > 0) {
-      cut = { file: basename(path), bytes: split.tornBytes, hash: digest('sha256', active.subarray(split.goodBytes), 'base64url') };
-      await truncateDurably(path, split.goodBytes);
-    }
+    // Cut only once everything before the tear has verified: a log refused below keeps every byte
+    // (a sealed record that lost its newline is evidence, not a torn write).
+    if (split.tornBytes > 0) cut = { file: basename(path), bytes: split.tornBytes, hash: digest('sha256', active.subarray(split.goodBytes), 'base64url') };
     activeLines = split.lines;
     activeBytes = split.goodBytes;
   }
@@ -73,6 +72,7 @@ export async function recoverTail(path: string, own: { kid: string; verifier?: C
     if (seal) {
       throw new AuditError('TRUNCATED', 0, `${path} holds no records, but its seal file records a checkpoint at seq ${seal.seq} of log ${seal.log}: the log was removed (delete ${path}.seal to start a new log)`);
     }
+    if (cut) await truncateDurably(path, activeBytes);
     return cut ? { tail: undefined, cut } : { tail: undefined };
   }
 
@@ -123,6 +123,7 @@ export async function recoverTail(path: string, own: { kid: string; verifier?: C
       }
     }
   }
+  if (cut) await truncateDurably(path, activeBytes);
   return {
     tail: {
       logId: walker.logId as string,

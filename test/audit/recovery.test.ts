@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { appendFileSync, existsSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { basename, join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -80,6 +80,19 @@ describe('reopening a log', () => {
     writeLines(path, ls.slice(0, firstCp + 1));
     const err = await openFailure(path);
     expect(err.code).toBe('TRUNCATED');
+  });
+
+  it('refuses a tail that fails without cutting anything: a sealed checkpoint that lost its newline stays', async () => {
+    const path = fresh();
+    await writeLog(path, 3);
+    const whole = readFileSync(path);
+    writeFileSync(path, whole.subarray(0, whole.length - 1));
+    const err = await openFailure(path);
+    expect(err.code).toBe('TRUNCATED');
+    expect(readFileSync(path).length).toBe(whole.length - 1);
+    // The evidence survived the refused open: restoring the newline makes the log whole again.
+    appendFileSync(path, '\n');
+    await verifyAuditLog(path, key().publicKeys());
   });
 
   it('refuses to start afresh where a sealed log was removed', async () => {
