@@ -58,6 +58,21 @@ describe('AuditLog.append', () => {
     expect(readFileSync(path, 'utf8')).not.toMatch(/hunter2|t0k/);
   });
 
+  it('redacts every named array element by its original index, and escaped keys (~0, ~1)', async () => {
+    const path = fresh();
+    const log = await openLog(path, { recordArgs: true, redact: ['/cards/0/pan', '/cards/1', '/pins/0', '/pins/1', '/a~1b', '/c~0d'] });
+    const args = {
+      cards: [{ pan: 'PAN-ZERO', name: 'a' }, { pan: 'PAN-ONE', name: 'b' }, { pan: 'PAN-TWO', name: 'c' }],
+      pins: ['PIN-ZERO', 'PIN-ONE', 'public'],
+      'a/b': 'SLASH-SECRET', 'c~d': 'TILDE-SECRET', keep: 1,
+    };
+    const rec = (await log.append(verdict({ args }))) as VerdictRecord;
+    await log.close();
+    expect(rec.argsValue).toEqual({ cards: [{ name: 'a' }, { pan: 'PAN-TWO', name: 'c' }], pins: ['public'], keep: 1 });
+    expect(rec.redacted).toEqual(['/cards/0/pan', '/cards/1', '/pins/0', '/pins/1', '/a~1b', '/c~0d']);
+    expect(readFileSync(path, 'utf8')).not.toMatch(/PAN-ZERO|PAN-ONE|PIN-ZERO|PIN-ONE|SLASH-SECRET|TILDE-SECRET/);
+  });
+
   it('records outcome and key events, and validates them', async () => {
     const log = await openLog(fresh());
     const outcome = await log.append({ type: 'outcome', evaluationId: 'e-1', outcome: 'tool_error', durationMs: 12.5, error: 'ENOENT', action: 'fs.read_file' });
