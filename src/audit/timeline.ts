@@ -40,13 +40,25 @@ function paint(style: Style, tone: keyof typeof PAINT, text: string): string {
   return style.color ? `\u001b[${PAINT[tone]}m${text}\u001b[0m` : text;
 }
 
+/**
+ * Recorded text as it may reach a terminal: agents, upstream servers and anyone who edited the file
+ * choose these strings. Control characters (ESC sequences that erase or rewrite lines, CR, newlines
+ * that forge a timeline line, C1 controls), bidi overrides and line separators are shown as \\u
+ * escapes, never interpreted.
+ */
+export function terminalSafe(text: unknown): string {
+  return String(text).replace(/[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g,
+    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
 export function formatTime(ms: number): string {
   const d = new Date(ms);
   return Number.isNaN(d.getTime()) ? String(ms) : d.toISOString().replace('T', ' ').replace('Z', '');
 }
 
 /** One record as one readable line of a terminal timeline. */
-export function formatRecord(r: AuditRecord, style: Style = { color: false }): string {
+export function formatRecord(record: AuditRecord, style: Style = { color: false }): string {
+  const r = safeRecord(record);
   const head = `${paint(style, 'dim', formatTime(r.time))}  ${paint(style, 'dim', `#${r.seq}`.padStart(7))}  `;
   const tag = (tone: keyof typeof PAINT, word: string) => paint(style, tone, word.padEnd(11));
   switch (r.type) {
@@ -91,6 +103,20 @@ export function formatRecord(r: AuditRecord, style: Style = { color: false }): s
   }
 }
 
+/** A copy with every string (and key) terminal-safe, however deep. */
+function safeRecord(r: AuditRecord): AuditRecord {
+  return deepSafe(r) as AuditRecord;
+}
+
+function deepSafe(v: unknown): unknown {
+  if (typeof v === 'string') return terminalSafe(v);
+  if (Array.isArray(v)) return v.map(deepSafe);
+  if (v !== null && typeof v === 'object') {
+    return Object.fromEntries(Object.entries(v).map(([k, x]) => [terminalSafe(k), deepSafe(x)]));
+  }
+  return v;
+}
+
 function top(counts: Counts, n: number): string {
   const entries = Object.entries(counts).sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1));
   const shown = entries.slice(0, n).map(([k, v]) => `${k} ${v.toLocaleString('en-US')}`).join(' · ');
@@ -115,5 +141,6 @@ export function formatReport(r: AuditReport): string {
   lines.push(`record types ${top(other, 12)}`);
   if (r.recoveries > 0) lines.push(`recoveries   ${r.recoveries} torn tail${r.recoveries === 1 ? '' : 's'} cut after crashes (recorded in the chain)`);
   if (r.tornTail) lines.push(`torn tail    ${r.tornTail.bytes} bytes at the end of ${r.tornTail.file} (a crash; cut when the log is next opened)`);
-  return `${lines.join('\n')}\n`;
+  // Nothing here is painted: every line is made terminal-safe whole (names, ids, files).
+  return `${lines.map(terminalSafe).join('\n')}\n`;
 }

@@ -9,7 +9,7 @@ import { PublicKeyDirectory } from '../crypto/key-directory.ts';
 import { parseDuration } from '../engine/duration.ts';
 import { AuditError } from '../audit/errors.ts';
 import type { AuditKeys } from '../audit/keys.ts';
-import { formatRecord, formatReport, formatTime, matches, type RecordFilter } from '../audit/timeline.ts';
+import { formatRecord, formatReport, formatTime, matches, terminalSafe, type RecordFilter } from '../audit/timeline.ts';
 import { scanAuditLog, verifyAuditLog, type AuditReport } from '../audit/verify.ts';
 import { parseArgs, stringFlag, type ParsedArgs } from './args.ts';
 
@@ -55,7 +55,7 @@ export async function run(argv: string[]): Promise<number> {
       return 2;
     }
     if (err instanceof AuditError) {
-      process.stderr.write(`kavach audit ${sub}: ${err.message}\n`);
+      process.stderr.write(`kavach audit ${sub}: ${terminalSafe(err.message)}\n`);
       return 1;
     }
     throw err;
@@ -79,12 +79,12 @@ async function verify(args: ParsedArgs): Promise<number> {
         ...(mode ? { mode } : {}), ...(anchor !== undefined ? { anchor } : {}), ...(args.flags.has('partial') ? { partial: true } : {}),
       });
       if (json) results.push({ file, ok: true, report });
-      else process.stdout.write(`${file}: ok — ${summary(report)}\n`);
+      else process.stdout.write(`${terminalSafe(`${file}: ok — ${summary(report)}`)}\n`);
     } catch (err) {
       if (!(err instanceof AuditError)) throw err;
       failed++;
       if (json) results.push({ file, ok: false, index: err.index, code: err.code, reason: err.reason, at: err.file, line: err.line });
-      else process.stdout.write(`${file}: FAILED at record ${err.index} [${err.code}] ${err.reason}${err.file !== undefined ? ` (${err.file}${err.line !== undefined ? ` line ${err.line}` : ''})` : ''}\n`);
+      else process.stdout.write(`${terminalSafe(`${file}: FAILED at record ${err.index} [${err.code}] ${err.reason}${err.file !== undefined ? ` (${err.file}${err.line !== undefined ? ` line ${err.line}` : ''})` : ''}`)}\n`);
     }
   }
   if (json) process.stdout.write(`${JSON.stringify(results, null, 2)}\n`);
@@ -164,7 +164,7 @@ async function report(args: ParsedArgs): Promise<number> {
     ...(mode ? { mode } : {}), ...(args.flags.has('partial') ? { partial: true } : {}),
   });
   const t = model.summary.totals;
-  process.stdout.write(`${out}: ${model.integrity.status === 'broken' ? 'INTEGRITY BROKEN' : 'verified'} — ${model.integrity.headline}\n`);
+  process.stdout.write(`${terminalSafe(`${out}: ${model.integrity.status === 'broken' ? 'INTEGRITY BROKEN' : 'verified'} — ${model.integrity.headline}`)}\n`);
   process.stdout.write(`${t.records} records, ${t.calls} tool calls (${t.refusals} refused, ${t.invalidations} invalidated, ${t.wouldBlock} would block in observe mode), ${model.sessions.length} sessions\n`);
   return model.integrity.status === 'broken' ? 1 : 0;
 }

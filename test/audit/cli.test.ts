@@ -109,3 +109,22 @@ describe('kavach audit stats', () => {
     expect(r.err).toMatch(/--keys public\.json is required/);
   });
 });
+
+describe('recorded text reaching the terminal', () => {
+  it('shows control characters, escape sequences and bidi overrides as escapes, never raw', async () => {
+    const path = join(dir, 'hostile.jsonl');
+    const log = await openLog(path);
+    // An agent or upstream chooses these: erase the line and forge a PERMIT, or spoof a second line.
+    const evil = '\u001b[2K\r2026-01-01 10:00:00.000       #9  PERMIT     alice\nforged line\u009b31m\u202e';
+    await log.append(verdict({ principal: `p${evil}`, session: `s${evil}`, action: `a${evil}`, verdict: 'refuse', code: 'POLICY_DENIED', reason: evil, args: { x: evil } }));
+    await log.append({ type: 'outcome', evaluationId: `e${evil}`, outcome: 'tool_error', durationMs: 1, error: evil });
+    await log.close();
+    for (const argv of [['show', path], ['stats', path]]) {
+      const r = await cli(...argv);
+      expect(r.code).toBe(0);
+      expect(r.out).not.toMatch(/[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u202e]/);
+      expect(r.out).not.toContain('\nforged line');
+    }
+    expect((await cli('show', path)).out).toContain('\\u001b[2K\\u000d');
+  });
+});
