@@ -28,7 +28,7 @@ const BATCH = { maxDelayMs: 4, maxSize: 1024 };
 
 interface Row { name: string; value: string; note?: string }
 
-async function permittedContexts(): Promise<ActionContext[]> {
+export async function permittedContexts(): Promise<ActionContext[]> {
   const gate = Gate.fromDict(hundredPolicies(), { drift: false });
   const out: ActionContext[] = [];
   for (const ctx of contexts()) {
@@ -39,7 +39,7 @@ async function permittedContexts(): Promise<ActionContext[]> {
   return out;
 }
 
-function gateWith(signer: PermitSigner): Gate {
+export function gateWith(signer: PermitSigner): Gate {
   return Gate.fromDict(hundredPolicies(), { signer, drift: false });
 }
 
@@ -65,7 +65,7 @@ function loopProbe(): () => { p99: number; max: number; cores: number } {
 }
 
 /** Closed loop: `callers` async callers evaluate back to back for `ms`; permits/s and the event-loop delay meanwhile. */
-async function closedLoop(gate: Gate, ctxs: ActionContext[], callers: number, ms: number): Promise<{ perSec: number; loop: string; failed: number }> {
+export async function closedLoop(gate: Gate, ctxs: ActionContext[], callers: number, ms: number): Promise<{ perSec: number; loop: string; failed: number }> {
   let done = 0;
   let failed = 0;
   const end = performance.now() + ms;
@@ -84,7 +84,7 @@ async function closedLoop(gate: Gate, ctxs: ActionContext[], callers: number, ms
 }
 
 /** Open loop at `rate` calls/s for `ms`: latency from each call's scheduled start (no coordinated omission). */
-async function openLoop(gate: Gate, ctxs: ActionContext[], rate: number, ms: number, warmMs: number, keep: number) {
+export async function openLoop(gate: Gate, ctxs: ActionContext[], rate: number, ms: number, warmMs: number, keep: number) {
   const latencies: number[] = [];
   const kept: { token: string; ctx: ActionContext }[] = [];
   let issued = 0;
