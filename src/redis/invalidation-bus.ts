@@ -62,6 +62,8 @@ export class RedisInvalidationBus implements InvalidationBus {
   private readonly onDropped: ((reason: string) => void) | undefined;
   private readonly dropLog = rateLimitedLog();
   private readonly ready: Promise<void>;
+  /** Ids of messages accepted and still fresh (id -> at): a copy replayed within maxAgeMs is dropped. */
+  private readonly seen = new Map<string, number>();
   private closed = false;
 
   constructor(clientOrUrl: RedisClientOrUrl, opts: RedisInvalidationBusOptions) {
@@ -139,6 +141,17 @@ export class RedisInvalidationBus implements InvalidationBus {
     }
   }
 
+  /**
+   * Ids older than maxAgeMs can go: a copy of such a message is refused as stale anyway. Oldest
+   * first (arrival order); stops at the first fresh one, so each call costs what it removes.
+   */
+  private forgetStale(now: number): void {
+    for (const [id, at] of this.seen) {
+      if (now - at <= this.maxAgeMs) break;
+      this.seen.delete(id);
+    }
+  }
+
   /** Checks, in order of cost: shape, signature, then what the signed payload says. */
   private async open(text: string): Promise<InvalidationMessage> {
     let wire: z.infer<typeof wireSchema>;
@@ -159,6 +172,10 @@ export class RedisInvalidationBus implements InvalidationBus {
     const now = this.clock();
     if (now - p.at > this.maxAgeMs) throw new Error(`stale: sent ${Math.round(now - p.at)} ms ago`);
     if (p.at - now > this.maxSkewMs) throw new Error(`dated ${Math.round(p.at - now)} ms in the future`);
+    // Checked and remembered with no await in between: two copies arriving together cannot both pass.
+    if (this.seen.has(p.id)) throw new Error(`replayed (message ${p.id} was already applied)`);
+    this.forgetStale(now);
+    this.seen.set(p.id, p.at);
     return { scope: p.scope, reason: p.reason, at: p.at, origin: p.origin };
   }
 }

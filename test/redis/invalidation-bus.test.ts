@@ -85,6 +85,21 @@ describe.skipIf(skipRedis)('RedisInvalidationBus', () => {
     expect(listener.received[0]).toMatchObject({ scope: { type: 'global' } });
   });
 
+  it('applies a signed message once: a replayed copy is dropped', async () => {
+    const keyPrefix = `${prefix}replay:`;
+    const listener = bus(REDIS_URL, keyPrefix);
+    await listener.bus.whenSubscribed();
+    const channel = `${keyPrefix}inv`;
+    const raw = new Redis(REDIS_URL);
+    closers.push(() => raw.disconnect());
+    const payload = JSON.stringify({ v: 1, ch: channel, id: 'once', scope: { type: 'session', sessionId: 's-9' }, reason: 'r', at: Date.now(), origin: 'o' });
+    const wire = JSON.stringify({ p: payload, sig: await keyPairSigner(gateKey).sign(Buffer.from(payload)) });
+    for (let i = 0; i < 3; i++) await raw.publish(channel, wire);
+    await waitUntil(() => listener.received.length + listener.dropped.length === 3, 10_000, 'not all copies handled');
+    expect(listener.received).toHaveLength(1);
+    expect(listener.dropped.map((r) => r.replace(/ \(.*$/, ''))).toEqual(['replayed', 'replayed']);
+  });
+
   it('refuses to be built without a signer and a verifier', () => {
     expect(() => new RedisInvalidationBus(REDIS_URL, {} as never)).toThrow(/signer and a verifier/);
   });
