@@ -12,7 +12,7 @@ import type { RefuseVerdict, Verdict } from '../engine/verdict.ts';
 import type { PrincipalConfig, ProxyConfig } from './config.ts';
 import type { ToolPins } from './pinning.ts';
 import { exposeNames, type UpstreamName } from './tool-names.ts';
-import { Upstream, type ClientRequestRelay } from './upstream.ts';
+import { Upstream, type ClientRequestRelay, type TransportFactory } from './upstream.ts';
 import { couldBePermitted } from './visibility.ts';
 
 export const PERMIT_META_KEY = 'dev.kavach/permit';
@@ -77,6 +77,8 @@ export interface ProxyCoreOptions {
   pins?: ToolPins;
   outcomes?: OutcomeSink;
   log: (message: string) => void;
+  /** How upstreams are reached; tests connect in-process servers. */
+  transportFor?: TransportFactory;
 }
 
 /** Upper bound on how long a first listing waits for upstreams still starting. */
@@ -93,7 +95,9 @@ export class ProxyCore {
   private prompts = new Map<string, ExposedPrompt>();
   private resourceOwners = new Map<string, Upstream>();
   private templateOwners = new Map<string, Upstream>();
-  private changedActions = new Map<string, Set<string>>();
+  /** Per upstream: the tool list the pin check last classified, and the actions it held back. */
+  private vetted = new Map<Upstream, { tools: Tool[]; changed: ReadonlySet<string> }>();
+  private vetSeq = new Map<Upstream, number>();
   private visibleCache = new Map<string, Tool[]>();
   private started = false;
   private ready: Promise<void> = Promise.resolve();
@@ -124,7 +128,7 @@ export class ProxyCore {
         for (const s of this.sessions) void s.server.sendResourceUpdated(params).catch(() => undefined);
       },
       relay,
-    }));
+    }, opts.transportFor));
   }
 
   /** Starts every upstream once, asking them only for what the downstream client can answer. */
@@ -404,8 +408,7 @@ export class ProxyCore {
   async refreshVisibility(reloadPins = false): Promise<void> {
     if (reloadPins && this.pins) {
       await this.pins.load();
-      for (const u of this.upstreams) if (u.state === 'ready') await this.checkPins(u);
-      this.rebuildTools();
+      await Promise.all(this.upstreams.map((u) => this.vet(u)));
     }
     this.visibleCache.clear();
     this.schedule('tools');
@@ -438,41 +441,53 @@ export class ProxyCore {
 
   private async onUpstreamChanged(u: Upstream, what: 'tools' | 'prompts' | 'resources'): Promise<void> {
     if (what === 'tools') {
-      if (u.state === 'ready') await this.checkPins(u);
-      this.rebuildTools();
+      await this.vet(u);
     } else if (what === 'prompts') {
       this.rebuildPrompts();
     }
     this.schedule(what);
   }
 
-  private async checkPins(u: Upstream): Promise<void> {
-    if (!this.pins) return;
-    try {
-      this.changedActions.set(u.name, await this.pins.check(u.name, u.tools));
-    } catch (err) {
-      // Fail closed: if pins cannot be checked, hold back every tool of this server.
-      this.log(`pinning: ${String(err)}; holding back the tools of ${u.name}`);
-      this.changedActions.set(u.name, new Set(u.tools.map((t) => `${u.name}.${t.name}`)));
+  /**
+   * Pin-checks the upstream's current tool list; only then do those tools become the exposed
+   * ones. A check overtaken by a newer list is dropped, so a slow check of an old list never
+   * undoes the verdict on a newer one (a rug pull sent right behind a harmless change).
+   */
+  private async vet(u: Upstream): Promise<void> {
+    const seq = (this.vetSeq.get(u) ?? 0) + 1;
+    this.vetSeq.set(u, seq);
+    const tools = unambiguous(u.tools, (name) => this.log(`upstream ${u.name}: lists tool '${name}' more than once; hiding it`));
+    let changed: ReadonlySet<string> = new Set();
+    if (this.pins) {
+      try {
+        changed = await this.pins.check(u.name, tools);
+      } catch (err) {
+        // Fail closed: if pins cannot be checked, hold back every tool of this server.
+        this.log(`pinning: ${String(err)}; holding back the tools of ${u.name}`);
+        changed = new Set(tools.map((t) => `${u.name}.${t.name}`));
+      }
     }
+    if (this.vetSeq.get(u) !== seq) return;
+    this.vetted.set(u, { tools, changed });
+    this.rebuildTools();
   }
 
   private rebuildTools(): void {
     const names: UpstreamName[] = [];
-    const byKey = new Map<string, { u: Upstream; tool: Tool }>();
+    const byKey = new Map<string, { u: Upstream; tool: Tool; changed: boolean }>();
     for (const u of this.upstreams) {
-      for (const tool of u.tools) {
+      const vetted = this.vetted.get(u);
+      if (!vetted) continue;
+      for (const tool of vetted.tools) {
         names.push({ server: u.name, name: tool.name });
-        byKey.set(`${u.name}\0${tool.name}`, { u, tool });
+        byKey.set(`${u.name}\0${tool.name}`, { u, tool, changed: vetted.changed.has(`${u.name}.${tool.name}`) });
       }
     }
     const next = new Map<string, ExposedTool>();
     for (const [exposed, n] of exposeNames(names)) {
       const found = byKey.get(`${n.server}\0${n.name}`);
       if (!found) continue;
-      const action = `${n.server}.${n.name}`;
-      const changed = this.changedActions.get(n.server)?.has(action) ?? false;
-      next.set(exposed, { exposed, upstream: found.u, tool: found.tool, action, changed });
+      next.set(exposed, { exposed, upstream: found.u, tool: found.tool, action: `${n.server}.${n.name}`, changed: found.changed });
     }
     this.tools = next;
     this.visibleCache.clear();
@@ -535,4 +550,20 @@ function proxyRefusal(code: ProxyRefuseCode, evaluator: string, reason: string, 
 
 export function refusalResult(verdict: Exclude<Verdict, { kind: 'permit' }>): CallToolResult {
   return { isError: true, content: [{ type: 'text', text: formatRefusal(verdict) }], _meta: { [VERDICT_META_KEY]: verdict } };
+}
+
+/** A tool name listed twice is ambiguous (which definition would run?): neither is exposed. */
+function unambiguous(tools: readonly Tool[], onDuplicate: (name: string) => void): Tool[] {
+  const count = new Map<string, number>();
+  for (const t of tools) count.set(t.name, (count.get(t.name) ?? 0) + 1);
+  const out: Tool[] = [];
+  for (const t of tools) {
+    const n = count.get(t.name) as number;
+    if (n === 1) out.push(t);
+    else if (n > 1) {
+      onDuplicate(t.name);
+      count.set(t.name, 0);
+    }
+  }
+  return out;
 }

@@ -19,6 +19,9 @@ interface PendingCall {
 
 export type UpstreamState = 'idle' | 'starting' | 'ready' | 'down' | 'closed';
 
+/** Opens the connection to one upstream (the default: a child process or Streamable HTTP). */
+export type TransportFactory = (config: ServerConfig) => Transport;
+
 /** A server→client request the proxy relays to a downstream client. */
 export type ClientRequestRelay = (request: { method: string; params?: Record<string, unknown> }, signal: AbortSignal) => Promise<Record<string, unknown>>;
 
@@ -61,7 +64,7 @@ export class Upstream {
   private wire_: Transport | undefined;
   private logLevel: LoggingLevel | undefined;
 
-  constructor(readonly config: ServerConfig, private readonly events: UpstreamEvents) {}
+  constructor(readonly config: ServerConfig, private readonly events: UpstreamEvents, private readonly transportFor: TransportFactory = defaultTransport) {}
 
   get name(): string {
     return this.config.name;
@@ -157,7 +160,7 @@ export class Upstream {
     this.state = 'starting';
     const client = new Client({ name: 'kavach-mcp-proxy', version: '0.1.0' }, { capabilities: this.capabilities });
     this.wire(client);
-    const transport = this.transport();
+    const transport = this.transportFor(this.config);
     let closedEarly = false;
     client.onclose = () => {
       closedEarly = true;
@@ -225,16 +228,6 @@ export class Upstream {
     this.timer.unref();
   }
 
-  private transport(): Transport {
-    const c = this.config;
-    if (c.kind === 'stdio') {
-      const params: ConstructorParameters<typeof StdioClientTransport>[0] = { command: c.command, args: c.args, env: c.env, stderr: 'inherit' };
-      if (c.cwd !== undefined) params.cwd = c.cwd;
-      return new StdioClientTransport(params);
-    }
-    return new StreamableHTTPClientTransport(new URL(c.url), { requestInit: { headers: c.headers } });
-  }
-
   private wire(client: Client): void {
     client.setNotificationHandler(ToolListChangedNotificationSchema, async () => {
       if (this.client !== client) return;
@@ -293,4 +286,13 @@ export class Upstream {
     } while (cursor !== undefined && prompts.length < 10_000);
     this.prompts = prompts;
   }
+}
+
+function defaultTransport(c: ServerConfig): Transport {
+  if (c.kind === 'stdio') {
+    const params: ConstructorParameters<typeof StdioClientTransport>[0] = { command: c.command, args: c.args, env: c.env, stderr: 'inherit' };
+    if (c.cwd !== undefined) params.cwd = c.cwd;
+    return new StdioClientTransport(params);
+  }
+  return new StreamableHTTPClientTransport(new URL(c.url), { requestInit: { headers: c.headers } });
 }

@@ -1,0 +1,98 @@
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
+import { Server } from '@modelcontextprotocol/sdk/server/index.js';
+import { CallToolRequestSchema, ListToolsRequestSchema, type CallToolResult, type Tool } from '@modelcontextprotocol/sdk/types.js';
+import { Gate, type GateOptions } from '../../src/engine/gate.ts';
+import { parseConfig, type PrincipalConfig } from '../../src/mcp-proxy/config.ts';
+import { installToolCallFastPath } from '../../src/mcp-proxy/fast-path.ts';
+import type { ToolPins } from '../../src/mcp-proxy/pinning.ts';
+import { ProxyCore, type OutcomeSink } from '../../src/mcp-proxy/proxy.ts';
+import { createSession } from '../../src/mcp-proxy/session.ts';
+
+/**
+ * An upstream MCP server held in the test: its tool list can be changed at will (a hostile or
+ * buggy server), and every call it receives is kept.
+ */
+export class FakeUpstream {
+  tools: Tool[];
+  readonly calls: { name: string; arguments?: Record<string, unknown>; _meta?: Record<string, unknown> }[] = [];
+  server: Server | undefined;
+
+  constructor(tools: Tool[]) {
+    this.tools = tools;
+  }
+
+  /** A fresh server per connection, as a restarted process would be. */
+  connect(): InMemoryTransport {
+    const [ours, theirs] = InMemoryTransport.createLinkedPair();
+    const server = new Server({ name: 'fake', version: '1.0.0' }, { capabilities: { tools: { listChanged: true } } });
+    server.setRequestHandler(ListToolsRequestSchema, () => ({ tools: this.tools }));
+    server.setRequestHandler(CallToolRequestSchema, (request): CallToolResult => {
+      this.calls.push(request.params);
+      return { content: [{ type: 'text', text: `ran ${request.params.name}` }] };
+    });
+    this.server = server;
+    void server.connect(theirs);
+    return ours;
+  }
+
+  async setTools(tools: Tool[]): Promise<void> {
+    this.tools = tools;
+    await this.server?.sendToolListChanged();
+  }
+}
+
+export const tool = (name: string, description = `the ${name} tool`): Tool => ({ name, description, inputSchema: { type: 'object' } });
+
+export const ALICE: PrincipalConfig = { principalId: 'alice', principalKind: 'agent', roles: [] };
+
+export interface InProcessProxy {
+  client: Client;
+  core: ProxyCore;
+  gate: Gate;
+  close(): Promise<void>;
+}
+
+/**
+ * The proxy core with in-memory upstreams and one downstream SDK client, wired like
+ * `kavach mcp` in stdio mode (fast path included), without processes.
+ */
+export async function inProcessProxy(opts: {
+  policy: string;
+  upstreams: Record<string, FakeUpstream>;
+  gateOptions?: GateOptions;
+  pins?: Pick<ToolPins, 'load' | 'check'>;
+  outcomes?: OutcomeSink;
+  tools?: Record<string, unknown>;
+  log?: (message: string) => void;
+}): Promise<InProcessProxy> {
+  const servers: Record<string, unknown> = {};
+  for (const name of Object.keys(opts.upstreams)) servers[name] = { command: 'unused' };
+  const config = parseConfig({ gate: { policy: 'unused.toml' }, servers, tools: { pinning: opts.pins !== undefined, ...opts.tools } });
+  const gate = Gate.fromToml(opts.policy, opts.gateOptions);
+  const core = new ProxyCore({
+    config,
+    gate,
+    pins: opts.pins as ToolPins | undefined,
+    outcomes: opts.outcomes,
+    log: opts.log ?? (() => undefined),
+    transportFor: (server) => (opts.upstreams[server.name] as FakeUpstream).connect(),
+  });
+  const session = createSession(core, ALICE, { startUpstreamsOnInit: true });
+  core.addSession(session);
+  const [clientSide, serverSide] = InMemoryTransport.createLinkedPair();
+  await session.server.connect(serverSide);
+  installToolCallFastPath(serverSide, core, session, () => core.startUpstreams(session.server.getClientCapabilities()));
+  const client = new Client({ name: 'test', version: '1.0.0' });
+  await client.connect(clientSide);
+  return {
+    client,
+    core,
+    gate,
+    async close() {
+      await client.close();
+      await core.close();
+      await gate.close();
+    },
+  };
+}
