@@ -211,6 +211,27 @@ describe('a log still being written', () => {
   });
 });
 
+describe('trust of rows in a partial log (one segment, starting mid-chain)', () => {
+  it('marks records after the last checkpoint unsealed, judged by seq, not by position in the file', async () => {
+    const path = join(dir, 'partial-source.jsonl');
+    const log = await AuditLog.open(path, { keyPair: key(), mode: 'hybrid', checkpointEvery: { entries: 4, ms: Infinity } });
+    for (let i = 0; i < 10; i++) {
+      await log.append({ type: 'verdict', evaluationId: `p-${i}`, principal: 'bot', principalKind: 'agent', action: 't.x', verdict: 'permit', time: START + i, args: {} });
+    }
+    const all = lines(path);
+    await log.close();
+    // seq: 0 genesis, 1-3, 4 cp, 5-8, 9 cp, 10-12 unsealed (as read before close).
+    expect(all.map((l) => JSON.parse(l).type as string).filter((t) => t === 'checkpoint')).toHaveLength(2);
+    const part = join(dir, 'partial.jsonl');
+    writeLines(part, all.slice(6));
+    const { model: m } = await buildAuditReport([part], key().publicKeys(), { partial: true });
+    expect(m.integrity.status).toBe('verified');
+    expect(m.rows.map((r) => [r.seq, r.trust])).toEqual([
+      [6, 'sealed'], [7, 'sealed'], [8, 'sealed'], [9, 'sealed'], [10, 'unsealed'], [11, 'unsealed'], [12, 'unsealed'],
+    ]);
+  });
+});
+
 describe('time buckets', () => {
   it('picks a readable width that keeps the bucket count under the limit', () => {
     expect(bucketWidth(30_000, 48)).toBe(1_000);

@@ -182,7 +182,8 @@ export function buildReportModel(logs: readonly LoadedLog[], opts: BuildOptions 
     const sealedBelow = li.lastCheckpoint ? li.lastCheckpoint.seq : -1;
     const principalOf = new Map<string, string>();
     log.records.forEach((r, i) => {
-      const trust: Trust = r.type === 'checkpoint' || i < sealedBelow ? 'sealed' : 'unsealed';
+      // By seq, not position: a partial log (one segment) starts mid-chain.
+      const trust: Trust = r.type === 'checkpoint' || r.seq < sealedBelow ? 'sealed' : 'unsealed';
       rows.push(rowOf(r as unknown as Record<string, unknown>, rows.length, l, i, trust, principalOf));
     });
     for (const u of log.unverified) rows.push(unverifiedRow(u, rows.length, l, principalOf));
