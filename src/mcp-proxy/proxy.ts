@@ -15,6 +15,7 @@ import { exposeNames, type UpstreamName } from './tool-names.ts';
 import { Upstream, type ClientRequestRelay, type TransportFactory } from './upstream.ts';
 import { couldBePermitted } from './visibility.ts';
 
+const KAVACH_META_PREFIX = 'dev.kavach/';
 export const PERMIT_META_KEY = 'dev.kavach/permit';
 export const VERDICT_META_KEY = 'dev.kavach/verdict';
 export const OBSERVED_META_KEY = 'dev.kavach/observed';
@@ -245,7 +246,8 @@ export class ProxyCore {
     if (params._meta) {
       for (const k in params._meta) {
         if (k === 'progressToken') progressToken = params._meta[k];
-        else meta[k] = params._meta[k];
+        // Only the proxy speaks for Kavach: a client-supplied permit must never reach the server.
+        else if (!k.startsWith(KAVACH_META_PREFIX)) meta[k] = params._meta[k];
       }
     }
     if (verdict.permit !== undefined) meta[PERMIT_META_KEY] = verdict.permit;
