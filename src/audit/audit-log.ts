@@ -5,7 +5,7 @@ import type { AuditSink, GateEvent } from '../engine/ports.ts';
 import { isCheckpointSigner, type CheckpointSigner } from './checkpoint.ts';
 import { EntryEncoder, type AuditEntry, type RecordTypeSchema } from './entry.ts';
 import { AuditError } from './errors.ts';
-import { segmentPath, syncDir } from './files.ts';
+import { resolveLogPath, segmentPath, syncDir } from './files.ts';
 import { LogLock } from './lock.ts';
 import { recoverTail, type TailState } from './recover.ts';
 import {
@@ -142,6 +142,10 @@ export class AuditLog implements AuditSink {
       throw new AuditError('LOG_FAILED', -1, `the checkpoint key ${signer.kid} expired at ${new Date(signer.expiresAt).toISOString()}; open the log with a current key`);
     }
     await mkdir(dirname(path), { recursive: true });
+    // One name per log: a symlink to it (or to its directory) must meet the same lock.
+    path = await resolveLogPath(path).catch((err: unknown) => {
+      throw new AuditError('LOG_FAILED', -1, `audit log ${path}: ${(err as Error).message}`, { cause: err });
+    });
     const lock = await LogLock.acquire(path);
     let fh: FileHandle | undefined;
     let log: AuditLog | undefined;

@@ -1,5 +1,5 @@
-import { open, readdir, rename, unlink } from 'node:fs/promises';
-import { basename, dirname } from 'node:path';
+import { lstat, open, readdir, realpath, rename, unlink } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
 
 /**
  * The files of one log at PATH: PATH is the active segment; rotated segments are PATH.000001,
@@ -11,6 +11,26 @@ export function segmentPath(path: string, n: number): string {
 
 export const sealPath = (path: string): string => `${path}.seal`;
 export const lockPath = (path: string): string => `${path}.lock`;
+
+/**
+ * The one name a log is known by: symlinks (to the file or its directory) resolved. The lock, the
+ * seal and the segments are named after it, so two openers that spell the path differently still
+ * meet at one lock, and a verifier given a symlink still finds the seal and the segments.
+ */
+export async function resolveLogPath(path: string): Promise<string> {
+  try {
+    return await realpath(path);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
+  const link = await lstat(path).then((s) => s.isSymbolicLink(), () => false);
+  if (link) throw new Error(`${path} is a symlink to a file that does not exist`);
+  const dir = await realpath(dirname(path)).catch((err: NodeJS.ErrnoException) => {
+    if (err.code === 'ENOENT') return dirname(path);
+    throw err;
+  });
+  return join(dir, basename(path));
+}
 
 /** Rotated segments of the log, oldest first. */
 export async function listSegments(path: string): Promise<{ n: number; path: string }[]> {

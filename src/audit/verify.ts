@@ -1,7 +1,7 @@
 import { readFile, stat } from 'node:fs/promises';
 import { ChainWalker, signatureFailure, type CheckpointAt } from './chain.ts';
 import { AuditError } from './errors.ts';
-import { listSegments } from './files.ts';
+import { listSegments, resolveLogPath } from './files.ts';
 import { keysVerifier, type AuditKeys } from './keys.ts';
 import { CHECKPOINT_DOMAIN, checkpointMessage, type AuditRecord, type CheckpointMode, type CheckpointRecord } from './record.ts';
 import { parseAnchor, readSeal } from './seal.ts';
@@ -245,14 +245,17 @@ async function loadSources(source: string | readonly string[]): Promise<{ files:
   if (source.includes('\n') || source.trimStart().startsWith('{')) {
     return { files: [{ name: '(text)', read: async () => Buffer.from(source, 'utf8') }] };
   }
-  const files = (await listSegments(source)).map((s) => fromPath(s.path));
-  const active = await stat(source).then(() => true, (err: NodeJS.ErrnoException) => {
+  // A symlink to the log: its segments and seal file are named after the file it points to.
+  const given = source;
+  const path = await resolveLogPath(given).catch(() => given);
+  const files = (await listSegments(path)).map((s) => fromPath(s.path));
+  const active = await stat(path).then(() => true, (err: NodeJS.ErrnoException) => {
     if (err.code === 'ENOENT') return false;
     throw err;
   });
-  if (active) files.push(fromPath(source));
-  if (files.length === 0) throw new AuditError('NOT_FOUND', -1, `no audit log at ${source}`);
-  return { files, sealOf: source };
+  if (active) files.push(fromPath(path));
+  if (files.length === 0) throw new AuditError('NOT_FOUND', -1, `no audit log at ${given}`);
+  return { files, sealOf: path };
 }
 
 async function readOrMissing(path: string): Promise<Buffer> {

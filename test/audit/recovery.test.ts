@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { appendFileSync, existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { basename, join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -138,6 +138,19 @@ describe('one writer per log', () => {
     await first.close();
     const again = await openLog(path);
     await again.close();
+  });
+
+  it('refuses a second writer that names the log through a symlink, and verifies through one with its seal', async () => {
+    const path = fresh();
+    const first = await openLog(path);
+    const link = `${path}-link.jsonl`;
+    symlinkSync(path, link);
+    const err = await openFailure(link);
+    expect(err.code).toBe('LOCKED');
+    await first.append(verdict());
+    await first.close();
+    const report = await verifyAuditLog(link, key().publicKeys());
+    expect(report.anchored).toBe(true);
   });
 
   it('refuses when another live process holds the lock', async () => {

@@ -1,6 +1,6 @@
 import { readFile, stat } from 'node:fs/promises';
 import { AuditError, type AuditErrorCode } from '../errors.ts';
-import { listSegments } from '../files.ts';
+import { listSegments, resolveLogPath } from '../files.ts';
 import type { AuditKeys } from '../keys.ts';
 import type { AuditRecord } from '../record.ts';
 import { splitLog } from '../split.ts';
@@ -74,7 +74,8 @@ function lenient(line: string, index: number): UnverifiedLine {
 }
 
 /** Every complete line of the log's files, in chain order (the same files verification reads). */
-async function readLines(source: string): Promise<{ files: string[]; lines: string[] }> {
+async function readLines(given: string): Promise<{ files: string[]; lines: string[] }> {
+  const source = await resolveLogPath(given).catch(() => given);
   const files = (await listSegments(source)).map((s) => s.path);
   const active = await stat(source).then(() => true, () => false);
   if (active) files.push(source);
