@@ -151,9 +151,14 @@ export async function gateToolCalls(
   toolCalls: readonly (ChatCall | ResponsesCall)[], handlers: Record<string, ToolHandler>, gate: GateLike, opts: GateToolCallsOptions,
 ): Promise<Array<ChatCompletionToolMessageParam | ResponsesOutput>> {
   const outputs: Array<ChatCompletionToolMessageParam | ResponsesOutput> = [];
+  const seen = new Set<string>();
   for (const call of toolCalls) {
     const { callId, name, rawArgs, responses } = describeCall(call);
-    const output = await runOne(callId, name, rawArgs, handlers, gate, opts);
+    // The gate charges a repeated call id once, so a second copy in the same turn must not run.
+    const output = seen.has(callId)
+      ? `Tool call id '${callId}' is listed more than once in this turn; the repeat was not run.`
+      : await runOne(callId, name, rawArgs, handlers, gate, opts);
+    seen.add(callId);
     outputs.push(responses
       ? { type: 'function_call_output', call_id: callId, output }
       : { role: 'tool', tool_call_id: callId, content: output });

@@ -164,6 +164,16 @@ describe('openai gateToolCalls', () => {
     expect((await gateToolCalls([call], handlers, throwingGate, { principal: agent }))[0]?.content).toMatch(/^Refused by policy \[INVALID_CONTEXT\]/);
   });
 
+  it('runs a call id listed twice in one turn once (a repeated id is charged once, so it must not run twice)', async () => {
+    const ran: string[] = [];
+    const call = chatCall('dup', 'refund', '{"amount":1,"orderId":"A"}');
+    const outputs = await gateToolCalls([call, call], { refund: (a) => { ran.push(a.orderId as string); return 'ok'; } }, refundGate(1), { principal: agent });
+    expect(ran).toEqual(['A']);
+    expect(outputs).toHaveLength(2);
+    expect(outputs[0]?.content).toBe('ok');
+    expect(outputs[1]?.content).toMatch(/listed more than once/);
+  });
+
   it('drives a hand-rolled Chat Completions loop to the end', async () => {
     const ran: number[] = [];
     const { client, requests } = scriptedClient([
