@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir, open, rename, type FileHandle } from 'node:fs/promises';
+import { mkdir, open, realpath, rename, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { AuditSink, GateEvent } from '../engine/ports.ts';
 import { isCheckpointSigner, type CheckpointSigner } from './checkpoint.ts';
@@ -141,7 +141,9 @@ export class AuditLog implements AuditSink {
     if (signer.expiresAt !== undefined && now >= signer.expiresAt) {
       throw new AuditError('LOG_FAILED', -1, `the checkpoint key ${signer.kid} expired at ${new Date(signer.expiresAt).toISOString()}; open the log with a current key`);
     }
-    await mkdir(dirname(path), { recursive: true });
+    // Directories made here are durable only once each entry is synced in its parent.
+    const madeAs = await mkdir(dirname(path), { recursive: true });
+    const made = madeAs === undefined ? undefined : await realpath(madeAs);
     // One name per log: a symlink to it (or to its directory) must meet the same lock.
     path = await resolveLogPath(path).catch((err: unknown) => {
       throw new AuditError('LOG_FAILED', -1, `audit log ${path}: ${(err as Error).message}`, { cause: err });
@@ -171,6 +173,7 @@ export class AuditLog implements AuditSink {
       }
       await log.flush();
       if (fresh || (tail as TailState).activeBytes === 0) await syncDir(dirname(path));
+      if (made !== undefined) await syncMadeDirs(made, dirname(path));
       return log;
     } catch (err) {
       if (log?.timer) clearInterval(log.timer);
@@ -436,6 +439,15 @@ export class AuditLog implements AuditSink {
     this.queue = [];
     for (const d of this.deferred.splice(0)) d.reject(failure);
     for (const w of this.durableWaiters.splice(0)) w.reject(failure);
+  }
+}
+
+/** Syncs the parent of every directory `mkdir -p` made, from the deepest up to the first one's parent. */
+async function syncMadeDirs(first: string, deepest: string): Promise<void> {
+  const stop = dirname(first);
+  for (let d = dirname(deepest); ; d = dirname(d)) {
+    await syncDir(d);
+    if (d === stop || dirname(d) === d) return;
   }
 }
 
