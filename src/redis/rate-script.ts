@@ -152,14 +152,22 @@ for i = 1, #KEYS / 2 do
   local z = KEYS[2 * i - 1]
   local h = KEYS[2 * i]
   if redis.call('HEXISTS', h, 'i' .. id) == 1 then
+    -- Newest = highest seq (insertion order, as in memory). Entries charged in the same ms sort by
+    -- member text, not seq, so the whole group at the first matching score is searched.
     local start = 0
-    local found
-    while not found do
-      local page = redis.call('ZREVRANGE', z, start, start + 63)
+    local found, foundSeq, foundScore
+    local done = false
+    while not done do
+      local page = redis.call('ZREVRANGE', z, start, start + 63, 'WITHSCORES')
       if #page == 0 then break end
-      for _, m in ipairs(page) do
+      for j = 1, #page, 2 do
+        local m = page[j]
+        if found and page[j + 1] ~= foundScore then done = true; break end
         local _, mid = parse(m)
-        if mid == id then found = m; break end
+        if mid == id then
+          local sq = tonumber(string.match(m, '^%S+ (%d+) '))
+          if not found or sq > foundSeq then found, foundSeq, foundScore = m, sq, page[j + 1] end
+        end
       end
       start = start + 64
     end

@@ -119,6 +119,29 @@ describe.skipIf(skipRedis)('RedisRateStore', () => {
     }
   });
 
+  it('refunds the newest charge of an id even when two were charged in the same millisecond', async () => {
+    const store = new RedisRateStore(REDIS_URL, { keyPrefix: `${prefix}samems:` });
+    const memory = new InMemoryRateStore();
+    const budget = { key: 'spend', max: 1, windowMs: 10_000 };
+    const other = { key: 'calls', amount: 1, max: 10, windowMs: 10_000 };
+    const both = async (f: (s: InMemoryRateStore | RedisRateStore) => unknown) => {
+      const expected = await f(memory);
+      expect(await f(store)).toEqual(expected);
+      return expected;
+    };
+    try {
+      // The same id under 'spend' twice at t=5 (its second charge names another key, so it is no repeat).
+      await both((s) => s.checkAndCharge([{ ...budget, amount: 0.5 }], 'x', 5));
+      await both((s) => s.checkAndCharge([{ ...budget, amount: 0.1 }, other], 'x', 5));
+      // Takes back the 0.1 (the newest), leaving 0.5 spent: 0.5 more fits, 0.6 does not.
+      await both((s) => s.refund([{ ...budget, amount: 0.1 }, other], 'x'));
+      expect(await both((s) => s.checkAndCharge([{ ...budget, amount: 0.6 }], 'y', 6))).toMatchObject({ admitted: false });
+      expect(await both((s) => s.checkAndCharge([{ ...budget, amount: 0.5 }], 'z', 6))).toEqual({ admitted: true });
+    } finally {
+      await store.close();
+    }
+  });
+
   it('fits decimal budgets exactly as memory does (0.1 + 0.2 under 0.3)', async () => {
     const store = new RedisRateStore(REDIS_URL, { keyPrefix: `${prefix}decimal:` });
     const memory = new InMemoryRateStore();
