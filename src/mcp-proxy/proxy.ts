@@ -3,7 +3,7 @@ import type { Server } from '@modelcontextprotocol/sdk/server/index.js';
 import {
   CompleteResultSchema, CreateMessageResultSchema, ElicitResultSchema, ErrorCode, GetPromptResultSchema,
   ListRootsResultSchema, McpError, ReadResourceResultSchema,
-  type CallToolResult, type ClientCapabilities, type LoggingLevel, type Prompt, type Resource, type ResourceTemplate, type Tool,
+  type CallToolResult, type ClientCapabilities, type LoggingLevel, type LoggingMessageNotification, type Prompt, type Resource, type ResourceTemplate, type Tool,
 } from '@modelcontextprotocol/sdk/types.js';
 import type { ActionContext } from '../engine/context.ts';
 import type { Gate } from '../engine/gate.ts';
@@ -95,6 +95,8 @@ export class ProxyCore {
   private tools = new Map<string, ExposedTool>();
   private prompts = new Map<string, ExposedPrompt>();
   private resourceOwners = new Map<string, Upstream>();
+  /** Downstream sessions subscribed to each resource URI (the upstream holds one subscription). */
+  private subscribers = new Map<string, Set<ProxySession>>();
   private templateOwners = new Map<string, Upstream>();
   /** Per upstream: the tool list the pin check last classified, and the actions it held back. */
   private vetted = new Map<Upstream, { tools: Tool[]; changed: ReadonlySet<string> }>();
@@ -122,11 +124,9 @@ export class ProxyCore {
     this.upstreams = opts.config.servers.map((s) => new Upstream(s, {
       log: this.log,
       changed: (u, what) => this.onUpstreamChanged(u, what).catch((err: unknown) => this.log(`upstream ${u.name}: ${String(err)}`)),
-      logMessage: (u, params) => {
-        for (const s of this.sessions) void s.server.sendLoggingMessage({ ...params, logger: params.logger ? `${u.name}/${params.logger}` : u.name }).catch(() => undefined);
-      },
+      logMessage: (u, params) => this.relayLog(u, params),
       resourceUpdated: (_u, params) => {
-        for (const s of this.sessions) void s.server.sendResourceUpdated(params).catch(() => undefined);
+        for (const s of this.subscribers.get(params.uri) ?? []) void s.server.sendResourceUpdated(params).catch(() => undefined);
       },
       relay,
     }, opts.transportFor));
@@ -162,6 +162,7 @@ export class ProxyCore {
   removeSession(session: ProxySession): void {
     this.sessions.delete(session);
     if (this.lastSession === session) this.lastSession = [...this.sessions].at(-1);
+    for (const uri of [...this.subscribers.keys()]) void this.subscribe(session, 'resources/unsubscribe', uri).catch(() => undefined);
   }
 
   async close(): Promise<void> {
@@ -375,12 +376,18 @@ export class ProxyCore {
     return this.byUri(params.uri, (client) => client.request({ method: 'resources/read', params }, ReadResourceResultSchema, { signal }));
   }
 
-  async subscribe(method: 'resources/subscribe' | 'resources/unsubscribe', uri: string): Promise<void> {
-    await this.byUri(uri, async (client) => {
-      if (method === 'resources/subscribe') await client.subscribeResource({ uri });
-      else await client.unsubscribeResource({ uri });
-      return {};
-    });
+  /** The upstream is subscribed while at least one session is; updates go to those sessions only. */
+  async subscribe(session: ProxySession, method: 'resources/subscribe' | 'resources/unsubscribe', uri: string): Promise<void> {
+    const sessions = this.subscribers.get(uri) ?? new Set<ProxySession>();
+    if (method === 'resources/subscribe') {
+      if (sessions.size === 0) await this.byUri(uri, (client) => client.subscribeResource({ uri }));
+      sessions.add(session);
+      this.subscribers.set(uri, sessions);
+      return;
+    }
+    if (!sessions.delete(session) || sessions.size > 0) return;
+    this.subscribers.delete(uri);
+    await this.byUri(uri, (client) => client.unsubscribeResource({ uri }));
   }
 
   async complete(params: { ref: { type: string; name?: string; uri?: string }; [k: string]: unknown }, signal: AbortSignal): Promise<Record<string, unknown>> {
@@ -394,6 +401,20 @@ export class ProxyCore {
     const owner = this.templateOwners.get(ref.uri ?? '') ?? this.resourceOwners.get(ref.uri ?? '');
     if (!owner) return { completion: { values: [], hasMore: false } };
     return this.clientOf(owner).request({ method: 'completion/complete', params }, CompleteResultSchema, { signal });
+  }
+
+  /**
+   * An upstream log line cannot be traced to the call that caused it and may carry one client's
+   * data: with clients of several principals connected (HTTP mode) it stays on stderr.
+   */
+  private relayLog(u: Upstream, params: LoggingMessageNotification['params']): void {
+    const principals = new Set([...this.sessions].map((s) => s.principal.principalId));
+    if (principals.size > 1) {
+      this.log(`upstream ${u.name} [${params.level}]${params.logger ? ` ${params.logger}` : ''}: ${JSON.stringify(params.data)?.slice(0, 1000)}`);
+      return;
+    }
+    const message = { ...params, logger: params.logger ? `${u.name}/${params.logger}` : u.name };
+    for (const s of this.sessions) void s.server.sendLoggingMessage(message).catch(() => undefined);
   }
 
   async setLogLevel(level: LoggingLevel): Promise<void> {

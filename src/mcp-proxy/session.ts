@@ -53,11 +53,11 @@ export function createSession(core: ProxyCore, principal: PrincipalConfig, opts:
   server.setRequestHandler(ListResourceTemplatesRequestSchema, async () => ({ resourceTemplates: await core.listResourceTemplates() }));
   server.setRequestHandler(ReadResourceRequestSchema, (request, extra) => core.readResource(request.params, extra.signal) as never);
   server.setRequestHandler(SubscribeRequestSchema, async (request) => {
-    await core.subscribe('resources/subscribe', request.params.uri);
+    await core.subscribe(session, 'resources/subscribe', request.params.uri);
     return {};
   });
   server.setRequestHandler(UnsubscribeRequestSchema, async (request) => {
-    await core.subscribe('resources/unsubscribe', request.params.uri);
+    await core.subscribe(session, 'resources/unsubscribe', request.params.uri);
     return {};
   });
   server.setRequestHandler(CompleteRequestSchema, (request, extra) => core.complete(request.params, extra.signal) as never);

@@ -1,7 +1,10 @@
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
 import { Server } from '@modelcontextprotocol/sdk/server/index.js';
-import { CallToolRequestSchema, ListToolsRequestSchema, type CallToolResult, type Tool } from '@modelcontextprotocol/sdk/types.js';
+import {
+  CallToolRequestSchema, ListResourcesRequestSchema, ListToolsRequestSchema, SetLevelRequestSchema, SubscribeRequestSchema, UnsubscribeRequestSchema,
+  type CallToolResult, type Tool,
+} from '@modelcontextprotocol/sdk/types.js';
 import { Gate, type GateOptions } from '../../src/engine/gate.ts';
 import { parseConfig, type PrincipalConfig } from '../../src/mcp-proxy/config.ts';
 import { installToolCallFastPath } from '../../src/mcp-proxy/fast-path.ts';
@@ -16,6 +19,8 @@ import { createSession } from '../../src/mcp-proxy/session.ts';
 export class FakeUpstream {
   tools: Tool[];
   readonly calls: { name: string; arguments?: Record<string, unknown>; _meta?: Record<string, unknown> }[] = [];
+  /** Resource subscriptions it holds, by URI. */
+  readonly subscribed = new Set<string>();
   server: Server | undefined;
 
   constructor(tools: Tool[]) {
@@ -25,7 +30,17 @@ export class FakeUpstream {
   /** A fresh server per connection, as a restarted process would be. */
   connect(): InMemoryTransport {
     const [ours, theirs] = InMemoryTransport.createLinkedPair();
-    const server = new Server({ name: 'fake', version: '1.0.0' }, { capabilities: { tools: { listChanged: true } } });
+    const server = new Server({ name: 'fake', version: '1.0.0' }, { capabilities: { tools: { listChanged: true }, resources: { subscribe: true }, logging: {} } });
+    server.setRequestHandler(ListResourcesRequestSchema, () => ({ resources: [] }));
+    server.setRequestHandler(SubscribeRequestSchema, (request) => {
+      this.subscribed.add(request.params.uri);
+      return {};
+    });
+    server.setRequestHandler(UnsubscribeRequestSchema, (request) => {
+      this.subscribed.delete(request.params.uri);
+      return {};
+    });
+    server.setRequestHandler(SetLevelRequestSchema, () => ({}));
     server.setRequestHandler(ListToolsRequestSchema, () => ({ tools: this.tools }));
     server.setRequestHandler(CallToolRequestSchema, (request): CallToolResult => {
       this.calls.push(request.params);
@@ -50,6 +65,8 @@ export interface InProcessProxy {
   client: Client;
   core: ProxyCore;
   gate: Gate;
+  /** Another downstream client (as in HTTP mode), acting as `principal`. */
+  connect(principal: PrincipalConfig): Promise<Client>;
   close(): Promise<void>;
 }
 
@@ -78,19 +95,27 @@ export async function inProcessProxy(opts: {
     log: opts.log ?? (() => undefined),
     transportFor: (server) => (opts.upstreams[server.name] as FakeUpstream).connect(),
   });
-  const session = createSession(core, ALICE, { startUpstreamsOnInit: true });
-  core.addSession(session);
-  const [clientSide, serverSide] = InMemoryTransport.createLinkedPair();
-  await session.server.connect(serverSide);
-  installToolCallFastPath(serverSide, core, session, () => core.startUpstreams(session.server.getClientCapabilities()));
-  const client = new Client({ name: 'test', version: '1.0.0' });
-  await client.connect(clientSide);
+  const clients: Client[] = [];
+  const connect = async (principal: PrincipalConfig): Promise<Client> => {
+    const session = createSession(core, principal, { startUpstreamsOnInit: true });
+    core.addSession(session);
+    session.server.onclose = () => core.removeSession(session);
+    const [clientSide, serverSide] = InMemoryTransport.createLinkedPair();
+    await session.server.connect(serverSide);
+    installToolCallFastPath(serverSide, core, session, () => core.startUpstreams(session.server.getClientCapabilities()));
+    const client = new Client({ name: 'test', version: '1.0.0' });
+    await client.connect(clientSide);
+    clients.push(client);
+    return client;
+  };
+  const client = await connect(ALICE);
   return {
     client,
     core,
     gate,
+    connect,
     async close() {
-      await client.close();
+      for (const c of clients) await c.close();
       await core.close();
       await gate.close();
     },
