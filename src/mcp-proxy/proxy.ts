@@ -217,9 +217,7 @@ export class ProxyCore {
       entry = this.tools.get(params.name);
     }
     if (!entry) return { isError: true, content: [{ type: 'text', text: `Unknown tool: ${params.name}` }] };
-    if (entry.changed) {
-      return this.recorded(session, entry.action, proxyRefusal('TOOL_CHANGED', 'pinning', `the definition of '${entry.action}' changed since it was approved; an operator must run \`kavach mcp approve-tools\``));
-    }
+    if (entry.changed) return this.toolChanged(session, entry.action);
     const upstream = entry.upstream;
     if (upstream.state !== 'ready') {
       return this.recorded(session, entry.action, proxyRefusal('UPSTREAM_UNAVAILABLE', 'upstream', `server '${upstream.name}' is unavailable (${upstream.lastError ?? upstream.state}); it is being restarted, try again shortly`, false));
@@ -240,6 +238,8 @@ export class ProxyCore {
     if (session.ip !== undefined) ctx.ip = session.ip;
     const verdict = await this.gate.evaluate(ctx);
     if (verdict.kind !== 'permit') return refusalResult(verdict);
+    // The definition may have changed (and the tool been held back) while the gate was deciding.
+    if (this.tools.get(params.name)?.changed) return this.toolChanged(session, entry.action);
 
     const meta: Record<string, unknown> = {};
     let progressToken: unknown;
@@ -297,6 +297,10 @@ export class ProxyCore {
       result._meta = { ...result._meta, [OBSERVED_META_KEY]: verdict.observed };
     }
     return result;
+  }
+
+  private toolChanged(session: ProxySession, action: string): CallToolResult {
+    return this.recorded(session, action, proxyRefusal('TOOL_CHANGED', 'pinning', `the definition of '${action}' changed since it was approved; an operator must run \`kavach mcp approve-tools\``));
   }
 
   private recorded(session: ProxySession, action: string, result: CallToolResult): CallToolResult {
