@@ -47,7 +47,11 @@ export function contexts(): ActionContext[] {
 }
 
 export async function benchEvaluate(iterations = 400_000): Promise<{ perSecond: number; p50us: number; p99us: number; permits: number }> {
-  const gate = Gate.fromDict(hundredPolicies(), { drift: { warnActionsPerMinute: 1e6, maxActionsPerMinute: 2e6 } });
+  // A synthetic clock, 100 ms per call: 8 sessions then see ~75 calls a minute each, a real
+  // agent's pace, so drift runs its checks without tripping on the benchmark's own speed.
+  let now = Date.parse('2026-01-01T00:00:00Z');
+  const clock = () => (now += 100);
+  const gate = Gate.fromDict(hundredPolicies(), { clock, drift: { maxSessionAge: false } });
   const ctxs = contexts();
   for (let i = 0; i < 50_000; i++) await gate.evaluate(ctxs[i % ctxs.length] as ActionContext); // warm up
   let permits = 0;

@@ -60,12 +60,14 @@ function withStore<T, R>(call: () => MaybePromise<T>, next: (value: T) => MaybeP
   } catch (err) {
     storeError(err);
   }
-  const checked = (value: T): MaybePromise<R> => {
-    // A store that answers with nothing is as broken as one that throws.
-    if (expectAnswer && (value === null || typeof value !== 'object')) storeError(new Error('the store gave a malformed answer'));
-    return next(value);
-  };
-  return isPromise(result) ? result.then(checked, storeError) : checked(result);
+  if (isPromise(result)) return result.then((value) => answered(value, next, expectAnswer), storeError);
+  return answered(result, next, expectAnswer);
+}
+
+function answered<T, R>(value: T, next: (value: T) => MaybePromise<R>, expectAnswer: boolean): MaybePromise<R> {
+  // A store that answers with nothing is as broken as one that throws.
+  if (expectAnswer && (value === null || typeof value !== 'object')) storeError(new Error('the store gave a malformed answer'));
+  return next(value);
 }
 
 interface Decision {
