@@ -328,7 +328,8 @@ export class AuditLog implements AuditSink {
         { type: 'checkpoint', time, size, head, mode: this.signer.mode, kid: this.signer.kid, sig },
         (record) => this.remember(record as CheckpointRecord),
       );
-      if (this.rotateAfterSeal || this.segmentBytes >= this.maxSegmentBytes) {
+      // Not on close: the segment record would follow the final checkpoint, unsealed. Reopening rotates.
+      if (!this.closing && (this.rotateAfterSeal || this.segmentBytes >= this.maxSegmentBytes)) {
         this.rotateAfterSeal = false;
         this.segment++;
         this.queue.push({ rotate: this.segment });

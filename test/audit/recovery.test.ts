@@ -206,6 +206,22 @@ describe('size-based rotation', () => {
     expect(report.firstSeq).toBe(0);
   });
 
+  it('closes sealed even when the final checkpoint finds the segment full, and rotates on reopen', async () => {
+    const path = fresh();
+    const opts = { maxSegmentBytes: 3_000, checkpointEvery: { entries: 1_000, ms: Infinity } };
+    const log = await openLog(path, opts);
+    await Promise.all(Array.from({ length: 12 }, () => log.append(verdict({ args: { pad: 'x'.repeat(300) } }))));
+    await log.close();
+    expect((await verifyAuditLog(path, key().publicKeys())).unsealed).toBe(0);
+    expect(parse(lines(path).at(-1) as string).type).toBe('checkpoint');
+    const again = await openLog(path, opts);
+    await again.append(verdict());
+    await again.close();
+    const report = await verifyAuditLog(path, key().publicKeys());
+    expect(report.unsealed).toBe(0);
+    expect(parse(lines(path)[0] as string).type).toBe('segment');
+  });
+
   it('names the gap when a middle segment is missing, and the start when the first is', async () => {
     const path = await rotated();
     rmSync(`${path}.000002`);
