@@ -37,24 +37,18 @@ function runContextOf(options: ToolExecutionOptions | undefined): AiSdkRunContex
   };
 }
 
-/** Provider-executed tools run at the provider; nothing local can stop them. */
-function isProviderTool(tool: Tool): boolean {
-  const type = (tool as { type?: string }).type;
-  return type === 'provider' || type === 'provider-defined';
-}
-
 /**
  * A guarded copy of an AI SDK tool (AI SDK tools carry no name, so pass the ToolSet key as
- * `name`): same description, schema, options and type; `execute` asks
- * the gate first. Tools the SDK does not execute locally (provider-executed, or without
- * `execute`) are returned unchanged with a warning on stderr: gate those at the provider or
- * with `kavachToolApproval`.
+ * `name`): same description, schema, options and type; `execute` asks the gate first. That
+ * includes provider-defined tools with an `execute` (local shell, bash, computer use): the SDK
+ * runs those here. A tool without `execute` runs at the provider (web search) or in the client;
+ * nothing local can stop it, so it is returned unchanged with a warning on stderr.
  */
 export function guardTool<T extends Tool>(tool: T, gate: GateLike, opts: AiSdkAdapterOptions & { name: string }): T {
   const toolName = opts.name;
   const execute = (tool as { execute?: AnyExecute }).execute;
-  if (isProviderTool(tool) || typeof execute !== 'function') {
-    process.stderr.write(`kavach: tool '${toolName}' is not executed locally (${isProviderTool(tool) ? 'provider-executed' : 'no execute'}); it passes through ungated\n`);
+  if (typeof execute !== 'function') {
+    process.stderr.write(`kavach: tool '${toolName}' has no execute (it runs at the provider or in the client); it passes through ungated\n`);
     return tool;
   }
   const check = async (input: unknown, options: ToolExecutionOptions): Promise<void> => {

@@ -176,6 +176,22 @@ describe('ai-sdk guardTool', () => {
     const provider = { type: 'provider', id: 'openai.web_search', args: {}, inputSchema: z.object({}) } as const;
     expect(guardTool(provider as never, refundGate(), { principal: agent, name: 'web_search' })).toBe(provider);
   });
+
+  it('gates a provider-defined tool that runs locally (it has execute: local shell, bash, computer use)', async () => {
+    const ran: unknown[] = [];
+    // The shape of `openai.tools.localShell({ execute })` / `anthropic.tools.bash_*({ execute })`.
+    const shell = {
+      type: 'provider', id: 'openai.local_shell', args: {}, inputSchema: z.object({ action: z.object({ command: z.array(z.string()) }) }),
+      execute: async (input: unknown) => {
+        ran.push(input);
+        return { output: 'done' };
+      },
+    } as const;
+    const guarded = guardTool(shell as never, refundGate(), { principal: agent, name: 'shell' }) as typeof shell;
+    expect(guarded).not.toBe(shell);
+    await expect(guarded.execute({ action: { command: ['rm', '-rf', '/'] } })).rejects.toBeInstanceOf(ToolCallRefused);
+    expect(ran).toEqual([]);
+  });
 });
 
 describe('ai-sdk kavachToolApproval (ai@7 toolApproval hook, synthetic events)', () => {
