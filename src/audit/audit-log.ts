@@ -162,14 +162,14 @@ export class AuditLog implements AuditSink {
       log = new AuditLog(path, logId, signer, lock, fh, stateOf(tail), opts);
       log.lastSeal = seal;
       if (fresh) {
-        log.enqueue({ type: 'genesis', time: log.clock(), version: AUDIT_FORMAT_VERSION, mode: signer.mode, kid: signer.kid });
+        log.internal({ type: 'genesis', time: log.clock(), version: AUDIT_FORMAT_VERSION, mode: signer.mode, kid: signer.kid });
       } else if ((tail as TailState).activeBytes === 0) {
         // The active file was (re)created after a rotation: mark where this segment starts.
-        log.enqueue({ type: 'segment', time: log.clock(), segment: log.segment + 1 });
+        log.internal({ type: 'segment', time: log.clock(), segment: log.segment + 1 });
       }
-      if (cut) log.enqueue({ type: 'recovery', time: log.clock(), file: cut.file, cutBytes: cut.bytes, cutHash: cut.hash });
+      if (cut) log.internal({ type: 'recovery', time: log.clock(), file: cut.file, cutBytes: cut.bytes, cutHash: cut.hash });
       if (!fresh && tail?.lastKid !== undefined && tail.lastKid !== signer.kid) {
-        log.enqueue({ type: 'key', time: log.clock(), event: 'audit_key_changed', kid: signer.kid, detail: `checkpoints were signed by ${tail.lastKid}` });
+        log.internal({ type: 'key', time: log.clock(), event: 'audit_key_changed', kid: signer.kid, detail: `checkpoints were signed by ${tail.lastKid}` });
       }
       await log.flush();
       if (fresh || (tail as TailState).activeBytes === 0) await syncDir(dirname(path));
@@ -255,6 +255,16 @@ export class AuditLog implements AuditSink {
   }
 
   // -------------------------------------------------------------------------------------------
+
+  /**
+   * A record the log writes itself on open. Any of them can start a seal (a checkpoint or a
+   * rotation falls due): what follows must then wait for it like an append does, or the checkpoint
+   * would sit after a record it does not seal.
+   */
+  private internal(body: RecordBody): void {
+    if (this.sealing) this.deferred.push({ body, resolve: () => undefined, reject: () => undefined });
+    else this.enqueue(body);
+  }
 
   /** Chains a body at the head: assigns seq/prev, hashes, queues the line. */
   private enqueue(body: RecordBody, resolve?: (r: AuditRecord) => void, reject?: (e: unknown) => void): void {

@@ -95,6 +95,22 @@ describe('reopening a log', () => {
     await verifyAuditLog(path, key().publicKeys());
   });
 
+  it('keeps its own records in order when one of them makes a checkpoint fall due on reopen', async () => {
+    const path = fresh();
+    const ls = await writeLog(path, 2, { checkpointEvery: { entries: 100 } });
+    // A crash before the first checkpoint: genesis and two verdicts unsealed, and a torn line.
+    writeLines(path, ls.slice(0, -1));
+    rmSync(`${path}.seal`);
+    appendFileSync(path, '{"torn":');
+    // The recovery record is the 4th unsealed one (a checkpoint falls due); the key record follows it.
+    const next = KeyPair.generate();
+    const log = await openLog(path, { keyPair: next, checkpointEvery: { entries: 4 } });
+    await log.close();
+    const types = lines(path).map((l) => parse(l).type);
+    expect(types.slice(3)).toEqual(['recovery', 'checkpoint', 'key', 'checkpoint']);
+    await verifyAuditLog(path, PublicKeyDirectory.inMemory([key().publicKeys(), next.publicKeys()]));
+  });
+
   it('refuses to start afresh where a sealed log was removed', async () => {
     const path = fresh();
     await writeLog(path, 2);
