@@ -38,7 +38,7 @@ export const DEFAULT_CHECKPOINT_EVERY = { entries: 50_000, ms: 5_000 } as const;
 const DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024;
 const DEFAULT_MAX_RECORD_BYTES = 1024 * 1024;
 /** Records the log writes itself: never refused for size (a hybrid checkpoint is ~4.6 kB). */
-const INTERNAL = new Set(['genesis', 'checkpoint', 'segment', 'recovery', 'key']);
+const INTERNAL = new Set(['genesis', 'checkpoint', 'segment', 'recovery', 'resume', 'key']);
 
 interface Pending {
   line: string;
@@ -168,6 +168,10 @@ export class AuditLog implements AuditSink {
         log.internal({ type: 'segment', time: log.clock(), segment: log.segment + 1 });
       }
       if (cut) log.internal({ type: 'recovery', time: log.clock(), file: cut.file, cutBytes: cut.bytes, cutHash: cut.hash });
+      // Records no checkpoint sealed before the stop: this writer cannot tell its own crash from
+      // lines added while the log stood unlocked, and its next checkpoint will seal them. Say so.
+      const unsealed = tail?.sinceCheckpoint ?? 0;
+      if (!fresh && unsealed > 0) log.internal({ type: 'resume', time: log.clock(), from: (tail as TailState).nextSeq - unsealed, unsealed });
       if (!fresh && tail?.lastKid !== undefined && tail.lastKid !== signer.kid) {
         log.internal({ type: 'key', time: log.clock(), event: 'audit_key_changed', kid: signer.kid, detail: `checkpoints were signed by ${tail.lastKid}` });
       }

@@ -68,7 +68,7 @@ const KEY_SCHEMA = z.strictObject({
 const VERDICTS = new Set(['permit', 'refuse', 'invalidate']);
 const PRINCIPAL_KINDS = new Set(['user', 'agent', 'service', 'scheduler', 'external']);
 const CODES: ReadonlySet<string> = new Set(REFUSE_CODES);
-const INTERNAL_TYPES = new Set(['genesis', 'checkpoint', 'recovery', 'segment']);
+const INTERNAL_TYPES = new Set(['genesis', 'checkpoint', 'recovery', 'resume', 'segment']);
 
 const ID_MAX = 512;
 const TEXT_MAX = 4096;

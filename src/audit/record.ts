@@ -125,6 +125,17 @@ export interface RecoveryRecord extends RecordHeader {
   cutHash: string;
 }
 
+/**
+ * A writer reopened a log whose last records no checkpoint sealed (seq `from` .. `from + unsealed - 1`):
+ * written before a crash, or added to the file while no writer held it. The next checkpoint seals
+ * them with the log's key, so this record is what keeps that visible.
+ */
+export interface ResumeRecord extends RecordHeader {
+  type: 'resume';
+  from: number;
+  unsealed: number;
+}
+
 /** First record of every segment after the first (size-based rotation). */
 export interface SegmentRecord extends RecordHeader {
   type: 'segment';
@@ -138,13 +149,13 @@ export type ExtensionRecord<T extends ExtensionType = ExtensionType, D extends {
 
 export type CoreRecord =
   | GenesisRecord | VerdictRecord | PolicyReloadRecord | InvalidationRecord | OutcomeRecord
-  | KeyRecord | CheckpointRecord | RecoveryRecord | SegmentRecord;
+  | KeyRecord | CheckpointRecord | RecoveryRecord | ResumeRecord | SegmentRecord;
 
 export type AuditRecord = CoreRecord | ExtensionRecord;
 export type AuditRecordType = CoreRecord['type'];
 
 export const CORE_TYPES: ReadonlySet<string> = new Set<AuditRecordType>([
-  'genesis', 'verdict', 'policy_reload', 'invalidation', 'outcome', 'key', 'checkpoint', 'recovery', 'segment',
+  'genesis', 'verdict', 'policy_reload', 'invalidation', 'outcome', 'key', 'checkpoint', 'recovery', 'resume', 'segment',
 ]);
 export const EXTENSION_TYPE = /^[a-z][a-z0-9_-]{0,63}(\.[a-z0-9_-]{1,64}){1,4}$/;
 export const HEADER_FIELDS: ReadonlySet<string> = new Set(['seq', 'prev', 'log', 'time', 'hash', 'type']);

@@ -85,6 +85,8 @@ export function formatRecord(record: AuditRecord, style: Style = { color: false 
       return `${head}${tag('cyan', 'SEGMENT')}segment ${r.segment} begins`;
     case 'recovery':
       return `${head}${tag('yellow', 'RECOVERED')}cut a torn tail of ${r.cutBytes} bytes from ${r.file} after a crash`;
+    case 'resume':
+      return `${head}${tag('yellow', 'RESUMED')}${r.unsealed} record${r.unsealed === 1 ? '' : 's'} (seq ${r.from}..${r.from + r.unsealed - 1}) were unsealed when this writer opened the log: a crash, or lines added while no writer held it`;
     case 'policy_reload':
       return `${head}${tag(r.ok ? 'cyan' : 'red', 'RELOAD')}${r.ok ? `policy set replaced: ${r.policies} policies` : `reload failed, ${r.policies} policies stay: ${r.error ?? ''}`}`;
     case 'invalidation': {
@@ -140,6 +142,7 @@ export function formatReport(r: AuditReport): string {
   const other = Object.fromEntries(Object.entries(r.byType).filter(([t]) => t !== 'verdict'));
   lines.push(`record types ${top(other, 12)}`);
   if (r.recoveries > 0) lines.push(`recoveries   ${r.recoveries} torn tail${r.recoveries === 1 ? '' : 's'} cut after crashes (recorded in the chain)`);
+  if (r.resealed > 0) lines.push(`resealed     ${r.resealed} record${r.resealed === 1 ? '' : 's'} found unsealed when a writer reopened the log (a crash, or added while no writer held it), sealed only afterwards`);
   if (r.tornTail) lines.push(`torn tail    ${r.tornTail.bytes} bytes at the end of ${r.tornTail.file} (a crash; cut when the log is next opened)`);
   // Nothing here is painted: every line is made terminal-safe whole (names, ids, files).
   return `${lines.map(terminalSafe).join('\n')}\n`;

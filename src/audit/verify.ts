@@ -48,6 +48,12 @@ export interface AuditReport {
   tornTail: { file: string; bytes: number } | undefined;
   /** Torn tails cut by the writer on reopen (recovery records). */
   recoveries: number;
+  /**
+   * Records a writer found unsealed when it reopened the log (summed over `resume` records): they
+   * were sealed only afterwards, so the checkpoint vouches for what the file held at restart, not
+   * for what the writer wrote before it stopped (a crash, or lines added while no writer held it).
+   */
+  resealed: number;
   byType: Counts;
   byVerdict: Counts;
   byCode: Counts;
@@ -169,6 +175,7 @@ export async function scanAuditLog(source: string | readonly string[], opts: Sca
     anchored,
     tornTail,
     recoveries: stats.byType.recovery ?? 0,
+    resealed: stats.resealed,
     byType: stats.byType,
     byVerdict: stats.byVerdict,
     byCode: stats.byCode,
@@ -206,6 +213,7 @@ class Stats {
   byOutcome: Counts = {};
   observed = 0;
   unsealed = 0;
+  resealed = 0;
   firstTime: number | undefined;
   lastTime: number | undefined;
 
@@ -227,6 +235,8 @@ class Stats {
       if (r.observed === true) this.observed++;
     } else if (r.type === 'outcome') {
       bump(this.byOutcome, r.outcome);
+    } else if (r.type === 'resume' && Number.isSafeInteger(r.unsealed) && r.unsealed > 0) {
+      this.resealed += r.unsealed;
     }
   }
 }

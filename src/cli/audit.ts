@@ -101,6 +101,7 @@ function summary(r: AuditReport): string {
   ];
   if (r.files.length > 1) parts.push(`${r.files.length} segments`);
   parts.push(r.anchored ? 'seal matches' : 'no seal file or --anchor: a cut back to an earlier checkpoint would not show');
+  if (r.resealed > 0) parts.push(`WARNING ${r.resealed} record${r.resealed === 1 ? ' was' : 's were'} found unsealed when a writer reopened the log (a crash, or added while no writer held it) and sealed only then`);
   if (r.recoveries > 0) parts.push(`${r.recoveries} crash recover${r.recoveries === 1 ? 'y' : 'ies'}`);
   if (r.tornTail) parts.push(`WARNING torn tail of ${r.tornTail.bytes} bytes (crash; cut on next open)`);
   return parts.join('; ');

@@ -4,6 +4,7 @@ import { hostname } from 'node:os';
 import { basename, join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { AuditError, verifyAuditLog, type AuditLog } from '../../src/audit/index.ts';
+import { sealRecord } from '../../src/audit/record.ts';
 import { KeyPair } from '../../src/crypto/keys.ts';
 import { PublicKeyDirectory } from '../../src/crypto/key-directory.ts';
 import { key, lines, openLog, parse, tempDir, verdict, writeLines, writeLog } from './helpers.ts';
@@ -102,13 +103,30 @@ describe('reopening a log', () => {
     writeLines(path, ls.slice(0, -1));
     rmSync(`${path}.seal`);
     appendFileSync(path, '{"torn":');
-    // The recovery record is the 4th unsealed one (a checkpoint falls due); the key record follows it.
+    // The recovery record is the 4th unsealed one (a checkpoint falls due); resume and key records follow it.
     const next = KeyPair.generate();
     const log = await openLog(path, { keyPair: next, checkpointEvery: { entries: 4 } });
     await log.close();
     const types = lines(path).map((l) => parse(l).type);
-    expect(types.slice(3)).toEqual(['recovery', 'checkpoint', 'key', 'checkpoint']);
+    expect(types.slice(3)).toEqual(['recovery', 'checkpoint', 'resume', 'key', 'checkpoint']);
     await verifyAuditLog(path, PublicKeyDirectory.inMemory([key().publicKeys(), next.publicKeys()]));
+  });
+
+  it('names records it found unsealed on reopen: lines added while no writer held the log are not silently sealed', async () => {
+    const path = fresh();
+    const ls = await writeLog(path, 3);
+    const last = parse(ls.at(-1) as string);
+    // Someone with write access adds a well-chained record while the log is closed.
+    const forged = sealRecord({ type: 'verdict', time: 1, evaluationId: 'forged', principal: 'mallory', verdict: 'permit', seq: (last.seq as number) + 1, prev: last.hash, log: last.log });
+    appendFileSync(path, `${forged.line}\n`);
+    const log = await openLog(path);
+    await log.append(verdict());
+    await log.close();
+    const resume = lines(path).map(parse).find((r) => r.type === 'resume');
+    expect(resume).toMatchObject({ from: (last.seq as number) + 1, unsealed: 1 });
+    const report = await verifyAuditLog(path, key().publicKeys());
+    expect(report.resealed).toBe(1);
+    expect(report.unsealed).toBe(0);
   });
 
   it('refuses to start afresh where a sealed log was removed', async () => {

@@ -361,6 +361,12 @@ function rowOf(r: Record<string, unknown>, id: number, log: number, index: numbe
     case 'recovery':
       row.detail = `a crash left a torn tail: ${num(take('cutBytes')) ?? '?'} bytes cut from ${str(take('file')) ?? '?'}`;
       break;
+    case 'resume': {
+      const from = num(take('from'));
+      const n = num(take('unsealed'));
+      row.detail = `writer reopened the log and found ${n ?? '?'} unsealed record${n === 1 ? '' : 's'} (from seq ${from ?? '?'}): written before a crash, or added while no writer held it; sealed only from here on`;
+      break;
+    }
     case 'key':
       row.detail = `key ${str(take('event')) ?? '?'}${str(r.kid) !== undefined ? ` ${str(take('kid'))}` : ''}${str(r.detail) !== undefined ? `: ${str(take('detail'))}` : ''}`;
       break;
