@@ -16,6 +16,7 @@ import { parseArgs, stringFlag, type ParsedArgs } from './args.ts';
 const USAGE = `usage:
   kavach audit verify FILE... --keys public.json [--mode hybrid|pq] [--anchor checkpoint.json] [--partial] [--json]
       checks every record's hash and link and every checkpoint's signature; exit 0, or 1 with the index and reason
+      (a log no checkpoint signs at all fails: without a signature anyone could have written all of it)
   kavach audit show FILE [--session S] [--principal P] [--action A] [--verdict permit|refuse|invalidate]
                          [--type T] [--since T] [--until T] [--keys public.json] [--json]
       a timeline of the records (chain checked as it reads); T is an ISO time or a duration ago (15m, 24h, 7d)
@@ -76,6 +77,7 @@ async function verify(args: ParsedArgs): Promise<number> {
   for (const file of args.positionals) {
     try {
       const report = await verifyAuditLog(file, keys, {
+        requireCheckpoint: true,
         ...(mode ? { mode } : {}), ...(anchor !== undefined ? { anchor } : {}), ...(args.flags.has('partial') ? { partial: true } : {}),
       });
       if (json) results.push({ file, ok: true, report });

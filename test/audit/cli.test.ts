@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { run } from '../../src/cli/audit.ts';
 import { KeyPair } from '../../src/crypto/keys.ts';
+import { sealRecord } from '../../src/audit/record.ts';
 import { key, lines, openLog, tempDir, verdict, writeLines } from './helpers.ts';
 
 const dir = tempDir();
@@ -126,5 +127,18 @@ describe('recorded text reaching the terminal', () => {
       expect(r.out).not.toContain('\nforged line');
     }
     expect((await cli('show', path)).out).toContain('\\u001b[2K\\u000d');
+  });
+});
+
+describe('kavach audit verify of a log nothing signs', () => {
+  it('exits 1: a well-chained log without a single checkpoint could have been written by anyone', async () => {
+    const path = join(dir, 'unsigned.jsonl');
+    // Forged from scratch: a genesis and a verdict, chained correctly, no checkpoint, no seal file.
+    const genesis = sealRecord({ type: 'genesis', time: 1, version: 1, mode: 'hybrid', kid: key().kid, seq: 0, prev: 'A'.repeat(43), log: 'forged-log' });
+    const forged = sealRecord({ type: 'verdict', time: 2, evaluationId: 'e', principal: 'mallory', verdict: 'permit', seq: 1, prev: genesis.hash, log: 'forged-log' });
+    writeLines(path, [genesis.line, forged.line]);
+    const r = await cli('verify', path, '--keys', keysPath);
+    expect(r.code).toBe(1);
+    expect(r.out).toMatch(/FAILED at record 2 \[TRUNCATED\] no checkpoint seals any record/);
   });
 });
