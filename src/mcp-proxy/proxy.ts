@@ -12,11 +12,12 @@ import type { RefuseVerdict, Verdict } from '../engine/verdict.ts';
 import type { PrincipalConfig, ProxyConfig } from './config.ts';
 import type { ToolPins } from './pinning.ts';
 import { exposeNames, type UpstreamName } from './tool-names.ts';
+import { PERMIT_META } from './require-permit.ts';
 import { Upstream, type ClientRequestRelay, type TransportFactory } from './upstream.ts';
 import { couldBePermitted } from './visibility.ts';
 
 const KAVACH_META_PREFIX = 'dev.kavach/';
-export const PERMIT_META_KEY = 'dev.kavach/permit';
+export const PERMIT_META_KEY = PERMIT_META;
 export const VERDICT_META_KEY = 'dev.kavach/verdict';
 export const OBSERVED_META_KEY = 'dev.kavach/observed';
 
@@ -334,7 +335,7 @@ export class ProxyCore {
     await this.ready;
     const all: Resource[] = [];
     const owners = new Map<string, Upstream>();
-    await Promise.all(this.ready_upstreams('resources').map(async (u) => {
+    await Promise.all(this.resourceUpstreams().map(async (u) => {
       const client = u.client;
       if (!client) return;
       try {
@@ -359,7 +360,7 @@ export class ProxyCore {
     await this.ready;
     const all: ResourceTemplate[] = [];
     const owners = new Map<string, Upstream>();
-    await Promise.all(this.ready_upstreams('resources').map(async (u) => {
+    await Promise.all(this.resourceUpstreams().map(async (u) => {
       try {
         const page = await u.client?.listResourceTemplates();
         for (const t of page?.resourceTemplates ?? []) {
@@ -443,8 +444,8 @@ export class ProxyCore {
 
   // -----------------------------------------------------------------------------------------
 
-  private ready_upstreams(cap: 'resources' | 'prompts' | 'completions' | 'logging'): Upstream[] {
-    return this.upstreams.filter((u) => u.state === 'ready' && u.serverCapabilities?.[cap]);
+  private resourceUpstreams(): Upstream[] {
+    return this.upstreams.filter((u) => u.state === 'ready' && u.serverCapabilities?.resources);
   }
 
   private clientOf(u: Upstream): NonNullable<Upstream['client']> {
@@ -456,7 +457,7 @@ export class ProxyCore {
     const owner = this.resourceOwners.get(uri);
     if (owner) return run(this.clientOf(owner));
     let last: unknown;
-    for (const u of this.ready_upstreams('resources')) {
+    for (const u of this.resourceUpstreams()) {
       try {
         return await run(this.clientOf(u));
       } catch (err) {
