@@ -21,6 +21,9 @@ interface HttpSession {
 /** Sessions whose client vanished without a DELETE are closed after this long without a request. */
 const SESSION_IDLE_MS = 60 * 60_000;
 
+/** Sessions one token may hold open; opening another closes its least recently used one. */
+export const MAX_SESSIONS_PER_CLIENT = 32;
+
 export interface HttpHandle {
   server: HttpServer;
   /** The bound address, e.g. `127.0.0.1:8787` (the real port when 0 was asked). */
@@ -89,6 +92,7 @@ export async function serveHttp(runtime: ProxyRuntime, listen: string): Promise<
     const transport: StreamableHTTPServerTransport = new StreamableHTTPServerTransport({
       sessionIdGenerator: () => randomUUID(),
       onsessioninitialized: (id) => {
+        evictLeastRecentlyUsed(client);
         sessions.set(id, { session, transport, client, lastSeen: Date.now() });
         runtime.core.addSession(session);
       },
@@ -99,6 +103,18 @@ export async function serveHttp(runtime: ProxyRuntime, listen: string): Promise<
     };
     await session.server.connect(transport);
     await transport.handleRequest(req, res, body);
+  }
+
+  /** Each session holds a Server and its state: a client that never closes them must not exhaust memory. */
+  function evictLeastRecentlyUsed(client: HttpClientConfig): void {
+    let count = 0;
+    let oldest: HttpSession | undefined;
+    for (const s of sessions.values()) {
+      if (s.client !== client) continue;
+      count++;
+      if (!oldest || s.lastSeen < oldest.lastSeen) oldest = s;
+    }
+    if (count >= MAX_SESSIONS_PER_CLIENT && oldest) void oldest.transport.close().catch(() => undefined);
   }
 
   function authenticate(header: string | undefined): HttpClientConfig | undefined {

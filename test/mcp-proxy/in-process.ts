@@ -6,7 +6,7 @@ import {
   type CallToolResult, type Tool,
 } from '@modelcontextprotocol/sdk/types.js';
 import { Gate, type GateOptions } from '../../src/engine/gate.ts';
-import { parseConfig, type PrincipalConfig } from '../../src/mcp-proxy/config.ts';
+import { parseConfig, type PrincipalConfig, type ProxyConfig } from '../../src/mcp-proxy/config.ts';
 import { installToolCallFastPath } from '../../src/mcp-proxy/fast-path.ts';
 import type { ToolPins } from '../../src/mcp-proxy/pinning.ts';
 import { ProxyCore, type OutcomeSink } from '../../src/mcp-proxy/proxy.ts';
@@ -63,6 +63,7 @@ export const ALICE: PrincipalConfig = { principalId: 'alice', principalKind: 'ag
 
 export interface InProcessProxy {
   client: Client;
+  config: ProxyConfig;
   core: ProxyCore;
   gate: Gate;
   /** Another downstream client (as in HTTP mode), acting as `principal`. */
@@ -81,11 +82,15 @@ export async function inProcessProxy(opts: {
   pins?: Pick<ToolPins, 'load' | 'check'>;
   outcomes?: OutcomeSink;
   tools?: Record<string, unknown>;
+  /** The config's [http] table (for serving Streamable HTTP in-process). */
+  http?: Record<string, unknown>;
   log?: (message: string) => void;
 }): Promise<InProcessProxy> {
   const servers: Record<string, unknown> = {};
   for (const name of Object.keys(opts.upstreams)) servers[name] = { command: 'unused' };
-  const config = parseConfig({ gate: { policy: 'unused.toml' }, servers, tools: { pinning: opts.pins !== undefined, ...opts.tools } });
+  const config = parseConfig({
+    gate: { policy: 'unused.toml' }, servers, tools: { pinning: opts.pins !== undefined, ...opts.tools }, ...(opts.http ? { http: opts.http } : {}),
+  });
   const gate = Gate.fromToml(opts.policy, opts.gateOptions);
   const core = new ProxyCore({
     config,
@@ -111,6 +116,7 @@ export async function inProcessProxy(opts: {
   const client = await connect(ALICE);
   return {
     client,
+    config,
     core,
     gate,
     connect,
