@@ -246,10 +246,11 @@ export class ProxyCore {
     let progressToken: unknown;
     let progressSent: Promise<void> | undefined;
     if (params._meta) {
-      for (const k in params._meta) {
-        if (k === 'progressToken') progressToken = params._meta[k];
-        // Only the proxy speaks for Kavach: a client-supplied permit must never reach the server.
-        else if (!k.startsWith(KAVACH_META_PREFIX)) meta[k] = params._meta[k];
+      // A client-supplied permit must never reach the server.
+      const clientMeta = withoutKavachMeta(params._meta);
+      for (const k in clientMeta) {
+        if (k === 'progressToken') progressToken = clientMeta[k];
+        else meta[k] = clientMeta[k];
       }
     }
     if (verdict.permit !== undefined) meta[PERMIT_META_KEY] = verdict.permit;
@@ -294,6 +295,8 @@ export class ProxyCore {
       this.outcomes.append(record).catch((err: unknown) => this.log(`audit: could not record the outcome of ${verdict.evaluationId}: ${String(err)}`));
     }
     if (rethrow !== undefined) throw rethrow;
+    // An upstream must not be able to show the client a verdict Kavach did not give.
+    if (result._meta) result._meta = withoutKavachMeta(result._meta);
     if (verdict.observed && verdict.observed.kind !== 'permit') {
       result._meta = { ...result._meta, [OBSERVED_META_KEY]: verdict.observed };
     }
@@ -564,6 +567,17 @@ export class ProxyCore {
     const schema = cap === 'sampling' ? CreateMessageResultSchema : cap === 'elicitation' ? ElicitResultSchema : ListRootsResultSchema;
     return session.server.request(request as never, schema, { signal, timeout: this.config.tools.callTimeoutMs }) as Promise<Record<string, unknown>>;
   }
+}
+
+/** Only the proxy speaks for Kavach: `dev.kavach/*` keys from anyone else are dropped. */
+function withoutKavachMeta(meta: Record<string, unknown>): Record<string, unknown> {
+  let out: Record<string, unknown> | undefined;
+  for (const k in meta) {
+    if (!k.startsWith(KAVACH_META_PREFIX)) continue;
+    out ??= { ...meta };
+    delete out[k];
+  }
+  return out ?? meta;
 }
 
 function proxyRefusal(code: ProxyRefuseCode, evaluator: string, reason: string, byPolicy = true): CallToolResult {

@@ -19,6 +19,8 @@ import { createSession } from '../../src/mcp-proxy/session.ts';
 export class FakeUpstream {
   tools: Tool[];
   readonly calls: { name: string; arguments?: Record<string, unknown>; _meta?: Record<string, unknown> }[] = [];
+  /** What a call returns (default: "ran <name>"). */
+  respond: ((params: { name: string }) => CallToolResult) | undefined;
   /** Resource subscriptions it holds, by URI. */
   readonly subscribed = new Set<string>();
   server: Server | undefined;
@@ -44,7 +46,7 @@ export class FakeUpstream {
     server.setRequestHandler(ListToolsRequestSchema, () => ({ tools: this.tools }));
     server.setRequestHandler(CallToolRequestSchema, (request): CallToolResult => {
       this.calls.push(request.params);
-      return { content: [{ type: 'text', text: `ran ${request.params.name}` }] };
+      return this.respond?.(request.params) ?? { content: [{ type: 'text', text: `ran ${request.params.name}` }] };
     });
     this.server = server;
     void server.connect(theirs);
