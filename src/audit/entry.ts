@@ -134,7 +134,12 @@ export class EntryEncoder {
       if (this.opts.recordArgs && body.args !== undefined) {
         const { value, removed } = redact(e.args as JsonValue, this.pointers);
         body.argsValue = value;
-        if (removed.length > 0) body.redacted = removed.map((i) => this.opts.redact[i] as string);
+        if (removed.length > 0) {
+          body.redacted = removed.map((i) => this.opts.redact[i] as string);
+          // The hash covers the removed values: beside the rest of the arguments it would let a
+          // reader recover a low-entropy secret (a PIN) by guessing and re-hashing. Drop it.
+          delete body.args;
+        }
       }
     }
     return body;
