@@ -1,6 +1,6 @@
 import { readFileSync, watch, type FSWatcher } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
-import { basename, dirname, extname } from 'node:path';
+import { basename, dirname } from 'node:path';
 import { z } from 'zod';
 import { ConfigError, PolicyError } from '../engine/errors.ts';
 import { Gate, type GateOptions } from '../engine/gate.ts';
@@ -122,8 +122,8 @@ export async function startRuntime(config: ProxyConfig): Promise<ProxyRuntime> {
       }
     }
     const core = new ProxyCore({ config, gate, pins, outcomes, log });
-    const watchers = watchFiles(config, gate, core);
 
+    /** The one reload path (file watcher and SIGHUP): a bad file keeps the previous set in force. */
     const reload = async (reason: string): Promise<void> => {
       try {
         await gate.reloadFile(config.gate.policy);
@@ -133,6 +133,7 @@ export async function startRuntime(config: ProxyConfig): Promise<ProxyRuntime> {
       }
       await core.refreshVisibility(true).catch((err: unknown) => log(`tool pins: ${String(err)}`));
     };
+    const watchers = watchFiles(config, core, reload);
     let closing: Promise<void> | undefined;
     const close = (): Promise<void> => (closing ??= (async () => {
       for (const w of watchers) w.close();
@@ -151,7 +152,7 @@ export async function startRuntime(config: ProxyConfig): Promise<ProxyRuntime> {
  * Watches the policy file (and the pin file) by directory, since editors and `mv` replace the
  * file rather than write it in place. Changes are debounced: one reload per burst of writes.
  */
-function watchFiles(config: ProxyConfig, gate: Gate, core: ProxyCore): FSWatcher[] {
+function watchFiles(config: ProxyConfig, core: ProxyCore, reload: (reason: string) => Promise<void>): FSWatcher[] {
   const watchers: FSWatcher[] = [];
   const on = (file: string, what: string, action: () => Promise<void>): void => {
     let timer: NodeJS.Timeout | undefined;
@@ -174,14 +175,7 @@ function watchFiles(config: ProxyConfig, gate: Gate, core: ProxyCore): FSWatcher
     const text = readText(config.gate.policy);
     if (text === undefined || text === lastText) return;
     lastText = text;
-    try {
-      gate.reload(text, extname(config.gate.policy).toLowerCase() === '.json' ? 'json' : 'toml');
-      log(`policy reloaded (file changed): ${gate.policyCount} ${gate.policyCount === 1 ? 'policy' : 'policies'} in force`);
-    } catch (err) {
-      log(`policy reload (file changed) failed, the previous policy set stays in force: ${(err as Error).message}`);
-      return;
-    }
-    await core.refreshVisibility(false);
+    await reload('file changed');
   });
   if (config.tools.pinning) on(config.tools.pinsFile, 'tool pins', () => core.refreshVisibility(true));
   return watchers;
