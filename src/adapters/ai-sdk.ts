@@ -1,5 +1,5 @@
 import type { Tool, ToolExecutionOptions } from 'ai';
-import { decideToolCall, ToolCallRefused, type AdapterOptions, type GateDecision, type GateLike } from './shared.ts';
+import { decideToolCall, ToolCallRefused, type AdapterOptions, type GateLike } from './shared.ts';
 
 /**
  * kavach/ai-sdk: gate Vercel AI SDK tools (written against ai@6; the shapes of 5 and 7 are

@@ -2,7 +2,7 @@ import type { RunnableToolFunction } from 'openai/lib/RunnableFunction';
 import type { ChatCompletionMessageToolCall, ChatCompletionToolMessageParam } from 'openai/resources/chat/completions';
 import type { ResponseFunctionToolCall, ResponseInputItem } from 'openai/resources/responses/responses';
 import { canonicalJson } from '../engine/canonical-json.ts';
-import { decideToolCall, type AdapterOptions, type GateDecision, type GateLike } from './shared.ts';
+import { decideToolCall, type AdapterOptions, type GateLike } from './shared.ts';
 
 /**
  * kavach/openai: gate tool calls made through the OpenAI Node SDK (openai 5/6).
