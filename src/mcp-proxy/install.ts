@@ -78,9 +78,7 @@ export function planInstall(doc: Record<string, unknown>, client: ClientName, la
       nextServers[name] = entry;
       continue;
     }
-    const server = client === 'vscode' && JSON.stringify(entry).includes('${')
-      ? 'uses VS Code variables (${input:…}, ${workspaceFolder}…) that only VS Code can fill in'
-      : toKavachServer(entry);
+    const server = clientVariable(entry, client) ?? toKavachServer(entry);
     if (typeof server === 'string') {
       skipped.push({ clientName: name, reason: server });
       nextServers[name] = entry;
@@ -108,6 +106,18 @@ export function isProxyEntry(entry: ClientServerEntry): boolean {
   const args = Array.isArray(entry?.args) ? entry.args : [];
   const i = args.indexOf('mcp');
   return i >= 0 && args.includes('--config') && (args.some((a) => /kavach(\.js)?$/.test(a)) || /kavach$/.test(entry.command ?? ''));
+}
+
+/**
+ * Why an entry must stay with its client: it uses a `${…}` variable the proxy cannot fill in the
+ * same way. Only Claude Code's `${NAME}` means what it means in kavach.toml (the environment).
+ */
+function clientVariable(entry: ClientServerEntry, client: ClientName): string | undefined {
+  const pattern = client === 'claude-code' ? /\$\{(?![A-Za-z_][A-Za-z0-9_]*\})[^}]*\}?/ : /\$\{[^}]*\}?/;
+  const found = pattern.exec(JSON.stringify(entry))?.[0];
+  if (found === undefined) return undefined;
+  if (client === 'vscode') return 'uses VS Code variables (${input:…}, ${workspaceFolder}…) that only VS Code can fill in';
+  return `uses ${found}, which the proxy cannot fill in as ${client} does`;
 }
 
 function toKavachServer(entry: ClientServerEntry): KavachServer | string {

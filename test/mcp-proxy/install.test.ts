@@ -69,6 +69,18 @@ describe('kavach mcp install / uninstall', () => {
     expect((plan.next.servers as Record<string, unknown>).gh).toEqual(doc.servers.gh);
   });
 
+  it('leaves entries with client-side variables the proxy cannot fill alone (Cursor ${env:…}, Claude Code ${VAR:-default})', () => {
+    const launch = { command: 'node', args: ['kavach.js', 'mcp', '--config', '/c/k.toml'] };
+    const cursor = planInstall({ mcpServers: { gh: { command: 'gh-mcp', env: { TOKEN: '${env:GH_TOKEN}' } }, git: { command: 'uvx', args: ['${userHome}/repo'] } } }, 'cursor', launch, new Set());
+    expect(cursor.moved).toEqual([]);
+    expect(cursor.skipped.map((s) => s.clientName)).toEqual(['gh', 'git']);
+    expect(cursor.skipped[0]?.reason).toContain('${env:GH_TOKEN}');
+    const code = planInstall({ mcpServers: { api: { type: 'http', url: '${API_URL:-https://api.example.com}/mcp' }, gh: { command: 'gh-mcp', env: { TOKEN: '${GH_TOKEN}' } } } }, 'claude-code', launch, new Set());
+    // ${NAME} means the same to kavach.toml (read from the environment the client starts it with).
+    expect(code.moved.map((m) => m.clientName)).toEqual(['gh']);
+    expect(code.skipped.map((s) => s.clientName)).toEqual(['api']);
+  });
+
   it('makes client names into valid, unique server names', () => {
     expect(uniqueName('my.notes server', new Set())).toBe('my-notes-server');
     expect(uniqueName('fs', new Set(['fs']))).toBe('fs-2');
