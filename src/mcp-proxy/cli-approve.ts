@@ -37,14 +37,26 @@ export async function approveTools(argv: string[]): Promise<number> {
   return 0;
 }
 
-function describeChange(action: string, before: ToolDefinition | undefined, after: ToolDefinition | undefined): string {
+/** What the operator reviews before approving: every changed field, old and new. */
+export function describeChange(action: string, before: ToolDefinition | undefined, after: ToolDefinition | undefined): string {
   const lines = [`${action} changed:`];
   const keys = new Set([...Object.keys(before ?? {}), ...Object.keys(after ?? {})]);
   for (const key of keys) {
-    const a = JSON.stringify((before as Record<string, unknown> | undefined)?.[key]);
-    const b = JSON.stringify((after as Record<string, unknown> | undefined)?.[key]);
+    const a = shown((before as Record<string, unknown> | undefined)?.[key]);
+    const b = shown((after as Record<string, unknown> | undefined)?.[key]);
     if (a === b) continue;
     lines.push(`  ${key}:`, `  - ${a ?? '(none)'}`, `  + ${b ?? '(none)'}`);
   }
   return `${lines.join('\n')}\n`;
+}
+
+/** Characters that do not show, or reorder what follows (bidi), and Unicode tag characters (ASCII smuggling). */
+const INVISIBLE = /[\u00ad\u061c\u180e\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u2069\ufeff\u{e0000}-\u{e007f}]/gu;
+
+/** JSON, with every character a reviewer could not see written as an escape. */
+function shown(value: unknown): string | undefined {
+  return JSON.stringify(value)?.replace(INVISIBLE, (c) => {
+    const code = c.codePointAt(0) as number;
+    return code > 0xffff ? `\\u{${code.toString(16)}}` : `\\u${code.toString(16).padStart(4, '0')}`;
+  });
 }
