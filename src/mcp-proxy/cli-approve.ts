@@ -27,13 +27,21 @@ export async function approveTools(argv: string[]): Promise<number> {
     process.stderr.write(`not waiting for approval: ${unknown.join(', ')} (waiting: ${pending.join(', ')})\n`);
     return 1;
   }
+  // Exactly what was shown is approved: a definition that changes again meanwhile stays pending.
+  const reviewed: Record<string, string> = {};
   for (const action of pending) {
     if (args.positionals.length > 0 && !args.positionals.includes(action)) continue;
     process.stdout.write(describeChange(action, current.tools[action]?.definition, current.pending[action]?.definition));
+    reviewed[action] = current.pending[action]?.hash as string;
   }
   if (args.flags.has('list')) return 0;
-  const { approved } = await approvePending(file, args.positionals);
+  const { approved } = await approvePending(file, args.positionals, reviewed);
   process.stdout.write(`approved ${approved.length} tool${approved.length === 1 ? '' : 's'}: ${approved.join(', ')}\n`);
+  const changedAgain = Object.keys(reviewed).filter((a) => !approved.includes(a));
+  if (changedAgain.length > 0) {
+    process.stderr.write(`changed again while you reviewed, still waiting: ${changedAgain.join(', ')}; run approve-tools again\n`);
+    return 1;
+  }
   return 0;
 }
 

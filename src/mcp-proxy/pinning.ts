@@ -113,13 +113,18 @@ export class ToolPins {
   }
 }
 
-/** `kavach mcp approve-tools`: pending definitions become the pinned ones. */
-export async function approvePending(path: string, only?: readonly string[]): Promise<{ approved: string[]; pins: PinFile; before: PinFile }> {
+/**
+ * `kavach mcp approve-tools`: pending definitions become the pinned ones. With `reviewed`
+ * (action → hash of the definition the operator was shown), a definition that changed again
+ * since is left pending.
+ */
+export async function approvePending(path: string, only?: readonly string[], reviewed?: Readonly<Record<string, string>>): Promise<{ approved: string[]; pins: PinFile; before: PinFile }> {
   const pins = await readPins(path);
   const before = structuredClone(pins);
   const approved: string[] = [];
   for (const [action, entry] of Object.entries(pins.pending)) {
     if (only && only.length > 0 && !only.includes(action)) continue;
+    if (reviewed && reviewed[action] !== entry.hash) continue;
     pins.tools[action] = { ...entry, at: new Date().toISOString() };
     delete pins.pending[action];
     approved.push(action);
