@@ -1,5 +1,6 @@
 import { ToolMessage } from '@langchain/core/messages';
 import type { StructuredToolInterface } from '@langchain/core/tools';
+import { interopSafeParseAsync, isInteropZodSchema } from '@langchain/core/utils/types';
 import { createMiddleware } from 'langchain';
 import type { Verdict } from '../engine/verdict.ts';
 import { decideToolCall, type AdapterOptions, type GateDecision, type GateLike } from './shared.ts';
@@ -84,9 +85,25 @@ export function guardTools<T extends readonly StructuredToolInterface[]>(tools: 
 }
 
 /**
- * Agent middleware for `createAgent({ middleware: [kavachMiddleware(gate, opts)] })`. It sees the
- * model's raw arguments (before the tool's schema validation) and every tool, including ones
- * without a declared instance.
+ * The arguments as the tool's body will receive them: its zod schema coerces and fills defaults
+ * first (`"5000"` becomes 5000). Arguments the schema rejects are returned as they are: the tool
+ * refuses them itself.
+ */
+async function argsForTool(tool: unknown, args: unknown): Promise<unknown> {
+  const schema = (tool as { schema?: unknown } | undefined)?.schema;
+  if (!isInteropZodSchema(schema)) return args;
+  try {
+    const parsed = await interopSafeParseAsync(schema, args);
+    return parsed.success ? parsed.data : args;
+  } catch {
+    return args; // a refinement that throws: the tool's own validation throws too
+  }
+}
+
+/**
+ * Agent middleware for `createAgent({ middleware: [kavachMiddleware(gate, opts)] })`. It gates
+ * every tool, including ones without a declared instance, on the arguments the tool will receive
+ * (after its schema when the tool is known; the model's raw arguments otherwise).
  */
 export function kavachMiddleware(gate: GateLike, opts: LangChainAdapterOptions & { name?: string }) {
   return createMiddleware({
@@ -98,7 +115,8 @@ export function kavachMiddleware(gate: GateLike, opts: LangChainAdapterOptions &
         configurable: request.runtime.configurable,
         state: request.state,
       };
-      const decision = await decideToolCall(gate, opts, { toolName: toolCall.name, args: toolCall.args, callId: toolCall.id, run });
+      const args = await argsForTool(request.tool, toolCall.args);
+      const decision = await decideToolCall(gate, opts, { toolName: toolCall.name, args, callId: toolCall.id, run });
       if (decision.allowed) return handler(request);
       return refusalMessage(decision, toolCall.id ?? '', toolCall.name);
     },

@@ -6,6 +6,7 @@ import { createAgent } from 'langchain';
 import { describe, expect, expectTypeOf, it } from 'vitest';
 import { z } from 'zod';
 import { guardTool, guardTools, kavachMiddleware } from '../../src/adapters/langchain.ts';
+import { Gate } from '../../src/engine/gate.ts';
 import { formatRefusal } from '../../src/engine/refusal.ts';
 import { agent, countingGate, refundGate, throwingGate } from './fixtures.ts';
 
@@ -113,6 +114,46 @@ describe('langchain guardTool', () => {
     await graph.invoke({ messages: [{ role: 'user', content: 'go' }] });
     expect(gate.calls).toEqual(['dup-1', 'dup-1']);
     expect(ran).toEqual([10]);
+  });
+
+  describe('middleware gates the arguments the tool will receive (after its schema coerces and fills defaults)', () => {
+    const lenientRefund = (ran: number[]) => tool(async ({ amount }: { amount: number; orderId: string; currency: string }) => {
+      ran.push(amount);
+      return `refunded ${amount}`;
+    }, {
+      name: 'refund',
+      description: 'Refund an order, in dollars.',
+      schema: z.object({ amount: z.coerce.number(), orderId: z.string(), currency: z.string().default('usd') }),
+    });
+    const gate = () => countingGate(Gate.fromDict({
+      policy: [
+        { name: 'no-big-refunds', effect: 'refuse', conditions: [{ action: 'refund' }, { param_min: { field: 'amount', min: 1000 } }] },
+        { name: 'refunds', effect: 'permit', conditions: [{ action: 'refund' }, { rate_limit: { max: 1, window: '1h' } }] },
+      ],
+    }, { drift: false }));
+    const model = () => fakeModel()
+      // A number sent as a string: as raw arguments it fails the refuse policy's numeric test.
+      .respondWithTools([{ name: 'refund', args: { amount: '5000', orderId: 'A' }, id: 'big' }])
+      .respondWithTools([{ name: 'refund', args: { amount: 10, orderId: 'B' }, id: 'small' }])
+      .respond(new AIMessage('done'));
+    const opts = { principal: agent };
+
+    it('a coerced value cannot slip past a refuse policy', async () => {
+      const ran: number[] = [];
+      const graph = createAgent({ model: model(), tools: [lenientRefund(ran)], middleware: [kavachMiddleware(gate(), opts)] });
+      const result = await graph.invoke({ messages: [{ role: 'user', content: 'go' }] });
+      expect(ran).toEqual([10]);
+      expect(toolMessages(result.messages)[0]?.artifact).toMatchObject({ code: 'POLICY_DENIED' });
+    });
+
+    it('paired with the guarded tool, both checks see the same arguments and charge once', async () => {
+      const ran: number[] = [];
+      const g = gate();
+      const graph = createAgent({ model: model(), tools: [guardTool(lenientRefund(ran), g, opts)], middleware: [kavachMiddleware(g, opts)] });
+      const result = await graph.invoke({ messages: [{ role: 'user', content: 'go' }] });
+      expect(ran).toEqual([10]);
+      expect(toolMessages(result.messages).map((m) => m.status)).toEqual(['error', 'success']);
+    });
   });
 
   it('refuses when the gate throws, and the tool does not run', async () => {
