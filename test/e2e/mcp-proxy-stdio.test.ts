@@ -226,6 +226,17 @@ describe('kavach mcp over stdio in front of real servers', () => {
     await expect(proxy.client.request({ method: 'tools/call', params: { name: 42 } } as never, CallToolResultSchema)).rejects.toMatchObject({ code: -32602 });
   });
 
+  it('refuses hostile arguments (array, prototype keys, deep nesting) without forwarding them', async () => {
+    await expect(proxy.client.request({ method: 'tools/call', params: { name: 'everything__echo', arguments: ['hi'] } } as never, CallToolResultSchema)).rejects.toMatchObject({ code: -32602 });
+    let deep: Record<string, unknown> = { message: 'x' };
+    for (let i = 0; i < 40; i++) deep = { message: 'x', nested: deep };
+    for (const args of [JSON.parse('{"message":"x","__proto__":{"polluted":true}}') as Record<string, unknown>, { message: 'x', constructor: { prototype: {} } }, deep]) {
+      const result = await call('everything__echo', args);
+      expect(result.isError).toBe(true);
+      expect(result._meta?.['dev.kavach/verdict']).toMatchObject({ kind: 'refuse', code: 'INVALID_CONTEXT' });
+    }
+  });
+
   it('passes a tool error through as a tool error', async () => {
     const result = await call('fx__fail');
     expect(result.isError).toBe(true);
