@@ -5,7 +5,7 @@ import { FakeUpstream, inProcessProxy, tool, type InProcessProxy } from './in-pr
 
 const TOKEN = 'ci-token-0123456789abcdef';
 
-describe('HTTP sessions', () => {
+describe('serving Streamable HTTP', () => {
   let proxy: InProcessProxy | undefined;
   let http: HttpHandle | undefined;
   afterEach(async () => {
@@ -49,5 +49,21 @@ describe('HTTP sessions', () => {
     expect(await ping(ids[1] as string)).toBe(404);
     expect(await ping(ids[0] as string)).toBe(200);
     expect(await ping(newest)).toBe(200);
+  });
+
+  it('refuses a request body over 4 MiB', async () => {
+    proxy = await inProcessProxy({
+      policy: '',
+      upstreams: { fx: new FakeUpstream([tool('a')]) },
+      http: { clients: [{ token: TOKEN, principal_id: 'ci-bot', principal_kind: 'service' }] },
+    });
+    http = await serveHttp({ config: proxy.config, core: proxy.core } as ProxyRuntime, '127.0.0.1:0');
+    const res = await fetch(`http://${http.address}/mcp`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${TOKEN}`, accept: 'application/json, text/event-stream', 'content-type': 'application/json' },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { pad: 'x'.repeat(5 * 1024 * 1024) } }),
+    });
+    expect(res.status).toBe(400);
+    expect(await res.text()).toContain('too large');
   });
 });
