@@ -26,12 +26,20 @@ function unsafePath(path: string): boolean {
 // Paths with nothing to normalise (the common case) skip the split and normalise.
 const NEEDS_CARE = /[%\\\0]|\/\.|\/\//;
 
-export function pathWithin(value: unknown, roots: readonly string[]): boolean {
+/**
+ * Whether `value` is one absolute path in the one spelling the tool resolves to: `/a/./b`,
+ * `/a//b`, `/a/b/`, `..`, NUL, backslashes and encoded separators are not. Otherwise a glob on
+ * the same field in a refuse policy (a glob ending in "/.env") misses `/w/.env/` or `/w/.env/.`, which the tool
+ * opens as `/w/.env`.
+ */
+export function isCanonicalPath(value: unknown): value is string {
   if (typeof value !== 'string' || value.length === 0 || value.length > 4096 || value.charCodeAt(0) !== 47) return false;
-  // Only the one spelling the tool resolves to is accepted: `/a/./b`, `/a//b` and `/a/b/` are
-  // refused, not normalised. Otherwise a glob on the same field in a refuse policy (`*/.env`)
-  // misses `/w/.env/` or `/w/.env/.`, which the tool opens as `/w/.env`.
   if (value.length > 1 && value.charCodeAt(value.length - 1) === 47) return false;
-  if (NEEDS_CARE.test(value) && (unsafePath(value) || posix.normalize(value) !== value)) return false;
+  return !(NEEDS_CARE.test(value) && (unsafePath(value) || posix.normalize(value) !== value));
+}
+
+/** A canonical path equal to or under one of the (normalised) roots. */
+export function pathWithin(value: unknown, roots: readonly string[]): boolean {
+  if (!isCanonicalPath(value)) return false;
   return roots.some((root) => value === root || value.startsWith(root === '/' ? '/' : root + '/'));
 }

@@ -20,22 +20,27 @@ export function compileHostPatterns(patterns: readonly string[]): Matcher {
 
 const AMBIGUOUS = /[\\\u0000-\u0020\u007f]/;
 
-export function urlHostAllowed(value: unknown, hostAllowed: Matcher, schemes: readonly string[]): boolean {
-  if (typeof value !== 'string' || value.length > 8192) return false;
+/**
+ * Whether the URL's host is allowed: undefined when the value is not one clean URL in an allowed
+ * scheme (unparseable, userinfo, two parsers disagree, no real host), so that a refuse policy can
+ * treat it as a match and a permit policy as a failure.
+ */
+export function urlHostAllowed(value: unknown, hostAllowed: Matcher, schemes: readonly string[]): boolean | undefined {
+  if (typeof value !== 'string' || value.length > 8192) return undefined;
   // WHATWG reads `\` as `/` and drops tabs/newlines; curl, requests and friends do not. A URL
-  // two parsers read differently (`https://good.com\@evil.com`) is refused, not guessed at.
-  if (AMBIGUOUS.test(value)) return false;
+  // two parsers read differently (`https://good.com\@evil.com`) is not guessed at.
+  if (AMBIGUOUS.test(value)) return undefined;
   let url: URL;
   try {
     url = new URL(value);
   } catch {
-    return false;
+    return undefined;
   }
-  if (!schemes.includes(url.protocol.slice(0, -1))) return false;
-  if (url.username !== '' || url.password !== '') return false;
+  if (!schemes.includes(url.protocol.slice(0, -1))) return undefined;
+  if (url.username !== '' || url.password !== '') return undefined;
   let host = url.hostname.toLowerCase();
   if (host.endsWith('.')) host = host.slice(0, -1);
   // `https://.example.com` would match `*.example.com` with an empty label: no real host.
-  if (host === '' || host.startsWith('.') || host.includes('..')) return false;
+  if (host === '' || host.startsWith('.') || host.includes('..')) return undefined;
   return hostAllowed(host);
 }

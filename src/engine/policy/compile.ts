@@ -3,7 +3,7 @@ import { parseDuration, formatDuration } from '../duration.ts';
 import { compileGlobs } from '../glob.ts';
 import { compileField } from '../json-pointer.ts';
 import { inTimeWindow, parseTimeWindow } from '../conditions/time-window.ts';
-import { normaliseRoot, pathWithin } from '../conditions/path-within.ts';
+import { isCanonicalPath, normaliseRoot, pathWithin } from '../conditions/path-within.ts';
 import { compileHostPatterns, urlHostAllowed } from '../conditions/url-host.ts';
 import { compileCidrs } from '../conditions/ip-in.ts';
 import type { RateCharge, SessionState } from '../stores.ts';
@@ -52,21 +52,44 @@ function list(items: readonly unknown[]): string {
   return items.map((i) => JSON.stringify(i)).join(', ');
 }
 
-export function compileCondition(spec: ConditionSpec): Condition {
+/**
+ * Which way a condition must fail when it meets a value it cannot judge. In a permit policy an
+ * unjudgeable value (a string where a number belongs, an object where a path belongs) fails the
+ * condition; in a refuse policy it matches it. Either way the call is refused: `"5000"` must not
+ * slip past `refuse when amount >= 1000` to a tool that coerces it back to 5000. `not` flips it.
+ */
+export type Polarity = 'permit' | 'refuse';
+
+export function compileCondition(spec: ConditionSpec, polarity: Polarity = 'permit'): Condition {
   const key = Object.keys(spec)[0] as string;
   const value = (spec as Record<string, unknown>)[key];
   const build = BUILDERS[key];
   if (!build) throw new Error(`no compiler for condition ${key}`); // the schema already refused it
-  return build(value as never);
+  return build(value as never, polarity);
 }
 
-function fieldCondition(
-  key: string,
-  field: string,
-  describe: string,
-  holds: (value: JsonValue | undefined) => boolean,
-): Condition {
+/** A field condition's verdict on one value: true, false, or undefined when it cannot judge it. */
+type Judge = (value: JsonValue) => boolean | undefined;
+
+interface FieldOptions {
+  /** The condition judges a list as a whole (a length); otherwise it judges each item. */
+  wholeLists?: boolean;
+  /** An allow-list that, in a permit policy, holds for a non-empty list whose every item passes. */
+  listable?: boolean;
+}
+
+function fieldCondition(key: string, field: string, describe: string, judge: Judge, polarity: Polarity, opts: FieldOptions = {}): Condition {
   const read = compileField(field);
+  const permit = polarity === 'permit';
+  const holds = (x: JsonValue | undefined): boolean => {
+    if (x === undefined) return false; // a missing value proves nothing either way
+    if (Array.isArray(x) && !opts.wholeLists) {
+      if (permit) return opts.listable === true && x.length > 0 && x.every((item) => judge(item) === true);
+      return x.some((item) => judge(item) !== false);
+    }
+    const verdict = judge(x);
+    return verdict === undefined ? !permit : verdict;
+  };
   return {
     key,
     describe,
@@ -75,14 +98,8 @@ function fieldCondition(
   };
 }
 
-/**
- * Allow-list conditions on a value that may be one item or a list (read_multiple_files takes
- * `paths`): every item must pass, and an empty or missing list passes nothing.
- */
-function everyItem(value: JsonValue | undefined, ok: (item: JsonValue) => boolean): boolean {
-  if (value === undefined) return false;
-  if (!Array.isArray(value)) return ok(value);
-  return value.length > 0 && value.every(ok);
+function isScalar(x: JsonValue): boolean {
+  return typeof x === 'string' || typeof x === 'number' || typeof x === 'boolean';
 }
 
 function oneOrMany(v: unknown): string[] {
@@ -103,7 +120,7 @@ function scopeKey(per: Per, input: EvalInput): unknown[] {
   }
 }
 
-const BUILDERS: Record<string, (value: never) => Condition> = {
+const BUILDERS: Record<string, (value: never, polarity: Polarity) => Condition> = {
   identity_kind: (v: string | string[]) => {
     const kinds = new Set(oneOrMany(v));
     const describe = `principal kind is ${list([...kinds])}`;
@@ -130,57 +147,57 @@ const BUILDERS: Record<string, (value: never) => Condition> = {
     const describe = `resource matches ${list(oneOrMany(v))}`;
     return { key: 'resource', describe, test: ({ ctx }) => ctx.resource !== undefined && match(ctx.resource), why: ({ ctx }) => `${describe} (got ${ctx.resource === undefined ? 'none' : `"${ctx.resource}"`})` };
   },
-  param_max: (v: { field: string; max: number }) =>
+  param_max: (v: { field: string; max: number }, polarity: Polarity) =>
     fieldCondition('param_max', v.field, `${v.field} <= ${v.max}`, (x) => {
       const n = numeric(x);
-      return n !== undefined && n <= v.max;
-    }),
-  param_min: (v: { field: string; min: number }) =>
+      return n === undefined ? undefined : n <= v.max;
+    }, polarity),
+  param_min: (v: { field: string; min: number }, polarity: Polarity) =>
     fieldCondition('param_min', v.field, `${v.field} >= ${v.min}`, (x) => {
       const n = numeric(x);
-      return n !== undefined && n >= v.min;
-    }),
-  param_in: (v: { field: string; values: (string | number | boolean)[] }) => {
+      return n === undefined ? undefined : n >= v.min;
+    }, polarity),
+  param_in: (v: { field: string; values: (string | number | boolean)[] }, polarity: Polarity) => {
     const allowed = new Set<unknown>(v.values);
-    return fieldCondition('param_in', v.field, `${v.field} is one of ${list(v.values)}`, (x) => x !== null && typeof x !== 'object' && x !== undefined && allowed.has(x));
+    return fieldCondition('param_in', v.field, `${v.field} is one of ${list(v.values)}`, (x) => (isScalar(x) ? allowed.has(x) : undefined), polarity);
   },
-  param_not_in: (v: { field: string; values: (string | number | boolean)[] }) => {
+  param_not_in: (v: { field: string; values: (string | number | boolean)[] }, polarity: Polarity) => {
     const banned = new Set<unknown>(v.values);
-    // Missing or non-scalar values fail: "not one of the banned values" must be checkable.
-    return fieldCondition('param_not_in', v.field, `${v.field} is none of ${list(v.values)}`, (x) => x !== null && x !== undefined && typeof x !== 'object' && !banned.has(x));
+    return fieldCondition('param_not_in', v.field, `${v.field} is none of ${list(v.values)}`, (x) => (isScalar(x) ? !banned.has(x) : undefined), polarity);
   },
-  param_glob: (v: { field: string; pattern: string }) => {
+  param_glob: (v: { field: string; pattern: string }, polarity: Polarity) => {
     const match = compileGlobs([v.pattern]);
-    return fieldCondition('param_glob', v.field, `${v.field} matches "${v.pattern}"`, (x) => typeof x === 'string' && match(x));
+    return fieldCondition('param_glob', v.field, `${v.field} matches "${v.pattern}"`, (x) => (typeof x === 'string' ? match(x) : undefined), polarity);
   },
-  param_max_length: (v: { field: string; max: number }) =>
-    fieldCondition('param_max_length', v.field, `${v.field} is at most ${v.max} long`, (x) =>
-      (typeof x === 'string' && codePointsAtMost(x, v.max)) || (Array.isArray(x) && x.length <= v.max)),
-  path_within: (v: { field: string; roots: string[]; exclude?: string[] }) => {
+  param_max_length: (v: { field: string; max: number }, polarity: Polarity) =>
+    fieldCondition('param_max_length', v.field, `${v.field} is at most ${v.max} long`, (x) => {
+      if (typeof x === 'string') return codePointsAtMost(x, v.max);
+      return Array.isArray(x) ? x.length <= v.max : undefined;
+    }, polarity, { wholeLists: true }),
+  path_within: (v: { field: string; roots: string[]; exclude?: string[] }, polarity: Polarity) => {
     const roots = v.roots.map(normaliseRoot);
     // Exclusions live in the allow-list, so they hold for every item of a list (a refuse policy
     // with param_glob sees only one string field and is easy to walk around).
     const excluded = v.exclude ? compileGlobs(v.exclude) : () => false;
     const but = v.exclude ? `, none matching ${list(v.exclude)}` : '';
+    // A value that is not one canonical absolute path cannot be judged (see isCanonicalPath).
     return fieldCondition('path_within', v.field, `${v.field} is a path (or list of paths) inside ${list(roots)}${but}`,
-      (x) => everyItem(x, (p) => pathWithin(p, roots) && !excluded(p as string)));
+      (x) => (isCanonicalPath(x) ? pathWithin(x, roots) && !excluded(x) : undefined), polarity, { listable: true });
   },
-  url_host_in: (v: { field: string; hosts: string[]; schemes?: string[] }) => {
+  url_host_in: (v: { field: string; hosts: string[]; schemes?: string[] }, polarity: Polarity) => {
     const hostAllowed = compileHostPatterns(v.hosts);
     const schemes = v.schemes ?? ['http', 'https'];
     // Agents call the same few URLs again and again; a bounded memo saves the WHATWG parse.
-    const memo = new Map<string, boolean>();
-    const allowed = (x: JsonValue): boolean => {
-      if (typeof x !== 'string') return false;
-      let ok = memo.get(x);
-      if (ok === undefined) {
-        ok = urlHostAllowed(x, hostAllowed, schemes);
-        if (memo.size >= 1024) memo.clear();
-        if (x.length <= 512) memo.set(x, ok);
-      }
+    const memo = new Map<string, boolean | undefined>();
+    const allowed = (x: JsonValue): boolean | undefined => {
+      if (typeof x !== 'string') return undefined;
+      if (memo.has(x)) return memo.get(x);
+      const ok = urlHostAllowed(x, hostAllowed, schemes);
+      if (memo.size >= 1024) memo.clear();
+      if (x.length <= 512) memo.set(x, ok);
       return ok;
     };
-    return fieldCondition('url_host_in', v.field, `${v.field} is a ${schemes.join('/')} URL (or list of them) on ${list(v.hosts)}`, (x) => everyItem(x, allowed));
+    return fieldCondition('url_host_in', v.field, `${v.field} is a ${schemes.join('/')} URL (or list of them) on ${list(v.hosts)}`, allowed, polarity, { listable: true });
   },
   ip_in: (v: { cidrs: string[] }) => {
     const inside = compileCidrs(v.cidrs);
@@ -246,13 +263,13 @@ const BUILDERS: Record<string, (value: never) => Condition> = {
       }),
     };
   },
-  any_of: (v: ConditionSpec[]) => {
-    const inner = v.map(compileCondition);
+  any_of: (v: ConditionSpec[], polarity: Polarity) => {
+    const inner = v.map((c) => compileCondition(c, polarity));
     const describe = `any of (${inner.map((c) => c.describe).join(' | ')})`;
     return { key: 'any_of', describe, test: (input) => inner.some((c) => c.test(input)), why: (input) => `none of: ${inner.map((c) => c.why(input)).join('; ')}` };
   },
-  not: (v: ConditionSpec) => {
-    const inner = compileCondition(v);
+  not: (v: ConditionSpec, polarity: Polarity) => {
+    const inner = compileCondition(v, polarity === 'permit' ? 'refuse' : 'permit');
     const describe = `not (${inner.describe})`;
     return { key: 'not', describe, test: (input) => !inner.test(input), why: () => `${describe} (it holds)` };
   },

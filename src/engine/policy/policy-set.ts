@@ -117,7 +117,7 @@ function subject(input: EvalInput): string {
 }
 
 function compilePolicy(spec: PolicySpec): CompiledPolicy {
-  const conditions = spec.conditions.map(compileCondition);
+  const conditions = spec.conditions.map((c) => compileCondition(c, spec.effect));
   const stateful = conditions.flatMap((condition, position) => (condition.charge ? [{ condition, position }] : []));
   // Action conditions depend on the action name alone: they are checked once per name, when
   // `candidates` builds its cache, and never again per call.
