@@ -132,21 +132,32 @@ function isPlainObject(value: unknown): value is Record<string, unknown> {
 function copyParams(value: unknown): Record<string, JsonValue> {
   if (value === undefined) return {};
   if (!isPlainObject(value)) fail('params must be a plain object');
-  const budget = { nodes: 0, bytes: 0 };
-  return copyJson(value, 'params', 0, budget) as Record<string, JsonValue>;
+  const walk: Walk = { nodes: 0, bytes: 0, steps: [] };
+  return copyJson(value, 0, walk) as Record<string, JsonValue>;
 }
 
-function copyJson(value: unknown, path: string, depth: number, budget: { nodes: number; bytes: number }): JsonValue {
-  if (++budget.nodes > CONTEXT_LIMITS.maxNodes) fail(`params has more than ${CONTEXT_LIMITS.maxNodes} values`);
+/** Counts for the size limits, and the keys down to the current value (joined only on failure). */
+interface Walk {
+  nodes: number;
+  bytes: number;
+  steps: (string | number)[];
+}
+
+function pathOf(walk: Walk): string {
+  return walk.steps.reduce<string>((at, step) => (typeof step === 'number' ? `${at}[${step}]` : `${at}.${step}`), 'params');
+}
+
+function copyJson(value: unknown, depth: number, walk: Walk): JsonValue {
+  if (++walk.nodes > CONTEXT_LIMITS.maxNodes) fail(`params has more than ${CONTEXT_LIMITS.maxNodes} values`);
   switch (typeof value) {
     case 'string':
-      budget.bytes += value.length;
-      if (budget.bytes > CONTEXT_LIMITS.maxStringBytes) fail(`params strings exceed ${CONTEXT_LIMITS.maxStringBytes} characters`);
+      walk.bytes += value.length;
+      if (walk.bytes > CONTEXT_LIMITS.maxStringBytes) fail(`params strings exceed ${CONTEXT_LIMITS.maxStringBytes} characters`);
       // Argument hashes, permits and audit records are canonical JSON, which has no lone surrogates.
-      if (!wellFormed(value)) fail(`${path} is not well-formed Unicode (lone surrogate)`);
+      if (!wellFormed(value)) fail(`${pathOf(walk)} is not well-formed Unicode (lone surrogate)`);
       return value;
     case 'number':
-      if (!Number.isFinite(value)) fail(`${path} is not a finite number`);
+      if (!Number.isFinite(value)) fail(`${pathOf(walk)} is not a finite number`);
       return value;
     case 'boolean':
       return value;
@@ -155,23 +166,29 @@ function copyJson(value: unknown, path: string, depth: number, budget: { nodes: 
       if (depth >= CONTEXT_LIMITS.maxDepth) fail(`params nest deeper than ${CONTEXT_LIMITS.maxDepth} levels`);
       if (Array.isArray(value)) {
         const out: JsonValue[] = new Array(value.length);
-        for (let i = 0; i < value.length; i++) out[i] = copyJson(value[i], `${path}[${i}]`, depth + 1, budget);
+        for (let i = 0; i < value.length; i++) {
+          walk.steps.push(i);
+          out[i] = copyJson(value[i], depth + 1, walk);
+          walk.steps.pop();
+        }
         return out;
       }
-      if (!isPlainObject(value)) fail(`${path} is not plain JSON`);
+      if (!isPlainObject(value)) fail(`${pathOf(walk)} is not plain JSON`);
       const out: Record<string, JsonValue> = {};
       for (const key of Object.keys(value)) {
-        if (FORBIDDEN_KEYS.has(key)) fail(`${path} has a forbidden key "${key}"`);
-        if (!wellFormed(key)) fail(`${path} has a key that is not well-formed Unicode`);
-        budget.bytes += key.length;
+        if (FORBIDDEN_KEYS.has(key)) fail(`${pathOf(walk)} has a forbidden key "${key}"`);
+        if (!wellFormed(key)) fail(`${pathOf(walk)} has a key that is not well-formed Unicode`);
+        walk.bytes += key.length;
         const item = value[key];
         if (item === undefined) continue; // JSON drops undefined; so do we
-        out[key] = copyJson(item, `${path}.${key}`, depth + 1, budget);
+        walk.steps.push(key);
+        out[key] = copyJson(item, depth + 1, walk);
+        walk.steps.pop();
       }
       return out;
     }
     default:
-      fail(`${path} is not plain JSON (${typeof value})`);
+      fail(`${pathOf(walk)} is not plain JSON (${typeof value})`);
   }
 }
 

@@ -81,19 +81,21 @@ interface FieldOptions {
 function fieldCondition(key: string, field: string, describe: string, judge: Judge, polarity: Polarity, opts: FieldOptions = {}): Condition {
   const read = compileField(field);
   const permit = polarity === 'permit';
-  const holds = (x: JsonValue | undefined): boolean => {
-    if (x === undefined) return false; // a missing value proves nothing either way
-    if (Array.isArray(x) && !opts.wholeLists) {
-      if (permit) return opts.listable === true && x.length > 0 && x.every((item) => judge(item) === true);
-      return x.some((item) => judge(item) !== false);
-    }
-    const verdict = judge(x);
-    return verdict === undefined ? !permit : verdict;
-  };
+  const perItem = !opts.wholeLists;
+  const listable = opts.listable === true;
   return {
     key,
     describe,
-    test: ({ ctx }) => holds(read(ctx.params)),
+    test: ({ ctx }) => {
+      const x = read(ctx.params);
+      if (x === undefined) return false; // a missing value proves nothing either way
+      if (perItem && Array.isArray(x)) {
+        if (permit) return listable && x.length > 0 && x.every((item) => judge(item) === true);
+        return x.some((item) => judge(item) !== false);
+      }
+      const verdict = judge(x);
+      return verdict === undefined ? !permit : verdict;
+    },
     why: ({ ctx }) => `${describe} (got ${show(read(ctx.params))})`,
   };
 }
