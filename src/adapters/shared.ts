@@ -153,9 +153,13 @@ async function evaluateAttempt<R>(
     if (environment[key] !== undefined) (ctx as unknown as Record<string, unknown>)[key] = environment[key];
   }
 
-  const verdict = await gate.evaluate(ctx);
+  // In observe mode the gate itself observes this call: it reports the real verdict and acts on
+  // nothing (no session invalidated, nothing broadcast), even when the gate enforces for others.
+  const verdict = await gate.evaluate(ctx, mode === 'observe' ? { observe: true } : undefined);
+  if (verdict.kind === 'permit' && verdict.observed && verdict.observed.kind !== 'permit') {
+    return { ...base(), allowed: true, verdict: verdict.observed, refusal: formatRefusal(verdict.observed) };
+  }
   if (verdict.kind === 'permit') return { ...base(), allowed: true, verdict };
-  if (mode === 'observe') return { ...base(), allowed: true, verdict, refusal: formatRefusal(verdict) };
   return deny(verdict);
 }
 

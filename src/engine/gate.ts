@@ -24,7 +24,7 @@ export interface GateOptions {
   signer?: PermitIssuer;
   /** Every verdict recorded when present. */
   audit?: AuditSink;
-  /** Evaluate and record, always permit (unsigned, with the real verdict in `observed`). */
+  /** Evaluate and record, always permit, with the real verdict in `observed` (only real permits are signed). */
   observeOnly?: boolean;
   drift?: DriftOptions | false;
   stores?: { rate?: RateStore; session?: SessionStore; replay?: ReplayStore };
@@ -33,6 +33,11 @@ export interface GateOptions {
   clock?: () => number;
   /** Default 30 s. */
   permitTtlMs?: number;
+}
+
+export interface EvaluateOptions {
+  /** Observe this call only: report the real verdict, permit anyway, act on nothing. */
+  observe?: boolean;
 }
 
 /** A permit the caller can rely on (from `check`). */
@@ -189,7 +194,13 @@ export class Gate {
     throw new InvalidatedError(verdict);
   }
 
-  async evaluate(input: ActionContext): Promise<Verdict> {
+  /**
+   * The verdict for one attempted action. Never throws: bad input is a Refuse INVALID_CONTEXT.
+   * `{ observe: true }` treats this one call as in observe mode (an adapter in observe mode in
+   * front of an enforcing gate): the real verdict is reported in `observed`, nothing is invalidated.
+   */
+  async evaluate(input: ActionContext, opts?: EvaluateOptions): Promise<Verdict> {
+    const observe = this.observeOnly || opts?.observe === true;
     const evaluationId = randomUUID();
     const now = this.clock();
     let ctx: ValidContext;
@@ -202,13 +213,13 @@ export class Gate {
     }
     let decision: Decision;
     try {
-      const pending = this.decide(ctx, evaluationId, now);
+      const pending = this.decide(ctx, evaluationId, now, observe);
       decision = isPromise(pending) ? await pending : pending;
     } catch (err) {
       decision = { verdict: failureVerdict(err, evaluationId) };
     }
-    if (!this.observeOnly && !this.signer && !this.audit) return decision.verdict;
-    return this.conclude(decision, ctx, now);
+    if (!observe && !this.signer && !this.audit) return decision.verdict;
+    return this.conclude(decision, ctx, now, observe);
   }
 
   async close(): Promise<void> {
@@ -219,29 +230,29 @@ export class Gate {
 
   // -------------------------------------------------------------------------------------------
 
-  private decide(ctx: ValidContext, evaluationId: string, now: number): MaybePromise<Decision> {
+  private decide(ctx: ValidContext, evaluationId: string, now: number, observe: boolean): MaybePromise<Decision> {
     const sessionId = ctx.sessionId;
-    if (sessionId === undefined) return this.decideWithSession(ctx, evaluationId, now, undefined);
+    if (sessionId === undefined) return this.decideWithSession(ctx, evaluationId, now, undefined, observe);
     return withStore(
       () => this.sessions.observe({
         principalId: ctx.principalId, sessionId, ip: ctx.ip, device: ctx.device, geo: ctx.geo, now, behaviourWindowMs: BEHAVIOUR_WINDOW_MS,
       }),
       (observed) => {
         if (observed.invalid) return { verdict: refuse(evaluationId, 'SESSION_INVALID', 'session', observed.reason) };
-        return this.decideWithSession(ctx, evaluationId, now, observed.session);
+        return this.decideWithSession(ctx, evaluationId, now, observed.session, observe);
       },
     );
   }
 
   /** Drift first (a drifting session is invalidated whatever the policy says), then policy, invariants, limits. */
-  private decideWithSession(ctx: ValidContext, evaluationId: string, now: number, session: SessionState | undefined): MaybePromise<Decision> {
+  private decideWithSession(ctx: ValidContext, evaluationId: string, now: number, session: SessionState | undefined, observe: boolean): MaybePromise<Decision> {
     if (session) {
       if (session.principalId !== ctx.principalId) {
         return { verdict: refuse(evaluationId, 'SESSION_INVALID', 'session', 'the session belongs to another principal') };
       }
       if (this.drift) {
         const drift = detectDrift(ctx, session, this.drift, now);
-        if (drift.level === 'violation') return this.invalidateSession(ctx.sessionId as string, evaluationId, `${drift.detector} drift: ${drift.reason}`, now);
+        if (drift.level === 'violation') return this.invalidateSession(ctx.sessionId as string, evaluationId, `${drift.detector} drift: ${drift.reason}`, now, observe);
         if (drift.level === 'warn') return { verdict: refuse(evaluationId, 'DRIFT_DETECTED', 'drift', `${drift.detector} drift: ${drift.reason}`) };
       }
     }
@@ -307,10 +318,10 @@ export class Gate {
     return { verdict: limited ?? refuse(evaluationId, 'NO_POLICY_MATCH', 'policy', `no policy permits '${input.ctx.actionName}'`) };
   }
 
-  private async invalidateSession(sessionId: string, evaluationId: string, reason: string, now: number): Promise<Decision> {
+  private async invalidateSession(sessionId: string, evaluationId: string, reason: string, now: number, observe: boolean): Promise<Decision> {
     const scope: InvalidationScope = { type: 'session', sessionId };
     // Observe mode reports the invalidation but must not act on it.
-    if (!this.observeOnly) {
+    if (!observe) {
       await withStore(() => this.sessions.invalidate(scope, reason, now), () => undefined, false);
       try {
         await this.bus.publish({ scope, reason, at: now, origin: this.id });
@@ -322,12 +333,8 @@ export class Gate {
   }
 
   /** Observe mode, signing and the audit record: the steps after the decision. */
-  private async conclude(decision: Decision, ctx: ValidContext, now: number): Promise<Verdict> {
+  private async conclude(decision: Decision, ctx: ValidContext, now: number, observe: boolean): Promise<Verdict> {
     let verdict = decision.verdict;
-    if (this.observeOnly) {
-      const permit: PermitVerdict = { kind: 'permit', evaluationId: verdict.evaluationId, observed: verdict };
-      return this.finish(permit, decision, ctx, now);
-    }
     if (verdict.kind === 'permit' && this.signer) {
       try {
         const issued = await this.signer.issue({
@@ -339,6 +346,13 @@ export class Gate {
         await this.refund(decision);
         verdict = refuse(verdict.evaluationId, 'SIGNING_FAILED', 'signer', `the permit could not be signed: ${(err as Error)?.message ?? String(err)}`);
       }
+    }
+    // Observe mode lets a refused call through unsigned; a call enforcement would have permitted
+    // keeps its real, signed permit, so tools that insist on permits work while policies are tuned.
+    if (observe) {
+      verdict = verdict.kind === 'permit'
+        ? { ...verdict, observed: decision.verdict }
+        : { kind: 'permit', evaluationId: verdict.evaluationId, observed: verdict };
     }
     return this.finish(verdict, decision, ctx, now);
   }

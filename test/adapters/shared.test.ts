@@ -37,6 +37,16 @@ describe('decideToolCall (shared by every adapter)', () => {
     expect(broken.allowed).toBe(false);
   });
 
+  it('observe mode in front of an enforcing gate invalidates nothing: the session lives on for enforced calls', async () => {
+    const gate = Gate.fromDict({ policies: [{ name: 'any', effect: 'permit', conditions: [] }] }, { drift: { ipGeo: 'strict' } });
+    const run = (ip: string, mode: 'enforce' | 'observe') =>
+      decideToolCall(gate, { principal: agent, sessionId: 'sess-obs', environment: { ip }, mode }, attempt({ amount: 1 }));
+    expect((await run('203.0.113.7', 'enforce')).allowed).toBe(true);
+    const drifted = await run('198.51.100.9', 'observe');
+    expect(drifted).toMatchObject({ allowed: true, verdict: { kind: 'invalidate' } });
+    expect(await run('203.0.113.7', 'enforce')).toMatchObject({ allowed: true, verdict: { kind: 'permit' } });
+  });
+
   it('maps the tool name to an action name and passes session, call id and environment to the gate', async () => {
     const inner = Gate.fromDict({ policy: [{ name: 'p', effect: 'permit', conditions: [{ action: 'billing.refund' }, { ip_in: { cidrs: ['10.0.0.0/8'] } }] }] }, { drift: false });
     const seen: unknown[] = [];
