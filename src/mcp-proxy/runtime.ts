@@ -64,7 +64,11 @@ export async function startRuntime(config: ProxyConfig): Promise<ProxyRuntime> {
       } catch (err) {
         throw new ConfigError('keys.path', `cannot load ${config.keys.path}: ${(err as Error).message}`);
       }
-      if (config.keys.signPermits) opts.signer = PermitSigner.fromKeyPair(keyPair, { mode });
+      if (config.keys.signPermits) {
+        const signer = PermitSigner.fromKeyPair(keyPair, { mode });
+        opts.signer = signer;
+        closers.push(signer); // gives its signing workers back on shutdown
+      }
     }
     let outcomes: OutcomeSink | undefined;
     if (config.audit) {
