@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { ActionContext, GeoLocation, Principal } from '../engine/context.ts';
+import type { ActionContext, Principal } from '../engine/context.ts';
 import type { Gate } from '../engine/gate.ts';
 import { formatRefusal } from '../engine/refusal.ts';
 import type { InvalidateVerdict, RefuseVerdict, Verdict } from '../engine/verdict.ts';
@@ -18,16 +18,7 @@ export type FromRun<T, RunContext> = T | ((run: RunContext) => MaybePromise<T | 
 export type GateLike = Pick<Gate, 'evaluate'>;
 
 /** Where the call comes from: feeds drift detection and resource/audience conditions. */
-export interface CallEnvironment {
-  ip?: string;
-  device?: string;
-  geo?: GeoLocation;
-  originIp?: string;
-  originDevice?: string;
-  originGeo?: GeoLocation;
-  resource?: string;
-  audience?: string;
-}
+export type CallEnvironment = Pick<ActionContext, 'ip' | 'device' | 'geo' | 'originIp' | 'originDevice' | 'originGeo' | 'resource' | 'audience'>;
 
 export interface AdapterOptions<RunContext = unknown> {
   /** Who acts. Taken from the host application (a value or the run context), never from model output. */
