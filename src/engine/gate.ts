@@ -10,6 +10,7 @@ import { compileFileInvariants, compileInvariants, type Invariant, type Invarian
 import type { AuditSink, GateEvent, PermitIssuer } from './ports.ts';
 import type { EvalInput } from './policy/compile.ts';
 import { parsePolicyDocument, parsePolicyText, sniffFormat, type PolicyFormat } from './policy/load.ts';
+import type { PolicySetSpec } from './policy/schema.ts';
 import { PolicySet, type CompiledPolicy } from './policy/policy-set.ts';
 import {
   InMemoryRateStore, InMemoryReplayStore, InMemorySessionStore,
@@ -123,17 +124,18 @@ export class Gate {
   }
 
   static fromDict(policy: object, opts: GateOptions = {}): Gate {
-    const spec = parsePolicyDocument(policy);
-    return new Gate(new PolicySet(spec), compileFileInvariants(spec.invariants), opts);
+    return Gate.fromSpec(parsePolicyDocument(policy), opts);
   }
 
   static fromJson(text: string, opts: GateOptions = {}): Gate {
-    const spec = parsePolicyText(text, 'json');
-    return new Gate(new PolicySet(spec), compileFileInvariants(spec.invariants), opts);
+    return Gate.fromSpec(parsePolicyText(text, 'json'), opts);
   }
 
   static fromToml(text: string, opts: GateOptions = {}): Gate {
-    const spec = parsePolicyText(text, 'toml');
+    return Gate.fromSpec(parsePolicyText(text, 'toml'), opts);
+  }
+
+  private static fromSpec(spec: PolicySetSpec, opts: GateOptions): Gate {
     return new Gate(new PolicySet(spec), compileFileInvariants(spec.invariants), opts);
   }
 
