@@ -28,6 +28,16 @@ const flag = (name: string, fallback: string): string => {
   return i >= 0 && argv[i + 1] !== undefined ? (argv[i + 1] as string) : fallback;
 };
 
+/** The floor: a process that only copies bytes both ways (what any stdio hop costs here). */
+async function serveBytecopy(): Promise<void> {
+  const { spawn } = await import('node:child_process');
+  const child = spawn(process.execPath, [EVERYTHING, 'stdio'], { stdio: ['pipe', 'pipe', 'ignore'] });
+  process.stdin.on('data', (chunk: Buffer) => child.stdin.write(chunk));
+  child.stdout.on('data', (chunk: Buffer) => process.stdout.write(chunk));
+  process.stdin.on('end', () => child.kill());
+  child.on('close', () => process.exit(0));
+}
+
 /** The baseline: the least a proxy on this SDK does (a Client upstream, a Server downstream). */
 async function servePassthrough(): Promise<void> {
   const upstream = new Client({ name: 'passthrough', version: '1' });
@@ -44,6 +54,8 @@ interface Variant {
   name: string;
   /** CPU time (user+system, µs) the process in the middle spent per call; robust under load. */
   cpuPerCallUs?: number;
+  /** The kernel's share of it (pipe reads and writes, wake-ups). */
+  sysPerCallUs?: number;
   note: string;
   client: Client;
   transport: StdioClientTransport;
@@ -68,14 +80,13 @@ async function callOnce(v: Variant, i: number): Promise<number> {
   return dt;
 }
 
-/** utime+stime of a process in µs, from /proc (Linux); undefined elsewhere. */
-function cpuOf(pid: number | null): number | undefined {
+/** utime and stime of a process in µs, from /proc (Linux); undefined elsewhere. */
+function cpuOf(pid: number | null): { user: number; sys: number } | undefined {
   if (!pid) return undefined;
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    const ticks = Number(fields[11]) + Number(fields[12]);
-    return (ticks / 100) * 1e6;
+    return { user: (Number(fields[11]) / 100) * 1e6, sys: (Number(fields[12]) / 100) * 1e6 };
   } catch {
     return undefined;
   }
@@ -98,11 +109,14 @@ async function main(): Promise<void> {
     writeFileSync(path, `[gate]\npolicy = "policy.toml"\n[identity]\nprincipal_id = "bench"\nprincipal_kind = "agent"\n[tools]\npinning = false\n[drift]\nenabled = false\n${extra}\n[servers.everything]\ncommand = ${JSON.stringify(process.execPath)}\nargs = [${JSON.stringify(EVERYTHING)}, "stdio"]\n`);
     return path;
   };
-  const kavach = (extra: string) => [join(REPO, 'bin/kavach.js'), 'mcp', '--config', config(extra)];
+  // BENCH_CPU_PROF=DIR: each kavach process writes a V8 CPU profile there on exit.
+  const prof = process.env.BENCH_CPU_PROF ? ['--cpu-prof', '--cpu-prof-interval=100', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : [];
+  const kavach = (extra: string) => [...prof, join(REPO, 'bin/kavach.js'), 'mcp', '--config', config(extra)];
   const keys = `[keys]\npath = "keys/secret.key"\nmode = "hybrid"\n`;
 
   const specs: [string, string, () => Promise<Variant>][] = [
     ['direct', 'SDK client → server-everything', () => connect('direct', '', process.execPath, [EVERYTHING, 'stdio'], 'echo')],
+    ['bytecopy', 'copies bytes, no parsing (floor)', () => connect('bytecopy', '', process.execPath, ['--import', 'tsx', join(REPO, 'bench/proxy.ts'), '--serve-bytecopy'], 'echo')],
     ['passthrough', 'same SDK, no gate', () => connect('passthrough', '', process.execPath, ['--import', 'tsx', join(REPO, 'bench/proxy.ts'), '--serve-passthrough'], 'echo')],
     ['kavach', 'gate; signing off, audit off', () => connect('kavach', '', process.execPath, kavach(''), 'everything__echo')],
     ['kavach+sign', 'hybrid ML-DSA-65 + Ed25519 permit', () => connect('kavach+sign', '', process.execPath, kavach(keys), 'everything__echo')],
@@ -111,7 +125,7 @@ async function main(): Promise<void> {
   ];
   // Two rounds: signing burns milliseconds of CPU per call, which on a small machine would
   // starve the latency-sensitive variants if they ran side by side.
-  const rounds = [['direct', 'passthrough', 'kavach'], ['kavach', 'kavach+sign', 'kavach+audit', 'kavach+sign+audit']]
+  const rounds = [['direct', 'bytecopy', 'passthrough', 'kavach'], ['kavach', 'kavach+sign', 'kavach+audit', 'kavach+sign+audit']]
     .map((round) => round.filter((name) => only.length === 0 || only.includes(name)))
     .filter((round) => round.length > 0);
   process.stdout.write(`\nMCP tools/call latency, echo tool, ${calls} calls per variant (interleaved within a round), node ${process.version}, ${cpus().length} cpus, load ${loadavg().map((l) => l.toFixed(2)).join(' ')}\n\n`);
@@ -134,7 +148,10 @@ async function main(): Promise<void> {
         variants.forEach((v, k) => {
           const before = cpuBefore[k];
           const after = cpuOf(v.transport.pid);
-          if (v.name !== 'direct' && before !== undefined && after !== undefined) v.cpuPerCallUs = (after - before) / calls;
+          if (v.name !== 'direct' && before !== undefined && after !== undefined) {
+            v.cpuPerCallUs = (after.user + after.sys - before.user - before.sys) / calls;
+            v.sysPerCallUs = (after.sys - before.sys) / calls;
+          }
         });
         const rows = variants.map((v) => {
           const sorted = [...v.samples].sort((a, b) => a - b);
@@ -147,7 +164,7 @@ async function main(): Promise<void> {
         const us = (ms: number) => `${(ms * 1000).toFixed(0)} µs`;
         for (const r of rows) {
           results.set(r.v.name, r);
-          const cpu = r.v.cpuPerCallUs !== undefined ? `${r.v.cpuPerCallUs.toFixed(0)} µs` : '–';
+          const cpu = r.v.cpuPerCallUs !== undefined ? `${r.v.cpuPerCallUs.toFixed(0)} µs (sys ${(r.v.sysPerCallUs ?? 0).toFixed(0)})` : '–';
           const vsDirect = (which: 'p50' | 'p99') => (base && index === 0 ? us(r[which] - base[which]) : '–');
           let vsPass = r.v.name.startsWith('kavach') && pass && index === 0 ? us(r.p50 - pass.p50) : '–';
           if (index > 0 && plain && r.v !== plain.v) vsPass = `${us(r.p50 - plain.p50)} over plain kavach`;
@@ -166,4 +183,5 @@ async function main(): Promise<void> {
 }
 
 if (argv.includes('--serve-passthrough')) await servePassthrough();
+else if (argv.includes('--serve-bytecopy')) await serveBytecopy();
 else await main();

@@ -1,6 +1,6 @@
-import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js';
 import { ConfigError } from '../engine/errors.ts';
 import { installToolCallFastPath } from './fast-path.ts';
+import { LineServerTransport } from './line-transport.ts';
 import type { ProxyRuntime } from './runtime.ts';
 import { createSession } from './session.ts';
 
@@ -10,7 +10,7 @@ export async function serveStdio(runtime: ProxyRuntime, onClosed: () => void): P
   if (!identity) throw new ConfigError('identity', 'stdio mode needs [identity] (the principal behind this client)');
   const session = createSession(runtime.core, identity, { startUpstreamsOnInit: true });
   runtime.core.addSession(session);
-  const transport = new StdioServerTransport();
+  const transport = new LineServerTransport(process.stdin, process.stdout);
   session.server.onclose = () => {
     runtime.core.removeSession(session);
     onClosed();

@@ -11,6 +11,7 @@ import {
   type ServerCapabilities, type Tool,
 } from '@modelcontextprotocol/sdk/types.js';
 import type { ServerConfig } from './config.ts';
+import { ChildProcessTransport, type ChildServerParams } from './line-transport.ts';
 
 interface PendingCall {
   resolve(result: unknown): void;
@@ -290,9 +291,15 @@ export class Upstream {
 
 function defaultTransport(c: ServerConfig): Transport {
   if (c.kind === 'stdio') {
-    const params: ConstructorParameters<typeof StdioClientTransport>[0] = { command: c.command, args: c.args, env: c.env, stderr: 'inherit' };
+    // Windows needs the SDK's cross-spawn (.cmd shims, PATHEXT); elsewhere the lean transport.
+    if (process.platform === 'win32') {
+      const params: ConstructorParameters<typeof StdioClientTransport>[0] = { command: c.command, args: c.args, env: c.env, stderr: 'inherit' };
+      if (c.cwd !== undefined) params.cwd = c.cwd;
+      return new StdioClientTransport(params);
+    }
+    const params: ChildServerParams = { command: c.command, args: c.args, env: c.env, stderr: 'inherit' };
     if (c.cwd !== undefined) params.cwd = c.cwd;
-    return new StdioClientTransport(params);
+    return new ChildProcessTransport(params);
   }
   return new StreamableHTTPClientTransport(new URL(c.url), { requestInit: { headers: c.headers } });
 }

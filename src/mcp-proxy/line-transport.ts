@@ -1,0 +1,191 @@
+import { spawn, type ChildProcess, type IOType } from 'node:child_process';
+import type { Readable, Writable } from 'node:stream';
+import { getDefaultEnvironment } from '@modelcontextprotocol/sdk/client/stdio.js';
+import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
+import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
+import { decodeLine, encodeMessage, LineFramer, MAX_LINE_BYTES } from './line-framing.ts';
+
+const SENT: Promise<void> = Promise.resolve();
+
+/** One write per message; the promise settles when the stream took it (or drained: backpressure). */
+function writeLine(stream: Writable, message: JSONRPCMessage): Promise<void> {
+  if (stream.destroyed || !stream.writable) return Promise.reject(new Error('Not connected'));
+  if (stream.write(encodeMessage(message))) return SENT;
+  return new Promise((resolve) => stream.once('drain', resolve));
+}
+
+/**
+ * The downstream side of `kavach mcp` over stdio: newline-delimited JSON-RPC on stdin/stdout,
+ * like the SDK's `StdioServerTransport` but without a zod parse and a buffer concat per message.
+ * Only JSON-RPC ever reaches stdout: a line that is not JSON gets a -32700 answer, a message of
+ * the wrong shape a -32600 (with its id when it had a usable one), a line over the size limit a
+ * -32600 with a null id; each is also reported on `onerror`, and reading goes on.
+ */
+export class LineServerTransport implements Transport {
+  onclose?: () => void;
+  onerror?: (error: Error) => void;
+  onmessage?: <T extends JSONRPCMessage>(message: T) => void;
+  private started = false;
+  private readonly framer: LineFramer;
+
+  constructor(
+    private readonly input: Readable = process.stdin,
+    private readonly output: Writable = process.stdout,
+    maxLineBytes: number = MAX_LINE_BYTES,
+  ) {
+    this.framer = new LineFramer((line) => this.onLine(line), () => this.refuse(-32600, `Invalid Request: message over ${maxLineBytes} bytes`, null), maxLineBytes);
+  }
+
+  private readonly ondata = (chunk: Buffer): void => this.framer.push(chunk);
+  private readonly onreaderror = (error: Error): void => this.onerror?.(error);
+
+  async start(): Promise<void> {
+    if (this.started) throw new Error('LineServerTransport already started');
+    this.started = true;
+    this.input.on('data', this.ondata);
+    this.input.on('error', this.onreaderror);
+  }
+
+  send(message: JSONRPCMessage): Promise<void> {
+    return writeLine(this.output, message);
+  }
+
+  async close(): Promise<void> {
+    this.input.off('data', this.ondata);
+    this.input.off('error', this.onreaderror);
+    if (this.input.listenerCount('data') === 0) this.input.pause();
+    this.framer.clear();
+    this.onclose?.();
+  }
+
+  private onLine(line: string): void {
+    const decoded = decodeLine(line);
+    if (!decoded.ok) {
+      this.refuse(decoded.code, decoded.reason, decoded.id);
+      return;
+    }
+    try {
+      this.onmessage?.(decoded.message);
+    } catch (err) {
+      this.onerror?.(err as Error);
+    }
+  }
+
+  private refuse(code: number, message: string, id: string | number | null): void {
+    this.onerror?.(new Error(message));
+    // JSON-RPC 2.0 §5: answered with the request's id, or null when it could not be read.
+    this.output.write(`${JSON.stringify({ jsonrpc: '2.0', id, error: { code, message } })}\n`);
+  }
+}
+
+export interface ChildServerParams {
+  command: string;
+  args?: string[];
+  env?: Record<string, string>;
+  cwd?: string;
+  /** What happens to the child's stderr (default: inherited, so its logs land in ours). */
+  stderr?: IOType;
+  maxLineBytes?: number;
+}
+
+/**
+ * An upstream MCP server as a child process speaking newline-delimited JSON-RPC: the same
+ * spawning, environment (the SDK's safe default set plus the configured variables), stderr
+ * handling and shutdown sequence (stdin closed, then SIGTERM, then SIGKILL) as the SDK's
+ * `StdioClientTransport`, without its per-message zod parse. A line that is not a JSON-RPC
+ * message is reported on `onerror` and skipped; one over the size limit closes the connection
+ * (as the SDK does), which the proxy treats as the server going away.
+ */
+export class ChildProcessTransport implements Transport {
+  onclose?: () => void;
+  onerror?: (error: Error) => void;
+  onmessage?: <T extends JSONRPCMessage>(message: T) => void;
+  private child: ChildProcess | undefined;
+  private readonly framer: LineFramer;
+
+  constructor(private readonly params: ChildServerParams) {
+    const max = params.maxLineBytes ?? MAX_LINE_BYTES;
+    this.framer = new LineFramer((line) => this.onLine(line), () => {
+      this.onerror?.(new Error(`the server sent a message over ${max} bytes`));
+      this.close().catch(() => undefined);
+    }, max);
+  }
+
+  get pid(): number | null {
+    return this.child?.pid ?? null;
+  }
+
+  start(): Promise<void> {
+    if (this.child) throw new Error('ChildProcessTransport already started');
+    return new Promise((resolve, reject) => {
+      const child = spawn(this.params.command, this.params.args ?? [], {
+        env: { ...getDefaultEnvironment(), ...this.params.env },
+        stdio: ['pipe', 'pipe', this.params.stderr ?? 'inherit'],
+        shell: false,
+        cwd: this.params.cwd,
+      });
+      this.child = child;
+      child.on('error', (error) => {
+        reject(error);
+        this.onerror?.(error);
+      });
+      child.on('spawn', () => resolve());
+      child.on('close', () => {
+        if (this.child === child) this.child = undefined;
+        this.onclose?.();
+      });
+      child.stdin?.on('error', (error) => this.onerror?.(error));
+      child.stdout?.on('data', (chunk: Buffer) => this.framer.push(chunk));
+      child.stdout?.on('error', (error) => this.onerror?.(error));
+    });
+  }
+
+  send(message: JSONRPCMessage): Promise<void> {
+    const stdin = this.child?.stdin;
+    if (!stdin) return Promise.reject(new Error('Not connected'));
+    return writeLine(stdin, message);
+  }
+
+  async close(): Promise<void> {
+    const child = this.child;
+    this.child = undefined;
+    this.framer.clear();
+    if (!child) return;
+    const closed = new Promise<void>((resolve) => child.once('close', () => resolve()));
+    const within = (ms: number) => Promise.race([closed, new Promise<void>((resolve) => setTimeout(resolve, ms).unref())]);
+    try {
+      child.stdin?.end();
+    } catch {
+      // already gone
+    }
+    await within(2_000);
+    if (child.exitCode === null && child.signalCode === null) {
+      try {
+        child.kill('SIGTERM');
+      } catch {
+        // already gone
+      }
+      await within(2_000);
+    }
+    if (child.exitCode === null && child.signalCode === null) {
+      try {
+        child.kill('SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
+  }
+
+  private onLine(line: string): void {
+    const decoded = decodeLine(line);
+    if (!decoded.ok) {
+      this.onerror?.(new Error(`upstream sent a malformed message (${decoded.reason})`));
+      return;
+    }
+    try {
+      this.onmessage?.(decoded.message);
+    } catch (err) {
+      this.onerror?.(err as Error);
+    }
+  }
+}

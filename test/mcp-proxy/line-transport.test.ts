@@ -1,0 +1,192 @@
+import { PassThrough, Writable } from 'node:stream';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
+import { decodeLine, LineFramer } from '../../src/mcp-proxy/line-framing.ts';
+import { ChildProcessTransport, LineServerTransport } from '../../src/mcp-proxy/line-transport.ts';
+
+function framer(max = 1024): { lines: string[]; oversize: number; f: LineFramer } {
+  const out = { lines: [] as string[], oversize: 0, f: undefined as unknown as LineFramer };
+  out.f = new LineFramer((l) => out.lines.push(l), () => out.oversize++, max);
+  return out;
+}
+
+describe('line framing', () => {
+  it('reassembles messages split anywhere across chunks, several per chunk, CRLF or LF', () => {
+    const text = '{"jsonrpc":"2.0","method":"a"}\r\n{"jsonrpc":"2.0","method":"b"}\n\n{"jsonrpc":"2.0","method":"c"}\n';
+    const bytes = Buffer.from(text);
+    for (let cut = 1; cut < bytes.length; cut++) {
+      const t = framer();
+      t.f.push(bytes.subarray(0, cut));
+      t.f.push(bytes.subarray(cut));
+      expect(t.lines.map((l) => (JSON.parse(l) as { method: string }).method)).toEqual(['a', 'b', 'c']);
+    }
+  });
+
+  it('keeps a multi-byte UTF-8 character split between chunks intact', () => {
+    const text = 'héllo ✓ 🚀 ok';
+    const bytes = Buffer.from(`${JSON.stringify({ jsonrpc: '2.0', method: 'm', params: { text } })}\n`);
+    for (let cut = 1; cut < bytes.length; cut++) {
+      const t = framer();
+      // one byte at a time around the cut, to split every character somewhere
+      t.f.push(bytes.subarray(0, cut));
+      for (let i = cut; i < bytes.length; i++) t.f.push(bytes.subarray(i, i + 1));
+      expect(t.lines).toHaveLength(1);
+      expect((JSON.parse(t.lines[0] as string) as { params: { text: string } }).params.text).toBe(text);
+    }
+  });
+
+  it('refuses a line over the limit without buffering it, then reads on', () => {
+    const t = framer(64);
+    const big = `{"jsonrpc":"2.0","method":"${'x'.repeat(200)}"}`;
+    t.f.push(Buffer.from(big.slice(0, 50)));
+    t.f.push(Buffer.from(big.slice(50, 150)));
+    t.f.push(Buffer.from(`${big.slice(150)}\n{"jsonrpc":"2.0","method":"ok"}\n`));
+    // an oversized line inside a single chunk too
+    t.f.push(Buffer.from(`${big}\n{"jsonrpc":"2.0","method":"ok2"}\n`));
+    expect(t.oversize).toBe(2);
+    expect(t.lines).toEqual(['{"jsonrpc":"2.0","method":"ok"}', '{"jsonrpc":"2.0","method":"ok2"}']);
+  });
+});
+
+describe('message checks', () => {
+  it('accepts the four JSON-RPC message kinds', () => {
+    for (const m of [
+      { jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'x', _meta: { progressToken: 'p' } } },
+      { jsonrpc: '2.0', method: 'notifications/initialized' },
+      { jsonrpc: '2.0', id: 'a', result: { content: [] } },
+      { jsonrpc: '2.0', id: 2, error: { code: -32601, message: 'no', data: { x: 1 } } },
+    ]) {
+      expect(decodeLine(JSON.stringify(m))).toEqual({ ok: true, message: m });
+    }
+  });
+
+  it('refuses what the SDK schema refuses, echoing only a request id', () => {
+    const bad: [string, number, string | number | null][] = [
+      ['{"jsonrpc":"2.0","method":', -32700, null],
+      ['[{"jsonrpc":"2.0","id":1,"method":"a"}]', -32600, null],
+      ['{"jsonrpc":"1.0","id":1,"method":"a"}', -32600, 1],
+      ['{"jsonrpc":"2.0","id":1.5,"method":"a"}', -32600, null],
+      ['{"jsonrpc":"2.0","id":1,"method":"a","extra":true}', -32600, 1],
+      ['{"jsonrpc":"2.0","id":1,"method":"a","params":[1]}', -32600, 1],
+      ['{"jsonrpc":"2.0","id":1,"method":"a","params":{"_meta":{"progressToken":1.5}}}', -32600, 1],
+      ['{"jsonrpc":"2.0","id":1,"method":7}', -32600, 1],
+      ['{"jsonrpc":"2.0","id":7,"result":"text"}', -32600, null],
+      ['{"jsonrpc":"2.0","id":7,"error":{"code":"x","message":"m"}}', -32600, null],
+      ['{"jsonrpc":"2.0","id":7}', -32600, null],
+      ['null', -32600, null],
+    ];
+    for (const [line, code, id] of bad) {
+      const d = decodeLine(line);
+      expect(d.ok, line).toBe(false);
+      if (!d.ok) expect([d.code, d.id], line).toEqual([code, id]);
+    }
+  });
+});
+
+/** What the transport wrote, line by line (every line must be JSON-RPC). */
+function collect(stream: PassThrough): () => Record<string, unknown>[] {
+  let text = '';
+  stream.on('data', (c: Buffer) => (text += c.toString('utf8')));
+  return () => text.split('\n').filter(Boolean).map((l) => {
+    const m = JSON.parse(l) as Record<string, unknown>;
+    expect(m.jsonrpc).toBe('2.0');
+    return m;
+  });
+}
+
+describe('LineServerTransport', () => {
+  it('delivers messages, answers bad lines per JSON-RPC and writes nothing else', async () => {
+    const input = new PassThrough();
+    const output = new PassThrough();
+    const written = collect(output);
+    const t = new LineServerTransport(input, output, 256);
+    const got: JSONRPCMessage[] = [];
+    const errors: string[] = [];
+    t.onmessage = (m) => void got.push(m);
+    t.onerror = (e) => void errors.push(e.message);
+    await t.start();
+    input.write('{"jsonrpc":"2.0","id":1,"method":"ping"}\nnot json\n{"jsonrpc":"2.0","id":9,"method":"x","params":[]}\n');
+    input.write('{"jsonrpc":"2.0","id":3,"result":5}\n');
+    input.write(`{"jsonrpc":"2.0","id":4,"method":"${'y'.repeat(300)}"}\n{"jsonrpc":"2.0","method":"notifications/initialized"}\n`);
+    await t.send({ jsonrpc: '2.0', id: 1, result: {} });
+    await new Promise(setImmediate);
+    expect(got).toEqual([{ jsonrpc: '2.0', id: 1, method: 'ping' }, { jsonrpc: '2.0', method: 'notifications/initialized' }]);
+    const answers = written();
+    expect(answers.map((m) => [m.id, (m.error as { code: number } | undefined)?.code])).toEqual([
+      [null, -32700], [9, -32600], [null, -32600], [null, -32600], [1, undefined],
+    ]);
+    expect(errors).toHaveLength(4);
+    await t.close();
+  });
+
+  it('waits for the output to drain before a send settles (backpressure)', async () => {
+    let release: (() => void) | undefined;
+    const output = new Writable({
+      highWaterMark: 8,
+      write(_chunk, _enc, cb) {
+        release = cb;
+      },
+    });
+    const t = new LineServerTransport(new PassThrough(), output);
+    await t.start();
+    let settled = false;
+    const sent = t.send({ jsonrpc: '2.0', method: 'notifications/message', params: { data: 'x'.repeat(100) } }).then(() => (settled = true));
+    await new Promise(setImmediate);
+    expect(settled).toBe(false);
+    release?.();
+    await sent;
+    expect(settled).toBe(true);
+  });
+});
+
+describe('ChildProcessTransport', () => {
+  const SERVER = `
+    const rl = require('node:readline').createInterface({ input: process.stdin });
+    process.stdout.write('this is not json\\n');
+    rl.on('line', (l) => {
+      const m = JSON.parse(l);
+      const result = { env: process.env.KAVACH_T, cwd: process.cwd(), home: process.env.HOME !== undefined, secret: process.env.KAVACH_T_SECRET ?? null };
+      process.stdout.write(JSON.stringify({ jsonrpc: '2.0', id: m.id, result }) + '\\n');
+    });`;
+
+  it('spawns with the configured env and cwd, skips non-JSON output, and stops the child on close', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'kavach-line-'));
+    process.env.KAVACH_T_SECRET = 'not inherited';
+    try {
+      const t = new ChildProcessTransport({ command: process.execPath, args: ['-e', SERVER], env: { KAVACH_T: 'set' }, cwd: dir, stderr: 'ignore' });
+      const errors: string[] = [];
+      let closed = false;
+      const answer = new Promise<JSONRPCMessage>((resolve) => (t.onmessage = (m) => resolve(m)));
+      t.onerror = (e) => void errors.push(e.message);
+      t.onclose = () => (closed = true);
+      await t.start();
+      const pid = t.pid;
+      expect(pid).toBeGreaterThan(0);
+      await t.send({ jsonrpc: '2.0', id: 'k-1', method: 'tools/call', params: { name: 'x' } });
+      const m = (await answer) as { id: string; result: Record<string, unknown> };
+      expect(m.id).toBe('k-1');
+      expect(m.result).toEqual({ env: 'set', cwd: expect.stringContaining('kavach-line-'), home: process.env.HOME !== undefined, secret: null });
+      expect(errors.some((e) => e.includes('malformed'))).toBe(true);
+      await t.close();
+      expect(closed).toBe(true);
+      expect(() => process.kill(pid as number, 0)).toThrow();
+      await expect(t.send({ jsonrpc: '2.0', method: 'x' })).rejects.toThrow('Not connected');
+    } finally {
+      delete process.env.KAVACH_T_SECRET;
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('a child that dies is reported as closed; one that cannot start fails start()', async () => {
+    const t = new ChildProcessTransport({ command: process.execPath, args: ['-e', 'process.exit(3)'], stderr: 'ignore' });
+    const closed = new Promise<void>((resolve) => (t.onclose = resolve));
+    await t.start();
+    await closed;
+    const missing = new ChildProcessTransport({ command: join(tmpdir(), 'kavach-no-such-binary'), stderr: 'ignore' });
+    missing.onerror = () => undefined;
+    await expect(missing.start()).rejects.toThrow();
+  });
+});
