@@ -1,6 +1,7 @@
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
 import { ErrorCode, McpError, type JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 import type { ProxyCore, ProxySession } from './proxy.ts';
+import type { CallSignal } from './upstream.ts';
 
 type RequestId = string | number;
 
@@ -13,7 +14,7 @@ type RequestId = string | number;
  */
 export function installToolCallFastPath(transport: Transport, core: ProxyCore, session: ProxySession, beforeCall: () => void): void {
   const deliver = transport.onmessage;
-  const inflight = new Map<RequestId, AbortController>();
+  const inflight = new Map<RequestId, CallCancel>();
   const send = (message: JSONRPCMessage): Promise<void> => transport.send(message).catch(() => undefined);
 
   transport.onmessage = (message, extra) => {
@@ -40,7 +41,7 @@ export function installToolCallFastPath(transport: Transport, core: ProxyCore, s
       await send({ jsonrpc: '2.0', id, error: { code: ErrorCode.InvalidParams, message: 'Invalid tools/call request: params need a string name and object arguments' } });
       return;
     }
-    const controller = new AbortController();
+    const controller = new CallCancel();
     inflight.set(id, controller);
     try {
       beforeCall();
@@ -49,13 +50,13 @@ export function installToolCallFastPath(transport: Transport, core: ProxyCore, s
       if (meta !== undefined) request._meta = meta as Record<string, unknown>;
       const result = await core.callTool(session, request, {
         requestId: id,
-        signal: controller.signal,
+        signal: controller,
         sendNotification: ((n: { method: string; params?: Record<string, unknown> }) => send({ jsonrpc: '2.0', ...n })) as never,
       });
       // A cancelled request gets no response (the client has forgotten it).
-      if (!controller.signal.aborted) await send({ jsonrpc: '2.0', id, result });
+      if (!controller.aborted) await send({ jsonrpc: '2.0', id, result });
     } catch (err) {
-      if (controller.signal.aborted) return;
+      if (controller.aborted) return;
       const code = err instanceof McpError ? err.code : ErrorCode.InternalError;
       const data = err instanceof McpError ? err.data : undefined;
       const message = err instanceof McpError ? err.message.replace(/^MCP error -?\d+: /, '') : `internal error: ${(err as Error)?.message ?? String(err)}`;
@@ -68,4 +69,29 @@ export function installToolCallFastPath(transport: Transport, core: ProxyCore, s
 
 function isObject(v: unknown): boolean {
   return v !== null && typeof v === 'object' && !Array.isArray(v);
+}
+
+/** A cancellation flag with listeners: what an AbortController gives, without its EventTarget. */
+class CallCancel implements CallSignal {
+  aborted = false;
+  reason: unknown = undefined;
+  private listeners: (() => void)[] | undefined;
+
+  addEventListener(_type: 'abort', listener: () => void): void {
+    if (!this.aborted) (this.listeners ??= []).push(listener);
+  }
+
+  removeEventListener(_type: 'abort', listener: () => void): void {
+    const i = this.listeners?.indexOf(listener) ?? -1;
+    if (i >= 0) this.listeners?.splice(i, 1);
+  }
+
+  abort(reason: unknown): void {
+    if (this.aborted) return;
+    this.aborted = true;
+    this.reason = reason;
+    const listeners = this.listeners;
+    this.listeners = undefined;
+    for (const listener of listeners ?? []) listener();
+  }
 }

@@ -13,7 +13,7 @@ import type { PrincipalConfig, ProxyConfig } from './config.ts';
 import type { ToolPins } from './pinning.ts';
 import { exposeNames, type UpstreamName } from './tool-names.ts';
 import { PERMIT_META } from './require-permit.ts';
-import { Upstream, type ClientRequestRelay, type TransportFactory } from './upstream.ts';
+import { Upstream, type CallSignal, type ClientRequestRelay, type TransportFactory } from './upstream.ts';
 import { couldBePermitted } from './visibility.ts';
 
 const KAVACH_META_PREFIX = 'dev.kavach/';
@@ -209,7 +209,7 @@ export class ProxyCore {
   async callTool(
     session: ProxySession,
     params: { name: string; arguments?: Record<string, unknown>; _meta?: Record<string, unknown> },
-    extra: { requestId: string | number; signal: AbortSignal; sendNotification: (n: never) => Promise<void> },
+    extra: { requestId: string | number; signal: CallSignal; sendNotification: (n: never) => Promise<void> },
   ): Promise<CallToolResult> {
     let entry = this.tools.get(params.name);
     if (!entry && !this.readyDone) {

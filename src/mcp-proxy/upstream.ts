@@ -20,6 +20,17 @@ interface PendingCall {
 
 export type UpstreamState = 'idle' | 'starting' | 'ready' | 'down' | 'closed';
 
+/**
+ * What a forwarded call needs of a cancellation signal: an `AbortSignal` fits, and so does the
+ * fast path's lighter one (an AbortController per call costs more than the rest of the call).
+ */
+export interface CallSignal {
+  readonly aborted: boolean;
+  readonly reason?: unknown;
+  addEventListener(type: 'abort', listener: () => void, options?: { once?: boolean }): void;
+  removeEventListener(type: 'abort', listener: () => void): void;
+}
+
 /** Opens the connection to one upstream (the default: a child process or Streamable HTTP). */
 export type TransportFactory = (config: ServerConfig) => Transport;
 
@@ -95,7 +106,7 @@ export class Upstream {
    * (string ids never collide with its numeric ones). This skips the client's per-request
    * bookkeeping on the hot path; the result is still schema-checked.
    */
-  callTool(params: Record<string, unknown>, opts: { signal: AbortSignal; timeoutMs: number }): Promise<CallToolResult> {
+  callTool(params: Record<string, unknown>, opts: { signal: CallSignal; timeoutMs: number }): Promise<CallToolResult> {
     const transport = this.wire_;
     if (this.state !== 'ready' || !transport) return Promise.reject(new Error(`server '${this.name}' is unavailable`));
     if (opts.signal.aborted) return Promise.reject(new Error('the call was cancelled'));
@@ -122,6 +133,10 @@ export class Upstream {
       this.pending.set(id, {
         resolve: (result) => {
           finish();
+          if (isPlainTextResult(result)) {
+            resolve(result as CallToolResult);
+            return;
+          }
           const parsed = CallToolResultSchema.safeParse(result);
           if (parsed.success) resolve(result as CallToolResult);
           else reject(new Error(`'${this.name}' returned an invalid tools/call result: ${parsed.error.message}`));
@@ -302,4 +317,25 @@ function defaultTransport(c: ServerConfig): Transport {
     return new ChildProcessTransport(params);
   }
   return new StreamableHTTPClientTransport(new URL(c.url), { requestInit: { headers: c.headers } });
+}
+
+/**
+ * The commonest result, text blocks only (`{ content: [{ type: 'text', text }], isError? }`),
+ * checked by hand: a strict subset of what `CallToolResultSchema` accepts. Anything else, even
+ * a text block with annotations, goes through the full schema.
+ */
+export function isPlainTextResult(result: unknown): boolean {
+  if (result === null || typeof result !== 'object' || Array.isArray(result)) return false;
+  const r = result as Record<string, unknown>;
+  for (const k in r) if (k !== 'content' && k !== 'isError') return false;
+  if (r.isError !== undefined && typeof r.isError !== 'boolean') return false;
+  const content = r.content;
+  if (!Array.isArray(content)) return false;
+  for (const block of content as unknown[]) {
+    if (block === null || typeof block !== 'object' || Array.isArray(block)) return false;
+    const b = block as Record<string, unknown>;
+    if (b.type !== 'text' || typeof b.text !== 'string') return false;
+    for (const k in b) if (k !== 'type' && k !== 'text') return false;
+  }
+  return true;
 }

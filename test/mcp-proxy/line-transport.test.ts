@@ -190,3 +190,30 @@ describe('ChildProcessTransport', () => {
     await expect(missing.start()).rejects.toThrow();
   });
 });
+
+describe('plain text results', () => {
+  it('the hand check accepts only what CallToolResultSchema accepts', async () => {
+    const { CallToolResultSchema } = await import('@modelcontextprotocol/sdk/types.js');
+    const { isPlainTextResult } = await import('../../src/mcp-proxy/upstream.ts');
+    const samples: unknown[] = [
+      { content: [{ type: 'text', text: 'hi' }] },
+      { content: [{ type: 'text', text: 'hi' }, { type: 'text', text: '' }], isError: true },
+      { content: [] },
+      { content: [{ type: 'text', text: 5 }] },
+      { content: [{ type: 'text' }] },
+      { content: [{ type: 'image', data: 'x', mimeType: 'image/png' }] },
+      { content: [{ type: 'text', text: 'a', annotations: { priority: 7 } }] },
+      { content: [null] },
+      { content: 'text' },
+      { content: [{ type: 'text', text: 'a' }], isError: 'yes' },
+      { content: [{ type: 'text', text: 'a' }], _meta: { progressToken: 1.5 } },
+      { content: [{ type: 'text', text: 'a' }], structuredContent: 3 },
+      [],
+      null,
+    ];
+    for (const s of samples) {
+      if (isPlainTextResult(s)) expect(CallToolResultSchema.safeParse(s).success, JSON.stringify(s)).toBe(true);
+    }
+    expect(samples.filter((s) => isPlainTextResult(s))).toHaveLength(3);
+  });
+});
