@@ -16,6 +16,7 @@ export function installToolCallFastPath(transport: Transport, core: ProxyCore, s
   const deliver = transport.onmessage;
   const inflight = new Map<RequestId, CallCancel>();
   const send = (message: JSONRPCMessage): Promise<void> => transport.send(message).catch(() => undefined);
+  const sendNotification = ((n: { method: string; params?: Record<string, unknown> }) => send({ jsonrpc: '2.0', ...n })) as never;
 
   transport.onmessage = (message, extra) => {
     const m = message as { id?: RequestId; method?: string; params?: Record<string, unknown> };
@@ -51,7 +52,7 @@ export function installToolCallFastPath(transport: Transport, core: ProxyCore, s
       const result = await core.callTool(session, request, {
         requestId: id,
         signal: controller,
-        sendNotification: ((n: { method: string; params?: Record<string, unknown> }) => send({ jsonrpc: '2.0', ...n })) as never,
+        sendNotification,
       });
       // A cancelled request gets no response (the client has forgotten it).
       if (!controller.aborted) await send({ jsonrpc: '2.0', id, result });

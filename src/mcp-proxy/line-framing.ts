@@ -68,7 +68,7 @@ export class LineFramer {
     const end = line.length - 1;
     if (end >= 0 && line.charCodeAt(end) === 0x0d) line = line.slice(0, end);
     // Blank lines carry nothing (some servers print them); JSON-RPC has no meaning for them.
-    if (line.length === 0 || line.trim().length === 0) return;
+    if (line.length === 0 || (line.charCodeAt(0) !== 0x7b && line.trim().length === 0)) return;
     this.onLine(line);
   }
 }

@@ -46,6 +46,79 @@ export interface UpstreamEvents {
   relay: ClientRequestRelay;
 }
 
+/**
+ * One forwarded tools/call awaiting its answer: its timeout, its cancellation and its settling in
+ * one object (a closure per step would be allocated, and under tsx named, on every call).
+ */
+class ForwardedCall implements PendingCall {
+  readonly promise: Promise<CallToolResult>;
+  readonly sendFailed: (err: unknown) => void;
+  private readonly onAbort: () => void;
+  private settle!: (result: CallToolResult) => void;
+  private fail!: (err: Error) => void;
+  private readonly timer: NodeJS.Timeout;
+
+  constructor(
+    private readonly id: string,
+    private readonly server: string,
+    private readonly pending: Map<string, PendingCall>,
+    private readonly transport: Transport,
+    private readonly signal: CallSignal,
+    private readonly timeoutMs: number,
+  ) {
+    this.promise = new Promise<CallToolResult>((resolve, reject) => {
+      this.settle = resolve;
+      this.fail = reject;
+    });
+    this.onAbort = () => {
+      this.finish();
+      this.cancelUpstream(String(this.signal.reason ?? 'cancelled by the client'));
+      this.fail(new Error('the call was cancelled'));
+    };
+    this.sendFailed = (err) => this.pending.get(this.id)?.reject(err as Error);
+    this.timer = setTimeout(timedOut, timeoutMs, this);
+    this.timer.unref();
+    signal.addEventListener('abort', this.onAbort, { once: true });
+    pending.set(id, this);
+  }
+
+  resolve(result: unknown): void {
+    this.finish();
+    if (isPlainTextResult(result)) {
+      this.settle(result as CallToolResult);
+      return;
+    }
+    const parsed = CallToolResultSchema.safeParse(result);
+    if (parsed.success) this.settle(result as CallToolResult);
+    else this.fail(new Error(`'${this.server}' returned an invalid tools/call result: ${parsed.error.message}`));
+  }
+
+  reject(err: Error): void {
+    this.finish();
+    this.fail(err);
+  }
+
+  timedOut(): void {
+    this.finish();
+    this.cancelUpstream('timed out');
+    this.fail(new McpError(ErrorCode.RequestTimeout, `no answer from '${this.server}' within ${this.timeoutMs} ms`));
+  }
+
+  private finish(): void {
+    this.pending.delete(this.id);
+    clearTimeout(this.timer);
+    this.signal.removeEventListener('abort', this.onAbort);
+  }
+
+  private cancelUpstream(reason: string): void {
+    this.transport.send({ jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: this.id, reason } }).catch(() => undefined);
+  }
+}
+
+function timedOut(call: ForwardedCall): void {
+  call.timedOut();
+}
+
 const BACKOFF_MS = [500, 1_000, 2_000, 5_000, 10_000, 30_000];
 const CONNECT_TIMEOUT_MS = 30_000;
 const STABLE_MS = 30_000;
@@ -111,43 +184,9 @@ export class Upstream {
     if (this.state !== 'ready' || !transport) return Promise.reject(new Error(`server '${this.name}' is unavailable`));
     if (opts.signal.aborted) return Promise.reject(new Error('the call was cancelled'));
     const id = `kavach-call-${++this.callSeq}`;
-    return new Promise<CallToolResult>((resolve, reject) => {
-      const finish = (): void => {
-        this.pending.delete(id);
-        clearTimeout(timer);
-        opts.signal.removeEventListener('abort', onAbort);
-      };
-      const onAbort = (): void => {
-        finish();
-        const reason = String(opts.signal.reason ?? 'cancelled by the client');
-        transport.send({ jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: id, reason } }).catch(() => undefined);
-        reject(new Error('the call was cancelled'));
-      };
-      const timer = setTimeout(() => {
-        finish();
-        transport.send({ jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: id, reason: 'timed out' } }).catch(() => undefined);
-        reject(new McpError(ErrorCode.RequestTimeout, `no answer from '${this.name}' within ${opts.timeoutMs} ms`));
-      }, opts.timeoutMs);
-      timer.unref();
-      opts.signal.addEventListener('abort', onAbort, { once: true });
-      this.pending.set(id, {
-        resolve: (result) => {
-          finish();
-          if (isPlainTextResult(result)) {
-            resolve(result as CallToolResult);
-            return;
-          }
-          const parsed = CallToolResultSchema.safeParse(result);
-          if (parsed.success) resolve(result as CallToolResult);
-          else reject(new Error(`'${this.name}' returned an invalid tools/call result: ${parsed.error.message}`));
-        },
-        reject: (err) => {
-          finish();
-          reject(err);
-        },
-      });
-      transport.send({ jsonrpc: '2.0', id, method: 'tools/call', params }).catch((err: unknown) => this.pending.get(id)?.reject(err as Error));
-    });
+    const call = new ForwardedCall(id, this.name, this.pending, transport, opts.signal, opts.timeoutMs);
+    transport.send({ jsonrpc: '2.0', id, method: 'tools/call', params }).catch(call.sendFailed);
+    return call.promise;
   }
 
   start(capabilities: ClientCapabilities): void {

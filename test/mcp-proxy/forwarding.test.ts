@@ -37,3 +37,23 @@ describe('what the proxy forwards upstream', () => {
     expect(result._meta).toEqual({ 'com.example/cost': 3 });
   });
 });
+
+describe('forwarded calls that go wrong upstream', () => {
+  let proxy: InProcessProxy | undefined;
+  afterEach(async () => {
+    await proxy?.close();
+    proxy = undefined;
+  });
+
+  it('a call the upstream never answers times out with an error naming the server; later calls still get their own answers', async () => {
+    const fx = new FakeUpstream([tool('slow'), tool('a')]);
+    fx.respond = (params) => (params.name === 'slow' ? (new Promise(() => undefined) as never) : { content: [{ type: 'text', text: 'fine' }] });
+    proxy = await inProcessProxy({ policy: POLICY, upstreams: { fx }, tools: { call_timeout: '50ms' } });
+    const result = await proxy.client.callTool({ name: 'fx__slow', arguments: {} });
+    expect(result.isError).toBe(true);
+    expect(JSON.stringify(result.content)).toContain("no answer from 'fx' within 50 ms");
+    // the connection is still usable, and the next answer goes to the right call
+    const next = await proxy.client.callTool({ name: 'fx__a', arguments: {} });
+    expect(next.content).toEqual([{ type: 'text', text: 'fine' }]);
+  });
+});
