@@ -1,13 +1,15 @@
 /**
  * Added latency per MCP `tools/call` through `kavach mcp`: server-everything's `echo` reached
- * directly over stdio, through a pass-through proxy built on the same SDK without a gate, and
+ * directly over stdio, through a process that only copies bytes (the floor of one stdio hop),
+ * through a pass-through proxy built on the same SDK without a gate, and
  * through kavach with signing and audit off and on. Calls are interleaved round-robin across the
  * variants so machine noise (2 shared cores) hits them all alike. Drift detection is off (a
  * benchmark is a burst far above any per-minute threshold); the session store is still consulted.
  *
- *   npx tsx bench/proxy.ts [--calls 2000] [--warmup 300] [--only direct,passthrough,kavach]
+ *   npx tsx bench/proxy.ts [--calls 2000] [--warmup 300] [--only direct,bytecopy,passthrough,kavach]
  *
- * With `--serve-passthrough` this file is itself the pass-through proxy (stdio in, stdio out).
+ * With `--serve-passthrough` (`--serve-bytecopy`) this file is itself the pass-through (byte-copying)
+ * proxy. BENCH_CPU_PROF=DIR makes each kavach process write a V8 CPU profile there.
  */
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
