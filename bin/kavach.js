@@ -15,5 +15,6 @@ if (existsSync(source)) {
 } else {
   entry = join(root, 'dist', 'cli', 'main.js');
 }
-const { main } = await import(pathToFileURL(entry).href);
+const { main, quietOnClosedPipe } = await import(pathToFileURL(entry).href);
+quietOnClosedPipe(process.argv[2]);
 process.exitCode = await main(process.argv.slice(2));

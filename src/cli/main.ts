@@ -40,8 +40,22 @@ export async function main(argv: string[]): Promise<number> {
   return mod.run(rest);
 }
 
+/**
+ * `kavach audit show log | head` closes the pipe early: that is the reader's choice, not an error.
+ * Not for `kavach mcp`, whose stdout is the protocol: its transport handles a gone client and
+ * shuts down cleanly (sealing the audit log).
+ */
+export function quietOnClosedPipe(command: string | undefined): void {
+  if (command === 'mcp') return;
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+    throw err;
+  });
+}
+
 const invokedDirectly = process.argv[1] !== undefined && import.meta.url.endsWith(process.argv[1].replace(/\\/g, '/'));
 if (invokedDirectly) {
+  quietOnClosedPipe(process.argv[2]);
   main(process.argv.slice(2)).then(
     (code) => {
       process.exitCode = code;
