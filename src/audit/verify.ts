@@ -19,6 +19,11 @@ export interface VerifyOptions {
   anchor?: CheckpointRecord | string;
   /** Fail when no checkpoint seals anything. */
   requireCheckpoint?: boolean;
+  /**
+   * Key ids allowed to seal this log. With a directory of several replicas' keys, any trusted key
+   * would otherwise do, so one compromised replica could re-seal another replica's log.
+   */
+  signers?: readonly string[];
 }
 
 export type Counts = Record<string, number>;
@@ -141,6 +146,9 @@ export async function scanAuditLog(source: string | readonly string[], opts: Sca
     for (const cp of walker.checkpoints) {
       if (chainError && cp.index >= chainError.index) break;
       await checkSignature(verifier, cp, walker.mode ?? cp.record.mode);
+      if (opts.signers && !opts.signers.includes(cp.record.kid)) {
+        throw new AuditError('WRONG_KEY', cp.index, `checkpoint was signed by key ${cp.record.kid}, which may not seal this log (allowed: ${opts.signers.join(', ')})`, { file: cp.file, line: cp.line });
+      }
       kids.add(cp.record.kid);
     }
   }

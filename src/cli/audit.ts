@@ -14,7 +14,7 @@ import { scanAuditLog, verifyAuditLog, type AuditReport } from '../audit/verify.
 import { parseArgs, stringFlag, type ParsedArgs } from './args.ts';
 
 const USAGE = `usage:
-  kavach audit verify FILE... --keys public.json [--mode hybrid|pq] [--anchor checkpoint.json] [--partial] [--json]
+  kavach audit verify FILE... --keys public.json [--signer KID[,KID]] [--mode hybrid|pq] [--anchor checkpoint.json] [--partial] [--json]
       checks every record's hash and link and every checkpoint's signature; exit 0, or 1 with the index and reason
       (a log no checkpoint signs at all fails: without a signature anyone could have written all of it)
   kavach audit show FILE [--session S] [--principal P] [--action A] [--verdict permit|refuse|invalidate]
@@ -72,6 +72,7 @@ async function verify(args: ParsedArgs): Promise<number> {
   const anchorPath = stringFlag(args, 'anchor');
   const anchor = anchorPath !== undefined ? await readFile(anchorPath, 'utf8') : undefined;
   const json = args.flags.has('json');
+  const signers = stringFlag(args, 'signer')?.split(',').map((k) => k.trim()).filter((k) => k.length > 0);
   let failed = 0;
   const results: unknown[] = [];
   for (const file of args.positionals) {
@@ -79,6 +80,7 @@ async function verify(args: ParsedArgs): Promise<number> {
       const report = await verifyAuditLog(file, keys, {
         requireCheckpoint: true,
         ...(mode ? { mode } : {}), ...(anchor !== undefined ? { anchor } : {}), ...(args.flags.has('partial') ? { partial: true } : {}),
+        ...(signers ? { signers } : {}),
       });
       if (json) results.push({ file, ok: true, report });
       else process.stdout.write(`${terminalSafe(`${file}: ok — ${summary(report)}`)}\n`);

@@ -233,3 +233,19 @@ describe('verifyAuditLog and crash leftovers', () => {
     expect((await failure(join(dir, 'missing.jsonl'))).code).toBe('NOT_FOUND');
   });
 });
+
+describe('pinning which keys may seal a log', () => {
+  it('refuses a log sealed by another trusted key when signers name only the log owner', async () => {
+    const { PublicKeyDirectory } = await import('../../src/crypto/key-directory.ts');
+    const owner = key();
+    const other = KeyPair.generate();
+    const both = PublicKeyDirectory.inMemory([owner.publicKeys(), other.publicKeys()]);
+    // Both keys are trusted: without a pin, a log sealed by either verifies.
+    expect((await verifyAuditLog(text(base), both)).checkpoints).toBeGreaterThan(0);
+    const ok = await verifyAuditLog(text(base), both, { signers: [owner.kid] });
+    expect(ok.kids).toEqual([owner.kid]);
+    const err = await failure(text(base), both, { signers: [other.kid] });
+    expect(err.code).toBe('WRONG_KEY');
+    expect(err.message).toContain('may not seal this log');
+  });
+});
