@@ -64,6 +64,8 @@ const configSchema = z.strictObject({
     policy: z.string().min(1),
     observe_only: z.boolean().default(false),
     permit_ttl: duration.optional(),
+    /** Gate `resources/read`, `resources/subscribe` and `prompts/get` too (and filter their lists). */
+    gate_resources: z.boolean().default(false),
   }),
   identity: z.strictObject({
     principal_id: z.string().min(1),
@@ -144,7 +146,7 @@ export interface HttpClientConfig extends PrincipalConfig {
 export interface ProxyConfig {
   /** Absolute path of the file this came from (undefined for an in-memory config). */
   file?: string;
-  gate: { policy: string; observeOnly: boolean; permitTtlMs?: number };
+  gate: { policy: string; observeOnly: boolean; permitTtlMs?: number; gateResources: boolean };
   /** false: no drift detection; else the gate's DriftOptions. */
   drift?: DriftOptions | false;
   identity?: PrincipalConfig;
@@ -208,7 +210,7 @@ export function parseConfig(doc: unknown, opts: { file?: string; env?: NodeJS.Pr
   }
 
   const config: ProxyConfig = {
-    gate: { policy: abs(raw.gate.policy), observeOnly: raw.gate.observe_only },
+    gate: { policy: abs(raw.gate.policy), observeOnly: raw.gate.observe_only, gateResources: raw.gate.gate_resources },
     tools: {
       showAll: raw.tools.show_all,
       pinning: raw.tools.pinning,

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Server } from '@modelcontextprotocol/sdk/server/index.js';
+import { UriTemplate } from '@modelcontextprotocol/sdk/shared/uriTemplate.js';
 import {
   CompleteResultSchema, CreateMessageResultSchema, ElicitResultSchema, ErrorCode, GetPromptResultSchema,
   ListRootsResultSchema, McpError, ReadResourceResultSchema,
@@ -8,7 +9,7 @@ import {
 import type { ActionContext } from '../engine/context.ts';
 import type { Gate } from '../engine/gate.ts';
 import { formatRefusal } from '../engine/refusal.ts';
-import type { RefuseVerdict, Verdict } from '../engine/verdict.ts';
+import type { PermitVerdict, RefuseVerdict, Verdict } from '../engine/verdict.ts';
 import type { PrincipalConfig, ProxyConfig } from './config.ts';
 import type { ToolPins } from './pinning.ts';
 import { exposeNames, type UpstreamName } from './tool-names.ts';
@@ -321,20 +322,31 @@ export class ProxyCore {
 
   // ---- prompts, resources, completions, logging --------------------------------------------
 
-  async listPrompts(): Promise<Prompt[]> {
+  /** With `gate_resources`, only the prompts the principal could be permitted to get. */
+  async listPrompts(principal: PrincipalConfig): Promise<Prompt[]> {
     await this.ready;
-    return [...this.prompts.entries()].map(([name, p]) => ({ ...p.prompt, name }));
+    const filter = this.listFilter(principal);
+    const out: Prompt[] = [];
+    for (const [name, p] of this.prompts) {
+      if (filter && !filter(`${p.upstream.name}.prompts/get`, p.prompt.name)) continue;
+      out.push({ ...p.prompt, name });
+    }
+    return out;
   }
 
-  async getPrompt(params: { name: string; arguments?: Record<string, string>; _meta?: Record<string, unknown> }, signal: AbortSignal): Promise<Record<string, unknown>> {
+  async getPrompt(session: ProxySession, params: { name: string; arguments?: Record<string, string>; _meta?: Record<string, unknown> }, signal: AbortSignal): Promise<Record<string, unknown>> {
     await this.ready;
     const entry = this.prompts.get(params.name);
     if (!entry) throw new McpError(ErrorCode.InvalidParams, `Unknown prompt: ${params.name}`);
+    let verdict: PermitVerdict | undefined;
+    if (this.config.gate.gateResources) verdict = await this.gateRequest(session, entry.upstream, 'prompts/get', entry.prompt.name, { ...params.arguments });
     const client = this.clientOf(entry.upstream);
-    return client.request({ method: 'prompts/get', params: { ...params, name: entry.prompt.name } }, GetPromptResultSchema, { signal });
+    const forwarded = withForwardedMeta({ ...params, name: entry.prompt.name }, verdict);
+    return stamped(await client.request({ method: 'prompts/get', params: forwarded }, GetPromptResultSchema, { signal }), verdict);
   }
 
-  async listResources(): Promise<Resource[]> {
+  /** With `gate_resources`, only the resources the principal could be permitted to read. */
+  async listResources(principal?: PrincipalConfig): Promise<Resource[]> {
     await this.ready;
     const all: Resource[] = [];
     const owners = new Map<string, Upstream>();
@@ -356,39 +368,108 @@ export class ProxyCore {
       }
     }));
     this.resourceOwners = owners;
-    return all;
+    const filter = principal && this.listFilter(principal);
+    if (!filter) return all;
+    // A URI listed twice is read from its first owner, so that owner's action decides.
+    return all.filter((r) => filter(`${(owners.get(r.uri) as Upstream).name}.resources/read`, r.uri));
   }
 
-  async listResourceTemplates(): Promise<ResourceTemplate[]> {
+  async listResourceTemplates(principal?: PrincipalConfig): Promise<ResourceTemplate[]> {
     await this.ready;
-    const all: ResourceTemplate[] = [];
+    const all: { t: ResourceTemplate; u: Upstream }[] = [];
     const owners = new Map<string, Upstream>();
     await Promise.all(this.resourceUpstreams().map(async (u) => {
       try {
         const page = await u.client?.listResourceTemplates();
         for (const t of page?.resourceTemplates ?? []) {
           owners.set(t.uriTemplate, u);
-          all.push(t);
+          all.push({ t, u });
         }
       } catch (err) {
         this.log(`upstream ${u.name}: resources/templates/list failed: ${(err as Error).message}`);
       }
     }));
     this.templateOwners = owners;
-    return all;
+    const filter = principal && this.listFilter(principal);
+    // A template is not a URI: its `resource` conditions are assumed satisfiable.
+    return all.filter(({ u }) => !filter || filter(`${u.name}.resources/read`)).map(({ t }) => t);
   }
 
   /** Routes by URI: the upstream that listed it, else each resource server in turn. */
-  async readResource(params: { uri: string; _meta?: Record<string, unknown> }, signal: AbortSignal): Promise<Record<string, unknown>> {
+  async readResource(session: ProxySession, params: { uri: string; _meta?: Record<string, unknown> }, signal: AbortSignal): Promise<Record<string, unknown>> {
     await this.ready;
-    return this.byUri(params.uri, (client) => client.request({ method: 'resources/read', params }, ReadResourceResultSchema, { signal }));
+    if (!this.config.gate.gateResources) {
+      const forwarded = withForwardedMeta(params, undefined);
+      return this.byUri(params.uri, (client) => client.request({ method: 'resources/read', params: forwarded }, ReadResourceResultSchema, { signal }));
+    }
+    // Gated: the read goes to one known owner only, after the gate said yes for that owner.
+    const owner = await this.ownerOf(params.uri);
+    const verdict = await this.gateRequest(session, owner, 'resources/read', params.uri, { uri: params.uri });
+    const forwarded = withForwardedMeta(params, verdict);
+    return stamped(await this.clientOf(owner).request({ method: 'resources/read', params: forwarded }, ReadResourceResultSchema, { signal }), verdict);
+  }
+
+  /**
+   * The one upstream a URI belongs to, for the gate: listed, else matched by exactly one server's
+   * templates, else the only resource server. Anything else is refused rather than tried in turn
+   * (trying would read from servers the gate never judged).
+   */
+  private async ownerOf(uri: string): Promise<Upstream> {
+    let owner = this.resourceOwners.get(uri);
+    if (owner) return owner;
+    await this.listResources();
+    owner = this.resourceOwners.get(uri);
+    if (owner) return owner;
+    await this.listResourceTemplates();
+    const matching = new Set<Upstream>();
+    for (const [template, u] of this.templateOwners) {
+      try {
+        if (new UriTemplate(template).match(uri)) matching.add(u);
+      } catch {
+        // A malformed template owns nothing.
+      }
+    }
+    const servers = this.resourceUpstreams();
+    const only = matching.size === 1 ? [...matching][0] : matching.size === 0 && servers.length === 1 ? servers[0] : undefined;
+    if (only) return only;
+    throw new McpError(ErrorCode.InvalidParams, `Resource not found: ${uri} (${matching.size > 1 ? 'several servers' : 'no server'} claim it, so it cannot be gated)`);
+  }
+
+  /** `[gate] gate_resources`: the session's principal asks the gate; a refusal is a JSON-RPC error. */
+  private async gateRequest(session: ProxySession, upstream: Upstream, method: 'resources/read' | 'resources/subscribe' | 'prompts/get', resource: string, params: Record<string, unknown>): Promise<PermitVerdict> {
+    const principal = session.principal;
+    const ctx: ActionContext = {
+      principalId: principal.principalId,
+      principalKind: principal.principalKind,
+      roles: principal.roles,
+      actionName: `${upstream.name}.${method}`,
+      resource,
+      params,
+      sessionId: session.id,
+      audience: upstream.name,
+    };
+    if (session.ip !== undefined) ctx.ip = session.ip;
+    const verdict = await this.gate.evaluate(ctx);
+    if (verdict.kind !== 'permit') throw refusalError(verdict);
+    return verdict;
+  }
+
+  /** Undefined when lists are not filtered; else whether an action (on a resource) could be permitted. */
+  private listFilter(principal: PrincipalConfig): ((action: string, resource?: string) => boolean) | undefined {
+    if (!this.config.gate.gateResources || this.config.tools.showAll || this.config.gate.observeOnly) return undefined;
+    const policies = this.gate.policies;
+    return (action, resource) => couldBePermitted(policies, principal, action, resource);
   }
 
   /** The upstream is subscribed while at least one session is; updates go to those sessions only. */
   async subscribe(session: ProxySession, method: 'resources/subscribe' | 'resources/unsubscribe', uri: string): Promise<void> {
     const sessions = this.subscribers.get(uri) ?? new Set<ProxySession>();
     if (method === 'resources/subscribe') {
-      if (sessions.size === 0) await this.byUri(uri, (client) => client.subscribeResource({ uri }));
+      if (this.config.gate.gateResources) {
+        const owner = await this.ownerOf(uri);
+        await this.gateRequest(session, owner, 'resources/subscribe', uri, { uri });
+        if (sessions.size === 0) await this.clientOf(owner).subscribeResource({ uri });
+      } else if (sessions.size === 0) await this.byUri(uri, (client) => client.subscribeResource({ uri }));
       sessions.add(session);
       this.subscribers.set(uri, sessions);
       return;
@@ -443,6 +524,10 @@ export class ProxyCore {
     }
     this.visibleCache.clear();
     this.schedule('tools');
+    if (this.config.gate.gateResources) {
+      this.schedule('prompts');
+      this.schedule('resources');
+    }
   }
 
   // -----------------------------------------------------------------------------------------
@@ -588,6 +673,29 @@ function proxyRefusal(code: ProxyRefuseCode, evaluator: string, reason: string, 
     content: [{ type: 'text', text }],
     _meta: { [VERDICT_META_KEY]: verdict },
   };
+}
+
+/** A gated resource or prompt request refused: a JSON-RPC error whose message is the refusal text. */
+export function refusalError(verdict: Exclude<Verdict, { kind: 'permit' }>): McpError {
+  const text = formatRefusal(verdict);
+  const err = new McpError(ErrorCode.InvalidRequest, text, { [VERDICT_META_KEY]: verdict });
+  // McpError prefixes "MCP error -32600: "; the client adds its own, so send the text as is.
+  err.message = text;
+  return err;
+}
+
+/** Client `_meta` minus Kavach's keys, plus the permit when the gate gave one. */
+function withForwardedMeta<P extends { _meta?: Record<string, unknown> }>(params: P, verdict: PermitVerdict | undefined): P {
+  const meta = params._meta ? withoutKavachMeta(params._meta) : undefined;
+  if (verdict?.permit === undefined) return meta === params._meta ? params : { ...params, _meta: meta };
+  return { ...params, _meta: { ...meta, [PERMIT_META_KEY]: verdict.permit } };
+}
+
+/** An upstream's result, without verdicts it made up, with the observed one in observe mode. */
+function stamped<R extends { _meta?: Record<string, unknown> }>(result: R, verdict: PermitVerdict | undefined): R {
+  if (result._meta) result._meta = withoutKavachMeta(result._meta);
+  if (verdict?.observed && verdict.observed.kind !== 'permit') result._meta = { ...result._meta, [OBSERVED_META_KEY]: verdict.observed };
+  return result;
 }
 
 export function refusalResult(verdict: Exclude<Verdict, { kind: 'permit' }>): CallToolResult {

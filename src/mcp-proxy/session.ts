@@ -43,15 +43,15 @@ export function createSession(core: ProxyCore, principal: PrincipalConfig, opts:
   });
   server.setRequestHandler(ListPromptsRequestSchema, async () => {
     start();
-    return { prompts: await core.listPrompts() };
+    return { prompts: await core.listPrompts(principal) };
   });
-  server.setRequestHandler(GetPromptRequestSchema, (request, extra) => core.getPrompt(request.params, extra.signal) as never);
+  server.setRequestHandler(GetPromptRequestSchema, (request, extra) => core.getPrompt(session, request.params, extra.signal) as never);
   server.setRequestHandler(ListResourcesRequestSchema, async () => {
     start();
-    return { resources: await core.listResources() };
+    return { resources: await core.listResources(principal) };
   });
-  server.setRequestHandler(ListResourceTemplatesRequestSchema, async () => ({ resourceTemplates: await core.listResourceTemplates() }));
-  server.setRequestHandler(ReadResourceRequestSchema, (request, extra) => core.readResource(request.params, extra.signal) as never);
+  server.setRequestHandler(ListResourceTemplatesRequestSchema, async () => ({ resourceTemplates: await core.listResourceTemplates(principal) }));
+  server.setRequestHandler(ReadResourceRequestSchema, (request, extra) => core.readResource(session, request.params, extra.signal) as never);
   server.setRequestHandler(SubscribeRequestSchema, async (request) => {
     await core.subscribe(session, 'resources/subscribe', request.params.uri);
     return {};

@@ -2,8 +2,9 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
 import { Server } from '@modelcontextprotocol/sdk/server/index.js';
 import {
-  CallToolRequestSchema, ListResourcesRequestSchema, ListToolsRequestSchema, SetLevelRequestSchema, SubscribeRequestSchema, UnsubscribeRequestSchema,
-  type CallToolResult, type Tool,
+  CallToolRequestSchema, GetPromptRequestSchema, ListPromptsRequestSchema, ListResourcesRequestSchema, ListResourceTemplatesRequestSchema, ListToolsRequestSchema,
+  McpError, ReadResourceRequestSchema, SetLevelRequestSchema, SubscribeRequestSchema, UnsubscribeRequestSchema,
+  type CallToolResult, type Prompt, type Resource, type ResourceTemplate, type Tool,
 } from '@modelcontextprotocol/sdk/types.js';
 import { Gate, type GateOptions } from '../../src/engine/gate.ts';
 import { parseConfig, type PrincipalConfig, type ProxyConfig } from '../../src/mcp-proxy/config.ts';
@@ -23,17 +24,38 @@ export class FakeUpstream {
   respond: ((params: { name: string }) => CallToolResult) | undefined;
   /** Resource subscriptions it holds, by URI. */
   readonly subscribed = new Set<string>();
+  /** Listed resources; any URI can be read (the text says which). */
+  resources: Resource[] = [];
+  resourceTemplates: ResourceTemplate[] = [];
+  prompts: Prompt[] = [];
+  /** Every resources/read and prompts/get it received. */
+  readonly reads: { uri: string; _meta?: Record<string, unknown> }[] = [];
+  readonly promptGets: { name: string; arguments?: Record<string, string>; _meta?: Record<string, unknown> }[] = [];
   server: Server | undefined;
 
-  constructor(tools: Tool[]) {
+  constructor(tools: Tool[], more: { resources?: Resource[]; resourceTemplates?: ResourceTemplate[]; prompts?: Prompt[] } = {}) {
     this.tools = tools;
+    if (more.resources) this.resources = more.resources;
+    if (more.resourceTemplates) this.resourceTemplates = more.resourceTemplates;
+    if (more.prompts) this.prompts = more.prompts;
   }
 
   /** A fresh server per connection, as a restarted process would be. */
   connect(): InMemoryTransport {
     const [ours, theirs] = InMemoryTransport.createLinkedPair();
-    const server = new Server({ name: 'fake', version: '1.0.0' }, { capabilities: { tools: { listChanged: true }, resources: { subscribe: true }, logging: {} } });
-    server.setRequestHandler(ListResourcesRequestSchema, () => ({ resources: [] }));
+    const server = new Server({ name: 'fake', version: '1.0.0' }, { capabilities: { tools: { listChanged: true }, resources: { subscribe: true }, prompts: {}, logging: {} } });
+    server.setRequestHandler(ListResourcesRequestSchema, () => ({ resources: this.resources }));
+    server.setRequestHandler(ListResourceTemplatesRequestSchema, () => ({ resourceTemplates: this.resourceTemplates }));
+    server.setRequestHandler(ReadResourceRequestSchema, (request) => {
+      this.reads.push(request.params);
+      return { contents: [{ uri: request.params.uri, text: `contents of ${request.params.uri}` }] };
+    });
+    server.setRequestHandler(ListPromptsRequestSchema, () => ({ prompts: this.prompts }));
+    server.setRequestHandler(GetPromptRequestSchema, (request) => {
+      this.promptGets.push(request.params);
+      if (!this.prompts.some((p) => p.name === request.params.name)) throw new McpError(-32602, `no prompt ${request.params.name}`);
+      return { messages: [{ role: 'user', content: { type: 'text', text: `prompt ${request.params.name}` } }] };
+    });
     server.setRequestHandler(SubscribeRequestSchema, (request) => {
       this.subscribed.add(request.params.uri);
       return {};
@@ -84,6 +106,8 @@ export async function inProcessProxy(opts: {
   pins?: Pick<ToolPins, 'load' | 'check'>;
   outcomes?: OutcomeSink;
   tools?: Record<string, unknown>;
+  /** Extra keys of the config's [gate] table (e.g. gate_resources). */
+  gate?: Record<string, unknown>;
   /** The config's [http] table (for serving Streamable HTTP in-process). */
   http?: Record<string, unknown>;
   log?: (message: string) => void;
@@ -91,7 +115,7 @@ export async function inProcessProxy(opts: {
   const servers: Record<string, unknown> = {};
   for (const name of Object.keys(opts.upstreams)) servers[name] = { command: 'unused' };
   const config = parseConfig({
-    gate: { policy: 'unused.toml' }, servers, tools: { pinning: opts.pins !== undefined, ...opts.tools }, ...(opts.http ? { http: opts.http } : {}),
+    gate: { policy: 'unused.toml', ...opts.gate }, servers, tools: { pinning: opts.pins !== undefined, ...opts.tools }, ...(opts.http ? { http: opts.http } : {}),
   });
   const gate = Gate.fromToml(opts.policy, opts.gateOptions);
   const core = new ProxyCore({
