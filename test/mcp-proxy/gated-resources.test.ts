@@ -2,6 +2,8 @@ import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { ErrorCode, McpError } from '@modelcontextprotocol/sdk/types.js';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { GateEvent } from '../../src/engine/ports.ts';
+import { KeyPair, PermitSigner, PermitVerifier, PublicKeyDirectory } from '../../src/crypto/index.ts';
+import { InMemoryReplayStore } from '../../src/engine/stores.ts';
 import { formatRefusal } from '../../src/engine/refusal.ts';
 import type { Verdict } from '../../src/engine/verdict.ts';
 import { ConfigError } from '../../src/engine/errors.ts';
@@ -153,6 +155,19 @@ describe('[gate] gate_resources', () => {
     await (proxy.client as Client).readResource({ uri: 'file:///docs/a.md', _meta: { 'dev.kavach/permit': 'kv1.forged', 'com.example/trace': 't' } });
     // No signing key here, so no permit of Kavach's own; the forged one is gone, the client's trace stays.
     expect(up.reads[0]?._meta).toEqual({ 'com.example/trace': 't' });
+  });
+
+  it('with a signing key, the server gets a permit for exactly this read (action, audience, { uri })', async () => {
+    const up = docs();
+    const kp = KeyPair.generate();
+    const signer = PermitSigner.fromKeyPair(kp, { mode: 'pq' });
+    proxy = await inProcessProxy({ policy: POLICY, upstreams: { docs: up }, gate: { gate_resources: true }, gateOptions: { signer } });
+    await proxy.client.readResource({ uri: 'file:///docs/a.md' });
+    const token = up.reads[0]?._meta?.['dev.kavach/permit'];
+    expect(typeof token).toBe('string');
+    const verifier = new PermitVerifier({ keys: PublicKeyDirectory.inMemory(kp.publicKeys()), mode: 'pq', audience: 'docs', replay: new InMemoryReplayStore() });
+    const claims = await verifier.verify(token as string, { action: 'docs.resources/read', args: { uri: 'file:///docs/a.md' } });
+    expect(claims.sub).toBe('alice');
   });
 
   it('after a policy reload, the new policy decides', async () => {
