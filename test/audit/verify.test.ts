@@ -1,7 +1,7 @@
 import { copyFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { AuditError, verifyAuditLog, type AuditErrorCode } from '../../src/audit/index.ts';
+import { AuditError, verifyAuditLog, type AuditErrorCode, type AuditKeys } from '../../src/audit/index.ts';
 import { CHECKPOINT_DOMAIN, checkpointMessage, sealRecord } from '../../src/audit/record.ts';
 import { KeyPair } from '../../src/crypto/keys.ts';
 import { signEnvelope } from '../../src/crypto/signatures.ts';
@@ -17,7 +17,7 @@ function reseal(fields: Record<string, unknown>): string {
   return sealRecord(rest).line;
 }
 
-async function failure(source: string | string[], keys = key().publicKeys(), opts = {}): Promise<AuditError> {
+async function failure(source: string | string[], keys: AuditKeys = key().publicKeys(), opts = {}): Promise<AuditError> {
   try {
     await verifyAuditLog(source, keys, opts);
   } catch (err) {
