@@ -1,20 +1,15 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
-import { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { ErrorCode, McpError } from '@modelcontextprotocol/sdk/types.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { EVERYTHING, KAVACH, REPO, cleanup, q, read, runCli, tempDir, waitFor, write } from './proxy-harness.ts';
+import { EVERYTHING, cleanup, q, read, runCli, startHttpProxy, tempDir, waitFor, write, type RunningHttpProxy } from './proxy-harness.ts';
 
 const READER_TOKEN = 'reader-token-0123456789abcdef';
 const OTHER_TOKEN = 'other-token-0123456789abcdef';
 
 describe('kavach mcp --http with [gate] gate_resources: one token may read a resource, the other is refused', () => {
   let dir: string;
-  let child: ChildProcess;
-  let stderr = '';
-  let base: string;
-  const clients: Client[] = [];
+  let proxy: RunningHttpProxy;
 
   beforeAll(async () => {
     dir = tempDir();
@@ -47,28 +42,15 @@ token = ${q(OTHER_TOKEN)}
 principal_id = "other"
 principal_kind = "agent"
 `);
-    child = spawn(process.execPath, [KAVACH, 'mcp', '--config', join(dir, 'kavach.toml'), '--http', '127.0.0.1:0'], {
-      cwd: REPO, env: process.env, stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    child.stderr?.on('data', (c: Buffer) => (stderr += c.toString()));
-    base = await waitFor('the proxy to listen', () => /listening on (http:\/\/[^\s]+)/.exec(stderr)?.[1], 30_000);
+    proxy = await startHttpProxy(join(dir, 'kavach.toml'));
   }, 60_000);
 
   afterAll(async () => {
-    for (const c of clients) await c.close().catch(() => undefined);
-    if (child && child.exitCode === null) {
-      child.kill('SIGTERM');
-      await new Promise((r) => child.once('exit', r));
-    }
+    await proxy?.close();
     cleanup(dir);
   });
 
-  async function connect(token: string): Promise<Client> {
-    const client = new Client({ name: 'gated-e2e', version: '1.0.0' });
-    await client.connect(new StreamableHTTPClientTransport(new URL(base), { requestInit: { headers: { authorization: `Bearer ${token}` } } }));
-    clients.push(client);
-    return client;
-  }
+  const connect = (token: string): Promise<Client> => proxy.connect(token, 'gated-e2e');
 
   it('lists and reads per principal; the refusal is a JSON-RPC error and lands in the audit log', async () => {
     const reader = await connect(READER_TOKEN);

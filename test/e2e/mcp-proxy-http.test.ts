@@ -1,19 +1,15 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
-import { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { EVERYTHING, KAVACH, REPO, cleanup, q, startProxy, tempDir, textOf, waitFor, write } from './proxy-harness.ts';
+import { EVERYTHING, cleanup, q, startHttpProxy, startProxy, tempDir, textOf, write, type RunningHttpProxy } from './proxy-harness.ts';
 
 const CI_TOKEN = 'ci-token-0123456789abcdef';
 const DEV_TOKEN = 'dev-token-0123456789abcdef';
 
 describe('kavach mcp --http', () => {
   let dir: string;
-  let child: ChildProcess;
-  let stderr = '';
+  let proxy: RunningHttpProxy;
   let base: string;
-  const clients: Client[] = [];
 
   beforeAll(async () => {
     dir = tempDir();
@@ -44,20 +40,12 @@ token = ${q(DEV_TOKEN)}
 principal_id = "dev"
 principal_kind = "user"
 `);
-    child = spawn(process.execPath, [KAVACH, 'mcp', '--config', join(dir, 'kavach.toml'), '--http', '127.0.0.1:0'], {
-      cwd: REPO, env: { ...process.env, CI_AGENT_TOKEN: CI_TOKEN }, stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    child.stderr?.on('data', (c: Buffer) => (stderr += c.toString()));
-    const address = await waitFor('the proxy to listen', () => /listening on (http:\/\/[^\s]+)/.exec(stderr)?.[1], 30_000);
-    base = address;
+    proxy = await startHttpProxy(join(dir, 'kavach.toml'), { CI_AGENT_TOKEN: CI_TOKEN });
+    base = proxy.base;
   }, 60_000);
 
   afterAll(async () => {
-    for (const c of clients) await c.close().catch(() => undefined);
-    if (child && child.exitCode === null) {
-      child.kill('SIGTERM');
-      await new Promise((r) => child.once('exit', r));
-    }
+    await proxy?.close();
     cleanup(dir);
   });
 
@@ -67,12 +55,7 @@ principal_kind = "user"
     body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'curl', version: '1' } } }),
   });
 
-  async function connect(token: string): Promise<Client> {
-    const client = new Client({ name: 'http-e2e', version: '1.0.0' });
-    await client.connect(new StreamableHTTPClientTransport(new URL(base), { requestInit: { headers: { authorization: `Bearer ${token}` } } }));
-    clients.push(client);
-    return client;
-  }
+  const connect = (token: string): Promise<Client> => proxy.connect(token, 'http-e2e');
 
   it('answers 401 without a token and with a wrong one', async () => {
     const none = await initialize({});

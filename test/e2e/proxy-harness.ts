@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import type { ClientCapabilities } from '@modelcontextprotocol/sdk/types.js';
 
 export const REPO = resolve(import.meta.dirname, '../..');
@@ -51,6 +52,50 @@ export async function startProxy(configPath: string, opts: { capabilities?: Clie
       await client.close().catch(() => undefined);
       await transport.close().catch(() => undefined);
     },
+  };
+}
+
+export interface RunningHttpProxy {
+  /** The address it listens on (`http://127.0.0.1:<port>/mcp`). */
+  base: string;
+  stderr: () => string;
+  /** An SDK client connected with this bearer token; closed by `close()`. */
+  connect(token: string, name?: string): Promise<Client>;
+  close(): Promise<void>;
+}
+
+/** Starts `kavach mcp --config <file> --http 127.0.0.1:0` as a real process and waits until it listens. */
+export async function startHttpProxy(configPath: string, env: Record<string, string> = {}): Promise<RunningHttpProxy> {
+  const child = spawn(process.execPath, [KAVACH, 'mcp', '--config', configPath, '--http', '127.0.0.1:0'], {
+    cwd: REPO, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let err = '';
+  child.stderr?.on('data', (c: Buffer) => (err += c.toString()));
+  const clients: Client[] = [];
+  const close = async () => {
+    for (const c of clients) await c.close().catch(() => undefined);
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGTERM');
+      await new Promise((r) => child.once('exit', r));
+    }
+  };
+  let base: string;
+  try {
+    base = await waitFor('the proxy to listen', () => /listening on (http:\/\/[^\s]+)/.exec(err)?.[1], 30_000);
+  } catch (e) {
+    await close();
+    throw e;
+  }
+  return {
+    base,
+    stderr: () => err,
+    async connect(token, name = 'http-e2e') {
+      const client = new Client({ name, version: '1.0.0' });
+      await client.connect(new StreamableHTTPClientTransport(new URL(base), { requestInit: { headers: { authorization: `Bearer ${token}` } } }));
+      clients.push(client);
+      return client;
+    },
+    close,
   };
 }
 
