@@ -3,22 +3,10 @@ import { Redis } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
 import { InMemoryRateStore, type RateCharge } from '../../src/engine/stores.ts';
 import { RedisRateStore } from '../../src/redis/index.ts';
-import { cleanup, REDIS_URL, skipRedis, uniquePrefix } from './redis-harness.ts';
+import { cleanup, prng, REDIS_URL, skipRedis, uniquePrefix } from './redis-harness.ts';
 
 const prefix = uniquePrefix('rate');
 afterAll(() => cleanup(prefix));
-
-/** Deterministic PRNG (mulberry32) so a failing sequence can be replayed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 describe.skipIf(skipRedis)('RedisRateStore', () => {
   it('answers every check-and-charge and refund exactly as the in-memory store does', async () => {

@@ -2,21 +2,10 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { InMemorySessionStore, type SessionObservation } from '../../src/engine/stores.ts';
 import type { InvalidationScope } from '../../src/engine/verdict.ts';
 import { RedisSessionStore } from '../../src/redis/index.ts';
-import { cleanup, REDIS_URL, skipRedis, uniquePrefix } from './redis-harness.ts';
+import { cleanup, prng, REDIS_URL, skipRedis, uniquePrefix } from './redis-harness.ts';
 
 const prefix = uniquePrefix('session');
 afterAll(() => cleanup(prefix));
-
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 describe.skipIf(skipRedis)('RedisSessionStore', () => {
   it('observes and invalidates exactly as the in-memory store does', async () => {
