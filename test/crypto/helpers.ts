@@ -64,3 +64,18 @@ export function throwsWith(fn: () => unknown, ...codes: string[]): void {
 export function keys(...pairs: KeyPair[]): PublicKeyBundle[] {
   return pairs.map((kp) => kp.publicKeys());
 }
+
+/**
+ * Bit flips across a hybrid signature envelope (header, key id, ML-DSA-65, Ed25519) and the code
+ * each must give: [what is hit, byte offset, expected PermitError code].
+ */
+export const ENVELOPE_FLIPS: [string, number, 'BAD_FORMAT' | 'BAD_SIGNATURE'][] = [
+  ['version byte', 0, 'BAD_FORMAT'],
+  ['mode byte', 1, 'BAD_FORMAT'],
+  ['key id', 5, 'BAD_SIGNATURE'],
+  ['first ML-DSA byte', 18, 'BAD_SIGNATURE'],
+  ['middle of ML-DSA', 1700, 'BAD_SIGNATURE'],
+  ['last ML-DSA byte', 18 + 3308, 'BAD_SIGNATURE'],
+  ['first Ed25519 byte', 18 + 3309, 'BAD_SIGNATURE'],
+  ['last Ed25519 byte', 18 + 3309 + 63, 'BAD_SIGNATURE'],
+];
