@@ -1,17 +1,18 @@
 /**
  * Added latency per MCP `tools/call` through `kavach mcp`: server-everything's `echo` reached
- * directly over stdio, through a process that only copies bytes (the floor of one stdio hop),
- * through a pass-through proxy built on the same SDK without a gate, and
+ * directly over stdio, through a C program that only copies bytes (the floor of one stdio hop on
+ * this machine; compiled from bench/relay/relay.c when `cc` is installed), through a Node process
+ * that only copies bytes (the floor for any proxy written in Node), through a pass-through proxy built on the same SDK without a gate, and
  * through kavach with signing and audit off and on. Calls are interleaved round-robin across the
  * variants so machine noise (2 shared cores) hits them all alike. Drift detection is off (a
  * benchmark is a burst far above any per-minute threshold); the session store is still consulted.
  *
- *   npx tsx bench/proxy.ts [--calls 2000] [--warmup 300] [--only direct,bytecopy,passthrough,kavach]
+ *   npx tsx bench/proxy.ts [--calls 2000] [--warmup 300] [--only direct,relay-c,bytecopy,passthrough,kavach]
  *
  * With `--serve-passthrough` (`--serve-bytecopy`) this file is itself the pass-through (byte-copying)
  * proxy. BENCH_CPU_PROF=DIR makes each kavach process write a V8 CPU profile there.
  */
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -94,6 +95,14 @@ function cpuOf(pid: number | null): { user: number; sys: number } | undefined {
   }
 }
 
+/** bench/relay/relay.c built into `dir` with the system's `cc`; '' when there is no compiler. */
+function compileRelay(dir: string): string {
+  const out = join(dir, 'relay');
+  if (existsSync(out)) return out;
+  const cc = spawnSync('cc', ['-O2', '-o', out, join(REPO, 'bench/relay/relay.c')], { encoding: 'utf8' });
+  return cc.status === 0 ? out : '';
+}
+
 function quantile(sorted: number[], q: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] as number;
 }
@@ -118,7 +127,8 @@ async function main(): Promise<void> {
 
   const specs: [string, string, () => Promise<Variant>][] = [
     ['direct', 'SDK client → server-everything', () => connect('direct', '', process.execPath, [EVERYTHING, 'stdio'], 'echo')],
-    ['bytecopy', 'copies bytes, no parsing (floor)', () => connect('bytecopy', '', process.execPath, ['--import', 'tsx', join(REPO, 'bench/proxy.ts'), '--serve-bytecopy'], 'echo')],
+    ['relay-c', 'C, copies bytes (floor of a stdio hop)', () => connect('relay-c', '', compileRelay(dir), [process.execPath, EVERYTHING, 'stdio'], 'echo')],
+    ['bytecopy', 'Node, copies bytes (floor in Node)', () => connect('bytecopy', '', process.execPath, ['--import', 'tsx', join(REPO, 'bench/proxy.ts'), '--serve-bytecopy'], 'echo')],
     ['passthrough', 'same SDK, no gate', () => connect('passthrough', '', process.execPath, ['--import', 'tsx', join(REPO, 'bench/proxy.ts'), '--serve-passthrough'], 'echo')],
     ['kavach', 'gate; signing off, audit off', () => connect('kavach', '', process.execPath, kavach(''), 'everything__echo')],
     ['kavach+sign', 'hybrid ML-DSA-65 + Ed25519 permit', () => connect('kavach+sign', '', process.execPath, kavach(keys), 'everything__echo')],
@@ -127,7 +137,7 @@ async function main(): Promise<void> {
   ];
   // Two rounds: signing burns milliseconds of CPU per call, which on a small machine would
   // starve the latency-sensitive variants if they ran side by side.
-  const rounds = [['direct', 'bytecopy', 'passthrough', 'kavach'], ['kavach', 'kavach+sign', 'kavach+audit', 'kavach+sign+audit']]
+  const rounds = [['direct', ...(compileRelay(dir) ? ['relay-c'] : []), 'bytecopy', 'passthrough', 'kavach'], ['kavach', 'kavach+sign', 'kavach+audit', 'kavach+sign+audit']]
     .map((round) => round.filter((name) => only.length === 0 || only.includes(name)))
     .filter((round) => round.length > 0);
   process.stdout.write(`\nMCP tools/call latency, echo tool, ${calls} calls per variant (interleaved within a round), node ${process.version}, ${cpus().length} cpus, load ${loadavg().map((l) => l.toFixed(2)).join(' ')}\n\n`);

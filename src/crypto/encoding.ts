@@ -17,8 +17,10 @@ export function fromBase64Url(text: string): Uint8Array | undefined {
   return new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
 }
 
+const UTF8 = new TextEncoder();
+
 export function utf8(text: string): Uint8Array {
-  return new TextEncoder().encode(text);
+  return UTF8.encode(text);
 }
 
 const STRICT_UTF8 = new TextDecoder('utf-8', { fatal: true });

@@ -5,21 +5,31 @@
  * n, so no node is ever duplicated (no CVE-2012-2459 style ambiguity), and a proof has exactly one
  * valid length for a given (index, count): the verifier consumes it exactly or refuses it.
  */
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 
 export const HASH_BYTES = 32;
-const LEAF = Buffer.from([0x00]);
-const NODE = Buffer.from([0x01]);
+const LEAF = 0x00;
+const NODE = 0x01;
 
+// One-shot hashes over one buffer: less than half the cost of a createHash chain per node, and a
+// batch of n permits hashes 2n - 1 nodes on the event loop.
 export function leafHash(leaf: Uint8Array): Uint8Array {
-  return bytes(createHash('sha256').update(LEAF).update(leaf).digest());
+  const input = Buffer.allocUnsafe(1 + leaf.length);
+  input[0] = LEAF;
+  input.set(leaf, 1);
+  return sha256(input);
 }
 
 export function nodeHash(left: Uint8Array, right: Uint8Array): Uint8Array {
-  return bytes(createHash('sha256').update(NODE).update(left).update(right).digest());
+  const input = Buffer.allocUnsafe(1 + left.length + right.length);
+  input[0] = NODE;
+  input.set(left, 1);
+  input.set(right, 1 + left.length);
+  return sha256(input);
 }
 
-function bytes(b: Buffer): Uint8Array {
+function sha256(input: Buffer): Uint8Array {
+  const b = hash('sha256', input, 'buffer') as unknown as Buffer;
   return new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
 }
 

@@ -9,13 +9,14 @@ export function canonicalJson(value: unknown): string {
   return encode(value, 0);
 }
 
-const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+// String.prototype.isWellFormed (ES2024, Node ≥ 20): false exactly when a lone surrogate is present.
+const wellFormed = (s: string): boolean => (s as unknown as { isWellFormed(): boolean }).isWellFormed();
 
 function encode(value: unknown, depth: number): string {
   if (depth > 256) throw new TypeError('canonical JSON: nesting too deep');
   switch (typeof value) {
     case 'string':
-      if (LONE_SURROGATE.test(value)) throw new TypeError('canonical JSON: lone surrogate in string');
+      if (!wellFormed(value)) throw new TypeError('canonical JSON: lone surrogate in string');
       return JSON.stringify(value);
     case 'number':
       if (!Number.isFinite(value)) throw new TypeError('canonical JSON: non-finite number');
