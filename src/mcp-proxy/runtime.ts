@@ -90,7 +90,8 @@ export async function startRuntime(config: ProxyConfig): Promise<ProxyRuntime> {
     if (config.redis) {
       const redis = await loadRedis();
       const url = config.redis.url;
-      const rate = new redis.RedisRateStore(url);
+      // Replicas share windows on Redis' clock: one replica's clock drift cannot loosen a limit.
+      const rate = new redis.RedisRateStore(url, { clock: 'redis' });
       const session = new redis.RedisSessionStore(url);
       const replay = new redis.RedisReplayStore(url);
       closers.push(rate, session, replay);

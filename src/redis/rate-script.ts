@@ -12,7 +12,7 @@
  * again from the entries, oldest first, so float error never builds up.
  *
  * KEYS: for charge i (1-based) KEYS[2i-1] = entries, KEYS[2i] = hash.
- * ARGV: now, chargeId, ttlSlackMs, then per charge: amount, max, windowMs.
+ * ARGV: now (ms, or "redis" for Redis' TIME), chargeId, ttlSlackMs, then per charge: amount, max, windowMs.
  * Reply: {1} admitted | {1, 1} admitted, already charged (repeated) |
  *        {0, index (0-based), retryAfterMs as string or false}.
  */
@@ -38,7 +38,14 @@ end
 `;
 
 export const CHARGE_SCRIPT = `${COMMON}
-local now = tonumber(ARGV[1])
+local now
+if ARGV[1] == 'redis' then
+  -- Redis' own clock, the same for every replica (scripts replicate by effects, so TIME is allowed).
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+else
+  now = tonumber(ARGV[1])
+end
 local id = ARGV[2]
 local slack = tonumber(ARGV[3])
 local n = (#ARGV - 3) / 3
@@ -125,7 +132,7 @@ for i = 1, n do
   local h = KEYS[2 * i]
   local amount = tonumber(ARGV[3 * i + 1])
   local seq = redis.call('HINCRBY', h, 'q', 1)
-  redis.call('ZADD', z, ARGV[1], ARGV[3 * i + 1] .. ' ' .. seq .. ' ' .. id)
+  redis.call('ZADD', z, fmt(now), ARGV[3 * i + 1] .. ' ' .. seq .. ' ' .. id)
   redis.call('HINCRBY', h, 'i' .. id, 1)
   if amount ~= 1 then redis.call('HINCRBY', h, 'o', 1) end
   local sums = redis.call('HMGET', h, 's', 'f')

@@ -9,6 +9,13 @@ export interface RedisRateStoreOptions extends RedisStoreOptions {
    * Redis; the window itself is always judged by the gate's `now`. Default 60 s.
    */
   ttlSlackMs?: number;
+  /**
+   * Whose clock places charges in their windows. `'gate'` (default): the `now` each gate passes
+   * in, so injected test clocks work. `'redis'`: Redis' TIME, read inside the script — one clock
+   * for every replica, so a replica whose clock runs ahead cannot see the others' charges expire
+   * early (under-counting). Use it when several replicas share limits.
+   */
+  clock?: 'gate' | 'redis';
 }
 
 const charge = new Script(CHARGE_SCRIPT);
@@ -21,18 +28,22 @@ const refund = new Script(REFUND_SCRIPT);
 export class RedisRateStore implements RateStore {
   private readonly conn: Connection;
   private readonly slack: string;
+  private readonly redisClock: boolean;
 
   constructor(clientOrUrl: RedisClientOrUrl, opts: RedisRateStoreOptions = {}) {
     this.conn = new Connection(clientOrUrl, opts);
     const slack = opts.ttlSlackMs ?? 60_000;
     if (!Number.isFinite(slack) || slack < 0) throw new TypeError('ttlSlackMs must be a number >= 0');
     this.slack = String(slack);
+    const clock = opts.clock ?? 'gate';
+    if (clock !== 'gate' && clock !== 'redis') throw new TypeError("clock must be 'gate' or 'redis'");
+    this.redisClock = clock === 'redis';
   }
 
   async checkAndCharge(charges: readonly RateCharge[], chargeId: string, now: number): Promise<ChargeResult> {
     if (charges.length === 0) return { admitted: true };
     const keys: string[] = [];
-    const args: string[] = [num(now, 'now'), chargeId, this.slack];
+    const args: string[] = [this.redisClock ? 'redis' : num(now, 'now'), chargeId, this.slack];
     for (const c of charges) {
       keys.push(...this.keysFor(c.key));
       args.push(num(c.amount, 'amount'), num(c.max, 'max'), num(c.windowMs, 'windowMs'));

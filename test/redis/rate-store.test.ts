@@ -210,4 +210,45 @@ describe.skipIf(skipRedis)('RedisRateStore', () => {
       await store.close();
     }
   });
+
+  it("with clock: 'redis', replicas whose clocks disagree by an hour still share one window", async () => {
+    const limit = { key: 'skewed', amount: 1, max: 2, windowMs: 60_000 };
+    const ahead = Date.now() + 3_600_000;
+    const behind = Date.now() - 3_600_000;
+    // The gate's clock (the default): the replica an hour ahead no longer sees the other's charge.
+    const gateA = new RedisRateStore(REDIS_URL, { keyPrefix: `${prefix}skew-gate:` });
+    const gateB = new RedisRateStore(REDIS_URL, { keyPrefix: `${prefix}skew-gate:` });
+    // Redis' clock: both place their charges at Redis' time, whatever `now` they pass.
+    const redisA = new RedisRateStore(REDIS_URL, { keyPrefix: `${prefix}skew-redis:`, clock: 'redis' });
+    const redisB = new RedisRateStore(REDIS_URL, { keyPrefix: `${prefix}skew-redis:`, clock: 'redis' });
+    try {
+      expect((await gateB.checkAndCharge([limit], 'b1', behind)).admitted).toBe(true);
+      expect((await gateB.checkAndCharge([limit], 'b2', behind)).admitted).toBe(true);
+      expect((await gateA.checkAndCharge([limit], 'a1', ahead)).admitted).toBe(true); // under-counted
+
+      expect((await redisB.checkAndCharge([limit], 'b1', behind)).admitted).toBe(true);
+      expect((await redisB.checkAndCharge([limit], 'b2', behind)).admitted).toBe(true);
+      const refused = await redisA.checkAndCharge([limit], 'a1', ahead);
+      expect(refused).toMatchObject({ admitted: false, index: 0 });
+      // Retry-after is measured on Redis' clock too: about a minute, not an hour off.
+      expect(refused.admitted === false && refused.retryAfterMs).toBeGreaterThan(55_000);
+      expect(refused.admitted === false && refused.retryAfterMs).toBeLessThanOrEqual(60_000);
+    } finally {
+      await Promise.all([gateA.close(), gateB.close(), redisA.close(), redisB.close()]);
+    }
+  });
+
+  it("with clock: 'redis', entries leave the window by Redis' time", async () => {
+    const store = new RedisRateStore(REDIS_URL, { keyPrefix: `${prefix}redis-time:`, clock: 'redis' });
+    try {
+      const limit = { key: 'short', amount: 1, max: 1, windowMs: 300 };
+      expect((await store.checkAndCharge([limit], 'x', 0)).admitted).toBe(true);
+      expect((await store.checkAndCharge([limit], 'y', 0)).admitted).toBe(false);
+      await new Promise((r) => setTimeout(r, 350));
+      expect((await store.checkAndCharge([limit], 'z', 0)).admitted).toBe(true);
+      expect(() => new RedisRateStore(REDIS_URL, { clock: 'local' as never })).toThrow(/clock/);
+    } finally {
+      await store.close();
+    }
+  });
 });
