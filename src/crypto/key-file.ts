@@ -50,7 +50,12 @@ export async function encryptSecret(secret: Uint8Array, passphrase: string, logN
   header.set(salt, 8);
   header.set(nonce, 24);
   const key = await scrypt(passphrase, salt, logN, R, P);
-  const sealed = xchacha20poly1305(key, nonce, header).encrypt(secret);
+  let sealed: Uint8Array;
+  try {
+    sealed = xchacha20poly1305(key, nonce, header).encrypt(secret);
+  } finally {
+    key.fill(0);
+  }
   const body = new Uint8Array(HEADER + sealed.length + CHECKSUM);
   body.set(header, 0);
   body.set(sealed, HEADER);
@@ -80,6 +85,8 @@ export async function decryptSecret(file: Uint8Array, passphrase: string): Promi
     return xchacha20poly1305(key, file.subarray(24, 48), file.subarray(0, HEADER)).decrypt(file.subarray(HEADER, end));
   } catch {
     throw new KeyFileError('WRONG_PASSPHRASE', 'wrong passphrase for this key file');
+  } finally {
+    key.fill(0);
   }
 }
 
@@ -89,15 +96,16 @@ export async function writeKeyFile(path: string, secret: Uint8Array, opts: KeyFi
   // Created 0600 from the start (never briefly readable), then renamed into place atomically.
   const handle = await open(tmp, 'wx', 0o600);
   try {
-    await handle.writeFile(body);
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-  try {
+    try {
+      await handle.writeFile(body);
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
     await chmod(tmp, 0o600);
     await rename(tmp, path);
   } catch (err) {
+    // A failed write (ENOSPC, EIO) must not leave a whole or partial secret beside the key file.
     await unlink(tmp).catch(() => undefined);
     throw err;
   }

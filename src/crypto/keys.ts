@@ -156,12 +156,22 @@ export class KeyPair {
 
   /** Writes the secret to `path` with mode 0600, encrypted (scrypt + XChaCha20-Poly1305) when a passphrase is given. */
   async save(path: string, opts: KeyFileOptions = {}): Promise<void> {
-    await writeKeyFile(path, this.toSecretBytes(), opts);
+    const secret = this.toSecretBytes();
+    try {
+      await writeKeyFile(path, secret, opts);
+    } finally {
+      secret.fill(0); // a copy of the seeds: do not leave it for the GC to find
+    }
   }
 
   /** Reads a key file written by `save`. Wrong passphrase, corrupt file or loose permissions → KeyFileError. */
   static async load(path: string, opts: KeyFileOptions = {}): Promise<KeyPair> {
-    return KeyPair.fromSecretBytes(await readKeyFile(path, opts));
+    const secret = await readKeyFile(path, opts);
+    try {
+      return KeyPair.fromSecretBytes(secret);
+    } finally {
+      secret.fill(0); // fromSecretBytes copied the seeds it keeps
+    }
   }
 
   /** @internal signing keys for signatures.ts */

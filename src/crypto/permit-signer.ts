@@ -66,7 +66,14 @@ export class PermitSigner implements PermitIssuer {
       const signRoot = pool
         ? (message: Uint8Array) => pool.signEnvelope(kp, this.mode, BATCH_DOMAIN, message)
         : (message: Uint8Array) => signEnvelope(kp, this.mode, BATCH_DOMAIN, message);
-      this.#batcher = new PermitBatcher(signRoot, opts.batch, opts.batch.concurrency ?? Math.max(1, (pool?.size ?? 1) - 1));
+      try {
+        this.#batcher = new PermitBatcher(signRoot, opts.batch, opts.batch.concurrency ?? Math.max(1, (pool?.size ?? 1) - 1));
+      } catch (err) {
+        // No signer comes out of this constructor to close: give the shared pool back now, or its
+        // user count never reaches zero and it (with this key in its workers) outlives every signer.
+        if (this.#sharedPool) SigningPool.releaseShared(pool as SigningPool, kp.kid).catch(() => undefined);
+        throw err;
+      }
     }
   }
 

@@ -93,7 +93,15 @@ export function splitToken(token: string): SplitToken {
   }
   const claims = result.data as PermitClaims;
   // Re-encoding must give the same bytes: no duplicate keys, whitespace or alternative spellings.
-  if (canonicalJson(claims) !== json) throw new PermitError('BAD_FORMAT', 'claims are not in canonical JSON');
+  // canonicalJson throws on what it cannot encode (a lone surrogate escaped in a claim string):
+  // that is a malformed token too, and must surface as BAD_FORMAT, not as a stray TypeError.
+  let canonical: string;
+  try {
+    canonical = canonicalJson(claims);
+  } catch (err) {
+    throw new PermitError('BAD_FORMAT', `claims cannot be canonical JSON: ${(err as Error).message}`);
+  }
+  if (canonical !== json) throw new PermitError('BAD_FORMAT', 'claims are not in canonical JSON');
   if (parts.length === 4) return { claims, claimsBytes, proof: parts[2] as string, signatures: parts[3] as string };
   return { claims, claimsBytes, signatures: parts[2] as string };
 }

@@ -1,0 +1,134 @@
+// Defects found in the 2026-11-26 review of src/crypto; each test failed before its fix.
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { PermitError } from '../../src/crypto/errors.ts';
+import { KeyPair } from '../../src/crypto/keys.ts';
+import { encodeProof, rootMessage } from '../../src/crypto/batch-proof.ts';
+import { buildTree } from '../../src/crypto/merkle.ts';
+import { PermitSigner } from '../../src/crypto/permit-signer.ts';
+import { joinBatchToken } from '../../src/crypto/permit-token.ts';
+import { PermitVerifier } from '../../src/crypto/permit-verifier.ts';
+import { SigningPool } from '../../src/crypto/signing-pool.ts';
+import { signEnvelope } from '../../src/crypto/signatures.ts';
+import { T0, b64, forge } from './helpers.ts';
+import { utf8 } from '../../src/crypto/encoding.ts';
+
+// Lets one test make fsync fail after the temporary key file was written; off for everything else.
+const fault = vi.hoisted(() => ({ failSync: false }));
+vi.mock('node:fs/promises', async (importOriginal) => {
+  const orig = await importOriginal<typeof import('node:fs/promises')>();
+  return {
+    ...orig,
+    open: async (...args: Parameters<typeof orig.open>) => {
+      const handle = await orig.open(...args);
+      if (fault.failSync) handle.sync = async () => { throw new Error('EIO: simulated fsync failure'); };
+      return handle;
+    },
+  };
+});
+
+let kp: KeyPair;
+let dir: string;
+const now = T0;
+
+beforeAll(async () => {
+  kp = KeyPair.generate({ now: T0 });
+  dir = await mkdtemp(join(tmpdir(), 'kavach-review-'));
+});
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+afterEach(() => {
+  fault.failSync = false;
+  vi.restoreAllMocks();
+});
+
+/** Claims JSON exactly as the signer lays it out (canonical key order), with `sub` spelled by hand. */
+function claimsJson(subJson: string): string {
+  return `{"act":"fs.read","args":"${'A'.repeat(43)}","eid":"e-1","exp":${now + 30_000},"iat":${now},` +
+    `"iss":"kavach","jti":"${'j'.repeat(22)}","kid":"${kp.kid}","knd":"agent","sub":${subJson},"v":1}`;
+}
+
+async function caught(p: Promise<unknown>): Promise<unknown> {
+  try {
+    await p;
+  } catch (err) {
+    return err;
+  }
+  return undefined;
+}
+
+describe('claims with an escaped lone surrogate', () => {
+  // JSON.parse turns "\udc00" into a lone surrogate; canonicalJson refuses to encode one and threw a
+  // TypeError straight out of verify(): no stable code (the MCP guard reported VERIFY_FAILED, the
+  // CLI exited 2), and reachable by anyone, before any signature check.
+  const verifier = () => new PermitVerifier({ keys: kp.publicKeys(), mode: 'hybrid', clock: () => now });
+
+  it('are BAD_FORMAT in a single-signed token, even when validly signed', async () => {
+    const token = await forge(kp, 'hybrid', utf8(claimsJson('"\\udc00"')));
+    const err = await caught(verifier().verify(token));
+    expect(err).toBeInstanceOf(PermitError);
+    expect((err as PermitError).code).toBe('BAD_FORMAT');
+  });
+
+  it('are BAD_FORMAT in a batch token, even when validly signed', async () => {
+    const leaf = utf8(claimsJson('"x\\ud800"'));
+    const { root, paths } = buildTree([leaf]);
+    const envelope = await signEnvelope(kp, 'hybrid', 'permit-batch', rootMessage(1, root));
+    const token = joinBatchToken(leaf, b64(encodeProof(1, 0, paths[0] as Uint8Array[])), envelope);
+    const err = await caught(verifier().verify(token));
+    expect(err).toBeInstanceOf(PermitError);
+    expect((err as PermitError).code).toBe('BAD_FORMAT');
+  });
+
+  it('control: the same route with a well-formed sub verifies', async () => {
+    const token = await forge(kp, 'hybrid', utf8(claimsJson('"alice"')));
+    expect((await verifier().verify(token)).sub).toBe('alice');
+  });
+});
+
+describe('a PermitSigner whose batch options are refused', () => {
+  // The constructor took a reference on the process-wide signing pool before validating the batch
+  // options, and threw without giving it back: the pool (workers + this key) never closed again.
+  it('does not keep a hold on the shared signing pool', async () => {
+    expect(() => PermitSigner.fromKeyPair(kp, { mode: 'pq', batch: { maxSize: 0 } })).toThrow(TypeError);
+    const signer = PermitSigner.fromKeyPair(kp, { mode: 'pq' });
+    const shared = signer.pool as SigningPool;
+    await signer.close();
+    // The last real user is gone, so the shared pool must be closed.
+    await expect(shared.signEnvelope(kp, 'pq', 'permit', new Uint8Array(1))).rejects.toThrow(/closed/);
+  });
+});
+
+describe('secret key material', () => {
+  it('save() wipes the secret bytes it wrote (plain and encrypted)', async () => {
+    const spy = vi.spyOn(KeyPair.prototype, 'toSecretBytes');
+    await kp.save(join(dir, 'plain.key'));
+    await kp.save(join(dir, 'sealed.key'), { passphrase: 'pw', scryptLogN: 14 });
+    expect(spy).toHaveBeenCalledTimes(2);
+    for (const r of spy.mock.results) expect((r.value as Uint8Array).every((b) => b === 0)).toBe(true);
+  });
+
+  it('load() wipes the secret bytes it read, and the loaded key still signs as before', async () => {
+    await kp.save(join(dir, 'plain2.key'));
+    await kp.save(join(dir, 'sealed2.key'), { passphrase: 'pw', scryptLogN: 14 });
+    const spy = vi.spyOn(KeyPair, 'fromSecretBytes');
+    const a = await KeyPair.load(join(dir, 'plain2.key'));
+    const b = await KeyPair.load(join(dir, 'sealed2.key'), { passphrase: 'pw' });
+    expect(a.kid).toBe(kp.kid);
+    expect(b.kid).toBe(kp.kid);
+    expect(a.publicKeys()).toEqual(kp.publicKeys());
+    expect(spy).toHaveBeenCalledTimes(2);
+    for (const [bytes] of spy.mock.calls) expect((bytes as Uint8Array).every((x) => x === 0)).toBe(true);
+  });
+
+  it('a failed write leaves no temporary copy of the secret beside the key file', async () => {
+    const sub = await mkdtemp(join(dir, 'fail-'));
+    fault.failSync = true;
+    await expect(kp.save(join(sub, 'secret.key'))).rejects.toThrow(/EIO/);
+    fault.failSync = false;
+    expect(await readdir(sub)).toEqual([]);
+  });
+});
