@@ -88,7 +88,9 @@ export class SigningPool {
   #crashNext = false;
 
   constructor(opts: SigningPoolOptions = {}) {
-    const size = opts.size ?? availableParallelism();
+    // Default: one thread per core, capped at the largest pool allowed (a 384-core host must not
+    // make every default PermitSigner throw).
+    const size = opts.size ?? Math.min(availableParallelism(), 256);
     const perWorker = opts.perWorker ?? 2;
     if (!Number.isSafeInteger(size) || size < 1 || size > 256) throw new TypeError('SigningPool size must be an integer from 1 to 256');
     if (!Number.isSafeInteger(perWorker) || perWorker < 1 || perWorker > 64) throw new TypeError('SigningPool perWorker must be an integer from 1 to 64');

@@ -16,7 +16,11 @@ import { T0, b64, forge } from './helpers.ts';
 import { utf8 } from '../../src/crypto/encoding.ts';
 
 // Lets one test make fsync fail after the temporary key file was written; off for everything else.
-const fault = vi.hoisted(() => ({ failSync: false }));
+const fault = vi.hoisted(() => ({ failSync: false, cores: undefined as number | undefined }));
+vi.mock('node:os', async (importOriginal) => {
+  const orig = await importOriginal<typeof import('node:os')>();
+  return { ...orig, availableParallelism: () => fault.cores ?? orig.availableParallelism() };
+});
 vi.mock('node:fs/promises', async (importOriginal) => {
   const orig = await importOriginal<typeof import('node:fs/promises')>();
   return {
@@ -42,6 +46,7 @@ afterAll(async () => {
 });
 afterEach(() => {
   fault.failSync = false;
+  fault.cores = undefined;
   vi.restoreAllMocks();
 });
 
@@ -99,6 +104,27 @@ describe('a PermitSigner whose batch options are refused', () => {
     await signer.close();
     // The last real user is gone, so the shared pool must be closed.
     await expect(shared.signEnvelope(kp, 'pq', 'permit', new Uint8Array(1))).rejects.toThrow(/closed/);
+  });
+});
+
+describe('the default signing pool size', () => {
+  // size defaulted to availableParallelism() and sizes above 256 are refused, so on a host with
+  // more cores `new SigningPool()` — and every PermitSigner on the shared pool — threw.
+  it('is capped at the largest allowed pool on a host with more cores than that', async () => {
+    fault.cores = 384;
+    const pool = new SigningPool();
+    expect(pool.size).toBe(256);
+    await pool.close();
+    const signer = PermitSigner.fromKeyPair(kp, { mode: 'pq' });
+    expect(signer.pool?.size).toBe(256);
+    await signer.close();
+  });
+
+  it('is one per core below the cap', async () => {
+    fault.cores = 3;
+    const pool = new SigningPool();
+    expect(pool.size).toBe(3);
+    await pool.close();
   });
 });
 
