@@ -5,7 +5,7 @@
  * A module exports `run(argv: string[]): Promise<number>` (the exit code).
  */
 const COMMANDS: Record<string, { module: string; summary: string }> = {
-  policy: { module: 'policy', summary: 'check FILE | explain FILE --context ctx.json' },
+  policy: { module: 'policy', summary: 'check FILE... | explain FILE --context ctx.json' },
   keygen: { module: 'keygen', summary: '--out DIR [--passphrase-env VAR]' },
   permit: { module: 'permit', summary: 'verify TOKEN --keys public.json [--audience A] [--action X]' },
   audit: { module: 'audit', summary: 'verify | show | stats | report' },

@@ -2,13 +2,14 @@ import { readFile } from 'node:fs/promises';
 import { extname } from 'node:path';
 import { validateContext, ContextError } from '../engine/context.ts';
 import { PolicyError } from '../engine/errors.ts';
-import { Gate } from '../engine/gate.ts';
+import { Gate, type GateOptions } from '../engine/gate.ts';
+import { InMemorySessionStore, type SessionState, type SessionStore } from '../engine/stores.ts';
 import { explainPolicies } from '../engine/policy/explain.ts';
 import { formatRefusal } from '../engine/refusal.ts';
 import { parseArgs, stringFlag } from './args.ts';
 
 const USAGE = `usage:
-  kavach policy check FILE                          validate a policy file and summarise it
+  kavach policy check FILE...                       validate policy files and summarise them
   kavach policy explain FILE --context ctx.json [--json]
                                                     the verdict for one context, and why
 `;
@@ -21,37 +22,46 @@ export async function run(argv: string[]): Promise<number> {
   return 2;
 }
 
-async function loadGate(file: string): Promise<Gate> {
+async function loadGate(file: string, opts: GateOptions = {}): Promise<Gate> {
   if (!['.toml', '.json'].includes(extname(file).toLowerCase())) throw new PolicyError('', 'policy file must end in .toml or .json');
-  return Gate.fromFile(file, { drift: false });
+  return Gate.fromFile(file, { drift: false, ...opts });
 }
 
+/** A user mistake in one line, never a stack: a PolicyError names its path, a read error its file. */
+const problem = (err: unknown): string => (err instanceof Error ? err.message : String(err));
+
+/** Checks every file given (`kavach policy check policies/*.toml`); exit 1 if any is bad. */
 async function check(argv: string[]): Promise<number> {
-  const args = parseArgs(argv);
-  const file = args.positionals[0];
-  if (!file) {
+  const files = parseArgs(argv).positionals;
+  if (files.length === 0) {
     process.stderr.write(USAGE);
     return 2;
   }
+  let status = 0;
+  for (const file of files) if (!(await checkOne(file))) status = 1;
+  return status;
+}
+
+async function checkOne(file: string): Promise<boolean> {
+  let gate: Gate;
   try {
-    const gate = await loadGate(file);
-    const set = gate.policies;
-    const permits = set.policies.filter((p) => p.effect === 'permit').length;
-    const limited = set.policies.filter((p) => p.stateful.length > 0).length;
-    process.stdout.write(
-      `${file}: OK\n  ${set.size} ${set.size === 1 ? 'policy' : 'policies'} (${permits} permit, ${set.size - permits} refuse, ${limited} with rate limits or budgets), combining ${set.combining}\n`,
-    );
-    if (set.size === 0) process.stdout.write('  note: no policies — every call will be refused (kill switch)\n');
-    for (const p of set.policies) {
-      process.stdout.write(`  - ${p.effect.padEnd(6)} ${p.name}${set.combining === 'first-match' ? ` (priority ${p.priority})` : ''}: ${p.conditions.map((c) => c.describe).join('; ') || 'always'}\n`);
-    }
-    await gate.close();
-    return 0;
+    gate = await loadGate(file);
   } catch (err) {
-    const message = err instanceof PolicyError ? err.message : (err as Error).message;
-    process.stderr.write(`${file}: invalid policy\n  ${message}\n`);
-    return 1;
+    process.stderr.write(`${file}: invalid policy\n  ${problem(err)}\n`);
+    return false;
   }
+  const set = gate.policies;
+  const permits = set.policies.filter((p) => p.effect === 'permit').length;
+  const limited = set.policies.filter((p) => p.stateful.length > 0).length;
+  process.stdout.write(
+    `${file}: OK\n  ${set.size} ${set.size === 1 ? 'policy' : 'policies'} (${permits} permit, ${set.size - permits} refuse, ${limited} with rate limits or budgets), combining ${set.combining}\n`,
+  );
+  if (set.size === 0) process.stdout.write('  note: no policies — every call will be refused (kill switch)\n');
+  for (const p of set.policies) {
+    process.stdout.write(`  - ${p.effect.padEnd(6)} ${p.name}${set.combining === 'first-match' ? ` (priority ${p.priority})` : ''}: ${p.conditions.map((c) => c.describe).join('; ') || 'always'}\n`);
+  }
+  await gate.close();
+  return true;
 }
 
 async function explain(argv: string[]): Promise<number> {
@@ -62,19 +72,38 @@ async function explain(argv: string[]): Promise<number> {
     process.stderr.write(USAGE);
     return 2;
   }
+  // One instant for the verdict and the traces, and the session state the evaluation saw, so
+  // that the traces explain the verdict (session_age_max, time_window) instead of contradicting it.
+  const now = Date.now();
+  const sessions = new InMemorySessionStore();
+  let seen: SessionState | undefined;
+  const recorder: SessionStore = {
+    observe: async (obs) => {
+      const result = await sessions.observe(obs);
+      if (!result.invalid) seen = result.session;
+      return result;
+    },
+    invalidate: (scope, reason, at) => sessions.invalidate(scope, reason, at),
+  };
   let gate: Gate;
   let rawCtx: unknown;
   try {
-    gate = await loadGate(file);
+    gate = await loadGate(file, { clock: () => now, stores: { session: recorder } });
+  } catch (err) {
+    process.stderr.write(`${file}: invalid policy\n  ${problem(err)}\n`);
+    return 1;
+  }
+  try {
     rawCtx = JSON.parse(await readFile(ctxFile, 'utf8'));
   } catch (err) {
-    process.stderr.write(`${(err as Error).message}\n`);
+    process.stderr.write(`${ctxFile}: cannot read the context\n  ${problem(err)}\n`);
+    await gate.close();
     return 1;
   }
   const verdict = await gate.evaluate(rawCtx as never);
   let traces: ReturnType<typeof explainPolicies> = [];
   try {
-    traces = explainPolicies(gate.policies, validateContext(rawCtx), Date.now());
+    traces = explainPolicies(gate.policies, validateContext(rawCtx), now, seen);
   } catch (err) {
     if (!(err instanceof ContextError)) throw err;
   }

@@ -9,7 +9,35 @@ export function hostPatternProblem(pattern: string): string | undefined {
   if (!/^(\*\.)?[a-z0-9-]+(\.[a-z0-9-]+)*$|^\[[0-9a-f:.]+\]$|^\d+\.\d+\.\d+\.\d+$/.test(pattern)) {
     return `"${pattern}" is not a host name (lower case, optional leading "*.")`;
   }
+  // Hosts are compared as the URL parser spells them: `127.1`, `0x7f.1` and `2130706433` all
+  // parse to `127.0.0.1`, so a pattern spelt any other way would silently never match.
+  const wildcard = pattern.startsWith('*.');
+  const name = wildcard ? pattern.slice(2) : pattern;
+  let parsed: string;
+  try {
+    parsed = new URL(`http://${name}/`).hostname;
+  } catch {
+    return `"${pattern}" is not a host name`;
+  }
+  const canonical = canonicalHost(parsed);
+  if (wildcard && (isIpLiteral(canonical) || /^(\d+|0x[0-9a-f]*)$/.test(name.slice(name.lastIndexOf('.') + 1)))) {
+    return `"${pattern}": a wildcard covers names, not IP addresses`;
+  }
+  if (canonical !== name) return `"${pattern}" never equals a parsed URL host; write "${wildcard ? '*.' : ''}${canonical}"`;
   return undefined;
+}
+
+/** An IPv4-mapped IPv6 literal (`[::ffff:7f00:1]`) reaches the IPv4 address: judge it as that. */
+function canonicalHost(hostname: string): string {
+  const mapped = /^\[::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})\]$/.exec(hostname);
+  if (!mapped) return hostname;
+  const hi = parseInt(mapped[1] as string, 16);
+  const lo = parseInt(mapped[2] as string, 16);
+  return `${hi >> 8}.${hi & 255}.${lo >> 8}.${lo & 255}`;
+}
+
+function isIpLiteral(host: string): boolean {
+  return host.startsWith('[') || /^\d+\.\d+\.\d+\.\d+$/.test(host);
 }
 
 export function compileHostPatterns(patterns: readonly string[]): Matcher {
@@ -40,7 +68,8 @@ export function urlHostAllowed(value: unknown, hostAllowed: Matcher, schemes: re
   if (url.username !== '' || url.password !== '') return undefined;
   let host = url.hostname.toLowerCase();
   if (host.endsWith('.')) host = host.slice(0, -1);
-  // `https://.example.com` would match `*.example.com` with an empty label: no real host.
-  if (host === '' || host.startsWith('.') || host.includes('..')) return undefined;
-  return hostAllowed(host);
+  // `https://.example.com` would match `*.example.com` with an empty label, `example.com..` is
+  // `example.com` to some resolvers and not to others: no one real host.
+  if (host === '' || host.startsWith('.') || host.endsWith('.') || host.includes('..')) return undefined;
+  return hostAllowed(canonicalHost(host));
 }

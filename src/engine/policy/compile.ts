@@ -48,6 +48,8 @@ function codePointsAtMost(s: string, max: number): boolean {
   return true;
 }
 
+const isAscii = (s: string): boolean => /^[\x00-\x7f]*$/.test(s);
+
 function list(items: readonly unknown[]): string {
   return items.map((i) => JSON.stringify(i)).join(', ');
 }
@@ -183,8 +185,17 @@ const BUILDERS: Record<string, (value: never, polarity: Polarity) => Condition> 
     const excluded = v.exclude ? compileGlobs(v.exclude) : () => false;
     const but = v.exclude ? `, none matching ${list(v.exclude)}` : '';
     // A value that is not one canonical absolute path cannot be judged (see isCanonicalPath).
-    return fieldCondition('path_within', v.field, `${v.field} is a path (or list of paths) inside ${list(roots)}${but}`,
-      (x) => (isCanonicalPath(x) ? pathWithin(x, roots) && !excluded(x) : undefined), polarity, { listable: true });
+    const judge = (p: string): boolean => pathWithin(p, roots) && !excluded(p);
+    return fieldCondition('path_within', v.field, `${v.field} is a path (or list of paths) inside ${list(roots)}${but}`, (x) => {
+      if (!isCanonicalPath(x)) return undefined;
+      const verdict = judge(x);
+      // Look-alikes (U+2025 two-dot leader, fullwidth U+FF0E dots, U+FF0F slash) become `..` and
+      // `/` wherever a tool or OS folds compatibility forms (NFKC, Windows "best fit"): a path
+      // that reads differently folded cannot be judged.
+      if (isAscii(x)) return verdict;
+      const folded = x.normalize('NFKC');
+      return folded === x || (isCanonicalPath(folded) && judge(folded) === verdict) ? verdict : undefined;
+    }, polarity, { listable: true });
   },
   url_host_in: (v: { field: string; hosts: string[]; schemes?: string[] }, polarity: Polarity) => {
     const hostAllowed = compileHostPatterns(v.hosts);

@@ -84,6 +84,12 @@ export function parsePolicyDocument(doc: unknown): PolicySetSpec {
   });
   const invariantKey = top.invariant ? 'invariant' : 'invariants';
   const invariants = (top.invariant ?? top.invariants ?? []).map((raw, i) => parseInvariant(raw, `${invariantKey}[${i}]`));
+  const names = new Map<string, number>();
+  invariants.forEach((inv, i) => {
+    const first = names.get(inv.name);
+    if (first !== undefined) throw new PolicyError(`${invariantKey}[${i}].name`, `duplicate invariant name "${inv.name}" (also ${invariantKey}[${first}])`);
+    names.set(inv.name, i);
+  });
   return { combining: top.combining ?? 'deny-overrides', policies, invariants };
 }
 
@@ -148,6 +154,12 @@ export function parseInvariant(raw: unknown, path: string): FileInvariantSpec {
   const { name, description, actions, ...rest } = record;
   if (typeof name !== 'string' || name.length === 0) throw new PolicyError(`${path}.name`, 'must be a non-empty string');
   if (description !== undefined && typeof description !== 'string') throw new PolicyError(`${path}.description`, 'must be a string');
+  // A misspelt key beside a rule (`descripton`, `action`) is the mistake to name, not "two keys".
+  const keys = Object.keys(rest);
+  const stray = keys.find((k) => !INVARIANT_RULES.includes(k));
+  if (stray !== undefined && keys.some((k) => INVARIANT_RULES.includes(k))) {
+    throw new PolicyError(`${path}.${stray}`, `unknown key${suggest(stray, ['name', 'description', 'actions', ...INVARIANT_RULES])}`);
+  }
   const key = singleKey(rest, path, 'invariant rule', INVARIANT_RULES);
   const schema = INVARIANT_SCHEMAS[key as keyof typeof INVARIANT_SCHEMAS];
   const spec = { name, [key]: parseAt(schema, rest[key], `${path}.${key}`) } as FileInvariantSpec;

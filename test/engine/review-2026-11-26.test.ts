@@ -1,0 +1,192 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import fc from 'fast-check';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { PolicyError, parsePolicyDocument } from '../../src/engine/index.ts';
+import { compileHostPatterns, hostPatternProblem, urlHostAllowed } from '../../src/engine/conditions/url-host.ts';
+import { run as policyCli } from '../../src/cli/policy.ts';
+import { gateOf, outcome } from './helpers.ts';
+
+const call = (params: Record<string, unknown>) => ({ principalId: 'bot', principalKind: 'agent' as const, actionName: 'web.fetch', params });
+
+/** allow_all beside one refuse policy: what the refuse policy matches is refused. */
+const guarded = (conditions: object[]) =>
+  gateOf({ policies: [{ name: 'allow_all', effect: 'permit', conditions: [] }, { name: 'guard', effect: 'refuse', conditions }] });
+const allowing = (conditions: object[]) => gateOf({ policies: [{ name: 'allow', effect: 'permit', conditions }] });
+
+function loadError(doc: object): PolicyError {
+  try {
+    parsePolicyDocument(doc);
+  } catch (err) {
+    if (err instanceof PolicyError) return err;
+    throw err;
+  }
+  throw new Error('loaded');
+}
+
+describe('url_host_in reads an IPv4-mapped IPv6 literal as the IPv4 address it reaches', () => {
+  it('a refuse on the metadata address also refuses its [::ffff:…] spelling', async () => {
+    const gate = guarded([{ url_host_in: { field: 'url', hosts: ['169.254.169.254', '127.0.0.1'] } }]);
+    for (const url of ['http://169.254.169.254/latest/meta-data', 'http://[::ffff:169.254.169.254]/latest', 'http://[::ffff:a9fe:a9fe]/', 'http://[0:0:0:0:0:ffff:7f00:1]:8080/']) {
+      expect(await outcome(gate, call({ url })), url).toBe('POLICY_DENIED');
+    }
+    expect(await outcome(gate, call({ url: 'http://[::1]/' }))).toBe('permit');
+  });
+
+  it('property: a v4-mapped literal is judged exactly as the dotted address, in an allow-list too', () => {
+    fc.assert(fc.property(fc.ipV4(), fc.ipV4(), fc.boolean(), (ip, other, hex) => {
+      const allowed = compileHostPatterns([ip === other ? '10.9.8.7' : other, ip]);
+      const parts = ip.split('.').map(Number) as [number, number, number, number];
+      const h = (a: number, b: number) => ((a << 8) | b).toString(16);
+      const mapped = hex ? `[::ffff:${h(parts[0], parts[1])}:${h(parts[2], parts[3])}]` : `[::ffff:${ip}]`;
+      expect(urlHostAllowed(`http://${mapped}/`, allowed, ['http'])).toBe(true);
+      expect(urlHostAllowed(`http://${mapped}/`, compileHostPatterns([other]), ['http'])).toBe(ip === other);
+    }));
+  });
+});
+
+describe('url_host_in host patterns are spelt the way a parsed URL spells its host', () => {
+  it.each([
+    ['127.000.000.001', '127.0.0.1'],
+    ['2130706433', '127.0.0.1'],
+    ['0x7f.1', '127.0.0.1'],
+    ['127.1', '127.0.0.1'],
+    ['1.2.3', '1.2.0.3'],
+    ['[0:0:0:0:0:0:0:1]', '[::1]'],
+    ['[::ffff:127.0.0.1]', '127.0.0.1'],
+  ])('refuses %j, which no URL host ever equals, and names %j', (pattern, canonical) => {
+    const err = loadError({ policies: [{ name: 'p', effect: 'refuse', conditions: [{ url_host_in: { field: 'u', hosts: ['example.com', pattern] } }] }] });
+    expect(err.path).toBe('policies[0].conditions[0].url_host_in.hosts[1]');
+    expect(err.message).toContain(`"${canonical}"`);
+  });
+
+  it('refuses a wildcard over IP addresses (*.0.0.1 would match 127.0.0.1)', () => {
+    for (const pattern of ['*.0.0.1', '*.123', '*.0x7f']) {
+      expect(loadError({ policies: [{ name: 'p', effect: 'permit', conditions: [{ url_host_in: { field: 'u', hosts: [pattern] } }] }] }).path).toBe('policies[0].conditions[0].url_host_in.hosts[0]');
+    }
+  });
+
+  it('property: every exact pattern the loader accepts is matched by a URL naming that host', () => {
+    const label = fc.oneof(
+      fc.stringMatching(/^[a-z0-9-]{1,8}$/),
+      fc.stringMatching(/^(0|0x[0-9a-f]{1,3}|[0-9]{1,4}|0[0-7]{1,3})$/),
+    );
+    fc.assert(fc.property(fc.array(label, { minLength: 1, maxLength: 5 }), (labels) => {
+      const pattern = labels.join('.');
+      fc.pre(hostPatternProblem(pattern) === undefined);
+      expect(urlHostAllowed(`http://${pattern}/`, compileHostPatterns([pattern]), ['http'])).toBe(true);
+    }), { numRuns: 2000 });
+  });
+
+  it('still takes ordinary names, punycode, IPv4 and bracketed IPv6 as they are', () => {
+    for (const p of ['example.com', '*.example.com', 'xn--mnchen-3ya.de', 'a--b.example', '10.0.0.1', '[::1]', '[2001:db8::1]', 'localhost']) {
+      expect(hostPatternProblem(p), p).toBeUndefined();
+    }
+  });
+});
+
+describe('url_host_in: a host with an empty last label cannot be judged', () => {
+  it('https://example.com../ is refused by a refuse on example.com and fails an allow-list', async () => {
+    expect(await outcome(guarded([{ url_host_in: { field: 'url', hosts: ['example.com'] } }]), call({ url: 'https://example.com../' }))).toBe('POLICY_DENIED');
+    expect(await outcome(allowing([{ url_host_in: { field: 'url', hosts: ['example.com'] } }]), call({ url: 'https://example.com../' }))).toBe('NO_POLICY_MATCH');
+  });
+});
+
+describe('path_within: a path whose compatibility form (NFKC) reads differently cannot be judged', () => {
+  const inside = [{ path_within: { field: 'path', roots: ['/work'], exclude: ['*/.env'] } }];
+  it('look-alike dots and letters do not pass an allow-list or walk around a deny', async () => {
+    for (const path of ['/work/\u2025/etc/passwd', '/work/\uff0e\uff0e/etc/passwd', '/work/\uff0eenv', '/work/a\uff0f..\uff0fb']) {
+      expect(await outcome(allowing(inside), call({ path })), path).toBe('NO_POLICY_MATCH');
+    }
+    const deny = guarded([{ path_within: { field: 'path', roots: ['/etc'] } }]);
+    expect(await outcome(deny, call({ path: '/\uff45tc/passwd' }))).toBe('POLICY_DENIED');
+    expect(await outcome(deny, call({ path: '/work/caf\u00e9' }))).toBe('permit');
+  });
+
+  it('non-ASCII names that read the same either way still pass', async () => {
+    for (const path of ['/work/caf\u00e9.txt', '/work/\ufb01le', '/work/\u65e5\u672c\u8a9e/a.md']) {
+      expect(await outcome(allowing(inside), call({ path })), path).toBe('permit');
+    }
+  });
+});
+
+describe('file invariants are checked like code invariants', () => {
+  it('two file invariants with one name are refused at the second', () => {
+    const err = loadError({ policies: [], invariant: [{ name: 'cap', param_max: { field: 'a', max: 1 } }, { name: 'cap', param_min: { field: 'a', min: 0 } }] });
+    expect(err.path).toBe('invariant[1].name');
+    expect(err.message).toMatch(/duplicate invariant name/);
+  });
+
+  it('a misspelt key beside a rule is named as an unknown key at its path', () => {
+    const err = loadError({ policies: [], invariant: [{ name: 'cap', descripton: 'x', param_max: { field: 'a', max: 1 } }] });
+    expect(err.path).toBe('invariant[0].descripton');
+    expect(err.message).toMatch(/unknown key \(did you mean "description"\?\)/);
+    const err2 = loadError({ policies: [], invariants: [{ name: 'cap', action: ['a.*'], blocked_actions: ['x'] }] });
+    expect(err2.path).toBe('invariants[0].action');
+    expect(err2.message).toMatch(/did you mean "actions"/);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+
+describe('kavach policy check / explain', () => {
+  let dir: string;
+  let out: string[];
+  let err: string[];
+  const file = (name: string) => join(dir, name);
+
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'kavach-policy-cli-'));
+    await writeFile(file('good.toml'), '[[policy]]\nname = "p"\neffect = "permit"\nconditions = [{ action = "fs.*" }, { session_age_max = "1h" }]\n');
+    await writeFile(file('bad.toml'), '[[policy]]\nname = "p"\neffect = "permit"\nconditions = [{ param_max = { feild = "x", max = 1 } }]\n');
+    await writeFile(file('ctx.json'), JSON.stringify({ principalId: 'a', principalKind: 'agent', actionName: 'fs.read', sessionId: 's1' }));
+    await writeFile(file('broken.json'), '{"principalId": "a",');
+  });
+  afterAll(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+  afterEach(() => {
+    vi.restoreAllMocks();
+  });
+  function capture(): void {
+    out = [];
+    err = [];
+    vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => (out.push(String(chunk)), true));
+    vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => (err.push(String(chunk)), true));
+  }
+
+  it('check validates every file it is given (a shell glob), and fails if any is bad', async () => {
+    capture();
+    expect(await policyCli(['check', file('good.toml'), file('bad.toml')])).toBe(1);
+    expect(out.join('')).toContain(`${file('good.toml')}: OK`);
+    expect(err.join('')).toContain(`${file('bad.toml')}: invalid policy`);
+    expect(err.join('')).toContain('param_max.feild: unknown key');
+    capture();
+    expect(await policyCli(['check', file('bad.toml'), file('good.toml')])).toBe(1);
+    expect(out.join('')).toContain(`${file('good.toml')}: OK`);
+  });
+
+  it('explain names the file that is wrong, policy or context, on stderr only', async () => {
+    capture();
+    expect(await policyCli(['explain', file('bad.toml'), '--context', file('ctx.json')])).toBe(1);
+    expect(err.join('')).toContain(`${file('bad.toml')}: invalid policy`);
+    expect(err.join('')).toContain('param_max.feild');
+    capture();
+    expect(await policyCli(['explain', file('good.toml'), '--context', file('broken.json')])).toBe(1);
+    expect(err.join('')).toContain(file('broken.json'));
+    capture();
+    expect(await policyCli(['explain', file('good.toml'), '--context', file('missing.json')])).toBe(1);
+    expect(err.join('')).toContain(file('missing.json'));
+    expect(out.join('')).toBe('');
+  });
+
+  it('explain traces a call with a session as the evaluation saw it: they agree', async () => {
+    capture();
+    expect(await policyCli(['explain', file('good.toml'), '--context', file('ctx.json'), '--json'])).toBe(0);
+    const report = JSON.parse(out.join('')) as { verdict: { kind: string }; policies: { name: string; matches: boolean; conditions: { condition: string; holds: boolean }[] }[] };
+    expect(report.verdict.kind).toBe('permit');
+    expect(report.policies[0]?.matches).toBe(true);
+    expect(report.policies[0]?.conditions.find((c) => c.condition === 'session_age_max')?.holds).toBe(true);
+  });
+});
