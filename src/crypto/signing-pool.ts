@@ -144,10 +144,15 @@ export class SigningPool {
   signBytes(kp: KeyPair, mode: SignatureMode, domain: string, message: Uint8Array): Promise<Uint8Array> {
     if (this.#closed) return Promise.reject(new Error('the signing pool is closed'));
     if (!(message instanceof Uint8Array)) return Promise.reject(new TypeError('message must be a Uint8Array'));
-    if (this.#queue.length >= this.#maxQueue) return Promise.reject(new Error(`the signing queue is full (${this.#queue.length} waiting)`));
     return new Promise((resolve, reject) => {
       this.#queue.push({ id: this.#nextId++, kp, mode, domain, message, resolve, reject });
       this.#pump();
+      // maxQueue bounds the jobs left waiting once every free worker took one: a job a worker can
+      // take now never counts (so maxQueue 0 means "never wait", not "never sign").
+      if (this.#queue.length > this.#maxQueue) {
+        this.#queue.pop();
+        reject(new Error(`the signing queue is full (${this.#queue.length} waiting)`));
+      }
     });
   }
 

@@ -128,6 +128,22 @@ describe('the default signing pool size', () => {
   });
 });
 
+describe('a signing pool with maxQueue 0', () => {
+  // The queue check ran before a job could reach an idle worker, so with maxQueue 0 every job was
+  // refused as "queue full (0 waiting)": a pool configured never to queue could never sign.
+  it('signs what an idle worker can take at once and refuses only what would have to wait', async () => {
+    const pool = new SigningPool({ size: 1, perWorker: 1, maxQueue: 0 });
+    try {
+      const results = await Promise.allSettled([0, 1].map((i) => pool.signEnvelope(kp, 'pq', 'permit', new Uint8Array([i]))));
+      expect(results.map((r) => r.status)).toEqual(['fulfilled', 'rejected']);
+      expect((results[1] as PromiseRejectedResult).reason.message).toMatch(/signing queue is full/);
+      expect(await pool.signEnvelope(kp, 'pq', 'permit', new Uint8Array([2]))).toMatch(/^AQ/);
+    } finally {
+      await pool.close();
+    }
+  });
+});
+
 describe('secret key material', () => {
   it('save() wipes the secret bytes it wrote (plain and encrypted)', async () => {
     const spy = vi.spyOn(KeyPair.prototype, 'toSecretBytes');
