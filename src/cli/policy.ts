@@ -27,6 +27,15 @@ async function loadGate(file: string, opts: GateOptions = {}): Promise<Gate> {
   return Gate.fromFile(file, { drift: false, ...opts });
 }
 
+/**
+ * Text from a policy file, shown on a terminal: control characters (`\r`, escape sequences) and
+ * bidi overrides are printed as `\u` escapes, so a name or pattern cannot overwrite or hide the
+ * lines a reviewer reads. Line breaks stay (TOML parse errors quote the lines around the fault).
+ */
+const UNPRINTABLE = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g;
+const printable = (text: string): string => text.replace(UNPRINTABLE, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+const say = (stream: NodeJS.WriteStream, text: string): void => void stream.write(printable(text));
+
 /** A user mistake in one line, never a stack: a PolicyError names its path, a read error its file. */
 const problem = (err: unknown): string => (err instanceof Error ? err.message : String(err));
 
@@ -47,18 +56,19 @@ async function checkOne(file: string): Promise<boolean> {
   try {
     gate = await loadGate(file);
   } catch (err) {
-    process.stderr.write(`${file}: invalid policy\n  ${problem(err)}\n`);
+    say(process.stderr, `${file}: invalid policy\n  ${problem(err)}\n`);
     return false;
   }
   const set = gate.policies;
   const permits = set.policies.filter((p) => p.effect === 'permit').length;
   const limited = set.policies.filter((p) => p.stateful.length > 0).length;
-  process.stdout.write(
+  say(
+    process.stdout,
     `${file}: OK\n  ${set.size} ${set.size === 1 ? 'policy' : 'policies'} (${permits} permit, ${set.size - permits} refuse, ${limited} with rate limits or budgets), combining ${set.combining}\n`,
   );
   if (set.size === 0) process.stdout.write('  note: no policies — every call will be refused (kill switch)\n');
   for (const p of set.policies) {
-    process.stdout.write(`  - ${p.effect.padEnd(6)} ${p.name}${set.combining === 'first-match' ? ` (priority ${p.priority})` : ''}: ${p.conditions.map((c) => c.describe).join('; ') || 'always'}\n`);
+    say(process.stdout, `  - ${p.effect.padEnd(6)} ${p.name}${set.combining === 'first-match' ? ` (priority ${p.priority})` : ''}: ${p.conditions.map((c) => c.describe).join('; ') || 'always'}\n`);
   }
   await gate.close();
   return true;
@@ -90,13 +100,13 @@ async function explain(argv: string[]): Promise<number> {
   try {
     gate = await loadGate(file, { clock: () => now, stores: { session: recorder } });
   } catch (err) {
-    process.stderr.write(`${file}: invalid policy\n  ${problem(err)}\n`);
+    say(process.stderr, `${file}: invalid policy\n  ${problem(err)}\n`);
     return 1;
   }
   try {
     rawCtx = JSON.parse(await readFile(ctxFile, 'utf8'));
   } catch (err) {
-    process.stderr.write(`${ctxFile}: cannot read the context\n  ${problem(err)}\n`);
+    say(process.stderr, `${ctxFile}: cannot read the context\n  ${problem(err)}\n`);
     await gate.close();
     return 1;
   }
@@ -113,12 +123,12 @@ async function explain(argv: string[]): Promise<number> {
     return verdict.kind === 'permit' ? 0 : 3;
   }
   const headline = verdict.kind === 'permit' ? `PERMIT (policy '${verdict.policy ?? '?'}')` : formatRefusal(verdict);
-  process.stdout.write(`verdict: ${headline}\n`);
+  say(process.stdout, `verdict: ${headline}\n`);
   for (const t of traces) {
     const state = !t.applies ? 'does not apply to this action' : t.matches ? 'MATCHES' : 'does not match';
-    process.stdout.write(`\n${t.effect} '${t.name}'${gate.policies.combining === 'first-match' ? ` (priority ${t.priority})` : ''}: ${state}\n`);
+    say(process.stdout, `\n${t.effect} '${t.name}'${gate.policies.combining === 'first-match' ? ` (priority ${t.priority})` : ''}: ${state}\n`);
     for (const c of t.conditions) {
-      process.stdout.write(`  ${c.holds ? 'ok  ' : 'FAIL'} ${c.condition}: ${c.detail}${c.stateful ? ' [charged on permit]' : ''}\n`);
+      say(process.stdout, `  ${c.holds ? 'ok  ' : 'FAIL'} ${c.condition}: ${c.detail}${c.stateful ? ' [charged on permit]' : ''}\n`);
     }
   }
   return verdict.kind === 'permit' ? 0 : 3;

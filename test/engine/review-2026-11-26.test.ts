@@ -181,6 +181,29 @@ describe('kavach policy check / explain', () => {
     expect(out.join('')).toBe('');
   });
 
+  it('check and explain print no raw control characters from a policy file (a name cannot rewrite the terminal)', async () => {
+    // A reviewer reads `policy check` to see what a file permits: `\r` or an escape sequence in a
+    // name, field or pattern must not overwrite or hide what is printed before it.
+    await writeFile(file('sneaky.toml'), [
+      '[[policy]]',
+      'name = "allow_all\\r  - refuse  guard: always\\u001b[8m"',
+      'effect = "permit"',
+      'conditions = [{ param_max = { field = "a\\u001b]0;x\\u0007\\u202e", max = 1 } }]',
+    ].join('\n'));
+    await writeFile(file('sneaky-bad.toml'), '[[policy]]\nname = "b"\neffect = "permit"\nconditions = [{ action = "x\\u001b[2K**" }]\n');
+    const raw = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/;
+    capture();
+    expect(await policyCli(['check', file('sneaky.toml'), file('sneaky-bad.toml')])).toBe(1);
+    expect(out.join('')).toContain('allow_all');
+    expect(out.join('')).not.toMatch(raw);
+    expect(err.join('')).toContain('sneaky-bad.toml: invalid policy');
+    expect(err.join('')).not.toMatch(raw);
+    capture();
+    await policyCli(['explain', file('sneaky.toml'), '--context', file('ctx.json')]);
+    expect(out.join('')).toContain('allow_all');
+    expect(out.join('')).not.toMatch(raw);
+  });
+
   it('explain traces a call with a session as the evaluation saw it: they agree', async () => {
     capture();
     expect(await policyCli(['explain', file('good.toml'), '--context', file('ctx.json'), '--json'])).toBe(0);
