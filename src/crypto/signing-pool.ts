@@ -185,8 +185,20 @@ export class SigningPool {
     while (this.#queue.length > 0) {
       let slot = this.#leastBusy();
       if (!slot || slot.jobs.size >= this.#perWorker) {
-        if (this.#slots.length < this.size) slot = this.#spawn();
-        else if (!slot || slot.jobs.size >= this.#perWorker) return;
+        if (this.#slots.length < this.size) {
+          try {
+            slot = this.#spawn();
+          } catch (err) {
+            // new Worker throws when no thread can be started (ERR_WORKER_INIT_FAILED). pump runs
+            // inside worker event handlers too, where a throw would crash the process. Running
+            // workers will pump again when they answer; with none, fail what waits (closed).
+            if (this.#slots.length === 0) {
+              const why = new Error(`cannot start a signing worker: ${(err as Error)?.message ?? String(err)}`);
+              for (const job of this.#queue.splice(0)) job.reject(why);
+            }
+            return;
+          }
+        } else if (!slot || slot.jobs.size >= this.#perWorker) return;
       }
       this.#dispatch(slot, this.#queue.shift() as Job);
     }

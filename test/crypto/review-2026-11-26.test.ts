@@ -16,7 +16,18 @@ import { T0, b64, forge } from './helpers.ts';
 import { utf8 } from '../../src/crypto/encoding.ts';
 
 // Lets one test make fsync fail after the temporary key file was written; off for everything else.
-const fault = vi.hoisted(() => ({ failSync: false, cores: undefined as number | undefined }));
+const fault = vi.hoisted(() => ({ failSync: false, cores: undefined as number | undefined, failWorker: false }));
+vi.mock('node:worker_threads', async (importOriginal) => {
+  const orig = await importOriginal<typeof import('node:worker_threads')>();
+  class Worker extends orig.Worker {
+    constructor(...args: ConstructorParameters<typeof orig.Worker>) {
+      // What node throws when uv_thread_create fails (thread limit, memory).
+      if (fault.failWorker) throw Object.assign(new Error('Worker initialization failure (simulated)'), { code: 'ERR_WORKER_INIT_FAILED' });
+      super(...args);
+    }
+  }
+  return { ...orig, Worker };
+});
 vi.mock('node:os', async (importOriginal) => {
   const orig = await importOriginal<typeof import('node:os')>();
   return { ...orig, availableParallelism: () => fault.cores ?? orig.availableParallelism() };
@@ -47,6 +58,7 @@ afterAll(async () => {
 afterEach(() => {
   fault.failSync = false;
   fault.cores = undefined;
+  fault.failWorker = false;
   vi.restoreAllMocks();
 });
 
@@ -138,6 +150,46 @@ describe('a signing pool with maxQueue 0', () => {
       expect(results.map((r) => r.status)).toEqual(['fulfilled', 'rejected']);
       expect((results[1] as PromiseRejectedResult).reason.message).toMatch(/signing queue is full/);
       expect(await pool.signEnvelope(kp, 'pq', 'permit', new Uint8Array([2]))).toMatch(/^AQ/);
+    } finally {
+      await pool.close();
+    }
+  });
+});
+
+describe('a signing pool that cannot start a worker thread', () => {
+  // #pump let new Worker's exception escape. From signBytes it left the job in the queue (signed
+  // later for nobody); from the 'exit' handler of a crashed worker it was an uncaught exception:
+  // the process died, and the permit waiting for that worker never settled.
+  const settleWithin = <T>(p: Promise<T>, ms: number) =>
+    Promise.race([p.then(() => 'fulfilled', () => 'rejected'), new Promise((r) => setTimeout(() => r('pending'), ms))]);
+
+  it('after a worker crash, refuses what waits (fail closed) instead of throwing from the exit handler', async () => {
+    const pool = new SigningPool({ size: 1, perWorker: 1 });
+    try {
+      await pool.signEnvelope(kp, 'pq', 'permit', new Uint8Array([0])); // worker up and ready
+      pool._crashNextJobForTest();
+      const first = pool.signEnvelope(kp, 'pq', 'permit', new Uint8Array([1]));
+      const second = pool.signEnvelope(kp, 'pq', 'permit', new Uint8Array([2])); // waits for the only worker
+      fault.failWorker = true; // the replacement cannot start
+      await expect(first).rejects.toThrow(/exited/);
+      expect(await settleWithin(second, 5_000)).toBe('rejected');
+      await expect(second).rejects.toThrow(/cannot start a signing worker/);
+      fault.failWorker = false;
+      expect(await pool.signEnvelope(kp, 'pq', 'permit', new Uint8Array([3]))).toMatch(/^AQ/);
+    } finally {
+      await pool.close();
+    }
+  });
+
+  it('refuses the job without keeping it queued when no worker can start', async () => {
+    const pool = new SigningPool({ size: 1, perWorker: 1, maxQueue: 1 });
+    try {
+      fault.failWorker = true;
+      await expect(pool.signEnvelope(kp, 'pq', 'permit', new Uint8Array([1]))).rejects.toThrow(/Worker initialization failure/);
+      fault.failWorker = false;
+      // Nothing stale is left ahead of these: one goes to the worker, one may wait, none is refused.
+      const results = await Promise.allSettled([2, 3].map((i) => pool.signEnvelope(kp, 'pq', 'permit', new Uint8Array([i]))));
+      expect(results.map((r) => r.status)).toEqual(['fulfilled', 'fulfilled']);
     } finally {
       await pool.close();
     }
