@@ -38,6 +38,9 @@ const say = (stream: NodeJS.WriteStream, text: string): void => void stream.writ
 
 /** A user mistake in one line, never a stack: a PolicyError names its path, a read error its file. */
 const problem = (err: unknown): string => (err instanceof Error ? err.message : String(err));
+/** `FILE: invalid policy` for a file that loads wrong, `FILE: cannot read` for one that does not load at all. */
+const loadFailure = (file: string, err: unknown): string =>
+  `${file}: ${err instanceof PolicyError ? 'invalid policy' : 'cannot read'}\n  ${problem(err)}\n`;
 
 /** Checks every file given (`kavach policy check policies/*.toml`); exit 1 if any is bad. */
 async function check(argv: string[]): Promise<number> {
@@ -56,7 +59,7 @@ async function checkOne(file: string): Promise<boolean> {
   try {
     gate = await loadGate(file);
   } catch (err) {
-    say(process.stderr, `${file}: invalid policy\n  ${problem(err)}\n`);
+    say(process.stderr, loadFailure(file, err));
     return false;
   }
   const set = gate.policies;
@@ -100,7 +103,7 @@ async function explain(argv: string[]): Promise<number> {
   try {
     gate = await loadGate(file, { clock: () => now, stores: { session: recorder } });
   } catch (err) {
-    say(process.stderr, `${file}: invalid policy\n  ${problem(err)}\n`);
+    say(process.stderr, loadFailure(file, err));
     return 1;
   }
   try {

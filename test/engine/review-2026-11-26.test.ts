@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
-import { PolicyError, parsePolicyDocument } from '../../src/engine/index.ts';
+import { PolicyError, parsePolicyDocument, parsePolicyText } from '../../src/engine/index.ts';
 import { compileHostPatterns, hostPatternProblem, urlHostAllowed } from '../../src/engine/conditions/url-host.ts';
 import { run as policyCli } from '../../src/cli/policy.ts';
 import { gateOf, outcome } from './helpers.ts';
@@ -126,6 +126,18 @@ describe('file invariants are checked like code invariants', () => {
     expect(err2.path).toBe('invariants[0].action');
     expect(err2.message).toMatch(/did you mean "actions"/);
   });
+
+  it('combining written below an [[invariant]] table says where it belongs, as below [[policy]]', () => {
+    let caught: unknown;
+    try {
+      parsePolicyText('[[invariant]]\nname = "cap"\nparam_max = { field = "a", max = 1 }\ncombining = "first-match"\n', 'toml');
+    } catch (e) {
+      caught = e;
+    }
+    expect(caught).toBeInstanceOf(PolicyError);
+    expect((caught as PolicyError).path).toBe('invariant[0].combining');
+    expect((caught as PolicyError).message).toMatch(/above the first/);
+  });
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -165,6 +177,14 @@ describe('kavach policy check / explain', () => {
     capture();
     expect(await policyCli(['check', file('bad.toml'), file('good.toml')])).toBe(1);
     expect(out.join('')).toContain(`${file('good.toml')}: OK`);
+  });
+
+  it('a file that cannot be read is called that, not an invalid policy', async () => {
+    capture();
+    expect(await policyCli(['check', file('missing.toml')])).toBe(1);
+    expect(err.join('')).toContain(`${file('missing.toml')}: cannot read`);
+    expect(err.join('')).toContain('ENOENT');
+    expect(err.join('')).not.toContain('invalid policy');
   });
 
   it('explain names the file that is wrong, policy or context, on stderr only', async () => {

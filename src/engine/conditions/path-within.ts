@@ -3,7 +3,7 @@ import { posix } from 'node:path';
 /**
  * `path_within`: the value must be an absolute path inside one of the roots. Anything that could
  * be read two ways is refused rather than normalised: `..` and `.` segments, `//`, a trailing `/`,
- * NUL, backslashes, percent-encoded separators or dots, `~`. Symlinks are the tool's to resolve.
+ * NUL, backslashes, percent-encoded separators or dots. Symlinks are the tool's to resolve.
  */
 export function rootProblem(root: string): string | undefined {
   if (!root.startsWith('/')) return `root "${root}" must be an absolute path`;

@@ -158,7 +158,8 @@ export function parseInvariant(raw: unknown, path: string): FileInvariantSpec {
   const keys = Object.keys(rest);
   const stray = keys.find((k) => !INVARIANT_RULES.includes(k));
   if (stray !== undefined && keys.some((k) => INVARIANT_RULES.includes(k))) {
-    throw new PolicyError(`${path}.${stray}`, `unknown key${suggest(stray, ['name', 'description', 'actions', ...INVARIANT_RULES])}`);
+    const hint = stray === 'combining' ? ' (in TOML, write combining above the first [[invariant]] table)' : suggest(stray, ['name', 'description', 'actions', ...INVARIANT_RULES]);
+    throw new PolicyError(`${path}.${stray}`, `unknown key${hint}`);
   }
   const key = singleKey(rest, path, 'invariant rule', INVARIANT_RULES);
   const schema = INVARIANT_SCHEMAS[key as keyof typeof INVARIANT_SCHEMAS];
