@@ -118,7 +118,9 @@ export async function readKeyFile(path: string, opts: KeyFileOptions): Promise<U
     if (process.platform !== 'win32' && (info.mode & 0o077) !== 0) {
       throw new KeyFileError('KEY_FILE_PERMISSIONS', `${path} is readable by group or others (mode ${(info.mode & 0o777).toString(8)}); run chmod 600 on it`);
     }
-    bytes = new Uint8Array(await readFile(path));
+    // A view, not a copy: the caller wipes these bytes, and a copy would leave the original behind.
+    const buf = await readFile(path);
+    bytes = new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
   } catch (err) {
     if (err instanceof KeyFileError) throw err;
     throw new KeyFileError('KEY_FILE_UNREADABLE', `cannot read key file ${path}: ${(err as Error).message}`, { cause: err });
@@ -129,7 +131,10 @@ export async function readKeyFile(path: string, opts: KeyFileOptions): Promise<U
     return decryptSecret(bytes, opts.passphrase);
   }
   if (equalBytes(head, PLAIN_MAGIC)) {
-    if (opts.passphrase !== undefined) throw new KeyFileError('KEY_FILE_NOT_ENCRYPTED', `${path} is not encrypted but a passphrase was given`);
+    if (opts.passphrase !== undefined) {
+      bytes.fill(0); // a plain secret nobody will use
+      throw new KeyFileError('KEY_FILE_NOT_ENCRYPTED', `${path} is not encrypted but a passphrase was given`);
+    }
     return bytes;
   }
   throw new KeyFileError('KEY_FILE_CORRUPT', `${path} is not a Kavach key file`);

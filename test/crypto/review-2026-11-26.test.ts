@@ -16,7 +16,7 @@ import { T0, b64, forge } from './helpers.ts';
 import { utf8 } from '../../src/crypto/encoding.ts';
 
 // Lets one test make fsync fail after the temporary key file was written; off for everything else.
-const fault = vi.hoisted(() => ({ failSync: false, cores: undefined as number | undefined, failWorker: false }));
+const fault = vi.hoisted(() => ({ failSync: false, cores: undefined as number | undefined, failWorker: false, reads: [] as Uint8Array[] }));
 vi.mock('node:worker_threads', async (importOriginal) => {
   const orig = await importOriginal<typeof import('node:worker_threads')>();
   class Worker extends orig.Worker {
@@ -36,6 +36,12 @@ vi.mock('node:fs/promises', async (importOriginal) => {
   const orig = await importOriginal<typeof import('node:fs/promises')>();
   return {
     ...orig,
+    // Remembers what readFile handed out, so a test can check it was wiped.
+    readFile: async (...args: Parameters<typeof orig.readFile>) => {
+      const out = await orig.readFile(...args);
+      if (out instanceof Uint8Array) fault.reads.push(out);
+      return out;
+    },
     open: async (...args: Parameters<typeof orig.open>) => {
       const handle = await orig.open(...args);
       if (fault.failSync) handle.sync = async () => { throw new Error('EIO: simulated fsync failure'); };
@@ -209,13 +215,25 @@ describe('secret key material', () => {
     await kp.save(join(dir, 'plain2.key'));
     await kp.save(join(dir, 'sealed2.key'), { passphrase: 'pw', scryptLogN: 14 });
     const spy = vi.spyOn(KeyPair, 'fromSecretBytes');
+    fault.reads.length = 0;
     const a = await KeyPair.load(join(dir, 'plain2.key'));
+    // The buffer readFile returned for the plain file held the secret too: no copy may survive.
+    expect(fault.reads).toHaveLength(1);
+    expect((fault.reads[0] as Uint8Array).every((x) => x === 0)).toBe(true);
     const b = await KeyPair.load(join(dir, 'sealed2.key'), { passphrase: 'pw' });
     expect(a.kid).toBe(kp.kid);
     expect(b.kid).toBe(kp.kid);
     expect(a.publicKeys()).toEqual(kp.publicKeys());
     expect(spy).toHaveBeenCalledTimes(2);
     for (const [bytes] of spy.mock.calls) expect((bytes as Uint8Array).every((x) => x === 0)).toBe(true);
+  });
+
+  it('a plain key file refused for being loaded with a passphrase is wiped from memory too', async () => {
+    await kp.save(join(dir, 'plain3.key'));
+    fault.reads.length = 0;
+    await expect(KeyPair.load(join(dir, 'plain3.key'), { passphrase: 'pw' })).rejects.toMatchObject({ code: 'KEY_FILE_NOT_ENCRYPTED' });
+    expect(fault.reads).toHaveLength(1);
+    expect((fault.reads[0] as Uint8Array).every((x) => x === 0)).toBe(true);
   });
 
   it('a failed write leaves no temporary copy of the secret beside the key file', async () => {
