@@ -195,8 +195,10 @@ export function parseConfig(doc: unknown, opts: { file?: string; env?: NodeJS.Pr
 
   const servers: ServerConfig[] = [];
   for (const [name, s] of Object.entries(raw.servers)) {
-    if (!SERVER_NAME.test(name) || name.includes('__')) {
-      throw new ConfigError(`servers.${name}`, 'server names use letters, digits, "-" and single "_" (at most 32 characters)');
+    // No "__" and no trailing "_": the first "__" of an exposed `<server>__<tool>` must be where the
+    // server name ends, else one server's tool could take the name of another's ("a"+"_x", "a_"+"x").
+    if (!SERVER_NAME.test(name) || name.includes('__') || name.endsWith('_')) {
+      throw new ConfigError(`servers.${name}`, 'server names use letters, digits, "-" and single "_" (not at the end; at most 32 characters)');
     }
     if ('command' in s) {
       // `./run.sh` means next to the config; a bare name is looked up on PATH as usual.

@@ -42,6 +42,12 @@ export function installToolCallFastPath(transport: Transport, core: ProxyCore, s
       await send({ jsonrpc: '2.0', id, error: { code: ErrorCode.InvalidParams, message: 'Invalid tools/call request: params need a string name and object arguments' } });
       return;
     }
+    if (inflight.has(id)) {
+      // One id, one call: a second call under an id still in flight would run unattributably (two
+      // answers with one id) and take over the first one's cancellation.
+      await send({ jsonrpc: '2.0', id, error: { code: ErrorCode.InvalidRequest, message: `Invalid Request: request id ${JSON.stringify(id)} is already in use by a tools/call in flight` } });
+      return;
+    }
     const controller = new CallCancel();
     inflight.set(id, controller);
     try {

@@ -14,7 +14,7 @@ import type { PrincipalConfig, ProxyConfig } from './config.ts';
 import type { ToolPins } from './pinning.ts';
 import { exposeNames, type UpstreamName } from './tool-names.ts';
 import { PERMIT_META } from './require-permit.ts';
-import { Upstream, type CallSignal, type ClientRequestRelay, type TransportFactory } from './upstream.ts';
+import { listAllPages, Upstream, type CallSignal, type ClientRequestRelay, type TransportFactory } from './upstream.ts';
 import { couldBePermitted } from './visibility.ts';
 
 const KAVACH_META_PREFIX = 'dev.kavach/';
@@ -285,7 +285,7 @@ export class ProxyCore {
     } catch (err) {
       outcome = 'upstream_failure';
       // Bad arguments stay a protocol error, as if the client had called the server itself.
-      if (err instanceof McpError && err.code === ErrorCode.InvalidParams) rethrow = err;
+      if (err instanceof McpError && err.code === ErrorCode.InvalidParams) rethrow = scrubbed(err);
       const message = extra.signal.aborted ? 'the call was cancelled' : (err as Error).message;
       result = { isError: true, content: [{ type: 'text', text: `Server '${upstream.name}' failed to answer: ${message}` }] };
     } finally {
@@ -342,31 +342,33 @@ export class ProxyCore {
     if (this.config.gate.gateResources) verdict = await this.gateRequest(session, entry.upstream, 'prompts/get', entry.prompt.name, { ...params.arguments });
     const client = this.clientOf(entry.upstream);
     const forwarded = withForwardedMeta({ ...params, name: entry.prompt.name }, verdict);
-    return stamped(await client.request({ method: 'prompts/get', params: forwarded }, GetPromptResultSchema, { signal }), verdict);
+    return stamped(await fromUpstream(client.request({ method: 'prompts/get', params: forwarded }, GetPromptResultSchema, { signal })), verdict);
   }
 
   /** With `gate_resources`, only the resources the principal could be permitted to read. */
   async listResources(principal?: PrincipalConfig): Promise<Resource[]> {
     await this.ready;
-    const all: Resource[] = [];
-    const owners = new Map<string, Upstream>();
-    await Promise.all(this.resourceUpstreams().map(async (u) => {
+    const servers = this.resourceUpstreams();
+    // Asked together, merged in config order: which server owns a URI that two of them list must
+    // not depend on which answered first (a hostile server would answer fast to take the reads).
+    const lists = await Promise.all(servers.map(async (u) => {
       const client = u.client;
-      if (!client) return;
+      if (!client) return [];
       try {
-        let cursor: string | undefined;
-        do {
-          const page = await client.listResources(cursor === undefined ? {} : { cursor });
-          for (const r of page.resources) {
-            if (!owners.has(r.uri)) owners.set(r.uri, u);
-            all.push(r);
-          }
-          cursor = page.nextCursor;
-        } while (cursor !== undefined && all.length < 50_000);
+        return await listAllPages((cursor) => client.listResources(cursor === undefined ? {} : { cursor }).then((p) => ({ items: p.resources, nextCursor: p.nextCursor })), 50_000);
       } catch (err) {
         this.log(`upstream ${u.name}: resources/list failed: ${(err as Error).message}`);
+        return [];
       }
     }));
+    const all: Resource[] = [];
+    const owners = new Map<string, Upstream>();
+    servers.forEach((u, i) => {
+      for (const r of lists[i] ?? []) {
+        if (!owners.has(r.uri)) owners.set(r.uri, u);
+        all.push(r);
+      }
+    });
     this.resourceOwners = owners;
     const filter = principal && this.listFilter(principal);
     if (!filter) return all;
@@ -376,19 +378,24 @@ export class ProxyCore {
 
   async listResourceTemplates(principal?: PrincipalConfig): Promise<ResourceTemplate[]> {
     await this.ready;
-    const all: { t: ResourceTemplate; u: Upstream }[] = [];
-    const owners = new Map<string, Upstream>();
-    await Promise.all(this.resourceUpstreams().map(async (u) => {
+    const servers = this.resourceUpstreams();
+    const lists = await Promise.all(servers.map(async (u) => {
       try {
-        const page = await u.client?.listResourceTemplates();
-        for (const t of page?.resourceTemplates ?? []) {
-          owners.set(t.uriTemplate, u);
-          all.push({ t, u });
-        }
+        return (await u.client?.listResourceTemplates())?.resourceTemplates ?? [];
       } catch (err) {
         this.log(`upstream ${u.name}: resources/templates/list failed: ${(err as Error).message}`);
+        return [];
       }
     }));
+    // In config order, like resources: a template two servers list belongs to the first.
+    const all: { t: ResourceTemplate; u: Upstream }[] = [];
+    const owners = new Map<string, Upstream>();
+    servers.forEach((u, i) => {
+      for (const t of lists[i] ?? []) {
+        if (!owners.has(t.uriTemplate)) owners.set(t.uriTemplate, u);
+        all.push({ t, u });
+      }
+    });
     this.templateOwners = owners;
     const filter = principal && this.listFilter(principal);
     // A template is not a URI: its `resource` conditions are assumed satisfiable.
@@ -400,13 +407,13 @@ export class ProxyCore {
     await this.ready;
     if (!this.config.gate.gateResources) {
       const forwarded = withForwardedMeta(params, undefined);
-      return this.byUri(params.uri, (client) => client.request({ method: 'resources/read', params: forwarded }, ReadResourceResultSchema, { signal }));
+      return stamped(await fromUpstream(this.byUri(params.uri, (client) => client.request({ method: 'resources/read', params: forwarded }, ReadResourceResultSchema, { signal }))), undefined);
     }
     // Gated: the read goes to one known owner only, after the gate said yes for that owner.
     const owner = await this.ownerOf(params.uri);
     const verdict = await this.gateRequest(session, owner, 'resources/read', params.uri, { uri: params.uri });
     const forwarded = withForwardedMeta(params, verdict);
-    return stamped(await this.clientOf(owner).request({ method: 'resources/read', params: forwarded }, ReadResourceResultSchema, { signal }), verdict);
+    return stamped(await fromUpstream(this.clientOf(owner).request({ method: 'resources/read', params: forwarded }, ReadResourceResultSchema, { signal })), verdict);
   }
 
   /**
@@ -468,15 +475,15 @@ export class ProxyCore {
       if (this.config.gate.gateResources) {
         const owner = await this.ownerOf(uri);
         await this.gateRequest(session, owner, 'resources/subscribe', uri, { uri });
-        if (sessions.size === 0) await this.clientOf(owner).subscribeResource({ uri });
-      } else if (sessions.size === 0) await this.byUri(uri, (client) => client.subscribeResource({ uri }));
+        if (sessions.size === 0) await fromUpstream(this.clientOf(owner).subscribeResource({ uri }));
+      } else if (sessions.size === 0) await fromUpstream(this.byUri(uri, (client) => client.subscribeResource({ uri })));
       sessions.add(session);
       this.subscribers.set(uri, sessions);
       return;
     }
     if (!sessions.delete(session) || sessions.size > 0) return;
     this.subscribers.delete(uri);
-    await this.byUri(uri, (client) => client.unsubscribeResource({ uri }));
+    await fromUpstream(this.byUri(uri, (client) => client.unsubscribeResource({ uri })));
   }
 
   async complete(params: { ref: { type: string; name?: string; uri?: string }; [k: string]: unknown }, signal: AbortSignal): Promise<Record<string, unknown>> {
@@ -485,11 +492,11 @@ export class ProxyCore {
     if (ref.type === 'ref/prompt') {
       const entry = this.prompts.get(ref.name ?? '');
       if (!entry) throw new McpError(ErrorCode.InvalidParams, `Unknown prompt: ${ref.name}`);
-      return this.clientOf(entry.upstream).request({ method: 'completion/complete', params: { ...params, ref: { ...ref, name: entry.prompt.name } } }, CompleteResultSchema, { signal });
+      return fromUpstream(this.clientOf(entry.upstream).request({ method: 'completion/complete', params: { ...params, ref: { ...ref, name: entry.prompt.name } } }, CompleteResultSchema, { signal }));
     }
     const owner = this.templateOwners.get(ref.uri ?? '') ?? this.resourceOwners.get(ref.uri ?? '');
     if (!owner) return { completion: { values: [], hasMore: false } };
-    return this.clientOf(owner).request({ method: 'completion/complete', params }, CompleteResultSchema, { signal });
+    return fromUpstream(this.clientOf(owner).request({ method: 'completion/complete', params }, CompleteResultSchema, { signal }));
   }
 
   /**
@@ -663,6 +670,30 @@ function withoutKavachMeta(meta: Record<string, unknown>): Record<string, unknow
     delete out[k];
   }
   return out ?? meta;
+}
+
+/**
+ * An upstream's JSON-RPC error without Kavach keys in its data: a gated refusal carries its verdict
+ * in `data`, and a server must not be able to make its own error look like one.
+ */
+function scrubbed(err: unknown): unknown {
+  if (!(err instanceof McpError) || err.data === null || typeof err.data !== 'object' || Array.isArray(err.data)) return err;
+  const data = withoutKavachMeta(err.data as Record<string, unknown>);
+  if (data === err.data) return err;
+  let empty = true;
+  for (const _ in data) {
+    empty = false;
+    break;
+  }
+  const out = new McpError(err.code, '', empty ? undefined : data);
+  out.message = err.message;
+  return out;
+}
+
+function fromUpstream<T>(request: Promise<T>): Promise<T> {
+  return request.catch((err: unknown) => {
+    throw scrubbed(err);
+  });
 }
 
 function proxyRefusal(code: ProxyRefuseCode, evaluator: string, reason: string, byPolicy = true): CallToolResult {

@@ -317,14 +317,7 @@ export class Upstream {
       this.tools = [];
       return;
     }
-    const tools: Tool[] = [];
-    let cursor: string | undefined;
-    do {
-      const page = await client.listTools(cursor === undefined ? {} : { cursor });
-      tools.push(...page.tools);
-      cursor = page.nextCursor;
-    } while (cursor !== undefined && tools.length < 10_000);
-    this.tools = tools;
+    this.tools = await listAllPages((cursor) => client.listTools(cursor === undefined ? {} : { cursor }).then((p) => ({ items: p.tools, nextCursor: p.nextCursor })), 10_000);
   }
 
   private async refreshPrompts(client: Client): Promise<void> {
@@ -332,15 +325,30 @@ export class Upstream {
       this.prompts = [];
       return;
     }
-    const prompts: Prompt[] = [];
-    let cursor: string | undefined;
-    do {
-      const page = await client.listPrompts(cursor === undefined ? {} : { cursor });
-      prompts.push(...page.prompts);
-      cursor = page.nextCursor;
-    } while (cursor !== undefined && prompts.length < 10_000);
-    this.prompts = prompts;
+    this.prompts = await listAllPages((cursor) => client.listPrompts(cursor === undefined ? {} : { cursor }).then((p) => ({ items: p.prompts, nextCursor: p.nextCursor })), 10_000);
   }
+}
+
+/** Most pages one listing follows; past it, what was listed so far is the list. */
+export const MAX_LIST_PAGES = 100;
+
+/**
+ * Follows a paginated listing to its end, bounded: a server whose cursor never ends (it repeats
+ * one, or always hands out a new one with empty pages) would otherwise keep the proxy asking
+ * forever, and every client waiting on the listing with it.
+ */
+export async function listAllPages<T>(fetchPage: (cursor: string | undefined) => Promise<{ items: T[]; nextCursor?: string | undefined }>, maxItems: number): Promise<T[]> {
+  const items: T[] = [];
+  const seen = new Set<string>();
+  let cursor: string | undefined;
+  for (let pages = 0; pages < MAX_LIST_PAGES; pages++) {
+    const page = await fetchPage(cursor);
+    items.push(...page.items);
+    cursor = page.nextCursor;
+    if (cursor === undefined || seen.has(cursor) || items.length >= maxItems) break;
+    seen.add(cursor);
+  }
+  return items;
 }
 
 function defaultTransport(c: ServerConfig): Transport {
