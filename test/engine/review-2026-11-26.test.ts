@@ -111,6 +111,23 @@ describe('path_within: a path whose compatibility form (NFKC) reads differently 
   });
 });
 
+describe('path_within exclude globs that can never match a path are refused at load', () => {
+  const withExclude = (exclude: string[]) => ({ policies: [{ name: 'p', effect: 'permit', conditions: [{ path_within: { field: 'path', roots: ['/w'], exclude } }] }] });
+  it.each([['.env'], ['secrets/*'], ['*/.git/'], ['/w/.ssh/']])('%j names its path', (bad) => {
+    const err = loadError(withExclude(['*.pem', bad]));
+    expect(err.path).toBe('policies[0].conditions[0].path_within.exclude[1]');
+    expect(err.message).toMatch(/never match/);
+  });
+
+  it('globs that start with / or * and do not end in / load and exclude', async () => {
+    expect(() => parsePolicyDocument(withExclude(['*/.env', '/w/secret', '*.pem', '*/.git/*', '*']))).not.toThrow();
+    const gate = allowing([{ path_within: { field: 'path', roots: ['/w'], exclude: ['*/.git/*', '/w/secret'] } }]);
+    expect(await outcome(gate, call({ path: '/w/.git/config' }))).toBe('NO_POLICY_MATCH');
+    expect(await outcome(gate, call({ path: '/w/secret' }))).toBe('NO_POLICY_MATCH');
+    expect(await outcome(gate, call({ path: '/w/readme' }))).toBe('permit');
+  });
+});
+
 describe('file invariants are checked like code invariants', () => {
   it('two file invariants with one name are refused at the second', () => {
     const err = loadError({ policies: [], invariant: [{ name: 'cap', param_max: { field: 'a', max: 1 } }, { name: 'cap', param_min: { field: 'a', min: 0 } }] });

@@ -26,6 +26,12 @@ const durationProblem = (v: string | number): string | undefined => {
   }
 };
 
+/** Judged paths are absolute and never end in `/`: an exclude glob that cannot match one excludes nothing. */
+const excludeProblem = (g: string): string | undefined =>
+  (!g.startsWith('/') && !g.startsWith('*')) || (g.length > 1 && g.endsWith('/'))
+    ? `"${g}" would never match a path (paths are absolute, without a trailing /): write e.g. "*/.env" or "*/.git/*"`
+    : undefined;
+
 const text = z.string().min(1, 'must not be empty').max(4096);
 const glob = z.string().max(1024).superRefine(refineWith(globProblem));
 const field = z.string().max(1024).superRefine(refineWith(fieldProblem));
@@ -54,7 +60,7 @@ export const CONDITION_SCHEMAS = {
     field,
     roots: z.array(z.string().superRefine(refineWith(rootProblem))).min(1, 'must not be empty'),
     // Globs no path may match even inside a root, e.g. "*/.env", "*.pem".
-    exclude: z.array(glob).min(1, 'must not be empty').optional(),
+    exclude: z.array(glob.superRefine(refineWith(excludeProblem))).min(1, 'must not be empty').optional(),
   }),
   url_host_in: z.strictObject({
     field,
