@@ -19,7 +19,7 @@ export async function run(argv: string[]): Promise<number> {
   if (sub === 'check') return check(rest);
   if (sub === 'explain') return explain(rest);
   process.stderr.write(USAGE);
-  return 2;
+  return sub === '--help' || sub === '-h' || sub === 'help' ? 0 : 2;
 }
 
 async function loadGate(file: string, opts: GateOptions = {}): Promise<Gate> {

@@ -196,6 +196,15 @@ describe('kavach policy check / explain', () => {
     expect(out.join('')).toContain(`${file('good.toml')}: OK`);
   });
 
+  it('--help exits 0 like the other subcommands; a wrong subcommand exits 2; usage goes to stderr', async () => {
+    for (const [argv, rc] of [[['--help'], 0], [['help'], 0], [['-h'], 0], [['frob'], 2], [[], 2]] as const) {
+      capture();
+      expect(await policyCli([...argv])).toBe(rc);
+      expect(err.join('')).toContain('kavach policy check');
+      expect(out.join('')).toBe('');
+    }
+  });
+
   it('a file that cannot be read is called that, not an invalid policy', async () => {
     capture();
     expect(await policyCli(['check', file('missing.toml')])).toBe(1);
