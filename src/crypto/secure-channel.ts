@@ -46,6 +46,9 @@ export interface SecureChannelOptions {
 
 function contextBytes(contextId: string): Uint8Array {
   if (typeof contextId !== 'string' || contextId.length === 0) throw new TypeError('contextId must be a non-empty string');
+  // UTF-8 encoding turns every lone surrogate into U+FFFD, so "a\uD800" and "a\uFFFD" would be
+  // one context on the wire: refuse such ids, one context id per byte sequence.
+  if (!(contextId as unknown as { isWellFormed(): boolean }).isWellFormed()) throw new TypeError('contextId must be well-formed UTF-16 (no lone surrogates)');
   const bytes = utf8(contextId);
   if (bytes.length > MAX_CONTEXT) throw new TypeError(`contextId is longer than ${MAX_CONTEXT} bytes`);
   return bytes;

@@ -10,6 +10,7 @@ import { buildTree } from '../../src/crypto/merkle.ts';
 import { PermitSigner } from '../../src/crypto/permit-signer.ts';
 import { joinBatchToken } from '../../src/crypto/permit-token.ts';
 import { PermitVerifier } from '../../src/crypto/permit-verifier.ts';
+import { SecureChannel } from '../../src/crypto/secure-channel.ts';
 import { SigningPool } from '../../src/crypto/signing-pool.ts';
 import { signEnvelope } from '../../src/crypto/signatures.ts';
 import { T0, b64, forge } from './helpers.ts';
@@ -242,5 +243,19 @@ describe('secret key material', () => {
     await expect(kp.save(join(sub, 'secret.key'))).rejects.toThrow(/EIO/);
     fault.failSync = false;
     expect(await readdir(sub)).toEqual([]);
+  });
+});
+
+describe('secure channel context ids with a lone surrogate', () => {
+  // contextBytes UTF-8-encoded the id as it was, and TextEncoder maps a lone surrogate to U+FFFD:
+  // a message sealed for context "tenant-\uFFFD" opened under "tenant-\uD800" (another id).
+  it('are refused when sealing and when opening, so two ids never share one context', () => {
+    const peer = KeyPair.generate({ now: T0 });
+    const a = new SecureChannel(kp, peer.publicKeys(), { clock: () => now });
+    const b = new SecureChannel(peer, kp.publicKeys(), { clock: () => now });
+    const sealed = a.seal(new Uint8Array([1, 2, 3]), { contextId: 'tenant-\uFFFD' });
+    expect(() => b.open(sealed, { expectedContextId: 'tenant-\uD800' })).toThrow(TypeError);
+    expect(() => a.seal(new Uint8Array([1]), { contextId: 'tenant-\uD800' })).toThrow(TypeError);
+    expect(b.open(sealed, { expectedContextId: 'tenant-\uFFFD' })).toEqual(new Uint8Array([1, 2, 3]));
   });
 });
