@@ -70,7 +70,7 @@ export interface ProxySession {
   id: string;
   principal: PrincipalConfig;
   server: Server;
-  /** HTTP: the client's address when the session opened (for `ip_in` and drift). */
+  /** HTTP: the client's address (for `ip_in` and drift): where the session opened, or, per request, where that request came from. */
   ip?: string;
 }
 
@@ -468,13 +468,16 @@ export class ProxyCore {
     return (action, resource) => couldBePermitted(policies, principal, action, resource);
   }
 
-  /** The upstream is subscribed while at least one session is; updates go to those sessions only. */
-  async subscribe(session: ProxySession, method: 'resources/subscribe' | 'resources/unsubscribe', uri: string): Promise<void> {
+  /**
+   * The upstream is subscribed while at least one session is; updates go to those sessions only.
+   * `caller` is the session as of this request (HTTP: its address), for the gate.
+   */
+  async subscribe(session: ProxySession, method: 'resources/subscribe' | 'resources/unsubscribe', uri: string, caller: ProxySession = session): Promise<void> {
     const sessions = this.subscribers.get(uri) ?? new Set<ProxySession>();
     if (method === 'resources/subscribe') {
       if (this.config.gate.gateResources) {
         const owner = await this.ownerOf(uri);
-        await this.gateRequest(session, owner, 'resources/subscribe', uri, { uri });
+        await this.gateRequest(caller, owner, 'resources/subscribe', uri, { uri });
         if (sessions.size === 0) await fromUpstream(this.clientOf(owner).subscribeResource({ uri }));
       } else if (sessions.size === 0) await fromUpstream(this.byUri(uri, (client) => client.subscribeResource({ uri })));
       sessions.add(session);

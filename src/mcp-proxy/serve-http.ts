@@ -1,6 +1,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
 import { randomUUID } from 'node:crypto';
+import type { AuthInfo } from '@modelcontextprotocol/sdk/server/auth/types.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import { isInitializeRequest } from '@modelcontextprotocol/sdk/types.js';
 import { ConfigError } from '../engine/errors.ts';
@@ -67,6 +68,11 @@ export async function serveHttp(runtime: ProxyRuntime, listen: string): Promise<
       res.setHeader('WWW-Authenticate', 'Bearer realm="kavach"');
       return reply(res, 401, 'a valid bearer token is required');
     }
+    const ip = req.socket.remoteAddress?.replace(/^::ffff:/, '');
+    // Each request is judged from where it came (\`ip_in\`, IP drift), not from where its session
+    // opened: a session id used from elsewhere must not keep the first address. The SDK hands
+    // \`req.auth\` to the handlers as \`authInfo\`.
+    (req as IncomingMessage & { auth?: AuthInfo }).auth = { token: '', clientId: client.principalId, scopes: [], ...(ip ? { extra: { ip } } : {}) };
     const sessionHeader = req.headers['mcp-session-id'];
     const sessionId = Array.isArray(sessionHeader) ? sessionHeader[0] : sessionHeader;
     let body: unknown;
@@ -87,7 +93,6 @@ export async function serveHttp(runtime: ProxyRuntime, listen: string): Promise<
     }
     if (req.method !== 'POST' || !isInitializeRequest(body)) return reply(res, 400, 'no session: start with an initialize request');
     const session = createSession(runtime.core, client, { startUpstreamsOnInit: false });
-    const ip = req.socket.remoteAddress?.replace(/^::ffff:/, '');
     if (ip) session.ip = ip;
     const transport: StreamableHTTPServerTransport = new StreamableHTTPServerTransport({
       sessionIdGenerator: () => randomUUID(),

@@ -5,6 +5,7 @@ import {
   ListResourcesRequestSchema, ListResourceTemplatesRequestSchema, ListToolsRequestSchema, ReadResourceRequestSchema,
   RootsListChangedNotificationSchema, SetLevelRequestSchema, SubscribeRequestSchema, UnsubscribeRequestSchema,
 } from '@modelcontextprotocol/sdk/types.js';
+import type { AuthInfo } from '@modelcontextprotocol/sdk/server/auth/types.js';
 import type { PrincipalConfig } from './config.ts';
 import type { ProxyCore, ProxySession } from './proxy.ts';
 
@@ -26,6 +27,11 @@ export function createSession(core: ProxyCore, principal: PrincipalConfig, opts:
     instructions: 'Tools are served through the Kavach execution gate: every call is checked against policy. A refused call returns an error whose text says why and what would be permitted.',
   });
   const session: ProxySession = { id: randomUUID(), principal, server };
+  /** HTTP: the session as of this request, from the address it came from (serve-http passes it as authInfo). */
+  const from = (extra: { authInfo?: AuthInfo }): ProxySession => {
+    const ip = extra.authInfo?.extra?.ip;
+    return typeof ip === 'string' && ip !== session.ip ? { ...session, ip } : session;
+  };
 
   // Upstreams start once the client said what it supports (sampling, roots...). A client that
   // skips `notifications/initialized` still gets them on its first request.
@@ -39,21 +45,21 @@ export function createSession(core: ProxyCore, principal: PrincipalConfig, opts:
   });
   server.setRequestHandler(CallToolRequestSchema, (request, extra) => {
     start();
-    return core.callTool(session, request.params, extra as never);
+    return core.callTool(from(extra), request.params, extra as never);
   });
   server.setRequestHandler(ListPromptsRequestSchema, async () => {
     start();
     return { prompts: await core.listPrompts(principal) };
   });
-  server.setRequestHandler(GetPromptRequestSchema, (request, extra) => core.getPrompt(session, request.params, extra.signal) as never);
+  server.setRequestHandler(GetPromptRequestSchema, (request, extra) => core.getPrompt(from(extra), request.params, extra.signal) as never);
   server.setRequestHandler(ListResourcesRequestSchema, async () => {
     start();
     return { resources: await core.listResources(principal) };
   });
   server.setRequestHandler(ListResourceTemplatesRequestSchema, async () => ({ resourceTemplates: await core.listResourceTemplates(principal) }));
-  server.setRequestHandler(ReadResourceRequestSchema, (request, extra) => core.readResource(session, request.params, extra.signal) as never);
-  server.setRequestHandler(SubscribeRequestSchema, async (request) => {
-    await core.subscribe(session, 'resources/subscribe', request.params.uri);
+  server.setRequestHandler(ReadResourceRequestSchema, (request, extra) => core.readResource(from(extra), request.params, extra.signal) as never);
+  server.setRequestHandler(SubscribeRequestSchema, async (request, extra) => {
+    await core.subscribe(session, 'resources/subscribe', request.params.uri, from(extra));
     return {};
   });
   server.setRequestHandler(UnsubscribeRequestSchema, async (request) => {
