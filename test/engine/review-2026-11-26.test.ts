@@ -128,6 +128,38 @@ describe('path_within exclude globs that can never match a path are refused at l
   });
 });
 
+describe('a polluted Object.prototype cannot lend a policy defaults it never wrote', () => {
+  it('loading refuses while Object.prototype carries enumerable junk, in every format, and loads again once it is clean', () => {
+    const toml = '[[policy]]\nname = "a"\neffect = "permit"\nconditions = [{ rate_limit = { max = 1, window = "1h" } }]\n';
+    const proto = Object.prototype as Record<string, unknown>;
+    proto.per = 'global';
+    proto.combining = 'first-match';
+    let results: unknown[];
+    try {
+      results = [
+        () => parsePolicyText(toml, 'toml'),
+        () => parsePolicyText('{"policies":[{"name":"a","effect":"permit","conditions":[]}]}', 'json'),
+        () => parsePolicyDocument({ policies: [] }),
+      ].map((load) => {
+        try {
+          return load();
+        } catch (e) {
+          return e;
+        }
+      });
+    } finally {
+      delete proto.per;
+      delete proto.combining;
+    }
+    for (const r of results) {
+      expect(r).toBeInstanceOf(PolicyError);
+      expect((r as PolicyError).message).toMatch(/prototype/);
+    }
+    const clean = parsePolicyText(toml, 'toml');
+    expect(clean.combining).toBe('deny-overrides');
+  });
+});
+
 describe('file invariants are checked like code invariants', () => {
   it('two file invariants with one name are refused at the second', () => {
     const err = loadError({ policies: [], invariant: [{ name: 'cap', param_max: { field: 'a', max: 1 } }, { name: 'cap', param_min: { field: 'a', min: 0 } }] });

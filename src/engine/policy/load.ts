@@ -67,6 +67,11 @@ export function sniffFormat(text: string): PolicyFormat {
 
 /** The one loader core behind the three formats: a plain document to a validated policy set. */
 export function parsePolicyDocument(doc: unknown): PolicySetSpec {
+  // Optional keys left out (`per`, `combining`, `priority`, `exclude`) are read as absent; with
+  // enumerable junk on Object.prototype they would be inherited instead. Refuse rather than guess.
+  for (const key in Object.prototype) {
+    throw new PolicyError('', `Object.prototype has an enumerable "${key}" (prototype pollution): refusing to load policies that would inherit it`);
+  }
   if (doc === null || typeof doc !== 'object' || Array.isArray(doc)) {
     throw new PolicyError('', 'a policy document must be an object (TOML table or JSON object)');
   }
