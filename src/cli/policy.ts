@@ -107,7 +107,7 @@ async function explain(argv: string[]): Promise<number> {
     return 1;
   }
   try {
-    rawCtx = JSON.parse(await readFile(ctxFile, 'utf8'));
+    rawCtx = JSON.parse((await readFile(ctxFile, 'utf8')).replace(/^\uFEFF/, '')); // a BOM, as the policy loader allows
   } catch (err) {
     say(process.stderr, `${ctxFile}: cannot read the context\n  ${problem(err)}\n`);
     await gate.close();

@@ -203,6 +203,7 @@ describe('kavach policy check / explain', () => {
     await writeFile(file('bad.toml'), '[[policy]]\nname = "p"\neffect = "permit"\nconditions = [{ param_max = { feild = "x", max = 1 } }]\n');
     await writeFile(file('ctx.json'), JSON.stringify({ principalId: 'a', principalKind: 'agent', actionName: 'fs.read', sessionId: 's1' }));
     await writeFile(file('broken.json'), '{"principalId": "a",');
+    await writeFile(file('bom.json'), `\uFEFF${JSON.stringify({ principalId: 'a', principalKind: 'agent', actionName: 'fs.read', sessionId: 's1' })}`);
   });
   afterAll(async () => {
     await rm(dir, { recursive: true, force: true });
@@ -280,6 +281,12 @@ describe('kavach policy check / explain', () => {
     await policyCli(['explain', file('sneaky.toml'), '--context', file('ctx.json')]);
     expect(out.join('')).toContain('allow_all');
     expect(out.join('')).not.toMatch(raw);
+  });
+
+  it('explain reads a context file that starts with a byte-order mark, as policy files may', async () => {
+    capture();
+    expect(await policyCli(['explain', file('good.toml'), '--context', file('bom.json')])).toBe(0);
+    expect(out.join('')).toContain('verdict: PERMIT');
   });
 
   it('explain traces a call with a session as the evaluation saw it: they agree', async () => {
