@@ -185,7 +185,14 @@ export class Upstream {
     if (opts.signal.aborted) return Promise.reject(new Error('the call was cancelled'));
     const id = `kavach-call-${++this.callSeq}`;
     const call = new ForwardedCall(id, this.name, this.pending, transport, opts.signal, opts.timeoutMs);
-    transport.send({ jsonrpc: '2.0', id, method: 'tools/call', params }).catch(call.sendFailed);
+    try {
+      transport.send({ jsonrpc: '2.0', id, method: 'tools/call', params }).catch(call.sendFailed);
+    } catch (err) {
+      // The line transports serialise before they return a promise: a message JSON.stringify cannot
+      // take (nesting JSON.parse accepted) throws here. Left pending, the call would time out later
+      // with nobody awaiting it, an unhandled rejection that ends the process.
+      call.sendFailed(err);
+    }
     return call.promise;
   }
 

@@ -229,3 +229,40 @@ describe('review 2026-11-26: HTTP sessions and the caller\'s address', () => {
     expect(fx.calls).toHaveLength(1);
   });
 });
+
+describe('review 2026-11-26: a call that cannot be written upstream', () => {
+  let proxy: InProcessProxy | undefined;
+  afterEach(async () => {
+    await proxy?.close();
+    proxy = undefined;
+  });
+
+  it('fails at once and leaves nothing pending (client _meta nested too deep to serialise)', async () => {
+    const cancels: unknown[] = [];
+    /** Serialises on send, as the stdio and HTTP transports do (JSON.parse takes nesting JSON.stringify cannot). */
+    class SerialisingUpstream extends FakeUpstream {
+      override connect(): InMemoryTransport {
+        const t = super.connect();
+        const send = t.send.bind(t);
+        t.send = (message, options) => {
+          JSON.stringify(message);
+          return send(message, options);
+        };
+        (this.server as NonNullable<FakeUpstream['server']>).setNotificationHandler(CancelledNotificationSchema, (n) => void cancels.push(n.params));
+        return t;
+      }
+    }
+    const fx = new SerialisingUpstream([tool('a')]);
+    proxy = await inProcessProxy({ policy: POLICY, upstreams: { fx }, tools: { call_timeout: '50ms' } });
+    let deep: unknown = [];
+    for (let i = 0; i < 100_000; i++) deep = [deep];
+    const result = await proxy.client.callTool({ name: 'fx__a', arguments: {}, _meta: { 'com.example/deep': deep } });
+    expect(result.isError).toBe(true);
+    expect(fx.calls).toHaveLength(0);
+    await sleep(120);
+    // A call left pending would time out now: a cancellation upstream for a request the server never
+    // got, and a rejection nobody awaits (which ends a Node 20 process; vitest reports it as an error).
+    expect(cancels).toEqual([]);
+    expect((await proxy.client.callTool({ name: 'fx__a', arguments: {} })).isError).toBeFalsy();
+  });
+});
