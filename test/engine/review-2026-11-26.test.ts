@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
-import { PolicyError, parsePolicyDocument, parsePolicyText } from '../../src/engine/index.ts';
+import { Gate, PolicyError, parsePolicyDocument, parsePolicyText } from '../../src/engine/index.ts';
 import { compileHostPatterns, hostPatternProblem, urlHostAllowed } from '../../src/engine/conditions/url-host.ts';
 import { run as policyCli } from '../../src/cli/policy.ts';
 import { gateOf, outcome } from './helpers.ts';
@@ -108,6 +108,28 @@ describe('path_within: a path whose compatibility form (NFKC) reads differently 
     for (const path of ['/work/caf\u00e9.txt', '/work/\ufb01le', '/work/\u65e5\u672c\u8a9e/a.md']) {
       expect(await outcome(allowing(inside), call({ path })), path).toBe('permit');
     }
+  });
+});
+
+describe('path_within on a case-insensitive file system (macOS, Windows): a spelling in another case cannot be judged', () => {
+  it('policies/fs.toml keeps .ENV, .Git and KEY.PEM out as it keeps .env, .git and key.pem out', async () => {
+    const fs = await Gate.fromFile('policies/fs.toml', { drift: false });
+    const kind = async (params: Record<string, unknown>) =>
+      (await fs.evaluate({ principalId: 'alice-laptop', principalKind: 'agent', actionName: 'fs.read_text_file', params })).kind;
+    for (const path of ['/home/alice/work/.ENV', '/home/alice/work/app/.Env.production', '/home/alice/work/.Git/config', '/home/alice/work/certs/SERVER.PEM', '/home/alice/work/.SSH/id_rsa']) {
+      expect(await kind({ path }), path).toBe('refuse');
+    }
+    expect(await kind({ path: '/home/alice/work/README.md' })).toBe('permit');
+    expect(await kind({ path: '/home/alice/work/Docs/Plan.TXT' })).toBe('permit');
+  });
+
+  it('a refuse on /etc also refuses /ETC/passwd and /Etc/shadow', async () => {
+    const deny = guarded([{ path_within: { field: 'path', roots: ['/etc'] } }]);
+    for (const path of ['/etc/passwd', '/ETC/passwd', '/Etc/shadow']) expect(await outcome(deny, call({ path })), path).toBe('POLICY_DENIED');
+    expect(await outcome(deny, call({ path: '/Work/etc' }))).toBe('permit');
+    const mixed = guarded([{ path_within: { field: 'path', roots: ['/Volumes/Secret'] } }]);
+    for (const path of ['/Volumes/Secret/a', '/volumes/secret/a', '/VOLUMES/SECRET']) expect(await outcome(mixed, call({ path })), path).toBe('POLICY_DENIED');
+    expect(await outcome(mixed, call({ path: '/volumes/other' }))).toBe('permit');
   });
 });
 

@@ -48,7 +48,9 @@ function codePointsAtMost(s: string, max: number): boolean {
   return true;
 }
 
-const isAscii = (s: string): boolean => /^[\x00-\x7f]*$/.test(s);
+/** Upper case or anything outside ASCII: what case-insensitive and compatibility folding can change. */
+const NEEDS_FOLD = /[A-Z\u0080-\uffff]/;
+const fold = (s: string): string => s.normalize('NFKC').toLowerCase();
 
 function list(items: readonly unknown[]): string {
   return items.map((i) => JSON.stringify(i)).join(', ');
@@ -186,15 +188,21 @@ const BUILDERS: Record<string, (value: never, polarity: Polarity) => Condition> 
     const but = v.exclude ? `, none matching ${list(v.exclude)}` : '';
     // A value that is not one canonical absolute path cannot be judged (see isCanonicalPath).
     const judge = (p: string): boolean => pathWithin(p, roots) && !excluded(p);
+    // The same path as a case-insensitive file system (macOS, Windows) or a tool that folds
+    // compatibility forms (NFKC, Windows "best fit": U+2025, fullwidth U+FF0E dots and U+FF0F
+    // slash become `..` and `/`) reads it. A path whose folded reading gets another verdict
+    // (`/w/.ENV` past an exclude of `*/.env`, `/ETC/passwd` past a refuse on `/etc`) cannot be judged.
+    const foldedRoots = roots.map(fold);
+    const foldedExcluded = v.exclude ? compileGlobs(v.exclude.map(fold)) : () => false;
+    const judgeFolded = (p: string): boolean => pathWithin(p, foldedRoots) && !foldedExcluded(p);
+    // Roots or globs with upper case letters make even an all-lower-case path worth a second reading.
+    const foldAlways = [...v.roots, ...(v.exclude ?? [])].some((r) => NEEDS_FOLD.test(r));
     return fieldCondition('path_within', v.field, `${v.field} is a path (or list of paths) inside ${list(roots)}${but}`, (x) => {
       if (!isCanonicalPath(x)) return undefined;
       const verdict = judge(x);
-      // Look-alikes (U+2025 two-dot leader, fullwidth U+FF0E dots, U+FF0F slash) become `..` and
-      // `/` wherever a tool or OS folds compatibility forms (NFKC, Windows "best fit"): a path
-      // that reads differently folded cannot be judged.
-      if (isAscii(x)) return verdict;
-      const folded = x.normalize('NFKC');
-      return folded === x || (isCanonicalPath(folded) && judge(folded) === verdict) ? verdict : undefined;
+      if (!foldAlways && !NEEDS_FOLD.test(x)) return verdict;
+      const folded = fold(x);
+      return isCanonicalPath(folded) && judgeFolded(folded) === verdict ? verdict : undefined;
     }, polarity, { listable: true });
   },
   url_host_in: (v: { field: string; hosts: string[]; schemes?: string[] }, polarity: Polarity) => {
