@@ -15,13 +15,30 @@ type RequestId = string | number;
 export function installToolCallFastPath(transport: Transport, core: ProxyCore, session: ProxySession, beforeCall: () => void): void {
   const deliver = transport.onmessage;
   const inflight = new Map<RequestId, CallCancel>();
-  const send = (message: JSONRPCMessage): Promise<void> => transport.send(message).catch(() => undefined);
+  const trySend = (message: JSONRPCMessage): Promise<void> | Error => {
+    try {
+      return transport.send(message).catch(() => undefined);
+    } catch (err) {
+      return err as Error;
+    }
+  };
+  const send = (message: JSONRPCMessage): Promise<void> => {
+    const sent = trySend(message);
+    if (!(sent instanceof Error)) return sent;
+    // The line transport serialises before it returns a promise: an upstream's answer nested
+    // deeper than JSON.stringify goes throws here. The request still gets an answer.
+    if (!('id' in message) || 'method' in message) return Promise.resolve();
+    const fallback = trySend({ jsonrpc: '2.0', id: message.id, error: { code: ErrorCode.InternalError, message: `internal error: the answer could not be encoded (${sent.message})` } });
+    return fallback instanceof Error ? Promise.resolve() : fallback;
+  };
+  // Made once, not per call: nothing should reach it, but an unhandled rejection ends the process.
+  const reportError = (err: unknown): void => transport.onerror?.(err as Error);
   const sendNotification = ((n: { method: string; params?: Record<string, unknown> }) => send({ jsonrpc: '2.0', ...n })) as never;
 
   transport.onmessage = (message, extra) => {
     const m = message as { id?: RequestId; method?: string; params?: Record<string, unknown> };
     if (m.method === 'tools/call' && m.id !== undefined) {
-      void handle(m.id, m.params);
+      handle(m.id, m.params).catch(reportError);
       return;
     }
     if (m.method === 'notifications/cancelled' && m.id === undefined) {

@@ -266,3 +266,46 @@ describe('review 2026-11-26: a call that cannot be written upstream', () => {
     expect((await proxy.client.callTool({ name: 'fx__a', arguments: {} })).isError).toBeFalsy();
   });
 });
+
+describe('review 2026-11-26: an upstream answer the client transport cannot serialise', () => {
+  let proxy: InProcessProxy | undefined;
+  afterEach(async () => {
+    await proxy?.close();
+    proxy = undefined;
+  });
+
+  const deep = (): unknown => {
+    let v: unknown = [];
+    for (let i = 0; i < 100_000; i++) v = [v];
+    return v;
+  };
+
+  /** A raw stdio-like client whose proxy side serialises on send, as LineServerTransport does. */
+  async function rawClient(p: InProcessProxy): Promise<{ got: JSONRPCMessage[]; send: (m: JSONRPCMessage) => Promise<void> }> {
+    const session = createSession(p.core, ALICE, { startUpstreamsOnInit: true });
+    p.core.addSession(session);
+    const [ours, theirs] = InMemoryTransport.createLinkedPair();
+    const send = theirs.send.bind(theirs);
+    theirs.send = (message, options) => {
+      JSON.stringify(message);
+      return send(message, options);
+    };
+    await session.server.connect(theirs);
+    installToolCallFastPath(theirs, p.core, session, () => undefined);
+    const got: JSONRPCMessage[] = [];
+    ours.onmessage = (m) => void ('id' in m && got.push(m));
+    await ours.start();
+    return { got, send: (m) => ours.send(m) };
+  }
+
+  it('answers a tools/call whose upstream error data is nested too deep with an error, and keeps running', async () => {
+    const fx = new ScriptedUpstream([tool('a')], (s) => s.setRequestHandler(CallToolRequestSchema, () => {
+      throw new McpError(ErrorCode.InvalidParams, 'bad arguments', { nested: deep() });
+    }));
+    proxy = await inProcessProxy({ policy: POLICY, upstreams: { fx } });
+    const raw = await rawClient(proxy);
+    await raw.send({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'fx__a', arguments: {} } });
+    for (let i = 0; i < 100 && raw.got.length < 1; i++) await sleep(5);
+    expect(raw.got).toMatchObject([{ id: 1, error: { code: ErrorCode.InternalError } }]);
+  });
+});
