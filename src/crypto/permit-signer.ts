@@ -50,6 +50,8 @@ export class PermitSigner implements PermitIssuer {
   readonly #sharedPool: boolean;
   readonly #batcher: PermitBatcher | undefined;
   #closed = false;
+  /** Per-permit signatures in flight: close() lets them finish before it lets go of the pool. */
+  readonly #signing = new Set<Promise<string>>();
 
   private constructor(kp: KeyPair, opts: PermitSignerOptions) {
     if (opts?.mode !== 'hybrid' && opts?.mode !== 'pq') throw new TypeError("PermitSigner mode must be 'hybrid' or 'pq'");
@@ -126,20 +128,27 @@ export class PermitSigner implements PermitIssuer {
     if (req.sessionId !== undefined) claims.sid = req.sessionId;
     const bytes = encodeClaims(claims);
     if (this.#batcher) return { token: await this.#batcher.add(bytes), id: jti };
-    const signatures = this.#pool
-      ? await this.#pool.signEnvelope(this.#kp, this.mode, PERMIT_DOMAIN, bytes)
-      : await signEnvelope(this.#kp, this.mode, PERMIT_DOMAIN, bytes);
-    return { token: joinToken(bytes, signatures), id: jti };
+    const signing = this.#pool
+      ? this.#pool.signEnvelope(this.#kp, this.mode, PERMIT_DOMAIN, bytes)
+      : signEnvelope(this.#kp, this.mode, PERMIT_DOMAIN, bytes);
+    this.#signing.add(signing);
+    try {
+      return { token: joinToken(bytes, await signing), id: jti };
+    } finally {
+      this.#signing.delete(signing);
+    }
   }
 
   /**
-   * Signs any open batch, waits for it, and lets go of the workers: the shared pool closes when
-   * its last signer does (a pool you passed in stays yours to close). Later issues reject.
+   * Signs any open batch, waits for it and for permits already being signed, and lets go of the
+   * workers: the shared pool closes when its last signer does (a pool you passed in stays yours
+   * to close). Later issues reject.
    */
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
     await this.#batcher?.flush();
+    await Promise.allSettled(this.#signing);
     if (this.#sharedPool) await SigningPool.releaseShared(this.#pool as SigningPool, this.#kp.kid);
   }
 }

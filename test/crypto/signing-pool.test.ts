@@ -138,6 +138,16 @@ describe('the signing pool', () => {
     for (const [i, t] of tokens.entries()) await tool().verify(t, { action: 'fs.read_file', args: { i: i + 1 } });
   });
 
+  it('close() on the last user of the shared pool lets permits already being signed finish', async () => {
+    const signer = PermitSigner.fromKeyPair(kp, { mode: 'hybrid' });
+    const shared = signer.pool as SigningPool;
+    const pending = Promise.all([1, 2, 3].map((i) => signer.issue(request(i))));
+    await signer.close();
+    expect(shared.workers).toBe(0);
+    const tokens = (await pending).map((p) => p.token);
+    for (const [i, t] of tokens.entries()) await tool().verify(t, { action: 'fs.read_file', args: { i: i + 1 } });
+  });
+
   it('the shared pool closes when its last signer does, and a new signer gets a fresh one', async () => {
     const a = PermitSigner.fromKeyPair(kp, { mode: 'hybrid' });
     const b = PermitSigner.fromKeyPair(kp, { mode: 'hybrid' });
