@@ -9,7 +9,7 @@ const COMMANDS: Record<string, { module: string; summary: string }> = {
   keygen: { module: 'keygen', summary: '--out DIR [--passphrase-env VAR]' },
   permit: { module: 'permit', summary: 'verify TOKEN --keys public.json [--audience A] [--action X]' },
   audit: { module: 'audit', summary: 'verify | show | stats | report' },
-  mcp: { module: 'mcp', summary: 'run the MCP proxy (--config kavach.toml), install, uninstall, approve-tools' },
+  mcp: { module: 'mcp', summary: 'run the MCP proxy (--config kavach.toml), check, install, uninstall, approve-tools' },
 };
 
 function usage(): string {

@@ -5,7 +5,7 @@ const USAGE = `usage:
   kavach mcp --config kavach.toml [--http HOST:PORT]   run the proxy (stdio unless --http)
   kavach mcp check --config kavach.toml [--json]          start the servers once, show what the client would see
   kavach mcp approve-tools --config kavach.toml [server.tool ...] [--list]
-  kavach mcp install --client claude-desktop|cursor|claude-code|vscode --config kavach.toml [--file PATH] [--dry-run]
+  kavach mcp install --client claude-desktop|cursor|claude-code|vscode [--config kavach.toml] [--file PATH] [--dry-run]
   kavach mcp uninstall --client ... [--file PATH] [--dry-run]
 `;
 
