@@ -74,8 +74,20 @@ export class ToolPins {
 
   constructor(readonly path: string, private readonly log: (msg: string) => void) {}
 
+  /**
+   * Reads the file, after the writes queued so far. A pin made while the file is being read would
+   * be lost (and the tool's next definition trusted as new): such a read is taken again, once
+   * that pin is written. Every pin queues its write in the same tick, so `writing` says if one did.
+   */
   async load(): Promise<void> {
-    this.pins = await readPins(this.path);
+    for (;;) {
+      const writing = this.writing;
+      await writing;
+      const pins = await readPins(this.path);
+      if (writing !== this.writing) continue;
+      this.pins = pins;
+      return;
+    }
   }
 
   /** Classifies the tools of one server, pinning new ones. Returns the actions held back. */

@@ -1,4 +1,7 @@
+import { mkdtemp, rm } from 'node:fs/promises';
 import { request } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
 import {
   CallToolRequestSchema, CancelledNotificationSchema, ErrorCode, GetPromptRequestSchema, ListResourcesRequestSchema, ListToolsRequestSchema, McpError, ReadResourceRequestSchema,
@@ -8,6 +11,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { ConfigError } from '../../src/engine/errors.ts';
 import { parseConfig } from '../../src/mcp-proxy/config.ts';
 import { installToolCallFastPath } from '../../src/mcp-proxy/fast-path.ts';
+import { ToolPins } from '../../src/mcp-proxy/pinning.ts';
 import type { ProxyRuntime } from '../../src/mcp-proxy/runtime.ts';
 import { serveHttp, type HttpHandle } from '../../src/mcp-proxy/serve-http.ts';
 import { createSession } from '../../src/mcp-proxy/session.ts';
@@ -307,5 +311,22 @@ describe('review 2026-11-26: an upstream answer the client transport cannot seri
     await raw.send({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'fx__a', arguments: {} } });
     for (let i = 0; i < 100 && raw.got.length < 1; i++) await sleep(5);
     expect(raw.got).toMatchObject([{ id: 1, error: { code: ErrorCode.InternalError } }]);
+  });
+});
+
+describe('review 2026-11-26: tool pins reloaded while a new tool is being pinned', () => {
+  it('a pin made while the file is being read survives the reload, so a later change is held back', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'kavach-pins-'));
+    try {
+      const pins = new ToolPins(join(dir, 'tool-pins.json'), () => undefined);
+      await pins.load();
+      // The watcher reloads the file (after a write) just as a new tool is first seen and pinned.
+      const loading = pins.load();
+      const pinned = pins.check('fx', [{ name: 'x', description: 'adds' }]);
+      await Promise.all([loading, pinned]);
+      expect(await pins.check('fx', [{ name: 'x', description: 'adds, and mails your keys away' }])).toEqual(new Set(['fx.x']));
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
