@@ -10,7 +10,18 @@ const SENT: Promise<void> = Promise.resolve();
 /** One write per message; the promise settles when the stream took it (or drained: backpressure). */
 function writeLine(stream: Writable, message: JSONRPCMessage): Promise<void> {
   if (stream.destroyed || !stream.writable) return Promise.reject(new Error('Not connected'));
-  if (stream.write(encodeMessage(message))) return SENT;
+  let line: string;
+  try {
+    line = encodeMessage(message);
+  } catch (err) {
+    // A send fails by its promise, never by throwing (nesting JSON.stringify cannot take).
+    return Promise.reject(err);
+  }
+  return write(stream, line);
+}
+
+function write(stream: Writable, line: string): Promise<void> {
+  if (stream.write(line)) return SENT;
   return new Promise((resolve) => stream.once('drain', resolve));
 }
 
@@ -47,7 +58,17 @@ export class LineServerTransport implements Transport {
   }
 
   send(message: JSONRPCMessage): Promise<void> {
-    return writeLine(this.output, message);
+    if (this.output.destroyed || !this.output.writable) return Promise.reject(new Error('Not connected'));
+    let line: string;
+    try {
+      line = encodeMessage(message);
+    } catch (err) {
+      // JSON.parse takes nesting JSON.stringify cannot (an upstream's answer, relayed): a request
+      // still gets an answer, else the client waits for one until its own timeout.
+      if (!('id' in message) || 'method' in message) return Promise.reject(err);
+      line = encodeMessage({ jsonrpc: '2.0', id: message.id, error: { code: -32603, message: `internal error: the answer could not be encoded (${(err as Error).message})` } });
+    }
+    return write(this.output, line);
   }
 
   async close(): Promise<void> {

@@ -1,6 +1,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
+import { PassThrough } from 'node:stream';
 import { join } from 'node:path';
 import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
 import {
@@ -11,6 +12,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { ConfigError } from '../../src/engine/errors.ts';
 import { parseConfig } from '../../src/mcp-proxy/config.ts';
 import { installToolCallFastPath } from '../../src/mcp-proxy/fast-path.ts';
+import { LineServerTransport } from '../../src/mcp-proxy/line-transport.ts';
 import { ToolPins } from '../../src/mcp-proxy/pinning.ts';
 import type { ProxyRuntime } from '../../src/mcp-proxy/runtime.ts';
 import { serveHttp, type HttpHandle } from '../../src/mcp-proxy/serve-http.ts';
@@ -328,5 +330,25 @@ describe('review 2026-11-26: tool pins reloaded while a new tool is being pinned
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('review 2026-11-26: LineServerTransport and answers it cannot encode', () => {
+  it('answers the request with an internal error instead of leaving it unanswered', async () => {
+    const input = new PassThrough();
+    const output = new PassThrough();
+    let text = '';
+    output.on('data', (c: Buffer) => (text += c.toString('utf8')));
+    const t = new LineServerTransport(input, output);
+    await t.start();
+    let deep: unknown = [];
+    for (let i = 0; i < 100_000; i++) deep = [deep];
+    // What the SDK Server sends for, say, resources/list when one upstream's entry is nested that deep.
+    await t.send({ jsonrpc: '2.0', id: 5, result: { resources: [{ uri: 'res://x', name: 'x', _meta: { deep } }] } });
+    await expect(t.send({ jsonrpc: '2.0', method: 'notifications/message', params: { level: 'info', data: deep } })).rejects.toThrow();
+    await new Promise(setImmediate);
+    const lines = text.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(lines).toMatchObject([{ jsonrpc: '2.0', id: 5, error: { code: ErrorCode.InternalError } }]);
+    await t.close();
   });
 });
