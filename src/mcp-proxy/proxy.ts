@@ -14,7 +14,7 @@ import type { PrincipalConfig, ProxyConfig } from './config.ts';
 import type { ToolPins } from './pinning.ts';
 import { exposeNames, type UpstreamName } from './tool-names.ts';
 import { PERMIT_META } from './require-permit.ts';
-import { listAllPages, Upstream, type CallSignal, type ClientRequestRelay, type TransportFactory } from './upstream.ts';
+import { encodable, listAllPages, Upstream, type CallSignal, type ClientRequestRelay, type TransportFactory } from './upstream.ts';
 import { couldBePermitted } from './visibility.ts';
 
 const KAVACH_META_PREFIX = 'dev.kavach/';
@@ -355,7 +355,8 @@ export class ProxyCore {
       const client = u.client;
       if (!client) return [];
       try {
-        return await listAllPages((cursor) => client.listResources(cursor === undefined ? {} : { cursor }).then((p) => ({ items: p.resources, nextCursor: p.nextCursor })), 50_000);
+        const resources = await listAllPages((cursor) => client.listResources(cursor === undefined ? {} : { cursor }).then((p) => ({ items: p.resources, nextCursor: p.nextCursor })), 50_000);
+        return encodable(resources, (r) => this.log(`upstream ${u.name}: resource '${r.uri.slice(0, 200)}' is nested too deep to pass on; hiding it`));
       } catch (err) {
         this.log(`upstream ${u.name}: resources/list failed: ${(err as Error).message}`);
         return [];
@@ -381,7 +382,8 @@ export class ProxyCore {
     const servers = this.resourceUpstreams();
     const lists = await Promise.all(servers.map(async (u) => {
       try {
-        return (await u.client?.listResourceTemplates())?.resourceTemplates ?? [];
+        const templates = (await u.client?.listResourceTemplates())?.resourceTemplates ?? [];
+        return encodable(templates, (t) => this.log(`upstream ${u.name}: resource template '${t.uriTemplate.slice(0, 200)}' is nested too deep to pass on; hiding it`));
       } catch (err) {
         this.log(`upstream ${u.name}: resources/templates/list failed: ${(err as Error).message}`);
         return [];

@@ -324,7 +324,8 @@ export class Upstream {
       this.tools = [];
       return;
     }
-    this.tools = await listAllPages((cursor) => client.listTools(cursor === undefined ? {} : { cursor }).then((p) => ({ items: p.tools, nextCursor: p.nextCursor })), 10_000);
+    const tools = await listAllPages((cursor) => client.listTools(cursor === undefined ? {} : { cursor }).then((p) => ({ items: p.tools, nextCursor: p.nextCursor })), 10_000);
+    this.tools = encodable(tools, (t) => this.events.log(`upstream ${this.name}: tool '${t.name.slice(0, 200)}' is nested too deep to pass on; hiding it`));
   }
 
   private async refreshPrompts(client: Client): Promise<void> {
@@ -332,7 +333,8 @@ export class Upstream {
       this.prompts = [];
       return;
     }
-    this.prompts = await listAllPages((cursor) => client.listPrompts(cursor === undefined ? {} : { cursor }).then((p) => ({ items: p.prompts, nextCursor: p.nextCursor })), 10_000);
+    const prompts = await listAllPages((cursor) => client.listPrompts(cursor === undefined ? {} : { cursor }).then((p) => ({ items: p.prompts, nextCursor: p.nextCursor })), 10_000);
+    this.prompts = encodable(prompts, (p) => this.events.log(`upstream ${this.name}: prompt '${p.name.slice(0, 200)}' is nested too deep to pass on; hiding it`));
   }
 }
 
@@ -356,6 +358,25 @@ export async function listAllPages<T>(fetchPage: (cursor: string | undefined) =>
     seen.add(cursor);
   }
   return items;
+}
+
+/**
+ * The entries of an upstream's list that can be passed on: JSON.parse takes nesting that
+ * JSON.stringify cannot, and one such entry would fail the whole merged list for every client.
+ */
+export function encodable<T>(items: T[], onDropped: (item: T) => void): T[] {
+  let out: T[] | undefined;
+  for (let i = 0; i < items.length; i++) {
+    try {
+      JSON.stringify(items[i]);
+    } catch {
+      out ??= items.slice(0, i);
+      onDropped(items[i] as T);
+      continue;
+    }
+    out?.push(items[i] as T);
+  }
+  return out ?? items;
 }
 
 function defaultTransport(c: ServerConfig): Transport {

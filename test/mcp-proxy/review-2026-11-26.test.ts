@@ -39,6 +39,31 @@ class ScriptedUpstream extends FakeUpstream {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+const deep = (): unknown => {
+  let v: unknown = [];
+  for (let i = 0; i < 100_000; i++) v = [v];
+  return v;
+};
+
+/** A raw stdio-like client whose proxy side serialises on send, as LineServerTransport does. */
+async function rawClient(p: InProcessProxy): Promise<{ got: JSONRPCMessage[]; send: (m: JSONRPCMessage) => Promise<void> }> {
+  const session = createSession(p.core, ALICE, { startUpstreamsOnInit: true });
+  p.core.addSession(session);
+  const [ours, theirs] = InMemoryTransport.createLinkedPair();
+  const send = theirs.send.bind(theirs);
+  theirs.send = (message, options) => {
+    JSON.stringify(message);
+    return send(message, options);
+  };
+  await session.server.connect(theirs);
+  installToolCallFastPath(theirs, p.core, session, () => undefined);
+  const got: JSONRPCMessage[] = [];
+  ours.onmessage = (m) => void ('id' in m && got.push(m));
+  await ours.start();
+  return { got, send: (m) => ours.send(m) };
+}
+
+
 describe('review 2026-11-26: a buggy or hostile upstream', () => {
   let proxy: InProcessProxy | undefined;
   afterEach(async () => {
@@ -280,30 +305,6 @@ describe('review 2026-11-26: an upstream answer the client transport cannot seri
     proxy = undefined;
   });
 
-  const deep = (): unknown => {
-    let v: unknown = [];
-    for (let i = 0; i < 100_000; i++) v = [v];
-    return v;
-  };
-
-  /** A raw stdio-like client whose proxy side serialises on send, as LineServerTransport does. */
-  async function rawClient(p: InProcessProxy): Promise<{ got: JSONRPCMessage[]; send: (m: JSONRPCMessage) => Promise<void> }> {
-    const session = createSession(p.core, ALICE, { startUpstreamsOnInit: true });
-    p.core.addSession(session);
-    const [ours, theirs] = InMemoryTransport.createLinkedPair();
-    const send = theirs.send.bind(theirs);
-    theirs.send = (message, options) => {
-      JSON.stringify(message);
-      return send(message, options);
-    };
-    await session.server.connect(theirs);
-    installToolCallFastPath(theirs, p.core, session, () => undefined);
-    const got: JSONRPCMessage[] = [];
-    ours.onmessage = (m) => void ('id' in m && got.push(m));
-    await ours.start();
-    return { got, send: (m) => ours.send(m) };
-  }
-
   it('answers a tools/call whose upstream error data is nested too deep with an error, and keeps running', async () => {
     const fx = new ScriptedUpstream([tool('a')], (s) => s.setRequestHandler(CallToolRequestSchema, () => {
       throw new McpError(ErrorCode.InvalidParams, 'bad arguments', { nested: deep() });
@@ -350,5 +351,28 @@ describe('review 2026-11-26: LineServerTransport and answers it cannot encode', 
     const lines = text.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
     expect(lines).toMatchObject([{ jsonrpc: '2.0', id: 5, error: { code: ErrorCode.InternalError } }]);
     await t.close();
+  });
+});
+
+describe('review 2026-11-26: an upstream entry nested too deep to pass on', () => {
+  let proxy: InProcessProxy | undefined;
+  afterEach(async () => {
+    await proxy?.close();
+    proxy = undefined;
+  });
+
+  it('is dropped from the lists (tools without pinning, resources), the rest of every server still listed', async () => {
+    const bad = new FakeUpstream([tool('a'), { name: 'b', inputSchema: { type: 'object', properties: { x: deep() as never } } }], {
+      resources: [{ uri: 'res://ok', name: 'ok' }, { uri: 'res://deep', name: 'deep', _meta: { deep: deep() } }],
+    });
+    const good = new FakeUpstream([tool('c')]);
+    proxy = await inProcessProxy({ policy: POLICY, upstreams: { bad, good } });
+    const raw = await rawClient(proxy);
+    await raw.send({ jsonrpc: '2.0', id: 1, method: 'tools/list' });
+    await raw.send({ jsonrpc: '2.0', id: 2, method: 'resources/list' });
+    for (let i = 0; i < 200 && raw.got.length < 2; i++) await sleep(5);
+    const byId = new Map(raw.got.map((m) => [(m as { id: number }).id, m as { result?: Record<string, { name: string; uri?: string }[]> }]));
+    expect(byId.get(1)?.result?.tools?.map((t) => t.name).sort()).toEqual(['bad__a', 'good__c']);
+    expect(byId.get(2)?.result?.resources?.map((r) => r.uri)).toEqual(['res://ok']);
   });
 });
