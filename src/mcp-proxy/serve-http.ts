@@ -69,9 +69,9 @@ export async function serveHttp(runtime: ProxyRuntime, listen: string): Promise<
       return reply(res, 401, 'a valid bearer token is required');
     }
     const ip = req.socket.remoteAddress?.replace(/^::ffff:/, '');
-    // Each request is judged from where it came (\`ip_in\`, IP drift), not from where its session
+    // Each request is judged from where it came (`ip_in`, IP drift), not from where its session
     // opened: a session id used from elsewhere must not keep the first address. The SDK hands
-    // \`req.auth\` to the handlers as \`authInfo\`.
+    // `req.auth` to the handlers as `authInfo`.
     (req as IncomingMessage & { auth?: AuthInfo }).auth = { token: '', clientId: client.principalId, scopes: [], ...(ip ? { extra: { ip } } : {}) };
     const sessionHeader = req.headers['mcp-session-id'];
     const sessionId = Array.isArray(sessionHeader) ? sessionHeader[0] : sessionHeader;
