@@ -29,6 +29,8 @@ export interface PermitExpectation {
   action?: string;
   /** The arguments the tool received; their canonical-JSON hash must equal `args` (key order does not matter). */
   args?: unknown;
+  /** The audience of this call, for a verifier shared by several audiences; must equal `aud`. */
+  audience?: string;
 }
 
 /**
@@ -75,8 +77,11 @@ export class PermitVerifier {
     else this.#verifyBatch(claimsBytes, proof, signatures, claims.kid, now);
     if (claims.iat > now + this.#skewMs) throw new PermitError('NOT_YET_VALID', `permit issued in the future (${claims.iat - now} ms ahead)`);
     if (now >= claims.exp + this.#skewMs) throw new PermitError('EXPIRED', `permit expired ${now - claims.exp} ms ago`);
-    if (this.audience !== undefined && claims.aud !== this.audience) {
-      throw new PermitError('WRONG_AUDIENCE', `permit is for ${claims.aud === undefined ? 'no audience' : JSON.stringify(claims.aud)}, not ${JSON.stringify(this.audience)}`);
+    // Both audiences are checked before the replay store is asked: a refused permit stays unused.
+    for (const audience of [this.audience, expect.audience]) {
+      if (audience !== undefined && claims.aud !== audience) {
+        throw new PermitError('WRONG_AUDIENCE', `permit is for ${claims.aud === undefined ? 'no audience' : JSON.stringify(claims.aud)}, not ${JSON.stringify(audience)}`);
+      }
     }
     if (expect.action !== undefined && claims.act !== expect.action) {
       throw new PermitError('WRONG_ACTION', `permit is for action ${JSON.stringify(claims.act)}, not ${JSON.stringify(expect.action)}`);

@@ -48,8 +48,8 @@ export function requirePermit<Args extends Record<string, unknown>, Extra extend
     let claims: PermitClaims;
     try {
       if (typeof token !== 'string') throw new PermitError('BAD_FORMAT', `no permit in _meta["${PERMIT_META}"]; call this tool through the Kavach proxy`);
-      claims = await opts.verifier.verify(token, { action, args: args ?? {} });
-      if (claims.aud !== opts.audience) throw new PermitError('WRONG_AUDIENCE', `permit is for ${JSON.stringify(claims.aud)}, not ${JSON.stringify(opts.audience)}`);
+      // The audience is checked inside verify, before the replay store burns the permit's id.
+      claims = await opts.verifier.verify(token, { action, args: args ?? {}, audience: opts.audience });
     } catch (err) {
       opts.onRefused?.(err as Error);
       const code = err instanceof PermitError ? err.code : 'VERIFY_FAILED';

@@ -55,6 +55,19 @@ describe('requirePermit', () => {
     expect(calls.length).toBe(before);
   });
 
+  it('with a verifier shared by several servers, a permit for another audience is refused without being used up', async () => {
+    const kp = KeyPair.generate();
+    const own = PermitSigner.fromKeyPair(kp, { mode: 'pq', pool: false });
+    const shared = new PermitVerifier({ keys: kp.publicKeys(), mode: 'pq', replay: new InMemoryReplayStore() });
+    const notes = requirePermit(async () => ({ content: [{ type: 'text' as const, text: 'ran' }] }), { verifier: shared, audience: 'notes', tool: 'add_note' });
+    const now = Date.now();
+    const { token } = await own.issue({ principalId: 'alice', principalKind: 'agent', action: 'notes.add_note', args: { title: 'a' }, evaluationId: 'e-2', audience: 'files', issuedAt: now, expiresAt: now + 30_000 });
+    expect(text(await notes({ title: 'a' }, { _meta: { 'dev.kavach/permit': token } }))).toContain('[WRONG_AUDIENCE]');
+    // Still unused: its own audience can redeem it once.
+    await expect(shared.verify(token, { action: 'notes.add_note', args: { title: 'a' }, audience: 'files' })).resolves.toMatchObject({ aud: 'files' });
+    await expect(shared.verify(token, { action: 'notes.add_note', args: { title: 'a' }, audience: 'files' })).rejects.toMatchObject({ code: 'REPLAYED' });
+  });
+
   it('needs to know the tool it guards', () => {
     expect(() => requirePermit(async () => ({ content: [] }), { verifier, audience: 'notes', tool: '' })).toThrow(TypeError);
   });
