@@ -153,6 +153,7 @@ export async function serveHttp(runtime: ProxyRuntime, listen: string): Promise<
   allowedOrigins = new Set([...[...allowedOrigins].map((o) => o.toLowerCase()), ...[...names].map((n) => `http://${n}:${realPort}`.toLowerCase())]);
   const address = `${hostPart}:${realPort}`;
   log(`listening on http://${address}/mcp (${clients.length} client token${clients.length === 1 ? '' : 's'})`);
+  if (!isLoopback(host)) log(`warning: ${host} is not a loopback address and this server speaks plain HTTP: bearer tokens and calls cross the network unencrypted; put a TLS proxy in front of it`);
   return {
     server,
     address,
@@ -187,4 +188,8 @@ async function readJson(req: IncomingMessage): Promise<unknown> {
   } catch {
     throw new Error('request body is not JSON');
   }
+}
+
+function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
 }
