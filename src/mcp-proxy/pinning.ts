@@ -3,17 +3,29 @@ import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { canonicalJson, hashArgs } from '../engine/canonical-json.ts';
 
-/** The parts of a tool definition a model reads; a change to any of them is a new tool. */
+/** A tool definition as a client is shown it; a change to any part of it is a new tool. */
 export interface ToolDefinition {
   name: string;
   title?: string;
   description?: string;
   inputSchema?: unknown;
   outputSchema?: unknown;
+  /** Hints (readOnlyHint, destructiveHint...) some clients auto-approve calls by. */
   annotations?: unknown;
+  icons?: unknown;
+  execution?: unknown;
+  _meta?: unknown;
+  [field: string]: unknown;
 }
 
+/**
+ * Pin entries with `v: 2` cover every field of the definition. Entries without `v` were pinned
+ * when only name, title, description, inputSchema, outputSchema and annotations were covered.
+ */
+export const PIN_ENTRY_VERSION = 2;
+
 export interface PinEntry {
+  v?: typeof PIN_ENTRY_VERSION;
   hash: string;
   definition: ToolDefinition;
   at: string;
@@ -29,18 +41,26 @@ export interface PinFile {
 
 export type PinStatus = 'pinned' | 'new' | 'changed';
 
+/** Every field of the tool (a field a later protocol adds is covered too). */
 export function definitionOf(tool: ToolDefinition): ToolDefinition {
   const d: ToolDefinition = { name: tool.name };
-  if (tool.title !== undefined) d.title = tool.title;
-  if (tool.description !== undefined) d.description = tool.description;
-  if (tool.inputSchema !== undefined) d.inputSchema = tool.inputSchema;
-  if (tool.outputSchema !== undefined) d.outputSchema = tool.outputSchema;
-  if (tool.annotations !== undefined) d.annotations = tool.annotations;
+  for (const key of Object.keys(tool)) if (tool[key] !== undefined) d[key] = tool[key];
   return JSON.parse(canonicalJson(d)) as ToolDefinition;
 }
 
 export function hashDefinition(tool: ToolDefinition): string {
   return hashArgs(definitionOf(tool));
+}
+
+/** The hash a pin entry without `v` holds: the fields covered before icons, execution and _meta. */
+function legacyHash(tool: ToolDefinition): string {
+  const d: ToolDefinition = { name: tool.name };
+  for (const key of ['title', 'description', 'inputSchema', 'outputSchema', 'annotations']) if (tool[key] !== undefined) d[key] = tool[key];
+  return hashArgs(d);
+}
+
+function entry(tool: ToolDefinition, hash: string, at: string): PinEntry {
+  return { v: PIN_ENTRY_VERSION, hash, definition: definitionOf(tool), at };
 }
 
 export async function readPins(path: string): Promise<PinFile> {
@@ -98,14 +118,20 @@ export class ToolPins {
     for (const tool of tools) {
       const action = `${server}.${tool.name}`;
       const hash = hashDefinition(tool);
-      const pinned = this.pins.tools[action];
+      let pinned = this.pins.tools[action];
+      if (pinned && pinned.v !== PIN_ENTRY_VERSION && pinned.hash === legacyHash(tool)) {
+        // Pinned before every field was covered, and unchanged in the fields that were: the rest
+        // is trusted as first seen, once; from then on the entry covers every field.
+        pinned = this.pins.tools[action] = entry(tool, hash, pinned.at);
+        dirty = true;
+      }
       if (!pinned) {
-        this.pins.tools[action] = { hash, definition: definitionOf(tool), at: now };
+        this.pins.tools[action] = entry(tool, hash, now);
         dirty = true;
       } else if (pinned.hash !== hash) {
         changed.add(action);
         if (this.pins.pending[action]?.hash !== hash) {
-          this.pins.pending[action] = { hash, definition: definitionOf(tool), at: now };
+          this.pins.pending[action] = entry(tool, hash, now);
           dirty = true;
           this.log(`tool ${action} changed its definition since it was pinned; hidden until \`kavach mcp approve-tools\``);
         }
