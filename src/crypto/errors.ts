@@ -10,6 +10,10 @@ export type PermitErrorCode =
   | 'EXPIRED'
   | 'NOT_YET_VALID'
   | 'WRONG_AUDIENCE'
+  /** The caller expected another principal than the permit's `sub`. */
+  | 'WRONG_PRINCIPAL'
+  /** The caller expected another session than the permit's `sid` (or the permit names none). */
+  | 'WRONG_SESSION'
   | 'WRONG_ACTION'
   | 'ARGS_MISMATCH'
   | 'REPLAYED'

@@ -31,11 +31,17 @@ export interface PermitExpectation {
   args?: unknown;
   /** The audience of this call, for a verifier shared by several audiences; must equal `aud`. */
   audience?: string;
+  /** The principal the tool acts for; must equal `sub`. */
+  principal?: string;
+  /** The session the tool acts in; must equal `sid` (a permit without `sid` is refused). */
+  session?: string;
 }
 
 /**
  * Verifies permit tokens. Checks, in order: format, signature mode, key id, signature(s), key
- * expiry, `iat`/`exp`, audience, action, arguments, single use. Throws PermitError(code).
+ * expiry, `iat`/`exp`, audience, principal, session, action, arguments, single use. Throws
+ * PermitError(code). Every check runs before the replay store is asked, so a refused permit is
+ * not used up.
  */
 export class PermitVerifier {
   readonly mode: SignatureMode;
@@ -77,11 +83,17 @@ export class PermitVerifier {
     else this.#verifyBatch(claimsBytes, proof, signatures, claims.kid, now);
     if (claims.iat > now + this.#skewMs) throw new PermitError('NOT_YET_VALID', `permit issued in the future (${claims.iat - now} ms ahead)`);
     if (now >= claims.exp + this.#skewMs) throw new PermitError('EXPIRED', `permit expired ${now - claims.exp} ms ago`);
-    // Both audiences are checked before the replay store is asked: a refused permit stays unused.
+    // Every expectation is checked before the replay store is asked: a refused permit stays unused.
     for (const audience of [this.audience, expect.audience]) {
       if (audience !== undefined && claims.aud !== audience) {
         throw new PermitError('WRONG_AUDIENCE', `permit is for ${claims.aud === undefined ? 'no audience' : JSON.stringify(claims.aud)}, not ${JSON.stringify(audience)}`);
       }
+    }
+    if (expect.principal !== undefined && claims.sub !== expect.principal) {
+      throw new PermitError('WRONG_PRINCIPAL', `permit is for principal ${JSON.stringify(claims.sub)}, not ${JSON.stringify(expect.principal)}`);
+    }
+    if (expect.session !== undefined && claims.sid !== expect.session) {
+      throw new PermitError('WRONG_SESSION', `permit is for ${claims.sid === undefined ? 'no session' : `session ${JSON.stringify(claims.sid)}`}, not ${JSON.stringify(expect.session)}`);
     }
     if (expect.action !== undefined && claims.act !== expect.action) {
       throw new PermitError('WRONG_ACTION', `permit is for action ${JSON.stringify(claims.act)}, not ${JSON.stringify(expect.action)}`);
