@@ -148,6 +148,13 @@ export class Upstream {
   private callSeq = 0;
   private wire_: Transport | undefined;
   private logLevel: LoggingLevel | undefined;
+  /** A burst of list_changed notifications costs at most two re-lists per kind, the last after the last notification. */
+  private readonly relists = {
+    tools: new Coalesced(() => this.relist('tools'), (err) => this.events.log(`upstream ${this.name}: tools/list failed: ${String(err)}`)),
+    prompts: new Coalesced(() => this.relist('prompts'), (err) => this.events.log(`upstream ${this.name}: prompts/list failed: ${String(err)}`)),
+  };
+  /** Listings started, per kind: an answer to one overtaken by a later listing is dropped. */
+  private readonly listSeq = { tools: 0, prompts: 0 };
 
   constructor(readonly config: ServerConfig, private readonly events: UpstreamEvents, private readonly transportFor: TransportFactory = defaultTransport) {}
 
@@ -291,15 +298,11 @@ export class Upstream {
   }
 
   private wire(client: Client): void {
-    client.setNotificationHandler(ToolListChangedNotificationSchema, async () => {
-      if (this.client !== client) return;
-      await this.refreshTools(client);
-      await this.events.changed(this, 'tools');
+    client.setNotificationHandler(ToolListChangedNotificationSchema, () => {
+      if (this.client === client) this.relists.tools.trigger();
     });
-    client.setNotificationHandler(PromptListChangedNotificationSchema, async () => {
-      if (this.client !== client) return;
-      await this.refreshPrompts(client);
-      await this.events.changed(this, 'prompts');
+    client.setNotificationHandler(PromptListChangedNotificationSchema, () => {
+      if (this.client === client) this.relists.prompts.trigger();
     });
     client.setNotificationHandler(ResourceListChangedNotificationSchema, async () => {
       await this.events.changed(this, 'resources');
@@ -314,6 +317,16 @@ export class Upstream {
     if (this.capabilities.roots) client.setRequestHandler(ListRootsRequestSchema, relay);
   }
 
+  private async relist(what: 'tools' | 'prompts'): Promise<void> {
+    const client = this.client;
+    if (!client) return;
+    if (what === 'tools') await this.refreshTools(client);
+    else await this.refreshPrompts(client);
+    // Not awaited: a slow pin check of this list must not hold back listing the next one (the
+    // proxy drops a check a newer list overtook).
+    if (this.client === client) void Promise.resolve(this.events.changed(this, what)).catch((err: unknown) => this.events.log(`upstream ${this.name}: ${String(err)}`));
+  }
+
   private async refresh(client: Client): Promise<void> {
     await this.refreshTools(client);
     await this.refreshPrompts(client);
@@ -324,7 +337,10 @@ export class Upstream {
       this.tools = [];
       return;
     }
+    const seq = ++this.listSeq.tools;
     const tools = await listAllPages((cursor) => client.listTools(cursor === undefined ? {} : { cursor }).then((p) => ({ items: p.tools, nextCursor: p.nextCursor })), 10_000);
+    // A listing started during start-up, or before a reconnect, must not overwrite a later one.
+    if (seq !== this.listSeq.tools) return;
     this.tools = encodable(tools, (t) => this.events.log(`upstream ${this.name}: tool '${t.name.slice(0, 200)}' is nested too deep to pass on; hiding it`));
   }
 
@@ -333,8 +349,47 @@ export class Upstream {
       this.prompts = [];
       return;
     }
+    const seq = ++this.listSeq.prompts;
     const prompts = await listAllPages((cursor) => client.listPrompts(cursor === undefined ? {} : { cursor }).then((p) => ({ items: p.prompts, nextCursor: p.nextCursor })), 10_000);
+    if (seq !== this.listSeq.prompts) return;
     this.prompts = encodable(prompts, (p) => this.events.log(`upstream ${this.name}: prompt '${p.name.slice(0, 200)}' is nested too deep to pass on; hiding it`));
+  }
+}
+
+/**
+ * Runs a task on demand, one run at a time: a trigger during a run queues one more run (however
+ * many triggers come), which starts after the current one ends, so the last trigger is always
+ * followed by a whole run. A failed run is reported and does not cancel the queued one.
+ */
+export class Coalesced {
+  private running: Promise<void> | undefined;
+  private queued = false;
+
+  constructor(private readonly task: () => Promise<void>, private readonly onError: (err: unknown) => void) {}
+
+  /** Resolves when no run is left that started before this trigger or was queued by it. */
+  trigger(): Promise<void> {
+    if (this.running) {
+      this.queued = true;
+      return this.running;
+    }
+    this.running = this.loop();
+    return this.running;
+  }
+
+  private async loop(): Promise<void> {
+    try {
+      do {
+        this.queued = false;
+        try {
+          await this.task();
+        } catch (err) {
+          this.onError(err);
+        }
+      } while (this.queued);
+    } finally {
+      this.running = undefined;
+    }
   }
 }
 

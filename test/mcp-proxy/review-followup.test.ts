@@ -2,7 +2,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Tool } from '@modelcontextprotocol/sdk/types.js';
+import type { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
+import { ListPromptsRequestSchema, ListToolsRequestSchema, type Tool } from '@modelcontextprotocol/sdk/types.js';
 import { afterEach, describe, expect, it } from 'vitest';
 import { hashArgs } from '../../src/engine/canonical-json.ts';
 import { readPins, ToolPins } from '../../src/mcp-proxy/pinning.ts';
@@ -87,5 +88,77 @@ describe('review follow-up: tool pins cover every field a client is shown', () =
     const after = JSON.parse(await readFile(file, 'utf8'));
     expect(after.tools['fs.rm'].v).toBeUndefined();
     expect(after.pending['fs.rm'].definition.annotations.destructiveHint).toBe(true);
+  });
+});
+
+/** A fake upstream whose handlers a test replaces after it connects. */
+class ScriptedUpstream extends FakeUpstream {
+  constructor(tools: Tool[], private readonly script: (server: NonNullable<FakeUpstream['server']>, self: ScriptedUpstream) => void) {
+    super(tools);
+  }
+
+  override connect(): InMemoryTransport {
+    const t = super.connect();
+    this.script(this.server as NonNullable<FakeUpstream['server']>, this);
+    return t;
+  }
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describe('review follow-up: a storm of list_changed notifications', () => {
+  let proxy: InProcessProxy | undefined;
+  afterEach(async () => {
+    await proxy?.close();
+    proxy = undefined;
+  });
+
+  it('re-lists tools at most twice for a burst, and the last change is the one listed', async () => {
+    let lists = 0;
+    let release: (() => void) | undefined;
+    const up = new ScriptedUpstream([tool('a')], (s, self) => s.setRequestHandler(ListToolsRequestSchema, async () => {
+      lists++;
+      const tools = self.tools;
+      if (lists > 1) await new Promise<void>((r) => (release = r));
+      return { tools };
+    }));
+    proxy = await inProcessProxy({ policy: POLICY, upstreams: { up } });
+    expect((await proxy.client.listTools()).tools.map((t) => t.name)).toEqual(['up__a']);
+    const server = up.server as NonNullable<FakeUpstream['server']>;
+
+    up.tools = [tool('a'), tool('b')];
+    for (let i = 0; i < 50; i++) void server.sendToolListChanged();
+    await expect.poll(() => release).toBeDefined();
+    // The upstream changes again while the first re-list is in flight.
+    up.tools = [tool('a'), tool('b'), tool('c')];
+    for (let i = 0; i < 50; i++) void server.sendToolListChanged();
+    await sleep(20);
+    for (;;) {
+      const r = release;
+      release = undefined;
+      r?.();
+      if ((await proxy.client.listTools()).tools.length === 3) break;
+      await sleep(5);
+    }
+    expect((await proxy.client.listTools()).tools.map((t) => t.name)).toEqual(['up__a', 'up__b', 'up__c']);
+    expect(lists).toBeLessThanOrEqual(3);
+  });
+
+  it('re-lists prompts at most twice for a burst', async () => {
+    let lists = 0;
+    const up = new ScriptedUpstream([tool('a')], (s, self) => s.setRequestHandler(ListPromptsRequestSchema, async () => {
+      lists++;
+      await sleep(10);
+      return { prompts: self.prompts };
+    }));
+    up.prompts = [{ name: 'p' }];
+    proxy = await inProcessProxy({ policy: POLICY, upstreams: { up } });
+    expect((await proxy.client.listPrompts()).prompts.map((p) => p.name)).toEqual(['up__p']);
+    up.prompts = [{ name: 'p' }, { name: 'q' }];
+    const server = up.server as NonNullable<FakeUpstream['server']>;
+    for (let i = 0; i < 50; i++) void server.sendPromptListChanged();
+    await expect.poll(async () => (await proxy!.client.listPrompts()).prompts.map((p) => p.name)).toEqual(['up__p', 'up__q']);
+    await sleep(50);
+    expect(lists).toBeLessThanOrEqual(3);
   });
 });
