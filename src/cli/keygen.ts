@@ -10,8 +10,25 @@ const USAGE = `usage: kavach keygen --out DIR [--passphrase-env VAR] [--expires 
   and DIR/public.json (the public key bundle verifiers load)
 `;
 
+const VALUE_FLAGS = ['out', 'passphrase-env', 'expires'];
+const BOOLEAN_FLAGS = ['force', 'help'];
+
+function flagProblem(name: string, value: string | true): string | undefined {
+  if (VALUE_FLAGS.includes(name)) return value === true ? `--${name} needs a value` : undefined;
+  if (BOOLEAN_FLAGS.includes(name)) return value === true ? undefined : `--${name} takes no value`;
+  return `unknown flag --${name}`;
+}
+
 export async function run(argv: string[]): Promise<number> {
-  const args = parseArgs(argv, ['force', 'help']);
+  const args = parseArgs(argv, BOOLEAN_FLAGS);
+  // `--expires` with no value, or a misspelt `--expire 90d`, must not write a key that never expires.
+  for (const [name, value] of args.flags) {
+    const problem = flagProblem(name, value);
+    if (problem) {
+      process.stderr.write(`kavach keygen: ${problem}\n${USAGE}`);
+      return 2;
+    }
+  }
   const out = stringFlag(args, 'out');
   if (args.flags.has('help') || !out || args.positionals.length > 0) {
     process.stderr.write(USAGE);

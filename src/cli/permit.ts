@@ -1,6 +1,6 @@
 /**
- * `kavach permit verify TOKEN --keys public.json [--root root.json] [--mode hybrid|pq]
- *    [--audience A] [--action X] [--args JSON]`
+ * `kavach permit verify TOKEN --keys public.json [--root root.json [--root-mode hybrid|pq]]
+ *    [--mode hybrid|pq] [--audience A] [--principal P] [--session S] [--action X] [--args JSON]`
  * Prints the claims (JSON) and exits 0, or prints the error code and exits 1.
  */
 import { readFile } from 'node:fs/promises';
@@ -10,12 +10,19 @@ import { PermitVerifier, type PermitExpectation } from '../crypto/permit-verifie
 import type { PublicKeyBundle } from '../crypto/keys.ts';
 import { parseArgs, stringFlag } from './args.ts';
 
-const USAGE = `usage: kavach permit verify TOKEN|- --keys public.json [--root root.json] [--mode hybrid|pq]
-                            [--audience A] [--action X] [--args JSON]
-  --keys   a public key bundle, an array of them, or (with --root) a signed key manifest
-  --mode   the signature mode to insist on (default hybrid)
+const USAGE = `usage: kavach permit verify TOKEN|- --keys public.json [--root root.json [--root-mode hybrid|pq]]
+                            [--mode hybrid|pq] [--audience A] [--principal P] [--session S]
+                            [--action X] [--args JSON]
+  --keys       a public key bundle, an array of them, or (with --root) a signed key manifest
+  --mode       the signature mode to insist on for the permit (default hybrid)
+  --root-mode  the signature mode to insist on for the key manifest (default hybrid, as
+               buildSignedManifest signs); independent of --mode
+  --principal, --session  the permit's sub / sid must equal them
   prints the claims and exits 0, or prints the error code (e.g. EXPIRED) and exits 1
 `;
+
+/** Every flag takes a value; a flag without one, or an unknown (misspelt) one, would skip a check. */
+const FLAGS = ['keys', 'root', 'root-mode', 'mode', 'audience', 'principal', 'session', 'action', 'args'];
 
 export async function run(argv: string[]): Promise<number> {
   const [sub, ...rest] = argv;
@@ -24,10 +31,18 @@ export async function run(argv: string[]): Promise<number> {
     return sub === '--help' || sub === 'help' ? 0 : 2;
   }
   const args = parseArgs(rest);
+  for (const [name, value] of args.flags) {
+    if (!FLAGS.includes(name) || value === true) {
+      process.stderr.write(`kavach permit verify: ${FLAGS.includes(name) ? `--${name} needs a value` : `unknown flag --${name}`}\n${USAGE}`);
+      return 2;
+    }
+  }
   const keysPath = stringFlag(args, 'keys');
   let token = args.positionals[0];
   const mode = stringFlag(args, 'mode') ?? 'hybrid';
-  if (!token || !keysPath || args.positionals.length > 1 || (mode !== 'hybrid' && mode !== 'pq')) {
+  const rootPath = stringFlag(args, 'root');
+  const rootMode = stringFlag(args, 'root-mode') ?? 'hybrid';
+  if (!token || !keysPath || args.positionals.length > 1 || !isMode(mode) || !isMode(rootMode) || (args.flags.has('root-mode') && rootPath === undefined)) {
     process.stderr.write(USAGE);
     return 2;
   }
@@ -35,6 +50,10 @@ export async function run(argv: string[]): Promise<number> {
   const expect: PermitExpectation = {};
   const action = stringFlag(args, 'action');
   if (action !== undefined) expect.action = action;
+  const principal = stringFlag(args, 'principal');
+  if (principal !== undefined) expect.principal = principal;
+  const session = stringFlag(args, 'session');
+  if (session !== undefined) expect.session = session;
   const argsJson = stringFlag(args, 'args');
   if (argsJson !== undefined) {
     try {
@@ -45,9 +64,9 @@ export async function run(argv: string[]): Promise<number> {
     }
   }
   try {
-    const rootPath = stringFlag(args, 'root');
+    // The manifest is signed by the root key in its own mode, not the permits' mode.
     const keys = rootPath
-      ? PublicKeyDirectory.fromSignedFile(keysPath, JSON.parse(await readFile(rootPath, 'utf8')) as PublicKeyBundle, { mode })
+      ? PublicKeyDirectory.fromSignedFile(keysPath, JSON.parse(await readFile(rootPath, 'utf8')) as PublicKeyBundle, { mode: rootMode })
       : PublicKeyDirectory.fromFile(keysPath);
     const audience = stringFlag(args, 'audience');
     const verifier = new PermitVerifier({ keys, mode, ...(audience !== undefined ? { audience } : {}) });
@@ -63,6 +82,10 @@ export async function run(argv: string[]): Promise<number> {
     process.stderr.write(`kavach permit verify: ${(err as Error)?.message ?? String(err)}\n`);
     return 2;
   }
+}
+
+function isMode(value: string): value is 'hybrid' | 'pq' {
+  return value === 'hybrid' || value === 'pq';
 }
 
 async function readStdin(): Promise<string> {

@@ -1,5 +1,11 @@
 // Follow-up review of src/crypto and the permit/keygen CLI (2026-11-26); each test failed before its fix.
-import { beforeAll, describe, expect, it } from 'vitest';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { run as keygen } from '../../src/cli/keygen.ts';
+import { run as permitCli } from '../../src/cli/permit.ts';
+import { buildSignedManifest } from '../../src/crypto/key-directory.ts';
 import { KeyPair } from '../../src/crypto/keys.ts';
 import { PermitSigner } from '../../src/crypto/permit-signer.ts';
 import { PermitVerifier, type PermitExpectation } from '../../src/crypto/permit-verifier.ts';
@@ -8,10 +14,28 @@ import { InMemoryReplayStore } from '../../src/engine/stores.ts';
 import { T0, rejectsWith } from './helpers.ts';
 
 let kp: KeyPair;
+let dir: string;
+let out: string[];
 
-beforeAll(() => {
+beforeAll(async () => {
   kp = KeyPair.generate({ now: T0 });
+  dir = await mkdtemp(join(tmpdir(), 'kavach-followup-'));
 });
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+afterEach(() => {
+  vi.restoreAllMocks();
+});
+
+function capture(): void {
+  out = [];
+  vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
+    out.push(String(chunk));
+    return true;
+  });
+  vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
+}
 
 async function issue(signer: KeyPair, mode: SignatureMode, opts: { now?: number; sessionId?: string } = {}): Promise<string> {
   const now = opts.now ?? T0;
@@ -55,5 +79,93 @@ describe('PermitVerifier: expected principal and session', () => {
     await rejectsWith(v.verify(token, { ...call, principal: 'alice', session: 's-9' }), 'WRONG_SESSION');
     expect((await v.verify(token, { ...call, principal: 'alice', session: 's-1' })).jti).toBeTruthy();
     await rejectsWith(v.verify(token, { ...call, principal: 'alice', session: 's-1' }), 'REPLAYED');
+  });
+
+  it('kavach permit verify checks --principal and --session', async () => {
+    const keys = join(dir, 'verifier-keys.json');
+    await writeFile(keys, JSON.stringify(kp.publicKeys()));
+    const now = Date.now();
+    const token = await issue(kp, 'hybrid', { now, sessionId: 's-1' });
+    capture();
+    expect(await permitCli(['verify', token, '--keys', keys, '--principal', 'alice', '--session', 's-1'])).toBe(0);
+    expect(await permitCli(['verify', token, '--keys', keys, '--principal', 'bob'])).toBe(1);
+    expect(await permitCli(['verify', token, '--keys', keys, '--session', 's-2'])).toBe(1);
+    expect(out.slice(1).map((s) => s.trim())).toEqual(['WRONG_PRINCIPAL', 'WRONG_SESSION']);
+  });
+});
+
+describe('kavach permit verify --root: the manifest has its own signature mode', () => {
+  // The permit's --mode was also used to check the key manifest, so a (default, hybrid) manifest
+  // could not vouch for PQ-only permits, and a PQ-only manifest not for hybrid ones.
+  let root: KeyPair;
+  let rootPath: string;
+  beforeAll(async () => {
+    root = KeyPair.generate();
+    rootPath = join(dir, 'root.json');
+    await writeFile(rootPath, JSON.stringify(root.publicKeys()));
+  });
+  async function manifest(name: string, mode: SignatureMode): Promise<string> {
+    const path = join(dir, name);
+    await writeFile(path, buildSignedManifest([kp.publicKeys()], root, { version: 1, mode }));
+    return path;
+  }
+
+  it('a hybrid manifest vouches for a PQ-only permit (--mode pq)', async () => {
+    const m = await manifest('hybrid-manifest.json', 'hybrid');
+    const token = await issue(kp, 'pq', { now: Date.now() });
+    capture();
+    expect(await permitCli(['verify', token, '--keys', m, '--root', rootPath, '--mode', 'pq'])).toBe(0);
+    expect(JSON.parse(out.join(''))).toMatchObject({ kid: kp.kid, sub: 'alice' });
+  });
+
+  it('a PQ-only manifest (--root-mode pq) vouches for a hybrid permit', async () => {
+    const m = await manifest('pq-manifest.json', 'pq');
+    const token = await issue(kp, 'hybrid', { now: Date.now() });
+    capture();
+    expect(await permitCli(['verify', token, '--keys', m, '--root', rootPath, '--root-mode', 'pq'])).toBe(0);
+  });
+
+  it('a PQ-only manifest is refused where a hybrid one is expected (no downgrade by the file)', async () => {
+    const m = await manifest('pq-manifest-2.json', 'pq');
+    const token = await issue(kp, 'pq', { now: Date.now() });
+    capture();
+    expect(await permitCli(['verify', token, '--keys', m, '--root', rootPath, '--mode', 'pq'])).toBe(1);
+    expect(out.join('').trim()).toBe('ALG_MISMATCH');
+  });
+});
+
+describe('kavach permit verify refuses flags it cannot honour', () => {
+  // `--audience` with no value, or a misspelt `--audiance fs`, was ignored: the permit verified
+  // with no audience check and exit 0.
+  it.each([
+    [['--audience']],
+    [['--audience', '--action', 'fs.read']],
+    [['--audiance', 'db']],
+    [['--root-mode', 'pq']],
+  ])('exits 2 for %j', async (extra) => {
+    const keys = join(dir, 'flags-keys.json');
+    await writeFile(keys, JSON.stringify(kp.publicKeys()));
+    const token = await issue(kp, 'hybrid', { now: Date.now() });
+    capture();
+    expect(await permitCli(['verify', token, '--keys', keys, ...extra])).toBe(2);
+    expect(out).toEqual([]);
+  });
+});
+
+describe('kavach keygen --expires', () => {
+  it('1.5ms rounds to a 2 ms expiry (no crash)', async () => {
+    capture();
+    const d = join(dir, 'k15');
+    expect(await keygen(['--out', d, '--expires', '1.5ms'])).toBe(0);
+    const pub = JSON.parse(await readFile(join(d, 'public.json'), 'utf8')) as { created: number; expires: number };
+    expect(pub.expires - pub.created).toBe(2);
+  });
+
+  // `--expires` with no value (or before another flag) wrote a key that never expires, exit 0.
+  it.each([[['--expires']], [['--expires', '--force']], [['--expire', '90d']]])('refuses %j rather than write a key without expiry', async (extra) => {
+    capture();
+    const d = join(dir, `k-${extra.join('')}`);
+    expect(await keygen(['--out', d, ...extra])).toBe(2);
+    await expect(readFile(join(d, 'secret.key'))).rejects.toThrow();
   });
 });
