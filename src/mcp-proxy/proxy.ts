@@ -84,6 +84,9 @@ export interface ProxyCoreOptions {
   transportFor?: TransportFactory;
 }
 
+/** Gated reads of URIs no server listed re-list the resource servers at most this often. */
+const OWNER_RELIST_MS = 2_000;
+
 /** Upper bound on how long a first listing waits for upstreams still starting. */
 const STARTUP_WAIT_MS = 10_000;
 
@@ -100,6 +103,8 @@ export class ProxyCore {
   /** Downstream sessions subscribed to each resource URI (the upstream holds one subscription). */
   private subscribers = new Map<string, Set<ProxySession>>();
   private templateOwners = new Map<string, Upstream>();
+  private ownerRelisting: Promise<void> | undefined;
+  private ownerRelistedAt = -Infinity;
   /** Per upstream: the tool list the pin check last classified, and the actions it held back. */
   private vetted = new Map<Upstream, { tools: Tool[]; changed: ReadonlySet<string> }>();
   private vetSeq = new Map<Upstream, number>();
@@ -426,10 +431,9 @@ export class ProxyCore {
   private async ownerOf(uri: string): Promise<Upstream> {
     let owner = this.resourceOwners.get(uri);
     if (owner) return owner;
-    await this.listResources();
+    await this.relistOwners();
     owner = this.resourceOwners.get(uri);
     if (owner) return owner;
-    await this.listResourceTemplates();
     const matching = new Set<Upstream>();
     for (const [template, u] of this.templateOwners) {
       try {
@@ -442,6 +446,21 @@ export class ProxyCore {
     const only = matching.size === 1 ? [...matching][0] : matching.size === 0 && servers.length === 1 ? servers[0] : undefined;
     if (only) return only;
     throw new McpError(ErrorCode.InvalidParams, `Resource not found: ${uri} (${matching.size > 1 ? 'several servers' : 'no server'} claim it, so it cannot be gated)`);
+  }
+
+  /**
+   * Re-lists resources and templates for `ownerOf`: one listing at a time, at most once per
+   * OWNER_RELIST_MS. Otherwise each read of an unlisted URI (cheap for a client) would cost a full
+   * listing of every resource server. Meanwhile the last listing decides, as it would anyway.
+   */
+  private relistOwners(): Promise<void> {
+    if (this.ownerRelisting) return this.ownerRelisting;
+    if (performance.now() - this.ownerRelistedAt < OWNER_RELIST_MS) return Promise.resolve();
+    this.ownerRelisting = Promise.all([this.listResources(), this.listResourceTemplates()]).then(() => undefined).finally(() => {
+      this.ownerRelistedAt = performance.now();
+      this.ownerRelisting = undefined;
+    });
+    return this.ownerRelisting;
   }
 
   /** `[gate] gate_resources`: the session's principal asks the gate; a refusal is a JSON-RPC error. */

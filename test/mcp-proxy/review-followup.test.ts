@@ -3,7 +3,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
-import { ListPromptsRequestSchema, ListToolsRequestSchema, type Tool } from '@modelcontextprotocol/sdk/types.js';
+import { ListPromptsRequestSchema, ListResourcesRequestSchema, ListResourceTemplatesRequestSchema, ListToolsRequestSchema, type Tool } from '@modelcontextprotocol/sdk/types.js';
 import { afterEach, describe, expect, it } from 'vitest';
 import { hashArgs } from '../../src/engine/canonical-json.ts';
 import { readPins, ToolPins } from '../../src/mcp-proxy/pinning.ts';
@@ -160,5 +160,45 @@ describe('review follow-up: a storm of list_changed notifications', () => {
     await expect.poll(async () => (await proxy!.client.listPrompts()).prompts.map((p) => p.name)).toEqual(['up__p', 'up__q']);
     await sleep(50);
     expect(lists).toBeLessThanOrEqual(3);
+  });
+});
+
+describe('review follow-up: gated reads of URIs no server listed', () => {
+  let proxy: InProcessProxy | undefined;
+  afterEach(async () => {
+    await proxy?.close();
+    proxy = undefined;
+  });
+
+  it('do not re-list every resource server once per read', async () => {
+    let lists = 0;
+    let templateLists = 0;
+    const counted = (s: NonNullable<FakeUpstream['server']>, self: FakeUpstream) => {
+      s.setRequestHandler(ListResourcesRequestSchema, () => {
+        lists++;
+        return { resources: self.resources };
+      });
+      s.setRequestHandler(ListResourceTemplatesRequestSchema, () => {
+        templateLists++;
+        return { resourceTemplates: [] };
+      });
+    };
+    const a = new ScriptedUpstream([tool('a')], counted);
+    a.resources = [{ uri: 'res://a', name: 'a' }];
+    const b = new FakeUpstream([tool('b')], { resources: [{ uri: 'res://b', name: 'b' }] });
+    proxy = await inProcessProxy({ policy: POLICY, upstreams: { a, b }, gate: { gate_resources: true } });
+    expect((await proxy.client.readResource({ uri: 'res://a' })).contents).toHaveLength(1);
+    const before = { lists, templateLists };
+
+    const unlisted = (i: number) => proxy!.client.readResource({ uri: `res://nobody/${i}` }).then(() => 'read', () => 'refused');
+    expect(await Promise.all(Array.from({ length: 20 }, (_, i) => unlisted(i)))).toEqual(Array(20).fill('refused'));
+    for (let i = 0; i < 20; i++) expect(await unlisted(100 + i)).toBe('refused');
+
+    expect(lists - before.lists).toBeLessThanOrEqual(2);
+    expect(templateLists - before.templateLists).toBeLessThanOrEqual(2);
+    expect(a.reads.map((r) => r.uri)).toEqual(['res://a']);
+    expect(b.reads).toEqual([]);
+    // A listed URI is still read at once.
+    expect((await proxy.client.readResource({ uri: 'res://b' })).contents).toHaveLength(1);
   });
 });
