@@ -42,7 +42,7 @@ export type ChannelErrorCode =
   | 'REPLAYED'
   /** Every slot of the replay cache holds a nonce still inside the window: refuse, never forget one. */
   | 'REPLAY_CACHE_FULL'
-  /** The sender's key (open) or the recipient's key (seal) is past its expiry. */
+  /** The sender's key (open, and seal with our own key) or the recipient's key (seal) is past its expiry. */
   | 'KEY_EXPIRED';
 
 export class ChannelError extends KavachError {

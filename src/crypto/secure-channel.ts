@@ -54,6 +54,11 @@ function contextBytes(contextId: string): Uint8Array {
   return bytes;
 }
 
+/** Per-message secrets (shared secrets, ephemeral key, derived key) are zeroed once used. */
+function wipe(...buffers: (Uint8Array | undefined)[]): void {
+  for (const b of buffers) b?.fill(0);
+}
+
 function deriveKey(ikm: Uint8Array, msgId: Uint8Array, header: Uint8Array, kemCt: Uint8Array, ephPub: Uint8Array, recipient: ResolvedBundle): Uint8Array {
   const info = concatBytes(utf8('kavach/secure-channel/v1\0'), header, kemCt, ephPub, recipient.mlkem768, recipient.x25519);
   return hkdf(sha256, ikm, msgId, info, 32 + 12);
@@ -96,6 +101,8 @@ export class SecureChannel {
     if (remote.bundle.expires !== undefined && now >= remote.bundle.expires) {
       throw new ChannelError('KEY_EXPIRED', `recipient key ${remote.bundle.kid} has expired`);
     }
+    // The recipient refuses a message signed by an expired key (KEY_EXPIRED): say so now, not there.
+    if (this.#local.isExpired(now)) throw new ChannelError('KEY_EXPIRED', `sender key ${this.#local.kid} has expired`);
     const msgId = new Uint8Array(randomBytes(16));
     const header = new Uint8Array(FIXED_HEADER + ctx.length);
     const view = new DataView(header.buffer);
@@ -109,12 +116,20 @@ export class SecureChannel {
 
     const { cipherText: kemCt, sharedSecret: kemSs } = ml_kem768.encapsulate(remote.mlkem768);
     const eph = x25519.keygen();
-    const xSs = x25519.getSharedSecret(eph.secretKey, remote.x25519);
-    const bound = concatBytes(header, kemCt, eph.publicKey);
-    const okm = deriveKey(concatBytes(kemSs, xSs), msgId, header, kemCt, eph.publicKey, remote);
-    const signature = signEnvelopeBytes(this.#local, this.#mode, DOMAIN, concatBytes(bound, payload));
-    const sealed = chacha20poly1305(okm.subarray(0, 32), okm.subarray(32), bound).encrypt(concatBytes(signature, payload));
-    return concatBytes(bound, sealed);
+    let xSs: Uint8Array | undefined;
+    let ikm: Uint8Array | undefined;
+    let okm: Uint8Array | undefined;
+    try {
+      xSs = x25519.getSharedSecret(eph.secretKey, remote.x25519);
+      const bound = concatBytes(header, kemCt, eph.publicKey);
+      ikm = concatBytes(kemSs, xSs);
+      okm = deriveKey(ikm, msgId, header, kemCt, eph.publicKey, remote);
+      const signature = signEnvelopeBytes(this.#local, this.#mode, DOMAIN, concatBytes(bound, payload));
+      const sealed = chacha20poly1305(okm.subarray(0, 32), okm.subarray(32), bound).encrypt(concatBytes(signature, payload));
+      return concatBytes(bound, sealed);
+    } finally {
+      wipe(kemSs, eph.secretKey, xSs, ikm, okm);
+    }
   }
 
   /** Opens a message sealed by the remote key holder for us under `expectedContextId`. Throws ChannelError. */
@@ -153,15 +168,23 @@ export class SecureChannel {
     const kemCt = sealed.subarray(headerLen, headerLen + KEM_CT);
     const ephPub = sealed.subarray(headerLen + KEM_CT, headerLen + KEM_CT + X_PUB);
     const bound = sealed.subarray(0, headerLen + KEM_CT + X_PUB);
+    // The long-term secrets themselves: used, never wiped here.
     const secrets = KeyPair._kemSecrets(this.#local);
     let plain: Uint8Array;
+    let kemSs: Uint8Array | undefined;
+    let xSs: Uint8Array | undefined;
+    let ikm: Uint8Array | undefined;
+    let okm: Uint8Array | undefined;
     try {
-      const kemSs = ml_kem768.decapsulate(kemCt, secrets.mlkem768);
-      const xSs = x25519.getSharedSecret(secrets.x25519, ephPub);
-      const okm = deriveKey(concatBytes(kemSs, xSs), msgId, header, kemCt, ephPub, this.#localKeys);
+      kemSs = ml_kem768.decapsulate(kemCt, secrets.mlkem768);
+      xSs = x25519.getSharedSecret(secrets.x25519, ephPub);
+      ikm = concatBytes(kemSs, xSs);
+      okm = deriveKey(ikm, msgId, header, kemCt, ephPub, this.#localKeys);
       plain = chacha20poly1305(okm.subarray(0, 32), okm.subarray(32), bound).decrypt(sealed.subarray(bound.length));
     } catch {
       throw new ChannelError('DECRYPT_FAILED', 'message does not decrypt (tampered, or not for this key)');
+    } finally {
+      wipe(kemSs, xSs, ikm, okm);
     }
     // The envelope says its own mode (so its length); verifyEnvelope then insists on ours.
     const envLen = plain[1] === 0x02 ? ENVELOPE_BYTES.hybrid : ENVELOPE_BYTES.pq;
