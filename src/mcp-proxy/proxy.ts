@@ -102,6 +102,8 @@ export class ProxyCore {
   private resourceOwners = new Map<string, Upstream>();
   /** Downstream sessions subscribed to each resource URI (the upstream holds one subscription). */
   private subscribers = new Map<string, Set<ProxySession>>();
+  /** With `gate_resources`: the upstream each subscribed URI was judged as belonging to, and subscribed on. */
+  private subscriptionOwners = new Map<string, Upstream>();
   private templateOwners = new Map<string, Upstream>();
   private ownerRelisting: Promise<void> | undefined;
   private ownerRelistedAt = -Infinity;
@@ -499,7 +501,10 @@ export class ProxyCore {
       if (this.config.gate.gateResources) {
         const owner = await this.ownerOf(uri);
         await this.gateRequest(caller, owner, 'resources/subscribe', uri, { uri });
-        if (sessions.size === 0) await fromUpstream(this.clientOf(owner).subscribeResource({ uri }));
+        if (sessions.size === 0) {
+          await fromUpstream(this.clientOf(owner).subscribeResource({ uri }));
+          this.subscriptionOwners.set(uri, owner);
+        }
       } else if (sessions.size === 0) await fromUpstream(this.byUri(uri, (client) => client.subscribeResource({ uri })));
       sessions.add(session);
       this.subscribers.set(uri, sessions);
@@ -507,7 +512,29 @@ export class ProxyCore {
     }
     if (!sessions.delete(session) || sessions.size > 0) return;
     this.subscribers.delete(uri);
-    await fromUpstream(this.byUri(uri, (client) => client.unsubscribeResource({ uri })));
+    const owner = this.subscriptionOwners.get(uri);
+    this.subscriptionOwners.delete(uri);
+    await fromUpstream(owner ? this.clientOf(owner).unsubscribeResource({ uri }) : this.byUri(uri, (client) => client.unsubscribeResource({ uri })));
+  }
+
+  /**
+   * After a policy reload: a gated subscription the new policies could never permit (on who is
+   * asking, the action and the URI) is dropped, and the upstream unsubscribed once no session holds
+   * it. Conditions on time, rate or address were judged when the client subscribed; a reload does
+   * not evaluate them again (that would charge limits and write verdicts for requests nobody made).
+   */
+  private dropRefusedSubscriptions(): void {
+    if (!this.config.gate.gateResources || this.config.gate.observeOnly) return;
+    const policies = this.gate.policies;
+    for (const [uri, sessions] of this.subscribers) {
+      const owner = this.subscriptionOwners.get(uri);
+      if (!owner) continue;
+      for (const s of [...sessions]) {
+        if (couldBePermitted(policies, s.principal, `${owner.name}.resources/subscribe`, uri)) continue;
+        this.log(`policy reload: ${s.principal.principalId} may no longer subscribe to ${uri.slice(0, 200)}; its subscription is dropped`);
+        this.subscribe(s, 'resources/unsubscribe', uri).catch((err: unknown) => this.log(`upstream ${owner.name}: resources/unsubscribe failed: ${String(err)}`));
+      }
+    }
   }
 
   async complete(params: { ref: { type: string; name?: string; uri?: string }; [k: string]: unknown }, signal: AbortSignal): Promise<Record<string, unknown>> {
@@ -554,6 +581,7 @@ export class ProxyCore {
       await Promise.all(this.upstreams.map((u) => this.vet(u)));
     }
     this.visibleCache.clear();
+    this.dropRefusedSubscriptions();
     this.schedule('tools');
     if (this.config.gate.gateResources) {
       this.schedule('prompts');

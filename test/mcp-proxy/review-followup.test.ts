@@ -3,10 +3,11 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
-import { ListPromptsRequestSchema, ListResourcesRequestSchema, ListResourceTemplatesRequestSchema, ListToolsRequestSchema, type Tool } from '@modelcontextprotocol/sdk/types.js';
+import { ListPromptsRequestSchema, ListResourcesRequestSchema, ListResourceTemplatesRequestSchema, ListToolsRequestSchema, ResourceUpdatedNotificationSchema, type Tool } from '@modelcontextprotocol/sdk/types.js';
 import { afterEach, describe, expect, it } from 'vitest';
 import { hashArgs } from '../../src/engine/canonical-json.ts';
 import { readPins, ToolPins } from '../../src/mcp-proxy/pinning.ts';
+import type { PrincipalConfig } from '../../src/mcp-proxy/config.ts';
 import { FakeUpstream, inProcessProxy, tool, type InProcessProxy } from './in-process.ts';
 
 const POLICY = '[[policy]]\nname = "all"\neffect = "permit"\nconditions = [{ action = "*" }]\n';
@@ -200,5 +201,54 @@ describe('review follow-up: gated reads of URIs no server listed', () => {
     expect(b.reads).toEqual([]);
     // A listed URI is still read at once.
     expect((await proxy.client.readResource({ uri: 'res://b' })).contents).toHaveLength(1);
+  });
+});
+
+describe('review follow-up: gated subscriptions and a policy reload', () => {
+  let proxy: InProcessProxy | undefined;
+  afterEach(async () => {
+    await proxy?.close();
+    proxy = undefined;
+  });
+
+  const BOB: PrincipalConfig = { principalId: 'bob', principalKind: 'agent', roles: [] };
+  const subscribers = (who: string) => `[[policy]]
+name = "subscribe"
+effect = "permit"
+conditions = [{ identity_id = ${JSON.stringify(who)} }, { action = "docs.resources/subscribe" }, { resource = "file:///docs/*" }]
+
+[[policy]]
+name = "read"
+effect = "permit"
+conditions = [{ action = "docs.resources/read" }]
+`;
+
+  it('drops the subscriptions the new policies refuse, and unsubscribes the upstream once nobody holds them', async () => {
+    const up = new FakeUpstream([tool('search')], { resources: [{ uri: 'file:///docs/a.md', name: 'a' }] });
+    proxy = await inProcessProxy({ policy: subscribers('*'), upstreams: { docs: up }, gate: { gate_resources: true } });
+    const bob = await proxy.connect(BOB);
+    const got = { alice: [] as string[], bob: [] as string[] };
+    proxy.client.setNotificationHandler(ResourceUpdatedNotificationSchema, (n) => void got.alice.push(n.params.uri));
+    bob.setNotificationHandler(ResourceUpdatedNotificationSchema, (n) => void got.bob.push(n.params.uri));
+    await proxy.client.subscribeResource({ uri: 'file:///docs/a.md' });
+    await bob.subscribeResource({ uri: 'file:///docs/a.md' });
+    expect([...up.subscribed]).toEqual(['file:///docs/a.md']);
+
+    // Only alice may subscribe now.
+    proxy.gate.reload(subscribers('alice'));
+    await proxy.core.refreshVisibility();
+    await up.server!.sendResourceUpdated({ uri: 'file:///docs/a.md' });
+    await expect.poll(() => got.alice).toEqual(['file:///docs/a.md']);
+    await sleep(20);
+    expect(got.bob).toEqual([]);
+    expect([...up.subscribed]).toEqual(['file:///docs/a.md']);
+
+    // Nobody may: the upstream is unsubscribed too.
+    proxy.gate.reload(subscribers('carol'));
+    await proxy.core.refreshVisibility();
+    await expect.poll(() => up.subscribed.size).toBe(0);
+    await up.server!.sendResourceUpdated({ uri: 'file:///docs/a.md' });
+    await sleep(20);
+    expect(got.alice).toEqual(['file:///docs/a.md']);
   });
 });
