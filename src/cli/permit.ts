@@ -63,25 +63,36 @@ export async function run(argv: string[]): Promise<number> {
       return 2;
     }
   }
+  let keys: PublicKeyDirectory;
   try {
     // The manifest is signed by the root key in its own mode, not the permits' mode.
-    const keys = rootPath
+    keys = rootPath
       ? PublicKeyDirectory.fromSignedFile(keysPath, JSON.parse(await readFile(rootPath, 'utf8')) as PublicKeyBundle, { mode: rootMode })
       : PublicKeyDirectory.fromFile(keysPath);
+  } catch (err) {
+    // Same codes as a refused permit (ALG_MISMATCH, BAD_SIGNATURE...): say it was the keys.
+    return fail(err, `${rootPath ? 'key manifest' : 'keys'} ${keysPath}: `);
+  }
+  try {
     const audience = stringFlag(args, 'audience');
     const verifier = new PermitVerifier({ keys, mode, ...(audience !== undefined ? { audience } : {}) });
     const claims = await verifier.verify(token, expect);
     process.stdout.write(`${JSON.stringify(claims, null, 2)}\n`);
     return 0;
   } catch (err) {
-    if (err instanceof PermitError) {
-      process.stdout.write(`${err.code}\n`);
-      process.stderr.write(`kavach permit verify: ${err.message}\n`);
-      return 1;
-    }
-    process.stderr.write(`kavach permit verify: ${(err as Error)?.message ?? String(err)}\n`);
-    return 2;
+    return fail(err, '');
   }
+}
+
+/** A PermitError prints its code (exit 1); anything else is a usage or I/O problem (exit 2). */
+function fail(err: unknown, what: string): number {
+  if (err instanceof PermitError) {
+    process.stdout.write(`${err.code}\n`);
+    process.stderr.write(`kavach permit verify: ${what}${err.message}\n`);
+    return 1;
+  }
+  process.stderr.write(`kavach permit verify: ${what}${(err as Error)?.message ?? String(err)}\n`);
+  return 2;
 }
 
 function isMode(value: string): value is 'hybrid' | 'pq' {

@@ -186,6 +186,19 @@ describe('kavach permit verify --root: the manifest has its own signature mode',
     expect(await permitCli(['verify', token, '--keys', m, '--root', rootPath, '--mode', 'pq'])).toBe(1);
     expect(out.join('').trim()).toBe('ALG_MISMATCH');
   });
+
+  it('says on stderr that the manifest, not the permit, was refused', async () => {
+    const m = await manifest('pq-manifest-3.json', 'pq');
+    const token = await issue(kp, 'pq', { now: Date.now() });
+    capture();
+    const err: string[] = [];
+    vi.mocked(process.stderr.write).mockImplementation((chunk: string | Uint8Array) => {
+      err.push(String(chunk));
+      return true;
+    });
+    expect(await permitCli(['verify', token, '--keys', m, '--root', rootPath, '--mode', 'pq'])).toBe(1);
+    expect(err.join('')).toContain(`key manifest ${m}: [ALG_MISMATCH]`);
+  });
 });
 
 describe('kavach permit verify refuses flags it cannot honour', () => {
