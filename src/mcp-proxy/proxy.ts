@@ -3,7 +3,7 @@ import type { Server } from '@modelcontextprotocol/sdk/server/index.js';
 import { UriTemplate } from '@modelcontextprotocol/sdk/shared/uriTemplate.js';
 import {
   CompleteResultSchema, CreateMessageResultSchema, ElicitResultSchema, ErrorCode, GetPromptResultSchema,
-  ListRootsResultSchema, McpError, ReadResourceResultSchema,
+  ListRootsResultSchema, LoggingLevelSchema, McpError, ReadResourceResultSchema,
   type CallToolResult, type ClientCapabilities, type LoggingLevel, type LoggingMessageNotification, type Prompt, type Resource, type ResourceTemplate, type Tool,
 } from '@modelcontextprotocol/sdk/types.js';
 import type { ActionContext } from '../engine/context.ts';
@@ -87,6 +87,9 @@ export interface ProxyCoreOptions {
 /** Gated reads of URIs no server listed re-list the resource servers at most this often. */
 const OWNER_RELIST_MS = 2_000;
 
+/** Log levels from the most verbose (`debug`) to the least. */
+const LOG_SEVERITY = new Map<LoggingLevel, number>(LoggingLevelSchema.options.map((level, i) => [level, i]));
+
 /** Upper bound on how long a first listing waits for upstreams still starting. */
 const STARTUP_WAIT_MS = 10_000;
 
@@ -122,6 +125,9 @@ export class ProxyCore {
   private readonly notify = { tools: false, prompts: false, resources: false };
   private notifyTimer: NodeJS.Timeout | undefined;
   private lastSession: ProxySession | undefined;
+  /** The level each session asked for with `logging/setLevel`; upstreams get the most verbose one. */
+  private logLevels = new Map<ProxySession, LoggingLevel>();
+  private upstreamLogLevel: LoggingLevel | undefined;
 
   constructor(opts: ProxyCoreOptions) {
     this.config = opts.config;
@@ -171,6 +177,7 @@ export class ProxyCore {
   removeSession(session: ProxySession): void {
     this.sessions.delete(session);
     if (this.lastSession === session) this.lastSession = [...this.sessions].at(-1);
+    if (this.logLevels.delete(session)) void this.applyLogLevel();
     for (const uri of [...this.subscribers.keys()]) void this.subscribe(session, 'resources/unsubscribe', uri).catch(() => undefined);
   }
 
@@ -561,10 +568,29 @@ export class ProxyCore {
       return;
     }
     const message = { ...params, logger: params.logger ? `${u.name}/${params.logger}` : u.name };
-    for (const s of this.sessions) void s.server.sendLoggingMessage(message).catch(() => undefined);
+    const severity = LOG_SEVERITY.get(params.level) ?? 0;
+    for (const s of this.sessions) {
+      const wanted = this.logLevels.get(s);
+      if (wanted !== undefined && severity < (LOG_SEVERITY.get(wanted) ?? 0)) continue;
+      void s.server.sendLoggingMessage(message).catch(() => undefined);
+    }
   }
 
-  async setLogLevel(level: LoggingLevel): Promise<void> {
+  /**
+   * One session's `logging/setLevel`. Upstreams are shared, so they log at the most verbose level
+   * any connected session asked for; each session is sent only what is at or above its own level.
+   */
+  async setLogLevel(session: ProxySession, level: LoggingLevel): Promise<void> {
+    this.logLevels.set(session, level);
+    await this.applyLogLevel();
+  }
+
+  private async applyLogLevel(): Promise<void> {
+    let level: LoggingLevel | undefined;
+    for (const l of this.logLevels.values()) if (level === undefined || (LOG_SEVERITY.get(l) ?? 0) < (LOG_SEVERITY.get(level) ?? 0)) level = l;
+    // With no session asking any more, upstreams keep the last level (the protocol has no reset).
+    if (level === undefined || level === this.upstreamLogLevel) return;
+    this.upstreamLogLevel = level;
     await Promise.all(this.upstreams.map((u) => u.setLogLevel(level).catch(() => undefined)));
   }
 

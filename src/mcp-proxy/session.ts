@@ -68,7 +68,7 @@ export function createSession(core: ProxyCore, principal: PrincipalConfig, opts:
   });
   server.setRequestHandler(CompleteRequestSchema, (request, extra) => core.complete(request.params, extra.signal) as never);
   server.setRequestHandler(SetLevelRequestSchema, async (request) => {
-    await core.setLogLevel(request.params.level);
+    await core.setLogLevel(session, request.params.level);
     return {};
   });
   server.setNotificationHandler(RootsListChangedNotificationSchema, () => core.rootsChanged());

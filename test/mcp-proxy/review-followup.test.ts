@@ -3,12 +3,12 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
-import { ListPromptsRequestSchema, ListResourcesRequestSchema, ListResourceTemplatesRequestSchema, ListToolsRequestSchema, ResourceUpdatedNotificationSchema, type Tool } from '@modelcontextprotocol/sdk/types.js';
+import { ListPromptsRequestSchema, LoggingMessageNotificationSchema, SetLevelRequestSchema, type LoggingLevel, ListResourcesRequestSchema, ListResourceTemplatesRequestSchema, ListToolsRequestSchema, ResourceUpdatedNotificationSchema, type Tool } from '@modelcontextprotocol/sdk/types.js';
 import { afterEach, describe, expect, it } from 'vitest';
 import { hashArgs } from '../../src/engine/canonical-json.ts';
 import { readPins, ToolPins } from '../../src/mcp-proxy/pinning.ts';
 import type { PrincipalConfig } from '../../src/mcp-proxy/config.ts';
-import { FakeUpstream, inProcessProxy, tool, type InProcessProxy } from './in-process.ts';
+import { ALICE, FakeUpstream, inProcessProxy, tool, type InProcessProxy } from './in-process.ts';
 
 const POLICY = '[[policy]]\nname = "all"\neffect = "permit"\nconditions = [{ action = "*" }]\n';
 
@@ -250,5 +250,42 @@ conditions = [{ action = "docs.resources/read" }]
     await up.server!.sendResourceUpdated({ uri: 'file:///docs/a.md' });
     await sleep(20);
     expect(got.alice).toEqual(['file:///docs/a.md']);
+  });
+});
+
+describe('review follow-up: logging/setLevel from several clients', () => {
+  let proxy: InProcessProxy | undefined;
+  afterEach(async () => {
+    await proxy?.close();
+    proxy = undefined;
+  });
+
+  it('the upstream logs at the most verbose level asked for; each client gets only what is at or above its own', async () => {
+    const levels: LoggingLevel[] = [];
+    const up = new ScriptedUpstream([tool('a')], (s) => s.setRequestHandler(SetLevelRequestSchema, (r) => {
+      levels.push(r.params.level);
+      return {};
+    }));
+    proxy = await inProcessProxy({ policy: POLICY, upstreams: { up } });
+    const quiet = proxy.client;
+    const verbose = await proxy.connect(ALICE);
+    const got = { quiet: [] as string[], verbose: [] as string[] };
+    quiet.setNotificationHandler(LoggingMessageNotificationSchema, (n) => void got.quiet.push(String(n.params.data)));
+    verbose.setNotificationHandler(LoggingMessageNotificationSchema, (n) => void got.verbose.push(String(n.params.data)));
+    await quiet.listTools();
+
+    await verbose.setLoggingLevel('debug');
+    await quiet.setLoggingLevel('error');
+    expect(levels.at(-1)).toBe('debug');
+
+    const server = up.server as NonNullable<FakeUpstream['server']>;
+    await server.sendLoggingMessage({ level: 'info', data: 'info line' });
+    await server.sendLoggingMessage({ level: 'error', data: 'error line' });
+    await expect.poll(() => got.verbose).toEqual(['info line', 'error line']);
+    await expect.poll(() => got.quiet).toEqual(['error line']);
+
+    // Once the verbose client is gone, the upstream goes back to what the rest asked for.
+    await verbose.close();
+    await expect.poll(() => levels.at(-1)).toBe('error');
   });
 });
