@@ -31,6 +31,10 @@ export async function run(argv: string[]): Promise<number> {
     return sub === '--help' || sub === 'help' ? 0 : 2;
   }
   const args = parseArgs(rest);
+  if (args.flags.has('help')) {
+    process.stdout.write(USAGE);
+    return 0;
+  }
   for (const [name, value] of args.flags) {
     if (!FLAGS.includes(name) || value === true) {
       process.stderr.write(`kavach permit verify: ${FLAGS.includes(name) ? `--${name} needs a value` : `unknown flag --${name}`}\n${USAGE}`);
