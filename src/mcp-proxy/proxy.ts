@@ -602,16 +602,21 @@ export class ProxyCore {
 
   /** After a policy reload or a pin approval: recompute what each principal sees. */
   async refreshVisibility(reloadPins = false): Promise<void> {
-    if (reloadPins && this.pins) {
-      await this.pins.load();
-      await Promise.all(this.upstreams.map((u) => this.vet(u)));
-    }
+    // The policies first: a pin file that cannot be read (or is slow to) must not leave the lists
+    // and subscriptions judged by the previous policy set.
     this.visibleCache.clear();
     this.dropRefusedSubscriptions();
-    this.schedule('tools');
-    if (this.config.gate.gateResources) {
-      this.schedule('prompts');
-      this.schedule('resources');
+    try {
+      if (reloadPins && this.pins) {
+        await this.pins.load();
+        await Promise.all(this.upstreams.map((u) => this.vet(u)));
+      }
+    } finally {
+      this.schedule('tools');
+      if (this.config.gate.gateResources) {
+        this.schedule('prompts');
+        this.schedule('resources');
+      }
     }
   }
 

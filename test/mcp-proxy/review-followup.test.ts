@@ -289,3 +289,29 @@ describe('review follow-up: logging/setLevel from several clients', () => {
     await expect.poll(() => levels.at(-1)).toBe('error');
   });
 });
+
+describe('review follow-up: a policy reload while the pin file cannot be read', () => {
+  let proxy: InProcessProxy | undefined;
+  afterEach(async () => {
+    await proxy?.close();
+    proxy = undefined;
+  });
+
+  it('still lists tools by the new policies', async () => {
+    let broken = false;
+    const pins = {
+      async load() {
+        if (broken) throw new SyntaxError('Unexpected end of JSON input');
+      },
+      async check() {
+        return new Set<string>();
+      },
+    };
+    proxy = await inProcessProxy({ policy: POLICY, upstreams: { fx: new FakeUpstream([tool('a')]) }, pins });
+    expect((await proxy.client.listTools()).tools.map((t) => t.name)).toEqual(['fx__a']);
+    broken = true;
+    proxy.gate.reload('[[policy]]\nname = "other"\neffect = "permit"\nconditions = [{ action = "other.*" }]\n');
+    await expect(proxy.core.refreshVisibility(true)).rejects.toThrow('JSON');
+    expect((await proxy.client.listTools()).tools).toEqual([]);
+  });
+});
