@@ -503,25 +503,51 @@ export class ProxyCore {
    * `caller` is the session as of this request (HTTP: its address), for the gate.
    */
   async subscribe(session: ProxySession, method: 'resources/subscribe' | 'resources/unsubscribe', uri: string, caller: ProxySession = session): Promise<void> {
-    const sessions = this.subscribers.get(uri) ?? new Set<ProxySession>();
     if (method === 'resources/subscribe') {
+      const policies = this.gate.policies;
+      let owner: Upstream | undefined;
       if (this.config.gate.gateResources) {
-        const owner = await this.ownerOf(uri);
+        owner = await this.ownerOf(uri);
         await this.gateRequest(caller, owner, 'resources/subscribe', uri, { uri });
-        if (sessions.size === 0) {
-          await fromUpstream(this.clientOf(owner).subscribeResource({ uri }));
-          this.subscriptionOwners.set(uri, owner);
-        }
-      } else if (sessions.size === 0) await fromUpstream(this.byUri(uri, (client) => client.subscribeResource({ uri })));
+      }
+      // Joined at once, before the upstream answers, so that a concurrent subscribe or unsubscribe
+      // of the same URI sees this session (and neither drops it nor unsubscribes the upstream).
+      const first = !this.subscribers.get(uri)?.size;
+      const sessions = this.subscribers.get(uri) ?? new Set<ProxySession>();
       sessions.add(session);
       this.subscribers.set(uri, sessions);
+      if (first) {
+        if (owner) this.subscriptionOwners.set(uri, owner);
+        try {
+          await fromUpstream(owner ? this.clientOf(owner).subscribeResource({ uri }) : this.byUri(uri, (client) => client.subscribeResource({ uri })));
+        } catch (err) {
+          if (sessions.delete(session) && sessions.size === 0 && this.subscribers.get(uri) === sessions) {
+            this.subscribers.delete(uri);
+            this.subscriptionOwners.delete(uri);
+          }
+          throw err;
+        }
+        // Every session left while the upstream was subscribing (a reload dropped them, they
+        // unsubscribed, they went away): their unsubscribe may have reached it before this.
+        if (!this.subscribers.get(uri)?.size) await this.unsubscribeUpstream(uri, owner).catch(() => undefined);
+      }
+      // A reload while this request was in flight did not see this subscription.
+      if (owner && this.gate.policies !== policies && !this.config.gate.observeOnly && !couldBePermitted(this.gate.policies, caller.principal, `${owner.name}.resources/subscribe`, uri)) {
+        await this.subscribe(session, 'resources/unsubscribe', uri);
+        throw new McpError(ErrorCode.InvalidRequest, `the policies were reloaded while subscribing to ${uri.slice(0, 200)}, and refuse it now`);
+      }
       return;
     }
-    if (!sessions.delete(session) || sessions.size > 0) return;
+    const sessions = this.subscribers.get(uri);
+    if (!sessions?.delete(session) || sessions.size > 0) return;
     this.subscribers.delete(uri);
     const owner = this.subscriptionOwners.get(uri);
     this.subscriptionOwners.delete(uri);
-    await fromUpstream(owner ? this.clientOf(owner).unsubscribeResource({ uri }) : this.byUri(uri, (client) => client.unsubscribeResource({ uri })));
+    await this.unsubscribeUpstream(uri, owner);
+  }
+
+  private async unsubscribeUpstream(uri: string, owner: Upstream | undefined): Promise<unknown> {
+    return fromUpstream(owner ? this.clientOf(owner).unsubscribeResource({ uri }) : this.byUri(uri, (client) => client.unsubscribeResource({ uri })));
   }
 
   /**

@@ -3,7 +3,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
-import { ListPromptsRequestSchema, LoggingMessageNotificationSchema, SetLevelRequestSchema, type LoggingLevel, ListResourcesRequestSchema, ListResourceTemplatesRequestSchema, ListToolsRequestSchema, ResourceUpdatedNotificationSchema, type Tool } from '@modelcontextprotocol/sdk/types.js';
+import { SubscribeRequestSchema, ListPromptsRequestSchema, LoggingMessageNotificationSchema, SetLevelRequestSchema, type LoggingLevel, ListResourcesRequestSchema, ListResourceTemplatesRequestSchema, ListToolsRequestSchema, ResourceUpdatedNotificationSchema, type Tool } from '@modelcontextprotocol/sdk/types.js';
 import { afterEach, describe, expect, it } from 'vitest';
 import { hashArgs } from '../../src/engine/canonical-json.ts';
 import { readPins, ToolPins } from '../../src/mcp-proxy/pinning.ts';
@@ -250,6 +250,57 @@ conditions = [{ action = "docs.resources/read" }]
     await up.server!.sendResourceUpdated({ uri: 'file:///docs/a.md' });
     await sleep(20);
     expect(got.alice).toEqual(['file:///docs/a.md']);
+  });
+});
+
+describe('review follow-up: concurrent subscriptions', () => {
+  let proxy: InProcessProxy | undefined;
+  afterEach(async () => {
+    await proxy?.close();
+    proxy = undefined;
+  });
+
+  const BOB: PrincipalConfig = { principalId: 'bob', principalKind: 'agent', roles: [] };
+  const uri = 'file:///docs/a.md';
+  /** An upstream whose subscribe answers only when the test says so. */
+  const slowSubscribe = (held: (() => void)[]) => new ScriptedUpstream([tool('search')], (s, self) => s.setRequestHandler(SubscribeRequestSchema, async (r) => {
+    await new Promise<void>((release) => held.push(release));
+    self.subscribed.add(r.params.uri);
+    return {};
+  }));
+
+  it.each([false, true])('two sessions subscribing to one URI at once both get its updates (gate_resources %s)', async (gated) => {
+    const held: (() => void)[] = [];
+    const up = slowSubscribe(held);
+    up.resources = [{ uri, name: 'a' }];
+    proxy = await inProcessProxy({ policy: POLICY, upstreams: { docs: up }, gate: { gate_resources: gated } });
+    const bob = await proxy.connect(BOB);
+    const got = { alice: 0, bob: 0 };
+    proxy.client.setNotificationHandler(ResourceUpdatedNotificationSchema, () => void got.alice++);
+    bob.setNotificationHandler(ResourceUpdatedNotificationSchema, () => void got.bob++);
+    await proxy.client.listResources();
+    const both = Promise.all([proxy.client.subscribeResource({ uri }), bob.subscribeResource({ uri })]);
+    await expect.poll(() => held.length).toBeGreaterThan(0);
+    await sleep(20);
+    for (const release of held) release();
+    await both;
+    await up.server!.sendResourceUpdated({ uri });
+    await expect.poll(() => got).toEqual({ alice: 1, bob: 1 });
+  });
+
+  it('a subscription made while a reload refused it is undone and the client told', async () => {
+    const held: (() => void)[] = [];
+    const up = slowSubscribe(held);
+    up.resources = [{ uri, name: 'a' }];
+    proxy = await inProcessProxy({ policy: POLICY, upstreams: { docs: up }, gate: { gate_resources: true } });
+    await proxy.client.listResources();
+    const subscribing = proxy.client.subscribeResource({ uri }).then(() => 'subscribed', (e: Error) => e.message);
+    await expect.poll(() => held.length).toBe(1);
+    proxy.gate.reload('[[policy]]\nname = "read-only"\neffect = "permit"\nconditions = [{ action = "docs.resources/read" }]\n');
+    await proxy.core.refreshVisibility();
+    held[0]!();
+    expect(await subscribing).toContain('policies were reloaded');
+    await expect.poll(() => up.subscribed.size).toBe(0);
   });
 });
 
