@@ -113,6 +113,8 @@ export class ProxyCore {
   /** Per upstream: the tool list the pin check last classified, and the actions it held back. */
   private vetted = new Map<Upstream, { tools: Tool[]; changed: ReadonlySet<string> }>();
   private vetSeq = new Map<Upstream, number>();
+  /** Pin checks under way, per upstream: its tools are not served until the verdict is in. */
+  private vetting = new Map<Upstream, Promise<void>>();
   private visibleCache = new Map<string, Tool[]>();
   private started = false;
   private ready: Promise<void> = Promise.resolve();
@@ -204,6 +206,7 @@ export class ProxyCore {
 
   async listTools(principal: PrincipalConfig): Promise<Tool[]> {
     await this.ready;
+    if (this.vetting.size > 0) await Promise.all(this.vetting.values());
     const key = `${principal.principalKind}\0${principal.principalId}\0${principal.roles.join('\0')}`;
     let visible = this.visibleCache.get(key);
     if (visible) return visible;
@@ -230,6 +233,13 @@ export class ProxyCore {
     if (!entry && !this.readyDone) {
       // Its server may still be starting.
       await this.ready;
+      entry = this.tools.get(params.name);
+    }
+    // A server that just (re)started with new definitions: wait for the pin check's verdict, so
+    // a rug-pulled tool is never called under the definition that was approved before.
+    const vetting = entry && this.vetting.get(entry.upstream);
+    if (vetting) {
+      await vetting;
       entry = this.tools.get(params.name);
     }
     if (!entry) return { isError: true, content: [{ type: 'text', text: `Unknown tool: ${params.name}` }] };
@@ -685,7 +695,15 @@ export class ProxyCore {
    * ones. A check overtaken by a newer list is dropped, so a slow check of an old list never
    * undoes the verdict on a newer one (a rug pull sent right behind a harmless change).
    */
-  private async vet(u: Upstream): Promise<void> {
+  private vet(u: Upstream): Promise<void> {
+    const done = this.vetNow(u).finally(() => {
+      if (this.vetting.get(u) === done) this.vetting.delete(u);
+    });
+    this.vetting.set(u, done);
+    return done;
+  }
+
+  private async vetNow(u: Upstream): Promise<void> {
     const seq = (this.vetSeq.get(u) ?? 0) + 1;
     this.vetSeq.set(u, seq);
     const tools = unambiguous(u.tools, (name) => this.log(`upstream ${u.name}: lists tool '${name}' more than once; hiding it`));

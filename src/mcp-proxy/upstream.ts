@@ -265,10 +265,12 @@ export class Upstream {
       this.readyAt = Date.now();
       this.lastError = undefined;
       this.events.log(`upstream ${this.name}: ready (${this.tools.length} tools)`);
-      if (this.logLevel && client.getServerCapabilities()?.logging) await client.setLoggingLevel(this.logLevel).catch(() => undefined);
+      // Right after 'ready', before any await: the proxy starts the pin check of the new tool
+      // list now, and holds calls to this server's tools until it has a verdict.
       await this.events.changed(this, 'tools');
       await this.events.changed(this, 'prompts');
       await this.events.changed(this, 'resources');
+      if (this.logLevel && client.getServerCapabilities()?.logging) await client.setLoggingLevel(this.logLevel).catch(() => undefined);
       this.firstSettled();
     } catch (err) {
       await client.close().catch(() => undefined);
