@@ -11,15 +11,15 @@ export interface RedisReplayStoreOptions extends RedisStoreOptions {
 }
 
 /**
- * Claimed while its stored expiry is after the gate's `now`; a claim after that takes it again,
- * as the in-memory store does. Redis expires the key a grace period after.
- * KEYS: 1 claim key. ARGV: expiresAt, now, ttlMs. Reply: 1 first claim, 0 seen.
+ * Claimed for as long as the key lives: its expiry plus the grace period (Redis expires it then).
+ * Not judged by the stored expiry against the caller's `now`: verifiers sharing the store may allow
+ * different skews, and one that still accepts the permit after another's idea of its expiry must
+ * find it used (the grace period exists for exactly that).
+ * KEYS: 1 claim key. ARGV: expiresAt, ttlMs. Reply: 1 first claim, 0 seen.
  */
 const CLAIM = new Script(`
-local prev = redis.call('GET', KEYS[1])
-if prev and tonumber(prev) > tonumber(ARGV[2]) then return 0 end
-redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3])
-return 1
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end
+return 0
 `);
 
 /** Single use of permit ids (`jti`) across every replica and verifier sharing the Redis. */
@@ -39,7 +39,7 @@ export class RedisReplayStore implements ReplayStore {
     if (!Number.isFinite(expiresAt) || !Number.isFinite(now)) throw new TypeError('replay times must be finite');
     const ttl = Math.max(1, Math.ceil(expiresAt - now + this.graceMs));
     const key = this.conn.prefix + KEY_TAGS.replay + encodeKeyPart(id);
-    const reply = await this.conn.run((client) => CLAIM.run(client, [key], [String(expiresAt), String(now), String(ttl)]));
+    const reply = await this.conn.run((client) => CLAIM.run(client, [key], [String(expiresAt), String(ttl)]));
     return reply === 1;
   }
 
