@@ -80,6 +80,29 @@ interface Decision {
   verdict: Verdict;
   /** What was charged, so it can be refunded if a later step refuses. */
   charged?: { charges: RateCharge[]; chargeId: string };
+  /** What a permit was decided on, so it can be judged again if the policies change before it is handed out. */
+  input?: EvalInput;
+}
+
+/** Where the gate stood when an evaluation began: which policies, how many invalidations. */
+interface Epoch {
+  policies: number;
+  invalidations: number;
+}
+
+/** Invalidations remembered for calls still being evaluated (a call older than all of them fails closed). */
+const INVALIDATION_LOG = 1024;
+
+/** A session store's answer must describe a session, or drift and ownership cannot be judged. */
+function wellFormedSession(s: unknown): s is SessionState {
+  if (s === null || typeof s !== 'object') return false;
+  const v = s as Record<string, unknown>;
+  const finite = (x: unknown) => typeof x === 'number' && Number.isFinite(x);
+  const optString = (x: unknown) => x === undefined || typeof x === 'string';
+  const geo = v.originGeo as Record<string, unknown> | undefined;
+  return typeof v.principalId === 'string' && finite(v.startedAt) && finite(v.actionCount) && finite(v.recentCalls)
+    && optString(v.originIp) && optString(v.originDevice)
+    && (geo === undefined || (geo !== null && typeof geo === 'object' && finite(geo.lat) && finite(geo.lon)));
 }
 
 /**
@@ -103,6 +126,11 @@ export class Gate {
   private readonly signer: PermitIssuer | undefined;
   private readonly audit: AuditSink | undefined;
   private closed = false;
+  /** Bumped by every successful reload. */
+  private policyVersion = 0;
+  /** Invalidations this gate made or heard of, numbered; the log keeps the latest INVALIDATION_LOG. */
+  private invalidationCount = 0;
+  private readonly invalidationLog: { scope: InvalidationScope; reason: string }[] = [];
 
   private constructor(policySet: PolicySet, fileInvariants: Invariant[], opts: GateOptions) {
     this.policySet = policySet;
@@ -167,6 +195,7 @@ export class Gate {
       const invariants = compileFileInvariants(spec.invariants);
       this.policySet = next;
       this.fileInvariants = invariants;
+      this.policyVersion++;
     } catch (err) {
       this.record({ type: 'policy_reload', time: this.clock(), ok: false, policies: this.policySet.size, error: (err as Error).message });
       if (err instanceof PolicyError) throw err;
@@ -183,6 +212,7 @@ export class Gate {
   /** Invalidates sessions now, here and (through the bus) at every other replica. */
   async invalidate(scope: InvalidationScope, reason = 'invalidated by operator'): Promise<void> {
     const now = this.clock();
+    this.noteInvalidation(scope, reason);
     await this.sessions.invalidate(scope, reason, now);
     await this.bus.publish({ scope, reason, at: now, origin: this.id });
     this.record({ type: 'invalidation', time: now, scope, reason, remote: false });
@@ -203,6 +233,7 @@ export class Gate {
    */
   async evaluate(input: ActionContext, opts?: EvaluateOptions): Promise<Verdict> {
     const observe = this.observeOnly || opts?.observe === true;
+    const epoch: Epoch = { policies: this.policyVersion, invalidations: this.invalidationCount };
     const evaluationId = randomUUID();
     const now = this.clock();
     let ctx: ValidContext;
@@ -220,8 +251,11 @@ export class Gate {
     } catch (err) {
       decision = { verdict: failureVerdict(err, evaluationId) };
     }
-    if (!observe && !this.signer && !this.audit) return decision.verdict;
-    return this.conclude(decision, ctx, now, observe);
+    if (!observe && !this.signer && !this.audit) {
+      if (decision.verdict.kind !== 'permit' || !this.movedSince(epoch)) return decision.verdict;
+      return (await this.recheck(decision, ctx, epoch)) ?? decision.verdict;
+    }
+    return this.conclude(decision, ctx, now, observe, epoch);
   }
 
   async close(): Promise<void> {
@@ -240,7 +274,11 @@ export class Gate {
         principalId: ctx.principalId, sessionId, ip: ctx.ip, device: ctx.device, geo: ctx.geo, now, behaviourWindowMs: BEHAVIOUR_WINDOW_MS,
       }),
       (observed) => {
-        if (observed.invalid) return { verdict: refuse(evaluationId, 'SESSION_INVALID', 'session', observed.reason) };
+        if (observed.invalid === true) {
+          return { verdict: refuse(evaluationId, 'SESSION_INVALID', 'session', typeof observed.reason === 'string' ? observed.reason : 'the session was invalidated') };
+        }
+        // Anything else but a described session would skip drift and the ownership check: a store failure.
+        if (observed.invalid !== false || !wellFormedSession(observed.session)) storeError(new Error('the session store gave a malformed answer'));
         return this.decideWithSession(ctx, evaluationId, now, observed.session, observe);
       },
     );
@@ -291,18 +329,19 @@ export class Gate {
         verdict.policy = policy.name;
         return { verdict };
       }
-      if (policy.stateful.length === 0) return { verdict: { kind: 'permit', evaluationId, policy: policy.name } };
+      if (policy.stateful.length === 0) return { verdict: { kind: 'permit', evaluationId, policy: policy.name }, input };
       const charges = policy.stateful.map(({ condition, position }) => (condition.charge as NonNullable<typeof condition.charge>)(input, policy.name, position));
       // Hashed only here: calls that meet no rate limit or budget never pay for hashing their arguments.
       const chargeId = knownChargeId ?? Gate.chargeIdFor(input.ctx, evaluationId);
       return withStore(
         () => this.rate.checkAndCharge(charges, chargeId, input.now),
         (result): MaybePromise<Decision> => {
-          if (result.admitted) {
+          if (result.admitted === true) {
             const verdict: PermitVerdict = { kind: 'permit', evaluationId, policy: policy.name };
             // A retried callId charged nothing now: refunding it would take back the first call's charge.
-            return result.repeated ? { verdict } : { verdict, charged: { charges, chargeId } };
+            return result.repeated === true ? { verdict, input } : { verdict, charged: { charges, chargeId }, input };
           }
+          if (result.admitted !== false) storeError(new Error('the rate store gave a malformed answer'));
           let first = limited;
           if (!first) {
             const failed = policy.stateful[result.index]?.condition;
@@ -324,6 +363,7 @@ export class Gate {
     const scope: InvalidationScope = { type: 'session', sessionId };
     // Observe mode reports the invalidation but must not act on it.
     if (!observe) {
+      this.noteInvalidation(scope, reason);
       await withStore(() => this.sessions.invalidate(scope, reason, now), () => undefined, false);
       try {
         await this.bus.publish({ scope, reason, at: now, origin: this.id });
@@ -335,7 +375,7 @@ export class Gate {
   }
 
   /** Observe mode, signing and the audit record: the steps after the decision. */
-  private async conclude(decision: Decision, ctx: ValidContext, now: number, observe: boolean): Promise<Verdict> {
+  private async conclude(decision: Decision, ctx: ValidContext, now: number, observe: boolean, epoch: Epoch): Promise<Verdict> {
     let verdict = decision.verdict;
     if (verdict.kind === 'permit' && this.signer) {
       try {
@@ -349,6 +389,9 @@ export class Gate {
         verdict = refuse(verdict.evaluationId, 'SIGNING_FAILED', 'signer', `the permit could not be signed: ${(err as Error)?.message ?? String(err)}`);
       }
     }
+    // Signing takes milliseconds (seconds behind a queue): a kill switch, reload or invalidation
+    // in the meantime must not be outlived by a permit handed out after it.
+    if (verdict.kind === 'permit' && this.movedSince(epoch)) verdict = (await this.recheck(decision, ctx, epoch)) ?? verdict;
     // Observe mode lets a refused call through unsigned; a call enforcement would have permitted
     // keeps its real, signed permit, so tools that insist on permits work while policies are tuned.
     if (observe) {
@@ -394,6 +437,65 @@ export class Gate {
     }
   }
 
+  private movedSince(epoch: Epoch): boolean {
+    return this.policyVersion !== epoch.policies || this.invalidationCount !== epoch.invalidations;
+  }
+
+  /** Remembers an invalidation for the calls now in flight; the session store remembers it for later ones. */
+  private noteInvalidation(scope: InvalidationScope, reason: string): void {
+    this.invalidationCount++;
+    this.invalidationLog.push({ scope, reason });
+    if (this.invalidationLog.length > INVALIDATION_LOG) this.invalidationLog.splice(0, this.invalidationLog.length - INVALIDATION_LOG);
+  }
+
+  /**
+   * A permit decided before a reload or an invalidation that came while it was being concluded:
+   * the refusal it gets now (its charge taken back), or undefined when it still stands. Limits are
+   * not charged again: the call was admitted by the policies in force when it was charged.
+   */
+  private async recheck(decision: Decision, ctx: ValidContext, epoch: Epoch): Promise<RefuseVerdict | undefined> {
+    const late = this.lateRefusal(decision, ctx, epoch);
+    if (late) await this.refund(decision);
+    return late;
+  }
+
+  private lateRefusal(decision: Decision, ctx: ValidContext, epoch: Epoch): RefuseVerdict | undefined {
+    const evaluationId = decision.verdict.evaluationId;
+    const newer = this.invalidationCount - epoch.invalidations;
+    if (newer > 0 && ctx.sessionId !== undefined) {
+      if (newer > this.invalidationLog.length) {
+        return refuse(evaluationId, 'STORE_UNAVAILABLE', 'session', 'too many invalidations while the call was evaluated to tell whether its session survived; retry');
+      }
+      for (const { scope, reason } of this.invalidationLog.slice(-newer)) {
+        const covers = scope.type === 'global'
+          || (scope.type === 'session' && scope.sessionId === ctx.sessionId)
+          || (scope.type === 'principal' && scope.principalId === ctx.principalId);
+        if (covers) return refuse(evaluationId, 'SESSION_INVALID', 'session', reason);
+      }
+    }
+    if (this.policyVersion === epoch.policies) return undefined;
+    const input = decision.input;
+    if (!input) return refuse(evaluationId, 'NO_POLICY_MATCH', 'policy', 'the policies changed while the call was evaluated');
+    const plan = this.policySet.plan(input);
+    if (plan.kind === 'refuse') {
+      const verdict = refuse(evaluationId, plan.code, 'policy', plan.reason);
+      if (plan.policy !== undefined) verdict.policy = plan.policy;
+      return verdict;
+    }
+    const first = plan.steps[0] as CompiledPolicy;
+    if (first.effect === 'refuse') {
+      const verdict = refuse(evaluationId, 'POLICY_DENIED', 'policy', `'${first.name}' refuses '${ctx.actionName}'`);
+      verdict.policy = first.name;
+      return verdict;
+    }
+    for (const invariant of this.fileInvariants) {
+      if (!invariant.appliesTo(ctx.actionName)) continue;
+      const violation = invariant.violation(input);
+      if (violation !== undefined) return refuse(evaluationId, 'INVARIANT_VIOLATION', 'invariant', violation);
+    }
+    return undefined;
+  }
+
   private async refund(decision: Decision | undefined): Promise<void> {
     if (!decision?.charged) return;
     const { charges, chargeId } = decision.charged;
@@ -417,6 +519,7 @@ export class Gate {
 
   private async onRemoteInvalidation(message: InvalidationMessage): Promise<void> {
     if (message.origin === this.id || this.closed) return;
+    this.noteInvalidation(message.scope, message.reason);
     try {
       await this.sessions.invalidate(message.scope, message.reason, message.at);
       this.record({ type: 'invalidation', time: this.clock(), scope: message.scope, reason: message.reason, remote: true });
