@@ -85,6 +85,7 @@ export class AuditLog implements AuditSink {
   private headHash: string;
   private failure: AuditError | undefined;
   private closing = false;
+  private closed: Promise<void> | undefined;
   private timer: NodeJS.Timeout | undefined;
   private sealWrite: Promise<void> = Promise.resolve();
   private lastSeal: CheckpointRecord | undefined;
@@ -241,9 +242,17 @@ export class AuditLog implements AuditSink {
     return this.lastSeal;
   }
 
-  /** Seals a final checkpoint, flushes, and releases the lock. Appends after this reject. */
-  async close(): Promise<void> {
-    if (this.closing) return;
+  /**
+   * Seals a final checkpoint, flushes, and releases the lock. Appends after this reject. Every call
+   * resolves (or rejects) with the first: a second close (two shutdown paths) must not report the
+   * log closed while its final checkpoint is still being signed.
+   */
+  close(): Promise<void> {
+    this.closed ??= this.shutDown();
+    return this.closed;
+  }
+
+  private async shutDown(): Promise<void> {
     this.closing = true;
     if (this.timer) clearInterval(this.timer);
     try {
@@ -279,7 +288,7 @@ export class AuditLog implements AuditSink {
     let sealed: { hash: string; line: string };
     try {
       sealed = sealRecord(record);
-      if (sealed.line.length > this.maxRecordBytes && !INTERNAL.has(body.type)) sealed = this.shrink(record, sealed.line.length);
+      if (!INTERNAL.has(body.type) && this.overLimit(sealed.line)) sealed = this.shrink(record, Buffer.byteLength(sealed.line));
     } catch (err) {
       const e = err instanceof AuditError ? err : new AuditError('BAD_ENTRY', -1, `entry cannot be encoded: ${(err as Error).message}`);
       if (reject) reject(e);
@@ -307,6 +316,11 @@ export class AuditLog implements AuditSink {
       this.rotateAfterSeal = true;
       this.startSeal();
     }
+  }
+
+  /** The limit is in bytes: a line of n UTF-16 code units is at most 3n bytes of UTF-8 (cheap test first). */
+  private overLimit(line: string): boolean {
+    return line.length > this.maxRecordBytes || (line.length * 3 > this.maxRecordBytes && Buffer.byteLength(line) > this.maxRecordBytes);
   }
 
   /** A record over the size limit: a verdict sheds its argument values (never refused); others are refused. */

@@ -7,7 +7,7 @@ import { AuditError } from './errors.ts';
 import { listSegments } from './files.ts';
 import { CHECKPOINT_DOMAIN, checkpointMessage, type AuditRecord, type CheckpointMode, type CheckpointRecord } from './record.ts';
 import { readSeal } from './seal.ts';
-import { splitLog } from './split.ts';
+import { firstNonUtf8Line, splitLog } from './split.ts';
 
 /** Where a log left off, as found on open. */
 export interface TailState {
@@ -47,6 +47,7 @@ export async function recoverTail(path: string, own: { kid: string; verifier?: C
   let activeBytes = 0;
   if (active) {
     const split = splitLog(active);
+    refuseNonUtf8(active, split.goodBytes, path);
     // Cut only once everything before the tear has verified: a log refused below keeps every byte
     // (a sealed record that lost its newline is evidence, not a torn write).
     if (split.tornBytes > 0) cut = { file: basename(path), bytes: split.tornBytes, hash: digest('sha256', active.subarray(split.goodBytes), 'base64url') };
@@ -62,7 +63,9 @@ export async function recoverTail(path: string, own: { kid: string; verifier?: C
   } else if (segments.length > 0) {
     // Crashed between rotating the old segment and writing the new one: the tail is the last segment.
     const last = segments.at(-1) as { path: string };
-    const split = splitLog(await readFile(last.path));
+    const buf = await readFile(last.path);
+    const split = splitLog(buf);
+    refuseNonUtf8(buf, split.goodBytes, last.path);
     if (split.tornBytes > 0) throw new AuditError('BAD_RECORD', -1, `rotated segment ${last.path} ends in a torn line`);
     lines = split.lines;
     name = last.path;
@@ -156,6 +159,12 @@ async function lastLine(path: string): Promise<string> {
   } finally {
     await fh.close();
   }
+}
+
+/** Bytes that are not UTF-8 fail verification: such a tail is not continued (nor cut). */
+function refuseNonUtf8(buf: Uint8Array, goodBytes: number, file: string): void {
+  const bad = firstNonUtf8Line(buf, goodBytes);
+  if (bad >= 0) throw new AuditError('BAD_RECORD', -1, 'a record is not valid UTF-8 (the bytes were changed)', { file, line: bad + 1 });
 }
 
 async function readIfExists(path: string): Promise<Buffer | undefined> {

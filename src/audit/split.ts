@@ -1,3 +1,5 @@
+import { isUtf8 } from 'node:buffer';
+
 /**
  * Splits a log file into its complete lines. A crash can leave a torn last line (no newline) and,
  * after a power loss, runs of NUL bytes where the file system had allocated but not written: both
@@ -27,4 +29,20 @@ export function splitLog(buf: Uint8Array): SplitLog {
 function allNul(buf: Uint8Array, from: number, to: number): boolean {
   for (let i = from; i < to; i++) if (buf[i] !== 0) return false;
   return true;
+}
+
+/**
+ * The 0-based index of the first complete line that is not valid UTF-8, or -1. Decoding replaces a
+ * bad byte with U+FFFD, so without this check a record's bytes could be changed (EF BF BD to FF)
+ * and still hash the same: another encoding of the same content, which the format rejects.
+ */
+export function firstNonUtf8Line(buf: Uint8Array, goodBytes: number): number {
+  if (isUtf8(buf.subarray(0, goodBytes))) return -1;
+  let line = 0;
+  for (let start = 0; start < goodBytes; line++) {
+    const end = buf.indexOf(0x0a, start);
+    if (!isUtf8(buf.subarray(start, end))) return line;
+    start = end + 1;
+  }
+  return -1;
 }

@@ -5,7 +5,7 @@ import { listSegments, resolveLogPath } from './files.ts';
 import { keysVerifier, type AuditKeys } from './keys.ts';
 import { CHECKPOINT_DOMAIN, checkpointMessage, type AuditRecord, type CheckpointMode, type CheckpointRecord } from './record.ts';
 import { parseAnchor, readSeal } from './seal.ts';
-import { splitLog } from './split.ts';
+import { firstNonUtf8Line, splitLog } from './split.ts';
 
 export interface VerifyOptions {
   /** Require this signature mode (else the log's genesis record says which). */
@@ -123,9 +123,12 @@ export async function scanAuditLog(source: string | readonly string[], opts: Sca
   for (let f = 0; f < files.length && !chainError; f++) {
     const file = files[f] as Source;
     // One segment in memory at a time: a long log is many bounded segments.
-    const split = splitLog(await file.read());
+    const buf = await file.read();
+    const split = splitLog(buf);
+    const badUtf8 = firstNonUtf8Line(buf, split.goodBytes);
     try {
-      walker.walk({ name: file.name, lines: split.lines });
+      walker.walk({ name: file.name, lines: badUtf8 < 0 ? split.lines : split.lines.slice(0, badUtf8) });
+      if (badUtf8 >= 0) throw new AuditError('BAD_RECORD', walker.index, 'not valid UTF-8 (the bytes were changed)', { file: file.name, line: badUtf8 + 1 });
     } catch (err) {
       if (!(err instanceof AuditError)) throw err;
       chainError = err;
@@ -184,13 +187,13 @@ export async function scanAuditLog(source: string | readonly string[], opts: Sca
     tornTail,
     recoveries: stats.byType.recovery ?? 0,
     resealed: stats.resealed,
-    byType: stats.byType,
-    byVerdict: stats.byVerdict,
-    byCode: stats.byCode,
-    byPrincipal: stats.byPrincipal,
-    byAction: stats.byAction,
-    bySession: stats.bySession,
-    byOutcome: stats.byOutcome,
+    byType: plain(stats.byType),
+    byVerdict: plain(stats.byVerdict),
+    byCode: plain(stats.byCode),
+    byPrincipal: plain(stats.byPrincipal),
+    byAction: plain(stats.byAction),
+    bySession: plain(stats.bySession),
+    byOutcome: plain(stats.byOutcome),
     observed: stats.observed,
   };
 }
@@ -207,18 +210,31 @@ async function checkSignature(verifier: ReturnType<typeof keysVerifier>, cp: Che
   }
 }
 
+/**
+ * Counters keyed by recorded names (principals, actions, sessions: chosen by agents): no prototype,
+ * so "constructor" or "toString" start at 0 like any name and "__proto__" is a key, not a setter.
+ */
+function counts(): Counts {
+  return Object.create(null) as Counts;
+}
+
+/** A plain object for the report; fromEntries defines "__proto__" as an own key. */
+function plain(c: Counts): Counts {
+  return Object.fromEntries(Object.entries(c));
+}
+
 function bump(counts: Counts, key: string | undefined): void {
   if (key !== undefined) counts[key] = (counts[key] ?? 0) + 1;
 }
 
 class Stats {
-  byType: Counts = {};
-  byVerdict: Counts = {};
-  byCode: Counts = {};
-  byPrincipal: Counts = {};
-  byAction: Counts = {};
-  bySession: Counts = {};
-  byOutcome: Counts = {};
+  byType: Counts = counts();
+  byVerdict: Counts = counts();
+  byCode: Counts = counts();
+  byPrincipal: Counts = counts();
+  byAction: Counts = counts();
+  bySession: Counts = counts();
+  byOutcome: Counts = counts();
   observed = 0;
   unsealed = 0;
   resealed = 0;

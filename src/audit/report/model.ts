@@ -480,6 +480,8 @@ function summarize(rows: readonly ReportRow[], opts: BuildOptions): ReportSummar
     }
   }
   const markers: ReportSummary['markers'] = [];
+  // A Map, not an object: an unverified row's outcome may be "constructor" or "__proto__".
+  const outcomes = new Map<string, number>();
   for (const r of rows) {
     if (r.drift) totals.drift++;
     if (r.kind === 'reload') {
@@ -487,15 +489,13 @@ function summarize(rows: readonly ReportRow[], opts: BuildOptions): ReportSummar
       if (r.failed) totals.failedReloads++;
     }
     if (r.kind === 'invalidation') totals.invalidationRecords++;
-    if (r.kind === 'outcome') {
-      const o = r.outcome ?? '?';
-      totals.outcomes[o] = (totals.outcomes[o] ?? 0) + 1;
-    }
+    if (r.kind === 'outcome') inc(outcomes, r.outcome ?? '?');
     if (r.time === null) continue;
     if (r.kind === 'reload') markers.push({ time: r.time, kind: r.failed ? 'failed-reload' : 'reload', rowId: r.id });
     else if (r.drift) markers.push({ time: r.time, kind: 'drift', rowId: r.id });
     else if (r.kind === 'invalidation') markers.push({ time: r.time, kind: 'invalidation', rowId: r.id });
   }
+  totals.outcomes = Object.fromEntries(outcomes);
   totals.sessions = new Set(calls.map((r) => r.session).filter((s) => s !== undefined)).size;
   totals.principals = principals.size;
   totals.tools = new Set(calls.map((r) => r.tool).filter((s) => s !== undefined)).size;

@@ -1,0 +1,102 @@
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { AuditError, verifyAuditLog, type AuditRecord, type VerdictRecord } from '../../src/audit/index.ts';
+import { buildReportModel } from '../../src/audit/report/index.ts';
+import { key, lines, openLog, parse, tempDir, verdict } from './helpers.ts';
+
+const dir = tempDir();
+let files = 0;
+const fresh = (): string => join(dir, `log-${++files}.jsonl`);
+
+async function failure(p: Promise<unknown>): Promise<AuditError> {
+  try {
+    await p;
+  } catch (err) {
+    if (err instanceof AuditError) return err;
+    throw err;
+  }
+  throw new Error('resolved');
+}
+
+describe('closing a log twice', () => {
+  it('the second close resolves only once the log is sealed and unlocked, like the first', async () => {
+    const path = fresh();
+    const log = await openLog(path);
+    await log.append(verdict());
+    const first = log.close();
+    await log.close();
+    // A caller that awaited close() may exit now: the final checkpoint must already be on disk.
+    expect(existsSync(`${path}.lock`)).toBe(false);
+    expect(parse(lines(path).at(-1) as string).type).toBe('checkpoint');
+    await first;
+    const report = await verifyAuditLog(path, key().publicKeys());
+    expect(report.unsealed).toBe(0);
+  });
+});
+
+describe('counting names that are also Object.prototype members', () => {
+  it('counts principals, actions and sessions named constructor, __proto__ or toString like any other', async () => {
+    const path = fresh();
+    const log = await openLog(path);
+    for (const name of ['constructor', '__proto__', 'toString', 'constructor']) {
+      await log.append(verdict({ principal: name, action: name, session: name }));
+    }
+    await log.close();
+    const report = await verifyAuditLog(path, key().publicKeys());
+    const expected = [['__proto__', 1], ['constructor', 2], ['toString', 1]];
+    for (const counts of [report.byPrincipal, report.byAction, report.bySession]) {
+      expect(Object.entries(counts).sort()).toEqual(expected);
+      expect(Object.entries(JSON.parse(JSON.stringify(counts)) as object).sort()).toEqual(expected);
+    }
+  });
+});
+
+describe('the record size limit', () => {
+  it('is measured in bytes of the line, not in UTF-16 code units', async () => {
+    const path = fresh();
+    const log = await openLog(path, { recordArgs: true, maxRecordBytes: 4096 });
+    // 3,000 characters, 9,000 bytes in UTF-8.
+    const rec = (await log.append(verdict({ args: { note: '\u20ac'.repeat(3_000) } }))) as VerdictRecord;
+    await log.close();
+    expect(rec.argsValue).toBeUndefined();
+    expect(rec.argsError).toMatch(/not recorded/);
+    for (const line of readFileSync(path, 'utf8').split('\n')) {
+      if (parse(line || '{}').type === 'verdict') expect(Buffer.byteLength(line)).toBeLessThanOrEqual(4096);
+    }
+  });
+});
+
+describe('bytes that are not UTF-8', () => {
+  it('are refused at the index of their record, though they decode to the same text as the original bytes', async () => {
+    const path = fresh();
+    const log = await openLog(path);
+    // A lone surrogate is recorded as U+FFFD (EF BF BD).
+    await log.append(verdict({ reason: 'bad \ud800 input' }));
+    await log.append(verdict());
+    await log.close();
+    const bytes = readFileSync(path);
+    const at = bytes.indexOf(Buffer.from('\ufffd', 'utf8'));
+    expect(at).toBeGreaterThan(0);
+    // An invalid byte in its place decodes to U+FFFD as well: the hash still matches.
+    const tampered = Buffer.concat([bytes.subarray(0, at), Buffer.from([0xff]), bytes.subarray(at + 3)]);
+    writeFileSync(path, tampered);
+    const err = await failure(verifyAuditLog(path, key().publicKeys()));
+    expect(err.code).toBe('BAD_RECORD');
+    expect(err.index).toBe(1);
+    // A writer does not continue (and seal) a tail that fails verification.
+    expect((await failure(openLog(path))).code).toBe('BAD_RECORD');
+    expect(readFileSync(path).equals(tampered)).toBe(true);
+  });
+});
+
+describe('report totals keyed by recorded text', () => {
+  it('count outcomes named like Object.prototype members', () => {
+    const header = { prev: 'A'.repeat(43), log: 'l', hash: 'h' };
+    const records = ['constructor', '__proto__', 'ok', 'constructor'].map((outcome, seq) => (
+      { ...header, seq, time: 1_000 + seq, type: 'outcome', evaluationId: `e${seq}`, outcome, durationMs: 1 }
+    )) as unknown as AuditRecord[];
+    const model = buildReportModel([{ source: 'x', records, unverified: [], files: ['x'] }], { generatedAt: 0 });
+    expect(Object.entries(model.summary.totals.outcomes).sort()).toEqual([['__proto__', 1], ['constructor', 2], ['ok', 1]]);
+  });
+});
