@@ -91,7 +91,7 @@ async function verify(args: ParsedArgs): Promise<number> {
       else process.stdout.write(`${terminalSafe(`${file}: FAILED at record ${err.index} [${err.code}] ${err.reason}${err.file !== undefined ? ` (${err.file}${err.line !== undefined ? ` line ${err.line}` : ''})` : ''}`)}\n`);
     }
   }
-  if (json) process.stdout.write(`${JSON.stringify(results, null, 2)}\n`);
+  if (json) process.stdout.write(`${terminalJson(results, 2)}\n`);
   return failed > 0 ? 1 : 0;
 }
 
@@ -130,7 +130,7 @@ async function show(args: ParsedArgs): Promise<number> {
       onRecord: (r) => {
         if (!matches(r, filter)) return;
         shown++;
-        out.push(json ? JSON.stringify(r) : formatRecord(r, style));
+        out.push(json ? terminalJson(r) : formatRecord(r, style));
         if (out.length >= 512) drain();
       },
     });
@@ -153,7 +153,7 @@ async function stats(args: ParsedArgs): Promise<number> {
     keys: keysPath !== undefined ? loadKeys(keysPath) : null,
     ...(args.flags.has('partial') ? { partial: true } : {}),
   });
-  process.stdout.write(args.flags.has('json') ? `${JSON.stringify(report, null, 2)}\n` : formatReport(report));
+  process.stdout.write(args.flags.has('json') ? `${terminalJson(report, 2)}\n` : formatReport(report));
   return 0;
 }
 
@@ -172,6 +172,16 @@ async function report(args: ParsedArgs): Promise<number> {
   process.stdout.write(`${terminalSafe(`${out}: ${model.integrity.status === 'broken' ? 'INTEGRITY BROKEN' : 'verified'} — ${model.integrity.headline}`)}\n`);
   process.stdout.write(`${t.records} records, ${t.calls} tool calls (${t.refusals} refused, ${t.invalidations} invalidated, ${t.wouldBlock} would block in observe mode), ${model.sessions.length} sessions\n`);
   return model.integrity.status === 'broken' ? 1 : 0;
+}
+
+/**
+ * JSON for stdout, which may be a terminal: JSON.stringify escapes C0 controls but leaves C1
+ * controls (U+009B is CSI to a terminal that reads UTF-8), bidi overrides and line separators raw.
+ * Written as \u escapes they are the same JSON value, and recorded text cannot rewrite the screen.
+ */
+function terminalJson(value: unknown, indent?: number): string {
+  return JSON.stringify(value, null, indent).replace(/[\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g,
+    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }
 
 function oneFile(args: ParsedArgs): string {

@@ -1,6 +1,7 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
+import { run } from '../../src/cli/audit.ts';
 import { AuditError, verifyAuditLog, type AuditRecord, type VerdictRecord } from '../../src/audit/index.ts';
 import { buildReportModel } from '../../src/audit/report/index.ts';
 import { key, lines, openLog, parse, tempDir, verdict } from './helpers.ts';
@@ -98,5 +99,38 @@ describe('report totals keyed by recorded text', () => {
     )) as unknown as AuditRecord[];
     const model = buildReportModel([{ source: 'x', records, unverified: [], files: ['x'] }], { generatedAt: 0 });
     expect(Object.entries(model.summary.totals.outcomes).sort()).toEqual([['__proto__', 1], ['constructor', 2], ['ok', 1]]);
+  });
+});
+
+describe('kavach audit --json on a terminal', () => {
+  async function cli(...argv: string[]): Promise<{ code: number; out: string }> {
+    let out = '';
+    const o = vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => ((out += String(chunk)), true));
+    const e = vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
+    try {
+      return { code: await run(argv), out };
+    } finally {
+      o.mockRestore();
+      e.mockRestore();
+    }
+  }
+
+  it('writes C1 controls, bidi overrides and line separators in recorded text as \\u escapes, the same JSON', async () => {
+    const path = fresh();
+    const keysPath = `${path}.keys.json`;
+    writeFileSync(keysPath, JSON.stringify(key().publicKeys()));
+    // U+009B is CSI for a terminal decoding UTF-8 C1 controls: "erase line" and a forged verdict.
+    const evil = 'x\u009b2K\u009b1Aforged PERMIT\u202e\u2028';
+    const log = await openLog(path);
+    await log.append(verdict({ principal: evil, session: evil, reason: evil }));
+    await log.close();
+    for (const argv of [['show', path, '--json'], ['stats', path, '--json'], ['verify', path, '--keys', keysPath, '--json']]) {
+      const r = await cli(...argv);
+      expect(r.code, argv.join(' ')).toBe(0);
+      expect(r.out, argv.join(' ')).not.toMatch(/[\u007f-\u009f\u202a-\u202e\u2028\u2029]/);
+      expect(r.out).toContain('\\u009b2K');
+    }
+    const shown = JSON.parse((await cli('show', path, '--json', '--type', 'verdict')).out) as VerdictRecord;
+    expect(shown.principal).toBe(evil);
   });
 });
