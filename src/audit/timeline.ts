@@ -20,15 +20,24 @@ export function matches(r: AuditRecord, f: RecordFilter): boolean {
   if (f.type !== undefined && r.type !== f.type) return false;
   if (f.verdict !== undefined && (r.type !== 'verdict' || r.verdict !== f.verdict)) return false;
   if (f.principal !== undefined) {
-    const p = r.type === 'verdict' ? r.principal : r.type === 'invalidation' && r.scope.type === 'principal' ? r.scope.principalId : undefined;
+    const p = r.type === 'verdict' ? r.principal : r.type === 'invalidation' && scopeOf(r).type === 'principal' ? scopeOf(r).principalId : undefined;
     if (p !== f.principal) return false;
   }
   if (f.session !== undefined) {
-    const s = r.type === 'verdict' ? r.session : r.type === 'invalidation' && r.scope.type === 'session' ? r.scope.sessionId : undefined;
+    const s = r.type === 'verdict' ? r.session : r.type === 'invalidation' && scopeOf(r).type === 'session' ? scopeOf(r).sessionId : undefined;
     if (s !== f.session) return false;
   }
   if (f.action !== undefined && (r.type !== 'verdict' || r.action !== f.action)) return false;
   return true;
+}
+
+/**
+ * An invalidation record's scope, read defensively: the chain checks hashes, not shapes, so an
+ * unsealed line (or one from another writer) may carry any scope, or none.
+ */
+function scopeOf(r: AuditRecord): { type?: unknown; principalId?: unknown; sessionId?: unknown } {
+  const s = (r as { scope?: unknown }).scope;
+  return s !== null && typeof s === 'object' ? s : {};
 }
 
 export interface Style {
@@ -90,8 +99,9 @@ export function formatRecord(record: AuditRecord, style: Style = { color: false 
     case 'policy_reload':
       return `${head}${tag(r.ok ? 'cyan' : 'red', 'RELOAD')}${r.ok ? `policy set replaced: ${r.policies} policies` : `reload failed, ${r.policies} policies stay: ${r.error ?? ''}`}`;
     case 'invalidation': {
-      const s = r.scope;
-      const what = s.type === 'session' ? `session ${s.sessionId}` : s.type === 'principal' ? `principal ${s.principalId}` : 'every session';
+      const s = scopeOf(r);
+      const what = s.type === 'session' ? `session ${String(s.sessionId)}` : s.type === 'principal' ? `principal ${String(s.principalId)}`
+        : s.type === 'global' ? 'every session' : `scope ${JSON.stringify((r as { scope?: unknown }).scope) ?? '(none)'}`;
       return `${head}${tag('magenta', 'INVALIDATE')}${what}: ${r.reason}${r.remote ? ' (from another replica)' : ''}`;
     }
     case 'outcome':

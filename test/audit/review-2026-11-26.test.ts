@@ -4,6 +4,7 @@ import { describe, expect, it, vi } from 'vitest';
 import { run } from '../../src/cli/audit.ts';
 import { AuditError, verifyAuditLog, type AuditRecord, type VerdictRecord } from '../../src/audit/index.ts';
 import { buildReportModel } from '../../src/audit/report/index.ts';
+import { sealRecord } from '../../src/audit/record.ts';
 import { key, lines, openLog, parse, tempDir, verdict } from './helpers.ts';
 
 const dir = tempDir();
@@ -132,5 +133,30 @@ describe('kavach audit --json on a terminal', () => {
     }
     const shown = JSON.parse((await cli('show', path, '--json', '--type', 'verdict')).out) as VerdictRecord;
     expect(shown.principal).toBe(evil);
+  });
+});
+
+describe('kavach audit show on a chain-valid record of an unexpected shape', () => {
+  it('prints an invalidation record without a scope instead of crashing, with or without filters', async () => {
+    const path = fresh();
+    const log = await openLog(path);
+    await log.append(verdict({ principal: 'alice' }));
+    await log.close();
+    // Appended without the key (unsealed): the hash chain holds, the shape is not the writer's.
+    const last = parse(lines(path).at(-1) as string);
+    const odd = sealRecord({ type: 'invalidation', time: 5, reason: 'odd', remote: false, scope: null, seq: (last.seq as number) + 1, prev: last.hash, log: last.log });
+    writeFileSync(path, `${readFileSync(path, 'utf8')}${odd.line}\n`);
+    let out = '';
+    const o = vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => ((out += String(chunk)), true));
+    const e = vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
+    try {
+      expect(await run(['show', path])).toBe(0);
+      expect(out).toMatch(/INVALIDATE.*odd/);
+      expect(await run(['show', path, '--principal', 'alice'])).toBe(0);
+      expect(await run(['show', path, '--session', 'sess-1'])).toBe(0);
+    } finally {
+      o.mockRestore();
+      e.mockRestore();
+    }
   });
 });
