@@ -160,3 +160,18 @@ describe('kavach audit show on a chain-valid record of an unexpected shape', () 
     }
   });
 });
+
+describe('report time axis', () => {
+  it('is built for calls whose times span more than a double can hold (recorded time is any finite number)', () => {
+    const header = { prev: 'A'.repeat(43), log: 'l', hash: 'h' };
+    const records = [-1.7e308, 1_770_000_000_000, 1.7e308].map((time, seq) => (
+      { ...header, seq, time, type: 'verdict', evaluationId: `e${seq}`, principal: 'p', verdict: 'permit' }
+    )) as unknown as AuditRecord[];
+    const model = buildReportModel([{ source: 'x', records, unverified: [], files: ['x'] }], { generatedAt: 0 });
+    const buckets = model.summary.verdictsOverTime;
+    expect(buckets.length).toBeGreaterThan(0);
+    expect(buckets.length).toBeLessThanOrEqual(49);
+    expect(buckets.reduce((n, b) => n + b.permit, 0)).toBe(3);
+    expect(Number.isFinite(model.summary.bucketMs)).toBe(true);
+  });
+});

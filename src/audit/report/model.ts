@@ -516,8 +516,12 @@ function summarize(rows: readonly ReportRow[], opts: BuildOptions): ReportSummar
   };
 }
 
+/** The Date range (±1e8 days): a recorded time is any finite number, but an axis must span a finite width. */
+const AXIS_LIMIT = 8.64e15;
+const onAxis = (t: number): number => Math.min(AXIS_LIMIT, Math.max(-AXIS_LIMIT, t));
+
 function overTime(calls: readonly ReportRow[], max: number): { bucketMs: number; buckets: TimeBucket[] } {
-  const times = calls.map((r) => r.time).filter((t): t is number => t !== null);
+  const times = calls.map((r) => r.time).filter((t): t is number => t !== null).map(onAxis);
   if (times.length === 0) return { bucketMs: 0, buckets: [] };
   let lo = times[0] as number;
   let hi = lo;
@@ -531,7 +535,7 @@ function overTime(calls: readonly ReportRow[], max: number): { bucketMs: number;
   const buckets: TimeBucket[] = Array.from({ length: n }, (_, i) => ({ start: start + i * width, end: start + (i + 1) * width, permit: 0, refuse: 0, invalidate: 0, wouldBlock: 0 }));
   for (const r of calls) {
     if (r.time === null) continue;
-    const b = buckets[Math.floor((r.time - start) / width)] as TimeBucket;
+    const b = buckets[Math.min(n - 1, Math.floor((onAxis(r.time) - start) / width))] as TimeBucket;
     if (r.wouldBlock) b.wouldBlock++;
     else if (r.observed || r.verdict === 'permit') b.permit++;
     else if (r.verdict === 'refuse') b.refuse++;
