@@ -87,7 +87,8 @@ function identifier(value: unknown, name: string, required: boolean): string | u
 
 function ipAddress(value: unknown, name: string): string | undefined {
   if (value === undefined) return undefined;
-  if (typeof value !== 'string' || isIP(value) === 0) fail(`${name} is not an IP address`);
+  // isIP takes an IPv6 zone of any length (fe80::1%aaaa…): bound it like every other identifier.
+  if (typeof value !== 'string' || value.length > 64 || isIP(value) === 0) fail(`${name} is not an IP address`);
   return value;
 }
 

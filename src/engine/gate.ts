@@ -454,7 +454,12 @@ export class Gate {
    * not charged again: the call was admitted by the policies in force when it was charged.
    */
   private async recheck(decision: Decision, ctx: ValidContext, epoch: Epoch): Promise<RefuseVerdict | undefined> {
-    const late = this.lateRefusal(decision, ctx, epoch);
+    let late: RefuseVerdict | undefined;
+    try {
+      late = this.lateRefusal(decision, ctx, epoch);
+    } catch (err) {
+      late = failureVerdict(err, decision.verdict.evaluationId);
+    }
     if (late) await this.refund(decision);
     return late;
   }
@@ -467,10 +472,12 @@ export class Gate {
         return refuse(evaluationId, 'STORE_UNAVAILABLE', 'session', 'too many invalidations while the call was evaluated to tell whether its session survived; retry');
       }
       for (const { scope, reason } of this.invalidationLog.slice(-newer)) {
-        const covers = scope.type === 'global'
-          || (scope.type === 'session' && scope.sessionId === ctx.sessionId)
-          || (scope.type === 'principal' && scope.principalId === ctx.principalId);
-        if (covers) return refuse(evaluationId, 'SESSION_INVALID', 'session', reason);
+        // A scope this gate cannot read (a bus delivering junk) covers every session: fail closed.
+        const covers = scope?.type === 'global'
+          || (scope?.type === 'session' && scope.sessionId === ctx.sessionId)
+          || (scope?.type === 'principal' && scope.principalId === ctx.principalId)
+          || (scope?.type !== 'session' && scope?.type !== 'principal');
+        if (covers) return refuse(evaluationId, 'SESSION_INVALID', 'session', typeof reason === 'string' ? reason : 'the session was invalidated');
       }
     }
     if (this.policyVersion === epoch.policies) return undefined;

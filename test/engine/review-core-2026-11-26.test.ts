@@ -172,6 +172,20 @@ describe('an invalidation while a call of that session is mid-evaluation', () =>
     expect(code(await pending)).toBe('SESSION_INVALID');
   });
 
+  it('a bus message the gate cannot read, arriving mid-signing, refuses that session call and never makes evaluate throw', async () => {
+    let deliver: ((m: unknown) => void) | undefined;
+    const bus = { publish: () => undefined, subscribe: (h: (m: never) => void) => ((deliver = h as (m: unknown) => void), () => undefined) };
+    const signer = heldSigner();
+    const gate = gateOf(OPEN, { signer, bus });
+    const inSessionCall = gate.evaluate(inSession());
+    const sessionless = gate.evaluate(ctx());
+    await untilHeld(signer, 2);
+    deliver?.({ scope: undefined, reason: 5, at: 0, origin: 'elsewhere' });
+    signer.release();
+    await expect(inSessionCall).resolves.toMatchObject({ kind: 'refuse', code: 'SESSION_INVALID' });
+    await expect(sessionless).resolves.toMatchObject({ kind: 'permit' });
+  });
+
   it('a drift violation by one call invalidates the other call of that session still being signed', async () => {
     const signer = heldSigner();
     const gate = Gate.fromDict(OPEN, { signer, drift: { ipGeo: 'strict' } });
@@ -271,5 +285,17 @@ describe('roles are read by the gate, not by the array they came in', () => {
     bad.push('bad\nrole');
     expect(await gate.evaluate({ ...ctx(), roles: bad } as ActionContext)).toMatchObject({ kind: 'refuse', code: 'INVALID_CONTEXT' });
     expect(code(await gate.evaluate(ctx({ roles: ['admin'] })))).toBe('permit');
+  });
+});
+
+describe('IP addresses are bounded like every other identifier', () => {
+  it('an IPv6 zone of any length (which node:net isIP accepts) is INVALID_CONTEXT; ordinary zones and mapped addresses pass', async () => {
+    const gate = gateOf(OPEN);
+    for (const key of ['ip', 'originIp'] as const) {
+      expect(await gate.evaluate(ctx({ [key]: `fe80::1%${'a'.repeat(100_000)}` }))).toMatchObject({ kind: 'refuse', code: 'INVALID_CONTEXT' });
+    }
+    for (const ip of ['fe80::1%eth0', '::ffff:203.0.113.7', 'ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255', '203.0.113.7']) {
+      expect(code(await gate.evaluate(ctx({ ip })))).toBe('permit');
+    }
   });
 });
