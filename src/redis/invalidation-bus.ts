@@ -70,12 +70,17 @@ export class RedisInvalidationBus implements InvalidationBus {
     if (!opts || typeof opts.signer?.sign !== 'function' || typeof opts.verifier?.verify !== 'function') {
       throw new TypeError('RedisInvalidationBus needs a signer and a verifier: every message is signed and verified');
     }
+    // NaN would switch both checks off (every comparison false) and empty the replay memory.
+    const maxAge = opts.maxAgeMs ?? 30_000;
+    const maxSkew = opts.maxSkewMs ?? 5_000;
+    if (!Number.isFinite(maxAge) || maxAge <= 0) throw new TypeError('maxAgeMs must be a positive number');
+    if (!Number.isFinite(maxSkew) || maxSkew < 0) throw new TypeError('maxSkewMs must be a number >= 0');
     this.conn = new Connection(clientOrUrl, opts);
     this.channel = this.conn.prefix + KEY_TAGS.channel;
     this.signer = opts.signer;
     this.verifier = opts.verifier;
-    this.maxAgeMs = opts.maxAgeMs ?? 30_000;
-    this.maxSkewMs = opts.maxSkewMs ?? 5_000;
+    this.maxAgeMs = maxAge;
+    this.maxSkewMs = maxSkew;
     this.clock = opts.clock ?? Date.now;
     this.onDropped = opts.onDropped;
     // Subscribing is not on the request path: this connection may wait and retry forever.
