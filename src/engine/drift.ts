@@ -77,14 +77,17 @@ export function detectDrift(ctx: ValidContext, session: SessionState, cfg: Resol
   const originIp = ctx.originIp ?? session.originIp;
   const originGeo = ctx.originGeo ?? session.originGeo;
   const originDevice = ctx.originDevice ?? session.originDevice;
+  // Origins are taken from a session's first call. A session that began without an IP (or device)
+  // and shows one later has changed as much as one that drops it: either way fails closed.
+  const later = session.actionCount > 1;
 
   if (cfg.maxSessionAgeMs !== undefined && now - session.startedAt > cfg.maxSessionAgeMs) {
     return { level: 'violation', detector: 'session_age', reason: 'session is older than its maximum age' };
   }
   if (cfg.ipGeo !== 'off') {
-    const ipChanged = originIp !== undefined && ctx.ip !== originIp;
+    const ipChanged = originIp !== undefined ? ctx.ip !== originIp : later && ctx.ip !== undefined;
     if (ipChanged && cfg.ipGeo === 'strict') {
-      return { level: 'violation', detector: 'ip', reason: `IP changed from ${originIp} to ${ctx.ip ?? 'none'} during the session` };
+      return { level: 'violation', detector: 'ip', reason: `IP changed from ${originIp ?? 'none'} to ${ctx.ip ?? 'none'} during the session` };
     }
     if (cfg.ipGeo === 'tolerant' && (ipChanged || originGeo !== undefined)) {
       if (!originGeo || !ctx.geo) return { level: 'violation', detector: 'geo', reason: 'location unknown, so travel since the session began cannot be checked' };
@@ -97,7 +100,7 @@ export function detectDrift(ctx: ValidContext, session: SessionState, cfg: Resol
       return { level: 'violation', detector: 'geo', reason: `country changed from ${originGeo.country} to ${ctx.geo?.country ?? 'unknown'}` };
     }
   }
-  if (cfg.device === 'strict' && originDevice !== undefined && ctx.device !== originDevice) {
+  if (cfg.device === 'strict' && (originDevice !== undefined ? ctx.device !== originDevice : later && ctx.device !== undefined)) {
     return { level: 'violation', detector: 'device', reason: 'device changed during the session' };
   }
   const perMinute = session.recentCalls;
