@@ -506,6 +506,9 @@ export class Gate {
   private async refund(decision: Decision | undefined): Promise<void> {
     if (!decision?.charged) return;
     const { charges, chargeId } = decision.charged;
+    // Once only: observe mode can meet a signing failure, a late refusal and an audit failure in one
+    // call, and a store's refund need not be idempotent (a second one could take back another call's charge).
+    decision.charged = undefined;
     try {
       await this.rate.refund(charges, chargeId);
     } catch (err) {

@@ -333,3 +333,26 @@ describe('drift: an IP or device that appears mid-session is a change, as one th
     expect(code(await gate.evaluate(ctx({ sessionId: 's2', ip: '203.0.113.7', originIp: '203.0.113.7' })))).toBe('permit');
   });
 });
+
+describe('a charge is refunded at most once', () => {
+  it('observe mode with a failing signer and a failing audit log refunds the call once', async () => {
+    const inner = new InMemoryRateStore();
+    const refunds: string[] = [];
+    const rate: RateStore = {
+      checkAndCharge: (charges, id, now) => inner.checkAndCharge(charges, id, now),
+      refund: (charges, id) => {
+        refunds.push(id);
+        inner.refund(charges, id);
+      },
+    };
+    const gate = gateOf(permitWith([{ rate_limit: { max: 2, window: '1h' } }]), {
+      observeOnly: true,
+      stores: { rate },
+      signer: { issue: async () => { throw new Error('hsm offline'); } },
+      audit: { append: async () => { throw new Error('disk full'); } },
+    });
+    const v = await gate.evaluate(ctx());
+    expect(code(v)).toBe('STORE_UNAVAILABLE');
+    expect(refunds).toHaveLength(1);
+  });
+});
