@@ -1,9 +1,10 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { describe, expect, it, vi } from 'vitest';
 import { run } from '../../src/cli/audit.ts';
 import { AuditError, verifyAuditLog, type AuditRecord, type VerdictRecord } from '../../src/audit/index.ts';
-import { buildReportModel } from '../../src/audit/report/index.ts';
+import { buildAuditReport, buildReportModel } from '../../src/audit/report/index.ts';
 import { sealRecord } from '../../src/audit/record.ts';
 import { key, lines, openLog, parse, tempDir, verdict } from './helpers.ts';
 
@@ -174,4 +175,34 @@ describe('report time axis', () => {
     expect(buckets.reduce((n, b) => n + b.permit, 0)).toBe(3);
     expect(Number.isFinite(model.summary.bucketMs)).toBe(true);
   });
+});
+
+describe.skipIf(!existsSync('/usr/bin/chromium') && process.env.CI !== 'true')('report page with calls whose times span more than a double holds', () => {
+  it('renders every session lane without a script error', async () => {
+    const { chromium } = await import('playwright-core');
+    const path = fresh();
+    const log = await openLog(path);
+    // Recorded times are any finite number the caller passed: one session of 45 calls spanning them.
+    const times = [-1.7e308, 1.7e308, ...Array.from({ length: 43 }, (_, i) => 1_770_000_000_000 + i)];
+    for (const time of times) await log.append(verdict({ session: 'wide', time }));
+    await log.close();
+    const html = join(dir, 'wide.html');
+    writeFileSync(html, (await buildAuditReport([path], key().publicKeys())).html);
+    const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run'] });
+    try {
+      const page = await browser.newPage();
+      const errors: string[] = [];
+      page.on('pageerror', (e) => errors.push(e.message));
+      page.on('console', (m) => {
+        if (m.type() === 'error') errors.push(m.text());
+      });
+      await page.goto(pathToFileURL(html).href);
+      await page.waitForSelector('body[data-ready="true"]', { timeout: 20_000 }).catch(() => undefined);
+      expect(errors).toEqual([]);
+      expect(await page.getAttribute('body', 'data-ready')).toBe('true');
+      expect(await page.locator('#sessions-body svg.lane rect').count()).toBeGreaterThan(0);
+    } finally {
+      await browser.close();
+    }
+  }, 60_000);
 });

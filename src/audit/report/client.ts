@@ -246,11 +246,13 @@ export const REPORT_JS = String.raw`
   function callClass(r) { return r.wouldBlock ? 'would' : r.observed ? 'permit' : r.verdict === 'invalidate' ? 'invalidate' : r.verdict; }
   function sessionRows(id) { return bySession[id === null ? '\u0000' : 'S' + id] || []; }
   /** A session's calls on its own time axis: dots while few, a stacked histogram when many. */
+  /** Recorded times are any finite number; on an axis they are pinned to the Date range, so a span is finite. */
+  function onAxis(t) { return Math.min(8.64e15, Math.max(-8.64e15, t)); }
   function lane(s, W, H, detailed) {
     var list = sessionRows(s.id).filter(function (r) { return r.kind === 'call' && r.time !== null; });
-    var lo = s.first, hi = s.last, pad = 5;
+    var lo = onAxis(s.first), hi = onAxis(s.last), pad = 5;
     var e = svg('svg', { width: detailed ? '100%' : W, height: H, viewBox: '0 0 ' + W + ' ' + H, 'class': 'lane', role: 'img', 'aria-label': 'calls of the session over time' });
-    function x(t) { return hi > lo ? pad + (t - lo) / (hi - lo) * (W - 2 * pad) : W / 2; }
+    function x(t) { return hi > lo ? pad + (onAxis(t) - lo) / (hi - lo) * (W - 2 * pad) : W / 2; }
     add(e, svg('line', { x1: 0, x2: W, y1: H - 2, y2: H - 2, 'class': 'axis' }));
     contextRows.forEach(function (c) {
       if (c.time === null || c.time < lo || c.time > hi || c.kind !== 'reload') return;
@@ -266,7 +268,7 @@ export const REPORT_JS = String.raw`
     } else {
       var n = detailed ? 120 : 36, bins = [], max = 1, i;
       for (i = 0; i < n; i++) bins.push({ permit: 0, would: 0, refuse: 0, invalidate: 0 });
-      list.forEach(function (r) { var k = hi > lo ? Math.min(n - 1, Math.floor((r.time - lo) / (hi - lo) * n)) : 0; bins[k][callClass(r)]++; });
+      list.forEach(function (r) { var k = hi > lo ? Math.max(0, Math.min(n - 1, Math.floor((onAxis(r.time) - lo) / (hi - lo) * n))) : 0; bins[k][callClass(r)]++; });
       bins.forEach(function (b) { var t = b.permit + b.would + b.refuse + b.invalidate; if (t > max) max = t; });
       var bw = (W - 2 * pad) / n;
       bins.forEach(function (b, k) {
