@@ -71,13 +71,16 @@ function findCallId(runner: unknown, name: string, args: unknown): string | unde
 }
 
 function guardCallback(callback: Callback, name: string, gate: GateLike, opts: OpenAIAdapterOptions): Callback {
-  return async function (this: unknown, args, runner, toolContext) {
+  const guarded: Callback = async function (this: unknown, args, runner, toolContext) {
     const params = argsObject(args);
     const callId = findCallId(runner, name, params);
     const decision = await decideToolCall(gate, opts, { toolName: name, args: params, callId, run: { context: toolContext } });
     if (!decision.allowed) return decision.refusal;
     return callback.call(this, args, runner, toolContext);
   };
+  // runTools names a tool without `name` after its function: the guard must carry that name.
+  Object.defineProperty(guarded, 'name', { value: callback.name, configurable: true });
+  return guarded;
 }
 
 function copyWith<T extends object>(source: T, overrides: Record<string, unknown>): T {

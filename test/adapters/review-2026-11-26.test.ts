@@ -2,8 +2,10 @@ import { Agent, Runner, tool, Usage, type AgentInputItem, type AgentOutputItem, 
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { guardTool as guardAgentsTool, kavachInputGuardrail } from '../../src/adapters/openai-agents.ts';
+import OpenAI from 'openai';
+import { guardRunnableTools } from '../../src/adapters/openai.ts';
 import { Gate } from '../../src/engine/gate.ts';
-import { agent as principal } from './fixtures.ts';
+import { agent as principal, refundGate } from './fixtures.ts';
 
 /** A scripted Agents SDK model: each turn makes the next tool call, then says done. */
 class ScriptedModel implements Model {
@@ -80,5 +82,44 @@ describe('openai agents guardrail gates the arguments the tool will receive (aft
     const guarded = mailTool(sent, { inputGuardrails: [kavachInputGuardrail(gate(), { principal })] });
     await runner.run(new Agent({ name: 'mailer', model, tools: [guarded] }), 'go');
     expectOnlyTheLastSent(sent, model);
+  });
+});
+
+describe('openai runTools: a tool named only by its function keeps its name', () => {
+  it('the guarded copy is offered, and called, under the function name the gate judges', async () => {
+    const requests: Array<{ tools?: Array<{ function: { name: string } }>; messages: Array<Record<string, unknown>> }> = [];
+    const turns = [
+      { role: 'assistant', content: null, refusal: null, tool_calls: [{ id: 'c1', type: 'function', function: { name: 'lookup_order', arguments: '{"id":"A1"}' } }] },
+      { role: 'assistant', content: 'done', refusal: null },
+    ];
+    const fetch = async (_url: string | URL | Request, init?: RequestInit): Promise<Response> => {
+      requests.push(JSON.parse(String(init?.body)) as (typeof requests)[number]);
+      const message = turns[requests.length - 1];
+      return new Response(JSON.stringify({
+        id: 'x', object: 'chat.completion', created: 0, model: 'fake',
+        choices: [{ index: 0, message, finish_reason: message?.tool_calls ? 'tool_calls' : 'stop', logprobs: null }],
+      }), { status: 200, headers: { 'content-type': 'application/json' } });
+    };
+    const client = new OpenAI({ apiKey: 'test', fetch, maxRetries: 0 });
+    const looked: string[] = [];
+    // The SDK takes a tool's name from its function's name when none is given.
+    const tool = {
+      type: 'function' as const,
+      function: {
+        description: 'Look an order up.',
+        parameters: { type: 'object', properties: { id: { type: 'string' } } },
+        parse: (s: string) => JSON.parse(s) as { id: string },
+        function: async function lookup_order(args: { id: string }) {
+          looked.push(args.id);
+          return 'found';
+        },
+      },
+    };
+    const runner = client.chat.completions.runTools({
+      model: 'fake', messages: [{ role: 'user', content: 'go' }], tools: guardRunnableTools([tool], refundGate(), { principal }),
+    });
+    expect(await runner.finalContent()).toBe('done');
+    expect(requests[0]?.tools?.map((t) => t.function.name)).toEqual(['lookup_order']);
+    expect(looked).toEqual(['A1']);
   });
 });
