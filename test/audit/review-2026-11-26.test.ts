@@ -1,10 +1,10 @@
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { describe, expect, it, vi } from 'vitest';
 import { run } from '../../src/cli/audit.ts';
 import { AuditError, verifyAuditLog, type AuditRecord, type VerdictRecord } from '../../src/audit/index.ts';
-import { buildAuditReport, buildReportModel } from '../../src/audit/report/index.ts';
+import { buildAuditReport, buildReportModel, writeAuditReport } from '../../src/audit/report/index.ts';
 import { sealRecord } from '../../src/audit/record.ts';
 import { key, lines, openLog, parse, tempDir, verdict } from './helpers.ts';
 
@@ -205,4 +205,17 @@ describe.skipIf(!existsSync('/usr/bin/chromium') && process.env.CI !== 'true')('
       await browser.close();
     }
   }, 60_000);
+});
+
+describe('kavach audit report output file', () => {
+  it('is created no more readable than the log it copies (not world-readable)', async () => {
+    const path = fresh();
+    const log = await openLog(path, { recordArgs: true });
+    await log.append(verdict({ args: { card: '4111 1111 1111 1111' } }));
+    await log.close();
+    const out = join(dir, 'private-report.html');
+    await writeAuditReport([path], key().publicKeys(), out);
+    expect(statSync(path).mode & 0o007).toBe(0);
+    expect(statSync(out).mode & 0o007).toBe(0);
+  });
 });

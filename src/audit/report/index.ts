@@ -29,6 +29,7 @@ export async function buildAuditReport(files: readonly string[], keys: AuditKeys
 /** `kavach audit report`: writes the page to `out`; resolves with the model it shows. */
 export async function writeAuditReport(files: readonly string[], keys: AuditKeys, out: string, opts: AuditReportOptions = {}): Promise<ReportModel> {
   const { model, html } = await buildAuditReport(files, keys, opts);
-  await writeFile(out, html, { mode: 0o644 });
+  // It embeds what the log holds (principals, reasons, recorded arguments): no wider than the log (0640).
+  await writeFile(out, html, { mode: 0o640 });
   return model;
 }
