@@ -313,9 +313,13 @@ export class Gate {
     return this.resolveSteps(plan.steps, 0, input, evaluationId, undefined, undefined);
   }
 
-  /** The id a charge is recorded under: a callId binds to who, what and with which arguments. */
+  /**
+   * The id a charge is recorded under: a callId binds to who, what, on which resource, for which
+   * audience, in which session and with which arguments; a call differing in any of them is another call.
+   */
   private static chargeIdFor(ctx: ValidContext, evaluationId: string): string {
-    return ctx.callId !== undefined ? hashArgs({ c: ctx.callId, p: ctx.principalId, a: ctx.actionName, x: ctx.params }) : evaluationId;
+    if (ctx.callId === undefined) return evaluationId;
+    return hashArgs({ c: ctx.callId, p: ctx.principalId, a: ctx.actionName, x: ctx.params, r: ctx.resource, u: ctx.audience, s: ctx.sessionId });
   }
 
   /** The last policy step: refuse, permit, or check-and-charge rate limits and budgets, in order. */

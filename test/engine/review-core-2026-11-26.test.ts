@@ -356,3 +356,16 @@ describe('a charge is refunded at most once', () => {
     expect(refunds).toHaveLength(1);
   });
 });
+
+describe('a retried callId rides free only as the very same call', () => {
+  it('another resource, audience or session under one callId is charged as a new call', async () => {
+    const gate = gateOf(permitWith([{ budget: { field: 'amount', max: 100, window: '1d', per: 'principal' } }]));
+    const call = (over: Partial<ActionContext> = {}) => ctx({ callId: 'c1', params: { amount: 80 }, resource: 'acct:1', audience: 'payments', sessionId: 's1', ...over });
+    expect(code(await gate.evaluate(call()))).toBe('permit');
+    expect(code(await gate.evaluate(call()))).toBe('permit');
+    expect(code(await gate.evaluate(call({ resource: 'acct:2' })))).toBe('RATE_LIMITED');
+    expect(code(await gate.evaluate(call({ audience: 'ledger' })))).toBe('RATE_LIMITED');
+    expect(code(await gate.evaluate(call({ sessionId: 's2' })))).toBe('RATE_LIMITED');
+    expect(code(await gate.evaluate(call()))).toBe('permit');
+  });
+});
