@@ -6,21 +6,11 @@ import { hashArgs } from '../../src/engine/canonical-json.ts';
 import { AuditError, AuditLog, verifyAuditLog, type AuditRecord, type VerdictRecord } from '../../src/audit/index.ts';
 import type { CheckpointSigner } from '../../src/audit/checkpoint.ts';
 import { KeyPair } from '../../src/crypto/keys.ts';
-import { key, lines, openLog, parse, tempDir, verdict } from './helpers.ts';
+import { auditRejection, key, lines, logNamer, openLog, parse, tempDir, verdict } from './helpers.ts';
 
 const dir = tempDir();
-let files = 0;
-const fresh = (): string => join(dir, `log-${++files}.jsonl`);
+const fresh = logNamer(dir);
 
-async function rejection(p: Promise<unknown>): Promise<AuditError> {
-  try {
-    await p;
-  } catch (err) {
-    if (err instanceof AuditError) return err;
-    throw err;
-  }
-  throw new Error('resolved');
-}
 
 describe('AuditLog.append', () => {
   it('maps a verdict to the DESIGN §8 record, chained to the one before', async () => {
@@ -82,10 +72,10 @@ describe('AuditLog.append', () => {
     const keyEvent = await log.append({ type: 'key', event: 'rotated', kid: 'abc', detail: 'scheduled' });
     expect(outcome).toMatchObject({ type: 'outcome', outcome: 'tool_error', durationMs: 12.5 });
     expect(keyEvent).toMatchObject({ type: 'key', event: 'rotated', kid: 'abc' });
-    const bad = await rejection(log.append({ type: 'outcome', evaluationId: 'e-2', outcome: 'maybe', durationMs: 1 } as never));
+    const bad = await auditRejection(log.append({ type: 'outcome', evaluationId: 'e-2', outcome: 'maybe', durationMs: 1 } as never));
     expect(bad.code).toBe('BAD_ENTRY');
     expect(bad.message).toMatch(/outcome/);
-    expect((await rejection(log.append({ type: 'outcome', evaluationId: 'e', outcome: 'ok', durationMs: 1, extra: 1 } as never))).code).toBe('BAD_ENTRY');
+    expect((await auditRejection(log.append({ type: 'outcome', evaluationId: 'e', outcome: 'ok', durationMs: 1, extra: 1 } as never))).code).toBe('BAD_ENTRY');
     await log.close();
   });
 
@@ -93,10 +83,10 @@ describe('AuditLog.append', () => {
     const log = await openLog(fresh(), { recordTypes: { 'myapp.approval': z.object({ approver: z.string(), ticket: z.number().int() }) } });
     const rec = await log.append({ type: 'myapp.approval', approver: 'bob', ticket: 42 });
     expect(rec).toMatchObject({ type: 'myapp.approval', approver: 'bob', ticket: 42 });
-    expect((await rejection(log.append({ type: 'myapp.approval', approver: 7 } as never))).code).toBe('BAD_ENTRY');
-    expect((await rejection(log.append({ type: 'other.thing', x: 1 }))).message).toMatch(/not registered/);
-    expect((await rejection(log.append({ type: 'checkpoint' } as never))).message).toMatch(/written by the log itself/);
-    expect((await rejection(log.append({ type: 'nonsense' } as never))).code).toBe('BAD_ENTRY');
+    expect((await auditRejection(log.append({ type: 'myapp.approval', approver: 7 } as never))).code).toBe('BAD_ENTRY');
+    expect((await auditRejection(log.append({ type: 'other.thing', x: 1 }))).message).toMatch(/not registered/);
+    expect((await auditRejection(log.append({ type: 'checkpoint' } as never))).message).toMatch(/written by the log itself/);
+    expect((await auditRejection(log.append({ type: 'nonsense' } as never))).code).toBe('BAD_ENTRY');
     await log.close();
     const report = await verifyAuditLog(log.path, key().publicKeys());
     expect(report.byType['myapp.approval']).toBe(1);
@@ -159,7 +149,7 @@ describe('AuditLog.append', () => {
     const log = await openLog(fresh());
     await log.append(verdict());
     await log.close();
-    expect((await rejection(log.append(verdict()))).code).toBe('LOG_CLOSED');
+    expect((await auditRejection(log.append(verdict()))).code).toBe('LOG_CLOSED');
     expect((await verifyAuditLog(log.path, key().publicKeys())).unsealed).toBe(0);
   });
 
@@ -177,7 +167,7 @@ describe('AuditLog.append', () => {
     const results = await Promise.allSettled(Array.from({ length: 6 }, () => log.append(verdict())));
     expect(calls).toBe(1);
     expect(results.some((r) => r.status === 'rejected')).toBe(true);
-    const later = await rejection(log.append(verdict()));
+    const later = await auditRejection(log.append(verdict()));
     expect(later.code).toBe('LOG_FAILED');
     expect(later.message).toMatch(/HSM offline/);
     await log.close().catch(() => undefined);

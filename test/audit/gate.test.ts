@@ -4,11 +4,10 @@ import { Gate } from '../../src/engine/gate.ts';
 import { hashArgs } from '../../src/engine/canonical-json.ts';
 import { PermitSigner } from '../../src/crypto/permit-signer.ts';
 import { readAuditLog, type AuditRecord, type VerdictRecord } from '../../src/audit/index.ts';
-import { key, openLog, tempDir } from './helpers.ts';
+import { key, logNamer, openLog, tempDir } from './helpers.ts';
 
 const dir = tempDir();
-let files = 0;
-const fresh = (): string => join(dir, `gate-${++files}.jsonl`);
+const fresh = logNamer(dir, 'gate');
 
 const POLICY = {
   policies: [

@@ -4,13 +4,30 @@ import { join } from 'node:path';
 import { afterAll } from 'vitest';
 import type { VerdictEvent } from '../../src/engine/ports.ts';
 import { KeyPair } from '../../src/crypto/keys.ts';
-import { AuditLog, type AuditLogOptions } from '../../src/audit/index.ts';
+import { AuditError, AuditLog, type AuditLogOptions } from '../../src/audit/index.ts';
 
 /** A temp directory removed after the file's tests. */
 export function tempDir(): string {
   const dir = mkdtempSync(join(tmpdir(), 'kavach-audit-'));
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
   return dir;
+}
+
+/** Names a new log file in `dir` on each call. */
+export function logNamer(dir: string, prefix = 'log'): () => string {
+  let files = 0;
+  return () => join(dir, `${prefix}-${++files}.jsonl`);
+}
+
+/** The AuditError `p` rejects with; anything else (or resolving) fails the test. */
+export async function auditRejection(p: Promise<unknown>): Promise<AuditError> {
+  try {
+    await p;
+  } catch (err) {
+    if (err instanceof AuditError) return err;
+    throw err;
+  }
+  throw new Error('resolved');
 }
 
 let keyCache: KeyPair | undefined;

@@ -6,21 +6,11 @@ import { run } from '../../src/cli/audit.ts';
 import { AuditError, verifyAuditLog, type AuditRecord, type VerdictRecord } from '../../src/audit/index.ts';
 import { buildAuditReport, buildReportModel, writeAuditReport } from '../../src/audit/report/index.ts';
 import { sealRecord } from '../../src/audit/record.ts';
-import { key, lines, openLog, parse, tempDir, verdict } from './helpers.ts';
+import { auditRejection, key, lines, logNamer, openLog, parse, tempDir, verdict } from './helpers.ts';
 
 const dir = tempDir();
-let files = 0;
-const fresh = (): string => join(dir, `log-${++files}.jsonl`);
+const fresh = logNamer(dir);
 
-async function failure(p: Promise<unknown>): Promise<AuditError> {
-  try {
-    await p;
-  } catch (err) {
-    if (err instanceof AuditError) return err;
-    throw err;
-  }
-  throw new Error('resolved');
-}
 
 describe('closing a log twice', () => {
   it('the second close resolves only once the log is sealed and unlocked, like the first', async () => {
@@ -84,11 +74,11 @@ describe('bytes that are not UTF-8', () => {
     // An invalid byte in its place decodes to U+FFFD as well: the hash still matches.
     const tampered = Buffer.concat([bytes.subarray(0, at), Buffer.from([0xff]), bytes.subarray(at + 3)]);
     writeFileSync(path, tampered);
-    const err = await failure(verifyAuditLog(path, key().publicKeys()));
+    const err = await auditRejection(verifyAuditLog(path, key().publicKeys()));
     expect(err.code).toBe('BAD_RECORD');
     expect(err.index).toBe(1);
     // A writer does not continue (and seal) a tail that fails verification.
-    expect((await failure(openLog(path))).code).toBe('BAD_RECORD');
+    expect((await auditRejection(openLog(path))).code).toBe('BAD_RECORD');
     expect(readFileSync(path).equals(tampered)).toBe(true);
   });
 });
