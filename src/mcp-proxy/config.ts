@@ -93,6 +93,8 @@ const configSchema = z.strictObject({
     url: z.string().regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL'),
     /** Public keys of every replica (key directory file), to verify broadcast invalidations. */
     peers: z.string().min(1).optional(),
+    /** Deadline of each Redis command; past it the call is refused STORE_UNAVAILABLE (default 100). */
+    command_timeout_ms: z.number().int().min(1).max(60_000).optional(),
   }).optional(),
   tools: z.strictObject({
     /** List every upstream tool, not only those the principal could be permitted. */
@@ -152,7 +154,7 @@ export interface ProxyConfig {
   identity?: PrincipalConfig;
   keys?: { path: string; passphraseEnv?: string; mode: 'hybrid' | 'pq'; signPermits: boolean };
   audit?: { path: string };
-  redis?: { url: string; peers?: string };
+  redis?: { url: string; peers?: string; commandTimeoutMs?: number };
   tools: { showAll: boolean; pinning: boolean; pinsFile: string; callTimeoutMs: number };
   servers: ServerConfig[];
   http?: { listen: string; allowedOrigins: string[]; allowedHosts: string[]; clients: HttpClientConfig[] };
@@ -251,6 +253,7 @@ export function parseConfig(doc: unknown, opts: { file?: string; env?: NodeJS.Pr
   if (raw.redis) {
     config.redis = { url: raw.redis.url };
     if (raw.redis.peers !== undefined) config.redis.peers = abs(raw.redis.peers);
+    if (raw.redis.command_timeout_ms !== undefined) config.redis.commandTimeoutMs = raw.redis.command_timeout_ms;
   }
   if (raw.http) {
     const tokens = new Set<string>();

@@ -90,16 +90,17 @@ export async function startRuntime(config: ProxyConfig): Promise<ProxyRuntime> {
     if (config.redis) {
       const redis = await loadRedis();
       const url = config.redis.url;
+      const timeout = config.redis.commandTimeoutMs !== undefined ? { commandTimeoutMs: config.redis.commandTimeoutMs } : {};
       // Replicas share windows on Redis' clock: one replica's clock drift cannot loosen a limit.
-      const rate = new redis.RedisRateStore(url, { clock: 'redis' });
-      const session = new redis.RedisSessionStore(url);
-      const replay = new redis.RedisReplayStore(url);
+      const rate = new redis.RedisRateStore(url, { ...timeout, clock: 'redis' });
+      const session = new redis.RedisSessionStore(url, timeout);
+      const replay = new redis.RedisReplayStore(url, timeout);
       closers.push(rate, session, replay);
       opts.stores = { rate, session, replay };
       if (keyPair) {
         // Invalidations between replicas are signed; peers' public keys verify them.
         const peers = config.redis.peers !== undefined ? PublicKeyDirectory.fromFile(config.redis.peers) : keyPair.publicKeys();
-        const bus = new redis.RedisInvalidationBus(url, { signer: redis.keyPairSigner(keyPair, mode), verifier: redis.keysVerifier(peers, mode) });
+        const bus = new redis.RedisInvalidationBus(url, { ...timeout, signer: redis.keyPairSigner(keyPair, mode), verifier: redis.keysVerifier(peers, mode) });
         closers.push(bus);
         opts.bus = bus;
       } else {

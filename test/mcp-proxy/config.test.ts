@@ -38,6 +38,9 @@ describe('proxy config', () => {
     ['[gate]\n[servers.fs]\ncommand = "node"\n', 'gate.policy', 'is required'],
     ['[gate]\npolicy = "p.toml"\n', 'servers', 'is required'],
     [`${BASE}[redis]\nurl = "http://x"\n`, 'redis.url', 'redis://'],
+    [`${BASE}[redis]\nurl = "redis://x"\ncommand_timeout_ms = 0\n`, 'redis.command_timeout_ms', ''],
+    [`${BASE}[redis]\nurl = "redis://x"\ncommand_timeout_ms = 1.5\n`, 'redis.command_timeout_ms', ''],
+    [`${BASE}[redis]\nurl = "redis://x"\ncommand_timeout_ms = "100"\n`, 'redis.command_timeout_ms', ''],
     [`${BASE}[tools]\ncall_timeout = "soon"\n`, 'tools.call_timeout', 'not a duration'],
     [`${BASE}[drift]\nwarn_actions_per_minute = 100\nmax_actions_per_minute = 50\n`, 'drift.max_actions_per_minute', 'at least'],
     [`${BASE}[drift]\nwarn_actions_per_minute = 5000\n`, 'drift.warn_actions_per_minute', 'must be below'],
@@ -49,6 +52,11 @@ describe('proxy config', () => {
     expect(err.path).toBe(path);
     expect(err.message).toContain(message);
     expect(err.code).toBe('CONFIG_INVALID');
+  });
+
+  it('reads [redis] with its command deadline', () => {
+    expect(parse(`${BASE}[redis]\nurl = "redis://10.0.0.5:6379"\ncommand_timeout_ms = 250\n`).redis).toEqual({ url: 'redis://10.0.0.5:6379', commandTimeoutMs: 250 });
+    expect(parse(`${BASE}[redis]\nurl = "redis://10.0.0.5:6379"\n`).redis).toEqual({ url: 'redis://10.0.0.5:6379' });
   });
 
   it('refuses an unset ${VAR} instead of reading it as empty', () => {
