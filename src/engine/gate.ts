@@ -93,12 +93,16 @@ interface Epoch {
 /** Invalidations remembered for calls still being evaluated (a call older than all of them fails closed). */
 const INVALIDATION_LOG = 1024;
 
-/** A session store's answer must describe a session, or drift and ownership cannot be judged. */
+const finite = (x: unknown): boolean => typeof x === 'number' && Number.isFinite(x);
+const optString = (x: unknown): boolean => x === undefined || typeof x === 'string';
+
+/**
+ * A session store's answer must describe a session, or drift and ownership cannot be judged.
+ * (On the hot path: no closures in here, which tsx would name on every call.)
+ */
 function wellFormedSession(s: unknown): s is SessionState {
   if (s === null || typeof s !== 'object') return false;
   const v = s as Record<string, unknown>;
-  const finite = (x: unknown) => typeof x === 'number' && Number.isFinite(x);
-  const optString = (x: unknown) => x === undefined || typeof x === 'string';
   const geo = v.originGeo as Record<string, unknown> | undefined;
   return typeof v.principalId === 'string' && finite(v.startedAt) && finite(v.actionCount) && finite(v.recentCalls)
     && optString(v.originIp) && optString(v.originDevice)
