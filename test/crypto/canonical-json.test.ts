@@ -77,9 +77,8 @@ function shuffleKeys(value: unknown, seed: number): unknown {
   const k = entries.length ? seed % entries.length : 0;
   let order = [...entries.slice(k), ...entries.slice(0, k)];
   if (seed % 2) order = order.reverse();
-  const out: Record<string, unknown> = {};
-  for (const [key, v] of order) out[key] = shuffleKeys(v, seed * 31 + 7);
-  return out;
+  // fromEntries defines own properties: an own "__proto__" key stays a key (assignment would set the prototype).
+  return Object.fromEntries(order.map(([key, v]) => [key, shuffleKeys(v, seed * 31 + 7)]));
 }
 
 describe('canonical JSON follows RFC 8785', () => {
