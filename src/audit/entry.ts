@@ -4,20 +4,10 @@ import type { GateEvent, InvalidationEvent, PolicyReloadEvent, VerdictEvent } fr
 import { REFUSE_CODES } from '../engine/verdict.ts';
 import { AuditError } from './errors.ts';
 import { pointerSteps, redact } from './redact.ts';
-import { argsHash, CORE_TYPES, EXTENSION_TYPE, HEADER_FIELDS, OUTCOMES, type CheckpointMode, type ExtensionType, type Outcome, type RecordBody } from './record.ts';
+import { argsHash, CORE_TYPES, EXTENSION_TYPE, HEADER_FIELDS, OUTCOMES, type CheckpointMode, type ExtensionType, type OutcomeRecord, type RecordBody, type RecordHeader } from './record.ts';
 
-/** After a forwarded call: how it went (the MCP proxy appends one per permitted call). */
-export interface OutcomeEntry {
-  type: 'outcome';
-  evaluationId: string;
-  outcome: Outcome;
-  durationMs: number;
-  /** The action the call was for (`<server>.<tool>`), for reading the log without joining. */
-  action?: string;
-  session?: string;
-  error?: string;
-  time?: number;
-}
+/** After a forwarded call: how it went (the MCP proxy appends one per permitted call); the log adds the header. */
+export type OutcomeEntry = Omit<OutcomeRecord, keyof RecordHeader> & { time?: number };
 
 /** A key lifecycle event: `generated`, `loaded`, `rotated`, `revoked`, ... */
 export interface KeyEntry {

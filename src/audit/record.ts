@@ -1,5 +1,5 @@
 import { hash as digest } from 'node:crypto';
-import { canonicalJson } from '../engine/canonical-json.ts';
+import { canonicalJson, wellFormed } from '../engine/canonical-json.ts';
 import type { JsonValue, PrincipalKind } from '../engine/context.ts';
 import type { InvalidationScope, RefuseCode } from '../engine/verdict.ts';
 
@@ -91,6 +91,7 @@ export interface OutcomeRecord extends RecordHeader {
   evaluationId: string;
   outcome: Outcome;
   durationMs: number;
+  /** The action the call was for (`<server>.<tool>`), for reading the log without joining. */
   action?: string;
   session?: string;
   error?: string;
@@ -208,7 +209,7 @@ export function fastCanonical(obj: Record<string, unknown>): string | undefined 
     if (prev !== undefined && !(key > prev)) return undefined;
     const v = obj[key];
     if (typeof v === 'object' && v !== null) return undefined;
-    if (typeof v === 'string' && !(v as unknown as { isWellFormed(): boolean }).isWellFormed()) return undefined;
+    if (typeof v === 'string' && !wellFormed(v)) return undefined;
     prev = key;
   }
   return JSON.stringify(obj);

@@ -18,6 +18,7 @@ import { x25519 } from '@noble/curves/ed25519.js';
 import { hkdf } from '@noble/hashes/hkdf.js';
 import { sha256 } from '@noble/hashes/sha2.js';
 import { ml_kem768 } from '@noble/post-quantum/ml-kem.js';
+import { wellFormed } from '../engine/canonical-json.ts';
 import { concatBytes, equalBytes, fromUtf8, readU64, toBase64Url, utf8, writeU64 } from './encoding.ts';
 import { ChannelError, PermitError } from './errors.ts';
 import { KeyPair, kidToBytes, resolveBundle, type PublicKeyBundle, type ResolvedBundle } from './keys.ts';
@@ -48,7 +49,7 @@ function contextBytes(contextId: string): Uint8Array {
   if (typeof contextId !== 'string' || contextId.length === 0) throw new TypeError('contextId must be a non-empty string');
   // UTF-8 encoding turns every lone surrogate into U+FFFD, so "a\uD800" and "a\uFFFD" would be
   // one context on the wire: refuse such ids, one context id per byte sequence.
-  if (!(contextId as unknown as { isWellFormed(): boolean }).isWellFormed()) throw new TypeError('contextId must be well-formed UTF-16 (no lone surrogates)');
+  if (!wellFormed(contextId)) throw new TypeError('contextId must be well-formed UTF-16 (no lone surrogates)');
   const bytes = utf8(contextId);
   if (bytes.length > MAX_CONTEXT) throw new TypeError(`contextId is longer than ${MAX_CONTEXT} bytes`);
   return bytes;

@@ -9,8 +9,8 @@ export function canonicalJson(value: unknown): string {
   return encode(value, 0);
 }
 
-// String.prototype.isWellFormed (ES2024, Node ≥ 20): false exactly when a lone surrogate is present.
-const wellFormed = (s: string): boolean => (s as unknown as { isWellFormed(): boolean }).isWellFormed();
+/** String.prototype.isWellFormed (ES2024, Node ≥ 20; not in this TS lib): false exactly when a lone surrogate is present. */
+export const wellFormed = (s: string): boolean => (s as unknown as { isWellFormed(): boolean }).isWellFormed();
 
 function encode(value: unknown, depth: number): string {
   if (depth > 256) throw new TypeError('canonical JSON: nesting too deep');

@@ -1,4 +1,5 @@
 import { isIP } from 'node:net';
+import { wellFormed } from './canonical-json.ts';
 
 export const PRINCIPAL_KINDS = ['user', 'agent', 'service', 'scheduler', 'external'] as const;
 export type PrincipalKind = (typeof PRINCIPAL_KINDS)[number];
@@ -68,8 +69,6 @@ const KIND_SET: ReadonlySet<string> = new Set(PRINCIPAL_KINDS);
 const CONTROL_CHARS = /[\u0000-\u001f\u007f\u2028\u2029]/;
 
 export class ContextError extends Error {}
-
-const wellFormed = (s: string): boolean => (s as string & { isWellFormed(): boolean }).isWellFormed();
 
 function fail(message: string): never {
   throw new ContextError(message);
