@@ -12,3 +12,4 @@ export type { DriftOptions } from './drift.ts';
 export { parseDuration, formatDuration } from './duration.ts';
 export { parsePolicyDocument, parsePolicyText, type PolicyFormat } from './policy/load.ts';
 export type { PolicySetSpec, PolicySpec, ConditionSpec } from './policy/schema.ts';
+export { guarded, type GuardedOptions, type GuardedContext } from './guarded.ts';
