@@ -11,8 +11,17 @@ import type { FileInvariantSpec } from './policy/schema.ts';
  * Hard limits no policy can lift. Code invariants (GateOptions.invariants) survive reloads;
  * `[[invariant]]` blocks reload with their file. `actions` (globs) scopes one to some actions;
  * by default it applies to every call. Missing or non-finite values fail.
+ * Kavach's tuple `["hard_cap", "amount", 50000]` is a param_max (see InvariantTuple).
  */
-export type InvariantSpec = { name: string; description?: string; actions?: string[] } & (
+export type InvariantSpec = InvariantObjectSpec | InvariantTuple;
+
+/**
+ * Kavach's shorthand `(name, field, max)`: a param_max on every action. It is the only tuple the
+ * seed defines (its bindings type invariants as `Vec<(String, String, f64)>`), so there is no min form.
+ */
+export type InvariantTuple = readonly [name: string, field: string, max: number];
+
+export type InvariantObjectSpec = { name: string; description?: string; actions?: string[] } & (
   | { param_max: { field: string; max: number } }
   | { param_min: { field: string; min: number } }
   | { max_actions_per_session: number }
@@ -34,7 +43,8 @@ export function compileInvariants(specs: readonly InvariantSpec[], origin: strin
   return specs.map((spec, i) => {
     const path = `${origin}[${i}]`;
     if (spec === null || typeof spec !== 'object') throw new PolicyError(path, 'an invariant must be an object');
-    const { check, ...rest } = spec as InvariantSpec & { check?: unknown };
+    if (Array.isArray(spec)) return named(fromFileSpec(parseInvariant(spec, path)), names, `${path}[0]`);
+    const { check, ...rest } = spec as InvariantObjectSpec & { check?: unknown };
     let invariant: Invariant;
     if (check !== undefined) {
       if (typeof check !== 'function') throw new PolicyError(`${path}.check`, 'must be a function');
@@ -45,10 +55,14 @@ export function compileInvariants(specs: readonly InvariantSpec[], origin: strin
     } else {
       invariant = fromFileSpec(parseInvariant(rest, path));
     }
-    if (names.has(invariant.name)) throw new PolicyError(`${path}.name`, `duplicate invariant name "${invariant.name}"`);
-    names.add(invariant.name);
-    return invariant;
+    return named(invariant, names, `${path}.name`);
   });
+}
+
+function named(invariant: Invariant, names: Set<string>, path: string): Invariant {
+  if (names.has(invariant.name)) throw new PolicyError(path, `duplicate invariant name "${invariant.name}"`);
+  names.add(invariant.name);
+  return invariant;
 }
 
 /** File invariants parsed by the policy loader. */

@@ -63,7 +63,7 @@ describe('code invariants', () => {
   });
 
   it('a predicate: true permits, anything else (false, truthy non-true, a promise, a throw) refuses', async () => {
-    const cases: [InvariantSpec['name'], (c: ActionContext) => boolean, string][] = [
+    const cases: [string, (c: ActionContext) => boolean, string][] = [
       ['yes', () => true, 'permit'],
       ['no', () => false, 'INVARIANT_VIOLATION'],
       ['one', () => 1 as unknown as boolean, 'INVARIANT_VIOLATION'],
@@ -159,5 +159,72 @@ describe('bad invariant specs are refused when the gate is built', () => {
     }
     expect(caught).toBeInstanceOf(PolicyError);
     expect((caught as PolicyError).path).toBe(path);
+  });
+});
+
+describe("Kavach's tuple shorthand [name, field, max]", () => {
+  const cap: InvariantSpec = ['hard_cap', 'amount', 50_000];
+
+  it('is a param_max in code: above the cap, and a call without the field, are refused', async () => {
+    const gate = gateOf(OPEN, { invariants: [cap] });
+    expect(await outcome(gate, ctx({ params: { amount: 50_000 } }))).toBe('permit');
+    const over = await gate.evaluate(ctx({ params: { amount: 50_000.5 } }));
+    expect(over).toMatchObject({ kind: 'refuse', code: 'INVARIANT_VIOLATION' });
+    expect(over.kind === 'refuse' && over.reason).toMatch(/hard_cap/);
+    // Kavach lets a call without the field pass; here a missing value fails closed (scope with `actions`).
+    expect(await outcome(gate, ctx())).toBe('INVARIANT_VIOLATION');
+  });
+
+  it('is a param_max in policy files (JSON, TOML and dicts), and survives nothing more than its file', async () => {
+    const json = Gate.fromJson(JSON.stringify({ ...OPEN, invariants: [['hard_cap', 'amount', 50000]] }), { drift: false });
+    const toml = Gate.fromToml(`
+invariant = [["hard_cap", "/order/amount", 50000]]
+[[policy]]
+name = "all"
+effect = "permit"
+conditions = []
+`, { drift: false });
+    expect(await outcome(json, ctx({ params: { amount: 60_000 } }))).toBe('INVARIANT_VIOLATION');
+    expect(await outcome(json, ctx({ params: { amount: 10 } }))).toBe('permit');
+    expect(await outcome(toml, ctx({ params: { order: { amount: 60_000 } } }))).toBe('INVARIANT_VIOLATION');
+    expect(await outcome(toml, ctx({ params: { order: { amount: 10 } } }))).toBe('permit');
+    toml.reload(JSON.stringify(OPEN));
+    expect(await outcome(toml, ctx({ params: { order: { amount: 60_000 } } }))).toBe('permit');
+  });
+
+  it('mixes with tables and other tuples; names stay unique', async () => {
+    const gate = gateOf(OPEN, { invariants: [cap, ['floor', 'qty', 10], { name: 'no_rm', blocked_actions: ['fs.rm'] }] });
+    expect(await outcome(gate, ctx({ params: { amount: 1, qty: 11 } }))).toBe('INVARIANT_VIOLATION');
+    expect(await outcome(gate, ctx({ params: { amount: 1, qty: 10 } }))).toBe('permit');
+    expect(() => gateOf(OPEN, { invariants: [cap, { name: 'hard_cap', blocked_actions: ['x'] }] })).toThrow(/duplicate invariant name/);
+  });
+
+  it.each([
+    ['a min-style fourth item (the seed defines none)', ['min_x', 'amount', 1, 'min'], 'invariants[0]'],
+    ['two items', ['hard_cap', 'amount'], 'invariants[0]'],
+    ['an empty name', ['', 'amount', 1], 'invariants[0][0]'],
+    ['a number for the field', ['cap', 5, 1], 'invariants[0][1]'],
+    ['a bad JSON Pointer', ['cap', '/a~2', 1], 'invariants[0][1]'],
+    ['a string max', ['cap', 'amount', '50000'], 'invariants[0][2]'],
+    ['an infinite max', ['cap', 'amount', Number.POSITIVE_INFINITY], 'invariants[0][2]'],
+    ['a NaN max', ['cap', 'amount', Number.NaN], 'invariants[0][2]'],
+  ] as [string, unknown[], string][])('refuses %s', (_label, tuple, path) => {
+    for (const build of [
+      () => Gate.fromDict(OPEN, { invariants: [tuple as unknown as InvariantSpec] }),
+      () => Gate.fromDict({ ...OPEN, invariants: [tuple] }),
+    ]) {
+      let caught: unknown;
+      try {
+        build();
+      } catch (err) {
+        caught = err;
+      }
+      expect(caught).toBeInstanceOf(PolicyError);
+      expect((caught as PolicyError).path).toBe(path);
+    }
+  });
+
+  it('refuses an infinite max in a TOML file, naming the item', () => {
+    expect(() => Gate.fromToml('invariants = [["cap", "amount", inf]]')).toThrow(expect.objectContaining({ path: 'invariants[0][2]' }));
   });
 });

@@ -154,7 +154,8 @@ function nested(cond: ConditionSpec, path: string): ConditionSpec {
 const INVARIANT_RULES = Object.keys(INVARIANT_SCHEMAS);
 
 export function parseInvariant(raw: unknown, path: string): FileInvariantSpec {
-  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) throw new PolicyError(path, 'an invariant must be a table');
+  if (Array.isArray(raw)) return parseInvariantTuple(raw, path);
+  if (raw === null || typeof raw !== 'object') throw new PolicyError(path, 'an invariant must be a table (or Kavach\'s ["name", "field", max])');
   const record = raw as Record<string, unknown>;
   const { name, description, actions, ...rest } = record;
   if (typeof name !== 'string' || name.length === 0) throw new PolicyError(`${path}.name`, 'must be a non-empty string');
@@ -172,4 +173,20 @@ export function parseInvariant(raw: unknown, path: string): FileInvariantSpec {
   if (description !== undefined) spec.description = description;
   if (actions !== undefined) spec.actions = parseAt(INVARIANT_SCHEMAS.allowed_actions, actions, `${path}.actions`);
   return spec;
+}
+
+/**
+ * Kavach's shorthand `["hard_cap", "amount", 50000]`: a param_max named hard_cap on every action.
+ * The seed defines only this (name, field, max) form, so nothing else is read as a tuple.
+ */
+function parseInvariantTuple(raw: readonly unknown[], path: string): FileInvariantSpec {
+  if (raw.length !== 3) {
+    throw new PolicyError(path, `an invariant tuple is ["name", "field", max] (a param_max), found ${raw.length} item${raw.length === 1 ? '' : 's'}; write a table for anything else`);
+  }
+  const [name, field, max] = raw;
+  if (typeof name !== 'string' || name.length === 0) throw new PolicyError(`${path}[0]`, 'the name must be a non-empty string');
+  // The field is checked as a param_max field is (a key or a JSON Pointer).
+  const checked = parseAt(INVARIANT_SCHEMAS.param_max.shape.field, field, `${path}[1]`);
+  if (typeof max !== 'number' || !Number.isFinite(max)) throw new PolicyError(`${path}[2]`, 'the max must be a finite number');
+  return { name, param_max: { field: checked, max } };
 }
