@@ -11,12 +11,23 @@ export interface Principal {
   roles?: string[];
 }
 
+/**
+ * Where a call comes from: a country (Kavach's `GeoLocation("IN")`), coordinates, or both.
+ * Country comparisons need only the country; a km threshold (tolerant drift) needs coordinates.
+ */
 export interface GeoLocation {
-  lat: number;
-  lon: number;
+  /** Latitude and longitude come together or not at all. */
+  lat?: number;
+  lon?: number;
   /** ISO 3166-1 alpha-2, upper case. */
   country?: string;
+  region?: string;
   city?: string;
+}
+
+export interface Coordinates {
+  lat: number;
+  lon: number;
 }
 
 /** JSON values as tools receive them. */
@@ -91,22 +102,42 @@ function ipAddress(value: unknown, name: string): string | undefined {
   return value;
 }
 
+const GEO_FIELDS = ['lat', 'lon', 'country', 'region', 'city'];
+
 function geoLocation(value: unknown, name: string, polluted = false): GeoLocation | undefined {
   if (value === undefined) return undefined;
   if (!isPlainObject(value)) fail(`${name} must be an object`);
   for (const key of Object.keys(value)) {
-    if (!['lat', 'lon', 'country', 'city'].includes(key)) fail(`${name}.${key} is not a known field`);
+    if (!GEO_FIELDS.includes(key)) fail(`${name}.${key} is not a known field`);
   }
-  const { lat, lon, country, city } = polluted ? ownFields(value) : (value as Record<string, unknown>);
-  if (typeof lat !== 'number' || !Number.isFinite(lat) || lat < -90 || lat > 90) fail(`${name}.lat must be a number in [-90, 90]`);
-  if (typeof lon !== 'number' || !Number.isFinite(lon) || lon < -180 || lon > 180) fail(`${name}.lon must be a number in [-180, 180]`);
-  const geo: GeoLocation = polluted ? { lat, lon, country: undefined, city: undefined } : { lat, lon };
+  const { lat, lon, country, region, city } = polluted ? ownFields(value) : (value as Record<string, unknown>);
+  const geo: GeoLocation = polluted ? { lat: undefined, lon: undefined, country: undefined, region: undefined, city: undefined } : {};
+  // Half a coordinate pair is a mistake, not a country-only location.
+  if (lat !== undefined || lon !== undefined) {
+    if (typeof lat !== 'number' || !Number.isFinite(lat) || lat < -90 || lat > 90) fail(`${name}.lat must be a number in [-90, 90]`);
+    if (typeof lon !== 'number' || !Number.isFinite(lon) || lon < -180 || lon > 180) fail(`${name}.lon must be a number in [-180, 180]`);
+    geo.lat = lat;
+    geo.lon = lon;
+  }
   if (country !== undefined) {
     if (typeof country !== 'string' || !/^[A-Za-z]{2}$/.test(country)) fail(`${name}.country must be an ISO 3166 alpha-2 code`);
     geo.country = country.toUpperCase();
   }
+  if (geo.lat === undefined && geo.country === undefined) fail(`${name} needs a country, coordinates (lat and lon), or both`);
+  if (region !== undefined) geo.region = identifier(region, `${name}.region`, true);
   if (city !== undefined) geo.city = identifier(city, `${name}.city`, true);
   return geo;
+}
+
+/**
+ * A location as a session store hands it back: an object whose coordinates, if any, are a finite
+ * pair (a store answering otherwise is malformed; drift could not be judged on it).
+ */
+export function storedGeoIsWellFormed(geo: unknown): boolean {
+  if (geo === null || typeof geo !== 'object') return false;
+  const { lat, lon } = geo as Record<string, unknown>;
+  if (lat === undefined && lon === undefined) return true;
+  return typeof lat === 'number' && Number.isFinite(lat) && typeof lon === 'number' && Number.isFinite(lon);
 }
 
 /** The object's own enumerable fields, each read once, on a null prototype. */

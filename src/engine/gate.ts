@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { extname } from 'node:path';
 import { hashArgs } from './canonical-json.ts';
-import { ContextError, validateContext, type ActionContext, type ValidContext } from './context.ts';
+import { ContextError, storedGeoIsWellFormed, validateContext, type ActionContext, type ValidContext } from './context.ts';
 import { BEHAVIOUR_WINDOW_MS, detectDrift, resolveDrift, type DriftOptions, type ResolvedDrift } from './drift.ts';
 import { InvalidatedError, PolicyError, RefusedError } from './errors.ts';
 import { InMemoryBus, type InvalidationBus, type InvalidationMessage } from './invalidation.ts';
@@ -103,10 +103,9 @@ const optString = (x: unknown): boolean => x === undefined || typeof x === 'stri
 function wellFormedSession(s: unknown): s is SessionState {
   if (s === null || typeof s !== 'object') return false;
   const v = s as Record<string, unknown>;
-  const geo = v.originGeo as Record<string, unknown> | undefined;
   return typeof v.principalId === 'string' && finite(v.startedAt) && finite(v.actionCount) && finite(v.recentCalls)
     && optString(v.originIp) && optString(v.originDevice)
-    && (geo === undefined || (geo !== null && typeof geo === 'object' && finite(geo.lat) && finite(geo.lon)));
+    && (v.originGeo === undefined || storedGeoIsWellFormed(v.originGeo));
 }
 
 /**
@@ -275,7 +274,7 @@ export class Gate {
     if (sessionId === undefined) return this.decideWithSession(ctx, evaluationId, now, undefined, observe);
     return withStore(
       () => this.sessions.observe({
-        principalId: ctx.principalId, sessionId, ip: ctx.ip, device: ctx.device, geo: ctx.geo, now, behaviourWindowMs: BEHAVIOUR_WINDOW_MS,
+        principalId: ctx.principalId, sessionId, ip: ctx.ip, device: ctx.device, geo: ctx.geo, now, behaviourWindowMs: BEHAVIOUR_WINDOW_MS, recentLimit: this.drift?.recentLimit,
       }),
       (observed) => {
         if (observed.invalid === true) {

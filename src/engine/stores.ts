@@ -182,6 +182,11 @@ export interface SessionObservation {
   now: number;
   /** How far back `recent` reaches. */
   behaviourWindowMs: number;
+  /**
+   * Keep at least this many recent call times (default MAX_RECENT): `recentCalls` must be able to
+   * exceed the behaviour detector's highest threshold, whatever the operator set it to.
+   */
+  recentLimit?: number;
 }
 
 export type ObserveResult =
@@ -200,8 +205,15 @@ export interface SessionStore {
   close?(): MaybePromise<void>;
 }
 
-/** Upper bound on remembered call times per session: enough for any sane per-minute threshold. */
+/** Call times remembered per session when the observation names no `recentLimit`. */
 export const MAX_RECENT = 1_000;
+
+/** The observation's recentLimit, checked: a whole number of at least 1 (else the store is misused). */
+export function recentLimitOf(obs: SessionObservation): number {
+  const limit = obs.recentLimit ?? MAX_RECENT;
+  if (typeof limit !== 'number' || !(limit >= 1) || !Number.isFinite(limit)) throw new TypeError('recentLimit must be a finite number of at least 1');
+  return Math.floor(limit);
+}
 
 export interface SessionStoreOptions {
   /** Sessions idle this long are forgotten (default 7 days). Invalidations are kept as long. */
@@ -253,7 +265,8 @@ export class InMemorySessionStore implements SessionStore {
     if (stored.state.principalId !== obs.principalId) return { invalid: false, session: { ...stored.state } };
     const since = obs.now - obs.behaviourWindowMs;
     while (stored.head < stored.times.length && (stored.times[stored.head] as number) <= since) stored.head++;
-    if (stored.times.length - stored.head >= MAX_RECENT) stored.head = stored.times.length - MAX_RECENT + 1;
+    const limit = recentLimitOf(obs);
+    if (stored.times.length - stored.head >= limit) stored.head = stored.times.length - limit + 1;
     if (stored.head > 256 && stored.head * 2 > stored.times.length) {
       stored.times = stored.times.slice(stored.head);
       stored.head = 0;

@@ -1,5 +1,5 @@
 import type { GeoLocation } from '../engine/context.ts';
-import { MAX_RECENT, type ObserveResult, type SessionObservation, type SessionState, type SessionStore } from '../engine/stores.ts';
+import { recentLimitOf, type ObserveResult, type SessionObservation, type SessionState, type SessionStore } from '../engine/stores.ts';
 import type { InvalidationScope } from '../engine/verdict.ts';
 import { Connection, Script, type RedisClientOrUrl, type RedisStoreOptions } from './connection.ts';
 import { encodeKeyPart, KEY_TAGS } from './keys.ts';
@@ -49,7 +49,7 @@ export class RedisSessionStore implements SessionStore {
     ];
     if (!Number.isFinite(obs.now) || !Number.isFinite(obs.behaviourWindowMs)) throw new TypeError('observation times must be finite');
     const args = [
-      String(obs.now), String(obs.behaviourWindowMs), this.idle, this.slack, String(MAX_RECENT), obs.principalId,
+      String(obs.now), String(obs.behaviourWindowMs), this.idle, this.slack, String(recentLimitOf(obs)), obs.principalId,
       optional(obs.ip), optional(obs.device), obs.geo === undefined ? '' : JSON.stringify(obs.geo),
     ];
     const reply = await this.conn.run((client) => observe.run(client, keys, args));

@@ -43,7 +43,6 @@ describe('proxy config', () => {
     [`${BASE}[redis]\nurl = "redis://x"\ncommand_timeout_ms = "100"\n`, 'redis.command_timeout_ms', ''],
     [`${BASE}[tools]\ncall_timeout = "soon"\n`, 'tools.call_timeout', 'not a duration'],
     [`${BASE}[drift]\nwarn_actions_per_minute = 100\nmax_actions_per_minute = 50\n`, 'drift.max_actions_per_minute', 'at least'],
-    [`${BASE}[drift]\nwarn_actions_per_minute = 5000\n`, 'drift.warn_actions_per_minute', 'must be below'],
     [`${BASE}[http]\n[[http.clients]]\ntoken = "short"\nprincipal_id = "ci"\nprincipal_kind = "service"\n`, 'http.clients[0].token', '16 characters'],
     ['[gate]\npolicy = "p.toml"\n[servers."a.b"]\ncommand = "node"\n', 'servers.a.b', 'server names'],
     ['[gate]\npolicy = "p.toml"\n[servers.a__b]\ncommand = "node"\n', 'servers.a__b', 'server names'],
@@ -52,6 +51,11 @@ describe('proxy config', () => {
     expect(err.path).toBe(path);
     expect(err.message).toContain(message);
     expect(err.code).toBe('CONFIG_INVALID');
+  });
+
+  it('takes drift thresholds for busy services (1,000 calls a minute and more)', () => {
+    expect(parse(`${BASE}[drift]\nwarn_actions_per_minute = 5000\nmax_actions_per_minute = 20000\n`).drift)
+      .toMatchObject({ warnActionsPerMinute: 5000, maxActionsPerMinute: 20000 });
   });
 
   it('reads [redis] with its command deadline', () => {

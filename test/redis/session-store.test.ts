@@ -102,4 +102,16 @@ describe.skipIf(skipRedis)('RedisSessionStore', () => {
       await store.close();
     }
   });
+
+  it('keeps as many call times as the observation asks (recentLimit, for behaviour thresholds above 1,000)', async () => {
+    const store = new RedisSessionStore(REDIS_URL, { keyPrefix: `${prefix}limit:` });
+    try {
+      let last;
+      for (let i = 0; i < 1_300; i++) last = await store.observe({ principalId: 'p', sessionId: 'busy', now: 1_000 + i, behaviourWindowMs: 60_000, recentLimit: 1_201 });
+      expect(last).toMatchObject({ invalid: false, session: { actionCount: 1_300, recentCalls: 1_201 } });
+      await expect(store.observe({ principalId: 'p', sessionId: 'busy', now: 3_000, behaviourWindowMs: 60_000, recentLimit: 0 })).rejects.toThrow(/recentLimit/);
+    } finally {
+      await store.close();
+    }
+  });
 });
