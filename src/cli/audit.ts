@@ -11,7 +11,8 @@ import { AuditError } from '../audit/errors.ts';
 import type { AuditKeys } from '../audit/keys.ts';
 import { formatRecord, formatReport, formatTime, matches, terminalSafe, type RecordFilter } from '../audit/timeline.ts';
 import { scanAuditLog, verifyAuditLog, type AuditReport } from '../audit/verify.ts';
-import { parseArgs, stringFlag, type ParsedArgs } from './args.ts';
+import { dispatch, InputError, ioError, runCommand, UsageError, type CommandSpec, type Invocation, type OptionKind } from './args.ts';
+import { terminalJson } from './terminal.ts';
 
 const USAGE = `usage:
   kavach audit verify FILE... --keys public.json [--signer KID[,KID]] [--mode hybrid|pq] [--anchor checkpoint.json] [--partial] [--json]
@@ -26,73 +27,113 @@ const USAGE = `usage:
       one self-contained HTML page: integrity verdict, per-session timelines, charts, filters;
       exit 0 when every log verified, 1 when one is broken (the report is still written and says where)
 FILE is the active log (its rotated segments FILE.000001, ... are read too) or one segment with --partial.
+Exit 2 for a wrong command line or a file that cannot be read (a missing log is never "ok").
 `;
 
-class UsageError extends Error {}
+const COMMAND = 'kavach audit';
+const KEYS = { keys: 'string', partial: 'boolean', json: 'boolean' } as const;
 
-export async function run(argv: string[]): Promise<number> {
-  const [sub, ...rest] = argv;
-  try {
-    switch (sub) {
-      case 'verify':
-        return await verify(parseArgs(rest, ['partial', 'json']));
-      case 'show':
-        return await show(parseArgs(rest, ['json', 'partial']));
-      case 'stats':
-        return await stats(parseArgs(rest, ['json', 'partial']));
-      case 'report':
-        return await report(parseArgs(rest, ['partial']));
-      case '--help':
-      case 'help':
-        process.stdout.write(USAGE);
-        return 0;
-      default:
-        process.stderr.write(USAGE);
-        return 2;
-    }
-  } catch (err) {
-    if (err instanceof UsageError) {
-      process.stderr.write(`kavach audit ${sub}: ${err.message}\n${USAGE}`);
-      return 2;
-    }
-    if (err instanceof AuditError) {
-      process.stderr.write(`kavach audit ${sub}: ${terminalSafe(err.message)}\n`);
-      return 1;
-    }
-    throw err;
-  }
+const VERIFY = {
+  command: `${COMMAND} verify`, usage: USAGE,
+  options: { ...KEYS, signer: 'string', mode: 'string', anchor: 'string' },
+  positionals: { name: 'FILE', min: 1 },
+} as const;
+const SHOW = {
+  command: `${COMMAND} show`, usage: USAGE,
+  options: { ...KEYS, session: 'string', principal: 'string', action: 'string', verdict: 'string', type: 'string', since: 'string', until: 'string' },
+  positionals: { name: 'FILE', min: 1, max: 1 },
+} as const;
+const STATS = { command: `${COMMAND} stats`, usage: USAGE, options: KEYS, positionals: { name: 'FILE', min: 1, max: 1 } } as const;
+const REPORT = {
+  command: `${COMMAND} report`, usage: USAGE,
+  options: { keys: 'string', out: 'string', mode: 'string', partial: 'boolean' },
+  positionals: { name: 'FILE', min: 1 },
+} as const;
+
+type Args<S extends { options: Record<string, OptionKind> }> = Invocation<S['options']>;
+
+export function run(argv: string[]): Promise<number> {
+  return dispatch(COMMAND, USAGE, {
+    verify: (rest) => audit(VERIFY, rest, verify),
+    show: (rest) => audit(SHOW, rest, show),
+    stats: (rest) => audit(STATS, rest, stats),
+    report: (rest) => audit(REPORT, rest, report),
+  }, argv);
 }
 
-async function verify(args: ParsedArgs): Promise<number> {
-  const keysPath = stringFlag(args, 'keys');
-  if (args.positionals.length === 0) throw new UsageError('name at least one FILE');
+/**
+ * Runs one audit subcommand. A log that fails verification is exit 1 with the reason; a log that
+ * is not there (NOT_FOUND) is a file that cannot be read: one line, exit 2, like the others.
+ */
+async function audit<O extends Record<string, OptionKind>>(spec: CommandSpec<O>, argv: string[], body: (args: Invocation<O>) => Promise<number>): Promise<number> {
+  return runCommand(spec, argv, async (args) => {
+    try {
+      return await body(args);
+    } catch (err) {
+      if (!(err instanceof AuditError)) throw err;
+      if (err.code === 'NOT_FOUND') throw new InputError(err.message);
+      process.stderr.write(`${spec.command}: ${terminalSafe(err.message)}\n`);
+      return 1;
+    }
+  });
+}
+
+/**
+ * Exit 0 when every log verifies, 1 when one fails, 2 when one cannot be read (the others are
+ * still verified and reported).
+ */
+async function verify({ options, positionals }: Args<typeof VERIFY>): Promise<number> {
+  const keysPath = options.keys;
   if (keysPath === undefined) throw new UsageError('--keys public.json is required (checkpoint signatures are the point)');
   const keys = loadKeys(keysPath);
-  const mode = modeFlag(args);
-  const anchorPath = stringFlag(args, 'anchor');
-  const anchor = anchorPath !== undefined ? await readFile(anchorPath, 'utf8') : undefined;
-  const json = args.flags.has('json');
-  const signers = stringFlag(args, 'signer')?.split(',').map((k) => k.trim()).filter((k) => k.length > 0);
-  let failed = 0;
+  const mode = modeFlag(options.mode);
+  const anchorPath = options.anchor;
+  const anchor = anchorPath !== undefined ? await readInput('--anchor', anchorPath) : undefined;
+  const json = options.json === true;
+  const signers = options.signer?.split(',').map((k) => k.trim()).filter((k) => k.length > 0);
+  let status = 0;
   const results: unknown[] = [];
-  for (const file of args.positionals) {
+  for (const file of positionals) {
     try {
       const report = await verifyAuditLog(file, keys, {
         requireCheckpoint: true,
-        ...(mode ? { mode } : {}), ...(anchor !== undefined ? { anchor } : {}), ...(args.flags.has('partial') ? { partial: true } : {}),
+        ...(mode ? { mode } : {}), ...(anchor !== undefined ? { anchor } : {}), ...(options.partial === true ? { partial: true } : {}),
         ...(signers ? { signers } : {}),
       });
       if (json) results.push({ file, ok: true, report });
       else process.stdout.write(`${terminalSafe(`${file}: ok — ${summary(report)}`)}\n`);
     } catch (err) {
+      const unreadable = unreadableLog(err);
+      if (unreadable !== undefined) {
+        status = 2;
+        if (json) results.push({ file, ok: false, code: 'NOT_FOUND', reason: unreadable });
+        process.stderr.write(`${terminalSafe(`${VERIFY.command}: ${unreadable}`)}\n`);
+        continue;
+      }
       if (!(err instanceof AuditError)) throw err;
-      failed++;
+      status = Math.max(status, 1);
       if (json) results.push({ file, ok: false, index: err.index, code: err.code, reason: err.reason, at: err.file, line: err.line });
       else process.stdout.write(`${terminalSafe(`${file}: FAILED at record ${err.index} [${err.code}] ${err.reason}${err.file !== undefined ? ` (${err.file}${err.line !== undefined ? ` line ${err.line}` : ''})` : ''}`)}\n`);
     }
   }
   if (json) process.stdout.write(`${terminalJson(results, 2)}\n`);
-  return failed > 0 ? 1 : 0;
+  return status;
+}
+
+/** Why a log could not be read at all (not there, a directory, no permission), or undefined. */
+function unreadableLog(err: unknown): string | undefined {
+  if (err instanceof AuditError) return err.code === 'NOT_FOUND' ? err.message : undefined;
+  const io = ioError(err);
+  return io?.message;
+}
+
+/** A file an option names, read whole; unreadable is one line and exit 2. */
+async function readInput(option: string, path: string): Promise<string> {
+  try {
+    return await readFile(path, 'utf8');
+  } catch (err) {
+    throw new InputError(`${option} ${path}: cannot read: ${(err as Error).message}`);
+  }
 }
 
 function summary(r: AuditReport): string {
@@ -111,12 +152,12 @@ function summary(r: AuditReport): string {
   return parts.join('; ');
 }
 
-async function show(args: ParsedArgs): Promise<number> {
-  const file = oneFile(args);
-  const filter = filterOf(args);
-  const json = args.flags.has('json');
+async function show({ options, positionals }: Args<typeof SHOW>): Promise<number> {
+  const file = positionals[0] as string;
+  const filter = filterOf(options);
+  const json = options.json === true;
   const style = { color: !json && process.stdout.isTTY === true && process.env.NO_COLOR === undefined };
-  const keysPath = stringFlag(args, 'keys');
+  const keysPath = options.keys;
   let shown = 0;
   let out: string[] = [];
   const drain = (): void => {
@@ -126,7 +167,7 @@ async function show(args: ParsedArgs): Promise<number> {
   try {
     const report = await scanAuditLog(file, {
       keys: keysPath !== undefined ? loadKeys(keysPath) : null,
-      ...(args.flags.has('partial') ? { partial: true } : {}),
+      ...(options.partial === true ? { partial: true } : {}),
       onRecord: (r) => {
         if (!matches(r, filter)) return;
         shown++;
@@ -146,27 +187,26 @@ async function show(args: ParsedArgs): Promise<number> {
   }
 }
 
-async function stats(args: ParsedArgs): Promise<number> {
-  const file = oneFile(args);
-  const keysPath = stringFlag(args, 'keys');
+async function stats({ options, positionals }: Args<typeof STATS>): Promise<number> {
+  const file = positionals[0] as string;
+  const keysPath = options.keys;
   const report = await scanAuditLog(file, {
     keys: keysPath !== undefined ? loadKeys(keysPath) : null,
-    ...(args.flags.has('partial') ? { partial: true } : {}),
+    ...(options.partial === true ? { partial: true } : {}),
   });
-  process.stdout.write(args.flags.has('json') ? `${terminalJson(report, 2)}\n` : formatReport(report));
+  process.stdout.write(options.json === true ? `${terminalJson(report, 2)}\n` : formatReport(report));
   return 0;
 }
 
-async function report(args: ParsedArgs): Promise<number> {
-  const keysPath = stringFlag(args, 'keys');
-  const out = stringFlag(args, 'out');
-  if (args.positionals.length === 0) throw new UsageError('name at least one FILE');
+async function report({ options, positionals }: Args<typeof REPORT>): Promise<number> {
+  const keysPath = options.keys;
+  const out = options.out;
   if (keysPath === undefined) throw new UsageError('--keys public.json is required (the report states whether checkpoint signatures verify)');
   if (out === undefined) throw new UsageError('--out report.html is required');
-  const mode = modeFlag(args);
+  const mode = modeFlag(options.mode);
   const { writeAuditReport } = await import('../audit/report/index.ts');
-  const model = await writeAuditReport(args.positionals, loadKeys(keysPath), out, {
-    ...(mode ? { mode } : {}), ...(args.flags.has('partial') ? { partial: true } : {}),
+  const model = await writeAuditReport(positionals, loadKeys(keysPath), out, {
+    ...(mode ? { mode } : {}), ...(options.partial === true ? { partial: true } : {}),
   });
   const t = model.summary.totals;
   process.stdout.write(`${terminalSafe(`${out}: ${model.integrity.status === 'broken' ? 'INTEGRITY BROKEN' : 'verified'} — ${model.integrity.headline}`)}\n`);
@@ -174,50 +214,32 @@ async function report(args: ParsedArgs): Promise<number> {
   return model.integrity.status === 'broken' ? 1 : 0;
 }
 
-/**
- * JSON for stdout, which may be a terminal: JSON.stringify escapes C0 controls but leaves C1
- * controls (U+009B is CSI to a terminal that reads UTF-8), bidi overrides and line separators raw.
- * Written as \u escapes they are the same JSON value, and recorded text cannot rewrite the screen.
- */
-function terminalJson(value: unknown, indent?: number): string {
-  return JSON.stringify(value, null, indent).replace(/[\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g,
-    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
-}
-
-function oneFile(args: ParsedArgs): string {
-  if (args.positionals.length !== 1) throw new UsageError('name exactly one FILE');
-  return args.positionals[0] as string;
-}
-
 function loadKeys(path: string): AuditKeys {
   try {
     return PublicKeyDirectory.fromFile(path);
   } catch (err) {
-    throw new UsageError(`--keys ${path}: ${(err as Error).message}`);
+    throw new InputError(`--keys ${path}: ${(err as Error).message}`);
   }
 }
 
-function modeFlag(args: ParsedArgs): 'hybrid' | 'pq' | undefined {
-  const mode = stringFlag(args, 'mode');
+function modeFlag(mode: string | undefined): 'hybrid' | 'pq' | undefined {
   if (mode !== undefined && mode !== 'hybrid' && mode !== 'pq') throw new UsageError('--mode is hybrid or pq');
   return mode;
 }
 
-function filterOf(args: ParsedArgs): RecordFilter {
+function filterOf(options: Args<typeof SHOW>['options']): RecordFilter {
   const f: RecordFilter = {};
   for (const name of ['session', 'principal', 'action', 'type'] as const) {
-    const v = stringFlag(args, name);
+    const v = options[name];
     if (v !== undefined) f[name] = v;
   }
-  const verdict = stringFlag(args, 'verdict');
+  const verdict = options.verdict;
   if (verdict !== undefined) {
     if (verdict !== 'permit' && verdict !== 'refuse' && verdict !== 'invalidate') throw new UsageError('--verdict is permit, refuse or invalidate');
     f.verdict = verdict;
   }
-  const since = stringFlag(args, 'since');
-  if (since !== undefined) f.since = timeFlag('since', since);
-  const until = stringFlag(args, 'until');
-  if (until !== undefined) f.until = timeFlag('until', until);
+  if (options.since !== undefined) f.since = timeFlag('since', options.since);
+  if (options.until !== undefined) f.until = timeFlag('until', options.until);
   return f;
 }
 

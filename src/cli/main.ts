@@ -4,28 +4,40 @@
  * optional dependencies (MCP SDK, Redis) are not needed by the others.
  * A module exports `run(argv: string[]): Promise<number>` (the exit code).
  */
+import { visibleLines } from './terminal.ts';
+import { packageVersion } from './version.ts';
+
 const COMMANDS: Record<string, { module: string; summary: string }> = {
   policy: { module: 'policy', summary: 'check FILE... | explain FILE --context ctx.json' },
-  keygen: { module: 'keygen', summary: '--out DIR [--passphrase-env VAR]' },
+  keygen: { module: 'keygen', summary: '--out DIR [--passphrase-env VAR] [--expires DURATION]' },
   permit: { module: 'permit', summary: 'verify TOKEN --keys public.json [--audience A] [--action X]' },
   audit: { module: 'audit', summary: 'verify | show | stats | report' },
-  mcp: { module: 'mcp', summary: 'run the MCP proxy (--config kavach.toml), check, install, uninstall, approve-tools' },
+  mcp: { module: 'mcp/index', summary: 'run the MCP proxy (--config kavach.toml), check, install, uninstall, approve-tools' },
 };
 
 function usage(): string {
   const lines = Object.entries(COMMANDS).map(([name, c]) => `  kavach ${name.padEnd(7)} ${c.summary}`);
-  return `usage:\n${lines.join('\n')}\n`;
+  return `usage:\n${lines.join('\n')}\n  kavach --version\nkavach COMMAND --help describes each command.\n`;
 }
 
 export async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
-  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+  if (name === undefined) {
     process.stderr.write(usage());
-    return name === undefined ? 2 : 0;
+    return 2;
   }
-  const command = COMMANDS[name];
+  if (name === '--help' || name === '-h' || name === 'help') {
+    process.stdout.write(usage());
+    return 0;
+  }
+  if (name === '--version') {
+    process.stdout.write(`${packageVersion()}\n`);
+    return 0;
+  }
+  const command = Object.hasOwn(COMMANDS, name) ? COMMANDS[name] : undefined;
   if (!command) {
-    process.stderr.write(`kavach: unknown command "${name}"\n${usage()}`);
+    const what = name.startsWith('-') ? `unknown option ${name}` : `unknown command "${name}"`;
+    process.stderr.write(`${visibleLines(`kavach: ${what} (see \`kavach --help\`)`)}\n`);
     return 2;
   }
   let mod: { run(argv: string[]): Promise<number> };

@@ -8,7 +8,8 @@ import { PermitError } from '../crypto/errors.ts';
 import { PublicKeyDirectory } from '../crypto/key-directory.ts';
 import { PermitVerifier, type PermitExpectation } from '../crypto/permit-verifier.ts';
 import type { PublicKeyBundle } from '../crypto/keys.ts';
-import { parseArgs, stringFlag } from './args.ts';
+import { dispatch, InputError, ioError, runCommand, UsageError } from './args.ts';
+import { terminalJson, visibleLines } from './terminal.ts';
 
 const USAGE = `usage: kavach permit verify TOKEN|- --keys public.json [--root root.json [--root-mode hybrid|pq]]
                             [--mode hybrid|pq] [--audience A] [--principal P] [--session S]
@@ -21,81 +22,86 @@ const USAGE = `usage: kavach permit verify TOKEN|- --keys public.json [--root ro
   prints the claims and exits 0, or prints the error code (e.g. EXPIRED) and exits 1
 `;
 
-/** Every flag takes a value; a flag without one, or an unknown (misspelt) one, would skip a check. */
-const FLAGS = ['keys', 'root', 'root-mode', 'mode', 'audience', 'principal', 'session', 'action', 'args'];
+const SPEC = {
+  command: 'kavach permit verify',
+  usage: USAGE,
+  // Every option takes a value; one without it, or a misspelt one, would skip a check.
+  options: {
+    keys: 'string', root: 'string', 'root-mode': 'string', mode: 'string', audience: 'string',
+    principal: 'string', session: 'string', action: 'string', args: 'string',
+  },
+  positionals: { name: 'TOKEN (or - to read it from stdin)', min: 1, max: 1 },
+} as const;
 
-export async function run(argv: string[]): Promise<number> {
-  const [sub, ...rest] = argv;
-  if (sub !== 'verify') {
-    process.stderr.write(USAGE);
-    return sub === '--help' || sub === 'help' ? 0 : 2;
-  }
-  const args = parseArgs(rest);
-  if (args.flags.has('help')) {
-    process.stdout.write(USAGE);
-    return 0;
-  }
-  for (const [name, value] of args.flags) {
-    if (!FLAGS.includes(name) || value === true) {
-      process.stderr.write(`kavach permit verify: ${FLAGS.includes(name) ? `--${name} needs a value` : `unknown flag --${name}`}\n${USAGE}`);
-      return 2;
+export function run(argv: string[]): Promise<number> {
+  return dispatch('kavach permit', USAGE, { verify }, argv);
+}
+
+function verify(argv: string[]): Promise<number> {
+  return runCommand(SPEC, argv, async ({ options, positionals }) => {
+    const keysPath = options.keys;
+    if (keysPath === undefined) throw new UsageError('--keys public.json is required');
+    const mode = options.mode ?? 'hybrid';
+    const rootPath = options.root;
+    const rootMode = options['root-mode'] ?? 'hybrid';
+    if (!isMode(mode)) throw new UsageError('--mode is hybrid or pq');
+    if (!isMode(rootMode)) throw new UsageError('--root-mode is hybrid or pq');
+    if (options['root-mode'] !== undefined && rootPath === undefined) throw new UsageError('--root-mode needs --root');
+    let token = positionals[0] as string;
+    if (token === '-') token = (await readStdin()).trim();
+    const expect: PermitExpectation = {};
+    if (options.action !== undefined) expect.action = options.action;
+    if (options.principal !== undefined) expect.principal = options.principal;
+    if (options.session !== undefined) expect.session = options.session;
+    if (options.args !== undefined) {
+      try {
+        expect.args = JSON.parse(options.args);
+      } catch (err) {
+        throw new UsageError(`--args is not JSON: ${(err as Error).message}`);
+      }
     }
-  }
-  const keysPath = stringFlag(args, 'keys');
-  let token = args.positionals[0];
-  const mode = stringFlag(args, 'mode') ?? 'hybrid';
-  const rootPath = stringFlag(args, 'root');
-  const rootMode = stringFlag(args, 'root-mode') ?? 'hybrid';
-  if (!token || !keysPath || args.positionals.length > 1 || !isMode(mode) || !isMode(rootMode) || (args.flags.has('root-mode') && rootPath === undefined)) {
-    process.stderr.write(USAGE);
-    return 2;
-  }
-  if (token === '-') token = (await readStdin()).trim();
-  const expect: PermitExpectation = {};
-  const action = stringFlag(args, 'action');
-  if (action !== undefined) expect.action = action;
-  const principal = stringFlag(args, 'principal');
-  if (principal !== undefined) expect.principal = principal;
-  const session = stringFlag(args, 'session');
-  if (session !== undefined) expect.session = session;
-  const argsJson = stringFlag(args, 'args');
-  if (argsJson !== undefined) {
+    let keys: PublicKeyDirectory;
     try {
-      expect.args = JSON.parse(argsJson);
+      // The manifest is signed by the root key in its own mode, not the permits' mode.
+      keys = rootPath
+        ? PublicKeyDirectory.fromSignedFile(keysPath, await readRoot(rootPath), { mode: rootMode })
+        : PublicKeyDirectory.fromFile(keysPath);
     } catch (err) {
-      process.stderr.write(`kavach permit verify: --args is not JSON: ${(err as Error).message}\n`);
-      return 2;
+      // Same codes as a refused permit (ALG_MISMATCH, BAD_SIGNATURE...): say it was the keys.
+      return fail(err, `${rootPath ? 'key manifest' : 'keys'} ${keysPath}: `);
     }
-  }
-  let keys: PublicKeyDirectory;
+    try {
+      const audience = options.audience;
+      const verifier = new PermitVerifier({ keys, mode, ...(audience !== undefined ? { audience } : {}) });
+      const claims = await verifier.verify(token, expect);
+      process.stdout.write(`${terminalJson(claims, 2)}\n`);
+      return 0;
+    } catch (err) {
+      return fail(err, '');
+    }
+  });
+}
+
+async function readRoot(path: string): Promise<PublicKeyBundle> {
+  const text = await readFile(path, 'utf8');
   try {
-    // The manifest is signed by the root key in its own mode, not the permits' mode.
-    keys = rootPath
-      ? PublicKeyDirectory.fromSignedFile(keysPath, JSON.parse(await readFile(rootPath, 'utf8')) as PublicKeyBundle, { mode: rootMode })
-      : PublicKeyDirectory.fromFile(keysPath);
+    return JSON.parse(text) as PublicKeyBundle;
   } catch (err) {
-    // Same codes as a refused permit (ALG_MISMATCH, BAD_SIGNATURE...): say it was the keys.
-    return fail(err, `${rootPath ? 'key manifest' : 'keys'} ${keysPath}: `);
-  }
-  try {
-    const audience = stringFlag(args, 'audience');
-    const verifier = new PermitVerifier({ keys, mode, ...(audience !== undefined ? { audience } : {}) });
-    const claims = await verifier.verify(token, expect);
-    process.stdout.write(`${JSON.stringify(claims, null, 2)}\n`);
-    return 0;
-  } catch (err) {
-    return fail(err, '');
+    throw new InputError(`--root ${path}: not JSON: ${(err as Error).message}`);
   }
 }
 
-/** A PermitError prints its code (exit 1); anything else is a usage or I/O problem (exit 2). */
+/**
+ * A PermitError prints its code (exit 1); a file that cannot be read, or anything else, is a
+ * usage or I/O problem: one line and exit 2.
+ */
 function fail(err: unknown, what: string): number {
-  if (err instanceof PermitError) {
+  if (err instanceof PermitError && ioError(err) === undefined) {
     process.stdout.write(`${err.code}\n`);
     process.stderr.write(`kavach permit verify: ${what}${err.message}\n`);
     return 1;
   }
-  process.stderr.write(`kavach permit verify: ${what}${(err as Error)?.message ?? String(err)}\n`);
+  process.stderr.write(`${visibleLines(`kavach permit verify: ${what}${(err as Error).message}`)}\n`);
   return 2;
 }
 

@@ -6,20 +6,33 @@ import { Gate, type GateOptions } from '../engine/gate.ts';
 import { InMemorySessionStore, type SessionState, type SessionStore } from '../engine/stores.ts';
 import { explainPolicies } from '../engine/policy/explain.ts';
 import { formatRefusal } from '../engine/refusal.ts';
-import { parseArgs, stringFlag } from './args.ts';
+import { dispatch, ioError, runCommand, UsageError } from './args.ts';
+import { visibleLines } from './terminal.ts';
 
 const USAGE = `usage:
   kavach policy check FILE...                       validate policy files and summarise them
   kavach policy explain FILE --context ctx.json [--json]
                                                     the verdict for one context, and why
+exit 0 when every file loads (check) or the call is permitted (explain); 1 for an invalid policy
+or context; 2 for a usage error or a file that cannot be read; explain exits 3 for a refusal
 `;
 
-export async function run(argv: string[]): Promise<number> {
-  const [sub, ...rest] = argv;
-  if (sub === 'check') return check(rest);
-  if (sub === 'explain') return explain(rest);
-  process.stderr.write(USAGE);
-  return sub === '--help' || sub === '-h' || sub === 'help' ? 0 : 2;
+const CHECK = {
+  command: 'kavach policy check',
+  usage: USAGE,
+  options: {},
+  positionals: { name: 'FILE', min: 1 },
+} as const;
+
+const EXPLAIN = {
+  command: 'kavach policy explain',
+  usage: USAGE,
+  options: { context: 'string', json: 'boolean' },
+  positionals: { name: 'FILE', min: 1, max: 1 },
+} as const;
+
+export function run(argv: string[]): Promise<number> {
+  return dispatch('kavach policy', USAGE, { check, explain }, argv);
 }
 
 async function loadGate(file: string, opts: GateOptions = {}): Promise<Gate> {
@@ -32,35 +45,42 @@ async function loadGate(file: string, opts: GateOptions = {}): Promise<Gate> {
  * bidi overrides are printed as `\u` escapes, so a name or pattern cannot overwrite or hide the
  * lines a reviewer reads. Line breaks stay (TOML parse errors quote the lines around the fault).
  */
-const UNPRINTABLE = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g;
-const printable = (text: string): string => text.replace(UNPRINTABLE, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
-const say = (stream: NodeJS.WriteStream, text: string): void => void stream.write(printable(text));
+const say = (stream: NodeJS.WriteStream, text: string): void => void stream.write(visibleLines(text));
 
 /** A user mistake in one line, never a stack: a PolicyError names its path, a read error its file. */
 const problem = (err: unknown): string => (err instanceof Error ? err.message : String(err));
-/** `FILE: invalid policy` for a file that loads wrong, `FILE: cannot read` for one that does not load at all. */
-const loadFailure = (file: string, err: unknown): string =>
-  `${file}: ${err instanceof PolicyError ? 'invalid policy' : 'cannot read'}\n  ${problem(err)}\n`;
 
-/** Checks every file given (`kavach policy check policies/*.toml`); exit 1 if any is bad. */
-async function check(argv: string[]): Promise<number> {
-  const files = parseArgs(argv).positionals;
-  if (files.length === 0) {
-    process.stderr.write(USAGE);
-    return 2;
-  }
-  let status = 0;
-  for (const file of files) if (!(await checkOne(file))) status = 1;
-  return status;
+/**
+ * Why a policy file did not load, for stderr, and the exit code: 1 for a file that loads wrong
+ * (`FILE: invalid policy` and the path of the bad field), 2 for one that cannot be read at all
+ * (`FILE: cannot read: ENOENT...`, one line).
+ */
+function loadFailure(command: string, file: string, err: unknown): { text: string; code: 1 | 2 } {
+  const io = ioError(err);
+  if (io !== undefined) return { text: `${command}: ${file}: cannot read: ${io.message}\n`, code: 2 };
+  return { text: `${file}: ${err instanceof PolicyError ? 'invalid policy' : 'cannot load'}\n  ${problem(err)}\n`, code: 1 };
 }
 
-async function checkOne(file: string): Promise<boolean> {
+/**
+ * Checks every file given (`kavach policy check policies/*.toml`): exit 1 if any is invalid, 2 if
+ * any cannot be read.
+ */
+function check(argv: string[]): Promise<number> {
+  return runCommand(CHECK, argv, async ({ positionals }) => {
+    let status = 0;
+    for (const file of positionals) status = Math.max(status, await checkOne(file));
+    return status;
+  });
+}
+
+async function checkOne(file: string): Promise<number> {
   let gate: Gate;
   try {
     gate = await loadGate(file);
   } catch (err) {
-    say(process.stderr, loadFailure(file, err));
-    return false;
+    const failure = loadFailure(CHECK.command, file, err);
+    say(process.stderr, failure.text);
+    return failure.code;
   }
   const set = gate.policies;
   const permits = set.policies.filter((p) => p.effect === 'permit').length;
@@ -74,17 +94,17 @@ async function checkOne(file: string): Promise<boolean> {
     say(process.stdout, `  - ${p.effect.padEnd(6)} ${p.name}${set.combining === 'first-match' ? ` (priority ${p.priority})` : ''}: ${p.conditions.map((c) => c.describe).join('; ') || 'always'}\n`);
   }
   await gate.close();
-  return true;
+  return 0;
 }
 
-async function explain(argv: string[]): Promise<number> {
-  const args = parseArgs(argv, ['json']);
-  const file = args.positionals[0];
-  const ctxFile = stringFlag(args, 'context');
-  if (!file || !ctxFile) {
-    process.stderr.write(USAGE);
-    return 2;
-  }
+function explain(argv: string[]): Promise<number> {
+  return runCommand(EXPLAIN, argv, async ({ options, positionals }) => {
+    if (options.context === undefined) throw new UsageError('--context ctx.json is required');
+    return explainOne(positionals[0] as string, options.context, options.json === true);
+  });
+}
+
+async function explainOne(file: string, ctxFile: string, json: boolean): Promise<number> {
   // One instant for the verdict and the traces, and the session state the evaluation saw, so
   // that the traces explain the verdict (session_age_max, time_window) instead of contradicting it.
   const now = Date.now();
@@ -103,15 +123,17 @@ async function explain(argv: string[]): Promise<number> {
   try {
     gate = await loadGate(file, { clock: () => now, stores: { session: recorder } });
   } catch (err) {
-    say(process.stderr, loadFailure(file, err));
-    return 1;
+    const failure = loadFailure(EXPLAIN.command, file, err);
+    say(process.stderr, failure.text);
+    return failure.code;
   }
   try {
     rawCtx = JSON.parse((await readFile(ctxFile, 'utf8')).replace(/^\uFEFF/, '')); // a BOM, as the policy loader allows
   } catch (err) {
-    say(process.stderr, `${ctxFile}: cannot read the context\n  ${problem(err)}\n`);
+    const io = ioError(err);
+    say(process.stderr, io !== undefined ? `${EXPLAIN.command}: ${ctxFile}: cannot read the context: ${io.message}\n` : `${ctxFile}: the context is not JSON\n  ${problem(err)}\n`);
     await gate.close();
-    return 1;
+    return io !== undefined ? 2 : 1;
   }
   const verdict = await gate.evaluate(rawCtx as never);
   let traces: ReturnType<typeof explainPolicies> = [];
@@ -121,7 +143,7 @@ async function explain(argv: string[]): Promise<number> {
     if (!(err instanceof ContextError)) throw err;
   }
   await gate.close();
-  if (args.flags.has('json')) {
+  if (json) {
     process.stdout.write(`${JSON.stringify({ verdict, policies: traces }, null, 2)}\n`);
     return verdict.kind === 'permit' ? 0 : 3;
   }

@@ -271,7 +271,7 @@ describe('kavach audit report', () => {
     expect((await run('report', gateRun.path, '--out', join(dir, 'x.html'))).code).toBe(2);
     expect((await run('report', gateRun.path, '--keys', gateRun.keysPath)).code).toBe(2);
     const missing = await run('report', join(dir, 'nope.jsonl'), '--keys', gateRun.keysPath, '--out', join(dir, 'y.html'));
-    expect(missing.code).toBe(1);
+    expect(missing.code).toBe(2); // a file that cannot be read, not a log that failed verification
     expect(missing.err).toContain('no audit log at');
   });
 });

@@ -251,18 +251,18 @@ describe('kavach policy check / explain', () => {
     expect(out.join('')).toContain(`${file('good.toml')}: OK`);
   });
 
-  it('--help exits 0 like the other subcommands; a wrong subcommand exits 2; usage goes to stderr', async () => {
+  it('--help exits 0 like the other subcommands, usage on stdout; a wrong subcommand exits 2 on stderr', async () => {
     for (const [argv, rc] of [[['--help'], 0], [['help'], 0], [['-h'], 0], [['frob'], 2], [[], 2]] as const) {
       capture();
       expect(await policyCli([...argv])).toBe(rc);
-      expect(err.join('')).toContain('kavach policy check');
-      expect(out.join('')).toBe('');
+      expect((rc === 0 ? out : err).join('')).toContain(argv[0] === 'frob' ? 'kavach policy --help' : 'kavach policy check');
+      expect((rc === 0 ? err : out).join('')).toBe('');
     }
   });
 
   it('a file that cannot be read is called that, not an invalid policy', async () => {
     capture();
-    expect(await policyCli(['check', file('missing.toml')])).toBe(1);
+    expect(await policyCli(['check', file('missing.toml')])).toBe(2);
     expect(err.join('')).toContain(`${file('missing.toml')}: cannot read`);
     expect(err.join('')).toContain('ENOENT');
     expect(err.join('')).not.toContain('invalid policy');
@@ -277,7 +277,7 @@ describe('kavach policy check / explain', () => {
     expect(await policyCli(['explain', file('good.toml'), '--context', file('broken.json')])).toBe(1);
     expect(err.join('')).toContain(file('broken.json'));
     capture();
-    expect(await policyCli(['explain', file('good.toml'), '--context', file('missing.json')])).toBe(1);
+    expect(await policyCli(['explain', file('good.toml'), '--context', file('missing.json')])).toBe(2);
     expect(err.join('')).toContain(file('missing.json'));
     expect(out.join('')).toBe('');
   });

@@ -4,12 +4,12 @@ import { hostname, userInfo } from 'node:os';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse as parseToml, stringify as stringifyToml } from 'smol-toml';
-import { parseArgs, stringFlag } from '../cli/args.ts';
-import { parseConfigText } from './config.ts';
+import { parseConfigText } from '../../mcp-proxy/config.ts';
 import {
   CLIENTS, clientConfigPath, lineDiff, planInstall, planUninstall,
   type ClientName, type ClientServerEntry, type ProxyLaunch,
-} from './install.ts';
+} from '../../mcp-proxy/install.ts';
+import { InputError, runCommand, UsageError } from '../args.ts';
 
 const USAGE = `usage:
   kavach mcp install   --client claude-desktop|cursor|claude-code|vscode [--config kavach.toml] [--file PATH] [--dry-run]
@@ -17,6 +17,17 @@ const USAGE = `usage:
 install moves every MCP server of the client's config into kavach.toml and puts one "kavach"
 entry in their place (a backup is written first); uninstall puts the original entries back.
 `;
+
+const SPECS = {
+  install: {
+    command: 'kavach mcp install', usage: USAGE,
+    options: { client: 'string', config: 'string', file: 'string', 'dry-run': 'boolean' },
+  },
+  uninstall: {
+    command: 'kavach mcp uninstall', usage: USAGE,
+    options: { client: 'string', file: 'string', 'dry-run': 'boolean' },
+  },
+} as const;
 
 interface Sidecar {
   client: ClientName;
@@ -26,22 +37,30 @@ interface Sidecar {
 
 const out = (s: string): void => void process.stdout.write(s);
 
-export async function installCommand(sub: 'install' | 'uninstall', argv: string[]): Promise<number> {
-  const args = parseArgs(argv, ['dry-run', 'help']);
-  const client = stringFlag(args, 'client') as ClientName | undefined;
-  if (args.flags.has('help') || !client || !CLIENTS.includes(client)) {
-    process.stderr.write(USAGE);
-    return args.flags.has('help') ? 0 : 2;
+export function installCommand(sub: 'install' | 'uninstall', argv: string[]): Promise<number> {
+  if (sub === 'install') {
+    return runCommand(SPECS.install, argv, ({ options: o }) => start('install', o.client, o.file, o.config, o['dry-run'] === true));
   }
-  const file = resolve(stringFlag(args, 'file') ?? clientConfigPath(client));
-  const dryRun = args.flags.has('dry-run');
+  return runCommand(SPECS.uninstall, argv, ({ options: o }) => start('uninstall', o.client, o.file, undefined, o['dry-run'] === true));
+}
+
+function start(sub: 'install' | 'uninstall', client: string | undefined, file: string | undefined, config: string | undefined, dryRun: boolean): Promise<number> {
+  if (client === undefined) throw new UsageError(`--client ${CLIENTS.join('|')} is required`);
+  if (!isClient(client)) throw new UsageError(`--client ${client}: not one of ${CLIENTS.join(', ')}`);
+  return apply(sub, client, file, config, dryRun);
+}
+
+const isClient = (name: string): name is ClientName => (CLIENTS as readonly string[]).includes(name);
+
+async function apply(sub: 'install' | 'uninstall', client: ClientName, fileFlag: string | undefined, configFlag: string | undefined, dryRun: boolean): Promise<number> {
+  const file = resolve(fileFlag ?? clientConfigPath(client));
   const doc = await readJson(file);
   if (typeof doc === 'string') {
     process.stderr.write(`kavach mcp ${sub}: ${doc}\n`);
     return 1;
   }
   const sidecarPath = `${file}.kavach.json`;
-  const sidecar = existsSync(sidecarPath) ? (JSON.parse(await readFile(sidecarPath, 'utf8')) as Sidecar) : undefined;
+  const sidecar = existsSync(sidecarPath) ? await readSidecar(sidecarPath) : undefined;
   const before = `${JSON.stringify(doc, null, 2)}\n`;
 
   if (sub === 'uninstall') {
@@ -60,7 +79,7 @@ export async function installCommand(sub: 'install' | 'uninstall', argv: string[
     return 0;
   }
 
-  const configPath = resolve(stringFlag(args, 'config') ?? sidecar?.config ?? resolve(dirname(file), 'kavach.toml'));
+  const configPath = resolve(configFlag ?? sidecar?.config ?? resolve(dirname(file), 'kavach.toml'));
   const kavachText = existsSync(configPath) ? await readFile(configPath, 'utf8') : undefined;
   const kavachDoc = kavachText !== undefined ? (parseToml(kavachText) as Record<string, unknown>) : starterConfig();
   const kavachServers = ((kavachDoc.servers ??= {}) as Record<string, unknown>);
@@ -94,7 +113,7 @@ export async function installCommand(sub: 'install' | 'uninstall', argv: string[
 
 function launch(configPath: string): ProxyLaunch {
   // Absolute paths: desktop clients start servers with a minimal PATH.
-  const bin = fileURLToPath(new URL('../../bin/kavach.js', import.meta.url));
+  const bin = fileURLToPath(new URL('../../../bin/kavach.js', import.meta.url));
   return { command: process.execPath, args: [bin, 'mcp', '--config', configPath] };
 }
 
@@ -125,12 +144,13 @@ async function writeStarterPolicy(path: string): Promise<void> {
 `, { mode: 0o600 });
 }
 
+/** The client's config, or why it is not a JSON object (exit 1); unreadable is exit 2. */
 async function readJson(file: string): Promise<Record<string, unknown> | string> {
   let text: string;
   try {
     text = await readFile(file, 'utf8');
   } catch (err) {
-    return `cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message} (use --file PATH)`;
+    throw new InputError(`cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message} (use --file PATH)`);
   }
   try {
     const doc = JSON.parse(text) as unknown;
@@ -138,6 +158,16 @@ async function readJson(file: string): Promise<Record<string, unknown> | string>
     return doc as Record<string, unknown>;
   } catch (err) {
     return `${file} is not plain JSON (${(err as Error).message}); remove comments and trailing commas first`;
+  }
+}
+
+/** What an earlier install moved, to put back; a damaged record is said so, never guessed around. */
+async function readSidecar(path: string): Promise<Sidecar> {
+  const text = await readFile(path, 'utf8');
+  try {
+    return JSON.parse(text) as Sidecar;
+  } catch (err) {
+    throw new InputError(`${path} (what kavach mcp install moved) is not JSON: ${(err as Error).message}`);
   }
 }
 

@@ -1,32 +1,40 @@
-import { parseArgs, stringFlag } from '../cli/args.ts';
-import { loadConfig } from './config.ts';
-import { startRuntime } from './runtime.ts';
+import { loadConfig } from '../../mcp-proxy/config.ts';
+import { startRuntime } from '../../mcp-proxy/runtime.ts';
+import { InputError, runCommand, UsageError } from '../args.ts';
+import { terminalJson, visible } from '../terminal.ts';
+
+const SPEC = {
+  command: 'kavach mcp check',
+  usage: `usage: kavach mcp check --config kavach.toml [--json]
+  loads the config and policy, starts every server once and shows what the client would see:
+  each server's state and each tool, listed or hidden; exit 1 when a server is down
+`,
+  options: { config: 'string', json: 'boolean' },
+} as const;
 
 /**
  * `kavach mcp check --config kavach.toml`: loads the config and policy, starts every upstream
  * once, and prints what the client would see: each server's state and each tool, listed or
  * hidden (no policy could permit it, or its definition changed). Exit 1 when a server is down.
  */
-export async function checkCommand(argv: string[]): Promise<number> {
-  const args = parseArgs(argv, ['json']);
-  const configPath = stringFlag(args, 'config');
-  if (!configPath) {
-    process.stderr.write('usage: kavach mcp check --config kavach.toml [--json]\n');
-    return 2;
-  }
+export function run(argv: string[]): Promise<number> {
+  return runCommand(SPEC, argv, async ({ options }) => {
+    if (options.config === undefined) throw new UsageError('--config kavach.toml is required');
+    return check(options.config, options.json === true);
+  });
+}
+
+async function check(configPath: string, json: boolean): Promise<number> {
   const config = await loadConfig(configPath);
   const principal = config.identity ?? config.http?.clients[0];
-  if (!principal) {
-    process.stderr.write('kavach mcp check: the config names no principal ([identity] or [[http.clients]])\n');
-    return 2;
-  }
+  if (!principal) throw new InputError('the config names no principal ([identity] or [[http.clients]])');
   const runtime = await startRuntime(config);
   try {
     runtime.core.startUpstreams(undefined);
     const tools = await runtime.core.describeTools(principal);
     const servers = runtime.core.upstreams.map((u) => ({ name: u.name, state: u.state, error: u.lastError, tools: u.tools.length }));
-    if (args.flags.has('json')) {
-      process.stdout.write(`${JSON.stringify({ principal: principal.principalId, policies: runtime.gate.policyCount, servers, tools }, null, 2)}\n`);
+    if (json) {
+      process.stdout.write(`${terminalJson({ principal: principal.principalId, policies: runtime.gate.policyCount, servers, tools }, 2)}\n`);
     } else {
       const out: string[] = [`config ${config.file}`, `policy ${config.gate.policy}: ${runtime.gate.policyCount} policies${config.gate.observeOnly ? ' (observe mode: nothing is refused)' : ''}`, `principal ${principal.principalKind} '${principal.principalId}'`, ''];
       for (const s of servers) {
@@ -36,7 +44,8 @@ export async function checkCommand(argv: string[]): Promise<number> {
           out.push(`  ${t.exposed.padEnd(40)} ${why}`);
         }
       }
-      process.stdout.write(`${out.join('\n')}\n`);
+      // Tool names and error text come from the servers: nothing they send may act on the terminal.
+      process.stdout.write(`${out.map(visible).join('\n')}\n`);
     }
     return servers.every((s) => s.state === 'ready') ? 0 : 1;
   } finally {
