@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { ActionContext, Principal } from '../engine/context.ts';
 import type { Gate } from '../engine/gate.ts';
+import type { MaybePromise } from '../engine/stores.ts';
 import { formatRefusal } from '../engine/refusal.ts';
 import type { InvalidateVerdict, RefuseVerdict, Verdict } from '../engine/verdict.ts';
 
@@ -8,8 +9,6 @@ import type { InvalidateVerdict, RefuseVerdict, Verdict } from '../engine/verdic
  * What every framework adapter shares: turning one attempted tool call into an ActionContext,
  * asking the gate, and producing the one refusal text models see. No framework imports here.
  */
-
-export type MaybePromise<T> = T | Promise<T>;
 
 /** A value, or a function of the framework's run context that yields it. */
 export type FromRun<T, RunContext> = T | ((run: RunContext) => MaybePromise<T | undefined>);

@@ -21,10 +21,11 @@ export async function resolveSigner(opts: KeyOptions): Promise<CheckpointSigner>
     return opts.signer;
   }
   if (opts.keyPair === undefined) throw new TypeError('AuditLog.open: a keyPair is required to sign checkpoints');
-  return keyPairSigner(opts.keyPair, opts.mode ?? 'hybrid');
+  return checkpointSignerFrom(opts.keyPair, opts.mode ?? 'hybrid');
 }
 
-export function keyPairSigner(kp: KeyPair, mode: SignatureMode): CheckpointSigner {
+/** Signs checkpoints with a Kavach key pair (not the Redis bus's `keyPairSigner`: another domain, another shape). */
+export function checkpointSignerFrom(kp: KeyPair, mode: SignatureMode): CheckpointSigner {
   if (mode !== 'hybrid' && mode !== 'pq') throw new TypeError(`mode must be 'hybrid' or 'pq', not ${String(mode)}`);
   const publicKeys = kp.publicKeys();
   return {
@@ -32,11 +33,12 @@ export function keyPairSigner(kp: KeyPair, mode: SignatureMode): CheckpointSigne
     kid: kp.kid,
     expiresAt: kp.expiresAt,
     sign: (domain, message) => signEnvelope(kp, mode, domain, message),
-    verifier: keysVerifier(publicKeys),
+    verifier: checkpointVerifierFrom(publicKeys),
   };
 }
 
-export function keysVerifier(keys: AuditKeys): CheckpointVerifier {
+/** Verifies checkpoints against a bundle, a directory, or passes a CheckpointVerifier through. */
+export function checkpointVerifierFrom(keys: AuditKeys): CheckpointVerifier {
   if (isCheckpointVerifier(keys)) return keys;
   return {
     verifyCheckpoint: (mode, domain, message, envelope, now) => verifyEnvelope(keys, mode, domain, message, envelope, { now }),

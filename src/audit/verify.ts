@@ -2,7 +2,7 @@ import { readFile, stat } from 'node:fs/promises';
 import { ChainWalker, signatureFailure, type CheckpointAt } from './chain.ts';
 import { AuditError } from './errors.ts';
 import { listSegments, resolveLogPath } from './files.ts';
-import { keysVerifier, type AuditKeys } from './keys.ts';
+import { checkpointVerifierFrom, type AuditKeys } from './keys.ts';
 import { CHECKPOINT_DOMAIN, checkpointMessage, type AuditRecord, type CheckpointMode, type CheckpointRecord } from './record.ts';
 import { parseAnchor, readSeal } from './seal.ts';
 import { firstNonUtf8Line, splitLog } from './split.ts';
@@ -145,7 +145,7 @@ export async function scanAuditLog(source: string | readonly string[], opts: Sca
 
   const kids = new Set<string>();
   if (opts.keys !== null) {
-    const verifier = keysVerifier(opts.keys);
+    const verifier = checkpointVerifierFrom(opts.keys);
     for (const cp of walker.checkpoints) {
       if (chainError && cp.index >= chainError.index) break;
       await checkSignature(verifier, cp, walker.mode ?? cp.record.mode);
@@ -198,7 +198,7 @@ export async function scanAuditLog(source: string | readonly string[], opts: Sca
   };
 }
 
-async function checkSignature(verifier: ReturnType<typeof keysVerifier>, cp: CheckpointAt, mode: CheckpointMode): Promise<void> {
+async function checkSignature(verifier: ReturnType<typeof checkpointVerifierFrom>, cp: CheckpointAt, mode: CheckpointMode): Promise<void> {
   let kid: string;
   try {
     ({ kid } = await verifier.verifyCheckpoint(mode, CHECKPOINT_DOMAIN, checkpointMessage(cp.record), cp.record.sig, cp.record.time));
