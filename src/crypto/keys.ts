@@ -58,6 +58,9 @@ const SECRET_MAGIC = utf8('KVSK');
 const SECRET_VERSION = 1;
 const SECRET_LENGTH = 4 + 1 + 1 + 8 + 8 + 32 + 32 + 64 + 32 + 8;
 
+/** What the secret-key operations below need; assigned by KeyPair's static block, the only code that reads its private fields. */
+let secretsOf: (kp: KeyPair) => { mldsa: MlDsaSigningKey; ed25519: Ed25519SigningKey; mlkem768: Uint8Array; x25519: Uint8Array };
+
 export class KeyPair {
   readonly kid: string;
   /** ms since epoch. */
@@ -174,15 +177,36 @@ export class KeyPair {
     }
   }
 
-  /** @internal signing keys for signatures.ts */
-  static _signingKeys(kp: KeyPair): { mldsa: MlDsaSigningKey; ed25519: Ed25519SigningKey } {
-    return { mldsa: kp.#mldsa, ed25519: kp.#ed25519 };
+  static {
+    // The one way into the secrets from outside the class, and it stays in this module.
+    secretsOf = (kp) => ({ mldsa: kp.#mldsa, ed25519: kp.#ed25519, mlkem768: kp.#kemSecret, x25519: kp.#seeds.x25519 });
   }
+}
 
-  /** @internal KEM secrets for secure-channel.ts */
-  static _kemSecrets(kp: KeyPair): { mlkem768: Uint8Array; x25519: Uint8Array } {
-    return { mlkem768: kp.#kemSecret, x25519: kp.#seeds.x25519 };
-  }
+// ---------------------------------------------------------------------------------------------
+// Secret-key operations. The secret keys never leave this module: KeyPair has no property or
+// method that returns one (nothing in its type declarations leads to a secret), and the modules
+// that need them (signatures.ts, secure-channel.ts) get the operation, not the key. Not exported
+// from the package.
+
+/** ML-DSA-65 signature by `kp` over `data`, with a FIPS 204 context string. */
+export function mlDsaSign(kp: KeyPair, data: Uint8Array, context: Uint8Array): Uint8Array {
+  return secretsOf(kp).mldsa.sign(data, context);
+}
+
+/** Ed25519 signature by `kp` over `data`. */
+export function ed25519Sign(kp: KeyPair, data: Uint8Array): Uint8Array {
+  return secretsOf(kp).ed25519.sign(data);
+}
+
+/** ML-KEM-768 shared secret of a ciphertext sent to `kp`. The caller wipes it. */
+export function mlKemDecapsulate(kp: KeyPair, ciphertext: Uint8Array): Uint8Array {
+  return ml_kem768.decapsulate(ciphertext, secretsOf(kp).mlkem768);
+}
+
+/** X25519 shared secret between `kp` and a peer's public key. The caller wipes it. */
+export function x25519SharedSecret(kp: KeyPair, peerPublic: Uint8Array): Uint8Array {
+  return x25519.getSharedSecret(secretsOf(kp).x25519, peerPublic);
 }
 
 function checksum(bytes: Uint8Array): Uint8Array {

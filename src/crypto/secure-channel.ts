@@ -21,7 +21,7 @@ import { ml_kem768 } from '@noble/post-quantum/ml-kem.js';
 import { wellFormed } from '../engine/canonical-json.ts';
 import { concatBytes, equalBytes, fromUtf8, readU64, toBase64Url, utf8, writeU64 } from './encoding.ts';
 import { ChannelError, PermitError } from './errors.ts';
-import { KeyPair, kidToBytes, resolveBundle, type PublicKeyBundle, type ResolvedBundle } from './keys.ts';
+import { KeyPair, kidToBytes, mlKemDecapsulate, resolveBundle, x25519SharedSecret, type PublicKeyBundle, type ResolvedBundle } from './keys.ts';
 import { ENVELOPE_BYTES, signEnvelopeBytes, verifyEnvelopeSync, type SignatureMode } from './signatures.ts';
 
 const VERSION = 0x01;
@@ -169,16 +169,14 @@ export class SecureChannel {
     const kemCt = sealed.subarray(headerLen, headerLen + KEM_CT);
     const ephPub = sealed.subarray(headerLen + KEM_CT, headerLen + KEM_CT + X_PUB);
     const bound = sealed.subarray(0, headerLen + KEM_CT + X_PUB);
-    // The long-term secrets themselves: used, never wiped here.
-    const secrets = KeyPair._kemSecrets(this.#local);
     let plain: Uint8Array;
     let kemSs: Uint8Array | undefined;
     let xSs: Uint8Array | undefined;
     let ikm: Uint8Array | undefined;
     let okm: Uint8Array | undefined;
     try {
-      kemSs = ml_kem768.decapsulate(kemCt, secrets.mlkem768);
-      xSs = x25519.getSharedSecret(secrets.x25519, ephPub);
+      kemSs = mlKemDecapsulate(this.#local, kemCt);
+      xSs = x25519SharedSecret(this.#local, ephPub);
       ikm = concatBytes(kemSs, xSs);
       okm = deriveKey(ikm, msgId, header, kemCt, ephPub, this.#localKeys);
       plain = chacha20poly1305(okm.subarray(0, 32), okm.subarray(32), bound).decrypt(sealed.subarray(bound.length));

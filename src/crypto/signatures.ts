@@ -13,7 +13,7 @@ import { ED25519_SIGNATURE, MLDSA65_SIGNATURE, ed25519Verify, mlDsa } from './ba
 import { concatBytes, fromBase64Url, toBase64Url, utf8 } from './encoding.ts';
 import { PermitError } from './errors.ts';
 import type { PublicKeyDirectory } from './key-directory.ts';
-import { KID_LENGTH, KeyPair, kidToBytes, resolveBundle, type PublicKeyBundle, type ResolvedBundle } from './keys.ts';
+import { KID_LENGTH, ed25519Sign, kidToBytes, mlDsaSign, resolveBundle, type KeyPair, type PublicKeyBundle, type ResolvedBundle } from './keys.ts';
 
 export type SignatureMode = 'hybrid' | 'pq';
 
@@ -59,10 +59,9 @@ export function signEnvelopeBytes(kp: KeyPair, mode: SignatureMode, domain: stri
   header[1] = MODE_BYTE[mode];
   header.set(kid, 2);
   const data = signedBytes(domain, header, message);
-  const keys = KeyPair._signingKeys(kp);
-  const pqSig = keys.mldsa.sign(data, contextString(domain));
+  const pqSig = mlDsaSign(kp, data, contextString(domain));
   if (mode === 'pq') return concatBytes(header, pqSig);
-  return concatBytes(header, pqSig, keys.ed25519.sign(data));
+  return concatBytes(header, pqSig, ed25519Sign(kp, data));
 }
 
 export interface ParsedEnvelope {
