@@ -1,12 +1,12 @@
 // The audit log: hash-chained JSON Lines, signed checkpoints, group-committed appends, verification.
-export { AuditLog, DEFAULT_CHECKPOINT_EVERY, type AuditLogOptions } from './audit-log.ts';
+export { AuditLog, type AuditLogOptions } from './audit-log.ts';
 export { verifyAuditLog, readAuditLog, type AuditReport, type VerifyOptions, type Counts } from './verify.ts';
 export { AuditError, type AuditErrorCode } from './errors.ts';
 export type { AuditEntry, OutcomeEntry, KeyEntry, ExtensionEntry, RecordTypeSchema } from './entry.ts';
 export type { CheckpointSigner, CheckpointVerifier } from './checkpoint.ts';
 export type { AuditKeys, KeyOptions } from './keys.ts';
 export {
-  AUDIT_FORMAT_VERSION, CHECKPOINT_DOMAIN, OUTCOMES,
+  OUTCOMES,
   type AuditRecord, type AuditRecordType, type CoreRecord, type RecordHeader, type GenesisRecord, type VerdictRecord,
   type PolicyReloadRecord, type InvalidationRecord, type OutcomeRecord, type KeyRecord, type CheckpointRecord,
   type RecoveryRecord, type SegmentRecord, type ExtensionRecord, type ExtensionType, type Outcome, type CheckpointMode,

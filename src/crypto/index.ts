@@ -2,7 +2,7 @@
 export { KeyPair, type PublicKeyBundle } from './keys.ts';
 export type { KeyFileOptions } from './key-file.ts';
 export { PermitError, ChannelError, KeyFileError, type PermitErrorCode, type ChannelErrorCode, type KeyFileErrorCode } from './errors.ts';
-export { signEnvelope, verifyEnvelope, type SignatureMode } from './signatures.ts';
+export type { SignatureMode } from './signatures.ts';
 export { PermitSigner, type PermitSignerOptions } from './permit-signer.ts';
 export type { BatchOptions } from './batch-signer.ts';
 export { SigningPool, type SigningPoolOptions } from './signing-pool.ts';

@@ -1,15 +1,25 @@
+// The engine's part of the public surface (`kavach`), named one by one: the gate, what it takes
+// and answers, its errors, the ports a deployment may implement and their in-memory defaults.
+// Internals (context validation and its limits, store helpers) are imported by module path.
 export { Gate, type GateOptions } from './gate.ts';
-export * from './context.ts';
-export * from './verdict.ts';
-export * from './errors.ts';
-export * from './stores.ts';
-export * from './invalidation.ts';
-export * from './ports.ts';
+export { PRINCIPAL_KINDS, type PrincipalKind, type Principal, type GeoLocation, type ActionContext } from './context.ts';
+export {
+  REFUSE_CODES, type RefuseCode, type Verdict, type PermitVerdict, type RefuseVerdict, type InvalidateVerdict, type InvalidationScope,
+} from './verdict.ts';
+export { KavachError, PolicyError, ConfigError, RefusedError, InvalidatedError } from './errors.ts';
+export {
+  InMemoryRateStore, InMemorySessionStore, InMemoryReplayStore, StoreUnavailableError,
+  type RateStore, type RateCharge, type ChargeResult, type SessionStore, type SessionStoreOptions, type SessionState,
+  type SessionObservation, type ObserveResult, type ReplayStore,
+} from './stores.ts';
+export { InMemoryBus, type InvalidationBus, type InvalidationMessage } from './invalidation.ts';
+export type {
+  PermitIssuer, PermitRequest, IssuedPermit, AuditSink, GateEvent, VerdictEvent, PolicyReloadEvent, InvalidationEvent,
+} from './ports.ts';
 export { formatRefusal } from './refusal.ts';
 export { canonicalJson, hashArgs } from './canonical-json.ts';
 export type { InvariantSpec } from './invariants.ts';
 export type { DriftOptions } from './drift.ts';
-export { parseDuration, formatDuration } from './duration.ts';
 export { parsePolicyDocument, parsePolicyText, type PolicyFormat } from './policy/load.ts';
 export type { PolicySetSpec, PolicySpec, ConditionSpec } from './policy/schema.ts';
 export { guarded, type GuardedOptions, type GuardedContext } from './guarded.ts';
