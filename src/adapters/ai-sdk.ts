@@ -1,4 +1,5 @@
 import type { Tool, ToolExecutionOptions } from 'ai';
+import { warningSink } from '../engine/warnings.ts';
 import { decideToolCall, ToolCallRefused, type AdapterOptions, type GateLike } from './shared.ts';
 
 /**
@@ -42,13 +43,13 @@ function runContextOf(options: ToolExecutionOptions | undefined): AiSdkRunContex
  * `name`): same description, schema, options and type; `execute` asks the gate first. That
  * includes provider-defined tools with an `execute` (local shell, bash, computer use): the SDK
  * runs those here. A tool without `execute` runs at the provider (web search) or in the client;
- * nothing local can stop it, so it is returned unchanged with a warning on stderr.
+ * nothing local can stop it, so it is returned unchanged with a warning (`onWarning`, default stderr).
  */
 export function guardTool<T extends Tool>(tool: T, gate: GateLike, opts: AiSdkAdapterOptions & { name: string }): T {
   const toolName = opts.name;
   const execute = (tool as { execute?: AnyExecute }).execute;
   if (typeof execute !== 'function') {
-    process.stderr.write(`kavach: tool '${toolName}' has no execute (it runs at the provider or in the client); it passes through ungated\n`);
+    warningSink(opts.onWarning)(`tool '${toolName}' has no execute (it runs at the provider or in the client); it passes through ungated`);
     return tool;
   }
   const check = async (input: unknown, options: ToolExecutionOptions): Promise<void> => {

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { ActionContext, Principal } from '../engine/context.ts';
 import type { Gate } from '../engine/gate.ts';
 import type { MaybePromise } from '../engine/stores.ts';
+import { warningSink } from '../engine/warnings.ts';
 import { formatRefusal } from '../engine/refusal.ts';
 import type { InvalidateVerdict, RefuseVerdict, Verdict } from '../engine/verdict.ts';
 
@@ -31,6 +32,11 @@ export interface AdapterOptions<RunContext = unknown> {
   mode?: 'enforce' | 'observe';
   /** Called once per evaluated call, after the verdict and before the tool runs. */
   onDecision?: (decision: GateDecision) => void | Promise<void>;
+  /**
+   * Told what the model is not: why a call could not be evaluated (it is refused), an
+   * `onDecision` that threw, a tool that cannot be gated. Default: stderr.
+   */
+  onWarning?: (message: string) => void;
 }
 
 /** One attempted tool call, as the adapter saw it. */
@@ -111,7 +117,7 @@ export async function decideToolCall<R>(gate: GateLike, opts: AdapterOptions<R>,
     }
     decision = await evaluateAttempt(gate, opts, attempt, actionName, params, mode, base, deny);
   } catch (err) {
-    process.stderr.write(`kavach: tool call '${attempt.toolName}' could not be evaluated: ${(err as Error)?.message ?? String(err)}\n`);
+    warningSink(opts.onWarning)(`tool call '${attempt.toolName}' could not be evaluated: ${(err as Error)?.message ?? String(err)}`);
     decision = deny(adapterRefusal('gate', 'the call could not be evaluated'));
   }
   await report(opts, decision);
@@ -158,8 +164,8 @@ async function report<R>(opts: AdapterOptions<R>, decision: GateDecision): Promi
   try {
     await opts.onDecision(decision);
   } catch (err) {
-    // An observer must not change the outcome; say so on stderr and carry on.
-    process.stderr.write(`kavach: onDecision callback failed: ${(err as Error)?.message ?? String(err)}\n`);
+    // An observer must not change the outcome; say so and carry on.
+    warningSink(opts.onWarning)(`onDecision callback failed: ${(err as Error)?.message ?? String(err)}`);
   }
 }
 

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, open, realpath, rename, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { AuditSink, GateEvent } from '../engine/ports.ts';
+import { warningSink, type OnWarning } from '../engine/warnings.ts';
 import { isCheckpointSigner, type CheckpointSigner } from './checkpoint.ts';
 import { EntryEncoder, type AuditEntry, type RecordTypeSchema } from './entry.ts';
 import { AuditError } from './errors.ts';
@@ -30,6 +31,11 @@ export interface AuditLogOptions extends KeyOptions {
   maxRecordBytes?: number;
   /** ms since epoch; tests use it. */
   clock?: () => number;
+  /**
+   * Told when the log fails (it then takes no more appends) and when the seal file cannot be
+   * written. Default: stderr, since a failing audit log must not go unnoticed.
+   */
+  onWarning?: (message: string) => void;
 }
 
 // A hybrid checkpoint signature costs ~10-17 ms of CPU here (noble ML-DSA): 50k records between
@@ -94,6 +100,7 @@ export class AuditLog implements AuditSink {
   private readonly maxSegmentBytes: number;
   private readonly maxRecordBytes: number;
   private readonly clock: () => number;
+  private readonly warn: OnWarning;
 
   private constructor(
     readonly path: string,
@@ -112,6 +119,7 @@ export class AuditLog implements AuditSink {
     this.segmentBytes = state.segmentBytes;
     this.sinceCheckpoint = state.sinceCheckpoint;
     this.clock = opts.clock ?? Date.now;
+    this.warn = warningSink(opts.onWarning);
     this.encoder = new EntryEncoder({
       recordArgs: opts.recordArgs === true,
       redact: opts.redact ?? [],
@@ -387,7 +395,7 @@ export class AuditLog implements AuditSink {
     this.sealWrite = this.sealWrite
       .then(() => (this.lastSeal === record ? writeSeal(this.path, line) : undefined))
       .catch((err: unknown) => {
-        process.stderr.write(`kavach: could not write the audit seal file: ${String(err)}\n`);
+        this.warn(`could not write the audit seal file: ${String(err)}`);
       });
   }
 
@@ -461,7 +469,7 @@ export class AuditLog implements AuditSink {
   private fail(err: AuditError, inFlight: QueueItem[] = []): void {
     if (!this.failure) {
       this.failure = err;
-      process.stderr.write(`kavach: ${err.message}\n`);
+      this.warn(err.message);
     }
     const failure = this.failure;
     for (const item of [...inFlight, ...this.queue]) if ('line' in item) item.reject?.(failure);

@@ -1,5 +1,6 @@
 import type { MaybePromise } from './stores.ts';
 import type { InvalidationScope } from './verdict.ts';
+import { warningSink, type OnWarning } from './warnings.ts';
 
 export interface InvalidationMessage {
   scope: InvalidationScope;
@@ -21,13 +22,22 @@ export interface InvalidationBus {
 /** Delivers to every subscriber in this process: for several gates sharing one process, and tests. */
 export class InMemoryBus implements InvalidationBus {
   private readonly handlers = new Set<(message: InvalidationMessage) => void>();
+  private readonly warn: OnWarning;
+
+  /**
+   * `onWarning` is told when a subscriber throws (the others still get the message). Default:
+   * stderr, since a subscriber that failed may have left a session it should have cut.
+   */
+  constructor(opts: { onWarning?: (message: string) => void } = {}) {
+    this.warn = warningSink(opts.onWarning);
+  }
 
   publish(message: InvalidationMessage): void {
     for (const handler of [...this.handlers]) {
       try {
         handler(structuredClone(message));
       } catch (err) {
-        process.stderr.write(`kavach: invalidation subscriber failed: ${String(err)}\n`);
+        this.warn(`invalidation subscriber failed: ${String(err)}`);
       }
     }
   }

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { Redis, type RedisOptions } from 'ioredis';
 import { StoreUnavailableError } from '../engine/stores.ts';
+import { warningSink, type OnWarning } from '../engine/warnings.ts';
 import { checkPrefix, DEFAULT_PREFIX } from './keys.ts';
 
 /** An ioredis client, or a URL (`redis://host:port/db`, `rediss://...`) to connect to. */
@@ -13,6 +14,11 @@ export interface RedisStoreOptions {
   commandTimeoutMs?: number;
   /** Extra ioredis options when a URL is given (ours win for the fail-fast ones). */
   redisOptions?: RedisOptions;
+  /**
+   * Told about connection errors (once per outage) and, on the bus, about messages dropped or
+   * not delivered. Default: stderr, since an outage refuses calls and the reason belongs in a log.
+   */
+  onWarning?: (message: string) => void;
 }
 
 export const DEFAULT_COMMAND_TIMEOUT_MS = 100;
@@ -44,6 +50,7 @@ export class Connection {
   readonly client: Redis;
   readonly prefix: string;
   readonly timeoutMs: number;
+  readonly warn: OnWarning;
   private readonly owned: boolean;
   private closed = false;
   private started = false;
@@ -54,11 +61,12 @@ export class Connection {
     const timeout = opts.commandTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS;
     if (!Number.isFinite(timeout) || timeout <= 0) throw new TypeError('commandTimeoutMs must be a positive number');
     this.timeoutMs = timeout;
+    this.warn = warningSink(opts.onWarning);
     if (typeof clientOrUrl === 'string') {
       this.client = new Redis(clientOrUrl, failFastOptions(timeout, opts.redisOptions));
       this.owned = true;
       // Without a listener ioredis prints every failed reconnect as an unhandled error event.
-      this.client.on('error', onceLogger(`redis ${redactUrl(clientOrUrl)}`));
+      this.client.on('error', onceLogger(`redis ${redactUrl(clientOrUrl)}`, this.warn));
     } else if (clientOrUrl instanceof Redis) {
       this.client = clientOrUrl;
       this.owned = false;
@@ -166,8 +174,8 @@ export class Script {
   }
 }
 
-/** Logs a connection error once per outage (not on every reconnect attempt). */
-export function onceLogger(what: string): (err: Error) => void {
+/** Warns of a connection error once per outage (not on every reconnect attempt). */
+export function onceLogger(what: string, warn: OnWarning): (err: Error) => void {
   let last = '';
   let lastAt = 0;
   return (err: Error) => {
@@ -175,7 +183,7 @@ export function onceLogger(what: string): (err: Error) => void {
     if (err.message === last && now - lastAt < 60_000) return;
     last = err.message;
     lastAt = now;
-    process.stderr.write(`kavach: ${what}: ${err.message}\n`);
+    warn(`${what}: ${err.message}`);
   };
 }
 

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { z } from 'zod';
 import type { InvalidationBus, InvalidationMessage } from '../engine/invalidation.ts';
+import type { OnWarning } from '../engine/warnings.ts';
 import { Connection, onceLogger, quit, redactUrl, type RedisClientOrUrl, type RedisStoreOptions } from './connection.ts';
 import { KEY_TAGS } from './keys.ts';
 import type { BusSigner, BusVerifier } from './signing.ts';
@@ -17,7 +18,7 @@ export interface RedisInvalidationBusOptions extends RedisStoreOptions {
   maxSkewMs?: number;
   /** The clock staleness is judged by; pass the gate's clock (default Date.now). */
   clock?: () => number;
-  /** Told about each dropped message (besides the stderr log). */
+  /** Told about each dropped message (besides the rate-limited `onWarning` line). */
   onDropped?: (reason: string) => void;
 }
 
@@ -60,7 +61,8 @@ export class RedisInvalidationBus implements InvalidationBus {
   private readonly maxSkewMs: number;
   private readonly clock: () => number;
   private readonly onDropped: ((reason: string) => void) | undefined;
-  private readonly dropLog = rateLimitedLog();
+  private readonly warn: OnWarning;
+  private readonly dropLog: (message: string) => void;
   private readonly ready: Promise<void>;
   /** Ids of messages accepted and still fresh (id -> at): a copy replayed within maxAgeMs is dropped. */
   private readonly seen = new Map<string, number>();
@@ -76,6 +78,8 @@ export class RedisInvalidationBus implements InvalidationBus {
     if (!Number.isFinite(maxAge) || maxAge <= 0) throw new TypeError('maxAgeMs must be a positive number');
     if (!Number.isFinite(maxSkew) || maxSkew < 0) throw new TypeError('maxSkewMs must be a number >= 0');
     this.conn = new Connection(clientOrUrl, opts);
+    this.warn = this.conn.warn;
+    this.dropLog = rateLimitedLog(this.warn);
     this.channel = this.conn.prefix + KEY_TAGS.channel;
     this.signer = opts.signer;
     this.verifier = opts.verifier;
@@ -88,14 +92,14 @@ export class RedisInvalidationBus implements InvalidationBus {
     this.subscriber = typeof clientOrUrl === 'string'
       ? new Redis(clientOrUrl, { ...opts.redisOptions, ...subscriberOptions, retryStrategy: (n: number) => Math.min(50 * n, 500) })
       : clientOrUrl.duplicate(subscriberOptions);
-    this.subscriber.on('error', onceLogger(`redis bus subscriber ${typeof clientOrUrl === 'string' ? redactUrl(clientOrUrl) : ''}`.trim()));
+    this.subscriber.on('error', onceLogger(`redis bus subscriber ${typeof clientOrUrl === 'string' ? redactUrl(clientOrUrl) : ''}`.trim(), this.warn));
     this.subscriber.on('message', (channel: string, text: string) => {
       if (channel === this.channel) void this.receive(text);
     });
     this.ready = this.subscriber.subscribe(this.channel).then(
       () => undefined,
       (err: unknown) => {
-        if (!this.closed) process.stderr.write(`kavach: redis bus could not subscribe: ${String(err)}\n`);
+        if (!this.closed) this.warn(`redis bus could not subscribe: ${String(err)}`);
       },
     );
   }
@@ -133,7 +137,7 @@ export class RedisInvalidationBus implements InvalidationBus {
       message = await this.open(text);
     } catch (err) {
       const reason = (err as Error)?.message ?? String(err);
-      this.dropLog(`kavach: dropped an invalidation message from redis: ${reason}\n`);
+      this.dropLog(`dropped an invalidation message from redis: ${reason}`);
       this.onDropped?.(reason);
       return;
     }
@@ -141,7 +145,7 @@ export class RedisInvalidationBus implements InvalidationBus {
       try {
         handler(structuredClone(message));
       } catch (err) {
-        process.stderr.write(`kavach: invalidation subscriber failed: ${String(err)}\n`);
+        this.warn(`invalidation subscriber failed: ${String(err)}`);
       }
     }
   }
@@ -193,19 +197,19 @@ function safeJson(text: string): unknown {
   }
 }
 
-/** A flood of forged messages must not flood stderr: at most one line a second, with a count. */
-function rateLimitedLog(): (line: string) => void {
+/** A flood of forged messages must not flood the log: at most one warning a second, with a count. */
+function rateLimitedLog(warn: OnWarning): (message: string) => void {
   let lastAt = 0;
   let suppressed = 0;
-  return (line) => {
+  return (message) => {
     const now = Date.now();
     if (now - lastAt < 1_000) {
       suppressed++;
       return;
     }
     lastAt = now;
-    const extra = suppressed > 0 ? `kavach: (${suppressed} more dropped invalidation messages not shown)\n` : '';
+    if (suppressed > 0) warn(`(${suppressed} more dropped invalidation messages not shown)`);
     suppressed = 0;
-    process.stderr.write(extra + line);
+    warn(message);
   };
 }

@@ -172,9 +172,11 @@ describe('ai-sdk guardTool', () => {
     expect(out).toEqual([{ step: 1 }, { step: 2 }]);
   });
 
-  it('passes provider-executed tools through unchanged', () => {
+  it('passes provider-executed tools through unchanged, and says so through onWarning', () => {
     const provider = { type: 'provider', id: 'openai.web_search', args: {}, inputSchema: z.object({}) } as const;
-    expect(guardTool(provider as never, refundGate(), { principal: agent, name: 'web_search' })).toBe(provider);
+    const warnings: string[] = [];
+    expect(guardTool(provider as never, refundGate(), { principal: agent, name: 'web_search', onWarning: (m) => void warnings.push(m) })).toBe(provider);
+    expect(warnings).toEqual(["tool 'web_search' has no execute (it runs at the provider or in the client); it passes through ungated"]);
   });
 
   it('gates a provider-defined tool that runs locally (it has execute: local shell, bash, computer use)', async () => {

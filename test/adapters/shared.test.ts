@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { decideToolCall, toParams, type GateDecision } from '../../src/adapters/shared.ts';
 import { Gate } from '../../src/engine/gate.ts';
 import { formatRefusal } from '../../src/engine/refusal.ts';
@@ -64,6 +64,29 @@ describe('decideToolCall (shared by every adapter)', () => {
     expect(decisions).toHaveLength(1);
     const d = await decideToolCall(refundGate(), { principal: agent, onDecision: () => { throw new Error('observer broke'); } }, attempt({ amount: 5 }));
     expect(d.allowed).toBe(true);
+  });
+
+  it('tells onWarning why a call could not be evaluated and that onDecision threw; a throwing onWarning changes nothing', async () => {
+    const warnings: string[] = [];
+    const onWarning = (message: string) => void warnings.push(message);
+    const broken = await decideToolCall(throwingGate, { principal: agent, onWarning }, attempt({ amount: 1 }));
+    expect(broken.allowed).toBe(false);
+    const observed = await decideToolCall(refundGate(), { principal: agent, onWarning, onDecision: () => { throw new Error('observer broke'); } }, attempt({ amount: 5 }));
+    expect(observed.allowed).toBe(true);
+    expect(warnings).toEqual(["tool call 'refund' could not be evaluated: gate exploded", 'onDecision callback failed: observer broke']);
+    const loud = () => { throw new Error('logger down'); };
+    await expect(decideToolCall(throwingGate, { principal: agent, onWarning: loud }, attempt({ amount: 1 }))).resolves.toMatchObject({ allowed: false });
+  });
+
+  it('warns on stderr when no onWarning is given', async () => {
+    const written: string[] = [];
+    const spy = vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => (written.push(String(chunk)), true));
+    try {
+      await decideToolCall(throwingGate, { principal: agent }, attempt({ amount: 1 }));
+    } finally {
+      spy.mockRestore();
+    }
+    expect(written).toEqual(["kavach: tool call 'refund' could not be evaluated: gate exploded\n"]);
   });
 
   it('reads arguments as the JSON a tool would receive', () => {

@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
@@ -171,6 +171,32 @@ describe('AuditLog.append', () => {
     expect(later.code).toBe('LOG_FAILED');
     expect(later.message).toMatch(/HSM offline/);
     await log.close().catch(() => undefined);
+  });
+
+  it('tells onWarning once when the log fails, with the cause', async () => {
+    const warnings: string[] = [];
+    const signer: CheckpointSigner = { mode: 'pq', kid: 'test-kid', sign: async () => { throw new Error('HSM offline'); } };
+    const log = await AuditLog.open(fresh(), { signer, checkpointEvery: { entries: 2 }, onWarning: (m) => void warnings.push(m) });
+    await Promise.allSettled(Array.from({ length: 4 }, () => log.append(verdict())));
+    await auditRejection(log.append(verdict()));
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toMatch(/HSM offline/);
+    await log.close().catch(() => undefined);
+  });
+
+  it('tells onWarning when the seal file cannot be written, and keeps logging', async () => {
+    const path = fresh();
+    let told: (message: string) => void = () => undefined;
+    const warned = new Promise<string>((resolve) => (told = resolve));
+    const log = await openLog(path, { onWarning: (m) => told(m) });
+    // A directory where the seal file goes: the atomic rename onto it fails.
+    mkdirSync(join(`${path}.seal`, 'in-the-way'), { recursive: true });
+    await log.append(verdict());
+    await log.checkpoint();
+    expect(await warned).toMatch(/^could not write the audit seal file: /);
+    await log.append(verdict());
+    await log.close();
+    expect(lines(path).map((l) => parse(l).type)).toEqual(['genesis', 'verdict', 'checkpoint', 'verdict', 'checkpoint']);
   });
 
   it('will not seal with an expired key: opening refuses, and a key that expires while open fails the log', async () => {

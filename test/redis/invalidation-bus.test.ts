@@ -18,17 +18,19 @@ const trusted = PublicKeyDirectory.inMemory([gateKey.publicKeys()]);
 
 function bus(url: string, keyPrefix: string, opts: { signer?: BusSigner; clock?: () => number } = {}) {
   const dropped: string[] = [];
+  const warnings: string[] = [];
   const received: InvalidationMessage[] = [];
   const b = new RedisInvalidationBus(url, {
     keyPrefix,
     signer: opts.signer ?? keyPairSigner(gateKey),
     verifier: keysVerifier(trusted),
     onDropped: (reason) => dropped.push(reason),
+    onWarning: (message) => warnings.push(message),
     ...(opts.clock ? { clock: opts.clock } : {}),
   });
   b.subscribe((m) => received.push(m));
   closers.push(() => b.close());
-  return { bus: b, dropped, received };
+  return { bus: b, dropped, warnings, received };
 }
 
 const message = (sessionId: string, at = Date.now()): InvalidationMessage => ({
@@ -98,6 +100,23 @@ describe.skipIf(skipRedis)('RedisInvalidationBus', () => {
     await waitUntil(() => listener.received.length + listener.dropped.length === 3, 10_000, 'not all copies handled');
     expect(listener.received).toHaveLength(1);
     expect(listener.dropped.map((r) => r.replace(/ \(.*$/, ''))).toEqual(['replayed', 'replayed']);
+  });
+
+  it('tells onWarning about a dropped message and a subscriber that throws', async () => {
+    const keyPrefix = `${prefix}warn:`;
+    const listener = bus(REDIS_URL, keyPrefix);
+    listener.bus.subscribe(() => { throw new Error('bad subscriber'); });
+    await listener.bus.whenSubscribed();
+    const raw = new Redis(REDIS_URL);
+    closers.push(() => raw.disconnect());
+    await raw.publish(`${keyPrefix}inv`, 'not json at all');
+    await waitUntil(() => listener.dropped.length === 1, 10_000, 'forged message not handled');
+    await listener.bus.publish(message('s-warn'));
+    await waitUntil(() => listener.received.length === 1, 5_000, 'genuine message not delivered');
+    expect(listener.warnings).toEqual([
+      'dropped an invalidation message from redis: not a signed message',
+      'invalidation subscriber failed: Error: bad subscriber',
+    ]);
   });
 
   it('refuses to be built without a signer and a verifier', () => {

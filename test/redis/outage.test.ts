@@ -49,6 +49,18 @@ describe.skipIf(skipRedis)('a Redis outage', () => {
     }
   });
 
+  it('tells onWarning why the connection failed', async () => {
+    const nobody = `redis://127.0.0.1:${await freePort()}`;
+    let told: (message: string) => void = () => undefined;
+    const warned = new Promise<string>((resolve) => (told = resolve));
+    const rate = new RedisRateStore(nobody, { onWarning: (m) => told(m) });
+    try {
+      expect(await warned).toMatch(new RegExp(`^redis ${nobody}: .*ECONNREFUSED`));
+    } finally {
+      await rate.close();
+    }
+  });
+
   it('fails fast on a borrowed client that would queue commands while disconnected', async () => {
     // Default ioredis options: offline queue on, 20 retries per request. The store must not wait on them.
     const client = new Redis(server.url, { retryStrategy: () => 50 });
