@@ -75,7 +75,7 @@ export async function startRuntime(config: ProxyConfig): Promise<ProxyRuntime> {
       if (keyPair === undefined) throw new ConfigError('audit', '[audit] needs [keys]: the log signs its checkpoints with that key');
       let auditLog: AuditLog;
       try {
-        auditLog = await AuditLog.open(config.audit.path, { keyPair, mode, recordTypes: { 'kavach.mcp_refusal': REFUSAL_RECORD } });
+        auditLog = await AuditLog.open(config.audit.path, { keyPair, mode, recordTypes: { 'kavach.mcp_refusal': REFUSAL_RECORD }, onWarning: log });
       } catch (err) {
         throw new ConfigError('audit.path', `cannot open ${config.audit.path}: ${(err as Error).message}`);
       }
@@ -90,17 +90,17 @@ export async function startRuntime(config: ProxyConfig): Promise<ProxyRuntime> {
     if (config.redis) {
       const redis = await loadRedis();
       const url = config.redis.url;
-      const timeout = config.redis.commandTimeoutMs !== undefined ? { commandTimeoutMs: config.redis.commandTimeoutMs } : {};
+      const storeOptions = { onWarning: log, ...(config.redis.commandTimeoutMs !== undefined ? { commandTimeoutMs: config.redis.commandTimeoutMs } : {}) };
       // Replicas share windows on Redis' clock: one replica's clock drift cannot loosen a limit.
-      const rate = new redis.RedisRateStore(url, { ...timeout, clock: 'redis' });
-      const session = new redis.RedisSessionStore(url, timeout);
-      const replay = new redis.RedisReplayStore(url, timeout);
+      const rate = new redis.RedisRateStore(url, { ...storeOptions, clock: 'redis' });
+      const session = new redis.RedisSessionStore(url, storeOptions);
+      const replay = new redis.RedisReplayStore(url, storeOptions);
       closers.push(rate, session, replay);
       opts.stores = { rate, session, replay };
       if (keyPair) {
         // Invalidations between replicas are signed; peers' public keys verify them.
         const peers = config.redis.peers !== undefined ? PublicKeyDirectory.fromFile(config.redis.peers) : keyPair.publicKeys();
-        const bus = new redis.RedisInvalidationBus(url, { ...timeout, signer: redis.keyPairSigner(keyPair, mode), verifier: redis.keysVerifier(peers, mode) });
+        const bus = new redis.RedisInvalidationBus(url, { ...storeOptions, signer: redis.keyPairSigner(keyPair, mode), verifier: redis.keysVerifier(peers, mode) });
         closers.push(bus);
         opts.bus = bus;
       } else {
