@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ConfigError } from '../../src/engine/errors.ts';
-import { parseConfigText, parseListen } from '../../src/mcp-proxy/config.ts';
+import { parseConfig, parseConfigText, parseListen } from '../../src/mcp-proxy/config.ts';
 
 const BASE = '[gate]\npolicy = "policies/fs.toml"\n[servers.fs]\ncommand = "node"\n';
 const parse = (text: string, env: Record<string, string> = {}) => parseConfigText(text, 'toml', { file: '/etc/kavach/kavach.toml', env });
@@ -79,5 +79,12 @@ describe('proxy config', () => {
     expect(parseListen('[::1]:0')).toEqual({ host: '::1', port: 0 });
     expect(parseListen('9000')).toEqual({ host: '127.0.0.1', port: 9000 });
     expect(() => parseListen('localhost')).toThrow(ConfigError);
+  });
+
+  it('refuses a server name ending in "_" (<server>__<tool> would no longer say where the server name ends)', () => {
+    const config = (servers: Record<string, unknown>) => parseConfig({ gate: { policy: 'p.toml' }, servers });
+    // "a" + "__" + "_x" and "a_" + "__" + "x" are both "a___x": one server's tool could take the other's name.
+    expect(() => config({ a: { command: 'x' }, a_: { command: 'y' } })).toThrow(ConfigError);
+    expect(() => config({ 'a-': { command: 'x' }, a_b: { command: 'y' } })).not.toThrow();
   });
 });

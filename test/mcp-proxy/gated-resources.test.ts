@@ -1,5 +1,5 @@
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import { ErrorCode, McpError } from '@modelcontextprotocol/sdk/types.js';
+import { ErrorCode, ListResourcesRequestSchema, ListResourceTemplatesRequestSchema, McpError } from '@modelcontextprotocol/sdk/types.js';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { GateEvent } from '../../src/engine/ports.ts';
 import { KeyPair, PermitSigner, PermitVerifier, PublicKeyDirectory } from '../../src/crypto/index.ts';
@@ -8,7 +8,7 @@ import { formatRefusal } from '../../src/engine/refusal.ts';
 import type { Verdict } from '../../src/engine/verdict.ts';
 import { ConfigError } from '../../src/engine/errors.ts';
 import { parseConfig, type PrincipalConfig } from '../../src/mcp-proxy/config.ts';
-import { FakeUpstream, inProcessProxy, tool, type InProcessProxy } from './in-process.ts';
+import { FakeUpstream, inProcessProxy, ScriptedUpstream, tool, type InProcessProxy } from './in-process.ts';
 
 const BOB: PrincipalConfig = { principalId: 'bob', principalKind: 'agent', roles: [] };
 
@@ -182,4 +182,35 @@ describe('[gate] gate_resources', () => {
     expect(up.reads.map((r) => r.uri)).toEqual(['file:///secret/key.pem']);
   });
 
+  it('does not re-list every resource server once per read of a URI no server listed', async () => {
+    let lists = 0;
+    let templateLists = 0;
+    const counted = (s: NonNullable<FakeUpstream['server']>, self: FakeUpstream) => {
+      s.setRequestHandler(ListResourcesRequestSchema, () => {
+        lists++;
+        return { resources: self.resources };
+      });
+      s.setRequestHandler(ListResourceTemplatesRequestSchema, () => {
+        templateLists++;
+        return { resourceTemplates: [] };
+      });
+    };
+    const a = new ScriptedUpstream([tool('a')], counted);
+    a.resources = [{ uri: 'res://a', name: 'a' }];
+    const b = new FakeUpstream([tool('b')], { resources: [{ uri: 'res://b', name: 'b' }] });
+    proxy = await inProcessProxy({ policy: '[[policy]]\nname = "all"\neffect = "permit"\nconditions = [{ action = "*" }]\n', upstreams: { a, b }, gate: { gate_resources: true } });
+    expect((await proxy.client.readResource({ uri: 'res://a' })).contents).toHaveLength(1);
+    const before = { lists, templateLists };
+
+    const unlisted = (i: number) => proxy!.client.readResource({ uri: `res://nobody/${i}` }).then(() => 'read', () => 'refused');
+    expect(await Promise.all(Array.from({ length: 20 }, (_, i) => unlisted(i)))).toEqual(Array(20).fill('refused'));
+    for (let i = 0; i < 20; i++) expect(await unlisted(100 + i)).toBe('refused');
+
+    expect(lists - before.lists).toBeLessThanOrEqual(2);
+    expect(templateLists - before.templateLists).toBeLessThanOrEqual(2);
+    expect(a.reads.map((r) => r.uri)).toEqual(['res://a']);
+    expect(b.reads).toEqual([]);
+    // A listed URI is still read at once.
+    expect((await proxy.client.readResource({ uri: 'res://b' })).contents).toHaveLength(1);
+  });
 });

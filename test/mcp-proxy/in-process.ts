@@ -4,7 +4,7 @@ import { Server } from '@modelcontextprotocol/sdk/server/index.js';
 import {
   CallToolRequestSchema, GetPromptRequestSchema, ListPromptsRequestSchema, ListResourcesRequestSchema, ListResourceTemplatesRequestSchema, ListToolsRequestSchema,
   McpError, ReadResourceRequestSchema, SetLevelRequestSchema, SubscribeRequestSchema, UnsubscribeRequestSchema,
-  type CallToolResult, type Prompt, type Resource, type ResourceTemplate, type Tool,
+  type CallToolResult, type JSONRPCMessage, type Prompt, type Resource, type ResourceTemplate, type Tool,
 } from '@modelcontextprotocol/sdk/types.js';
 import { Gate, type GateOptions } from '../../src/engine/gate.ts';
 import { parseConfig, type PrincipalConfig, type ProxyConfig } from '../../src/mcp-proxy/config.ts';
@@ -79,6 +79,64 @@ export class FakeUpstream {
     this.tools = tools;
     await this.server?.sendToolListChanged();
   }
+}
+
+/** A fake upstream whose handlers a test replaces after it connects (a hostile or buggy server). */
+export class ScriptedUpstream extends FakeUpstream {
+  constructor(
+    tools: Tool[] = [tool('a')],
+    private readonly script: (server: Server, self: ScriptedUpstream) => void = () => undefined,
+  ) {
+    super(tools);
+  }
+
+  override connect(): InMemoryTransport {
+    const t = super.connect();
+    this.script(this.server as Server, this);
+    return t;
+  }
+}
+
+/** A value nested deeper than JSON.stringify can take (JSON.parse accepts it). */
+export function nestedTooDeep(): unknown {
+  let v: unknown = [];
+  for (let i = 0; i < 100_000; i++) v = [v];
+  return v;
+}
+
+/** Polls `probe` until it holds (a wait for something that must happen, never for something that must not). */
+export async function until(what: string, probe: () => boolean | Promise<boolean>): Promise<void> {
+  for (let i = 0; i < 500; i++) {
+    if (await probe()) return;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+/**
+ * A raw JSON-RPC client on its own session (it can send what the SDK client never would); its
+ * proxy side serialises on send, as LineServerTransport does. `got` keeps only answers: the
+ * session also hears list-changed notifications.
+ */
+export async function rawClient(p: InProcessProxy, principal: PrincipalConfig = ALICE): Promise<{
+  got: JSONRPCMessage[];
+  send: (m: JSONRPCMessage) => Promise<void>;
+  close: () => Promise<void>;
+}> {
+  const session = createSession(p.core, principal, { startUpstreamsOnInit: true });
+  p.core.addSession(session);
+  const [ours, theirs] = InMemoryTransport.createLinkedPair();
+  const send = theirs.send.bind(theirs);
+  theirs.send = (message, options) => {
+    JSON.stringify(message);
+    return send(message, options);
+  };
+  await session.server.connect(theirs);
+  installToolCallFastPath(theirs, p.core, session, () => undefined);
+  const got: JSONRPCMessage[] = [];
+  ours.onmessage = (m) => void ('id' in m && got.push(m));
+  await ours.start();
+  return { got, send: (m) => ours.send(m), close: () => ours.close() };
 }
 
 export const tool = (name: string, description = `the ${name} tool`): Tool => ({ name, description, inputSchema: { type: 'object' } });

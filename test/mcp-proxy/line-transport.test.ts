@@ -3,9 +3,10 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
+import { ErrorCode, type JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 import { decodeLine, LineFramer } from '../../src/mcp-proxy/line-framing.ts';
 import { ChildProcessTransport, LineServerTransport } from '../../src/mcp-proxy/line-transport.ts';
+import { nestedTooDeep } from './in-process.ts';
 
 function framer(max = 1024): { lines: string[]; oversize: number; f: LineFramer } {
   const out = { lines: [] as string[], oversize: 0, f: undefined as unknown as LineFramer };
@@ -139,6 +140,23 @@ describe('LineServerTransport', () => {
     release?.();
     await sent;
     expect(settled).toBe(true);
+  });
+
+  it('answers a request with an internal error when its answer cannot be encoded, instead of leaving it unanswered', async () => {
+    const input = new PassThrough();
+    const output = new PassThrough();
+    let text = '';
+    output.on('data', (c: Buffer) => (text += c.toString('utf8')));
+    const t = new LineServerTransport(input, output);
+    await t.start();
+    const deep = nestedTooDeep();
+    // What the SDK Server sends for, say, resources/list when one upstream's entry is nested that deep.
+    await t.send({ jsonrpc: '2.0', id: 5, result: { resources: [{ uri: 'res://x', name: 'x', _meta: { deep } }] } });
+    await expect(t.send({ jsonrpc: '2.0', method: 'notifications/message', params: { level: 'info', data: deep } })).rejects.toThrow();
+    await new Promise(setImmediate);
+    const lines = text.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(lines).toMatchObject([{ jsonrpc: '2.0', id: 5, error: { code: ErrorCode.InternalError } }]);
+    await t.close();
   });
 });
 
