@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import type { GateEvent, RateStore, SessionStore } from '../../src/engine/index.ts';
-import { InMemoryRateStore } from '../../src/engine/index.ts';
-import { ctx, gateOf, outcome, permitWith } from './helpers.ts';
+import type { ActionContext, GateEvent, RateStore, SessionStore, Verdict } from '../../src/engine/index.ts';
+import { Gate, InMemoryRateStore, InMemorySessionStore } from '../../src/engine/index.ts';
+import { code, ctx, gateOf, outcome, permitWith } from './helpers.ts';
 
 /** A gate that permits everything a valid context asks for, recording every verdict. */
 function openGate(conditions: unknown[] = []) {
@@ -251,5 +251,81 @@ describe('a store that fails', () => {
     const { gate } = openGate();
     await gate.close();
     expect(await outcome(gate, ctx())).toBe('STORE_UNAVAILABLE');
+  });
+});
+
+describe('a session store answer the gate cannot use is a store failure, not a session-less call', () => {
+  const broken = (answer: unknown): SessionStore => ({
+    observe: () => answer as ReturnType<SessionStore['observe']>,
+    invalidate: () => undefined,
+  });
+  const cases: Array<[string, unknown]> = [
+    ['no session', { invalid: false }],
+    ['an empty object', {}],
+    ['invalid as a string', { invalid: 'false', session: { principalId: 'agent-1', startedAt: 0, actionCount: 1, recentCalls: 1 } }],
+    ['a session without its principal', { invalid: false, session: { startedAt: 0, actionCount: 1, recentCalls: 1 } }],
+    ['a session with a non-numeric call count', { invalid: false, session: { principalId: 'agent-1', startedAt: 0, actionCount: 1, recentCalls: 'many' } }],
+    ['a session with no start time', { invalid: false, session: { principalId: 'agent-1', actionCount: 1, recentCalls: 1 } }],
+  ];
+  for (const [name, answer] of cases) {
+    it(`${name} → STORE_UNAVAILABLE`, async () => {
+      const gate = Gate.fromDict(permitWith([]), { stores: { session: broken(answer) } });
+      expect(code(await gate.evaluate(ctx({ sessionId: 's1' })))).toBe('STORE_UNAVAILABLE');
+    });
+  }
+
+  it('a well-formed answer still permits, with drift checked against it', async () => {
+    const ok = broken({ invalid: false, session: { principalId: 'agent-1', startedAt: Date.now(), actionCount: 1, recentCalls: 1, originIp: '203.0.113.7' } });
+    const gate = Gate.fromDict(permitWith([]), { stores: { session: ok } });
+    expect(code(await gate.evaluate(ctx({ sessionId: 's1', ip: '203.0.113.7' })))).toBe('permit');
+    expect(code(await gate.evaluate(ctx({ sessionId: 's1', ip: '198.51.100.9' })))).toBe('invalidate');
+  });
+
+  it('a rate store that admits with anything but true (a string, a number) is a store failure too', async () => {
+    for (const answer of [{ admitted: 'false', index: 0 }, { admitted: 1 }, { admitted: 'yes' }]) {
+      const rate: RateStore = { checkAndCharge: () => answer as never, refund: () => undefined };
+      const gate = gateOf(permitWith([{ rate_limit: { max: 1, window: '1h' } }]), { stores: { rate } });
+      expect(code(await gate.evaluate(ctx()))).toBe('STORE_UNAVAILABLE');
+    }
+  });
+
+  it('the in-memory store keeps working', async () => {
+    const gate = Gate.fromDict(permitWith([]), { stores: { session: new InMemorySessionStore() } });
+    const v: Verdict = await gate.evaluate(ctx({ sessionId: 's1' }));
+    expect(v.kind).toBe('permit');
+  });
+});
+
+describe('roles are read by the gate, not by the array they came in', () => {
+  it('an array with its own map (or a subclass overriding it) cannot hand back unchecked roles', async () => {
+    const gate = gateOf(permitWith([{ identity_role: 'admin' }]));
+    const ownMap = ['guest'];
+    Object.defineProperty(ownMap, 'map', { value: () => ['admin', 'evil\nrole', { toString: () => 'admin' }] });
+    class Sneaky extends Array<string> {
+      override map<U>(): U[] {
+        return ['admin\u0000'] as U[];
+      }
+    }
+    const sneaky = Sneaky.from(['guest']) as Sneaky;
+    for (const roles of [ownMap, sneaky]) {
+      expect(await gate.evaluate({ ...ctx(), roles } as ActionContext)).toMatchObject({ kind: 'refuse', code: 'NO_POLICY_MATCH' });
+    }
+    const bad = ['ok'];
+    Object.defineProperty(bad, 'map', { value: () => ['fine'] });
+    bad.push('bad\nrole');
+    expect(await gate.evaluate({ ...ctx(), roles: bad } as ActionContext)).toMatchObject({ kind: 'refuse', code: 'INVALID_CONTEXT' });
+    expect(code(await gate.evaluate(ctx({ roles: ['admin'] })))).toBe('permit');
+  });
+});
+
+describe('IP addresses are bounded like every other identifier', () => {
+  it('an IPv6 zone of any length (which node:net isIP accepts) is INVALID_CONTEXT; ordinary zones and mapped addresses pass', async () => {
+    const gate = gateOf(permitWith([]));
+    for (const key of ['ip', 'originIp'] as const) {
+      expect(await gate.evaluate(ctx({ [key]: `fe80::1%${'a'.repeat(100_000)}` }))).toMatchObject({ kind: 'refuse', code: 'INVALID_CONTEXT' });
+    }
+    for (const ip of ['fe80::1%eth0', '::ffff:203.0.113.7', 'ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255', '203.0.113.7']) {
+      expect(code(await gate.evaluate(ctx({ ip })))).toBe('permit');
+    }
   });
 });

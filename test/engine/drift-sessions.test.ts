@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { Gate, InMemoryBus, InMemorySessionStore, type GateEvent, type InvalidationMessage, type PermitIssuer } from '../../src/engine/index.ts';
 import { haversineKm } from '../../src/engine/drift.ts';
-import { ctx, manualClock, outcome } from './helpers.ts';
+import { code, ctx, manualClock, outcome } from './helpers.ts';
 
 const OPEN = { policies: [{ name: 'all', effect: 'permit', conditions: [] }] };
 const MUMBAI = { lat: 19.076, lon: 72.8777, country: 'IN' };
@@ -331,5 +331,39 @@ describe('observe mode', () => {
     const gate = Gate.fromDict(OPEN, { observeOnly: true });
     const v = await gate.evaluate(ctx());
     expect(v.kind === 'permit' && v.observed).toMatchObject({ kind: 'permit', policy: 'all' });
+  });
+});
+
+describe('drift: an IP or device that appears mid-session is a change, as one that disappears is', () => {
+  it('strict: a session begun without an IP is invalidated when a later call brings one', async () => {
+    const gate = Gate.fromDict(OPEN);
+    expect(code(await gate.evaluate(ctx({ sessionId: 's1' })))).toBe('permit');
+    expect(code(await gate.evaluate(ctx({ sessionId: 's1' })))).toBe('permit');
+    const v = await gate.evaluate(ctx({ sessionId: 's1', ip: '198.51.100.9' }));
+    expect(v).toMatchObject({ kind: 'invalidate', reason: expect.stringMatching(/^ip drift: IP changed from none to 198\.51\.100\.9/) });
+    expect(code(await gate.evaluate(ctx({ sessionId: 's1' })))).toBe('SESSION_INVALID');
+  });
+
+  it('tolerant: an IP appearing needs a location to measure from, so it invalidates without one', async () => {
+    const gate = Gate.fromDict(OPEN, { drift: { ipGeo: 'tolerant' } });
+    expect(code(await gate.evaluate(ctx({ sessionId: 's1' })))).toBe('permit');
+    expect(code(await gate.evaluate(ctx({ sessionId: 's1', ip: '198.51.100.9', geo: { lat: 51.5, lon: -0.1 } })))).toBe('invalidate');
+  });
+
+  it('strict device: a device appearing mid-session invalidates; device off ignores it', async () => {
+    const strict = Gate.fromDict(OPEN);
+    expect(code(await strict.evaluate(ctx({ sessionId: 's1' })))).toBe('permit');
+    expect(code(await strict.evaluate(ctx({ sessionId: 's1', device: 'laptop-2' })))).toBe('invalidate');
+    const off = Gate.fromDict(OPEN, { drift: { device: 'off' } });
+    expect(code(await off.evaluate(ctx({ sessionId: 's1' })))).toBe('permit');
+    expect(code(await off.evaluate(ctx({ sessionId: 's1', device: 'laptop-2' })))).toBe('permit');
+  });
+
+  it('the first call of a session sets its origins, and an origin in the context still rules', async () => {
+    const gate = Gate.fromDict(OPEN);
+    expect(code(await gate.evaluate(ctx({ sessionId: 's1', ip: '203.0.113.7', device: 'd1' })))).toBe('permit');
+    expect(code(await gate.evaluate(ctx({ sessionId: 's1', ip: '203.0.113.7', device: 'd1' })))).toBe('permit');
+    expect(code(await gate.evaluate(ctx({ sessionId: 's2' })))).toBe('permit');
+    expect(code(await gate.evaluate(ctx({ sessionId: 's2', ip: '203.0.113.7', originIp: '203.0.113.7' })))).toBe('permit');
   });
 });

@@ -1,4 +1,5 @@
-import { Gate, type ActionContext, type GateOptions, type Verdict } from '../../src/engine/index.ts';
+import { expect } from 'vitest';
+import { Gate, PolicyError, parsePolicyDocument, type ActionContext, type GateOptions, type PermitIssuer, type Verdict } from '../../src/engine/index.ts';
 
 export const T0 = Date.UTC(2026, 0, 15, 12, 0, 0); // a Thursday, noon UTC
 
@@ -29,4 +30,45 @@ export function code(v: Verdict): string {
 /** Evaluates and returns 'permit', 'invalidate' or the refusal code. */
 export async function outcome(gate: Gate, c: ActionContext | unknown): Promise<string> {
   return code(await gate.evaluate(c as ActionContext));
+}
+
+/** allow_all beside one refuse policy with `conditions`: what the refuse policy matches is refused. */
+export function guarded(conditions: object[]): Gate {
+  return gateOf({ policies: [{ name: 'allow_all', effect: 'permit', conditions: [] }, { name: 'guard', effect: 'refuse', conditions }] });
+}
+
+/** One permit policy with `conditions`: only what it matches is permitted. */
+export function allowing(conditions: object[]): Gate {
+  return gateOf({ policies: [{ name: 'allow', effect: 'permit', conditions }] });
+}
+
+/** The PolicyError loading `doc` throws; loading, or any other error, fails the test. */
+export function loadError(doc: object): PolicyError {
+  try {
+    parsePolicyDocument(doc);
+  } catch (err) {
+    if (err instanceof PolicyError) return err;
+    throw err;
+  }
+  throw new Error('loaded');
+}
+
+/** A signer that holds every request until released: lets a test act while a call is mid-evaluation. */
+export function heldSigner(): PermitIssuer & { waiting: () => number; release: () => void } {
+  const pending: Array<() => void> = [];
+  return {
+    issue: (r) => new Promise((resolve) => {
+      pending.push(() => resolve({ token: `tok-${r.evaluationId}`, id: `jti-${r.evaluationId}` }));
+    }),
+    waiting: () => pending.length,
+    release: () => {
+      for (const p of pending.splice(0)) p();
+    },
+  };
+}
+
+/** Resolves once the signer holds `n` requests (turns of the event loop, no timers: robust under load). */
+export async function untilHeld(signer: { waiting: () => number }, n = 1): Promise<void> {
+  for (let i = 0; i < 10_000 && signer.waiting() < n; i++) await new Promise((r) => setImmediate(r));
+  expect(signer.waiting()).toBeGreaterThanOrEqual(n);
 }

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { Gate, PolicyError, type ActionContext, type InvariantSpec } from '../../src/engine/index.ts';
-import { ctx, gateOf, manualClock, outcome } from './helpers.ts';
+import { Gate, PolicyError, parsePolicyText, type ActionContext, type InvariantSpec } from '../../src/engine/index.ts';
+import { ctx, gateOf, loadError, manualClock, outcome } from './helpers.ts';
 
 const OPEN = { policies: [{ name: 'all', effect: 'permit', conditions: [] }] };
 
@@ -226,5 +226,34 @@ conditions = []
 
   it('refuses an infinite max in a TOML file, naming the item', () => {
     expect(() => Gate.fromToml('invariants = [["cap", "amount", inf]]')).toThrow(expect.objectContaining({ path: 'invariants[0][2]' }));
+  });
+});
+
+describe('file invariants are checked like code invariants', () => {
+  it('two file invariants with one name are refused at the second', () => {
+    const err = loadError({ policies: [], invariant: [{ name: 'cap', param_max: { field: 'a', max: 1 } }, { name: 'cap', param_min: { field: 'a', min: 0 } }] });
+    expect(err.path).toBe('invariant[1].name');
+    expect(err.message).toMatch(/duplicate invariant name/);
+  });
+
+  it('a misspelt key beside a rule is named as an unknown key at its path', () => {
+    const err = loadError({ policies: [], invariant: [{ name: 'cap', descripton: 'x', param_max: { field: 'a', max: 1 } }] });
+    expect(err.path).toBe('invariant[0].descripton');
+    expect(err.message).toMatch(/unknown key \(did you mean "description"\?\)/);
+    const err2 = loadError({ policies: [], invariants: [{ name: 'cap', action: ['a.*'], blocked_actions: ['x'] }] });
+    expect(err2.path).toBe('invariants[0].action');
+    expect(err2.message).toMatch(/did you mean "actions"/);
+  });
+
+  it('combining written below an [[invariant]] table says where it belongs, as below [[policy]]', () => {
+    let caught: unknown;
+    try {
+      parsePolicyText('[[invariant]]\nname = "cap"\nparam_max = { field = "a", max = 1 }\ncombining = "first-match"\n', 'toml');
+    } catch (e) {
+      caught = e;
+    }
+    expect(caught).toBeInstanceOf(PolicyError);
+    expect((caught as PolicyError).path).toBe('invariant[0].combining');
+    expect((caught as PolicyError).message).toMatch(/above the first/);
   });
 });

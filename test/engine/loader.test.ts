@@ -433,3 +433,35 @@ describe('kill switch and reload', () => {
     expect(await outcome(gate, ctx())).toBe('POLICY_DENIED');
   });
 });
+
+describe('a polluted Object.prototype cannot lend a policy defaults it never wrote', () => {
+  it('loading refuses while Object.prototype carries enumerable junk, in every format, and loads again once it is clean', () => {
+    const toml = '[[policy]]\nname = "a"\neffect = "permit"\nconditions = [{ rate_limit = { max = 1, window = "1h" } }]\n';
+    const proto = Object.prototype as Record<string, unknown>;
+    proto.per = 'global';
+    proto.combining = 'first-match';
+    let results: unknown[];
+    try {
+      results = [
+        () => parsePolicyText(toml, 'toml'),
+        () => parsePolicyText('{"policies":[{"name":"a","effect":"permit","conditions":[]}]}', 'json'),
+        () => parsePolicyDocument({ policies: [] }),
+      ].map((load) => {
+        try {
+          return load();
+        } catch (e) {
+          return e;
+        }
+      });
+    } finally {
+      delete proto.per;
+      delete proto.combining;
+    }
+    for (const r of results) {
+      expect(r).toBeInstanceOf(PolicyError);
+      expect((r as PolicyError).message).toMatch(/prototype/);
+    }
+    const clean = parsePolicyText(toml, 'toml');
+    expect(clean.combining).toBe('deny-overrides');
+  });
+});

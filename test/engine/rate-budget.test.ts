@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { GateEvent, PermitIssuer, RateStore, Verdict } from '../../src/engine/index.ts';
+import type { ActionContext, GateEvent, PermitIssuer, RateStore, Verdict } from '../../src/engine/index.ts';
 import { InMemoryRateStore } from '../../src/engine/index.ts';
 import { code, ctx, gateOf, manualClock, outcome, permitWith } from './helpers.ts';
 
@@ -357,5 +357,41 @@ describe('charges are refunded when a later step refuses', () => {
     const gate = gateOf(limited(1, '1h'), { signer, stores: { rate } });
     expect(await outcome(gate, ctx())).toBe('SIGNING_FAILED');
     expect(await outcome(gateOf(limited(1, '1h'), { signer: okSigner, stores: { rate } }), ctx())).toBe('RATE_LIMITED');
+  });
+});
+
+describe('a charge is refunded at most once', () => {
+  it('observe mode with a failing signer and a failing audit log refunds the call once', async () => {
+    const inner = new InMemoryRateStore();
+    const refunds: string[] = [];
+    const rate: RateStore = {
+      checkAndCharge: (charges, id, now) => inner.checkAndCharge(charges, id, now),
+      refund: (charges, id) => {
+        refunds.push(id);
+        inner.refund(charges, id);
+      },
+    };
+    const gate = gateOf(permitWith([{ rate_limit: { max: 2, window: '1h' } }]), {
+      observeOnly: true,
+      stores: { rate },
+      signer: { issue: async () => { throw new Error('hsm offline'); } },
+      audit: { append: async () => { throw new Error('disk full'); } },
+    });
+    const v = await gate.evaluate(ctx());
+    expect(code(v)).toBe('STORE_UNAVAILABLE');
+    expect(refunds).toHaveLength(1);
+  });
+});
+
+describe('a retried callId rides free only as the very same call', () => {
+  it('another resource, audience or session under one callId is charged as a new call', async () => {
+    const gate = gateOf(permitWith([{ budget: { field: 'amount', max: 100, window: '1d', per: 'principal' } }]));
+    const call = (over: Partial<ActionContext> = {}) => ctx({ callId: 'c1', params: { amount: 80 }, resource: 'acct:1', audience: 'payments', sessionId: 's1', ...over });
+    expect(code(await gate.evaluate(call()))).toBe('permit');
+    expect(code(await gate.evaluate(call()))).toBe('permit');
+    expect(code(await gate.evaluate(call({ resource: 'acct:2' })))).toBe('RATE_LIMITED');
+    expect(code(await gate.evaluate(call({ audience: 'ledger' })))).toBe('RATE_LIMITED');
+    expect(code(await gate.evaluate(call({ sessionId: 's2' })))).toBe('RATE_LIMITED');
+    expect(code(await gate.evaluate(call()))).toBe('permit');
   });
 });
