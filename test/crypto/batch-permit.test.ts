@@ -14,7 +14,9 @@ import { PublicKeyDirectory } from '../../src/crypto/key-directory.ts';
 import { PermitSigner } from '../../src/crypto/permit-signer.ts';
 import { PermitVerifier } from '../../src/crypto/permit-verifier.ts';
 import type { SignatureMode } from '../../src/crypto/signatures.ts';
-import { ENVELOPE_FLIPS, T0, b64, claimsBytes, flipBit, forge, rejectsWith, unb64 } from './helpers.ts';
+import { PermitError } from '../../src/crypto/errors.ts';
+import { utf8 } from '../../src/crypto/encoding.ts';
+import { ENVELOPE_FLIPS, T0, b64, claimsBytes, claimsJsonWithSub, flipBit, forge, rejectionOf, rejectsWith, unb64 } from './helpers.ts';
 
 const ARGS = { path: '/work/report.txt', opts: { encoding: 'utf8', lines: [1, 2, 3] } };
 const ACTION = 'fs.read_file';
@@ -310,6 +312,16 @@ describe('batch-signed permits', () => {
     });
     it('control: the same forgery route with the genuine claims verifies', async () => {
       await verifier().verify(await forgeBatch(claimsBytes(bparts(batch8[0]!).claims)), expectCall);
+    });
+    it('an escaped lone surrogate in sub, in a one-leaf batch → BAD_FORMAT, a PermitError', async () => {
+      // JSON.parse turns "\ud800" into a lone surrogate, which canonicalJson refuses to encode.
+      const leaf = utf8(claimsJsonWithSub(kp, T0, '"x\\ud800"'));
+      const { root, paths } = buildTree([leaf]);
+      const envelope = await signEnvelope(kp, 'hybrid', 'permit-batch', rootMessage(1, root));
+      const token = joinBatchToken(leaf, b64(encodeProof(1, 0, paths[0] as Uint8Array[])), envelope);
+      const err = await rejectionOf(new PermitVerifier({ keys: kp.publicKeys(), mode: 'hybrid', clock: () => T0 }).verify(token));
+      expect(err).toBeInstanceOf(PermitError);
+      expect((err as PermitError).code).toBe('BAD_FORMAT');
     });
   });
 

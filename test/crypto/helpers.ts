@@ -38,6 +38,22 @@ export function flipBit(bytes: Uint8Array, offset: number, bit = 0): Uint8Array 
   return out;
 }
 
+/** Claims JSON exactly as the signer lays it out (canonical key order) by `kp` at `now`, with `sub` spelt by hand. */
+export function claimsJsonWithSub(kp: KeyPair, now: number, subJson: string): string {
+  return `{"act":"fs.read","args":"${'A'.repeat(43)}","eid":"e-1","exp":${now + 30_000},"iat":${now},` +
+    `"iss":"kavach","jti":"${'j'.repeat(22)}","kid":"${kp.kid}","knd":"agent","sub":${subJson},"v":1}`;
+}
+
+/** What `p` rejects with (undefined if it resolves). */
+export async function rejectionOf(p: Promise<unknown>): Promise<unknown> {
+  try {
+    await p;
+  } catch (err) {
+    return err;
+  }
+  return undefined;
+}
+
 /** Expects `promise` to reject with an error whose `code` is one of `codes`. */
 export async function rejectsWith(promise: Promise<unknown>, ...codes: string[]): Promise<void> {
   let error: unknown;

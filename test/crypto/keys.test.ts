@@ -1,10 +1,30 @@
-import { chmod, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { KeyPair } from '../../src/crypto/keys.ts';
 import { resolveBundle } from '../../src/crypto/keys.ts';
 import { T0, rejectsWith, throwsWith } from './helpers.ts';
+
+// Remembers what readFile handed out (so a test can check it was wiped), and lets one test make
+// fsync fail after the temporary key file was written; everything else passes through.
+const fault = vi.hoisted(() => ({ failSync: false, reads: [] as Uint8Array[] }));
+vi.mock('node:fs/promises', async (importOriginal) => {
+  const orig = await importOriginal<typeof import('node:fs/promises')>();
+  return {
+    ...orig,
+    readFile: async (...args: Parameters<typeof orig.readFile>) => {
+      const out = await orig.readFile(...args);
+      if (out instanceof Uint8Array) fault.reads.push(out);
+      return out;
+    },
+    open: async (...args: Parameters<typeof orig.open>) => {
+      const handle = await orig.open(...args);
+      if (fault.failSync) handle.sync = async () => { throw new Error('EIO: simulated fsync failure'); };
+      return handle;
+    },
+  };
+});
 
 let kp: KeyPair;
 let dir: string;
@@ -16,6 +36,10 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
+});
+afterEach(() => {
+  fault.failSync = false;
+  vi.restoreAllMocks();
 });
 
 describe('key pairs', () => {
@@ -124,5 +148,48 @@ describe('key files', () => {
 
   it('refuse an empty passphrase', async () => {
     await expect(kp.save(join(dir, 'empty.key'), { passphrase: '' })).rejects.toThrow(/passphrase/);
+  });
+});
+
+describe('secret key material is wiped from memory and never left on disk', () => {
+  it('save() wipes the secret bytes it wrote (plain and encrypted)', async () => {
+    const spy = vi.spyOn(KeyPair.prototype, 'toSecretBytes');
+    await kp.save(join(dir, 'plain.key'));
+    await kp.save(join(dir, 'sealed.key'), { passphrase: 'pw', scryptLogN: 14 });
+    expect(spy).toHaveBeenCalledTimes(2);
+    for (const r of spy.mock.results) expect((r.value as Uint8Array).every((b) => b === 0)).toBe(true);
+  });
+
+  it('load() wipes the secret bytes it read, and the loaded key still signs as before', async () => {
+    await kp.save(join(dir, 'plain2.key'));
+    await kp.save(join(dir, 'sealed2.key'), { passphrase: 'pw', scryptLogN: 14 });
+    const spy = vi.spyOn(KeyPair, 'fromSecretBytes');
+    fault.reads.length = 0;
+    const a = await KeyPair.load(join(dir, 'plain2.key'));
+    // The buffer readFile returned for the plain file held the secret too: no copy may survive.
+    expect(fault.reads).toHaveLength(1);
+    expect((fault.reads[0] as Uint8Array).every((x) => x === 0)).toBe(true);
+    const b = await KeyPair.load(join(dir, 'sealed2.key'), { passphrase: 'pw' });
+    expect(a.kid).toBe(kp.kid);
+    expect(b.kid).toBe(kp.kid);
+    expect(a.publicKeys()).toEqual(kp.publicKeys());
+    expect(spy).toHaveBeenCalledTimes(2);
+    for (const [bytes] of spy.mock.calls) expect((bytes as Uint8Array).every((x) => x === 0)).toBe(true);
+  });
+
+  it('a plain key file refused for being loaded with a passphrase is wiped from memory too', async () => {
+    await kp.save(join(dir, 'plain3.key'));
+    fault.reads.length = 0;
+    await expect(KeyPair.load(join(dir, 'plain3.key'), { passphrase: 'pw' })).rejects.toMatchObject({ code: 'KEY_FILE_NOT_ENCRYPTED' });
+    expect(fault.reads).toHaveLength(1);
+    expect((fault.reads[0] as Uint8Array).every((x) => x === 0)).toBe(true);
+  });
+
+  it('a failed write leaves no temporary copy of the secret beside the key file', async () => {
+    const sub = await mkdtemp(join(dir, 'fail-'));
+    fault.failSync = true;
+    await expect(kp.save(join(sub, 'secret.key'))).rejects.toThrow(/EIO/);
+    fault.failSync = false;
+    expect(await readdir(sub)).toEqual([]);
   });
 });

@@ -8,7 +8,10 @@ import { PublicKeyDirectory } from '../../src/crypto/key-directory.ts';
 import { PermitSigner } from '../../src/crypto/permit-signer.ts';
 import { PermitVerifier } from '../../src/crypto/permit-verifier.ts';
 import type { SignatureMode } from '../../src/crypto/signatures.ts';
-import { ENVELOPE_FLIPS, T0, b64, claimsBytes, flipBit, forge, parts, rejectsWith, unb64 } from './helpers.ts';
+import { PermitError } from '../../src/crypto/errors.ts';
+import { utf8 } from '../../src/crypto/encoding.ts';
+import type { PermitExpectation } from '../../src/crypto/permit-verifier.ts';
+import { ENVELOPE_FLIPS, T0, b64, claimsBytes, claimsJsonWithSub, flipBit, forge, parts, rejectionOf, rejectsWith, unb64 } from './helpers.ts';
 
 const ARGS = { path: '/work/report.txt', opts: { encoding: 'utf8', lines: [1, 2, 3] } };
 const ACTION = 'fs.read_file';
@@ -303,5 +306,63 @@ describe('a permit cannot be laundered', () => {
       const { claims } = parts(token);
       await rejectsWith(verifier().verify(await forge(kp, 'hybrid', claimsBytes({ ...claims, exp: T0 - 1 })), expectCall), 'BAD_FORMAT');
     });
+
+    // JSON.parse turns "\udc00" into a lone surrogate; canonicalJson refuses to encode one and threw a
+    // TypeError straight out of verify(): no stable code, and reachable by anyone before any signature check.
+    const noAudience = () => new PermitVerifier({ keys: kp.publicKeys(), mode: 'hybrid', clock: () => T0 });
+    it('validly signed with an escaped lone surrogate in sub → BAD_FORMAT, a PermitError', async () => {
+      const token = await forge(kp, 'hybrid', utf8(claimsJsonWithSub(kp, T0, '"\\udc00"')));
+      const err = await rejectionOf(noAudience().verify(token));
+      expect(err).toBeInstanceOf(PermitError);
+      expect((err as PermitError).code).toBe('BAD_FORMAT');
+    });
+    it('control: the same route with a well-formed sub verifies', async () => {
+      const token = await forge(kp, 'hybrid', utf8(claimsJsonWithSub(kp, T0, '"alice"')));
+      expect((await noAudience().verify(token)).sub).toBe('alice');
+    });
+  });
+});
+
+describe('a permit bound to its principal and session', () => {
+  /** Issues without the worker pool, as alice, for fs.read of /a. */
+  async function issueFor(signer: KeyPair, opts: { sessionId?: string } = {}): Promise<string> {
+    const s = PermitSigner.fromKeyPair(signer, { mode: 'hybrid', pool: false });
+    try {
+      return (await s.issue({
+        principalId: 'alice', principalKind: 'agent', action: 'fs.read', args: { path: '/a' }, evaluationId: 'e-1',
+        audience: 'fs', issuedAt: T0, expiresAt: T0 + 30_000, ...(opts.sessionId !== undefined ? { sessionId: opts.sessionId } : {}),
+      })).token;
+    } finally {
+      await s.close();
+    }
+  }
+  const bound = (replay?: InMemoryReplayStore) =>
+    new PermitVerifier({ keys: kp.publicKeys(), mode: 'hybrid', audience: 'fs', clock: () => T0, ...(replay ? { replay } : {}) });
+  const call: PermitExpectation = { action: 'fs.read', args: { path: '/a' } };
+
+  it('accepts a permit for the expected principal and session', async () => {
+    const token = await issueFor(kp, { sessionId: 's-1' });
+    const claims = await bound().verify(token, { ...call, principal: 'alice', session: 's-1' });
+    expect(claims).toMatchObject({ sub: 'alice', sid: 's-1' });
+  });
+
+  it('refuses a permit for another principal (WRONG_PRINCIPAL)', async () => {
+    const token = await issueFor(kp, { sessionId: 's-1' });
+    await rejectsWith(bound().verify(token, { ...call, principal: 'bob' }), 'WRONG_PRINCIPAL');
+  });
+
+  it('refuses a permit for another session, or for no session, when one is expected (WRONG_SESSION)', async () => {
+    await rejectsWith(bound().verify(await issueFor(kp, { sessionId: 's-1' }), { ...call, session: 's-2' }), 'WRONG_SESSION');
+    await rejectsWith(bound().verify(await issueFor(kp), { ...call, session: 's-1' }), 'WRONG_SESSION');
+  });
+
+  it('does not use up a permit it refuses for its principal or session', async () => {
+    const replay = new InMemoryReplayStore();
+    const v = bound(replay);
+    const token = await issueFor(kp, { sessionId: 's-1' });
+    await rejectsWith(v.verify(token, { ...call, principal: 'mallory', session: 's-1' }), 'WRONG_PRINCIPAL');
+    await rejectsWith(v.verify(token, { ...call, principal: 'alice', session: 's-9' }), 'WRONG_SESSION');
+    expect((await v.verify(token, { ...call, principal: 'alice', session: 's-1' })).jti).toBeTruthy();
+    await rejectsWith(v.verify(token, { ...call, principal: 'alice', session: 's-1' }), 'REPLAYED');
   });
 });

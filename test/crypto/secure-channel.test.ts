@@ -1,7 +1,62 @@
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { KeyPair } from '../../src/crypto/keys.ts';
 import { SecureChannel, type SecureChannelOptions } from '../../src/crypto/secure-channel.ts';
 import { T0, flipBit, throwsWith } from './helpers.ts';
+
+// Records every secret the secure channel derives (KEM and X25519 shared secrets, the ephemeral
+// X25519 private key, HKDF input and output), so a test can check none is left readable. The
+// wrappers pass everything through unchanged.
+const secrets = vi.hoisted(() => ({ recording: false, seen: [] as Uint8Array[] }));
+function keep<T extends Uint8Array>(bytes: T): T {
+  if (secrets.recording) secrets.seen.push(bytes);
+  return bytes;
+}
+vi.mock('@noble/post-quantum/ml-kem.js', async (importOriginal) => {
+  const orig = await importOriginal<typeof import('@noble/post-quantum/ml-kem.js')>();
+  const kem = orig.ml_kem768;
+  return {
+    ...orig,
+    ml_kem768: {
+      ...kem,
+      encapsulate: (...a: Parameters<typeof kem.encapsulate>) => {
+        const out = kem.encapsulate(...a);
+        keep(out.sharedSecret);
+        return out;
+      },
+      decapsulate: (...a: Parameters<typeof kem.decapsulate>) => keep(kem.decapsulate(...a)),
+    },
+  };
+});
+vi.mock('@noble/curves/ed25519.js', async (importOriginal) => {
+  const orig = await importOriginal<typeof import('@noble/curves/ed25519.js')>();
+  const x = orig.x25519;
+  return {
+    ...orig,
+    x25519: {
+      ...x,
+      keygen: (...a: Parameters<typeof x.keygen>) => {
+        const out = x.keygen(...a);
+        keep(out.secretKey);
+        return out;
+      },
+      getSharedSecret: (...a: Parameters<typeof x.getSharedSecret>) => keep(x.getSharedSecret(...a)),
+    },
+  };
+});
+vi.mock('@noble/hashes/hkdf.js', async (importOriginal) => {
+  const orig = await importOriginal<typeof import('@noble/hashes/hkdf.js')>();
+  return {
+    ...orig,
+    hkdf: (...a: Parameters<typeof orig.hkdf>) => {
+      keep(a[1] as Uint8Array); // the input keying material: both shared secrets, concatenated
+      return keep(orig.hkdf(...a));
+    },
+  };
+});
+afterEach(() => {
+  secrets.recording = false;
+  secrets.seen = [];
+});
 
 let alice: KeyPair;
 let bob: KeyPair;
@@ -140,5 +195,65 @@ describe('secure channel', () => {
     throwsWith(() => toShort.seal(data, CTX), 'KEY_EXPIRED');
     throwsWith(() => toShort.open(sealed, OPEN), 'KEY_EXPIRED');
     now = T0;
+  });
+});
+
+describe('secure channel context ids with a lone surrogate', () => {
+  // contextBytes UTF-8-encoded the id as it was, and TextEncoder maps a lone surrogate to U+FFFD:
+  // a message sealed for context "tenant-\uFFFD" opened under "tenant-\uD800" (another id).
+  it('are refused when sealing and when opening, so two ids never share one context', () => {
+    const a = new SecureChannel(alice, bob.publicKeys(), { clock: () => T0 });
+    const b = new SecureChannel(bob, alice.publicKeys(), { clock: () => T0 });
+    const sealed = a.seal(new Uint8Array([1, 2, 3]), { contextId: 'tenant-\uFFFD' });
+    expect(() => b.open(sealed, { expectedContextId: 'tenant-\uD800' })).toThrow(TypeError);
+    expect(() => a.seal(new Uint8Array([1]), { contextId: 'tenant-\uD800' })).toThrow(TypeError);
+    expect(b.open(sealed, { expectedContextId: 'tenant-\uFFFD' })).toEqual(new Uint8Array([1, 2, 3]));
+  });
+});
+
+describe('secure channel with an expired own key', () => {
+  // The receiver refuses a message from an expired key (KEY_EXPIRED); the sender sealed it anyway.
+  it('refuses at once with KEY_EXPIRED, as the receiver would', () => {
+    let now = T0;
+    const short = KeyPair.generate({ now: T0, expiresInMs: 1_000 });
+    const peer = KeyPair.generate({ now: T0 });
+    const send = new SecureChannel(short, peer.publicKeys(), { clock: () => now });
+    const recv = new SecureChannel(peer, short.publicKeys(), { clock: () => now });
+    const data = new Uint8Array([1, 2, 3]);
+    now = T0 + 999;
+    expect(recv.open(send.seal(data, { contextId: 'c' }), { expectedContextId: 'c' })).toEqual(data);
+    now = T0 + 1_000;
+    throwsWith(() => send.seal(data, { contextId: 'c' }), 'KEY_EXPIRED');
+  });
+});
+
+describe('secure channel ephemeral secrets', () => {
+  it('are wiped after seal and after open (the message still opens)', () => {
+    const alice = KeyPair.generate({ now: T0 });
+    const bob = KeyPair.generate({ now: T0 });
+    const a = new SecureChannel(alice, bob.publicKeys(), { clock: () => T0 });
+    const b = new SecureChannel(bob, alice.publicKeys(), { clock: () => T0 });
+    const data = new TextEncoder().encode('payload');
+    secrets.recording = true;
+    const sealed = a.seal(data, { contextId: 'ctx' });
+    // ML-KEM ss, ephemeral X25519 secret, X25519 ss, HKDF ikm, HKDF okm
+    expect(secrets.seen.length).toBe(5);
+    for (const s of secrets.seen) expect(s.every((byte) => byte === 0)).toBe(true);
+    secrets.seen = [];
+    expect(b.open(sealed, { expectedContextId: 'ctx' })).toEqual(data);
+    // ML-KEM ss, X25519 ss, HKDF ikm, HKDF okm
+    expect(secrets.seen.length).toBe(4);
+    for (const s of secrets.seen) expect(s.every((byte) => byte === 0)).toBe(true);
+  });
+
+  it('are wiped when a tampered message does not decrypt', () => {
+    const alice = KeyPair.generate({ now: T0 });
+    const bob = KeyPair.generate({ now: T0 });
+    const sealed = new SecureChannel(alice, bob.publicKeys(), { clock: () => T0 }).seal(new Uint8Array(8), { contextId: 'ctx' });
+    sealed[sealed.length - 1] = (sealed[sealed.length - 1] as number) ^ 1;
+    secrets.recording = true;
+    throwsWith(() => new SecureChannel(bob, alice.publicKeys(), { clock: () => T0 }).open(sealed, { expectedContextId: 'ctx' }), 'DECRYPT_FAILED');
+    expect(secrets.seen.length).toBe(4);
+    for (const s of secrets.seen) expect(s.every((byte) => byte === 0)).toBe(true);
   });
 });

@@ -1,6 +1,6 @@
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { Gate } from '../../src/engine/gate.ts';
 import type { PermitRequest } from '../../src/engine/ports.ts';
 import { KeyPair } from '../../src/crypto/keys.ts';
@@ -9,6 +9,24 @@ import { PermitVerifier } from '../../src/crypto/permit-verifier.ts';
 import { SigningPool } from '../../src/crypto/signing-pool.ts';
 import { verifyEnvelope } from '../../src/crypto/signatures.ts';
 import { T0 } from './helpers.ts';
+
+// Lets a test fake the host's core count, or make starting a worker thread fail; off otherwise.
+const fault = vi.hoisted(() => ({ cores: undefined as number | undefined, failWorker: false }));
+vi.mock('node:worker_threads', async (importOriginal) => {
+  const orig = await importOriginal<typeof import('node:worker_threads')>();
+  class Worker extends orig.Worker {
+    constructor(...args: ConstructorParameters<typeof orig.Worker>) {
+      // What node throws when uv_thread_create fails (thread limit, memory).
+      if (fault.failWorker) throw Object.assign(new Error('Worker initialization failure (simulated)'), { code: 'ERR_WORKER_INIT_FAILED' });
+      super(...args);
+    }
+  }
+  return { ...orig, Worker };
+});
+vi.mock('node:os', async (importOriginal) => {
+  const orig = await importOriginal<typeof import('node:os')>();
+  return { ...orig, availableParallelism: () => fault.cores ?? orig.availableParallelism() };
+});
 
 const POLICY = { policies: [{ name: 'reads', effect: 'permit', conditions: [{ action: 'fs.read*' }] }] };
 const CTX = { principalId: 'alice', principalKind: 'agent', actionName: 'fs.read_file', params: { path: '/a' }, audience: 'fs' } as const;
@@ -32,6 +50,10 @@ beforeAll(() => {
 
 afterAll(async () => {
   await pool.close();
+});
+afterEach(() => {
+  fault.cores = undefined;
+  fault.failWorker = false;
 });
 
 describe('the signing pool', () => {
@@ -170,5 +192,95 @@ describe('the signing pool', () => {
     expect(run.stderr).toBe('');
     expect(run.status).toBe(0);
     expect(run.stdout).toMatch(/^3 parts, pool workers 1\n$/);
+  });
+});
+
+describe('a PermitSigner whose batch options are refused', () => {
+  // The constructor took a reference on the process-wide signing pool before validating the batch
+  // options, and threw without giving it back: the pool (workers + this key) never closed again.
+  it('does not keep a hold on the shared signing pool', async () => {
+    expect(() => PermitSigner.fromKeyPair(kp, { mode: 'pq', batch: { maxSize: 0 } })).toThrow(TypeError);
+    const signer = PermitSigner.fromKeyPair(kp, { mode: 'pq' });
+    const shared = signer.pool as SigningPool;
+    await signer.close();
+    // The last real user is gone, so the shared pool must be closed.
+    await expect(shared.signEnvelope(kp, 'pq', 'permit', new Uint8Array(1))).rejects.toThrow(/closed/);
+  });
+});
+
+describe('the default signing pool size', () => {
+  // size defaulted to availableParallelism() and sizes above 256 are refused, so on a host with
+  // more cores `new SigningPool()` — and every PermitSigner on the shared pool — threw.
+  it('is capped at the largest allowed pool on a host with more cores than that', async () => {
+    fault.cores = 384;
+    const pool = new SigningPool();
+    expect(pool.size).toBe(256);
+    await pool.close();
+    const signer = PermitSigner.fromKeyPair(kp, { mode: 'pq' });
+    expect(signer.pool?.size).toBe(256);
+    await signer.close();
+  });
+
+  it('is one per core below the cap', async () => {
+    fault.cores = 3;
+    const pool = new SigningPool();
+    expect(pool.size).toBe(3);
+    await pool.close();
+  });
+});
+
+describe('a signing pool with maxQueue 0', () => {
+  // The queue check ran before a job could reach an idle worker, so with maxQueue 0 every job was
+  // refused as "queue full (0 waiting)": a pool configured never to queue could never sign.
+  it('signs what an idle worker can take at once and refuses only what would have to wait', async () => {
+    const pool = new SigningPool({ size: 1, perWorker: 1, maxQueue: 0 });
+    try {
+      const results = await Promise.allSettled([0, 1].map((i) => pool.signEnvelope(kp, 'pq', 'permit', new Uint8Array([i]))));
+      expect(results.map((r) => r.status)).toEqual(['fulfilled', 'rejected']);
+      expect((results[1] as PromiseRejectedResult).reason.message).toMatch(/signing queue is full/);
+      expect(await pool.signEnvelope(kp, 'pq', 'permit', new Uint8Array([2]))).toMatch(/^AQ/);
+    } finally {
+      await pool.close();
+    }
+  });
+});
+
+describe('a signing pool that cannot start a worker thread', () => {
+  // #pump let new Worker's exception escape. From signBytes it left the job in the queue (signed
+  // later for nobody); from the 'exit' handler of a crashed worker it was an uncaught exception:
+  // the process died, and the permit waiting for that worker never settled.
+  const settleWithin = <T>(p: Promise<T>, ms: number) =>
+    Promise.race([p.then(() => 'fulfilled', () => 'rejected'), new Promise((r) => setTimeout(() => r('pending'), ms))]);
+
+  it('after a worker crash, refuses what waits (fail closed) instead of throwing from the exit handler', async () => {
+    const pool = new SigningPool({ size: 1, perWorker: 1 });
+    try {
+      await pool.signEnvelope(kp, 'pq', 'permit', new Uint8Array([0])); // worker up and ready
+      pool._crashNextJobForTest();
+      const first = pool.signEnvelope(kp, 'pq', 'permit', new Uint8Array([1]));
+      const second = pool.signEnvelope(kp, 'pq', 'permit', new Uint8Array([2])); // waits for the only worker
+      fault.failWorker = true; // the replacement cannot start
+      await expect(first).rejects.toThrow(/exited/);
+      expect(await settleWithin(second, 5_000)).toBe('rejected');
+      await expect(second).rejects.toThrow(/cannot start a signing worker/);
+      fault.failWorker = false;
+      expect(await pool.signEnvelope(kp, 'pq', 'permit', new Uint8Array([3]))).toMatch(/^AQ/);
+    } finally {
+      await pool.close();
+    }
+  });
+
+  it('refuses the job without keeping it queued when no worker can start', async () => {
+    const pool = new SigningPool({ size: 1, perWorker: 1, maxQueue: 1 });
+    try {
+      fault.failWorker = true;
+      await expect(pool.signEnvelope(kp, 'pq', 'permit', new Uint8Array([1]))).rejects.toThrow(/Worker initialization failure/);
+      fault.failWorker = false;
+      // Nothing stale is left ahead of these: one goes to the worker, one may wait, none is refused.
+      const results = await Promise.allSettled([2, 3].map((i) => pool.signEnvelope(kp, 'pq', 'permit', new Uint8Array([i]))));
+      expect(results.map((r) => r.status)).toEqual(['fulfilled', 'fulfilled']);
+    } finally {
+      await pool.close();
+    }
   });
 });
