@@ -1,4 +1,4 @@
-import { mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
@@ -225,5 +225,36 @@ describe('AuditLog.append', () => {
     await log.close();
     expect(lines(path).map(parse)[1]).toEqual(rec);
     expect(lines(path).map(parse)[2]).toMatchObject({ type: 'invalidation', scope: { type: 'session', sessionId: 's' }, remote: true });
+  });
+});
+
+describe('AuditLog.close called twice', () => {
+  it('the second close resolves only once the log is sealed and unlocked, like the first', async () => {
+    const path = fresh();
+    const log = await openLog(path);
+    await log.append(verdict());
+    const first = log.close();
+    await log.close();
+    // A caller that awaited close() may exit now: the final checkpoint must already be on disk.
+    expect(existsSync(`${path}.lock`)).toBe(false);
+    expect(parse(lines(path).at(-1) as string).type).toBe('checkpoint');
+    await first;
+    const report = await verifyAuditLog(path, key().publicKeys());
+    expect(report.unsealed).toBe(0);
+  });
+});
+
+describe('the record size limit (maxRecordBytes)', () => {
+  it('is measured in bytes of the line, not in UTF-16 code units', async () => {
+    const path = fresh();
+    const log = await openLog(path, { recordArgs: true, maxRecordBytes: 4096 });
+    // 3,000 characters, 9,000 bytes in UTF-8.
+    const rec = (await log.append(verdict({ args: { note: '\u20ac'.repeat(3_000) } }))) as VerdictRecord;
+    await log.close();
+    expect(rec.argsValue).toBeUndefined();
+    expect(rec.argsError).toMatch(/not recorded/);
+    for (const line of readFileSync(path, 'utf8').split('\n')) {
+      if (parse(line || '{}').type === 'verdict') expect(Buffer.byteLength(line)).toBeLessThanOrEqual(4096);
+    }
   });
 });

@@ -1,14 +1,16 @@
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { run } from '../../src/cli/audit.ts';
 import { KeyPair } from '../../src/crypto/keys.ts';
 import { sealRecord } from '../../src/audit/record.ts';
-import { key, lines, openLog, tempDir, verdict, writeLines } from './helpers.ts';
+import type { VerdictRecord } from '../../src/audit/index.ts';
+import { key, lines, logNamer, openLog, parse, tempDir, verdict, writeLines } from './helpers.ts';
 
 const dir = tempDir();
 const logPath = join(dir, 'audit.jsonl');
 const keysPath = join(dir, 'public.json');
+const fresh = logNamer(dir, 'fresh');
 
 async function cli(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
   let out = '';
@@ -140,5 +142,42 @@ describe('kavach audit verify of a log nothing signs', () => {
     const r = await cli('verify', path, '--keys', keysPath);
     expect(r.code).toBe(1);
     expect(r.out).toMatch(/FAILED at record 2 \[TRUNCATED\] no checkpoint seals any record/);
+  });
+});
+
+describe('kavach audit --json on a terminal', () => {
+  it('writes C1 controls, bidi overrides and line separators in recorded text as \\u escapes, the same JSON', async () => {
+    const path = fresh();
+    // U+009B is CSI for a terminal decoding UTF-8 C1 controls: "erase line" and a forged verdict.
+    const evil = 'x\u009b2K\u009b1Aforged PERMIT\u202e\u2028';
+    const log = await openLog(path);
+    await log.append(verdict({ principal: evil, session: evil, reason: evil }));
+    await log.close();
+    for (const argv of [['show', path, '--json'], ['stats', path, '--json'], ['verify', path, '--keys', keysPath, '--json']]) {
+      const r = await cli(...argv);
+      expect(r.code, argv.join(' ')).toBe(0);
+      expect(r.out, argv.join(' ')).not.toMatch(/[\u007f-\u009f\u202a-\u202e\u2028\u2029]/);
+      expect(r.out).toContain('\\u009b2K');
+    }
+    const shown = JSON.parse((await cli('show', path, '--json', '--type', 'verdict')).out) as VerdictRecord;
+    expect(shown.principal).toBe(evil);
+  });
+});
+
+describe('kavach audit show on a chain-valid record of an unexpected shape', () => {
+  it('prints an invalidation record without a scope instead of crashing, with or without filters', async () => {
+    const path = fresh();
+    const log = await openLog(path);
+    await log.append(verdict({ principal: 'alice' }));
+    await log.close();
+    // Appended without the key (unsealed): the hash chain holds, the shape is not the writer's.
+    const last = parse(lines(path).at(-1) as string);
+    const odd = sealRecord({ type: 'invalidation', time: 5, reason: 'odd', remote: false, scope: null, seq: (last.seq as number) + 1, prev: last.hash, log: last.log });
+    writeFileSync(path, `${readFileSync(path, 'utf8')}${odd.line}\n`);
+    const shown = await cli('show', path);
+    expect(shown.code).toBe(0);
+    expect(shown.out).toMatch(/INVALIDATE.*odd/);
+    expect((await cli('show', path, '--principal', 'alice')).code).toBe(0);
+    expect((await cli('show', path, '--session', 'sess-1')).code).toBe(0);
   });
 });

@@ -1,15 +1,16 @@
-import { copyFileSync, readFileSync } from 'node:fs';
+import { copyFileSync, readFileSync, statSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { run as cli } from '../../src/cli/audit.ts';
-import { AuditLog } from '../../src/audit/index.ts';
-import { buildAuditReport, bucketWidth, scriptSafeJson, type ReportModel, type ReportRow } from '../../src/audit/report/index.ts';
+import { AuditLog, type AuditRecord } from '../../src/audit/index.ts';
+import { buildAuditReport, buildReportModel, bucketWidth, scriptSafeJson, writeAuditReport, type ReportModel, type ReportRow } from '../../src/audit/report/index.ts';
 import { Gate } from '../../src/engine/gate.ts';
-import { key, lines, tempDir, writeLines } from './helpers.ts';
+import { key, lines, logNamer, openLog, tempDir, verdict, writeLines } from './helpers.ts';
 import { START, writeGateRun, XSS_BREAKOUT, XSS_IMG, XSS_SCRIPT, type GateRun } from './report-fixture.ts';
 
 const dir = tempDir();
+const fresh = logNamer(dir, 'fresh');
 let gateRun: GateRun;
 let model: ReportModel;
 let html: string;
@@ -273,5 +274,44 @@ describe('kavach audit report', () => {
     const missing = await run('report', join(dir, 'nope.jsonl'), '--keys', gateRun.keysPath, '--out', join(dir, 'y.html'));
     expect(missing.code).toBe(2); // a file that cannot be read, not a log that failed verification
     expect(missing.err).toContain('no audit log at');
+  });
+});
+
+describe('report totals keyed by recorded text', () => {
+  it('count outcomes named like Object.prototype members', () => {
+    const header = { prev: 'A'.repeat(43), log: 'l', hash: 'h' };
+    const records = ['constructor', '__proto__', 'ok', 'constructor'].map((outcome, seq) => (
+      { ...header, seq, time: 1_000 + seq, type: 'outcome', evaluationId: `e${seq}`, outcome, durationMs: 1 }
+    )) as unknown as AuditRecord[];
+    const model = buildReportModel([{ source: 'x', records, unverified: [], files: ['x'] }], { generatedAt: 0 });
+    expect(Object.entries(model.summary.totals.outcomes).sort()).toEqual([['__proto__', 1], ['constructor', 2], ['ok', 1]]);
+  });
+});
+
+describe('the report time axis', () => {
+  it('is built for calls whose times span more than a double can hold (recorded time is any finite number)', () => {
+    const header = { prev: 'A'.repeat(43), log: 'l', hash: 'h' };
+    const records = [-1.7e308, 1_770_000_000_000, 1.7e308].map((time, seq) => (
+      { ...header, seq, time, type: 'verdict', evaluationId: `e${seq}`, principal: 'p', verdict: 'permit' }
+    )) as unknown as AuditRecord[];
+    const model = buildReportModel([{ source: 'x', records, unverified: [], files: ['x'] }], { generatedAt: 0 });
+    const buckets = model.summary.verdictsOverTime;
+    expect(buckets.length).toBeGreaterThan(0);
+    expect(buckets.length).toBeLessThanOrEqual(49);
+    expect(buckets.reduce((n, b) => n + b.permit, 0)).toBe(3);
+    expect(Number.isFinite(model.summary.bucketMs)).toBe(true);
+  });
+});
+
+describe('writeAuditReport output file', () => {
+  it('is created no more readable than the log it copies (not world-readable)', async () => {
+    const path = fresh();
+    const log = await openLog(path, { recordArgs: true });
+    await log.append(verdict({ args: { card: '4111 1111 1111 1111' } }));
+    await log.close();
+    const out = join(dir, 'private-report.html');
+    await writeAuditReport([path], key().publicKeys(), out);
+    expect(statSync(path).mode & 0o007).toBe(0);
+    expect(statSync(out).mode & 0o007).toBe(0);
   });
 });

@@ -1,13 +1,14 @@
-import { copyFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { AuditError, verifyAuditLog, type AuditErrorCode, type AuditKeys } from '../../src/audit/index.ts';
 import { CHECKPOINT_DOMAIN, checkpointMessage, sealRecord } from '../../src/audit/record.ts';
 import { KeyPair } from '../../src/crypto/keys.ts';
 import { signEnvelope } from '../../src/crypto/signatures.ts';
-import { key, lines, openLog, parse, tempDir, verdict, writeLines, writeLog } from './helpers.ts';
+import { auditRejection, key, lines, logNamer, openLog, parse, tempDir, verdict, writeLines, writeLog } from './helpers.ts';
 
 const dir = tempDir();
+const fresh = logNamer(dir, 'fresh');
 let base: string[];
 const text = (ls: readonly string[]): string => ls.map((l) => `${l}\n`).join('');
 
@@ -247,5 +248,45 @@ describe('pinning which keys may seal a log', () => {
     const err = await failure(text(base), both, { signers: [other.kid] });
     expect(err.code).toBe('WRONG_KEY');
     expect(err.message).toContain('may not seal this log');
+  });
+});
+
+describe('verifyAuditLog counting names that are also Object.prototype members', () => {
+  it('counts principals, actions and sessions named constructor, __proto__ or toString like any other', async () => {
+    const path = fresh();
+    const log = await openLog(path);
+    for (const name of ['constructor', '__proto__', 'toString', 'constructor']) {
+      await log.append(verdict({ principal: name, action: name, session: name }));
+    }
+    await log.close();
+    const report = await verifyAuditLog(path, key().publicKeys());
+    const expected = [['__proto__', 1], ['constructor', 2], ['toString', 1]];
+    for (const counts of [report.byPrincipal, report.byAction, report.bySession]) {
+      expect(Object.entries(counts).sort()).toEqual(expected);
+      expect(Object.entries(JSON.parse(JSON.stringify(counts)) as object).sort()).toEqual(expected);
+    }
+  });
+});
+
+describe('verifyAuditLog on bytes that are not UTF-8', () => {
+  it('are refused at the index of their record, though they decode to the same text as the original bytes', async () => {
+    const path = fresh();
+    const log = await openLog(path);
+    // A lone surrogate is recorded as U+FFFD (EF BF BD).
+    await log.append(verdict({ reason: 'bad \ud800 input' }));
+    await log.append(verdict());
+    await log.close();
+    const bytes = readFileSync(path);
+    const at = bytes.indexOf(Buffer.from('\ufffd', 'utf8'));
+    expect(at).toBeGreaterThan(0);
+    // An invalid byte in its place decodes to U+FFFD as well: the hash still matches.
+    const tampered = Buffer.concat([bytes.subarray(0, at), Buffer.from([0xff]), bytes.subarray(at + 3)]);
+    writeFileSync(path, tampered);
+    const err = await auditRejection(verifyAuditLog(path, key().publicKeys()));
+    expect(err.code).toBe('BAD_RECORD');
+    expect(err.index).toBe(1);
+    // A writer does not continue (and seal) a tail that fails verification.
+    expect((await auditRejection(openLog(path))).code).toBe('BAD_RECORD');
+    expect(readFileSync(path).equals(tampered)).toBe(true);
   });
 });

@@ -191,4 +191,30 @@ describe.skipIf(!haveChromium && !ci)('audit report in headless chromium', () =>
     expect(watch).toEqual({ dialogs: [], requests: [], errors: [] });
     await page.close();
   });
+
+  it('renders every session lane of calls whose times span more than a double holds, without a script error', async () => {
+    const path = join(dir, 'wide.jsonl');
+    const log = await openLog(path);
+    // Recorded times are any finite number the caller passed: one session of 45 calls spanning them.
+    const times = [-1.7e308, 1.7e308, ...Array.from({ length: 43 }, (_, i) => 1_770_000_000_000 + i)];
+    for (const time of times) await log.append(verdict({ session: 'wide', time }));
+    await log.close();
+    const html = join(dir, 'wide.html');
+    writeFileSync(html, (await buildAuditReport([path], key().publicKeys())).html);
+    const page = await browser.newPage();
+    try {
+      const errors: string[] = [];
+      page.on('pageerror', (e) => errors.push(e.message));
+      page.on('console', (m) => {
+        if (m.type() === 'error') errors.push(m.text());
+      });
+      await page.goto(pathToFileURL(html).href);
+      await page.waitForSelector('body[data-ready="true"]', { timeout: 20_000 }).catch(() => undefined);
+      expect(errors).toEqual([]);
+      expect(await page.getAttribute('body', 'data-ready')).toBe('true');
+      expect(await page.locator('#sessions-body svg.lane rect').count()).toBeGreaterThan(0);
+    } finally {
+      await page.close();
+    }
+  }, 60_000);
 });
