@@ -5,6 +5,7 @@ import {
 import { describe, expect, expectTypeOf, it } from 'vitest';
 import { z } from 'zod';
 import { guardTool, guardTools, kavachInputGuardrail, type KavachGuardrailInfo } from '../../src/adapters/openai-agents.ts';
+import { Gate } from '../../src/engine/gate.ts';
 import { agent as principal, countingGate, refundGate, throwingGate } from './fixtures.ts';
 
 type Step = { call: { id: string; name: string; args: unknown } } | { text: string };
@@ -127,5 +128,58 @@ describe('openai agents guardTool', () => {
     expect((await guardrail.run(data('same'))).behavior).toEqual({ type: 'allow' });
     expect((await guardrail.run(data('other'))).behavior).toMatchObject({ type: 'rejectContent', message: expect.stringMatching(/\[RATE_LIMITED\]/) });
     expect(gate.calls).toEqual(['same', 'same', 'other']);
+  });
+});
+
+describe('openai agents: the guardrail judges the arguments the tool will receive (after its schema fills defaults)', () => {
+  const gate = () => Gate.fromDict({
+    policy: [
+      { name: 'no-ceo', effect: 'refuse', conditions: [{ param_in: { field: 'to', values: ['ceo@corp.example'] } }] },
+      { name: 'no-wire', effect: 'refuse', conditions: [{ param_in: { field: 'channel', values: ['wire'] } }] },
+      { name: 'mail', effect: 'permit', conditions: [{ action: 'send_mail' }] },
+    ],
+  }, { drift: false });
+  const mailTool = (sent: Array<{ to: string; channel: string }>, extra: Record<string, unknown> = {}) => tool({
+    name: 'send_mail',
+    description: 'Send a mail.',
+    // The schema fills in a missing channel: the gate must judge what the tool runs with.
+    parameters: z.object({ to: z.string(), channel: z.string().default('wire') }),
+    ...extra,
+    execute: async ({ to, channel }) => {
+      sent.push({ to, channel });
+      return `sent to ${to}`;
+    },
+  });
+
+  const script = () => new ScriptedModel([
+    { call: { id: 'c1', name: 'send_mail', args: { to: 'ceo@corp.example', channel: 'email' } } },
+    { call: { id: 'c2', name: 'send_mail', args: { to: 'ops@corp.example' } } },
+    { call: { id: 'c3', name: 'send_mail', args: { to: 'ops@corp.example', channel: null } } },
+    { call: { id: 'c4', name: 'send_mail', args: { to: 'ops@corp.example', channel: 'email' } } },
+    { text: 'done' },
+  ]);
+  const expectOnlyTheLastSent = (sent: unknown[], model: ScriptedModel) => {
+    expect(sent).toEqual([{ to: 'ops@corp.example', channel: 'email' }]);
+    const outputs = resultsSeen(model.inputs[4]).map((r) => textOf(r.output));
+    expect(outputs[0]).toMatch(/^Refused by policy \[POLICY_DENIED\] policy: 'no-ceo'/);
+    expect(outputs[1]).toMatch(/^Refused by policy \[POLICY_DENIED\] policy: 'no-wire'/);
+    // strict mode's null for a defaulted field: the schema rejects it, so the tool does not run either way
+    expect(outputs[2]).not.toMatch(/^sent/);
+    expect(outputs[3]).toBe('sent to ops@corp.example');
+  };
+
+  it('guardTool: a channel the schema fills in cannot slip past a refuse policy', async () => {
+    const sent: Array<{ to: string; channel: string }> = [];
+    const model = script();
+    await runner.run(new Agent({ name: 'mailer', model, tools: [guardTool(mailTool(sent), gate(), { principal })] }), 'go');
+    expectOnlyTheLastSent(sent, model);
+  });
+
+  it('kavachInputGuardrail given to tool() itself finds the tool by name and judges the same', async () => {
+    const sent: Array<{ to: string; channel: string }> = [];
+    const model = script();
+    const guarded = mailTool(sent, { inputGuardrails: [kavachInputGuardrail(gate(), { principal })] });
+    await runner.run(new Agent({ name: 'mailer', model, tools: [guarded] }), 'go');
+    expectOnlyTheLastSent(sent, model);
   });
 });

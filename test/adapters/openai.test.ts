@@ -9,11 +9,14 @@ import { agent, countingGate, refundGate, throwingGate } from './fixtures.ts';
 
 type Turn = { toolCalls: Array<{ id: string; name: string; args: unknown }> } | { text: string };
 
+/** What the client sent: the conversation so far and the tools it offered. */
+type ScriptedRequest = { messages: Array<Record<string, unknown>>; tools?: Array<{ function: { name: string } }> };
+
 /** An OpenAI client whose fetch answers chat completions from a script and records each request. */
 function scriptedClient(turns: Turn[]) {
-  const requests: Array<{ messages: Array<Record<string, unknown>> }> = [];
+  const requests: ScriptedRequest[] = [];
   const fetch = async (_url: string | URL | Request, init?: RequestInit): Promise<Response> => {
-    requests.push(JSON.parse(String(init?.body)) as { messages: Array<Record<string, unknown>> });
+    requests.push(JSON.parse(String(init?.body)) as ScriptedRequest);
     const turn = turns[requests.length - 1];
     if (!turn) return new Response(JSON.stringify({ error: { message: 'script exhausted' } }), { status: 400 });
     const message = 'text' in turn
@@ -190,5 +193,34 @@ describe('openai gateToolCalls', () => {
     }
     expect(ran).toEqual([20]);
     expect(toolMessagesOf(requests[1]).map((m) => m.tool_call_id)).toEqual(['h1', 'h2']);
+  });
+});
+
+describe('openai runTools: a tool named only by its function keeps its name', () => {
+  it('the guarded copy is offered, and called, under the function name the gate judges', async () => {
+    const { client, requests } = scriptedClient([
+      { toolCalls: [{ id: 'c1', name: 'lookup_order', args: { id: 'A1' } }] },
+      { text: 'done' },
+    ]);
+    const looked: string[] = [];
+    // The SDK takes a tool's name from its function's name when none is given.
+    const tool = {
+      type: 'function' as const,
+      function: {
+        description: 'Look an order up.',
+        parameters: { type: 'object', properties: { id: { type: 'string' } } },
+        parse: (s: string) => JSON.parse(s) as { id: string },
+        function: async function lookup_order(args: { id: string }) {
+          looked.push(args.id);
+          return 'found';
+        },
+      },
+    };
+    const runner = client.chat.completions.runTools({
+      model: 'fake', messages: [{ role: 'user', content: 'go' }], tools: guardRunnableTools([tool], refundGate(), { principal: agent }),
+    });
+    expect(await runner.finalContent()).toBe('done');
+    expect(requests[0]?.tools?.map((t) => t.function.name)).toEqual(['lookup_order']);
+    expect(looked).toEqual(['A1']);
   });
 });

@@ -146,3 +146,18 @@ describe.skipIf(skipRedis)('RedisInvalidationBus', () => {
     expect(b.received[0]?.scope).toMatchObject({ type: 'session' });
   });
 });
+
+describe('RedisInvalidationBus options', () => {
+  it('refuses a maxAgeMs or maxSkewMs that would switch the staleness and replay checks off', () => {
+    const kp = KeyPair.generate();
+    const base = { keyPrefix: `${prefix}busopts:`, signer: keyPairSigner(kp), verifier: keysVerifier(kp.publicKeys()) };
+    for (const bad of [{ maxAgeMs: Number.NaN }, { maxAgeMs: -1 }, { maxAgeMs: Infinity }, { maxSkewMs: Number.NaN }, { maxSkewMs: -5 }]) {
+      let made: RedisInvalidationBus | undefined;
+      try {
+        expect(() => (made = new RedisInvalidationBus(REDIS_URL, { ...base, ...bad })), JSON.stringify(bad)).toThrow(TypeError);
+      } finally {
+        if (made) closers.push(() => made?.close());
+      }
+    }
+  });
+});
