@@ -8,9 +8,8 @@
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { AuditLog, verifyAuditLog } from '../src/audit/index.ts';
-import type { VerdictEvent } from '../src/engine/ports.ts';
-import { KeyPair } from '../src/crypto/keys.ts';
+import { AuditLog, KeyPair, verifyAuditLog, type VerdictEvent } from '../dist/index.js';
+import './util.ts'; // warns when dist/ is older than src/
 
 const argv = process.argv.slice(2);
 const flag = (name: string, fallback: string): string => {

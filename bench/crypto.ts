@@ -7,12 +7,8 @@
  */
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { cryptoBackend, nativeMlDsa } from '../src/crypto/backend.ts';
-import { KeyPair } from '../src/crypto/keys.ts';
-import { PermitSigner } from '../src/crypto/permit-signer.ts';
-import { PermitVerifier } from '../src/crypto/permit-verifier.ts';
-import type { SignatureMode } from '../src/crypto/signatures.ts';
-import type { PermitRequest } from '../src/engine/ports.ts';
+import { cryptoBackend, KeyPair, PermitSigner, PermitVerifier, type PermitRequest, type SignatureMode } from '../dist/index.js';
+import { nativeMlDsa } from '../dist/crypto/backend.js';
 import { machine, printTable } from './util.ts';
 
 export interface CryptoBenchRow {

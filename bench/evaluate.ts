@@ -2,8 +2,7 @@
  * Evaluations per second and latency for a 100-policy set of mixed conditions, in-memory stores,
  * no signing, no audit. Run: npx tsx bench/evaluate.ts
  */
-import { Gate } from '../src/index.ts';
-import type { ActionContext } from '../src/index.ts';
+import { Gate, type ActionContext } from '../dist/index.js';
 import { machine, percentile, printTable } from './util.ts';
 
 export function hundredPolicies(): object {

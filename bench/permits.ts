@@ -14,13 +14,9 @@
 import { spawnSync } from 'node:child_process';
 import { loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
-import { cryptoBackend } from '../src/crypto/backend.ts';
-import { KeyPair } from '../src/crypto/keys.ts';
-import { PermitSigner, type PermitSignerOptions } from '../src/crypto/permit-signer.ts';
-import { PermitVerifier } from '../src/crypto/permit-verifier.ts';
-import { Gate } from '../src/engine/gate.ts';
-import { InMemoryReplayStore } from '../src/engine/stores.ts';
-import type { ActionContext } from '../src/engine/context.ts';
+import {
+  cryptoBackend, Gate, InMemoryReplayStore, KeyPair, PermitSigner, PermitVerifier, type ActionContext, type PermitSignerOptions,
+} from '../dist/index.js';
 import { contexts, hundredPolicies } from './evaluate.ts';
 import { machine, percentile } from './util.ts';
 

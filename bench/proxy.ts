@@ -22,9 +22,12 @@ import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js'
 import { Server } from '@modelcontextprotocol/sdk/server/index.js';
 import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js';
 import { CallToolRequestSchema, CallToolResultSchema, ListToolsRequestSchema } from '@modelcontextprotocol/sdk/types.js';
+import './util.ts'; // warns when dist/ is older than src/
 
 const REPO = resolve(import.meta.dirname, '..');
 const EVERYTHING = join(REPO, 'node_modules/@modelcontextprotocol/server-everything/dist/index.js');
+/** The built command (dist/), run by plain node: what users run, not src/ through tsx. */
+const KAVACH = join(REPO, 'bench/kavach-dist.mjs');
 const argv = process.argv.slice(2);
 const flag = (name: string, fallback: string): string => {
   const i = argv.indexOf(`--${name}`);
@@ -112,7 +115,7 @@ async function main(): Promise<void> {
   const warmup = Number(flag('warmup', '300'));
   const only = flag('only', '').split(',').filter(Boolean);
   const dir = mkdtempSync(join(tmpdir(), 'kavach-bench-proxy-'));
-  const keygen = spawnSync(process.execPath, [join(REPO, 'bin/kavach.js'), 'keygen', '--out', join(dir, 'keys')], { encoding: 'utf8' });
+  const keygen = spawnSync(process.execPath, [KAVACH, 'keygen', '--out', join(dir, 'keys')], { encoding: 'utf8' });
   if (keygen.status !== 0) throw new Error(`keygen failed: ${keygen.stderr}`);
   writeFileSync(join(dir, 'policy.toml'), '[[policy]]\nname = "echo"\neffect = "permit"\nconditions = [{ action = "everything.echo" }]\n');
   const config = (extra: string) => {
@@ -122,7 +125,7 @@ async function main(): Promise<void> {
   };
   // BENCH_CPU_PROF=DIR: each kavach process writes a V8 CPU profile there on exit.
   const prof = process.env.BENCH_CPU_PROF ? ['--cpu-prof', '--cpu-prof-interval=100', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : [];
-  const kavach = (extra: string) => [...prof, join(REPO, 'bin/kavach.js'), 'mcp', '--config', config(extra)];
+  const kavach = (extra: string) => [...prof, KAVACH, 'mcp', '--config', config(extra)];
   const keys = `[keys]\npath = "keys/secret.key"\nmode = "hybrid"\n`;
 
   const specs: [string, string, () => Promise<Variant>][] = [

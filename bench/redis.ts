@@ -5,10 +5,8 @@
  */
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
-import { Gate } from '../src/engine/gate.ts';
-import type { ActionContext } from '../src/engine/context.ts';
-import { KeyPair } from '../src/crypto/index.ts';
-import { keyPairSigner, keysVerifier, RedisInvalidationBus, RedisRateStore, RedisSessionStore } from '../src/redis/index.ts';
+import { Gate, KeyPair, type ActionContext } from '../dist/index.js';
+import { keyPairSigner, keysVerifier, RedisInvalidationBus, RedisRateStore, RedisSessionStore } from '../dist/redis/index.js';
 import { machine, percentile, printTable } from './util.ts';
 
 const URL = process.env.KAVACH_BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379';

@@ -1,6 +1,7 @@
 /**
- * `npm run bench`: every benchmark in bench/, one after the other (they share two cores, so
- * never in parallel), each in its own process. Prints each one's table and its wall time.
+ * `npm run bench`: builds, then runs every benchmark in bench/, one after the other (they share
+ * two cores, so never in parallel), each in its own process. Prints each one's table and its wall
+ * time. The benchmarks import the built dist/ (what users run); only their own code runs via tsx.
  */
 import { spawnSync } from 'node:child_process';
 import { readdirSync } from 'node:fs';

@@ -1,12 +1,13 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir, open, realpath, rename, type FileHandle } from 'node:fs/promises';
+import { mkdir, open, realpath, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { AuditSink, GateEvent } from '../engine/ports.ts';
 import { warningSink, type OnWarning } from '../engine/warnings.ts';
 import { isCheckpointSigner, type CheckpointSigner } from './checkpoint.ts';
 import { EntryEncoder, type AuditEntry, type RecordTypeSchema } from './entry.ts';
 import { AuditError } from './errors.ts';
-import { resolveLogPath, segmentPath, syncDir } from './files.ts';
+import { resolveLogPath, syncDir } from './files.ts';
+import { GroupCommitWriter, type PendingLine } from './group-commit.ts';
 import { LogLock } from './lock.ts';
 import { recoverTail, type TailState } from './recover.ts';
 import {
@@ -46,18 +47,6 @@ const DEFAULT_MAX_RECORD_BYTES = 1024 * 1024;
 /** Records the log writes itself: never refused for size (a hybrid checkpoint is ~4.6 kB). */
 const INTERNAL = new Set(['genesis', 'checkpoint', 'segment', 'recovery', 'resume', 'key']);
 
-interface Pending {
-  line: string;
-  record: AuditRecord;
-  resolve?: (record: AuditRecord) => void;
-  reject?: (err: unknown) => void;
-}
-/** Close the active file as rotated segment `rotate` before writing what follows. */
-interface Rotate {
-  rotate: number;
-}
-type QueueItem = Pending | Rotate;
-
 interface Deferred {
   body: RecordBody;
   resolve: (record: AuditRecord) => void;
@@ -68,19 +57,13 @@ interface Deferred {
  * The tamper-evident audit log: JSON Lines, each record hash-chained to the one before, sealed by
  * signed checkpoints. Implements the gate's AuditSink.
  *
- * Durability is group-committed: `append` encodes and chains the record at once (so order is call
- * order), queues its line, and resolves only after the write + fdatasync of the batch holding it.
- * All appends that arrive while one batch is being synced go out together in the next, so a
- * thousand concurrent callers share one fsync. While a checkpoint is being signed, new entries wait
- * un-chained, so every checkpoint seals exactly the records before it.
+ * Durability is group-committed (group-commit.ts): `append` encodes and chains the record at once
+ * (so order is call order), queues its line, and resolves only after the write + fdatasync of the
+ * batch holding it. While a checkpoint is being signed, new entries wait un-chained, so every
+ * checkpoint seals exactly the records before it.
  */
 export class AuditLog implements AuditSink {
-  private fh: FileHandle;
-  private queue: QueueItem[] = [];
-  private flushing = false;
-  /** Seq after the newest durable record, and who waits for it to pass a mark (flush). */
-  private durableNext = 0;
-  private durableWaiters: Array<{ target: number; resolve: () => void; reject: (err: unknown) => void }> = [];
+  private readonly writer: GroupCommitWriter;
   private sealing: Promise<void> | undefined;
   private deferred: Deferred[] = [];
   private rotateAfterSeal = false;
@@ -111,9 +94,8 @@ export class AuditLog implements AuditSink {
     state: { nextSeq: number; head: string; segment: number; segmentBytes: number; sinceCheckpoint: number },
     opts: AuditLogOptions,
   ) {
-    this.fh = fh;
+    this.writer = new GroupCommitWriter(path, fh, state.nextSeq, (err, inFlight) => this.fail(err, inFlight));
     this.seqNext = state.nextSeq;
-    this.durableNext = state.nextSeq;
     this.headHash = state.head;
     this.segment = state.segment;
     this.segmentBytes = state.segmentBytes;
@@ -237,8 +219,8 @@ export class AuditLog implements AuditSink {
     while (this.sealing) await this.sealing;
     if (this.failure) throw this.failure;
     const target = this.seqNext;
-    if (this.durableNext >= target) return;
-    await new Promise<void>((resolve, reject) => this.durableWaiters.push({ target, resolve, reject }));
+    if (this.writer.durableSeq >= target) return;
+    await this.writer.whenDurable(target);
   }
 
   /** Seals a checkpoint now (if anything is unsealed) and waits until it is durable. */
@@ -269,7 +251,7 @@ export class AuditLog implements AuditSink {
       await this.flush().catch(() => undefined);
       await this.sealWrite;
     } finally {
-      await this.fh.close().catch(() => undefined);
+      await this.writer.close().catch(() => undefined);
       await this.lock.release();
     }
     if (this.failure) throw this.failure;
@@ -308,17 +290,12 @@ export class AuditLog implements AuditSink {
     this.seqNext++;
     this.headHash = sealed.hash;
     this.segmentBytes += Buffer.byteLength(line);
-    const pending: Pending = { line, record: record as unknown as AuditRecord };
+    const pending: PendingLine = { line, record: record as unknown as AuditRecord };
     if (resolve) pending.resolve = resolve;
     if (reject) pending.reject = reject;
-    this.queue.push(pending);
+    this.writer.push(pending);
     if (body.type === 'checkpoint') this.sinceCheckpoint = 0;
     else this.sinceCheckpoint++;
-    if (!this.flushing) {
-      this.flushing = true;
-      // setImmediate, not a microtask: lets every caller resumed by the last batch append first.
-      setImmediate(() => void this.runFlush());
-    }
     if (this.sinceCheckpoint >= this.everyEntries && !this.sealing) this.startSeal();
     else if (this.segmentBytes >= this.maxSegmentBytes && !this.sealing && body.type !== 'checkpoint') {
       this.rotateAfterSeal = true;
@@ -368,7 +345,7 @@ export class AuditLog implements AuditSink {
       if (!this.closing && (this.rotateAfterSeal || this.segmentBytes >= this.maxSegmentBytes)) {
         this.rotateAfterSeal = false;
         this.segment++;
-        this.queue.push({ rotate: this.segment });
+        this.writer.rotateTo(this.segment);
         this.segmentBytes = 0;
         this.enqueue({ type: 'segment', time: this.clock(), segment: this.segment + 1 });
       }
@@ -399,83 +376,15 @@ export class AuditLog implements AuditSink {
       });
   }
 
-  private async runFlush(): Promise<void> {
-    let batch: QueueItem[] = [];
-    try {
-      while (this.queue.length > 0 && !this.failure) {
-        batch = this.queue;
-        this.queue = [];
-        let text = '';
-        for (const item of batch) {
-          if ('rotate' in item) {
-            await this.write(text);
-            text = '';
-            await this.rotate(item.rotate);
-          } else {
-            text += item.line;
-          }
-        }
-        await this.write(text);
-        await this.fh.datasync();
-        for (const item of batch) {
-          if (!('line' in item)) continue;
-          this.durableNext = item.record.seq + 1;
-          item.resolve?.(item.record);
-        }
-        batch = [];
-        this.wakeFlushers();
-      }
-    } catch (err) {
-      this.fail(new AuditError('LOG_FAILED', -1, `audit log ${this.path}: write failed: ${(err as Error)?.message ?? String(err)}`, { cause: err }), batch);
-    } finally {
-      this.flushing = false;
-      if (this.queue.length > 0 && !this.failure) {
-        this.flushing = true;
-        setImmediate(() => void this.runFlush());
-      }
-    }
-  }
-
-  private wakeFlushers(): void {
-    if (this.durableWaiters.length === 0) return;
-    const still: typeof this.durableWaiters = [];
-    for (const w of this.durableWaiters) {
-      if (w.target <= this.durableNext) w.resolve();
-      else still.push(w);
-    }
-    this.durableWaiters = still;
-  }
-
-  private async write(text: string): Promise<void> {
-    if (text.length === 0) return;
-    const buf = Buffer.from(text, 'utf8');
-    let off = 0;
-    while (off < buf.length) {
-      const { bytesWritten } = await this.fh.write(buf, off, buf.length - off);
-      off += bytesWritten;
-    }
-  }
-
-  /** Closes the sealed segment as PATH.00000N and starts a fresh active file. */
-  private async rotate(n: number): Promise<void> {
-    await this.fh.datasync();
-    await this.fh.close();
-    await rename(this.path, segmentPath(this.path, n));
-    this.fh = await open(this.path, 'a', 0o640);
-    await syncDir(dirname(this.path));
-  }
-
   /** The log takes no more appends: everything waiting is rejected with the cause. */
-  private fail(err: AuditError, inFlight: QueueItem[] = []): void {
+  private fail(err: AuditError, inFlight: readonly PendingLine[] = []): void {
     if (!this.failure) {
       this.failure = err;
       this.warn(err.message);
     }
     const failure = this.failure;
-    for (const item of [...inFlight, ...this.queue]) if ('line' in item) item.reject?.(failure);
-    this.queue = [];
+    this.writer.abort(failure, inFlight);
     for (const d of this.deferred.splice(0)) d.reject(failure);
-    for (const w of this.durableWaiters.splice(0)) w.reject(failure);
   }
 }
 

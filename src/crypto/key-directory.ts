@@ -11,7 +11,7 @@ import { canonicalJson } from '../engine/canonical-json.ts';
 import { toBase64Url, utf8 } from './encoding.ts';
 import { PermitError } from './errors.ts';
 import { publicKeyBundleSchema, resolveBundle, type KeyPair, type PublicKeyBundle } from './keys.ts';
-import { signEnvelopeBytes, verifyEnvelopeSync, type SignatureMode } from './signatures.ts';
+import { signEnvelopeBytes, verifyEnvelopeSync, type KeyLookup, type SignatureMode } from './signatures.ts';
 
 export const MANIFEST_FORMAT = 'kavach-keys/1';
 export const MANIFEST_DOMAIN = 'key-manifest';
@@ -111,7 +111,7 @@ export function buildSignedManifest(
   return `${JSON.stringify({ ...payload, signature }, null, 2)}\n`;
 }
 
-export class PublicKeyDirectory {
+export class PublicKeyDirectory implements KeyLookup {
   #keys: Map<string, PublicKeyBundle>;
   #source: Source;
   #manifest: { version: number; issuedAt: number; digest: string } | undefined;

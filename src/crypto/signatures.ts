@@ -12,7 +12,6 @@
 import { ED25519_SIGNATURE, MLDSA65_SIGNATURE, ed25519Verify, mlDsa } from './backend.ts';
 import { concatBytes, fromBase64Url, toBase64Url, utf8 } from './encoding.ts';
 import { PermitError } from './errors.ts';
-import type { PublicKeyDirectory } from './key-directory.ts';
 import { KID_LENGTH, ed25519Sign, kidToBytes, mlDsaSign, resolveBundle, type KeyPair, type PublicKeyBundle, type ResolvedBundle } from './keys.ts';
 
 export type SignatureMode = 'hybrid' | 'pq';
@@ -90,17 +89,25 @@ export function parseEnvelope(envelope: string): ParsedEnvelope {
   };
 }
 
-type KeySource = PublicKeyBundle | PublicKeyDirectory;
+/**
+ * Where verification finds a signer's public key by kid. A port, so that this module needs no
+ * key directory: PublicKeyDirectory implements it (and imports this module to verify manifests).
+ */
+export interface KeyLookup {
+  get(kid: string): PublicKeyBundle | undefined;
+}
+
+/** One trusted key, or a lookup of several. */
+export type KeySource = PublicKeyBundle | KeyLookup;
+
+function isKeyLookup(keys: KeySource): keys is KeyLookup {
+  return typeof (keys as Partial<KeyLookup>).get === 'function';
+}
 
 function lookup(keys: KeySource, kid: string): ResolvedBundle {
-  const dir = keys as Partial<PublicKeyDirectory>;
   let bundle: PublicKeyBundle | undefined;
-  if (typeof dir.get === 'function') {
-    bundle = dir.get(kid);
-  } else {
-    const single = keys as PublicKeyBundle;
-    if (single?.kid === kid) bundle = single;
-  }
+  if (isKeyLookup(keys)) bundle = keys.get(kid);
+  else if (keys.kid === kid) bundle = keys;
   if (!bundle) throw new PermitError('UNKNOWN_KEY', `no public key with kid ${kid}`);
   try {
     return resolveBundle(bundle);

@@ -1,12 +1,7 @@
 import { validateContext } from '../engine/context.ts';
-import type { EvalInput } from '../engine/policy/compile.ts';
+import { judgedBeforeTheCall, type Condition, type EvalInput } from '../engine/policy/condition.ts';
 import type { PolicySet } from '../engine/policy/policy-set.ts';
 import type { PrincipalConfig } from './config.ts';
-
-/** Conditions that depend only on who is calling and what, never on the arguments or on time. */
-const STATIC_KEYS = new Set(['identity_kind', 'identity_role', 'identity_id', 'action']);
-/** With a known resource (a listed URI, a prompt name) its condition is static too. */
-const STATIC_KEYS_WITH_RESOURCE = new Set([...STATIC_KEYS, 'resource']);
 
 /**
  * Whether some call of `action` by `principal` could be permitted. Conservative toward showing:
@@ -16,7 +11,9 @@ const STATIC_KEYS_WITH_RESOURCE = new Set([...STATIC_KEYS, 'resource']);
  */
 export function couldBePermitted(policies: PolicySet, principal: PrincipalConfig, action: string, resource?: string): boolean {
   let input: EvalInput;
-  const staticKeys = resource === undefined ? STATIC_KEYS : STATIC_KEYS_WITH_RESOURCE;
+  // Conditions on who is calling and what (and, with a known resource such as a listed URI or a
+  // prompt name, on the resource), never on the arguments or on time.
+  const isStatic = (c: Condition): boolean => judgedBeforeTheCall(c, resource !== undefined);
   try {
     const raw: Record<string, unknown> = { principalId: principal.principalId, principalKind: principal.principalKind, roles: principal.roles, actionName: action, params: {} };
     if (resource !== undefined) raw.resource = resource;
@@ -27,8 +24,8 @@ export function couldBePermitted(policies: PolicySet, principal: PrincipalConfig
   }
   let permitted = false;
   for (const policy of policies.candidates(action)) {
-    const staticOnly = policy.conditions.every((c) => staticKeys.has(c.key));
-    const staticHolds = policy.conditions.every((c) => !staticKeys.has(c.key) || c.test(input));
+    const staticOnly = policy.conditions.every(isStatic);
+    const staticHolds = policy.conditions.every((c) => !isStatic(c) || c.test(input));
     if (!staticHolds) continue;
     if (policy.effect === 'refuse') {
       // Under deny-overrides an always-matching refuse wins; under first-match only if it comes first.

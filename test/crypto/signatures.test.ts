@@ -1,7 +1,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { KeyPair } from '../../src/crypto/keys.ts';
 import { PublicKeyDirectory } from '../../src/crypto/key-directory.ts';
-import { ENVELOPE_BYTES, signEnvelope, verifyEnvelope } from '../../src/crypto/signatures.ts';
+import { ENVELOPE_BYTES, signEnvelope, verifyEnvelope, type KeyLookup } from '../../src/crypto/signatures.ts';
 import { T0, b64, flipBit, rejectsWith, unb64 } from './helpers.ts';
 
 let kp: KeyPair;
@@ -22,6 +22,15 @@ describe('signature envelopes', () => {
     expect(await verifyEnvelope(kp.publicKeys(), mode, 'audit-checkpoint', msg, env)).toEqual({ kid: kp.kid });
     const dir = PublicKeyDirectory.inMemory([other.publicKeys(), kp.publicKeys()]);
     expect(await verifyEnvelope(dir, mode, 'audit-checkpoint', msg, env)).toEqual({ kid: kp.kid });
+  });
+
+  it('verify against any key lookup, asking it for the signer\'s kid only', async () => {
+    const env = await signEnvelope(kp, 'hybrid', 'audit-checkpoint', msg);
+    const asked: string[] = [];
+    const lookup: KeyLookup = { get: (kid) => (asked.push(kid), kid === kp.kid ? kp.publicKeys() : undefined) };
+    expect(await verifyEnvelope(lookup, 'hybrid', 'audit-checkpoint', msg, env)).toEqual({ kid: kp.kid });
+    expect(asked).toEqual([kp.kid]);
+    await rejectsWith(verifyEnvelope({ get: () => undefined }, 'hybrid', 'audit-checkpoint', msg, env), 'UNKNOWN_KEY');
   });
 
   it('are bound to their domain (another domain → BAD_SIGNATURE)', async () => {

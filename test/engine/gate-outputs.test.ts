@@ -98,6 +98,19 @@ describe('the refusal text models see', () => {
     expect(v.kind === 'refuse' && v.reason).toMatch(/amount <= 10 \(got 50\)/);
   });
 
+  it('names a permit for a role the caller lacks, never one for another principal kind or id', async () => {
+    const gate = Gate.fromDict({
+      policies: [
+        { name: 'users-only', effect: 'permit', conditions: [{ identity_kind: 'user' }] },
+        { name: 'bob-only', effect: 'permit', conditions: [{ identity_id: 'bob' }] },
+        { name: 'ops-only', effect: 'permit', conditions: [{ identity_role: 'ops' }, { param_max: { field: 'amount', max: 10 } }] },
+      ],
+    }, { drift: false });
+    const v = await gate.evaluate(ctx({ roles: [], params: { amount: 1 } }));
+    expect(v).toMatchObject({ kind: 'refuse', code: 'NO_POLICY_MATCH', policy: 'ops-only' });
+    expect(v.kind === 'refuse' && v.reason).toMatch(/requires principal has role "ops"/);
+  });
+
   it('quotes at most a short prefix of a huge argument', async () => {
     const gate = Gate.fromDict({ policies: [{ name: 'p', effect: 'permit', conditions: [{ param_in: { field: 'x', values: ['a'] } }] }] }, { drift: false });
     const v = await gate.evaluate(ctx({ params: { x: 'y'.repeat(100_000) } }));

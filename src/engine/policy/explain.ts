@@ -2,6 +2,7 @@ import type { ValidContext } from '../context.ts';
 import type { SessionState } from '../stores.ts';
 import type { Condition, EvalInput } from './compile.ts';
 import type { PolicySet } from './policy-set.ts';
+import type { Effect } from './schema.ts';
 
 export interface ConditionTrace {
   condition: string;
@@ -14,7 +15,7 @@ export interface ConditionTrace {
 
 export interface PolicyTrace {
   name: string;
-  effect: 'permit' | 'refuse';
+  effect: Effect;
   priority: number;
   /** Whether this policy's stateless conditions all hold. */
   matches: boolean;

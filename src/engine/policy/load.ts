@@ -1,9 +1,9 @@
 import { parse as parseToml } from 'smol-toml';
 import { PolicyError } from '../errors.ts';
+import { CONDITION_KEYS, CONDITIONS, STATEFUL_CONDITIONS, isLeafCondition, type ConditionSpec } from './conditions.ts';
 import {
-  CONDITION_KEYS, CONDITION_SCHEMAS, INVARIANT_SCHEMAS, MAX_CONDITION_DEPTH, STATEFUL_CONDITIONS,
-  documentSchema, joinPath, parseAt, policyHeaderSchema, suggest,
-  type ConditionSpec, type FileInvariantSpec, type LeafConditionKey, type PolicySetSpec, type PolicySpec,
+  INVARIANT_SCHEMAS, MAX_CONDITION_DEPTH, documentSchema, joinPath, parseAt, policyHeaderSchema, suggest,
+  type FileInvariantSpec, type PolicySetSpec, type PolicySpec,
 } from './schema.ts';
 
 export type PolicyFormat = 'toml' | 'json';
@@ -104,8 +104,8 @@ function parsePolicy(raw: unknown, path: string): PolicySpec {
     // TOML puts a key written after a [[policy]] table into that table.
     throw new PolicyError(`${path}.combining`, 'unknown key (in TOML, write combining above the first [[policy]] table)');
   }
-  const header = parseAt(policyHeaderSchema, raw, path);
-  const conditions = header.conditions.map((c, i) => parseCondition(c, `${path}.conditions[${i}]`, 0));
+  const { conditions: rawConditions, priority, ...header } = parseAt(policyHeaderSchema, raw, path);
+  const conditions = rawConditions.map((c, i) => parseCondition(c, `${path}.conditions[${i}]`, 0));
   if (header.effect === 'refuse') {
     conditions.forEach((c, i) => {
       const key = Object.keys(c)[0] as string;
@@ -114,9 +114,8 @@ function parsePolicy(raw: unknown, path: string): PolicySpec {
       }
     });
   }
-  const spec: PolicySpec = { name: header.name, effect: header.effect, conditions, priority: header.priority ?? 100 };
-  if (header.description !== undefined) spec.description = header.description;
-  return spec;
+  // Every other header field (description, and whatever is added to the schema) passes through as parsed.
+  return { ...header, conditions, priority: priority ?? 100 } satisfies PolicySpec;
 }
 
 function singleKey(raw: unknown, path: string, what: string, known: readonly string[]): string {
@@ -140,8 +139,8 @@ function parseCondition(raw: unknown, path: string, depth: number): ConditionSpe
     return { any_of: value.map((c, i) => nested(parseCondition(c, `${at}[${i}]`, depth + 1), `${at}[${i}]`)) };
   }
   if (key === 'not') return { not: nested(parseCondition(value, at, depth + 1), at) };
-  const schema = CONDITION_SCHEMAS[key as LeafConditionKey];
-  return { [key]: parseAt(schema, value, at) } as ConditionSpec;
+  if (!isLeafCondition(key)) throw new PolicyError(at, 'unknown condition'); // singleKey already refused it
+  return { [key]: parseAt(CONDITIONS[key].schema, value, at) } as ConditionSpec;
 }
 
 /** Rate limits and budgets charge on permit; under any_of/not "charged" would have no clear meaning. */

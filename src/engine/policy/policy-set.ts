@@ -1,9 +1,10 @@
 import { compileCondition, type Condition, type EvalInput } from './compile.ts';
-import type { PolicySetSpec, PolicySpec } from './schema.ts';
+import { fixedForTheCaller } from './condition.ts';
+import type { Effect, PolicySetSpec, PolicySpec } from './schema.ts';
 
 export interface CompiledPolicy {
   name: string;
-  effect: 'permit' | 'refuse';
+  effect: Effect;
   priority: number;
   description?: string;
   /** Every condition, in file order (positions name the rate counters). */
@@ -90,7 +91,7 @@ export class PolicySet {
     for (const policy of candidates) {
       if (policy.effect !== 'permit') continue;
       const failing = policy.conditions.filter((c) => !c.test(input));
-      if (failing.some((c) => c.key === 'action' || c.key === 'identity_kind' || c.key === 'identity_id')) continue;
+      if (failing.some(fixedForTheCaller)) continue;
       if (!nearest || failing.length < nearest.failing.length) nearest = { policy, failing };
     }
     const base = `no policy permits ${subject(input)}`;
@@ -121,10 +122,10 @@ function compilePolicy(spec: PolicySpec): CompiledPolicy {
   const stateful = conditions.flatMap((condition, position) => (condition.charge ? [{ condition, position }] : []));
   // Action conditions depend on the action name alone: they are checked once per name, when
   // `candidates` builds its cache, and never again per call.
-  const actionConditions = conditions.filter((c) => c.key === 'action');
+  const actionConditions = conditions.filter((c) => c.reads === 'action');
   const probe = (action: string): EvalInput => ({ ctx: { actionName: action } as EvalInput['ctx'], now: 0, session: undefined });
   const appliesTo = (action: string) => actionConditions.every((c) => c.test(probe(action)));
-  const rest = conditions.filter((c) => c.key !== 'action');
+  const rest = conditions.filter((c) => c.reads !== 'action');
   const policy: CompiledPolicy = { name: spec.name, effect: spec.effect, priority: spec.priority, conditions, stateful, appliesTo, rest };
   if (spec.description !== undefined) policy.description = spec.description;
   return policy;

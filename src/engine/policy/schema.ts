@@ -1,95 +1,17 @@
 import { z } from 'zod';
-import { PRINCIPAL_KINDS } from '../context.ts';
-import { parseDuration } from '../duration.ts';
-import { fieldProblem } from '../json-pointer.ts';
-import { globProblem } from '../glob.ts';
-import { parseTimeWindow } from '../conditions/time-window.ts';
-import { rootProblem } from '../conditions/path-within.ts';
-import { hostPatternProblem } from '../conditions/url-host.ts';
-import { cidrProblem } from '../conditions/ip-in.ts';
 import { PolicyError } from '../errors.ts';
+import { CONDITIONS, type ConditionSpec } from './conditions.ts';
+import { duration, glob } from './value-schemas.ts';
+
+export type { ConditionSpec, LeafCondition, LeafConditionKey } from './conditions.ts';
 
 /** Nesting of any_of / not deeper than this is refused: policies should stay readable. */
 export const MAX_CONDITION_DEPTH = 8;
 export const MAX_POLICIES = 10_000;
 
-const refineWith = (problem: (v: string) => string | undefined) => (v: string, ctx: z.RefinementCtx) => {
-  const p = problem(v);
-  if (p) ctx.addIssue({ code: 'custom', message: p });
-};
-const durationProblem = (v: string | number): string | undefined => {
-  try {
-    parseDuration(v);
-    return undefined;
-  } catch (err) {
-    return (err as Error).message;
-  }
-};
-
-/** Judged paths are absolute and never end in `/`: an exclude glob that cannot match one excludes nothing. */
-const excludeProblem = (g: string): string | undefined =>
-  (!g.startsWith('/') && !g.startsWith('*')) || (g.length > 1 && g.endsWith('/'))
-    ? `"${g}" would never match a path (paths are absolute, without a trailing /): write e.g. "*/.env" or "*/.git/*"`
-    : undefined;
-
-const text = z.string().min(1, 'must not be empty').max(4096);
-const glob = z.string().max(1024).superRefine(refineWith(globProblem));
-const field = z.string().max(1024).superRefine(refineWith(fieldProblem));
-const duration = z.union([z.string(), z.number()]).superRefine((v, ctx) => {
-  const p = durationProblem(v);
-  if (p) ctx.addIssue({ code: 'custom', message: p });
-});
-const oneOrMany = <T extends z.ZodType>(item: T) => z.union([item, z.array(item).min(1, 'must not be empty')]);
-const scalar = z.union([z.string(), z.number(), z.boolean()]);
-export const PER_SCOPES = ['principal+action', 'principal', 'session', 'global'] as const;
-
-/** Schemas of the leaf conditions, by their single key. any_of and not are handled by the loader. */
-export const CONDITION_SCHEMAS = {
-  identity_kind: oneOrMany(z.enum(PRINCIPAL_KINDS)),
-  identity_role: oneOrMany(text),
-  identity_id: oneOrMany(glob),
-  action: oneOrMany(glob),
-  resource: oneOrMany(glob),
-  param_max: z.strictObject({ field, max: z.number() }),
-  param_min: z.strictObject({ field, min: z.number() }),
-  param_in: z.strictObject({ field, values: z.array(scalar).min(1, 'must not be empty') }),
-  param_not_in: z.strictObject({ field, values: z.array(scalar).min(1, 'must not be empty') }),
-  param_glob: z.strictObject({ field, pattern: glob }),
-  param_max_length: z.strictObject({ field, max: z.number().int().min(0) }),
-  path_within: z.strictObject({
-    field,
-    roots: z.array(z.string().superRefine(refineWith(rootProblem))).min(1, 'must not be empty'),
-    // Globs no path may match even inside a root, e.g. "*/.env", "*.pem".
-    exclude: z.array(glob.superRefine(refineWith(excludeProblem))).min(1, 'must not be empty').optional(),
-  }),
-  url_host_in: z.strictObject({
-    field,
-    hosts: z.array(z.string().superRefine(refineWith(hostPatternProblem))).min(1, 'must not be empty'),
-    schemes: z.array(z.enum(['http', 'https', 'ws', 'wss'])).min(1).optional(),
-  }),
-  ip_in: z.strictObject({ cidrs: z.array(z.string().superRefine(refineWith(cidrProblem))).min(1, 'must not be empty') }),
-  country_in: z.strictObject({ codes: z.array(z.string().regex(/^[A-Z]{2}$/, 'must be an upper-case ISO 3166 alpha-2 code')).min(1, 'must not be empty') }),
-  rate_limit: z.strictObject({ max: z.number().int().min(1), window: duration, per: z.enum(PER_SCOPES).optional() }),
-  budget: z.strictObject({ field, max: z.number().positive(), window: duration, per: z.enum(PER_SCOPES).optional() }),
-  session_age_max: duration,
-  time_window: z.string().superRefine((v, ctx) => {
-    try {
-      parseTimeWindow(v);
-    } catch (err) {
-      ctx.addIssue({ code: 'custom', message: (err as Error).message });
-    }
-  }),
-} as const;
-
-export type LeafConditionKey = keyof typeof CONDITION_SCHEMAS;
-export type LeafCondition = { [K in LeafConditionKey]: { [P in K]: z.infer<(typeof CONDITION_SCHEMAS)[K]> } }[LeafConditionKey];
-export type ConditionSpec = LeafCondition | { any_of: ConditionSpec[] } | { not: ConditionSpec };
-export const CONDITION_KEYS = [...Object.keys(CONDITION_SCHEMAS), 'any_of', 'not'];
-export const STATEFUL_CONDITIONS = new Set(['rate_limit', 'budget']);
-
 export const INVARIANT_SCHEMAS = {
-  param_max: CONDITION_SCHEMAS.param_max,
-  param_min: CONDITION_SCHEMAS.param_min,
+  param_max: CONDITIONS.param_max.schema,
+  param_min: CONDITIONS.param_min.schema,
   max_actions_per_session: z.number().int().min(1),
   max_session_age: duration,
   allowed_actions: z.array(glob).min(1, 'must not be empty'),
@@ -100,9 +22,17 @@ export type InvariantRule = { [K in InvariantKey]: { [P in K]: z.infer<(typeof I
 /** `actions` (globs) limits an invariant to some actions; by default it applies to every call. */
 export type FileInvariantSpec = { name: string; description?: string; actions?: string[] } & InvariantRule;
 
+/** What a policy does when it matches. */
+export const EFFECTS = ['permit', 'refuse'] as const;
+export type Effect = (typeof EFFECTS)[number];
+
+/**
+ * The fields of one policy table. Conditions are checked one by one by the loader (for paths like
+ * `policy[2].conditions[0].param_max.feild`); a field added here reaches PolicySpec by itself.
+ */
 export const policyHeaderSchema = z.strictObject({
   name: z.string().min(1, 'must not be empty').max(256),
-  effect: z.enum(['permit', 'refuse']),
+  effect: z.enum(EFFECTS),
   conditions: z.array(z.unknown()),
   description: z.string().max(4096).optional(),
   priority: z.number().int().min(0).max(1_000_000).optional(),
@@ -116,13 +46,11 @@ export const documentSchema = z.strictObject({
   invariants: z.array(z.unknown()).optional(),
 });
 
-export interface PolicySpec {
-  name: string;
-  effect: 'permit' | 'refuse';
+/** A loaded policy: its header as parsed, with validated conditions and the default priority applied. */
+export type PolicySpec = Omit<z.output<typeof policyHeaderSchema>, 'conditions' | 'priority'> & {
   conditions: ConditionSpec[];
-  description?: string;
   priority: number;
-}
+};
 
 export interface PolicySetSpec {
   combining: 'deny-overrides' | 'first-match';
