@@ -64,6 +64,16 @@ const IGNORED: Record<ClientName, readonly string[]> = {
   vscode: ['type'],
 };
 
+/** The variables each client fills in that kavach.toml would not read the same way (none: nothing to route). */
+const ROUTES: Record<ClientName, RegExp | undefined> = {
+  'claude-code': /\$\{[A-Za-z_][A-Za-z0-9_]*:-[^}]*\}/,
+  vscode: /\$\{[^}\s]+\}/,
+  cursor: /\$\{[^}\s]+\}/,
+  gemini: /\$\{[A-Za-z_][A-Za-z0-9_]*\}|\$[A-Za-z_][A-Za-z0-9_]*/,
+  'claude-desktop': undefined,
+  codex: undefined,
+};
+
 /** kavach.toml's own variable syntax: anything that matches it is read from the environment. */
 const KAVACH_VARIABLE = /\$\{[A-Za-z_][A-Za-z0-9_]*\}/;
 
@@ -76,6 +86,11 @@ export function convertEntry(entry: unknown, dialect: Dialect): Converted | { re
     if (filter in e) return { reason: `its \`${filter}\` tool filter would be lost (the proxy has no per-server filter; write the same as a policy, then move it by hand)` };
   }
   if ('envFile' in e) return { reason: 'it reads `envFile`, which the proxy cannot load; put those variables in `env` first' };
+  if (!ROUTES[client]) {
+    // Checked on the entry as written, before the proxy adds `${NAME}` of its own (Codex env_vars).
+    const literal = KAVACH_VARIABLE.exec(JSON.stringify(e))?.[0];
+    if (literal !== undefined) return { reason: `it holds "${literal}", which ${client} passes on as written but kavach.toml would read from the environment` };
+  }
   const passVars: string[] = [];
   const used = new Set<string>();
   let server: KavachServer;
@@ -107,7 +122,6 @@ export function convertEntry(entry: unknown, dialect: Dialect): Converted | { re
     server = remote;
   }
   const variables = routeVariables(server, client);
-  if (typeof variables === 'string') return { reason: variables };
   const dropped = Object.keys(e).filter((k) => !used.has(k) && !IGNORED[client].includes(k));
   const timeouts: Converted['timeouts'] = {};
   if (typeof e.startup_timeout_sec === 'number') timeouts.startup = e.startup_timeout_sec;
@@ -169,35 +183,23 @@ function relativePaths(server: StdioServer, projectDir: string | undefined): Std
  *   through the proxy's entry, where the client still fills it in.
  * - Claude Desktop and Codex fill nothing in: text kavach.toml would read as a variable cannot move.
  */
-function routeVariables(server: KavachServer, client: ClientName): { server: KavachServer; passEnv: Record<string, string> } | string {
+function routeVariables(server: KavachServer, client: ClientName): { server: KavachServer; passEnv: Record<string, string> } {
   const passEnv: Record<string, string> = {};
   const byText = new Map<string, string>();
   const route = (text: string): string => {
     const known = byText.get(text);
     if (known !== undefined) return `\${${known}}`;
-    const stem = `KAVACH_${text.replace(/^\$\{?|\}$/g, '').replace(/[^A-Za-z0-9]+/g, '_').replace(/^_+|_+$/g, '').toUpperCase().slice(0, 40) || 'VAR'}`;
+    const stem = `KAVACH_${(text.replace(/^\$\{?|\}$/g, '').split(':-')[0] as string).replace(/[^A-Za-z0-9]+/g, '_').replace(/^_+|_+$/g, '').toUpperCase().slice(0, 40) || 'VAR'}`;
     let name = stem;
     for (let i = 2; name in passEnv; i++) name = `${stem}_${i}`;
     passEnv[name] = text;
     byText.set(text, name);
     return `\${${name}}`;
   };
-  let pattern: RegExp | undefined;
-  if (client === 'claude-code') pattern = /\$\{[A-Za-z_][A-Za-z0-9_]*:-[^}]*\}/g;
-  else if (client === 'vscode' || client === 'cursor') pattern = /\$\{[^}\s]+\}/g;
-  else if (client === 'gemini') pattern = /\$\{[A-Za-z_][A-Za-z0-9_]*\}|\$[A-Za-z_][A-Za-z0-9_]*/g;
-  const rewrite = (s: string): string => (pattern ? s.replace(pattern, route) : s);
-  if (pattern === undefined) {
-    const literal = allStrings(server).find((s) => KAVACH_VARIABLE.test(s));
-    if (literal !== undefined) return `it holds "${KAVACH_VARIABLE.exec(literal)?.[0]}", which ${client} passes on as written but kavach.toml would read from the environment`;
-    return { server, passEnv };
-  }
+  const pattern = ROUTES[client];
+  if (pattern === undefined) return { server, passEnv };
+  const rewrite = (s: string): string => s.replace(new RegExp(pattern.source, 'g'), route);
   return { server: mapStrings(server, rewrite), passEnv };
-}
-
-function allStrings(server: KavachServer): string[] {
-  if ('url' in server) return [server.url, ...Object.values(server.headers)];
-  return [server.command, ...server.args, ...Object.values(server.env), ...(server.cwd !== undefined ? [server.cwd] : [])];
 }
 
 function mapStrings(server: KavachServer, f: (s: string) => string): KavachServer {

@@ -10,12 +10,12 @@ import { copyFile, mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse as parseToml } from 'smol-toml';
-import { parseConfigText } from './config.ts';
+import { parseConfig } from './config.ts';
 import {
   CLIENT_SCOPES, clientFiles, clientTitle, fileGiven, homeOf, isObject, serversKey, tableAt, tablesIn,
   type ClientFile, type Scope, type ServerTable,
 } from './install-clients.ts';
-import type { ClientName, ClientServerEntry } from './install-entries.ts';
+import type { ClientName, ClientServerEntry, KavachServer } from './install-entries.ts';
 import { isProxyEntry, lineDiff, planInstall, planUninstall, type MovedServer, type ProxyLaunch } from './install.ts';
 import { reportCommand, starterConfigText, writeStarterFiles } from './install-starter.ts';
 import { editTomlTables } from './install-toml.ts';
@@ -115,10 +115,9 @@ export async function runInstall(req: InstallRequest): Promise<number> {
       }
       doc = req.client === 'gemini' ? allowEntry(plan.next, table.entryName) : plan.next;
       const nextServers = { ...kavachServers };
-      for (const m of plan.moved) nextServers[m.kavachName] = m.server;
+      for (const m of plan.moved) nextServers[m.kavachName] = withoutEmptyTables(m.server);
       const nextConfigText = editTomlTables(configText ?? starterConfigText(table.label), 'servers', kavachServers, nextServers, { ...kavachDoc, servers: nextServers }).text;
-      // Never write a config the proxy would then refuse to start with.
-      parseConfigText(nextConfigText, 'toml', { file: configPath, env: anyVariableSet() });
+      checkLoads(nextConfigText, configPath);
       plans.push({ table, configPath, configText, nextConfigText, moved: plan.moved });
     }
     if (doc !== file.doc) nextDocs.set(file, doc);
@@ -348,13 +347,32 @@ function reportFor(p: TablePlan): string | undefined {
   return reportCommand(p.configPath, audit, keys, [process.execPath, kavachBin()]);
 }
 
+/** `env = {}` and `headers = {}` are the defaults: writing them only adds empty tables. */
+function withoutEmptyTables(server: KavachServer): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(server).filter(([, v]) => !(isObject(v) && Object.keys(v).length === 0)));
+}
+
 function sameAt(a: readonly string[], b: readonly string[]): boolean {
   return a.length === b.length && a.every((x, i) => x === b[i]);
 }
 
-/** Any `${NAME}` reads as set: the install checks the file's shape, not this shell's environment. */
-function anyVariableSet(): NodeJS.ProcessEnv {
-  return new Proxy({}, { get: (_t, k) => (typeof k === 'string' ? `\${${k}}` : undefined) });
+/**
+ * Never write a config the proxy would then refuse to start with. Its variables are filled in by
+ * the client at start, so here each stands for a plausible value: a URL where a string starts with
+ * one (`\${KAVACH_API_BASE_URL}/mcp`), a word elsewhere.
+ */
+function checkLoads(text: string, configPath: string): void {
+  const fill = (v: unknown): unknown => {
+    if (typeof v === 'string') return v.replace(/^\$\{[A-Za-z_][A-Za-z0-9_]*\}/, 'https://example.invalid').replace(/\$\{[A-Za-z_][A-Za-z0-9_]*\}/g, 'x');
+    if (Array.isArray(v)) return v.map(fill);
+    if (isObject(v)) return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, fill(x)]));
+    return v;
+  };
+  try {
+    parseConfig(fill(parseToml(text)), { file: configPath, env: {} });
+  } catch (err) {
+    throw new InstallError(`the kavach.toml it would write (${configPath}) would not load: ${(err as Error).message}; nothing was written`);
+  }
 }
 
 async function backup(file: string): Promise<string> {
