@@ -126,7 +126,7 @@ describe('kavach mcp install, the command line', () => {
   it('refuses an unknown client, naming the known ones', async () => {
     const r = await runCli(['mcp', 'install', '--client', 'windsurf']);
     expect(r.code).toBe(2);
-    expect(r.stderr).toContain('unknown client "windsurf"; the clients are claude-code, claude-desktop, codex, cursor, gemini, vscode');
+    expect(r.stderr).toContain('--client windsurf: unknown client; the clients are claude-code, claude-desktop, codex, cursor, gemini, vscode');
   });
 
   it('prints its help on stdout and exits 0', async () => {
