@@ -6,6 +6,8 @@ import { PRINCIPAL_KINDS, type PrincipalKind } from '../engine/context.ts';
 import { resolveDrift, type DriftOptions } from '../engine/drift.ts';
 import { parseDuration } from '../engine/duration.ts';
 import { ConfigError } from '../engine/errors.ts';
+import { suggest } from '../engine/policy/schema.ts';
+import { pointerSteps } from '../audit/redact.ts';
 
 /** Server names become tool-name prefixes, so they keep to the characters MCP clients accept. */
 const SERVER_NAME = /^[a-zA-Z0-9-]{1,32}$|^[a-zA-Z0-9][a-zA-Z0-9_-]{0,31}$/;
@@ -37,14 +39,16 @@ const httpServer = z.strictObject({
 /** Picks the schema by its discriminating key so errors name the real bad field. */
 const serverSchema = z.record(z.string(), z.unknown()).transform((s, ctx) => {
   const schema = 'command' in s ? stdioServer : 'url' in s ? httpServer : undefined;
+  const known = Object.keys((schema ?? z.object({ ...stdioServer.shape, ...httpServer.shape })).shape);
   if (!schema) {
-    ctx.addIssue({ code: 'custom', message: 'a server needs either `command` (stdio) or `url` (Streamable HTTP)' });
+    const near = Object.keys(s).map((k) => suggest(k, ['command', 'url'])).find((hint) => hint !== '') ?? '';
+    ctx.addIssue({ code: 'custom', message: `a server needs either \`command\` (stdio) or \`url\` (Streamable HTTP)${near}` });
     return z.NEVER;
   }
   const parsed = schema.safeParse(s);
   if (!parsed.success) {
     for (const issue of parsed.error.issues) {
-      const { path, message } = locate(issue);
+      const { path, message } = locate(issue, () => known);
       ctx.addIssue({ code: 'custom', message, path: path as PropertyKey[] });
     }
     return z.NEVER;
@@ -80,7 +84,17 @@ const configSchema = z.strictObject({
     sign_permits: z.boolean().default(true),
   }).optional(),
   audit: z.strictObject({
+    /** `{pid}` becomes the proxy's process id: one log per process, since a log has one writer. */
     path: z.string().min(1),
+    /** Keep argument values (minus `redact`) so a reviewer sees which file a call wrote, not only a hash. */
+    record_args: z.boolean().default(false),
+    redact: z.array(z.string().superRefine((p, ctx) => {
+      try {
+        pointerSteps(p);
+      } catch (err) {
+        ctx.addIssue({ code: 'custom', message: (err as Error).message });
+      }
+    })).default([]),
   }).optional(),
   /** Session drift (the gate's defaults, less session age, when absent). stdio sessions carry no IP or device. */
   drift: z.strictObject({
@@ -153,7 +167,7 @@ export interface ProxyConfig {
   drift?: DriftOptions | false;
   identity?: PrincipalConfig;
   keys?: { path: string; passphraseEnv?: string; mode: 'hybrid' | 'pq'; signPermits: boolean };
-  audit?: { path: string };
+  audit?: { path: string; recordArgs: boolean; redact: string[] };
   redis?: { url: string; peers?: string; commandTimeoutMs?: number };
   tools: { showAll: boolean; pinning: boolean; pinsFile: string; callTimeoutMs: number };
   servers: ServerConfig[];
@@ -188,7 +202,10 @@ export function parseConfig(doc: unknown, opts: { file?: string; env?: NodeJS.Pr
   const expanded = expandEnv(doc, '', env);
   const result = configSchema.safeParse(expanded);
   if (!result.success) {
-    const { path, message } = locate(result.error.issues[0] as z.core.$ZodIssue);
+    // A misspelt key also makes the key it meant missing: name the misspelling, with its fix.
+    const issues = result.error.issues;
+    const first = issues.find((i) => i.code === 'unrecognized_keys') ?? (issues[0] as z.core.$ZodIssue);
+    const { path, message } = locate(first, (at) => keysAt(configSchema, at));
     throw new ConfigError(formatPath(path), message);
   }
   const raw = result.data;
@@ -249,7 +266,7 @@ export function parseConfig(doc: unknown, opts: { file?: string; env?: NodeJS.Pr
     config.keys = { path: abs(raw.keys.path), mode: raw.keys.mode, signPermits: raw.keys.sign_permits };
     if (raw.keys.passphrase_env !== undefined) config.keys.passphraseEnv = raw.keys.passphrase_env;
   }
-  if (raw.audit) config.audit = { path: abs(raw.audit.path) };
+  if (raw.audit) config.audit = { path: abs(raw.audit.path.replaceAll('{pid}', String(process.pid))), recordArgs: raw.audit.record_args, redact: raw.audit.redact };
   if (raw.redis) {
     config.redis = { url: raw.redis.url };
     if (raw.redis.peers !== undefined) config.redis.peers = abs(raw.redis.peers);
@@ -295,14 +312,40 @@ function formatPath(path: readonly PropertyKey[]): string {
   return out;
 }
 
-/** The path names the bad field itself, as policy errors do: `servers.fs.argz: unknown key`. */
-function locate(issue: z.core.$ZodIssue): { path: readonly PropertyKey[]; message: string } {
+/**
+ * The path names the bad field itself, as policy errors do: `servers.fs.argz: unknown key (did you
+ * mean "args"?)`; `known(path)` lists the keys the table at `path` takes.
+ */
+function locate(issue: z.core.$ZodIssue, known: (path: readonly PropertyKey[]) => readonly string[]): { path: readonly PropertyKey[]; message: string } {
   if (issue.code === 'unrecognized_keys') {
+    const key = issue.keys[0] as string;
     const more = issue.keys.length > 1 ? ` (also ${issue.keys.slice(1).map((k) => `"${k}"`).join(', ')})` : '';
-    return { path: [...issue.path, issue.keys[0] as string], message: `unknown key${more}` };
+    return { path: [...issue.path, key], message: `unknown key${suggest(key, known(issue.path))}${more}` };
   }
-  if (issue.code === 'invalid_type' && issue.input === undefined) return { path: issue.path, message: 'is required' };
+  // Absent is not "the wrong type" or "an invalid option": say what to add.
+  if ((issue.code === 'invalid_type' || issue.code === 'invalid_value' || issue.code === 'invalid_union') && issue.input === undefined) {
+    return { path: issue.path, message: 'is required' };
+  }
   return { path: issue.path, message: issue.message };
+}
+
+/** The keys of the table a path leads to in a schema (empty when it is no table). */
+function keysAt(schema: z.core.$ZodType, path: readonly PropertyKey[]): string[] {
+  type Def = z.core.$ZodTypeDef & { innerType?: z.core.$ZodType; in?: z.core.$ZodType; valueType?: z.core.$ZodType; element?: z.core.$ZodType; shape?: Record<string, z.core.$ZodType> };
+  let at: z.core.$ZodType | undefined = schema;
+  let step = 0;
+  while (at !== undefined) {
+    const def: Def = at._zod.def;
+    if (def.innerType) at = def.innerType; // optional, default
+    else if (def.type === 'pipe') at = def.in;
+    else if (step === path.length) return def.shape ? Object.keys(def.shape) : [];
+    else if (def.shape) at = def.shape[String(path[step++])];
+    else if (def.valueType ?? def.element) {
+      at = def.valueType ?? def.element; // a record's value or an array's item: skip its key or index
+      step++;
+    } else return [];
+  }
+  return [];
 }
 
 /** Splits `HOST:PORT` (`[::1]:8787` too); the host defaults to 127.0.0.1. */

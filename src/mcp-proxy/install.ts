@@ -1,59 +1,15 @@
-import { homedir } from 'node:os';
-import { join } from 'node:path';
+/**
+ * Planning `kavach mcp install|uninstall` for one server table of a client config: which entries
+ * move behind the proxy (and as what), which stay and why, and the proxy's own entry. Pure: the
+ * files are read and written by install-run.ts.
+ */
+import { convertEntry, type ClientName, type ClientServerEntry, type KavachServer } from './install-entries.ts';
+import { isObject, serversKey, tableAt, withTable } from './install-clients.ts';
 
-export const CLIENTS = ['claude-desktop', 'cursor', 'claude-code', 'vscode'] as const;
-export type ClientName = (typeof CLIENTS)[number];
+export { CLIENTS, type ClientName, type ClientServerEntry, type KavachServer } from './install-entries.ts';
 
-/** The entry name the proxy takes in the client's config. */
+/** The entry name the proxy takes in a client's user-scope table (other scopes: `kavach-<scope>`). */
 export const PROXY_ENTRY = 'kavach';
-
-/** Where each client keeps its MCP servers by default, and under which key. */
-export function clientConfigPath(client: ClientName, env: NodeJS.ProcessEnv = process.env, platform = process.platform, cwd = process.cwd()): string {
-  const home = env.HOME ?? homedir();
-  switch (client) {
-    case 'claude-desktop':
-      if (platform === 'darwin') return join(home, 'Library/Application Support/Claude/claude_desktop_config.json');
-      if (platform === 'win32') return join(env.APPDATA ?? join(home, 'AppData/Roaming'), 'Claude/claude_desktop_config.json');
-      return join(env.XDG_CONFIG_HOME ?? join(home, '.config'), 'Claude/claude_desktop_config.json');
-    case 'cursor':
-      return join(home, '.cursor/mcp.json');
-    case 'claude-code':
-      return join(home, '.claude.json');
-    case 'vscode':
-      return join(cwd, '.vscode/mcp.json');
-  }
-}
-
-/** VS Code calls the table `servers`; the others `mcpServers`. */
-export function serversKey(client: ClientName): 'servers' | 'mcpServers' {
-  return client === 'vscode' ? 'servers' : 'mcpServers';
-}
-
-/** A server entry as the clients write it (only the fields the proxy can take over). */
-export interface ClientServerEntry {
-  type?: string;
-  command?: string;
-  args?: string[];
-  env?: Record<string, string>;
-  cwd?: string;
-  url?: string;
-  headers?: Record<string, string>;
-  [key: string]: unknown;
-}
-
-/** A server as it goes into kavach.toml. */
-export type KavachServer =
-  | { command: string; args: string[]; env: Record<string, string>; cwd?: string }
-  | { url: string; headers: Record<string, string> };
-
-export interface InstallPlan {
-  /** The client config after the change. */
-  next: Record<string, unknown>;
-  /** Servers moved behind the proxy, by their kavach name, with the original entry. */
-  moved: { clientName: string; kavachName: string; original: ClientServerEntry; server: KavachServer }[];
-  /** Entries left alone, and why. */
-  skipped: { clientName: string; reason: string }[];
-}
 
 /** How the client should start the proxy. */
 export interface ProxyLaunch {
@@ -61,88 +17,112 @@ export interface ProxyLaunch {
   args: string[];
 }
 
+export interface MovedServer {
+  clientName: string;
+  kavachName: string;
+  original: ClientServerEntry;
+  server: KavachServer;
+  /** Fields of the original that the proxy does not use. */
+  dropped: string[];
+}
+
+export interface InstallPlan {
+  /** The client config after the change. */
+  next: Record<string, unknown>;
+  /** Servers moved behind the proxy, by their kavach name, with the original entry. */
+  moved: MovedServer[];
+  /** Entries left alone, and why: none of them is guarded. */
+  skipped: { clientName: string; reason: string }[];
+  /** Entries already behind kavach (the proxy's own). */
+  proxies: string[];
+}
+
+export interface TableOptions {
+  /** Where the table is in the document; default the client's top-level table. */
+  at?: readonly string[];
+  /** The proxy's entry name; default `kavach`. */
+  entryName?: string;
+  /** Relative paths of project-scoped entries are relative to this directory. */
+  projectDir?: string;
+  /** Names a client's own config switches off outside the server table (Gemini's `mcp.excluded`). */
+  switchedOff?: (name: string) => string | undefined;
+}
+
 /**
- * Moves every server of a client config behind one proxy entry. Idempotent: the proxy's own entry
- * is never wrapped, so a second run only takes servers added since the first.
+ * Moves every server of one table behind one proxy entry. Idempotent: the proxy's own entry is
+ * never wrapped, so a second run only takes servers added since the first.
  */
-export function planInstall(doc: Record<string, unknown>, client: ClientName, launch: ProxyLaunch, takenNames: ReadonlySet<string>): InstallPlan {
-  const key = serversKey(client);
-  const servers = (doc[key] ?? {}) as Record<string, ClientServerEntry>;
-  if (typeof servers !== 'object' || Array.isArray(servers)) throw new Error(`"${key}" in the client config is not an object`);
+export function planInstall(doc: Record<string, unknown>, client: ClientName, launch: ProxyLaunch, takenNames: ReadonlySet<string>, opts: TableOptions = {}): InstallPlan {
+  const at = opts.at ?? [serversKey(client)];
+  const entryName = opts.entryName ?? PROXY_ENTRY;
+  const servers = tableAt(doc, at) ?? {};
   const nextServers: Record<string, unknown> = {};
-  const moved: InstallPlan['moved'] = [];
+  const moved: MovedServer[] = [];
   const skipped: InstallPlan['skipped'] = [];
+  const proxies: string[] = [];
+  const passEnv: Record<string, string> = {};
+  const passVars = new Set<string>();
+  const timeouts: { startup?: number; tool?: number } = {};
   const used = new Set(takenNames);
   for (const [name, entry] of Object.entries(servers)) {
-    if (name === PROXY_ENTRY || isProxyEntry(entry)) {
+    if (name === entryName || (isObject(entry) && isProxyEntry(entry))) {
       nextServers[name] = entry;
+      proxies.push(name);
       continue;
     }
-    const server = clientVariable(entry, client) ?? toKavachServer(entry);
-    if (typeof server === 'string') {
-      skipped.push({ clientName: name, reason: server });
+    const off = opts.switchedOff?.(name);
+    const converted = off !== undefined ? { reason: off } : convertEntry(entry, opts.projectDir !== undefined ? { client, projectDir: opts.projectDir } : { client });
+    if ('reason' in converted) {
+      skipped.push({ clientName: name, reason: converted.reason });
       nextServers[name] = entry;
       continue;
     }
     const kavachName = uniqueName(name, used);
     used.add(kavachName);
-    moved.push({ clientName: name, kavachName, original: entry, server });
+    moved.push({ clientName: name, kavachName, original: entry as ClientServerEntry, server: converted.server, dropped: converted.dropped });
+    Object.assign(passEnv, converted.passEnv);
+    for (const v of converted.passVars) passVars.add(v);
+    if (converted.timeouts.startup !== undefined) timeouts.startup = Math.max(timeouts.startup ?? 0, converted.timeouts.startup);
+    if (converted.timeouts.tool !== undefined) timeouts.tool = Math.max(timeouts.tool ?? 0, converted.timeouts.tool);
   }
-  const proxyEntry: Record<string, unknown> = client === 'vscode' || client === 'claude-code' ? { type: 'stdio', ...launch } : { ...launch };
-  if (moved.length > 0 || !(PROXY_ENTRY in nextServers)) nextServers[PROXY_ENTRY] = nextServers[PROXY_ENTRY] ?? proxyEntry;
-  return { next: { ...doc, [key]: nextServers }, moved, skipped };
+  if (moved.length > 0) {
+    const existing = isObject(nextServers[entryName]) ? (nextServers[entryName] as Record<string, unknown>) : undefined;
+    nextServers[entryName] = proxyEntry(client, launch, existing, { passEnv, passVars, timeouts });
+  }
+  return { next: withTable(doc, at, nextServers), moved, skipped, proxies };
+}
+
+/** The proxy's entry in the client's shape, carrying the variables the moved servers need. */
+function proxyEntry(
+  client: ClientName, launch: ProxyLaunch, existing: Record<string, unknown> | undefined,
+  need: { passEnv: Record<string, string>; passVars: ReadonlySet<string>; timeouts: { startup?: number; tool?: number } },
+): Record<string, unknown> {
+  const entry: Record<string, unknown> = existing ? { ...existing } : client === 'vscode' || client === 'claude-code' ? { type: 'stdio', ...launch } : { ...launch };
+  if (Object.keys(need.passEnv).length > 0) entry.env = { ...(isObject(entry.env) ? entry.env : {}), ...need.passEnv };
+  if (need.passVars.size > 0) {
+    const had = Array.isArray(entry.env_vars) ? entry.env_vars.filter((v): v is string => typeof v === 'string') : [];
+    entry.env_vars = [...new Set([...had, ...need.passVars])];
+  }
+  for (const [key, value] of [['startup_timeout_sec', need.timeouts.startup], ['tool_timeout_sec', need.timeouts.tool]] as const) {
+    if (value !== undefined) entry[key] = Math.max(typeof entry[key] === 'number' ? entry[key] : 0, value);
+  }
+  return entry;
 }
 
 /** Puts the original entries back and removes the proxy's; entries added since are kept. */
-export function planUninstall(doc: Record<string, unknown>, client: ClientName, originals: Record<string, ClientServerEntry>): Record<string, unknown> {
-  const key = serversKey(client);
-  const servers = { ...((doc[key] ?? {}) as Record<string, unknown>) };
-  delete servers[PROXY_ENTRY];
+export function planUninstall(doc: Record<string, unknown>, client: ClientName, originals: Record<string, ClientServerEntry>, opts: Pick<TableOptions, 'at' | 'entryName'> = {}): Record<string, unknown> {
+  const at = opts.at ?? [serversKey(client)];
+  const servers = { ...(tableAt(doc, at) ?? {}) };
+  delete servers[opts.entryName ?? PROXY_ENTRY];
   for (const [name, entry] of Object.entries(originals)) servers[name] = entry;
-  return { ...doc, [key]: servers };
+  return withTable(doc, at, servers);
 }
 
+/** An entry that starts `kavach mcp --config …`, whatever it is called. */
 export function isProxyEntry(entry: ClientServerEntry): boolean {
-  const args = Array.isArray(entry?.args) ? entry.args : [];
-  const i = args.indexOf('mcp');
-  return i >= 0 && args.includes('--config') && (args.some((a) => /kavach(\.js)?$/.test(a)) || /kavach$/.test(entry.command ?? ''));
-}
-
-/**
- * Why an entry must stay with its client: it uses a `${…}` variable the proxy cannot fill in the
- * same way. Only Claude Code's `${NAME}` means what it means in kavach.toml (the environment).
- */
-function clientVariable(entry: ClientServerEntry, client: ClientName): string | undefined {
-  const pattern = client === 'claude-code' ? /\$\{(?![A-Za-z_][A-Za-z0-9_]*\})[^}]*\}?/ : /\$\{[^}]*\}?/;
-  const found = pattern.exec(JSON.stringify(entry))?.[0];
-  if (found === undefined) return undefined;
-  if (client === 'vscode') return 'uses VS Code variables (${input:…}, ${workspaceFolder}…) that only VS Code can fill in';
-  return `uses ${found}, which the proxy cannot fill in as ${client} does`;
-}
-
-function toKavachServer(entry: ClientServerEntry): KavachServer | string {
-  if (entry === null || typeof entry !== 'object') return 'not an object';
-  if (entry.disabled === true) return 'disabled in the client';
-  if (typeof entry.command === 'string') {
-    const server: KavachServer = { command: entry.command, args: strings(entry.args), env: stringMap(entry.env) };
-    if (typeof entry.cwd === 'string') server.cwd = entry.cwd;
-    return server;
-  }
-  if (typeof entry.url === 'string') {
-    if (entry.type === 'sse' || /\/sse\/?$/.test(entry.url)) return 'SSE servers are not supported by the proxy (Streamable HTTP only)';
-    return { url: entry.url, headers: stringMap(entry.headers) };
-  }
-  return 'neither command nor url';
-}
-
-function strings(v: unknown): string[] {
-  return Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : [];
-}
-
-function stringMap(v: unknown): Record<string, string> {
-  const out: Record<string, string> = {};
-  if (v && typeof v === 'object') for (const [k, x] of Object.entries(v)) if (typeof x === 'string') out[k] = x;
-  return out;
+  const args = Array.isArray(entry?.args) ? (entry.args as unknown[]).filter((a): a is string => typeof a === 'string') : [];
+  const command = typeof entry?.command === 'string' ? entry.command : '';
+  return args.includes('mcp') && args.includes('--config') && (args.some((a) => /kavach(\.js)?$/.test(a)) || /kavach$/.test(command));
 }
 
 /** Client names may hold spaces or dots; kavach server names become tool-name prefixes. */

@@ -7,6 +7,7 @@ import { Gate, type GateOptions } from '../engine/gate.ts';
 import { AuditLog } from '../audit/index.ts';
 import { KeyPair, PermitSigner, PublicKeyDirectory } from '../crypto/index.ts';
 import type { ProxyConfig } from './config.ts';
+import { reportObserved } from './observe-log.ts';
 import { ToolPins } from './pinning.ts';
 import { ProxyCore, type OutcomeSink } from './proxy.ts';
 
@@ -75,7 +76,9 @@ export async function startRuntime(config: ProxyConfig): Promise<ProxyRuntime> {
       if (keyPair === undefined) throw new ConfigError('audit', '[audit] needs [keys]: the log signs its checkpoints with that key');
       let auditLog: AuditLog;
       try {
-        auditLog = await AuditLog.open(config.audit.path, { keyPair, mode, recordTypes: { 'kavach.mcp_refusal': REFUSAL_RECORD }, onWarning: log });
+        auditLog = await AuditLog.open(config.audit.path, {
+          keyPair, mode, recordArgs: config.audit.recordArgs, redact: config.audit.redact, recordTypes: { 'kavach.mcp_refusal': REFUSAL_RECORD }, onWarning: log,
+        });
       } catch (err) {
         throw new ConfigError('audit.path', `cannot open ${config.audit.path}: ${(err as Error).message}`);
       }
@@ -87,6 +90,7 @@ export async function startRuntime(config: ProxyConfig): Promise<ProxyRuntime> {
           : auditLog.append({ ...r }),
       };
     }
+    if (config.gate.observeOnly) opts.audit = reportObserved(opts.audit, log);
     if (config.redis) {
       const redis = await loadRedis();
       const url = config.redis.url;

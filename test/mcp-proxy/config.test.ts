@@ -53,6 +53,33 @@ describe('proxy config', () => {
     expect(err.code).toBe('CONFIG_INVALID');
   });
 
+  it.each([
+    [`${BASE}[identity]\nprincipal_id = "a"\nprincipal_knd = "agent"\n`, 'identity.principal_knd', 'unknown key (did you mean "principal_kind"?)'],
+    ['[gate]\npolicy = "p.toml"\nobserve_onyl = true\n[servers.fs]\ncommand = "node"\n', 'gate.observe_onyl', 'unknown key (did you mean "observe_only"?)'],
+    [`${BASE}argz = []\n`, 'servers.fs.argz', 'unknown key (did you mean "args"?)'],
+    [`${BASE}[servers.web]\nurl = "https://x.example/mcp"\nheader = {}\n`, 'servers.web.header', 'unknown key (did you mean "headers"?)'],
+    [`${BASE}[servers.x]\ncomand = "node"\n`, 'servers.x', 'either `command` (stdio) or `url` (Streamable HTTP) (did you mean "command"?)'],
+    [`${BASE}[audit]\npath = "a.jsonl"\nrecord_arg = true\n`, 'audit.record_arg', 'unknown key (did you mean "record_args"?)'],
+    [`${BASE}[http]\n[[http.clients]]\ntoken = "0123456789abcdef"\nprincipal_id = "ci"\nprincipal_kin = "service"\n`, 'http.clients[0].principal_kin', 'did you mean "principal_kind"?'],
+    ['[gates]\npolicy = "p.toml"\n[servers.fs]\ncommand = "node"\n', 'gates', 'unknown key (did you mean "gate"?)'],
+    [`${BASE}[identity]\nprincipal_id = "a"\n`, 'identity.principal_kind', 'is required'],
+    [`${BASE}[identity]\nprincipal_kind = "agent"\n`, 'identity.principal_id', 'is required'],
+    ['[servers.fs]\ncommand = "node"\n', 'gate', 'is required'],
+    [`${BASE}[audit]\nrecord_args = true\n`, 'audit.path', 'is required'],
+    [`${BASE}[audit]\npath = "a.jsonl"\nredact = ["password"]\n`, 'audit.redact[0]', 'must be a JSON Pointer starting with "/"'],
+  ])('names the key a config meant, and says what is required: %#', (text, path, message) => {
+    const err = errorOf(text);
+    expect(err.path).toBe(path);
+    expect(err.message).toContain(message);
+  });
+
+  it('takes [audit] record_args and redact, and {pid} in the audit path (one log per proxy process)', () => {
+    const config = parse(`${BASE}[keys]\npath = "k"\n[audit]\npath = "audit/mcp-{pid}.jsonl"\nrecord_args = true\nredact = ["/password", "/auth/token"]\n`);
+    expect(config.audit).toEqual({ path: `/etc/kavach/audit/mcp-${process.pid}.jsonl`, recordArgs: true, redact: ['/password', '/auth/token'] });
+    expect(config.tools.pinsFile).toBe('/etc/kavach/audit/tool-pins.json');
+    expect(parse(`${BASE}[keys]\npath = "k"\n[audit]\npath = "a.jsonl"\n`).audit).toEqual({ path: '/etc/kavach/a.jsonl', recordArgs: false, redact: [] });
+  });
+
   it('takes drift thresholds for busy services (1,000 calls a minute and more)', () => {
     expect(parse(`${BASE}[drift]\nwarn_actions_per_minute = 5000\nmax_actions_per_minute = 20000\n`).drift)
       .toMatchObject({ warnActionsPerMinute: 5000, maxActionsPerMinute: 20000 });

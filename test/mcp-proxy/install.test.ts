@@ -1,5 +1,6 @@
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { parse as parseToml } from 'smol-toml';
 import { afterEach, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/mcp-proxy/config.ts';
 import { isProxyEntry, lineDiff, planInstall, uniqueName } from '../../src/mcp-proxy/install.ts';
@@ -26,14 +27,17 @@ describe('kavach mcp install / uninstall', () => {
     writeFileSync(file, original);
 
     const dry = await runCli(['mcp', 'install', '--client', 'claude-desktop', '--file', file, '--config', config, '--dry-run']);
-    expect(dry.code, dry.stderr).toBe(0);
+    // A dry run answers as the install would: one server would be left alone.
+    expect(dry.code, dry.stderr).toBe(1);
     expect(dry.stdout).toContain('-     "filesystem": {');
     expect(readFileSync(file, 'utf8')).toBe(original);
     expect(existsSync(config)).toBe(false);
 
     const run = await runCli(['mcp', 'install', '--client', 'claude-desktop', '--file', file, '--config', config]);
-    expect(run.code, run.stderr).toBe(0);
-    expect(run.stdout).toContain('left alone: legacy (SSE servers are not supported');
+    // One server could not move: said, and not an all-clear.
+    expect(run.code, run.stderr).toBe(1);
+    expect(run.stdout).toMatch(/left alone, NOT guarded: legacy in Claude Desktop, user scope .*: an SSE server/);
+    expect(run.stdout).toContain('1 server(s) left alone and NOT guarded');
     const after = JSON.parse(readFileSync(file, 'utf8')) as typeof ORIGINAL & { mcpServers: Record<string, { command: string; args: string[] }> };
     expect(after.globalShortcut).toBe('Ctrl+Space');
     expect(Object.keys(after.mcpServers).sort()).toEqual(['kavach', 'legacy']);
@@ -45,9 +49,10 @@ describe('kavach mcp install / uninstall', () => {
     expect(loaded.servers.map((s) => s.name).sort()).toEqual(['filesystem', 'my-notes']);
     expect(loaded.servers.find((s) => s.name === 'my-notes')).toMatchObject({ command: '/usr/bin/notes-mcp', env: { NOTES_TOKEN: 'abc' } });
 
-    const again = await runCli(['mcp', 'install', '--client', 'claude-desktop', '--file', file, '--config', config]);
-    expect(again.code).toBe(0);
-    expect(again.stdout).toContain('nothing to do');
+    const again = await runCli(['mcp', 'install', '--client', 'claude-desktop', '--file', file, '--config', config, '--allow-partial']);
+    expect(again.code, again.stdout).toBe(0);
+    expect(again.stdout).not.toContain('nothing to do');
+    expect(again.stdout).toContain('left alone, NOT guarded: legacy');
 
     const undo = await runCli(['mcp', 'uninstall', '--client', 'claude-desktop', '--file', file]);
     expect(undo.code, undo.stderr).toBe(0);
@@ -61,24 +66,48 @@ describe('kavach mcp install / uninstall', () => {
     expect(isProxyEntry((plan.next.servers as Record<string, { args: string[] }>).kavach as { args: string[] })).toBe(true);
   });
 
-  it('leaves VS Code entries with ${input:…} variables alone', () => {
+  it('moves VS Code entries with ${input:…} variables, the variable handed to the proxy through its entry', () => {
     const doc = { servers: { gh: { type: 'stdio', command: 'gh-mcp', env: { TOKEN: '${input:token}' } } } };
     const plan = planInstall(doc, 'vscode', { command: 'node', args: ['kavach.js', 'mcp', '--config', '/c/k.toml'] }, new Set());
-    expect(plan.moved).toEqual([]);
-    expect(plan.skipped[0]?.reason).toContain('VS Code variables');
-    expect((plan.next.servers as Record<string, unknown>).gh).toEqual(doc.servers.gh);
+    expect(plan.skipped).toEqual([]);
+    expect(plan.moved[0]?.server).toEqual({ command: 'gh-mcp', args: [], env: { TOKEN: '${KAVACH_INPUT_TOKEN}' } });
+    expect((plan.next.servers as Record<string, { env: unknown }>).kavach?.env).toEqual({ KAVACH_INPUT_TOKEN: '${input:token}' });
   });
 
-  it('leaves entries with client-side variables the proxy cannot fill alone (Cursor ${env:…}, Claude Code ${VAR:-default})', () => {
+  it('routes client-side variables (Cursor ${env:…}, Claude Code ${VAR:-default}) and keeps the ${VAR} both read from the environment', () => {
     const launch = { command: 'node', args: ['kavach.js', 'mcp', '--config', '/c/k.toml'] };
     const cursor = planInstall({ mcpServers: { gh: { command: 'gh-mcp', env: { TOKEN: '${env:GH_TOKEN}' } }, git: { command: 'uvx', args: ['${userHome}/repo'] } } }, 'cursor', launch, new Set());
-    expect(cursor.moved).toEqual([]);
-    expect(cursor.skipped.map((s) => s.clientName)).toEqual(['gh', 'git']);
-    expect(cursor.skipped[0]?.reason).toContain('${env:GH_TOKEN}');
-    const code = planInstall({ mcpServers: { api: { type: 'http', url: '${API_URL:-https://api.example.com}/mcp' }, gh: { command: 'gh-mcp', env: { TOKEN: '${GH_TOKEN}' } } } }, 'claude-code', launch, new Set());
-    // ${NAME} means the same to kavach.toml (read from the environment the client starts it with).
-    expect(code.moved.map((m) => m.clientName)).toEqual(['gh']);
-    expect(code.skipped.map((s) => s.clientName)).toEqual(['api']);
+    expect(cursor.skipped).toEqual([]);
+    expect(cursor.moved.map((m) => m.server)).toEqual([
+      { command: 'gh-mcp', args: [], env: { TOKEN: '${KAVACH_ENV_GH_TOKEN}' } },
+      { command: 'uvx', args: ['${KAVACH_USERHOME}/repo'], env: {} },
+    ]);
+    const code = planInstall({ mcpServers: { api: { type: 'http', url: '${API_URL:-https://api.example.com}/mcp', headers: { Authorization: 'Bearer ${API_KEY}' } }, gh: { command: 'gh-mcp', env: { TOKEN: '${GH_TOKEN}' } } } }, 'claude-code', launch, new Set());
+    expect(code.moved.map((m) => m.server)).toEqual([
+      { url: '${KAVACH_API_URL}/mcp', headers: { Authorization: 'Bearer ${API_KEY}' } },
+      { command: 'gh-mcp', args: [], env: { TOKEN: '${GH_TOKEN}' } },
+    ]);
+    expect((code.next.mcpServers as Record<string, { env: unknown }>).kavach?.env).toEqual({ KAVACH_API_URL: '${API_URL:-https://api.example.com}' });
+  });
+
+  it('leaves an entry alone when kavach.toml would read as a variable what the client passes on as written (Claude Desktop, Codex)', () => {
+    const launch = { command: 'node', args: ['kavach.js', 'mcp', '--config', '/c/k.toml'] };
+    const plan = planInstall({ mcpServers: { x: { command: 'x', args: ['${HOME}'] } } }, 'claude-desktop', launch, new Set());
+    expect(plan.moved).toEqual([]);
+    expect(plan.skipped[0]?.reason).toContain('"${HOME}", which claude-desktop passes on as written');
+    expect(plan.next).toEqual({ mcpServers: { x: { command: 'x', args: ['${HOME}'] } } });
+  });
+
+  it('leaves remote servers without a credential (OAuth) and entries with malformed fields alone, saying why', () => {
+    const launch = { command: 'node', args: ['kavach.js', 'mcp', '--config', '/c/k.toml'] };
+    const plan = planInstall({ mcpServers: { notion: { type: 'http', url: 'https://mcp.notion.com/mcp' }, bad: { command: 'x', args: [1] }, rel: { command: './run.sh' } } }, 'claude-code', launch, new Set());
+    expect(plan.moved).toEqual([]);
+    expect(plan.skipped.map((s) => [s.clientName, s.reason.split(':')[0]])).toEqual([
+      ['notion', 'a remote server with no credential in its entry'],
+      ['bad', '`args` is not a list of strings'],
+      ['rel', 'its command or cwd is a relative path, which depends on where the client starts it'],
+    ]);
+    expect(plan.next).toEqual({ mcpServers: { notion: { type: 'http', url: 'https://mcp.notion.com/mcp' }, bad: { command: 'x', args: [1] }, rel: { command: './run.sh' } } });
   });
 
   it('makes client names into valid, unique server names', () => {
@@ -90,5 +119,33 @@ describe('kavach mcp install / uninstall', () => {
 
   it('shows a line diff', () => {
     expect(lineDiff('a\nb\nc', 'a\nx\nc')).toBe('--- before\n+++ after\n  a\n- b\n+ x\n  c\n');
+  });
+});
+
+describe('kavach mcp install, the command line', () => {
+  it('refuses an unknown client, naming the known ones', async () => {
+    const r = await runCli(['mcp', 'install', '--client', 'windsurf']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('--client windsurf: unknown client; the clients are claude-code, claude-desktop, codex, cursor, gemini, vscode');
+  });
+
+  it('prints its help on stdout and exits 0', async () => {
+    const r = await runCli(['mcp', 'install', '--help']);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('--allow-partial');
+  });
+
+  it('says when the comments of a Codex config cannot be kept, and still writes the right document', async () => {
+    dir = tempDir();
+    const file = join(dir, 'config.toml');
+    // Dotted keys instead of [mcp_servers.NAME] tables: no section to cut out.
+    writeFileSync(file, '# mine\nmodel = "o3"\nmcp_servers.fs.command = "npx"\nmcp_servers.fs.args = ["-y", "@modelcontextprotocol/server-filesystem", "/tmp"]\n');
+    const r = await runCli(['mcp', 'install', '--client', 'codex', '--file', file, '--config', join(dir, 'k', 'kavach.toml')], { HOME: dir });
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    expect(r.stdout).toContain(`note: the comments and layout of ${file} cannot be kept`);
+    const doc = parseToml(readFileSync(file, 'utf8')) as { model: string; mcp_servers: Record<string, { args: string[] }> };
+    expect(doc.model).toBe('o3');
+    expect(Object.keys(doc.mcp_servers)).toEqual(['kavach']);
+    expect(doc.mcp_servers.kavach?.args.slice(-2)).toEqual(['--config', join(dir, 'k', 'kavach.toml')]);
   });
 });

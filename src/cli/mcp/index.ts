@@ -8,8 +8,9 @@ export const USAGE = `usage:
   kavach mcp --config kavach.toml [--http [HOST:PORT]]   run the proxy (stdio unless --http)
   kavach mcp check --config kavach.toml [--json]          start the servers once, show what the client would see
   kavach mcp approve-tools --config kavach.toml [server.tool ...] [--list]
-  kavach mcp install --client claude-desktop|cursor|claude-code|vscode [--config kavach.toml] [--file PATH] [--dry-run]
-  kavach mcp uninstall --client ... [--file PATH] [--dry-run]
+  kavach mcp install --client claude-code|claude-desktop|codex|cursor|gemini|vscode [--scope S] [--project DIR]
+                     [--config kavach.toml] [--file PATH] [--dry-run] [--allow-partial]
+  kavach mcp uninstall --client ... [--scope S] [--project DIR] [--file PATH] [--dry-run]
 kavach mcp SUBCOMMAND --help describes each one.
 `;
 
