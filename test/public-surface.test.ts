@@ -28,7 +28,7 @@ const EXPECTED: Record<string, string[]> = {
     'parsePolicyText', 'readAuditLog', 'verifyAuditLog',
   ],
   './mcp': [
-    'OBSERVED_META_KEY', 'OutcomeRecord', 'PERMIT_META', 'PERMIT_META_KEY', 'PermitCarrier', 'PermitExtra', 'PrincipalConfig',
+    'OBSERVED_META_KEY', 'OutcomeRecord', 'PERMIT_META_KEY', 'PermitCarrier', 'PermitExtra', 'PrincipalConfig',
     'ProxyConfig', 'ProxyRefusal', 'ProxyRuntime', 'RequirePermitOptions', 'ServerConfig', 'TOOL_NAME', 'VERDICT_META_KEY',
     'exposeNames', 'loadConfig', 'parseConfig', 'parseConfigText', 'requirePermit', 'runProxy', 'startRuntime',
   ],

@@ -1,7 +1,8 @@
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
 import { ErrorCode, McpError, type JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
-import type { ProxyCore, ProxySession } from './proxy.ts';
-import type { CallSignal } from './upstream.ts';
+import type { ProxyCore } from './proxy.ts';
+import type { ProxySession } from './proxy-state.ts';
+import type { CallSignal } from './upstream-call.ts';
 
 type RequestId = string | number;
 

@@ -2,8 +2,7 @@ import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { PermitError } from '../crypto/errors.ts';
 import type { PermitClaims } from '../crypto/permit-token.ts';
 import type { PermitVerifier } from '../crypto/permit-verifier.ts';
-
-export const PERMIT_META = 'dev.kavach/permit';
+import { PERMIT_META_KEY } from './meta.ts';
 
 /** What a tool handler of the SDK's `McpServer` receives as its last argument (the part used here). */
 export interface PermitCarrier {
@@ -44,10 +43,10 @@ export function requirePermit<Args extends Record<string, unknown>, Extra extend
   }
   const action = `${opts.audience}.${opts.tool}`;
   return async (args: Args, extra: Extra) => {
-    const token = extra?._meta?.[PERMIT_META];
+    const token = extra?._meta?.[PERMIT_META_KEY];
     let claims: PermitClaims;
     try {
-      if (typeof token !== 'string') throw new PermitError('BAD_FORMAT', `no permit in _meta["${PERMIT_META}"]; call this tool through the Kavach proxy`);
+      if (typeof token !== 'string') throw new PermitError('BAD_FORMAT', `no permit in _meta["${PERMIT_META_KEY}"]; call this tool through the Kavach proxy`);
       // The audience is checked inside verify, before the replay store burns the permit's id.
       claims = await opts.verifier.verify(token, { action, args: args ?? {}, audience: opts.audience });
     } catch (err) {

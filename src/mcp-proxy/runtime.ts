@@ -9,7 +9,8 @@ import { KeyPair, PermitSigner, PublicKeyDirectory } from '../crypto/index.ts';
 import type { ProxyConfig } from './config.ts';
 import { reportObserved } from './observe-log.ts';
 import { ToolPins } from './pinning.ts';
-import { ProxyCore, type OutcomeSink } from './proxy.ts';
+import { ProxyCore } from './proxy.ts';
+import type { OutcomeSink } from './tool-calls.ts';
 
 export function log(message: string): void {
   process.stderr.write(`kavach mcp: ${message}\n`);

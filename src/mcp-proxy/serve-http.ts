@@ -6,7 +6,7 @@ import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/
 import { isInitializeRequest } from '@modelcontextprotocol/sdk/types.js';
 import { ConfigError } from '../engine/errors.ts';
 import { parseListen, type HttpClientConfig } from './config.ts';
-import type { ProxySession } from './proxy.ts';
+import type { ProxySession } from './proxy-state.ts';
 import { log, type ProxyRuntime } from './runtime.ts';
 import { createSession } from './session.ts';
 

@@ -7,7 +7,8 @@ import {
 } from '@modelcontextprotocol/sdk/types.js';
 import type { AuthInfo } from '@modelcontextprotocol/sdk/server/auth/types.js';
 import type { PrincipalConfig } from './config.ts';
-import type { ProxyCore, ProxySession } from './proxy.ts';
+import type { ProxyCore } from './proxy.ts';
+import type { ProxySession } from './proxy-state.ts';
 
 export const PROXY_INFO = { name: 'kavach', version: '0.1.0' };
 
@@ -59,11 +60,11 @@ export function createSession(core: ProxyCore, principal: PrincipalConfig, opts:
   server.setRequestHandler(ListResourceTemplatesRequestSchema, async () => ({ resourceTemplates: await core.listResourceTemplates(principal) }));
   server.setRequestHandler(ReadResourceRequestSchema, (request, extra) => core.readResource(from(extra), request.params, extra.signal) as never);
   server.setRequestHandler(SubscribeRequestSchema, async (request, extra) => {
-    await core.subscribe(session, 'resources/subscribe', request.params.uri, from(extra));
+    await core.subscribe(session, request.params.uri, from(extra));
     return {};
   });
   server.setRequestHandler(UnsubscribeRequestSchema, async (request) => {
-    await core.subscribe(session, 'resources/unsubscribe', request.params.uri);
+    await core.unsubscribe(session, request.params.uri);
     return {};
   });
   server.setRequestHandler(CompleteRequestSchema, (request, extra) => core.complete(request.params, extra.signal) as never);

@@ -3,33 +3,19 @@ import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js'
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
 import {
-  CallToolResultSchema, ErrorCode, McpError, type CallToolResult,
   CreateMessageRequestSchema, ElicitRequestSchema, ListRootsRequestSchema,
   LoggingMessageNotificationSchema, PromptListChangedNotificationSchema, ResourceListChangedNotificationSchema,
   ResourceUpdatedNotificationSchema, ToolListChangedNotificationSchema,
-  type ClientCapabilities, type LoggingLevel, type LoggingMessageNotification, type Prompt, type ResourceUpdatedNotification,
+  type CallToolResult, type ClientCapabilities, type LoggingLevel, type LoggingMessageNotification, type Prompt, type ResourceUpdatedNotification,
   type ServerCapabilities, type Tool,
 } from '@modelcontextprotocol/sdk/types.js';
+import { Coalesced } from './coalesced.ts';
 import type { ServerConfig } from './config.ts';
 import { ChildProcessTransport, type ChildServerParams } from './line-transport.ts';
-
-interface PendingCall {
-  resolve(result: unknown): void;
-  reject(err: Error): void;
-}
+import { encodable, listAllPages } from './listing.ts';
+import { UpstreamCallPath, type CallSignal } from './upstream-call.ts';
 
 export type UpstreamState = 'idle' | 'starting' | 'ready' | 'down' | 'closed';
-
-/**
- * What a forwarded call needs of a cancellation signal: an `AbortSignal` fits, and so does the
- * fast path's lighter one (an AbortController per call costs more than the rest of the call).
- */
-export interface CallSignal {
-  readonly aborted: boolean;
-  readonly reason?: unknown;
-  addEventListener(type: 'abort', listener: () => void, options?: { once?: boolean }): void;
-  removeEventListener(type: 'abort', listener: () => void): void;
-}
 
 /** Opens the connection to one upstream (the default: a child process or Streamable HTTP). */
 export type TransportFactory = (config: ServerConfig) => Transport;
@@ -44,79 +30,6 @@ export interface UpstreamEvents {
   logMessage(upstream: Upstream, params: LoggingMessageNotification['params']): void;
   resourceUpdated(upstream: Upstream, params: ResourceUpdatedNotification['params']): void;
   relay: ClientRequestRelay;
-}
-
-/**
- * One forwarded tools/call awaiting its answer: its timeout, its cancellation and its settling in
- * one object (a closure per step would be allocated, and under tsx named, on every call).
- */
-class ForwardedCall implements PendingCall {
-  readonly promise: Promise<CallToolResult>;
-  readonly sendFailed: (err: unknown) => void;
-  private readonly onAbort: () => void;
-  private settle!: (result: CallToolResult) => void;
-  private fail!: (err: Error) => void;
-  private readonly timer: NodeJS.Timeout;
-
-  constructor(
-    private readonly id: string,
-    private readonly server: string,
-    private readonly pending: Map<string, PendingCall>,
-    private readonly transport: Transport,
-    private readonly signal: CallSignal,
-    private readonly timeoutMs: number,
-  ) {
-    this.promise = new Promise<CallToolResult>((resolve, reject) => {
-      this.settle = resolve;
-      this.fail = reject;
-    });
-    this.onAbort = () => {
-      this.finish();
-      this.cancelUpstream(String(this.signal.reason ?? 'cancelled by the client'));
-      this.fail(new Error('the call was cancelled'));
-    };
-    this.sendFailed = (err) => this.pending.get(this.id)?.reject(err as Error);
-    this.timer = setTimeout(timedOut, timeoutMs, this);
-    this.timer.unref();
-    signal.addEventListener('abort', this.onAbort, { once: true });
-    pending.set(id, this);
-  }
-
-  resolve(result: unknown): void {
-    this.finish();
-    if (isPlainTextResult(result)) {
-      this.settle(result as CallToolResult);
-      return;
-    }
-    const parsed = CallToolResultSchema.safeParse(result);
-    if (parsed.success) this.settle(result as CallToolResult);
-    else this.fail(new Error(`'${this.server}' returned an invalid tools/call result: ${parsed.error.message}`));
-  }
-
-  reject(err: Error): void {
-    this.finish();
-    this.fail(err);
-  }
-
-  timedOut(): void {
-    this.finish();
-    this.cancelUpstream('timed out');
-    this.fail(new McpError(ErrorCode.RequestTimeout, `no answer from '${this.server}' within ${this.timeoutMs} ms`));
-  }
-
-  private finish(): void {
-    this.pending.delete(this.id);
-    clearTimeout(this.timer);
-    this.signal.removeEventListener('abort', this.onAbort);
-  }
-
-  private cancelUpstream(reason: string): void {
-    this.transport.send({ jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: this.id, reason } }).catch(() => undefined);
-  }
-}
-
-function timedOut(call: ForwardedCall): void {
-  call.timedOut();
 }
 
 const BACKOFF_MS = [500, 1_000, 2_000, 5_000, 10_000, 30_000];
@@ -141,12 +54,8 @@ export class Upstream {
   /** Resolves once the first connection attempt succeeded or failed. */
   readonly settled: Promise<void> = new Promise((r) => (this.firstSettled = r));
   private capabilities: ClientCapabilities = {};
-  private readonly progress = new Map<string, (params: Record<string, unknown>) => void>();
-  private progressSeq = 0;
-  /** Forwarded tools/call requests, by their (string) id on the upstream connection. */
-  private readonly pending = new Map<string, PendingCall>();
-  private callSeq = 0;
-  private wire_: Transport | undefined;
+  /** tools/call and progress, beside the SDK client on the same connection. */
+  private readonly calls: UpstreamCallPath;
   private logLevel: LoggingLevel | undefined;
   /** A burst of list_changed notifications costs at most two re-lists per kind, the last after the last notification. */
   private readonly relists = {
@@ -156,7 +65,9 @@ export class Upstream {
   /** Listings started, per kind: an answer to one overtaken by a later listing is dropped. */
   private readonly listSeq = { tools: 0, prompts: 0 };
 
-  constructor(readonly config: ServerConfig, private readonly events: UpstreamEvents, private readonly transportFor: TransportFactory = defaultTransport) {}
+  constructor(readonly config: ServerConfig, private readonly events: UpstreamEvents, private readonly transportFor: TransportFactory = defaultTransport) {
+    this.calls = new UpstreamCallPath(config.name);
+  }
 
   get name(): string {
     return this.config.name;
@@ -166,41 +77,19 @@ export class Upstream {
     return this.state === 'ready' ? this.client?.getServerCapabilities() : undefined;
   }
 
-  /**
-   * A progress token for one forwarded request. The SDK dispatches notifications a microtask
-   * after responses, so a final progress arriving with the result would be dropped; reading it
-   * off the transport keeps every update in order.
-   */
+  /** A progress token for one forwarded request (see `UpstreamCallPath.trackProgress`). */
   trackProgress(onProgress: (params: Record<string, unknown>) => void): string {
-    const token = `kavach-${++this.progressSeq}`;
-    this.progress.set(token, onProgress);
-    return token;
+    return this.calls.trackProgress(onProgress);
   }
 
   untrackProgress(token: string): void {
-    this.progress.delete(token);
+    this.calls.untrackProgress(token);
   }
 
-  /**
-   * Forwards one tools/call as raw JSON-RPC on the upstream connection, beside the SDK client
-   * (string ids never collide with its numeric ones). This skips the client's per-request
-   * bookkeeping on the hot path; the result is still schema-checked.
-   */
+  /** Forwards one tools/call on the raw path (`upstream-call.ts`). */
   callTool(params: Record<string, unknown>, opts: { signal: CallSignal; timeoutMs: number }): Promise<CallToolResult> {
-    const transport = this.wire_;
-    if (this.state !== 'ready' || !transport) return Promise.reject(new Error(`server '${this.name}' is unavailable`));
-    if (opts.signal.aborted) return Promise.reject(new Error('the call was cancelled'));
-    const id = `kavach-call-${++this.callSeq}`;
-    const call = new ForwardedCall(id, this.name, this.pending, transport, opts.signal, opts.timeoutMs);
-    try {
-      transport.send({ jsonrpc: '2.0', id, method: 'tools/call', params }).catch(call.sendFailed);
-    } catch (err) {
-      // The line transports serialise before they return a promise: a message JSON.stringify cannot
-      // take (nesting JSON.parse accepted) throws here. Left pending, the call would time out later
-      // with nobody awaiting it, an unhandled rejection that ends the process.
-      call.sendFailed(err);
-    }
-    return call.promise;
+    if (this.state !== 'ready') return Promise.reject(new Error(`server '${this.name}' is unavailable`));
+    return this.calls.callTool(params, opts);
   }
 
   start(capabilities: ClientCapabilities): void {
@@ -216,8 +105,7 @@ export class Upstream {
 
   async close(): Promise<void> {
     this.state = 'closed';
-    this.wire_ = undefined;
-    for (const call of [...this.pending.values()]) call.reject(new Error('the proxy is shutting down'));
+    this.calls.detach('the proxy is shutting down');
     clearTimeout(this.timer);
     const client = this.client;
     this.client = undefined;
@@ -238,26 +126,7 @@ export class Upstream {
     client.onerror = (err) => this.events.log(`upstream ${this.name}: ${err.message}`);
     try {
       await client.connect(transport, { timeout: CONNECT_TIMEOUT_MS });
-      const deliver = transport.onmessage;
-      transport.onmessage = (message, extra) => {
-        if ('method' in message) {
-          if (message.method === 'notifications/progress' && !('id' in message)) {
-            const params = (message.params ?? {}) as Record<string, unknown>;
-            const handler = this.progress.get(params.progressToken as string);
-            if (handler) handler(params);
-            return;
-          }
-        } else if ('id' in message && typeof message.id === 'string') {
-          const call = this.pending.get(message.id);
-          if (call) {
-            if ('result' in message) call.resolve(message.result);
-            else if ('error' in message) call.reject(new McpError(message.error.code, message.error.message, message.error.data));
-            return;
-          }
-        }
-        deliver?.(message, extra);
-      };
-      this.wire_ = transport;
+      this.calls.attach(transport);
       if (closedEarly || (this.state as UpstreamState) === 'closed') throw new Error('the connection closed during start-up');
       this.client = client;
       await this.refresh(client);
@@ -286,9 +155,8 @@ export class Upstream {
     if (wasReady && Date.now() - this.readyAt > STABLE_MS) this.attempt = 0;
     this.state = 'down';
     this.client = undefined;
-    this.wire_ = undefined;
     this.lastError = reason;
-    for (const call of [...this.pending.values()]) call.reject(new Error(`the server went away (${reason})`));
+    this.calls.detach(`the server went away (${reason})`);
     const delay = BACKOFF_MS[Math.min(this.attempt, BACKOFF_MS.length - 1)] as number;
     this.attempt++;
     this.events.log(`upstream ${this.name}: ${reason}; restarting in ${delay} ms`);
@@ -358,84 +226,7 @@ export class Upstream {
   }
 }
 
-/**
- * Runs a task on demand, one run at a time: a trigger during a run queues one more run (however
- * many triggers come), which starts after the current one ends, so the last trigger is always
- * followed by a whole run. A failed run is reported and does not cancel the queued one.
- */
-export class Coalesced {
-  private running: Promise<void> | undefined;
-  private queued = false;
-
-  constructor(private readonly task: () => Promise<void>, private readonly onError: (err: unknown) => void) {}
-
-  /** Resolves when no run is left that started before this trigger or was queued by it. */
-  trigger(): Promise<void> {
-    if (this.running) {
-      this.queued = true;
-      return this.running;
-    }
-    this.running = this.loop();
-    return this.running;
-  }
-
-  private async loop(): Promise<void> {
-    try {
-      do {
-        this.queued = false;
-        try {
-          await this.task();
-        } catch (err) {
-          this.onError(err);
-        }
-      } while (this.queued);
-    } finally {
-      this.running = undefined;
-    }
-  }
-}
-
-/** Most pages one listing follows; past it, what was listed so far is the list. */
-export const MAX_LIST_PAGES = 100;
-
-/**
- * Follows a paginated listing to its end, bounded: a server whose cursor never ends (it repeats
- * one, or always hands out a new one with empty pages) would otherwise keep the proxy asking
- * forever, and every client waiting on the listing with it.
- */
-export async function listAllPages<T>(fetchPage: (cursor: string | undefined) => Promise<{ items: T[]; nextCursor?: string | undefined }>, maxItems: number): Promise<T[]> {
-  const items: T[] = [];
-  const seen = new Set<string>();
-  let cursor: string | undefined;
-  for (let pages = 0; pages < MAX_LIST_PAGES; pages++) {
-    const page = await fetchPage(cursor);
-    items.push(...page.items);
-    cursor = page.nextCursor;
-    if (cursor === undefined || seen.has(cursor) || items.length >= maxItems) break;
-    seen.add(cursor);
-  }
-  return items;
-}
-
-/**
- * The entries of an upstream's list that can be passed on: JSON.parse takes nesting that
- * JSON.stringify cannot, and one such entry would fail the whole merged list for every client.
- */
-export function encodable<T>(items: T[], onDropped: (item: T) => void): T[] {
-  let out: T[] | undefined;
-  for (let i = 0; i < items.length; i++) {
-    try {
-      JSON.stringify(items[i]);
-    } catch {
-      out ??= items.slice(0, i);
-      onDropped(items[i] as T);
-      continue;
-    }
-    out?.push(items[i] as T);
-  }
-  return out ?? items;
-}
-
+/** The default: a child process for a stdio server, Streamable HTTP for a URL. */
 function defaultTransport(c: ServerConfig): Transport {
   if (c.kind === 'stdio') {
     // Windows needs the SDK's cross-spawn (.cmd shims, PATHEXT); elsewhere the lean transport.
@@ -449,25 +240,4 @@ function defaultTransport(c: ServerConfig): Transport {
     return new ChildProcessTransport(params);
   }
   return new StreamableHTTPClientTransport(new URL(c.url), { requestInit: { headers: c.headers } });
-}
-
-/**
- * The commonest result, text blocks only (`{ content: [{ type: 'text', text }], isError? }`),
- * checked by hand: a strict subset of what `CallToolResultSchema` accepts. Anything else, even
- * a text block with annotations, goes through the full schema.
- */
-export function isPlainTextResult(result: unknown): boolean {
-  if (result === null || typeof result !== 'object' || Array.isArray(result)) return false;
-  const r = result as Record<string, unknown>;
-  for (const k in r) if (k !== 'content' && k !== 'isError') return false;
-  if (r.isError !== undefined && typeof r.isError !== 'boolean') return false;
-  const content = r.content;
-  if (!Array.isArray(content)) return false;
-  for (const block of content as unknown[]) {
-    if (block === null || typeof block !== 'object' || Array.isArray(block)) return false;
-    const b = block as Record<string, unknown>;
-    if (b.type !== 'text' || typeof b.text !== 'string') return false;
-    for (const k in b) if (k !== 'type' && k !== 'text') return false;
-  }
-  return true;
 }

@@ -212,7 +212,7 @@ describe('ChildProcessTransport', () => {
 describe('plain text results', () => {
   it('the hand check accepts only what CallToolResultSchema accepts', async () => {
     const { CallToolResultSchema } = await import('@modelcontextprotocol/sdk/types.js');
-    const { isPlainTextResult } = await import('../../src/mcp-proxy/upstream.ts');
+    const { isPlainTextResult } = await import('../../src/mcp-proxy/upstream-call.ts');
     const samples: unknown[] = [
       { content: [{ type: 'text', text: 'hi' }] },
       { content: [{ type: 'text', text: 'hi' }, { type: 'text', text: '' }], isError: true },

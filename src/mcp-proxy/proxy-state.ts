@@ -1,0 +1,25 @@
+import type { Server } from '@modelcontextprotocol/sdk/server/index.js';
+import type { Gate } from '../engine/gate.ts';
+import type { PrincipalConfig, ProxyConfig } from './config.ts';
+import type { UpstreamPool } from './upstream-pool.ts';
+
+/** A downstream client connection (stdio: the one; HTTP: one per MCP session). */
+export interface ProxySession {
+  id: string;
+  principal: PrincipalConfig;
+  server: Server;
+  /** HTTP: the client's address (for `ip_in` and drift): where the session opened, or, per request, where that request came from. */
+  ip?: string;
+}
+
+/**
+ * What the proxy's parts share (`ProxyCore` is it). Read on each use, not copied: the gate can
+ * be replaced and sessions come and go.
+ */
+export interface ProxyShared {
+  readonly config: ProxyConfig;
+  readonly gate: Gate;
+  readonly pool: UpstreamPool;
+  readonly sessions: ReadonlySet<ProxySession>;
+  readonly log: (message: string) => void;
+}

@@ -1,0 +1,117 @@
+import { ErrorCode, McpError, type CallToolResult } from '@modelcontextprotocol/sdk/types.js';
+import type { OutcomeEntry } from '../audit/entry.ts';
+import { requestContext } from './gated-request.ts';
+import { clientProgressToken, forwardedToolMeta, returnedResult, scrubbedError } from './meta.ts';
+import type { ProxySession, ProxyShared } from './proxy-state.ts';
+import { proxyRefusal, proxyRefusalResult, refusalResult, type ProxyRefusal, type ProxyRefuseCode } from './refusals.ts';
+import type { ToolCatalogue } from './tool-catalogue.ts';
+import type { CallSignal } from './upstream-call.ts';
+
+/** A refusal the proxy gave itself (the gate was not asked), for the audit log. */
+export interface ProxyRefusalRecord {
+  type: 'kavach.mcp_refusal';
+  time: number;
+  evaluationId: string;
+  principal: string;
+  session: string;
+  action: string;
+  code: ProxyRefuseCode;
+  reason: string;
+}
+
+/** Where the proxy's own audit records go: an outcome per forwarded call, and its own refusals. */
+export interface OutcomeSink {
+  append(record: OutcomeEntry | ProxyRefusalRecord): Promise<unknown>;
+}
+
+export interface ToolCallParams {
+  name: string;
+  arguments?: Record<string, unknown>;
+  _meta?: Record<string, unknown>;
+}
+
+export interface ToolCallExtra {
+  requestId: string | number;
+  signal: CallSignal;
+  sendNotification: (n: never) => Promise<void>;
+}
+
+/** The hot path of the proxy: one tools/call resolved, gated, forwarded with its permit, its outcome recorded. */
+export class ToolCalls {
+  constructor(private readonly shared: ProxyShared, private readonly catalogue: ToolCatalogue, private readonly outcomes: OutcomeSink | undefined) {}
+
+  async call(session: ProxySession, params: ToolCallParams, extra: ToolCallExtra): Promise<CallToolResult> {
+    const entry = await this.catalogue.resolve(params.name);
+    if (!entry) return { isError: true, content: [{ type: 'text', text: `Unknown tool: ${params.name}` }] };
+    if (entry.changed) return this.toolChanged(session, entry.action);
+    const upstream = entry.upstream;
+    if (upstream.state !== 'ready') {
+      const reason = `server '${upstream.name}' is unavailable (${upstream.lastError ?? upstream.state}); it is being restarted, try again shortly`;
+      return this.refused(session, entry.action, proxyRefusal('UPSTREAM_UNAVAILABLE', 'upstream', reason), false);
+    }
+    const args = params.arguments ?? {};
+    const verdict = await this.shared.gate.evaluate(requestContext(session, { action: entry.action, audience: upstream.name, params: args }));
+    if (verdict.kind !== 'permit') return refusalResult(verdict);
+    // The definition may have changed (and the tool been held back) while the gate was deciding.
+    if (this.catalogue.get(params.name)?.changed) return this.toolChanged(session, entry.action);
+
+    const progressToken = clientProgressToken(params._meta);
+    let progressSent: Promise<void> | undefined;
+    let upstreamToken: string | undefined;
+    if (progressToken !== undefined) {
+      // The upstream gets its own token; its progress is re-tagged with the client's.
+      upstreamToken = upstream.trackProgress((p) => {
+        // After a cancellation the client has forgotten the token; late progress would confuse it.
+        if (extra.signal.aborted) return;
+        progressSent = extra.sendNotification({ method: 'notifications/progress', params: { ...p, progressToken } } as never).catch(() => undefined);
+      });
+    }
+    const forwarded: Record<string, unknown> = { name: entry.tool.name, arguments: args };
+    const meta = forwardedToolMeta(params._meta, verdict, upstreamToken);
+    if (meta !== undefined) forwarded._meta = meta;
+    const started = performance.now();
+    let result: CallToolResult;
+    let outcome: OutcomeEntry['outcome'];
+    let rethrow: unknown;
+    try {
+      result = await upstream.callTool(forwarded, { signal: extra.signal, timeoutMs: this.shared.config.tools.callTimeoutMs });
+      outcome = result.isError ? 'tool_error' : 'ok';
+      // The client drops progress that arrives after the result: let the last one go first.
+      if (progressSent) {
+        await progressSent;
+        await new Promise(setImmediate);
+      }
+    } catch (err) {
+      outcome = 'upstream_failure';
+      // Bad arguments stay a protocol error, as if the client had called the server itself.
+      if (err instanceof McpError && err.code === ErrorCode.InvalidParams) rethrow = scrubbedError(err);
+      const message = extra.signal.aborted ? 'the call was cancelled' : (err as Error).message;
+      result = { isError: true, content: [{ type: 'text', text: `Server '${upstream.name}' failed to answer: ${message}` }] };
+    } finally {
+      if (upstreamToken !== undefined) upstream.untrackProgress(upstreamToken);
+    }
+    if (this.outcomes) {
+      const record: OutcomeEntry = { type: 'outcome', time: Date.now(), evaluationId: verdict.evaluationId, action: entry.action, outcome, durationMs: performance.now() - started };
+      this.outcomes.append(record).catch((err: unknown) => this.shared.log(`audit: could not record the outcome of ${verdict.evaluationId}: ${String(err)}`));
+    }
+    if (rethrow !== undefined) throw rethrow;
+    return returnedResult(result, verdict);
+  }
+
+  private toolChanged(session: ProxySession, action: string): CallToolResult {
+    const reason = `the definition of '${action}' changed since it was approved; an operator must run \`kavach mcp approve-tools\``;
+    return this.refused(session, action, proxyRefusal('TOOL_CHANGED', 'pinning', reason), true);
+  }
+
+  /** A refusal the proxy gives itself: recorded, since the gate (which records its own) was not asked. */
+  private refused(session: ProxySession, action: string, verdict: ProxyRefusal, byPolicy: boolean): CallToolResult {
+    if (this.outcomes) {
+      const record: ProxyRefusalRecord = {
+        type: 'kavach.mcp_refusal', time: Date.now(), evaluationId: verdict.evaluationId, principal: session.principal.principalId,
+        session: session.id, action, code: verdict.code, reason: verdict.reason,
+      };
+      this.outcomes.append(record).catch((err: unknown) => this.shared.log(`audit: could not record a refusal: ${String(err)}`));
+    }
+    return proxyRefusalResult(verdict, byPolicy);
+  }
+}

@@ -1,0 +1,186 @@
+import type { Tool } from '@modelcontextprotocol/sdk/types.js';
+import type { PrincipalConfig } from './config.ts';
+import type { ToolPins } from './pinning.ts';
+import type { ProxyShared } from './proxy-state.ts';
+import { exposeNames, type UpstreamName } from './tool-names.ts';
+import type { Upstream } from './upstream.ts';
+import { couldBePermitted } from './visibility.ts';
+
+/** A tool as the proxy exposes it: its exposed name, its server, its definition, and whether it is held back. */
+export interface ExposedTool {
+  exposed: string;
+  upstream: Upstream;
+  tool: Tool;
+  action: string;
+  /** Its definition differs from the pinned one: hidden, and calls refused, until approved. */
+  changed: boolean;
+}
+
+/** What `kavach mcp check` shows of one tool. */
+export interface ToolDescription {
+  exposed: string;
+  action: string;
+  server: string;
+  listed: boolean;
+  changed: boolean;
+}
+
+/**
+ * The tools the proxy exposes: every upstream's list, pin-checked (rug-pull protection), named
+ * `<server>__<tool>`, and what each principal is shown of it.
+ */
+export class ToolCatalogue {
+  private tools = new Map<string, ExposedTool>();
+  /** Per upstream: the tool list the pin check last classified, and the actions it held back. */
+  private readonly vetted = new Map<Upstream, { tools: Tool[]; changed: ReadonlySet<string> }>();
+  private readonly vetSeq = new Map<Upstream, number>();
+  /** Pin checks under way, per upstream: its tools are not served until the verdict is in. */
+  private readonly vetting = new Map<Upstream, Promise<void>>();
+  private readonly visibleCache = new Map<string, Tool[]>();
+
+  constructor(private readonly shared: ProxyShared, private readonly pins: ToolPins | undefined) {}
+
+  /** The tool exposed under `name` right now (no waiting). */
+  get(name: string): ExposedTool | undefined {
+    return this.tools.get(name);
+  }
+
+  /**
+   * The tool a call names, once an answer can be given: its server may still be starting, and a
+   * server that just (re)started with new definitions is pin-checked first, so a rug-pulled tool
+   * is never called under the definition that was approved before.
+   */
+  async resolve(name: string): Promise<ExposedTool | undefined> {
+    const pool = this.shared.pool;
+    let entry = this.tools.get(name);
+    if (!entry && !pool.startupDone) {
+      await pool.ready;
+      entry = this.tools.get(name);
+    }
+    const vetting = entry && this.vetting.get(entry.upstream);
+    if (vetting) {
+      await vetting;
+      entry = this.tools.get(name);
+    }
+    return entry;
+  }
+
+  /** The tools a principal is shown: none held back, and (unless `show_all`) only those a policy could permit. */
+  async visibleTo(principal: PrincipalConfig): Promise<Tool[]> {
+    await this.shared.pool.ready;
+    if (this.vetting.size > 0) await Promise.all(this.vetting.values());
+    const key = `${principal.principalKind}\0${principal.principalId}\0${principal.roles.join('\0')}`;
+    let visible = this.visibleCache.get(key);
+    if (visible) return visible;
+    const policies = this.shared.gate.policies;
+    const showAll = this.showAll();
+    visible = [];
+    for (const t of this.tools.values()) {
+      if (t.changed) continue;
+      if (!showAll && !couldBePermitted(policies, principal, t.action)) continue;
+      visible.push({ ...t.tool, name: t.exposed });
+    }
+    if (this.visibleCache.size > 1000) this.visibleCache.clear();
+    this.visibleCache.set(key, visible);
+    return visible;
+  }
+
+  /** Every exposed tool with what a principal would see (for `kavach mcp check`). */
+  async describe(principal: PrincipalConfig): Promise<ToolDescription[]> {
+    await this.shared.pool.ready;
+    const policies = this.shared.gate.policies;
+    const showAll = this.showAll();
+    return [...this.tools.values()].map((t) => ({
+      exposed: t.exposed,
+      action: t.action,
+      server: t.upstream.name,
+      changed: t.changed,
+      listed: !t.changed && (showAll || couldBePermitted(policies, principal, t.action)),
+    }));
+  }
+
+  /** The policies changed: what each principal is shown is computed afresh. */
+  forgetVisibility(): void {
+    this.visibleCache.clear();
+  }
+
+  /** The pin file changed (an approval): read it again and re-check every upstream's tools. */
+  async reloadPins(): Promise<void> {
+    if (!this.pins) return;
+    await this.pins.load();
+    await Promise.all(this.shared.pool.upstreams.map((u) => this.vet(u)));
+  }
+
+  /**
+   * Pin-checks the upstream's current tool list; only then do those tools become the exposed
+   * ones. A check overtaken by a newer list is dropped, so a slow check of an old list never
+   * undoes the verdict on a newer one (a rug pull sent right behind a harmless change).
+   */
+  vet(u: Upstream): Promise<void> {
+    const done = this.vetNow(u).finally(() => {
+      if (this.vetting.get(u) === done) this.vetting.delete(u);
+    });
+    this.vetting.set(u, done);
+    return done;
+  }
+
+  private async vetNow(u: Upstream): Promise<void> {
+    const seq = (this.vetSeq.get(u) ?? 0) + 1;
+    this.vetSeq.set(u, seq);
+    const tools = unambiguous(u.tools, (name) => this.shared.log(`upstream ${u.name}: lists tool '${name}' more than once; hiding it`));
+    let changed: ReadonlySet<string> = new Set();
+    if (this.pins) {
+      try {
+        changed = await this.pins.check(u.name, tools);
+      } catch (err) {
+        // Fail closed: if pins cannot be checked, hold back every tool of this server.
+        this.shared.log(`pinning: ${String(err)}; holding back the tools of ${u.name}`);
+        changed = new Set(tools.map((t) => `${u.name}.${t.name}`));
+      }
+    }
+    if (this.vetSeq.get(u) !== seq) return;
+    this.vetted.set(u, { tools, changed });
+    this.rebuild();
+  }
+
+  private rebuild(): void {
+    const names: UpstreamName[] = [];
+    const byKey = new Map<string, { u: Upstream; tool: Tool; changed: boolean }>();
+    for (const u of this.shared.pool.upstreams) {
+      const vetted = this.vetted.get(u);
+      if (!vetted) continue;
+      for (const tool of vetted.tools) {
+        names.push({ server: u.name, name: tool.name });
+        byKey.set(`${u.name}\0${tool.name}`, { u, tool, changed: vetted.changed.has(`${u.name}.${tool.name}`) });
+      }
+    }
+    const next = new Map<string, ExposedTool>();
+    for (const [exposed, n] of exposeNames(names)) {
+      const found = byKey.get(`${n.server}\0${n.name}`);
+      if (!found) continue;
+      next.set(exposed, { exposed, upstream: found.u, tool: found.tool, action: `${n.server}.${n.name}`, changed: found.changed });
+    }
+    this.tools = next;
+    this.visibleCache.clear();
+  }
+
+  private showAll(): boolean {
+    return this.shared.config.tools.showAll || this.shared.config.gate.observeOnly;
+  }
+}
+
+/** A tool name listed twice is ambiguous (which definition would run?): neither is exposed. */
+function unambiguous(tools: readonly Tool[], onDuplicate: (name: string) => void): Tool[] {
+  const count = new Map<string, number>();
+  for (const t of tools) count.set(t.name, (count.get(t.name) ?? 0) + 1);
+  const out: Tool[] = [];
+  for (const t of tools) {
+    const n = count.get(t.name) as number;
+    if (n === 1) out.push(t);
+    else if (n > 1) {
+      onDuplicate(t.name);
+      count.set(t.name, 0);
+    }
+  }
+  return out;
+}

@@ -1,0 +1,195 @@
+import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
+import { CallToolResultSchema, ErrorCode, McpError, type CallToolResult } from '@modelcontextprotocol/sdk/types.js';
+
+/**
+ * What a forwarded call needs of a cancellation signal: an `AbortSignal` fits, and so does the
+ * fast path's lighter one (an AbortController per call costs more than the rest of the call).
+ */
+export interface CallSignal {
+  readonly aborted: boolean;
+  readonly reason?: unknown;
+  addEventListener(type: 'abort', listener: () => void, options?: { once?: boolean }): void;
+  removeEventListener(type: 'abort', listener: () => void): void;
+}
+
+interface PendingCall {
+  resolve(result: unknown): void;
+  reject(err: Error): void;
+}
+
+/**
+ * The raw upstream side of the hot path, the counterpart of `fast-path.ts` downstream: tools/call
+ * forwarded as plain JSON-RPC on the upstream connection, beside the SDK client (string ids never
+ * collide with its numeric ones). This skips the client's per-request bookkeeping; the result is
+ * still schema-checked. Progress of forwarded requests is read here too.
+ */
+export class UpstreamCallPath {
+  private transport: Transport | undefined;
+  /** Forwarded tools/call requests, by their (string) id on the upstream connection. */
+  private readonly pending = new Map<string, PendingCall>();
+  private callSeq = 0;
+  private readonly progress = new Map<string, (params: Record<string, unknown>) => void>();
+  private progressSeq = 0;
+
+  constructor(private readonly server: string) {}
+
+  /**
+   * Takes the messages of a connected transport that belong here (answers to forwarded calls,
+   * progress of forwarded requests) before the SDK client sees them; the rest go on to it.
+   */
+  attach(transport: Transport): void {
+    const deliver = transport.onmessage;
+    transport.onmessage = (message, extra) => {
+      if ('method' in message) {
+        if (message.method === 'notifications/progress' && !('id' in message)) {
+          const params = (message.params ?? {}) as Record<string, unknown>;
+          const handler = this.progress.get(params.progressToken as string);
+          if (handler) handler(params);
+          return;
+        }
+      } else if ('id' in message && typeof message.id === 'string') {
+        const call = this.pending.get(message.id);
+        if (call) {
+          if ('result' in message) call.resolve(message.result);
+          else if ('error' in message) call.reject(new McpError(message.error.code, message.error.message, message.error.data));
+          return;
+        }
+      }
+      deliver?.(message, extra);
+    };
+    this.transport = transport;
+  }
+
+  /** The connection is gone: no new calls, and every call in flight fails with `reason`. */
+  detach(reason: string): void {
+    this.transport = undefined;
+    for (const call of [...this.pending.values()]) call.reject(new Error(reason));
+  }
+
+  /**
+   * A progress token for one forwarded request. The SDK dispatches notifications a microtask
+   * after responses, so a final progress arriving with the result would be dropped; reading it
+   * off the transport keeps every update in order.
+   */
+  trackProgress(onProgress: (params: Record<string, unknown>) => void): string {
+    const token = `kavach-${++this.progressSeq}`;
+    this.progress.set(token, onProgress);
+    return token;
+  }
+
+  untrackProgress(token: string): void {
+    this.progress.delete(token);
+  }
+
+  /** Forwards one tools/call; the caller has checked that the upstream is ready. */
+  callTool(params: Record<string, unknown>, opts: { signal: CallSignal; timeoutMs: number }): Promise<CallToolResult> {
+    const transport = this.transport;
+    if (!transport) return Promise.reject(new Error(`server '${this.server}' is unavailable`));
+    if (opts.signal.aborted) return Promise.reject(new Error('the call was cancelled'));
+    const id = `kavach-call-${++this.callSeq}`;
+    const call = new ForwardedCall(id, this.server, this.pending, transport, opts.signal, opts.timeoutMs);
+    try {
+      transport.send({ jsonrpc: '2.0', id, method: 'tools/call', params }).catch(call.sendFailed);
+    } catch (err) {
+      // The line transports serialise before they return a promise: a message JSON.stringify cannot
+      // take (nesting JSON.parse accepted) throws here. Left pending, the call would time out later
+      // with nobody awaiting it, an unhandled rejection that ends the process.
+      call.sendFailed(err);
+    }
+    return call.promise;
+  }
+}
+
+/**
+ * One forwarded tools/call awaiting its answer: its timeout, its cancellation and its settling in
+ * one object (a closure per step would be allocated, and under tsx named, on every call).
+ */
+class ForwardedCall implements PendingCall {
+  readonly promise: Promise<CallToolResult>;
+  readonly sendFailed: (err: unknown) => void;
+  private readonly onAbort: () => void;
+  private settle!: (result: CallToolResult) => void;
+  private fail!: (err: Error) => void;
+  private readonly timer: NodeJS.Timeout;
+
+  constructor(
+    private readonly id: string,
+    private readonly server: string,
+    private readonly pending: Map<string, PendingCall>,
+    private readonly transport: Transport,
+    private readonly signal: CallSignal,
+    private readonly timeoutMs: number,
+  ) {
+    this.promise = new Promise<CallToolResult>((resolve, reject) => {
+      this.settle = resolve;
+      this.fail = reject;
+    });
+    this.onAbort = () => {
+      this.finish();
+      this.cancelUpstream(String(this.signal.reason ?? 'cancelled by the client'));
+      this.fail(new Error('the call was cancelled'));
+    };
+    this.sendFailed = (err) => this.pending.get(this.id)?.reject(err as Error);
+    this.timer = setTimeout(timedOut, timeoutMs, this);
+    this.timer.unref();
+    signal.addEventListener('abort', this.onAbort, { once: true });
+    pending.set(id, this);
+  }
+
+  resolve(result: unknown): void {
+    this.finish();
+    if (isPlainTextResult(result)) {
+      this.settle(result as CallToolResult);
+      return;
+    }
+    const parsed = CallToolResultSchema.safeParse(result);
+    if (parsed.success) this.settle(result as CallToolResult);
+    else this.fail(new Error(`'${this.server}' returned an invalid tools/call result: ${parsed.error.message}`));
+  }
+
+  reject(err: Error): void {
+    this.finish();
+    this.fail(err);
+  }
+
+  timedOut(): void {
+    this.finish();
+    this.cancelUpstream('timed out');
+    this.fail(new McpError(ErrorCode.RequestTimeout, `no answer from '${this.server}' within ${this.timeoutMs} ms`));
+  }
+
+  private finish(): void {
+    this.pending.delete(this.id);
+    clearTimeout(this.timer);
+    this.signal.removeEventListener('abort', this.onAbort);
+  }
+
+  private cancelUpstream(reason: string): void {
+    this.transport.send({ jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: this.id, reason } }).catch(() => undefined);
+  }
+}
+
+function timedOut(call: ForwardedCall): void {
+  call.timedOut();
+}
+
+/**
+ * The commonest result, text blocks only (`{ content: [{ type: 'text', text }], isError? }`),
+ * checked by hand: a strict subset of what `CallToolResultSchema` accepts. Anything else, even
+ * a text block with annotations, goes through the full schema.
+ */
+export function isPlainTextResult(result: unknown): boolean {
+  if (result === null || typeof result !== 'object' || Array.isArray(result)) return false;
+  const r = result as Record<string, unknown>;
+  for (const k in r) if (k !== 'content' && k !== 'isError') return false;
+  if (r.isError !== undefined && typeof r.isError !== 'boolean') return false;
+  const content = r.content;
+  if (!Array.isArray(content)) return false;
+  for (const block of content as unknown[]) {
+    if (block === null || typeof block !== 'object' || Array.isArray(block)) return false;
+    const b = block as Record<string, unknown>;
+    if (b.type !== 'text' || typeof b.text !== 'string') return false;
+    for (const k in b) if (k !== 'type' && k !== 'text') return false;
+  }
+  return true;
+}
