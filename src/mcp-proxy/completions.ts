@@ -1,5 +1,5 @@
 import { CompleteResultSchema, ErrorCode, McpError } from '@modelcontextprotocol/sdk/types.js';
-import { fromUpstream } from './meta.ts';
+import { relayed } from './meta.ts';
 import type { PromptCatalogue } from './prompts.ts';
 import type { ProxyShared } from './proxy-state.ts';
 import type { ResourceRouter } from './resource-router.ts';
@@ -22,10 +22,10 @@ export async function complete(shared: ProxyShared, prompts: PromptCatalogue, re
     const entry = prompts.get(ref.name ?? '');
     if (!entry) throw new McpError(ErrorCode.InvalidParams, `Unknown prompt: ${ref.name}`);
     const client = shared.pool.clientOf(entry.upstream);
-    return fromUpstream(client.request({ method: 'completion/complete', params: { ...params, ref: { ...ref, name: entry.prompt.name } } }, CompleteResultSchema, { signal }));
+    return relayed({ ...params, ref: { ...ref, name: entry.prompt.name } }, undefined, (forwarded) => client.request({ method: 'completion/complete', params: forwarded }, CompleteResultSchema, { signal }));
   }
   const owner = resources.listedOwner(ref.uri ?? '');
   if (!owner) return { completion: { values: [], hasMore: false } };
   const client = shared.pool.clientOf(owner);
-  return fromUpstream(client.request({ method: 'completion/complete', params }, CompleteResultSchema, { signal }));
+  return relayed(params, undefined, (forwarded) => client.request({ method: 'completion/complete', params: forwarded }, CompleteResultSchema, { signal }));
 }

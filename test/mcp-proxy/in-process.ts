@@ -2,7 +2,7 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
 import { Server } from '@modelcontextprotocol/sdk/server/index.js';
 import {
-  CallToolRequestSchema, GetPromptRequestSchema, ListPromptsRequestSchema, ListResourcesRequestSchema, ListResourceTemplatesRequestSchema, ListToolsRequestSchema,
+  CallToolRequestSchema, CompleteRequestSchema, GetPromptRequestSchema, ListPromptsRequestSchema, ListResourcesRequestSchema, ListResourceTemplatesRequestSchema, ListToolsRequestSchema,
   McpError, ReadResourceRequestSchema, SetLevelRequestSchema, SubscribeRequestSchema, UnsubscribeRequestSchema,
   type CallToolResult, type JSONRPCMessage, type Prompt, type Resource, type ResourceTemplate, type Tool,
 } from '@modelcontextprotocol/sdk/types.js';
@@ -31,6 +31,10 @@ export class FakeUpstream {
   /** Every resources/read and prompts/get it received. */
   readonly reads: { uri: string; _meta?: Record<string, unknown> }[] = [];
   readonly promptGets: { name: string; arguments?: Record<string, string>; _meta?: Record<string, unknown> }[] = [];
+  /** `_meta` it puts in its answers to resources/read, prompts/get and completion/complete. */
+  answerMeta: Record<string, unknown> | undefined;
+  /** Every completion/complete it received. */
+  readonly completions: { ref: { type: string; name?: string; uri?: string }; _meta?: Record<string, unknown> }[] = [];
   server: Server | undefined;
 
   constructor(tools: Tool[], more: { resources?: Resource[]; resourceTemplates?: ResourceTemplate[]; prompts?: Prompt[] } = {}) {
@@ -43,18 +47,22 @@ export class FakeUpstream {
   /** A fresh server per connection, as a restarted process would be. */
   connect(): InMemoryTransport {
     const [ours, theirs] = InMemoryTransport.createLinkedPair();
-    const server = new Server({ name: 'fake', version: '1.0.0' }, { capabilities: { tools: { listChanged: true }, resources: { subscribe: true }, prompts: {}, logging: {} } });
+    const server = new Server({ name: 'fake', version: '1.0.0' }, { capabilities: { tools: { listChanged: true }, resources: { subscribe: true }, prompts: {}, logging: {}, completions: {} } });
     server.setRequestHandler(ListResourcesRequestSchema, () => ({ resources: this.resources }));
     server.setRequestHandler(ListResourceTemplatesRequestSchema, () => ({ resourceTemplates: this.resourceTemplates }));
     server.setRequestHandler(ReadResourceRequestSchema, (request) => {
       this.reads.push(request.params);
-      return { contents: [{ uri: request.params.uri, text: `contents of ${request.params.uri}` }] };
+      return { contents: [{ uri: request.params.uri, text: `contents of ${request.params.uri}` }], ...this.meta() };
     });
     server.setRequestHandler(ListPromptsRequestSchema, () => ({ prompts: this.prompts }));
     server.setRequestHandler(GetPromptRequestSchema, (request) => {
       this.promptGets.push(request.params);
       if (!this.prompts.some((p) => p.name === request.params.name)) throw new McpError(-32602, `no prompt ${request.params.name}`);
-      return { messages: [{ role: 'user', content: { type: 'text', text: `prompt ${request.params.name}` } }] };
+      return { messages: [{ role: 'user', content: { type: 'text', text: `prompt ${request.params.name}` } }], ...this.meta() };
+    });
+    server.setRequestHandler(CompleteRequestSchema, (request) => {
+      this.completions.push(request.params);
+      return { completion: { values: ['kavach'], hasMore: false }, ...this.meta() };
     });
     server.setRequestHandler(SubscribeRequestSchema, (request) => {
       this.subscribed.add(request.params.uri);
@@ -73,6 +81,10 @@ export class FakeUpstream {
     this.server = server;
     void server.connect(theirs);
     return ours;
+  }
+
+  private meta(): { _meta?: Record<string, unknown> } {
+    return this.answerMeta ? { _meta: this.answerMeta } : {};
   }
 
   async setTools(tools: Tool[]): Promise<void> {
