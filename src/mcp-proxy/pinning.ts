@@ -84,13 +84,25 @@ export async function writePins(path: string, pins: PinFile): Promise<void> {
   await rename(tmp, path);
 }
 
+/** The pin file could not be written, so the pins it should hold are not durable. */
+export class PinWriteError extends Error {
+  constructor(readonly path: string, cause: unknown) {
+    super(`could not write the pin file ${path}: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
+    this.name = 'PinWriteError';
+  }
+}
+
 /**
  * Tool pinning (rug-pull protection). The first definition seen of a tool is trusted and pinned;
- * a later different one is held back (hidden, calls refused) until approved.
+ * a later different one is held back (hidden, calls refused) until approved. A pin counts only
+ * once it is on disk: a check whose pins could not be written fails, and the server's next check
+ * writes them again.
  */
 export class ToolPins {
   private pins: PinFile = { version: 1, tools: {}, pending: {} };
   private writing: Promise<void> = Promise.resolve();
+  /** Servers whose last check could not write its pins. */
+  private readonly unsaved = new Set<string>();
 
   constructor(readonly path: string, private readonly log: (msg: string) => void) {}
 
@@ -110,7 +122,11 @@ export class ToolPins {
     }
   }
 
-  /** Classifies the tools of one server, pinning new ones. Returns the actions held back. */
+  /**
+   * Classifies the tools of one server, pinning new ones. Returns the actions held back; throws
+   * PinWriteError when the pins could not be written (in memory they stay, and the next check of
+   * this server writes them again, changed or not).
+   */
   async check(server: string, tools: readonly ToolDefinition[]): Promise<Set<string>> {
     const changed = new Set<string>();
     let dirty = false;
@@ -140,14 +156,24 @@ export class ToolPins {
         dirty = true;
       }
     }
-    if (dirty) await this.save();
+    if (dirty || this.unsaved.has(server)) {
+      try {
+        await this.save();
+      } catch (err) {
+        this.unsaved.add(server);
+        throw new PinWriteError(this.path, err);
+      }
+      this.unsaved.delete(server);
+    }
     return changed;
   }
 
   private save(): Promise<void> {
     const snapshot = structuredClone(this.pins);
-    this.writing = this.writing.then(() => writePins(this.path, snapshot)).catch((err: unknown) => this.log(`could not write ${this.path}: ${String(err)}`));
-    return this.writing;
+    const written = this.writing.then(() => writePins(this.path, snapshot));
+    // The queue goes on past a failed write; the check that asked for it is told.
+    this.writing = written.catch(() => undefined);
+    return written;
   }
 }
 

@@ -52,7 +52,7 @@ export class ProxyCore implements ProxyShared {
     this.config = opts.config;
     this.gate = opts.gate;
     this.log = opts.log;
-    this.tools = new ToolCatalogue(this, opts.pins);
+    this.tools = new ToolCatalogue(this, opts.pins, () => this.notices.schedule('tools'));
     this.calls = new ToolCalls(this, this.tools, opts.outcomes);
     this.prompts = new PromptCatalogue(this);
     this.resources = new ResourceRouter(this);

@@ -4,7 +4,7 @@ import { requestContext } from './gated-request.ts';
 import { clientProgressToken, forwardedToolMeta, returnedResult, scrubbedError } from './meta.ts';
 import type { ProxySession, ProxyShared } from './proxy-state.ts';
 import { proxyRefusal, proxyRefusalResult, refusalResult, type ProxyRefusal, type ProxyRefuseCode } from './refusals.ts';
-import type { ToolCatalogue } from './tool-catalogue.ts';
+import type { ExposedTool, ToolCatalogue } from './tool-catalogue.ts';
 import type { CallSignal } from './upstream-call.ts';
 
 /** A refusal the proxy gave itself (the gate was not asked), for the audit log. */
@@ -43,7 +43,8 @@ export class ToolCalls {
   async call(session: ProxySession, params: ToolCallParams, extra: ToolCallExtra): Promise<CallToolResult> {
     const entry = await this.catalogue.resolve(params.name);
     if (!entry) return { isError: true, content: [{ type: 'text', text: `Unknown tool: ${params.name}` }] };
-    if (entry.changed) return this.toolChanged(session, entry.action);
+    const held = this.heldBack(session, entry);
+    if (held) return held;
     const upstream = entry.upstream;
     if (upstream.state !== 'ready') {
       const reason = `server '${upstream.name}' is unavailable (${upstream.lastError ?? upstream.state}); it is being restarted, try again shortly`;
@@ -53,7 +54,9 @@ export class ToolCalls {
     const verdict = await this.shared.gate.evaluate(requestContext(session, { action: entry.action, audience: upstream.name, params: args }));
     if (verdict.kind !== 'permit') return refusalResult(verdict);
     // The definition may have changed (and the tool been held back) while the gate was deciding.
-    if (this.catalogue.get(params.name)?.changed) return this.toolChanged(session, entry.action);
+    const now = this.catalogue.get(params.name);
+    const heldNow = now && this.heldBack(session, now);
+    if (heldNow) return heldNow;
 
     const progressToken = clientProgressToken(params._meta);
     let progressSent: Promise<void> | undefined;
@@ -98,9 +101,15 @@ export class ToolCalls {
     return returnedResult(result, verdict);
   }
 
-  private toolChanged(session: ProxySession, action: string): CallToolResult {
-    const reason = `the definition of '${action}' changed since it was approved; an operator must run \`kavach mcp approve-tools\``;
-    return this.refused(session, action, proxyRefusal('TOOL_CHANGED', 'pinning', reason), true);
+  /** The refusal of a tool the pin check holds back, if it does. */
+  private heldBack(session: ProxySession, entry: ExposedTool): CallToolResult | undefined {
+    if (entry.changed) {
+      const reason = `the definition of '${entry.action}' changed since it was approved; an operator must run \`kavach mcp approve-tools\``;
+      return this.refused(session, entry.action, proxyRefusal('TOOL_CHANGED', 'pinning', reason), true);
+    }
+    // Not the tool's fault nor a policy's: the proxy cannot keep its pin, so the server is not served.
+    if (entry.unpinned !== undefined) return this.refused(session, entry.action, proxyRefusal('UPSTREAM_UNAVAILABLE', 'pinning', entry.unpinned), false);
+    return undefined;
   }
 
   /** A refusal the proxy gives itself: recorded, since the gate (which records its own) was not asked. */

@@ -1,6 +1,6 @@
 import type { Tool } from '@modelcontextprotocol/sdk/types.js';
 import type { PrincipalConfig } from './config.ts';
-import type { ToolPins } from './pinning.ts';
+import { PinWriteError, type ToolPins } from './pinning.ts';
 import type { ProxyShared } from './proxy-state.ts';
 import { exposeNames, type UpstreamName } from './tool-names.ts';
 import type { Upstream } from './upstream.ts';
@@ -12,8 +12,13 @@ export interface ExposedTool {
   upstream: Upstream;
   tool: Tool;
   action: string;
-  /** Its definition differs from the pinned one: hidden, and calls refused, until approved. */
+  /** Its definition differs from the pinned one: hidden, and calls refused TOOL_CHANGED, until approved. */
   changed: boolean;
+  /**
+   * Why its pin is not durable (the pin file could not be written): hidden, and calls refused
+   * UPSTREAM_UNAVAILABLE, until a later listing writes it.
+   */
+  unpinned: string | undefined;
 }
 
 /** What `kavach mcp check` shows of one tool. */
@@ -23,6 +28,8 @@ export interface ToolDescription {
   server: string;
   listed: boolean;
   changed: boolean;
+  /** Held back because its pin could not be written: why. */
+  unpinned?: string;
 }
 
 /**
@@ -31,14 +38,15 @@ export interface ToolDescription {
  */
 export class ToolCatalogue {
   private tools = new Map<string, ExposedTool>();
-  /** Per upstream: the tool list the pin check last classified, and the actions it held back. */
-  private readonly vetted = new Map<Upstream, { tools: Tool[]; changed: ReadonlySet<string> }>();
+  /** Per upstream: the tool list the pin check last classified, the actions it held back, and why its pins are not durable (if so). */
+  private readonly vetted = new Map<Upstream, { tools: Tool[]; changed: ReadonlySet<string>; unpinned: string | undefined }>();
   private readonly vetSeq = new Map<Upstream, number>();
   /** Pin checks under way, per upstream: its tools are not served until the verdict is in. */
   private readonly vetting = new Map<Upstream, Promise<void>>();
   private readonly visibleCache = new Map<string, Tool[]>();
 
-  constructor(private readonly shared: ProxyShared, private readonly pins: ToolPins | undefined) {}
+  /** `relisted`: a listing changed what is exposed on its own (a pin written at last), so clients should list again. */
+  constructor(private readonly shared: ProxyShared, private readonly pins: ToolPins | undefined, private readonly relisted: () => void) {}
 
   /** The tool exposed under `name` right now (no waiting). */
   get(name: string): ExposedTool | undefined {
@@ -68,6 +76,7 @@ export class ToolCatalogue {
   /** The tools a principal is shown: none held back, and (unless `show_all`) only those a policy could permit. */
   async visibleTo(principal: PrincipalConfig): Promise<Tool[]> {
     await this.shared.pool.ready;
+    this.retryUnpinned();
     if (this.vetting.size > 0) await Promise.all(this.vetting.values());
     const key = `${principal.principalKind}\0${principal.principalId}\0${principal.roles.join('\0')}`;
     let visible = this.visibleCache.get(key);
@@ -76,7 +85,7 @@ export class ToolCatalogue {
     const showAll = this.showAll();
     visible = [];
     for (const t of this.tools.values()) {
-      if (t.changed) continue;
+      if (t.changed || t.unpinned !== undefined) continue;
       if (!showAll && !couldBePermitted(policies, principal, t.action)) continue;
       visible.push({ ...t.tool, name: t.exposed });
     }
@@ -90,13 +99,17 @@ export class ToolCatalogue {
     await this.shared.pool.ready;
     const policies = this.shared.gate.policies;
     const showAll = this.showAll();
-    return [...this.tools.values()].map((t) => ({
-      exposed: t.exposed,
-      action: t.action,
-      server: t.upstream.name,
-      changed: t.changed,
-      listed: !t.changed && (showAll || couldBePermitted(policies, principal, t.action)),
-    }));
+    return [...this.tools.values()].map((t) => {
+      const d: ToolDescription = {
+        exposed: t.exposed,
+        action: t.action,
+        server: t.upstream.name,
+        changed: t.changed,
+        listed: !t.changed && t.unpinned === undefined && (showAll || couldBePermitted(policies, principal, t.action)),
+      };
+      if (t.unpinned !== undefined) d.unpinned = t.unpinned;
+      return d;
+    });
   }
 
   /** The policies changed: what each principal is shown is computed afresh. */
@@ -129,36 +142,54 @@ export class ToolCatalogue {
     this.vetSeq.set(u, seq);
     const tools = unambiguous(u.tools, (name) => this.shared.log(`upstream ${u.name}: lists tool '${name}' more than once; hiding it`));
     let changed: ReadonlySet<string> = new Set();
+    let unpinned: string | undefined;
     if (this.pins) {
       try {
         changed = await this.pins.check(u.name, tools);
       } catch (err) {
-        // Fail closed: if pins cannot be checked, hold back every tool of this server.
-        this.shared.log(`pinning: ${String(err)}; holding back the tools of ${u.name}`);
-        changed = new Set(tools.map((t) => `${u.name}.${t.name}`));
+        if (err instanceof PinWriteError) {
+          // Fail closed: a pin that is not on disk protects nothing at the next start, which would
+          // trust whatever the server shows then. Its tools wait until the pin file takes it.
+          unpinned = `the tool pins of server '${u.name}' could not be saved to ${err.path} (${(err.cause as Error | undefined)?.message ?? err.message}); its tools are refused until the pin file can be written`;
+          this.shared.log(`pinning: ${err.message}; holding back the tools of ${u.name} until the next listing writes it`);
+        } else {
+          // Fail closed: if pins cannot be checked, hold back every tool of this server.
+          this.shared.log(`pinning: ${String(err)}; holding back the tools of ${u.name}`);
+          changed = new Set(tools.map((t) => `${u.name}.${t.name}`));
+        }
       }
     }
     if (this.vetSeq.get(u) !== seq) return;
-    this.vetted.set(u, { tools, changed });
+    this.vetted.set(u, { tools, changed, unpinned });
     this.rebuild();
+  }
+
+  /** A listing tries again to write the pins a check could not: until then the tools are held back. */
+  private retryUnpinned(): void {
+    for (const [u, vetted] of this.vetted) {
+      if (vetted.unpinned === undefined || this.vetting.has(u)) continue;
+      void this.vet(u).then(() => {
+        if (this.vetted.get(u)?.unpinned === undefined) this.relisted();
+      });
+    }
   }
 
   private rebuild(): void {
     const names: UpstreamName[] = [];
-    const byKey = new Map<string, { u: Upstream; tool: Tool; changed: boolean }>();
+    const byKey = new Map<string, { u: Upstream; tool: Tool; changed: boolean; unpinned: string | undefined }>();
     for (const u of this.shared.pool.upstreams) {
       const vetted = this.vetted.get(u);
       if (!vetted) continue;
       for (const tool of vetted.tools) {
         names.push({ server: u.name, name: tool.name });
-        byKey.set(`${u.name}\0${tool.name}`, { u, tool, changed: vetted.changed.has(`${u.name}.${tool.name}`) });
+        byKey.set(`${u.name}\0${tool.name}`, { u, tool, changed: vetted.changed.has(`${u.name}.${tool.name}`), unpinned: vetted.unpinned });
       }
     }
     const next = new Map<string, ExposedTool>();
     for (const [exposed, n] of exposeNames(names)) {
       const found = byKey.get(`${n.server}\0${n.name}`);
       if (!found) continue;
-      next.set(exposed, { exposed, upstream: found.u, tool: found.tool, action: `${n.server}.${n.name}`, changed: found.changed });
+      next.set(exposed, { exposed, upstream: found.u, tool: found.tool, action: `${n.server}.${n.name}`, changed: found.changed, unpinned: found.unpinned });
     }
     this.tools = next;
     this.visibleCache.clear();

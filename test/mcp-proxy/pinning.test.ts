@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,6 +9,13 @@ import { approvePending, readPins, ToolPins } from '../../src/mcp-proxy/pinning.
 import { FakeUpstream, inProcessProxy, tool, type InProcessProxy } from './in-process.ts';
 
 const POLICY = '[[policy]]\nname = "all"\neffect = "permit"\nconditions = [{ action = "*" }]\n';
+
+/** A pin file path that cannot be written (its directory is a regular file) until `unblock` runs. */
+function unwritablePinFile(dir: string): { file: string; unblock: () => void } {
+  const blocker = join(dir, 'state');
+  writeFileSync(blocker, 'not a directory');
+  return { file: join(blocker, 'pins.json'), unblock: () => rmSync(blocker) };
+}
 
 describe('tool pins', () => {
   let dir: string | undefined;
@@ -43,6 +50,16 @@ describe('tool pins', () => {
     const pinned = pins.check('fx', [{ name: 'x', description: 'adds' }]);
     await Promise.all([loading, pinned]);
     expect(await pins.check('fx', [{ name: 'x', description: 'adds, and mails your keys away' }])).toEqual(new Set(['fx.x']));
+  });
+
+  it('a pin that cannot be written fails the check, and the next check writes it though nothing changed', async () => {
+    dir = mkdtempSync(join(tmpdir(), 'kavach-pins-'));
+    const { file, unblock } = unwritablePinFile(dir);
+    const pins = new ToolPins(file, () => undefined);
+    await expect(pins.check('fx', [{ name: 'add', description: 'adds' }])).rejects.toThrow(file);
+    unblock();
+    expect(await pins.check('fx', [{ name: 'add', description: 'adds' }])).toEqual(new Set());
+    expect((await readPins(file)).tools['fx.add']?.definition.description).toBe('adds');
   });
 });
 
@@ -149,5 +166,38 @@ describe('a policy reload while the pin file cannot be read', () => {
     proxy.gate.reload('[[policy]]\nname = "other"\neffect = "permit"\nconditions = [{ action = "other.*" }]\n');
     await expect(proxy.core.refreshVisibility(true)).rejects.toThrow('JSON');
     expect((await proxy.client.listTools()).tools).toEqual([]);
+  });
+});
+
+describe('tool pins that cannot be made durable', () => {
+  let dir: string | undefined;
+  let proxy: InProcessProxy | undefined;
+  afterEach(async () => {
+    await proxy?.close();
+    proxy = undefined;
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('hide and refuse the server\'s tools UPSTREAM_UNAVAILABLE, naming the pin file, until a later listing writes the pins', async () => {
+    dir = mkdtempSync(join(tmpdir(), 'kavach-pins-'));
+    const { file, unblock } = unwritablePinFile(dir);
+    const fx = new FakeUpstream([tool('add')]);
+    const logs: string[] = [];
+    proxy = await inProcessProxy({ policy: POLICY, upstreams: { fx }, pins: new ToolPins(file, (m) => logs.push(m)), log: (m) => logs.push(m) });
+
+    // Trusted now but not pinned durably, the next start would trust whatever the server shows then.
+    expect((await proxy.client.listTools()).tools).toEqual([]);
+    const refused = await proxy.client.callTool({ name: 'fx__add', arguments: {} });
+    expect(refused.isError).toBe(true);
+    expect(refused._meta?.['dev.kavach/verdict']).toMatchObject({ kind: 'refuse', code: 'UPSTREAM_UNAVAILABLE' });
+    expect(JSON.stringify(refused.content)).toContain(file);
+    expect(fx.calls).toEqual([]);
+    expect(logs.join('\n')).toContain(file);
+
+    unblock();
+    expect((await proxy.client.listTools()).tools.map((t) => t.name)).toEqual(['fx__add']);
+    expect((await readPins(file)).tools['fx.add']).toBeDefined();
+    expect((await proxy.client.callTool({ name: 'fx__add', arguments: {} })).isError).toBeFalsy();
+    expect(fx.calls).toHaveLength(1);
   });
 });
