@@ -41,7 +41,8 @@ export class ToolCalls {
   constructor(private readonly shared: ProxyShared, private readonly catalogue: ToolCatalogue, private readonly outcomes: OutcomeSink | undefined) {}
 
   async call(session: ProxySession, params: ToolCallParams, extra: ToolCallExtra): Promise<CallToolResult> {
-    const entry = await this.catalogue.resolve(params.name);
+    // Synchronously when it can be: this is the hot path, and an await costs a turn of the queue.
+    const entry = this.catalogue.settled(params.name) ?? await this.catalogue.resolve(params.name);
     if (!entry) return { isError: true, content: [{ type: 'text', text: `Unknown tool: ${params.name}` }] };
     const held = this.heldBack(session, entry);
     if (held) return held;

@@ -53,6 +53,12 @@ export class ToolCatalogue {
     return this.tools.get(name);
   }
 
+  /** The tool a call names, when it can be answered at once (else `resolve` waits). */
+  settled(name: string): ExposedTool | undefined {
+    const entry = this.tools.get(name);
+    return entry && !this.vetting.has(entry.upstream) ? entry : undefined;
+  }
+
   /**
    * The tool a call names, once an answer can be given: its server may still be starting, and a
    * server that just (re)started with new definitions is pin-checked first, so a rug-pulled tool
