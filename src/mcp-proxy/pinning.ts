@@ -86,9 +86,14 @@ export async function writePins(path: string, pins: PinFile): Promise<void> {
 
 /** The pin file could not be written, so the pins it should hold are not durable. */
 export class PinWriteError extends Error {
+  /** What the write failed with. */
+  readonly detail: string;
+
   constructor(readonly path: string, cause: unknown) {
-    super(`could not write the pin file ${path}: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
+    const detail = cause instanceof Error ? cause.message : String(cause);
+    super(`could not write the pin file ${path}: ${detail}`, { cause });
     this.name = 'PinWriteError';
+    this.detail = detail;
   }
 }
 

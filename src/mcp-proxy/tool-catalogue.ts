@@ -156,7 +156,7 @@ export class ToolCatalogue {
         if (err instanceof PinWriteError) {
           // Fail closed: a pin that is not on disk protects nothing at the next start, which would
           // trust whatever the server shows then. Its tools wait until the pin file takes it.
-          unpinned = `the tool pins of server '${u.name}' could not be saved to ${err.path} (${(err.cause as Error | undefined)?.message ?? err.message}); its tools are refused until the pin file can be written`;
+          unpinned = `the tool pins of server '${u.name}' could not be saved to ${err.path} (${err.detail}); its tools are refused until the pin file can be written`;
           this.shared.log(`pinning: ${err.message}; holding back the tools of ${u.name} until the next listing writes it`);
         } else {
           // Fail closed: if pins cannot be checked, hold back every tool of this server.
