@@ -7,7 +7,13 @@ import { BEHAVIOUR_WINDOW_MS, detectDrift, resolveDrift, type DriftOptions, type
 import { InvalidatedError, PolicyError, RefusedError } from './errors.ts';
 import { InMemoryBus, type InvalidationBus, type InvalidationMessage } from './invalidation.ts';
 import { compileFileInvariants, compileInvariants, type Invariant, type InvariantSpec } from './invariants.ts';
-import type { AuditSink, GateEvent, PermitIssuer } from './ports.ts';
+import { bindingOf, newRequest } from './approvals/binding.ts';
+import { approvalEvent } from './approvals/events.ts';
+import { InMemoryApprovalStore } from './approvals/memory-store.ts';
+import { Approvals } from './approvals/service.ts';
+import type { ApprovalStore, AuditSink, GateEvent, PermitIssuer } from './ports.ts';
+import { pointerSteps } from './redact.ts';
+import { approvalRefusal, checkOpened, subjectOf, type ApprovalHold } from './gate/approval-step.ts';
 import { refuse, type Decision, type Epoch } from './gate/decision.ts';
 import { failureVerdict, recordEvent, verdictEvent, type Warn } from './gate/events.ts';
 import { Epochs } from './gate/recheck.ts';
@@ -32,7 +38,7 @@ export interface GateOptions {
   /** Evaluate and record, always permit, with the real verdict in `observed` (only real permits are signed). */
   observeOnly?: boolean;
   drift?: DriftOptions | false;
-  stores?: { rate?: RateStore; session?: SessionStore; replay?: ReplayStore };
+  stores?: { rate?: RateStore; session?: SessionStore; replay?: ReplayStore; approval?: ApprovalStore };
   bus?: InvalidationBus;
   /** ms since epoch. */
   clock?: () => number;
@@ -40,6 +46,8 @@ export interface GateOptions {
   permitTtlMs?: number;
   /** What the gate cannot act on but someone should hear of (a failed refund or audit append). Default: stderr. */
   onWarning?: (message: string) => void;
+  /** JSON Pointers removed from the arguments an approver is shown (the proxy passes its audit `redact`). */
+  approvalRedact?: string[];
 }
 
 export interface EvaluateOptions {
@@ -73,6 +81,10 @@ export class Gate {
   private readonly warn: Warn;
   private closed = false;
   private readonly epochs = new Epochs();
+  private readonly approvalStore: ApprovalStore;
+  private readonly approvalRedact: readonly (readonly string[])[];
+  /** Requests waiting for people, and the way people answer them (DESIGN §11). */
+  readonly approvals: Approvals;
 
   private constructor(policySet: PolicySet, fileInvariants: Invariant[], opts: GateOptions) {
     this.policySet = policySet;
@@ -91,6 +103,9 @@ export class Gate {
     this.signer = opts.signer;
     this.audit = opts.audit;
     this.warn = opts.onWarning ?? writeWarning;
+    this.approvalStore = opts.stores?.approval ?? new InMemoryApprovalStore();
+    this.approvalRedact = (opts.approvalRedact ?? []).map(pointerSteps);
+    this.approvals = new Approvals({ store: this.approvalStore, clock: this.clock, audit: this.audit, record: (e) => this.record(e), warn: this.warn });
     this.unsubscribe = this.bus.subscribe((message) => void this.onRemoteInvalidation(message));
   }
 
@@ -253,7 +268,7 @@ export class Gate {
         if (violation !== undefined) return { verdict: refuse(evaluationId, 'INVARIANT_VIOLATION', 'invariant', violation) };
       }
     }
-    return this.resolveSteps(plan.steps, 0, input, evaluationId, undefined, undefined);
+    return this.resolveSteps(plan.steps, 0, input, evaluationId, undefined, undefined, observe);
   }
 
   /**
@@ -265,9 +280,10 @@ export class Gate {
     return hashArgs({ c: ctx.callId, p: ctx.principalId, a: ctx.actionName, x: ctx.params, r: ctx.resource, u: ctx.audience, s: ctx.sessionId });
   }
 
-  /** The last policy step: refuse, permit, or check-and-charge rate limits and budgets, in order. */
+  /** The last policy step: refuse, permit, ask for approval, or check-and-charge rate limits and budgets, in order. */
   private resolveSteps(
-    steps: readonly CompiledPolicy[], from: number, input: EvalInput, evaluationId: string, knownChargeId: string | undefined, limited: RefuseVerdict | undefined,
+    steps: readonly CompiledPolicy[], from: number, input: EvalInput, evaluationId: string, knownChargeId: string | undefined,
+    limited: RefuseVerdict | undefined, observe: boolean,
   ): MaybePromise<Decision> {
     for (let i = from; i < steps.length; i++) {
       const policy = steps[i] as CompiledPolicy;
@@ -276,34 +292,88 @@ export class Gate {
         verdict.policy = policy.name;
         return { verdict };
       }
+      if (policy.effect === 'approve') return this.approveStep(policy, input, evaluationId, knownChargeId, limited, observe);
       if (policy.stateful.length === 0) return { verdict: { kind: 'permit', evaluationId, policy: policy.name }, input };
-      const charges = policy.stateful.map(({ condition, position }) => (condition.charge as NonNullable<typeof condition.charge>)(input, policy.name, position));
-      // Hashed only here: calls that meet no rate limit or budget never pay for hashing their arguments.
-      const chargeId = knownChargeId ?? Gate.chargeIdFor(input.ctx, evaluationId);
-      return withStore(
-        () => this.rate.checkAndCharge(charges, chargeId, input.now),
-        (result): MaybePromise<Decision> => {
-          if (result.admitted === true) {
-            const verdict: PermitVerdict = { kind: 'permit', evaluationId, policy: policy.name };
-            // A retried callId charged nothing now: refunding it would take back the first call's charge.
-            return result.repeated === true ? { verdict, input } : { verdict, charged: { charges, chargeId }, input };
-          }
-          if (result.admitted !== false) storeError(new Error('the rate store gave a malformed answer'));
-          let first = limited;
-          if (!first) {
-            const failed = policy.stateful[result.index]?.condition;
-            first = refuse(evaluationId, 'RATE_LIMITED', 'policy', `'${policy.name}' ${failed?.describe ?? 'is rate limited'}`);
-            first.policy = policy.name;
-            if (result.retryAfterMs !== undefined) first.retryAfterMs = result.retryAfterMs;
-          } else if (result.retryAfterMs !== undefined && (first.retryAfterMs === undefined || result.retryAfterMs < first.retryAfterMs)) {
-            // The call fits as soon as any one of its limited policies has room again.
-            first.retryAfterMs = result.retryAfterMs;
-          }
-          return this.resolveSteps(steps, i + 1, input, evaluationId, chargeId, first);
-        },
-      );
+      return this.charge(policy, input, evaluationId, knownChargeId, limited, undefined,
+        (chargeId, first) => this.resolveSteps(steps, i + 1, input, evaluationId, chargeId, first, observe));
     }
     return { verdict: limited ?? refuse(evaluationId, 'NO_POLICY_MATCH', 'policy', `no policy permits '${input.ctx.actionName}'`) };
+  }
+
+  /**
+   * Checks and charges a matched policy's rate limits and budgets: a permit when they fit,
+   * otherwise `onLimited` with the refusal so far (the earliest retry of every limited policy).
+   */
+  private charge(
+    policy: CompiledPolicy, input: EvalInput, evaluationId: string, knownChargeId: string | undefined, limited: RefuseVerdict | undefined,
+    hold: ApprovalHold | undefined, onLimited: (chargeId: string, refusal: RefuseVerdict) => MaybePromise<Decision>,
+  ): MaybePromise<Decision> {
+    const verdict: PermitVerdict = { kind: 'permit', evaluationId, policy: policy.name };
+    if (hold?.consumed) verdict.approval = { id: hold.id };
+    const approval = hold ? { approval: hold } : {};
+    if (policy.stateful.length === 0) return { verdict, input, ...approval };
+    const charges = policy.stateful.map(({ condition, position }) => (condition.charge as NonNullable<typeof condition.charge>)(input, policy.name, position));
+    // Hashed only here: calls that meet no rate limit or budget never pay for hashing their arguments.
+    const chargeId = knownChargeId ?? Gate.chargeIdFor(input.ctx, evaluationId);
+    return withStore(
+      () => this.rate.checkAndCharge(charges, chargeId, input.now),
+      (result): MaybePromise<Decision> => {
+        if (result.admitted === true) {
+          // A retried callId charged nothing now: refunding it would take back the first call's charge.
+          return result.repeated === true ? { verdict, input, ...approval } : { verdict, charged: { charges, chargeId }, input, ...approval };
+        }
+        if (result.admitted !== false) storeError(new Error('the rate store gave a malformed answer'));
+        let first = limited;
+        if (!first) {
+          const failed = policy.stateful[result.index]?.condition;
+          first = refuse(evaluationId, 'RATE_LIMITED', 'policy', `'${policy.name}' ${failed?.describe ?? 'is rate limited'}`);
+          first.policy = policy.name;
+          if (result.retryAfterMs !== undefined) first.retryAfterMs = result.retryAfterMs;
+        } else if (result.retryAfterMs !== undefined && (first.retryAfterMs === undefined || result.retryAfterMs < first.retryAfterMs)) {
+          // The call fits as soon as any one of its limited policies has room again.
+          first.retryAfterMs = result.retryAfterMs;
+        }
+        return onLimited(chargeId, first);
+      },
+    );
+  }
+
+  /**
+   * An approve policy matched: the call's request is made (or found), and only a granted one lets
+   * the call on to its limits. A use taken here is given back if anything after refuses.
+   */
+  private approveStep(
+    policy: CompiledPolicy, input: EvalInput, evaluationId: string, knownChargeId: string | undefined, limited: RefuseVerdict | undefined, observe: boolean,
+  ): MaybePromise<Decision> {
+    const { ctx, now } = input;
+    const binding = bindingOf(ctx, policy);
+    // Observe mode looks only: it neither asks anybody nor spends a grant.
+    const fresh = observe ? undefined : newRequest(ctx, policy, binding, this.approvalRedact, now);
+    return withStore(
+      () => this.approvalStore.open(binding.key, now, fresh),
+      (answer): MaybePromise<Decision> => {
+        const opened = checkOpened(answer, fresh === undefined);
+        if (opened.expired !== undefined) this.record(approvalEvent(subjectOf(ctx, policy, binding, opened.expired), 'expired', 'expired', now));
+        if (opened.outcome === 'created' && fresh) this.record(approvalEvent(fresh, 'requested', 'pending', now, { evaluationId, expiresAt: fresh.expiresAt }));
+        if (opened.outcome !== 'used' && opened.outcome !== 'granted') return { verdict: approvalRefusal(evaluationId, policy, ctx, opened) };
+        const id = opened.id as string;
+        const hold: ApprovalHold = { id, key: binding.key, subject: subjectOf(ctx, policy, binding, id), consumed: opened.outcome === 'used', usesLeft: opened.usesLeft as number };
+        const giveBackAfter = async (err: unknown): Promise<never> => {
+          await this.giveBack(hold);
+          throw err;
+        };
+        let charged: MaybePromise<Decision>;
+        try {
+          charged = this.charge(policy, input, evaluationId, knownChargeId, limited, hold, async (_chargeId, refusal) => {
+            await this.giveBack(hold);
+            return { verdict: refusal };
+          });
+        } catch (err) {
+          return giveBackAfter(err);
+        }
+        return isPromise(charged) ? charged.catch(giveBackAfter) : charged;
+      },
+    );
   }
 
   private async invalidateSession(sessionId: string, evaluationId: string, reason: string, now: number, observe: boolean): Promise<Decision> {
@@ -329,6 +399,7 @@ export class Gate {
         const issued = await this.signer.issue({
           principalId: ctx.principalId, principalKind: ctx.principalKind, action: ctx.actionName, args: ctx.params,
           sessionId: ctx.sessionId, evaluationId: verdict.evaluationId, audience: ctx.audience, issuedAt: now, expiresAt: now + this.permitTtlMs,
+          ...(verdict.approval ? { approvalId: verdict.approval.id } : {}),
         });
         verdict = { ...verdict, permit: issued.token, permitId: issued.id };
       } catch (err) {
@@ -353,6 +424,10 @@ export class Gate {
   private async finish(verdict: Verdict, decision: Decision | undefined, ctx: ActionContext | unknown, now: number): Promise<Verdict> {
     if (!this.audit) return verdict;
     try {
+      const hold = decision?.approval;
+      if (verdict.kind === 'permit' && verdict.approval !== undefined && hold?.consumed) {
+        await this.audit.append(approvalEvent(hold.subject, 'used', hold.usesLeft === 0 ? 'used' : 'granted', now, { evaluationId: verdict.evaluationId }));
+      }
       await this.audit.append(verdictEvent(verdict, ctx, decision !== undefined, now));
       return verdict;
     } catch (err) {
@@ -379,7 +454,9 @@ export class Gate {
     return late;
   }
 
+  /** Takes back what a call refused after its decision had spent: its charges and its use of a grant. */
   private async refund(decision: Decision | undefined): Promise<void> {
+    await this.giveBack(decision?.approval);
     if (!decision?.charged) return;
     const { charges, chargeId } = decision.charged;
     // Once only: observe mode can meet a signing failure, a late refusal and an audit failure in one
@@ -389,6 +466,18 @@ export class Gate {
       await this.rate.refund(charges, chargeId);
     } catch (err) {
       this.warn(`refund failed (limit stays charged): ${String(err)}`);
+    }
+  }
+
+  /** Gives back a use of a grant taken for a call refused later on (once). */
+  private async giveBack(hold: ApprovalHold | undefined): Promise<void> {
+    if (!hold?.consumed) return;
+    hold.consumed = false;
+    try {
+      const now = this.clock();
+      if (await this.approvalStore.giveBack(hold.id, now)) this.record(approvalEvent(hold.subject, 'returned', 'granted', now));
+    } catch (err) {
+      this.warn(`could not give back a use of approval ${hold.id} (it stays spent): ${String(err)}`);
     }
   }
 

@@ -1,6 +1,7 @@
 import type { EvalInput } from '../policy/compile.ts';
 import type { RateCharge } from '../stores.ts';
 import type { RefuseCode, RefuseVerdict, Verdict } from '../verdict.ts';
+import type { ApprovalHold } from './approval-step.ts';
 
 /** What the decision steps hand to the steps after them (signing, the re-check, the audit record). */
 export interface Decision {
@@ -9,6 +10,8 @@ export interface Decision {
   charged?: { charges: RateCharge[]; chargeId: string };
   /** What a permit was decided on, so it can be judged again if the policies change before it is handed out. */
   input?: EvalInput;
+  /** The approval the verdict rests on (an approve policy matched and its grant was found). */
+  approval?: ApprovalHold;
 }
 
 /** Where the gate stood when an evaluation began: which policies, how many invalidations. */

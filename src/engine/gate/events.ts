@@ -32,6 +32,7 @@ export function verdictEvent(verdict: Verdict, ctx: ActionContext | unknown, val
   if (shown.kind === 'permit' && shown.policy !== undefined) event.policy = shown.policy;
   if (verdict.kind === 'permit' && verdict.permitId !== undefined) event.permit = verdict.permitId;
   if (verdict.kind === 'permit' && verdict.observed) event.observed = true;
+  if (shown.kind !== 'invalidate' && shown.approval !== undefined) event.approval = shown.approval.id;
   return event;
 }
 

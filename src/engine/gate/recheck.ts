@@ -1,3 +1,4 @@
+import { bindingOf } from '../approvals/binding.ts';
 import type { ValidContext } from '../context.ts';
 import type { Invariant } from '../invariants.ts';
 import type { CompiledPolicy, PolicySet } from '../policy/policy-set.ts';
@@ -70,6 +71,13 @@ export class Epochs {
     const first = plan.steps[0] as CompiledPolicy;
     if (first.effect === 'refuse') {
       const verdict = refuse(evaluationId, 'POLICY_DENIED', 'policy', `'${first.name}' refuses '${ctx.actionName}'`);
+      verdict.policy = first.name;
+      return verdict;
+    }
+    // An approval binds to its policy and rule: one granted under the old set counts only if the
+    // new set asks the same question.
+    if (first.effect === 'approve' && decision.approval?.key !== bindingOf(ctx, first).key) {
+      const verdict = refuse(evaluationId, 'APPROVAL_REQUIRED', 'policy', `the policies changed while the call was evaluated: '${first.name}' asks a person to approve '${ctx.actionName}'; retry to make the request`);
       verdict.policy = first.name;
       return verdict;
     }
