@@ -13,6 +13,7 @@ import { InMemoryApprovalStore } from './approvals/memory-store.ts';
 import { Approvals } from './approvals/service.ts';
 import type { ApprovalStore, AuditSink, GateEvent, PermitIssuer } from './ports.ts';
 import { pointerSteps } from './redact.ts';
+import { warningSink } from './warnings.ts';
 import { approvalRefusal, checkOpened, subjectOf, type ApprovalHold } from './gate/approval-step.ts';
 import { refuse, type Decision, type Epoch } from './gate/decision.ts';
 import { failureVerdict, recordEvent, verdictEvent, type Warn } from './gate/events.ts';
@@ -102,7 +103,7 @@ export class Gate {
     this.observeOnly = opts.observeOnly === true;
     this.signer = opts.signer;
     this.audit = opts.audit;
-    this.warn = opts.onWarning ?? writeWarning;
+    this.warn = warningSink(opts.onWarning);
     this.approvalStore = opts.stores?.approval ?? new InMemoryApprovalStore();
     this.approvalRedact = (opts.approvalRedact ?? []).map(pointerSteps);
     this.approvals = new Approvals({ store: this.approvalStore, clock: this.clock, audit: this.audit, record: (e) => this.record(e), warn: this.warn });
@@ -502,9 +503,4 @@ function formatOf(path: string): PolicyFormat {
   if (ext === '.json') return 'json';
   if (ext === '.toml') return 'toml';
   throw new PolicyError('', `policy file must end in .toml or .json: ${path}`);
-}
-
-/** The default warning sink: the library's one line to stderr, for callers who gave none. */
-function writeWarning(message: string): void {
-  process.stderr.write(`kavach: ${message}\n`);
 }

@@ -5,7 +5,7 @@ import { PRINCIPAL_KINDS } from '../engine/context.ts';
 import type { ApprovalDecideResult, ApprovalLookup, ApprovalOpenResult, ApprovalStore } from '../engine/ports.ts';
 import { StoreUnavailableError } from '../engine/stores.ts';
 import { DECIDE_SCRIPT, GET_SCRIPT, GIVE_BACK_SCRIPT, OPEN_SCRIPT } from './approval-script.ts';
-import { Connection, quit, Script, type RedisClientOrUrl, type RedisStoreOptions } from './connection.ts';
+import { Connection, onceLogger, quit, Script, type RedisClientOrUrl, type RedisStoreOptions } from './connection.ts';
 import { encodeKeyPart, KEY_TAGS } from './keys.ts';
 
 export interface RedisApprovalStoreOptions extends RedisStoreOptions {
@@ -156,7 +156,7 @@ export class RedisApprovalStore implements ApprovalStore {
     if (this.subscriber) return;
     const sub = this.conn.client.duplicate({ enableOfflineQueue: true, lazyConnect: false });
     this.subscriber = sub;
-    sub.on('error', () => {});
+    sub.on('error', onceLogger('redis approvals subscriber (wait falls back to polling)', this.conn.warn));
     sub.on('message', (channel: string, id: string) => {
       if (channel !== this.channel) return;
       for (const listener of [...this.listeners]) {

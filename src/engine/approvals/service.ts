@@ -5,7 +5,7 @@ import { mayDecide, publicView } from './binding.ts';
 import { approvalEvent, approverOf } from './events.ts';
 import {
   APPROVAL_STATUSES, ApprovalError,
-  type ApprovalDecision, type ApprovalFilter, type ApprovalRequest, type DecideInput, type StoredApproval, type WaitOptions,
+  type ApprovalDecision, type ApprovalFilter, type ApprovalRequest, type ApprovalDecisionInput, type StoredApproval, type ApprovalWaitOptions,
 } from './types.ts';
 
 /** How often `wait` looks again when no change notice came (pub/sub is at-most-once), at most. */
@@ -50,7 +50,7 @@ export class Approvals {
    * One approver's answer. Throws ApprovalError: NOT_FOUND, SELF_APPROVAL (nobody decides their own
    * call), NOT_AN_APPROVER (not listed in the policy's `approvers`), EXPIRED, NOT_PENDING.
    */
-  async decide(id: string, input: DecideInput): Promise<ApprovalRequest> {
+  async decide(id: string, input: ApprovalDecisionInput): Promise<ApprovalRequest> {
     const decision = checkDecision(input);
     const now = this.deps.clock();
     const found = typeof id === 'string' && id.length > 0 && id.length <= ID_MAX ? await this.deps.store.get(id, now) : undefined;
@@ -88,7 +88,7 @@ export class Approvals {
    * Resolves once the request is no longer pending (decided or expired), or with the request as
    * it stands when `timeoutMs` passes. Rejects with the signal's reason when aborted.
    */
-  async wait(id: string, opts: WaitOptions = {}): Promise<ApprovalRequest> {
+  async wait(id: string, opts: ApprovalWaitOptions = {}): Promise<ApprovalRequest> {
     const { signal, timeoutMs } = opts;
     if (timeoutMs !== undefined && (typeof timeoutMs !== 'number' || !Number.isFinite(timeoutMs) || timeoutMs < 0)) {
       throw new TypeError('timeoutMs must be a finite number >= 0');
@@ -158,7 +158,7 @@ function sleep(ms: number, signal: AbortSignal | undefined, setWake: (wake: () =
   });
 }
 
-function checkDecision(input: DecideInput): Omit<ApprovalDecision, 'at'> {
+function checkDecision(input: ApprovalDecisionInput): Omit<ApprovalDecision, 'at'> {
   if (input === null || typeof input !== 'object') throw new TypeError('decide needs { approver, decision }');
   const { approver, decision, note } = input;
   if (decision !== 'grant' && decision !== 'deny') throw new TypeError("decision must be 'grant' or 'deny'");

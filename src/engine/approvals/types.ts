@@ -47,13 +47,13 @@ export interface ApprovalFilter {
   principalId?: string;
 }
 
-export interface DecideInput {
+export interface ApprovalDecisionInput {
   approver: Principal;
   decision: 'grant' | 'deny';
   note?: string;
 }
 
-export interface WaitOptions {
+export interface ApprovalWaitOptions {
   signal?: AbortSignal;
   /** Give up after this long and answer with the request as it stands (still pending). */
   timeoutMs?: number;
