@@ -16,6 +16,10 @@ export {
   type InvariantSpec, type DriftOptions,
   parsePolicyDocument, parsePolicyText, type PolicyFormat, type PolicySetSpec, type PolicySpec, type ConditionSpec,
   guarded, type GuardedOptions, type GuardedContext,
+  ApprovalError, type ApprovalStatus, type ApprovalRequest, type ApprovalDecision, type ApprovalFilter, type ApprovalErrorCode,
+  type ApprovalDecisionInput, type ApprovalWaitOptions, type StoredApproval, Approvals, InMemoryApprovalStore, type InMemoryApprovalStoreOptions,
+  type ApprovalRule, type ApprovalStore, type ApprovalOpenResult, type ApprovalOpenOutcome, type ApprovalLookup, type ApprovalDecideResult,
+  type ApprovalEvent,
 } from './engine/index.ts';
 export {
   KeyPair, type PublicKeyBundle, type KeyFileOptions,
@@ -37,4 +41,5 @@ export {
   type AuditRecord, type AuditRecordType, type CoreRecord, type RecordHeader, type GenesisRecord, type VerdictRecord,
   type PolicyReloadRecord, type InvalidationRecord, type OutcomeRecord, type KeyRecord, type CheckpointRecord,
   type RecoveryRecord, type SegmentRecord, type ExtensionRecord, type ExtensionType, type Outcome, type CheckpointMode,
+  APPROVAL_EVENTS, type ApprovalRecord, type ApprovalEventName,
 } from './audit/index.ts';

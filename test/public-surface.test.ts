@@ -8,6 +8,10 @@ import { describe, expect, it } from 'vitest';
 // this list in the same commit.
 const EXPECTED: Record<string, string[]> = {
   '.': [
+    'APPROVAL_EVENTS', 'ApprovalDecideResult', 'ApprovalDecision', 'ApprovalDecisionInput', 'ApprovalError', 'ApprovalErrorCode',
+    'ApprovalEvent', 'ApprovalEventName', 'ApprovalFilter', 'ApprovalLookup', 'ApprovalOpenOutcome', 'ApprovalOpenResult',
+    'ApprovalRecord', 'ApprovalRequest', 'ApprovalRule', 'ApprovalStatus', 'ApprovalStore', 'ApprovalWaitOptions', 'Approvals',
+    'InMemoryApprovalStore', 'InMemoryApprovalStoreOptions', 'StoredApproval',
     'ActionContext', 'AuditEntry', 'AuditError', 'AuditErrorCode', 'AuditKeys', 'AuditLog', 'AuditLogOptions', 'AuditRecord',
     'AuditRecordType', 'AuditReport', 'AuditSink', 'BatchOptions', 'ChannelError', 'ChannelErrorCode', 'ChargeResult',
     'CheckpointMode', 'CheckpointRecord', 'CheckpointSigner', 'CheckpointVerifier', 'ConditionSpec', 'ConfigError', 'CoreRecord',
@@ -49,7 +53,7 @@ const EXPECTED: Record<string, string[]> = {
     'KavachGuardrailInfo', 'guardTool', 'guardTools', 'kavachInputGuardrail',
   ],
   './redis': [
-    'BusSigner', 'BusVerificationKeys', 'BusVerifier', 'RedisClientOrUrl', 'RedisInvalidationBus', 'RedisInvalidationBusOptions',
+    'BusSigner', 'BusVerificationKeys', 'BusVerifier', 'RedisApprovalStore', 'RedisApprovalStoreOptions', 'RedisClientOrUrl', 'RedisInvalidationBus', 'RedisInvalidationBusOptions',
     'RedisRateStore', 'RedisRateStoreOptions', 'RedisReplayStore', 'RedisReplayStoreOptions', 'RedisSessionStore',
     'RedisSessionStoreOptions', 'RedisStoreOptions', 'failFastRedisOptions', 'keyPairSigner', 'keysVerifier',
   ],

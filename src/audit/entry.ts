@@ -1,10 +1,10 @@
 import { z } from 'zod';
 import type { JsonValue } from '../engine/context.ts';
-import type { GateEvent, InvalidationEvent, PolicyReloadEvent, VerdictEvent } from '../engine/ports.ts';
+import type { ApprovalEvent, GateEvent, InvalidationEvent, PolicyReloadEvent, VerdictEvent } from '../engine/ports.ts';
 import { REFUSE_CODES } from '../engine/verdict.ts';
 import { AuditError } from './errors.ts';
 import { pointerSteps, redact } from './redact.ts';
-import { argsHash, CORE_TYPES, EXTENSION_TYPE, HEADER_FIELDS, OUTCOMES, type CheckpointMode, type ExtensionType, type OutcomeRecord, type RecordBody, type RecordHeader } from './record.ts';
+import { APPROVAL_EVENTS, argsHash, CORE_TYPES, EXTENSION_TYPE, HEADER_FIELDS, OUTCOMES, type CheckpointMode, type ExtensionType, type OutcomeRecord, type RecordBody, type RecordHeader } from './record.ts';
 
 /** After a forwarded call: how it went (the MCP proxy appends one per permitted call); the log adds the header. */
 export type OutcomeEntry = Omit<OutcomeRecord, keyof RecordHeader> & { time?: number };
@@ -85,6 +85,8 @@ export class EntryEncoder {
         return invalidation(entry as InvalidationEvent, this.opts.clock);
       case 'outcome':
         return this.checked(OUTCOME_SCHEMA, entry);
+      case 'approval':
+        return approval(entry as ApprovalEvent, this.opts.clock);
       case 'key':
         return this.checked(KEY_SCHEMA, entry);
       default:
@@ -114,6 +116,7 @@ export class EntryEncoder {
     if (typeof e.resource === 'string') body.resource = text(e.resource, TEXT_MAX);
     if (typeof e.callId === 'string') body.callId = text(e.callId, ID_MAX);
     if (e.observed === true) body.observed = true;
+    if (typeof e.approval === 'string') body.approval = text(e.approval, ID_MAX);
     // null arguments: the context never validated, so there is nothing trustworthy to hash.
     if (e.args !== null && e.args !== undefined) {
       try {
@@ -174,6 +177,39 @@ function invalidation(e: InvalidationEvent, clock: () => number): RecordBody {
   else if (s?.type === 'global') scope = { type: 'global' };
   else throw bad('invalidation: scope must be session, principal or global');
   return { type: 'invalidation', time: timeOf(e.time, clock), scope, reason: text(String(e.reason ?? ''), TEXT_MAX), remote: e.remote === true };
+}
+
+const APPROVAL_EVENT_SET: ReadonlySet<string> = new Set(APPROVAL_EVENTS);
+const APPROVAL_STATUS_SET: ReadonlySet<string> = new Set(['pending', 'granted', 'denied', 'expired', 'used']);
+
+function approval(e: ApprovalEvent, clock: () => number): RecordBody {
+  if (!APPROVAL_EVENT_SET.has(e.event)) throw bad(`approval: event must be one of ${APPROVAL_EVENTS.join(', ')}`);
+  if (!APPROVAL_STATUS_SET.has(e.status)) throw bad('approval: status must be pending, granted, denied, expired or used');
+  for (const key of ['approval', 'policy', 'principal', 'action', 'args'] as const) {
+    if (typeof e[key] !== 'string' || e[key].length === 0) throw bad(`approval: ${key} must be a non-empty string`);
+  }
+  const body: RecordBody = {
+    type: 'approval',
+    time: timeOf(e.time, clock),
+    event: e.event,
+    approval: text(e.approval, ID_MAX),
+    status: e.status,
+    policy: text(e.policy, ID_MAX),
+    principal: text(e.principal, ID_MAX),
+    action: text(e.action, ID_MAX),
+    args: text(e.args, ID_MAX),
+  };
+  if (typeof e.principalKind === 'string' && PRINCIPAL_KINDS.has(e.principalKind)) body.kind = e.principalKind;
+  if (typeof e.resource === 'string') body.resource = text(e.resource, TEXT_MAX);
+  if (typeof e.audience === 'string') body.audience = text(e.audience, ID_MAX);
+  if (typeof e.session === 'string') body.session = text(e.session, ID_MAX);
+  if (typeof e.evaluationId === 'string') body.evaluationId = text(e.evaluationId, ID_MAX);
+  if (typeof e.approver === 'string') body.approver = text(e.approver, ID_MAX);
+  if (typeof e.approverKind === 'string' && PRINCIPAL_KINDS.has(e.approverKind)) body.approverKind = e.approverKind;
+  if (Array.isArray(e.approverRoles)) body.approverRoles = e.approverRoles.filter((r) => typeof r === 'string').slice(0, 64).map((r) => text(r, ID_MAX));
+  if (typeof e.note === 'string') body.note = text(e.note, TEXT_MAX);
+  if (typeof e.expiresAt === 'number' && Number.isFinite(e.expiresAt)) body.expiresAt = e.expiresAt;
+  return body;
 }
 
 function timeOf(time: unknown, clock: () => number): number {

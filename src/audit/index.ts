@@ -11,3 +11,4 @@ export {
   type PolicyReloadRecord, type InvalidationRecord, type OutcomeRecord, type KeyRecord, type CheckpointRecord,
   type RecoveryRecord, type SegmentRecord, type ExtensionRecord, type ExtensionType, type Outcome, type CheckpointMode,
 } from './record.ts';
+export { APPROVAL_EVENTS, type ApprovalRecord, type ApprovalEventName } from './record.ts';

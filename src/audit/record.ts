@@ -66,6 +66,8 @@ export interface VerdictRecord extends RecordHeader {
   callId?: string;
   /** Observe mode: the caller was permitted; `verdict` is what enforcement would have answered. */
   observed?: true;
+  /** The approval request this verdict is about, or the grant the permitted call used. */
+  approval?: string;
 }
 
 export interface PolicyReloadRecord extends RecordHeader {
@@ -80,6 +82,37 @@ export interface InvalidationRecord extends RecordHeader {
   scope: InvalidationScope;
   reason: string;
   remote: boolean;
+}
+
+export const APPROVAL_EVENTS = ['requested', 'granted', 'denied', 'used', 'returned', 'expired'] as const;
+export type ApprovalEventName = (typeof APPROVAL_EVENTS)[number];
+
+/**
+ * A human approval's life (DESIGN §11): requested, each decision (granted / denied, with who and
+ * their note), each use, a use given back (the call was refused later), and expiry.
+ */
+export interface ApprovalRecord extends RecordHeader {
+  type: 'approval';
+  event: ApprovalEventName;
+  /** The request's id (the permit's `apr` claim). */
+  approval: string;
+  /** The request's status after the event. */
+  status: 'pending' | 'granted' | 'denied' | 'expired' | 'used';
+  policy: string;
+  principal: string;
+  kind?: PrincipalKind;
+  action: string;
+  resource?: string;
+  audience?: string;
+  session?: string;
+  /** SHA-256 of the canonical JSON of the arguments, as in the permit's `args` claim. */
+  args: string;
+  evaluationId?: string;
+  approver?: string;
+  approverKind?: PrincipalKind;
+  approverRoles?: string[];
+  note?: string;
+  expiresAt?: number;
 }
 
 export const OUTCOMES = ['ok', 'tool_error', 'upstream_failure'] as const;
@@ -149,14 +182,14 @@ export type ExtensionRecord<T extends ExtensionType = ExtensionType, D extends {
   RecordHeader & { type: T } & D;
 
 export type CoreRecord =
-  | GenesisRecord | VerdictRecord | PolicyReloadRecord | InvalidationRecord | OutcomeRecord
+  | GenesisRecord | VerdictRecord | PolicyReloadRecord | InvalidationRecord | OutcomeRecord | ApprovalRecord
   | KeyRecord | CheckpointRecord | RecoveryRecord | ResumeRecord | SegmentRecord;
 
 export type AuditRecord = CoreRecord | ExtensionRecord;
 export type AuditRecordType = CoreRecord['type'];
 
 export const CORE_TYPES: ReadonlySet<string> = new Set<AuditRecordType>([
-  'genesis', 'verdict', 'policy_reload', 'invalidation', 'outcome', 'key', 'checkpoint', 'recovery', 'resume', 'segment',
+  'genesis', 'verdict', 'policy_reload', 'invalidation', 'outcome', 'approval', 'key', 'checkpoint', 'recovery', 'resume', 'segment',
 ]);
 export const EXTENSION_TYPE = /^[a-z][a-z0-9_-]{0,63}(\.[a-z0-9_-]{1,64}){1,4}$/;
 export const HEADER_FIELDS: ReadonlySet<string> = new Set(['seq', 'prev', 'log', 'time', 'hash', 'type']);
@@ -179,7 +212,7 @@ export function recordHash(canonical: string): string {
 
 /** Every key a verdict record can have, in canonical (UTF-16 code unit) order. */
 const VERDICT_KEYS = [
-  'action', 'args', 'argsError', 'argsValue', 'callId', 'code', 'evaluationId', 'evaluator', 'kind', 'log', 'observed',
+  'action', 'approval', 'args', 'argsError', 'argsValue', 'callId', 'code', 'evaluationId', 'evaluator', 'kind', 'log', 'observed',
   'permit', 'policy', 'prev', 'principal', 'reason', 'redacted', 'resource', 'seq', 'session', 'time', 'type', 'verdict',
 ] as const;
 

@@ -20,14 +20,14 @@ export function matches(r: AuditRecord, f: RecordFilter): boolean {
   if (f.type !== undefined && r.type !== f.type) return false;
   if (f.verdict !== undefined && (r.type !== 'verdict' || r.verdict !== f.verdict)) return false;
   if (f.principal !== undefined) {
-    const p = r.type === 'verdict' ? r.principal : r.type === 'invalidation' && scopeOf(r).type === 'principal' ? scopeOf(r).principalId : undefined;
+    const p = r.type === 'verdict' || r.type === 'approval' ? r.principal : r.type === 'invalidation' && scopeOf(r).type === 'principal' ? scopeOf(r).principalId : undefined;
     if (p !== f.principal) return false;
   }
   if (f.session !== undefined) {
-    const s = r.type === 'verdict' ? r.session : r.type === 'invalidation' && scopeOf(r).type === 'session' ? scopeOf(r).sessionId : undefined;
+    const s = r.type === 'verdict' || r.type === 'approval' ? r.session : r.type === 'invalidation' && scopeOf(r).type === 'session' ? scopeOf(r).sessionId : undefined;
     if (s !== f.session) return false;
   }
-  if (f.action !== undefined && (r.type !== 'verdict' || r.action !== f.action)) return false;
+  if (f.action !== undefined && ((r.type !== 'verdict' && r.type !== 'approval') || r.action !== f.action)) return false;
   return true;
 }
 
@@ -82,6 +82,7 @@ export function formatRecord(record: AuditRecord, style: Style = { color: false 
       if (r.policy !== undefined) meta.push(`policy=${r.policy}`);
       if (r.session !== undefined) meta.push(`session=${r.session}`);
       if (r.permit !== undefined) meta.push(`permit=${r.permit}`);
+      if (r.approval !== undefined) meta.push(`approval=${r.approval}`);
       if (r.argsValue !== undefined) meta.push(`args=${JSON.stringify(r.argsValue)}`);
       if (r.argsError !== undefined) meta.push(r.argsError);
       return head + parts.join('  ') + (meta.length > 0 ? `  ${paint(style, 'dim', meta.join(' '))}` : '');
@@ -106,6 +107,17 @@ export function formatRecord(record: AuditRecord, style: Style = { color: false 
     }
     case 'outcome':
       return `${head}${tag(r.outcome === 'ok' ? 'green' : 'yellow', 'OUTCOME')}${r.outcome} in ${r.durationMs} ms${r.action ? `  ${r.action}` : ''}  ${paint(style, 'dim', `eval=${r.evaluationId}`)}${r.error ? `  ${r.error}` : ''}`;
+    case 'approval': {
+      const tone = r.event === 'granted' || r.event === 'used' ? 'green' : r.event === 'denied' ? 'red' : r.event === 'expired' ? 'magenta' : 'yellow';
+      const who = `${r.principal}${r.kind ? ` (${r.kind})` : ''}`;
+      const parts = [`${tag(tone, `APPROVAL`)}${r.event} ${who}  ${paint(style, 'bold', r.action)}`];
+      if (r.approver !== undefined) parts.push(`by ${r.approver}${r.approverKind ? ` (${r.approverKind})` : ''}${r.approverRoles?.length ? ` [${r.approverRoles.join(', ')}]` : ''}`);
+      if (r.note !== undefined) parts.push(`note: ${r.note}`);
+      const meta = [`approval=${r.approval}`, `status=${r.status}`, `policy=${r.policy}`];
+      if (r.session !== undefined) meta.push(`session=${r.session}`);
+      if (r.expiresAt !== undefined) meta.push(`until=${formatTime(r.expiresAt)}`);
+      return head + parts.join('  ') + `  ${paint(style, 'dim', meta.join(' '))}`;
+    }
     case 'key':
       return `${head}${tag('cyan', 'KEY')}${r.event}${r.kid ? ` ${r.kid}` : ''}${r.detail ? `: ${r.detail}` : ''}`;
     default: {
@@ -149,6 +161,7 @@ export function formatReport(r: AuditReport): string {
     `sessions     ${Object.keys(r.bySession).length.toLocaleString('en-US')} distinct; busiest ${top(r.bySession, 3)}`,
   ];
   if (Object.keys(r.byOutcome).length > 0) lines.push(`outcomes     ${top(r.byOutcome, 3)}`);
+  if (Object.keys(r.byApproval ?? {}).length > 0) lines.push(`approvals    ${top(r.byApproval, 6)}`);
   const other = Object.fromEntries(Object.entries(r.byType).filter(([t]) => t !== 'verdict'));
   lines.push(`record types ${top(other, 12)}`);
   if (r.recoveries > 0) lines.push(`recoveries   ${r.recoveries} torn tail${r.recoveries === 1 ? '' : 's'} cut after crashes (recorded in the chain)`);

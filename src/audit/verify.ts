@@ -66,6 +66,8 @@ export interface AuditReport {
   byAction: Counts;
   bySession: Counts;
   byOutcome: Counts;
+  /** Approval records by event: requested, granted, denied, used, returned, expired. */
+  byApproval: Counts;
   /** Observe-mode verdicts (the caller was permitted; `verdict` is what enforcement would say). */
   observed: number;
 }
@@ -194,6 +196,7 @@ export async function scanAuditLog(source: string | readonly string[], opts: Sca
     byAction: plain(stats.byAction),
     bySession: plain(stats.bySession),
     byOutcome: plain(stats.byOutcome),
+    byApproval: plain(stats.byApproval),
     observed: stats.observed,
   };
 }
@@ -235,6 +238,7 @@ class Stats {
   byAction: Counts = counts();
   bySession: Counts = counts();
   byOutcome: Counts = counts();
+  byApproval: Counts = counts();
   observed = 0;
   unsealed = 0;
   resealed = 0;
@@ -259,6 +263,8 @@ class Stats {
       if (r.observed === true) this.observed++;
     } else if (r.type === 'outcome') {
       bump(this.byOutcome, r.outcome);
+    } else if (r.type === 'approval') {
+      bump(this.byApproval, typeof r.event === 'string' ? r.event : undefined);
     } else if (r.type === 'resume' && Number.isSafeInteger(r.unsealed) && r.unsealed > 0) {
       this.resealed += r.unsealed;
     }

@@ -6,6 +6,8 @@ import { Gate, type GateOptions } from '../engine/gate.ts';
 import { InMemorySessionStore, type SessionState, type SessionStore } from '../engine/stores.ts';
 import { explainPolicies } from '../engine/policy/explain.ts';
 import { formatRefusal } from '../engine/refusal.ts';
+import { formatDuration } from '../engine/duration.ts';
+import type { ApprovalRule } from '../engine/policy/approval-table.ts';
 import { dispatch, ioError, runCommand, UsageError } from './args.ts';
 import { visibleLines } from './terminal.ts';
 
@@ -84,17 +86,25 @@ async function checkOne(file: string): Promise<number> {
   }
   const set = gate.policies;
   const permits = set.policies.filter((p) => p.effect === 'permit').length;
+  const approves = set.policies.filter((p) => p.effect === 'approve').length;
   const limited = set.policies.filter((p) => p.stateful.length > 0).length;
   say(
     process.stdout,
-    `${file}: OK\n  ${set.size} ${set.size === 1 ? 'policy' : 'policies'} (${permits} permit, ${set.size - permits} refuse, ${limited} with rate limits or budgets), combining ${set.combining}\n`,
+    `${file}: OK\n  ${set.size} ${set.size === 1 ? 'policy' : 'policies'} (${permits} permit, ${approves > 0 ? `${approves} approve, ` : ''}${set.size - permits - approves} refuse, ${limited} with rate limits or budgets), combining ${set.combining}\n`,
   );
   if (set.size === 0) process.stdout.write('  note: no policies — every call will be refused (kill switch)\n');
   for (const p of set.policies) {
-    say(process.stdout, `  - ${p.effect.padEnd(6)} ${p.name}${set.combining === 'first-match' ? ` (priority ${p.priority})` : ''}: ${p.conditions.map((c) => c.describe).join('; ') || 'always'}\n`);
+    say(process.stdout, `  - ${p.effect.padEnd(approves > 0 ? 7 : 6)} ${p.name}${set.combining === 'first-match' ? ` (priority ${p.priority})` : ''}: ${p.conditions.map((c) => c.describe).join('; ') || 'always'}\n`);
+    if (p.approval) say(process.stdout, `    ${describeApproval(p.approval)}\n`);
   }
   await gate.close();
   return 0;
+}
+
+/** An approve policy's table, as `policy check` and `policy explain` print it. */
+function describeApproval(a: ApprovalRule): string {
+  const who = a.approvers.length > 0 ? a.approvers.join(', ') : 'anyone but the caller';
+  return `approval: ${who}; quorum ${a.quorum}; waits ${formatDuration(a.timeoutMs)}; a grant lasts ${formatDuration(a.grantTtlMs)} for ${a.uses} use${a.uses === 1 ? '' : 's'}`;
 }
 
 function explain(argv: string[]): Promise<number> {
@@ -149,9 +159,15 @@ async function explainOne(file: string, ctxFile: string, json: boolean): Promise
   }
   const headline = verdict.kind === 'permit' ? `PERMIT (policy '${verdict.policy ?? '?'}')` : formatRefusal(verdict);
   say(process.stdout, `verdict: ${headline}\n`);
+  if (verdict.kind === 'refuse' && verdict.code === 'APPROVAL_REQUIRED') {
+    say(process.stdout, 'note: explain asks nobody (its request id is throwaway); a running gate would make the request and wait for a person\n');
+  }
+  const approvalOf = new Map(gate.policies.policies.flatMap((p) => (p.approval ? [[p.name, p.approval] as const] : [])));
   for (const t of traces) {
     const state = !t.applies ? 'does not apply to this action' : t.matches ? 'MATCHES' : 'does not match';
     say(process.stdout, `\n${t.effect} '${t.name}'${gate.policies.combining === 'first-match' ? ` (priority ${t.priority})` : ''}: ${state}\n`);
+    const approval = approvalOf.get(t.name);
+    if (approval) say(process.stdout, `  ${describeApproval(approval)}\n`);
     for (const c of t.conditions) {
       say(process.stdout, `  ${c.holds ? 'ok  ' : 'FAIL'} ${c.condition}: ${c.detail}${c.stateful ? ' [charged on permit]' : ''}\n`);
     }

@@ -109,6 +109,7 @@ export class PermitSigner implements PermitIssuer {
     }
     if (req.audience !== undefined && (typeof req.audience !== 'string' || req.audience === '')) throw bad('audience');
     if (req.sessionId !== undefined && (typeof req.sessionId !== 'string' || req.sessionId === '')) throw bad('sessionId');
+    if (req.approvalId !== undefined && (typeof req.approvalId !== 'string' || req.approvalId === '' || req.approvalId.length > 4096)) throw bad('approvalId');
     if (this.#kp.isExpired(req.issuedAt)) throw new PermitError('KEY_EXPIRED', `signing key ${this.#kp.kid} has expired`);
     const jti = nextJti();
     const claims: PermitClaims = {
@@ -126,6 +127,7 @@ export class PermitSigner implements PermitIssuer {
     };
     if (req.audience !== undefined) claims.aud = req.audience;
     if (req.sessionId !== undefined) claims.sid = req.sessionId;
+    if (req.approvalId !== undefined) claims.apr = req.approvalId;
     const bytes = encodeClaims(claims);
     if (this.#batcher) return { token: await this.#batcher.add(bytes), id: jti };
     const signing = this.#pool

@@ -39,6 +39,8 @@ export interface PermitClaims {
   jti: string;
   iat: number;
   exp: number;
+  /** The approval request the call was granted under (an approve policy matched), when it was. */
+  apr?: string;
 }
 
 const text = z.string().min(1).max(4096);
@@ -57,6 +59,7 @@ const claimsSchema = z.strictObject({
   jti: z.string().min(16).max(128),
   iat: time,
   exp: time,
+  apr: text.optional(),
 }).refine((c) => c.exp > c.iat, { message: 'exp must be after iat' });
 
 export function encodeClaims(claims: PermitClaims): Uint8Array {

@@ -2,21 +2,32 @@ import { randomUUID } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { extname } from 'node:path';
 import { hashArgs } from './canonical-json.ts';
-import { ContextError, storedGeoIsWellFormed, validateContext, type ActionContext, type ValidContext } from './context.ts';
+import { ContextError, validateContext, type ActionContext, type ValidContext } from './context.ts';
 import { BEHAVIOUR_WINDOW_MS, detectDrift, resolveDrift, type DriftOptions, type ResolvedDrift } from './drift.ts';
 import { InvalidatedError, PolicyError, RefusedError } from './errors.ts';
 import { InMemoryBus, type InvalidationBus, type InvalidationMessage } from './invalidation.ts';
 import { compileFileInvariants, compileInvariants, type Invariant, type InvariantSpec } from './invariants.ts';
-import type { AuditSink, GateEvent, PermitIssuer } from './ports.ts';
+import { bindingOf, newRequest } from './approvals/binding.ts';
+import { approvalEvent } from './approvals/events.ts';
+import { InMemoryApprovalStore } from './approvals/memory-store.ts';
+import { Approvals } from './approvals/service.ts';
+import type { ApprovalStore, AuditSink, GateEvent, PermitIssuer } from './ports.ts';
+import { pointerSteps } from './redact.ts';
+import { warningSink } from './warnings.ts';
+import { approvalRefusal, checkOpened, subjectOf, type ApprovalHold } from './gate/approval-step.ts';
+import { refuse, type Decision, type Epoch } from './gate/decision.ts';
+import { failureVerdict, recordEvent, verdictEvent, type Warn } from './gate/events.ts';
+import { Epochs } from './gate/recheck.ts';
+import { isPromise, storeError, wellFormedSession, withStore } from './gate/store-calls.ts';
 import type { EvalInput } from './policy/compile.ts';
 import { parsePolicyDocument, parsePolicyText, sniffFormat, type PolicyFormat } from './policy/load.ts';
 import type { PolicySetSpec } from './policy/schema.ts';
 import { PolicySet, type CompiledPolicy } from './policy/policy-set.ts';
 import {
   InMemoryRateStore, InMemoryReplayStore, InMemorySessionStore,
-  type MaybePromise, type RateCharge, type RateStore, type ReplayStore, type SessionState, type SessionStore,
+  type MaybePromise, type RateStore, type ReplayStore, type SessionState, type SessionStore,
 } from './stores.ts';
-import type { InvalidationScope, PermitVerdict, RefuseCode, RefuseVerdict, Verdict } from './verdict.ts';
+import type { InvalidationScope, PermitVerdict, RefuseVerdict, Verdict } from './verdict.ts';
 
 export interface GateOptions {
   /** Permanent: survive reload. */
@@ -28,12 +39,16 @@ export interface GateOptions {
   /** Evaluate and record, always permit, with the real verdict in `observed` (only real permits are signed). */
   observeOnly?: boolean;
   drift?: DriftOptions | false;
-  stores?: { rate?: RateStore; session?: SessionStore; replay?: ReplayStore };
+  stores?: { rate?: RateStore; session?: SessionStore; replay?: ReplayStore; approval?: ApprovalStore };
   bus?: InvalidationBus;
   /** ms since epoch. */
   clock?: () => number;
   /** Default 30 s. */
   permitTtlMs?: number;
+  /** What the gate cannot act on but someone should hear of (a failed refund or audit append). Default: stderr. */
+  onWarning?: (message: string) => void;
+  /** JSON Pointers removed from the arguments an approver is shown (the proxy passes its audit `redact`). */
+  approvalRedact?: string[];
 }
 
 export interface EvaluateOptions {
@@ -43,70 +58,6 @@ export interface EvaluateOptions {
 
 /** A permit the caller can rely on (from `check`). */
 export type CheckedPermit = PermitVerdict;
-
-class StoreFailure extends Error {}
-
-function isPromise<T>(value: MaybePromise<T>): value is Promise<T> {
-  return typeof (value as { then?: unknown })?.then === 'function';
-}
-
-function storeError(err: unknown): never {
-  throw new StoreFailure((err as Error)?.message ?? String(err), { cause: err });
-}
-
-/**
- * Runs a store call and hands its answer to `next`, synchronously when the store answered
- * synchronously (in-memory stores cost no promise hop). Any throw or rejection of the store
- * becomes a StoreFailure (STORE_UNAVAILABLE); errors from `next` pass through unchanged.
- */
-function withStore<T, R>(call: () => MaybePromise<T>, next: (value: T) => MaybePromise<R>, expectAnswer = true): MaybePromise<R> {
-  let result: MaybePromise<T>;
-  try {
-    result = call();
-  } catch (err) {
-    storeError(err);
-  }
-  if (isPromise(result)) return result.then((value) => answered(value, next, expectAnswer), storeError);
-  return answered(result, next, expectAnswer);
-}
-
-function answered<T, R>(value: T, next: (value: T) => MaybePromise<R>, expectAnswer: boolean): MaybePromise<R> {
-  // A store that answers with nothing is as broken as one that throws.
-  if (expectAnswer && (value === null || typeof value !== 'object')) storeError(new Error('the store gave a malformed answer'));
-  return next(value);
-}
-
-interface Decision {
-  verdict: Verdict;
-  /** What was charged, so it can be refunded if a later step refuses. */
-  charged?: { charges: RateCharge[]; chargeId: string };
-  /** What a permit was decided on, so it can be judged again if the policies change before it is handed out. */
-  input?: EvalInput;
-}
-
-/** Where the gate stood when an evaluation began: which policies, how many invalidations. */
-interface Epoch {
-  policies: number;
-  invalidations: number;
-}
-
-/** Invalidations remembered for calls still being evaluated (a call older than all of them fails closed). */
-const INVALIDATION_LOG = 1024;
-
-const finite = (x: unknown): boolean => typeof x === 'number' && Number.isFinite(x);
-const optString = (x: unknown): boolean => x === undefined || typeof x === 'string';
-
-/**
- * A session store's answer must describe a session, or drift and ownership cannot be judged.
- * (On the hot path: no closures in here, which tsx would name on every call.)
- */
-function wellFormedSession(s: unknown): s is SessionState {
-  if (s === null || typeof s !== 'object') return false;
-  const v = s as Record<string, unknown>;
-  return typeof v.principalId === 'string' && finite(v.startedAt) && finite(v.actionCount) && finite(v.recentCalls)
-    && optString(v.originIp) && optString(v.originDevice)
-    && (v.originGeo === undefined || storedGeoIsWellFormed(v.originGeo));
-}
 
 /**
  * The execution gate: every attempted action gets Permit, Refuse or Invalidate. Never throws
@@ -128,12 +79,13 @@ export class Gate {
   private readonly observeOnly: boolean;
   private readonly signer: PermitIssuer | undefined;
   private readonly audit: AuditSink | undefined;
+  private readonly warn: Warn;
   private closed = false;
-  /** Bumped by every successful reload. */
-  private policyVersion = 0;
-  /** Invalidations this gate made or heard of, numbered; the log keeps the latest INVALIDATION_LOG. */
-  private invalidationCount = 0;
-  private readonly invalidationLog: { scope: InvalidationScope; reason: string }[] = [];
+  private readonly epochs = new Epochs();
+  private readonly approvalStore: ApprovalStore;
+  private readonly approvalRedact: readonly (readonly string[])[];
+  /** Requests waiting for people, and the way people answer them (DESIGN §11). */
+  readonly approvals: Approvals;
 
   private constructor(policySet: PolicySet, fileInvariants: Invariant[], opts: GateOptions) {
     this.policySet = policySet;
@@ -151,6 +103,10 @@ export class Gate {
     this.observeOnly = opts.observeOnly === true;
     this.signer = opts.signer;
     this.audit = opts.audit;
+    this.warn = warningSink(opts.onWarning);
+    this.approvalStore = opts.stores?.approval ?? new InMemoryApprovalStore();
+    this.approvalRedact = (opts.approvalRedact ?? []).map(pointerSteps);
+    this.approvals = new Approvals({ store: this.approvalStore, clock: this.clock, audit: this.audit, record: (e) => this.record(e), warn: this.warn });
     this.unsubscribe = this.bus.subscribe((message) => void this.onRemoteInvalidation(message));
   }
 
@@ -198,7 +154,7 @@ export class Gate {
       const invariants = compileFileInvariants(spec.invariants);
       this.policySet = next;
       this.fileInvariants = invariants;
-      this.policyVersion++;
+      this.epochs.policiesReloaded();
     } catch (err) {
       this.record({ type: 'policy_reload', time: this.clock(), ok: false, policies: this.policySet.size, error: (err as Error).message });
       if (err instanceof PolicyError) throw err;
@@ -215,7 +171,7 @@ export class Gate {
   /** Invalidates sessions now, here and (through the bus) at every other replica. */
   async invalidate(scope: InvalidationScope, reason = 'invalidated by operator'): Promise<void> {
     const now = this.clock();
-    this.noteInvalidation(scope, reason);
+    this.epochs.noteInvalidation(scope, reason);
     await this.sessions.invalidate(scope, reason, now);
     await this.bus.publish({ scope, reason, at: now, origin: this.id });
     this.record({ type: 'invalidation', time: now, scope, reason, remote: false });
@@ -236,7 +192,7 @@ export class Gate {
    */
   async evaluate(input: ActionContext, opts?: EvaluateOptions): Promise<Verdict> {
     const observe = this.observeOnly || opts?.observe === true;
-    const epoch: Epoch = { policies: this.policyVersion, invalidations: this.invalidationCount };
+    const epoch: Epoch = this.epochs.now();
     const evaluationId = randomUUID();
     const now = this.clock();
     let ctx: ValidContext;
@@ -252,10 +208,10 @@ export class Gate {
       const pending = this.decide(ctx, evaluationId, now, observe);
       decision = isPromise(pending) ? await pending : pending;
     } catch (err) {
-      decision = { verdict: failureVerdict(err, evaluationId) };
+      decision = { verdict: failureVerdict(err, evaluationId, this.warn) };
     }
     if (!observe && !this.signer && !this.audit) {
-      if (decision.verdict.kind !== 'permit' || !this.movedSince(epoch)) return decision.verdict;
+      if (decision.verdict.kind !== 'permit' || !this.epochs.movedSince(epoch)) return decision.verdict;
       return (await this.recheck(decision, ctx, epoch)) ?? decision.verdict;
     }
     return this.conclude(decision, ctx, now, observe, epoch);
@@ -313,7 +269,7 @@ export class Gate {
         if (violation !== undefined) return { verdict: refuse(evaluationId, 'INVARIANT_VIOLATION', 'invariant', violation) };
       }
     }
-    return this.resolveSteps(plan.steps, 0, input, evaluationId, undefined, undefined);
+    return this.resolveSteps(plan.steps, 0, input, evaluationId, undefined, undefined, observe);
   }
 
   /**
@@ -325,9 +281,10 @@ export class Gate {
     return hashArgs({ c: ctx.callId, p: ctx.principalId, a: ctx.actionName, x: ctx.params, r: ctx.resource, u: ctx.audience, s: ctx.sessionId });
   }
 
-  /** The last policy step: refuse, permit, or check-and-charge rate limits and budgets, in order. */
+  /** The last policy step: refuse, permit, ask for approval, or check-and-charge rate limits and budgets, in order. */
   private resolveSteps(
-    steps: readonly CompiledPolicy[], from: number, input: EvalInput, evaluationId: string, knownChargeId: string | undefined, limited: RefuseVerdict | undefined,
+    steps: readonly CompiledPolicy[], from: number, input: EvalInput, evaluationId: string, knownChargeId: string | undefined,
+    limited: RefuseVerdict | undefined, observe: boolean,
   ): MaybePromise<Decision> {
     for (let i = from; i < steps.length; i++) {
       const policy = steps[i] as CompiledPolicy;
@@ -336,46 +293,100 @@ export class Gate {
         verdict.policy = policy.name;
         return { verdict };
       }
+      if (policy.effect === 'approve') return this.approveStep(policy, input, evaluationId, knownChargeId, limited, observe);
       if (policy.stateful.length === 0) return { verdict: { kind: 'permit', evaluationId, policy: policy.name }, input };
-      const charges = policy.stateful.map(({ condition, position }) => (condition.charge as NonNullable<typeof condition.charge>)(input, policy.name, position));
-      // Hashed only here: calls that meet no rate limit or budget never pay for hashing their arguments.
-      const chargeId = knownChargeId ?? Gate.chargeIdFor(input.ctx, evaluationId);
-      return withStore(
-        () => this.rate.checkAndCharge(charges, chargeId, input.now),
-        (result): MaybePromise<Decision> => {
-          if (result.admitted === true) {
-            const verdict: PermitVerdict = { kind: 'permit', evaluationId, policy: policy.name };
-            // A retried callId charged nothing now: refunding it would take back the first call's charge.
-            return result.repeated === true ? { verdict, input } : { verdict, charged: { charges, chargeId }, input };
-          }
-          if (result.admitted !== false) storeError(new Error('the rate store gave a malformed answer'));
-          let first = limited;
-          if (!first) {
-            const failed = policy.stateful[result.index]?.condition;
-            first = refuse(evaluationId, 'RATE_LIMITED', 'policy', `'${policy.name}' ${failed?.describe ?? 'is rate limited'}`);
-            first.policy = policy.name;
-            if (result.retryAfterMs !== undefined) first.retryAfterMs = result.retryAfterMs;
-          } else if (result.retryAfterMs !== undefined && (first.retryAfterMs === undefined || result.retryAfterMs < first.retryAfterMs)) {
-            // The call fits as soon as any one of its limited policies has room again.
-            first.retryAfterMs = result.retryAfterMs;
-          }
-          return this.resolveSteps(steps, i + 1, input, evaluationId, chargeId, first);
-        },
-      );
+      return this.charge(policy, input, evaluationId, knownChargeId, limited, undefined,
+        (chargeId, first) => this.resolveSteps(steps, i + 1, input, evaluationId, chargeId, first, observe));
     }
     return { verdict: limited ?? refuse(evaluationId, 'NO_POLICY_MATCH', 'policy', `no policy permits '${input.ctx.actionName}'`) };
+  }
+
+  /**
+   * Checks and charges a matched policy's rate limits and budgets: a permit when they fit,
+   * otherwise `onLimited` with the refusal so far (the earliest retry of every limited policy).
+   */
+  private charge(
+    policy: CompiledPolicy, input: EvalInput, evaluationId: string, knownChargeId: string | undefined, limited: RefuseVerdict | undefined,
+    hold: ApprovalHold | undefined, onLimited: (chargeId: string, refusal: RefuseVerdict) => MaybePromise<Decision>,
+  ): MaybePromise<Decision> {
+    const verdict: PermitVerdict = { kind: 'permit', evaluationId, policy: policy.name };
+    if (hold?.consumed) verdict.approval = { id: hold.id };
+    const approval = hold ? { approval: hold } : {};
+    if (policy.stateful.length === 0) return { verdict, input, ...approval };
+    const charges = policy.stateful.map(({ condition, position }) => (condition.charge as NonNullable<typeof condition.charge>)(input, policy.name, position));
+    // Hashed only here: calls that meet no rate limit or budget never pay for hashing their arguments.
+    const chargeId = knownChargeId ?? Gate.chargeIdFor(input.ctx, evaluationId);
+    return withStore(
+      () => this.rate.checkAndCharge(charges, chargeId, input.now),
+      (result): MaybePromise<Decision> => {
+        if (result.admitted === true) {
+          // A retried callId charged nothing now: refunding it would take back the first call's charge.
+          return result.repeated === true ? { verdict, input, ...approval } : { verdict, charged: { charges, chargeId }, input, ...approval };
+        }
+        if (result.admitted !== false) storeError(new Error('the rate store gave a malformed answer'));
+        let first = limited;
+        if (!first) {
+          const failed = policy.stateful[result.index]?.condition;
+          first = refuse(evaluationId, 'RATE_LIMITED', 'policy', `'${policy.name}' ${failed?.describe ?? 'is rate limited'}`);
+          first.policy = policy.name;
+          if (result.retryAfterMs !== undefined) first.retryAfterMs = result.retryAfterMs;
+        } else if (result.retryAfterMs !== undefined && (first.retryAfterMs === undefined || result.retryAfterMs < first.retryAfterMs)) {
+          // The call fits as soon as any one of its limited policies has room again.
+          first.retryAfterMs = result.retryAfterMs;
+        }
+        return onLimited(chargeId, first);
+      },
+    );
+  }
+
+  /**
+   * An approve policy matched: the call's request is made (or found), and only a granted one lets
+   * the call on to its limits. A use taken here is given back if anything after refuses.
+   */
+  private approveStep(
+    policy: CompiledPolicy, input: EvalInput, evaluationId: string, knownChargeId: string | undefined, limited: RefuseVerdict | undefined, observe: boolean,
+  ): MaybePromise<Decision> {
+    const { ctx, now } = input;
+    const binding = bindingOf(ctx, policy);
+    // Observe mode looks only: it neither asks anybody nor spends a grant.
+    const fresh = observe ? undefined : newRequest(ctx, policy, binding, this.approvalRedact, now);
+    return withStore(
+      () => this.approvalStore.open(binding.key, now, fresh),
+      (answer): MaybePromise<Decision> => {
+        const opened = checkOpened(answer, fresh === undefined);
+        if (opened.expired !== undefined) this.record(approvalEvent(subjectOf(ctx, policy, binding, opened.expired), 'expired', 'expired', now));
+        if (opened.outcome === 'created' && fresh) this.record(approvalEvent(fresh, 'requested', 'pending', now, { evaluationId, expiresAt: fresh.expiresAt }));
+        if (opened.outcome !== 'used' && opened.outcome !== 'granted') return { verdict: approvalRefusal(evaluationId, policy, ctx, opened) };
+        const id = opened.id as string;
+        const hold: ApprovalHold = { id, key: binding.key, subject: subjectOf(ctx, policy, binding, id), consumed: opened.outcome === 'used', usesLeft: opened.usesLeft as number };
+        const giveBackAfter = async (err: unknown): Promise<never> => {
+          await this.giveBack(hold);
+          throw err;
+        };
+        let charged: MaybePromise<Decision>;
+        try {
+          charged = this.charge(policy, input, evaluationId, knownChargeId, limited, hold, async (_chargeId, refusal) => {
+            await this.giveBack(hold);
+            return { verdict: refusal };
+          });
+        } catch (err) {
+          return giveBackAfter(err);
+        }
+        return isPromise(charged) ? charged.catch(giveBackAfter) : charged;
+      },
+    );
   }
 
   private async invalidateSession(sessionId: string, evaluationId: string, reason: string, now: number, observe: boolean): Promise<Decision> {
     const scope: InvalidationScope = { type: 'session', sessionId };
     // Observe mode reports the invalidation but must not act on it.
     if (!observe) {
-      this.noteInvalidation(scope, reason);
+      this.epochs.noteInvalidation(scope, reason);
       await withStore(() => this.sessions.invalidate(scope, reason, now), () => undefined, false);
       try {
         await this.bus.publish({ scope, reason, at: now, origin: this.id });
       } catch (err) {
-        process.stderr.write(`kavach: could not publish invalidation of session ${sessionId}: ${String(err)}\n`);
+        this.warn(`could not publish invalidation of session ${sessionId}: ${String(err)}`);
       }
     }
     return { verdict: { kind: 'invalidate', evaluationId, scope, evaluator: 'drift', reason } };
@@ -389,6 +400,7 @@ export class Gate {
         const issued = await this.signer.issue({
           principalId: ctx.principalId, principalKind: ctx.principalKind, action: ctx.actionName, args: ctx.params,
           sessionId: ctx.sessionId, evaluationId: verdict.evaluationId, audience: ctx.audience, issuedAt: now, expiresAt: now + this.permitTtlMs,
+          ...(verdict.approval ? { approvalId: verdict.approval.id } : {}),
         });
         verdict = { ...verdict, permit: issued.token, permitId: issued.id };
       } catch (err) {
@@ -398,7 +410,7 @@ export class Gate {
     }
     // Signing takes milliseconds (seconds behind a queue): a kill switch, reload or invalidation
     // in the meantime must not be outlived by a permit handed out after it.
-    if (verdict.kind === 'permit' && this.movedSince(epoch)) verdict = (await this.recheck(decision, ctx, epoch)) ?? verdict;
+    if (verdict.kind === 'permit' && this.epochs.movedSince(epoch)) verdict = (await this.recheck(decision, ctx, epoch)) ?? verdict;
     // Observe mode lets a refused call through unsigned; a call enforcement would have permitted
     // keeps its real, signed permit, so tools that insist on permits work while policies are tuned.
     if (observe) {
@@ -412,47 +424,19 @@ export class Gate {
   /** Records the verdict; a permit that cannot be recorded is refused (nothing runs unrecorded). */
   private async finish(verdict: Verdict, decision: Decision | undefined, ctx: ActionContext | unknown, now: number): Promise<Verdict> {
     if (!this.audit) return verdict;
-    // A context that failed validation may be hostile (throwing getters, proxies): read it safely.
-    const c = decision ? (ctx as Partial<ActionContext>) : safeSummary(ctx);
-    const shown = verdict.kind === 'permit' && verdict.observed ? verdict.observed : verdict;
-    const event: GateEvent = {
-      type: 'verdict',
-      time: now,
-      evaluationId: verdict.evaluationId,
-      principal: typeof c.principalId === 'string' ? c.principalId : '(invalid)',
-      principalKind: typeof c.principalKind === 'string' ? c.principalKind : undefined,
-      action: typeof c.actionName === 'string' ? c.actionName : undefined,
-      verdict: shown.kind,
-      args: decision ? c.params ?? {} : null,
-    };
-    if (typeof c.resource === 'string') event.resource = c.resource;
-    if (typeof c.sessionId === 'string') event.session = c.sessionId;
-    if (typeof c.callId === 'string') event.callId = c.callId;
-    if (shown.kind === 'refuse') Object.assign(event, { code: shown.code, evaluator: shown.evaluator, reason: shown.reason, policy: shown.policy });
-    if (shown.kind === 'invalidate') Object.assign(event, { code: 'SESSION_INVALID', evaluator: shown.evaluator, reason: shown.reason });
-    if (shown.kind === 'permit' && shown.policy !== undefined) event.policy = shown.policy;
-    if (verdict.kind === 'permit' && verdict.permitId !== undefined) event.permit = verdict.permitId;
-    if (verdict.kind === 'permit' && verdict.observed) event.observed = true;
     try {
-      await this.audit.append(event);
+      const hold = decision?.approval;
+      if (verdict.kind === 'permit' && verdict.approval !== undefined && hold?.consumed) {
+        await this.audit.append(approvalEvent(hold.subject, 'used', hold.usesLeft === 0 ? 'used' : 'granted', now, { evaluationId: verdict.evaluationId }));
+      }
+      await this.audit.append(verdictEvent(verdict, ctx, decision !== undefined, now));
       return verdict;
     } catch (err) {
-      process.stderr.write(`kavach: audit append failed: ${String(err)}\n`);
+      this.warn(`audit append failed: ${String(err)}`);
       if (verdict.kind !== 'permit') return verdict;
       if (decision) await this.refund(decision);
       return refuse(verdict.evaluationId, 'STORE_UNAVAILABLE', 'audit', 'the audit log is unavailable, so nothing is permitted');
     }
-  }
-
-  private movedSince(epoch: Epoch): boolean {
-    return this.policyVersion !== epoch.policies || this.invalidationCount !== epoch.invalidations;
-  }
-
-  /** Remembers an invalidation for the calls now in flight; the session store remembers it for later ones. */
-  private noteInvalidation(scope: InvalidationScope, reason: string): void {
-    this.invalidationCount++;
-    this.invalidationLog.push({ scope, reason });
-    if (this.invalidationLog.length > INVALIDATION_LOG) this.invalidationLog.splice(0, this.invalidationLog.length - INVALIDATION_LOG);
   }
 
   /**
@@ -463,54 +447,17 @@ export class Gate {
   private async recheck(decision: Decision, ctx: ValidContext, epoch: Epoch): Promise<RefuseVerdict | undefined> {
     let late: RefuseVerdict | undefined;
     try {
-      late = this.lateRefusal(decision, ctx, epoch);
+      late = this.epochs.lateRefusal(decision, ctx, epoch, this.policySet, this.fileInvariants);
     } catch (err) {
-      late = failureVerdict(err, decision.verdict.evaluationId);
+      late = failureVerdict(err, decision.verdict.evaluationId, this.warn);
     }
     if (late) await this.refund(decision);
     return late;
   }
 
-  private lateRefusal(decision: Decision, ctx: ValidContext, epoch: Epoch): RefuseVerdict | undefined {
-    const evaluationId = decision.verdict.evaluationId;
-    const newer = this.invalidationCount - epoch.invalidations;
-    if (newer > 0 && ctx.sessionId !== undefined) {
-      if (newer > this.invalidationLog.length) {
-        return refuse(evaluationId, 'STORE_UNAVAILABLE', 'session', 'too many invalidations while the call was evaluated to tell whether its session survived; retry');
-      }
-      for (const { scope, reason } of this.invalidationLog.slice(-newer)) {
-        // A scope this gate cannot read (a bus delivering junk) covers every session: fail closed.
-        const covers = scope?.type === 'global'
-          || (scope?.type === 'session' && scope.sessionId === ctx.sessionId)
-          || (scope?.type === 'principal' && scope.principalId === ctx.principalId)
-          || (scope?.type !== 'session' && scope?.type !== 'principal');
-        if (covers) return refuse(evaluationId, 'SESSION_INVALID', 'session', typeof reason === 'string' ? reason : 'the session was invalidated');
-      }
-    }
-    if (this.policyVersion === epoch.policies) return undefined;
-    const input = decision.input;
-    if (!input) return refuse(evaluationId, 'NO_POLICY_MATCH', 'policy', 'the policies changed while the call was evaluated');
-    const plan = this.policySet.plan(input);
-    if (plan.kind === 'refuse') {
-      const verdict = refuse(evaluationId, plan.code, 'policy', plan.reason);
-      if (plan.policy !== undefined) verdict.policy = plan.policy;
-      return verdict;
-    }
-    const first = plan.steps[0] as CompiledPolicy;
-    if (first.effect === 'refuse') {
-      const verdict = refuse(evaluationId, 'POLICY_DENIED', 'policy', `'${first.name}' refuses '${ctx.actionName}'`);
-      verdict.policy = first.name;
-      return verdict;
-    }
-    for (const invariant of this.fileInvariants) {
-      if (!invariant.appliesTo(ctx.actionName)) continue;
-      const violation = invariant.violation(input);
-      if (violation !== undefined) return refuse(evaluationId, 'INVARIANT_VIOLATION', 'invariant', violation);
-    }
-    return undefined;
-  }
-
+  /** Takes back what a call refused after its decision had spent: its charges and its use of a grant. */
   private async refund(decision: Decision | undefined): Promise<void> {
+    await this.giveBack(decision?.approval);
     if (!decision?.charged) return;
     const { charges, chargeId } = decision.charged;
     // Once only: observe mode can meet a signing failure, a late refusal and an audit failure in one
@@ -519,45 +466,36 @@ export class Gate {
     try {
       await this.rate.refund(charges, chargeId);
     } catch (err) {
-      process.stderr.write(`kavach: refund failed (limit stays charged): ${String(err)}\n`);
+      this.warn(`refund failed (limit stays charged): ${String(err)}`);
     }
   }
 
-  /** Best-effort record of a non-verdict event: a sink that throws must not make reload or invalidate throw. */
-  private record(event: GateEvent): void {
-    if (!this.audit) return;
-    const failed = (err: unknown) => void process.stderr.write(`kavach: audit append failed: ${String(err)}\n`);
+  /** Gives back a use of a grant taken for a call refused later on (once). */
+  private async giveBack(hold: ApprovalHold | undefined): Promise<void> {
+    if (!hold?.consumed) return;
+    hold.consumed = false;
     try {
-      Promise.resolve(this.audit.append(event)).catch(failed);
+      const now = this.clock();
+      if (await this.approvalStore.giveBack(hold.id, now)) this.record(approvalEvent(hold.subject, 'returned', 'granted', now));
     } catch (err) {
-      failed(err);
+      this.warn(`could not give back a use of approval ${hold.id} (it stays spent): ${String(err)}`);
     }
+  }
+
+  private record(event: GateEvent): void {
+    recordEvent(this.audit, event, this.warn);
   }
 
   private async onRemoteInvalidation(message: InvalidationMessage): Promise<void> {
     if (message.origin === this.id || this.closed) return;
-    this.noteInvalidation(message.scope, message.reason);
+    this.epochs.noteInvalidation(message.scope, message.reason);
     try {
       await this.sessions.invalidate(message.scope, message.reason, message.at);
       this.record({ type: 'invalidation', time: this.clock(), scope: message.scope, reason: message.reason, remote: true });
     } catch (err) {
-      process.stderr.write(`kavach: could not apply a remote invalidation: ${String(err)}\n`);
+      this.warn(`could not apply a remote invalidation: ${String(err)}`);
     }
   }
-}
-
-/** The identifying strings of an unvalidated context, each read under try/catch. */
-function safeSummary(input: unknown): Partial<ActionContext> {
-  const out: Record<string, string> = {};
-  for (const key of ['principalId', 'principalKind', 'actionName', 'sessionId', 'callId', 'resource']) {
-    try {
-      const value = (input as Record<string, unknown>)[key];
-      if (typeof value === 'string') out[key] = value.slice(0, 256);
-    } catch {
-      // unreadable: leave it out
-    }
-  }
-  return out as Partial<ActionContext>;
 }
 
 function formatOf(path: string): PolicyFormat {
@@ -565,14 +503,4 @@ function formatOf(path: string): PolicyFormat {
   if (ext === '.json') return 'json';
   if (ext === '.toml') return 'toml';
   throw new PolicyError('', `policy file must end in .toml or .json: ${path}`);
-}
-
-function refuse(evaluationId: string, code: RefuseCode, evaluator: string, reason: string): RefuseVerdict {
-  return { kind: 'refuse', evaluationId, code, evaluator, reason };
-}
-
-function failureVerdict(err: unknown, evaluationId: string): RefuseVerdict {
-  if (err instanceof StoreFailure) return refuse(evaluationId, 'STORE_UNAVAILABLE', 'store', `state store unavailable: ${err.message}`);
-  process.stderr.write(`kavach: evaluation failed: ${(err as Error)?.stack ?? String(err)}\n`);
-  return refuse(evaluationId, 'INVALID_CONTEXT', 'gate', 'the call could not be evaluated');
 }

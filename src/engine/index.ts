@@ -23,3 +23,8 @@ export type { DriftOptions } from './drift.ts';
 export { parsePolicyDocument, parsePolicyText, type PolicyFormat } from './policy/load.ts';
 export type { PolicySetSpec, PolicySpec, ConditionSpec } from './policy/schema.ts';
 export { guarded, type GuardedOptions, type GuardedContext } from './guarded.ts';
+export { ApprovalError, type ApprovalStatus, type ApprovalRequest, type ApprovalDecision, type ApprovalFilter, type ApprovalErrorCode, type ApprovalDecisionInput, type ApprovalWaitOptions, type StoredApproval } from './approvals/types.ts';
+export { Approvals } from './approvals/service.ts';
+export { InMemoryApprovalStore, type InMemoryApprovalStoreOptions } from './approvals/memory-store.ts';
+export type { ApprovalRule } from './policy/approval-table.ts';
+export type { ApprovalStore, ApprovalOpenResult, ApprovalOpenOutcome, ApprovalLookup, ApprovalDecideResult, ApprovalEvent } from './ports.ts';

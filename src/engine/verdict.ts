@@ -8,6 +8,8 @@ export const REFUSE_CODES = [
   'INVALID_CONTEXT',
   'STORE_UNAVAILABLE',
   'SIGNING_FAILED',
+  'APPROVAL_REQUIRED',
+  'APPROVAL_DENIED',
 ] as const;
 export type RefuseCode = (typeof REFUSE_CODES)[number];
 
@@ -28,6 +30,8 @@ export interface PermitVerdict {
   observed?: Verdict;
   /** The policy that permitted the call. */
   policy?: string;
+  /** The approval this call used (an approve policy matched); its permit carries it as `apr`. */
+  approval?: { id: string };
 }
 
 export interface RefuseVerdict {
@@ -39,6 +43,8 @@ export interface RefuseVerdict {
   reason: string;
   policy?: string;
   retryAfterMs?: number;
+  /** APPROVAL_REQUIRED / APPROVAL_DENIED: the request for this call, and when it stops counting. */
+  approval?: { id: string; expiresAt: number };
 }
 
 export interface InvalidateVerdict {

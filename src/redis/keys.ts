@@ -26,6 +26,10 @@ export const KEY_TAGS = {
   globalCutoff: 'sg',
   replay: 'rp:',
   channel: 'inv',
+  approvalRequest: 'ar:',
+  approvalBinding: 'ak:',
+  approvalIndex: 'al',
+  approvalChannel: 'apc',
 } as const;
 
 export const DEFAULT_PREFIX = 'kavach:';

@@ -1,5 +1,6 @@
 import { parse as parseToml } from 'smol-toml';
 import { PolicyError } from '../errors.ts';
+import { parseApprovalTable } from './approval-table.ts';
 import { CONDITION_KEYS, CONDITIONS, STATEFUL_CONDITIONS, isLeafCondition, type ConditionSpec } from './conditions.ts';
 import {
   INVARIANT_SCHEMAS, MAX_CONDITION_DEPTH, documentSchema, joinPath, parseAt, policyHeaderSchema, suggest,
@@ -104,7 +105,7 @@ function parsePolicy(raw: unknown, path: string): PolicySpec {
     // TOML puts a key written after a [[policy]] table into that table.
     throw new PolicyError(`${path}.combining`, 'unknown key (in TOML, write combining above the first [[policy]] table)');
   }
-  const { conditions: rawConditions, priority, ...header } = parseAt(policyHeaderSchema, raw, path);
+  const { conditions: rawConditions, priority, approval, ...header } = parseAt(policyHeaderSchema, raw, path);
   const conditions = rawConditions.map((c, i) => parseCondition(c, `${path}.conditions[${i}]`, 0));
   if (header.effect === 'refuse') {
     conditions.forEach((c, i) => {
@@ -115,7 +116,10 @@ function parsePolicy(raw: unknown, path: string): PolicySpec {
     });
   }
   // Every other header field (description, and whatever is added to the schema) passes through as parsed.
-  return { ...header, conditions, priority: priority ?? 100 } satisfies PolicySpec;
+  const spec: PolicySpec = { ...header, conditions, priority: priority ?? 100 };
+  if (header.effect === 'approve') spec.approval = parseApprovalTable(approval, `${path}.approval`);
+  else if (approval !== undefined) throw new PolicyError(`${path}.approval`, `only an approve policy takes an approval table (this one is ${header.effect})`);
+  return spec;
 }
 
 function singleKey(raw: unknown, path: string, what: string, known: readonly string[]): string {

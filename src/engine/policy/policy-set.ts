@@ -1,5 +1,6 @@
 import { compileCondition, type Condition, type EvalInput } from './compile.ts';
 import { fixedForTheCaller } from './condition.ts';
+import type { ApprovalRule } from './approval-table.ts';
 import type { Effect, PolicySetSpec, PolicySpec } from './schema.ts';
 
 export interface CompiledPolicy {
@@ -7,6 +8,8 @@ export interface CompiledPolicy {
   effect: Effect;
   priority: number;
   description?: string;
+  /** Approve policies: who decides, how many, for how long. */
+  approval?: ApprovalRule;
   /** Every condition, in file order (positions name the rate counters). */
   conditions: readonly Condition[];
   /** Conditions that are pure tests (rate_limit/budget contribute only their precondition). */
@@ -20,7 +23,10 @@ export interface CompiledPolicy {
 /** Outcome of the stateless pass. Charging (and so the final answer) comes after drift and invariants. */
 export type PolicyPlan =
   | { kind: 'refuse'; code: 'POLICY_DENIED' | 'NO_POLICY_MATCH'; policy?: string; reason: string }
-  /** Try in order: a refuse step refuses, a permit step without limits permits, a limited one charges. */
+  /**
+   * Try in order: a refuse step refuses, a permit step without limits permits, a limited one
+   * charges, an approve step asks for (or uses) a person's approval. An approve step is always last.
+   */
   | { kind: 'steps'; steps: readonly CompiledPolicy[] };
 
 const CACHE_LIMIT = 10_000;
@@ -56,17 +62,21 @@ export class PolicySet {
     return this.combining === 'first-match' ? this.planFirstMatch(candidates, input) : this.planDenyOverrides(candidates, input);
   }
 
+  /** refuse > approve > permit: the first matching approve policy decides unless a refuse matches. */
   private planDenyOverrides(candidates: readonly CompiledPolicy[], input: EvalInput): PolicyPlan {
     let limited: CompiledPolicy[] | undefined;
     let unlimited: CompiledPolicy | undefined;
+    let approve: CompiledPolicy | undefined;
     for (const policy of candidates) {
       if (!holds(policy, input)) continue;
       if (policy.effect === 'refuse') {
         return { kind: 'refuse', code: 'POLICY_DENIED', policy: policy.name, reason: `'${policy.name}' refuses ${subject(input)}` };
       }
-      if (policy.stateful.length === 0) unlimited ??= policy;
+      if (policy.effect === 'approve') approve ??= policy;
+      else if (policy.stateful.length === 0) unlimited ??= policy;
       else (limited ??= []).push(policy);
     }
+    if (approve) return { kind: 'steps', steps: [approve] };
     if (unlimited) return { kind: 'steps', steps: [unlimited] };
     if (limited) return { kind: 'steps', steps: limited };
     return this.noMatch(candidates, input);
@@ -80,7 +90,8 @@ export class PolicySet {
         return { kind: 'refuse', code: 'POLICY_DENIED', policy: policy.name, reason: `'${policy.name}' refuses ${subject(input)}` };
       }
       steps.push(policy);
-      if (policy.effect === 'refuse' || policy.stateful.length === 0) break;
+      // A permit with limits that are spent falls through to the next match; nothing else does.
+      if (policy.effect !== 'permit' || policy.stateful.length === 0) break;
     }
     return steps.length > 0 ? { kind: 'steps', steps } : this.noMatch(candidates, input);
   }
@@ -118,7 +129,10 @@ function subject(input: EvalInput): string {
 }
 
 function compilePolicy(spec: PolicySpec): CompiledPolicy {
-  const conditions = spec.conditions.map((c) => compileCondition(c, spec.effect));
+  // An approve policy reads its conditions as a permit policy does (the narrower reading): what
+  // it matches, a person's grant lets through.
+  const polarity = spec.effect === 'refuse' ? 'refuse' : 'permit';
+  const conditions = spec.conditions.map((c) => compileCondition(c, polarity));
   const stateful = conditions.flatMap((condition, position) => (condition.charge ? [{ condition, position }] : []));
   // Action conditions depend on the action name alone: they are checked once per name, when
   // `candidates` builds its cache, and never again per call.
@@ -128,6 +142,7 @@ function compilePolicy(spec: PolicySpec): CompiledPolicy {
   const rest = conditions.filter((c) => c.reads !== 'action');
   const policy: CompiledPolicy = { name: spec.name, effect: spec.effect, priority: spec.priority, conditions, stateful, appliesTo, rest };
   if (spec.description !== undefined) policy.description = spec.description;
+  if (spec.approval !== undefined) policy.approval = spec.approval;
   return policy;
 }
 

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { PolicyError } from '../errors.ts';
 import { CONDITIONS, type ConditionSpec } from './conditions.ts';
 import { duration, glob } from './value-schemas.ts';
+import type { ApprovalRule } from './approval-table.ts';
 
 export type { ConditionSpec, LeafCondition, LeafConditionKey } from './conditions.ts';
 
@@ -22,8 +23,8 @@ export type InvariantRule = { [K in InvariantKey]: { [P in K]: z.infer<(typeof I
 /** `actions` (globs) limits an invariant to some actions; by default it applies to every call. */
 export type FileInvariantSpec = { name: string; description?: string; actions?: string[] } & InvariantRule;
 
-/** What a policy does when it matches. */
-export const EFFECTS = ['permit', 'refuse'] as const;
+/** What a policy does when it matches: permit, refuse, or ask a person (DESIGN §11). */
+export const EFFECTS = ['permit', 'refuse', 'approve'] as const;
 export type Effect = (typeof EFFECTS)[number];
 
 /**
@@ -34,6 +35,8 @@ export const policyHeaderSchema = z.strictObject({
   name: z.string().min(1, 'must not be empty').max(256),
   effect: z.enum(EFFECTS),
   conditions: z.array(z.unknown()),
+  /** Approve policies only; read by approval-table.ts. */
+  approval: z.unknown().optional(),
   description: z.string().max(4096).optional(),
   priority: z.number().int().min(0).max(1_000_000).optional(),
 });
@@ -47,9 +50,11 @@ export const documentSchema = z.strictObject({
 });
 
 /** A loaded policy: its header as parsed, with validated conditions and the default priority applied. */
-export type PolicySpec = Omit<z.output<typeof policyHeaderSchema>, 'conditions' | 'priority'> & {
+export type PolicySpec = Omit<z.output<typeof policyHeaderSchema>, 'conditions' | 'priority' | 'approval'> & {
   conditions: ConditionSpec[];
   priority: number;
+  /** Approve policies: their `approval` table with defaults filled in. */
+  approval?: ApprovalRule;
 };
 
 export interface PolicySetSpec {
