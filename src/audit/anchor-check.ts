@@ -34,25 +34,33 @@ export interface WalkedLog {
 export async function checkAgainstAnchor(anchor: AuditAnchor, log: WalkedLog, verifier: CheckpointVerifier | undefined): Promise<AnchorCheckReport> {
   const lastSeq = log.nextSeq - 1;
   let latest: AnchorCheckpoint | undefined;
-  let history: AnchoredCheckpoint[] = [];
+  let history: AnchoredCheckpoint[];
   try {
     latest = await anchor.latest(log.logId);
-    if (latest !== undefined && latest.seq >= log.firstSeq) history = await anchor.history(log.logId, log.firstSeq, Math.min(latest.seq, lastSeq));
+    // All of it from the log's first seq on, not only up to `latest`: a witness whose newest entry
+    // was set back (by someone with its credentials) still shows the later checkpoints it took.
+    history = await anchor.history(log.logId, log.firstSeq, Number.MAX_SAFE_INTEGER);
   } catch (err) {
     throw new AuditError('ANCHOR_UNAVAILABLE', -1, `the audit anchor could not be read, so nothing was checked against it: ${(err as Error)?.message ?? String(err)}`, { cause: err });
   }
-  if (latest === undefined) {
+  const held = history.filter((h) => h.seq >= log.firstSeq);
+  if (latest !== undefined && latest.seq >= log.firstSeq) {
+    held.push({ seq: latest.seq, headHash: latest.headHash, time: latest.time, signatureDigest: signatureDigest(latest.signature) });
+  }
+  const top = Math.max(latest?.seq ?? -1, ...history.map((h) => h.seq));
+  if (top < 0) {
     throw new AuditError('UNANCHORED', -1, `the audit anchor holds no checkpoint of log ${log.logId}: the log was never anchored there, or the anchor lost it`);
   }
-  if (latest.seq > lastSeq) {
-    const signed = await witnessSignature(latest, log, verifier);
-    throw new AuditError('TRUNCATED', log.nextSeq - log.firstSeq, `the log ends at seq ${lastSeq}, but the audit anchor holds its checkpoint at seq ${latest.seq} (${new Date(latest.time).toISOString()}${signed}): the log was cut back and records from seq ${log.nextSeq} on are gone`);
+  if (top > lastSeq) {
+    const claim = latest !== undefined && latest.seq === top ? latest : held.find((h) => h.seq === top) as AnchoredCheckpoint;
+    const signed = 'signature' in claim ? await witnessSignature(claim, log, verifier) : '';
+    throw new AuditError('TRUNCATED', log.nextSeq - log.firstSeq, `the log ends at seq ${lastSeq}, but the audit anchor holds its checkpoint at seq ${top} (${new Date(claim.time).toISOString()}${signed}): the log was cut back and records from seq ${log.nextSeq} on are gone`);
   }
   const bySeq = new Map(log.checkpoints.map((c) => [c.record.seq, c]));
-  const newest: AnchoredCheckpoint = { seq: latest.seq, headHash: latest.headHash, time: latest.time, signatureDigest: signatureDigest(latest.signature) };
-  const held = history.filter((h) => h.seq !== latest.seq);
-  if (latest.seq >= log.firstSeq) held.push(newest);
+  held.sort((a, b) => a.seq - b.seq);
+  const seqs = new Set<number>();
   for (const h of held) {
+    seqs.add(h.seq);
     const at = h.seq - log.firstSeq;
     const cp = bySeq.get(h.seq);
     if (cp === undefined) {
@@ -64,9 +72,9 @@ export async function checkAgainstAnchor(anchor: AuditAnchor, log: WalkedLog, ve
     }
   }
   return {
-    latest: { seq: latest.seq, time: latest.time },
-    matched: held.length,
-    unanchored: lastSeq - Math.max(latest.seq, log.firstSeq - 1),
+    latest: { seq: top, time: (held.at(-1) as AnchoredCheckpoint | undefined)?.time ?? latest?.time ?? 0 },
+    matched: seqs.size,
+    unanchored: lastSeq - Math.max(top, log.firstSeq - 1),
   };
 }
 

@@ -11,7 +11,8 @@ export interface RedisAuditAnchorOptions extends RedisStoreOptions {
  * Keeps a checkpoint as the log's newest only if it is later than the one held; the same
  * checkpoint again (a retry whose first answer was lost) is taken; an earlier one, or another one
  * at the same seq, is refused and nothing changes. One script, so two writers racing cannot
- * interleave a read and a write. History keeps every checkpoint taken (seq as the score).
+ * interleave a read and a write. History keeps every checkpoint taken (seq as the score); its
+ * highest counts as held too, so setting the newest-checkpoint hash back does not reopen the past.
  * KEYS: 1 newest (hash: seq, head, time, sig), 2 history (sorted set).
  * ARGV: seq, head, time, sig, history member ("seq head time sigDigest").
  * Reply: {1} taken (or already held), {0, seq, head} a later one held, {2, seq, head} another at this seq.
@@ -19,6 +20,12 @@ export interface RedisAuditAnchorOptions extends RedisStoreOptions {
 const RECORD = new Script(`
 local seq = tonumber(ARGV[1])
 local held = redis.call('HMGET', KEYS[1], 'seq', 'head', 'time', 'sig')
+local top = redis.call('ZRANGE', KEYS[2], -1, -1, 'WITHSCORES')
+if top[2] and tonumber(top[2]) > seq and (not held[1] or tonumber(top[2]) > tonumber(held[1])) then
+  local entry = {}
+  for part in string.gmatch(top[1], '%S+') do table.insert(entry, part) end
+  return {0, top[2], entry[2] or ''}
+end
 if held[1] then
   local heldSeq = tonumber(held[1])
   if seq < heldSeq then return {0, held[1], held[2]} end
@@ -32,15 +39,14 @@ redis.call('ZADD', KEYS[2], seq, ARGV[5])
 return {1}
 `);
 
-/** History entries read per round trip. */
+/** History entries read per round trip (by index: a checkpoint taken meanwhile lands after them). */
 const PAGE = 5_000;
 
 /**
  * An audit anchor in Redis (DESIGN §14): per log id, the newest checkpoint (with its signature, so
  * a verifier can check the witness's own claim) and the history of every checkpoint taken. Keys
- * never expire: a witness that forgets is no witness. Run Redis with persistence (AOF, fsync every
- * second or always) and on another host than the log, with credentials the log's host cannot use
- * to delete keys (an ACL allowing EVALSHA/EVAL, HMGET, ZRANGEBYSCORE on the anchor keys only).
+ * never expire: a witness that forgets is no witness. Run Redis with persistence, on another host
+ * than the log, and give the writer an ACL user that cannot delete (src/audit/FORMAT.md, Anchors).
  */
 export class RedisAuditAnchor implements AuditAnchor {
   private readonly conn: Connection;
@@ -74,17 +80,21 @@ export class RedisAuditAnchor implements AuditAnchor {
     return held;
   }
 
+  /**
+   * Reads the whole history and keeps what the members say (not their scores): a score changed by
+   * someone with the credentials cannot hide an entry from the range. Sorted by seq.
+   */
   async history(logId: string, fromSeq: number, toSeq: number): Promise<AnchoredCheckpoint[]> {
     if (!Number.isSafeInteger(fromSeq) || !Number.isSafeInteger(toSeq)) throw new TypeError('history: seqs must be integers');
     const [, key] = this.keys(logId);
     const out: AnchoredCheckpoint[] = [];
-    let from = String(fromSeq);
-    for (;;) {
-      const page = await this.conn.run((client) => client.zrangebyscore(key as string, from, String(toSeq), 'LIMIT', 0, PAGE));
-      for (const member of page) out.push(parseMember(member, logId));
-      if (page.length < PAGE) return out;
-      // Exclusive from the last seq read: every member's score is its own seq, one member per seq.
-      from = `(${(out.at(-1) as AnchoredCheckpoint).seq}`;
+    for (let start = 0; ; start += PAGE) {
+      const page = await this.conn.run((client) => client.zrange(key, start, start + PAGE - 1));
+      for (const member of page) {
+        const entry = parseMember(member, logId);
+        if (entry.seq >= fromSeq && entry.seq <= toSeq) out.push(entry);
+      }
+      if (page.length < PAGE) return out.sort((a, b) => a.seq - b.seq);
     }
   }
 

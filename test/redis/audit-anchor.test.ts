@@ -162,6 +162,26 @@ describe.skipIf(skipRedis)('an audit log anchored in Redis', () => {
     expect((await auditRejection(openLog(path, { anchor }))).code).toBe('TRUNCATED');
   });
 
+  it('a host that also sets the anchor\'s newest checkpoint back cannot reopen the cut log; lowering history scores as well still does not hide the cut', async () => {
+    const { path, ls, cutAt } = await anchoredLog();
+    cutBack(path, ls, cutAt);
+    const cut = parse(ls[cutAt] as string);
+    const logId = cut.log as string;
+    const client = new Redis(REDIS_URL);
+    try {
+      // With the anchor's credentials but no right to delete (the ACL FORMAT.md recommends).
+      await client.hset(`${keyPrefix}al:${encodeKeyPart(logId)}`, { seq: String(cut.seq), head: cut.head as string, time: String(cut.time), sig: cut.sig as string });
+      expect((await auditRejection(openLog(path, { anchor }))).code).toBe('TRUNCATED');
+      const historyKey = `${keyPrefix}ah:${encodeKeyPart(logId)}`;
+      for (const member of await client.zrange(historyKey, 0, -1)) await client.zadd(historyKey, -1, member);
+    } finally {
+      client.disconnect();
+    }
+    const err = await auditRejection(verifyAuditLog(path, key().publicKeys(), { anchor }));
+    expect(err.code).toBe('TRUNCATED');
+    expect(err.reason).toContain(`the audit anchor holds its checkpoint at seq ${parse(ls.at(-1) as string).seq}`);
+  });
+
   it('an intact log verifies against Redis with every checkpoint matched', async () => {
     const { path, ls } = await anchoredLog();
     const report = await verifyAuditLog(path, key().publicKeys(), { anchor, requireSealed: true });
