@@ -52,7 +52,8 @@ describe.skipIf(skipRedis)('kavach audit verify --anchor redis://… (the real C
     const r = await runCli(['audit', 'verify', logPath, '--keys', keysPath, '--anchor', REDIS_URL, '--strict']);
     expect(r.code, r.stderr + r.stdout).toBe(0);
     expect(r.stdout).toContain(`${logPath}: ok`);
-    expect(r.stdout).toMatch(/anchored \(redis 127\.0\.0\.1:6379\): the log is not cut back and matches the \d+ checkpoints the anchor holds, through seq \d+; nothing after it/);
+    expect(r.stdout).toContain(`anchored (redis ${new URL(REDIS_URL).host}): the log is not cut back and matches the`);
+    expect(r.stdout).toMatch(/matches the \d+ checkpoints the anchor holds, through seq \d+; nothing after it/);
   }, 60_000);
 
   it('a log cut back to an earlier checkpoint (seal file rebuilt): ok on its local seal, which says what it cannot prove; FAILED with --anchor', async () => {
