@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 // this list in the same commit.
 const EXPECTED: Record<string, string[]> = {
   '.': [
-    'ActionContext', 'AuditEntry', 'AuditError', 'AuditErrorCode', 'AuditKeys', 'AuditLog', 'AuditLogOptions', 'AuditRecord',
+    'ActionContext', 'AnchorCheckReport', 'AnchorCheckpoint', 'AnchorResult', 'AnchoredCheckpoint', 'AuditAnchor', 'AuditEntry', 'AuditError', 'AuditErrorCode', 'AuditKeys', 'AuditLog', 'AuditLogOptions', 'AuditRecord',
     'AuditRecordType', 'AuditReport', 'AuditSink', 'BatchOptions', 'ChannelError', 'ChannelErrorCode', 'ChargeResult',
     'CheckpointMode', 'CheckpointRecord', 'CheckpointSigner', 'CheckpointVerifier', 'ConditionSpec', 'ConfigError', 'CoreRecord',
     'Counts', 'CryptoBackendInfo', 'DriftOptions', 'ExtensionEntry', 'ExtensionRecord', 'ExtensionType', 'Gate', 'GateEvent',
@@ -49,7 +49,7 @@ const EXPECTED: Record<string, string[]> = {
     'KavachGuardrailInfo', 'guardTool', 'guardTools', 'kavachInputGuardrail',
   ],
   './redis': [
-    'BusSigner', 'BusVerificationKeys', 'BusVerifier', 'RedisClientOrUrl', 'RedisInvalidationBus', 'RedisInvalidationBusOptions',
+    'BusSigner', 'BusVerificationKeys', 'BusVerifier', 'RedisAuditAnchor', 'RedisAuditAnchorOptions', 'RedisClientOrUrl', 'RedisInvalidationBus', 'RedisInvalidationBusOptions',
     'RedisRateStore', 'RedisRateStoreOptions', 'RedisReplayStore', 'RedisReplayStoreOptions', 'RedisSessionStore',
     'RedisSessionStoreOptions', 'RedisStoreOptions', 'failFastRedisOptions', 'keyPairSigner', 'keysVerifier',
   ],

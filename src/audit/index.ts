@@ -2,7 +2,7 @@
 export { AuditLog, type AuditLogOptions } from './audit-log.ts';
 export { verifyAuditLog, readAuditLog, type AuditReport, type VerifyOptions, type Counts } from './verify.ts';
 export { AuditError, type AuditErrorCode } from './errors.ts';
-export { isAuditAnchor, type AuditAnchor, type AnchorCheckpoint, type AnchoredCheckpoint, type AnchorResult } from './anchor.ts';
+export type { AuditAnchor, AnchorCheckpoint, AnchoredCheckpoint, AnchorResult } from './anchor.ts';
 export type { AnchorCheckReport } from './anchor-check.ts';
 export type { AuditEntry, OutcomeEntry, KeyEntry, ExtensionEntry, RecordTypeSchema } from './entry.ts';
 export type { CheckpointSigner, CheckpointVerifier } from './checkpoint.ts';
