@@ -35,6 +35,7 @@ export {
   AuditLog, type AuditLogOptions,
   verifyAuditLog, readAuditLog, type AuditReport, type VerifyOptions, type Counts,
   AuditError, type AuditErrorCode,
+  type AuditAnchor, type AnchorCheckpoint, type AnchoredCheckpoint, type AnchorResult, type AnchorCheckReport,
   type AuditEntry, type OutcomeEntry, type KeyEntry, type ExtensionEntry, type RecordTypeSchema,
   type CheckpointSigner, type CheckpointVerifier, type AuditKeys, type KeyOptions,
   OUTCOMES,

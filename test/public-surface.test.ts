@@ -12,7 +12,7 @@ const EXPECTED: Record<string, string[]> = {
     'ApprovalEvent', 'ApprovalEventName', 'ApprovalFilter', 'ApprovalLookup', 'ApprovalOpenOutcome', 'ApprovalOpenResult',
     'ApprovalRecord', 'ApprovalRequest', 'ApprovalRule', 'ApprovalStatus', 'ApprovalStore', 'ApprovalWaitOptions', 'Approvals',
     'InMemoryApprovalStore', 'InMemoryApprovalStoreOptions', 'StoredApproval',
-    'ActionContext', 'AuditEntry', 'AuditError', 'AuditErrorCode', 'AuditKeys', 'AuditLog', 'AuditLogOptions', 'AuditRecord',
+    'ActionContext', 'AnchorCheckReport', 'AnchorCheckpoint', 'AnchorResult', 'AnchoredCheckpoint', 'AuditAnchor', 'AuditEntry', 'AuditError', 'AuditErrorCode', 'AuditKeys', 'AuditLog', 'AuditLogOptions', 'AuditRecord',
     'AuditRecordType', 'AuditReport', 'AuditSink', 'BatchOptions', 'ChannelError', 'ChannelErrorCode', 'ChargeResult',
     'CheckpointMode', 'CheckpointRecord', 'CheckpointSigner', 'CheckpointVerifier', 'ConditionSpec', 'ConfigError', 'CoreRecord',
     'Counts', 'CryptoBackendInfo', 'DriftOptions', 'ExtensionEntry', 'ExtensionRecord', 'ExtensionType', 'Gate', 'GateEvent',
@@ -53,7 +53,7 @@ const EXPECTED: Record<string, string[]> = {
     'KavachGuardrailInfo', 'guardTool', 'guardTools', 'kavachInputGuardrail',
   ],
   './redis': [
-    'BusSigner', 'BusVerificationKeys', 'BusVerifier', 'RedisApprovalStore', 'RedisApprovalStoreOptions', 'RedisClientOrUrl', 'RedisInvalidationBus', 'RedisInvalidationBusOptions',
+    'BusSigner', 'BusVerificationKeys', 'BusVerifier', 'RedisApprovalStore', 'RedisApprovalStoreOptions', 'RedisAuditAnchor', 'RedisAuditAnchorOptions', 'RedisClientOrUrl', 'RedisInvalidationBus', 'RedisInvalidationBusOptions',
     'RedisRateStore', 'RedisRateStoreOptions', 'RedisReplayStore', 'RedisReplayStoreOptions', 'RedisSessionStore',
     'RedisSessionStoreOptions', 'RedisStoreOptions', 'failFastRedisOptions', 'keyPairSigner', 'keysVerifier',
   ],

@@ -3,6 +3,8 @@ import { mkdir, open, realpath, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { AuditSink, GateEvent } from '../engine/ports.ts';
 import { warningSink, type OnWarning } from '../engine/warnings.ts';
+import type { AuditAnchor } from './anchor.ts';
+import { CheckpointAnchoring } from './anchoring.ts';
 import { isCheckpointSigner, type CheckpointSigner } from './checkpoint.ts';
 import { EntryEncoder, type AuditEntry, type RecordTypeSchema } from './entry.ts';
 import { AuditError } from './errors.ts';
@@ -33,8 +35,15 @@ export interface AuditLogOptions extends KeyOptions {
   /** ms since epoch; tests use it. */
   clock?: () => number;
   /**
-   * Told when the log fails (it then takes no more appends) and when the seal file cannot be
-   * written. Default: stderr, since a failing audit log must not go unnoticed.
+   * A witness the log's host cannot rewind (DESIGN §14; e.g. RedisAuditAnchor): every checkpoint
+   * also goes there. On open a log the witness knows a later (or another) checkpoint of is refused;
+   * while the witness cannot take the newest checkpoint, appends are refused (see anchoring.ts).
+   */
+  anchor?: AuditAnchor;
+  /**
+   * Told when the log fails (it then takes no more appends), when the seal file cannot be
+   * written, and when an anchor cannot take a checkpoint (and takes it again). Default: stderr,
+   * since a failing audit log must not go unnoticed.
    */
   onWarning?: (message: string) => void;
 }
@@ -78,6 +87,7 @@ export class AuditLog implements AuditSink {
   private timer: NodeJS.Timeout | undefined;
   private sealWrite: Promise<void> = Promise.resolve();
   private lastSeal: CheckpointRecord | undefined;
+  private anchoring: CheckpointAnchoring | undefined;
   private readonly encoder: EntryEncoder;
   private readonly everyEntries: number;
   private readonly maxSegmentBytes: number;
@@ -142,16 +152,23 @@ export class AuditLog implements AuditSink {
     const lock = await LogLock.acquire(path);
     let fh: FileHandle | undefined;
     let log: AuditLog | undefined;
+    let anchoring: CheckpointAnchoring | undefined;
     try {
       const { tail, cut, seal } = await recoverTail(path, { kid: signer.kid, verifier: signer.verifier });
       if (tail?.mode !== undefined && tail.mode !== signer.mode) {
         throw new AuditError('MODE_MISMATCH', -1, `audit log ${path} is sealed in ${tail.mode} mode; it cannot be continued in ${signer.mode} mode`);
       }
-      fh = await open(path, 'a', 0o640);
       const fresh = tail === undefined;
       const logId = tail?.logId ?? randomBytes(12).toString('base64url');
+      // Before anything is written: a log the witness knows to be cut back is not continued.
+      anchoring = opts.anchor === undefined ? undefined : await CheckpointAnchoring.start(opts.anchor, logId, { fresh, lastCheckpoint: tail?.lastCheckpoint }, {
+        warn: warningSink(opts.onWarning),
+        fatal: (err) => log?.fail(err),
+      });
+      fh = await open(path, 'a', 0o640);
       log = new AuditLog(path, logId, signer, lock, fh, stateOf(tail), opts);
       log.lastSeal = seal;
+      log.anchoring = anchoring;
       if (fresh) {
         log.internal({ type: 'genesis', time: log.clock(), version: AUDIT_FORMAT_VERSION, mode: signer.mode, kid: signer.kid });
       } else if ((tail as TailState).activeBytes === 0) {
@@ -171,6 +188,7 @@ export class AuditLog implements AuditSink {
       if (made !== undefined) await syncMadeDirs(made, dirname(path));
       return log;
     } catch (err) {
+      anchoring?.stop();
       if (log?.timer) clearInterval(log.timer);
       await fh?.close().catch(() => undefined);
       await lock.release();
@@ -201,6 +219,8 @@ export class AuditLog implements AuditSink {
   append(entry: AuditEntry | GateEvent): Promise<AuditRecord> {
     if (this.failure) return Promise.reject(this.failure);
     if (this.closing) return Promise.reject(new AuditError('LOG_CLOSED', -1, `audit log ${this.path} is closed`));
+    const held = this.anchoring?.hold;
+    if (held) return Promise.reject(held);
     let body: RecordBody;
     try {
       body = this.encoder.body(entry as AuditEntry);
@@ -229,6 +249,7 @@ export class AuditLog implements AuditSink {
     if (this.sinceCheckpoint > 0) this.startSeal();
     await this.flush();
     await this.sealWrite;
+    await this.anchoring?.settled();
     return this.lastSeal;
   }
 
@@ -250,6 +271,7 @@ export class AuditLog implements AuditSink {
       if (!this.failure && this.sinceCheckpoint > 0) this.startSeal();
       await this.flush().catch(() => undefined);
       await this.sealWrite;
+      await this.anchoring?.close();
     } finally {
       await this.writer.close().catch(() => undefined);
       await this.lock.release();
@@ -368,6 +390,7 @@ export class AuditLog implements AuditSink {
   /** A checkpoint is durable: copy it to the seal file (in order, newest wins). */
   private remember(record: CheckpointRecord): void {
     this.lastSeal = record;
+    this.anchoring?.checkpointed(record);
     const { line } = sealRecord(withoutHash(record));
     this.sealWrite = this.sealWrite
       .then(() => (this.lastSeal === record ? writeSeal(this.path, line) : undefined))

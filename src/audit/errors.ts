@@ -22,7 +22,10 @@ export type AuditErrorCode =
   | 'WRONG_KEY' // a checkpoint was signed by a key the verifier does not know
   | 'MODE_MISMATCH' // hybrid and PQ-only signatures mixed, or not the mode asked for
   | 'TRUNCATED' // records behind a known checkpoint are gone
-  | 'ANCHOR_MISMATCH' // the seal file names a checkpoint the log does not contain
+  | 'ANCHOR_MISMATCH' // the seal file or the anchor names a checkpoint the log does not contain (or holds differently)
+  | 'UNANCHORED' // verify: the anchor holds no checkpoint of this log
+  | 'ANCHOR_UNAVAILABLE' // the anchor could not be reached (verify: nothing was checked; append: held until it can)
+  | 'UNSEALED' // verify (requireSealed): records no checkpoint seals, or none the anchor holds
   | 'BAD_ENTRY' // append: the entry is not a valid record
   | 'RECORD_TOO_LARGE' // append: the entry encodes to more than the limit
   | 'LOCKED' // open: another writer holds the log

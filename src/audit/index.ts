@@ -2,6 +2,8 @@
 export { AuditLog, type AuditLogOptions } from './audit-log.ts';
 export { verifyAuditLog, readAuditLog, type AuditReport, type VerifyOptions, type Counts } from './verify.ts';
 export { AuditError, type AuditErrorCode } from './errors.ts';
+export type { AuditAnchor, AnchorCheckpoint, AnchoredCheckpoint, AnchorResult } from './anchor.ts';
+export type { AnchorCheckReport } from './anchor-check.ts';
 export type { AuditEntry, OutcomeEntry, KeyEntry, ExtensionEntry, RecordTypeSchema } from './entry.ts';
 export type { CheckpointSigner, CheckpointVerifier } from './checkpoint.ts';
 export type { AuditKeys, KeyOptions } from './keys.ts';

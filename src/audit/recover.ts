@@ -23,6 +23,8 @@ export interface TailState {
   lastKid: string | undefined;
   /** Records since the newest checkpoint. */
   sinceCheckpoint: number;
+  /** The newest checkpoint (a rotated segment ends with one), for the anchor to compare. */
+  lastCheckpoint: CheckpointRecord | undefined;
 }
 
 export interface Recovered {
@@ -81,20 +83,22 @@ export async function recoverTail(path: string, own: { kid: string; verifier?: C
 
   const first = parseRecord(lines[0] as string, -1, { file: name, line: 1 });
   let after: { seq: number; hash: string; log: string } | undefined;
-  let carried: { mode: CheckpointMode | undefined; kid: string | undefined } = { mode: undefined, kid: undefined };
+  let carried: { mode: CheckpointMode | undefined; kid: string | undefined; checkpoint?: CheckpointRecord } = { mode: undefined, kid: undefined };
   if (first.type !== 'genesis') {
     if (before === undefined) throw new AuditError('BAD_START', first.seq, `${name} does not begin with a genesis record and no earlier segment exists`, { file: name, line: 1 });
     const last = parseRecord(await lastLine(before), -1, { file: before, line: 0 });
     after = { seq: last.seq, hash: last.hash, log: last.log };
-    if (last.type === 'checkpoint') carried = { mode: last.mode, kid: last.kid };
+    if (last.type === 'checkpoint') carried = { mode: last.mode, kid: last.kid, checkpoint: last };
   }
 
   let sinceCheckpoint = 0;
   let lastKid = carried.kid;
+  let lastCheckpoint = carried.checkpoint;
   const onRecord = (r: AuditRecord): void => {
     if (r.type === 'checkpoint') {
       sinceCheckpoint = 0;
       lastKid = r.kid;
+      lastCheckpoint = r;
     } else {
       sinceCheckpoint++;
       if (r.type === 'genesis') lastKid = r.kid;
@@ -137,6 +141,7 @@ export async function recoverTail(path: string, own: { kid: string; verifier?: C
       activeBytes,
       lastKid,
       sinceCheckpoint,
+      lastCheckpoint,
     },
     ...(cut ? { cut } : {}),
     ...(seal ? { seal } : {}),

@@ -45,7 +45,7 @@ export interface Style {
 }
 
 const PAINT = { red: 31, green: 32, yellow: 33, magenta: 35, cyan: 36, dim: 2, bold: 1 } as const;
-function paint(style: Style, tone: keyof typeof PAINT, text: string): string {
+export function paint(style: Style, tone: keyof typeof PAINT, text: string): string {
   return style.color ? `\u001b[${PAINT[tone]}m${text}\u001b[0m` : text;
 }
 
@@ -147,12 +147,18 @@ function top(counts: Counts, n: number): string {
   return entries.length > n ? `${shown} · … (${entries.length} distinct)` : shown || '—';
 }
 
+/** Records after the last checkpoint, said so nobody takes them for signed ones. */
+export function unsealedText(n: number): string {
+  if (n === 0) return 'nothing unsealed';
+  return `${n} record${n === 1 ? '' : 's'} UNSEALED (after the last checkpoint: hash-chained only, anyone able to write the file could have added ${n === 1 ? 'it' : 'them'})`;
+}
+
 /** `kavach audit stats`: the report as a short summary. */
 export function formatReport(r: AuditReport): string {
   const lines = [
     `log          ${r.logId} (${r.mode ?? 'no checkpoints'}), ${r.files.length} file${r.files.length === 1 ? '' : 's'}`,
     `records      ${r.records.toLocaleString('en-US')} (seq ${r.firstSeq}..${r.lastSeq})${r.firstTime !== undefined ? `, ${formatTime(r.firstTime)} → ${formatTime(r.lastTime as number)}` : ''}`,
-    `checkpoints  ${r.checkpoints}${r.lastCheckpoint ? `, last at seq ${r.lastCheckpoint.seq} (${formatTime(r.lastCheckpoint.time)})` : ''}; ${r.unsealed} record${r.unsealed === 1 ? '' : 's'} after it not yet sealed`,
+    `checkpoints  ${r.checkpoints}${r.lastCheckpoint ? `, last at seq ${r.lastCheckpoint.seq} (${formatTime(r.lastCheckpoint.time)})` : ''}; ${unsealedText(r.unsealed)}`,
     `signatures   ${r.signaturesChecked ? `verified (key${r.kids.length === 1 ? '' : 's'} ${r.kids.join(', ') || '—'})` : 'not checked (pass --keys)'}${r.anchored ? '; seal file matches' : ''}`,
     `verdicts     ${top(r.byVerdict, 3)}${r.observed > 0 ? ` (observe mode: ${r.observed})` : ''}`,
     `codes        ${top(r.byCode, 9)}`,

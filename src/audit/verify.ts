@@ -1,4 +1,6 @@
 import { readFile, stat } from 'node:fs/promises';
+import { isAuditAnchor, type AuditAnchor } from './anchor.ts';
+import { checkAgainstAnchor, type AnchorCheckReport } from './anchor-check.ts';
 import { ChainWalker, signatureFailure, type CheckpointAt } from './chain.ts';
 import { AuditError } from './errors.ts';
 import { listSegments, resolveLogPath } from './files.ts';
@@ -13,10 +15,19 @@ export interface VerifyOptions {
   /** Accept a chain that starts mid-way (one rotated segment on its own). */
   partial?: boolean;
   /**
-   * A checkpoint kept outside the log (e.g. `log.lastCheckpoint`, shipped elsewhere): the log must
-   * still contain it. Without it, a path's seal file (PATH.seal) is used when present.
+   * A witness the log's checkpoints were sent to (an AuditAnchor, e.g. RedisAuditAnchor): the log
+   * must reach its newest checkpoint and hold every one it took, unchanged; the seal file is
+   * checked as well. Or one checkpoint kept outside the log (e.g. `log.lastCheckpoint`, shipped
+   * elsewhere): the log must still contain it, and the seal file is not read. Without either, a
+   * path's seal file (PATH.seal) is used when present.
    */
-  anchor?: CheckpointRecord | string;
+  anchor?: AuditAnchor | CheckpointRecord | string;
+  /**
+   * Fail (UNSEALED) on records no checkpoint seals (hash-chained only: anyone able to write the
+   * file could have added them) and, with a witness anchor, on records after the newest checkpoint
+   * it holds (the log's host could still cut them).
+   */
+  requireSealed?: boolean;
   /** Fail when no checkpoint seals anything. */
   requireCheckpoint?: boolean;
   /**
@@ -49,6 +60,8 @@ export interface AuditReport {
   signaturesChecked: boolean;
   /** A seal file or anchor was checked against the log. */
   anchored: boolean;
+  /** The check against a witness anchor (`anchor: AuditAnchor`), when one was given. */
+  witness: AnchorCheckReport | undefined;
   /** A torn last line (a crash the writer has not yet recovered from); not counted as records. */
   tornTail: { file: string; bytes: number } | undefined;
   /** Torn tails cut by the writer on reopen (recovery records). */
@@ -106,8 +119,9 @@ export async function readAuditLog(pathOrText: string | readonly string[], opts:
 
 export async function scanAuditLog(source: string | readonly string[], opts: ScanOptions): Promise<AuditReport> {
   const { files, sealOf } = await loadSources(source);
+  const witness = isAuditAnchor(opts.anchor) ? opts.anchor : undefined;
   let anchor: CheckpointRecord | undefined;
-  if (opts.anchor !== undefined) anchor = typeof opts.anchor === 'string' ? parseAnchor(opts.anchor.trim(), 'anchor') : opts.anchor;
+  if (opts.anchor !== undefined && witness === undefined) anchor = typeof opts.anchor === 'string' ? parseAnchor(opts.anchor.trim(), 'anchor') : opts.anchor as CheckpointRecord;
   else if (sealOf !== undefined) anchor = await readSeal(sealOf);
 
   const stats = new Stats();
@@ -146,8 +160,8 @@ export async function scanAuditLog(source: string | readonly string[], opts: Sca
   }
 
   const kids = new Set<string>();
-  if (opts.keys !== null) {
-    const verifier = checkpointVerifierFrom(opts.keys);
+  const verifier = opts.keys !== null ? checkpointVerifierFrom(opts.keys) : undefined;
+  if (verifier !== undefined) {
     for (const cp of walker.checkpoints) {
       if (chainError && cp.index >= chainError.index) break;
       await checkSignature(verifier, cp, walker.mode ?? cp.record.mode);
@@ -164,12 +178,20 @@ export async function scanAuditLog(source: string | readonly string[], opts: Sca
   if (anchor) {
     if (anchor.log !== walker.logId) throw new AuditError('ANCHOR_MISMATCH', -1, `the anchor checkpoint belongs to log ${anchor.log}, not ${String(walker.logId)}`);
     if (!walker.anchorSeen && anchor.seq >= walker.nextSeq) {
-      throw new AuditError('TRUNCATED', walker.index, `the log ends at seq ${walker.nextSeq - 1}, but a checkpoint at seq ${anchor.seq} is known (${sealOf !== undefined && opts.anchor === undefined ? 'seal file' : 'anchor'}): records were cut`);
+      throw new AuditError('TRUNCATED', walker.index, `the log ends at seq ${walker.nextSeq - 1}, but a checkpoint at seq ${anchor.seq} is known (${sealOf !== undefined && (opts.anchor === undefined || witness !== undefined) ? 'seal file' : 'anchor'}): records were cut`);
     }
     anchored = walker.anchorSeen;
   }
   const last = walker.checkpoints.at(-1)?.record;
   if (opts.requireCheckpoint && !last) throw new AuditError('TRUNCATED', walker.index, 'no checkpoint seals any record');
+  let witnessed: AnchorCheckReport | undefined;
+  if (witness !== undefined) {
+    witnessed = await checkAgainstAnchor(witness, {
+      logId: walker.logId as string, mode: walker.mode, firstSeq: walker.firstSeq, nextSeq: walker.nextSeq, checkpoints: walker.checkpoints,
+    }, verifier);
+    anchored = true;
+  }
+  if (opts.requireSealed) requireSealed(walker, stats.unsealed, witnessed);
   return {
     logId: walker.logId as string,
     mode: walker.mode,
@@ -186,6 +208,7 @@ export async function scanAuditLog(source: string | readonly string[], opts: Sca
     kids: opts.keys !== null ? [...kids] : [...new Set(walker.checkpoints.map((c) => c.record.kid))],
     signaturesChecked: opts.keys !== null,
     anchored,
+    witness: witnessed,
     tornTail,
     recoveries: stats.byType.recovery ?? 0,
     resealed: stats.resealed,
@@ -199,6 +222,19 @@ export async function scanAuditLog(source: string | readonly string[], opts: Sca
     byApproval: plain(stats.byApproval),
     observed: stats.observed,
   };
+}
+
+/** `requireSealed`: the first record nothing vouches for, if any, fails the log. */
+function requireSealed(walker: ChainWalker, unsealed: number, witnessed: AnchorCheckReport | undefined): void {
+  const lastSeq = walker.nextSeq - 1;
+  if (unsealed > 0) {
+    const from = walker.nextSeq - unsealed;
+    throw new AuditError('UNSEALED', walker.index - unsealed, `${unsealed === 1 ? `record seq ${from} is` : `${unsealed} records (seq ${from}..${lastSeq}) are`} after the last checkpoint: hash-chained only, so anyone able to write the file could have added ${unsealed === 1 ? 'it' : 'them'}`);
+  }
+  if (witnessed !== undefined && witnessed.unanchored > 0) {
+    const n = witnessed.unanchored;
+    throw new AuditError('UNSEALED', walker.index - n, `${n === 1 ? `record seq ${lastSeq} is` : `${n} records (seq ${lastSeq - n + 1}..${lastSeq}) are`} after the newest checkpoint the audit anchor holds (seq ${witnessed.latest.seq}): sealed only locally, so the log's host could still cut ${n === 1 ? 'it' : 'them'}`);
+  }
 }
 
 async function checkSignature(verifier: ReturnType<typeof checkpointVerifierFrom>, cp: CheckpointAt, mode: CheckpointMode): Promise<void> {

@@ -4,23 +4,30 @@
  * `kavach audit stats FILE [--keys public.json] [--json]`
  * `kavach audit report FILE... --keys public.json --out report.html`
  */
-import { readFile } from 'node:fs/promises';
 import { PublicKeyDirectory } from '../crypto/key-directory.ts';
 import { parseDuration } from '../engine/duration.ts';
 import { AuditError } from '../audit/errors.ts';
 import type { AuditKeys } from '../audit/keys.ts';
-import { formatRecord, formatReport, formatTime, matches, terminalSafe, type RecordFilter } from '../audit/timeline.ts';
-import { scanAuditLog, verifyAuditLog, type AuditReport } from '../audit/verify.ts';
+import type { AuditRecord } from '../audit/record.ts';
+import { formatRecord, formatReport, formatTime, matches, paint, terminalSafe, unsealedText, type RecordFilter } from '../audit/timeline.ts';
+import { scanAuditLog, verifyAuditLog, type AuditReport, type VerifyOptions } from '../audit/verify.ts';
 import { dispatch, InputError, ioError, runCommand, UsageError, type CommandSpec, type Invocation, type OptionKind } from './args.ts';
+import { anchorInput, type AnchorInput } from './audit-anchor.ts';
 import { terminalJson } from './terminal.ts';
 
 const USAGE = `usage:
-  kavach audit verify FILE... --keys public.json [--signer KID[,KID]] [--mode hybrid|pq] [--anchor checkpoint.json] [--partial] [--json]
+  kavach audit verify FILE... --keys public.json [--anchor redis://HOST:PORT | --anchor checkpoint.json] [--strict]
+                              [--signer KID[,KID]] [--mode hybrid|pq] [--partial] [--json]
       checks every record's hash and link and every checkpoint's signature; exit 0, or 1 with the index and reason
       (a log no checkpoint signs at all fails: without a signature anyone could have written all of it)
+      --anchor redis://…  the witness the proxy's [audit] anchor sent checkpoints to: fails a log cut back to an
+                          earlier checkpoint, or rewritten and sealed again (a local seal cannot show either)
+      --strict            also fails on records no checkpoint seals (unsealed), and on records after the newest
+                          checkpoint the anchor holds
   kavach audit show FILE [--session S] [--principal P] [--action A] [--verdict permit|refuse|invalidate]
                          [--type T] [--since T] [--until T] [--keys public.json] [--json]
-      a timeline of the records (chain checked as it reads); T is an ISO time or a duration ago (15m, 24h, 7d)
+      a timeline of the records (chain checked as it reads); T is an ISO time or a duration ago (15m, 24h, 7d);
+      records after the last checkpoint are marked [UNSEALED] ("sealed": false with --json)
   kavach audit stats FILE [--keys public.json] [--json]
       counts by verdict, code, principal, action and session; checkpoints; unsealed records
   kavach audit report FILE... --keys public.json --out report.html [--mode hybrid|pq] [--partial]
@@ -35,7 +42,7 @@ const KEYS = { keys: 'string', partial: 'boolean', json: 'boolean' } as const;
 
 const VERIFY = {
   command: `${COMMAND} verify`, usage: USAGE,
-  options: { ...KEYS, signer: 'string', mode: 'string', anchor: 'string' },
+  options: { ...KEYS, signer: 'string', mode: 'string', anchor: 'string', strict: 'boolean' },
   positionals: { name: 'FILE', min: 1 },
 } as const;
 const SHOW = {
@@ -87,26 +94,34 @@ async function verify({ options, positionals }: Args<typeof VERIFY>): Promise<nu
   if (keysPath === undefined) throw new UsageError('--keys public.json is required (checkpoint signatures are the point)');
   const keys = loadKeys(keysPath);
   const mode = modeFlag(options.mode);
-  const anchorPath = options.anchor;
-  const anchor = anchorPath !== undefined ? await readInput('--anchor', anchorPath) : undefined;
   const json = options.json === true;
   const signers = options.signer?.split(',').map((k) => k.trim()).filter((k) => k.length > 0);
+  const given = options.anchor !== undefined ? await anchorInput(options.anchor) : undefined;
+  try {
+    return await verifyEach(positionals, keys, json, given, {
+      requireCheckpoint: true,
+      ...(mode ? { mode } : {}), ...(options.partial === true ? { partial: true } : {}),
+      ...(signers ? { signers } : {}), ...(options.strict === true ? { requireSealed: true } : {}),
+      ...(given !== undefined ? { anchor: 'witness' in given ? given.witness : given.checkpoint } : {}),
+    });
+  } finally {
+    if (given !== undefined && 'witness' in given) await given.witness.close();
+  }
+}
+
+async function verifyEach(files: string[], keys: AuditKeys, json: boolean, given: AnchorInput | undefined, opts: VerifyOptions): Promise<number> {
   let status = 0;
   const results: unknown[] = [];
-  for (const file of positionals) {
+  for (const file of files) {
     try {
-      const report = await verifyAuditLog(file, keys, {
-        requireCheckpoint: true,
-        ...(mode ? { mode } : {}), ...(anchor !== undefined ? { anchor } : {}), ...(options.partial === true ? { partial: true } : {}),
-        ...(signers ? { signers } : {}),
-      });
+      const report = await verifyAuditLog(file, keys, opts);
       if (json) results.push({ file, ok: true, report });
-      else process.stdout.write(`${terminalSafe(`${file}: ok — ${summary(report)}`)}\n`);
+      else process.stdout.write(`${terminalSafe(`${file}: ok — ${summary(report)}`)}\n${terminalSafe(`  ${sealStatement(report, given)}`)}\n`);
     } catch (err) {
       const unreadable = unreadableLog(err);
       if (unreadable !== undefined) {
         status = 2;
-        if (json) results.push({ file, ok: false, code: 'NOT_FOUND', reason: unreadable });
+        if (json) results.push({ file, ok: false, code: err instanceof AuditError ? err.code : 'NOT_FOUND', reason: unreadable });
         process.stderr.write(`${terminalSafe(`${VERIFY.command}: ${unreadable}`)}\n`);
         continue;
       }
@@ -120,20 +135,14 @@ async function verify({ options, positionals }: Args<typeof VERIFY>): Promise<nu
   return status;
 }
 
-/** Why a log could not be read at all (not there, a directory, no permission), or undefined. */
+/**
+ * Why a log could not be checked at all (not there, a directory, no permission, the anchor out of
+ * reach: never "ok", and not a finding about the log either), or undefined.
+ */
 function unreadableLog(err: unknown): string | undefined {
-  if (err instanceof AuditError) return err.code === 'NOT_FOUND' ? err.message : undefined;
+  if (err instanceof AuditError) return err.code === 'NOT_FOUND' || err.code === 'ANCHOR_UNAVAILABLE' ? err.message : undefined;
   const io = ioError(err);
   return io?.message;
-}
-
-/** A file an option names, read whole; unreadable is one line and exit 2. */
-async function readInput(option: string, path: string): Promise<string> {
-  try {
-    return await readFile(path, 'utf8');
-  } catch (err) {
-    throw new InputError(`${option} ${path}: cannot read: ${(err as Error).message}`);
-  }
 }
 
 function summary(r: AuditReport): string {
@@ -142,14 +151,25 @@ function summary(r: AuditReport): string {
   const parts = [
     `${r.records} records (${verdicts})`,
     `${r.checkpoints} checkpoint${r.checkpoints === 1 ? '' : 's'} (${r.mode ?? '—'}), ${sealed}`,
-    `${r.unsealed} unsealed`,
+    unsealedText(r.unsealed),
   ];
   if (r.files.length > 1) parts.push(`${r.files.length} segments`);
-  parts.push(r.anchored ? 'seal matches' : 'no seal file or --anchor: a cut back to an earlier checkpoint would not show');
+  if (r.witness) parts.push(`anchor matches (its newest checkpoint: seq ${r.witness.latest.seq}, ${formatTime(r.witness.latest.time)})`);
+  else parts.push(r.anchored ? 'seal matches' : 'no seal file or --anchor');
   if (r.resealed > 0) parts.push(`WARNING ${r.resealed} record${r.resealed === 1 ? ' was' : 's were'} found unsealed when a writer reopened the log (a crash, or added while no writer held it) and sealed only then`);
   if (r.recoveries > 0) parts.push(`${r.recoveries} crash recover${r.recoveries === 1 ? 'y' : 'ies'}`);
   if (r.tornTail) parts.push(`WARNING torn tail of ${r.tornTail.bytes} bytes (crash; cut on next open)`);
   return parts.join('; ');
+}
+
+/** One line on what this verification does and does not prove (DESIGN §14). */
+function sealStatement(r: AuditReport, given: AnchorInput | undefined): string {
+  if (r.witness) {
+    const w = r.witness;
+    const after = w.unanchored === 0 ? 'nothing after it' : `${w.unanchored} record${w.unanchored === 1 ? '' : 's'} after it ${w.unanchored === 1 ? 'is' : 'are'} sealed at most locally (the host could still cut ${w.unanchored === 1 ? 'it' : 'them'})`;
+    return `anchored (${given?.describe ?? 'anchor'}): the log is not cut back and matches the ${w.matched} checkpoint${w.matched === 1 ? '' : 's'} the anchor holds, through seq ${w.latest.seq}; ${after}`;
+  }
+  return 'local seal only: shows the records are unchanged since the key sealed them; it cannot show the log was not cut back to an earlier checkpoint or rewritten and re-sealed by whoever holds the key (the log\'s host): --anchor redis://… checks that';
 }
 
 async function show({ options, positionals }: Args<typeof SHOW>): Promise<number> {
@@ -164,24 +184,39 @@ async function show({ options, positionals }: Args<typeof SHOW>): Promise<number
     if (out.length > 0) process.stdout.write(`${out.join('\n')}\n`);
     out = [];
   };
+  const emit = (r: AuditRecord, sealed: boolean): void => {
+    shown++;
+    if (json) out.push(terminalJson({ ...r, sealed }));
+    else out.push(sealed ? formatRecord(r, style) : `${formatRecord(r, style)}  ${paint(style, 'yellow', '[UNSEALED]')}`);
+    if (out.length >= 512) drain();
+  };
+  // Whether a record is sealed is known only at the next checkpoint: the matching records since the
+  // last one wait here (at most one checkpoint interval of them), and what is left at the end is not.
+  let waiting: AuditRecord[] = [];
+  const sealWaiting = (sealed: boolean): void => {
+    for (const r of waiting) emit(r, sealed);
+    waiting = [];
+  };
   try {
     const report = await scanAuditLog(file, {
       keys: keysPath !== undefined ? loadKeys(keysPath) : null,
       ...(options.partial === true ? { partial: true } : {}),
       onRecord: (r) => {
+        if (r.type === 'checkpoint') sealWaiting(true);
         if (!matches(r, filter)) return;
-        shown++;
-        out.push(json ? terminalJson(r) : formatRecord(r, style));
-        if (out.length >= 512) drain();
+        if (r.type === 'checkpoint') emit(r, true);
+        else waiting.push(r);
       },
     });
+    sealWaiting(false);
     drain();
     if (!json) {
       const checked = report.signaturesChecked ? 'chain and signatures verified' : 'chain intact; signatures not checked (pass --keys)';
-      process.stdout.write(`-- ${shown} of ${report.records} records shown; ${checked}; ${report.unsealed} unsealed\n`);
+      process.stdout.write(`-- ${shown} of ${report.records} records shown; ${checked}; ${terminalSafe(unsealedText(report.unsealed))}\n`);
     }
     return 0;
   } catch (err) {
+    sealWaiting(false);
     drain();
     throw err;
   }

@@ -95,6 +95,8 @@ const configSchema = z.strictObject({
         ctx.addIssue({ code: 'custom', message: (err as Error).message });
       }
     })).default([]),
+    /** A witness every checkpoint also goes to (DESIGN §14): a Redis the log's host cannot rewind. */
+    anchor: z.string().regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL').optional(),
   }).optional(),
   /** Session drift (the gate's defaults, less session age, when absent). stdio sessions carry no IP or device. */
   drift: z.strictObject({
@@ -167,7 +169,7 @@ export interface ProxyConfig {
   drift?: DriftOptions | false;
   identity?: PrincipalConfig;
   keys?: { path: string; passphraseEnv?: string; mode: 'hybrid' | 'pq'; signPermits: boolean };
-  audit?: { path: string; recordArgs: boolean; redact: string[] };
+  audit?: { path: string; recordArgs: boolean; redact: string[]; anchor?: string };
   redis?: { url: string; peers?: string; commandTimeoutMs?: number };
   tools: { showAll: boolean; pinning: boolean; pinsFile: string; callTimeoutMs: number };
   servers: ServerConfig[];
@@ -266,7 +268,10 @@ export function parseConfig(doc: unknown, opts: { file?: string; env?: NodeJS.Pr
     config.keys = { path: abs(raw.keys.path), mode: raw.keys.mode, signPermits: raw.keys.sign_permits };
     if (raw.keys.passphrase_env !== undefined) config.keys.passphraseEnv = raw.keys.passphrase_env;
   }
-  if (raw.audit) config.audit = { path: abs(raw.audit.path.replaceAll('{pid}', String(process.pid))), recordArgs: raw.audit.record_args, redact: raw.audit.redact };
+  if (raw.audit) {
+    config.audit = { path: abs(raw.audit.path.replaceAll('{pid}', String(process.pid))), recordArgs: raw.audit.record_args, redact: raw.audit.redact };
+    if (raw.audit.anchor !== undefined) config.audit.anchor = raw.audit.anchor;
+  }
   if (raw.redis) {
     config.redis = { url: raw.redis.url };
     if (raw.redis.peers !== undefined) config.redis.peers = abs(raw.redis.peers);

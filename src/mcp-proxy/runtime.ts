@@ -4,7 +4,7 @@ import { basename, dirname } from 'node:path';
 import { z } from 'zod';
 import { ConfigError, PolicyError } from '../engine/errors.ts';
 import { Gate, type GateOptions } from '../engine/gate.ts';
-import { AuditLog } from '../audit/index.ts';
+import { AuditLog, type AuditAnchor } from '../audit/index.ts';
 import { KeyPair, PermitSigner, PublicKeyDirectory } from '../crypto/index.ts';
 import type { ProxyConfig } from './config.ts';
 import { reportObserved } from './observe-log.ts';
@@ -39,12 +39,12 @@ interface Closable {
   close(): Promise<unknown> | unknown;
 }
 
-/** Redis needs ioredis, an optional peer dependency: loaded only when [redis] is configured. */
-async function loadRedis(): Promise<typeof import('../redis/index.ts')> {
+/** Redis needs ioredis, an optional peer dependency: loaded only when [redis] or an anchor is configured. */
+async function loadRedis(key = 'redis'): Promise<typeof import('../redis/index.ts')> {
   try {
     return await import('../redis/index.ts');
   } catch (err) {
-    throw new ConfigError('redis', `[redis] needs the optional ioredis package (npm install ioredis): ${(err as Error).message}`);
+    throw new ConfigError(key, `${key === 'redis' ? '[redis]' : key} needs the optional ioredis package (npm install ioredis): ${(err as Error).message}`);
   }
 }
 
@@ -75,10 +75,17 @@ export async function startRuntime(config: ProxyConfig): Promise<ProxyRuntime> {
     let outcomes: OutcomeSink | undefined;
     if (config.audit) {
       if (keyPair === undefined) throw new ConfigError('audit', '[audit] needs [keys]: the log signs its checkpoints with that key');
+      let anchor: AuditAnchor | undefined;
+      if (config.audit.anchor !== undefined) {
+        // Closed after the log (closers run in reverse): the log's final checkpoint goes to it.
+        anchor = new (await loadRedis('audit.anchor')).RedisAuditAnchor(config.audit.anchor, { onWarning: log });
+        closers.push(anchor);
+      }
       let auditLog: AuditLog;
       try {
         auditLog = await AuditLog.open(config.audit.path, {
           keyPair, mode, recordArgs: config.audit.recordArgs, redact: config.audit.redact, recordTypes: { 'kavach.mcp_refusal': REFUSAL_RECORD }, onWarning: log,
+          ...(anchor !== undefined ? { anchor } : {}),
         });
       } catch (err) {
         throw new ConfigError('audit.path', `cannot open ${config.audit.path}: ${(err as Error).message}`);

@@ -25,6 +25,8 @@ export const KEY_TAGS = {
   principalCutoff: 'sp:',
   globalCutoff: 'sg',
   replay: 'rp:',
+  anchorLatest: 'al:',
+  anchorHistory: 'ah:',
   channel: 'inv',
   approvalRequest: 'ar:',
   approvalBinding: 'ak:',

@@ -16,6 +16,12 @@ function errorOf(text: string, env: Record<string, string> = {}): ConfigError {
 }
 
 describe('proxy config', () => {
+  it('[audit] anchor names the Redis the log\'s checkpoints also go to (${VAR} expanded)', () => {
+    const config = parse(`${BASE}[audit]\npath = "audit/mcp.jsonl"\nanchor = "redis://\${WITNESS}:6379/2"\n`, { WITNESS: 'witness.internal' });
+    expect(config.audit).toEqual({ path: '/etc/kavach/audit/mcp.jsonl', anchor: 'redis://witness.internal:6379/2' });
+    expect(parse(`${BASE}[audit]\npath = "a.jsonl"\n`).audit).toEqual({ path: '/etc/kavach/a.jsonl' });
+  });
+
   it('resolves paths from the config file and expands ${VAR}', () => {
     const config = parse(`${BASE}args = ["\${ROOT}/x"]\ncwd = "run"\n[keys]\npath = "keys/secret.key"\n[audit]\npath = "audit/mcp.jsonl"\n[servers.remote]\nurl = "https://mcp.example.com/mcp"\nheaders = { Authorization = "Bearer \${TOKEN}" }\n`, { ROOT: '/srv', TOKEN: 't0k' });
     expect(config.gate.policy).toBe('/etc/kavach/policies/fs.toml');
@@ -38,6 +44,7 @@ describe('proxy config', () => {
     ['[gate]\n[servers.fs]\ncommand = "node"\n', 'gate.policy', 'is required'],
     ['[gate]\npolicy = "p.toml"\n', 'servers', 'is required'],
     [`${BASE}[redis]\nurl = "http://x"\n`, 'redis.url', 'redis://'],
+    [`${BASE}[audit]\npath = "a.jsonl"\nanchor = "http://witness"\n`, 'audit.anchor', 'redis://'],
     [`${BASE}[redis]\nurl = "redis://x"\ncommand_timeout_ms = 0\n`, 'redis.command_timeout_ms', ''],
     [`${BASE}[redis]\nurl = "redis://x"\ncommand_timeout_ms = 1.5\n`, 'redis.command_timeout_ms', ''],
     [`${BASE}[redis]\nurl = "redis://x"\ncommand_timeout_ms = "100"\n`, 'redis.command_timeout_ms', ''],
