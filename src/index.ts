@@ -22,11 +22,11 @@ export {
   type ApprovalEvent,
 } from './engine/index.ts';
 export {
-  KeyPair, type PublicKeyBundle, type KeyFileOptions,
+  KeyPair, type PublicKeyBundle, type RawKeys, type KeyFileOptions,
   PermitError, ChannelError, KeyFileError, type PermitErrorCode, type ChannelErrorCode, type KeyFileErrorCode,
   type SignatureMode,
-  PermitSigner, type PermitSignerOptions, type BatchOptions, SigningPool, type SigningPoolOptions,
-  PermitVerifier, type PermitVerifierOptions, type PermitExpectation, type PermitClaims,
+  PermitSigner, type PermitSignerOptions, type ExternalPermitSignerOptions, type BatchOptions, SigningPool, type SigningPoolOptions,
+  PermitVerifier, type PermitVerifierOptions, type PermitExpectation, type PermitClaims, inspectPermitToken, type InspectedPermit,
   PublicKeyDirectory, buildSignedManifest, type SignedDirectoryOptions,
   SecureChannel, type SecureChannelOptions,
   cryptoBackend, type CryptoBackendInfo,

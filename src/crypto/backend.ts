@@ -6,7 +6,7 @@
  * before it is used. `KAVACH_CRYPTO_BACKEND=noble` forces the pure-JS path.
  */
 import {
-  createPrivateKey, createPublicKey, sign as nodeSign, verify as nodeVerify, type KeyObject,
+  createHash, createPrivateKey, createPublicKey, sign as nodeSign, verify as nodeVerify, type KeyObject,
 } from 'node:crypto';
 import { ml_dsa65 } from '@noble/post-quantum/ml-dsa.js';
 import { equalBytes, utf8 } from './encoding.ts';
@@ -14,6 +14,8 @@ import { equalBytes, utf8 } from './encoding.ts';
 export const MLDSA65_SEED = 32;
 export const MLDSA65_PUBLIC = 1952;
 export const MLDSA65_SIGNATURE = 3309;
+/** The expanded secret key (FIPS 204 skEncode: ρ ‖ K ‖ tr ‖ s1 ‖ s2 ‖ t0). */
+export const MLDSA65_SECRET = 4032;
 export const ED25519_PUBLIC = 32;
 export const ED25519_SIGNATURE = 64;
 
@@ -54,6 +56,34 @@ export const nobleMlDsa: MlDsaBackend = {
     }
   },
 };
+
+/**
+ * A signing key from an expanded ML-DSA-65 secret key, for raw keys whose 32-byte seed is not
+ * known (KeyPair.fromRawKeys). Always noble: node:crypto imports ML-DSA keys by seed only here.
+ * Checks that the secret key belongs to `publicKey` (ρ and tr = SHAKE256(pk) inside it, and a
+ * probe signature that verifies under it); throws TypeError with the reason otherwise.
+ */
+export function mlDsaFromExpanded(secretKey: Uint8Array, publicKey: Uint8Array): MlDsaSigningKey {
+  if (secretKey.length !== MLDSA65_SECRET) throw new TypeError(`an expanded ML-DSA-65 secret key is ${MLDSA65_SECRET} bytes`);
+  if (publicKey.length !== MLDSA65_PUBLIC) throw new TypeError(`an ML-DSA-65 public key is ${MLDSA65_PUBLIC} bytes`);
+  const tr = new Uint8Array(createHash('shake256', { outputLength: 64 }).update(publicKey).digest());
+  if (!equalBytes(secretKey.subarray(0, 32), publicKey.subarray(0, 32)) || !equalBytes(secretKey.subarray(64, 128), tr)) {
+    throw new TypeError('the ML-DSA-65 secret key does not belong to the public key given with it');
+  }
+  const probe = utf8('kavach raw key probe');
+  const context = utf8('kavach/raw-key-probe');
+  let ok: boolean;
+  try {
+    ok = mlDsa().verify(publicKey, probe, ml_dsa65.sign(probe, secretKey, { context }), context);
+  } catch {
+    ok = false;
+  }
+  if (!ok) throw new TypeError('the ML-DSA-65 secret key does not sign for the public key given with it');
+  return {
+    publicKey,
+    sign: (message, ctx) => ml_dsa65.sign(message, secretKey, { context: ctx }),
+  };
+}
 
 // ---------------------------------------------------------------------------------------------
 // node:crypto

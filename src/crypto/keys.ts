@@ -1,16 +1,20 @@
 /**
  * A Kavach key pair: ML-DSA-65 and Ed25519 for signatures, ML-KEM-768 and X25519 for the secure
  * channel. Only seeds are stored; every key is derived from them, so a key pair is the same on
- * every backend. The key id is a hash of the four public keys: same keys, same id.
+ * every backend (one exception: an ML-DSA-65 key imported by fromRawKeys as an expanded secret
+ * key, without its seed, is kept as that key and its public key). The key id is a hash of the
+ * four public keys: same keys, same id.
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash, hkdfSync, randomBytes } from 'node:crypto';
 import { x25519 } from '@noble/curves/ed25519.js';
+import { ml_dsa65 } from '@noble/post-quantum/ml-dsa.js';
 import { ml_kem768 } from '@noble/post-quantum/ml-kem.js';
 import { z } from 'zod';
 import {
-  ED25519_PUBLIC, MLDSA65_PUBLIC, ed25519FromSeed, mlDsa, type Ed25519SigningKey, type MlDsaSigningKey,
+  ED25519_PUBLIC, MLDSA65_PUBLIC, MLDSA65_SECRET, MLDSA65_SEED, ed25519FromSeed, mlDsa, mlDsaFromExpanded,
+  type Ed25519SigningKey, type MlDsaSigningKey,
 } from './backend.ts';
-import { equalBytes, fromBase64Url, readU64, toBase64Url, utf8, writeU64 } from './encoding.ts';
+import { concatBytes, equalBytes, fromBase64Url, readU64, toBase64Url, utf8, writeU64 } from './encoding.ts';
 import { KeyFileError } from './errors.ts';
 import { readKeyFile, writeKeyFile, type KeyFileOptions } from './key-file.ts';
 
@@ -31,7 +35,8 @@ export interface PublicKeyBundle {
 }
 
 interface Seeds {
-  mldsa: Uint8Array; // 32
+  mldsa: Uint8Array; // 32: the seed ξ; or 4032: an expanded secret key imported without its seed
+  mldsaPublic?: Uint8Array; // 1952, with an expanded key only (it does not give its public key cheaply)
   ed25519: Uint8Array; // 32
   mlkem: Uint8Array; // 64 (d || z)
   x25519: Uint8Array; // 32
@@ -52,11 +57,42 @@ export const KID_LENGTH = KID_BYTES;
 
 // ---------------------------------------------------------------------------------------------
 // Secret bytes, v1:
-//   "KVSK" | 0x01 | 0x00 | created u64 | expires u64 (0 = never) | mldsa 32 | ed25519 32 | mlkem 64 |
+//   "KVSK" | 0x01 | flags | created u64 | expires u64 (0 = never) | mldsa | ed25519 32 | mlkem 64 |
 //   x25519 32 | SHA-256(all before)[0..8]
+// flags 0x00: mldsa = the 32-byte seed (190 bytes in all). flags 0x01 (fromRawKeys without the
+// seed): mldsa = expanded secret key 4032 | public key 1952 (6142 bytes in all).
 const SECRET_MAGIC = utf8('KVSK');
 const SECRET_VERSION = 1;
-const SECRET_LENGTH = 4 + 1 + 1 + 8 + 8 + 32 + 32 + 64 + 32 + 8;
+const FLAG_EXPANDED_MLDSA = 0x01;
+const SECRET_FIXED = 4 + 1 + 1 + 8 + 8 + 32 + 64 + 32 + 8;
+const SECRET_LENGTH = SECRET_FIXED + MLDSA65_SEED;
+const SECRET_LENGTH_EXPANDED = SECRET_FIXED + MLDSA65_SECRET + MLDSA65_PUBLIC;
+const ED25519_SECRET_WITH_PUBLIC = 64;
+const MLKEM768_SEED = 64;
+const X25519_SECRET = 32;
+
+/**
+ * Raw key bytes for KeyPair.fromRawKeys (e.g. from a KMS, a secrets manager or another ML-DSA
+ * implementation). Byte arrays are copied; the caller may wipe its own.
+ */
+export interface RawKeys {
+  /** ML-DSA-65: the 32-byte seed ξ (FIPS 204 KeyGen input; preferred), or the 4032-byte expanded secret key. */
+  mlDsaSecretKey: Uint8Array;
+  /** ML-DSA-65 public key (1952 bytes). Required with an expanded secret key; with a seed, checked against the derived one. */
+  mlDsaPublicKey?: Uint8Array;
+  /** Ed25519: the 32-byte RFC 8032 private key (seed), or 64 bytes seed ‖ public key (NaCl/libsodium). Absent: a fresh random key (the kid then differs on every call). */
+  ed25519SecretKey?: Uint8Array;
+  /** Ed25519 public key (32 bytes), checked against the derived one. */
+  ed25519PublicKey?: Uint8Array;
+  /** ML-KEM-768 seed d ‖ z (64 bytes). Absent: derived from the signing secrets (see fromRawKeys). */
+  mlKemSeed?: Uint8Array;
+  /** X25519 secret key (32 bytes). Absent: derived from the signing secrets (see fromRawKeys). */
+  x25519SecretKey?: Uint8Array;
+  /** ms since epoch (default: now). Give the same value on every start to reproduce the same public bundle. */
+  createdAt?: number;
+  /** ms since epoch; after createdAt. Absent: never expires. */
+  expiresAt?: number;
+}
 
 /** What the secret-key operations below need; assigned by KeyPair's static block, the only code that reads its private fields. */
 let secretsOf: (kp: KeyPair) => { mldsa: MlDsaSigningKey; ed25519: Ed25519SigningKey; mlkem768: Uint8Array; x25519: Uint8Array };
@@ -78,7 +114,7 @@ export class KeyPair {
     this.#seeds = seeds;
     this.createdAt = createdAt;
     this.expiresAt = expiresAt;
-    this.#mldsa = mlDsa().fromSeed(seeds.mldsa);
+    this.#mldsa = seeds.mldsaPublic ? mlDsaFromExpanded(seeds.mldsa, seeds.mldsaPublic) : mlDsa().fromSeed(seeds.mldsa);
     this.#ed25519 = ed25519FromSeed(seeds.ed25519);
     const kem = ml_kem768.keygen(seeds.mlkem);
     this.#kemSecret = kem.secretKey;
@@ -126,35 +162,117 @@ export class KeyPair {
 
   /** The versioned binary secret (seeds + times + checksum). Handle like the key itself. */
   toSecretBytes(): Uint8Array {
-    const out = new Uint8Array(SECRET_LENGTH);
+    const mldsa = this.#seeds.mldsaPublic ? concatBytes(this.#seeds.mldsa, this.#seeds.mldsaPublic) : this.#seeds.mldsa;
+    const out = new Uint8Array(SECRET_FIXED + mldsa.length);
     const view = new DataView(out.buffer);
     out.set(SECRET_MAGIC, 0);
     out[4] = SECRET_VERSION;
-    out[5] = 0;
+    out[5] = this.#seeds.mldsaPublic ? FLAG_EXPANDED_MLDSA : 0;
     writeU64(view, 6, this.createdAt);
     writeU64(view, 14, this.expiresAt ?? 0);
-    out.set(this.#seeds.mldsa, 22);
-    out.set(this.#seeds.ed25519, 54);
-    out.set(this.#seeds.mlkem, 86);
-    out.set(this.#seeds.x25519, 150);
-    out.set(checksum(out.subarray(0, 182)), 182);
+    let at = 22;
+    for (const part of [mldsa, this.#seeds.ed25519, this.#seeds.mlkem, this.#seeds.x25519]) {
+      out.set(part, at);
+      at += part.length;
+    }
+    out.set(checksum(out.subarray(0, at)), at);
+    if (mldsa !== this.#seeds.mldsa) mldsa.fill(0);
     return out;
   }
 
   static fromSecretBytes(bytes: Uint8Array): KeyPair {
     const corrupt = (why: string) => new KeyFileError('KEY_FILE_CORRUPT', `secret key bytes are invalid: ${why}`);
-    if (!(bytes instanceof Uint8Array) || bytes.length !== SECRET_LENGTH) throw corrupt(`expected ${SECRET_LENGTH} bytes`);
+    if (!(bytes instanceof Uint8Array) || (bytes.length !== SECRET_LENGTH && bytes.length !== SECRET_LENGTH_EXPANDED)) {
+      throw corrupt(`expected ${SECRET_LENGTH} bytes (or ${SECRET_LENGTH_EXPANDED} for an expanded ML-DSA key)`);
+    }
     if (!equalBytes(bytes.subarray(0, 4), SECRET_MAGIC)) throw corrupt('not a Kavach secret key');
     if (bytes[4] !== SECRET_VERSION) throw corrupt(`unsupported version ${bytes[4]}`);
-    if (bytes[5] !== 0) throw corrupt('unknown flags');
-    if (!equalBytes(checksum(bytes.subarray(0, 182)), bytes.subarray(182))) throw corrupt('checksum mismatch');
+    if (bytes[5] !== 0 && bytes[5] !== FLAG_EXPANDED_MLDSA) throw corrupt('unknown flags');
+    const expanded = bytes[5] === FLAG_EXPANDED_MLDSA;
+    if (bytes.length !== (expanded ? SECRET_LENGTH_EXPANDED : SECRET_LENGTH)) throw corrupt('length does not match the flags');
+    const end = bytes.length - 8;
+    if (!equalBytes(checksum(bytes.subarray(0, end)), bytes.subarray(end))) throw corrupt('checksum mismatch');
     const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     const created = readU64(view, 6);
     const expires = readU64(view, 14);
     if (created === undefined || expires === undefined) throw corrupt('time out of range');
-    const copy = (from: number, len: number) => bytes.slice(from, from + len);
-    const seeds: Seeds = { mldsa: copy(22, 32), ed25519: copy(54, 32), mlkem: copy(86, 64), x25519: copy(150, 32) };
-    return new KeyPair(seeds, created, expires === 0 ? undefined : expires);
+    let at = 22;
+    const take = (len: number) => bytes.slice(at, (at += len));
+    const seeds: Seeds = expanded
+      ? { mldsa: take(MLDSA65_SECRET), mldsaPublic: take(MLDSA65_PUBLIC), ed25519: take(32), mlkem: take(64), x25519: take(32) }
+      : { mldsa: take(MLDSA65_SEED), ed25519: take(32), mlkem: take(64), x25519: take(32) };
+    try {
+      return new KeyPair(seeds, created, expires === 0 ? undefined : expires);
+    } catch (err) {
+      throw corrupt((err as Error).message); // an expanded key that fails its probe
+    }
+  }
+
+  /**
+   * A key pair from raw key bytes (see RawKeys); throws TypeError naming the bad field. A key pair
+   * also needs ML-KEM-768 and X25519 keys (the secure channel, and the kid hashes all four public
+   * keys): pass them, or they are derived, by HKDF-SHA256, from the ML-DSA-65 expanded secret key
+   * and the Ed25519 seed, so the same signing keys always give the same key pair and kid without
+   * storing more secrets (and a KEM key is no easier to recover than both signing keys). Without
+   * `ed25519SecretKey` the Ed25519 key is fresh, so the KEM keys and the kid are new on each call.
+   */
+  static fromRawKeys(raw: RawKeys): KeyPair {
+    if (typeof raw !== 'object' || raw === null) throw new TypeError('fromRawKeys needs an object of raw keys');
+    const bytes = (name: keyof RawKeys, lengths: number[]): Uint8Array | undefined => {
+      const value = raw[name];
+      if (value === undefined) return undefined;
+      if (!(value instanceof Uint8Array) || !lengths.includes(value.length)) throw new TypeError(`${name} must be a Uint8Array of ${lengths.join(' or ')} bytes`);
+      return value.slice();
+    };
+    const mldsaSecret = bytes('mlDsaSecretKey', [MLDSA65_SEED, MLDSA65_SECRET]);
+    if (!mldsaSecret) throw new TypeError('mlDsaSecretKey is required');
+    const mldsaPublic = bytes('mlDsaPublicKey', [MLDSA65_PUBLIC]);
+    const edSecret = bytes('ed25519SecretKey', [32, ED25519_SECRET_WITH_PUBLIC]);
+    const edPublic = bytes('ed25519PublicKey', [ED25519_PUBLIC]);
+    const mlkemSeed = bytes('mlKemSeed', [MLKEM768_SEED]);
+    const x25519Secret = bytes('x25519SecretKey', [X25519_SECRET]);
+    const createdAt = raw.createdAt ?? Date.now();
+    if (!Number.isSafeInteger(createdAt) || createdAt < 0) throw new TypeError('createdAt must be a non-negative integer (ms)');
+    if (raw.expiresAt !== undefined && (!Number.isSafeInteger(raw.expiresAt) || raw.expiresAt <= createdAt)) {
+      throw new TypeError('expiresAt must be an integer (ms) after createdAt');
+    }
+
+    // ML-DSA-65: keep the seed when given; an expanded key is kept with its (required) public key.
+    let expandedForKdf: Uint8Array;
+    const seeds: Partial<Seeds> = {};
+    if (mldsaSecret.length === MLDSA65_SEED) {
+      const derived = ml_dsa65.keygen(mldsaSecret);
+      if (mldsaPublic && !equalBytes(mldsaPublic, derived.publicKey)) throw new TypeError('mlDsaPublicKey is not the public key of mlDsaSecretKey');
+      seeds.mldsa = mldsaSecret;
+      expandedForKdf = derived.secretKey;
+    } else {
+      if (!mldsaPublic) throw new TypeError('mlDsaPublicKey is required with an expanded (4032-byte) mlDsaSecretKey');
+      seeds.mldsa = mldsaSecret;
+      seeds.mldsaPublic = mldsaPublic; // the constructor checks that the two belong together
+      expandedForKdf = mldsaSecret;
+    }
+
+    const edSeed = edSecret ? edSecret.slice(0, 32) : new Uint8Array(randomBytes(32));
+    const edDerived = ed25519FromSeed(edSeed).publicKey;
+    if (edSecret && edSecret.length === ED25519_SECRET_WITH_PUBLIC && !equalBytes(edSecret.subarray(32), edDerived)) {
+      throw new TypeError('ed25519SecretKey: its last 32 bytes are not the public key of its seed');
+    }
+    if (edPublic && !equalBytes(edPublic, edDerived)) throw new TypeError('ed25519PublicKey is not the public key of ed25519SecretKey');
+    seeds.ed25519 = edSeed;
+
+    if (!mlkemSeed || !x25519Secret) {
+      const ikm = concatBytes(expandedForKdf, edSeed);
+      const okm = new Uint8Array(hkdfSync('sha256', ikm, utf8('kavach/raw-keys/v1'), utf8('kavach/kem-seeds/v1'), MLKEM768_SEED + X25519_SECRET));
+      ikm.fill(0);
+      seeds.mlkem = mlkemSeed ?? okm.slice(0, MLKEM768_SEED);
+      seeds.x25519 = x25519Secret ?? okm.slice(MLKEM768_SEED);
+      okm.fill(0);
+    } else {
+      seeds.mlkem = mlkemSeed;
+      seeds.x25519 = x25519Secret;
+    }
+    if (expandedForKdf !== mldsaSecret) expandedForKdf.fill(0);
+    return new KeyPair(seeds as Seeds, createdAt, raw.expiresAt);
   }
 
   /** Writes the secret to `path` with mode 0600, encrypted (scrypt + XChaCha20-Poly1305) when a passphrase is given. */

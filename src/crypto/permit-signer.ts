@@ -7,7 +7,8 @@ import { PermitError } from './errors.ts';
 import type { KeyPair } from './keys.ts';
 import { BATCH_DOMAIN } from './batch-proof.ts';
 import { PermitBatcher, type BatchOptions } from './batch-signer.ts';
-import { PERMIT_DOMAIN, encodeClaims, joinToken, type PermitClaims } from './permit-token.ts';
+import { ExternalEnvelopeSigner, type ExternalSignerOptions } from './external-signer.ts';
+import { PERMIT_DOMAIN, encodeClaims, joinToken, validateClaims, type PermitClaims } from './permit-token.ts';
 import { SigningPool } from './signing-pool.ts';
 import { signEnvelope, type SignatureMode } from './signatures.ts';
 
@@ -41,11 +42,23 @@ export interface PermitSignerOptions {
   batch?: BatchOptions;
 }
 
+/**
+ * `PermitSigner.fromExternal`: a key held outside the process (HSM, KMS, signing service). There
+ * is no worker pool (a worker cannot carry a function, and the external side does the heavy
+ * work): `pool` may only be `false` or absent. Batch signing works: one external signature per batch.
+ */
+export type ExternalPermitSignerOptions = ExternalSignerOptions & Omit<PermitSignerOptions, 'pool'> & { pool?: false };
+
+/** The key a signer signs with: a KeyPair in this process, or an external signer. */
+type SigningKey = { kind: 'pair'; kp: KeyPair } | { kind: 'external'; signer: ExternalEnvelopeSigner };
+
 /** Signs permits for the gate (`GateOptions.signer`). Any throw here becomes a Refuse SIGNING_FAILED. */
 export class PermitSigner implements PermitIssuer {
   readonly mode: SignatureMode;
   readonly issuer: string;
-  readonly #kp: KeyPair;
+  readonly #key: SigningKey;
+  /** Signs `message` in `domain` with this signer's key and mode; resolves to the envelope. */
+  readonly #signEnvelope: (domain: string, message: Uint8Array) => Promise<string>;
   readonly #pool: SigningPool | undefined;
   readonly #sharedPool: boolean;
   readonly #batcher: PermitBatcher | undefined;
@@ -53,38 +66,68 @@ export class PermitSigner implements PermitIssuer {
   /** Per-permit signatures in flight: close() lets them finish before it lets go of the pool. */
   readonly #signing = new Set<Promise<string>>();
 
-  private constructor(kp: KeyPair, opts: PermitSignerOptions) {
+  private constructor(key: SigningKey, opts: PermitSignerOptions) {
     if (opts?.mode !== 'hybrid' && opts?.mode !== 'pq') throw new TypeError("PermitSigner mode must be 'hybrid' or 'pq'");
-    this.#kp = kp;
+    this.#key = key;
     this.mode = opts.mode;
     this.issuer = opts.issuer ?? 'kavach';
     if (typeof this.issuer !== 'string' || this.issuer.length === 0) throw new TypeError('issuer must be a non-empty string');
     if (opts.pool !== undefined && opts.pool !== false && !(opts.pool instanceof SigningPool)) throw new TypeError('pool must be a SigningPool or false');
     if (opts.batch !== undefined && (typeof opts.batch !== 'object' || opts.batch === null)) throw new TypeError('batch must be an object');
-    this.#sharedPool = opts.pool === undefined;
-    this.#pool = opts.pool === undefined ? SigningPool.acquireShared(kp.kid) : opts.pool || undefined;
-    if (opts.batch) {
+    if (key.kind === 'external') {
+      // Checked by fromExternal already; kept here so no path gives a pool a key it cannot carry.
+      if (opts.pool) throw new TypeError('an external signer cannot use a SigningPool: its key is not in this process (pass pool: false or omit it)');
+      this.#sharedPool = false;
+      this.#pool = undefined;
+      const external = key.signer;
+      this.#signEnvelope = (domain, message) => external.sign(domain, message);
+    } else {
+      const { kp } = key;
+      this.#sharedPool = opts.pool === undefined;
+      this.#pool = opts.pool === undefined ? SigningPool.acquireShared(kp.kid) : opts.pool || undefined;
       const pool = this.#pool;
-      const signRoot = pool
-        ? (message: Uint8Array) => pool.signEnvelope(kp, this.mode, BATCH_DOMAIN, message)
-        : (message: Uint8Array) => signEnvelope(kp, this.mode, BATCH_DOMAIN, message);
+      this.#signEnvelope = pool
+        ? (domain, message) => pool.signEnvelope(kp, this.mode, domain, message)
+        : (domain, message) => signEnvelope(kp, this.mode, domain, message);
+    }
+    if (opts.batch) {
+      const signRoot = (message: Uint8Array) => this.#signEnvelope(BATCH_DOMAIN, message);
       try {
-        this.#batcher = new PermitBatcher(signRoot, opts.batch, opts.batch.concurrency ?? Math.max(1, (pool?.size ?? 1) - 1));
+        this.#batcher = new PermitBatcher(signRoot, opts.batch, opts.batch.concurrency ?? Math.max(1, (this.#pool?.size ?? 1) - 1));
       } catch (err) {
         // No signer comes out of this constructor to close: give the shared pool back now, or its
         // user count never reaches zero and it (with this key in its workers) outlives every signer.
-        if (this.#sharedPool) SigningPool.releaseShared(pool as SigningPool, kp.kid).catch(() => undefined);
+        if (this.#sharedPool) SigningPool.releaseShared(this.#pool as SigningPool, this.kid).catch(() => undefined);
         throw err;
       }
     }
   }
 
   static fromKeyPair(kp: KeyPair, opts: PermitSignerOptions): PermitSigner {
-    return new PermitSigner(kp, opts);
+    return new PermitSigner({ kind: 'pair', kp }, opts);
+  }
+
+  /**
+   * A signer whose key stays outside the process (HSM, KMS, another process): `signMlDsa` (and
+   * `signEd25519` for hybrid) sign the envelope bytes; each signature is verified against
+   * `publicKeys` before a permit carries it. Runs on the calling thread (no worker pool).
+   */
+  static fromExternal(opts: ExternalPermitSignerOptions): PermitSigner {
+    if (typeof opts !== 'object' || opts === null) throw new TypeError('PermitSigner.fromExternal needs options');
+    if (opts.pool !== undefined && opts.pool !== false) {
+      throw new TypeError('an external signer cannot use a SigningPool: its key is not in this process (pass pool: false or omit it)');
+    }
+    const signer = new ExternalEnvelopeSigner(opts, opts.mode);
+    return new PermitSigner({ kind: 'external', signer }, { mode: opts.mode, issuer: opts.issuer, batch: opts.batch, pool: false });
   }
 
   get kid(): string {
-    return this.#kp.kid;
+    return this.#key.kind === 'pair' ? this.#key.kp.kid : this.#key.signer.kid;
+  }
+
+  /** True when the key signs outside this process (`fromExternal`). */
+  get external(): boolean {
+    return this.#key.kind === 'external';
   }
 
   /** True when permits share batch signatures. */
@@ -110,11 +153,11 @@ export class PermitSigner implements PermitIssuer {
     if (req.audience !== undefined && (typeof req.audience !== 'string' || req.audience === '')) throw bad('audience');
     if (req.sessionId !== undefined && (typeof req.sessionId !== 'string' || req.sessionId === '')) throw bad('sessionId');
     if (req.approvalId !== undefined && (typeof req.approvalId !== 'string' || req.approvalId === '' || req.approvalId.length > 4096)) throw bad('approvalId');
-    if (this.#kp.isExpired(req.issuedAt)) throw new PermitError('KEY_EXPIRED', `signing key ${this.#kp.kid} has expired`);
+    this.#checkKey(req.issuedAt);
     const jti = nextJti();
     const claims: PermitClaims = {
       v: 1,
-      kid: this.#kp.kid,
+      kid: this.kid,
       iss: this.issuer,
       sub: req.principalId,
       knd: req.principalKind,
@@ -130,12 +173,33 @@ export class PermitSigner implements PermitIssuer {
     if (req.approvalId !== undefined) claims.apr = req.approvalId;
     const bytes = encodeClaims(claims);
     if (this.#batcher) return { token: await this.#batcher.add(bytes), id: jti };
-    const signing = this.#pool
-      ? this.#pool.signEnvelope(this.#kp, this.mode, PERMIT_DOMAIN, bytes)
-      : signEnvelope(this.#kp, this.mode, PERMIT_DOMAIN, bytes);
+    return { token: await this.#signSingle(bytes), id: jti };
+  }
+
+  /**
+   * Mints a token from complete claims, for tools that issue permits outside a gate (the gate
+   * calls `issue`). The claims must be valid (the verifier's own schema) and name this signer's
+   * key; signed singly, never batched. Throws PermitError BAD_FORMAT / KEY_EXPIRED, or the
+   * signing error.
+   */
+  async signClaims(claims: PermitClaims): Promise<string> {
+    if (this.#closed) throw new Error('the permit signer is closed');
+    const valid = validateClaims(claims);
+    if (valid.kid !== this.kid) throw new PermitError('BAD_FORMAT', `the claims name key ${valid.kid}, not this signer's ${this.kid}`);
+    this.#checkKey(valid.iat);
+    return this.#signSingle(encodeClaims(valid));
+  }
+
+  #checkKey(now: number): void {
+    const expired = this.#key.kind === 'pair' ? this.#key.kp.isExpired(now) : this.#key.signer.isExpired(now);
+    if (expired) throw new PermitError('KEY_EXPIRED', `signing key ${this.kid} has expired`);
+  }
+
+  async #signSingle(bytes: Uint8Array): Promise<string> {
+    const signing = this.#signEnvelope(PERMIT_DOMAIN, bytes);
     this.#signing.add(signing);
     try {
-      return { token: joinToken(bytes, await signing), id: jti };
+      return joinToken(bytes, await signing);
     } finally {
       this.#signing.delete(signing);
     }
@@ -151,6 +215,6 @@ export class PermitSigner implements PermitIssuer {
     this.#closed = true;
     await this.#batcher?.flush();
     await Promise.allSettled(this.#signing);
-    if (this.#sharedPool) await SigningPool.releaseShared(this.#pool as SigningPool, this.#kp.kid);
+    if (this.#sharedPool) await SigningPool.releaseShared(this.#pool as SigningPool, this.kid);
   }
 }

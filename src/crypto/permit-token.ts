@@ -117,3 +117,21 @@ export function joinToken(claimsBytes: Uint8Array, signatures: string): string {
 export function joinBatchToken(claimsBytes: Uint8Array, proof: string, signatures: string): string {
   return `${PERMIT_PREFIX}.${toBase64Url(claimsBytes)}.${proof}.${signatures}`;
 }
+
+/**
+ * Claims a signer was handed whole (PermitSigner.signClaims): the same schema and canonical-JSON
+ * rule a verifier applies, so a minted token is one the verifier can read. Throws PermitError BAD_FORMAT.
+ */
+export function validateClaims(value: unknown): PermitClaims {
+  const result = claimsSchema.safeParse(value);
+  if (!result.success) {
+    throw new PermitError('BAD_FORMAT', `claims are invalid: ${result.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`);
+  }
+  const claims = result.data as PermitClaims;
+  try {
+    canonicalJson(claims);
+  } catch (err) {
+    throw new PermitError('BAD_FORMAT', `claims cannot be canonical JSON: ${(err as Error).message}`);
+  }
+  return claims;
+}

@@ -49,18 +49,38 @@ export async function signEnvelope(kp: KeyPair, mode: SignatureMode, domain: str
 }
 
 export function signEnvelopeBytes(kp: KeyPair, mode: SignatureMode, domain: string, message: Uint8Array): Uint8Array {
+  const input = envelopeInput(kp.kid, mode, domain, message);
+  const pqSig = mlDsaSign(kp, input.data, input.context);
+  if (mode === 'pq') return concatBytes(input.header, pqSig);
+  return concatBytes(input.header, pqSig, ed25519Sign(kp, input.data));
+}
+
+/** What the signers of one envelope sign: both algorithms sign `data`; ML-DSA-65 also gets `context`. */
+export interface EnvelopeInput {
+  /** The envelope's first 18 bytes (version, mode, kid); part of `data`. */
+  header: Uint8Array;
+  data: Uint8Array;
+  /** The FIPS 204 context string for ML-DSA-65. */
+  context: Uint8Array;
+}
+
+/** The bytes to sign for an envelope by key `kid`, for a signer that is not a KeyPair (an HSM). */
+export function envelopeInput(kid: string, mode: SignatureMode, domain: string, message: Uint8Array): EnvelopeInput {
   checkMode(mode);
   checkDomain(domain);
   if (!(message instanceof Uint8Array)) throw new TypeError('message must be a Uint8Array');
-  const kid = kidToBytes(kp.kid) as Uint8Array;
+  const kidBytes = kidToBytes(kid);
+  if (!kidBytes) throw new TypeError(`invalid key id ${JSON.stringify(kid)}`);
   const header = new Uint8Array(HEADER);
   header[0] = VERSION;
   header[1] = MODE_BYTE[mode];
-  header.set(kid, 2);
-  const data = signedBytes(domain, header, message);
-  const pqSig = mlDsaSign(kp, data, contextString(domain));
-  if (mode === 'pq') return concatBytes(header, pqSig);
-  return concatBytes(header, pqSig, ed25519Sign(kp, data));
+  header.set(kidBytes, 2);
+  return { header, data: signedBytes(domain, header, message), context: contextString(domain) };
+}
+
+/** The envelope from its header and signatures (the Ed25519 one only in hybrid mode), base64url. */
+export function assembleEnvelope(input: EnvelopeInput, pqSig: Uint8Array, edSig?: Uint8Array): string {
+  return toBase64Url(edSig === undefined ? concatBytes(input.header, pqSig) : concatBytes(input.header, pqSig, edSig));
 }
 
 export interface ParsedEnvelope {
