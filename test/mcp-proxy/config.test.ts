@@ -18,8 +18,8 @@ function errorOf(text: string, env: Record<string, string> = {}): ConfigError {
 describe('proxy config', () => {
   it('[audit] anchor names the Redis the log\'s checkpoints also go to (${VAR} expanded)', () => {
     const config = parse(`${BASE}[audit]\npath = "audit/mcp.jsonl"\nanchor = "redis://\${WITNESS}:6379/2"\n`, { WITNESS: 'witness.internal' });
-    expect(config.audit).toEqual({ path: '/etc/kavach/audit/mcp.jsonl', anchor: 'redis://witness.internal:6379/2' });
-    expect(parse(`${BASE}[audit]\npath = "a.jsonl"\n`).audit).toEqual({ path: '/etc/kavach/a.jsonl' });
+    expect(config.audit).toMatchObject({ path: '/etc/kavach/audit/mcp.jsonl', anchor: 'redis://witness.internal:6379/2' });
+    expect(parse(`${BASE}[audit]\npath = "a.jsonl"\n`).audit).not.toHaveProperty('anchor');
   });
 
   it('resolves paths from the config file and expands ${VAR}', () => {
