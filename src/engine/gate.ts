@@ -23,6 +23,7 @@ import type { EvalInput } from './policy/compile.ts';
 import { parsePolicyDocument, parsePolicyText, sniffFormat, type PolicyFormat } from './policy/load.ts';
 import type { PolicySetSpec } from './policy/schema.ts';
 import { PolicySet, type CompiledPolicy } from './policy/policy-set.ts';
+import { screenOutput, type ScreenResult } from './screen/screen-output.ts';
 import {
   InMemoryRateStore, InMemoryReplayStore, InMemorySessionStore,
   type MaybePromise, type RateStore, type ReplayStore, type SessionState, type SessionStore,
@@ -175,6 +176,16 @@ export class Gate {
     await this.sessions.invalidate(scope, reason, now);
     await this.bus.publish({ scope, reason, at: now, origin: this.id });
     this.record({ type: 'invalidation', time: now, scope, reason, remote: false });
+  }
+
+  /**
+   * Screens what a tool returned with the `[[screen]]` blocks in force for `ctx.actionName`
+   * (DESIGN §13): redacted output, findings (never values), and `blocked` when the caller must
+   * withhold the result (the proxy refuses it OUTPUT_BLOCKED). Pure and synchronous; no screen
+   * for the action costs one map lookup.
+   */
+  screen<T>(ctx: Pick<ActionContext, 'actionName'>, output: T): ScreenResult<T> {
+    return screenOutput(this.policySet.screens, ctx, output);
   }
 
   /** Like evaluate, but throws RefusedError / InvalidatedError unless permitted. */

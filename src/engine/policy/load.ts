@@ -2,6 +2,7 @@ import { parse as parseToml } from 'smol-toml';
 import { PolicyError } from '../errors.ts';
 import { parseApprovalTable } from './approval-table.ts';
 import { CONDITION_KEYS, CONDITIONS, STATEFUL_CONDITIONS, isLeafCondition, type ConditionSpec } from './conditions.ts';
+import { parseScreens } from '../screen/spec.ts';
 import {
   INVARIANT_SCHEMAS, MAX_CONDITION_DEPTH, documentSchema, joinPath, parseAt, policyHeaderSchema, suggest,
   type FileInvariantSpec, type PolicySetSpec, type PolicySpec,
@@ -96,7 +97,9 @@ export function parsePolicyDocument(doc: unknown): PolicySetSpec {
     if (first !== undefined) throw new PolicyError(`${invariantKey}[${i}].name`, `duplicate invariant name "${inv.name}" (also ${invariantKey}[${first}])`);
     names.set(inv.name, i);
   });
-  return { combining: top.combining ?? 'deny-overrides', policies, invariants };
+  if (top.screen && top.screens) throw new PolicyError('screens', 'use either "screen" or "screens", not both');
+  const screens = parseScreens(top.screen ?? top.screens ?? [], top.screen ? 'screen' : 'screens');
+  return { combining: top.combining ?? 'deny-overrides', policies, invariants, screens };
 }
 
 function parsePolicy(raw: unknown, path: string): PolicySpec {

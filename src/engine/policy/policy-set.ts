@@ -2,6 +2,7 @@ import { compileCondition, type Condition, type EvalInput } from './compile.ts';
 import { fixedForTheCaller } from './condition.ts';
 import type { ApprovalRule } from './approval-table.ts';
 import type { Effect, PolicySetSpec, PolicySpec } from './schema.ts';
+import { ScreenSet } from '../screen/screen-set.ts';
 
 export interface CompiledPolicy {
   name: string;
@@ -36,9 +37,12 @@ export class PolicySet {
   /** In evaluation order: file order for deny-overrides, priority then file order for first-match. */
   readonly policies: readonly CompiledPolicy[];
   private readonly byAction = new Map<string, readonly CompiledPolicy[]>();
+  /** The `[[screen]]` blocks loaded with these policies (a reload replaces both together). */
+  readonly screens: ScreenSet;
 
   constructor(spec: PolicySetSpec) {
     this.combining = spec.combining;
+    this.screens = new ScreenSet(spec.screens);
     const compiled = spec.policies.map(compilePolicy);
     this.policies = spec.combining === 'first-match' ? stableSortByPriority(compiled) : compiled;
   }

@@ -3,6 +3,7 @@ import { PolicyError } from '../errors.ts';
 import { CONDITIONS, type ConditionSpec } from './conditions.ts';
 import { duration, glob } from './value-schemas.ts';
 import type { ApprovalRule } from './approval-table.ts';
+import type { ScreenSpec } from '../screen/spec.ts';
 
 export type { ConditionSpec, LeafCondition, LeafConditionKey } from './conditions.ts';
 
@@ -47,6 +48,8 @@ export const documentSchema = z.strictObject({
   combining: z.enum(['deny-overrides', 'first-match']).optional(),
   invariant: z.array(z.unknown()).optional(),
   invariants: z.array(z.unknown()).optional(),
+  screen: z.array(z.unknown()).optional(),
+  screens: z.array(z.unknown()).optional(),
 });
 
 /** A loaded policy: its header as parsed, with validated conditions and the default priority applied. */
@@ -61,6 +64,8 @@ export interface PolicySetSpec {
   combining: 'deny-overrides' | 'first-match';
   policies: PolicySpec[];
   invariants: FileInvariantSpec[];
+  /** `[[screen]]` blocks: what tool results are screened for (DESIGN §13). */
+  screens: ScreenSpec[];
 }
 
 // ---------------------------------------------------------------------------------------------

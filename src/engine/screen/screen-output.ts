@@ -1,0 +1,337 @@
+/**
+ * Result screening (DESIGN §13): what a tool hands back is searched for secrets before the model
+ * sees it. Pure: no I/O, no clock; the caller records the findings and turns a block into a refusal.
+ */
+import type { Span } from './detector.ts';
+import type { PlannedDetector, ScreenPlan, ScreenSet } from './screen-set.ts';
+
+/** Where a detector found something. Never the value: the audit log may keep these forever. */
+export interface ScreenFinding {
+  screen: string;
+  /** A built-in detector's name, a custom pattern's name, or `unscreenable`. */
+  detector: string;
+  /**
+   * JSON Pointer into the output of the string (or number, or key) that held the matches. A text
+   * that was itself JSON is walked as JSON: the pointer then continues into that text's document
+   * (`/content/0/text/aws/secret`).
+   */
+  path: string;
+  count: number;
+}
+
+/** Why a result must be withheld. The caller refuses it (the proxy: OUTPUT_BLOCKED). */
+export interface ScreenBlock {
+  /** The block-mode screens that matched (every enforcing screen, when unscreenable). */
+  screens: string[];
+  detectors: string[];
+  /** What kind of things were found, for the model: "an AWS access key ID". */
+  kinds: string[];
+  /**
+   * The output could not be screened (a cycle, nesting deeper than MAX_DEPTH, a Map or Set, a
+   * getter that throws): withheld rather than passed on unread.
+   */
+  unscreenable?: true;
+}
+
+export interface ScreenResult<T> {
+  /**
+   * The output with redactions applied, or the very same object when nothing was redacted. A
+   * redacted number becomes the string `[REDACTED:<detector>]`.
+   */
+  output: T;
+  findings: readonly ScreenFinding[];
+  blocked?: ScreenBlock;
+}
+
+export const MAX_DEPTH = 256;
+const NO_FINDINGS: readonly ScreenFinding[] = Object.freeze([]);
+/** Numbers smaller than this have fewer than 13 digits: no detector looks at them. */
+const SCREENED_NUMBER = 1e12;
+
+interface Hit {
+  planned: PlannedDetector;
+  spans: Span[];
+}
+
+interface Entry {
+  planned: PlannedDetector | undefined; // undefined: the output could not be screened here
+  path: string;
+  count: number;
+}
+
+class Unscreenable extends Error {}
+
+/**
+ * Screens `output` (an MCP CallToolResult or any value a tool returned) with the screens that
+ * apply to `ctx.actionName`. With no such screen it returns at once. Never throws.
+ */
+export function screenOutput<T>(screens: ScreenSet, ctx: { readonly actionName: string }, output: T): ScreenResult<T> {
+  const plan = screens.planFor(ctx.actionName);
+  if (plan === undefined) return { output, findings: NO_FINDINGS };
+  const walk = new Walk(plan);
+  let screened: unknown;
+  try {
+    screened = walk.value(output, 0);
+  } catch (err) {
+    // A throwing getter or proxy, or nesting too deep: this output was not read in full.
+    walk.log.push({ planned: undefined, path: walk.pointer(), count: 1 });
+    void err;
+    screened = output;
+  }
+  return conclude(plan, walk.log, screened as T);
+}
+
+/** The model-facing reason a result was withheld: what kind of thing, never the value. */
+export function describeWithheld(blocked: ScreenBlock): string {
+  const screens = blocked.screens.map((s) => `'${s}'`).join(', ');
+  if (blocked.unscreenable) return `the tool's result was withheld: it could not be screened for secrets (screen ${screens})`;
+  return `the tool's result was withheld: it contained ${listOf(blocked.kinds)} (screen ${screens})`;
+}
+
+function listOf(items: string[]): string {
+  if (items.length <= 1) return items.join('');
+  return `${items.slice(0, -1).join(', ')} and ${items[items.length - 1]}`;
+}
+
+function conclude<T>(plan: ScreenPlan, log: readonly Entry[], output: T): ScreenResult<T> {
+  if (log.length === 0) return { output, findings: NO_FINDINGS };
+  const findings = new Map<string, ScreenFinding>();
+  const add = (screen: string, detector: string, path: string, count: number) => {
+    const key = `${screen}\u0000${detector}\u0000${path}`;
+    const found = findings.get(key);
+    if (found) found.count += count;
+    else findings.set(key, { screen, detector, path, count });
+  };
+  const blocking = new Set<string>();
+  const detectors = new Set<string>();
+  const kinds = new Set<string>();
+  let unscreenable = false;
+  for (const { planned, path, count } of log) {
+    if (!planned) {
+      unscreenable = true;
+      for (const screen of plan.screens) add(screen.name, 'unscreenable', path, count);
+      continue;
+    }
+    for (const screen of planned.screens) add(screen.name, planned.detector.name, path, count);
+    if (planned.block) {
+      for (const screen of planned.screens) if (screen.mode === 'block') blocking.add(screen.name);
+      detectors.add(planned.detector.name);
+      kinds.add(planned.detector.label);
+    }
+  }
+  const result: ScreenResult<T> = { output, findings: [...findings.values()] };
+  if (unscreenable && plan.enforcing) {
+    result.blocked = { screens: plan.screens.filter((s) => s.mode !== 'report').map((s) => s.name), detectors: ['unscreenable'], kinds: [], unscreenable: true };
+  } else if (blocking.size > 0) {
+    result.blocked = { screens: [...blocking], detectors: [...detectors], kinds: [...kinds] };
+  }
+  return result;
+}
+
+/** One screening pass: copy-on-write, so an untouched subtree is returned as the same object. */
+class Walk {
+  readonly log: Entry[] = [];
+  private readonly steps: (string | number)[] = [];
+  private readonly ancestors = new Set<object>();
+
+  constructor(private readonly plan: ScreenPlan) {}
+
+  pointer(): string {
+    let out = '';
+    for (const step of this.steps) out += `/${typeof step === 'number' ? step : step.replace(/~/g, '~0').replace(/\//g, '~1')}`;
+    return out;
+  }
+
+  value(value: unknown, depth: number): unknown {
+    switch (typeof value) {
+      case 'string':
+        return this.string(value, depth);
+      case 'number':
+        return Number.isFinite(value) && Math.abs(value) >= SCREENED_NUMBER ? this.scalar(value, String(value)) : value;
+      case 'bigint':
+        return this.scalar(value, String(value));
+      case 'object':
+        return value === null ? value : this.object(value, depth);
+      default:
+        return value; // boolean, undefined, function, symbol: no text to leak
+    }
+  }
+
+  /** A number's digits are screened as text; a redacted number is replaced by the label. */
+  private scalar(value: number | bigint, text: string): unknown {
+    const hits = this.scan(text);
+    if (!hits) return value;
+    const redacted = this.apply(text, hits);
+    return redacted === text ? value : redacted;
+  }
+
+  private object(value: object, depth: number): unknown {
+    if (depth >= MAX_DEPTH || this.ancestors.has(value)) throw new Unscreenable();
+    if (value instanceof Map || value instanceof Set || value instanceof WeakMap || value instanceof WeakSet) throw new Unscreenable();
+    // Binary (ArrayBuffer, typed arrays, Buffer) and dates hold no text to screen.
+    if (value instanceof ArrayBuffer || ArrayBuffer.isView(value) || value instanceof Date || value instanceof RegExp) return value;
+    this.ancestors.add(value);
+    try {
+      return Array.isArray(value) ? this.array(value, depth) : this.record(value as Record<string, unknown>, depth);
+    } finally {
+      this.ancestors.delete(value);
+    }
+  }
+
+  private array(value: unknown[], depth: number): unknown {
+    let copy: unknown[] | undefined;
+    for (let i = 0; i < value.length; i++) {
+      const item = value[i];
+      this.steps.push(i);
+      const next = this.value(item, depth + 1);
+      this.steps.pop();
+      if (next !== item) (copy ??= value.slice())[i] = next;
+    }
+    return copy ?? value;
+  }
+
+  private record(value: Record<string, unknown>, depth: number): unknown {
+    // MCP image/audio `data` and resource `blob` are base64 of binary content, not text for the
+    // model to read; scanning them costs time and finds only noise.
+    const binaryKey = value.type === 'image' || value.type === 'audio' ? 'data' : typeof value.blob === 'string' && typeof value.uri === 'string' ? 'blob' : undefined;
+    const keys = Object.keys(value);
+    let changes: Map<string, { key: string; value: unknown }> | undefined;
+    for (const key of keys) {
+      if (key === binaryKey) continue;
+      const item = value[key];
+      // A key is text the model reads too (a map from token to user, say). The path names the key
+      // with every match masked, whatever the mode: a finding never carries the value.
+      const keyHits = this.scan(key);
+      this.steps.push(keyHits ? replaceSpans(key, keyHits, true) : key);
+      const nextKey = keyHits ? this.apply(key, keyHits) : key;
+      const next = this.value(item, depth + 1);
+      this.steps.pop();
+      if (next !== item || nextKey !== key) (changes ??= new Map()).set(key, { key: nextKey, value: next });
+    }
+    if (!changes) return value;
+    const copy = Object.create(Object.getPrototypeOf(value)) as Record<string, unknown>;
+    for (const key of keys) {
+      const change = changes.get(key);
+      let name = change?.key ?? key;
+      // Two redacted keys in one object must not overwrite each other.
+      for (let n = 2; change && name !== key && Object.hasOwn(copy, name); n++) name = `${change.key} (${n})`;
+      Object.defineProperty(copy, name, { value: change ? change.value : value[key], enumerable: true, writable: true, configurable: true });
+    }
+    return copy;
+  }
+
+  private string(text: string, depth: number): string {
+    const hits = this.scan(text);
+    if (!hits) return text;
+    const nested = looksLikeJson(text) ? this.nestedJson(text, hits, depth) : undefined;
+    return nested ?? this.apply(text, hits);
+  }
+
+  /**
+   * A text that holds JSON (a common shape of MCP text content) is screened as JSON, so findings
+   * point into it and redaction keeps it parseable; it is re-serialised only when redacted. If
+   * the document shows fewer matches than its raw text (a match across JSON syntax), the text is
+   * screened as plain text instead.
+   */
+  private nestedJson(text: string, raw: Hit[], depth: number): string | undefined {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      return undefined;
+    }
+    if (parsed === null || typeof parsed !== 'object') return undefined;
+    const mark = this.log.length;
+    const inner = this.value(parsed, depth + 1);
+    const seen = new Map<PlannedDetector, number>();
+    for (let i = mark; i < this.log.length; i++) {
+      const entry = this.log[i] as Entry;
+      if (entry.planned) seen.set(entry.planned, (seen.get(entry.planned) ?? 0) + entry.count);
+    }
+    if (raw.some((hit) => (seen.get(hit.planned) ?? 0) < hit.spans.length)) {
+      this.log.length = mark;
+      return undefined;
+    }
+    if (inner === parsed) return text;
+    let out = JSON.stringify(inner, null, indentOf(text));
+    // Whatever the raw text of the new document still shows (it should show nothing) goes too.
+    const residual = this.scan(out, true);
+    if (residual) out = this.apply(out, residual);
+    return out;
+  }
+
+  private scan(text: string, redactingOnly = false): Hit[] | undefined {
+    let hits: Hit[] | undefined;
+    const run = (planned: PlannedDetector) => {
+      if (redactingOnly && !planned.redact) return;
+      const spans: Span[] = [];
+      planned.detector.find(text, spans);
+      if (spans.length > 0) (hits ??= []).push({ planned, spans });
+    };
+    for (const planned of this.plan.unanchored) run(planned);
+    const anchors = this.plan.anchors;
+    if (anchors) {
+      let woken: Set<PlannedDetector> | undefined;
+      const regex = anchors.regex;
+      regex.lastIndex = 0;
+      let m: RegExpExecArray | null;
+      while ((m = regex.exec(text)) !== null) {
+        for (const planned of anchors.wakes.get(m[0]) ?? []) (woken ??= new Set()).add(planned);
+        regex.lastIndex = m.index + 1; // anchors may overlap ("ACCAIza…" holds ACCA and AIza)
+      }
+      if (woken) for (const planned of this.plan.detectors) if (woken.has(planned)) run(planned);
+    }
+    return hits;
+  }
+
+  /** Records the hits at the current path and replaces the spans of redacting detectors. */
+  private apply(text: string, hits: Hit[]): string {
+    const path = this.pointer();
+    for (const { planned, spans } of hits) this.log.push({ planned, path, count: spans.length });
+    return replaceSpans(text, hits, false);
+  }
+}
+
+/** `text` with the spans of redacting detectors (of every detector, with `all`) replaced by labels. */
+function replaceSpans(text: string, hits: Hit[], all: boolean): string {
+  const marks: { start: number; end: number; name: string }[] = [];
+  for (const { planned, spans } of hits) {
+    if (all || planned.redact) for (const span of spans) marks.push({ start: span.start, end: span.end, name: planned.detector.name });
+  }
+  if (marks.length === 0) return text;
+  marks.sort((a, b) => a.start - b.start || b.end - a.end);
+  let out = '';
+  let at = 0;
+  let open: { start: number; end: number; name: string } | undefined;
+  for (const mark of marks) {
+    if (open && mark.start < open.end) {
+      open.end = Math.max(open.end, mark.end); // overlapping matches are withheld as one
+      continue;
+    }
+    if (open) {
+      out += `${text.slice(at, open.start)}[REDACTED:${open.name}]`;
+      at = open.end;
+    }
+    open = { ...mark };
+  }
+  if (open) {
+    out += `${text.slice(at, open.start)}[REDACTED:${open.name}]`;
+    at = open.end;
+  }
+  return out + text.slice(at);
+}
+
+function looksLikeJson(text: string): boolean {
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 32 || c === 9 || c === 10 || c === 13) continue;
+    return c === 123 || c === 91; // { or [
+  }
+  return false;
+}
+
+/** The indentation the text was written with, so a redacted document keeps its look. */
+function indentOf(text: string): string | undefined {
+  const m = /\n([ \t]{1,10})\S/.exec(text);
+  return m ? m[1] : undefined;
+}
