@@ -28,3 +28,7 @@ export { Approvals } from './approvals/service.ts';
 export { InMemoryApprovalStore, type InMemoryApprovalStoreOptions } from './approvals/memory-store.ts';
 export type { ApprovalRule } from './policy/approval-table.ts';
 export type { ApprovalStore, ApprovalOpenResult, ApprovalOpenOutcome, ApprovalLookup, ApprovalDecideResult, ApprovalEvent } from './ports.ts';
+export {
+  screenOutput, describeWithheld, scanToolDefinition, escapeText, DETECTOR_NAMES, SCREEN_MODES, TOOL_FINDING_KINDS,
+  type ScreenResult, type ScreenFinding, type ScreenBlock, type ScreenMode, type ScreenSpec, type ToolFinding, type ToolFindingKind,
+} from './screen/index.ts';

@@ -77,7 +77,7 @@ export function regexDetector(spec: RegexDetectorSpec): Detector {
             re.lastIndex = m.index + 1;
             continue;
           }
-          let ok = !(notAfter && start > 0 && notAfter(text.charCodeAt(start - 1)));
+          let ok = !(notAfter && start > 0 && notAfter(text.charCodeAt(start - 1)) && !endsEscape(text, start - 1));
           if (ok && accept) {
             end = accept(text, start, end);
             ok = end > start;
@@ -116,3 +116,21 @@ export const isAlnum = (c: number): boolean => isDigit(c) || isUpper(c) || isLow
 export const isWord = (c: number): boolean => isAlnum(c) || c === 95;
 /** [A-Za-z0-9_-]: base64url and most token alphabets. */
 export const isTokenChar = (c: number): boolean => isWord(c) || c === 45;
+
+const isHex = (c: number): boolean => isDigit(c) || (c >= 65 && c <= 70) || (c >= 97 && c <= 102);
+
+/**
+ * Whether text[i] ends a backslash escape (`\n`, `\t`, `\r`, `\b`, `\f`, `\uXXXX`) of JSON or
+ * source text: the `n` of `"line\nAKIA…"` is not part of the key after it, and a boundary check
+ * that took it for one would let every secret at the start of an escaped line through.
+ */
+export function endsEscape(text: string, i: number): boolean {
+  const c = text.charCodeAt(i);
+  let from: number;
+  if (c === 110 || c === 116 || c === 114 || c === 98 || c === 102) from = i - 1; // n t r b f
+  else if (isHex(c) && i >= 5 && text.charCodeAt(i - 4) === 117 && isHex(text.charCodeAt(i - 1)) && isHex(text.charCodeAt(i - 2)) && isHex(text.charCodeAt(i - 3))) from = i - 5;
+  else return false;
+  let backslashes = 0;
+  while (from - backslashes >= 0 && text.charCodeAt(from - backslashes) === 92) backslashes++;
+  return backslashes % 2 === 1;
+}

@@ -24,6 +24,8 @@ const awsSecretKey = regexDetector({
   label: 'an AWS secret access key',
   // 40 base64 characters are everywhere (hashes, ids); only ones named as an AWS secret, or
   // written right after an access key id (credential CSVs, `aws configure` echoes), count.
+  // The anchors cover secret, Secret and SECRET; a name in mIxEd case is not looked for.
+  anchors: ['ecret', 'ECRET', 'AKIA', 'ASIA'],
   regexes: [
     /(?:aws_?secret_?(?:access_?)?key|secret_?access_?key)["']?[ \t]{0,5}(?:[:=]|=>)[ \t]{0,5}["']?([A-Za-z0-9/+]{40})(?![A-Za-z0-9/+=])/dgi,
     /(?:AKIA|ASIA)[A-Z2-7]{16}["']?[ \t,;:|]{1,5}["']?([A-Za-z0-9/+]{40})(?![A-Za-z0-9/+=])/dg,
@@ -134,8 +136,10 @@ const jwt = regexDetector({
   label: 'a JSON Web Token',
   // header.payload.signature, base64url; the header must decode to JSON naming an `alg`, which a
   // random dotted identifier never does. An unsigned token (alg none) has an empty signature.
-  regexes: [/eyJ[A-Za-z0-9_-]{8,2048}\.[A-Za-z0-9_-]{8,16384}\.[A-Za-z0-9_-]{0,8192}/g],
-  notAfter: isTokenChar,
+  // The boundary check sits in the regex, right after the literal: `eyJeyJeyJ…` (a megabyte of
+  // it) must fail each start at once, not after scanning 2048 characters. An escape (`\neyJ…`)
+  // is a boundary too.
+  regexes: [/eyJ(?<=(?:^|[^A-Za-z0-9_-]|\\[ntrbf])eyJ)[A-Za-z0-9_-]{8,2048}\.[A-Za-z0-9_-]{8,16384}\.[A-Za-z0-9_-]{0,8192}/g],
   accept(text, start, end) {
     const header = text.slice(start, text.indexOf('.', start));
     try {
@@ -152,7 +156,7 @@ const cardNumber: Detector = { name: 'card_number', label: 'a payment card numbe
 const iban = regexDetector({
   name: 'iban',
   label: 'a bank account number (IBAN)',
-  regexes: [/[A-Z]{2}[0-9]{2}(?: ?[A-Z0-9]){11,40}/g],
+  regexes: [/[A-Z]{2}[0-9]{2}(?: ?[A-Z0-9]){11,30}/g], // the longest IBAN has 34 characters
   notAfter: isAlnum,
   accept: acceptIban,
 });

@@ -3,7 +3,7 @@
  * `[…]+` local part retries at every position of a long word or base64 run, which is quadratic on
  * exactly the results (encoded blobs) that have no address in them.
  */
-import { isAlnum, type Span } from './detector.ts';
+import { endsEscape, isAlnum, type Span } from './detector.ts';
 
 const MAX_LOCAL = 64;
 const MAX_DOMAIN = 253;
@@ -20,13 +20,21 @@ export function findEmails(text: string, out: Span[]): void {
   let lastEnd = 0;
   for (let at = text.indexOf('@'); at >= 0; at = text.indexOf('@', at + 1)) {
     let start = at;
-    while (start > lastEnd && at - start < MAX_LOCAL && isLocalChar(text.charCodeAt(start - 1))) start--;
+    while (start > lastEnd && at - start < MAX_LOCAL && isLocalChar(text.charCodeAt(start - 1)) && !endsEscape(text, start - 1)) start--;
     while (start < at && text.charCodeAt(start) === 46) start++; // a local part does not start with "."
     if (start === at || text.charCodeAt(at - 1) === 46) continue;
     let end = at + 1;
-    while (end < text.length && end - at <= MAX_DOMAIN && isDomainChar(text.charCodeAt(end))) end++;
+    let dots = 0;
+    while (end < text.length && end - at <= MAX_DOMAIN && isDomainChar(text.charCodeAt(end))) {
+      if (text.charCodeAt(end) === 46) dots++;
+      end++;
+    }
     // A sentence may end right after the address: trailing dots and hyphens are not the domain's.
-    while (end > at + 1 && (text.charCodeAt(end - 1) === 46 || text.charCodeAt(end - 1) === 45)) end--;
+    while (end > at + 1 && (text.charCodeAt(end - 1) === 46 || text.charCodeAt(end - 1) === 45)) {
+      if (text.charCodeAt(end - 1) === 46) dots--;
+      end--;
+    }
+    if (dots === 0) continue; // no dot, no domain: the common case of `a@b`, decided without slicing
     if (!validDomain(text, at + 1, end)) continue;
     out.push({ start, end });
     lastEnd = end;

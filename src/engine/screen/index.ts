@@ -4,3 +4,4 @@ export { SCREEN_MODES, type ScreenMode, type ScreenSpec, type PatternSpec } from
 export { BUILT_IN_DETECTORS, DETECTOR_NAMES } from './detectors.ts';
 export type { Detector, Span } from './detector.ts';
 export { customRegexProblem } from './regex-safety.ts';
+export { scanToolDefinition, escapeText, TOOL_FINDING_KINDS, type ToolFinding, type ToolFindingKind } from './tool-scan.ts';

@@ -3,7 +3,7 @@
  * pass its checksum (and, for cards, a network's prefix and length) before it counts.
  */
 import { cardPrefixValid, ibanChecksumValid, ibanLength, luhnValid } from './checksums.ts';
-import { isAlnum, isDigit, isUpper, isWord, type Span } from './detector.ts';
+import { endsEscape, isAlnum, isDigit, isUpper, isWord, type Span } from './detector.ts';
 
 /**
  * Every card starts, after a word boundary, with a digit 2–6 (the networks we know), and has at
@@ -26,7 +26,7 @@ export function findCards(text: string, out: Span[]): void {
     const before = start > 0 ? text.charCodeAt(start - 1) : 32;
     // Inside a longer token or number (a hash, an id, 0.4111…): not a card, nor is anything
     // else in this run of digits.
-    if (isWord(before) || before === 46) {
+    if ((isWord(before) || before === 46) && !endsEscape(text, start - 1)) {
       starts.lastIndex = runEnd;
       continue;
     }
@@ -63,33 +63,45 @@ function candidateEnd(text: string, start: number): number {
  * "4111 1111 1111 1111 2024" yields the card and leaves the year.
  */
 export function acceptCard(text: string, start: number, end: number): number {
-  const groups: { from: number; to: number }[] = [];
+  const lengths: number[] = [];
+  const stops: number[] = [];
+  let digits = '';
   let sep = '';
-  let from = start;
+  let run = 0;
   for (let i = start; i <= end; i++) {
-    if (i < end && isDigit(text.charCodeAt(i))) continue;
-    groups.push({ from, to: i });
+    if (i < end && isDigit(text.charCodeAt(i))) {
+      run++;
+      continue;
+    }
+    digits += text.slice(i - run, i);
+    lengths.push(run);
+    stops.push(i);
+    run = 0;
     if (i === end) break;
     const ch = text[i] as string;
     if (sep === '') sep = ch;
     else if (ch !== sep) return -1;
-    from = i + 1;
   }
-  for (let k = groups.length; k >= 1; k--) {
-    const chosen = groups.slice(0, k);
-    if (k > 1 && !groupedLikeACard(chosen.map((g) => g.to - g.from))) continue;
-    const stop = (chosen[k - 1] as { to: number }).to;
-    if (!endsANumber(text, stop, k < groups.length ? sep : '')) continue;
-    const digits = chosen.map((g) => text.slice(g.from, g.to)).join('');
-    if (cardPrefixValid(digits) && luhnValid(digits)) return stop;
+  let count = digits.length;
+  for (let k = lengths.length; k >= 1; k--) {
+    if (k < lengths.length) count -= lengths[k] as number;
+    if (count < 13) return -1;
+    if (k > 1 && !groupedLikeACard(lengths, k)) continue;
+    const stop = stops[k - 1] as number;
+    if (!endsANumber(text, stop, k < lengths.length ? sep : '')) continue;
+    const candidate = digits.slice(0, count);
+    if (cardPrefixValid(candidate) && luhnValid(candidate)) return stop;
   }
   return -1;
 }
 
-function groupedLikeACard(lengths: number[]): boolean {
-  const last = lengths[lengths.length - 1] as number;
-  if (lengths.slice(0, -1).every((n) => n === 4) && last >= 1 && last <= 4) return true;
-  return lengths.length === 3 && lengths[0] === 4 && lengths[1] === 6 && (last === 4 || last === 5);
+/** The first `k` groups: fours with a shorter last one, or Amex 4-6-5 / Diners 4-6-4. */
+function groupedLikeACard(lengths: readonly number[], k: number): boolean {
+  const last = lengths[k - 1] as number;
+  let fours = true;
+  for (let i = 0; i < k - 1; i++) if (lengths[i] !== 4) fours = false;
+  if (fours && last >= 1 && last <= 4) return true;
+  return k === 3 && lengths[0] === 4 && lengths[1] === 6 && (last === 4 || last === 5);
 }
 
 /** The digits stop at `at`: no word character follows, nor a decimal part ("…1111.50"). */
@@ -97,7 +109,7 @@ function endsANumber(text: string, at: number, sep: string): boolean {
   if (at >= text.length) return true;
   const c = text.charCodeAt(at);
   if (isWord(c)) return false;
-  if ((c === 46 || c === 44 || (c === 45 && sep !== '-')) && isDigit(text.charCodeAt(at + 1))) return false;
+  if ((c === 46 || (c === 45 && sep !== '-')) && isDigit(text.charCodeAt(at + 1))) return false;
   return true;
 }
 

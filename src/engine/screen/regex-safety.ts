@@ -68,7 +68,7 @@ function parse(source: string): Node[][] {
     while (i < source.length) {
       const ch = source[i] as string;
       if (ch === ')') {
-        if (depth === 0) throw new Unsafe(`unbalanced ) at ${i}`);
+        if (depth === 0) throw new Unsafe(`unbalanced ) at offset ${i}`);
         i++;
         return branches;
       }
@@ -83,7 +83,7 @@ function parse(source: string): Node[][] {
       if (ch === '(') {
         i++;
         if (source.startsWith('?=', i) || source.startsWith('?!', i) || source.startsWith('?<=', i) || source.startsWith('?<!', i)) {
-          throw new Unsafe(`lookaround at ${at} is not allowed in a screening pattern`);
+          throw new Unsafe(`lookaround at offset ${at} is not allowed in a screening pattern`);
         }
         if (source.startsWith('?:', i)) i += 2;
         else if (source.startsWith('?<', i)) i = source.indexOf('>', i) + 1;
@@ -93,7 +93,7 @@ function parse(source: string): Node[][] {
         node = { kind: 'class', source: source.slice(at, i), min: 1, max: 1 };
       } else if (ch === '\\') {
         const next = source[i + 1] ?? '';
-        if (/[1-9]/.test(next) || next === 'k') throw new Unsafe(`backreference at ${at} is not allowed in a screening pattern`);
+        if (/[1-9]/.test(next) || next === 'k') throw new Unsafe(`backreference at offset ${at} is not allowed in a screening pattern`);
         i = escapeEnd(source, i);
         const text = source.slice(at, i);
         if (/^\\[bB]$/.test(text)) node = { kind: 'anchor' };
@@ -108,11 +108,11 @@ function parse(source: string): Node[][] {
       }
       const quantifier = readQuantifier(source, i);
       if (quantifier) {
-        if (node.kind === 'anchor') throw new Unsafe(`quantified assertion at ${at}`);
+        if (node.kind === 'anchor') throw new Unsafe(`quantified assertion at offset ${at}`);
         if (quantifier.max === Infinity) {
-          throw new Unsafe(`unbounded repetition "${source.slice(i, quantifier.end)}" at ${i}: write a bound, e.g. {1,256} (an unbounded one makes a large result cost quadratic time)`);
+          throw new Unsafe(`unbounded repetition "${source.slice(i, quantifier.end)}" at offset ${i}: write a bound, e.g. {1,256} (an unbounded one makes a large result cost quadratic time)`);
         }
-        if (quantifier.max > MAX_REPEAT) throw new Unsafe(`repetition bound ${quantifier.max} at ${i} is above ${MAX_REPEAT}`);
+        if (quantifier.max > MAX_REPEAT) throw new Unsafe(`repetition bound ${quantifier.max} at offset ${i} is above ${MAX_REPEAT}`);
         node.min = quantifier.min;
         node.max = quantifier.max;
         i = quantifier.end;

@@ -45,6 +45,8 @@ export interface ScreenResult<T> {
 
 export const MAX_DEPTH = 256;
 const NO_FINDINGS: readonly ScreenFinding[] = Object.freeze([]);
+/** No built-in detector matches fewer characters (`a@b.io`). */
+const SHORTEST_MATCH = 6;
 /** Numbers smaller than this have fewer than 13 digits: no detector looks at them. */
 const SCREENED_NUMBER = 1e12;
 
@@ -221,57 +223,39 @@ class Walk {
   }
 
   private string(text: string, depth: number): string {
+    if (text.length < SHORTEST_MATCH && this.plan.builtInOnly) return text;
+    if (looksLikeJson(text)) {
+      const nested = this.nestedJson(text, depth);
+      if (nested !== undefined) return nested;
+    }
     const hits = this.scan(text);
-    if (!hits) return text;
-    const nested = looksLikeJson(text) ? this.nestedJson(text, hits, depth) : undefined;
-    return nested ?? this.apply(text, hits);
+    return hits ? this.apply(text, hits) : text;
   }
 
   /**
-   * A text that holds JSON (a common shape of MCP text content) is screened as JSON, so findings
-   * point into it and redaction keeps it parseable; it is re-serialised only when redacted. If
-   * the document shows fewer matches than its raw text (a match across JSON syntax), the text is
-   * screened as plain text instead.
+   * A text that holds JSON (a common shape of MCP text content) is screened as the document it
+   * holds, not as raw text: escapes (`"line\nAKIA…"`) would hide a key from a raw scan, findings
+   * point into the document, and a redacted document stays parseable. It is re-serialised only
+   * when something in it was redacted; undefined when the text is not JSON.
    */
-  private nestedJson(text: string, raw: Hit[], depth: number): string | undefined {
+  private nestedJson(text: string, depth: number): string | undefined {
     let parsed: unknown;
     try {
       parsed = JSON.parse(text);
     } catch {
       return undefined;
     }
-    if (parsed === null || typeof parsed !== 'object') return undefined;
-    const mark = this.log.length;
     const inner = this.value(parsed, depth + 1);
-    const seen = new Map<PlannedDetector, number>();
-    for (let i = mark; i < this.log.length; i++) {
-      const entry = this.log[i] as Entry;
-      if (entry.planned) seen.set(entry.planned, (seen.get(entry.planned) ?? 0) + entry.count);
-    }
-    if (raw.some((hit) => (seen.get(hit.planned) ?? 0) < hit.spans.length)) {
-      this.log.length = mark;
-      return undefined;
-    }
     if (inner === parsed) return text;
-    let out = JSON.stringify(inner, null, indentOf(text));
-    // Whatever the raw text of the new document still shows (it should show nothing) goes too.
-    const residual = this.scan(out, true);
-    if (residual) out = this.apply(out, residual);
-    return out;
+    return JSON.stringify(inner, null, indentOf(text));
   }
 
+  /** Every match in `text`, detector by detector in the plan's order (the order of the screens). */
   private scan(text: string, redactingOnly = false): Hit[] | undefined {
-    let hits: Hit[] | undefined;
-    const run = (planned: PlannedDetector) => {
-      if (redactingOnly && !planned.redact) return;
-      const spans: Span[] = [];
-      planned.detector.find(text, spans);
-      if (spans.length > 0) (hits ??= []).push({ planned, spans });
-    };
-    for (const planned of this.plan.unanchored) run(planned);
+    // One pass of the anchors regex wakes the detectors whose literals occur; the rest sleep.
+    let woken: Set<PlannedDetector> | undefined;
     const anchors = this.plan.anchors;
     if (anchors) {
-      let woken: Set<PlannedDetector> | undefined;
       const regex = anchors.regex;
       regex.lastIndex = 0;
       let m: RegExpExecArray | null;
@@ -279,17 +263,57 @@ class Walk {
         for (const planned of anchors.wakes.get(m[0]) ?? []) (woken ??= new Set()).add(planned);
         regex.lastIndex = m.index + 1; // anchors may overlap ("ACCAIza…" holds ACCA and AIza)
       }
-      if (woken) for (const planned of this.plan.detectors) if (woken.has(planned)) run(planned);
+    }
+    let hits: Hit[] | undefined;
+    for (const planned of this.plan.detectors) {
+      if (redactingOnly && !planned.redact) continue;
+      if (planned.detector.anchors && !woken?.has(planned)) continue;
+      const spans: Span[] = [];
+      planned.detector.find(text, spans);
+      if (spans.length > 0) (hits ??= []).push({ planned, spans });
     }
     return hits;
   }
 
-  /** Records the hits at the current path and replaces the spans of redacting detectors. */
-  private apply(text: string, hits: Hit[]): string {
+  /**
+   * Records the hits at the current path and replaces the spans of redacting detectors. A secret
+   * glued to another (`…-----END RSA PRIVATE KEY-----sk-proj-…`) may have been refused for its
+   * neighbour, which the label has now replaced: the text is searched again until nothing new
+   * turns up, so screening its own output finds nothing.
+   */
+  private apply(text: string, hits: Hit[], pass = 1): string {
     const path = this.pointer();
     for (const { planned, spans } of hits) this.log.push({ planned, path, count: spans.length });
-    return replaceSpans(text, hits, false);
+    const out = replaceSpans(text, hits, false);
+    if (out === text || !glued(text, hits)) return out;
+    const more = this.scan(out, true);
+    if (!more) return out;
+    // Each pass redacts at least one more secret; a result built as a chain of thousands of
+    // glued secrets is withheld rather than searched thousands of times.
+    if (pass >= MAX_PASSES) throw new Unscreenable();
+    return this.apply(out, more, pass + 1);
   }
+}
+
+const MAX_PASSES = 8;
+
+/**
+ * Characters no detector's match starts or ends with (whitespace, quotes, brackets, `,;|:=`): a
+ * label next to one of them changes no neighbour's boundary, so `KEY=secret` needs no second pass.
+ */
+const isSeparator = (c: number): boolean =>
+  c === 32 || c === 9 || c === 10 || c === 13 || c === 34 || c === 39 || c === 96 || c === 40 || c === 41 || c === 91 || c === 93
+  || c === 123 || c === 125 || c === 60 || c === 62 || c === 44 || c === 59 || c === 124 || c === 58 || c === 61 || Number.isNaN(c);
+
+/** Whether a redacted span touches text that is not a separator (so a neighbour may now match). */
+function glued(text: string, hits: Hit[]): boolean {
+  for (const { planned, spans } of hits) {
+    if (!planned.redact) continue;
+    for (const { start, end } of spans) {
+      if (!isSeparator(text.charCodeAt(start - 1)) || !isSeparator(text.charCodeAt(end))) return true;
+    }
+  }
+  return false;
 }
 
 /** `text` with the spans of redacting detectors (of every detector, with `all`) replaced by labels. */
@@ -325,7 +349,7 @@ function looksLikeJson(text: string): boolean {
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i);
     if (c === 32 || c === 9 || c === 10 || c === 13) continue;
-    return c === 123 || c === 91; // { or [
+    return c === 123 || c === 91 || c === 34; // { [ or a quote
   }
   return false;
 }

@@ -28,12 +28,12 @@ export interface PlannedDetector {
 export interface ScreenPlan {
   readonly screens: readonly CompiledScreen[];
   readonly detectors: readonly PlannedDetector[];
-  /** Detectors without anchors: run on every text. */
-  readonly unanchored: readonly PlannedDetector[];
   /** One regex over every anchor of the other detectors, and which detectors each anchor wakes. */
   readonly anchors: { readonly regex: RegExp; readonly wakes: ReadonlyMap<string, readonly PlannedDetector[]> } | undefined;
   /** Some screen may change or withhold the output (redact or block), not only report on it. */
   readonly enforcing: boolean;
+  /** No custom pattern: a text shorter than any built-in match can be skipped. */
+  readonly builtInOnly: boolean;
 }
 
 const CACHE_LIMIT = 10_000;
@@ -110,9 +110,9 @@ function buildPlan(screens: readonly CompiledScreen[]): ScreenPlan | null {
   return {
     screens,
     detectors,
-    unanchored: detectors.filter((d) => !d.detector.anchors),
     anchors: wakes.size > 0 ? { regex: new RegExp(source, 'g'), wakes } : undefined,
     enforcing: screens.some((s) => s.mode !== 'report'),
+    builtInOnly: detectors.every((d) => BUILT_IN_DETECTORS.get(d.detector.name) === d.detector),
   };
 }
 
