@@ -74,10 +74,10 @@ export function screenOutput<T>(screens: ScreenSet, ctx: { readonly actionName: 
   let screened: unknown;
   try {
     screened = walk.value(output, 0);
-  } catch (err) {
-    // A throwing getter or proxy, or nesting too deep: this output was not read in full.
+  } catch {
+    // A cycle, nesting too deep, a Map, a throwing getter or proxy: not read in full, so not
+    // passed on as if it had been (the path says where the walk stopped).
     walk.log.push({ planned: undefined, path: walk.pointer(), count: 1 });
-    void err;
     screened = output;
   }
   return conclude(plan, walk.log, screened as T);
