@@ -204,7 +204,7 @@ class Walk {
       // A key is text the model reads too (a map from token to user, say). The path names the key
       // with every match masked, whatever the mode: a finding never carries the value.
       const keyHits = this.scan(key);
-      this.steps.push(keyHits ? replaceSpans(key, keyHits, true) : key);
+      this.steps.push(keyHits ? this.masked(key, keyHits) : key);
       const nextKey = keyHits ? this.apply(key, keyHits) : key;
       const next = this.value(item, depth + 1);
       this.steps.pop();
@@ -222,9 +222,20 @@ class Walk {
     return copy;
   }
 
+  /** `text` with every match of every detector masked, glued ones included: for paths. */
+  private masked(text: string, hits: Hit[]): string {
+    let out = replaceSpans(text, hits, true);
+    for (let pass = 1; pass < MAX_PASSES; pass++) {
+      const more = this.scan(out);
+      if (!more) return out;
+      out = replaceSpans(out, more, true);
+    }
+    return '[REDACTED]';
+  }
+
   private string(text: string, depth: number): string {
     if (text.length < SHORTEST_MATCH && this.plan.builtInOnly) return text;
-    if (looksLikeJson(text)) {
+    if (depth < MAX_DEPTH && looksLikeJson(text)) {
       const nested = this.nestedJson(text, depth);
       if (nested !== undefined) return nested;
     }
