@@ -20,6 +20,8 @@ export {
   type ApprovalDecisionInput, type ApprovalWaitOptions, type StoredApproval, Approvals, InMemoryApprovalStore, type InMemoryApprovalStoreOptions,
   type ApprovalRule, type ApprovalStore, type ApprovalOpenResult, type ApprovalOpenOutcome, type ApprovalLookup, type ApprovalDecideResult,
   type ApprovalEvent,
+  screenOutput, describeWithheld, scanToolDefinition, escapeText, DETECTOR_NAMES, SCREEN_MODES, TOOL_FINDING_KINDS,
+  type ScreenResult, type ScreenFinding, type ScreenBlock, type ScreenMode, type ScreenSpec, type ToolFinding, type ToolFindingKind,
 } from './engine/index.ts';
 export {
   KeyPair, type PublicKeyBundle, type RawKeys, type KeyFileOptions,

@@ -30,6 +30,9 @@ const EXPECTED: Record<string, string[]> = {
     'SigningPoolOptions', 'StoreUnavailableError', 'Verdict', 'VerdictEvent', 'VerdictRecord', 'VerifyOptions',
     'buildSignedManifest', 'canonicalJson', 'cryptoBackend', 'formatRefusal', 'guarded', 'hashArgs', 'inspectPermitToken', 'parsePolicyDocument',
     'parsePolicyText', 'readAuditLog', 'verifyAuditLog',
+    // result screening and the tool-definition scan (DESIGN §13)
+    'DETECTOR_NAMES', 'SCREEN_MODES', 'ScreenBlock', 'ScreenFinding', 'ScreenMode', 'ScreenResult', 'ScreenSpec',
+    'TOOL_FINDING_KINDS', 'ToolFinding', 'ToolFindingKind', 'describeWithheld', 'escapeText', 'scanToolDefinition', 'screenOutput',
   ],
   './mcp': [
     'OBSERVED_META_KEY', 'OutcomeRecord', 'PERMIT_META_KEY', 'PermitCarrier', 'PermitExtra', 'PrincipalConfig',
