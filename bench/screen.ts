@@ -1,10 +1,10 @@
 /**
  * Result screening (DESIGN §13): the cost of screening a 1 MB tool result (mixed prose, code, JSON,
  * ids, numbers and a few secrets) with every built-in detector, and the cost of a call no screen
- * applies to. Run: npx tsx bench/screen.ts
+ * applies to. Run: npm run build && npx tsx bench/screen.ts (benchmarks measure the built dist/)
  */
 import { loadavg } from 'node:os';
-import { Gate } from '../src/index.ts';
+import { Gate } from '../dist/index.js';
 import { fake } from '../test/engine/screen/fakes.ts';
 import { machine, percentile, printTable } from './util.ts';
 
