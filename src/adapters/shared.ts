@@ -4,6 +4,7 @@ import type { Gate } from '../engine/gate.ts';
 import type { MaybePromise } from '../engine/stores.ts';
 import { warningSink } from '../engine/warnings.ts';
 import { formatRefusal } from '../engine/refusal.ts';
+import type { CallMemory } from './call-memory.ts';
 import type { InvalidateVerdict, RefuseVerdict, Verdict } from '../engine/verdict.ts';
 
 /**
@@ -63,6 +64,16 @@ export type GateDecision = {
   | { allowed: false; verdict: DeniedVerdict; refusal: string }
 );
 
+/**
+ * One evaluation per tool call across a framework's approval check (`ask`: evaluate and hand the
+ * decision on) and its execution check (`run`: use the decision handed for this exact call, else
+ * evaluate). See call-memory.ts.
+ */
+export interface Handoff {
+  memory: CallMemory;
+  role: 'ask' | 'run';
+}
+
 /** Thrown by adapters whose framework turns a tool error into the text the model sees. */
 export class ToolCallRefused extends Error {
   readonly verdict: DeniedVerdict;
@@ -77,7 +88,8 @@ function adapterRefusal(evaluator: string, reason: string): RefuseVerdict {
   return { kind: 'refuse', evaluationId: randomUUID(), code: 'INVALID_CONTEXT', evaluator, reason };
 }
 
-async function resolve<T, R>(source: FromRun<T, R> | undefined, run: R): Promise<T | undefined> {
+/** The value of a FromRun option for this run. */
+export async function resolve<T, R>(source: FromRun<T, R> | undefined, run: R): Promise<T | undefined> {
   if (typeof source === 'function') return (source as (run: R) => MaybePromise<T | undefined>)(run);
   return source;
 }
@@ -100,7 +112,7 @@ export function actionNameFor(opts: Pick<AdapterOptions, 'actionName'>, toolName
  * Asks the gate about one tool call. Never throws: a missing principal, arguments that are not
  * JSON, or a gate that throws all come back as a refusal (fail closed, in observe mode too).
  */
-export async function decideToolCall<R>(gate: GateLike, opts: AdapterOptions<R>, attempt: ToolCallAttempt<R>): Promise<GateDecision> {
+export async function decideToolCall<R>(gate: GateLike, opts: AdapterOptions<R>, attempt: ToolCallAttempt<R>, handoff?: Handoff): Promise<GateDecision> {
   const mode = opts.mode ?? 'enforce';
   let actionName = attempt.toolName;
   let params: Record<string, unknown> | undefined;
@@ -115,7 +127,10 @@ export async function decideToolCall<R>(gate: GateLike, opts: AdapterOptions<R>,
     } catch {
       params = undefined;
     }
-    decision = await evaluateAttempt(gate, opts, attempt, actionName, params, mode, base, deny);
+    const outcome = await evaluateAttempt(gate, opts, attempt, actionName, params, mode, base, deny, handoff);
+    // A decision handed over from the approval check was reported there.
+    if (outcome.handed) return outcome.decision;
+    decision = outcome.decision;
   } catch (err) {
     warningSink(opts.onWarning)(`tool call '${attempt.toolName}' could not be evaluated: ${(err as Error)?.message ?? String(err)}`);
     decision = deny(adapterRefusal('gate', 'the call could not be evaluated'));
@@ -124,20 +139,23 @@ export async function decideToolCall<R>(gate: GateLike, opts: AdapterOptions<R>,
   return decision;
 }
 
-async function evaluateAttempt<R>(
-  gate: GateLike, opts: AdapterOptions<R>, attempt: ToolCallAttempt<R>, actionName: string, params: Record<string, unknown> | undefined,
-  mode: 'enforce' | 'observe',
-  base: () => Omit<GateDecision, 'allowed' | 'verdict' | 'refusal'>, deny: (v: DeniedVerdict) => GateDecision,
-): Promise<GateDecision> {
+/**
+ * The ActionContext the gate is asked about for one attempted call, or the refusal when there is
+ * none to build (no principal, arguments that are not JSON). Approval helpers build the same
+ * context to find the request a call made.
+ */
+export async function contextFor<R>(
+  opts: AdapterOptions<R>, attempt: ToolCallAttempt<R>, actionName: string, params: Record<string, unknown> | undefined,
+): Promise<{ ctx: ActionContext } | { refusal: RefuseVerdict }> {
   let principal: Principal | undefined;
   try {
     principal = await resolve(opts.principal, attempt.run);
   } catch {
-    return deny(adapterRefusal('adapter', 'the principal could not be resolved'));
+    return { refusal: adapterRefusal('adapter', 'the principal could not be resolved') };
   }
-  if (principal === undefined || principal === null) return deny(adapterRefusal('adapter', 'no principal for this call'));
+  if (principal === undefined || principal === null) return { refusal: adapterRefusal('adapter', 'no principal for this call') };
 
-  if (params === undefined) return deny(adapterRefusal('adapter', 'the tool arguments are not JSON'));
+  if (params === undefined) return { refusal: adapterRefusal('adapter', 'the tool arguments are not JSON') };
   const sessionId = await resolve(opts.sessionId, attempt.run);
   const environment = (await resolve(opts.environment, attempt.run)) ?? {};
 
@@ -148,7 +166,31 @@ async function evaluateAttempt<R>(
   for (const key of ['ip', 'device', 'geo', 'originIp', 'originDevice', 'originGeo', 'resource', 'audience'] as const) {
     if (environment[key] !== undefined) (ctx as unknown as Record<string, unknown>)[key] = environment[key];
   }
+  return { ctx };
+}
 
+async function evaluateAttempt<R>(
+  gate: GateLike, opts: AdapterOptions<R>, attempt: ToolCallAttempt<R>, actionName: string, params: Record<string, unknown> | undefined,
+  mode: 'enforce' | 'observe',
+  base: () => Omit<GateDecision, 'allowed' | 'verdict' | 'refusal'>, deny: (v: DeniedVerdict) => GateDecision,
+  handoff: Handoff | undefined,
+): Promise<{ decision: GateDecision; handed?: true }> {
+  const built = await contextFor(opts, attempt, actionName, params);
+  if ('refusal' in built) return { decision: deny(built.refusal) };
+  const { ctx } = built;
+  if (handoff?.role === 'run') {
+    const handed = handoff.memory.take(ctx);
+    if (handed) return { decision: handed, handed: true };
+  }
+  const decision = await evaluateContext(gate, ctx, mode, base, deny);
+  if (handoff?.role === 'ask') handoff.memory.hand(ctx, decision);
+  return { decision };
+}
+
+async function evaluateContext(
+  gate: GateLike, ctx: ActionContext, mode: 'enforce' | 'observe',
+  base: () => Omit<GateDecision, 'allowed' | 'verdict' | 'refusal'>, deny: (v: DeniedVerdict) => GateDecision,
+): Promise<GateDecision> {
   // In observe mode the gate itself observes this call: it reports the real verdict and acts on
   // nothing (no session invalidated, nothing broadcast), even when the gate enforces for others.
   const verdict = await gate.evaluate(ctx, mode === 'observe' ? { observe: true } : undefined);

@@ -94,7 +94,9 @@ describe('ai-sdk agent loop with guardTools', () => {
       stopWhen: stepCountIs(3),
       prompt: 'go',
     });
-    expect(seen).toEqual([{ user: 'alice' }]);
+    // Read for the approval check and again for execute; always from the run context.
+    expect(seen.length).toBeGreaterThan(0);
+    expect(seen.every((c) => JSON.stringify(c) === JSON.stringify({ user: 'alice' }))).toBe(true);
     expect(ran).toEqual([10]);
   });
 });
@@ -219,7 +221,7 @@ describe('ai-sdk kavachToolApproval (ai@7 toolApproval hook, synthetic events)',
     expect(await approval(event('b', 10))).toMatchObject({ type: 'denied', reason: expect.stringContaining('no principal') });
   });
 
-  it('charges once across the approval hook and the guarded execute of the same call', async () => {
+  it('evaluates once across the approval hook and the guarded execute of the same call', async () => {
     const ran: number[] = [];
     const gate = countingGate(refundGate(1));
     const approval = kavachToolApproval(gate, { principal: agent });
@@ -227,7 +229,7 @@ describe('ai-sdk kavachToolApproval (ai@7 toolApproval hook, synthetic events)',
     expect(await approval(event('x', 10))).toBe('not-applicable');
     await refund.execute?.({ amount: 10, orderId: 'A' }, options('x'));
     expect(ran).toEqual([10]);
-    expect(gate.calls).toEqual(['x', 'x']);
+    expect(gate.calls).toEqual(['x']);
   });
 
   it('denies when the gate throws', async () => {
