@@ -1,21 +1,29 @@
 import { ToolMessage } from '@langchain/core/messages';
 import type { StructuredToolInterface } from '@langchain/core/tools';
 import { interopSafeParseAsync, isInteropZodSchema } from '@langchain/core/utils/types';
+import { interrupt, isGraphInterrupt } from '@langchain/langgraph';
 import { createMiddleware } from 'langchain';
+import type { Principal } from '../engine/context.ts';
 import type { Verdict } from '../engine/verdict.ts';
-import { decideToolCall, type AdapterOptions, type GateDecision, type GateLike } from './shared.ts';
+import { warningSink } from '../engine/warnings.ts';
+import { awaitedApproval, hasApprovals, readApprovalAnswer, type ApprovalGateLike, type KavachApprovalAnswer } from './approvals.ts';
+import { decideToolCall, resolve, type AdapterOptions, type FromRun, type GateDecision, type GateLike, type ToolCallAttempt } from './shared.ts';
 
 /**
  * kavach/langchain: gate LangChain JS 1.x tools.
  * - `guardTool` / `guardTools`: a guarded copy of a tool; the gate runs after schema validation
  *   and before the tool body.
  * - `kavachMiddleware`: `createAgent` middleware (`wrapToolCall`) that gates every tool call,
- *   MCP-loaded and dynamically registered tools included.
+ *   MCP-loaded and dynamically registered tools included. When the gate asks a person about a
+ *   call (an approve policy, DESIGN §11) it raises LangGraph's `interrupt()` with the request; the
+ *   value the app resumes with (`Command({ resume: { decision, approver, note } })`) is recorded
+ *   with `gate.approvals.decide`, and the call is evaluated again: it runs only on a Permit.
  * A refusal is a ToolMessage with `status: "error"`, the refusal text as content and the verdict
  * as its artifact, so the model can explain or change course.
  */
 
 export type { AdapterOptions, GateDecision, GateLike } from './shared.ts';
+export type { ApprovalGateLike, KavachApprovalAnswer } from './approvals.ts';
 
 /** What the principal/session/environment functions receive. */
 export interface LangChainRunContext {
@@ -100,12 +108,42 @@ async function argsForTool(tool: unknown, args: unknown): Promise<unknown> {
   }
 }
 
+export interface KavachMiddlewareOptions extends LangChainAdapterOptions {
+  name?: string;
+  /**
+   * Who decides when the resume value names nobody: the app's signed-in person, from the run
+   * (`agent.invoke(new Command({ resume }), { context })`). A resume value's `approver` wins.
+   */
+  approver?: FromRun<Principal, LangChainRunContext>;
+}
+
+/** The value `kavachMiddleware` raises with `interrupt()` when a call waits for a person. */
+export interface KavachApprovalInterrupt {
+  type: 'kavach.approval';
+  /** The gate's request id (`gate.approvals.get(id)`). */
+  id: string;
+  expiresAt: number;
+  tool: string;
+  toolCallId: string | undefined;
+  action: string;
+  /** The arguments for the approver's eyes (minus the gate's `approvalRedact` pointers). */
+  args: unknown;
+  /** Why a person is asked: the approve policy's description, else its name. */
+  reason: string;
+  policy: string;
+  /** The refusal the model reads if nobody decides. */
+  refusal: string;
+}
+
 /**
  * Agent middleware for `createAgent({ middleware: [kavachMiddleware(gate, opts)] })`. It gates
  * every tool, including ones without a declared instance, on the arguments the tool will receive
- * (after its schema when the tool is known; the model's raw arguments otherwise).
+ * (after its schema when the tool is known; the model's raw arguments otherwise). With a
+ * checkpointer, a call that needs a person interrupts the run (see KavachApprovalInterrupt and
+ * KavachApprovalAnswer); without one, or with a gate that has no `approvals`, the model reads the
+ * APPROVAL_REQUIRED refusal instead.
  */
-export function kavachMiddleware(gate: GateLike, opts: LangChainAdapterOptions & { name?: string }) {
+export function kavachMiddleware(gate: GateLike, opts: KavachMiddlewareOptions) {
   return createMiddleware({
     name: opts.name ?? 'KavachMiddleware',
     wrapToolCall: async (request, handler) => {
@@ -116,9 +154,57 @@ export function kavachMiddleware(gate: GateLike, opts: LangChainAdapterOptions &
         state: request.state,
       };
       const args = await argsForTool(request.tool, toolCall.args);
-      const decision = await decideToolCall(gate, opts, { toolName: toolCall.name, args, callId: toolCall.id, run });
+      const attempt: ToolCallAttempt<LangChainRunContext> = { toolName: toolCall.name, args, callId: toolCall.id, run };
+      let decision = await decideToolCall(gate, opts, attempt);
+      if (hasApprovals(gate) && awaitedApproval(decision) && await askPerson(gate, opts, decision, attempt)) {
+        // Decided: ask the gate again. Only a permit (the grant's use, bound to these arguments) runs the tool.
+        decision = await decideToolCall(gate, opts, attempt);
+      }
       if (decision.allowed) return handler(request);
       return refusalMessage(decision, toolCall.id ?? '', toolCall.name);
     },
   });
+}
+
+/**
+ * Interrupts the run with the request and records the answer it is resumed with. True when an
+ * answer was recorded (or tried): the call is then evaluated again. A GraphInterrupt propagates
+ * (that is how the run pauses); anything else leaves the call refused APPROVAL_REQUIRED.
+ */
+async function askPerson(
+  gate: ApprovalGateLike, opts: KavachMiddlewareOptions, decision: GateDecision, attempt: ToolCallAttempt<LangChainRunContext>,
+): Promise<boolean> {
+  const warn = warningSink(opts.onWarning);
+  const waiting = awaitedApproval(decision);
+  if (!waiting || decision.allowed || decision.verdict.kind !== 'refuse') return false;
+  let resumed: unknown;
+  try {
+    const request = await gate.approvals.get(waiting.id);
+    if (!request) return false;
+    const payload: KavachApprovalInterrupt = {
+      type: 'kavach.approval', id: request.id, expiresAt: waiting.expiresAt, tool: attempt.toolName, toolCallId: attempt.callId,
+      action: request.action, args: request.args, reason: request.reason, policy: request.policy, refusal: decision.refusal,
+    };
+    resumed = interrupt<KavachApprovalInterrupt, unknown>(payload);
+  } catch (err) {
+    if (isGraphInterrupt(err)) throw err;
+    warn(`tool call '${attempt.toolName}' waits for approval ${waiting.id} but cannot interrupt the run: ${(err as Error)?.message ?? String(err)}`);
+    return false;
+  }
+  const answer: KavachApprovalAnswer | undefined = readApprovalAnswer(resumed);
+  if (!answer) {
+    warn(`approval ${waiting.id}: the resume value is not { decision: 'grant' | 'deny', approver?, note? }; nothing was decided`);
+    return false;
+  }
+  const approver = answer.approver ?? await resolve(opts.approver, attempt.run);
+  if (!approver) {
+    warn(`approval ${waiting.id}: no approver (neither in the resume value nor from the approver option); nothing was decided`);
+    return false;
+  }
+  try {
+    await gate.approvals.decide(waiting.id, { approver, decision: answer.decision, ...(answer.note !== undefined ? { note: answer.note } : {}) });
+  } catch (err) {
+    warn(`approval ${waiting.id}: the decision was not taken: ${(err as Error)?.message ?? String(err)}`);
+  }
+  return true;
 }
