@@ -1,12 +1,20 @@
-import type { ToolGuardrailFunctionOutput, ToolInputGuardrailDefinition } from '@openai/agents';
+import type { RunToolApprovalItem, ToolGuardrailFunctionOutput, ToolInputGuardrailDefinition } from '@openai/agents';
+import { ApprovalError, type ApprovalRequest } from '../engine/approvals/types.ts';
+import type { Principal } from '../engine/context.ts';
+import { awaitedApproval, callMemoryOf, deniedRefusal, findPendingRequest, type ApprovalGateLike } from './approvals.ts';
 import { decideToolCall, type AdapterOptions, type GateDecision, type GateLike } from './shared.ts';
 
 /**
  * kavach/openai-agents: gate OpenAI Agents SDK function tools with a tool input guardrail.
  * - `kavachInputGuardrail(gate, opts)`: allow, or reject with the refusal text (the model gets it
  *   as the tool's output and the run goes on). The verdict is in the guardrail's `outputInfo`.
- * - `guardTool(tool, gate, opts)`: a copy of a function tool with that guardrail appended; its
- *   `invoke`, schema and everything else are the original's.
+ * - `guardTool(tool, gate, opts)`: a copy of a function tool with that guardrail appended, and a
+ *   `needsApproval` that is true while the gate waits for a person about the call (an approve
+ *   policy, DESIGN §11): the run stops with an interruption, as for any tool that needs approval.
+ *   Its `invoke`, schema and everything else are the original's.
+ * - `decideInterruption(gate, state, interruption, { approver, decision, note })` records the
+ *   person's answer with the gate (audited, bound to the arguments), then approves or rejects the
+ *   interruption in the run state. `state.approve` alone runs nothing: the guardrail asks the gate.
  * The runner may run input guardrails twice for one call (before and after a human approval);
  * the call id is the gate's callId, so the call is charged once. The gate judges the arguments
  * as the tool's schema hands them to `execute` (defaults filled in) where the SDK exposes its
@@ -14,6 +22,7 @@ import { decideToolCall, type AdapterOptions, type GateDecision, type GateLike }
  */
 
 export type { AdapterOptions, GateDecision, GateLike } from './shared.ts';
+export type { ApprovalGateLike } from './approvals.ts';
 
 /** What the principal/session/environment functions receive. */
 export interface AgentsRunContext<TContext = unknown> {
@@ -87,7 +96,7 @@ function inputGuardrail<TContext>(gate: GateLike, opts: AgentsAdapterOptions<TCo
     run: async ({ context, agent, toolCall }): Promise<ToolGuardrailFunctionOutput> => {
       const run: AgentsRunContext<TContext> = { context: context.context, agentName: agent.name };
       const args = await argsForTool(toolFor(tool, agent, toolCall.name), toolCall.arguments);
-      const decision = await decideToolCall(gate, opts, { toolName: toolCall.name, args, callId: toolCall.callId, run });
+      const decision = await decideToolCall(gate, opts, { toolName: toolCall.name, args, callId: toolCall.callId, run }, { memory: callMemoryOf(gate), role: 'run' });
       const outputInfo: KavachGuardrailInfo = { kavach: decision };
       if (decision.allowed) return { behavior: { type: 'allow' }, outputInfo };
       return { behavior: { type: 'rejectContent', message: decision.refusal }, outputInfo };
@@ -104,7 +113,76 @@ export function guardTool<T extends FunctionToolLike>(tool: T, gate: GateLike, o
   const descriptors = Object.getOwnPropertyDescriptors(tool) as Record<string | symbol, PropertyDescriptor>;
   const existing = (tool.inputGuardrails ?? []) as readonly ToolInputGuardrailDefinition<ContextOf<T>>[];
   descriptors.inputGuardrails = { value: [...existing, inputGuardrail(gate, opts, tool)], writable: true, enumerable: true, configurable: true };
+  const own = (tool as { needsApproval?: unknown }).needsApproval;
+  if (typeof own === 'function' || own === undefined) {
+    descriptors.needsApproval = { value: needsApprovalFor(gate, opts, tool.name, own as ApprovalCheck | undefined), writable: true, enumerable: true, configurable: true };
+  }
   return Object.create(Object.getPrototypeOf(tool) as object, descriptors) as T;
+}
+
+type ApprovalCheck = (runContext: { context: unknown }, input: unknown, callId?: string) => Promise<boolean>;
+
+/**
+ * The tool's `needsApproval`, asking the gate first: true while the gate waits for a person about
+ * this call; a refusal is left to the guardrail (nobody need be asked about it); otherwise the
+ * tool's own answer. The decision is handed to the guardrail of the same call, so a grant's use
+ * is taken once. (The SDK does not say which agent asks here: `agentName` is empty.)
+ */
+function needsApprovalFor<TContext>(gate: GateLike, opts: AgentsAdapterOptions<TContext>, toolName: string, own: ApprovalCheck | undefined): ApprovalCheck {
+  const memory = callMemoryOf(gate);
+  return async function (this: unknown, runContext, input, callId) {
+    const run: AgentsRunContext<TContext> = { context: runContext.context as TContext, agentName: '' };
+    const decision = await decideToolCall(gate, opts, { toolName, args: input, callId, run }, { memory, role: 'ask' });
+    if (awaitedApproval(decision)) return true;
+    if (!decision.allowed) return false;
+    return own ? own.call(this, runContext, input, callId) : false;
+  };
+}
+
+// ---- the person's answer ----------------------------------------------------------------------
+
+/** The parts of a RunState (or `result.state`) Kavach uses. */
+export interface RunStateLike {
+  approve(item: RunToolApprovalItem, options?: { alwaysApprove?: boolean }): void;
+  reject(item: RunToolApprovalItem, options?: { alwaysReject?: boolean; message?: string }): void;
+  /** The run context; its `context` is what the principal functions read when the request is looked up. */
+  _context?: { context?: unknown };
+}
+
+export interface InterruptionDecision {
+  /** The signed-in person who answered: from the app's session, never from the model. */
+  approver: Principal;
+  decision: 'grant' | 'deny';
+  note?: string;
+}
+
+/**
+ * Records a person's answer to an interruption with the gate, then approves it in the run state
+ * (when the request is granted) or rejects it with the APPROVAL_DENIED refusal as the text the
+ * model reads. While a quorum is incomplete the interruption is left as it is. Resume with
+ * `run(agent, state)`. The request is the one this process saw asked for the call; after a
+ * restart or on another replica pass `lookup` (the same options as guardTool) to find it from the
+ * call. Throws ApprovalError (NOT_FOUND, SELF_APPROVAL, NOT_AN_APPROVER, EXPIRED, NOT_PENDING).
+ */
+export async function decideInterruption<TContext = unknown>(
+  gate: ApprovalGateLike, state: RunStateLike, interruption: RunToolApprovalItem, answer: InterruptionDecision,
+  lookup?: AgentsAdapterOptions<TContext>,
+): Promise<ApprovalRequest> {
+  const raw = interruption.rawItem as { type?: string; callId?: string; name?: string; arguments?: string };
+  if (raw.type !== 'function_call' || typeof raw.callId !== 'string' || typeof raw.name !== 'string') {
+    throw new ApprovalError('NOT_FOUND', '', 'only function tool calls are gated by Kavach');
+  }
+  let id = callMemoryOf(gate).requestFor(raw.callId);
+  if (id === undefined && lookup) {
+    const args = await argsForTool(toolFor(undefined, interruption.agent, raw.name), raw.arguments ?? '');
+    const run: AgentsRunContext<TContext> = { context: state._context?.context as TContext, agentName: interruption.agent.name };
+    id = (await findPendingRequest(gate, lookup, { toolName: raw.name, args, callId: raw.callId, run })).id;
+  }
+  if (id === undefined) throw new ApprovalError('NOT_FOUND', '', `no approval request known for tool call ${JSON.stringify(raw.callId)}; pass lookup options`);
+  const request = await gate.approvals.decide(id, { approver: answer.approver, decision: answer.decision, ...(answer.note !== undefined ? { note: answer.note } : {}) });
+  if (request.status === 'granted') state.approve(interruption);
+  if (request.status === 'denied') state.reject(interruption, { message: deniedRefusal(request) });
+  return request;
 }
 
 /** `guardTool` over a list, keeping its type. */

@@ -86,7 +86,9 @@ describe('openai agents loop with guardTool', () => {
       },
     });
     await runner.run(new Agent({ name: 'finance', model, tools: [guarded] }), 'go', { context: { who: principal } });
-    expect(seen).toEqual([{ who: principal }]);
+    // Read by needsApproval and by the guardrail; always from the run context.
+    expect(seen.length).toBeGreaterThan(0);
+    expect(seen.every((c) => JSON.stringify(c) === JSON.stringify({ who: principal }))).toBe(true);
     expect(ran).toEqual([5]);
   });
 
