@@ -81,6 +81,19 @@ export function deniedVerdict(request: ApprovalRequest): RefuseVerdict {
   };
 }
 
+/**
+ * The text a model reads for a call that waits for a person, where the framework has no approval
+ * seam (the OpenAI SDK): the standard refusal, then how it will be decided and what to do.
+ */
+export function refusalWithApprovalHint(decision: GateDecision & { allowed: false }): string {
+  const waiting = awaitedApproval(decision);
+  if (!waiting) return decision.refusal;
+  const until = new Date(waiting.expiresAt).toISOString();
+  return `${decision.refusal} A person decides request ${waiting.id} (until ${until}); once it is granted, this exact call `
+    + '(same arguments) will run when made again. Tell the user it is waiting for approval; do not retry it before then, '
+    + 'and do not change the arguments to get around it (other arguments need their own approval).';
+}
+
 export function deniedRefusal(request: ApprovalRequest): string {
   return formatRefusal(deniedVerdict(request));
 }

@@ -2,6 +2,7 @@ import type { RunnableToolFunction } from 'openai/lib/RunnableFunction';
 import type { ChatCompletionMessageToolCall, ChatCompletionToolMessageParam } from 'openai/resources/chat/completions';
 import type { ResponseFunctionToolCall, ResponseInputItem } from 'openai/resources/responses/responses';
 import { canonicalJson } from '../engine/canonical-json.ts';
+import { refusalWithApprovalHint } from './approvals.ts';
 import { decideToolCall, type AdapterOptions, type GateLike } from './shared.ts';
 
 /**
@@ -10,6 +11,10 @@ import { decideToolCall, type AdapterOptions, type GateLike } from './shared.ts'
  *   refusal text as the tool result (never a throw: a throw ends the runner).
  * - `gateToolCalls` for hand-rolled loops over Chat Completions `tool_calls` or Responses
  *   `function_call` items: one output per call id, refused or run.
+ * The OpenAI SDK has no approval seam: a call an approve policy holds for a person (DESIGN §11)
+ * is answered with the APPROVAL_REQUIRED refusal plus how it will be decided (request id, until
+ * when, "the same call runs once granted"). The person decides through `gate.approvals.decide`
+ * (the app's own page, or the proxy's approvals page / `kavach approvals grant`).
  */
 
 export type { AdapterOptions, GateDecision, GateLike } from './shared.ts';
@@ -75,7 +80,7 @@ function guardCallback(callback: Callback, name: string, gate: GateLike, opts: O
     const params = argsObject(args);
     const callId = findCallId(runner, name, params);
     const decision = await decideToolCall(gate, opts, { toolName: name, args: params, callId, run: { context: toolContext } });
-    if (!decision.allowed) return decision.refusal;
+    if (!decision.allowed) return refusalWithApprovalHint(decision);
     return callback.call(this, args, runner, toolContext);
   };
   // runTools names a tool without `name` after its function: the guard must carry that name.
@@ -186,7 +191,7 @@ async function runOne(callId: string, name: string, rawArgs: string, handlers: R
   }
   if (args === null || typeof args !== 'object' || Array.isArray(args)) return `The arguments for '${name}' must be a JSON object; the call was not run.`;
   const decision = await decideToolCall(gate, opts, { toolName: name, args, callId, run: { context: opts.context } });
-  if (!decision.allowed) return decision.refusal;
+  if (!decision.allowed) return refusalWithApprovalHint(decision);
   try {
     return stringify(await handler(args as Record<string, unknown>, { callId, name, context: opts.context }));
   } catch (err) {
