@@ -33,3 +33,25 @@ describe.each([
     expect(stdout).toContain(`audit verify ${join(out, 'audit.jsonl')} --keys ${join(out, 'public.json')}`);
   });
 });
+
+/** The approval example: a refund over the limit waits for a person (scripted when not in a terminal). */
+describe('example agent approval-refund', () => {
+  it('runs offline with a scripted approver: a permit, a grant that runs the refund, a deny the model reads, verified audit log', async () => {
+    const out = await mkdtemp(join(tmpdir(), 'kavach-example-test-'));
+    dirs.push(out);
+    const env: NodeJS.ProcessEnv = { ...process.env, KAVACH_EXAMPLE_OUT: out, CI: 'true' };
+    delete env.OPENAI_API_KEY;
+    const { stdout } = await run(process.execPath, ['--import', 'tsx', 'examples/agents/approval-refund.ts'], { env, timeout: 60_000 });
+    expect(stdout).toContain('fake model, scripted (offline');
+    expect(stdout).toMatch(/✔ PERMIT by 'agent_refunds'/);
+    expect(stdout.match(/⏸ WAITS FOR A PERSON \[APPROVAL_REQUIRED\]/g)).toHaveLength(2);
+    expect(stdout).toMatch(/│ args: {4}\{"orderId":"A-1002","amount":900\}/);
+    expect(stdout).toContain('scripted approver (CI): fiona GRANTS it');
+    expect(stdout).toMatch(/✔ PERMIT by 'large_refunds_need_finance'/);
+    expect(stdout).toContain('tool ran      ← refund: refunded $900 to order A-1002');
+    expect(stdout).not.toContain('refunded $1200');
+    expect(stdout).toMatch(/model saw {5}← \[ap-3\] Refused by policy \[APPROVAL_DENIED\]/);
+    expect(stdout).toMatch(/used {4}\{"orderId":"A-1002","amount":900\} {2}grant by fiona/);
+    expect(stdout).toMatch(/Verified here: {4}\d+ records, \d+ signed checkpoint/);
+  });
+});
