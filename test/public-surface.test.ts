@@ -40,20 +40,22 @@ const EXPECTED: Record<string, string[]> = {
     'exposeNames', 'loadConfig', 'parseConfig', 'parseConfigText', 'requirePermit', 'runProxy', 'startRuntime',
   ],
   './langchain': [
-    'AdapterOptions', 'GateDecision', 'GateLike', 'KavachArtifact', 'LangChainAdapterOptions', 'LangChainRunContext',
+    'AdapterOptions', 'ApprovalGateLike', 'GateDecision', 'GateLike', 'KavachApprovalAnswer', 'KavachApprovalInterrupt', 'KavachArtifact',
+    'KavachMiddlewareOptions', 'LangChainAdapterOptions', 'LangChainRunContext',
     'guardTool', 'guardTools', 'kavachMiddleware',
   ],
   './ai-sdk': [
-    'AdapterOptions', 'AiSdkAdapterOptions', 'AiSdkRunContext', 'GateDecision', 'GateLike', 'KavachToolApprovalOptions',
-    'ToolApprovalEventLike', 'ToolApprovalStatusLike', 'ToolCallRefused', 'guardTool', 'guardTools', 'kavachToolApproval',
+    'AdapterOptions', 'AiSdkAdapterOptions', 'AiSdkRunContext', 'ApprovalGateLike', 'GateDecision', 'GateLike', 'KavachApprovalContext',
+    'KavachApprovalResponse', 'KavachApprovalResponseInput', 'KavachToolApprovalOptions',
+    'ToolApprovalEventLike', 'ToolApprovalStatusLike', 'ToolCallRefused', 'guardTool', 'guardTools', 'kavachApprovalResponse', 'kavachToolApproval',
   ],
   './openai': [
     'AdapterOptions', 'GateDecision', 'GateLike', 'GateToolCallsOptions', 'OpenAIAdapterOptions', 'OpenAIRunContext',
     'ToolHandler', 'gateToolCalls', 'guardRunnableTools',
   ],
   './openai-agents': [
-    'AdapterOptions', 'AgentsAdapterOptions', 'AgentsRunContext', 'ContextOf', 'FunctionToolLike', 'GateDecision', 'GateLike',
-    'KavachGuardrailInfo', 'guardTool', 'guardTools', 'kavachInputGuardrail',
+    'AdapterOptions', 'AgentsAdapterOptions', 'AgentsRunContext', 'ApprovalGateLike', 'ContextOf', 'FunctionToolLike', 'GateDecision', 'GateLike',
+    'InterruptionDecision', 'KavachGuardrailInfo', 'RunStateLike', 'decideInterruption', 'guardTool', 'guardTools', 'kavachInputGuardrail',
   ],
   './redis': [
     'BusSigner', 'BusVerificationKeys', 'BusVerifier', 'RedisApprovalStore', 'RedisApprovalStoreOptions', 'RedisAuditAnchor', 'RedisAuditAnchorOptions', 'RedisClientOrUrl', 'RedisInvalidationBus', 'RedisInvalidationBusOptions',
