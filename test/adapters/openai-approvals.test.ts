@@ -12,7 +12,12 @@ describe('openai gateToolCalls with approvals (no seam in the SDK: the model is 
   it('answers APPROVAL_REQUIRED with how it will be decided; once granted the same call runs once, other arguments ask again', async () => {
     const rig = await approvalRig();
     const ran: unknown[] = [];
-    const handlers = { refund: (args: Record<string, unknown>) => void ran.push(args) ?? 'refunded' };
+    const handlers = {
+      refund: (args: Record<string, unknown>) => {
+        ran.push(args);
+        return 'refunded';
+      },
+    };
     const opts = { principal: agent, onDecision: rig.onDecision };
 
     const [asked] = await gateToolCalls([call('c1', 900)], handlers, rig.gate, opts);
@@ -38,7 +43,12 @@ describe('openai gateToolCalls with approvals (no seam in the SDK: the model is 
   it('a denied request is APPROVAL_DENIED, and the tool never runs', async () => {
     const rig = await approvalRig();
     const ran: unknown[] = [];
-    const handlers = { refund: (args: Record<string, unknown>) => void ran.push(args) ?? 'refunded' };
+    const handlers = {
+      refund: (args: Record<string, unknown>) => {
+        ran.push(args);
+        return 'refunded';
+      },
+    };
     await gateToolCalls([call('c1', 900)], handlers, rig.gate, { principal: agent });
     const [pending] = await rig.gate.approvals.list({ status: 'pending' });
     await rig.gate.approvals.decide(pending?.id ?? '', { approver: financeLead, decision: 'deny' });
