@@ -12,6 +12,7 @@ import { parseDuration, formatDuration } from '../duration.ts';
 import { compileGlobs } from '../glob.ts';
 import { compileField } from '../json-pointer.ts';
 import { inTimeWindow, parseTimeWindow } from '../conditions/time-window.ts';
+import { compileExcludes } from '../conditions/exclude.ts';
 import { isCanonicalPath, normaliseRoot, pathWithin, rootProblem } from '../conditions/path-within.ts';
 import { compileHostPatterns, hostPatternProblem, urlHostAllowed } from '../conditions/url-host.ts';
 import { cidrProblem, compileCidrs } from '../conditions/ip-in.ts';
@@ -132,7 +133,7 @@ export const CONDITIONS = {
     schema: z.strictObject({
       field,
       roots: z.array(z.string().superRefine(refineWith(rootProblem))).min(1, 'must not be empty'),
-      // Globs no path may match even inside a root, e.g. "*/.env", "*.pem".
+      // Subtrees no path may fall in even inside a root, e.g. "*/.env", "*.pem", "*/.git/*" (see exclude.ts).
       exclude: z.array(glob.superRefine(refineWith(excludeProblem))).min(1, 'must not be empty').optional(),
     }),
     reads: 'arguments',
@@ -140,7 +141,7 @@ export const CONDITIONS = {
       const roots = v.roots.map(normaliseRoot);
       // Exclusions live in the allow-list, so they hold for every item of a list (a refuse policy
       // with param_glob sees only one string field and is easy to walk around).
-      const excluded = v.exclude ? compileGlobs(v.exclude) : () => false;
+      const excluded = v.exclude ? compileExcludes(v.exclude, roots) : () => false;
       const but = v.exclude ? `, none matching ${list(v.exclude)}` : '';
       // A value that is not one canonical absolute path cannot be judged (see isCanonicalPath).
       const judge = (p: string): boolean => pathWithin(p, roots) && !excluded(p);
@@ -149,7 +150,7 @@ export const CONDITIONS = {
       // slash become `..` and `/`) reads it. A path whose folded reading gets another verdict
       // (`/w/.ENV` past an exclude of `*/.env`, `/ETC/passwd` past a refuse on `/etc`) cannot be judged.
       const foldedRoots = roots.map(fold);
-      const foldedExcluded = v.exclude ? compileGlobs(v.exclude.map(fold)) : () => false;
+      const foldedExcluded = v.exclude ? compileExcludes(v.exclude.map(fold), foldedRoots) : () => false;
       const judgeFolded = (p: string): boolean => pathWithin(p, foldedRoots) && !foldedExcluded(p);
       // Roots or globs with upper case letters make even an all-lower-case path worth a second reading.
       const foldAlways = [...v.roots, ...(v.exclude ?? [])].some((r) => NEEDS_FOLD.test(r));
