@@ -9,7 +9,7 @@ import { z } from 'zod';
 import { PRINCIPAL_KINDS } from '../context.ts';
 import type { JsonValue } from '../context.ts';
 import { parseDuration, formatDuration } from '../duration.ts';
-import { compileGlobs } from '../glob.ts';
+import { compileGlobs, compileGlobsAs, type GlobReading } from '../glob.ts';
 import { compileField } from '../json-pointer.ts';
 import { inTimeWindow, parseTimeWindow } from '../conditions/time-window.ts';
 import { compileExcludes } from '../conditions/exclude.ts';
@@ -40,11 +40,26 @@ const excludeProblem = (g: string): string | undefined =>
     ? `"${g}" would never match a path (paths are absolute, without a trailing /): write e.g. "*/.env" or "*/.git/*"`
     : undefined;
 
-const globCondition = (what: string, read: (input: EvalInput) => string) => (v: string | string[]): ConditionBody => {
+/** The reading a pattern takes where it decides a permit (narrower) or a refusal (broader): see glob.ts. */
+export const readingFor = (polarity: Polarity): GlobReading => (polarity === 'permit' ? 'narrow' : 'broad');
+
+const globCondition = (what: string, read: (input: EvalInput) => string) => (v: string | string[], polarity: Polarity): ConditionBody => {
   const patterns = asList(v);
-  const match = compileGlobs(patterns);
+  const match = compileGlobsAs(patterns, readingFor(polarity));
   const describe = `${what} matches ${list(patterns)}`;
   return { describe, test: (input) => match(read(input)), why: (input) => `${describe} (got "${read(input)}")` };
+};
+
+/**
+ * Kavach compares principal ids exactly. A `*` in one is literal where it would permit (a Kavach
+ * file's `bot-*` must not start admitting `bot-1`), and a glob where it refuses.
+ */
+const identityCondition = (v: string | string[], polarity: Polarity): ConditionBody => {
+  const ids = asList(v);
+  const exact = new Set(ids);
+  const match = polarity === 'permit' ? (id: string) => exact.has(id) : compileGlobs(ids);
+  const describe = `principal id ${polarity === 'permit' ? 'is' : 'matches'} ${list(ids)}`;
+  return { describe, test: ({ ctx }) => match(ctx.principalId), why: ({ ctx }) => `${describe} (got "${ctx.principalId}")` };
 };
 
 // Entries in this order: it is the order "did you mean" suggestions are tried in.
@@ -67,13 +82,13 @@ export const CONDITIONS = {
       return { describe, test: ({ ctx }) => ctx.roles.some((r) => roles.includes(r)), why: ({ ctx }) => `${describe} (has ${ctx.roles.length ? list(ctx.roles) : 'no roles'})` };
     },
   }),
-  identity_id: condition({ schema: oneOrMany(glob), reads: 'principal', compile: globCondition('principal id', ({ ctx }) => ctx.principalId) }),
+  identity_id: condition({ schema: oneOrMany(glob), reads: 'principal', compile: identityCondition }),
   action: condition({ schema: oneOrMany(glob), reads: 'action', compile: globCondition('action', ({ ctx }) => ctx.actionName) }),
   resource: condition({
     schema: oneOrMany(glob),
     reads: 'resource',
-    compile: (v) => {
-      const match = compileGlobs(asList(v));
+    compile: (v, polarity) => {
+      const match = compileGlobsAs(asList(v), readingFor(polarity));
       const describe = `resource matches ${list(asList(v))}`;
       return { describe, test: ({ ctx }) => ctx.resource !== undefined && match(ctx.resource), why: ({ ctx }) => `${describe} (got ${ctx.resource === undefined ? 'none' : `"${ctx.resource}"`})` };
     },
