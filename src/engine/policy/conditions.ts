@@ -12,12 +12,12 @@ import { parseDuration, formatDuration } from '../duration.ts';
 import { compileGlobs, compileGlobsAs, type GlobReading } from '../glob.ts';
 import { compileField } from '../json-pointer.ts';
 import { inTimeWindow, parseTimeWindow } from '../conditions/time-window.ts';
-import { compileExcludes } from '../conditions/exclude.ts';
-import { isCanonicalPath, normaliseRoot, pathWithin, rootProblem } from '../conditions/path-within.ts';
+import { compilePathJudge, normaliseRoot, rootProblem } from '../conditions/path-within.ts';
+import { realPathOf } from '../conditions/real-path.ts';
 import { compileHostPatterns, hostPatternProblem, urlHostAllowed } from '../conditions/url-host.ts';
 import { cidrProblem, compileCidrs } from '../conditions/ip-in.ts';
 import {
-  asList, codePointsAtMost, fieldCondition, fold, isScalar, list, NEEDS_FOLD, numeric, scopeKey, show,
+  asList, codePointsAtMost, fieldCondition, isScalar, list, numeric, scopeKey, show,
   type ConditionBody, type ConditionReads, type EvalInput, type Polarity,
 } from './condition.ts';
 import { PER_SCOPES, duration, field, glob, oneOrMany, refineWith, scalar, text } from './value-schemas.ts';
@@ -150,31 +150,29 @@ export const CONDITIONS = {
       roots: z.array(z.string().superRefine(refineWith(rootProblem))).min(1, 'must not be empty'),
       // Subtrees no path may fall in even inside a root, e.g. "*/.env", "*.pem", "*/.git/*" (see exclude.ts).
       exclude: z.array(glob.superRefine(refineWith(excludeProblem))).min(1, 'must not be empty').optional(),
+      // Also judge the path with every symlink resolved (file system I/O per call; see real-path.ts).
+      follow_links: z.boolean().optional(),
     }),
     reads: 'arguments',
     compile: (v, polarity) => {
       const roots = v.roots.map(normaliseRoot);
       // Exclusions live in the allow-list, so they hold for every item of a list (a refuse policy
       // with param_glob sees only one string field and is easy to walk around).
-      const excluded = v.exclude ? compileExcludes(v.exclude, roots) : () => false;
+      const judgeGiven = compilePathJudge(roots, v.exclude);
       const but = v.exclude ? `, none matching ${list(v.exclude)}` : '';
-      // A value that is not one canonical absolute path cannot be judged (see isCanonicalPath).
-      const judge = (p: string): boolean => pathWithin(p, roots) && !excluded(p);
-      // The same path as a case-insensitive file system (macOS, Windows) or a tool that folds
-      // compatibility forms (NFKC, Windows "best fit": U+2025, fullwidth U+FF0E dots and U+FF0F
-      // slash become `..` and `/`) reads it. A path whose folded reading gets another verdict
-      // (`/w/.ENV` past an exclude of `*/.env`, `/ETC/passwd` past a refuse on `/etc`) cannot be judged.
-      const foldedRoots = roots.map(fold);
-      const foldedExcluded = v.exclude ? compileExcludes(v.exclude.map(fold), foldedRoots) : () => false;
-      const judgeFolded = (p: string): boolean => pathWithin(p, foldedRoots) && !foldedExcluded(p);
-      // Roots or globs with upper case letters make even an all-lower-case path worth a second reading.
-      const foldAlways = [...v.roots, ...(v.exclude ?? [])].some((r) => NEEDS_FOLD.test(r));
-      return fieldCondition(v.field, `${v.field} is a path (or list of paths) inside ${list(roots)}${but}`, (x) => {
-        if (!isCanonicalPath(x)) return undefined;
-        const verdict = judge(x);
-        if (!foldAlways && !NEEDS_FOLD.test(x)) return verdict;
-        const folded = fold(x);
-        return isCanonicalPath(folded) && judgeFolded(folded) === verdict ? verdict : undefined;
+      const links = v.follow_links === true ? ', symlinks resolved' : '';
+      const describe = `${v.field} is a path (or list of paths) inside ${list(roots)}${but}${links}`;
+      if (v.follow_links !== true) return fieldCondition(v.field, describe, judgeGiven, polarity, { listable: true });
+      // The real path must pass as well (permit), or either one matches (refuse): see real-path.ts.
+      // Roots are resolved once, here, so a root that is itself a link (macOS /tmp) still holds its real paths.
+      const realRoots = roots.map((r) => realPathOf(r) ?? r);
+      const judgeReal = compilePathJudge(realRoots, v.exclude);
+      const decided = polarity === 'permit' ? false : true;
+      return fieldCondition(v.field, describe, (x) => {
+        const given = judgeGiven(x);
+        if (given === undefined || given === decided) return given; // no I/O when the string decides
+        const real = realPathOf(x as string);
+        return real === undefined ? undefined : judgeReal(real);
       }, polarity, { listable: true });
     },
   }),
