@@ -229,6 +229,18 @@ describe('policies/filesystem-agent.toml', () => {
   });
 });
 
+describe('examples/agents/policies/file-assistant.toml', () => {
+  it('keeps reads and writes out of .git (itself and below), env files and keys', async () => {
+    const gate = await Gate.fromFile(join(DIR, '..', 'examples', 'agents', 'policies', 'file-assistant.toml'), { drift: false });
+    const call = (actionName: string, path: string) => ({ actionName, params: { path, content: 'x' } });
+    expect(await outcome(gate, call('write_file', '/workspace/notes.md'))).toBe('permit:workspace_writes');
+    for (const path of ['/workspace/.git/config', '/workspace/.git', '/workspace/app/.env.local', '/workspace/server.pem']) {
+      expect(await outcome(gate, call('write_file', path)), path).toBe('NO_POLICY_MATCH');
+      expect(await outcome(gate, call('read_file', path)), path).toBe('NO_POLICY_MATCH');
+    }
+  });
+});
+
 describe('policies/kill-switch.toml', () => {
   it('refuses every call when loaded', async () => {
     const gate = await load('kill-switch.toml');
