@@ -29,6 +29,14 @@ describe('action globs: refusals take the broader reading, permits the narrower'
     expect(await outcome(g, as('refund'))).toBe('NO_POLICY_MATCH');
   });
 
+  it('an approve policy takes the narrower reading, as a permit does', async () => {
+    const g = gate([{ name: 'ask', effect: 'approve', conditions: [{ action: 'refund.*' }] }]);
+    expect(await outcome(g, as('refund.create'))).toBe('APPROVAL_REQUIRED');
+    expect(await outcome(g, as('refunds'))).toBe('NO_POLICY_MATCH');
+    expect(globReadingWarnings(parsePolicyDocument({ policies: [{ name: 'ask', effect: 'approve', conditions: [{ action: 'refund.*' }] }] })))
+      .toEqual([expect.stringMatching(/policy 'ask' \(approve\).*does not admit "refunds"/)]);
+  });
+
   it('inside not the reading flips: a permit of "not delete.*" does not admit delete_user', async () => {
     const permit = gate([{ name: 'but_deletes', effect: 'permit', conditions: [{ not: { action: 'delete.*' } }] }]);
     expect(await outcome(permit, as('delete_user'))).toBe('NO_POLICY_MATCH');
