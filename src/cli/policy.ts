@@ -5,6 +5,8 @@ import { PolicyError } from '../engine/errors.ts';
 import { Gate, type GateOptions } from '../engine/gate.ts';
 import { InMemorySessionStore, type SessionState, type SessionStore } from '../engine/stores.ts';
 import { explainPolicies } from '../engine/policy/explain.ts';
+import { globReadingWarnings } from '../engine/policy/glob-readings.ts';
+import { parsePolicyText } from '../engine/policy/load.ts';
 import { formatRefusal } from '../engine/refusal.ts';
 import { formatDuration } from '../engine/duration.ts';
 import type { ApprovalRule } from '../engine/policy/approval-table.ts';
@@ -98,6 +100,11 @@ async function checkOne(file: string): Promise<number> {
     if (p.approval) say(process.stdout, `    ${describeApproval(p.approval)}\n`);
   }
   await gate.close();
+  // The file loaded, so it parses again; the spec (not the compiled set) still holds the patterns.
+  const text = await readFile(file, 'utf8');
+  for (const w of globReadingWarnings(parsePolicyText(text, extname(file).toLowerCase() === '.json' ? 'json' : 'toml'))) {
+    say(process.stdout, `  warning: ${w}\n`);
+  }
   return 0;
 }
 

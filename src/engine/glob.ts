@@ -1,6 +1,11 @@
 /**
  * Globs: `*` matches any run of characters (including none); every other character is literal.
  * `refund.*` matches `refund.full`, not `refunds`. Compiled once to a plain function, no regex.
+ *
+ * Kavach reads a trailing `.*` as a bare prefix (`delete.*` matches `delete_user`), and a policy
+ * file written for Kavach must never get weaker here. So where a pattern decides what is refused
+ * it takes the broader of the two readings, and where it decides what is permitted the narrower
+ * one (see GlobReading); `kavach policy check` names every pattern whose readings differ.
  */
 export type Matcher = (value: string) => boolean;
 
@@ -41,4 +46,33 @@ export function compileGlobs(patterns: readonly string[]): Matcher {
   const matchers = patterns.map(compileGlob);
   if (matchers.length === 1) return matchers[0] as Matcher;
   return (value) => matchers.some((m) => m(value));
+}
+
+/**
+ * Which reading of a pattern a condition takes. `narrow` (what permits): ours, `refund.*` is
+ * `refund.` and more. `broad` (what refuses, what scopes an invariant): ours or Kavach's, so
+ * `refund.*` is the bare prefix `refund`. Only a trailing `.*` reads differently (a trailing `*`
+ * is a prefix either way).
+ */
+export type GlobReading = 'narrow' | 'broad';
+
+/** The pattern whose plain glob reading is the broader of ours and Kavach's. */
+export function broadPattern(pattern: string): string {
+  return pattern.endsWith('.*') ? `${pattern.slice(0, -2)}*` : pattern;
+}
+
+export function compileGlobsAs(patterns: readonly string[], reading: GlobReading): Matcher {
+  return compileGlobs(reading === 'broad' ? patterns.map(broadPattern) : patterns);
+}
+
+/**
+ * A value the broad reading of `pattern` matches and the narrow one does not (`refund.*` →
+ * `refunds`), or undefined when both readings agree.
+ */
+export function readingsDisagreeOn(pattern: string): string | undefined {
+  if (!pattern.endsWith('.*')) return undefined;
+  const narrow = compileGlob(pattern);
+  const broad = compileGlob(broadPattern(pattern));
+  const stem = pattern.slice(0, -2).replaceAll('*', '');
+  return [`${stem}s`, `${stem}_x`, stem].find((v) => broad(v) && !narrow(v));
 }

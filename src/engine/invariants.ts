@@ -1,7 +1,7 @@
 import type { ActionContext } from './context.ts';
 import { formatDuration, parseDuration } from './duration.ts';
 import { PolicyError } from './errors.ts';
-import { compileGlobs, type Matcher } from './glob.ts';
+import { compileGlobsAs, type Matcher } from './glob.ts';
 import { compileField } from './json-pointer.ts';
 import type { EvalInput } from './policy/compile.ts';
 import { parseInvariant } from './policy/load.ts';
@@ -70,8 +70,13 @@ export function compileFileInvariants(specs: readonly FileInvariantSpec[]): Inva
   return specs.map(fromFileSpec);
 }
 
+/**
+ * Invariants only ever refuse, so their patterns take the broader reading (glob.ts): `actions`
+ * and `blocked_actions` reach Kavach's bare prefix too. `allowed_actions` is the one list that
+ * lets calls through, so it takes the narrower one.
+ */
 function actionsMatcher(actions: readonly string[] | undefined): Matcher {
-  return actions ? compileGlobs(actions) : () => true;
+  return actions ? compileGlobsAs(actions, 'broad') : () => true;
 }
 
 function fromFileSpec(spec: FileInvariantSpec): Invariant {
@@ -134,9 +139,9 @@ function fromSpec(spec: FileInvariantSpec, appliesTo: Matcher): Invariant {
     };
   }
   if ('allowed_actions' in spec) {
-    const allowed = compileGlobs(spec.allowed_actions);
+    const allowed = compileGlobsAs(spec.allowed_actions, 'narrow');
     return { name, appliesTo, violation: ({ ctx }) => (allowed(ctx.actionName) ? undefined : `'${name}': '${ctx.actionName}' is not an allowed action`) };
   }
-  const blocked = compileGlobs(spec.blocked_actions);
+  const blocked = compileGlobsAs(spec.blocked_actions, 'broad');
   return { name, appliesTo, violation: ({ ctx }) => (blocked(ctx.actionName) ? `'${name}': '${ctx.actionName}' is a blocked action` : undefined) };
 }

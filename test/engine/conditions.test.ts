@@ -29,11 +29,12 @@ describe('identity conditions', () => {
     expect(await holds({ identity_role: 'supp*' }, { roles: ['support'] })).toBe(false);
   });
 
-  it('identity_id is a glob on the principal id', async () => {
-    expect(await holds({ identity_id: 'agent-*' })).toBe(true);
+  it('identity_id is an exact id where it permits (Kavach compares ids exactly; see glob-readings.test.ts)', async () => {
+    expect(await holds({ identity_id: 'agent-*' })).toBe(false);
     expect(await holds({ identity_id: 'agent-1' })).toBe(true);
     expect(await holds({ identity_id: 'agent-2' })).toBe(false);
-    expect(await holds({ identity_id: ['svc-*', '*-1'] })).toBe(true);
+    expect(await holds({ identity_id: ['svc-*', 'agent-1'] })).toBe(true);
+    expect(await holds({ identity_id: ['svc-*', '*-1'] })).toBe(false);
   });
 });
 

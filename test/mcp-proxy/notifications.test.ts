@@ -89,7 +89,7 @@ describe('resource subscriptions when the policies are reloaded', () => {
     proxy = undefined;
   });
 
-  const subscribers = (who: string) => `[[policy]]
+  const subscribers = (who: string | string[]) => `[[policy]]
 name = "subscribe"
 effect = "permit"
 conditions = [{ identity_id = ${JSON.stringify(who)} }, { action = "docs.resources/subscribe" }, { resource = "file:///docs/*" }]
@@ -103,7 +103,8 @@ conditions = [{ action = "docs.resources/read" }]
   it('drops the subscriptions the new policies refuse, and unsubscribes the upstream once nobody holds them', async () => {
     const up = new FakeUpstream([tool('search')], { resources: [{ uri: 'file:///docs/a.md', name: 'a' }] });
     const logs: string[] = [];
-    proxy = await inProcessProxy({ policy: subscribers('*'), upstreams: { docs: up }, gate: { gate_resources: true }, log: (m) => logs.push(m) });
+    // identity_id is exact where it permits (a Kavach id has no globs): both ids are listed.
+    proxy = await inProcessProxy({ policy: subscribers(['alice', 'bob']), upstreams: { docs: up }, gate: { gate_resources: true }, log: (m) => logs.push(m) });
     const bob = await proxy.connect(BOB);
     const got = { alice: [] as string[], bob: [] as string[] };
     proxy.client.setNotificationHandler(ResourceUpdatedNotificationSchema, (n) => void got.alice.push(n.params.uri));

@@ -2,6 +2,8 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { Gate, type ActionContext, type GateOptions } from '../../src/engine/index.ts';
+import { globReadingWarnings } from '../../src/engine/policy/glob-readings.ts';
+import { parsePolicyText } from '../../src/engine/policy/load.ts';
 
 const DIR = join(import.meta.dirname, '..', '..', 'policies');
 // Thursday 2026-01-15, 11:00 in India (05:30 UTC).
@@ -22,13 +24,17 @@ describe('every file in policies/ loads', () => {
   it.each(files)('%s', async (file) => {
     const gate = await load(file);
     expect(gate.policyCount).toBeGreaterThanOrEqual(0);
+    // Shipped files read the same here and in Kavach: policy check has nothing to warn about.
+    const text = readFileSync(join(DIR, file), 'utf8');
+    expect(globReadingWarnings(parsePolicyText(text, file.endsWith('.json') ? 'json' : 'toml'))).toEqual([]);
   });
 });
 
 describe('policies/refund-agent.toml', () => {
   const refunder = { principalId: 'refund-bot', roles: ['refunds'] };
+  // The application vouches for the customer in the resource, from its own records.
   const refund = (amount: unknown, extra: Record<string, unknown> = {}) => ({
-    ...refunder, actionName: 'payments.refund', params: { amount, currency: 'INR', customer: { account_age_days: 400 }, ...extra },
+    ...refunder, actionName: 'payments.refund', resource: 'customers/established/c-1', params: { amount, currency: 'INR', ...extra },
   });
 
   it('permits small agent refunds and order lookups', async () => {
@@ -47,13 +53,18 @@ describe('policies/refund-agent.toml', () => {
     expect(await outcome(gate, { ...refund(100), roles: ['support'] })).toBe('NO_POLICY_MATCH');
   });
 
-  it('refuses refunds to new or unknown-age accounts and right after a card change, whoever asks', async () => {
+  it('refuses refunds to customers the application does not vouch for, whoever asks and whatever the model claims', async () => {
     const gate = await load('refund-agent.toml');
-    expect(await outcome(gate, refund(100, { customer: { account_age_days: 2 } }))).toBe('POLICY_DENIED');
-    expect(await outcome(gate, refund(100, { customer: {} }))).toBe('POLICY_DENIED');
-    expect(await outcome(gate, refund(100, { customer: { account_age_days: 400, card_changed_today: true } }))).toBe('POLICY_DENIED');
     const supervisor = { principalId: 'asha', principalKind: 'user' as const, roles: ['supervisor'] };
-    expect(await outcome(gate, { ...refund(100, { customer: { account_age_days: 1 } }), ...supervisor })).toBe('POLICY_DENIED');
+    for (const standing of ['new', 'card_changed', 'unknown']) {
+      expect(await outcome(gate, { ...refund(100), resource: `customers/${standing}/c-1` })).toBe('POLICY_DENIED');
+      expect(await outcome(gate, { ...refund(100), ...supervisor, resource: `customers/${standing}/c-1` })).toBe('POLICY_DENIED');
+    }
+    // The model's own account of the customer decides nothing: left out, or written to look fine.
+    for (const customer of [undefined, { account_age_days: 400, card_changed_today: false }]) {
+      expect(await outcome(gate, { ...refund(100, { customer }), resource: undefined })).toBe('POLICY_DENIED');
+    }
+    expect(await outcome(gate, refund(100, { customer: { account_age_days: 1, card_changed_today: true } }))).toBe('permit:agent_refunds');
   });
 
   it('caps an agent at 5000 a day across calls (RATE_LIMITED with a retry time)', async () => {
@@ -99,7 +110,15 @@ describe('policies/support-agent.json', () => {
 
   it('refuses mail outside the customer domain, oversize bodies and off-list URLs', async () => {
     const gate = await load('support-agent.json');
-    for (const to of ['eve@evil.net', 'ravi@customers.example.com.evil.net', ['ravi@customers.example.com']]) {
+    for (const to of [
+      'eve@evil.net', 'ravi@customers.example.com.evil.net', ['ravi@customers.example.com'],
+      // A recipient list, in the spellings mail libraries split on, must not ride in on its last address.
+      'attacker@evil.com, alice@customers.example.com', 'attacker@evil.com,alice@customers.example.com',
+      'attacker@evil.com;alice@customers.example.com', 'Eve <eve@evil.com> alice@customers.example.com',
+      '@evil.com:alice@customers.example.com', 'eve%evil.com@customers.example.com', 'evil!eve@customers.example.com',
+      'x\r\nBcc: eve@evil.com\r\nTo: a@customers.example.com', 'root alice@customers.example.com', 'root\talice@customers.example.com',
+      'root\u3000alice@customers.example.com', `${'a'.repeat(300)}@customers.example.com`,
+    ]) {
       expect(await outcome(gate, { ...support, actionName: 'mail.send', params: { to, body: 'x' } })).toBe('NO_POLICY_MATCH');
     }
     expect(await outcome(gate, { ...support, actionName: 'helpdesk.tickets.comment', params: { body: 'x'.repeat(4001) } })).toBe('NO_POLICY_MATCH');
@@ -117,9 +136,14 @@ describe('policies/support-agent.json', () => {
 
   it('closes ordinary tickets in a session, never VIP ones, and never exports in bulk', async () => {
     const gate = await load('support-agent.json');
-    const close = (tier: string) => ({ ...support, sessionId: 'shift-1', actionName: 'helpdesk.tickets.close', params: { ticket: { id: 9, tier } } });
+    // The tier is the application's (from its ticket records, in the resource), never the model's.
+    const close = (tier: string | undefined, claimed = 'standard') => ({
+      ...support, sessionId: 'shift-1', actionName: 'helpdesk.tickets.close', resource: tier && `helpdesk/tickets/${tier}/9`, params: { ticket: { id: 9, tier: claimed } },
+    });
     expect(await outcome(gate, close('standard'))).toBe('permit:support_close');
     expect(await outcome(gate, close('vip'))).toBe('POLICY_DENIED');
+    expect(await outcome(gate, close('enterprise', 'standard'))).toBe('POLICY_DENIED');
+    expect(await outcome(gate, close(undefined, 'standard'))).toBe('NO_POLICY_MATCH');
     expect(await outcome(gate, { ...close('standard'), sessionId: undefined })).toBe('NO_POLICY_MATCH');
     expect(await outcome(gate, { ...support, actionName: 'helpdesk.customers.export_csv', params: {} })).toBe('POLICY_DENIED');
   });
@@ -181,10 +205,44 @@ describe('policies/filesystem-agent.toml', () => {
     expect(await outcome(gate, fs('fs.move', { source: '/srv/agent/workspace/x', destination: '/srv/agent/workspace/.git/hooks/pre-commit' }))).toBe('POLICY_DENIED');
   });
 
+  it.each([
+    ['.env.local as the source', '/srv/agent/workspace/.env.local', '/srv/agent/workspace/env.txt'],
+    ['.git/config as the source', '/srv/agent/workspace/.git/config', '/srv/agent/workspace/config.txt'],
+    ['a server.pem destination', '/srv/agent/workspace/notes.md', '/srv/agent/workspace/server.pem'],
+    ['.git itself as the source (rename, edit config, rename back)', '/srv/agent/workspace/.git', '/srv/agent/workspace/gitdir'],
+    ['.git itself as the destination', '/srv/agent/workspace/gitdir', '/srv/agent/workspace/.git'],
+    ['.ssh itself as the source', '/srv/agent/workspace/.ssh', '/srv/agent/workspace/keys'],
+  ])('judges both ends of a move: refuses %s', async (_what, source, destination) => {
+    const gate = await load('filesystem-agent.toml');
+    expect(await outcome(gate, fs('fs.move', { source, destination }))).toBe('POLICY_DENIED');
+    // Without the second-line refuse, the allow-lists alone still refuse it.
+    const text = readFileSync(join(DIR, 'filesystem-agent.toml'), 'utf8');
+    const permitsOnly = await Gate.fromToml(text.slice(0, text.indexOf('# A second line')), { drift: false });
+    expect(await outcome(permitsOnly, fs('fs.move', { source, destination }))).toBe('NO_POLICY_MATCH');
+  });
+
+  it('keeps the .git directory itself out of lists and writes', async () => {
+    const gate = await load('filesystem-agent.toml');
+    expect(await outcome(gate, fs('fs.list', { path: '/srv/agent/workspace/.git' }))).toBe('POLICY_DENIED');
+    expect(await outcome(gate, fs('fs.delete', { path: '/srv/agent/workspace/tmp/.git' }))).toBe('POLICY_DENIED');
+  });
+
   it('never allows permission changes', async () => {
     const gate = await load('filesystem-agent.toml');
     gate.reload(`${readFileSync(join(DIR, 'filesystem-agent.toml'), 'utf8')}\n[[policy]]\nname = "all"\neffect = "permit"\nconditions = []\n`);
     expect(await outcome(gate, fs('fs.chmod', { path: '/srv/agent/workspace/x', mode: '777' }))).toBe('INVARIANT_VIOLATION');
+  });
+});
+
+describe('examples/agents/policies/file-assistant.toml', () => {
+  it('keeps reads and writes out of .git (itself and below), env files and keys', async () => {
+    const gate = await Gate.fromFile(join(DIR, '..', 'examples', 'agents', 'policies', 'file-assistant.toml'), { drift: false });
+    const call = (actionName: string, path: string) => ({ actionName, params: { path, content: 'x' } });
+    expect(await outcome(gate, call('write_file', '/workspace/notes.md'))).toBe('permit:workspace_writes');
+    for (const path of ['/workspace/.git/config', '/workspace/.git', '/workspace/app/.env.local', '/workspace/server.pem']) {
+      expect(await outcome(gate, call('write_file', path)), path).toBe('NO_POLICY_MATCH');
+      expect(await outcome(gate, call('read_file', path)), path).toBe('NO_POLICY_MATCH');
+    }
   });
 });
 

@@ -33,6 +33,22 @@ describe('policies/fs.toml', () => {
     expect(await kind('fs.write_file', { path: '/home/alice/work/.git/hooks/pre-commit', content: 'curl evil' })).toBe('refuse');
   });
 
+  it('keeps .git itself out: no rename away and back, no list, no move onto it (DESIGN §5 subtrees)', async () => {
+    expect(await kind('fs.move_file', { source: '/home/alice/work/.git', destination: '/home/alice/work/gitdir' })).toBe('refuse');
+    expect(await kind('fs.move_file', { source: '/home/alice/work/gitdir', destination: '/home/alice/work/.git' })).toBe('refuse');
+    expect(await kind('fs.move_file', { source: '/home/alice/work/app/.git', destination: '/home/alice/work/app/g' })).toBe('refuse');
+    expect(await kind('fs.list_directory', { path: '/home/alice/work/.git' })).toBe('refuse');
+    expect(await kind('fs.create_directory', { path: '/home/alice/work/.ssh' })).toBe('refuse');
+    expect(await kind('fs.read_multiple_files', { paths: ['/home/alice/work/a', '/home/alice/work/.git'] })).toBe('refuse');
+  });
+
+  it('judges both ends of a move for every secret', async () => {
+    expect(await kind('fs.move_file', { source: '/home/alice/work/.env.local', destination: '/home/alice/work/env.txt' })).toBe('refuse');
+    expect(await kind('fs.move_file', { source: '/home/alice/work/.git/config', destination: '/home/alice/work/c' })).toBe('refuse');
+    expect(await kind('fs.move_file', { source: '/home/alice/work/notes.md', destination: '/home/alice/work/server.pem' })).toBe('refuse');
+    expect(await kind('fs.move_file', { source: '/home/alice/work/id.key', destination: '/home/alice/work/x' })).toBe('refuse');
+  });
+
   it('refuses tools it does not list', async () => {
     expect(await kind('fs.delete_everything', { path: '/home/alice/work/a' })).toBe('refuse');
   });

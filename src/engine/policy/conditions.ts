@@ -9,14 +9,15 @@ import { z } from 'zod';
 import { PRINCIPAL_KINDS } from '../context.ts';
 import type { JsonValue } from '../context.ts';
 import { parseDuration, formatDuration } from '../duration.ts';
-import { compileGlobs } from '../glob.ts';
+import { compileGlobs, compileGlobsAs, type GlobReading } from '../glob.ts';
 import { compileField } from '../json-pointer.ts';
 import { inTimeWindow, parseTimeWindow } from '../conditions/time-window.ts';
-import { isCanonicalPath, normaliseRoot, pathWithin, rootProblem } from '../conditions/path-within.ts';
+import { compilePathJudge, normaliseRoot, rootProblem } from '../conditions/path-within.ts';
+import { realPathOf } from '../conditions/real-path.ts';
 import { compileHostPatterns, hostPatternProblem, urlHostAllowed } from '../conditions/url-host.ts';
 import { cidrProblem, compileCidrs } from '../conditions/ip-in.ts';
 import {
-  asList, codePointsAtMost, fieldCondition, fold, isScalar, list, NEEDS_FOLD, numeric, scopeKey, show,
+  asList, codePointsAtMost, fieldCondition, isScalar, list, numeric, scopeKey, show,
   type ConditionBody, type ConditionReads, type EvalInput, type Polarity,
 } from './condition.ts';
 import { PER_SCOPES, duration, field, glob, oneOrMany, refineWith, scalar, text } from './value-schemas.ts';
@@ -39,11 +40,26 @@ const excludeProblem = (g: string): string | undefined =>
     ? `"${g}" would never match a path (paths are absolute, without a trailing /): write e.g. "*/.env" or "*/.git/*"`
     : undefined;
 
-const globCondition = (what: string, read: (input: EvalInput) => string) => (v: string | string[]): ConditionBody => {
+/** The reading a pattern takes where it decides a permit (narrower) or a refusal (broader): see glob.ts. */
+export const readingFor = (polarity: Polarity): GlobReading => (polarity === 'permit' ? 'narrow' : 'broad');
+
+const globCondition = (what: string, read: (input: EvalInput) => string) => (v: string | string[], polarity: Polarity): ConditionBody => {
   const patterns = asList(v);
-  const match = compileGlobs(patterns);
+  const match = compileGlobsAs(patterns, readingFor(polarity));
   const describe = `${what} matches ${list(patterns)}`;
   return { describe, test: (input) => match(read(input)), why: (input) => `${describe} (got "${read(input)}")` };
+};
+
+/**
+ * Kavach compares principal ids exactly. A `*` in one is literal where it would permit (a Kavach
+ * file's `bot-*` must not start admitting `bot-1`), and a glob where it refuses.
+ */
+const identityCondition = (v: string | string[], polarity: Polarity): ConditionBody => {
+  const ids = asList(v);
+  const exact = new Set(ids);
+  const match = polarity === 'permit' ? (id: string) => exact.has(id) : compileGlobs(ids);
+  const describe = `principal id ${polarity === 'permit' ? 'is' : 'matches'} ${list(ids)}`;
+  return { describe, test: ({ ctx }) => match(ctx.principalId), why: ({ ctx }) => `${describe} (got "${ctx.principalId}")` };
 };
 
 // Entries in this order: it is the order "did you mean" suggestions are tried in.
@@ -66,13 +82,13 @@ export const CONDITIONS = {
       return { describe, test: ({ ctx }) => ctx.roles.some((r) => roles.includes(r)), why: ({ ctx }) => `${describe} (has ${ctx.roles.length ? list(ctx.roles) : 'no roles'})` };
     },
   }),
-  identity_id: condition({ schema: oneOrMany(glob), reads: 'principal', compile: globCondition('principal id', ({ ctx }) => ctx.principalId) }),
+  identity_id: condition({ schema: oneOrMany(glob), reads: 'principal', compile: identityCondition }),
   action: condition({ schema: oneOrMany(glob), reads: 'action', compile: globCondition('action', ({ ctx }) => ctx.actionName) }),
   resource: condition({
     schema: oneOrMany(glob),
     reads: 'resource',
-    compile: (v) => {
-      const match = compileGlobs(asList(v));
+    compile: (v, polarity) => {
+      const match = compileGlobsAs(asList(v), readingFor(polarity));
       const describe = `resource matches ${list(asList(v))}`;
       return { describe, test: ({ ctx }) => ctx.resource !== undefined && match(ctx.resource), why: ({ ctx }) => `${describe} (got ${ctx.resource === undefined ? 'none' : `"${ctx.resource}"`})` };
     },
@@ -132,33 +148,31 @@ export const CONDITIONS = {
     schema: z.strictObject({
       field,
       roots: z.array(z.string().superRefine(refineWith(rootProblem))).min(1, 'must not be empty'),
-      // Globs no path may match even inside a root, e.g. "*/.env", "*.pem".
+      // Subtrees no path may fall in even inside a root, e.g. "*/.env", "*.pem", "*/.git/*" (see exclude.ts).
       exclude: z.array(glob.superRefine(refineWith(excludeProblem))).min(1, 'must not be empty').optional(),
+      // Also judge the path with every symlink resolved (file system I/O per call; see real-path.ts).
+      follow_links: z.boolean().optional(),
     }),
     reads: 'arguments',
     compile: (v, polarity) => {
       const roots = v.roots.map(normaliseRoot);
       // Exclusions live in the allow-list, so they hold for every item of a list (a refuse policy
       // with param_glob sees only one string field and is easy to walk around).
-      const excluded = v.exclude ? compileGlobs(v.exclude) : () => false;
+      const judgeGiven = compilePathJudge(roots, v.exclude);
       const but = v.exclude ? `, none matching ${list(v.exclude)}` : '';
-      // A value that is not one canonical absolute path cannot be judged (see isCanonicalPath).
-      const judge = (p: string): boolean => pathWithin(p, roots) && !excluded(p);
-      // The same path as a case-insensitive file system (macOS, Windows) or a tool that folds
-      // compatibility forms (NFKC, Windows "best fit": U+2025, fullwidth U+FF0E dots and U+FF0F
-      // slash become `..` and `/`) reads it. A path whose folded reading gets another verdict
-      // (`/w/.ENV` past an exclude of `*/.env`, `/ETC/passwd` past a refuse on `/etc`) cannot be judged.
-      const foldedRoots = roots.map(fold);
-      const foldedExcluded = v.exclude ? compileGlobs(v.exclude.map(fold)) : () => false;
-      const judgeFolded = (p: string): boolean => pathWithin(p, foldedRoots) && !foldedExcluded(p);
-      // Roots or globs with upper case letters make even an all-lower-case path worth a second reading.
-      const foldAlways = [...v.roots, ...(v.exclude ?? [])].some((r) => NEEDS_FOLD.test(r));
-      return fieldCondition(v.field, `${v.field} is a path (or list of paths) inside ${list(roots)}${but}`, (x) => {
-        if (!isCanonicalPath(x)) return undefined;
-        const verdict = judge(x);
-        if (!foldAlways && !NEEDS_FOLD.test(x)) return verdict;
-        const folded = fold(x);
-        return isCanonicalPath(folded) && judgeFolded(folded) === verdict ? verdict : undefined;
+      const links = v.follow_links === true ? ', symlinks resolved' : '';
+      const describe = `${v.field} is a path (or list of paths) inside ${list(roots)}${but}${links}`;
+      if (v.follow_links !== true) return fieldCondition(v.field, describe, judgeGiven, polarity, { listable: true });
+      // The real path must pass as well (permit), or either one matches (refuse): see real-path.ts.
+      // Roots are resolved once, here, so a root that is itself a link (macOS /tmp) still holds its real paths.
+      const realRoots = roots.map((r) => realPathOf(r) ?? r);
+      const judgeReal = compilePathJudge(realRoots, v.exclude);
+      const decided = polarity === 'permit' ? false : true;
+      return fieldCondition(v.field, describe, (x) => {
+        const given = judgeGiven(x);
+        if (given === undefined || given === decided) return given; // no I/O when the string decides
+        const real = realPathOf(x as string);
+        return real === undefined ? undefined : judgeReal(real);
       }, polarity, { listable: true });
     },
   }),
