@@ -126,6 +126,19 @@ describe('combining with approve', () => {
     expect(code(await gate.evaluate(refund(2)))).toBe('APPROVAL_REQUIRED');
   });
 
+  it('asks a human for a value it cannot judge, rather than letting it ride past to an unbounded permit', async () => {
+    const gate = gateOf(refundPolicy());
+    const asked = (amount: unknown) => gate.evaluate({ ...refund(0), params: { amount, order: 'o-1' } });
+    for (const amount of ['5000', [5000], { n: 5000 }, true]) expect(code(await asked(amount))).toBe('APPROVAL_REQUIRED');
+    expect(code(await asked(100))).toBe('permit');
+  });
+
+  it('compares principal ids exactly in an approve policy (a * is literal), like a permit policy', async () => {
+    const gate = gateOf({ policies: [{ name: 'ask', effect: 'approve', conditions: [{ identity_id: 'bot-*' }] }] });
+    expect(code(await gate.evaluate({ principalId: 'bot-*', principalKind: 'agent', actionName: 'x' }))).toBe('APPROVAL_REQUIRED');
+    expect(code(await gate.evaluate({ principalId: 'bot-1', principalKind: 'agent', actionName: 'x' }))).toBe('NO_POLICY_MATCH');
+  });
+
   it('reads globs in an approve policy the narrower way, like a permit policy', async () => {
     const gate = gateOf({ policies: [{ name: 'ask', effect: 'approve', conditions: [{ action: 'refund.*' }] }] });
     expect(code(await gate.evaluate({ principalId: 'a', principalKind: 'agent', actionName: 'refund.create' }))).toBe('APPROVAL_REQUIRED');

@@ -51,8 +51,11 @@ export type ConditionBody = Omit<Condition, 'key' | 'reads'>;
  * unjudgeable value (a string where a number belongs, an object where a path belongs) fails the
  * condition; in a refuse policy it matches it. Either way the call is refused: `"5000"` must not
  * slip past `refuse when amount >= 1000` to a tool that coerces it back to 5000. `not` flips it.
+ * An approve policy judges values like a refuse policy (an unjudgeable `"5000"` asks a human rather
+ * than riding past `param_min` to an unbounded permit) and reads globs like a permit policy (a grant
+ * lets a call through, so `refund.*` asks only for `refund.<x>`).
  */
-export type Polarity = 'permit' | 'refuse';
+export type Polarity = 'permit' | 'refuse' | 'approve';
 
 /**
  * Whether a condition depends only on who is calling and what (and on the resource, when one is

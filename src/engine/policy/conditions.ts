@@ -41,7 +41,7 @@ const excludeProblem = (g: string): string | undefined =>
     : undefined;
 
 /** The reading a pattern takes where it decides a permit (narrower) or a refusal (broader): see glob.ts. */
-export const readingFor = (polarity: Polarity): GlobReading => (polarity === 'permit' ? 'narrow' : 'broad');
+export const readingFor = (polarity: Polarity): GlobReading => (polarity === 'refuse' ? 'broad' : 'narrow');
 
 const globCondition = (what: string, read: (input: EvalInput) => string) => (v: string | string[], polarity: Polarity): ConditionBody => {
   const patterns = asList(v);
@@ -57,8 +57,8 @@ const globCondition = (what: string, read: (input: EvalInput) => string) => (v: 
 const identityCondition = (v: string | string[], polarity: Polarity): ConditionBody => {
   const ids = asList(v);
   const exact = new Set(ids);
-  const match = polarity === 'permit' ? (id: string) => exact.has(id) : compileGlobs(ids);
-  const describe = `principal id ${polarity === 'permit' ? 'is' : 'matches'} ${list(ids)}`;
+  const match = polarity === 'refuse' ? compileGlobs(ids) : (id: string) => exact.has(id);
+  const describe = `principal id ${polarity === 'refuse' ? 'matches' : 'is'} ${list(ids)}`;
   return { describe, test: ({ ctx }) => match(ctx.principalId), why: ({ ctx }) => `${describe} (got "${ctx.principalId}")` };
 };
 

@@ -1,4 +1,4 @@
-import { compileCondition, type Condition, type EvalInput } from './compile.ts';
+import { compileCondition, type Condition, type EvalInput, type Polarity } from './compile.ts';
 import { fixedForTheCaller } from './condition.ts';
 import type { ApprovalRule } from './approval-table.ts';
 import type { Effect, PolicySetSpec, PolicySpec } from './schema.ts';
@@ -135,7 +135,7 @@ function subject(input: EvalInput): string {
 function compilePolicy(spec: PolicySpec): CompiledPolicy {
   // An approve policy reads its conditions as a permit policy does (the narrower reading): what
   // it matches, a person's grant lets through.
-  const polarity = spec.effect === 'refuse' ? 'refuse' : 'permit';
+  const polarity: Polarity = spec.effect;
   const conditions = spec.conditions.map((c) => compileCondition(c, polarity));
   const stateful = conditions.flatMap((condition, position) => (condition.charge ? [{ condition, position }] : []));
   // Action conditions depend on the action name alone: they are checked once per name, when
