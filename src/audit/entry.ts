@@ -35,6 +35,9 @@ export interface EntryOptions {
   clock: () => number;
 }
 
+/** Findings one outcome record keeps; the proxy caps what it records to this. */
+export const MAX_OUTCOME_FINDINGS = 256;
+
 const OUTCOME_SCHEMA = z.strictObject({
   type: z.literal('outcome'),
   evaluationId: z.string().min(1).max(512),
@@ -43,6 +46,13 @@ const OUTCOME_SCHEMA = z.strictObject({
   action: z.string().max(512).optional(),
   session: z.string().max(512).optional(),
   error: z.string().max(4096).optional(),
+  findings: z.array(z.strictObject({
+    screen: z.string().min(1).max(512),
+    detector: z.string().min(1).max(512),
+    path: z.string().max(4096),
+    count: z.number().int().min(1).max(Number.MAX_SAFE_INTEGER),
+  })).max(MAX_OUTCOME_FINDINGS).optional(),
+  withheld: z.literal(true).optional(),
   time: z.number().optional(),
 });
 

@@ -128,6 +128,22 @@ export interface OutcomeRecord extends RecordHeader {
   action?: string;
   session?: string;
   error?: string;
+  /**
+   * What result screening found in the answer (DESIGN §13): where and how often, never the value.
+   * Absent when nothing was found.
+   */
+  findings?: OutcomeFinding[];
+  /** The answer was withheld from the client (a block-mode screen matched: OUTPUT_BLOCKED). */
+  withheld?: true;
+}
+
+/** One result-screening finding as the audit log keeps it. */
+export interface OutcomeFinding {
+  screen: string;
+  detector: string;
+  /** JSON Pointer into the tool's result. */
+  path: string;
+  count: number;
 }
 
 /** Key lifecycle: generated, loaded, rotated, revoked, or the log's own checkpoint key changing. */

@@ -4,8 +4,11 @@ import { formatRefusal } from '../engine/refusal.ts';
 import type { RefuseVerdict, Verdict } from '../engine/verdict.ts';
 import { verdictMeta } from './meta.ts';
 
-/** Refusals the proxy gives itself, before the gate is asked. */
-export type ProxyRefuseCode = 'TOOL_CHANGED' | 'UPSTREAM_UNAVAILABLE';
+/**
+ * Refusals the proxy gives itself: before the gate is asked, or (OUTPUT_BLOCKED) of an answer a
+ * block-mode screen withheld after the gate permitted the call.
+ */
+export type ProxyRefuseCode = 'TOOL_CHANGED' | 'UPSTREAM_UNAVAILABLE' | 'OUTPUT_BLOCKED';
 export type ProxyRefusal = Omit<RefuseVerdict, 'code'> & { code: ProxyRefuseCode };
 
 export function proxyRefusal(code: ProxyRefuseCode, evaluator: string, reason: string): ProxyRefusal {

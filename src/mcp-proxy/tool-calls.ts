@@ -4,6 +4,7 @@ import { requestContext } from './gated-request.ts';
 import { clientProgressToken, forwardedToolMeta, returnedResult, scrubbedError } from './meta.ts';
 import type { ProxySession, ProxyShared } from './proxy-state.ts';
 import { proxyRefusal, proxyRefusalResult, refusalResult, type ProxyRefusal, type ProxyRefuseCode } from './refusals.ts';
+import { screenToolAnswer } from './screening.ts';
 import type { ExposedTool, ToolCatalogue } from './tool-catalogue.ts';
 import type { CallSignal } from './upstream-call.ts';
 
@@ -94,12 +95,16 @@ export class ToolCalls {
     } finally {
       if (upstreamToken !== undefined) upstream.untrackProgress(upstreamToken);
     }
+    // What flows back is screened before the client (or the audit log) holds it.
+    const screened = rethrow === undefined ? screenToolAnswer(this.shared.gate, entry.action, verdict.evaluationId, result) : undefined;
     if (this.outcomes) {
       const record: OutcomeEntry = { type: 'outcome', time: Date.now(), evaluationId: verdict.evaluationId, action: entry.action, outcome, durationMs: performance.now() - started };
+      if (screened?.findings) record.findings = screened.findings;
+      if (screened?.withheld) record.withheld = true;
       this.outcomes.append(record).catch((err: unknown) => this.shared.log(`audit: could not record the outcome of ${verdict.evaluationId}: ${String(err)}`));
     }
-    if (rethrow !== undefined) throw rethrow;
-    return returnedResult(result, verdict);
+    if (rethrow !== undefined || screened === undefined) throw rethrow;
+    return screened.withheld ? screened.result : returnedResult(screened.result, verdict);
   }
 
   /** The refusal of a tool the pin check holds back, if it does. */
