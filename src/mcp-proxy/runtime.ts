@@ -94,7 +94,11 @@ export async function startRuntime(config: ProxyConfig): Promise<ProxyRuntime> {
       opts.audit = auditLog;
       outcomes = {
         append: (r) => r.type === 'outcome'
-          ? auditLog.append({ type: 'outcome', evaluationId: r.evaluationId, outcome: r.outcome, durationMs: Math.round(r.durationMs * 1000) / 1000, time: r.time })
+          ? auditLog.append({
+            type: 'outcome', evaluationId: r.evaluationId, outcome: r.outcome, durationMs: Math.round(r.durationMs * 1000) / 1000, time: r.time,
+            // Result screening: where something was found (never the value), and whether it was withheld.
+            ...(r.findings ? { findings: r.findings } : {}), ...(r.withheld ? { withheld: r.withheld } : {}),
+          })
           : auditLog.append({ ...r }),
       };
     }
