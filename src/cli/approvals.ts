@@ -151,7 +151,11 @@ function socketBackend(proxies: ControlConnection[]): Backend {
 async function redisBackend(config: ProxyConfig): Promise<Backend> {
   const redis = config.redis as NonNullable<ProxyConfig['redis']>;
   const { RedisApprovalStore } = await import('../redis/approval-store.ts');
-  const store = new RedisApprovalStore(redis.url, { onWarning: () => undefined, ...(redis.commandTimeoutMs !== undefined ? { commandTimeoutMs: redis.commandTimeoutMs } : {}) });
+  const store = new RedisApprovalStore(redis.url, {
+    onWarning: () => undefined,
+    ...(redis.commandTimeoutMs !== undefined ? { commandTimeoutMs: redis.commandTimeoutMs } : {}),
+    ...(redis.keyPrefix !== undefined ? { keyPrefix: redis.keyPrefix } : {}),
+  });
   // No audit log here: the proxies own theirs (one writer each). The decision stays with the request.
   const approvals = new Approvals({ store, clock: Date.now, audit: undefined, record: () => undefined, warn: () => undefined });
   return {

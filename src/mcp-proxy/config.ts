@@ -133,6 +133,8 @@ const configSchema = z.strictObject({
     peers: z.string().min(1).optional(),
     /** Deadline of each Redis command; past it the call is refused STORE_UNAVAILABLE (default 100). */
     command_timeout_ms: z.number().int().min(1).max(60_000).optional(),
+    /** Prefix of every key (default `kavach:`): deployments sharing one Redis keep apart by it. */
+    key_prefix: z.string().min(1).max(200).regex(/^[^*?[\]\s]+$/, 'must not contain glob characters or spaces').optional(),
   }).optional(),
   tools: z.strictObject({
     /** List every upstream tool, not only those the principal could be permitted. */
@@ -224,7 +226,7 @@ export interface ProxyConfig {
   identity?: PrincipalConfig;
   keys?: { path: string; passphraseEnv?: string; mode: 'hybrid' | 'pq'; signPermits: boolean };
   audit?: { path: string; recordArgs: boolean; redact: string[]; anchor?: string };
-  redis?: { url: string; peers?: string; commandTimeoutMs?: number };
+  redis?: { url: string; peers?: string; commandTimeoutMs?: number; keyPrefix?: string };
   tools: { showAll: boolean; pinning: boolean; pinsFile: string; callTimeoutMs: number };
   servers: ServerConfig[];
   http?: { listen: string; allowedOrigins: string[]; allowedHosts: string[]; clients: HttpClientConfig[] };
@@ -332,6 +334,7 @@ export function parseConfig(doc: unknown, opts: { file?: string; env?: NodeJS.Pr
     config.redis = { url: raw.redis.url };
     if (raw.redis.peers !== undefined) config.redis.peers = abs(raw.redis.peers);
     if (raw.redis.command_timeout_ms !== undefined) config.redis.commandTimeoutMs = raw.redis.command_timeout_ms;
+    if (raw.redis.key_prefix !== undefined) config.redis.keyPrefix = raw.redis.key_prefix;
   }
   if (raw.http) {
     const tokens = new Set<string>();

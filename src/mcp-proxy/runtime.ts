@@ -104,7 +104,11 @@ export async function startRuntime(config: ProxyConfig): Promise<ProxyRuntime> {
     if (config.redis) {
       const redis = await loadRedis();
       const url = config.redis.url;
-      const storeOptions = { onWarning: log, ...(config.redis.commandTimeoutMs !== undefined ? { commandTimeoutMs: config.redis.commandTimeoutMs } : {}) };
+      const storeOptions = {
+        onWarning: log,
+        ...(config.redis.commandTimeoutMs !== undefined ? { commandTimeoutMs: config.redis.commandTimeoutMs } : {}),
+        ...(config.redis.keyPrefix !== undefined ? { keyPrefix: config.redis.keyPrefix } : {}),
+      };
       // Replicas share windows on Redis' clock: one replica's clock drift cannot loosen a limit.
       const rate = new redis.RedisRateStore(url, { ...storeOptions, clock: 'redis' });
       const session = new redis.RedisSessionStore(url, storeOptions);

@@ -167,6 +167,11 @@ describe('proxy config', () => {
       expect(errorOf(`${BASE}[keys]\npath = "k"\n[audit]\npath = "a.jsonl"\nredact = ["content"]\n`).path).toBe('audit.redact[0]');
     });
 
+    it('reads [redis] key_prefix (no glob characters)', () => {
+      expect(parse(`${BASE}[redis]\nurl = "redis://127.0.0.1:6379"\nkey_prefix = "team-a:"\n`).redis?.keyPrefix).toBe('team-a:');
+      expect(errorOf(`${BASE}[redis]\nurl = "redis://127.0.0.1:6379"\nkey_prefix = "team*"\n`).path).toBe('redis.key_prefix');
+    });
+
     it('reads [[http.clients]] approver', () => {
       const config = parse(`${BASE}[http]\n[[http.clients]]\ntoken = "${TOKEN}"\nprincipal_id = "ci"\nprincipal_kind = "service"\napprover = "alice"\n`);
       expect(config.http?.clients[0]?.approver).toBe('alice');
