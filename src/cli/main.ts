@@ -13,10 +13,11 @@ const COMMANDS: Record<string, { module: string; summary: string }> = {
   permit: { module: 'permit', summary: 'verify TOKEN --keys public.json [--audience A] [--action X]' },
   audit: { module: 'audit', summary: 'verify | show | stats | report' },
   mcp: { module: 'mcp/index', summary: 'run the MCP proxy (--config kavach.toml), check, install, uninstall, approve-tools' },
+  approvals: { module: 'approvals', summary: 'list | show | grant | deny ID --config kavach.toml: calls waiting for a person' },
 };
 
 function usage(): string {
-  const lines = Object.entries(COMMANDS).map(([name, c]) => `  kavach ${name.padEnd(7)} ${c.summary}`);
+  const lines = Object.entries(COMMANDS).map(([name, c]) => `  kavach ${name.padEnd(9)} ${c.summary}`);
   return `usage:\n${lines.join('\n')}\n  kavach --version\nkavach COMMAND --help describes each command.\n`;
 }
 

@@ -61,7 +61,29 @@ const httpClient = z.strictObject({
   principal_id: z.string().min(1),
   principal_kind: principalKind,
   roles: z.array(z.string()).default([]),
+  /** The human at this client, when they answer an elicitation: an `[[approvals.approvers]]` principal_id. */
+  approver: z.string().min(1).optional(),
 });
+
+/** Someone who may decide approval requests: on the web page (with a token), as `--as`, or as the human at a client. */
+const approver = z.strictObject({
+  /** Logs in to the approvals page; an approver without one is named only by `--as` or `client_approver`. */
+  token: z.string().min(16, 'an approver token needs at least 16 characters').optional(),
+  principal_id: z.string().min(1),
+  principal_kind: principalKind.default('user'),
+  roles: z.array(z.string()).default([]),
+});
+
+/** A JSON Pointer list (`/content`), checked as the engine reads it. */
+const pointers = z.array(z.string().superRefine((p, ctx) => {
+  try {
+    pointerSteps(p);
+  } catch (err) {
+    ctx.addIssue({ code: 'custom', message: (err as Error).message });
+  }
+}));
+
+const APPROVALS_DEFAULTS = { elicit: true, hold: 120_000, approvers: [] };
 
 const configSchema = z.strictObject({
   gate: z.strictObject({
@@ -111,6 +133,8 @@ const configSchema = z.strictObject({
     peers: z.string().min(1).optional(),
     /** Deadline of each Redis command; past it the call is refused STORE_UNAVAILABLE (default 100). */
     command_timeout_ms: z.number().int().min(1).max(60_000).optional(),
+    /** Prefix of every key (default `kavach:`): deployments sharing one Redis keep apart by it. */
+    key_prefix: z.string().min(1).max(200).regex(/^[^*?[\]\s]+$/, 'must not contain glob characters or spaces').optional(),
   }).optional(),
   tools: z.strictObject({
     /** List every upstream tool, not only those the principal could be permitted. */
@@ -123,6 +147,21 @@ const configSchema = z.strictObject({
     call_timeout: duration.default(600_000),
   }).default({ show_all: false, pinning: true, call_timeout: 600_000 }),
   servers: z.record(z.string(), serverSchema).refine((s) => Object.keys(s).length > 0, 'at least one server is required'),
+  /** DESIGN §11: how a call that needs a person is asked (elicitation, hold, socket, web page). */
+  approvals: z.strictObject({
+    /** Ask the client's user with `elicitation/create` when the client supports it. */
+    elicit: z.boolean().default(true),
+    /** How long a call waits for a decision made elsewhere (0: answer APPROVAL_REQUIRED at once). */
+    hold: z.union([z.literal(0), z.literal('0'), z.literal('0s')]).transform(() => 0).or(duration)
+      .refine((ms) => ms <= 86_400_000, 'must be at most 24h').default(APPROVALS_DEFAULTS.hold),
+    /** The approvals web page: HOST:PORT (loopback unless a host is given). */
+    listen: z.string().min(1).optional(),
+    /** Who the human at the stdio client is when they answer an elicitation (default `<identity>#user`). */
+    client_approver: z.string().min(1).optional(),
+    /** Where the running proxy listens for `kavach approvals` (default `kavach-approvals/` next to the audit log, else the config). */
+    socket_dir: z.string().min(1).optional(),
+    approvers: z.array(approver).default([]),
+  }).default(APPROVALS_DEFAULTS),
   http: z.strictObject({
     listen: z.string().min(1).default('127.0.0.1:8787'),
     /** Extra Origins allowed besides the listen address itself (DNS-rebinding protection). */
@@ -159,6 +198,23 @@ export interface PrincipalConfig {
 
 export interface HttpClientConfig extends PrincipalConfig {
   token: string;
+  /** The human at this client, when they answer an elicitation (default `<principal_id>#user`). */
+  approver?: string;
+}
+
+export interface ApproverConfig extends PrincipalConfig {
+  token?: string;
+}
+
+export interface ApprovalsConfig {
+  elicit: boolean;
+  holdMs: number;
+  /** The approvals web page's HOST:PORT. */
+  listen?: string;
+  /** The principal id of the human at the stdio client (resolved against `approvers`). */
+  clientApprover?: string;
+  socketDir: string;
+  approvers: ApproverConfig[];
 }
 
 export interface ProxyConfig {
@@ -170,10 +226,11 @@ export interface ProxyConfig {
   identity?: PrincipalConfig;
   keys?: { path: string; passphraseEnv?: string; mode: 'hybrid' | 'pq'; signPermits: boolean };
   audit?: { path: string; recordArgs: boolean; redact: string[]; anchor?: string };
-  redis?: { url: string; peers?: string; commandTimeoutMs?: number };
+  redis?: { url: string; peers?: string; commandTimeoutMs?: number; keyPrefix?: string };
   tools: { showAll: boolean; pinning: boolean; pinsFile: string; callTimeoutMs: number };
   servers: ServerConfig[];
   http?: { listen: string; allowedOrigins: string[]; allowedHosts: string[]; clients: HttpClientConfig[] };
+  approvals: ApprovalsConfig;
 }
 
 /** Reads `kavach.toml` (or `.json`): strict, `${VAR}` expanded, paths relative to the file. */
@@ -241,6 +298,7 @@ export function parseConfig(doc: unknown, opts: { file?: string; env?: NodeJS.Pr
       callTimeoutMs: raw.tools.call_timeout,
     },
     servers,
+    approvals: approvalsConfig(raw.approvals, raw.audit ? dirname(abs(raw.audit.path)) : base, abs),
   };
   if (opts.file) config.file = opts.file;
   if (raw.gate.permit_ttl !== undefined) config.gate.permitTtlMs = raw.gate.permit_ttl;
@@ -276,6 +334,7 @@ export function parseConfig(doc: unknown, opts: { file?: string; env?: NodeJS.Pr
     config.redis = { url: raw.redis.url };
     if (raw.redis.peers !== undefined) config.redis.peers = abs(raw.redis.peers);
     if (raw.redis.command_timeout_ms !== undefined) config.redis.commandTimeoutMs = raw.redis.command_timeout_ms;
+    if (raw.redis.key_prefix !== undefined) config.redis.keyPrefix = raw.redis.key_prefix;
   }
   if (raw.http) {
     const tokens = new Set<string>();
@@ -287,10 +346,44 @@ export function parseConfig(doc: unknown, opts: { file?: string; env?: NodeJS.Pr
       listen: raw.http.listen,
       allowedOrigins: raw.http.allowed_origins,
       allowedHosts: raw.http.allowed_hosts,
-      clients: raw.http.clients.map((c) => ({ token: c.token, principalId: c.principal_id, principalKind: c.principal_kind, roles: c.roles })),
+      clients: raw.http.clients.map((c) => {
+        const client: HttpClientConfig = { token: c.token, principalId: c.principal_id, principalKind: c.principal_kind, roles: c.roles };
+        if (c.approver !== undefined) client.approver = c.approver;
+        return client;
+      }),
     };
   }
   return config;
+}
+
+type RawApprovals = z.output<typeof configSchema>['approvals'];
+
+function approvalsConfig(raw: RawApprovals, defaultSocketBase: string, abs: (p: string) => string): ApprovalsConfig {
+  const tokens = new Set<string>();
+  const ids = new Set<string>();
+  raw.approvers.forEach((a, i) => {
+    if (a.token !== undefined && tokens.has(a.token)) throw new ConfigError(`approvals.approvers[${i}].token`, 'duplicate token');
+    if (ids.has(a.principal_id)) throw new ConfigError(`approvals.approvers[${i}].principal_id`, `duplicate approver ${JSON.stringify(a.principal_id)}`);
+    if (a.token !== undefined) tokens.add(a.token);
+    ids.add(a.principal_id);
+  });
+  const out: ApprovalsConfig = {
+    elicit: raw.elicit,
+    holdMs: raw.hold,
+    socketDir: raw.socket_dir !== undefined ? abs(raw.socket_dir) : join(defaultSocketBase, 'kavach-approvals'),
+    approvers: raw.approvers.map((a) => {
+      const approver: ApproverConfig = { principalId: a.principal_id, principalKind: a.principal_kind, roles: a.roles };
+      if (a.token !== undefined) approver.token = a.token;
+      return approver;
+    }),
+  };
+  if (raw.listen !== undefined) {
+    parseListen(raw.listen, 'approvals.listen');
+    if (tokens.size === 0) throw new ConfigError('approvals.listen', 'the approvals page needs at least one [[approvals.approvers]] entry with a token');
+    out.listen = raw.listen;
+  }
+  if (raw.client_approver !== undefined) out.clientApprover = raw.client_approver;
+  return out;
 }
 
 /** `${VAR}` in any string value reads the environment; an unset variable is an error, not "". */
@@ -354,9 +447,9 @@ function keysAt(schema: z.core.$ZodType, path: readonly PropertyKey[]): string[]
 }
 
 /** Splits `HOST:PORT` (`[::1]:8787` too); the host defaults to 127.0.0.1. */
-export function parseListen(listen: string): { host: string; port: number } {
+export function parseListen(listen: string, key = 'http.listen'): { host: string; port: number } {
   const m = /^(?:\[([0-9a-fA-F:]+)\]|([^:]*)):(\d{1,5})$/.exec(listen) ?? /^()()(\d{1,5})$/.exec(listen);
   const port = m ? Number(m[3]) : NaN;
-  if (!m || !(port >= 0 && port <= 65535)) throw new ConfigError('http.listen', `"${listen}" is not HOST:PORT`);
+  if (!m || !(port >= 0 && port <= 65535)) throw new ConfigError(key, `"${listen}" is not HOST:PORT`);
   return { host: m[1] || m[2] || '127.0.0.1', port };
 }

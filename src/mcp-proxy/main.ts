@@ -1,3 +1,4 @@
+import { startApprovalChannels } from './approvals/channels.ts';
 import { loadConfig } from './config.ts';
 import { log, startRuntime } from './runtime.ts';
 import { serveHttp } from './serve-http.ts';
@@ -11,6 +12,8 @@ import { serveStdio } from './serve-stdio.ts';
 export async function runProxy(opts: { configPath: string; http?: string | undefined }): Promise<number> {
   const config = await loadConfig(opts.configPath);
   const runtime = await startRuntime(config);
+  // `kavach approvals` (socket) and the approvals page: a channel that cannot start is logged, not fatal.
+  const channels = await startApprovalChannels(runtime, log);
   let finish!: (code: number) => void;
   const done = new Promise<number>((r) => (finish = r));
   let stopping = false;
@@ -27,6 +30,7 @@ export async function runProxy(opts: { configPath: string; http?: string | undef
     force.unref();
     try {
       await closeServer();
+      await channels.close();
       await runtime.close();
     } catch (err) {
       log(`shutdown: ${String(err)}`);
@@ -49,6 +53,7 @@ export async function runProxy(opts: { configPath: string; http?: string | undef
       await serveStdio(runtime, () => void stop('client closed the connection', 0));
     }
   } catch (err) {
+    await channels.close().catch(() => undefined);
     await runtime.close().catch(() => undefined);
     throw err;
   }

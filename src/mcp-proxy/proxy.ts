@@ -1,5 +1,6 @@
 import type { CallToolResult, ClientCapabilities, LoggingLevel, Prompt, Resource, ResourceTemplate, Tool } from '@modelcontextprotocol/sdk/types.js';
 import type { Gate } from '../engine/gate.ts';
+import { ApprovalChannels } from './approvals/approval-flow.ts';
 import { ChangeNotices, type ListKind } from './change-notices.ts';
 import { ClientRelay } from './client-relay.ts';
 import { complete, type CompleteParams } from './completions.ts';
@@ -39,6 +40,8 @@ export class ProxyCore implements ProxyShared {
   readonly config: ProxyConfig;
   readonly log: (message: string) => void;
   gate: Gate;
+  /** How calls that need a person are asked and held (DESIGN §11). */
+  readonly approvals: ApprovalChannels;
   private readonly tools: ToolCatalogue;
   private readonly calls: ToolCalls;
   private readonly prompts: PromptCatalogue;
@@ -53,7 +56,8 @@ export class ProxyCore implements ProxyShared {
     this.gate = opts.gate;
     this.log = opts.log;
     this.tools = new ToolCatalogue(this, opts.pins, () => this.notices.schedule('tools'));
-    this.calls = new ToolCalls(this, this.tools, opts.outcomes);
+    this.approvals = new ApprovalChannels(this);
+    this.calls = new ToolCalls(this, this.tools, opts.outcomes, this.approvals);
     this.prompts = new PromptCatalogue(this);
     this.resources = new ResourceRouter(this);
     this.subscriptions = new Subscriptions(this, this.resources);

@@ -25,9 +25,10 @@ export function proxyRefusalResult(verdict: ProxyRefusal, byPolicy: boolean): Ca
   return { isError: true, content: [{ type: 'text', text }], _meta: verdictMeta(verdict) };
 }
 
-/** A tools/call the gate refused: the refusal text, the verdict in `_meta`. */
-export function refusalResult(verdict: Exclude<Verdict, { kind: 'permit' }>): CallToolResult {
-  return { isError: true, content: [{ type: 'text', text: formatRefusal(verdict) }], _meta: verdictMeta(verdict) };
+/** A tools/call the gate refused: the refusal text (and `note`, e.g. how to get it approved), the verdict in `_meta`. */
+export function refusalResult(verdict: Exclude<Verdict, { kind: 'permit' }>, note?: string): CallToolResult {
+  const text = note === undefined ? formatRefusal(verdict) : `${formatRefusal(verdict)} ${note}`;
+  return { isError: true, content: [{ type: 'text', text }], _meta: verdictMeta(verdict) };
 }
 
 /** A gated resource or prompt request refused: a JSON-RPC error whose message is the refusal text. */

@@ -55,6 +55,8 @@ export async function startRuntime(config: ProxyConfig): Promise<ProxyRuntime> {
     const opts: GateOptions = { observeOnly: config.gate.observeOnly };
     if (config.gate.permitTtlMs !== undefined) opts.permitTtlMs = config.gate.permitTtlMs;
     if (config.drift !== undefined) opts.drift = config.drift;
+    // What the audit log keeps from reviewers, approvers do not see either.
+    if (config.audit && config.audit.redact.length > 0) opts.approvalRedact = config.audit.redact;
     let keyPair: KeyPair | undefined;
     const mode = config.keys?.mode ?? 'hybrid';
     if (config.keys) {
@@ -106,13 +108,19 @@ export async function startRuntime(config: ProxyConfig): Promise<ProxyRuntime> {
     if (config.redis) {
       const redis = await loadRedis();
       const url = config.redis.url;
-      const storeOptions = { onWarning: log, ...(config.redis.commandTimeoutMs !== undefined ? { commandTimeoutMs: config.redis.commandTimeoutMs } : {}) };
+      const storeOptions = {
+        onWarning: log,
+        ...(config.redis.commandTimeoutMs !== undefined ? { commandTimeoutMs: config.redis.commandTimeoutMs } : {}),
+        ...(config.redis.keyPrefix !== undefined ? { keyPrefix: config.redis.keyPrefix } : {}),
+      };
       // Replicas share windows on Redis' clock: one replica's clock drift cannot loosen a limit.
       const rate = new redis.RedisRateStore(url, { ...storeOptions, clock: 'redis' });
       const session = new redis.RedisSessionStore(url, storeOptions);
       const replay = new redis.RedisReplayStore(url, storeOptions);
-      closers.push(rate, session, replay);
-      opts.stores = { rate, session, replay };
+      // Approval requests too: one made on a replica is decided (CLI, web page) and used on any other.
+      const approval = new redis.RedisApprovalStore(url, storeOptions);
+      closers.push(rate, session, replay, approval);
+      opts.stores = { rate, session, replay, approval };
       if (keyPair) {
         // Invalidations between replicas are signed; peers' public keys verify them.
         const peers = config.redis.peers !== undefined ? PublicKeyDirectory.fromFile(config.redis.peers) : keyPair.publicKeys();

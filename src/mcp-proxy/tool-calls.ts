@@ -1,5 +1,7 @@
 import { ErrorCode, McpError, type CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import type { OutcomeEntry } from '../audit/entry.ts';
+import type { Verdict } from '../engine/verdict.ts';
+import type { ApprovalChannels } from './approvals/approval-flow.ts';
 import { requestContext } from './gated-request.ts';
 import { clientProgressToken, forwardedToolMeta, returnedResult, scrubbedError } from './meta.ts';
 import type { ProxySession, ProxyShared } from './proxy-state.ts';
@@ -39,7 +41,12 @@ export interface ToolCallExtra {
 
 /** The hot path of the proxy: one tools/call resolved, gated, forwarded with its permit, its outcome recorded. */
 export class ToolCalls {
-  constructor(private readonly shared: ProxyShared, private readonly catalogue: ToolCatalogue, private readonly outcomes: OutcomeSink | undefined) {}
+  constructor(
+    private readonly shared: ProxyShared,
+    private readonly catalogue: ToolCatalogue,
+    private readonly outcomes: OutcomeSink | undefined,
+    private readonly approvals: ApprovalChannels,
+  ) {}
 
   async call(session: ProxySession, params: ToolCallParams, extra: ToolCallExtra): Promise<CallToolResult> {
     // Synchronously when it can be: this is the hot path, and an await costs a turn of the queue.
@@ -53,7 +60,16 @@ export class ToolCalls {
       return this.refused(session, entry.action, proxyRefusal('UPSTREAM_UNAVAILABLE', 'upstream', reason), false);
     }
     const args = params.arguments ?? {};
-    const verdict = await this.shared.gate.evaluate(requestContext(session, { action: entry.action, audience: upstream.name, params: args }));
+    const ctx = requestContext(session, { action: entry.action, audience: upstream.name, params: args });
+    let verdict: Verdict = await this.shared.gate.evaluate(ctx);
+    if (verdict.kind === 'refuse' && verdict.code === 'APPROVAL_REQUIRED' && verdict.approval !== undefined) {
+      // A person decides (DESIGN §11): asked at the client, or elsewhere while the call is held.
+      const settled = await this.approvals.settle({
+        session, ctx, toolName: params.name, signal: extra.signal, progressToken: clientProgressToken(params._meta), sendNotification: extra.sendNotification,
+      }, { ...verdict, approval: verdict.approval });
+      verdict = settled.verdict;
+      if (verdict.kind !== 'permit') return refusalResult(verdict, settled.note);
+    }
     if (verdict.kind !== 'permit') return refusalResult(verdict);
     // The definition may have changed (and the tool been held back) while the gate was deciding.
     const now = this.catalogue.get(params.name);

@@ -121,4 +121,60 @@ describe('proxy config', () => {
     expect(() => config({ a: { command: 'x' }, a_: { command: 'y' } })).toThrow(ConfigError);
     expect(() => config({ 'a-': { command: 'x' }, a_b: { command: 'y' } })).not.toThrow();
   });
+
+  describe('[approvals]', () => {
+    const TOKEN = 'finance-lead-token-0123456789';
+
+    it('defaults: elicit, a 2m hold, the socket next to the audit log (else the config), no page', () => {
+      expect(parse(BASE).approvals).toEqual({ elicit: true, holdMs: 120_000, socketDir: '/etc/kavach/kavach-approvals', approvers: [] });
+      expect(parse(`${BASE}[keys]\npath = "k"\n[audit]\npath = "audit/mcp.jsonl"\n`).approvals.socketDir).toBe('/etc/kavach/audit/kavach-approvals');
+    });
+
+    it('reads the table, approvers with their principals and roles (kind user by default)', () => {
+      const config = parse(`${BASE}[approvals]\nelicit = false\nhold = "30s"\nlisten = "127.0.0.1:8788"\nclient_approver = "alice"\nsocket_dir = "run/approvals"\n`
+        + `[[approvals.approvers]]\ntoken = "\${LEAD}"\nprincipal_id = "alice"\nroles = ["finance"]\n[[approvals.approvers]]\nprincipal_id = "ops-bot"\nprincipal_kind = "service"\n`, { LEAD: TOKEN });
+      expect(config.approvals).toEqual({
+        elicit: false, holdMs: 30_000, listen: '127.0.0.1:8788', clientApprover: 'alice', socketDir: '/etc/kavach/run/approvals',
+        approvers: [
+          { token: TOKEN, principalId: 'alice', principalKind: 'user', roles: ['finance'] },
+          { principalId: 'ops-bot', principalKind: 'service', roles: [] },
+        ],
+      });
+    });
+
+    it('takes hold = 0 (answer at once)', () => {
+      expect(parse(`${BASE}[approvals]\nhold = 0\n`).approvals.holdMs).toBe(0);
+    });
+
+    it.each([
+      ['[approvals]\nhold = "2x"\n', 'approvals.hold'],
+      ['[approvals]\nhold = "2d"\n', 'approvals.hold'],
+      ['[approvals]\nelicit = "yes"\n', 'approvals.elicit'],
+      ['[approvals]\nlisten = "8788"\n', 'approvals.listen'],
+      ['[approvals]\nlisten = "nowhere"\n[[approvals.approvers]]\ntoken = "finance-lead-token-0123456789"\nprincipal_id = "a"\n', 'approvals.listen'],
+      ['[approvals]\nelcit = true\n', 'approvals.elcit'],
+      ['[[approvals.approvers]]\nprincipal_id = "a"\ntoken = "short"\n', 'approvals.approvers[0].token'],
+      ['[[approvals.approvers]]\nprincipal_id = "a"\nprincipal_kind = "robot"\n', 'approvals.approvers[0].principal_kind'],
+      ['[[approvals.approvers]]\nprincipal_id = "a"\n[[approvals.approvers]]\nprincipal_id = "a"\n', 'approvals.approvers[1].principal_id'],
+      ['[[approvals.approvers]]\nprincipal_id = "a"\ntoken = "same-token-0123456789"\n[[approvals.approvers]]\nprincipal_id = "b"\ntoken = "same-token-0123456789"\n', 'approvals.approvers[1].token'],
+      ['[[approvals.approvers]]\nprincipal_id = "a"\nrole = ["x"]\n', 'approvals.approvers[0].role'],
+    ])('refuses %j at %s', (table, path) => {
+      expect(errorOf(`${BASE}${table}`).path).toBe(path);
+    });
+
+    it('reads [audit] redact (JSON Pointers, checked)', () => {
+      expect(parse(`${BASE}[keys]\npath = "k"\n[audit]\npath = "a.jsonl"\nredact = ["/content", "/a~1b"]\n`).audit?.redact).toEqual(['/content', '/a~1b']);
+      expect(errorOf(`${BASE}[keys]\npath = "k"\n[audit]\npath = "a.jsonl"\nredact = ["content"]\n`).path).toBe('audit.redact[0]');
+    });
+
+    it('reads [redis] key_prefix (no glob characters)', () => {
+      expect(parse(`${BASE}[redis]\nurl = "redis://127.0.0.1:6379"\nkey_prefix = "team-a:"\n`).redis?.keyPrefix).toBe('team-a:');
+      expect(errorOf(`${BASE}[redis]\nurl = "redis://127.0.0.1:6379"\nkey_prefix = "team*"\n`).path).toBe('redis.key_prefix');
+    });
+
+    it('reads [[http.clients]] approver', () => {
+      const config = parse(`${BASE}[http]\n[[http.clients]]\ntoken = "${TOKEN}"\nprincipal_id = "ci"\nprincipal_kind = "service"\napprover = "alice"\n`);
+      expect(config.http?.clients[0]?.approver).toBe('alice');
+    });
+  });
 });

@@ -4,7 +4,7 @@ import { Server } from '@modelcontextprotocol/sdk/server/index.js';
 import {
   CallToolRequestSchema, CompleteRequestSchema, GetPromptRequestSchema, ListPromptsRequestSchema, ListResourcesRequestSchema, ListResourceTemplatesRequestSchema, ListToolsRequestSchema,
   McpError, ReadResourceRequestSchema, SetLevelRequestSchema, SubscribeRequestSchema, UnsubscribeRequestSchema,
-  type CallToolResult, type JSONRPCMessage, type Prompt, type Resource, type ResourceTemplate, type Tool,
+  type CallToolResult, type ClientCapabilities, type JSONRPCMessage, type Prompt, type Resource, type ResourceTemplate, type Tool,
 } from '@modelcontextprotocol/sdk/types.js';
 import { Gate, type GateOptions } from '../../src/engine/gate.ts';
 import { parseConfig, type PrincipalConfig, type ProxyConfig } from '../../src/mcp-proxy/config.ts';
@@ -161,7 +161,7 @@ export interface InProcessProxy {
   core: ProxyCore;
   gate: Gate;
   /** Another downstream client (as in HTTP mode), acting as `principal`. */
-  connect(principal: PrincipalConfig): Promise<Client>;
+  connect(principal: PrincipalConfig, capabilities?: ClientCapabilities): Promise<Client>;
   close(): Promise<void>;
 }
 
@@ -180,12 +180,17 @@ export async function inProcessProxy(opts: {
   gate?: Record<string, unknown>;
   /** The config's [http] table (for serving Streamable HTTP in-process). */
   http?: Record<string, unknown>;
+  /** The config's [approvals] table. */
+  approvals?: Record<string, unknown>;
+  /** What the first client declares (e.g. elicitation); it connects when the proxy is built unless `connectFirst` is false. */
+  capabilities?: ClientCapabilities;
   log?: (message: string) => void;
 }): Promise<InProcessProxy> {
   const servers: Record<string, unknown> = {};
   for (const name of Object.keys(opts.upstreams)) servers[name] = { command: 'unused' };
   const config = parseConfig({
     gate: { policy: 'unused.toml', ...opts.gate }, servers, tools: { pinning: opts.pins !== undefined, ...opts.tools }, ...(opts.http ? { http: opts.http } : {}),
+    ...(opts.approvals ? { approvals: opts.approvals } : {}),
   });
   const gate = Gate.fromToml(opts.policy, opts.gateOptions);
   const core = new ProxyCore({
@@ -197,19 +202,19 @@ export async function inProcessProxy(opts: {
     transportFor: (server) => (opts.upstreams[server.name] as FakeUpstream).connect(),
   });
   const clients: Client[] = [];
-  const connect = async (principal: PrincipalConfig): Promise<Client> => {
+  const connect = async (principal: PrincipalConfig, capabilities: ClientCapabilities = {}): Promise<Client> => {
     const session = createSession(core, principal, { startUpstreamsOnInit: true });
     core.addSession(session);
     session.server.onclose = () => core.removeSession(session);
     const [clientSide, serverSide] = InMemoryTransport.createLinkedPair();
     await session.server.connect(serverSide);
     installToolCallFastPath(serverSide, core, session, () => core.startUpstreams(session.server.getClientCapabilities()));
-    const client = new Client({ name: 'test', version: '1.0.0' });
+    const client = new Client({ name: 'test', version: '1.0.0' }, { capabilities });
     await client.connect(clientSide);
     clients.push(client);
     return client;
   };
-  const client = await connect(ALICE);
+  const client = await connect(ALICE, opts.capabilities);
   return {
     client,
     config,

@@ -1,0 +1,71 @@
+import type { ElicitRequestFormParams, ElicitResult } from '@modelcontextprotocol/sdk/types.js';
+import type { ApprovalRequest } from '../../engine/approvals/types.ts';
+import { terminalJson, visible } from '../../cli/terminal.ts';
+
+/** Each string argument is cut to this many characters in the question; the whole to ARGS_MAX. */
+const STRING_MAX = 200;
+const ARGS_MAX = 2_000;
+export const NOTE_MAX = 500;
+
+/** What the person at the client answered, read from an `elicitation/create` result. */
+export interface ElicitedDecision {
+  decision: 'grant' | 'deny';
+  note?: string;
+}
+
+/**
+ * The question put to the person at the client: which tool, with which arguments (shortened; the
+ * request's `args` already lack what `[audit] redact` removes), why, and a form with the decision
+ * and an optional note. Every string from the call is shown with invisible and control characters
+ * escaped, so an argument cannot disguise itself in the client's dialog.
+ */
+export function approvalQuestion(request: ApprovalRequest, toolName: string): ElicitRequestFormParams {
+  const lines = [
+    'Kavach: an agent asks to run a call that needs your approval.',
+    `Tool: ${visible(toolName)} (${visible(request.action)})`,
+    `Why: ${visible(request.reason)} (policy '${visible(request.policy)}')`,
+    `Caller: ${visible(request.principal.id)} (${request.principal.kind})`,
+    `Arguments: ${request.args === undefined ? '(none kept)' : shortJson(request.args)}`,
+    `Request ${request.id}, open until ${new Date(request.expiresAt).toISOString()}.`,
+    'Approve lets this exact call run; any other arguments would need another approval.',
+  ];
+  return {
+    mode: 'form',
+    message: lines.join('\n'),
+    requestedSchema: {
+      type: 'object',
+      properties: {
+        decision: { type: 'string', title: 'Decision', description: 'approve: run this call; deny: refuse it', enum: ['approve', 'deny'] },
+        note: { type: 'string', title: 'Note (optional)', description: 'recorded in the audit log with your decision', maxLength: NOTE_MAX },
+      },
+      required: ['decision'],
+    },
+  };
+}
+
+/** accept + approve grants; accept + deny, decline and cancel deny (a dismissed question is not a yes). */
+export function readAnswer(result: ElicitResult): ElicitedDecision {
+  const content = result.content ?? {};
+  const note = typeof content.note === 'string' && content.note.trim() !== '' ? content.note.slice(0, NOTE_MAX) : undefined;
+  const decision = result.action === 'accept' && content.decision === 'approve' ? 'grant' : 'deny';
+  const out: ElicitedDecision = { decision };
+  if (note !== undefined) out.note = note;
+  else if (result.action !== 'accept') out.note = result.action === 'decline' ? 'declined at the client' : 'dismissed at the client';
+  return out;
+}
+
+/** JSON of the arguments with long strings cut and the whole bounded. */
+export function shortJson(value: unknown): string {
+  const json = terminalJson(shorten(value, 0));
+  return json.length <= ARGS_MAX ? json : `${json.slice(0, ARGS_MAX)}… (${json.length - ARGS_MAX} more characters)`;
+}
+
+function shorten(value: unknown, depth: number): unknown {
+  if (typeof value === 'string') return value.length <= STRING_MAX ? value : `${value.slice(0, STRING_MAX)}… (${value.length - STRING_MAX} more characters)`;
+  if (value === null || typeof value !== 'object') return value;
+  if (depth >= 8) return '…';
+  if (Array.isArray(value)) return value.map((v) => shorten(v, depth + 1));
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(value)) out[k] = shorten(v, depth + 1);
+  return out;
+}
