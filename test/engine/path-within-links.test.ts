@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { realPathOf } from '../../src/engine/conditions/real-path.ts';
+import { Gate } from '../../src/engine/index.ts';
 import { allowing, ctx, guarded, outcome } from './helpers.ts';
 
 let base: string;
@@ -76,6 +77,15 @@ describe('path_within judges strings unless follow_links is set', () => {
     expect(await outcome(deny, call(join(root, 'ok.txt')))).toBe('permit');
     const lenient = guarded([{ path_within: { field: 'path', roots: [outside] } }]);
     expect(await outcome(lenient, call(join(root, 'link', 'secret.txt')))).toBe('permit');
+  });
+
+  it('in an approve policy a link into the guarded tree still asks a human (no way past it to a permit beside)', async () => {
+    const gate = Gate.fromDict({ policies: [
+      { name: 'anything_in_root', effect: 'permit', conditions: [{ path_within: { field: 'path', roots: [root] } }] },
+      { name: 'outside_needs_a_human', effect: 'approve', conditions: [{ path_within: { field: 'path', roots: [outside], follow_links: true } }] },
+    ] }, { drift: false });
+    expect(await outcome(gate, call(join(root, 'link', 'secret.txt')))).toBe('APPROVAL_REQUIRED');
+    expect(await outcome(gate, call(join(root, 'ok.txt')))).toBe('permit');
   });
 
   it('every item of a list is resolved', async () => {

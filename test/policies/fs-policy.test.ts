@@ -53,3 +53,20 @@ describe('policies/fs.toml', () => {
     expect(await kind('fs.delete_everything', { path: '/home/alice/work/a' })).toBe('refuse');
   });
 });
+
+describe('policies/fs-approvals.toml', () => {
+  it('keeps env files (.env.local too), keys and .git itself out of reads, and never asks a person about them', async () => {
+    const approvals = await Gate.fromFile('policies/fs-approvals.toml', { drift: false });
+    const verdict = async (actionName: string, path: string) => {
+      const v = await approvals.evaluate(call(actionName, { path, content: 'x' }));
+      return v.kind === 'refuse' ? v.code : v.kind;
+    };
+    expect(await verdict('fs.read_text_file', '/home/alice/work/notes.md')).toBe('permit');
+    expect(await verdict('fs.write_file', '/home/alice/work/notes.md')).toBe('APPROVAL_REQUIRED');
+    expect(await verdict('fs.write_file', '/home/alice/work/scratch/a.txt')).toBe('permit');
+    for (const path of ['/home/alice/work/.env.local', '/home/alice/work/.git', '/home/alice/work/.git/config', '/home/alice/work/scratch/.git/hooks/pre-commit', '/home/alice/work/.ssh']) {
+      expect(await verdict('fs.read_text_file', path), path).toBe('POLICY_DENIED');
+      expect(await verdict('fs.write_file', path), path).toBe('POLICY_DENIED');
+    }
+  });
+});

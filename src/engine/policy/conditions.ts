@@ -163,7 +163,8 @@ export const CONDITIONS = {
       const links = v.follow_links === true ? ', symlinks resolved' : '';
       const describe = `${v.field} is a path (or list of paths) inside ${list(roots)}${but}${links}`;
       if (v.follow_links !== true) return fieldCondition(v.field, describe, judgeGiven, polarity, { listable: true });
-      // The real path must pass as well (permit), or either one matches (refuse): see real-path.ts.
+      // The real path must pass as well (permit), or either one matches (refuse; approve too, so a
+      // link cannot take a call past the human it needs to an unbounded permit): see real-path.ts.
       // Roots are resolved once, here, so a root that is itself a link (macOS /tmp) still holds its real paths.
       const realRoots = roots.map((r) => realPathOf(r) ?? r);
       const judgeReal = compilePathJudge(realRoots, v.exclude);
