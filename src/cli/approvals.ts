@@ -12,7 +12,7 @@ import { connectAll, requestsOf, type ControlConnection } from '../mcp-proxy/app
 import type { ControlResponse } from '../mcp-proxy/approvals/control-protocol.ts';
 import { loadConfig, type ProxyConfig } from '../mcp-proxy/config.ts';
 import { dispatch, InputError, runCommand, UsageError } from './args.ts';
-import { terminalJson, visible } from './terminal.ts';
+import { terminalJson, visible } from '../engine/terminal-text.ts';
 
 const USAGE = `usage:
   kavach approvals list --config kavach.toml [--status pending|granted|denied|expired|used|all] [--json]

@@ -5,7 +5,7 @@
  * the check the user asked for was skipped without a word.
  */
 import { ConfigError } from '../engine/errors.ts';
-import { visibleLines } from './terminal.ts';
+import { visibleLines } from '../engine/terminal-text.ts';
 
 /** `string` takes a value; `boolean` takes none; `optional` takes one when the next word is not a flag. */
 export type OptionKind = 'string' | 'boolean' | 'optional';

@@ -13,7 +13,7 @@ import { formatRecord, formatReport, formatTime, matches, paint, terminalSafe, u
 import { scanAuditLog, verifyAuditLog, type AuditReport, type VerifyOptions } from '../audit/verify.ts';
 import { dispatch, InputError, ioError, runCommand, UsageError, type CommandSpec, type Invocation, type OptionKind } from './args.ts';
 import { anchorInput, type AnchorInput } from './audit-anchor.ts';
-import { terminalJson } from './terminal.ts';
+import { terminalJson } from '../engine/terminal-text.ts';
 
 const USAGE = `usage:
   kavach audit verify FILE... --keys public.json [--anchor redis://HOST:PORT | --anchor checkpoint.json] [--strict]

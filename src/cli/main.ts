@@ -4,7 +4,7 @@
  * optional dependencies (MCP SDK, Redis) are not needed by the others.
  * A module exports `run(argv: string[]): Promise<number>` (the exit code).
  */
-import { visibleLines } from './terminal.ts';
+import { visibleLines } from '../engine/terminal-text.ts';
 import { packageVersion } from './version.ts';
 
 const COMMANDS: Record<string, { module: string; summary: string }> = {

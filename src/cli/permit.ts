@@ -9,7 +9,7 @@ import { PublicKeyDirectory } from '../crypto/key-directory.ts';
 import { PermitVerifier, type PermitExpectation } from '../crypto/permit-verifier.ts';
 import type { PublicKeyBundle } from '../crypto/keys.ts';
 import { dispatch, InputError, ioError, runCommand, UsageError } from './args.ts';
-import { terminalJson, visibleLines } from './terminal.ts';
+import { terminalJson, visibleLines } from '../engine/terminal-text.ts';
 
 const USAGE = `usage: kavach permit verify TOKEN|- --keys public.json [--root root.json [--root-mode hybrid|pq]]
                             [--mode hybrid|pq] [--audience A] [--principal P] [--session S]

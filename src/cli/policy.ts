@@ -11,7 +11,7 @@ import { formatRefusal } from '../engine/refusal.ts';
 import { formatDuration } from '../engine/duration.ts';
 import type { ApprovalRule } from '../engine/policy/approval-table.ts';
 import { dispatch, ioError, runCommand, UsageError } from './args.ts';
-import { visibleLines } from './terminal.ts';
+import { visibleLines } from '../engine/terminal-text.ts';
 
 const USAGE = `usage:
   kavach policy check FILE...                       validate policy files and summarise them

@@ -1,7 +1,7 @@
 import { loadConfig } from '../../mcp-proxy/config.ts';
 import { approvePending, readPins, type ToolDefinition } from '../../mcp-proxy/pinning.ts';
 import { runCommand, UsageError } from '../args.ts';
-import { visible } from '../terminal.ts';
+import { visible } from '../../engine/terminal-text.ts';
 
 const SPEC = {
   command: 'kavach mcp approve-tools',

@@ -1,7 +1,7 @@
 import { loadConfig } from '../../mcp-proxy/config.ts';
 import { startRuntime } from '../../mcp-proxy/runtime.ts';
 import { InputError, runCommand, UsageError } from '../args.ts';
-import { terminalJson, visible } from '../terminal.ts';
+import { terminalJson, visible } from '../../engine/terminal-text.ts';
 
 const SPEC = {
   command: 'kavach mcp check',

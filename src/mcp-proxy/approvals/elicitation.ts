@@ -1,6 +1,6 @@
 import type { ElicitRequestFormParams, ElicitResult } from '@modelcontextprotocol/sdk/types.js';
 import type { ApprovalRequest } from '../../engine/approvals/types.ts';
-import { terminalJson, visible } from '../../cli/terminal.ts';
+import { terminalJson, visible } from '../../engine/terminal-text.ts';
 
 /** Each string argument is cut to this many characters in the question; the whole to ARGS_MAX. */
 const STRING_MAX = 200;
