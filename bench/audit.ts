@@ -26,10 +26,17 @@ const actions = ['fs.read_file', 'fs.write_file', 'github.create_issue', 'paymen
 function event(i: number): VerdictEvent {
   const refused = i % 5 === 4;
   return {
-    type: 'verdict', time: Date.now(), evaluationId: `00000000-0000-4000-8000-${String(i).padStart(12, '0')}`,
-    principal: `agent-${i % 50}`, principalKind: 'agent', action: actions[i % actions.length] as string,
-    session: `session-${i % 200}`, verdict: refused ? 'refuse' : 'permit',
-    ...(refused ? { code: 'NO_POLICY_MATCH' as const, evaluator: 'policy', reason: "no policy permits 'shell.exec'" } : { policy: 'agent-reads', permit: `jti-${i}` }),
+    type: 'verdict',
+    time: Date.now(),
+    evaluationId: `00000000-0000-4000-8000-${String(i).padStart(12, '0')}`,
+    principal: `agent-${i % 50}`,
+    principalKind: 'agent',
+    action: actions[i % actions.length] as string,
+    session: `session-${i % 200}`,
+    verdict: refused ? 'refuse' : 'permit',
+    ...(refused
+      ? { code: 'NO_POLICY_MATCH' as const, evaluator: 'policy', reason: "no policy permits 'shell.exec'" }
+      : { policy: 'agent-reads', permit: `jti-${i}` }),
     args: { path: `/home/alice/work/src/file-${i}.ts`, encoding: 'utf8', limit: 4096 },
   };
 }
@@ -41,9 +48,11 @@ async function appendRun(name: string, total: number, concurrency: number): Prom
   let next = 0;
   const c0 = process.cpuUsage();
   const t0 = performance.now();
-  await Promise.all(Array.from({ length: concurrency }, async () => {
-    while (next < total) await log.append(event(next++));
-  }));
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (next < total) await log.append(event(next++));
+    }),
+  );
   const ms = performance.now() - t0;
   const cpu = process.cpuUsage(c0);
   await log.close();
@@ -54,7 +63,9 @@ function fmt(n: number): string {
   return Math.round(n).toLocaleString('en-US');
 }
 
-console.log(`audit bench: ${MODE} checkpoints (default: every 50,000 records or 5 s), node ${process.version}, load average ${loadavg()[0]!.toFixed(1)} on this machine`);
+console.log(
+  `audit bench: ${MODE} checkpoints (default: every 50,000 records or 5 s), node ${process.version}, load average ${loadavg()[0]!.toFixed(1)} on this machine`,
+);
 const rows: string[][] = [];
 const single = await appendRun('one-fsync-per-record', 2_000, 1);
 rows.push(['1 appender (one fsync per record)', fmt(2_000), `${fmt(single.perSec)} appends/s`, `${single.cpuUs.toFixed(1)} µs CPU/append`]);
@@ -67,7 +78,12 @@ for (const c of [64, 1024, 4096]) {
   const sorted = runs.slice().sort((x, y) => x.perSec - y.perSec);
   const best = sorted.at(-1) as (typeof runs)[number];
   const median = sorted[Math.floor(sorted.length / 2)] as (typeof runs)[number];
-  rows.push([`${c} concurrent appenders (group commit)`, fmt(TOTAL), `best ${fmt(best.perSec)} / median ${fmt(median.perSec)} appends/s`, `${median.cpuUs.toFixed(1)} µs CPU/append`]);
+  rows.push([
+    `${c} concurrent appenders (group commit)`,
+    fmt(TOTAL),
+    `best ${fmt(best.perSec)} / median ${fmt(median.perSec)} appends/s`,
+    `${median.cpuUs.toFixed(1)} µs CPU/append`,
+  ]);
   biggest = best;
 }
 const c0 = process.cpuUsage();
@@ -76,7 +92,12 @@ const report = await verifyAuditLog(biggest.path, keyPair.publicKeys());
 const vms = performance.now() - t0;
 const vcpu = process.cpuUsage(c0);
 const bytes = report.files.reduce((sum, f) => sum + statSync(f).size, 0);
-rows.push([`verify (${report.checkpoints} checkpoint signatures, ${report.files.length} segments)`, fmt(report.records), `${fmt((report.records / vms) * 1000)} records/s`, `${((vcpu.user + vcpu.system) / report.records).toFixed(1)} µs CPU/record`]);
+rows.push([
+  `verify (${report.checkpoints} checkpoint signatures, ${report.files.length} segments)`,
+  fmt(report.records),
+  `${fmt((report.records / vms) * 1000)} records/s`,
+  `${((vcpu.user + vcpu.system) / report.records).toFixed(1)} µs CPU/record`,
+]);
 
 const w = [0, 1, 2].map((i) => Math.max(...rows.map((r) => r[i]!.length)));
 for (const [a, b, c, d] of rows) console.log(`  ${a!.padEnd(w[0]!)}  ${b!.padStart(w[1]!)} records  ${c!.padStart(w[2]!)}  ${d}`);

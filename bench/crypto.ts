@@ -9,7 +9,7 @@ import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { cryptoBackend, KeyPair, PermitSigner, PermitVerifier, type PermitRequest, type SignatureMode } from '../dist/index.js';
 import { nativeMlDsa } from '../dist/crypto/backend.js';
-import { machine, printTable } from './util.ts';
+import { machine } from './util.ts';
 
 export interface CryptoBenchRow {
   backend: string;
@@ -42,9 +42,15 @@ async function rate(op: () => unknown, budgetMs: number): Promise<number> {
 
 function request(now: number): PermitRequest {
   return {
-    principalId: 'agent-7', principalKind: 'agent', action: 'payments.refund', audience: 'payments',
+    principalId: 'agent-7',
+    principalKind: 'agent',
+    action: 'payments.refund',
+    audience: 'payments',
     args: { orderId: 'ord_1234567890', amount: 4999, currency: 'EUR', reason: 'damaged on arrival' },
-    sessionId: 'sess-0f3a9c', evaluationId: '3f2b7c1e-8a5d-4e0b-9c61-2d7f4e8a1b90', issuedAt: now, expiresAt: now + 30_000,
+    sessionId: 'sess-0f3a9c',
+    evaluationId: '3f2b7c1e-8a5d-4e0b-9c61-2d7f4e8a1b90',
+    issuedAt: now,
+    expiresAt: now + 30_000,
   };
 }
 
@@ -69,11 +75,17 @@ export async function benchCrypto(budgetMs = 3_000): Promise<CryptoBenchRow[]> {
 function print(rows: CryptoBenchRow[], note: string): void {
   const fmt = (n: number) => Math.round(n).toLocaleString('en-US').padStart(8);
   process.stdout.write(`\ncrypto: ML-DSA-65 permits (${machine()})\n${note}\n`);
-  process.stdout.write(`  ${'backend'.padEnd(8)} ${'mode'.padEnd(7)} ${'keygen/s'.padStart(8)} ${'sign/s'.padStart(8)} ${'verify/s'.padStart(8)} ${'token B'.padStart(8)}\n`);
+  process.stdout.write(
+    `  ${'backend'.padEnd(8)} ${'mode'.padEnd(7)} ${'keygen/s'.padStart(8)} ${'sign/s'.padStart(8)} ${'verify/s'.padStart(8)} ${'token B'.padStart(8)}\n`,
+  );
   for (const r of rows) {
-    process.stdout.write(`  ${r.backend.padEnd(8)} ${r.mode.padEnd(7)} ${fmt(r.keygenPerSec)} ${fmt(r.signPerSec)} ${fmt(r.verifyPerSec)} ${fmt(r.tokenBytes)}\n`);
+    process.stdout.write(
+      `  ${r.backend.padEnd(8)} ${r.mode.padEnd(7)} ${fmt(r.keygenPerSec)} ${fmt(r.signPerSec)} ${fmt(r.verifyPerSec)} ${fmt(r.tokenBytes)}\n`,
+    );
   }
-  process.stdout.write('  keygen = a whole KeyPair (ML-DSA-65 + Ed25519 + ML-KEM-768 + X25519); sign/verify = PermitSigner.issue / PermitVerifier.verify (one core, sequential, best of 3 rounds)\n');
+  process.stdout.write(
+    '  keygen = a whole KeyPair (ML-DSA-65 + Ed25519 + ML-KEM-768 + X25519); sign/verify = PermitSigner.issue / PermitVerifier.verify (one core, sequential, best of 3 rounds)\n',
+  );
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
@@ -85,7 +97,8 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
     let note = 'ML-DSA backend: noble (node:crypto has no ML-DSA-65 on this Node)';
     if (rows[0]?.backend === 'native') {
       const child = spawnSync(process.execPath, [...process.execArgv, fileURLToPath(import.meta.url), '--json'], {
-        env: { ...process.env, KAVACH_CRYPTO_BACKEND: 'noble' }, encoding: 'utf8',
+        env: { ...process.env, KAVACH_CRYPTO_BACKEND: 'noble' },
+        encoding: 'utf8',
       });
       if (child.status === 0) rows.push(...(JSON.parse(child.stdout) as CryptoBenchRow[]));
       else process.stderr.write(`noble child failed: ${child.stderr}\n`);

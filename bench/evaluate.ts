@@ -11,19 +11,56 @@ export function hundredPolicies(): object {
     const action = `tool_${i % 25}`;
     switch (i % 5) {
       case 0:
-        policies.push({ name: `p${i}`, effect: 'permit', conditions: [{ identity_kind: 'agent' }, { action }, { param_max: { field: 'amount', max: 1000 + i } }, { param_in: { field: 'currency', values: ['EUR', 'USD', 'INR'] } }] });
+        policies.push({
+          name: `p${i}`,
+          effect: 'permit',
+          conditions: [
+            { identity_kind: 'agent' },
+            { action },
+            { param_max: { field: 'amount', max: 1000 + i } },
+            { param_in: { field: 'currency', values: ['EUR', 'USD', 'INR'] } },
+          ],
+        });
         break;
       case 1:
-        policies.push({ name: `p${i}`, effect: 'permit', conditions: [{ identity_role: 'ops' }, { action: `${action}*` }, { path_within: { field: '/file/path', roots: ['/srv/data', '/tmp/work'] } }] });
+        policies.push({
+          name: `p${i}`,
+          effect: 'permit',
+          conditions: [
+            { identity_role: 'ops' },
+            { action: `${action}*` },
+            { path_within: { field: '/file/path', roots: ['/srv/data', '/tmp/work'] } },
+          ],
+        });
         break;
       case 2:
-        policies.push({ name: `p${i}`, effect: 'permit', conditions: [{ action }, { url_host_in: { field: 'url', hosts: ['api.example.com', '*.example.org'] } }, { time_window: '00:00-24:00' }] });
+        policies.push({
+          name: `p${i}`,
+          effect: 'permit',
+          conditions: [
+            { action },
+            { url_host_in: { field: 'url', hosts: ['api.example.com', '*.example.org'] } },
+            { time_window: '00:00-24:00' },
+          ],
+        });
         break;
       case 3:
-        policies.push({ name: `p${i}`, effect: 'refuse', conditions: [{ action }, { any_of: [{ param_glob: { field: 'note', pattern: '*DROP TABLE*' } }, { param_max_length: { field: 'note', max: 10 } }] }, { not: { identity_id: 'trusted-*' } }] });
+        policies.push({
+          name: `p${i}`,
+          effect: 'refuse',
+          conditions: [
+            { action },
+            { any_of: [{ param_glob: { field: 'note', pattern: '*DROP TABLE*' } }, { param_max_length: { field: 'note', max: 10 } }] },
+            { not: { identity_id: 'trusted-*' } },
+          ],
+        });
         break;
       default:
-        policies.push({ name: `p${i}`, effect: 'permit', conditions: [{ identity_kind: ['agent', 'service'] }, { action }, { rate_limit: { max: 1_000_000_000, window: '1h' } }] });
+        policies.push({
+          name: `p${i}`,
+          effect: 'permit',
+          conditions: [{ identity_kind: ['agent', 'service'] }, { action }, { rate_limit: { max: 1_000_000_000, window: '1h' } }],
+        });
     }
   }
   return { policies };
@@ -37,7 +74,13 @@ export function contexts(): ActionContext[] {
       principalKind: 'agent',
       roles: ['ops'],
       actionName: `tool_${i % 25}`,
-      params: { amount: 10 * i, currency: i % 3 === 0 ? 'GBP' : 'EUR', file: { path: '/srv/data/report.csv' }, url: 'https://api.example.com/v1', note: 'ok' },
+      params: {
+        amount: 10 * i,
+        currency: i % 3 === 0 ? 'GBP' : 'EUR',
+        file: { path: '/srv/data/report.csv' },
+        url: 'https://api.example.com/v1',
+        note: 'ok',
+      },
       sessionId: `s-${i % 8}`,
       ip: '10.0.0.1',
     });
@@ -67,7 +110,12 @@ export async function benchEvaluate(iterations = 400_000): Promise<{ perSecond: 
     samples.push(Number(process.hrtime.bigint() - t0) / 1000);
   }
   await gate.close();
-  return { perSecond: Math.round(iterations / (elapsedNs / 1e9)), p50us: percentile(samples, 50), p99us: percentile(samples, 99), permits: permits / iterations };
+  return {
+    perSecond: Math.round(iterations / (elapsedNs / 1e9)),
+    p50us: percentile(samples, 50),
+    p99us: percentile(samples, 99),
+    permits: permits / iterations,
+  };
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {

@@ -15,7 +15,14 @@ import { spawnSync } from 'node:child_process';
 import { loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import {
-  cryptoBackend, Gate, InMemoryReplayStore, KeyPair, PermitSigner, PermitVerifier, type ActionContext, type PermitSignerOptions,
+  cryptoBackend,
+  Gate,
+  InMemoryReplayStore,
+  KeyPair,
+  PermitSigner,
+  PermitVerifier,
+  type ActionContext,
+  type PermitSignerOptions,
 } from '../dist/index.js';
 import { contexts, hundredPolicies } from './evaluate.ts';
 import { machine, percentile } from './util.ts';
@@ -23,7 +30,11 @@ import { machine, percentile } from './util.ts';
 const BATCH_RATE = 10_000;
 const BATCH = { maxDelayMs: 4, maxSize: 1024 };
 
-interface Row { name: string; value: string; note?: string }
+interface Row {
+  name: string;
+  value: string;
+  note?: string;
+}
 
 export async function permittedContexts(): Promise<ActionContext[]> {
   const gate = Gate.fromDict(hundredPolicies(), { drift: false });
@@ -62,19 +73,26 @@ function loopProbe(): () => { p99: number; max: number; cores: number } {
 }
 
 /** Closed loop: `callers` async callers evaluate back to back for `ms`; permits/s and the event-loop delay meanwhile. */
-export async function closedLoop(gate: Gate, ctxs: ActionContext[], callers: number, ms: number): Promise<{ perSec: number; loop: string; failed: number }> {
+export async function closedLoop(
+  gate: Gate,
+  ctxs: ActionContext[],
+  callers: number,
+  ms: number,
+): Promise<{ perSec: number; loop: string; failed: number }> {
   let done = 0;
   let failed = 0;
   const end = performance.now() + ms;
   const start = performance.now();
   const probe = loopProbe();
-  await Promise.all(Array.from({ length: callers }, async (_, c) => {
-    for (let i = c; performance.now() < end; i += callers) {
-      const v = await gate.evaluate(ctxs[i % ctxs.length] as ActionContext);
-      if (v.kind === 'permit' && v.permit) done++;
-      else failed++;
-    }
-  }));
+  await Promise.all(
+    Array.from({ length: callers }, async (_, c) => {
+      for (let i = c; performance.now() < end; i += callers) {
+        const v = await gate.evaluate(ctxs[i % ctxs.length] as ActionContext);
+        if (v.kind === 'permit' && v.permit) done++;
+        else failed++;
+      }
+    }),
+  );
   const gaps = probe();
   const loop = `2 ms timer gaps p99 ${gaps.p99.toFixed(1)} ms, max ${gaps.max.toFixed(1)} ms; CPU ${gaps.cores.toFixed(2)} cores`;
   return { perSec: done / ((performance.now() - start) / 1000), loop, failed };
@@ -102,20 +120,23 @@ export async function openLoop(gate: Gate, ctxs: ActionContext[], rate: number, 
         const scheduled = t0 + (issued / rate) * 1000;
         const ctx = ctxs[issued % ctxs.length] as ActionContext;
         issued++;
-        const p: Promise<void> = gate.evaluate(ctx).then((v) => {
-          const end = performance.now();
-          completed++;
-          lastDone = end;
-          if (v.kind !== 'permit' || !v.permit) {
-            failed++;
-            return;
-          }
-          if (scheduled >= measureFrom) {
-            latencies.push(end - scheduled);
-            measuredDone++;
-            if (kept.length < keep) kept.push({ token: v.permit, ctx });
-          }
-        }).finally(() => inflight.delete(p));
+        const p: Promise<void> = gate
+          .evaluate(ctx)
+          .then((v) => {
+            const end = performance.now();
+            completed++;
+            lastDone = end;
+            if (v.kind !== 'permit' || !v.permit) {
+              failed++;
+              return;
+            }
+            if (scheduled >= measureFrom) {
+              latencies.push(end - scheduled);
+              measuredDone++;
+              if (kept.length < keep) kept.push({ token: v.permit, ctx });
+            }
+          })
+          .finally(() => inflight.delete(p));
         inflight.add(p);
       }
       if (now < stopAt) setTimeout(tick, 1);
@@ -126,7 +147,16 @@ export async function openLoop(gate: Gate, ctxs: ActionContext[], rate: number, 
   await Promise.all(inflight);
   const gaps = probe();
   const spanS = (lastDone - measureFrom) / 1000;
-  return { achieved: measuredDone / spanS, p50: percentile(latencies, 50), p99: percentile(latencies, 99), max: percentile(latencies, 100), failed, completed, kept, loop: `2 ms timer gaps p99 ${gaps.p99.toFixed(1)} ms, max ${gaps.max.toFixed(1)} ms; CPU ${gaps.cores.toFixed(2)} cores` };
+  return {
+    achieved: measuredDone / spanS,
+    p50: percentile(latencies, 50),
+    p99: percentile(latencies, 99),
+    max: percentile(latencies, 100),
+    failed,
+    completed,
+    kept,
+    loop: `2 ms timer gaps p99 ${gaps.p99.toFixed(1)} ms, max ${gaps.max.toFixed(1)} ms; CPU ${gaps.cores.toFixed(2)} cores`,
+  };
 }
 
 async function timeIt(n: number, op: (i: number) => Promise<unknown>): Promise<number> {
@@ -158,7 +188,11 @@ export async function benchPermits(): Promise<Row[]> {
     await Promise.all(ctxs.slice(0, 8).map((c) => gate.evaluate(c))); // workers up
     await closedLoop(gate, ctxs, 8, 800); // JIT warm
     const r = await closedLoop(gate, ctxs, 32, 6_000);
-    rows.push({ name: `${backend} per-permit pool (hybrid, ${s.pool?.size} workers)`, value: `${fmt(r.perSec)} permits/s`, note: `${r.loop}; ${r.failed} failed` });
+    rows.push({
+      name: `${backend} per-permit pool (hybrid, ${s.pool?.size} workers)`,
+      value: `${fmt(r.perSec)} permits/s`,
+      note: `${r.loop}; ${r.failed} failed`,
+    });
     await s.close();
   }
 
@@ -179,11 +213,19 @@ export async function benchPermits(): Promise<Row[]> {
       await s.pool?.signBytes(kp, 'hybrid', 'permit-batch', root);
       alone.push(performance.now() - t);
     }
-    rows.push({ name: `${backend} one root signature, idle worker`, value: `p50 ${percentile(alone, 50).toFixed(1)} ms`, note: `p99 ${percentile(alone, 99).toFixed(1)} ms, max ${percentile(alone, 100).toFixed(1)} ms over 300: the least a batch permit waits` });
+    rows.push({
+      name: `${backend} one root signature, idle worker`,
+      value: `p50 ${percentile(alone, 50).toFixed(1)} ms`,
+      note: `p99 ${percentile(alone, 99).toFixed(1)} ms, max ${percentile(alone, 100).toFixed(1)} ms over 300: the least a batch permit waits`,
+    });
     await openLoop(gate, ctxs, BATCH_RATE / 4, 1_000, 0, 0);
     const r = await openLoop(gate, ctxs, BATCH_RATE, 6_000, 1_000, 20_000);
     kept = r.kept;
-    rows.push({ name: `${backend} batch @ ${fmt(BATCH_RATE)}/s offered (hybrid)`, value: `${fmt(r.achieved)} permits/s`, note: `time-to-permit p50 ${r.p50.toFixed(1)} ms, p99 ${r.p99.toFixed(1)} ms, max ${r.max.toFixed(1)} ms; ${r.loop}; ${r.failed} failed` });
+    rows.push({
+      name: `${backend} batch @ ${fmt(BATCH_RATE)}/s offered (hybrid)`,
+      value: `${fmt(r.achieved)} permits/s`,
+      note: `time-to-permit p50 ${r.p50.toFixed(1)} ms, p99 ${r.p99.toFixed(1)} ms, max ${r.max.toFixed(1)} ms; ${r.loop}; ${r.failed} failed`,
+    });
     const peak = await closedLoop(gate, ctxs, 512, 4_000);
     rows.push({ name: `${backend} batch peak (hybrid, 512 callers)`, value: `${fmt(peak.perSec)} permits/s`, note: peak.loop });
     await s.close();
@@ -195,9 +237,22 @@ export async function benchPermits(): Promise<Row[]> {
     const n = kept.length;
     const roots = new Set(kept.map((k) => k.token.slice(k.token.lastIndexOf('.')))).size;
     const rate = await timeIt(n, (i) => v.verify(kept[i]!.token, { action: kept[i]!.ctx.actionName, args: kept[i]!.ctx.params }));
-    rows.push({ name: `${backend} verify batch tokens (hybrid, root cache)`, value: `${fmt(rate)} permits/s`, note: `${fmt(n)} tokens from ${roots} batches (avg ${(n / roots).toFixed(0)} per root), one verifier with a replay store, one core` });
+    rows.push({
+      name: `${backend} verify batch tokens (hybrid, root cache)`,
+      value: `${fmt(rate)} permits/s`,
+      note: `${fmt(n)} tokens from ${roots} batches (avg ${(n / roots).toFixed(0)} per root), one verifier with a replay store, one core`,
+    });
     const single = signer({ pool: false });
-    const one = await single.issue({ principalId: 'a', principalKind: 'agent', action: 'x.y', args: {}, evaluationId: 'e', audience: 'bench', issuedAt: Date.now(), expiresAt: Date.now() + 600_000 });
+    const one = await single.issue({
+      principalId: 'a',
+      principalKind: 'agent',
+      action: 'x.y',
+      args: {},
+      evaluationId: 'e',
+      audience: 'bench',
+      issuedAt: Date.now(),
+      expiresAt: Date.now() + 600_000,
+    });
     const plain = new PermitVerifier({ keys: kp.publicKeys(), mode: 'hybrid', audience: 'bench' });
     const sRate = await timeIt(300, () => plain.verify(one.token, { action: 'x.y', args: {} }));
     rows.push({ name: `${backend} verify single-signed (hybrid)`, value: `${fmt(sRate)} permits/s`, note: 'one core' });
@@ -218,11 +273,14 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
     process.stdout.write(JSON.stringify(rows));
   } else {
     // The machine may be shared: the 1-minute load average says how much of it this run had.
-    process.stdout.write(`\npermits: signed permits through Gate.evaluate (${machine()}; load average ${loadavg()[0]?.toFixed(1)} at start)\n`);
+    process.stdout.write(
+      `\npermits: signed permits through Gate.evaluate (${machine()}; load average ${loadavg()[0]?.toFixed(1)} at start)\n`,
+    );
     print(rows);
     if (cryptoBackend().mlDsa === 'native') {
       const child = spawnSync(process.execPath, [...process.execArgv, fileURLToPath(import.meta.url), '--json'], {
-        env: { ...process.env, KAVACH_CRYPTO_BACKEND: 'noble' }, encoding: 'utf8',
+        env: { ...process.env, KAVACH_CRYPTO_BACKEND: 'noble' },
+        encoding: 'utf8',
       });
       if (child.status === 0) print(JSON.parse(child.stdout) as Row[]);
       else process.stderr.write(`noble child failed: ${child.stderr}\n`);

@@ -51,7 +51,8 @@ async function servePassthrough(): Promise<void> {
   const server = new Server({ name: 'passthrough', version: '1' }, { capabilities: { tools: {} } });
   server.setRequestHandler(ListToolsRequestSchema, async () => upstream.listTools());
   server.setRequestHandler(CallToolRequestSchema, async (request, extra) =>
-    upstream.request({ method: 'tools/call', params: request.params }, CallToolResultSchema, { signal: extra.signal }));
+    upstream.request({ method: 'tools/call', params: request.params }, CallToolResultSchema, { signal: extra.signal }),
+  );
   server.onclose = () => void upstream.close().then(() => process.exit(0));
   await server.connect(new StdioServerTransport());
 }
@@ -80,7 +81,10 @@ async function connect(name: string, note: string, command: string, args: string
 
 async function callOnce(v: Variant, i: number): Promise<number> {
   const t0 = performance.now();
-  const result = await v.client.request({ method: 'tools/call', params: { name: v.tool, arguments: { message: `m${i}` } } }, CallToolResultSchema);
+  const result = await v.client.request(
+    { method: 'tools/call', params: { name: v.tool, arguments: { message: `m${i}` } } },
+    CallToolResultSchema,
+  );
   const dt = performance.now() - t0;
   if (result.isError) throw new Error(`${v.name}: ${JSON.stringify(result.content)}`);
   return dt;
@@ -120,7 +124,10 @@ async function main(): Promise<void> {
   writeFileSync(join(dir, 'policy.toml'), '[[policy]]\nname = "echo"\neffect = "permit"\nconditions = [{ action = "everything.echo" }]\n');
   const config = (extra: string) => {
     const path = join(dir, `kavach-${Math.random().toString(36).slice(2)}.toml`);
-    writeFileSync(path, `[gate]\npolicy = "policy.toml"\n[identity]\nprincipal_id = "bench"\nprincipal_kind = "agent"\n[tools]\npinning = false\n[drift]\nenabled = false\n${extra}\n[servers.everything]\ncommand = ${JSON.stringify(process.execPath)}\nargs = [${JSON.stringify(EVERYTHING)}, "stdio"]\n`);
+    writeFileSync(
+      path,
+      `[gate]\npolicy = "policy.toml"\n[identity]\nprincipal_id = "bench"\nprincipal_kind = "agent"\n[tools]\npinning = false\n[drift]\nenabled = false\n${extra}\n[servers.everything]\ncommand = ${JSON.stringify(process.execPath)}\nargs = [${JSON.stringify(EVERYTHING)}, "stdio"]\n`,
+    );
     return path;
   };
   // BENCH_CPU_PROF=DIR: each kavach process writes a V8 CPU profile there on exit.
@@ -130,21 +137,68 @@ async function main(): Promise<void> {
 
   const specs: [string, string, () => Promise<Variant>][] = [
     ['direct', 'SDK client → server-everything', () => connect('direct', '', process.execPath, [EVERYTHING, 'stdio'], 'echo')],
-    ['relay-c', 'C, copies bytes (floor of a stdio hop)', () => connect('relay-c', '', compileRelay(dir), [process.execPath, EVERYTHING, 'stdio'], 'echo')],
-    ['bytecopy', 'Node, copies bytes (floor in Node)', () => connect('bytecopy', '', process.execPath, ['--import', 'tsx', join(REPO, 'bench/proxy.ts'), '--serve-bytecopy'], 'echo')],
-    ['passthrough', 'same SDK, no gate', () => connect('passthrough', '', process.execPath, ['--import', 'tsx', join(REPO, 'bench/proxy.ts'), '--serve-passthrough'], 'echo')],
+    [
+      'relay-c',
+      'C, copies bytes (floor of a stdio hop)',
+      () => connect('relay-c', '', compileRelay(dir), [process.execPath, EVERYTHING, 'stdio'], 'echo'),
+    ],
+    [
+      'bytecopy',
+      'Node, copies bytes (floor in Node)',
+      () => connect('bytecopy', '', process.execPath, ['--import', 'tsx', join(REPO, 'bench/proxy.ts'), '--serve-bytecopy'], 'echo'),
+    ],
+    [
+      'passthrough',
+      'same SDK, no gate',
+      () => connect('passthrough', '', process.execPath, ['--import', 'tsx', join(REPO, 'bench/proxy.ts'), '--serve-passthrough'], 'echo'),
+    ],
     ['kavach', 'gate; signing off, audit off', () => connect('kavach', '', process.execPath, kavach(''), 'everything__echo')],
-    ['kavach+sign', 'hybrid ML-DSA-65 + Ed25519 permit', () => connect('kavach+sign', '', process.execPath, kavach(keys), 'everything__echo')],
-    ['kavach+audit', 'durable audit record, no permit', () => connect('kavach+audit', '', process.execPath, kavach(`[keys]\npath = "keys/secret.key"\nsign_permits = false\n[audit]\npath = "audit-only-${Date.now()}.jsonl"\n`), 'everything__echo')],
-    ['kavach+sign+audit', 'permit + durable audit record', () => connect('kavach+sign+audit', '', process.execPath, kavach(`${keys}[audit]\npath = "audit-${Date.now()}.jsonl"\n`), 'everything__echo')],
+    [
+      'kavach+sign',
+      'hybrid ML-DSA-65 + Ed25519 permit',
+      () => connect('kavach+sign', '', process.execPath, kavach(keys), 'everything__echo'),
+    ],
+    [
+      'kavach+audit',
+      'durable audit record, no permit',
+      () =>
+        connect(
+          'kavach+audit',
+          '',
+          process.execPath,
+          kavach(`[keys]\npath = "keys/secret.key"\nsign_permits = false\n[audit]\npath = "audit-only-${Date.now()}.jsonl"\n`),
+          'everything__echo',
+        ),
+    ],
+    [
+      'kavach+sign+audit',
+      'permit + durable audit record',
+      () =>
+        connect(
+          'kavach+sign+audit',
+          '',
+          process.execPath,
+          kavach(`${keys}[audit]\npath = "audit-${Date.now()}.jsonl"\n`),
+          'everything__echo',
+        ),
+    ],
   ];
   // Two rounds: signing burns milliseconds of CPU per call, which on a small machine would
   // starve the latency-sensitive variants if they ran side by side.
-  const rounds = [['direct', ...(compileRelay(dir) ? ['relay-c'] : []), 'bytecopy', 'passthrough', 'kavach'], ['kavach', 'kavach+sign', 'kavach+audit', 'kavach+sign+audit']]
+  const rounds = [
+    ['direct', ...(compileRelay(dir) ? ['relay-c'] : []), 'bytecopy', 'passthrough', 'kavach'],
+    ['kavach', 'kavach+sign', 'kavach+audit', 'kavach+sign+audit'],
+  ]
     .map((round) => round.filter((name) => only.length === 0 || only.includes(name)))
     .filter((round) => round.length > 0);
-  process.stdout.write(`\nMCP tools/call latency, echo tool, ${calls} calls per variant (interleaved within a round), node ${process.version}, ${cpus().length} cpus, load ${loadavg().map((l) => l.toFixed(2)).join(' ')}\n\n`);
-  process.stdout.write('| round | variant | what | p50 | p99 | added p50 vs direct | added p99 vs direct | added p50 vs pass-through | proxy CPU per call |\n|---|---|---|---|---|---|---|---|---|\n');
+  process.stdout.write(
+    `\nMCP tools/call latency, echo tool, ${calls} calls per variant (interleaved within a round), node ${process.version}, ${cpus().length} cpus, load ${loadavg()
+      .map((l) => l.toFixed(2))
+      .join(' ')}\n\n`,
+  );
+  process.stdout.write(
+    '| round | variant | what | p50 | p99 | added p50 vs direct | added p99 vs direct | added p50 vs pass-through | proxy CPU per call |\n|---|---|---|---|---|---|---|---|---|\n',
+  );
   const results = new Map<string, { p50: number; p99: number }>();
   try {
     for (const [index, round] of rounds.entries()) {
@@ -179,11 +233,14 @@ async function main(): Promise<void> {
         const us = (ms: number) => `${(ms * 1000).toFixed(0)} µs`;
         for (const r of rows) {
           results.set(r.v.name, r);
-          const cpu = r.v.cpuPerCallUs !== undefined ? `${r.v.cpuPerCallUs.toFixed(0)} µs (sys ${(r.v.sysPerCallUs ?? 0).toFixed(0)})` : '–';
+          const cpu =
+            r.v.cpuPerCallUs !== undefined ? `${r.v.cpuPerCallUs.toFixed(0)} µs (sys ${(r.v.sysPerCallUs ?? 0).toFixed(0)})` : '–';
           const vsDirect = (which: 'p50' | 'p99') => (base && index === 0 ? us(r[which] - base[which]) : '–');
           let vsPass = r.v.name.startsWith('kavach') && pass && index === 0 ? us(r.p50 - pass.p50) : '–';
           if (index > 0 && plain && r.v !== plain.v) vsPass = `${us(r.p50 - plain.p50)} over plain kavach`;
-          process.stdout.write(`| ${index + 1} | ${r.v.name} | ${r.v.note} | ${us(r.p50)} | ${us(r.p99)} | ${vsDirect('p50')} | ${vsDirect('p99')} | ${vsPass} | ${cpu} |\n`);
+          process.stdout.write(
+            `| ${index + 1} | ${r.v.name} | ${r.v.note} | ${us(r.p50)} | ${us(r.p99)} | ${vsDirect('p50')} | ${vsDirect('p99')} | ${vsPass} | ${cpu} |\n`,
+          );
         }
       } finally {
         for (const v of variants) {

@@ -12,22 +12,44 @@ import { machine, percentile, printTable } from './util.ts';
 const URL = process.env.KAVACH_BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379';
 
 const policy = {
-  policy: [{ name: 'agent tools', effect: 'permit', conditions: [{ identity_kind: 'agent' }, { action: 'tool_*' }, { rate_limit: { max: 1_000_000_000, window: '1h' } }] }],
+  policy: [
+    {
+      name: 'agent tools',
+      effect: 'permit',
+      conditions: [{ identity_kind: 'agent' }, { action: 'tool_*' }, { rate_limit: { max: 1_000_000_000, window: '1h' } }],
+    },
+  ],
 };
 
 /** Mostly refused: 100 calls per hour per principal+action, 64 principal/action pairs. */
 const tightPolicy = {
-  policy: [{ name: 'tight tools', effect: 'permit', conditions: [{ identity_kind: 'agent' }, { action: 'tool_*' }, { rate_limit: { max: 100, window: '1h' } }] }],
+  policy: [
+    {
+      name: 'tight tools',
+      effect: 'permit',
+      conditions: [{ identity_kind: 'agent' }, { action: 'tool_*' }, { rate_limit: { max: 100, window: '1h' } }],
+    },
+  ],
 };
 
 function contexts(withSession: boolean): ActionContext[] {
   return Array.from({ length: 64 }, (_, i) => ({
-    principalId: `agent-${i % 16}`, principalKind: 'agent', actionName: `tool_${i % 4}`, params: { i },
+    principalId: `agent-${i % 16}`,
+    principalKind: 'agent',
+    actionName: `tool_${i % 4}`,
+    params: { i },
     ...(withSession ? { sessionId: `s-${i % 16}`, ip: '10.0.0.1' } : {}),
   }));
 }
 
-interface Run { perSecond: number; p50us: number; p99us: number; permitted: number; unavailable: number; evalshaPerEval: number }
+interface Run {
+  perSecond: number;
+  p50us: number;
+  p99us: number;
+  permitted: number;
+  unavailable: number;
+  evalshaPerEval: number;
+}
 
 async function evalshaCalls(admin: Redis): Promise<number> {
   const info = await admin.info('commandstats');
@@ -42,24 +64,30 @@ async function run(gate: Gate, ctxs: ActionContext[], callers: number, total: nu
   let next = 0;
   const before = await evalshaCalls(admin);
   const start = process.hrtime.bigint();
-  await Promise.all(Array.from({ length: callers }, async () => {
-    while (next < total) {
-      const i = next++;
-      const t0 = process.hrtime.bigint();
-      const v = await gate.evaluate(ctxs[i % ctxs.length] as ActionContext);
-      samples.push(Number(process.hrtime.bigint() - t0) / 1_000);
-      if (v.kind === 'permit') permitted++;
-      // Redis slower than the 100 ms deadline (another client's big DEL on a shared Redis, a descheduled server).
-      else if (v.kind === 'refuse' && v.code === 'STORE_UNAVAILABLE') unavailable++;
-      else if (v.kind !== 'refuse' || v.code !== 'RATE_LIMITED') throw new Error(`unexpected verdict: ${JSON.stringify(v)}`);
-    }
-  }));
+  await Promise.all(
+    Array.from({ length: callers }, async () => {
+      while (next < total) {
+        const i = next++;
+        const t0 = process.hrtime.bigint();
+        const v = await gate.evaluate(ctxs[i % ctxs.length] as ActionContext);
+        samples.push(Number(process.hrtime.bigint() - t0) / 1_000);
+        if (v.kind === 'permit') permitted++;
+        // Redis slower than the 100 ms deadline (another client's big DEL on a shared Redis, a descheduled server).
+        else if (v.kind === 'refuse' && v.code === 'STORE_UNAVAILABLE') unavailable++;
+        else if (v.kind !== 'refuse' || v.code !== 'RATE_LIMITED') throw new Error(`unexpected verdict: ${JSON.stringify(v)}`);
+      }
+    }),
+  );
   const seconds = Number(process.hrtime.bigint() - start) / 1e9;
   const after = await evalshaCalls(admin);
   // the INFO call itself is not an EVALSHA; the stats may include other clients' scripts on a shared Redis
   return {
-    perSecond: Math.round(total / seconds), p50us: percentile(samples, 50), p99us: percentile(samples, 99),
-    permitted: permitted / total, unavailable, evalshaPerEval: (after - before) / total,
+    perSecond: Math.round(total / seconds),
+    p50us: percentile(samples, 50),
+    p99us: percentile(samples, 99),
+    permitted: permitted / total,
+    unavailable,
+    evalshaPerEval: (after - before) / total,
   };
 }
 
@@ -153,7 +181,13 @@ export async function benchRedis(total = 40_000): Promise<Record<string, Run | {
     const withSession = contexts(true);
     await run(fullGate, withSession, 1, 2_000, admin);
     const sessionOne = await run(fullGate, withSession, 1, total / 2, admin);
-    const limited = await run(tightGate, plain.map((c, i) => ({ ...c, principalId: `agent-${i}` })), 1, total / 2, admin);
+    const limited = await run(
+      tightGate,
+      plain.map((c, i) => ({ ...c, principalId: `agent-${i}` })),
+      1,
+      total / 2,
+      admin,
+    );
     const invalidation = await invalidationLatency(prefix, 50);
     const storeInvalidation = await storeInvalidationLatency(prefix, 500);
     return { ping, one, fifty, sessionOne, limited, invalidation, storeInvalidation };

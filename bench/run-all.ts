@@ -10,7 +10,9 @@ import { fileURLToPath } from 'node:url';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const ORDER = ['evaluate', 'crypto', 'audit', 'redis', 'proxy'];
-const found = readdirSync(here).filter((f) => f.endsWith('.ts') && !['util.ts', 'run-all.ts'].includes(f)).map((f) => f.slice(0, -3));
+const found = readdirSync(here)
+  .filter((f) => f.endsWith('.ts') && !['util.ts', 'run-all.ts'].includes(f))
+  .map((f) => f.slice(0, -3));
 const names = [...ORDER.filter((n) => found.includes(n)), ...found.filter((n) => !ORDER.includes(n)).sort()];
 const only = process.argv.slice(2);
 

@@ -8,7 +8,22 @@ import { Gate } from '../dist/index.js';
 import { fake } from '../test/engine/screen/fakes.ts';
 import { machine, percentile, printTable } from './util.ts';
 
-const ALL = ['aws_access_key', 'aws_secret_key', 'github_token', 'gitlab_token', 'slack_token', 'stripe_key', 'openai_key', 'anthropic_key', 'google_api_key', 'private_key', 'jwt', 'card_number', 'iban', 'email'];
+const ALL = [
+  'aws_access_key',
+  'aws_secret_key',
+  'github_token',
+  'gitlab_token',
+  'slack_token',
+  'stripe_key',
+  'openai_key',
+  'anthropic_key',
+  'google_api_key',
+  'private_key',
+  'jwt',
+  'card_number',
+  'iban',
+  'email',
+];
 
 /** ~1 MB of the things tool results are made of, with `secrets` secrets spread through it. */
 export function mixedResult(bytes = 1 << 20, secrets = 8): string {
@@ -101,7 +116,8 @@ export function benchScreen(): ScreenBench {
 
 if (import.meta.url === `file://${process.argv[1]}`) {
   const r = benchScreen();
-  const row = (m: ScreenBench['text']) => `p50 ${m.p50Ms.toFixed(2)} ms, p99 ${m.p99Ms.toFixed(2)} ms wall; ${m.cpuMs.toFixed(2)} ms CPU; ${m.findings} findings`;
+  const row = (m: ScreenBench['text']) =>
+    `p50 ${m.p50Ms.toFixed(2)} ms, p99 ${m.p99Ms.toFixed(2)} ms wall; ${m.cpuMs.toFixed(2)} ms CPU; ${m.findings} findings`;
   printTable(`Result screening, 14 detectors, redact (${machine()}, load ${loadavg()[0]?.toFixed(1)})`, [
     ['1 MB text result', row(r.text)],
     ['1 MB JSON text result', row(r.json)],

@@ -32,8 +32,11 @@ function warnIfBuildIsStale(): void {
     return; // no build at all: importing dist/ fails with its own message
   }
   const src = join(root, 'src');
-  const newer = readdirSync(src, { recursive: true, encoding: 'utf8' }).find((f) => f.endsWith('.ts') && statSync(join(src, f)).mtimeMs > built);
-  if (newer) process.stderr.write(`bench: src/${newer} changed after the last build, so these figures measure the old dist/ (npm run build)\n`);
+  const newer = readdirSync(src, { recursive: true, encoding: 'utf8' }).find(
+    (f) => f.endsWith('.ts') && statSync(join(src, f)).mtimeMs > built,
+  );
+  if (newer)
+    process.stderr.write(`bench: src/${newer} changed after the last build, so these figures measure the old dist/ (npm run build)\n`);
 }
 
 warnIfBuildIsStale();

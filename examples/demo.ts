@@ -9,8 +9,17 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
-  AuditLog, Gate, InMemoryReplayStore, KeyPair, PermitError, PermitSigner, PermitVerifier, formatRefusal, verifyAuditLog,
-  type ActionContext, type Verdict,
+  AuditLog,
+  Gate,
+  InMemoryReplayStore,
+  KeyPair,
+  PermitError,
+  PermitSigner,
+  PermitVerifier,
+  formatRefusal,
+  verifyAuditLog,
+  type ActionContext,
+  type Verdict,
 } from '../src/index.ts';
 
 const POLICY = `
@@ -58,21 +67,57 @@ actions = ["refunds.*"]
 param_max = { field = "/order/amount", max = 2000 }
 `;
 
-const agent = { principalId: 'support-bot', principalKind: 'agent' as const, sessionId: 'chat-42', ip: '203.0.113.7', device: 'worker-1', audience: 'support-tools' };
+const agent = {
+  principalId: 'support-bot',
+  principalKind: 'agent' as const,
+  sessionId: 'chat-42',
+  ip: '203.0.113.7',
+  device: 'worker-1',
+  audience: 'support-tools',
+};
 
 const steps: { note: string; call: Omit<ActionContext, 'principalId' | 'principalKind'> }[] = [
-  { note: 'a small refund', call: { ...agent, actionName: 'refunds.issue', params: { order: { id: 'A-1', amount: 120, currency: 'EUR' } } } },
-  { note: 'a refund over the per-call limit', call: { ...agent, actionName: 'refunds.issue', params: { order: { id: 'A-2', amount: 900, currency: 'EUR' } } } },
+  {
+    note: 'a small refund',
+    call: { ...agent, actionName: 'refunds.issue', params: { order: { id: 'A-1', amount: 120, currency: 'EUR' } } },
+  },
+  {
+    note: 'a refund over the per-call limit',
+    call: { ...agent, actionName: 'refunds.issue', params: { order: { id: 'A-2', amount: 900, currency: 'EUR' } } },
+  },
   { note: 'reading a ticket attachment', call: { ...agent, actionName: 'fs.read_file', params: { path: '/srv/support/tickets/77.txt' } } },
-  { note: 'path traversal out of the workspace', call: { ...agent, actionName: 'fs.read_file', params: { path: '/srv/support/../../etc/passwd' } } },
-  { note: 'fetch with a userinfo trick', call: { ...agent, actionName: 'http.fetch', params: { url: 'https://tickets.example.com@evil.example.net/x' } } },
+  {
+    note: 'path traversal out of the workspace',
+    call: { ...agent, actionName: 'fs.read_file', params: { path: '/srv/support/../../etc/passwd' } },
+  },
+  {
+    note: 'fetch with a userinfo trick',
+    call: { ...agent, actionName: 'http.fetch', params: { url: 'https://tickets.example.com@evil.example.net/x' } },
+  },
   { note: 'deleting a customer', call: { ...agent, actionName: 'customers.delete', params: { id: 'C-9' } } },
   { note: 'refund #2', call: { ...agent, actionName: 'refunds.issue', params: { order: { id: 'A-3', amount: 300, currency: 'USD' } } } },
   { note: 'refund #3', call: { ...agent, actionName: 'refunds.issue', params: { order: { id: 'A-4', amount: 50, currency: 'USD' } } } },
-  { note: 'refund #4 (over the hourly rate limit)', call: { ...agent, actionName: 'refunds.issue', params: { order: { id: 'A-5', amount: 10, currency: 'USD' } } } },
-  { note: 'the same session from another IP (stolen session?)', call: { ...agent, ip: '198.51.100.66', actionName: 'fs.read_file', params: { path: '/srv/support/tickets/78.txt' } } },
-  { note: 'any later call in that session', call: { ...agent, actionName: 'fs.read_file', params: { path: '/srv/support/tickets/79.txt' } } },
-  { note: 'a malformed call (amount is NaN)', call: { ...agent, sessionId: 'chat-43', actionName: 'refunds.issue', params: { order: { id: 'A-6', amount: Number.NaN, currency: 'EUR' } } } },
+  {
+    note: 'refund #4 (over the hourly rate limit)',
+    call: { ...agent, actionName: 'refunds.issue', params: { order: { id: 'A-5', amount: 10, currency: 'USD' } } },
+  },
+  {
+    note: 'the same session from another IP (stolen session?)',
+    call: { ...agent, ip: '198.51.100.66', actionName: 'fs.read_file', params: { path: '/srv/support/tickets/78.txt' } },
+  },
+  {
+    note: 'any later call in that session',
+    call: { ...agent, actionName: 'fs.read_file', params: { path: '/srv/support/tickets/79.txt' } },
+  },
+  {
+    note: 'a malformed call (amount is NaN)',
+    call: {
+      ...agent,
+      sessionId: 'chat-43',
+      actionName: 'refunds.issue',
+      params: { order: { id: 'A-6', amount: Number.NaN, currency: 'EUR' } },
+    },
+  },
 ];
 
 function describe(v: Verdict): string {
@@ -87,9 +132,16 @@ const signer = PermitSigner.fromKeyPair(keyPair, { mode: 'hybrid' });
 const audit = await AuditLog.open(join(dir, 'audit.jsonl'), { keyPair, mode: 'hybrid' });
 const gate = Gate.fromToml(POLICY, { drift: { ipGeo: 'strict' }, signer, audit });
 // What a tool does with the permit it receives: verify it against its own name and arguments.
-const tool = new PermitVerifier({ keys: keyPair.publicKeys(), mode: 'hybrid', audience: 'support-tools', replay: new InMemoryReplayStore() });
+const tool = new PermitVerifier({
+  keys: keyPair.publicKeys(),
+  mode: 'hybrid',
+  audience: 'support-tools',
+  replay: new InMemoryReplayStore(),
+});
 
-out(`Kavach gate demo: ${gate.policyCount} policies, principal ${agent.principalKind} '${agent.principalId}', key ${keyPair.kid.slice(0, 16)}…`);
+out(
+  `Kavach gate demo: ${gate.policyCount} policies, principal ${agent.principalKind} '${agent.principalId}', key ${keyPair.kid.slice(0, 16)}…`,
+);
 out();
 let firstPermit: { token: string; step: (typeof steps)[number] } | undefined;
 for (const [i, step] of steps.entries()) {
@@ -120,7 +172,12 @@ if (firstPermit) {
 out();
 out('Kill switch: reloading an empty policy set...');
 gate.reload('');
-const after = await gate.evaluate({ principalId: 'support-bot', principalKind: 'agent', actionName: 'refunds.issue', params: { order: { amount: 1, currency: 'EUR' } } });
+const after = await gate.evaluate({
+  principalId: 'support-bot',
+  principalKind: 'agent',
+  actionName: 'refunds.issue',
+  params: { order: { amount: 1, currency: 'EUR' } },
+});
 out(`    → ${describe(after)}`);
 await gate.close();
 await signer.close();

@@ -10,11 +10,18 @@
  *   npx tsx bench/sim/batch-policies.ts
  */
 type Policy = 'A' | 'B' | 'C';
-interface Root { permits: number[]; done: boolean; attempts: number }
-interface Worker { job: Root | undefined; left: number }
+interface Root {
+  permits: number[];
+  done: boolean;
+  attempts: number;
+}
+interface Worker {
+  job: Root | undefined;
+  left: number;
+}
 
 let seed = 42;
-const random = (): number => ((seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31) / 2 ** 31);
+const random = (): number => (seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31) / 2 ** 31;
 function signMs(): number {
   let rounds = 1;
   while (random() > 0.196) rounds++;
@@ -24,7 +31,10 @@ function signMs(): number {
 function simulate(policy: Policy, s: number, totalMs = 200_000): { p50: number; p99: number } {
   const dt = 0.05;
   const perMs = 10;
-  const workers: Worker[] = [{ job: undefined, left: 0 }, { job: undefined, left: 0 }];
+  const workers: Worker[] = [
+    { job: undefined, left: 0 },
+    { job: undefined, left: 0 },
+  ];
   let open: number[] = [];
   let live: Root[] = [];
   const latency: number[] = [];
@@ -73,5 +83,7 @@ function simulate(policy: Policy, s: number, totalMs = 200_000): { p50: number; 
 const fmt = (r: { p50: number; p99: number }) => `p50 ${r.p50.toFixed(1)} ms, p99 ${r.p99.toFixed(1)} ms`;
 process.stdout.write('batch time-to-permit at 10,000/s, noble-like signature times (simulated)\n');
 for (const s of [1, 0.8, 0.7]) {
-  process.stdout.write(`  worker speed ${s} when both run:  A one signer ${fmt(simulate('A', 1))} | C two signers ${fmt(simulate('C', s))} | B raced ${fmt(simulate('B', s))}\n`);
+  process.stdout.write(
+    `  worker speed ${s} when both run:  A one signer ${fmt(simulate('A', 1))} | C two signers ${fmt(simulate('C', s))} | B raced ${fmt(simulate('B', s))}\n`,
+  );
 }

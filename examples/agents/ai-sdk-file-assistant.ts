@@ -19,8 +19,11 @@ const t = kv.transcript;
 
 const files = new Map<string, string>([
   ['/workspace/notes.md', '# Notes\nShip the Q3 report on Friday.'],
-  ['/workspace/a.md', 'alpha'], ['/workspace/b.md', 'beta'], ['/workspace/c.md', 'gamma'],
-  ['/workspace/d.md', 'delta'], ['/workspace/e.md', 'epsilon'],
+  ['/workspace/a.md', 'alpha'],
+  ['/workspace/b.md', 'beta'],
+  ['/workspace/c.md', 'gamma'],
+  ['/workspace/d.md', 'delta'],
+  ['/workspace/e.md', 'epsilon'],
 ]);
 
 const tools = {
@@ -61,10 +64,22 @@ const phases: Phase[] = [
 type GenerateResult = Awaited<ReturnType<MockLanguageModelV3['doGenerate']>>;
 const usage = { inputTokens: { total: 10, noCache: 10, cacheRead: 0, cacheWrite: 0 }, outputTokens: { total: 5, text: 5, reasoning: 0 } };
 const calls = (...list: Array<[id: string, name: string, input: unknown]>): GenerateResult => ({
-  content: list.map(([toolCallId, toolName, input]) => ({ type: 'tool-call' as const, toolCallId, toolName, input: JSON.stringify(input) })),
-  finishReason: { unified: 'tool-calls', raw: 'tool_calls' }, usage, warnings: [],
+  content: list.map(([toolCallId, toolName, input]) => ({
+    type: 'tool-call' as const,
+    toolCallId,
+    toolName,
+    input: JSON.stringify(input),
+  })),
+  finishReason: { unified: 'tool-calls', raw: 'tool_calls' },
+  usage,
+  warnings: [],
 });
-const says = (text: string): GenerateResult => ({ content: [{ type: 'text', text }], finishReason: { unified: 'stop', raw: 'stop' }, usage, warnings: [] });
+const says = (text: string): GenerateResult => ({
+  content: [{ type: 'text', text }],
+  finishReason: { unified: 'stop', raw: 'stop' },
+  usage,
+  warnings: [],
+});
 
 function scriptedModel(): MockLanguageModelV3 {
   return new MockLanguageModelV3({
@@ -73,8 +88,12 @@ function scriptedModel(): MockLanguageModelV3 {
       says('The notes say: ship the Q3 report on Friday.'),
       calls(['ai-2', 'write_file', { path: '/workspace/report.md', content: 'x'.repeat(5000) }]),
       says('That draft is over the 2000-character limit for one write, so it was refused. Shall I split it into parts?'),
-      calls(...['a', 'b', 'c', 'd', 'e'].map((f, i): [string, string, unknown] => [`ai-3${i}`, 'read_file', { path: `/workspace/${f}.md` }])),
-      says('a.md is "alpha" and b.md is "beta". Reading c, d and e hit the limit of 3 reads a minute (notes.md used one); I will retry them in a minute.'),
+      calls(
+        ...['a', 'b', 'c', 'd', 'e'].map((f, i): [string, string, unknown] => [`ai-3${i}`, 'read_file', { path: `/workspace/${f}.md` }]),
+      ),
+      says(
+        'a.md is "alpha" and b.md is "beta". Reading c, d and e hit the limit of 3 reads a minute (notes.md used one); I will retry them in a minute.',
+      ),
       calls(['ai-4', 'write_file', { path: '/workspace/status.md', content: 'done' }]),
       says('Your session was ended for security because your connection changed. Please sign in again.'),
       calls(['ai-5', 'read_file', { path: '/workspace/status.md' }]),
@@ -126,7 +145,7 @@ for (const phase of phases) {
     for (const part of message.content) {
       if (part.type !== 'tool-result') continue;
       const out = part.output as { type: string; value?: unknown };
-      t.modelSaw(part.toolCallId, out.type === 'error-text' ? out.value : out.value ?? out);
+      t.modelSaw(part.toolCallId, out.type === 'error-text' ? out.value : (out.value ?? out));
     }
   }
   if (result.text) t.modelSays(result.text);

@@ -28,15 +28,18 @@ const t = kv.transcript;
 const financeLead: Principal = { id: 'fiona', kind: 'user', roles: ['finance'] };
 const interactive = process.stdin.isTTY === true && process.stdout.isTTY === true && !process.env.CI;
 
-const refund = tool(async ({ orderId, amount }) => {
-  const result = `refunded $${amount} to order ${orderId} (ref RF-${orderId.slice(-4)})`;
-  t.toolRan('refund', result);
-  return result;
-}, {
-  name: 'refund',
-  description: 'Refund a customer order, amount in US dollars.',
-  schema: z.object({ orderId: z.string(), amount: z.number().positive() }),
-});
+const refund = tool(
+  async ({ orderId, amount }) => {
+    const result = `refunded $${amount} to order ${orderId} (ref RF-${orderId.slice(-4)})`;
+    t.toolRan('refund', result);
+    return result;
+  },
+  {
+    name: 'refund',
+    description: 'Refund a customer order, amount in US dollars.',
+    schema: z.object({ orderId: z.string(), amount: z.number().positive() }),
+  },
+);
 
 const turns = [
   { title: '1. a refund the agent may do alone', user: 'Please refund order A-1001, $40: the mug arrived broken.' },
@@ -98,14 +101,19 @@ async function askFinance(request: KavachApprovalInterrupt): Promise<KavachAppro
     return { decision: yes ? 'grant' : 'deny', approver: financeLead, ...(note ? { note } : {}) };
   }
   const grant = scriptedAnswers++ === 0;
-  t.line(`              └ scripted approver (${process.env.CI ? 'CI' : 'no terminal'}): ${financeLead.id} ${grant ? 'GRANTS' : 'DENIES'} it`);
+  t.line(
+    `              └ scripted approver (${process.env.CI ? 'CI' : 'no terminal'}): ${financeLead.id} ${grant ? 'GRANTS' : 'DENIES'} it`,
+  );
   return grant
     ? { decision: 'grant', approver: financeLead, note: 'order verified: never delivered' }
     : { decision: 'deny', approver: financeLead, note: 'needs a return first' };
 }
 
 const real = await realModel();
-modelBanner('LangChain refund agent with a person in the loop (Kavach approvals)', real ? `ChatOpenAI ${process.env.OPENAI_MODEL ?? 'gpt-4o-mini'}` : undefined);
+modelBanner(
+  'LangChain refund agent with a person in the loop (Kavach approvals)',
+  real ? `ChatOpenAI ${process.env.OPENAI_MODEL ?? 'gpt-4o-mini'}` : undefined,
+);
 t.note(interactive ? 'you are the finance lead: answer the approval prompts' : 'no terminal (or CI): a scripted finance lead answers');
 
 const agent = createAgent({
@@ -123,8 +131,9 @@ for (const turn of turns) {
   t.user(turn.user);
   let result = await agent.invoke({ messages: [{ role: 'user', content: turn.user }] }, config);
   for (;;) {
-    const pending = ((result as { __interrupt__?: Array<{ id?: string; value?: unknown }> }).__interrupt__ ?? [])
-      .filter((i) => (i.value as KavachApprovalInterrupt | undefined)?.type === 'kavach.approval');
+    const pending = ((result as { __interrupt__?: Array<{ id?: string; value?: unknown }> }).__interrupt__ ?? []).filter(
+      (i) => (i.value as KavachApprovalInterrupt | undefined)?.type === 'kavach.approval',
+    );
     if (pending.length === 0) break;
     const answers: Record<string, KavachApprovalAnswer> = {};
     for (const i of pending) answers[i.id ?? ''] = await askFinance(i.value as KavachApprovalInterrupt);

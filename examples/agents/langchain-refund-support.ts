@@ -17,30 +17,39 @@ import { drift, modelBanner, setupKavach, type Phase } from './support.ts';
 const kv = await setupKavach('langchain-refund-support', 'refund-support.toml', { id: 'refund-bot', kind: 'agent', roles: ['support'] });
 const t = kv.transcript;
 
-const refund = tool(async ({ orderId, amount }) => {
-  const result = `refunded $${amount} to order ${orderId} (ref RF-${orderId.slice(-4)})`;
-  t.toolRan('refund', result);
-  return result;
-}, {
-  name: 'refund',
-  description: 'Refund a customer order, amount in US dollars.',
-  schema: z.object({ orderId: z.string(), amount: z.number().positive() }),
-});
+const refund = tool(
+  async ({ orderId, amount }) => {
+    const result = `refunded $${amount} to order ${orderId} (ref RF-${orderId.slice(-4)})`;
+    t.toolRan('refund', result);
+    return result;
+  },
+  {
+    name: 'refund',
+    description: 'Refund a customer order, amount in US dollars.',
+    schema: z.object({ orderId: z.string(), amount: z.number().positive() }),
+  },
+);
 
-const lookupOrder = tool(async ({ orderId }) => {
-  const result = { orderId, status: 'delivered', total: 120 };
-  t.toolRan('lookup_order', result);
-  return JSON.stringify(result);
-}, {
-  name: 'lookup_order',
-  description: 'Look up an order by id.',
-  schema: z.object({ orderId: z.string() }),
-});
+const lookupOrder = tool(
+  async ({ orderId }) => {
+    const result = { orderId, status: 'delivered', total: 120 };
+    t.toolRan('lookup_order', result);
+    return JSON.stringify(result);
+  },
+  {
+    name: 'lookup_order',
+    description: 'Look up an order by id.',
+    schema: z.object({ orderId: z.string() }),
+  },
+);
 
 const phases: Phase[] = [
   { title: '1. a permitted refund', user: 'Please refund order A-1001, $40: the mug arrived broken.' },
   { title: '2. a refund over the limit', user: 'Order A-1002 was a $900 TV that never arrived. Refund it in full.' },
-  { title: '3. a burst of lookups (rate limit: 3 a minute)', user: 'What is the status of orders A-1003, A-1004, A-1005, A-1006 and A-1007?' },
+  {
+    title: '3. a burst of lookups (rate limit: 3 a minute)',
+    user: 'What is the status of orders A-1003, A-1004, A-1005, A-1006 and A-1007?',
+  },
   { title: '4. drift: the next message comes from another IP', user: 'Refund A-1003, $20 please.', before: drift },
   { title: '5. the invalidated session', user: 'Hello? Refund A-1004, $10.' },
 ];
@@ -54,7 +63,11 @@ function scriptedModel() {
     .respondWithTools([call('refund', { orderId: 'A-1002', amount: 900 }, 'lc-2')])
     .respond(new AIMessage('I cannot refund $900 myself: refunds over $250 need a human. I have passed A-1002 to a colleague.'))
     .respondWithTools(['A-1003', 'A-1004', 'A-1005', 'A-1006', 'A-1007'].map((id, i) => call('lookup_order', { orderId: id }, `lc-3${i}`)))
-    .respond(new AIMessage('A-1003 to A-1005 are delivered. I hit the lookup rate limit for A-1006 and A-1007; I will check them in about a minute.'))
+    .respond(
+      new AIMessage(
+        'A-1003 to A-1005 are delivered. I hit the lookup rate limit for A-1006 and A-1007; I will check them in about a minute.',
+      ),
+    )
     .respondWithTools([call('refund', { orderId: 'A-1003', amount: 20 }, 'lc-4')])
     .respond(new AIMessage('For your security this session was ended (your connection changed). Please sign in again.'))
     .respondWithTools([call('refund', { orderId: 'A-1004', amount: 10 }, 'lc-5')])
@@ -79,13 +92,16 @@ modelBanner('LangChain refund-support agent behind Kavach', real ? `ChatOpenAI $
 const agent = createAgent({
   model: real ?? scriptedModel(),
   tools: [refund, lookupOrder],
-  systemPrompt: 'You are a refund-support agent. Use the tools. When a tool call is refused, explain the refusal to the customer; do not retry it blindly.',
-  middleware: [kavachMiddleware(kv.gate, {
-    principal: kv.principal,
-    sessionId: kv.sessionId,
-    environment: kv.environment,
-    onDecision: t.decision,
-  })],
+  systemPrompt:
+    'You are a refund-support agent. Use the tools. When a tool call is refused, explain the refusal to the customer; do not retry it blindly.',
+  middleware: [
+    kavachMiddleware(kv.gate, {
+      principal: kv.principal,
+      sessionId: kv.sessionId,
+      environment: kv.environment,
+      onDecision: t.decision,
+    }),
+  ],
 });
 
 let history: BaseMessageLike[] = [];

@@ -7,8 +7,17 @@
  * invalidates the session, then one more that finds it dead.
  */
 import {
-  Agent, Runner, tool, Usage, user,
-  type AgentInputItem, type AgentOutputItem, type Model, type ModelRequest, type ModelResponse, type StreamEvent,
+  Agent,
+  Runner,
+  tool,
+  Usage,
+  user,
+  type AgentInputItem,
+  type AgentOutputItem,
+  type Model,
+  type ModelRequest,
+  type ModelResponse,
+  type StreamEvent,
 } from '@openai/agents';
 import { z } from 'zod';
 import { guardTools } from '../../src/adapters/openai-agents.ts';
@@ -24,7 +33,13 @@ interface FinanceContext {
   principal: Principal;
 }
 
-const balances = new Map([['OPS-1', 48_200], ['OPS-2', 9_100], ['PAY-1', 120_000], ['PAY-2', 3_300], ['RES-1', 1_000_000]]);
+const balances = new Map([
+  ['OPS-1', 48_200],
+  ['OPS-2', 9_100],
+  ['PAY-1', 120_000],
+  ['PAY-2', 3_300],
+  ['RES-1', 1_000_000],
+]);
 
 const transfer = tool({
   name: 'transfer',
@@ -66,12 +81,19 @@ class ScriptedModel implements Model {
   async getResponse(_request: ModelRequest): Promise<ModelResponse> {
     const step = this.steps[this.next++];
     if (!step) throw new Error('the script has no more steps');
-    const output: AgentOutputItem[] = 'text' in step
-      ? [{ type: 'message', role: 'assistant', status: 'completed', content: [{ type: 'output_text', text: step.text }] }]
-      : step.calls.map(([callId, name, args]) => ({ type: 'function_call' as const, callId, name, arguments: JSON.stringify(args), status: 'completed' as const }));
+    const output: AgentOutputItem[] =
+      'text' in step
+        ? [{ type: 'message', role: 'assistant', status: 'completed', content: [{ type: 'output_text', text: step.text }] }]
+        : step.calls.map(([callId, name, args]) => ({
+            type: 'function_call' as const,
+            callId,
+            name,
+            arguments: JSON.stringify(args),
+            status: 'completed' as const,
+          }));
     return { usage: new Usage(), output };
   }
-  // eslint-disable-next-line require-yield
+  // biome-ignore lint/correctness/useYield: a fake model that never streams
   async *getStreamedResponse(): AsyncIterable<StreamEvent> {
     throw new Error('streaming is not scripted');
   }
@@ -81,8 +103,16 @@ const script: Step[] = [
   { calls: [['oa-1', 'transfer', { from: 'OPS-1', to: 'VENDOR-7', amount: 1200 }]] },
   { text: 'Paid: $1,200 from OPS-1 to VENDOR-7.' },
   { calls: [['oa-2', 'transfer', { from: 'PAY-1', to: 'OPS-2', amount: 9000 }]] },
-  { text: 'I cannot move $9,000 in one transfer: anything over $2,500 needs a human approver. I have not split it to get around the limit.' },
-  { calls: ['OPS-1', 'OPS-2', 'PAY-1', 'PAY-2', 'RES-1'].map((account, i): [string, string, unknown] => [`oa-3${i}`, 'get_balance', { account }]) },
+  {
+    text: 'I cannot move $9,000 in one transfer: anything over $2,500 needs a human approver. I have not split it to get around the limit.',
+  },
+  {
+    calls: ['OPS-1', 'OPS-2', 'PAY-1', 'PAY-2', 'RES-1'].map((account, i): [string, string, unknown] => [
+      `oa-3${i}`,
+      'get_balance',
+      { account },
+    ]),
+  },
   { text: 'I read three balances; the other two hit the limit of 3 balance checks a minute. I will fetch them shortly.' },
   { calls: [['oa-4', 'transfer', { from: 'OPS-2', to: 'VENDOR-9', amount: 100 }]] },
   { text: 'This session was ended for security because your connection changed. Please sign in again.' },
@@ -90,12 +120,13 @@ const script: Step[] = [
   { text: 'The session is closed; please start a new one.' },
 ];
 
-const realModel = process.env.OPENAI_API_KEY ? process.env.OPENAI_MODEL ?? 'gpt-4o-mini' : undefined;
+const realModel = process.env.OPENAI_API_KEY ? (process.env.OPENAI_MODEL ?? 'gpt-4o-mini') : undefined;
 modelBanner('OpenAI Agents SDK finance agent behind Kavach', realModel);
 
 const agent = new Agent<FinanceContext>({
   name: 'finance',
-  instructions: 'You are a treasury agent. Use the tools. When a tool call is refused, explain the refusal; never retry it blindly or split an amount to get around a limit.',
+  instructions:
+    'You are a treasury agent. Use the tools. When a tool call is refused, explain the refusal; never retry it blindly or split an amount to get around a limit.',
   model: realModel ?? new ScriptedModel(script),
   tools: guardTools([transfer, getBalance], kv.gate, {
     principal: (run) => (run.context as FinanceContext | undefined)?.principal,

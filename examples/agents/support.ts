@@ -78,13 +78,15 @@ export async function setupKavach(name: string, policyFile: string, principal: P
 /** The offline/real switch every example prints first. */
 export function modelBanner(title: string, real: string | undefined): void {
   process.stdout.write(`\n=== ${title} ===\n`);
-  process.stdout.write(real
-    ? `model: ${real} (OPENAI_API_KEY is set)\n`
-    : 'model: the framework\'s own fake model, scripted (offline; set OPENAI_API_KEY for a real one)\n');
+  process.stdout.write(
+    real
+      ? `model: ${real} (OPENAI_API_KEY is set)\n`
+      : "model: the framework's own fake model, scripted (offline; set OPENAI_API_KEY for a real one)\n",
+  );
 }
 
 function short(value: unknown, max = 110): string {
-  const text = typeof value === 'string' ? value : JSON.stringify(value) ?? String(value);
+  const text = typeof value === 'string' ? value : (JSON.stringify(value) ?? String(value));
   const flat = text.replace(/\s+/g, ' ');
   return flat.length > max ? `${flat.slice(0, max - 1)}…` : flat;
 }
@@ -115,7 +117,9 @@ export class Transcript {
       const signed = v.permit ? ` · signed permit ${v.permit.slice(0, 18)}… (${v.permit.length} chars)` : '';
       this.line(`kavach        ✔ PERMIT${v.policy ? ` by '${v.policy}'` : ''}${signed}`);
     } else if (v.kind === 'refuse') {
-      this.line(`kavach        ✘ REFUSE [${v.code}] ${v.reason}${v.retryAfterMs !== undefined ? ` (retry after ${Math.ceil(v.retryAfterMs / 1000)}s)` : ''}`);
+      this.line(
+        `kavach        ✘ REFUSE [${v.code}] ${v.reason}${v.retryAfterMs !== undefined ? ` (retry after ${Math.ceil(v.retryAfterMs / 1000)}s)` : ''}`,
+      );
     } else {
       this.line(`kavach        ⊘ INVALIDATE ${v.scope.type} — ${v.reason}`);
     }

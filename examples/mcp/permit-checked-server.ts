@@ -39,20 +39,34 @@ const notes = new Map<string, string>();
 const server = new McpServer({ name: 'permit-checked-notes', version: '1.0.0' });
 const refused = (err: Error) => process.stderr.write(`permit refused: ${err.message}\n`);
 
-server.registerTool('add_note', {
-  description: 'Stores a note under a title.',
-  inputSchema: { title: z.string(), text: z.string() },
-}, requirePermit(async ({ title, text }, extra) => {
-  notes.set(title, text);
-  return { content: [{ type: 'text', text: `stored "${title}" for ${extra.permit.sub} (permit ${extra.permit.jti})` }] };
-}, { verifier, audience, tool: 'add_note', onRefused: refused }));
+server.registerTool(
+  'add_note',
+  {
+    description: 'Stores a note under a title.',
+    inputSchema: { title: z.string(), text: z.string() },
+  },
+  requirePermit(
+    async ({ title, text }, extra) => {
+      notes.set(title, text);
+      return { content: [{ type: 'text', text: `stored "${title}" for ${extra.permit.sub} (permit ${extra.permit.jti})` }] };
+    },
+    { verifier, audience, tool: 'add_note', onRefused: refused },
+  ),
+);
 
-server.registerTool('read_note', {
-  description: 'Reads a note by title.',
-  inputSchema: { title: z.string() },
-}, requirePermit(async ({ title }) => ({
-  content: [{ type: 'text', text: notes.get(title) ?? `no note titled "${title}"` }],
-}), { verifier, audience, tool: 'read_note', onRefused: refused }));
+server.registerTool(
+  'read_note',
+  {
+    description: 'Reads a note by title.',
+    inputSchema: { title: z.string() },
+  },
+  requirePermit(
+    async ({ title }) => ({
+      content: [{ type: 'text', text: notes.get(title) ?? `no note titled "${title}"` }],
+    }),
+    { verifier, audience, tool: 'read_note', onRefused: refused },
+  ),
+);
 
 await server.connect(new StdioServerTransport());
 process.stderr.write(`permit-checked-notes: serving as "${audience}" (${mode} permits)\n`);

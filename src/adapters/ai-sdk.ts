@@ -64,13 +64,23 @@ export function guardTool<T extends Tool>(tool: T, gate: GateLike, opts: AiSdkAd
   const memory = callMemoryOf(gate);
   const check = async (input: unknown, options: ToolExecutionOptions): Promise<void> => {
     const run = runContextOf(options);
-    const decision = await decideToolCall(gate, opts, { toolName, args: input, callId: run.toolCallId || undefined, run }, { memory, role: 'run' });
+    const decision = await decideToolCall(
+      gate,
+      opts,
+      { toolName, args: input, callId: run.toolCallId || undefined, run },
+      { memory, role: 'run' },
+    );
     if (!decision.allowed) throw new ToolCallRefused(decision.verdict);
   };
   const own = (tool as { needsApproval?: unknown }).needsApproval;
   const needsApproval: NeedsApproval = async function (this: unknown, input, options) {
     const run = runContextOf(options as ToolExecutionOptions);
-    const decision = await decideToolCall(gate, opts, { toolName, args: input, callId: run.toolCallId || undefined, run }, { memory, role: 'ask' });
+    const decision = await decideToolCall(
+      gate,
+      opts,
+      { toolName, args: input, callId: run.toolCallId || undefined, run },
+      { memory, role: 'ask' },
+    );
     // A call the gate refuses outright is refused by execute; nobody need be asked about it.
     if (!decision.allowed && !awaitedApproval(decision)) return false;
     if (asksPerson(decision, run)) return true;
@@ -79,17 +89,20 @@ export function guardTool<T extends Tool>(tool: T, gate: GateLike, opts: AiSdkAd
   // Keep streaming tools streaming: an async generator stays one, so preliminary results still flow.
   const guarded: AnyExecute = isAsyncGeneratorFunction(execute)
     ? async function* (this: unknown, input, options) {
-      await check(input, options);
-      yield* execute.call(this, input, options) as AsyncIterable<unknown>;
-    }
+        await check(input, options);
+        yield* execute.call(this, input, options) as AsyncIterable<unknown>;
+      }
     : async function (this: unknown, input, options) {
-      await check(input, options);
-      return execute.call(this, input, options);
-    };
+        await check(input, options);
+        return execute.call(this, input, options);
+      };
   return { ...tool, execute: guarded, needsApproval } as T;
 }
 
-type NeedsApproval = (input: unknown, options: { toolCallId: string; messages: unknown[]; experimental_context?: unknown }) => boolean | PromiseLike<boolean>;
+type NeedsApproval = (
+  input: unknown,
+  options: { toolCallId: string; messages: unknown[]; experimental_context?: unknown },
+) => boolean | PromiseLike<boolean>;
 
 /**
  * Whether the SDK should ask its user about this call: the gate waits for a person, or the call is
@@ -155,10 +168,16 @@ export interface KavachApprovalResponse {
 export async function kavachApprovalResponse(gate: ApprovalGateLike, input: KavachApprovalResponseInput): Promise<KavachApprovalResponse> {
   const id = input.approvalId ?? (input.toolCallId !== undefined ? callMemoryOf(gate).requestFor(input.toolCallId) : undefined);
   if (id === undefined) {
-    throw new ApprovalError('NOT_FOUND', '', `no approval request known for tool call ${JSON.stringify(input.toolCallId ?? '')}; pass the request's approvalId`);
+    throw new ApprovalError(
+      'NOT_FOUND',
+      '',
+      `no approval request known for tool call ${JSON.stringify(input.toolCallId ?? '')}; pass the request's approvalId`,
+    );
   }
   const request = await gate.approvals.decide(id, {
-    approver: input.approver, decision: input.approved ? 'grant' : 'deny', ...(input.note !== undefined ? { note: input.note } : {}),
+    approver: input.approver,
+    decision: input.approved ? 'grant' : 'deny',
+    ...(input.note !== undefined ? { note: input.note } : {}),
   });
   if (request.status === 'granted') return { request, approved: true };
   if (request.status === 'denied') return { request, approved: false, reason: deniedRefusal(request) };
@@ -223,7 +242,10 @@ export function kavachToolApproval(gate: GateLike, opts: KavachToolApprovalOptio
     const decision = await decideToolCall(gate, opts, attempt, { memory, role: 'ask' });
     const waiting = awaitedApproval(decision);
     if (waiting) {
-      return { type: 'user-approval', context: { kavach: { approvalId: waiting.id, expiresAt: waiting.expiresAt, reason: decision.allowed ? '' : decision.refusal } } };
+      return {
+        type: 'user-approval',
+        context: { kavach: { approvalId: waiting.id, expiresAt: waiting.expiresAt, reason: decision.allowed ? '' : decision.refusal } },
+      };
     }
     if (!decision.allowed) return { type: 'denied', reason: decision.refusal };
     if (asksPerson(decision, run)) return { type: 'user-approval' };

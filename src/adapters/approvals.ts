@@ -5,7 +5,15 @@ import { PRINCIPAL_KINDS, type Principal } from '../engine/context.ts';
 import type { Gate } from '../engine/gate.ts';
 import { formatRefusal } from '../engine/refusal.ts';
 import type { RefuseVerdict } from '../engine/verdict.ts';
-import { actionNameFor, contextFor, toParams, type AdapterOptions, type GateDecision, type GateLike, type ToolCallAttempt } from './shared.ts';
+import {
+  actionNameFor,
+  contextFor,
+  toParams,
+  type AdapterOptions,
+  type GateDecision,
+  type GateLike,
+  type ToolCallAttempt,
+} from './shared.ts';
 export { CallMemory, callMemoryOf } from './call-memory.ts';
 
 /**
@@ -50,8 +58,12 @@ export function readApprovalAnswer(value: unknown): KavachApprovalAnswer | undef
 function isPrincipal(value: unknown): value is Principal {
   if (value === null || typeof value !== 'object') return false;
   const { id, kind, roles } = value as Record<string, unknown>;
-  return typeof id === 'string' && id.length > 0 && (PRINCIPAL_KINDS as readonly unknown[]).includes(kind)
-    && (roles === undefined || (Array.isArray(roles) && roles.every((r) => typeof r === 'string')));
+  return (
+    typeof id === 'string' &&
+    id.length > 0 &&
+    (PRINCIPAL_KINDS as readonly unknown[]).includes(kind) &&
+    (roles === undefined || (Array.isArray(roles) && roles.every((r) => typeof r === 'string')))
+  );
 }
 
 /** The request a call waits on (APPROVAL_REQUIRED with an id), else undefined. */
@@ -75,7 +87,11 @@ export function restsOnPerson(decision: GateDecision): boolean {
 export function deniedVerdict(request: ApprovalRequest): RefuseVerdict {
   const until = new Date(request.expiresAt).toISOString();
   return {
-    kind: 'refuse', evaluationId: randomUUID(), code: 'APPROVAL_DENIED', evaluator: 'approval', policy: request.policy,
+    kind: 'refuse',
+    evaluationId: randomUUID(),
+    code: 'APPROVAL_DENIED',
+    evaluator: 'approval',
+    policy: request.policy,
     reason: `'${request.policy}' asks a person to approve '${request.action}', and it was denied (request ${request.id}, until ${until})`,
     approval: { id: request.id, expiresAt: request.expiresAt },
   };
@@ -89,9 +105,11 @@ export function refusalWithApprovalHint(decision: GateDecision & { allowed: fals
   const waiting = awaitedApproval(decision);
   if (!waiting) return decision.refusal;
   const until = new Date(waiting.expiresAt).toISOString();
-  return `${decision.refusal} A person decides request ${waiting.id} (until ${until}); once it is granted, this exact call `
-    + '(same arguments) will run when made again. Tell the user it is waiting for approval; do not retry it before then, '
-    + 'and do not change the arguments to get around it (other arguments need their own approval).';
+  return (
+    `${decision.refusal} A person decides request ${waiting.id} (until ${until}); once it is granted, this exact call ` +
+    '(same arguments) will run when made again. Tell the user it is waiting for approval; do not retry it before then, ' +
+    'and do not change the arguments to get around it (other arguments need their own approval).'
+  );
 }
 
 export function deniedRefusal(request: ApprovalRequest): string {
@@ -103,7 +121,11 @@ export function deniedRefusal(request: ApprovalRequest): string {
  * replica): same principal, action, resource, audience, session and arguments hash as the gate
  * binds. The newest when several match. ApprovalError NOT_FOUND when none does.
  */
-export async function findPendingRequest<R>(gate: ApprovalGateLike, opts: AdapterOptions<R>, attempt: ToolCallAttempt<R>): Promise<ApprovalRequest> {
+export async function findPendingRequest<R>(
+  gate: ApprovalGateLike,
+  opts: AdapterOptions<R>,
+  attempt: ToolCallAttempt<R>,
+): Promise<ApprovalRequest> {
   const actionName = actionNameFor(opts, attempt.toolName);
   let params: Record<string, unknown> | undefined;
   try {
@@ -112,12 +134,20 @@ export async function findPendingRequest<R>(gate: ApprovalGateLike, opts: Adapte
     params = undefined;
   }
   const built = await contextFor(opts, attempt, actionName, params);
-  if ('refusal' in built) throw new ApprovalError('NOT_FOUND', '', `no approval request for '${attempt.toolName}': ${built.refusal.reason}`);
+  if ('refusal' in built)
+    throw new ApprovalError('NOT_FOUND', '', `no approval request for '${attempt.toolName}': ${built.refusal.reason}`);
   const { ctx } = built;
   const argsHash = hashArgs(ctx.params);
   const pending = await gate.approvals.list({ status: 'pending', principalId: ctx.principalId });
-  const match = pending.find((r) => r.action === ctx.actionName && r.argsHash === argsHash && r.principal.kind === ctx.principalKind
-    && r.sessionId === ctx.sessionId && r.resource === ctx.resource && r.audience === ctx.audience);
+  const match = pending.find(
+    (r) =>
+      r.action === ctx.actionName &&
+      r.argsHash === argsHash &&
+      r.principal.kind === ctx.principalKind &&
+      r.sessionId === ctx.sessionId &&
+      r.resource === ctx.resource &&
+      r.audience === ctx.audience,
+  );
   if (!match) throw new ApprovalError('NOT_FOUND', '', `no pending approval request for this '${attempt.toolName}' call`);
   return match;
 }

@@ -22,9 +22,10 @@ export class CallMemory {
    * again (a framework that runs it without asking again gets a fresh answer, not a stale one).
    */
   hand(ctx: ActionContext, decision: GateDecision): void {
-    const waiting = !decision.allowed && decision.verdict.kind === 'refuse' && decision.verdict.code === 'APPROVAL_REQUIRED'
-      ? decision.verdict.approval
-      : undefined;
+    const waiting =
+      !decision.allowed && decision.verdict.kind === 'refuse' && decision.verdict.code === 'APPROVAL_REQUIRED'
+        ? decision.verdict.approval
+        : undefined;
     if (waiting) {
       if (ctx.callId !== undefined) remember(this.asked, ctx.callId, waiting.id);
       return;

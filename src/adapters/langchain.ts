@@ -7,7 +7,15 @@ import type { Principal } from '../engine/context.ts';
 import type { Verdict } from '../engine/verdict.ts';
 import { warningSink } from '../engine/warnings.ts';
 import { awaitedApproval, hasApprovals, readApprovalAnswer, type ApprovalGateLike, type KavachApprovalAnswer } from './approvals.ts';
-import { decideToolCall, resolve, type AdapterOptions, type FromRun, type GateDecision, type GateLike, type ToolCallAttempt } from './shared.ts';
+import {
+  decideToolCall,
+  resolve,
+  type AdapterOptions,
+  type FromRun,
+  type GateDecision,
+  type GateLike,
+  type ToolCallAttempt,
+} from './shared.ts';
 
 /**
  * kavach/langchain: gate LangChain JS 1.x tools.
@@ -156,7 +164,7 @@ export function kavachMiddleware(gate: GateLike, opts: KavachMiddlewareOptions) 
       const args = await argsForTool(request.tool, toolCall.args);
       const attempt: ToolCallAttempt<LangChainRunContext> = { toolName: toolCall.name, args, callId: toolCall.id, run };
       let decision = await decideToolCall(gate, opts, attempt);
-      if (hasApprovals(gate) && awaitedApproval(decision) && await askPerson(gate, opts, decision, attempt)) {
+      if (hasApprovals(gate) && awaitedApproval(decision) && (await askPerson(gate, opts, decision, attempt))) {
         // Decided: ask the gate again. Only a permit (the grant's use, bound to these arguments) runs the tool.
         decision = await decideToolCall(gate, opts, attempt);
       }
@@ -172,7 +180,10 @@ export function kavachMiddleware(gate: GateLike, opts: KavachMiddlewareOptions) 
  * (that is how the run pauses); anything else leaves the call refused APPROVAL_REQUIRED.
  */
 async function askPerson(
-  gate: ApprovalGateLike, opts: KavachMiddlewareOptions, decision: GateDecision, attempt: ToolCallAttempt<LangChainRunContext>,
+  gate: ApprovalGateLike,
+  opts: KavachMiddlewareOptions,
+  decision: GateDecision,
+  attempt: ToolCallAttempt<LangChainRunContext>,
 ): Promise<boolean> {
   const warn = warningSink(opts.onWarning);
   const waiting = awaitedApproval(decision);
@@ -182,13 +193,23 @@ async function askPerson(
     const request = await gate.approvals.get(waiting.id);
     if (!request) return false;
     const payload: KavachApprovalInterrupt = {
-      type: 'kavach.approval', id: request.id, expiresAt: waiting.expiresAt, tool: attempt.toolName, toolCallId: attempt.callId,
-      action: request.action, args: request.args, reason: request.reason, policy: request.policy, refusal: decision.refusal,
+      type: 'kavach.approval',
+      id: request.id,
+      expiresAt: waiting.expiresAt,
+      tool: attempt.toolName,
+      toolCallId: attempt.callId,
+      action: request.action,
+      args: request.args,
+      reason: request.reason,
+      policy: request.policy,
+      refusal: decision.refusal,
     };
     resumed = interrupt<KavachApprovalInterrupt, unknown>(payload);
   } catch (err) {
     if (isGraphInterrupt(err)) throw err;
-    warn(`tool call '${attempt.toolName}' waits for approval ${waiting.id} but cannot interrupt the run: ${(err as Error)?.message ?? String(err)}`);
+    warn(
+      `tool call '${attempt.toolName}' waits for approval ${waiting.id} but cannot interrupt the run: ${(err as Error)?.message ?? String(err)}`,
+    );
     return false;
   }
   const answer: KavachApprovalAnswer | undefined = readApprovalAnswer(resumed);
@@ -196,13 +217,17 @@ async function askPerson(
     warn(`approval ${waiting.id}: the resume value is not { decision: 'grant' | 'deny', approver?, note? }; nothing was decided`);
     return false;
   }
-  const approver = answer.approver ?? await resolve(opts.approver, attempt.run);
+  const approver = answer.approver ?? (await resolve(opts.approver, attempt.run));
   if (!approver) {
     warn(`approval ${waiting.id}: no approver (neither in the resume value nor from the approver option); nothing was decided`);
     return false;
   }
   try {
-    await gate.approvals.decide(waiting.id, { approver, decision: answer.decision, ...(answer.note !== undefined ? { note: answer.note } : {}) });
+    await gate.approvals.decide(waiting.id, {
+      approver,
+      decision: answer.decision,
+      ...(answer.note !== undefined ? { note: answer.note } : {}),
+    });
   } catch (err) {
     warn(`approval ${waiting.id}: the decision was not taken: ${(err as Error)?.message ?? String(err)}`);
   }

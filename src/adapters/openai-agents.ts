@@ -54,7 +54,8 @@ let preparer: Promise<PrepareInput | undefined> | undefined;
 /** The SDK's own parse of a function tool's arguments, where this SDK version exposes it (0.20+). */
 function loadPreparer(): Promise<PrepareInput | undefined> {
   preparer ??= import('@openai/agents-core/utils/internal').then(
-    (m: { prepareFunctionToolInput?: unknown }) => (typeof m.prepareFunctionToolInput === 'function' ? m.prepareFunctionToolInput as PrepareInput : undefined),
+    (m: { prepareFunctionToolInput?: unknown }) =>
+      typeof m.prepareFunctionToolInput === 'function' ? (m.prepareFunctionToolInput as PrepareInput) : undefined,
     () => undefined,
   );
   return preparer;
@@ -81,22 +82,36 @@ async function argsForTool(tool: object | undefined, raw: string): Promise<unkno
 /** The function tool a guardrail runs for: the one guardTool was given, else the agent's tool of that name. */
 function toolFor(known: object | undefined, agent: { tools?: readonly unknown[] }, name: string): object | undefined {
   if (known) return known;
-  const found = agent.tools?.find((t) => (t as { type?: unknown; name?: unknown } | null)?.type === 'function' && (t as { name: unknown }).name === name);
+  const found = agent.tools?.find(
+    (t) => (t as { type?: unknown; name?: unknown } | null)?.type === 'function' && (t as { name: unknown }).name === name,
+  );
   return typeof found === 'object' && found !== null ? found : undefined;
 }
 
-export function kavachInputGuardrail<TContext = unknown>(gate: GateLike, opts: AgentsAdapterOptions<TContext> & { name?: string }): ToolInputGuardrailDefinition<TContext> {
+export function kavachInputGuardrail<TContext = unknown>(
+  gate: GateLike,
+  opts: AgentsAdapterOptions<TContext> & { name?: string },
+): ToolInputGuardrailDefinition<TContext> {
   return inputGuardrail(gate, opts, undefined);
 }
 
-function inputGuardrail<TContext>(gate: GateLike, opts: AgentsAdapterOptions<TContext> & { name?: string }, tool: object | undefined): ToolInputGuardrailDefinition<TContext> {
+function inputGuardrail<TContext>(
+  gate: GateLike,
+  opts: AgentsAdapterOptions<TContext> & { name?: string },
+  tool: object | undefined,
+): ToolInputGuardrailDefinition<TContext> {
   return {
     type: 'tool_input',
     name: opts.name ?? 'kavach',
     run: async ({ context, agent, toolCall }): Promise<ToolGuardrailFunctionOutput> => {
       const run: AgentsRunContext<TContext> = { context: context.context, agentName: agent.name };
       const args = await argsForTool(toolFor(tool, agent, toolCall.name), toolCall.arguments);
-      const decision = await decideToolCall(gate, opts, { toolName: toolCall.name, args, callId: toolCall.callId, run }, { memory: callMemoryOf(gate), role: 'run' });
+      const decision = await decideToolCall(
+        gate,
+        opts,
+        { toolName: toolCall.name, args, callId: toolCall.callId, run },
+        { memory: callMemoryOf(gate), role: 'run' },
+      );
       const outputInfo: KavachGuardrailInfo = { kavach: decision };
       if (decision.allowed) return { behavior: { type: 'allow' }, outputInfo };
       return { behavior: { type: 'rejectContent', message: decision.refusal }, outputInfo };
@@ -109,13 +124,27 @@ function inputGuardrail<TContext>(gate: GateLike, opts: AgentsAdapterOptions<TCo
  * own guardrails, so a call another guardrail rejects is not charged). Every other property,
  * `invoke` included, is the original's, so types and schema are unchanged.
  */
-export function guardTool<T extends FunctionToolLike>(tool: T, gate: GateLike, opts: AgentsAdapterOptions<ContextOf<T>> & { name?: string }): T {
+export function guardTool<T extends FunctionToolLike>(
+  tool: T,
+  gate: GateLike,
+  opts: AgentsAdapterOptions<ContextOf<T>> & { name?: string },
+): T {
   const descriptors = Object.getOwnPropertyDescriptors(tool) as Record<string | symbol, PropertyDescriptor>;
   const existing = (tool.inputGuardrails ?? []) as readonly ToolInputGuardrailDefinition<ContextOf<T>>[];
-  descriptors.inputGuardrails = { value: [...existing, inputGuardrail(gate, opts, tool)], writable: true, enumerable: true, configurable: true };
+  descriptors.inputGuardrails = {
+    value: [...existing, inputGuardrail(gate, opts, tool)],
+    writable: true,
+    enumerable: true,
+    configurable: true,
+  };
   const own = (tool as { needsApproval?: unknown }).needsApproval;
   if (typeof own === 'function' || own === undefined) {
-    descriptors.needsApproval = { value: needsApprovalFor(gate, opts, tool.name, own as ApprovalCheck | undefined), writable: true, enumerable: true, configurable: true };
+    descriptors.needsApproval = {
+      value: needsApprovalFor(gate, opts, tool.name, own as ApprovalCheck | undefined),
+      writable: true,
+      enumerable: true,
+      configurable: true,
+    };
   }
   return Object.create(Object.getPrototypeOf(tool) as object, descriptors) as T;
 }
@@ -128,7 +157,12 @@ type ApprovalCheck = (runContext: { context: unknown }, input: unknown, callId?:
  * tool's own answer. The decision is handed to the guardrail of the same call, so a grant's use
  * is taken once. (The SDK does not say which agent asks here: `agentName` is empty.)
  */
-function needsApprovalFor<TContext>(gate: GateLike, opts: AgentsAdapterOptions<TContext>, toolName: string, own: ApprovalCheck | undefined): ApprovalCheck {
+function needsApprovalFor<TContext>(
+  gate: GateLike,
+  opts: AgentsAdapterOptions<TContext>,
+  toolName: string,
+  own: ApprovalCheck | undefined,
+): ApprovalCheck {
   const memory = callMemoryOf(gate);
   return async function (this: unknown, runContext, input, callId) {
     const run: AgentsRunContext<TContext> = { context: runContext.context as TContext, agentName: '' };
@@ -165,7 +199,10 @@ export interface InterruptionDecision {
  * call. Throws ApprovalError (NOT_FOUND, SELF_APPROVAL, NOT_AN_APPROVER, EXPIRED, NOT_PENDING).
  */
 export async function decideInterruption<TContext = unknown>(
-  gate: ApprovalGateLike, state: RunStateLike, interruption: RunToolApprovalItem, answer: InterruptionDecision,
+  gate: ApprovalGateLike,
+  state: RunStateLike,
+  interruption: RunToolApprovalItem,
+  answer: InterruptionDecision,
   lookup?: AgentsAdapterOptions<TContext>,
 ): Promise<ApprovalRequest> {
   const raw = interruption.rawItem as { type?: string; callId?: string; name?: string; arguments?: string };
@@ -178,15 +215,24 @@ export async function decideInterruption<TContext = unknown>(
     const run: AgentsRunContext<TContext> = { context: state._context?.context as TContext, agentName: interruption.agent.name };
     id = (await findPendingRequest(gate, lookup, { toolName: raw.name, args, callId: raw.callId, run })).id;
   }
-  if (id === undefined) throw new ApprovalError('NOT_FOUND', '', `no approval request known for tool call ${JSON.stringify(raw.callId)}; pass lookup options`);
-  const request = await gate.approvals.decide(id, { approver: answer.approver, decision: answer.decision, ...(answer.note !== undefined ? { note: answer.note } : {}) });
+  if (id === undefined)
+    throw new ApprovalError('NOT_FOUND', '', `no approval request known for tool call ${JSON.stringify(raw.callId)}; pass lookup options`);
+  const request = await gate.approvals.decide(id, {
+    approver: answer.approver,
+    decision: answer.decision,
+    ...(answer.note !== undefined ? { note: answer.note } : {}),
+  });
   if (request.status === 'granted') state.approve(interruption);
   if (request.status === 'denied') state.reject(interruption, { message: deniedRefusal(request) });
   return request;
 }
 
 /** `guardTool` over a list, keeping its type. */
-export function guardTools<T extends readonly FunctionToolLike[]>(tools: T, gate: GateLike, opts: AgentsAdapterOptions & { name?: string }): T {
+export function guardTools<T extends readonly FunctionToolLike[]>(
+  tools: T,
+  gate: GateLike,
+  opts: AgentsAdapterOptions & { name?: string },
+): T {
   return tools.map((tool) => guardTool(tool, gate, opts as AgentsAdapterOptions<ContextOf<typeof tool>>)) as unknown as T;
 }
 

@@ -29,9 +29,18 @@ export type OpenAIAdapterOptions = AdapterOptions<OpenAIRunContext>;
 
 type Callback = (args: unknown, runner: unknown, toolContext: unknown) => unknown;
 
-interface RunnerToolCall { id: string; type?: string; function?: { name: string; arguments: string } }
-interface RunnerMessage { role?: string; tool_calls?: readonly RunnerToolCall[] }
-interface RunnerLike { messages?: readonly RunnerMessage[] }
+interface RunnerToolCall {
+  id: string;
+  type?: string;
+  function?: { name: string; arguments: string };
+}
+interface RunnerMessage {
+  role?: string;
+  tool_calls?: readonly RunnerToolCall[];
+}
+interface RunnerLike {
+  messages?: readonly RunnerMessage[];
+}
 
 /** Arguments as the gate sees them: runTools hands over a string when the tool has no `parse`. */
 function argsObject(args: unknown): unknown {
@@ -92,7 +101,12 @@ function copyWith<T extends object>(source: T, overrides: Record<string, unknown
   const descriptors = Object.getOwnPropertyDescriptors(source) as Record<string, PropertyDescriptor>;
   for (const [key, value] of Object.entries(overrides)) {
     // Keep each property's enumerability (the SDK hides $callback); only the value changes.
-    descriptors[key] = { ...descriptors[key], value, writable: descriptors[key]?.writable ?? true, enumerable: descriptors[key]?.enumerable ?? true };
+    descriptors[key] = {
+      ...descriptors[key],
+      value,
+      writable: descriptors[key]?.writable ?? true,
+      enumerable: descriptors[key]?.enumerable ?? true,
+    };
     delete descriptors[key].get;
     delete descriptors[key].set;
   }
@@ -153,10 +167,23 @@ function stringify(value: unknown): string {
  * Chat Completions calls give `role: 'tool'` messages; Responses `function_call` items give
  * `function_call_output` items.
  */
-export async function gateToolCalls(toolCalls: readonly ChatCall[], handlers: Record<string, ToolHandler>, gate: GateLike, opts: GateToolCallsOptions): Promise<ChatCompletionToolMessageParam[]>;
-export async function gateToolCalls(toolCalls: readonly ResponsesCall[], handlers: Record<string, ToolHandler>, gate: GateLike, opts: GateToolCallsOptions): Promise<ResponsesOutput[]>;
 export async function gateToolCalls(
-  toolCalls: readonly (ChatCall | ResponsesCall)[], handlers: Record<string, ToolHandler>, gate: GateLike, opts: GateToolCallsOptions,
+  toolCalls: readonly ChatCall[],
+  handlers: Record<string, ToolHandler>,
+  gate: GateLike,
+  opts: GateToolCallsOptions,
+): Promise<ChatCompletionToolMessageParam[]>;
+export async function gateToolCalls(
+  toolCalls: readonly ResponsesCall[],
+  handlers: Record<string, ToolHandler>,
+  gate: GateLike,
+  opts: GateToolCallsOptions,
+): Promise<ResponsesOutput[]>;
+export async function gateToolCalls(
+  toolCalls: readonly (ChatCall | ResponsesCall)[],
+  handlers: Record<string, ToolHandler>,
+  gate: GateLike,
+  opts: GateToolCallsOptions,
 ): Promise<Array<ChatCompletionToolMessageParam | ResponsesOutput>> {
   const outputs: Array<ChatCompletionToolMessageParam | ResponsesOutput> = [];
   const seen = new Set<string>();
@@ -167,20 +194,28 @@ export async function gateToolCalls(
       ? `Tool call id '${callId}' is listed more than once in this turn; the repeat was not run.`
       : await runOne(callId, name, rawArgs, handlers, gate, opts);
     seen.add(callId);
-    outputs.push(responses
-      ? { type: 'function_call_output', call_id: callId, output }
-      : { role: 'tool', tool_call_id: callId, content: output });
+    outputs.push(
+      responses ? { type: 'function_call_output', call_id: callId, output } : { role: 'tool', tool_call_id: callId, content: output },
+    );
   }
   return outputs;
 }
 
 function describeCall(call: ChatCall | ResponsesCall): { callId: string; name: string; rawArgs: string; responses: boolean } {
   if (call.type === 'function_call') return { callId: call.call_id, name: call.name, rawArgs: call.arguments, responses: true };
-  if (call.type === 'custom') return { callId: call.id, name: call.custom.name, rawArgs: JSON.stringify({ input: call.custom.input }), responses: false };
+  if (call.type === 'custom')
+    return { callId: call.id, name: call.custom.name, rawArgs: JSON.stringify({ input: call.custom.input }), responses: false };
   return { callId: call.id, name: call.function.name, rawArgs: call.function.arguments, responses: false };
 }
 
-async function runOne(callId: string, name: string, rawArgs: string, handlers: Record<string, ToolHandler>, gate: GateLike, opts: GateToolCallsOptions): Promise<string> {
+async function runOne(
+  callId: string,
+  name: string,
+  rawArgs: string,
+  handlers: Record<string, ToolHandler>,
+  gate: GateLike,
+  opts: GateToolCallsOptions,
+): Promise<string> {
   const handler = Object.hasOwn(handlers, name) ? handlers[name] : undefined;
   if (!handler) return `Unknown tool '${name}'. Available tools: ${Object.keys(handlers).join(', ')}.`;
   let args: unknown;
@@ -189,7 +224,8 @@ async function runOne(callId: string, name: string, rawArgs: string, handlers: R
   } catch {
     return `The arguments for '${name}' are not valid JSON; the call was not run.`;
   }
-  if (args === null || typeof args !== 'object' || Array.isArray(args)) return `The arguments for '${name}' must be a JSON object; the call was not run.`;
+  if (args === null || typeof args !== 'object' || Array.isArray(args))
+    return `The arguments for '${name}' must be a JSON object; the call was not run.`;
   const decision = await decideToolCall(gate, opts, { toolName: name, args, callId, run: { context: opts.context } });
   if (!decision.allowed) return refusalWithApprovalHint(decision);
   try {

@@ -19,7 +19,10 @@ export type FromRun<T, RunContext> = T | ((run: RunContext) => MaybePromise<T | 
 export type GateLike = Pick<Gate, 'evaluate'>;
 
 /** Where the call comes from: feeds drift detection and resource/audience conditions. */
-export type CallEnvironment = Pick<ActionContext, 'ip' | 'device' | 'geo' | 'originIp' | 'originDevice' | 'originGeo' | 'resource' | 'audience'>;
+export type CallEnvironment = Pick<
+  ActionContext,
+  'ip' | 'device' | 'geo' | 'originIp' | 'originDevice' | 'originGeo' | 'resource' | 'audience'
+>;
 
 export interface AdapterOptions<RunContext = unknown> {
   /** Who acts. Taken from the host application (a value or the run context), never from model output. */
@@ -60,7 +63,7 @@ export type GateDecision = {
   params?: Record<string, unknown>;
   mode: 'enforce' | 'observe';
 } & (
-  | { allowed: true; verdict: Verdict; /** Observe mode: what enforcement would have shown the model. */ refusal?: string }
+  | { allowed: true; verdict: Verdict /** Observe mode: what enforcement would have shown the model. */; refusal?: string }
   | { allowed: false; verdict: DeniedVerdict; refusal: string }
 );
 
@@ -112,7 +115,12 @@ export function actionNameFor(opts: Pick<AdapterOptions, 'actionName'>, toolName
  * Asks the gate about one tool call. Never throws: a missing principal, arguments that are not
  * JSON, or a gate that throws all come back as a refusal (fail closed, in observe mode too).
  */
-export async function decideToolCall<R>(gate: GateLike, opts: AdapterOptions<R>, attempt: ToolCallAttempt<R>, handoff?: Handoff): Promise<GateDecision> {
+export async function decideToolCall<R>(
+  gate: GateLike,
+  opts: AdapterOptions<R>,
+  attempt: ToolCallAttempt<R>,
+  handoff?: Handoff,
+): Promise<GateDecision> {
   const mode = opts.mode ?? 'enforce';
   let actionName = attempt.toolName;
   let params: Record<string, unknown> | undefined;
@@ -145,7 +153,10 @@ export async function decideToolCall<R>(gate: GateLike, opts: AdapterOptions<R>,
  * context to find the request a call made.
  */
 export async function contextFor<R>(
-  opts: AdapterOptions<R>, attempt: ToolCallAttempt<R>, actionName: string, params: Record<string, unknown> | undefined,
+  opts: AdapterOptions<R>,
+  attempt: ToolCallAttempt<R>,
+  actionName: string,
+  params: Record<string, unknown> | undefined,
 ): Promise<{ ctx: ActionContext } | { refusal: RefuseVerdict }> {
   let principal: Principal | undefined;
   try {
@@ -170,9 +181,14 @@ export async function contextFor<R>(
 }
 
 async function evaluateAttempt<R>(
-  gate: GateLike, opts: AdapterOptions<R>, attempt: ToolCallAttempt<R>, actionName: string, params: Record<string, unknown> | undefined,
+  gate: GateLike,
+  opts: AdapterOptions<R>,
+  attempt: ToolCallAttempt<R>,
+  actionName: string,
+  params: Record<string, unknown> | undefined,
   mode: 'enforce' | 'observe',
-  base: () => Omit<GateDecision, 'allowed' | 'verdict' | 'refusal'>, deny: (v: DeniedVerdict) => GateDecision,
+  base: () => Omit<GateDecision, 'allowed' | 'verdict' | 'refusal'>,
+  deny: (v: DeniedVerdict) => GateDecision,
   handoff: Handoff | undefined,
 ): Promise<{ decision: GateDecision; handed?: true }> {
   const built = await contextFor(opts, attempt, actionName, params);
@@ -188,8 +204,11 @@ async function evaluateAttempt<R>(
 }
 
 async function evaluateContext(
-  gate: GateLike, ctx: ActionContext, mode: 'enforce' | 'observe',
-  base: () => Omit<GateDecision, 'allowed' | 'verdict' | 'refusal'>, deny: (v: DeniedVerdict) => GateDecision,
+  gate: GateLike,
+  ctx: ActionContext,
+  mode: 'enforce' | 'observe',
+  base: () => Omit<GateDecision, 'allowed' | 'verdict' | 'refusal'>,
+  deny: (v: DeniedVerdict) => GateDecision,
 ): Promise<GateDecision> {
   // In observe mode the gate itself observes this call: it reports the real verdict and acts on
   // nothing (no session invalidated, nothing broadcast), even when the gate enforces for others.

@@ -31,7 +31,11 @@ export interface WalkedLog {
  * forged claim is told apart from a cut. Throws AuditError; ANCHOR_UNAVAILABLE when the witness
  * cannot be read (nothing was checked).
  */
-export async function checkAgainstAnchor(anchor: AuditAnchor, log: WalkedLog, verifier: CheckpointVerifier | undefined): Promise<AnchorCheckReport> {
+export async function checkAgainstAnchor(
+  anchor: AuditAnchor,
+  log: WalkedLog,
+  verifier: CheckpointVerifier | undefined,
+): Promise<AnchorCheckReport> {
   const lastSeq = log.nextSeq - 1;
   let latest: AnchorCheckpoint | undefined;
   let history: AnchoredCheckpoint[];
@@ -41,7 +45,12 @@ export async function checkAgainstAnchor(anchor: AuditAnchor, log: WalkedLog, ve
     // was set back (by someone with its credentials) still shows the later checkpoints it took.
     history = await anchor.history(log.logId, log.firstSeq, Number.MAX_SAFE_INTEGER);
   } catch (err) {
-    throw new AuditError('ANCHOR_UNAVAILABLE', -1, `the audit anchor could not be read, so nothing was checked against it: ${(err as Error)?.message ?? String(err)}`, { cause: err });
+    throw new AuditError(
+      'ANCHOR_UNAVAILABLE',
+      -1,
+      `the audit anchor could not be read, so nothing was checked against it: ${(err as Error)?.message ?? String(err)}`,
+      { cause: err },
+    );
   }
   const held = history.filter((h) => h.seq >= log.firstSeq);
   if (latest !== undefined && latest.seq >= log.firstSeq) {
@@ -49,12 +58,20 @@ export async function checkAgainstAnchor(anchor: AuditAnchor, log: WalkedLog, ve
   }
   const top = Math.max(latest?.seq ?? -1, ...history.map((h) => h.seq));
   if (top < 0) {
-    throw new AuditError('UNANCHORED', -1, `the audit anchor holds no checkpoint of log ${log.logId}: the log was never anchored there, or the anchor lost it`);
+    throw new AuditError(
+      'UNANCHORED',
+      -1,
+      `the audit anchor holds no checkpoint of log ${log.logId}: the log was never anchored there, or the anchor lost it`,
+    );
   }
   if (top > lastSeq) {
-    const claim = latest !== undefined && latest.seq === top ? latest : held.find((h) => h.seq === top) as AnchoredCheckpoint;
+    const claim = latest !== undefined && latest.seq === top ? latest : (held.find((h) => h.seq === top) as AnchoredCheckpoint);
     const signed = 'signature' in claim ? await witnessSignature(claim, log, verifier) : '';
-    throw new AuditError('TRUNCATED', log.nextSeq - log.firstSeq, `the log ends at seq ${lastSeq}, but the audit anchor holds its checkpoint at seq ${top} (${new Date(claim.time).toISOString()}${signed}): the log was cut back and records from seq ${log.nextSeq} on are gone`);
+    throw new AuditError(
+      'TRUNCATED',
+      log.nextSeq - log.firstSeq,
+      `the log ends at seq ${lastSeq}, but the audit anchor holds its checkpoint at seq ${top} (${new Date(claim.time).toISOString()}${signed}): the log was cut back and records from seq ${log.nextSeq} on are gone`,
+    );
   }
   const bySeq = new Map(log.checkpoints.map((c) => [c.record.seq, c]));
   held.sort((a, b) => a.seq - b.seq);
@@ -64,11 +81,20 @@ export async function checkAgainstAnchor(anchor: AuditAnchor, log: WalkedLog, ve
     const at = h.seq - log.firstSeq;
     const cp = bySeq.get(h.seq);
     if (cp === undefined) {
-      throw new AuditError('ANCHOR_MISMATCH', at, `the audit anchor holds a checkpoint at seq ${h.seq}, and the log has none there: the log was rewritten after that checkpoint was anchored`);
+      throw new AuditError(
+        'ANCHOR_MISMATCH',
+        at,
+        `the audit anchor holds a checkpoint at seq ${h.seq}, and the log has none there: the log was rewritten after that checkpoint was anchored`,
+      );
     }
     const r = cp.record;
     if (r.head !== h.headHash || r.time !== h.time || signatureDigest(r.sig) !== h.signatureDigest) {
-      throw new AuditError('ANCHOR_MISMATCH', at, `the log's checkpoint at seq ${h.seq} is not the one the audit anchor holds (${r.head !== h.headHash ? 'it seals other records' : 'another signature or time'}): the log was rewritten and sealed again`, { file: cp.file, line: cp.line });
+      throw new AuditError(
+        'ANCHOR_MISMATCH',
+        at,
+        `the log's checkpoint at seq ${h.seq} is not the one the audit anchor holds (${r.head !== h.headHash ? 'it seals other records' : 'another signature or time'}): the log was rewritten and sealed again`,
+        { file: cp.file, line: cp.line },
+      );
     }
   }
   return {
@@ -86,6 +112,11 @@ async function witnessSignature(latest: AnchorCheckpoint, log: WalkedLog, verifi
     const { kid } = await verifier.verifyCheckpoint(log.mode, CHECKPOINT_DOMAIN, message, latest.signature, latest.time);
     return `, signed by key ${kid}`;
   } catch (err) {
-    throw new AuditError('ANCHOR_MISMATCH', -1, `the audit anchor claims a checkpoint at seq ${latest.seq}, beyond the log's end (seq ${log.nextSeq - 1}), but its signature does not verify with these keys: the anchor was written by someone without the log's key, or these are not the log's keys (${(err as Error)?.message ?? String(err)})`, { cause: err });
+    throw new AuditError(
+      'ANCHOR_MISMATCH',
+      -1,
+      `the audit anchor claims a checkpoint at seq ${latest.seq}, beyond the log's end (seq ${log.nextSeq - 1}), but its signature does not verify with these keys: the anchor was written by someone without the log's key, or these are not the log's keys (${(err as Error)?.message ?? String(err)})`,
+      { cause: err },
+    );
   }
 }

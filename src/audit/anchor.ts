@@ -73,9 +73,11 @@ const HASH = /^[A-Za-z0-9_-]{43}$/;
 
 /** Checks a checkpoint before it goes to a witness (an implementation's first line of defence). */
 export function checkAnchorCheckpoint(c: AnchorCheckpoint): void {
-  if (typeof c?.logId !== 'string' || c.logId.length === 0 || c.logId.length > 256) throw new TypeError('anchor checkpoint: logId must be a non-empty string');
+  if (typeof c?.logId !== 'string' || c.logId.length === 0 || c.logId.length > 256)
+    throw new TypeError('anchor checkpoint: logId must be a non-empty string');
   if (!Number.isSafeInteger(c.seq) || c.seq < 0) throw new TypeError('anchor checkpoint: seq must be a non-negative integer');
   if (typeof c.headHash !== 'string' || !HASH.test(c.headHash)) throw new TypeError('anchor checkpoint: headHash must be a record hash');
-  if (typeof c.signature !== 'string' || c.signature.length === 0) throw new TypeError('anchor checkpoint: signature must be a non-empty string');
+  if (typeof c.signature !== 'string' || c.signature.length === 0)
+    throw new TypeError('anchor checkpoint: signature must be a non-empty string');
   if (typeof c.time !== 'number' || !Number.isFinite(c.time)) throw new TypeError('anchor checkpoint: time must be a finite number (ms)');
 }

@@ -37,7 +37,12 @@ export class CheckpointAnchoring {
    * is sent (taken, or already held: fine; refused: the log was cut back or rewritten, and this
    * throws). A witness that cannot be reached leaves the log holding appends until it can.
    */
-  static async start(anchor: AuditAnchor, logId: string, tail: { fresh: boolean; lastCheckpoint: CheckpointRecord | undefined }, opts: AnchoringOptions): Promise<CheckpointAnchoring> {
+  static async start(
+    anchor: AuditAnchor,
+    logId: string,
+    tail: { fresh: boolean; lastCheckpoint: CheckpointRecord | undefined },
+    opts: AnchoringOptions,
+  ): Promise<CheckpointAnchoring> {
     const a = new CheckpointAnchoring(anchor, logId, opts);
     if (tail.fresh) return a;
     const due = tail.lastCheckpoint ?? null;
@@ -75,7 +80,9 @@ export class CheckpointAnchoring {
     await this.settled();
     if (this.due !== undefined && !this.stopped) {
       const seq = this.due === null ? 'none' : `seq ${this.due.seq}`;
-      this.opts.warn(`the audit anchor did not take the log's newest checkpoint (${seq}) before close; the next open sends it, and until then verification against the anchor reports the records after the last anchored checkpoint as not anchored`);
+      this.opts.warn(
+        `the audit anchor did not take the log's newest checkpoint (${seq}) before close; the next open sends it, and until then verification against the anchor reports the records after the last anchored checkpoint as not anchored`,
+      );
     }
     this.stopped = true;
   }
@@ -124,22 +131,43 @@ export class CheckpointAnchoring {
     if (due === null) {
       const held = await this.anchor.latest(this.logId);
       if (held !== undefined) {
-        throw new Refused(new AuditError('TRUNCATED', -1, `the audit anchor holds checkpoint seq ${held.seq} of log ${this.logId}, but this log has no checkpoint: it was cut back (or replaced by an older copy), so it is not continued`));
+        throw new Refused(
+          new AuditError(
+            'TRUNCATED',
+            -1,
+            `the audit anchor holds checkpoint seq ${held.seq} of log ${this.logId}, but this log has no checkpoint: it was cut back (or replaced by an older copy), so it is not continued`,
+          ),
+        );
       }
       return;
     }
     const result = await this.anchor.record(anchorCheckpointOf(due));
     if (result?.accepted === true) return;
     if (result?.accepted !== false) throw new Error('the audit anchor gave no answer');
-    throw new Refused(result.reason === 'behind'
-      ? new AuditError('TRUNCATED', -1, `the audit anchor holds checkpoint seq ${result.held.seq} of log ${this.logId}, later than this log's newest at seq ${due.seq}: the log was cut back (or replaced by an older copy), so it is not continued`)
-      : new AuditError('ANCHOR_MISMATCH', -1, `the audit anchor holds a different checkpoint at seq ${due.seq} of log ${this.logId}: the log was rewritten, so it is not continued`));
+    throw new Refused(
+      result.reason === 'behind'
+        ? new AuditError(
+            'TRUNCATED',
+            -1,
+            `the audit anchor holds checkpoint seq ${result.held.seq} of log ${this.logId}, later than this log's newest at seq ${due.seq}: the log was cut back (or replaced by an older copy), so it is not continued`,
+          )
+        : new AuditError(
+            'ANCHOR_MISMATCH',
+            -1,
+            `the audit anchor holds a different checkpoint at seq ${due.seq} of log ${this.logId}: the log was rewritten, so it is not continued`,
+          ),
+    );
   }
 
   private holdAppends(due: CheckpointRecord | null, err: unknown): void {
     const why = (err as Error)?.message ?? String(err);
     if (this.holding === undefined) {
-      this.holding = new AuditError('ANCHOR_UNAVAILABLE', -1, `the audit anchor has not taken checkpoint ${describe(due)} (${why}): nothing more is recorded, so nothing is permitted, until it does`, { cause: err });
+      this.holding = new AuditError(
+        'ANCHOR_UNAVAILABLE',
+        -1,
+        `the audit anchor has not taken checkpoint ${describe(due)} (${why}): nothing more is recorded, so nothing is permitted, until it does`,
+        { cause: err },
+      );
       this.opts.warn(`${this.holding.message}; retrying`);
     }
     if (this.closing || this.stopped) return;

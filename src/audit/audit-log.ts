@@ -13,8 +13,15 @@ import { GroupCommitWriter, type PendingLine } from './group-commit.ts';
 import { LogLock } from './lock.ts';
 import { recoverTail, type TailState } from './recover.ts';
 import {
-  AUDIT_FORMAT_VERSION, CHECKPOINT_DOMAIN, checkpointMessage, sealRecord, ZERO_HASH,
-  type AuditRecord, type CheckpointMode, type CheckpointRecord, type RecordBody,
+  AUDIT_FORMAT_VERSION,
+  CHECKPOINT_DOMAIN,
+  checkpointMessage,
+  sealRecord,
+  ZERO_HASH,
+  type AuditRecord,
+  type CheckpointMode,
+  type CheckpointRecord,
+  type RecordBody,
 } from './record.ts';
 import { writeSeal } from './seal.ts';
 import { resolveSigner, type KeyOptions } from './keys.ts';
@@ -121,7 +128,8 @@ export class AuditLog implements AuditSink {
     const every = { ...DEFAULT_CHECKPOINT_EVERY, ...opts.checkpointEvery };
     this.everyEntries = positive(every.entries, 'checkpointEvery.entries');
     const ms = positive(every.ms, 'checkpointEvery.ms');
-    this.maxSegmentBytes = opts.maxSegmentBytes === 0 ? Infinity : positive(opts.maxSegmentBytes ?? DEFAULT_SEGMENT_BYTES, 'maxSegmentBytes');
+    this.maxSegmentBytes =
+      opts.maxSegmentBytes === 0 ? Infinity : positive(opts.maxSegmentBytes ?? DEFAULT_SEGMENT_BYTES, 'maxSegmentBytes');
     this.maxRecordBytes = positive(opts.maxRecordBytes ?? DEFAULT_MAX_RECORD_BYTES, 'maxRecordBytes');
     if (Number.isFinite(ms)) {
       this.timer = setInterval(() => {
@@ -140,7 +148,11 @@ export class AuditLog implements AuditSink {
     if (!isCheckpointSigner(signer)) throw new TypeError('AuditLog.open: pass { keyPair, mode } (or a checkpoint signer)');
     const now = (opts.clock ?? Date.now)();
     if (signer.expiresAt !== undefined && now >= signer.expiresAt) {
-      throw new AuditError('LOG_FAILED', -1, `the checkpoint key ${signer.kid} expired at ${new Date(signer.expiresAt).toISOString()}; open the log with a current key`);
+      throw new AuditError(
+        'LOG_FAILED',
+        -1,
+        `the checkpoint key ${signer.kid} expired at ${new Date(signer.expiresAt).toISOString()}; open the log with a current key`,
+      );
     }
     // Directories made here are durable only once each entry is synced in its parent.
     const madeAs = await mkdir(dirname(path), { recursive: true });
@@ -156,15 +168,27 @@ export class AuditLog implements AuditSink {
     try {
       const { tail, cut, seal } = await recoverTail(path, { kid: signer.kid, verifier: signer.verifier });
       if (tail?.mode !== undefined && tail.mode !== signer.mode) {
-        throw new AuditError('MODE_MISMATCH', -1, `audit log ${path} is sealed in ${tail.mode} mode; it cannot be continued in ${signer.mode} mode`);
+        throw new AuditError(
+          'MODE_MISMATCH',
+          -1,
+          `audit log ${path} is sealed in ${tail.mode} mode; it cannot be continued in ${signer.mode} mode`,
+        );
       }
       const fresh = tail === undefined;
       const logId = tail?.logId ?? randomBytes(12).toString('base64url');
       // Before anything is written: a log the witness knows to be cut back is not continued.
-      anchoring = opts.anchor === undefined ? undefined : await CheckpointAnchoring.start(opts.anchor, logId, { fresh, lastCheckpoint: tail?.lastCheckpoint }, {
-        warn: warningSink(opts.onWarning),
-        fatal: (err) => log?.fail(err),
-      });
+      anchoring =
+        opts.anchor === undefined
+          ? undefined
+          : await CheckpointAnchoring.start(
+              opts.anchor,
+              logId,
+              { fresh, lastCheckpoint: tail?.lastCheckpoint },
+              {
+                warn: warningSink(opts.onWarning),
+                fatal: (err) => log?.fail(err),
+              },
+            );
       fh = await open(path, 'a', 0o640);
       log = new AuditLog(path, logId, signer, lock, fh, stateOf(tail), opts);
       log.lastSeal = seal;
@@ -179,9 +203,16 @@ export class AuditLog implements AuditSink {
       // Records no checkpoint sealed before the stop: this writer cannot tell its own crash from
       // lines added while the log stood unlocked, and its next checkpoint will seal them. Say so.
       const unsealed = tail?.sinceCheckpoint ?? 0;
-      if (!fresh && unsealed > 0) log.internal({ type: 'resume', time: log.clock(), from: (tail as TailState).nextSeq - unsealed, unsealed });
+      if (!fresh && unsealed > 0)
+        log.internal({ type: 'resume', time: log.clock(), from: (tail as TailState).nextSeq - unsealed, unsealed });
       if (!fresh && tail?.lastKid !== undefined && tail.lastKid !== signer.kid) {
-        log.internal({ type: 'key', time: log.clock(), event: 'audit_key_changed', kid: signer.kid, detail: `checkpoints were signed by ${tail.lastKid}` });
+        log.internal({
+          type: 'key',
+          time: log.clock(),
+          event: 'audit_key_changed',
+          kid: signer.kid,
+          detail: `checkpoints were signed by ${tail.lastKid}`,
+        });
       }
       await log.flush();
       if (fresh || (tail as TailState).activeBytes === 0) await syncDir(dirname(path));
@@ -333,7 +364,11 @@ export class AuditLog implements AuditSink {
   /** A record over the size limit: a verdict sheds its argument values (never refused); others are refused. */
   private shrink(record: RecordBody, size: number): { hash: string; line: string } {
     if (record.type !== 'verdict') {
-      throw new AuditError('RECORD_TOO_LARGE', -1, `a ${record.type} record of ${size} bytes is over the ${this.maxRecordBytes}-byte limit`);
+      throw new AuditError(
+        'RECORD_TOO_LARGE',
+        -1,
+        `a ${record.type} record of ${size} bytes is over the ${this.maxRecordBytes}-byte limit`,
+      );
     }
     if (record.argsValue !== undefined) {
       delete record.argsValue;
@@ -353,15 +388,15 @@ export class AuditLog implements AuditSink {
       let sig: string;
       try {
         const expires = this.signer.expiresAt;
-        if (expires !== undefined && time >= expires) throw new Error(`the checkpoint key ${this.signer.kid} expired at ${new Date(expires).toISOString()}`);
+        if (expires !== undefined && time >= expires)
+          throw new Error(`the checkpoint key ${this.signer.kid} expired at ${new Date(expires).toISOString()}`);
         sig = await this.signer.sign(CHECKPOINT_DOMAIN, checkpointMessage({ log: this.logId, size, head, time }));
       } catch (err) {
         this.fail(new AuditError('LOG_FAILED', -1, `checkpoint signing failed: ${(err as Error)?.message ?? String(err)}`, { cause: err }));
         return;
       }
-      this.enqueue(
-        { type: 'checkpoint', time, size, head, mode: this.signer.mode, kid: this.signer.kid, sig },
-        (record) => this.remember(record as CheckpointRecord),
+      this.enqueue({ type: 'checkpoint', time, size, head, mode: this.signer.mode, kid: this.signer.kid, sig }, (record) =>
+        this.remember(record as CheckpointRecord),
       );
       // Not on close: the segment record would follow the final checkpoint, unsealed. Reopening rotates.
       if (!this.closing && (this.rotateAfterSeal || this.segmentBytes >= this.maxSegmentBytes)) {
@@ -420,9 +455,21 @@ async function syncMadeDirs(first: string, deepest: string): Promise<void> {
   }
 }
 
-function stateOf(tail: TailState | undefined): { nextSeq: number; head: string; segment: number; segmentBytes: number; sinceCheckpoint: number } {
+function stateOf(tail: TailState | undefined): {
+  nextSeq: number;
+  head: string;
+  segment: number;
+  segmentBytes: number;
+  sinceCheckpoint: number;
+} {
   if (!tail) return { nextSeq: 0, head: ZERO_HASH, segment: 0, segmentBytes: 0, sinceCheckpoint: 0 };
-  return { nextSeq: tail.nextSeq, head: tail.head, segment: tail.segments, segmentBytes: tail.activeBytes, sinceCheckpoint: tail.sinceCheckpoint };
+  return {
+    nextSeq: tail.nextSeq,
+    head: tail.head,
+    segment: tail.segments,
+    segmentBytes: tail.activeBytes,
+    sinceCheckpoint: tail.sinceCheckpoint,
+  };
 }
 
 function withoutHash(record: AuditRecord): object {

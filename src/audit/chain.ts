@@ -1,6 +1,15 @@
 import { canonicalJson } from '../engine/canonical-json.ts';
 import { AuditError, type AuditErrorCode } from './errors.ts';
-import { AUDIT_FORMAT_VERSION, fastCanonical, lineOf, recordHash, ZERO_HASH, type AuditRecord, type CheckpointMode, type CheckpointRecord } from './record.ts';
+import {
+  AUDIT_FORMAT_VERSION,
+  fastCanonical,
+  lineOf,
+  recordHash,
+  ZERO_HASH,
+  type AuditRecord,
+  type CheckpointMode,
+  type CheckpointRecord,
+} from './record.ts';
 
 /** One file's complete lines, in order. */
 export interface ChainSource {
@@ -82,7 +91,12 @@ export class ChainWalker {
       if (record.type === 'checkpoint') this.checkpoint(record as CheckpointRecord, where);
       if (this.opts.anchor && record.seq === this.opts.anchor.seq) {
         if (record.hash !== this.opts.anchor.hash) {
-          throw new AuditError('ANCHOR_MISMATCH', this.index, `the seal file's checkpoint at seq ${record.seq} has hash ${this.opts.anchor.hash}, the log has ${record.hash}: the log was rewritten`, where);
+          throw new AuditError(
+            'ANCHOR_MISMATCH',
+            this.index,
+            `the seal file's checkpoint at seq ${record.seq} has hash ${this.opts.anchor.hash}, the log has ${record.hash}: the log was rewritten`,
+            where,
+          );
         }
         this.anchorSeen = true;
       }
@@ -102,7 +116,12 @@ export class ChainWalker {
       return;
     }
     if (rec.log !== this.logId) {
-      throw new AuditError('SPLICED', i, `record belongs to log ${JSON.stringify(rec.log)}, not ${JSON.stringify(this.logId)}: two logs were spliced together`, where);
+      throw new AuditError(
+        'SPLICED',
+        i,
+        `record belongs to log ${JSON.stringify(rec.log)}, not ${JSON.stringify(this.logId)}: two logs were spliced together`,
+        where,
+      );
     }
     const e = this.nextSeq;
     const h = this.head;
@@ -120,17 +139,30 @@ export class ChainWalker {
     }
     if (rec.seq === e) {
       if (next !== undefined && next.prev === rec.hash && next.seq === e + 1) {
-        throw new AuditError('REWRITTEN', i - 1, `record was changed and re-hashed: record ${i} links to a different version of it`, { file: where.file, line: Math.max(1, where.line - 1) });
+        throw new AuditError('REWRITTEN', i - 1, `record was changed and re-hashed: record ${i} links to a different version of it`, {
+          file: where.file,
+          line: Math.max(1, where.line - 1),
+        });
       }
       if (next !== undefined) {
-        throw new AuditError('FORGED', i, 'record does not link to the record before it, and the next record does not link to it: it was replaced', where);
+        throw new AuditError(
+          'FORGED',
+          i,
+          'record does not link to the record before it, and the next record does not link to it: it was replaced',
+          where,
+        );
       }
       throw new AuditError('CHAIN_BROKEN', i, `prev is ${String(rec.prev)}, the record before has hash ${h}`, where);
     }
     if (rec.seq === e - 1 && rec.prev === this.prevHead) {
       // Two records claim the same place; the real one is the one the next record links to.
       if (next !== undefined && next.prev === rec.hash) {
-        throw new AuditError('INSERTED', i - 1, `record does not belong to the chain: record ${i} claims its place and the next record links to that one`, { file: where.file, line: Math.max(1, where.line - 1) });
+        throw new AuditError(
+          'INSERTED',
+          i - 1,
+          `record does not belong to the chain: record ${i} claims its place and the next record links to that one`,
+          { file: where.file, line: Math.max(1, where.line - 1) },
+        );
       }
       throw new AuditError('INSERTED', i, `record claims the place of record ${i - 1}`, where);
     }
@@ -150,13 +182,28 @@ export class ChainWalker {
       if (later.seq === rec.seq) twin = true;
     }
     if (found >= 0 && twin) {
-      throw new AuditError('INSERTED', i, `record does not belong here: seq ${rec.seq} appears again later, and seq ${e} belongs here`, where);
+      throw new AuditError(
+        'INSERTED',
+        i,
+        `record does not belong here: seq ${rec.seq} appears again later, and seq ${e} belongs here`,
+        where,
+      );
     }
     if (found >= 0) {
-      throw new AuditError('REORDERED', i, `found seq ${rec.seq} where seq ${e} belongs; seq ${e} appears ${found - at} records later`, where);
+      throw new AuditError(
+        'REORDERED',
+        i,
+        `found seq ${rec.seq} where seq ${e} belongs; seq ${e} appears ${found - at} records later`,
+        where,
+      );
     }
     const missing = rec.seq - e;
-    throw new AuditError('DROPPED', i, `${missing === 1 ? `record seq ${e} is` : `records seq ${e}..${rec.seq - 1} are`} missing (found seq ${rec.seq})`, where);
+    throw new AuditError(
+      'DROPPED',
+      i,
+      `${missing === 1 ? `record seq ${e} is` : `records seq ${e}..${rec.seq - 1} are`} missing (found seq ${rec.seq})`,
+      where,
+    );
   }
 
   private start(rec: AuditRecord, where: { file: string; line: number }): void {
@@ -167,14 +214,24 @@ export class ChainWalker {
     }
     this.firstSeq = 0;
     if (rec.type !== 'genesis' || rec.seq !== 0 || rec.prev !== ZERO_HASH) {
-      throw new AuditError('BAD_START', this.index, `the log does not begin with its genesis record (found ${rec.type} seq ${rec.seq}): earlier records or segments are missing`, where);
+      throw new AuditError(
+        'BAD_START',
+        this.index,
+        `the log does not begin with its genesis record (found ${rec.type} seq ${rec.seq}): earlier records or segments are missing`,
+        where,
+      );
     }
     const g = rec as { mode?: unknown; kid?: unknown; version?: unknown };
     if (typeof g.mode !== 'string' || !MODES.has(g.mode) || typeof g.kid !== 'string') {
       throw new AuditError('BAD_RECORD', this.index, 'genesis record needs mode (hybrid|pq) and kid', where);
     }
     if (g.version !== AUDIT_FORMAT_VERSION) {
-      throw new AuditError('BAD_RECORD', this.index, `audit format version ${String(g.version)} is not supported (this build reads ${AUDIT_FORMAT_VERSION})`, where);
+      throw new AuditError(
+        'BAD_RECORD',
+        this.index,
+        `audit format version ${String(g.version)} is not supported (this build reads ${AUDIT_FORMAT_VERSION})`,
+        where,
+      );
     }
     if (this.mode !== undefined && g.mode !== this.mode) {
       throw new AuditError('MODE_MISMATCH', this.index, `the log is ${g.mode}, the verifier expects ${this.mode}`, where);
@@ -187,7 +244,12 @@ export class ChainWalker {
   private checkpoint(cp: CheckpointRecord, where: { file: string; line: number }): void {
     const i = this.index;
     if (!Number.isSafeInteger(cp.size) || cp.size !== cp.seq || cp.head !== cp.prev) {
-      throw new AuditError('BAD_CHECKPOINT', i, `checkpoint signs size ${String(cp.size)} / head ${String(cp.head)} but sits at seq ${cp.seq} after ${cp.prev}`, where);
+      throw new AuditError(
+        'BAD_CHECKPOINT',
+        i,
+        `checkpoint signs size ${String(cp.size)} / head ${String(cp.head)} but sits at seq ${cp.seq} after ${cp.prev}`,
+        where,
+      );
     }
     if (typeof cp.mode !== 'string' || !MODES.has(cp.mode) || typeof cp.kid !== 'string' || typeof cp.sig !== 'string') {
       throw new AuditError('BAD_RECORD', i, 'checkpoint needs mode, kid and sig', where);
@@ -231,12 +293,16 @@ export function parseRecord(line: string, index: number, where: { file: string; 
     throw new AuditError('NOT_CANONICAL', index, 'record is not in canonical form (re-encoded, or a duplicate key)', where);
   }
   rec.hash = hash;
-  if (!Number.isSafeInteger(rec.seq) || (rec.seq as number) < 0) throw new AuditError('BAD_RECORD', index, 'seq must be a non-negative integer', where);
+  if (!Number.isSafeInteger(rec.seq) || (rec.seq as number) < 0)
+    throw new AuditError('BAD_RECORD', index, 'seq must be a non-negative integer', where);
   if (typeof rec.prev !== 'string' || rec.prev.length !== 43) throw new AuditError('BAD_RECORD', index, 'prev must be a hash', where);
   if (typeof rec.log !== 'string' || rec.log.length === 0) throw new AuditError('BAD_RECORD', index, 'log must be a string', where);
   if (typeof rec.time !== 'number') throw new AuditError('BAD_RECORD', index, 'time must be a number', where);
   if (typeof rec.type !== 'string') throw new AuditError('BAD_RECORD', index, 'type must be a string', where);
-  if (rec.type === 'verdict' && (typeof rec.principal !== 'string' || typeof rec.verdict !== 'string' || typeof rec.evaluationId !== 'string')) {
+  if (
+    rec.type === 'verdict' &&
+    (typeof rec.principal !== 'string' || typeof rec.verdict !== 'string' || typeof rec.evaluationId !== 'string')
+  ) {
     throw new AuditError('BAD_RECORD', index, 'verdict record needs evaluationId, principal and verdict', where);
   }
   return rec as unknown as AuditRecord;
@@ -259,8 +325,15 @@ export function signatureFailure(err: unknown, index: number, cp: CheckpointAt):
   let mapped: AuditErrorCode = 'BAD_SIGNATURE';
   if (code === 'UNKNOWN_KEY' || code === 'WRONG_KEY') mapped = 'WRONG_KEY';
   else if (code === 'ALG_MISMATCH' || code === 'MODE_MISMATCH') mapped = 'MODE_MISMATCH';
-  const why = mapped === 'WRONG_KEY'
-    ? `checkpoint was signed by key ${cp.record.kid}, which the verifier does not hold`
-    : mapped === 'MODE_MISMATCH' ? `checkpoint signature is not ${cp.record.mode}` : 'checkpoint signature does not verify';
-  return new AuditError(mapped, index, `${why}${typeof code === 'string' ? ` [${code}]` : ''}: ${message}`, { file: cp.file, line: cp.line, cause: err });
+  const why =
+    mapped === 'WRONG_KEY'
+      ? `checkpoint was signed by key ${cp.record.kid}, which the verifier does not hold`
+      : mapped === 'MODE_MISMATCH'
+        ? `checkpoint signature is not ${cp.record.mode}`
+        : 'checkpoint signature does not verify';
+  return new AuditError(mapped, index, `${why}${typeof code === 'string' ? ` [${code}]` : ''}: ${message}`, {
+    file: cp.file,
+    line: cp.line,
+    cause: err,
+  });
 }

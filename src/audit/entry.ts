@@ -4,7 +4,19 @@ import type { ApprovalEvent, GateEvent, InvalidationEvent, PolicyReloadEvent, Ve
 import { REFUSE_CODES } from '../engine/verdict.ts';
 import { AuditError } from './errors.ts';
 import { pointerSteps, redact } from './redact.ts';
-import { APPROVAL_EVENTS, argsHash, CORE_TYPES, EXTENSION_TYPE, HEADER_FIELDS, OUTCOMES, type CheckpointMode, type ExtensionType, type OutcomeRecord, type RecordBody, type RecordHeader } from './record.ts';
+import {
+  APPROVAL_EVENTS,
+  argsHash,
+  CORE_TYPES,
+  EXTENSION_TYPE,
+  HEADER_FIELDS,
+  OUTCOMES,
+  type CheckpointMode,
+  type ExtensionType,
+  type OutcomeRecord,
+  type RecordBody,
+  type RecordHeader,
+} from './record.ts';
 
 /** After a forwarded call: how it went (the MCP proxy appends one per permitted call); the log adds the header. */
 export type OutcomeEntry = Omit<OutcomeRecord, keyof RecordHeader> & { time?: number };
@@ -46,12 +58,17 @@ const OUTCOME_SCHEMA = z.strictObject({
   action: z.string().max(512).optional(),
   session: z.string().max(512).optional(),
   error: z.string().max(4096).optional(),
-  findings: z.array(z.strictObject({
-    screen: z.string().min(1).max(512),
-    detector: z.string().min(1).max(512),
-    path: z.string().max(4096),
-    count: z.number().int().min(1).max(Number.MAX_SAFE_INTEGER),
-  })).max(MAX_OUTCOME_FINDINGS).optional(),
+  findings: z
+    .array(
+      z.strictObject({
+        screen: z.string().min(1).max(512),
+        detector: z.string().min(1).max(512),
+        path: z.string().max(4096),
+        count: z.number().int().min(1).max(Number.MAX_SAFE_INTEGER),
+      }),
+    )
+    .max(MAX_OUTCOME_FINDINGS)
+    .optional(),
   withheld: z.literal(true).optional(),
   time: z.number().optional(),
 });
@@ -159,7 +176,8 @@ export class EntryEncoder {
     const type: unknown = entry.type;
     if (typeof type !== 'string') throw bad('an entry needs a string "type"');
     if (INTERNAL_TYPES.has(type)) throw bad(`"${type}" records are written by the log itself`);
-    if (CORE_TYPES.has(type) || !EXTENSION_TYPE.test(type)) throw bad(`unknown record type "${type}" (extension types are namespaced, like "myapp.approval")`);
+    if (CORE_TYPES.has(type) || !EXTENSION_TYPE.test(type))
+      throw bad(`unknown record type "${type}" (extension types are namespaced, like "myapp.approval")`);
     const schema = this.opts.recordTypes[type];
     if (!schema) throw bad(`record type "${type}" is not registered (AuditLog.open(path, { recordTypes: { "${type}": schema } }))`);
     const { type: _type, time, ...fields } = entry;
@@ -173,7 +191,8 @@ export class EntryEncoder {
 }
 
 function policyReload(e: PolicyReloadEvent, clock: () => number): RecordBody {
-  if (typeof e.ok !== 'boolean' || !Number.isSafeInteger(e.policies) || e.policies < 0) throw bad('policy_reload: needs ok (boolean) and policies (count)');
+  if (typeof e.ok !== 'boolean' || !Number.isSafeInteger(e.policies) || e.policies < 0)
+    throw bad('policy_reload: needs ok (boolean) and policies (count)');
   const body: RecordBody = { type: 'policy_reload', time: timeOf(e.time, clock), ok: e.ok, policies: e.policies };
   if (typeof e.error === 'string') body.error = text(e.error, TEXT_MAX);
   return body;
@@ -183,10 +202,17 @@ function invalidation(e: InvalidationEvent, clock: () => number): RecordBody {
   const s = e.scope as { type?: unknown; sessionId?: unknown; principalId?: unknown } | undefined;
   let scope: RecordBody['scope'];
   if (s?.type === 'session' && typeof s.sessionId === 'string') scope = { type: 'session', sessionId: text(s.sessionId, ID_MAX) };
-  else if (s?.type === 'principal' && typeof s.principalId === 'string') scope = { type: 'principal', principalId: text(s.principalId, ID_MAX) };
+  else if (s?.type === 'principal' && typeof s.principalId === 'string')
+    scope = { type: 'principal', principalId: text(s.principalId, ID_MAX) };
   else if (s?.type === 'global') scope = { type: 'global' };
   else throw bad('invalidation: scope must be session, principal or global');
-  return { type: 'invalidation', time: timeOf(e.time, clock), scope, reason: text(String(e.reason ?? ''), TEXT_MAX), remote: e.remote === true };
+  return {
+    type: 'invalidation',
+    time: timeOf(e.time, clock),
+    scope,
+    reason: text(String(e.reason ?? ''), TEXT_MAX),
+    remote: e.remote === true,
+  };
 }
 
 const APPROVAL_EVENT_SET: ReadonlySet<string> = new Set(APPROVAL_EVENTS);
@@ -216,7 +242,11 @@ function approval(e: ApprovalEvent, clock: () => number): RecordBody {
   if (typeof e.evaluationId === 'string') body.evaluationId = text(e.evaluationId, ID_MAX);
   if (typeof e.approver === 'string') body.approver = text(e.approver, ID_MAX);
   if (typeof e.approverKind === 'string' && PRINCIPAL_KINDS.has(e.approverKind)) body.approverKind = e.approverKind;
-  if (Array.isArray(e.approverRoles)) body.approverRoles = e.approverRoles.filter((r) => typeof r === 'string').slice(0, 64).map((r) => text(r, ID_MAX));
+  if (Array.isArray(e.approverRoles))
+    body.approverRoles = e.approverRoles
+      .filter((r) => typeof r === 'string')
+      .slice(0, 64)
+      .map((r) => text(r, ID_MAX));
   if (typeof e.note === 'string') body.note = text(e.note, TEXT_MAX);
   if (typeof e.expiresAt === 'number' && Number.isFinite(e.expiresAt)) body.expiresAt = e.expiresAt;
   return body;

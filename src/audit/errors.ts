@@ -43,7 +43,11 @@ export class AuditError extends KavachError {
 
   constructor(code: AuditErrorCode, index: number, reason: string, where?: { file?: string; line?: number; cause?: unknown }) {
     const at = where?.file !== undefined ? ` (${where.file}${where.line !== undefined ? ` line ${where.line}` : ''})` : '';
-    super(code, index >= 0 ? `audit record ${index}: ${reason}${at}` : `${reason}${at}`, where?.cause !== undefined ? { cause: where.cause } : undefined);
+    super(
+      code,
+      index >= 0 ? `audit record ${index}: ${reason}${at}` : `${reason}${at}`,
+      where?.cause !== undefined ? { cause: where.cause } : undefined,
+    );
     this.index = index;
     this.reason = reason;
     if (where?.file !== undefined) this.file = where.file;

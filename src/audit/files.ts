@@ -23,7 +23,10 @@ export async function resolveLogPath(path: string): Promise<string> {
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
   }
-  const link = await lstat(path).then((s) => s.isSymbolicLink(), () => false);
+  const link = await lstat(path).then(
+    (s) => s.isSymbolicLink(),
+    () => false,
+  );
   if (link) throw new Error(`${path} is a symlink to a file that does not exist`);
   const dir = await realpath(dirname(path)).catch((err: NodeJS.ErrnoException) => {
     if (err.code === 'ENOENT') return dirname(path);

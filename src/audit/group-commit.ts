@@ -116,7 +116,10 @@ export class GroupCommitWriter {
       }
     } catch (err) {
       const lines = batch.filter((item): item is PendingLine => 'line' in item);
-      this.onWriteFailure(new AuditError('LOG_FAILED', -1, `audit log ${this.path}: write failed: ${(err as Error)?.message ?? String(err)}`, { cause: err }), lines);
+      this.onWriteFailure(
+        new AuditError('LOG_FAILED', -1, `audit log ${this.path}: write failed: ${(err as Error)?.message ?? String(err)}`, { cause: err }),
+        lines,
+      );
     } finally {
       this.flushing = false;
       if (this.queue.length > 0 && !this.failure) {

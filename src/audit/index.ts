@@ -9,8 +9,22 @@ export type { CheckpointSigner, CheckpointVerifier } from './checkpoint.ts';
 export type { AuditKeys, KeyOptions } from './keys.ts';
 export {
   OUTCOMES,
-  type AuditRecord, type AuditRecordType, type CoreRecord, type RecordHeader, type GenesisRecord, type VerdictRecord,
-  type PolicyReloadRecord, type InvalidationRecord, type OutcomeRecord, type KeyRecord, type CheckpointRecord,
-  type RecoveryRecord, type SegmentRecord, type ExtensionRecord, type ExtensionType, type Outcome, type CheckpointMode,
+  type AuditRecord,
+  type AuditRecordType,
+  type CoreRecord,
+  type RecordHeader,
+  type GenesisRecord,
+  type VerdictRecord,
+  type PolicyReloadRecord,
+  type InvalidationRecord,
+  type OutcomeRecord,
+  type KeyRecord,
+  type CheckpointRecord,
+  type RecoveryRecord,
+  type SegmentRecord,
+  type ExtensionRecord,
+  type ExtensionType,
+  type Outcome,
+  type CheckpointMode,
 } from './record.ts';
 export { APPROVAL_EVENTS, type ApprovalRecord, type ApprovalEventName } from './record.ts';

@@ -1,4 +1,4 @@
-import { open, readFile, stat, unlink } from 'node:fs/promises';
+import { type FileHandle, open, readFile, stat, unlink } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { AuditError } from './errors.ts';
 import { lockPath } from './files.ts';
@@ -18,7 +18,10 @@ const CREATING_GRACE_MS = 5_000;
  * with the holder named.
  */
 export class LogLock {
-  private constructor(readonly path: string, private readonly info: LockInfo) {}
+  private constructor(
+    readonly path: string,
+    private readonly info: LockInfo,
+  ) {}
 
   static async acquire(logPath: string): Promise<LogLock> {
     const path = lockPath(logPath);
@@ -42,8 +45,15 @@ export class LogLock {
         await takeOver(path, holder.stale);
         continue;
       }
-      const who = holder === 'creating' ? 'another process (lock being created)' : `pid ${holder.pid} on ${holder.host}${holder.pid === process.pid && holder.host === info.host ? ' (this process)' : ''}`;
-      throw new AuditError('LOCKED', -1, `audit log ${logPath} is already open for writing by ${who}; one writer per log (lock file ${path}: remove it only if that process is gone)`);
+      const who =
+        holder === 'creating'
+          ? 'another process (lock being created)'
+          : `pid ${holder.pid} on ${holder.host}${holder.pid === process.pid && holder.host === info.host ? ' (this process)' : ''}`;
+      throw new AuditError(
+        'LOCKED',
+        -1,
+        `audit log ${logPath} is already open for writing by ${who}; one writer per log (lock file ${path}: remove it only if that process is gone)`,
+      );
     }
     throw new AuditError('LOCKED', -1, `audit log ${logPath}: could not take the lock ${path} (contended)`);
   }
@@ -76,7 +86,12 @@ async function readHolder(path: string): Promise<LockInfo | { stale: string } | 
   }
   if (!info || !Number.isSafeInteger(info.pid) || typeof info.host !== 'string') {
     // Empty or torn: a writer died while creating it, or is creating it right now.
-    const age = Date.now() - (await stat(path).then((s) => s.mtimeMs, () => 0));
+    const age =
+      Date.now() -
+      (await stat(path).then(
+        (s) => s.mtimeMs,
+        () => 0,
+      ));
     return age < CREATING_GRACE_MS ? 'creating' : { stale: text };
   }
   const holder = info as LockInfo;
@@ -91,13 +106,18 @@ async function readHolder(path: string): Promise<LockInfo | { stale: string } | 
  */
 async function takeOver(path: string, staleText: string): Promise<void> {
   const guard = `${path}.takeover`;
-  let fh;
+  let fh: FileHandle;
   try {
     fh = await open(guard, 'wx', 0o644);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
     // Another opener is taking over; a guard left by a crash mid-takeover expires.
-    const age = Date.now() - (await stat(guard).then((s) => s.mtimeMs, () => Date.now()));
+    const age =
+      Date.now() -
+      (await stat(guard).then(
+        (s) => s.mtimeMs,
+        () => Date.now(),
+      ));
     if (age > CREATING_GRACE_MS) await unlink(guard).catch(() => undefined);
     else await new Promise((resolve) => setTimeout(resolve, 20));
     return;

@@ -194,18 +194,39 @@ export interface SegmentRecord extends RecordHeader {
 
 /** A namespaced type (`vendor.thing`): the generic extension point. */
 export type ExtensionType = `${string}.${string}`;
-export type ExtensionRecord<T extends ExtensionType = ExtensionType, D extends { [key: string]: JsonValue } = { [key: string]: JsonValue }> =
-  RecordHeader & { type: T } & D;
+export type ExtensionRecord<
+  T extends ExtensionType = ExtensionType,
+  D extends { [key: string]: JsonValue } = { [key: string]: JsonValue },
+> = RecordHeader & { type: T } & D;
 
 export type CoreRecord =
-  | GenesisRecord | VerdictRecord | PolicyReloadRecord | InvalidationRecord | OutcomeRecord | ApprovalRecord
-  | KeyRecord | CheckpointRecord | RecoveryRecord | ResumeRecord | SegmentRecord;
+  | GenesisRecord
+  | VerdictRecord
+  | PolicyReloadRecord
+  | InvalidationRecord
+  | OutcomeRecord
+  | ApprovalRecord
+  | KeyRecord
+  | CheckpointRecord
+  | RecoveryRecord
+  | ResumeRecord
+  | SegmentRecord;
 
 export type AuditRecord = CoreRecord | ExtensionRecord;
 export type AuditRecordType = CoreRecord['type'];
 
 export const CORE_TYPES: ReadonlySet<string> = new Set<AuditRecordType>([
-  'genesis', 'verdict', 'policy_reload', 'invalidation', 'outcome', 'approval', 'key', 'checkpoint', 'recovery', 'resume', 'segment',
+  'genesis',
+  'verdict',
+  'policy_reload',
+  'invalidation',
+  'outcome',
+  'approval',
+  'key',
+  'checkpoint',
+  'recovery',
+  'resume',
+  'segment',
 ]);
 export const EXTENSION_TYPE = /^[a-z][a-z0-9_-]{0,63}(\.[a-z0-9_-]{1,64}){1,4}$/;
 export const HEADER_FIELDS: ReadonlySet<string> = new Set(['seq', 'prev', 'log', 'time', 'hash', 'type']);
@@ -228,8 +249,30 @@ export function recordHash(canonical: string): string {
 
 /** Every key a verdict record can have, in canonical (UTF-16 code unit) order. */
 const VERDICT_KEYS = [
-  'action', 'approval', 'args', 'argsError', 'argsValue', 'callId', 'code', 'evaluationId', 'evaluator', 'kind', 'log', 'observed',
-  'permit', 'policy', 'prev', 'principal', 'reason', 'redacted', 'resource', 'seq', 'session', 'time', 'type', 'verdict',
+  'action',
+  'approval',
+  'args',
+  'argsError',
+  'argsValue',
+  'callId',
+  'code',
+  'evaluationId',
+  'evaluator',
+  'kind',
+  'log',
+  'observed',
+  'permit',
+  'policy',
+  'prev',
+  'principal',
+  'reason',
+  'redacted',
+  'resource',
+  'seq',
+  'session',
+  'time',
+  'type',
+  'verdict',
 ] as const;
 
 /**

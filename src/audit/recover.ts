@@ -52,7 +52,8 @@ export async function recoverTail(path: string, own: { kid: string; verifier?: C
     refuseNonUtf8(active, split.goodBytes, path);
     // Cut only once everything before the tear has verified: a log refused below keeps every byte
     // (a sealed record that lost its newline is evidence, not a torn write).
-    if (split.tornBytes > 0) cut = { file: basename(path), bytes: split.tornBytes, hash: digest('sha256', active.subarray(split.goodBytes), 'base64url') };
+    if (split.tornBytes > 0)
+      cut = { file: basename(path), bytes: split.tornBytes, hash: digest('sha256', active.subarray(split.goodBytes), 'base64url') };
     activeLines = split.lines;
     activeBytes = split.goodBytes;
   }
@@ -75,7 +76,11 @@ export async function recoverTail(path: string, own: { kid: string; verifier?: C
   } else {
     const seal = await readSeal(path);
     if (seal) {
-      throw new AuditError('TRUNCATED', 0, `${path} holds no records, but its seal file records a checkpoint at seq ${seal.seq} of log ${seal.log}: the log was removed (delete ${path}.seal to start a new log)`);
+      throw new AuditError(
+        'TRUNCATED',
+        0,
+        `${path} holds no records, but its seal file records a checkpoint at seq ${seal.seq} of log ${seal.log}: the log was removed (delete ${path}.seal to start a new log)`,
+      );
     }
     if (cut) await truncateDurably(path, activeBytes);
     return cut ? { tail: undefined, cut } : { tail: undefined };
@@ -83,9 +88,16 @@ export async function recoverTail(path: string, own: { kid: string; verifier?: C
 
   const first = parseRecord(lines[0] as string, -1, { file: name, line: 1 });
   let after: { seq: number; hash: string; log: string } | undefined;
-  let carried: { mode: CheckpointMode | undefined; kid: string | undefined; checkpoint?: CheckpointRecord } = { mode: undefined, kid: undefined };
+  let carried: { mode: CheckpointMode | undefined; kid: string | undefined; checkpoint?: CheckpointRecord } = {
+    mode: undefined,
+    kid: undefined,
+  };
   if (first.type !== 'genesis') {
-    if (before === undefined) throw new AuditError('BAD_START', first.seq, `${name} does not begin with a genesis record and no earlier segment exists`, { file: name, line: 1 });
+    if (before === undefined)
+      throw new AuditError('BAD_START', first.seq, `${name} does not begin with a genesis record and no earlier segment exists`, {
+        file: name,
+        line: 1,
+      });
     const last = parseRecord(await lastLine(before), -1, { file: before, line: 0 });
     after = { seq: last.seq, hash: last.hash, log: last.log };
     if (last.type === 'checkpoint') carried = { mode: last.mode, kid: last.kid, checkpoint: last };
@@ -115,9 +127,14 @@ export async function recoverTail(path: string, own: { kid: string; verifier?: C
   if (walker.mode === undefined && carried.mode !== undefined) walker.mode = carried.mode;
 
   if (seal) {
-    if (seal.log !== walker.logId) throw new AuditError('ANCHOR_MISMATCH', -1, `the seal file belongs to log ${seal.log}, not ${String(walker.logId)}`);
+    if (seal.log !== walker.logId)
+      throw new AuditError('ANCHOR_MISMATCH', -1, `the seal file belongs to log ${seal.log}, not ${String(walker.logId)}`);
     if (seal.seq >= walker.nextSeq) {
-      throw new AuditError('TRUNCATED', walker.index, `the log ends at seq ${walker.nextSeq - 1} but its seal file records a checkpoint at seq ${seal.seq}: sealed records were cut`);
+      throw new AuditError(
+        'TRUNCATED',
+        walker.index,
+        `the log ends at seq ${walker.nextSeq - 1} but its seal file records a checkpoint at seq ${seal.seq}: sealed records were cut`,
+      );
     }
   }
   if (own.verifier) {

@@ -22,7 +22,7 @@ export async function readSeal(logPath: string): Promise<CheckpointRecord | unde
 }
 
 export function parseAnchor(line: string, name: string): CheckpointRecord {
-  let record;
+  let record: ReturnType<typeof parseRecord>;
   try {
     record = parseRecord(line, -1, { file: name, line: 1 });
   } catch (err) {

@@ -20,11 +20,21 @@ export function matches(r: AuditRecord, f: RecordFilter): boolean {
   if (f.type !== undefined && r.type !== f.type) return false;
   if (f.verdict !== undefined && (r.type !== 'verdict' || r.verdict !== f.verdict)) return false;
   if (f.principal !== undefined) {
-    const p = r.type === 'verdict' || r.type === 'approval' ? r.principal : r.type === 'invalidation' && scopeOf(r).type === 'principal' ? scopeOf(r).principalId : undefined;
+    const p =
+      r.type === 'verdict' || r.type === 'approval'
+        ? r.principal
+        : r.type === 'invalidation' && scopeOf(r).type === 'principal'
+          ? scopeOf(r).principalId
+          : undefined;
     if (p !== f.principal) return false;
   }
   if (f.session !== undefined) {
-    const s = r.type === 'verdict' || r.type === 'approval' ? r.session : r.type === 'invalidation' && scopeOf(r).type === 'session' ? scopeOf(r).sessionId : undefined;
+    const s =
+      r.type === 'verdict' || r.type === 'approval'
+        ? r.session
+        : r.type === 'invalidation' && scopeOf(r).type === 'session'
+          ? scopeOf(r).sessionId
+          : undefined;
     if (s !== f.session) return false;
   }
   if (f.action !== undefined && ((r.type !== 'verdict' && r.type !== 'approval') || r.action !== f.action)) return false;
@@ -56,8 +66,10 @@ export function paint(style: Style, tone: keyof typeof PAINT, text: string): str
  * escapes, never interpreted.
  */
 export function terminalSafe(text: unknown): string {
-  return String(text).replace(/[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g,
-    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  return String(text).replace(
+    /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g,
+    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
+  );
 }
 
 export function formatTime(ms: number): string {
@@ -101,17 +113,27 @@ export function formatRecord(record: AuditRecord, style: Style = { color: false 
       return `${head}${tag(r.ok ? 'cyan' : 'red', 'RELOAD')}${r.ok ? `policy set replaced: ${r.policies} policies` : `reload failed, ${r.policies} policies stay: ${r.error ?? ''}`}`;
     case 'invalidation': {
       const s = scopeOf(r);
-      const what = s.type === 'session' ? `session ${String(s.sessionId)}` : s.type === 'principal' ? `principal ${String(s.principalId)}`
-        : s.type === 'global' ? 'every session' : `scope ${JSON.stringify((r as { scope?: unknown }).scope) ?? '(none)'}`;
+      const what =
+        s.type === 'session'
+          ? `session ${String(s.sessionId)}`
+          : s.type === 'principal'
+            ? `principal ${String(s.principalId)}`
+            : s.type === 'global'
+              ? 'every session'
+              : `scope ${JSON.stringify((r as { scope?: unknown }).scope) ?? '(none)'}`;
       return `${head}${tag('magenta', 'INVALIDATE')}${what}: ${r.reason}${r.remote ? ' (from another replica)' : ''}`;
     }
     case 'outcome':
       return `${head}${tag(r.outcome === 'ok' ? 'green' : 'yellow', 'OUTCOME')}${r.outcome} in ${r.durationMs} ms${r.action ? `  ${r.action}` : ''}  ${paint(style, 'dim', `eval=${r.evaluationId}`)}${r.error ? `  ${r.error}` : ''}`;
     case 'approval': {
-      const tone = r.event === 'granted' || r.event === 'used' ? 'green' : r.event === 'denied' ? 'red' : r.event === 'expired' ? 'magenta' : 'yellow';
+      const tone =
+        r.event === 'granted' || r.event === 'used' ? 'green' : r.event === 'denied' ? 'red' : r.event === 'expired' ? 'magenta' : 'yellow';
       const who = `${r.principal}${r.kind ? ` (${r.kind})` : ''}`;
       const parts = [`${tag(tone, `APPROVAL`)}${r.event} ${who}  ${paint(style, 'bold', r.action)}`];
-      if (r.approver !== undefined) parts.push(`by ${r.approver}${r.approverKind ? ` (${r.approverKind})` : ''}${r.approverRoles?.length ? ` [${r.approverRoles.join(', ')}]` : ''}`);
+      if (r.approver !== undefined)
+        parts.push(
+          `by ${r.approver}${r.approverKind ? ` (${r.approverKind})` : ''}${r.approverRoles?.length ? ` [${r.approverRoles.join(', ')}]` : ''}`,
+        );
       if (r.note !== undefined) parts.push(`note: ${r.note}`);
       const meta = [`approval=${r.approval}`, `status=${r.status}`, `policy=${r.policy}`];
       if (r.session !== undefined) meta.push(`session=${r.session}`);
@@ -143,7 +165,10 @@ function deepSafe(v: unknown): unknown {
 
 function top(counts: Counts, n: number): string {
   const entries = Object.entries(counts).sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1));
-  const shown = entries.slice(0, n).map(([k, v]) => `${k} ${v.toLocaleString('en-US')}`).join(' · ');
+  const shown = entries
+    .slice(0, n)
+    .map(([k, v]) => `${k} ${v.toLocaleString('en-US')}`)
+    .join(' · ');
   return entries.length > n ? `${shown} · … (${entries.length} distinct)` : shown || '—';
 }
 
@@ -170,9 +195,14 @@ export function formatReport(r: AuditReport): string {
   if (Object.keys(r.byApproval ?? {}).length > 0) lines.push(`approvals    ${top(r.byApproval, 6)}`);
   const other = Object.fromEntries(Object.entries(r.byType).filter(([t]) => t !== 'verdict'));
   lines.push(`record types ${top(other, 12)}`);
-  if (r.recoveries > 0) lines.push(`recoveries   ${r.recoveries} torn tail${r.recoveries === 1 ? '' : 's'} cut after crashes (recorded in the chain)`);
-  if (r.resealed > 0) lines.push(`resealed     ${r.resealed} record${r.resealed === 1 ? '' : 's'} found unsealed when a writer reopened the log (a crash, or added while no writer held it), sealed only afterwards`);
-  if (r.tornTail) lines.push(`torn tail    ${r.tornTail.bytes} bytes at the end of ${r.tornTail.file} (a crash; cut when the log is next opened)`);
+  if (r.recoveries > 0)
+    lines.push(`recoveries   ${r.recoveries} torn tail${r.recoveries === 1 ? '' : 's'} cut after crashes (recorded in the chain)`);
+  if (r.resealed > 0)
+    lines.push(
+      `resealed     ${r.resealed} record${r.resealed === 1 ? '' : 's'} found unsealed when a writer reopened the log (a crash, or added while no writer held it), sealed only afterwards`,
+    );
+  if (r.tornTail)
+    lines.push(`torn tail    ${r.tornTail.bytes} bytes at the end of ${r.tornTail.file} (a crash; cut when the log is next opened)`);
   // Nothing here is painted: every line is made terminal-safe whole (names, ids, files).
   return `${lines.map(terminalSafe).join('\n')}\n`;
 }

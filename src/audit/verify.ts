@@ -98,13 +98,20 @@ export interface ScanOptions extends VerifyOptions {
  * `pathOrText`: a log path (its rotated segments are included), JSON Lines text, or an explicit list
  * of segment paths in order.
  */
-export async function verifyAuditLog(pathOrText: string | readonly string[], keys: AuditKeys, opts: VerifyOptions = {}): Promise<AuditReport> {
+export async function verifyAuditLog(
+  pathOrText: string | readonly string[],
+  keys: AuditKeys,
+  opts: VerifyOptions = {},
+): Promise<AuditReport> {
   if (keys === null || keys === undefined) throw new TypeError('verifyAuditLog: keys are required (use readAuditLog to read without them)');
   return scanAuditLog(pathOrText, { ...opts, keys });
 }
 
 /** Reads a log's records after checking its chain (signatures only when `keys` are given). */
-export async function readAuditLog(pathOrText: string | readonly string[], opts: Partial<ScanOptions> = {}): Promise<{ records: AuditRecord[]; report: AuditReport }> {
+export async function readAuditLog(
+  pathOrText: string | readonly string[],
+  opts: Partial<ScanOptions> = {},
+): Promise<{ records: AuditRecord[]; report: AuditReport }> {
   const records: AuditRecord[] = [];
   const report = await scanAuditLog(pathOrText, {
     ...opts,
@@ -121,7 +128,8 @@ export async function scanAuditLog(source: string | readonly string[], opts: Sca
   const { files, sealOf } = await loadSources(source);
   const witness = isAuditAnchor(opts.anchor) ? opts.anchor : undefined;
   let anchor: CheckpointRecord | undefined;
-  if (opts.anchor !== undefined && witness === undefined) anchor = typeof opts.anchor === 'string' ? parseAnchor(opts.anchor.trim(), 'anchor') : opts.anchor as CheckpointRecord;
+  if (opts.anchor !== undefined && witness === undefined)
+    anchor = typeof opts.anchor === 'string' ? parseAnchor(opts.anchor.trim(), 'anchor') : (opts.anchor as CheckpointRecord);
   else if (sealOf !== undefined) anchor = await readSeal(sealOf);
 
   const stats = new Stats();
@@ -144,7 +152,11 @@ export async function scanAuditLog(source: string | readonly string[], opts: Sca
     const badUtf8 = firstNonUtf8Line(buf, split.goodBytes);
     try {
       walker.walk({ name: file.name, lines: badUtf8 < 0 ? split.lines : split.lines.slice(0, badUtf8) });
-      if (badUtf8 >= 0) throw new AuditError('BAD_RECORD', walker.index, 'not valid UTF-8 (the bytes were changed)', { file: file.name, line: badUtf8 + 1 });
+      if (badUtf8 >= 0)
+        throw new AuditError('BAD_RECORD', walker.index, 'not valid UTF-8 (the bytes were changed)', {
+          file: file.name,
+          line: badUtf8 + 1,
+        });
     } catch (err) {
       if (!(err instanceof AuditError)) throw err;
       chainError = err;
@@ -152,7 +164,12 @@ export async function scanAuditLog(source: string | readonly string[], opts: Sca
     }
     if (split.tornBytes > 0) {
       if (f < files.length - 1) {
-        chainError = new AuditError('BAD_RECORD', walker.index, `segment ends in a torn line of ${split.tornBytes} bytes, but later segments follow`, { file: file.name, line: split.lines.length + 1 });
+        chainError = new AuditError(
+          'BAD_RECORD',
+          walker.index,
+          `segment ends in a torn line of ${split.tornBytes} bytes, but later segments follow`,
+          { file: file.name, line: split.lines.length + 1 },
+        );
       } else {
         tornTail = { file: file.name, bytes: split.tornBytes };
       }
@@ -166,7 +183,12 @@ export async function scanAuditLog(source: string | readonly string[], opts: Sca
       if (chainError && cp.index >= chainError.index) break;
       await checkSignature(verifier, cp, walker.mode ?? cp.record.mode);
       if (opts.signers && !opts.signers.includes(cp.record.kid)) {
-        throw new AuditError('WRONG_KEY', cp.index, `checkpoint was signed by key ${cp.record.kid}, which may not seal this log (allowed: ${opts.signers.join(', ')})`, { file: cp.file, line: cp.line });
+        throw new AuditError(
+          'WRONG_KEY',
+          cp.index,
+          `checkpoint was signed by key ${cp.record.kid}, which may not seal this log (allowed: ${opts.signers.join(', ')})`,
+          { file: cp.file, line: cp.line },
+        );
       }
       kids.add(cp.record.kid);
     }
@@ -176,9 +198,14 @@ export async function scanAuditLog(source: string | readonly string[], opts: Sca
 
   let anchored = false;
   if (anchor) {
-    if (anchor.log !== walker.logId) throw new AuditError('ANCHOR_MISMATCH', -1, `the anchor checkpoint belongs to log ${anchor.log}, not ${String(walker.logId)}`);
+    if (anchor.log !== walker.logId)
+      throw new AuditError('ANCHOR_MISMATCH', -1, `the anchor checkpoint belongs to log ${anchor.log}, not ${String(walker.logId)}`);
     if (!walker.anchorSeen && anchor.seq >= walker.nextSeq) {
-      throw new AuditError('TRUNCATED', walker.index, `the log ends at seq ${walker.nextSeq - 1}, but a checkpoint at seq ${anchor.seq} is known (${sealOf !== undefined && (opts.anchor === undefined || witness !== undefined) ? 'seal file' : 'anchor'}): records were cut`);
+      throw new AuditError(
+        'TRUNCATED',
+        walker.index,
+        `the log ends at seq ${walker.nextSeq - 1}, but a checkpoint at seq ${anchor.seq} is known (${sealOf !== undefined && (opts.anchor === undefined || witness !== undefined) ? 'seal file' : 'anchor'}): records were cut`,
+      );
     }
     anchored = walker.anchorSeen;
   }
@@ -186,9 +213,17 @@ export async function scanAuditLog(source: string | readonly string[], opts: Sca
   if (opts.requireCheckpoint && !last) throw new AuditError('TRUNCATED', walker.index, 'no checkpoint seals any record');
   let witnessed: AnchorCheckReport | undefined;
   if (witness !== undefined) {
-    witnessed = await checkAgainstAnchor(witness, {
-      logId: walker.logId as string, mode: walker.mode, firstSeq: walker.firstSeq, nextSeq: walker.nextSeq, checkpoints: walker.checkpoints,
-    }, verifier);
+    witnessed = await checkAgainstAnchor(
+      witness,
+      {
+        logId: walker.logId as string,
+        mode: walker.mode,
+        firstSeq: walker.firstSeq,
+        nextSeq: walker.nextSeq,
+        checkpoints: walker.checkpoints,
+      },
+      verifier,
+    );
     anchored = true;
   }
   if (opts.requireSealed) requireSealed(walker, stats.unsealed, witnessed);
@@ -229,11 +264,19 @@ function requireSealed(walker: ChainWalker, unsealed: number, witnessed: AnchorC
   const lastSeq = walker.nextSeq - 1;
   if (unsealed > 0) {
     const from = walker.nextSeq - unsealed;
-    throw new AuditError('UNSEALED', walker.index - unsealed, `${unsealed === 1 ? `record seq ${from} is` : `${unsealed} records (seq ${from}..${lastSeq}) are`} after the last checkpoint: hash-chained only, so anyone able to write the file could have added ${unsealed === 1 ? 'it' : 'them'}`);
+    throw new AuditError(
+      'UNSEALED',
+      walker.index - unsealed,
+      `${unsealed === 1 ? `record seq ${from} is` : `${unsealed} records (seq ${from}..${lastSeq}) are`} after the last checkpoint: hash-chained only, so anyone able to write the file could have added ${unsealed === 1 ? 'it' : 'them'}`,
+    );
   }
   if (witnessed !== undefined && witnessed.unanchored > 0) {
     const n = witnessed.unanchored;
-    throw new AuditError('UNSEALED', walker.index - n, `${n === 1 ? `record seq ${lastSeq} is` : `${n} records (seq ${lastSeq - n + 1}..${lastSeq}) are`} after the newest checkpoint the audit anchor holds (seq ${witnessed.latest.seq}): sealed only locally, so the log's host could still cut ${n === 1 ? 'it' : 'them'}`);
+    throw new AuditError(
+      'UNSEALED',
+      walker.index - n,
+      `${n === 1 ? `record seq ${lastSeq} is` : `${n} records (seq ${lastSeq - n + 1}..${lastSeq}) are`} after the newest checkpoint the audit anchor holds (seq ${witnessed.latest.seq}): sealed only locally, so the log's host could still cut ${n === 1 ? 'it' : 'them'}`,
+    );
   }
 }
 
@@ -245,7 +288,10 @@ async function checkSignature(verifier: ReturnType<typeof checkpointVerifierFrom
     throw signatureFailure(err, cp.index, cp);
   }
   if (kid !== cp.record.kid) {
-    throw new AuditError('BAD_CHECKPOINT', cp.index, `checkpoint names key ${cp.record.kid} but was signed by ${kid}`, { file: cp.file, line: cp.line });
+    throw new AuditError('BAD_CHECKPOINT', cp.index, `checkpoint names key ${cp.record.kid} but was signed by ${kid}`, {
+      file: cp.file,
+      line: cp.line,
+    });
   }
 }
 
@@ -325,10 +371,13 @@ async function loadSources(source: string | readonly string[]): Promise<{ files:
   const given = source;
   const path = await resolveLogPath(given).catch(() => given);
   const files = (await listSegments(path)).map((s) => fromPath(s.path));
-  const active = await stat(path).then(() => true, (err: NodeJS.ErrnoException) => {
-    if (err.code === 'ENOENT') return false;
-    throw err;
-  });
+  const active = await stat(path).then(
+    () => true,
+    (err: NodeJS.ErrnoException) => {
+      if (err.code === 'ENOENT') return false;
+      throw err;
+    },
+  );
   if (active) files.push(fromPath(path));
   if (files.length === 0) throw new AuditError('NOT_FOUND', -1, `no audit log at ${given}`);
   return { files, sealOf: path };

@@ -31,8 +31,17 @@ Exit 0 when done, 1 when the request is unknown or the decision is refused, 2 fo
 
 const COMMAND = 'kavach approvals';
 const LIST = { command: `${COMMAND} list`, usage: USAGE, options: { config: 'string', status: 'string', json: 'boolean' } } as const;
-const SHOW = { command: `${COMMAND} show`, usage: USAGE, options: { config: 'string', json: 'boolean' }, positionals: { name: 'ID', min: 1, max: 1 } } as const;
-const DECIDE = { usage: USAGE, options: { config: 'string', as: 'string', note: 'string' }, positionals: { name: 'ID', min: 1, max: 1 } } as const;
+const SHOW = {
+  command: `${COMMAND} show`,
+  usage: USAGE,
+  options: { config: 'string', json: 'boolean' },
+  positionals: { name: 'ID', min: 1, max: 1 },
+} as const;
+const DECIDE = {
+  usage: USAGE,
+  options: { config: 'string', as: 'string', note: 'string' },
+  positionals: { name: 'ID', min: 1, max: 1 },
+} as const;
 
 /** Where the requests are read and decided: the running proxies, or the shared store. */
 interface Backend {
@@ -45,53 +54,68 @@ interface Backend {
 }
 
 export function run(argv: string[]): Promise<number> {
-  return dispatch(COMMAND, USAGE, {
-    list: (rest) => runCommand(LIST, rest, async ({ options }) => {
-      const status = statusOption(options.status);
-      return withBackend(options.config, async (backend) => {
-        const found = await backend.list(status);
-        if (options.json) process.stdout.write(`${JSON.stringify(found, null, 2)}\n`);
-        else process.stdout.write(found.length === 0 ? `no ${status ?? ''}${status ? ' ' : ''}approval requests\n` : found.map(line).join(''));
-        return 0;
-      });
-    }),
-    show: (rest) => runCommand(SHOW, rest, async ({ options, positionals }) => withBackend(options.config, async (backend) => {
-      const id = positionals[0] as string;
-      const found = await backend.get(id);
-      if (!found) {
-        process.stderr.write(`${visible(`${COMMAND} show: no approval request ${id}`)}\n`);
-        return 1;
-      }
-      process.stdout.write(options.json ? `${JSON.stringify(found, null, 2)}\n` : details(found));
-      return 0;
-    })),
-    grant: (rest) => decideCommand('grant', rest),
-    deny: (rest) => decideCommand('deny', rest),
-  }, argv);
+  return dispatch(
+    COMMAND,
+    USAGE,
+    {
+      list: (rest) =>
+        runCommand(LIST, rest, async ({ options }) => {
+          const status = statusOption(options.status);
+          return withBackend(options.config, async (backend) => {
+            const found = await backend.list(status);
+            if (options.json) process.stdout.write(`${JSON.stringify(found, null, 2)}\n`);
+            else
+              process.stdout.write(
+                found.length === 0 ? `no ${status ?? ''}${status ? ' ' : ''}approval requests\n` : found.map(line).join(''),
+              );
+            return 0;
+          });
+        }),
+      show: (rest) =>
+        runCommand(SHOW, rest, async ({ options, positionals }) =>
+          withBackend(options.config, async (backend) => {
+            const id = positionals[0] as string;
+            const found = await backend.get(id);
+            if (!found) {
+              process.stderr.write(`${visible(`${COMMAND} show: no approval request ${id}`)}\n`);
+              return 1;
+            }
+            process.stdout.write(options.json ? `${JSON.stringify(found, null, 2)}\n` : details(found));
+            return 0;
+          }),
+        ),
+      grant: (rest) => decideCommand('grant', rest),
+      deny: (rest) => decideCommand('deny', rest),
+    },
+    argv,
+  );
 }
 
 function decideCommand(decision: 'grant' | 'deny', argv: string[]): Promise<number> {
   const spec = { ...DECIDE, command: `${COMMAND} ${decision}` };
-  return runCommand(spec, argv, async ({ options, positionals }) => withBackend(options.config, async (backend) => {
-    const id = positionals[0] as string;
-    const as = options.as ?? userInfo().username;
-    const answer = await backend.decide(id, decision, as, options.note);
-    if (!answer.ok) {
-      process.stderr.write(`${visible(`${spec.command}: [${answer.code}] ${answer.message}`)}\n`);
-      return 1;
-    }
-    const [after] = requestsOf(answer);
-    const done = decision === 'grant' ? 'granted' : 'denied';
-    process.stdout.write(`${visible(`${done} ${id} as ${as}: the request is now ${after?.status ?? 'unknown'}`)}\n`);
-    if (backend.notice) process.stderr.write(`${backend.notice}\n`);
-    return 0;
-  }));
+  return runCommand(spec, argv, async ({ options, positionals }) =>
+    withBackend(options.config, async (backend) => {
+      const id = positionals[0] as string;
+      const as = options.as ?? userInfo().username;
+      const answer = await backend.decide(id, decision, as, options.note);
+      if (!answer.ok) {
+        process.stderr.write(`${visible(`${spec.command}: [${answer.code}] ${answer.message}`)}\n`);
+        return 1;
+      }
+      const [after] = requestsOf(answer);
+      const done = decision === 'grant' ? 'granted' : 'denied';
+      process.stdout.write(`${visible(`${done} ${id} as ${as}: the request is now ${after?.status ?? 'unknown'}`)}\n`);
+      if (backend.notice) process.stderr.write(`${backend.notice}\n`);
+      return 0;
+    }),
+  );
 }
 
 function statusOption(value: string | undefined): ApprovalStatus | undefined {
   if (value === undefined) return 'pending';
   if (value === 'all') return undefined;
-  if (!(APPROVAL_STATUSES as readonly string[]).includes(value)) throw new UsageError(`--status must be one of ${APPROVAL_STATUSES.join(', ')}, all`);
+  if (!(APPROVAL_STATUSES as readonly string[]).includes(value))
+    throw new UsageError(`--status must be one of ${APPROVAL_STATUSES.join(', ')}, all`);
   return value as ApprovalStatus;
 }
 
@@ -110,11 +134,14 @@ async function open(config: ProxyConfig): Promise<Backend> {
   const proxies = await connectAll(config.approvals.socketDir);
   if (proxies.length > 0) return socketBackend(proxies);
   if (config.redis) return redisBackend(config);
-  throw new InputError(`no running proxy answers in ${config.approvals.socketDir} (is \`kavach mcp --config ...\` running as this user?), and there is no [redis] to reach its requests`);
+  throw new InputError(
+    `no running proxy answers in ${config.approvals.socketDir} (is \`kavach mcp --config ...\` running as this user?), and there is no [redis] to reach its requests`,
+  );
 }
 
 function socketBackend(proxies: ControlConnection[]): Backend {
-  const each = (request: Parameters<ControlConnection['ask']>[0]): Promise<ControlResponse[]> => Promise.all(proxies.map((p) => p.ask(request)));
+  const each = (request: Parameters<ControlConnection['ask']>[0]): Promise<ControlResponse[]> =>
+    Promise.all(proxies.map((p) => p.ask(request)));
   const failed = (answers: ControlResponse[]): void => {
     const bad = answers.find((a): a is Extract<ControlResponse, { ok: false }> => !a.ok);
     if (bad && answers.every((a) => !a.ok)) throw new InputError(`the proxy refused: [${bad.code}] ${bad.message}`);
@@ -163,7 +190,11 @@ async function redisBackend(config: ProxyConfig): Promise<Backend> {
     get: (id) => approvals.get(id),
     async decide(id, decision, as, note) {
       try {
-        const request = await approvals.decide(id, { approver: namedApprover(config.approvals, as), decision, ...(note !== undefined ? { note } : {}) });
+        const request = await approvals.decide(id, {
+          approver: namedApprover(config.approvals, as),
+          decision,
+          ...(note !== undefined ? { note } : {}),
+        });
         return { ok: true, request };
       } catch (err) {
         if (err instanceof ApprovalError) return { ok: false, code: err.code, message: err.message };
@@ -171,7 +202,8 @@ async function redisBackend(config: ProxyConfig): Promise<Backend> {
       }
     },
     close: () => store.close(),
-    notice: 'decided through Redis (no running proxy answered on this host): the decision is kept with the request in Redis, not in an audit log',
+    notice:
+      'decided through Redis (no running proxy answered on this host): the decision is kept with the request in Redis, not in an audit log',
   };
 }
 
@@ -183,7 +215,10 @@ function details(r: ApprovalRequest): string {
   const rows: [string, string][] = [
     ['request', r.id],
     ['status', r.status],
-    ['action', `${r.action}${r.audience !== undefined ? ` (server ${r.audience})` : ''}${r.resource !== undefined ? ` on ${r.resource}` : ''}`],
+    [
+      'action',
+      `${r.action}${r.audience !== undefined ? ` (server ${r.audience})` : ''}${r.resource !== undefined ? ` on ${r.resource}` : ''}`,
+    ],
     ['caller', `${r.principal.id} (${r.principal.kind}${r.principal.roles?.length ? `; roles ${r.principal.roles.join(', ')}` : ''})`],
     ['why', `${r.reason} (policy '${r.policy}')`],
     ['session', r.sessionId ?? '-'],
@@ -191,7 +226,9 @@ function details(r: ApprovalRequest): string {
     ['expires', iso(r.expiresAt)],
   ];
   const out = rows.map(([k, v]) => `${k.padEnd(10)}${visible(v)}\n`);
-  out.push(`${'arguments'.padEnd(10)}${r.args === undefined ? '(not kept)' : terminalJson(r.args, 2).replace(/\n/g, `\n${' '.repeat(10)}`)}\n`);
+  out.push(
+    `${'arguments'.padEnd(10)}${r.args === undefined ? '(not kept)' : terminalJson(r.args, 2).replace(/\n/g, `\n${' '.repeat(10)}`)}\n`,
+  );
   out.push(`${'args hash'.padEnd(10)}${visible(r.argsHash)}\n`);
   for (const d of r.decisions) {
     const who = `${d.approver.id} (${d.approver.kind}${d.approver.roles?.length ? `; roles ${d.approver.roles.join(', ')}` : ''})`;

@@ -17,7 +17,9 @@ export async function anchorInput(value: string): Promise<AnchorInput> {
     try {
       redis = await import('../redis/audit-anchor.ts');
     } catch (err) {
-      throw new InputError(`--anchor ${value}: a Redis anchor needs the optional ioredis package (npm install ioredis): ${(err as Error).message}`);
+      throw new InputError(
+        `--anchor ${value}: a Redis anchor needs the optional ioredis package (npm install ioredis): ${(err as Error).message}`,
+      );
     }
     let host: string;
     try {

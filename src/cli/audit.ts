@@ -9,7 +9,16 @@ import { parseDuration } from '../engine/duration.ts';
 import { AuditError } from '../audit/errors.ts';
 import type { AuditKeys } from '../audit/keys.ts';
 import type { AuditRecord } from '../audit/record.ts';
-import { formatRecord, formatReport, formatTime, matches, paint, terminalSafe, unsealedText, type RecordFilter } from '../audit/timeline.ts';
+import {
+  formatRecord,
+  formatReport,
+  formatTime,
+  matches,
+  paint,
+  terminalSafe,
+  unsealedText,
+  type RecordFilter,
+} from '../audit/timeline.ts';
 import { scanAuditLog, verifyAuditLog, type AuditReport, type VerifyOptions } from '../audit/verify.ts';
 import { dispatch, InputError, ioError, runCommand, UsageError, type CommandSpec, type Invocation, type OptionKind } from './args.ts';
 import { anchorInput, type AnchorInput } from './audit-anchor.ts';
@@ -41,18 +50,30 @@ const COMMAND = 'kavach audit';
 const KEYS = { keys: 'string', partial: 'boolean', json: 'boolean' } as const;
 
 const VERIFY = {
-  command: `${COMMAND} verify`, usage: USAGE,
+  command: `${COMMAND} verify`,
+  usage: USAGE,
   options: { ...KEYS, signer: 'string', mode: 'string', anchor: 'string', strict: 'boolean' },
   positionals: { name: 'FILE', min: 1 },
 } as const;
 const SHOW = {
-  command: `${COMMAND} show`, usage: USAGE,
-  options: { ...KEYS, session: 'string', principal: 'string', action: 'string', verdict: 'string', type: 'string', since: 'string', until: 'string' },
+  command: `${COMMAND} show`,
+  usage: USAGE,
+  options: {
+    ...KEYS,
+    session: 'string',
+    principal: 'string',
+    action: 'string',
+    verdict: 'string',
+    type: 'string',
+    since: 'string',
+    until: 'string',
+  },
   positionals: { name: 'FILE', min: 1, max: 1 },
 } as const;
 const STATS = { command: `${COMMAND} stats`, usage: USAGE, options: KEYS, positionals: { name: 'FILE', min: 1, max: 1 } } as const;
 const REPORT = {
-  command: `${COMMAND} report`, usage: USAGE,
+  command: `${COMMAND} report`,
+  usage: USAGE,
   options: { keys: 'string', out: 'string', mode: 'string', partial: 'boolean' },
   positionals: { name: 'FILE', min: 1 },
 } as const;
@@ -60,19 +81,28 @@ const REPORT = {
 type Args<S extends { options: Record<string, OptionKind> }> = Invocation<S['options']>;
 
 export function run(argv: string[]): Promise<number> {
-  return dispatch(COMMAND, USAGE, {
-    verify: (rest) => audit(VERIFY, rest, verify),
-    show: (rest) => audit(SHOW, rest, show),
-    stats: (rest) => audit(STATS, rest, stats),
-    report: (rest) => audit(REPORT, rest, report),
-  }, argv);
+  return dispatch(
+    COMMAND,
+    USAGE,
+    {
+      verify: (rest) => audit(VERIFY, rest, verify),
+      show: (rest) => audit(SHOW, rest, show),
+      stats: (rest) => audit(STATS, rest, stats),
+      report: (rest) => audit(REPORT, rest, report),
+    },
+    argv,
+  );
 }
 
 /**
  * Runs one audit subcommand. A log that fails verification is exit 1 with the reason; a log that
  * is not there (NOT_FOUND) is a file that cannot be read: one line, exit 2, like the others.
  */
-async function audit<O extends Record<string, OptionKind>>(spec: CommandSpec<O>, argv: string[], body: (args: Invocation<O>) => Promise<number>): Promise<number> {
+async function audit<O extends Record<string, OptionKind>>(
+  spec: CommandSpec<O>,
+  argv: string[],
+  body: (args: Invocation<O>) => Promise<number>,
+): Promise<number> {
   return runCommand(spec, argv, async (args) => {
     try {
       return await body(args);
@@ -95,13 +125,18 @@ async function verify({ options, positionals }: Args<typeof VERIFY>): Promise<nu
   const keys = loadKeys(keysPath);
   const mode = modeFlag(options.mode);
   const json = options.json === true;
-  const signers = options.signer?.split(',').map((k) => k.trim()).filter((k) => k.length > 0);
+  const signers = options.signer
+    ?.split(',')
+    .map((k) => k.trim())
+    .filter((k) => k.length > 0);
   const given = options.anchor !== undefined ? await anchorInput(options.anchor) : undefined;
   try {
     return await verifyEach(positionals, keys, json, given, {
       requireCheckpoint: true,
-      ...(mode ? { mode } : {}), ...(options.partial === true ? { partial: true } : {}),
-      ...(signers ? { signers } : {}), ...(options.strict === true ? { requireSealed: true } : {}),
+      ...(mode ? { mode } : {}),
+      ...(options.partial === true ? { partial: true } : {}),
+      ...(signers ? { signers } : {}),
+      ...(options.strict === true ? { requireSealed: true } : {}),
       ...(given !== undefined ? { anchor: 'witness' in given ? given.witness : given.checkpoint } : {}),
     });
   } finally {
@@ -109,14 +144,21 @@ async function verify({ options, positionals }: Args<typeof VERIFY>): Promise<nu
   }
 }
 
-async function verifyEach(files: string[], keys: AuditKeys, json: boolean, given: AnchorInput | undefined, opts: VerifyOptions): Promise<number> {
+async function verifyEach(
+  files: string[],
+  keys: AuditKeys,
+  json: boolean,
+  given: AnchorInput | undefined,
+  opts: VerifyOptions,
+): Promise<number> {
   let status = 0;
   const results: unknown[] = [];
   for (const file of files) {
     try {
       const report = await verifyAuditLog(file, keys, opts);
       if (json) results.push({ file, ok: true, report });
-      else process.stdout.write(`${terminalSafe(`${file}: ok — ${summary(report)}`)}\n${terminalSafe(`  ${sealStatement(report, given)}`)}\n`);
+      else
+        process.stdout.write(`${terminalSafe(`${file}: ok — ${summary(report)}`)}\n${terminalSafe(`  ${sealStatement(report, given)}`)}\n`);
     } catch (err) {
       const unreadable = unreadableLog(err);
       if (unreadable !== undefined) {
@@ -128,7 +170,10 @@ async function verifyEach(files: string[], keys: AuditKeys, json: boolean, given
       if (!(err instanceof AuditError)) throw err;
       status = Math.max(status, 1);
       if (json) results.push({ file, ok: false, index: err.index, code: err.code, reason: err.reason, at: err.file, line: err.line });
-      else process.stdout.write(`${terminalSafe(`${file}: FAILED at record ${err.index} [${err.code}] ${err.reason}${err.file !== undefined ? ` (${err.file}${err.line !== undefined ? ` line ${err.line}` : ''})` : ''}`)}\n`);
+      else
+        process.stdout.write(
+          `${terminalSafe(`${file}: FAILED at record ${err.index} [${err.code}] ${err.reason}${err.file !== undefined ? ` (${err.file}${err.line !== undefined ? ` line ${err.line}` : ''})` : ''}`)}\n`,
+        );
     }
   }
   if (json) process.stdout.write(`${terminalJson(results, 2)}\n`);
@@ -147,7 +192,9 @@ function unreadableLog(err: unknown): string | undefined {
 
 function summary(r: AuditReport): string {
   const verdicts = ['permit', 'refuse', 'invalidate'].map((v) => `${v} ${r.byVerdict[v] ?? 0}`).join(', ');
-  const sealed = r.lastCheckpoint ? `last checkpoint at seq ${r.lastCheckpoint.seq} (${formatTime(r.lastCheckpoint.time)})` : 'no checkpoint yet';
+  const sealed = r.lastCheckpoint
+    ? `last checkpoint at seq ${r.lastCheckpoint.seq} (${formatTime(r.lastCheckpoint.time)})`
+    : 'no checkpoint yet';
   const parts = [
     `${r.records} records (${verdicts})`,
     `${r.checkpoints} checkpoint${r.checkpoints === 1 ? '' : 's'} (${r.mode ?? '—'}), ${sealed}`,
@@ -156,7 +203,10 @@ function summary(r: AuditReport): string {
   if (r.files.length > 1) parts.push(`${r.files.length} segments`);
   if (r.witness) parts.push(`anchor matches (its newest checkpoint: seq ${r.witness.latest.seq}, ${formatTime(r.witness.latest.time)})`);
   else parts.push(r.anchored ? 'seal matches' : 'no seal file or --anchor');
-  if (r.resealed > 0) parts.push(`WARNING ${r.resealed} record${r.resealed === 1 ? ' was' : 's were'} found unsealed when a writer reopened the log (a crash, or added while no writer held it) and sealed only then`);
+  if (r.resealed > 0)
+    parts.push(
+      `WARNING ${r.resealed} record${r.resealed === 1 ? ' was' : 's were'} found unsealed when a writer reopened the log (a crash, or added while no writer held it) and sealed only then`,
+    );
   if (r.recoveries > 0) parts.push(`${r.recoveries} crash recover${r.recoveries === 1 ? 'y' : 'ies'}`);
   if (r.tornTail) parts.push(`WARNING torn tail of ${r.tornTail.bytes} bytes (crash; cut on next open)`);
   return parts.join('; ');
@@ -166,10 +216,13 @@ function summary(r: AuditReport): string {
 function sealStatement(r: AuditReport, given: AnchorInput | undefined): string {
   if (r.witness) {
     const w = r.witness;
-    const after = w.unanchored === 0 ? 'nothing after it' : `${w.unanchored} record${w.unanchored === 1 ? '' : 's'} after it ${w.unanchored === 1 ? 'is' : 'are'} sealed at most locally (the host could still cut ${w.unanchored === 1 ? 'it' : 'them'})`;
+    const after =
+      w.unanchored === 0
+        ? 'nothing after it'
+        : `${w.unanchored} record${w.unanchored === 1 ? '' : 's'} after it ${w.unanchored === 1 ? 'is' : 'are'} sealed at most locally (the host could still cut ${w.unanchored === 1 ? 'it' : 'them'})`;
     return `anchored (${given?.describe ?? 'anchor'}): the log is not cut back and matches the ${w.matched} checkpoint${w.matched === 1 ? '' : 's'} the anchor holds, through seq ${w.latest.seq}; ${after}`;
   }
-  return 'local seal only: shows the records are unchanged since the key sealed them; it cannot show the log was not cut back to an earlier checkpoint or rewritten and re-sealed by whoever holds the key (the log\'s host): --anchor redis://… checks that';
+  return "local seal only: shows the records are unchanged since the key sealed them; it cannot show the log was not cut back to an earlier checkpoint or rewritten and re-sealed by whoever holds the key (the log's host): --anchor redis://… checks that";
 }
 
 async function show({ options, positionals }: Args<typeof SHOW>): Promise<number> {
@@ -236,16 +289,22 @@ async function stats({ options, positionals }: Args<typeof STATS>): Promise<numb
 async function report({ options, positionals }: Args<typeof REPORT>): Promise<number> {
   const keysPath = options.keys;
   const out = options.out;
-  if (keysPath === undefined) throw new UsageError('--keys public.json is required (the report states whether checkpoint signatures verify)');
+  if (keysPath === undefined)
+    throw new UsageError('--keys public.json is required (the report states whether checkpoint signatures verify)');
   if (out === undefined) throw new UsageError('--out report.html is required');
   const mode = modeFlag(options.mode);
   const { writeAuditReport } = await import('../audit/report/index.ts');
   const model = await writeAuditReport(positionals, loadKeys(keysPath), out, {
-    ...(mode ? { mode } : {}), ...(options.partial === true ? { partial: true } : {}),
+    ...(mode ? { mode } : {}),
+    ...(options.partial === true ? { partial: true } : {}),
   });
   const t = model.summary.totals;
-  process.stdout.write(`${terminalSafe(`${out}: ${model.integrity.status === 'broken' ? 'INTEGRITY BROKEN' : 'verified'} — ${model.integrity.headline}`)}\n`);
-  process.stdout.write(`${t.records} records, ${t.calls} tool calls (${t.refusals} refused, ${t.invalidations} invalidated, ${t.wouldBlock} would block in observe mode), ${model.sessions.length} sessions\n`);
+  process.stdout.write(
+    `${terminalSafe(`${out}: ${model.integrity.status === 'broken' ? 'INTEGRITY BROKEN' : 'verified'} — ${model.integrity.headline}`)}\n`,
+  );
+  process.stdout.write(
+    `${t.records} records, ${t.calls} tool calls (${t.refusals} refused, ${t.invalidations} invalidated, ${t.wouldBlock} would block in observe mode), ${model.sessions.length} sessions\n`,
+  );
   return model.integrity.status === 'broken' ? 1 : 0;
 }
 
@@ -270,7 +329,8 @@ function filterOf(options: Args<typeof SHOW>['options']): RecordFilter {
   }
   const verdict = options.verdict;
   if (verdict !== undefined) {
-    if (verdict !== 'permit' && verdict !== 'refuse' && verdict !== 'invalidate') throw new UsageError('--verdict is permit, refuse or invalidate');
+    if (verdict !== 'permit' && verdict !== 'refuse' && verdict !== 'invalidate')
+      throw new UsageError('--verdict is permit, refuse or invalidate');
     f.verdict = verdict;
   }
   if (options.since !== undefined) f.since = timeFlag('since', options.since);

@@ -45,7 +45,9 @@ export function run(argv: string[]): Promise<number> {
     await kp.save(secretPath, passphrase !== undefined ? { passphrase } : {});
     await writeFile(publicPath, `${JSON.stringify(kp.publicKeys(), null, 2)}\n`, { mode: 0o644 });
     await chmod(publicPath, 0o644);
-    process.stdout.write(`kid ${kp.kid}\nsecret ${secretPath} (0600${passphrase !== undefined ? ', encrypted' : ''})\npublic ${publicPath}\n`);
+    process.stdout.write(
+      `kid ${kp.kid}\nsecret ${secretPath} (0600${passphrase !== undefined ? ', encrypted' : ''})\npublic ${publicPath}\n`,
+    );
     return 0;
   });
 }

@@ -27,8 +27,15 @@ const SPEC = {
   usage: USAGE,
   // Every option takes a value; one without it, or a misspelt one, would skip a check.
   options: {
-    keys: 'string', root: 'string', 'root-mode': 'string', mode: 'string', audience: 'string',
-    principal: 'string', session: 'string', action: 'string', args: 'string',
+    keys: 'string',
+    root: 'string',
+    'root-mode': 'string',
+    mode: 'string',
+    audience: 'string',
+    principal: 'string',
+    session: 'string',
+    action: 'string',
+    args: 'string',
   },
   positionals: { name: 'TOKEN (or - to read it from stdin)', min: 1, max: 1 },
 } as const;

@@ -96,7 +96,10 @@ async function checkOne(file: string): Promise<number> {
   );
   if (set.size === 0) process.stdout.write('  note: no policies — every call will be refused (kill switch)\n');
   for (const p of set.policies) {
-    say(process.stdout, `  - ${p.effect.padEnd(approves > 0 ? 7 : 6)} ${p.name}${set.combining === 'first-match' ? ` (priority ${p.priority})` : ''}: ${p.conditions.map((c) => c.describe).join('; ') || 'always'}\n`);
+    say(
+      process.stdout,
+      `  - ${p.effect.padEnd(approves > 0 ? 7 : 6)} ${p.name}${set.combining === 'first-match' ? ` (priority ${p.priority})` : ''}: ${p.conditions.map((c) => c.describe).join('; ') || 'always'}\n`,
+    );
     if (p.approval) say(process.stdout, `    ${describeApproval(p.approval)}\n`);
   }
   await gate.close();
@@ -148,7 +151,12 @@ async function explainOne(file: string, ctxFile: string, json: boolean): Promise
     rawCtx = JSON.parse((await readFile(ctxFile, 'utf8')).replace(/^\uFEFF/, '')); // a BOM, as the policy loader allows
   } catch (err) {
     const io = ioError(err);
-    say(process.stderr, io !== undefined ? `${EXPLAIN.command}: ${ctxFile}: cannot read the context: ${io.message}\n` : `${ctxFile}: the context is not JSON\n  ${problem(err)}\n`);
+    say(
+      process.stderr,
+      io !== undefined
+        ? `${EXPLAIN.command}: ${ctxFile}: cannot read the context: ${io.message}\n`
+        : `${ctxFile}: the context is not JSON\n  ${problem(err)}\n`,
+    );
     await gate.close();
     return io !== undefined ? 2 : 1;
   }
@@ -167,12 +175,18 @@ async function explainOne(file: string, ctxFile: string, json: boolean): Promise
   const headline = verdict.kind === 'permit' ? `PERMIT (policy '${verdict.policy ?? '?'}')` : formatRefusal(verdict);
   say(process.stdout, `verdict: ${headline}\n`);
   if (verdict.kind === 'refuse' && verdict.code === 'APPROVAL_REQUIRED') {
-    say(process.stdout, 'note: explain asks nobody (its request id is throwaway); a running gate would make the request and wait for a person\n');
+    say(
+      process.stdout,
+      'note: explain asks nobody (its request id is throwaway); a running gate would make the request and wait for a person\n',
+    );
   }
   const approvalOf = new Map(gate.policies.policies.flatMap((p) => (p.approval ? [[p.name, p.approval] as const] : [])));
   for (const t of traces) {
     const state = !t.applies ? 'does not apply to this action' : t.matches ? 'MATCHES' : 'does not match';
-    say(process.stdout, `\n${t.effect} '${t.name}'${gate.policies.combining === 'first-match' ? ` (priority ${t.priority})` : ''}: ${state}\n`);
+    say(
+      process.stdout,
+      `\n${t.effect} '${t.name}'${gate.policies.combining === 'first-match' ? ` (priority ${t.priority})` : ''}: ${state}\n`,
+    );
     const approval = approvalOf.get(t.name);
     if (approval) say(process.stdout, `  ${describeApproval(approval)}\n`);
     for (const c of t.conditions) {

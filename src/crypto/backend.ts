@@ -5,9 +5,7 @@
  * path must prove it derives the same keys from a seed and honours the FIPS 204 context string
  * before it is used. `KAVACH_CRYPTO_BACKEND=noble` forces the pure-JS path.
  */
-import {
-  createHash, createPrivateKey, createPublicKey, sign as nodeSign, verify as nodeVerify, type KeyObject,
-} from 'node:crypto';
+import { createHash, createPrivateKey, createPublicKey, sign as nodeSign, verify as nodeVerify, type KeyObject } from 'node:crypto';
 import { ml_dsa65 } from '@noble/post-quantum/ml-dsa.js';
 import { equalBytes, utf8 } from './encoding.ts';
 
@@ -103,7 +101,10 @@ function rawPublic(key: KeyObject, prefix: Buffer): Uint8Array {
 /** Bounded cache of parsed public keys: parsing DER on every verify costs more than verifying. */
 class KeyObjectCache {
   private readonly map = new Map<string, KeyObject>();
-  constructor(private readonly prefix: Buffer, private readonly max = 512) {}
+  constructor(
+    private readonly prefix: Buffer,
+    private readonly max = 512,
+  ) {}
   get(raw: Uint8Array): KeyObject {
     const id = Buffer.from(raw).toString('base64');
     let key = this.map.get(id);

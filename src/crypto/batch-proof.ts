@@ -27,7 +27,9 @@ export function encodeProof(count: number, index: number, path: readonly Uint8Ar
   out[0] = PROOF_VERSION;
   view.setUint32(1, count);
   view.setUint32(5, index);
-  path.forEach((p, i) => out.set(p, PROOF_HEADER + HASH_BYTES * i));
+  path.forEach((p, i) => {
+    out.set(p, PROOF_HEADER + HASH_BYTES * i);
+  });
   return out;
 }
 
@@ -41,7 +43,8 @@ export function decodeProof(bytes: Uint8Array): BatchProof {
   if (count < 1 || count > MAX_BATCH) throw bad(`leaf count ${count} out of range`);
   if (index >= count) throw bad(`leaf index ${index} not below the leaf count ${count}`);
   const siblings = (bytes.length - PROOF_HEADER) / HASH_BYTES;
-  if (!Number.isInteger(siblings) || siblings !== pathLength(index, count)) throw bad(`a path for leaf ${index} of ${count} has ${pathLength(index, count)} siblings`);
+  if (!Number.isInteger(siblings) || siblings !== pathLength(index, count))
+    throw bad(`a path for leaf ${index} of ${count} has ${pathLength(index, count)} siblings`);
   const path: Uint8Array[] = [];
   for (let i = 0; i < siblings; i++) path.push(bytes.subarray(PROOF_HEADER + HASH_BYTES * i, PROOF_HEADER + HASH_BYTES * (i + 1)));
   return { count, index, path };

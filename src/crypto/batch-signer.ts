@@ -48,9 +48,12 @@ export class PermitBatcher {
   constructor(signRoot: RootSigner, opts: BatchOptions, concurrency: number) {
     const maxDelayMs = opts.maxDelayMs ?? 5;
     const maxSize = opts.maxSize ?? 512;
-    if (!Number.isFinite(maxDelayMs) || maxDelayMs < 0 || maxDelayMs > 60_000) throw new TypeError('batch.maxDelayMs must be a number of ms from 0 to 60000');
-    if (!Number.isSafeInteger(maxSize) || maxSize < 1 || maxSize > MAX_BATCH) throw new TypeError(`batch.maxSize must be an integer from 1 to ${MAX_BATCH}`);
-    if (!Number.isSafeInteger(concurrency) || concurrency < 1 || concurrency > 256) throw new TypeError('batch.concurrency must be an integer from 1 to 256');
+    if (!Number.isFinite(maxDelayMs) || maxDelayMs < 0 || maxDelayMs > 60_000)
+      throw new TypeError('batch.maxDelayMs must be a number of ms from 0 to 60000');
+    if (!Number.isSafeInteger(maxSize) || maxSize < 1 || maxSize > MAX_BATCH)
+      throw new TypeError(`batch.maxSize must be an integer from 1 to ${MAX_BATCH}`);
+    if (!Number.isSafeInteger(concurrency) || concurrency < 1 || concurrency > 256)
+      throw new TypeError('batch.concurrency must be an integer from 1 to 256');
     this.maxDelayMs = maxDelayMs;
     this.maxSize = maxSize;
     this.#signRoot = signRoot;

@@ -75,7 +75,13 @@ function parseJson(text: string, what: string): unknown {
 /** A plain key file: one bundle, an array of bundles, or `{ "keys": [...] }`. */
 function bundlesFromJson(value: unknown): unknown[] {
   if (Array.isArray(value)) return value;
-  if (value && typeof value === 'object' && 'keys' in value && Object.keys(value).length === 1 && Array.isArray((value as { keys: unknown }).keys)) {
+  if (
+    value &&
+    typeof value === 'object' &&
+    'keys' in value &&
+    Object.keys(value).length === 1 &&
+    Array.isArray((value as { keys: unknown }).keys)
+  ) {
     return (value as { keys: unknown[] }).keys;
   }
   if (value && typeof value === 'object' && 'kid' in value) return [value];
@@ -92,7 +98,10 @@ interface VerifiedManifest {
 function verifyManifest(text: string, root: PublicKeyBundle, mode: SignatureMode, now: number): VerifiedManifest {
   const parsed = manifestSchema.safeParse(parseJson(text, 'key manifest'));
   if (!parsed.success) {
-    throw new PermitError('BAD_FORMAT', `key manifest is invalid: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`);
+    throw new PermitError(
+      'BAD_FORMAT',
+      `key manifest is invalid: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`,
+    );
   }
   const { signature, ...payload } = parsed.data;
   const body = canonicalJson(payload);
@@ -102,7 +111,9 @@ function verifyManifest(text: string, root: PublicKeyBundle, mode: SignatureMode
 
 /** Signs a key manifest with the root key; the result is what `fromSignedFile` reads. */
 export function buildSignedManifest(
-  bundles: readonly PublicKeyBundle[], root: KeyPair, opts: { version: number; mode?: SignatureMode; now?: number },
+  bundles: readonly PublicKeyBundle[],
+  root: KeyPair,
+  opts: { version: number; mode?: SignatureMode; now?: number },
 ): string {
   if (!Number.isSafeInteger(opts?.version) || opts.version <= 0) throw new TypeError('manifest version must be a positive integer');
   const keys = [...freezeBundles(bundles).values()];
@@ -208,10 +219,12 @@ export class PublicKeyDirectory implements KeyLookup {
     const src = this.#source;
     if (src.kind !== 'signed') throw new TypeError('applyManifest is for signed directories');
     const next = verifyManifest(text, src.root, src.mode, src.clock());
-    if (next.version < src.minVersion) throw new PermitError('ROLLBACK', `manifest version ${next.version} is below the minimum ${src.minVersion}`);
+    if (next.version < src.minVersion)
+      throw new PermitError('ROLLBACK', `manifest version ${next.version} is below the minimum ${src.minVersion}`);
     const held = this.#manifest;
     if (held) {
-      if (next.version < held.version) throw new PermitError('ROLLBACK', `manifest version ${next.version} is older than the held version ${held.version}`);
+      if (next.version < held.version)
+        throw new PermitError('ROLLBACK', `manifest version ${next.version} is older than the held version ${held.version}`);
       if (next.version === held.version) {
         if (next.digest !== held.digest) throw new PermitError('ROLLBACK', `a different manifest with the held version ${held.version}`);
         return;

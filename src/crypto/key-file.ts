@@ -27,7 +27,8 @@ function scrypt(passphrase: string, salt: Uint8Array, logN: number, r: number, p
   const N = 2 ** logN;
   return new Promise((resolve, reject) => {
     scryptCb(utf8(passphrase.normalize('NFC')), salt, 32, { N, r, p, maxmem: 256 * N * r + 1024 * 1024 }, (err, key) =>
-      err ? reject(err) : resolve(new Uint8Array(key)));
+      err ? reject(err) : resolve(new Uint8Array(key)),
+    );
   });
 }
 
@@ -116,7 +117,10 @@ export async function readKeyFile(path: string, opts: KeyFileOptions): Promise<U
   try {
     const info = await stat(path);
     if (process.platform !== 'win32' && (info.mode & 0o077) !== 0) {
-      throw new KeyFileError('KEY_FILE_PERMISSIONS', `${path} is readable by group or others (mode ${(info.mode & 0o777).toString(8)}); run chmod 600 on it`);
+      throw new KeyFileError(
+        'KEY_FILE_PERMISSIONS',
+        `${path} is readable by group or others (mode ${(info.mode & 0o777).toString(8)}); run chmod 600 on it`,
+      );
     }
     // A view, not a copy: the caller wipes these bytes, and a copy would leave the original behind.
     const buf = await readFile(path);

@@ -11,8 +11,15 @@ import { ml_dsa65 } from '@noble/post-quantum/ml-dsa.js';
 import { ml_kem768 } from '@noble/post-quantum/ml-kem.js';
 import { z } from 'zod';
 import {
-  ED25519_PUBLIC, MLDSA65_PUBLIC, MLDSA65_SECRET, MLDSA65_SEED, ed25519FromSeed, mlDsa, mlDsaFromExpanded,
-  type Ed25519SigningKey, type MlDsaSigningKey,
+  ED25519_PUBLIC,
+  MLDSA65_PUBLIC,
+  MLDSA65_SECRET,
+  MLDSA65_SEED,
+  ed25519FromSeed,
+  mlDsa,
+  mlDsaFromExpanded,
+  type Ed25519SigningKey,
+  type MlDsaSigningKey,
 } from './backend.ts';
 import { concatBytes, equalBytes, fromBase64Url, readU64, toBase64Url, utf8, writeU64 } from './encoding.ts';
 import { KeyFileError } from './errors.ts';
@@ -221,7 +228,8 @@ export class KeyPair {
     const bytes = (name: keyof RawKeys, lengths: number[]): Uint8Array | undefined => {
       const value = raw[name];
       if (value === undefined) return undefined;
-      if (!(value instanceof Uint8Array) || !lengths.includes(value.length)) throw new TypeError(`${name} must be a Uint8Array of ${lengths.join(' or ')} bytes`);
+      if (!(value instanceof Uint8Array) || !lengths.includes(value.length))
+        throw new TypeError(`${name} must be a Uint8Array of ${lengths.join(' or ')} bytes`);
       return value.slice();
     };
     const mldsaSecret = bytes('mlDsaSecretKey', [MLDSA65_SEED, MLDSA65_SECRET]);
@@ -242,7 +250,8 @@ export class KeyPair {
     const seeds: Partial<Seeds> = {};
     if (mldsaSecret.length === MLDSA65_SEED) {
       const derived = ml_dsa65.keygen(mldsaSecret);
-      if (mldsaPublic && !equalBytes(mldsaPublic, derived.publicKey)) throw new TypeError('mlDsaPublicKey is not the public key of mlDsaSecretKey');
+      if (mldsaPublic && !equalBytes(mldsaPublic, derived.publicKey))
+        throw new TypeError('mlDsaPublicKey is not the public key of mlDsaSecretKey');
       seeds.mldsa = mldsaSecret;
       expandedForKdf = derived.secretKey;
     } else {
@@ -262,7 +271,9 @@ export class KeyPair {
 
     if (!mlkemSeed || !x25519Secret) {
       const ikm = concatBytes(expandedForKdf, edSeed);
-      const okm = new Uint8Array(hkdfSync('sha256', ikm, utf8('kavach/raw-keys/v1'), utf8('kavach/kem-seeds/v1'), MLKEM768_SEED + X25519_SECRET));
+      const okm = new Uint8Array(
+        hkdfSync('sha256', ikm, utf8('kavach/raw-keys/v1'), utf8('kavach/kem-seeds/v1'), MLKEM768_SEED + X25519_SECRET),
+      );
       ikm.fill(0);
       seeds.mlkem = mlkemSeed ?? okm.slice(0, MLKEM768_SEED);
       seeds.x25519 = x25519Secret ?? okm.slice(MLKEM768_SEED);
@@ -359,9 +370,17 @@ export interface ResolvedBundle {
 const resolved = new WeakMap<object, ResolvedBundle>();
 
 function sameBundle(a: PublicKeyBundle, b: PublicKeyBundle): boolean {
-  return a.kid === b.kid && a.created === b.created && a.expires === b.expires && a.v === b.v &&
-    a.mldsa65 === b.mldsa65 && a.ed25519 === b.ed25519 && a.mlkem768 === b.mlkem768 && a.x25519 === b.x25519 &&
-    Object.keys(b).length === Object.keys(a).length;
+  return (
+    a.kid === b.kid &&
+    a.created === b.created &&
+    a.expires === b.expires &&
+    a.v === b.v &&
+    a.mldsa65 === b.mldsa65 &&
+    a.ed25519 === b.ed25519 &&
+    a.mlkem768 === b.mlkem768 &&
+    a.x25519 === b.x25519 &&
+    Object.keys(b).length === Object.keys(a).length
+  );
 }
 
 /**
@@ -375,7 +394,10 @@ export function resolveBundle(value: unknown): ResolvedBundle {
     if (hit && sameBundle(hit.bundle, value as PublicKeyBundle)) return hit;
   }
   const parsed = publicKeyBundleSchema.safeParse(value);
-  if (!parsed.success) throw new TypeError(`invalid public key bundle: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`);
+  if (!parsed.success)
+    throw new TypeError(
+      `invalid public key bundle: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`,
+    );
   const b = parsed.data;
   const decode = (field: 'mldsa65' | 'ed25519' | 'mlkem768' | 'x25519', length: number): Uint8Array => {
     const bytes = fromBase64Url(b[field]);
@@ -386,7 +408,8 @@ export function resolveBundle(value: unknown): ResolvedBundle {
   const ed25519 = decode('ed25519', ED25519_PUBLIC);
   const mlkem768 = decode('mlkem768', MLKEM768_PUBLIC);
   const x25519Pub = decode('x25519', X25519_PUBLIC);
-  if (computeKid(mldsa65, ed25519, mlkem768, x25519Pub) !== b.kid) throw new TypeError(`invalid public key bundle: kid ${b.kid} does not match its keys`);
+  if (computeKid(mldsa65, ed25519, mlkem768, x25519Pub) !== b.kid)
+    throw new TypeError(`invalid public key bundle: kid ${b.kid} does not match its keys`);
   if (b.expires !== undefined && b.expires <= b.created) throw new TypeError('invalid public key bundle: expires must be after created');
   const bundle: PublicKeyBundle = { ...b };
   if (bundle.expires === undefined) delete bundle.expires;
@@ -394,4 +417,3 @@ export function resolveBundle(value: unknown): ResolvedBundle {
   if (typeof value === 'object' && value !== null) resolved.set(value, out);
   return out;
 }
-

@@ -72,11 +72,13 @@ export class PermitSigner implements PermitIssuer {
     this.mode = opts.mode;
     this.issuer = opts.issuer ?? 'kavach';
     if (typeof this.issuer !== 'string' || this.issuer.length === 0) throw new TypeError('issuer must be a non-empty string');
-    if (opts.pool !== undefined && opts.pool !== false && !(opts.pool instanceof SigningPool)) throw new TypeError('pool must be a SigningPool or false');
+    if (opts.pool !== undefined && opts.pool !== false && !(opts.pool instanceof SigningPool))
+      throw new TypeError('pool must be a SigningPool or false');
     if (opts.batch !== undefined && (typeof opts.batch !== 'object' || opts.batch === null)) throw new TypeError('batch must be an object');
     if (key.kind === 'external') {
       // Checked by fromExternal already; kept here so no path gives a pool a key it cannot carry.
-      if (opts.pool) throw new TypeError('an external signer cannot use a SigningPool: its key is not in this process (pass pool: false or omit it)');
+      if (opts.pool)
+        throw new TypeError('an external signer cannot use a SigningPool: its key is not in this process (pass pool: false or omit it)');
       this.#sharedPool = false;
       this.#pool = undefined;
       const external = key.signer;
@@ -152,7 +154,8 @@ export class PermitSigner implements PermitIssuer {
     }
     if (req.audience !== undefined && (typeof req.audience !== 'string' || req.audience === '')) throw bad('audience');
     if (req.sessionId !== undefined && (typeof req.sessionId !== 'string' || req.sessionId === '')) throw bad('sessionId');
-    if (req.approvalId !== undefined && (typeof req.approvalId !== 'string' || req.approvalId === '' || req.approvalId.length > 4096)) throw bad('approvalId');
+    if (req.approvalId !== undefined && (typeof req.approvalId !== 'string' || req.approvalId === '' || req.approvalId.length > 4096))
+      throw bad('approvalId');
     this.#checkKey(req.issuedAt);
     const jti = nextJti();
     const claims: PermitClaims = {

@@ -45,22 +45,24 @@ export interface PermitClaims {
 
 const text = z.string().min(1).max(4096);
 const time = z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER);
-const claimsSchema = z.strictObject({
-  v: z.literal(1),
-  kid: z.string().regex(/^[A-Za-z0-9_-]{22}$/),
-  iss: text,
-  aud: text.optional(),
-  sub: text,
-  knd: z.enum(PRINCIPAL_KINDS),
-  act: text,
-  args: z.string().regex(/^[A-Za-z0-9_-]{43}$/),
-  sid: text.optional(),
-  eid: text,
-  jti: z.string().min(16).max(128),
-  iat: time,
-  exp: time,
-  apr: text.optional(),
-}).refine((c) => c.exp > c.iat, { message: 'exp must be after iat' });
+const claimsSchema = z
+  .strictObject({
+    v: z.literal(1),
+    kid: z.string().regex(/^[A-Za-z0-9_-]{22}$/),
+    iss: text,
+    aud: text.optional(),
+    sub: text,
+    knd: z.enum(PRINCIPAL_KINDS),
+    act: text,
+    args: z.string().regex(/^[A-Za-z0-9_-]{43}$/),
+    sid: text.optional(),
+    eid: text,
+    jti: z.string().min(16).max(128),
+    iat: time,
+    exp: time,
+    apr: text.optional(),
+  })
+  .refine((c) => c.exp > c.iat, { message: 'exp must be after iat' });
 
 export function encodeClaims(claims: PermitClaims): Uint8Array {
   return utf8(canonicalJson(claims));
@@ -79,7 +81,8 @@ export function splitToken(token: string): SplitToken {
   if (typeof token !== 'string') throw new PermitError('BAD_FORMAT', 'a permit token is a string');
   if (token.length > MAX_TOKEN_LENGTH) throw new PermitError('BAD_FORMAT', 'permit token too long');
   const parts = token.split('.');
-  if ((parts.length !== 3 && parts.length !== 4) || parts[0] !== PERMIT_PREFIX) throw new PermitError('BAD_FORMAT', `not a ${PERMIT_PREFIX} permit token`);
+  if ((parts.length !== 3 && parts.length !== 4) || parts[0] !== PERMIT_PREFIX)
+    throw new PermitError('BAD_FORMAT', `not a ${PERMIT_PREFIX} permit token`);
   const claimsBytes = fromBase64Url(parts[1] as string);
   if (!claimsBytes || claimsBytes.length === 0) throw new PermitError('BAD_FORMAT', 'claims are not canonical base64url');
   let parsed: unknown;
@@ -92,7 +95,10 @@ export function splitToken(token: string): SplitToken {
   }
   const result = claimsSchema.safeParse(parsed);
   if (!result.success) {
-    throw new PermitError('BAD_FORMAT', `claims are invalid: ${result.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`);
+    throw new PermitError(
+      'BAD_FORMAT',
+      `claims are invalid: ${result.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`,
+    );
   }
   const claims = result.data as PermitClaims;
   // Re-encoding must give the same bytes: no duplicate keys, whitespace or alternative spellings.
@@ -125,7 +131,10 @@ export function joinBatchToken(claimsBytes: Uint8Array, proof: string, signature
 export function validateClaims(value: unknown): PermitClaims {
   const result = claimsSchema.safeParse(value);
   if (!result.success) {
-    throw new PermitError('BAD_FORMAT', `claims are invalid: ${result.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`);
+    throw new PermitError(
+      'BAD_FORMAT',
+      `claims are invalid: ${result.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`,
+    );
   }
   const claims = result.data as PermitClaims;
   try {

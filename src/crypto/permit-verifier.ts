@@ -81,19 +81,29 @@ export class PermitVerifier {
     const now = this.#clock();
     if (proof === undefined) verifyEnvelopeSync(this.#keys, this.mode, PERMIT_DOMAIN, claimsBytes, signatures, { now });
     else this.#verifyBatch(claimsBytes, proof, signatures, claims.kid, now);
-    if (claims.iat > now + this.#skewMs) throw new PermitError('NOT_YET_VALID', `permit issued in the future (${claims.iat - now} ms ahead)`);
+    if (claims.iat > now + this.#skewMs)
+      throw new PermitError('NOT_YET_VALID', `permit issued in the future (${claims.iat - now} ms ahead)`);
     if (now >= claims.exp + this.#skewMs) throw new PermitError('EXPIRED', `permit expired ${now - claims.exp} ms ago`);
     // Every expectation is checked before the replay store is asked: a refused permit stays unused.
     for (const audience of [this.audience, expect.audience]) {
       if (audience !== undefined && claims.aud !== audience) {
-        throw new PermitError('WRONG_AUDIENCE', `permit is for ${claims.aud === undefined ? 'no audience' : JSON.stringify(claims.aud)}, not ${JSON.stringify(audience)}`);
+        throw new PermitError(
+          'WRONG_AUDIENCE',
+          `permit is for ${claims.aud === undefined ? 'no audience' : JSON.stringify(claims.aud)}, not ${JSON.stringify(audience)}`,
+        );
       }
     }
     if (expect.principal !== undefined && claims.sub !== expect.principal) {
-      throw new PermitError('WRONG_PRINCIPAL', `permit is for principal ${JSON.stringify(claims.sub)}, not ${JSON.stringify(expect.principal)}`);
+      throw new PermitError(
+        'WRONG_PRINCIPAL',
+        `permit is for principal ${JSON.stringify(claims.sub)}, not ${JSON.stringify(expect.principal)}`,
+      );
     }
     if (expect.session !== undefined && claims.sid !== expect.session) {
-      throw new PermitError('WRONG_SESSION', `permit is for ${claims.sid === undefined ? 'no session' : `session ${JSON.stringify(claims.sid)}`}, not ${JSON.stringify(expect.session)}`);
+      throw new PermitError(
+        'WRONG_SESSION',
+        `permit is for ${claims.sid === undefined ? 'no session' : `session ${JSON.stringify(claims.sid)}`}, not ${JSON.stringify(expect.session)}`,
+      );
     }
     if (expect.action !== undefined && claims.act !== expect.action) {
       throw new PermitError('WRONG_ACTION', `permit is for action ${JSON.stringify(claims.act)}, not ${JSON.stringify(expect.action)}`);

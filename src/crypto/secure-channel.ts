@@ -21,7 +21,15 @@ import { ml_kem768 } from '@noble/post-quantum/ml-kem.js';
 import { wellFormed } from '../engine/canonical-json.ts';
 import { concatBytes, equalBytes, fromUtf8, readU64, toBase64Url, utf8, writeU64 } from './encoding.ts';
 import { ChannelError, PermitError } from './errors.ts';
-import { KeyPair, kidToBytes, mlKemDecapsulate, resolveBundle, x25519SharedSecret, type PublicKeyBundle, type ResolvedBundle } from './keys.ts';
+import {
+  KeyPair,
+  kidToBytes,
+  mlKemDecapsulate,
+  resolveBundle,
+  x25519SharedSecret,
+  type PublicKeyBundle,
+  type ResolvedBundle,
+} from './keys.ts';
 import { ENVELOPE_BYTES, signEnvelopeBytes, verifyEnvelopeSync, type SignatureMode } from './signatures.ts';
 
 const VERSION = 0x01;
@@ -60,7 +68,14 @@ function wipe(...buffers: (Uint8Array | undefined)[]): void {
   for (const b of buffers) b?.fill(0);
 }
 
-function deriveKey(ikm: Uint8Array, msgId: Uint8Array, header: Uint8Array, kemCt: Uint8Array, ephPub: Uint8Array, recipient: ResolvedBundle): Uint8Array {
+function deriveKey(
+  ikm: Uint8Array,
+  msgId: Uint8Array,
+  header: Uint8Array,
+  kemCt: Uint8Array,
+  ephPub: Uint8Array,
+  recipient: ResolvedBundle,
+): Uint8Array {
   const info = concatBytes(utf8('kavach/secure-channel/v1\0'), header, kemCt, ephPub, recipient.mlkem768, recipient.x25519);
   return hkdf(sha256, ikm, msgId, info, 32 + 12);
 }
@@ -87,7 +102,11 @@ export class SecureChannel {
     this.#windowMs = opts.windowMs ?? 60_000;
     this.#skewMs = opts.skewMs ?? 5_000;
     this.#max = opts.maxReplayEntries ?? 100_000;
-    for (const [name, v] of [['windowMs', this.#windowMs], ['skewMs', this.#skewMs], ['maxReplayEntries', this.#max]] as const) {
+    for (const [name, v] of [
+      ['windowMs', this.#windowMs],
+      ['skewMs', this.#skewMs],
+      ['maxReplayEntries', this.#max],
+    ] as const) {
       if (!Number.isSafeInteger(v) || v < 0 || (name !== 'skewMs' && v === 0)) throw new TypeError(`${name} must be a positive integer`);
     }
     this.#clock = opts.clock ?? Date.now;
@@ -149,7 +168,10 @@ export class SecureChannel {
       throw new ChannelError('WRONG_RECIPIENT', `message is for key ${toBase64Url(header.subarray(17, 33))}, not ${this.#local.kid}`);
     }
     if (!equalBytes(header.subarray(1, 17), kidToBytes(this.#remote.bundle.kid) as Uint8Array)) {
-      throw new ChannelError('UNKNOWN_SENDER', `message is from key ${toBase64Url(header.subarray(1, 17))}, not the channel's peer ${this.#remote.bundle.kid}`);
+      throw new ChannelError(
+        'UNKNOWN_SENDER',
+        `message is from key ${toBase64Url(header.subarray(1, 17))}, not the channel's peer ${this.#remote.bundle.kid}`,
+      );
     }
     if (!equalBytes(header.subarray(FIXED_HEADER), expected)) {
       let got: string;
@@ -208,7 +230,8 @@ export class SecureChannel {
     if (until !== undefined && until >= now) throw new ChannelError('REPLAYED', 'message was already opened');
     if (this.#seen.size >= this.#max) {
       for (const [key, t] of this.#seen) if (t < now) this.#seen.delete(key);
-      if (this.#seen.size >= this.#max) throw new ChannelError('REPLAY_CACHE_FULL', 'replay cache is full of live message ids; refusing rather than forgetting one');
+      if (this.#seen.size >= this.#max)
+        throw new ChannelError('REPLAY_CACHE_FULL', 'replay cache is full of live message ids; refusing rather than forgetting one');
     }
     this.#seen.set(id, staleAfter);
   }

@@ -12,7 +12,16 @@
 import { ED25519_SIGNATURE, MLDSA65_SIGNATURE, ed25519Verify, mlDsa } from './backend.ts';
 import { concatBytes, fromBase64Url, toBase64Url, utf8 } from './encoding.ts';
 import { PermitError } from './errors.ts';
-import { KID_LENGTH, ed25519Sign, kidToBytes, mlDsaSign, resolveBundle, type KeyPair, type PublicKeyBundle, type ResolvedBundle } from './keys.ts';
+import {
+  KID_LENGTH,
+  ed25519Sign,
+  kidToBytes,
+  mlDsaSign,
+  resolveBundle,
+  type KeyPair,
+  type PublicKeyBundle,
+  type ResolvedBundle,
+} from './keys.ts';
 
 export type SignatureMode = 'hybrid' | 'pq';
 
@@ -98,7 +107,8 @@ export function parseEnvelope(envelope: string): ParsedEnvelope {
   if (bytes.length < HEADER || bytes[0] !== VERSION) throw new PermitError('BAD_FORMAT', 'unknown signature envelope version');
   const mode: SignatureMode | undefined = bytes[1] === MODE_BYTE.pq ? 'pq' : bytes[1] === MODE_BYTE.hybrid ? 'hybrid' : undefined;
   if (!mode) throw new PermitError('BAD_FORMAT', 'unknown signature mode');
-  if (bytes.length !== ENVELOPE_BYTES[mode]) throw new PermitError('BAD_FORMAT', `a ${mode} signature envelope is ${ENVELOPE_BYTES[mode]} bytes, not ${bytes.length}`);
+  if (bytes.length !== ENVELOPE_BYTES[mode])
+    throw new PermitError('BAD_FORMAT', `a ${mode} signature envelope is ${ENVELOPE_BYTES[mode]} bytes, not ${bytes.length}`);
   const pqEnd = HEADER + MLDSA65_SIGNATURE;
   return {
     mode,
@@ -142,13 +152,23 @@ function lookup(keys: KeySource, kid: string): ResolvedBundle {
  * KEY_EXPIRED (a valid signature by a key past its expiry at `now`).
  */
 export async function verifyEnvelope(
-  keys: KeySource, mode: SignatureMode, domain: string, message: Uint8Array, envelope: string, opts: { now?: number } = {},
+  keys: KeySource,
+  mode: SignatureMode,
+  domain: string,
+  message: Uint8Array,
+  envelope: string,
+  opts: { now?: number } = {},
 ): Promise<{ kid: string }> {
   return verifyEnvelopeSync(keys, mode, domain, message, envelope, opts);
 }
 
 export function verifyEnvelopeSync(
-  keys: KeySource, mode: SignatureMode, domain: string, message: Uint8Array, envelope: string, opts: { now?: number } = {},
+  keys: KeySource,
+  mode: SignatureMode,
+  domain: string,
+  message: Uint8Array,
+  envelope: string,
+  opts: { now?: number } = {},
 ): { kid: string } {
   checkMode(mode);
   checkDomain(domain);

@@ -63,10 +63,13 @@ interface Slot {
 function startWorker(nice: number): Worker {
   const workerData = { nice: process.platform === 'linux' ? nice : 0 };
   if (!import.meta.url.endsWith('.ts')) return new Worker(new URL('./signing-worker.js', import.meta.url), { execArgv: [], workerData });
-  const tsxDir = createRequire(import.meta.url).resolve('tsx/package.json').replace(/package\.json$/, '');
+  const tsxDir = createRequire(import.meta.url)
+    .resolve('tsx/package.json')
+    .replace(/package\.json$/, '');
   const api = pathToFileURL(`${tsxDir}dist/esm/api/index.mjs`).href;
   const entry = new URL('./signing-worker.ts', import.meta.url).href;
-  const boot = `import(${JSON.stringify(api)}).then((m) => { m.register(); return import(${JSON.stringify(entry)}); })` +
+  const boot =
+    `import(${JSON.stringify(api)}).then((m) => { m.register(); return import(${JSON.stringify(entry)}); })` +
     '.catch((e) => { process.nextTick(() => { throw e; }); });';
   return new Worker(boot, { eval: true, execArgv: [], workerData });
 }
@@ -93,7 +96,8 @@ export class SigningPool {
     const size = opts.size ?? Math.min(availableParallelism(), 256);
     const perWorker = opts.perWorker ?? 2;
     if (!Number.isSafeInteger(size) || size < 1 || size > 256) throw new TypeError('SigningPool size must be an integer from 1 to 256');
-    if (!Number.isSafeInteger(perWorker) || perWorker < 1 || perWorker > 64) throw new TypeError('SigningPool perWorker must be an integer from 1 to 64');
+    if (!Number.isSafeInteger(perWorker) || perWorker < 1 || perWorker > 64)
+      throw new TypeError('SigningPool perWorker must be an integer from 1 to 64');
     const maxQueue = opts.maxQueue ?? 4096;
     if (!Number.isSafeInteger(maxQueue) || maxQueue < 0) throw new TypeError('SigningPool maxQueue must be a non-negative integer');
     const nice = opts.nice ?? 0;
@@ -231,7 +235,8 @@ export class SigningPool {
   }
 
   #spawn(): Slot {
-    const worker = this.#workerSource === undefined ? startWorker(this.#nice) : new Worker(this.#workerSource, { eval: true, execArgv: [] });
+    const worker =
+      this.#workerSource === undefined ? startWorker(this.#nice) : new Worker(this.#workerSource, { eval: true, execArgv: [] });
     worker.unref();
     const slot: Slot = { worker, ready: false, kids: new Set(), jobs: new Map() };
     this.#slots.push(slot);

@@ -39,7 +39,9 @@ function encode(value: unknown, depth: number): string {
         throw new TypeError('canonical JSON: only plain objects, arrays and primitives');
       }
       const record = value as Record<string, unknown>;
-      const keys = Object.keys(record).filter((k) => record[k] !== undefined).sort();
+      const keys = Object.keys(record)
+        .filter((k) => record[k] !== undefined)
+        .sort();
       let out = '{';
       for (let i = 0; i < keys.length; i++) {
         const key = keys[i] as string;

@@ -72,8 +72,21 @@ export const CONTEXT_LIMITS = {
 
 const FORBIDDEN_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
 const KNOWN_FIELDS = new Set([
-  'principalId', 'principalKind', 'roles', 'actionName', 'resource', 'params', 'sessionId', 'ip',
-  'device', 'geo', 'originIp', 'originDevice', 'originGeo', 'callId', 'audience',
+  'principalId',
+  'principalKind',
+  'roles',
+  'actionName',
+  'resource',
+  'params',
+  'sessionId',
+  'ip',
+  'device',
+  'geo',
+  'originIp',
+  'originDevice',
+  'originGeo',
+  'callId',
+  'audience',
 ]);
 const KIND_SET: ReadonlySet<string> = new Set(PRINCIPAL_KINDS);
 // Control characters in identifiers make logs and audit lines lie about what happened.
@@ -242,7 +255,7 @@ export function validateContext(input: unknown): ValidContext {
   if (typeof principalKind !== 'string' || !KIND_SET.has(principalKind)) {
     fail(`principalKind must be one of ${PRINCIPAL_KINDS.join(', ')}`);
   }
-  let roles: string[] = [];
+  const roles: string[] = [];
   const rawRoles = raw.roles;
   if (rawRoles !== undefined) {
     if (!Array.isArray(rawRoles)) fail('roles must be an array of strings');
@@ -261,7 +274,8 @@ export function validateContext(input: unknown): ValidContext {
   };
   const resource = raw.resource;
   if (resource !== undefined) {
-    if (typeof resource !== 'string' || resource.length > 4096 || CONTROL_CHARS.test(resource) || !wellFormed(resource)) fail('resource must be a well-formed string without control characters');
+    if (typeof resource !== 'string' || resource.length > 4096 || CONTROL_CHARS.test(resource) || !wellFormed(resource))
+      fail('resource must be a well-formed string without control characters');
     ctx.resource = resource;
   }
   let v: unknown;

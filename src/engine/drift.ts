@@ -40,9 +40,7 @@ export interface ResolvedDrift {
   recentLimit: number;
 }
 
-export type DriftFinding =
-  | { level: 'none' }
-  | { level: 'warn' | 'violation'; detector: string; reason: string };
+export type DriftFinding = { level: 'none' } | { level: 'warn' | 'violation'; detector: string; reason: string };
 
 interface DriftWarning {
   detector: string;
@@ -123,27 +121,51 @@ export function detectDrift(ctx: ValidContext, session: SessionState, cfg: Resol
     const age = now - session.startedAt;
     if (age > cfg.maxSessionAgeMs) return { level: 'violation', detector: 'session_age', reason: 'session is older than its maximum age' };
     if (age > cfg.maxSessionAgeMs * SESSION_AGE_WARNING) {
-      warnings.push({ detector: 'session_age', reason: `session is ${formatAge(age)} old, past ${SESSION_AGE_WARNING * 100}% of its maximum ${formatAge(cfg.maxSessionAgeMs)}` });
+      warnings.push({
+        detector: 'session_age',
+        reason: `session is ${formatAge(age)} old, past ${SESSION_AGE_WARNING * 100}% of its maximum ${formatAge(cfg.maxSessionAgeMs)}`,
+      });
     }
   }
   if (cfg.ipGeo !== 'off') {
     const ipChanged = originIp !== undefined ? ctx.ip !== originIp : later && ctx.ip !== undefined;
     if (ipChanged && cfg.ipGeo === 'strict') {
-      return { level: 'violation', detector: 'ip', reason: `IP changed from ${originIp ?? 'none'} to ${ctx.ip ?? 'none'} during the session` };
+      return {
+        level: 'violation',
+        detector: 'ip',
+        reason: `IP changed from ${originIp ?? 'none'} to ${ctx.ip ?? 'none'} during the session`,
+      };
     }
     if (cfg.ipGeo === 'tolerant' && (ipChanged || originGeo !== undefined)) {
-      if (!originGeo || !ctx.geo) return { level: 'violation', detector: 'geo', reason: 'location unknown, so travel since the session began cannot be checked' };
+      if (!originGeo || !ctx.geo)
+        return { level: 'violation', detector: 'geo', reason: 'location unknown, so travel since the session began cannot be checked' };
       const km = distanceKm(originGeo, ctx.geo);
       if (km === undefined) {
-        return { level: 'violation', detector: 'geo', reason: `a location has no coordinates, so the distance from where the session began cannot be checked against ${cfg.geoDriftMaxKm} km` };
+        return {
+          level: 'violation',
+          detector: 'geo',
+          reason: `a location has no coordinates, so the distance from where the session began cannot be checked against ${cfg.geoDriftMaxKm} km`,
+        };
       }
       if (km > cfg.geoDriftMaxKm) {
-        return { level: 'violation', detector: 'geo', reason: `moved ${Math.round(km)} km since the session began (limit ${cfg.geoDriftMaxKm} km)` };
+        return {
+          level: 'violation',
+          detector: 'geo',
+          reason: `moved ${Math.round(km)} km since the session began (limit ${cfg.geoDriftMaxKm} km)`,
+        };
       }
-      if (ipChanged) warnings.push({ detector: 'geo', reason: `IP changed from ${originIp ?? 'none'} to ${ctx.ip ?? 'none'}, ${Math.round(km)} km from where the session began (within ${cfg.geoDriftMaxKm} km)` });
+      if (ipChanged)
+        warnings.push({
+          detector: 'geo',
+          reason: `IP changed from ${originIp ?? 'none'} to ${ctx.ip ?? 'none'}, ${Math.round(km)} km from where the session began (within ${cfg.geoDriftMaxKm} km)`,
+        });
     }
     if (cfg.ipGeo === 'strict' && originGeo?.country !== undefined && ctx.geo?.country !== originGeo.country) {
-      return { level: 'violation', detector: 'geo', reason: `country changed from ${originGeo.country} to ${ctx.geo?.country ?? 'unknown'}` };
+      return {
+        level: 'violation',
+        detector: 'geo',
+        reason: `country changed from ${originGeo.country} to ${ctx.geo?.country ?? 'unknown'}`,
+      };
     }
   }
   if (cfg.device === 'strict' && (originDevice !== undefined ? ctx.device !== originDevice : later && ctx.device !== undefined)) {
@@ -151,10 +173,15 @@ export function detectDrift(ctx: ValidContext, session: SessionState, cfg: Resol
   }
   const perMinute = session.recentCalls;
   if (perMinute > cfg.maxActionsPerMinute) {
-    return { level: 'violation', detector: 'behaviour', reason: `${perMinute} calls in the last minute (limit ${cfg.maxActionsPerMinute})` };
+    return {
+      level: 'violation',
+      detector: 'behaviour',
+      reason: `${perMinute} calls in the last minute (limit ${cfg.maxActionsPerMinute})`,
+    };
   }
   const busy = perMinute > cfg.warnActionsPerMinute;
-  if (busy) warnings.push({ detector: 'behaviour', reason: `${perMinute} calls in the last minute (over ${cfg.warnActionsPerMinute}); slow down` });
+  if (busy)
+    warnings.push({ detector: 'behaviour', reason: `${perMinute} calls in the last minute (over ${cfg.warnActionsPerMinute}); slow down` });
   if (warnings.length >= cfg.warningThreshold) {
     return {
       level: 'warn',

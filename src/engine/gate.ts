@@ -25,8 +25,14 @@ import type { PolicySetSpec } from './policy/schema.ts';
 import { PolicySet, type CompiledPolicy } from './policy/policy-set.ts';
 import { screenOutput, type ScreenResult } from './screen/screen-output.ts';
 import {
-  InMemoryRateStore, InMemoryReplayStore, InMemorySessionStore,
-  type MaybePromise, type RateStore, type ReplayStore, type SessionState, type SessionStore,
+  InMemoryRateStore,
+  InMemoryReplayStore,
+  InMemorySessionStore,
+  type MaybePromise,
+  type RateStore,
+  type ReplayStore,
+  type SessionState,
+  type SessionStore,
 } from './stores.ts';
 import type { InvalidationScope, PermitVerdict, RefuseVerdict, Verdict } from './verdict.ts';
 
@@ -107,7 +113,13 @@ export class Gate {
     this.warn = warningSink(opts.onWarning);
     this.approvalStore = opts.stores?.approval ?? new InMemoryApprovalStore();
     this.approvalRedact = (opts.approvalRedact ?? []).map(pointerSteps);
-    this.approvals = new Approvals({ store: this.approvalStore, clock: this.clock, audit: this.audit, record: (e) => this.record(e), warn: this.warn });
+    this.approvals = new Approvals({
+      store: this.approvalStore,
+      clock: this.clock,
+      audit: this.audit,
+      record: (e) => this.record(e),
+      warn: this.warn,
+    });
     this.unsubscribe = this.bus.subscribe((message) => void this.onRemoteInvalidation(message));
   }
 
@@ -148,7 +160,7 @@ export class Gate {
    * and leaves the previous set in force. `reload('')` is the kill switch: no policy, every call refused.
    */
   reload(source: string | object, format?: PolicyFormat): void {
-    let spec;
+    let spec: PolicySetSpec;
     try {
       spec = typeof source === 'string' ? parsePolicyText(source, format ?? sniffFormat(source)) : parsePolicyDocument(source);
       const next = new PolicySet(spec);
@@ -240,30 +252,54 @@ export class Gate {
     const sessionId = ctx.sessionId;
     if (sessionId === undefined) return this.decideWithSession(ctx, evaluationId, now, undefined, observe);
     return withStore(
-      () => this.sessions.observe({
-        principalId: ctx.principalId, sessionId, ip: ctx.ip, device: ctx.device, geo: ctx.geo, now, behaviourWindowMs: BEHAVIOUR_WINDOW_MS, recentLimit: this.drift?.recentLimit,
-      }),
+      () =>
+        this.sessions.observe({
+          principalId: ctx.principalId,
+          sessionId,
+          ip: ctx.ip,
+          device: ctx.device,
+          geo: ctx.geo,
+          now,
+          behaviourWindowMs: BEHAVIOUR_WINDOW_MS,
+          recentLimit: this.drift?.recentLimit,
+        }),
       (observed) => {
         if (observed.invalid === true) {
-          return { verdict: refuse(evaluationId, 'SESSION_INVALID', 'session', typeof observed.reason === 'string' ? observed.reason : 'the session was invalidated') };
+          return {
+            verdict: refuse(
+              evaluationId,
+              'SESSION_INVALID',
+              'session',
+              typeof observed.reason === 'string' ? observed.reason : 'the session was invalidated',
+            ),
+          };
         }
         // Anything else but a described session would skip drift and the ownership check: a store failure.
-        if (observed.invalid !== false || !wellFormedSession(observed.session)) storeError(new Error('the session store gave a malformed answer'));
+        if (observed.invalid !== false || !wellFormedSession(observed.session))
+          storeError(new Error('the session store gave a malformed answer'));
         return this.decideWithSession(ctx, evaluationId, now, observed.session, observe);
       },
     );
   }
 
   /** Drift first (a drifting session is invalidated whatever the policy says), then policy, invariants, limits. */
-  private decideWithSession(ctx: ValidContext, evaluationId: string, now: number, session: SessionState | undefined, observe: boolean): MaybePromise<Decision> {
+  private decideWithSession(
+    ctx: ValidContext,
+    evaluationId: string,
+    now: number,
+    session: SessionState | undefined,
+    observe: boolean,
+  ): MaybePromise<Decision> {
     if (session) {
       if (session.principalId !== ctx.principalId) {
         return { verdict: refuse(evaluationId, 'SESSION_INVALID', 'session', 'the session belongs to another principal') };
       }
       if (this.drift) {
         const drift = detectDrift(ctx, session, this.drift, now);
-        if (drift.level === 'violation') return this.invalidateSession(ctx.sessionId as string, evaluationId, `${drift.detector} drift: ${drift.reason}`, now, observe);
-        if (drift.level === 'warn') return { verdict: refuse(evaluationId, 'DRIFT_DETECTED', 'drift', `${drift.detector} drift: ${drift.reason}`) };
+        if (drift.level === 'violation')
+          return this.invalidateSession(ctx.sessionId as string, evaluationId, `${drift.detector} drift: ${drift.reason}`, now, observe);
+        if (drift.level === 'warn')
+          return { verdict: refuse(evaluationId, 'DRIFT_DETECTED', 'drift', `${drift.detector} drift: ${drift.reason}`) };
       }
     }
     const input: EvalInput = { ctx, now, session };
@@ -289,16 +325,30 @@ export class Gate {
    */
   private static chargeIdFor(ctx: ValidContext, evaluationId: string): string {
     if (ctx.callId === undefined) return evaluationId;
-    return hashArgs({ c: ctx.callId, p: ctx.principalId, a: ctx.actionName, x: ctx.params, r: ctx.resource, u: ctx.audience, s: ctx.sessionId });
+    return hashArgs({
+      c: ctx.callId,
+      p: ctx.principalId,
+      a: ctx.actionName,
+      x: ctx.params,
+      r: ctx.resource,
+      u: ctx.audience,
+      s: ctx.sessionId,
+    });
   }
 
   /** The last policy step: refuse, permit, ask for approval, or check-and-charge rate limits and budgets, in order. */
   private resolveSteps(
-    steps: readonly CompiledPolicy[], from: number, input: EvalInput, evaluationId: string, knownChargeId: string | undefined,
-    limited: RefuseVerdict | undefined, observe: boolean,
+    steps: readonly CompiledPolicy[],
+    from: number,
+    input: EvalInput,
+    evaluationId: string,
+    knownChargeId: string | undefined,
+    limited: RefuseVerdict | undefined,
+    observe: boolean,
   ): MaybePromise<Decision> {
-    for (let i = from; i < steps.length; i++) {
-      const policy = steps[i] as CompiledPolicy;
+    // One step per call: a policy whose limits are spent hands the rest of the list to the next call.
+    const policy = steps[from];
+    if (policy) {
       if (policy.effect === 'refuse') {
         const verdict = refuse(evaluationId, 'POLICY_DENIED', 'policy', `'${policy.name}' refuses '${input.ctx.actionName}'`);
         verdict.policy = policy.name;
@@ -306,8 +356,9 @@ export class Gate {
       }
       if (policy.effect === 'approve') return this.approveStep(policy, input, evaluationId, knownChargeId, limited, observe);
       if (policy.stateful.length === 0) return { verdict: { kind: 'permit', evaluationId, policy: policy.name }, input };
-      return this.charge(policy, input, evaluationId, knownChargeId, limited, undefined,
-        (chargeId, first) => this.resolveSteps(steps, i + 1, input, evaluationId, chargeId, first, observe));
+      return this.charge(policy, input, evaluationId, knownChargeId, limited, undefined, (chargeId, first) =>
+        this.resolveSteps(steps, from + 1, input, evaluationId, chargeId, first, observe),
+      );
     }
     return { verdict: limited ?? refuse(evaluationId, 'NO_POLICY_MATCH', 'policy', `no policy permits '${input.ctx.actionName}'`) };
   }
@@ -317,14 +368,21 @@ export class Gate {
    * otherwise `onLimited` with the refusal so far (the earliest retry of every limited policy).
    */
   private charge(
-    policy: CompiledPolicy, input: EvalInput, evaluationId: string, knownChargeId: string | undefined, limited: RefuseVerdict | undefined,
-    hold: ApprovalHold | undefined, onLimited: (chargeId: string, refusal: RefuseVerdict) => MaybePromise<Decision>,
+    policy: CompiledPolicy,
+    input: EvalInput,
+    evaluationId: string,
+    knownChargeId: string | undefined,
+    limited: RefuseVerdict | undefined,
+    hold: ApprovalHold | undefined,
+    onLimited: (chargeId: string, refusal: RefuseVerdict) => MaybePromise<Decision>,
   ): MaybePromise<Decision> {
     const verdict: PermitVerdict = { kind: 'permit', evaluationId, policy: policy.name };
     if (hold?.consumed) verdict.approval = { id: hold.id };
     const approval = hold ? { approval: hold } : {};
     if (policy.stateful.length === 0) return { verdict, input, ...approval };
-    const charges = policy.stateful.map(({ condition, position }) => (condition.charge as NonNullable<typeof condition.charge>)(input, policy.name, position));
+    const charges = policy.stateful.map(({ condition, position }) =>
+      (condition.charge as NonNullable<typeof condition.charge>)(input, policy.name, position),
+    );
     // Hashed only here: calls that meet no rate limit or budget never pay for hashing their arguments.
     const chargeId = knownChargeId ?? Gate.chargeIdFor(input.ctx, evaluationId);
     return withStore(
@@ -332,7 +390,9 @@ export class Gate {
       (result): MaybePromise<Decision> => {
         if (result.admitted === true) {
           // A retried callId charged nothing now: refunding it would take back the first call's charge.
-          return result.repeated === true ? { verdict, input, ...approval } : { verdict, charged: { charges, chargeId }, input, ...approval };
+          return result.repeated === true
+            ? { verdict, input, ...approval }
+            : { verdict, charged: { charges, chargeId }, input, ...approval };
         }
         if (result.admitted !== false) storeError(new Error('the rate store gave a malformed answer'));
         let first = limited;
@@ -355,7 +415,12 @@ export class Gate {
    * the call on to its limits. A use taken here is given back if anything after refuses.
    */
   private approveStep(
-    policy: CompiledPolicy, input: EvalInput, evaluationId: string, knownChargeId: string | undefined, limited: RefuseVerdict | undefined, observe: boolean,
+    policy: CompiledPolicy,
+    input: EvalInput,
+    evaluationId: string,
+    knownChargeId: string | undefined,
+    limited: RefuseVerdict | undefined,
+    observe: boolean,
   ): MaybePromise<Decision> {
     const { ctx, now } = input;
     const binding = bindingOf(ctx, policy);
@@ -365,11 +430,20 @@ export class Gate {
       () => this.approvalStore.open(binding.key, now, fresh),
       (answer): MaybePromise<Decision> => {
         const opened = checkOpened(answer, fresh === undefined);
-        if (opened.expired !== undefined) this.record(approvalEvent(subjectOf(ctx, policy, binding, opened.expired), 'expired', 'expired', now));
-        if (opened.outcome === 'created' && fresh) this.record(approvalEvent(fresh, 'requested', 'pending', now, { evaluationId, expiresAt: fresh.expiresAt }));
-        if (opened.outcome !== 'used' && opened.outcome !== 'granted') return { verdict: approvalRefusal(evaluationId, policy, ctx, opened) };
+        if (opened.expired !== undefined)
+          this.record(approvalEvent(subjectOf(ctx, policy, binding, opened.expired), 'expired', 'expired', now));
+        if (opened.outcome === 'created' && fresh)
+          this.record(approvalEvent(fresh, 'requested', 'pending', now, { evaluationId, expiresAt: fresh.expiresAt }));
+        if (opened.outcome !== 'used' && opened.outcome !== 'granted')
+          return { verdict: approvalRefusal(evaluationId, policy, ctx, opened) };
         const id = opened.id as string;
-        const hold: ApprovalHold = { id, key: binding.key, subject: subjectOf(ctx, policy, binding, id), consumed: opened.outcome === 'used', usesLeft: opened.usesLeft as number };
+        const hold: ApprovalHold = {
+          id,
+          key: binding.key,
+          subject: subjectOf(ctx, policy, binding, id),
+          consumed: opened.outcome === 'used',
+          usesLeft: opened.usesLeft as number,
+        };
         const giveBackAfter = async (err: unknown): Promise<never> => {
           await this.giveBack(hold);
           throw err;
@@ -388,12 +462,22 @@ export class Gate {
     );
   }
 
-  private async invalidateSession(sessionId: string, evaluationId: string, reason: string, now: number, observe: boolean): Promise<Decision> {
+  private async invalidateSession(
+    sessionId: string,
+    evaluationId: string,
+    reason: string,
+    now: number,
+    observe: boolean,
+  ): Promise<Decision> {
     const scope: InvalidationScope = { type: 'session', sessionId };
     // Observe mode reports the invalidation but must not act on it.
     if (!observe) {
       this.epochs.noteInvalidation(scope, reason);
-      await withStore(() => this.sessions.invalidate(scope, reason, now), () => undefined, false);
+      await withStore(
+        () => this.sessions.invalidate(scope, reason, now),
+        () => undefined,
+        false,
+      );
       try {
         await this.bus.publish({ scope, reason, at: now, origin: this.id });
       } catch (err) {
@@ -409,14 +493,26 @@ export class Gate {
     if (verdict.kind === 'permit' && this.signer) {
       try {
         const issued = await this.signer.issue({
-          principalId: ctx.principalId, principalKind: ctx.principalKind, action: ctx.actionName, args: ctx.params,
-          sessionId: ctx.sessionId, evaluationId: verdict.evaluationId, audience: ctx.audience, issuedAt: now, expiresAt: now + this.permitTtlMs,
+          principalId: ctx.principalId,
+          principalKind: ctx.principalKind,
+          action: ctx.actionName,
+          args: ctx.params,
+          sessionId: ctx.sessionId,
+          evaluationId: verdict.evaluationId,
+          audience: ctx.audience,
+          issuedAt: now,
+          expiresAt: now + this.permitTtlMs,
           ...(verdict.approval ? { approvalId: verdict.approval.id } : {}),
         });
         verdict = { ...verdict, permit: issued.token, permitId: issued.id };
       } catch (err) {
         await this.refund(decision);
-        verdict = refuse(verdict.evaluationId, 'SIGNING_FAILED', 'signer', `the permit could not be signed: ${(err as Error)?.message ?? String(err)}`);
+        verdict = refuse(
+          verdict.evaluationId,
+          'SIGNING_FAILED',
+          'signer',
+          `the permit could not be signed: ${(err as Error)?.message ?? String(err)}`,
+        );
       }
     }
     // Signing takes milliseconds (seconds behind a queue): a kill switch, reload or invalidation
@@ -425,9 +521,10 @@ export class Gate {
     // Observe mode lets a refused call through unsigned; a call enforcement would have permitted
     // keeps its real, signed permit, so tools that insist on permits work while policies are tuned.
     if (observe) {
-      verdict = verdict.kind === 'permit'
-        ? { ...verdict, observed: decision.verdict }
-        : { kind: 'permit', evaluationId: verdict.evaluationId, observed: verdict };
+      verdict =
+        verdict.kind === 'permit'
+          ? { ...verdict, observed: decision.verdict }
+          : { kind: 'permit', evaluationId: verdict.evaluationId, observed: verdict };
     }
     return this.finish(verdict, decision, ctx, now);
   }
@@ -438,7 +535,9 @@ export class Gate {
     try {
       const hold = decision?.approval;
       if (verdict.kind === 'permit' && verdict.approval !== undefined && hold?.consumed) {
-        await this.audit.append(approvalEvent(hold.subject, 'used', hold.usesLeft === 0 ? 'used' : 'granted', now, { evaluationId: verdict.evaluationId }));
+        await this.audit.append(
+          approvalEvent(hold.subject, 'used', hold.usesLeft === 0 ? 'used' : 'granted', now, { evaluationId: verdict.evaluationId }),
+        );
       }
       await this.audit.append(verdictEvent(verdict, ctx, decision !== undefined, now));
       return verdict;

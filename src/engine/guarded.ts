@@ -65,7 +65,8 @@ function buildContext<A extends unknown[]>(
   const extra = context ? ask('context', () => context(...args)) : undefined;
   if (extra !== undefined && (extra === null || typeof extra !== 'object')) refuse('context() must return an object');
   for (const key of RESERVED) {
-    if (extra && Object.hasOwn(extra, key)) refuse(`context() may not set ${key}: guarded() fixes the principal, the action and the params`);
+    if (extra && Object.hasOwn(extra, key))
+      refuse(`context() may not set ${key}: guarded() fixes the principal, the action and the params`);
   }
   // The gate validates everything below (unknown fields, types, sizes) and refuses what is wrong.
   const ctx: ActionContext = { ...(extra as GuardedContext | undefined), principalId: who.id, principalKind: who.kind, actionName: action };

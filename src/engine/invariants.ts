@@ -51,7 +51,11 @@ export function compileInvariants(specs: readonly InvariantSpec[], origin: strin
       const { name, description: _description, actions, ...extra } = rest as { name?: unknown; description?: unknown; actions?: unknown };
       if (typeof name !== 'string' || name.length === 0) throw new PolicyError(`${path}.name`, 'must be a non-empty string');
       if (Object.keys(extra).length > 0) throw new PolicyError(path, 'a check invariant takes only name, description, actions and check');
-      invariant = predicateInvariant(name, check as (ctx: ActionContext) => boolean, actionsMatcher(parseInvariant({ name, actions, max_actions_per_session: 1 }, path).actions));
+      invariant = predicateInvariant(
+        name,
+        check as (ctx: ActionContext) => boolean,
+        actionsMatcher(parseInvariant({ name, actions, max_actions_per_session: 1 }, path).actions),
+      );
     } else {
       invariant = fromFileSpec(parseInvariant(rest, path));
     }
@@ -110,7 +114,8 @@ function fromSpec(spec: FileInvariantSpec, appliesTo: Matcher): Invariant {
       appliesTo,
       violation: ({ ctx }) => {
         const v = read(ctx.params);
-        if (typeof v !== 'number' || !Number.isFinite(v)) return `'${name}' needs ${field} as a number (got ${v === undefined ? 'missing' : JSON.stringify(v)})`;
+        if (typeof v !== 'number' || !Number.isFinite(v))
+          return `'${name}' needs ${field} as a number (got ${v === undefined ? 'missing' : JSON.stringify(v)})`;
         if (isMax ? v > limit : v < limit) return `'${name}': ${field} ${v} is ${isMax ? 'above' : 'below'} the hard limit ${limit}`;
         return undefined;
       },
@@ -140,8 +145,16 @@ function fromSpec(spec: FileInvariantSpec, appliesTo: Matcher): Invariant {
   }
   if ('allowed_actions' in spec) {
     const allowed = compileGlobsAs(spec.allowed_actions, 'narrow');
-    return { name, appliesTo, violation: ({ ctx }) => (allowed(ctx.actionName) ? undefined : `'${name}': '${ctx.actionName}' is not an allowed action`) };
+    return {
+      name,
+      appliesTo,
+      violation: ({ ctx }) => (allowed(ctx.actionName) ? undefined : `'${name}': '${ctx.actionName}' is not an allowed action`),
+    };
   }
   const blocked = compileGlobsAs(spec.blocked_actions, 'broad');
-  return { name, appliesTo, violation: ({ ctx }) => (blocked(ctx.actionName) ? `'${name}': '${ctx.actionName}' is a blocked action` : undefined) };
+  return {
+    name,
+    appliesTo,
+    violation: ({ ctx }) => (blocked(ctx.actionName) ? `'${name}': '${ctx.actionName}' is a blocked action` : undefined),
+  };
 }

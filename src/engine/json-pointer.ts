@@ -14,7 +14,10 @@ export function fieldProblem(field: string): string | undefined {
 
 export function compileField(field: string): FieldReader {
   if (!field.startsWith('/')) return (params) => (Object.hasOwn(params, field) ? params[field] : undefined);
-  const steps = field.slice(1).split('/').map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'));
+  const steps = field
+    .slice(1)
+    .split('/')
+    .map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'));
   return (params) => {
     let at: JsonValue | undefined = params;
     for (const step of steps) {

@@ -4,7 +4,10 @@ import type { JsonValue } from './context.ts';
 export function pointerSteps(pointer: string): string[] {
   if (!pointer.startsWith('/')) throw new TypeError(`redact path "${pointer}" must be a JSON Pointer starting with "/"`);
   if (/~(?![01])/.test(pointer)) throw new TypeError(`redact path "${pointer}" has a bad escape (only ~0 and ~1)`);
-  return pointer.slice(1).split('/').map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'));
+  return pointer
+    .slice(1)
+    .split('/')
+    .map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'));
 }
 
 /** The pointers as a tree of steps: `ends` lists the pointers that end at this node. */

@@ -88,7 +88,7 @@ export class InMemoryRateStore implements RateStore {
   refund(charges: readonly RateCharge[], chargeId: string): void {
     for (const charge of charges) {
       const w = this.windows.get(charge.key);
-      if (!w || !w.ids.has(chargeId)) continue;
+      if (!w?.ids.has(chargeId)) continue;
       for (let i = w.entries.length - 1; i >= w.head; i--) {
         const e = w.entries[i] as WindowEntry;
         if (e.id !== chargeId) continue;
@@ -189,9 +189,7 @@ export interface SessionObservation {
   recentLimit?: number;
 }
 
-export type ObserveResult =
-  | { invalid: true; reason: string }
-  | { invalid: false; session: SessionState };
+export type ObserveResult = { invalid: true; reason: string } | { invalid: false; session: SessionState };
 
 export interface SessionStore {
   /**
@@ -211,7 +209,8 @@ export const MAX_RECENT = 1_000;
 /** The observation's recentLimit, checked: a whole number of at least 1 (else the store is misused). */
 export function recentLimitOf(obs: SessionObservation): number {
   const limit = obs.recentLimit ?? MAX_RECENT;
-  if (typeof limit !== 'number' || !(limit >= 1) || !Number.isFinite(limit)) throw new TypeError('recentLimit must be a finite number of at least 1');
+  if (typeof limit !== 'number' || !(limit >= 1) || !Number.isFinite(limit))
+    throw new TypeError('recentLimit must be a finite number of at least 1');
   return Math.floor(limit);
 }
 

@@ -6,21 +6,22 @@
  * embeddings, overrides and isolates, line and paragraph separators, zero-width and other
  * invisible characters, and Unicode tag characters (ASCII smuggling).
  */
-const UNSAFE = /[\u0000-\u001f\u007f-\u009f\u00ad\u061c\u180e\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u2069\ufeff\u{e0000}-\u{e007f}]/gu;
+const UNSAFE =
+  /[\u0000-\u001f\u007f-\u009f\u00ad\u061c\u180e\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u2069\ufeff\u{e0000}-\u{e007f}]/gu;
 
-function escape(c: string): string {
+function escapeChar(c: string): string {
   const code = c.codePointAt(0) as number;
   return code > 0xffff ? `\\u{${code.toString(16)}}` : `\\u${code.toString(16).padStart(4, '0')}`;
 }
 
 /** The text with every unsafe character escaped, line breaks included: it stays on one line. */
 export function visible(text: string): string {
-  return text.replace(UNSAFE, escape);
+  return text.replace(UNSAFE, escapeChar);
 }
 
 /** The same, keeping `\n` (multi-line messages such as a TOML parse error quoting its lines). */
 export function visibleLines(text: string): string {
-  return text.replace(UNSAFE, (c) => (c === '\n' ? c : escape(c)));
+  return text.replace(UNSAFE, (c) => (c === '\n' ? c : escapeChar(c)));
 }
 
 /**
@@ -30,5 +31,6 @@ export function visibleLines(text: string): string {
 export function terminalJson(value: unknown, indent?: number): string {
   // JSON has no \u{...}: a character beyond U+FFFF is written as its two UTF-16 escapes.
   return (JSON.stringify(value, null, indent) ?? 'null').replace(UNSAFE, (c) =>
-    c === '\n' ? c : [...Array(c.length).keys()].map((i) => `\\u${c.charCodeAt(i).toString(16).padStart(4, '0')}`).join(''));
+    c === '\n' ? c : [...Array(c.length).keys()].map((i) => `\\u${c.charCodeAt(i).toString(16).padStart(4, '0')}`).join(''),
+  );
 }

@@ -14,10 +14,7 @@ export const REFUSE_CODES = [
 export type RefuseCode = (typeof REFUSE_CODES)[number];
 
 /** What an invalidation covers. Sessions are the usual case; principal and global are break-glass. */
-export type InvalidationScope =
-  | { type: 'session'; sessionId: string }
-  | { type: 'principal'; principalId: string }
-  | { type: 'global' };
+export type InvalidationScope = { type: 'session'; sessionId: string } | { type: 'principal'; principalId: string } | { type: 'global' };
 
 export interface PermitVerdict {
   kind: 'permit';

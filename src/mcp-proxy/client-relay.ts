@@ -1,4 +1,10 @@
-import { CreateMessageResultSchema, ElicitResultSchema, ErrorCode, ListRootsResultSchema, McpError } from '@modelcontextprotocol/sdk/types.js';
+import {
+  CreateMessageResultSchema,
+  ElicitResultSchema,
+  ErrorCode,
+  ListRootsResultSchema,
+  McpError,
+} from '@modelcontextprotocol/sdk/types.js';
 import type { ProxySession, ProxyShared } from './proxy-state.ts';
 
 /** Server→client requests (sampling, elicitation, roots) go to the latest client able to answer. */
@@ -16,11 +22,16 @@ export class ClientRelay {
   }
 
   async relay(request: { method: string; params?: Record<string, unknown> }, signal: AbortSignal): Promise<Record<string, unknown>> {
-    const cap = request.method === 'sampling/createMessage' ? 'sampling' : request.method === 'elicitation/create' ? 'elicitation' : 'roots';
-    const candidates = [this.latest, ...this.shared.sessions].filter((s): s is ProxySession => s !== undefined && Boolean(s.server.getClientCapabilities()?.[cap]));
+    const cap =
+      request.method === 'sampling/createMessage' ? 'sampling' : request.method === 'elicitation/create' ? 'elicitation' : 'roots';
+    const candidates = [this.latest, ...this.shared.sessions].filter(
+      (s): s is ProxySession => s !== undefined && Boolean(s.server.getClientCapabilities()?.[cap]),
+    );
     const session = candidates[0];
     if (!session) throw new McpError(ErrorCode.MethodNotFound, `no connected client supports ${cap}`);
     const schema = cap === 'sampling' ? CreateMessageResultSchema : cap === 'elicitation' ? ElicitResultSchema : ListRootsResultSchema;
-    return session.server.request(request as never, schema, { signal, timeout: this.shared.config.tools.callTimeoutMs }) as Promise<Record<string, unknown>>;
+    return session.server.request(request as never, schema, { signal, timeout: this.shared.config.tools.callTimeoutMs }) as Promise<
+      Record<string, unknown>
+    >;
   }
 }

@@ -7,7 +7,10 @@ export class Coalesced {
   private running: Promise<void> | undefined;
   private queued = false;
 
-  constructor(private readonly task: () => Promise<void>, private readonly onError: (err: unknown) => void) {}
+  constructor(
+    private readonly task: () => Promise<void>,
+    private readonly onError: (err: unknown) => void,
+  ) {}
 
   /** Resolves when no run is left that started before this trigger or was queued by it. */
   trigger(): Promise<void> {

@@ -41,7 +41,10 @@ const serverSchema = z.record(z.string(), z.unknown()).transform((s, ctx) => {
   const schema = 'command' in s ? stdioServer : 'url' in s ? httpServer : undefined;
   const known = Object.keys((schema ?? z.object({ ...stdioServer.shape, ...httpServer.shape })).shape);
   if (!schema) {
-    const near = Object.keys(s).map((k) => suggest(k, ['command', 'url'])).find((hint) => hint !== '') ?? '';
+    const near =
+      Object.keys(s)
+        .map((k) => suggest(k, ['command', 'url']))
+        .find((hint) => hint !== '') ?? '';
     ctx.addIssue({ code: 'custom', message: `a server needs either \`command\` (stdio) or \`url\` (Streamable HTTP)${near}` });
     return z.NEVER;
   }
@@ -75,13 +78,15 @@ const approver = z.strictObject({
 });
 
 /** A JSON Pointer list (`/content`), checked as the engine reads it. */
-const pointers = z.array(z.string().superRefine((p, ctx) => {
-  try {
-    pointerSteps(p);
-  } catch (err) {
-    ctx.addIssue({ code: 'custom', message: (err as Error).message });
-  }
-}));
+const pointers = z.array(
+  z.string().superRefine((p, ctx) => {
+    try {
+      pointerSteps(p);
+    } catch (err) {
+      ctx.addIssue({ code: 'custom', message: (err as Error).message });
+    }
+  }),
+);
 
 const APPROVALS_DEFAULTS = { elicit: true, hold: 120_000, approvers: [] };
 
@@ -93,83 +98,105 @@ const configSchema = z.strictObject({
     /** Gate `resources/read`, `resources/subscribe` and `prompts/get` too (and filter their lists). */
     gate_resources: z.boolean().default(false),
   }),
-  identity: z.strictObject({
-    principal_id: z.string().min(1),
-    principal_kind: principalKind,
-    roles: z.array(z.string()).default([]),
-  }).optional(),
-  keys: z.strictObject({
-    path: z.string().min(1),
-    passphrase_env: z.string().min(1).optional(),
-    mode: z.enum(['hybrid', 'pq']).default('hybrid'),
-    /** false: the key only seals the audit log; calls are forwarded without a permit. */
-    sign_permits: z.boolean().default(true),
-  }).optional(),
-  audit: z.strictObject({
-    /** `{pid}` becomes the proxy's process id: one log per process, since a log has one writer. */
-    path: z.string().min(1),
-    /** Keep argument values (minus `redact`) so a reviewer sees which file a call wrote, not only a hash. */
-    record_args: z.boolean().default(false),
-    redact: z.array(z.string().superRefine((p, ctx) => {
-      try {
-        pointerSteps(p);
-      } catch (err) {
-        ctx.addIssue({ code: 'custom', message: (err as Error).message });
-      }
-    })).default([]),
-    /** A witness every checkpoint also goes to (DESIGN §14): a Redis the log's host cannot rewind. */
-    anchor: z.string().regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL').optional(),
-  }).optional(),
+  identity: z
+    .strictObject({
+      principal_id: z.string().min(1),
+      principal_kind: principalKind,
+      roles: z.array(z.string()).default([]),
+    })
+    .optional(),
+  keys: z
+    .strictObject({
+      path: z.string().min(1),
+      passphrase_env: z.string().min(1).optional(),
+      mode: z.enum(['hybrid', 'pq']).default('hybrid'),
+      /** false: the key only seals the audit log; calls are forwarded without a permit. */
+      sign_permits: z.boolean().default(true),
+    })
+    .optional(),
+  audit: z
+    .strictObject({
+      /** `{pid}` becomes the proxy's process id: one log per process, since a log has one writer. */
+      path: z.string().min(1),
+      /** Keep argument values (minus `redact`) so a reviewer sees which file a call wrote, not only a hash. */
+      record_args: z.boolean().default(false),
+      redact: pointers.default([]),
+      /** A witness every checkpoint also goes to (DESIGN §14): a Redis the log's host cannot rewind. */
+      anchor: z
+        .string()
+        .regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL')
+        .optional(),
+    })
+    .optional(),
   /** Session drift (the gate's defaults, less session age, when absent). stdio sessions carry no IP or device. */
-  drift: z.strictObject({
-    enabled: z.boolean().default(true),
-    warn_actions_per_minute: z.number().int().positive().optional(),
-    max_actions_per_minute: z.number().int().positive().optional(),
-    max_session_age: z.union([duration, z.literal(false)]).optional(),
-  }).optional(),
-  redis: z.strictObject({
-    url: z.string().regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL'),
-    /** Public keys of every replica (key directory file), to verify broadcast invalidations. */
-    peers: z.string().min(1).optional(),
-    /** Deadline of each Redis command; past it the call is refused STORE_UNAVAILABLE (default 100). */
-    command_timeout_ms: z.number().int().min(1).max(60_000).optional(),
-    /** Prefix of every key (default `kavach:`): deployments sharing one Redis keep apart by it. */
-    key_prefix: z.string().min(1).max(200).regex(/^[^*?[\]\s]+$/, 'must not contain glob characters or spaces').optional(),
-  }).optional(),
-  tools: z.strictObject({
-    /** List every upstream tool, not only those the principal could be permitted. */
-    show_all: z.boolean().default(false),
-    /** Rug-pull protection: pin tool definitions on first sight. */
-    pinning: z.boolean().default(true),
-    /** Where pins are kept; default `tool-pins.json` next to the audit log (or the config). */
-    pins_file: z.string().min(1).optional(),
-    /** Longest a forwarded call may run upstream. */
-    call_timeout: duration.default(600_000),
-  }).default({ show_all: false, pinning: true, call_timeout: 600_000 }),
+  drift: z
+    .strictObject({
+      enabled: z.boolean().default(true),
+      warn_actions_per_minute: z.number().int().positive().optional(),
+      max_actions_per_minute: z.number().int().positive().optional(),
+      max_session_age: z.union([duration, z.literal(false)]).optional(),
+    })
+    .optional(),
+  redis: z
+    .strictObject({
+      url: z.string().regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL'),
+      /** Public keys of every replica (key directory file), to verify broadcast invalidations. */
+      peers: z.string().min(1).optional(),
+      /** Deadline of each Redis command; past it the call is refused STORE_UNAVAILABLE (default 100). */
+      command_timeout_ms: z.number().int().min(1).max(60_000).optional(),
+      /** Prefix of every key (default `kavach:`): deployments sharing one Redis keep apart by it. */
+      key_prefix: z
+        .string()
+        .min(1)
+        .max(200)
+        .regex(/^[^*?[\]\s]+$/, 'must not contain glob characters or spaces')
+        .optional(),
+    })
+    .optional(),
+  tools: z
+    .strictObject({
+      /** List every upstream tool, not only those the principal could be permitted. */
+      show_all: z.boolean().default(false),
+      /** Rug-pull protection: pin tool definitions on first sight. */
+      pinning: z.boolean().default(true),
+      /** Where pins are kept; default `tool-pins.json` next to the audit log (or the config). */
+      pins_file: z.string().min(1).optional(),
+      /** Longest a forwarded call may run upstream. */
+      call_timeout: duration.default(600_000),
+    })
+    .default({ show_all: false, pinning: true, call_timeout: 600_000 }),
   servers: z.record(z.string(), serverSchema).refine((s) => Object.keys(s).length > 0, 'at least one server is required'),
   /** DESIGN §11: how a call that needs a person is asked (elicitation, hold, socket, web page). */
-  approvals: z.strictObject({
-    /** Ask the client's user with `elicitation/create` when the client supports it. */
-    elicit: z.boolean().default(true),
-    /** How long a call waits for a decision made elsewhere (0: answer APPROVAL_REQUIRED at once). */
-    hold: z.union([z.literal(0), z.literal('0'), z.literal('0s')]).transform(() => 0).or(duration)
-      .refine((ms) => ms <= 86_400_000, 'must be at most 24h').default(APPROVALS_DEFAULTS.hold),
-    /** The approvals web page: HOST:PORT (loopback unless a host is given). */
-    listen: z.string().min(1).optional(),
-    /** Who the human at the stdio client is when they answer an elicitation (default `<identity>#user`). */
-    client_approver: z.string().min(1).optional(),
-    /** Where the running proxy listens for `kavach approvals` (default `kavach-approvals/` next to the audit log, else the config). */
-    socket_dir: z.string().min(1).optional(),
-    approvers: z.array(approver).default([]),
-  }).default(APPROVALS_DEFAULTS),
-  http: z.strictObject({
-    listen: z.string().min(1).default('127.0.0.1:8787'),
-    /** Extra Origins allowed besides the listen address itself (DNS-rebinding protection). */
-    allowed_origins: z.array(z.string()).default([]),
-    /** Extra Host header values (`name:port`) for a proxy bound to a non-loopback address. */
-    allowed_hosts: z.array(z.string()).default([]),
-    clients: z.array(httpClient).default([]),
-  }).optional(),
+  approvals: z
+    .strictObject({
+      /** Ask the client's user with `elicitation/create` when the client supports it. */
+      elicit: z.boolean().default(true),
+      /** How long a call waits for a decision made elsewhere (0: answer APPROVAL_REQUIRED at once). */
+      hold: z
+        .union([z.literal(0), z.literal('0'), z.literal('0s')])
+        .transform(() => 0)
+        .or(duration)
+        .refine((ms) => ms <= 86_400_000, 'must be at most 24h')
+        .default(APPROVALS_DEFAULTS.hold),
+      /** The approvals web page: HOST:PORT (loopback unless a host is given). */
+      listen: z.string().min(1).optional(),
+      /** Who the human at the stdio client is when they answer an elicitation (default `<identity>#user`). */
+      client_approver: z.string().min(1).optional(),
+      /** Where the running proxy listens for `kavach approvals` (default `kavach-approvals/` next to the audit log, else the config). */
+      socket_dir: z.string().min(1).optional(),
+      approvers: z.array(approver).default([]),
+    })
+    .default(APPROVALS_DEFAULTS),
+  http: z
+    .strictObject({
+      listen: z.string().min(1).default('127.0.0.1:8787'),
+      /** Extra Origins allowed besides the listen address itself (DNS-rebinding protection). */
+      allowed_origins: z.array(z.string()).default([]),
+      /** Extra Host header values (`name:port`) for a proxy bound to a non-loopback address. */
+      allowed_hosts: z.array(z.string()).default([]),
+      clients: z.array(httpClient).default([]),
+    })
+    .optional(),
 });
 
 export interface StdioServerConfig {
@@ -276,7 +303,10 @@ export function parseConfig(doc: unknown, opts: { file?: string; env?: NodeJS.Pr
     // No "__" and no trailing "_": the first "__" of an exposed `<server>__<tool>` must be where the
     // server name ends, else one server's tool could take the name of another's ("a"+"_x", "a_"+"x").
     if (!SERVER_NAME.test(name) || name.includes('__') || name.endsWith('_')) {
-      throw new ConfigError(`servers.${name}`, 'server names use letters, digits, "-" and single "_" (not at the end; at most 32 characters)');
+      throw new ConfigError(
+        `servers.${name}`,
+        'server names use letters, digits, "-" and single "_" (not at the end; at most 32 characters)',
+      );
     }
     if ('command' in s) {
       // `./run.sh` means next to the config; a bare name is looked up on PATH as usual.
@@ -309,7 +339,8 @@ export function parseConfig(doc: unknown, opts: { file?: string; env?: NodeJS.Pr
     const d: DriftOptions = { maxSessionAge: false };
     if (raw.drift?.warn_actions_per_minute !== undefined) d.warnActionsPerMinute = raw.drift.warn_actions_per_minute;
     if (raw.drift?.max_actions_per_minute !== undefined) d.maxActionsPerMinute = raw.drift.max_actions_per_minute;
-    if (raw.drift?.max_session_age !== undefined) d.maxSessionAge = raw.drift.max_session_age === false ? false : `${raw.drift.max_session_age}ms`;
+    if (raw.drift?.max_session_age !== undefined)
+      d.maxSessionAge = raw.drift.max_session_age === false ? false : `${raw.drift.max_session_age}ms`;
     try {
       resolveDrift(d);
     } catch (err) {
@@ -321,13 +352,18 @@ export function parseConfig(doc: unknown, opts: { file?: string; env?: NodeJS.Pr
     }
     config.drift = d;
   }
-  if (raw.identity) config.identity = { principalId: raw.identity.principal_id, principalKind: raw.identity.principal_kind, roles: raw.identity.roles };
+  if (raw.identity)
+    config.identity = { principalId: raw.identity.principal_id, principalKind: raw.identity.principal_kind, roles: raw.identity.roles };
   if (raw.keys) {
     config.keys = { path: abs(raw.keys.path), mode: raw.keys.mode, signPermits: raw.keys.sign_permits };
     if (raw.keys.passphrase_env !== undefined) config.keys.passphraseEnv = raw.keys.passphrase_env;
   }
   if (raw.audit) {
-    config.audit = { path: abs(raw.audit.path.replaceAll('{pid}', String(process.pid))), recordArgs: raw.audit.record_args, redact: raw.audit.redact };
+    config.audit = {
+      path: abs(raw.audit.path.replaceAll('{pid}', String(process.pid))),
+      recordArgs: raw.audit.record_args,
+      redact: raw.audit.redact,
+    };
     if (raw.audit.anchor !== undefined) config.audit.anchor = raw.audit.anchor;
   }
   if (raw.redis) {
@@ -363,7 +399,8 @@ function approvalsConfig(raw: RawApprovals, defaultSocketBase: string, abs: (p: 
   const ids = new Set<string>();
   raw.approvers.forEach((a, i) => {
     if (a.token !== undefined && tokens.has(a.token)) throw new ConfigError(`approvals.approvers[${i}].token`, 'duplicate token');
-    if (ids.has(a.principal_id)) throw new ConfigError(`approvals.approvers[${i}].principal_id`, `duplicate approver ${JSON.stringify(a.principal_id)}`);
+    if (ids.has(a.principal_id))
+      throw new ConfigError(`approvals.approvers[${i}].principal_id`, `duplicate approver ${JSON.stringify(a.principal_id)}`);
     if (a.token !== undefined) tokens.add(a.token);
     ids.add(a.principal_id);
   });
@@ -379,7 +416,8 @@ function approvalsConfig(raw: RawApprovals, defaultSocketBase: string, abs: (p: 
   };
   if (raw.listen !== undefined) {
     parseListen(raw.listen, 'approvals.listen');
-    if (tokens.size === 0) throw new ConfigError('approvals.listen', 'the approvals page needs at least one [[approvals.approvers]] entry with a token');
+    if (tokens.size === 0)
+      throw new ConfigError('approvals.listen', 'the approvals page needs at least one [[approvals.approvers]] entry with a token');
     out.listen = raw.listen;
   }
   if (raw.client_approver !== undefined) out.clientApprover = raw.client_approver;
@@ -414,10 +452,19 @@ function formatPath(path: readonly PropertyKey[]): string {
  * The path names the bad field itself, as policy errors do: `servers.fs.argz: unknown key (did you
  * mean "args"?)`; `known(path)` lists the keys the table at `path` takes.
  */
-function locate(issue: z.core.$ZodIssue, known: (path: readonly PropertyKey[]) => readonly string[]): { path: readonly PropertyKey[]; message: string } {
+function locate(
+  issue: z.core.$ZodIssue,
+  known: (path: readonly PropertyKey[]) => readonly string[],
+): { path: readonly PropertyKey[]; message: string } {
   if (issue.code === 'unrecognized_keys') {
     const key = issue.keys[0] as string;
-    const more = issue.keys.length > 1 ? ` (also ${issue.keys.slice(1).map((k) => `"${k}"`).join(', ')})` : '';
+    const more =
+      issue.keys.length > 1
+        ? ` (also ${issue.keys
+            .slice(1)
+            .map((k) => `"${k}"`)
+            .join(', ')})`
+        : '';
     return { path: [...issue.path, key], message: `unknown key${suggest(key, known(issue.path))}${more}` };
   }
   // Absent is not "the wrong type" or "an invalid option": say what to add.
@@ -429,12 +476,19 @@ function locate(issue: z.core.$ZodIssue, known: (path: readonly PropertyKey[]) =
 
 /** The keys of the table a path leads to in a schema (empty when it is no table). */
 function keysAt(schema: z.core.$ZodType, path: readonly PropertyKey[]): string[] {
-  type Def = z.core.$ZodTypeDef & { innerType?: z.core.$ZodType; in?: z.core.$ZodType; valueType?: z.core.$ZodType; element?: z.core.$ZodType; shape?: Record<string, z.core.$ZodType> };
+  type Def = z.core.$ZodTypeDef & {
+    innerType?: z.core.$ZodType;
+    in?: z.core.$ZodType;
+    valueType?: z.core.$ZodType;
+    element?: z.core.$ZodType;
+    shape?: Record<string, z.core.$ZodType>;
+  };
   let at: z.core.$ZodType | undefined = schema;
   let step = 0;
   while (at !== undefined) {
     const def: Def = at._zod.def;
-    if (def.innerType) at = def.innerType; // optional, default
+    if (def.innerType)
+      at = def.innerType; // optional, default
     else if (def.type === 'pipe') at = def.in;
     else if (step === path.length) return def.shape ? Object.keys(def.shape) : [];
     else if (def.shape) at = def.shape[String(path[step++])];

@@ -29,7 +29,11 @@ export function installToolCallFastPath(transport: Transport, core: ProxyCore, s
     // The line transport serialises before it returns a promise: an upstream's answer nested
     // deeper than JSON.stringify goes throws here. The request still gets an answer.
     if (!('id' in message) || 'method' in message) return Promise.resolve();
-    const fallback = trySend({ jsonrpc: '2.0', id: message.id, error: { code: ErrorCode.InternalError, message: `internal error: the answer could not be encoded (${sent.message})` } });
+    const fallback = trySend({
+      jsonrpc: '2.0',
+      id: message.id,
+      error: { code: ErrorCode.InternalError, message: `internal error: the answer could not be encoded (${sent.message})` },
+    });
     return fallback instanceof Error ? Promise.resolve() : fallback;
   };
   // Made once, not per call: nothing should reach it, but an unhandled rejection ends the process.
@@ -57,13 +61,24 @@ export function installToolCallFastPath(transport: Transport, core: ProxyCore, s
     const args = params?.arguments;
     const meta = params?._meta;
     if (typeof name !== 'string' || (args !== undefined && !isObject(args)) || (meta !== undefined && !isObject(meta))) {
-      await send({ jsonrpc: '2.0', id, error: { code: ErrorCode.InvalidParams, message: 'Invalid tools/call request: params need a string name and object arguments' } });
+      await send({
+        jsonrpc: '2.0',
+        id,
+        error: { code: ErrorCode.InvalidParams, message: 'Invalid tools/call request: params need a string name and object arguments' },
+      });
       return;
     }
     if (inflight.has(id)) {
       // One id, one call: a second call under an id still in flight would run unattributably (two
       // answers with one id) and take over the first one's cancellation.
-      await send({ jsonrpc: '2.0', id, error: { code: ErrorCode.InvalidRequest, message: `Invalid Request: request id ${JSON.stringify(id)} is already in use by a tools/call in flight` } });
+      await send({
+        jsonrpc: '2.0',
+        id,
+        error: {
+          code: ErrorCode.InvalidRequest,
+          message: `Invalid Request: request id ${JSON.stringify(id)} is already in use by a tools/call in flight`,
+        },
+      });
       return;
     }
     const controller = new CallCancel();
@@ -84,7 +99,10 @@ export function installToolCallFastPath(transport: Transport, core: ProxyCore, s
       if (controller.aborted) return;
       const code = err instanceof McpError ? err.code : ErrorCode.InternalError;
       const data = err instanceof McpError ? err.data : undefined;
-      const message = err instanceof McpError ? err.message.replace(/^MCP error -?\d+: /, '') : `internal error: ${(err as Error)?.message ?? String(err)}`;
+      const message =
+        err instanceof McpError
+          ? err.message.replace(/^MCP error -?\d+: /, '')
+          : `internal error: ${(err as Error)?.message ?? String(err)}`;
       await send({ jsonrpc: '2.0', id, error: data === undefined ? { code, message } : { code, message, data } });
     } finally {
       inflight.delete(id);

@@ -42,8 +42,17 @@ export function requestContext(session: ProxySession, request: GatedRequest): Ac
 export type GatedMethod = 'resources/read' | 'resources/subscribe' | 'prompts/get';
 
 /** `[gate] gate_resources`: the session's principal asks the gate; a refusal is a JSON-RPC error. */
-export async function gateRequest(shared: ProxyShared, session: ProxySession, server: string, method: GatedMethod, resource: string, params: Record<string, unknown>): Promise<PermitVerdict> {
-  const verdict = await shared.gate.evaluate(requestContext(session, { action: `${server}.${method}`, audience: server, params, resource }));
+export async function gateRequest(
+  shared: ProxyShared,
+  session: ProxySession,
+  server: string,
+  method: GatedMethod,
+  resource: string,
+  params: Record<string, unknown>,
+): Promise<PermitVerdict> {
+  const verdict = await shared.gate.evaluate(
+    requestContext(session, { action: `${server}.${method}`, audience: server, params, resource }),
+  );
   if (verdict.kind !== 'permit') throw refusalError(verdict);
   return verdict;
 }

@@ -45,7 +45,12 @@ export interface ServerTable {
 }
 
 const TITLES: Record<ClientName, string> = {
-  'claude-code': 'Claude Code', 'claude-desktop': 'Claude Desktop', codex: 'Codex', cursor: 'Cursor', gemini: 'Gemini CLI', vscode: 'VS Code',
+  'claude-code': 'Claude Code',
+  'claude-desktop': 'Claude Desktop',
+  codex: 'Codex',
+  cursor: 'Cursor',
+  gemini: 'Gemini CLI',
+  vscode: 'VS Code',
 };
 
 export function clientTitle(client: ClientName): string {
@@ -74,11 +79,21 @@ export function clientFiles(client: ClientName, where: Where): ClientFile[] {
   const project = resolve(where.project);
   const appData = where.env.APPDATA ?? join(home, 'AppData/Roaming');
   const xdg = where.env.XDG_CONFIG_HOME ?? join(home, '.config');
-  const inProject = (rel: string, scope: Scope, format: 'json' | 'toml' = 'json'): ClientFile => ({ path: join(project, rel), format, scope, project });
+  const inProject = (rel: string, scope: Scope, format: 'json' | 'toml' = 'json'): ClientFile => ({
+    path: join(project, rel),
+    format,
+    scope,
+    project,
+  });
   let files: ClientFile[];
   switch (client) {
     case 'claude-desktop': {
-      const dir = where.platform === 'darwin' ? join(home, 'Library/Application Support/Claude') : where.platform === 'win32' ? join(appData, 'Claude') : join(xdg, 'Claude');
+      const dir =
+        where.platform === 'darwin'
+          ? join(home, 'Library/Application Support/Claude')
+          : where.platform === 'win32'
+            ? join(appData, 'Claude')
+            : join(xdg, 'Claude');
       files = [{ path: join(dir, 'claude_desktop_config.json'), format: 'json', scope: 'user' }];
       break;
     }
@@ -89,7 +104,12 @@ export function clientFiles(client: ClientName, where: Where): ClientFile[] {
       files = [{ path: join(home, '.cursor/mcp.json'), format: 'json', scope: 'user' }, inProject('.cursor/mcp.json', 'project')];
       break;
     case 'vscode': {
-      const dir = where.platform === 'darwin' ? join(home, 'Library/Application Support/Code/User') : where.platform === 'win32' ? join(appData, 'Code/User') : join(xdg, 'Code/User');
+      const dir =
+        where.platform === 'darwin'
+          ? join(home, 'Library/Application Support/Code/User')
+          : where.platform === 'win32'
+            ? join(appData, 'Code/User')
+            : join(xdg, 'Code/User');
       files = [{ path: join(dir, 'mcp.json'), format: 'json', scope: 'user' }, inProject('.vscode/mcp.json', 'workspace')];
       break;
     }
@@ -97,7 +117,10 @@ export function clientFiles(client: ClientName, where: Where): ClientFile[] {
       files = [{ path: join(home, '.gemini/settings.json'), format: 'json', scope: 'user' }, inProject('.gemini/settings.json', 'project')];
       break;
     case 'codex':
-      files = [{ path: join(where.env.CODEX_HOME ?? join(home, '.codex'), 'config.toml'), format: 'toml', scope: 'user' }, inProject('.codex/config.toml', 'project', 'toml')];
+      files = [
+        { path: join(where.env.CODEX_HOME ?? join(home, '.codex'), 'config.toml'), format: 'toml', scope: 'user' },
+        inProject('.codex/config.toml', 'project', 'toml'),
+      ];
       break;
   }
   // Run from the home directory, a project file is the user file: one table, not two.
@@ -108,8 +131,9 @@ export function clientFiles(client: ClientName, where: Where): ClientFile[] {
 export function fileGiven(client: ClientName, path: string, scope: Scope | undefined): ClientFile {
   const abs = resolve(path);
   const format = client === 'codex' || abs.endsWith('.toml') ? 'toml' : 'json';
-  if (client === 'claude-code' && basename(abs) === '.mcp.json') return { path: abs, format, scope: 'project', project: resolve(abs, '..') };
-  const own = scope === 'local' ? 'user' : scope ?? 'user';
+  if (client === 'claude-code' && basename(abs) === '.mcp.json')
+    return { path: abs, format, scope: 'project', project: resolve(abs, '..') };
+  const own = scope === 'local' ? 'user' : (scope ?? 'user');
   return own === 'user' ? { path: abs, format, scope: own } : { path: abs, format, scope: own, project: resolve(abs, '..', '..') };
 }
 
@@ -119,7 +143,8 @@ export function tablesIn(client: ClientName, file: ClientFile, doc: Record<strin
   const tables: ServerTable[] = [table(client, file.scope, file.path, [key], file.project)];
   if (client === 'claude-code' && file.scope === 'user' && isObject(doc.projects)) {
     for (const [project, settings] of Object.entries(doc.projects)) {
-      if (isObject(settings) && settings.mcpServers !== undefined) tables.push(table(client, 'local', file.path, ['projects', project, 'mcpServers'], project));
+      if (isObject(settings) && settings.mcpServers !== undefined)
+        tables.push(table(client, 'local', file.path, ['projects', project, 'mcpServers'], project));
     }
   }
   return tables;
@@ -129,7 +154,11 @@ function table(client: ClientName, scope: Scope, file: string, at: string[], pro
   const entryName = scope === 'user' ? 'kavach' : `kavach-${scope}`;
   const where = project !== undefined ? ` of ${project}` : '';
   const t: ServerTable = {
-    client, scope, file, at, entryName,
+    client,
+    scope,
+    file,
+    at,
+    entryName,
     id: project !== undefined ? `${client}-${scope}-${slug(project)}` : client,
     label: `${TITLES[client]}, ${scope} scope${where} (${file})`,
   };
@@ -139,7 +168,11 @@ function table(client: ClientName, scope: Scope, file: string, at: string[], pro
 
 /** A readable, unique directory name for a project: its base name and a hash of its path. */
 function slug(project: string): string {
-  const name = basename(project).replace(/[^A-Za-z0-9_-]+/g, '-').replace(/^-+|-+$/g, '').slice(0, 24) || 'project';
+  const name =
+    basename(project)
+      .replace(/[^A-Za-z0-9_-]+/g, '-')
+      .replace(/^-+|-+$/g, '')
+      .slice(0, 24) || 'project';
   return `${name}-${createHash('sha256').update(project).digest('hex').slice(0, 8)}`;
 }
 

@@ -81,15 +81,20 @@ export function convertEntry(entry: unknown, dialect: Dialect): Converted | { re
   if (entry === null || typeof entry !== 'object' || Array.isArray(entry)) return { reason: 'not an object' };
   const e = entry as ClientServerEntry;
   const client = dialect.client;
-  if (e.disabled === true || e.enabled === false) return { reason: 'disabled in the client: it does not run now, but enabled later it would run unguarded' };
+  if (e.disabled === true || e.enabled === false)
+    return { reason: 'disabled in the client: it does not run now, but enabled later it would run unguarded' };
   for (const filter of ['includeTools', 'excludeTools', 'enabled_tools', 'disabled_tools']) {
-    if (filter in e) return { reason: `its \`${filter}\` tool filter would be lost (the proxy has no per-server filter; write the same as a policy, then move it by hand)` };
+    if (filter in e)
+      return {
+        reason: `its \`${filter}\` tool filter would be lost (the proxy has no per-server filter; write the same as a policy, then move it by hand)`,
+      };
   }
   if ('envFile' in e) return { reason: 'it reads `envFile`, which the proxy cannot load; put those variables in `env` first' };
   if (!ROUTES[client]) {
     // Checked on the entry as written, before the proxy adds `${NAME}` of its own (Codex env_vars).
     const literal = KAVACH_VARIABLE.exec(JSON.stringify(e))?.[0];
-    if (literal !== undefined) return { reason: `it holds "${literal}", which ${client} passes on as written but kavach.toml would read from the environment` };
+    if (literal !== undefined)
+      return { reason: `it holds "${literal}", which ${client} passes on as written but kavach.toml would read from the environment` };
   }
   const passVars: string[] = [];
   const used = new Set<string>();
@@ -137,7 +142,8 @@ function remoteServer(e: ClientServerEntry, client: ClientName, passVars: string
     if (typeof e.url === 'string') return 'an SSE server: the proxy speaks Streamable HTTP to upstreams, not SSE';
     return 'neither `command` nor `url`';
   }
-  if (e.type === 'sse' || (client !== 'gemini' && /\/sse\/?$/.test(streamable))) return 'an SSE server: the proxy speaks Streamable HTTP to upstreams, not SSE';
+  if (e.type === 'sse' || (client !== 'gemini' && /\/sse\/?$/.test(streamable)))
+    return 'an SSE server: the proxy speaks Streamable HTTP to upstreams, not SSE';
   used.add(client === 'gemini' && typeof e.httpUrl === 'string' ? 'httpUrl' : 'url');
   const headerField = client === 'codex' ? 'http_headers' : 'headers';
   const headers = stringRecord(e[headerField]);
@@ -158,7 +164,8 @@ function remoteServer(e: ClientServerEntry, client: ClientName, passVars: string
     used.add('env_http_headers');
   }
   // No credential in the entry: the client most likely signs in with OAuth, which the proxy cannot.
-  if (Object.keys(headers).length === 0) return 'a remote server with no credential in its entry: the client probably signs in to it with OAuth, which the proxy cannot do for it';
+  if (Object.keys(headers).length === 0)
+    return 'a remote server with no credential in its entry: the client probably signs in to it with OAuth, which the proxy cannot do for it';
   return { url: streamable, headers };
 }
 
@@ -189,7 +196,13 @@ function routeVariables(server: KavachServer, client: ClientName): { server: Kav
   const route = (text: string): string => {
     const known = byText.get(text);
     if (known !== undefined) return `\${${known}}`;
-    const stem = `KAVACH_${(text.replace(/^\$\{?|\}$/g, '').split(':-')[0] as string).replace(/[^A-Za-z0-9]+/g, '_').replace(/^_+|_+$/g, '').toUpperCase().slice(0, 40) || 'VAR'}`;
+    const stem = `KAVACH_${
+      (text.replace(/^\$\{?|\}$/g, '').split(':-')[0] as string)
+        .replace(/[^A-Za-z0-9]+/g, '_')
+        .replace(/^_+|_+$/g, '')
+        .toUpperCase()
+        .slice(0, 40) || 'VAR'
+    }`;
     let name = stem;
     for (let i = 2; name in passEnv; i++) name = `${stem}_${i}`;
     passEnv[name] = text;

@@ -12,8 +12,18 @@ import { fileURLToPath } from 'node:url';
 import { parse as parseToml } from 'smol-toml';
 import { parseConfig } from './config.ts';
 import {
-  CLIENT_SCOPES, clientFiles, clientTitle, fileGiven, homeOf, isObject, serversKey, tableAt, tablesIn,
-  type ClientFile, type Scope, type ServerTable,
+  CLIENT_SCOPES,
+  clientFiles,
+  clientTitle,
+  fileGiven,
+  homeOf,
+  isObject,
+  serversKey,
+  tableAt,
+  tablesIn,
+  type ClientFile,
+  type Scope,
+  type ServerTable,
 } from './install-clients.ts';
 import type { ClientName, ClientServerEntry, KavachServer } from './install-entries.ts';
 import { isProxyEntry, lineDiff, planInstall, planUninstall, type MovedServer, type ProxyLaunch } from './install.ts';
@@ -44,7 +54,10 @@ export interface InstallRequest {
  * read (`input`), or a file holds what the install cannot work with (`refused`).
  */
 export class InstallError extends Error {
-  constructor(message: string, readonly kind: 'usage' | 'input' | 'refused' = 'refused') {
+  constructor(
+    message: string,
+    readonly kind: 'usage' | 'input' | 'refused' = 'refused',
+  ) {
     super(message);
   }
 }
@@ -104,7 +117,9 @@ export async function runInstall(req: InstallRequest): Promise<number> {
       const kavachServers = isObject(kavachDoc.servers) ? kavachDoc.servers : {};
       const launch = req.launch ?? defaultLaunch(configPath);
       const plan = planInstall(doc, req.client, launch, new Set(Object.keys(kavachServers)), {
-        at: table.at, entryName: table.entryName, ...(table.project !== undefined ? { projectDir: table.project } : {}),
+        at: table.at,
+        entryName: table.entryName,
+        ...(table.project !== undefined ? { projectDir: table.project } : {}),
         ...(req.client === 'gemini' ? { switchedOff: geminiSwitchedOff(doc) } : {}),
       });
       anyServer ||= Object.keys(tableAt(doc, table.at) ?? {}).length > 0;
@@ -116,7 +131,10 @@ export async function runInstall(req: InstallRequest): Promise<number> {
       doc = req.client === 'gemini' ? allowEntry(plan.next, table.entryName) : plan.next;
       const nextServers = { ...kavachServers };
       for (const m of plan.moved) nextServers[m.kavachName] = withoutEmptyTables(m.server);
-      const nextConfigText = editTomlTables(configText ?? starterConfigText(table.label), 'servers', kavachServers, nextServers, { ...kavachDoc, servers: nextServers }).text;
+      const nextConfigText = editTomlTables(configText ?? starterConfigText(table.label), 'servers', kavachServers, nextServers, {
+        ...kavachDoc,
+        servers: nextServers,
+      }).text;
       checkLoads(nextConfigText, configPath);
       plans.push({ table, configPath, configText, nextConfigText, moved: plan.moved });
     }
@@ -126,7 +144,10 @@ export async function runInstall(req: InstallRequest): Promise<number> {
     skipped.push(...(await otherProjects(req, loaded)));
   }
   if (req.config !== undefined && plans.length > 1) {
-    throw new InstallError(`--config names one kavach.toml, but servers of ${plans.length} scopes would move (${plans.map((p) => p.table.label).join('; ')}); pick one with --scope or --file`, 'usage');
+    throw new InstallError(
+      `--config names one kavach.toml, but servers of ${plans.length} scopes would move (${plans.map((p) => p.table.label).join('; ')}); pick one with --scope or --file`,
+      'usage',
+    );
   }
 
   const fileTexts = new Map<LoadedFile, string>();
@@ -134,9 +155,18 @@ export async function runInstall(req: InstallRequest): Promise<number> {
     const edited = serialise(file, next);
     fileTexts.set(file, edited.text);
     req.out(lineDiff(file.text, edited.text, { a: file.file.path, b: `${file.file.path} (behind kavach)` }));
-    if (!edited.kept) req.out(`note: the comments and layout of ${file.file.path} cannot be kept (a table there is not written as [mcp_servers.NAME]); it is rewritten from its parsed form, and the backup keeps the original\n`);
+    if (!edited.kept)
+      req.out(
+        `note: the comments and layout of ${file.file.path} cannot be kept (a table there is not written as [mcp_servers.NAME]); it is rewritten from its parsed form, and the backup keeps the original\n`,
+      );
   }
-  for (const p of plans) req.out(lineDiff(p.configText ?? '', p.nextConfigText, { a: p.configPath, b: `${p.configPath} (${p.configText === undefined ? 'new' : 'updated'})` }));
+  for (const p of plans)
+    req.out(
+      lineDiff(p.configText ?? '', p.nextConfigText, {
+        a: p.configPath,
+        b: `${p.configPath} (${p.configText === undefined ? 'new' : 'updated'})`,
+      }),
+    );
 
   if (!req.dryRun) {
     for (const p of plans) {
@@ -146,7 +176,11 @@ export async function runInstall(req: InstallRequest): Promise<number> {
     }
     for (const [file, text] of fileTexts) {
       req.out(`backup: ${await backup(file.file.path)}\n`);
-      await writeRecord(file, req.client, plans.filter((p) => p.table.file === file.file.path));
+      await writeRecord(
+        file,
+        req.client,
+        plans.filter((p) => p.table.file === file.file.path),
+      );
       await atomicWrite(file.file.path, text);
     }
   }
@@ -154,7 +188,8 @@ export async function runInstall(req: InstallRequest): Promise<number> {
   const would = req.dryRun ? 'would move' : 'moved';
   for (const p of plans) {
     req.out(`${would} ${p.moved.map((m) => m.clientName).join(', ')} of ${p.table.label} behind kavach: ${p.configPath}\n`);
-    for (const m of p.moved) if (m.dropped.length > 0) req.out(`  ${m.clientName}: not carried over (the proxy does not use them): ${m.dropped.join(', ')}\n`);
+    for (const m of p.moved)
+      if (m.dropped.length > 0) req.out(`  ${m.clientName}: not carried over (the proxy does not use them): ${m.dropped.join(', ')}\n`);
   }
   for (const s of skipped) req.out(`left alone, NOT guarded: ${s.name} in ${s.where}: ${s.reason}\n`);
   if (plans.length === 0 && skipped.length === 0) {
@@ -163,7 +198,9 @@ export async function runInstall(req: InstallRequest): Promise<number> {
   }
   if (plans.length > 0) for (const note of clientNotes(req.client, plans)) req.out(`${note}\n`);
   if (skipped.length > 0) {
-    req.out(`${skipped.length} server(s) left alone and NOT guarded (listed above)${req.allowPartial ? '; accepted with --allow-partial' : '; exit 1 (pass --allow-partial to accept this)'}\n`);
+    req.out(
+      `${skipped.length} server(s) left alone and NOT guarded (listed above)${req.allowPartial ? '; accepted with --allow-partial' : '; exit 1 (pass --allow-partial to accept this)'}\n`,
+    );
   }
   // Last, so it is what the reader is left with: how to see what observe mode let through.
   for (const p of plans) {
@@ -196,25 +233,34 @@ export async function runUninstall(req: InstallRequest): Promise<number> {
     const recordPath = `${file.file.path}.kavach.json`;
     if (left.length === 0) await rm(recordPath, { force: true });
     else await atomicWrite(recordPath, `${JSON.stringify({ ...record, tables: left }, null, 2)}\n`, 0o600);
-    for (const t of undo) req.out(`restored ${Object.keys(t.originals).join(', ') || 'no server'} in ${file.file.path}; ${t.config} is left as it is\n`);
+    for (const t of undo)
+      req.out(`restored ${Object.keys(t.originals).join(', ') || 'no server'} in ${file.file.path}; ${t.config} is left as it is\n`);
   }
   return 0;
 }
 
 async function loadClientFiles(req: InstallRequest): Promise<LoadedFile[]> {
   if (req.scope !== undefined && !CLIENT_SCOPES[req.client].includes(req.scope)) {
-    throw new InstallError(`--scope ${req.scope}: ${clientTitle(req.client)} has the scopes ${CLIENT_SCOPES[req.client].join(', ')}`, 'usage');
+    throw new InstallError(
+      `--scope ${req.scope}: ${clientTitle(req.client)} has the scopes ${CLIENT_SCOPES[req.client].join(', ')}`,
+      'usage',
+    );
   }
-  const files = req.file !== undefined
-    ? [fileGiven(req.client, resolve(req.cwd, req.file), req.scope)]
-    : clientFiles(req.client, { env: req.env, platform: req.platform, project: resolve(req.cwd, req.project ?? '.') });
+  const files =
+    req.file !== undefined
+      ? [fileGiven(req.client, resolve(req.cwd, req.file), req.scope)]
+      : clientFiles(req.client, { env: req.env, platform: req.platform, project: resolve(req.cwd, req.project ?? '.') });
   const loaded: LoadedFile[] = [];
   for (const file of files) {
     if (!existsSync(file.path)) continue;
     const text = await readFile(file.path, 'utf8');
     loaded.push({ file, text, doc: parseClientFile(file, text), record: await readRecord(`${file.path}.kavach.json`, req.client) });
   }
-  if (loaded.length === 0) throw new InstallError(`no ${clientTitle(req.client)} config found at ${files.map((f) => f.path).join(' or ')} (use --file PATH)`, 'input');
+  if (loaded.length === 0)
+    throw new InstallError(
+      `no ${clientTitle(req.client)} config found at ${files.map((f) => f.path).join(' or ')} (use --file PATH)`,
+      'input',
+    );
   return loaded;
 }
 
@@ -257,12 +303,20 @@ async function readRecord(path: string, client: ClientName): Promise<InstallReco
   try {
     raw = JSON.parse(await readFile(path, 'utf8'));
   } catch (err) {
-    throw new InstallError(`${path} (what kavach mcp install moved) is not JSON: ${(err as Error).message}; restore from the backup next to it`);
+    throw new InstallError(
+      `${path} (what kavach mcp install moved) is not JSON: ${(err as Error).message}; restore from the backup next to it`,
+    );
   }
   if (!isObject(raw)) throw new InstallError(`${path} (what kavach mcp install moved) is not a JSON object`);
   // Records before version 2 held one table: the client's top-level one.
   if (raw.version === undefined && typeof raw.config === 'string' && isObject(raw.originals)) {
-    return { version: 2, client, tables: [{ at: [serversKey(client)], entry: 'kavach', config: raw.config, originals: raw.originals as Record<string, ClientServerEntry> }] };
+    return {
+      version: 2,
+      client,
+      tables: [
+        { at: [serversKey(client)], entry: 'kavach', config: raw.config, originals: raw.originals as Record<string, ClientServerEntry> },
+      ],
+    };
   }
   if (raw.version !== 2 || !Array.isArray(raw.tables)) throw new InstallError(`${path} is not an install record this kavach can read`);
   return raw as unknown as InstallRecord;
@@ -294,12 +348,20 @@ async function otherProjects(req: InstallRequest, loaded: LoadedFile[]): Promise
       const doc = JSON.parse(await readFile(path, 'utf8')) as unknown;
       servers = isObject(doc) && isObject(doc.mcpServers) ? doc.mcpServers : {};
     } catch (err) {
-      found.push({ where: `Claude Code, project scope of ${project}`, name: path, reason: `cannot be read as JSON (${(err as Error).message})` });
+      found.push({
+        where: `Claude Code, project scope of ${project}`,
+        name: path,
+        reason: `cannot be read as JSON (${(err as Error).message})`,
+      });
       continue;
     }
     for (const [name, entry] of Object.entries(servers)) {
       if (isObject(entry) && isProxyEntry(entry)) continue;
-      found.push({ where: `Claude Code, project scope of ${project} (${path})`, name, reason: `another project: run \`kavach mcp install --client claude-code --project ${project}\`` });
+      found.push({
+        where: `Claude Code, project scope of ${project} (${path})`,
+        name,
+        reason: `another project: run \`kavach mcp install --client claude-code --project ${project}\``,
+      });
     }
   }
   return found;
@@ -309,8 +371,10 @@ async function otherProjects(req: InstallRequest, loaded: LoadedFile[]): Promise
 function geminiSwitchedOff(doc: Record<string, unknown>): (name: string) => string | undefined {
   const mcp = isObject(doc.mcp) ? doc.mcp : {};
   return (name) => {
-    if (Array.isArray(mcp.excluded) && mcp.excluded.includes(name)) return 'excluded in settings (mcp.excluded): it does not run now, but included later it would run unguarded';
-    if (Array.isArray(mcp.allowed) && !mcp.allowed.includes(name)) return 'not in mcp.allowed: it does not run now, but allowed later it would run unguarded';
+    if (Array.isArray(mcp.excluded) && mcp.excluded.includes(name))
+      return 'excluded in settings (mcp.excluded): it does not run now, but included later it would run unguarded';
+    if (Array.isArray(mcp.allowed) && !mcp.allowed.includes(name))
+      return 'not in mcp.allowed: it does not run now, but allowed later it would run unguarded';
     return undefined;
   };
 }
@@ -329,13 +393,19 @@ function disallowEntry(doc: Record<string, unknown>, entry: string): Record<stri
 function clientNotes(client: ClientName, plans: TablePlan[]): string[] {
   const notes = [`restart ${clientTitle(client)} to use it`];
   if (client === 'claude-code') {
-    notes.push('Claude Code names the tools mcp__<entry>__<server>__<tool> now: permission rules written for mcp__<server>__… no longer match them (re-check any deny rule)');
+    notes.push(
+      'Claude Code names the tools mcp__<entry>__<server>__<tool> now: permission rules written for mcp__<server>__… no longer match them (re-check any deny rule)',
+    );
     if (plans.some((p) => p.table.scope === 'project')) {
-      notes.push('.mcp.json is usually committed: its kavach-project entry holds absolute paths of this machine, and Claude Code asks once to approve the new project server');
+      notes.push(
+        '.mcp.json is usually committed: its kavach-project entry holds absolute paths of this machine, and Claude Code asks once to approve the new project server',
+      );
     }
   }
   if (plans.some((p) => p.moved.some((m) => /\$\{KAVACH_/.test(JSON.stringify(m.server))))) {
-    notes.push(`variables the client fills in (\${input:…}, \${workspaceFolder}, \${env:…}) now reach the proxy through its entry's env (KAVACH_…), and kavach.toml reads them from there`);
+    notes.push(
+      `variables the client fills in (\${input:…}, \${workspaceFolder}, \${env:…}) now reach the proxy through its entry's env (KAVACH_…), and kavach.toml reads them from there`,
+    );
   }
   return notes;
 }
@@ -363,7 +433,8 @@ function sameAt(a: readonly string[], b: readonly string[]): boolean {
  */
 function checkLoads(text: string, configPath: string): void {
   const fill = (v: unknown): unknown => {
-    if (typeof v === 'string') return v.replace(/^\$\{[A-Za-z_][A-Za-z0-9_]*\}/, 'https://example.invalid').replace(/\$\{[A-Za-z_][A-Za-z0-9_]*\}/g, 'x');
+    if (typeof v === 'string')
+      return v.replace(/^\$\{[A-Za-z_][A-Za-z0-9_]*\}/, 'https://example.invalid').replace(/\$\{[A-Za-z_][A-Za-z0-9_]*\}/g, 'x');
     if (Array.isArray(v)) return v.map(fill);
     if (isObject(v)) return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, fill(x)]));
     return v;
@@ -385,7 +456,12 @@ async function backup(file: string): Promise<string> {
 async function atomicWrite(path: string, text: string, mode?: number): Promise<void> {
   const tmp = `${path}.${process.pid}.tmp`;
   // Keep the file's own permissions when replacing it (client configs may hold tokens).
-  const keep = mode ?? (await stat(path).then((s) => s.mode & 0o777, () => undefined));
+  const keep =
+    mode ??
+    (await stat(path).then(
+      (s) => s.mode & 0o777,
+      () => undefined,
+    ));
   await writeFile(tmp, text, keep !== undefined ? { mode: keep } : {});
   await rename(tmp, path);
 }

@@ -84,13 +84,27 @@ export async function writeStarterFiles(configPath: string): Promise<string[]> {
  * The command that shows what a config's proxy recorded, or undefined when it records nothing.
  * `auditPath` is as written in the file: a `{pid}` in it becomes a glob over every process's log.
  */
-export function reportCommand(configPath: string, auditPath: string | undefined, keyPath: string | undefined, kavach: readonly string[]): string | undefined {
+export function reportCommand(
+  configPath: string,
+  auditPath: string | undefined,
+  keyPath: string | undefined,
+  kavach: readonly string[],
+): string | undefined {
   if (auditPath === undefined) return undefined;
   const dir = dirname(configPath);
   const log = resolve(dir, auditPath);
   const words = log.split('{pid}').map(shellQuote).join('*');
   const keys = keyPath !== undefined ? join(dirname(resolve(dir, keyPath)), 'public.json') : join(dir, STARTER_PUBLIC_KEYS);
-  return [...kavach.map(shellQuote), 'audit', 'report', words, '--keys', shellQuote(keys), '--out', shellQuote(join(dir, 'report.html'))].join(' ');
+  return [
+    ...kavach.map(shellQuote),
+    'audit',
+    'report',
+    words,
+    '--keys',
+    shellQuote(keys),
+    '--out',
+    shellQuote(join(dir, 'report.html')),
+  ].join(' ');
 }
 
 /** A POSIX shell word for `s` (quoted only when it needs to be). */

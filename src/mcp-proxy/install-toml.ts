@@ -19,7 +19,13 @@ export interface TomlEdit {
  * `text` with the tables under `at` (e.g. `mcp_servers`) changed from `before` to `after`:
  * entries that differ are removed and, when still present in `after`, appended anew.
  */
-export function editTomlTables(text: string, at: string, before: Record<string, unknown>, after: Record<string, unknown>, intended: Record<string, unknown>): TomlEdit {
+export function editTomlTables(
+  text: string,
+  at: string,
+  before: Record<string, unknown>,
+  after: Record<string, unknown>,
+  intended: Record<string, unknown>,
+): TomlEdit {
   const changed = new Set<string>();
   for (const name of new Set([...Object.keys(before), ...Object.keys(after)])) {
     if (!isDeepStrictEqual(plain(before[name]), plain(after[name]))) changed.add(name);
@@ -80,5 +86,5 @@ function sameDocument(text: string, intended: Record<string, unknown>): boolean 
 
 /** Parsed TOML holds date objects; compare documents as the JSON they amount to. */
 function plain(v: unknown): unknown {
-  return v === undefined ? undefined : JSON.parse(JSON.stringify(v)) as unknown;
+  return v === undefined ? undefined : (JSON.parse(JSON.stringify(v)) as unknown);
 }

@@ -52,7 +52,13 @@ export interface TableOptions {
  * Moves every server of one table behind one proxy entry. Idempotent: the proxy's own entry is
  * never wrapped, so a second run only takes servers added since the first.
  */
-export function planInstall(doc: Record<string, unknown>, client: ClientName, launch: ProxyLaunch, takenNames: ReadonlySet<string>, opts: TableOptions = {}): InstallPlan {
+export function planInstall(
+  doc: Record<string, unknown>,
+  client: ClientName,
+  launch: ProxyLaunch,
+  takenNames: ReadonlySet<string>,
+  opts: TableOptions = {},
+): InstallPlan {
   const at = opts.at ?? [serversKey(client)];
   const entryName = opts.entryName ?? PROXY_ENTRY;
   const servers = tableAt(doc, at) ?? {};
@@ -71,7 +77,10 @@ export function planInstall(doc: Record<string, unknown>, client: ClientName, la
       continue;
     }
     const off = opts.switchedOff?.(name);
-    const converted = off !== undefined ? { reason: off } : convertEntry(entry, opts.projectDir !== undefined ? { client, projectDir: opts.projectDir } : { client });
+    const converted =
+      off !== undefined
+        ? { reason: off }
+        : convertEntry(entry, opts.projectDir !== undefined ? { client, projectDir: opts.projectDir } : { client });
     if ('reason' in converted) {
       skipped.push({ clientName: name, reason: converted.reason });
       nextServers[name] = entry;
@@ -79,7 +88,13 @@ export function planInstall(doc: Record<string, unknown>, client: ClientName, la
     }
     const kavachName = uniqueName(name, used);
     used.add(kavachName);
-    moved.push({ clientName: name, kavachName, original: entry as ClientServerEntry, server: converted.server, dropped: converted.dropped });
+    moved.push({
+      clientName: name,
+      kavachName,
+      original: entry as ClientServerEntry,
+      server: converted.server,
+      dropped: converted.dropped,
+    });
     Object.assign(passEnv, converted.passEnv);
     for (const v of converted.passVars) passVars.add(v);
     if (converted.timeouts.startup !== undefined) timeouts.startup = Math.max(timeouts.startup ?? 0, converted.timeouts.startup);
@@ -94,23 +109,37 @@ export function planInstall(doc: Record<string, unknown>, client: ClientName, la
 
 /** The proxy's entry in the client's shape, carrying the variables the moved servers need. */
 function proxyEntry(
-  client: ClientName, launch: ProxyLaunch, existing: Record<string, unknown> | undefined,
+  client: ClientName,
+  launch: ProxyLaunch,
+  existing: Record<string, unknown> | undefined,
   need: { passEnv: Record<string, string>; passVars: ReadonlySet<string>; timeouts: { startup?: number; tool?: number } },
 ): Record<string, unknown> {
-  const entry: Record<string, unknown> = existing ? { ...existing } : client === 'vscode' || client === 'claude-code' ? { type: 'stdio', ...launch } : { ...launch };
+  const entry: Record<string, unknown> = existing
+    ? { ...existing }
+    : client === 'vscode' || client === 'claude-code'
+      ? { type: 'stdio', ...launch }
+      : { ...launch };
   if (Object.keys(need.passEnv).length > 0) entry.env = { ...(isObject(entry.env) ? entry.env : {}), ...need.passEnv };
   if (need.passVars.size > 0) {
     const had = Array.isArray(entry.env_vars) ? entry.env_vars.filter((v): v is string => typeof v === 'string') : [];
     entry.env_vars = [...new Set([...had, ...need.passVars])];
   }
-  for (const [key, value] of [['startup_timeout_sec', need.timeouts.startup], ['tool_timeout_sec', need.timeouts.tool]] as const) {
+  for (const [key, value] of [
+    ['startup_timeout_sec', need.timeouts.startup],
+    ['tool_timeout_sec', need.timeouts.tool],
+  ] as const) {
     if (value !== undefined) entry[key] = Math.max(typeof entry[key] === 'number' ? entry[key] : 0, value);
   }
   return entry;
 }
 
 /** Puts the original entries back and removes the proxy's; entries added since are kept. */
-export function planUninstall(doc: Record<string, unknown>, client: ClientName, originals: Record<string, ClientServerEntry>, opts: Pick<TableOptions, 'at' | 'entryName'> = {}): Record<string, unknown> {
+export function planUninstall(
+  doc: Record<string, unknown>,
+  client: ClientName,
+  originals: Record<string, ClientServerEntry>,
+  opts: Pick<TableOptions, 'at' | 'entryName'> = {},
+): Record<string, unknown> {
   const at = opts.at ?? [serversKey(client)];
   const servers = { ...(tableAt(doc, at) ?? {}) };
   delete servers[opts.entryName ?? PROXY_ENTRY];
@@ -127,7 +156,11 @@ export function isProxyEntry(entry: ClientServerEntry): boolean {
 
 /** Client names may hold spaces or dots; kavach server names become tool-name prefixes. */
 export function uniqueName(name: string, used: ReadonlySet<string>): string {
-  let base = name.replace(/[^a-zA-Z0-9-]+/g, '-').replace(/^-+|-+$/g, '').slice(0, 28) || 'server';
+  let base =
+    name
+      .replace(/[^a-zA-Z0-9-]+/g, '-')
+      .replace(/^-+|-+$/g, '')
+      .slice(0, 28) || 'server';
   if (base === PROXY_ENTRY) base = `${base}-upstream`;
   let candidate = base;
   for (let i = 2; used.has(candidate); i++) candidate = `${base}-${i}`;
@@ -144,7 +177,10 @@ export function lineDiff(before: string, after: string, labels = { a: 'before', 
   const lcs: number[][] = Array.from({ length: n + 1 }, () => new Array<number>(m + 1).fill(0));
   for (let i = n - 1; i >= 0; i--) {
     for (let j = m - 1; j >= 0; j--) {
-      (lcs[i] as number[])[j] = a[i] === b[j] ? ((lcs[i + 1] as number[])[j + 1] as number) + 1 : Math.max((lcs[i + 1] as number[])[j] as number, (lcs[i] as number[])[j + 1] as number);
+      (lcs[i] as number[])[j] =
+        a[i] === b[j]
+          ? ((lcs[i + 1] as number[])[j + 1] as number) + 1
+          : Math.max((lcs[i + 1] as number[])[j] as number, (lcs[i] as number[])[j + 1] as number);
     }
   }
   const out = [`--- ${labels.a}`, `+++ ${labels.b}`];

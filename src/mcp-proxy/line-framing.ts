@@ -75,9 +75,7 @@ export class LineFramer {
 
 export type RequestId = string | number;
 
-export type Decoded =
-  | { ok: true; message: JSONRPCMessage }
-  | { ok: false; code: -32700 | -32600; reason: string; id: RequestId | null };
+export type Decoded = { ok: true; message: JSONRPCMessage } | { ok: false; code: -32700 | -32600; reason: string; id: RequestId | null };
 
 const MESSAGE_KEYS = new Set(['jsonrpc', 'id', 'method', 'params', 'result', 'error']);
 
@@ -129,7 +127,8 @@ export function decodeLine(line: string): Decoded {
     const error = m.error;
     if (!isObject(error)) return invalid('error must be an object', answerId);
     const e = error as Record<string, unknown>;
-    if (!Number.isInteger(e.code) || typeof e.message !== 'string') return invalid('error needs an integer code and a string message', answerId);
+    if (!Number.isInteger(e.code) || typeof e.message !== 'string')
+      return invalid('error needs an integer code and a string message', answerId);
     return { ok: true, message: m as JSONRPCMessage };
   }
   return invalid('neither a request, a notification nor a response', answerId);

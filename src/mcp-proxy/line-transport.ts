@@ -44,7 +44,11 @@ export class LineServerTransport implements Transport {
     private readonly output: Writable = process.stdout,
     maxLineBytes: number = MAX_LINE_BYTES,
   ) {
-    this.framer = new LineFramer((line) => this.onLine(line), () => this.refuse(-32600, `Invalid Request: message over ${maxLineBytes} bytes`, null), maxLineBytes);
+    this.framer = new LineFramer(
+      (line) => this.onLine(line),
+      () => this.refuse(-32600, `Invalid Request: message over ${maxLineBytes} bytes`, null),
+      maxLineBytes,
+    );
   }
 
   private readonly ondata = (chunk: Buffer): void => this.framer.push(chunk);
@@ -66,7 +70,11 @@ export class LineServerTransport implements Transport {
       // JSON.parse takes nesting JSON.stringify cannot (an upstream's answer, relayed): a request
       // still gets an answer, else the client waits for one until its own timeout.
       if (!('id' in message) || 'method' in message) return Promise.reject(err);
-      line = encodeMessage({ jsonrpc: '2.0', id: message.id, error: { code: -32603, message: `internal error: the answer could not be encoded (${(err as Error).message})` } });
+      line = encodeMessage({
+        jsonrpc: '2.0',
+        id: message.id,
+        error: { code: -32603, message: `internal error: the answer could not be encoded (${(err as Error).message})` },
+      });
     }
     return write(this.output, line);
   }
@@ -126,10 +134,14 @@ export class ChildProcessTransport implements Transport {
 
   constructor(private readonly params: ChildServerParams) {
     const max = params.maxLineBytes ?? MAX_LINE_BYTES;
-    this.framer = new LineFramer((line) => this.onLine(line), () => {
-      this.onerror?.(new Error(`the server sent a message over ${max} bytes`));
-      this.close().catch(() => undefined);
-    }, max);
+    this.framer = new LineFramer(
+      (line) => this.onLine(line),
+      () => {
+        this.onerror?.(new Error(`the server sent a message over ${max} bytes`));
+        this.close().catch(() => undefined);
+      },
+      max,
+    );
   }
 
   get pid(): number | null {

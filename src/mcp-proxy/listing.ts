@@ -6,7 +6,10 @@ export const MAX_LIST_PAGES = 100;
  * one, or always hands out a new one with empty pages) would otherwise keep the proxy asking
  * forever, and every client waiting on the listing with it.
  */
-export async function listAllPages<T>(fetchPage: (cursor: string | undefined) => Promise<{ items: T[]; nextCursor?: string | undefined }>, maxItems: number): Promise<T[]> {
+export async function listAllPages<T>(
+  fetchPage: (cursor: string | undefined) => Promise<{ items: T[]; nextCursor?: string | undefined }>,
+  maxItems: number,
+): Promise<T[]> {
   const items: T[] = [];
   const seen = new Set<string>();
   let cursor: string | undefined;

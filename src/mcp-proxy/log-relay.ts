@@ -21,7 +21,9 @@ export class LogRelay {
     const sessions = this.shared.sessions;
     const principals = new Set([...sessions].map((s) => s.principal.principalId));
     if (principals.size > 1) {
-      this.shared.log(`upstream ${u.name} [${params.level}]${params.logger ? ` ${params.logger}` : ''}: ${JSON.stringify(params.data)?.slice(0, 1000)}`);
+      this.shared.log(
+        `upstream ${u.name} [${params.level}]${params.logger ? ` ${params.logger}` : ''}: ${JSON.stringify(params.data)?.slice(0, 1000)}`,
+      );
       return;
     }
     const message = { ...params, logger: params.logger ? `${u.name}/${params.logger}` : u.name };

@@ -40,7 +40,9 @@ export async function runProxy(opts: { configPath: string; http?: string | undef
 
   // A rejected promise no one awaited is a defect to log, not a reason to end the proxy for every
   // client (Node's default); the two known paths to one are fixed, this is the second line.
-  process.on('unhandledRejection', (reason) => log(`internal error (unhandled rejection): ${reason instanceof Error ? reason.stack ?? reason.message : String(reason)}`));
+  process.on('unhandledRejection', (reason) =>
+    log(`internal error (unhandled rejection): ${reason instanceof Error ? (reason.stack ?? reason.message) : String(reason)}`),
+  );
   process.on('SIGHUP', () => void runtime.reload('SIGHUP'));
   process.once('SIGINT', () => void stop('SIGINT', 0));
   process.once('SIGTERM', () => void stop('SIGTERM', 0));

@@ -48,7 +48,11 @@ export function clientProgressToken(clientMeta: Meta | undefined): unknown {
  * tools/call, client → server: as `forwardedParams`, except that the client's progress token is
  * replaced by the one the proxy tracks on the upstream connection. Undefined when nothing is left.
  */
-export function forwardedToolMeta(clientMeta: Meta | undefined, verdict: PermitVerdict, upstreamProgressToken: string | undefined): Meta | undefined {
+export function forwardedToolMeta(
+  clientMeta: Meta | undefined,
+  verdict: PermitVerdict,
+  upstreamProgressToken: string | undefined,
+): Meta | undefined {
   let meta: Meta | undefined;
   if (clientMeta) {
     const kept = withoutKavachMeta(clientMeta);
@@ -95,7 +99,11 @@ export function fromUpstream<T>(request: Promise<T>): Promise<T> {
  * A client's request relayed to a server, through every rule both ways: its params as
  * `forwardedParams`, its result as `returnedResult`, its error as `scrubbedError`.
  */
-export async function relayed<P extends { _meta?: Meta }, R extends { _meta?: Meta }>(params: P, verdict: PermitVerdict | undefined, send: (forwarded: P) => Promise<R>): Promise<R> {
+export async function relayed<P extends { _meta?: Meta }, R extends { _meta?: Meta }>(
+  params: P,
+  verdict: PermitVerdict | undefined,
+  send: (forwarded: P) => Promise<R>,
+): Promise<R> {
   return returnedResult(await fromUpstream(send(forwardedParams(params, verdict))), verdict);
 }
 

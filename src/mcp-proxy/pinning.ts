@@ -89,7 +89,10 @@ export class PinWriteError extends Error {
   /** What the write failed with. */
   readonly detail: string;
 
-  constructor(readonly path: string, cause: unknown) {
+  constructor(
+    readonly path: string,
+    cause: unknown,
+  ) {
     const detail = cause instanceof Error ? cause.message : String(cause);
     super(`could not write the pin file ${path}: ${detail}`, { cause });
     this.name = 'PinWriteError';
@@ -109,7 +112,10 @@ export class ToolPins {
   /** Servers whose last check could not write its pins. */
   private readonly unsaved = new Set<string>();
 
-  constructor(readonly path: string, private readonly log: (msg: string) => void) {}
+  constructor(
+    readonly path: string,
+    private readonly log: (msg: string) => void,
+  ) {}
 
   /**
    * Reads the file, after the writes queued so far. A pin made while the file is being read would
@@ -187,7 +193,11 @@ export class ToolPins {
  * (action → hash of the definition the operator was shown), a definition that changed again
  * since is left pending.
  */
-export async function approvePending(path: string, only?: readonly string[], reviewed?: Readonly<Record<string, string>>): Promise<{ approved: string[]; pins: PinFile; before: PinFile }> {
+export async function approvePending(
+  path: string,
+  only?: readonly string[],
+  reviewed?: Readonly<Record<string, string>>,
+): Promise<{ approved: string[]; pins: PinFile; before: PinFile }> {
   const pins = await readPins(path);
   const before = structuredClone(pins);
   const approved: string[] = [];

@@ -52,13 +52,20 @@ export class PromptCatalogue {
     return out;
   }
 
-  async getPrompt(session: ProxySession, params: { name: string; arguments?: Record<string, string>; _meta?: Record<string, unknown> }, signal: AbortSignal): Promise<Record<string, unknown>> {
+  async getPrompt(
+    session: ProxySession,
+    params: { name: string; arguments?: Record<string, string>; _meta?: Record<string, unknown> },
+    signal: AbortSignal,
+  ): Promise<Record<string, unknown>> {
     await this.shared.pool.ready;
     const entry = this.prompts.get(params.name);
     if (!entry) throw new McpError(ErrorCode.InvalidParams, `Unknown prompt: ${params.name}`);
     let verdict: PermitVerdict | undefined;
-    if (this.shared.config.gate.gateResources) verdict = await gateRequest(this.shared, session, entry.upstream.name, 'prompts/get', entry.prompt.name, { ...params.arguments });
+    if (this.shared.config.gate.gateResources)
+      verdict = await gateRequest(this.shared, session, entry.upstream.name, 'prompts/get', entry.prompt.name, { ...params.arguments });
     const client = this.shared.pool.clientOf(entry.upstream);
-    return relayed({ ...params, name: entry.prompt.name }, verdict, (forwarded) => client.request({ method: 'prompts/get', params: forwarded }, GetPromptResultSchema, { signal }));
+    return relayed({ ...params, name: entry.prompt.name }, verdict, (forwarded) =>
+      client.request({ method: 'prompts/get', params: forwarded }, GetPromptResultSchema, { signal }),
+    );
   }
 }

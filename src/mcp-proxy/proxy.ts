@@ -1,4 +1,12 @@
-import type { CallToolResult, ClientCapabilities, LoggingLevel, Prompt, Resource, ResourceTemplate, Tool } from '@modelcontextprotocol/sdk/types.js';
+import type {
+  CallToolResult,
+  ClientCapabilities,
+  LoggingLevel,
+  Prompt,
+  Resource,
+  ResourceTemplate,
+  Tool,
+} from '@modelcontextprotocol/sdk/types.js';
 import type { Gate } from '../engine/gate.ts';
 import { ApprovalChannels } from './approvals/approval-flow.ts';
 import { ChangeNotices, type ListKind } from './change-notices.ts';
@@ -64,13 +72,17 @@ export class ProxyCore implements ProxyShared {
     this.logs = new LogRelay(this);
     this.notices = new ChangeNotices(this.sessions);
     this.clients = new ClientRelay(this);
-    this.pool = new UpstreamPool(opts.config.servers, {
-      log: this.log,
-      changed: (u, what) => this.onUpstreamChanged(u, what).catch((err: unknown) => this.log(`upstream ${u.name}: ${String(err)}`)),
-      logMessage: (u, params) => this.logs.relay(u, params),
-      resourceUpdated: (_u, params) => this.subscriptions.updated(params),
-      relay: (request, signal) => this.clients.relay(request, signal),
-    }, opts.transportFor);
+    this.pool = new UpstreamPool(
+      opts.config.servers,
+      {
+        log: this.log,
+        changed: (u, what) => this.onUpstreamChanged(u, what).catch((err: unknown) => this.log(`upstream ${u.name}: ${String(err)}`)),
+        logMessage: (u, params) => this.logs.relay(u, params),
+        resourceUpdated: (_u, params) => this.subscriptions.updated(params),
+        relay: (request, signal) => this.clients.relay(request, signal),
+      },
+      opts.transportFor,
+    );
   }
 
   get upstreams(): readonly Upstream[] {
@@ -117,7 +129,11 @@ export class ProxyCore implements ProxyShared {
     return this.prompts.list(principal);
   }
 
-  getPrompt(session: ProxySession, params: { name: string; arguments?: Record<string, string>; _meta?: Record<string, unknown> }, signal: AbortSignal): Promise<Record<string, unknown>> {
+  getPrompt(
+    session: ProxySession,
+    params: { name: string; arguments?: Record<string, string>; _meta?: Record<string, unknown> },
+    signal: AbortSignal,
+  ): Promise<Record<string, unknown>> {
     return this.prompts.getPrompt(session, params, signal);
   }
 
@@ -129,7 +145,11 @@ export class ProxyCore implements ProxyShared {
     return this.resources.listTemplates(principal);
   }
 
-  readResource(session: ProxySession, params: { uri: string; _meta?: Record<string, unknown> }, signal: AbortSignal): Promise<Record<string, unknown>> {
+  readResource(
+    session: ProxySession,
+    params: { uri: string; _meta?: Record<string, unknown> },
+    signal: AbortSignal,
+  ): Promise<Record<string, unknown>> {
     return this.resources.read(session, params, signal);
   }
 

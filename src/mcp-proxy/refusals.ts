@@ -21,7 +21,9 @@ export function proxyRefusal(code: ProxyRefuseCode, evaluator: string, reason: s
  */
 export function proxyRefusalResult(verdict: ProxyRefusal, byPolicy: boolean): CallToolResult {
   const { code, evaluator, reason } = verdict;
-  const text = byPolicy ? `Refused by policy [${code}] ${evaluator}: ${reason}.` : `[${code}] ${reason.charAt(0).toUpperCase()}${reason.slice(1)}.`;
+  const text = byPolicy
+    ? `Refused by policy [${code}] ${evaluator}: ${reason}.`
+    : `[${code}] ${reason.charAt(0).toUpperCase()}${reason.slice(1)}.`;
   return { isError: true, content: [{ type: 'text', text }], _meta: verdictMeta(verdict) };
 }
 

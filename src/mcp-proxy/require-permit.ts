@@ -46,7 +46,8 @@ export function requirePermit<Args extends Record<string, unknown>, Extra extend
     const token = extra?._meta?.[PERMIT_META_KEY];
     let claims: PermitClaims;
     try {
-      if (typeof token !== 'string') throw new PermitError('BAD_FORMAT', `no permit in _meta["${PERMIT_META_KEY}"]; call this tool through the Kavach proxy`);
+      if (typeof token !== 'string')
+        throw new PermitError('BAD_FORMAT', `no permit in _meta["${PERMIT_META_KEY}"]; call this tool through the Kavach proxy`);
       // The audience is checked inside verify, before the replay store burns the permit's id.
       claims = await opts.verifier.verify(token, { action, args: args ?? {}, audience: opts.audience });
     } catch (err) {

@@ -36,17 +36,25 @@ export class ResourceRouter {
     const servers = this.shared.pool.resourceServers();
     // Asked together, merged in config order: which server owns a URI that two of them list must
     // not depend on which answered first (a hostile server would answer fast to take the reads).
-    const lists = await Promise.all(servers.map(async (u) => {
-      const client = u.client;
-      if (!client) return [];
-      try {
-        const resources = await listAllPages((cursor) => client.listResources(cursor === undefined ? {} : { cursor }).then((p) => ({ items: p.resources, nextCursor: p.nextCursor })), 50_000);
-        return encodable(resources, (r) => this.shared.log(`upstream ${u.name}: resource '${r.uri.slice(0, 200)}' is nested too deep to pass on; hiding it`));
-      } catch (err) {
-        this.shared.log(`upstream ${u.name}: resources/list failed: ${(err as Error).message}`);
-        return [];
-      }
-    }));
+    const lists = await Promise.all(
+      servers.map(async (u) => {
+        const client = u.client;
+        if (!client) return [];
+        try {
+          const resources = await listAllPages(
+            (cursor) =>
+              client.listResources(cursor === undefined ? {} : { cursor }).then((p) => ({ items: p.resources, nextCursor: p.nextCursor })),
+            50_000,
+          );
+          return encodable(resources, (r) =>
+            this.shared.log(`upstream ${u.name}: resource '${r.uri.slice(0, 200)}' is nested too deep to pass on; hiding it`),
+          );
+        } catch (err) {
+          this.shared.log(`upstream ${u.name}: resources/list failed: ${(err as Error).message}`);
+          return [];
+        }
+      }),
+    );
     const all: Resource[] = [];
     const owners = new Map<string, Upstream>();
     servers.forEach((u, i) => {
@@ -65,15 +73,21 @@ export class ResourceRouter {
   async listTemplates(principal?: PrincipalConfig): Promise<ResourceTemplate[]> {
     await this.shared.pool.ready;
     const servers = this.shared.pool.resourceServers();
-    const lists = await Promise.all(servers.map(async (u) => {
-      try {
-        const templates = (await u.client?.listResourceTemplates())?.resourceTemplates ?? [];
-        return encodable(templates, (t) => this.shared.log(`upstream ${u.name}: resource template '${t.uriTemplate.slice(0, 200)}' is nested too deep to pass on; hiding it`));
-      } catch (err) {
-        this.shared.log(`upstream ${u.name}: resources/templates/list failed: ${(err as Error).message}`);
-        return [];
-      }
-    }));
+    const lists = await Promise.all(
+      servers.map(async (u) => {
+        try {
+          const templates = (await u.client?.listResourceTemplates())?.resourceTemplates ?? [];
+          return encodable(templates, (t) =>
+            this.shared.log(
+              `upstream ${u.name}: resource template '${t.uriTemplate.slice(0, 200)}' is nested too deep to pass on; hiding it`,
+            ),
+          );
+        } catch (err) {
+          this.shared.log(`upstream ${u.name}: resources/templates/list failed: ${(err as Error).message}`);
+          return [];
+        }
+      }),
+    );
     // In config order, like resources: a template two servers list belongs to the first.
     const all: { t: ResourceTemplate; u: Upstream }[] = [];
     const owners = new Map<string, Upstream>();
@@ -90,16 +104,26 @@ export class ResourceRouter {
   }
 
   /** Routes by URI: the upstream that listed it, else each resource server in turn. */
-  async read(session: ProxySession, params: { uri: string; _meta?: Record<string, unknown> }, signal: AbortSignal): Promise<Record<string, unknown>> {
+  async read(
+    session: ProxySession,
+    params: { uri: string; _meta?: Record<string, unknown> },
+    signal: AbortSignal,
+  ): Promise<Record<string, unknown>> {
     await this.shared.pool.ready;
     if (!this.shared.config.gate.gateResources) {
-      return relayed(params, undefined, (forwarded) => this.byUri(params.uri, (client) => client.request({ method: 'resources/read', params: forwarded }, ReadResourceResultSchema, { signal })));
+      return relayed(params, undefined, (forwarded) =>
+        this.byUri(params.uri, (client) =>
+          client.request({ method: 'resources/read', params: forwarded }, ReadResourceResultSchema, { signal }),
+        ),
+      );
     }
     // Gated: the read goes to one known owner only, after the gate said yes for that owner.
     const owner = await this.ownerOf(params.uri);
     const verdict = await gateRequest(this.shared, session, owner.name, 'resources/read', params.uri, { uri: params.uri });
     const client = this.shared.pool.clientOf(owner);
-    return relayed(params, verdict, (forwarded) => client.request({ method: 'resources/read', params: forwarded }, ReadResourceResultSchema, { signal }));
+    return relayed(params, verdict, (forwarded) =>
+      client.request({ method: 'resources/read', params: forwarded }, ReadResourceResultSchema, { signal }),
+    );
   }
 
   /**
@@ -124,7 +148,10 @@ export class ResourceRouter {
     const servers = this.shared.pool.resourceServers();
     const only = matching.size === 1 ? [...matching][0] : matching.size === 0 && servers.length === 1 ? servers[0] : undefined;
     if (only) return only;
-    throw new McpError(ErrorCode.InvalidParams, `Resource not found: ${uri} (${matching.size > 1 ? 'several servers' : 'no server'} claim it, so it cannot be gated)`);
+    throw new McpError(
+      ErrorCode.InvalidParams,
+      `Resource not found: ${uri} (${matching.size > 1 ? 'several servers' : 'no server'} claim it, so it cannot be gated)`,
+    );
   }
 
   /** Ungated: the upstream that listed the URI, else each resource server in turn until one answers. */
@@ -151,10 +178,12 @@ export class ResourceRouter {
   private relistOwners(): Promise<void> {
     if (this.ownerRelisting) return this.ownerRelisting;
     if (performance.now() - this.ownerRelistedAt < OWNER_RELIST_MS) return Promise.resolve();
-    this.ownerRelisting = Promise.all([this.list(), this.listTemplates()]).then(() => undefined).finally(() => {
-      this.ownerRelistedAt = performance.now();
-      this.ownerRelisting = undefined;
-    });
+    this.ownerRelisting = Promise.all([this.list(), this.listTemplates()])
+      .then(() => undefined)
+      .finally(() => {
+        this.ownerRelistedAt = performance.now();
+        this.ownerRelisting = undefined;
+      });
     return this.ownerRelisting;
   }
 }

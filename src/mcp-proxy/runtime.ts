@@ -44,7 +44,10 @@ async function loadRedis(key = 'redis'): Promise<typeof import('../redis/index.t
   try {
     return await import('../redis/index.ts');
   } catch (err) {
-    throw new ConfigError(key, `${key === 'redis' ? '[redis]' : key} needs the optional ioredis package (npm install ioredis): ${(err as Error).message}`);
+    throw new ConfigError(
+      key,
+      `${key === 'redis' ? '[redis]' : key} needs the optional ioredis package (npm install ioredis): ${(err as Error).message}`,
+    );
   }
 }
 
@@ -62,7 +65,8 @@ export async function startRuntime(config: ProxyConfig): Promise<ProxyRuntime> {
     if (config.keys) {
       const envName = config.keys.passphraseEnv;
       const passphrase = envName !== undefined ? process.env[envName] : undefined;
-      if (envName !== undefined && passphrase === undefined) throw new ConfigError('keys.passphrase_env', `environment variable ${envName} is not set`);
+      if (envName !== undefined && passphrase === undefined)
+        throw new ConfigError('keys.passphrase_env', `environment variable ${envName} is not set`);
       try {
         keyPair = await KeyPair.load(config.keys.path, passphrase !== undefined ? { passphrase } : {});
       } catch (err) {
@@ -86,7 +90,12 @@ export async function startRuntime(config: ProxyConfig): Promise<ProxyRuntime> {
       let auditLog: AuditLog;
       try {
         auditLog = await AuditLog.open(config.audit.path, {
-          keyPair, mode, recordArgs: config.audit.recordArgs, redact: config.audit.redact, recordTypes: { 'kavach.mcp_refusal': REFUSAL_RECORD }, onWarning: log,
+          keyPair,
+          mode,
+          recordArgs: config.audit.recordArgs,
+          redact: config.audit.redact,
+          recordTypes: { 'kavach.mcp_refusal': REFUSAL_RECORD },
+          onWarning: log,
           ...(anchor !== undefined ? { anchor } : {}),
         });
       } catch (err) {
@@ -95,13 +104,19 @@ export async function startRuntime(config: ProxyConfig): Promise<ProxyRuntime> {
       closers.push(auditLog);
       opts.audit = auditLog;
       outcomes = {
-        append: (r) => r.type === 'outcome'
-          ? auditLog.append({
-            type: 'outcome', evaluationId: r.evaluationId, outcome: r.outcome, durationMs: Math.round(r.durationMs * 1000) / 1000, time: r.time,
-            // Result screening: where something was found (never the value), and whether it was withheld.
-            ...(r.findings ? { findings: r.findings } : {}), ...(r.withheld ? { withheld: r.withheld } : {}),
-          })
-          : auditLog.append({ ...r }),
+        append: (r) =>
+          r.type === 'outcome'
+            ? auditLog.append({
+                type: 'outcome',
+                evaluationId: r.evaluationId,
+                outcome: r.outcome,
+                durationMs: Math.round(r.durationMs * 1000) / 1000,
+                time: r.time,
+                // Result screening: where something was found (never the value), and whether it was withheld.
+                ...(r.findings ? { findings: r.findings } : {}),
+                ...(r.withheld ? { withheld: r.withheld } : {}),
+              })
+            : auditLog.append({ ...r }),
       };
     }
     if (config.gate.observeOnly) opts.audit = reportObserved(opts.audit, log);
@@ -124,7 +139,11 @@ export async function startRuntime(config: ProxyConfig): Promise<ProxyRuntime> {
       if (keyPair) {
         // Invalidations between replicas are signed; peers' public keys verify them.
         const peers = config.redis.peers !== undefined ? PublicKeyDirectory.fromFile(config.redis.peers) : keyPair.publicKeys();
-        const bus = new redis.RedisInvalidationBus(url, { ...storeOptions, signer: redis.keyPairSigner(keyPair, mode), verifier: redis.keysVerifier(peers, mode) });
+        const bus = new redis.RedisInvalidationBus(url, {
+          ...storeOptions,
+          signer: redis.keyPairSigner(keyPair, mode),
+          verifier: redis.keysVerifier(peers, mode),
+        });
         closers.push(bus);
         opts.bus = bus;
       } else {
@@ -135,7 +154,11 @@ export async function startRuntime(config: ProxyConfig): Promise<ProxyRuntime> {
     try {
       gate = await Gate.fromFile(config.gate.policy, opts);
     } catch (err) {
-      if (err instanceof PolicyError || (err as NodeJS.ErrnoException).code === 'ENOENT' || (err as NodeJS.ErrnoException).code === 'EACCES') {
+      if (
+        err instanceof PolicyError ||
+        (err as NodeJS.ErrnoException).code === 'ENOENT' ||
+        (err as NodeJS.ErrnoException).code === 'EACCES'
+      ) {
         throw new ConfigError('gate.policy', `cannot load ${config.gate.policy}: ${(err as Error).message}`);
       }
       throw new ConfigError('gate', (err as Error).message);
@@ -165,12 +188,13 @@ export async function startRuntime(config: ProxyConfig): Promise<ProxyRuntime> {
     };
     const watchers = watchFiles(config, core, reload);
     let closing: Promise<void> | undefined;
-    const close = (): Promise<void> => (closing ??= (async () => {
-      for (const w of watchers) w.close();
-      await core.close();
-      await gate.close();
-      for (const c of closers.reverse()) await Promise.resolve(c.close()).catch((err: unknown) => log(`close: ${String(err)}`));
-    })());
+    const close = (): Promise<void> =>
+      (closing ??= (async () => {
+        for (const w of watchers) w.close();
+        await core.close();
+        await gate.close();
+        for (const c of closers.reverse()) await Promise.resolve(c.close()).catch((err: unknown) => log(`close: ${String(err)}`));
+      })());
     return { config, gate, core, reload, close };
   } catch (err) {
     for (const c of closers.reverse()) await Promise.resolve(c.close()).catch(() => undefined);

@@ -28,7 +28,13 @@ export function screenToolAnswer(gate: Gate, action: string, evaluationId: strin
   const findings = recordedFindings(screened.findings);
   if (screened.blocked === undefined) return { result: screened.output, findings };
   // The gate permitted the call; the refusal is of its answer, under the same evaluation id.
-  const verdict: ProxyRefusal = { kind: 'refuse', evaluationId, code: 'OUTPUT_BLOCKED', evaluator: 'screen', reason: describeWithheld(screened.blocked) };
+  const verdict: ProxyRefusal = {
+    kind: 'refuse',
+    evaluationId,
+    code: 'OUTPUT_BLOCKED',
+    evaluator: 'screen',
+    reason: describeWithheld(screened.blocked),
+  };
   return { result: proxyRefusalResult(verdict, true), findings, withheld: true };
 }
 

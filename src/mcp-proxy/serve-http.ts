@@ -40,7 +40,8 @@ export interface HttpHandle {
 export async function serveHttp(runtime: ProxyRuntime, listen: string): Promise<HttpHandle> {
   const http = runtime.config.http;
   const clients = http?.clients ?? [];
-  if (clients.length === 0) throw new ConfigError('http.clients', 'HTTP mode needs at least one [[http.clients]] entry (token → principal)');
+  if (clients.length === 0)
+    throw new ConfigError('http.clients', 'HTTP mode needs at least one [[http.clients]] entry (token → principal)');
   const { host, port } = parseListen(listen);
   const tokens = clients.map((c) => ({ digest: sha256(c.token), client: c }));
   const sessions = new Map<string, HttpSession>();
@@ -72,7 +73,12 @@ export async function serveHttp(runtime: ProxyRuntime, listen: string): Promise<
     // Each request is judged from where it came (`ip_in`, IP drift), not from where its session
     // opened: a session id used from elsewhere must not keep the first address. The SDK hands
     // `req.auth` to the handlers as `authInfo`.
-    (req as IncomingMessage & { auth?: AuthInfo }).auth = { token: '', clientId: client.principalId, scopes: [], ...(ip ? { extra: { ip } } : {}) };
+    (req as IncomingMessage & { auth?: AuthInfo }).auth = {
+      token: '',
+      clientId: client.principalId,
+      scopes: [],
+      ...(ip ? { extra: { ip } } : {}),
+    };
     const sessionHeader = req.headers['mcp-session-id'];
     const sessionId = Array.isArray(sessionHeader) ? sessionHeader[0] : sessionHeader;
     let body: unknown;
@@ -150,10 +156,16 @@ export async function serveHttp(runtime: ProxyRuntime, listen: string): Promise<
   const names = new Set([hostPart, 'localhost', '127.0.0.1', '[::1]']);
   // Loopback names are always fine; a server bound to a real interface is reached by its address.
   allowedHosts = new Set([...[...names].map((n) => `${n}:${realPort}`), ...(http?.allowedHosts ?? [])].map((h) => h.toLowerCase()));
-  allowedOrigins = new Set([...[...allowedOrigins].map((o) => o.toLowerCase()), ...[...names].map((n) => `http://${n}:${realPort}`.toLowerCase())]);
+  allowedOrigins = new Set([
+    ...[...allowedOrigins].map((o) => o.toLowerCase()),
+    ...[...names].map((n) => `http://${n}:${realPort}`.toLowerCase()),
+  ]);
   const address = `${hostPart}:${realPort}`;
   log(`listening on http://${address}/mcp (${clients.length} client token${clients.length === 1 ? '' : 's'})`);
-  if (!isLoopback(host)) log(`warning: ${host} is not a loopback address and this server speaks plain HTTP: bearer tokens and calls cross the network unencrypted; put a TLS proxy in front of it`);
+  if (!isLoopback(host))
+    log(
+      `warning: ${host} is not a loopback address and this server speaks plain HTTP: bearer tokens and calls cross the network unencrypted; put a TLS proxy in front of it`,
+    );
   return {
     server,
     address,

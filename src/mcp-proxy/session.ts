@@ -1,9 +1,18 @@
 import { randomUUID } from 'node:crypto';
 import { Server } from '@modelcontextprotocol/sdk/server/index.js';
 import {
-  CallToolRequestSchema, CompleteRequestSchema, GetPromptRequestSchema, ListPromptsRequestSchema,
-  ListResourcesRequestSchema, ListResourceTemplatesRequestSchema, ListToolsRequestSchema, ReadResourceRequestSchema,
-  RootsListChangedNotificationSchema, SetLevelRequestSchema, SubscribeRequestSchema, UnsubscribeRequestSchema,
+  CallToolRequestSchema,
+  CompleteRequestSchema,
+  GetPromptRequestSchema,
+  ListPromptsRequestSchema,
+  ListResourcesRequestSchema,
+  ListResourceTemplatesRequestSchema,
+  ListToolsRequestSchema,
+  ReadResourceRequestSchema,
+  RootsListChangedNotificationSchema,
+  SetLevelRequestSchema,
+  SubscribeRequestSchema,
+  UnsubscribeRequestSchema,
 } from '@modelcontextprotocol/sdk/types.js';
 import type { AuthInfo } from '@modelcontextprotocol/sdk/server/auth/types.js';
 import type { PrincipalConfig } from './config.ts';
@@ -25,7 +34,8 @@ export function createSession(core: ProxyCore, principal: PrincipalConfig, opts:
       completions: {},
       logging: {},
     },
-    instructions: 'Tools are served through the Kavach execution gate: every call is checked against policy. A refused call returns an error whose text says why and what would be permitted.',
+    instructions:
+      'Tools are served through the Kavach execution gate: every call is checked against policy. A refused call returns an error whose text says why and what would be permitted.',
   });
   const session: ProxySession = { id: randomUUID(), principal, server };
   /** HTTP: the session as of this request, from the address it came from (serve-http passes it as authInfo). */
@@ -57,8 +67,13 @@ export function createSession(core: ProxyCore, principal: PrincipalConfig, opts:
     start();
     return { resources: await core.listResources(principal) };
   });
-  server.setRequestHandler(ListResourceTemplatesRequestSchema, async () => ({ resourceTemplates: await core.listResourceTemplates(principal) }));
-  server.setRequestHandler(ReadResourceRequestSchema, (request, extra) => core.readResource(from(extra), request.params, extra.signal) as never);
+  server.setRequestHandler(ListResourceTemplatesRequestSchema, async () => ({
+    resourceTemplates: await core.listResourceTemplates(principal),
+  }));
+  server.setRequestHandler(
+    ReadResourceRequestSchema,
+    (request, extra) => core.readResource(from(extra), request.params, extra.signal) as never,
+  );
   server.setRequestHandler(SubscribeRequestSchema, async (request, extra) => {
     await core.subscribe(session, request.params.uri, from(extra));
     return {};

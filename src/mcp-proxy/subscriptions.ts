@@ -16,7 +16,10 @@ export class Subscriptions {
   /** With `gate_resources`: the upstream each subscribed URI was judged as belonging to, and subscribed on. */
   private readonly owners = new Map<string, Upstream>();
 
-  constructor(private readonly shared: ProxyShared, private readonly router: ResourceRouter) {}
+  constructor(
+    private readonly shared: ProxyShared,
+    private readonly router: ResourceRouter,
+  ) {}
 
   /** An upstream's `notifications/resources/updated`, to the sessions subscribed to that URI. */
   updated(params: ResourceUpdatedNotification['params']): void {
@@ -41,7 +44,11 @@ export class Subscriptions {
     if (first) {
       if (owner) this.owners.set(uri, owner);
       try {
-        await fromUpstream(owner ? this.shared.pool.clientOf(owner).subscribeResource({ uri }) : this.router.byUri(uri, (client) => client.subscribeResource({ uri })));
+        await fromUpstream(
+          owner
+            ? this.shared.pool.clientOf(owner).subscribeResource({ uri })
+            : this.router.byUri(uri, (client) => client.subscribeResource({ uri })),
+        );
       } catch (err) {
         if (sessions.delete(session) && sessions.size === 0 && this.subscribers.get(uri) === sessions) {
           this.subscribers.delete(uri);
@@ -55,9 +62,17 @@ export class Subscriptions {
     }
     // A reload while this request was in flight did not see this subscription.
     const gate = this.shared.gate;
-    if (owner && gate.policies !== policies && !config.gate.observeOnly && !couldBePermitted(gate.policies, caller.principal, `${owner.name}.resources/subscribe`, uri)) {
+    if (
+      owner &&
+      gate.policies !== policies &&
+      !config.gate.observeOnly &&
+      !couldBePermitted(gate.policies, caller.principal, `${owner.name}.resources/subscribe`, uri)
+    ) {
       await this.unsubscribe(session, uri);
-      throw new McpError(ErrorCode.InvalidRequest, `the policies were reloaded while subscribing to ${uri.slice(0, 200)}, and refuse it now`);
+      throw new McpError(
+        ErrorCode.InvalidRequest,
+        `the policies were reloaded while subscribing to ${uri.slice(0, 200)}, and refuse it now`,
+      );
     }
   }
 
@@ -90,13 +105,21 @@ export class Subscriptions {
       if (!owner) continue;
       for (const s of [...sessions]) {
         if (couldBePermitted(policies, s.principal, `${owner.name}.resources/subscribe`, uri)) continue;
-        this.shared.log(`policy reload: ${s.principal.principalId} may no longer subscribe to ${uri.slice(0, 200)}; its subscription is dropped`);
-        this.unsubscribe(s, uri).catch((err: unknown) => this.shared.log(`upstream ${owner.name}: resources/unsubscribe failed: ${String(err)}`));
+        this.shared.log(
+          `policy reload: ${s.principal.principalId} may no longer subscribe to ${uri.slice(0, 200)}; its subscription is dropped`,
+        );
+        this.unsubscribe(s, uri).catch((err: unknown) =>
+          this.shared.log(`upstream ${owner.name}: resources/unsubscribe failed: ${String(err)}`),
+        );
       }
     }
   }
 
   private async unsubscribeUpstream(uri: string, owner: Upstream | undefined): Promise<unknown> {
-    return fromUpstream(owner ? this.shared.pool.clientOf(owner).unsubscribeResource({ uri }) : this.router.byUri(uri, (client) => client.unsubscribeResource({ uri })));
+    return fromUpstream(
+      owner
+        ? this.shared.pool.clientOf(owner).unsubscribeResource({ uri })
+        : this.router.byUri(uri, (client) => client.unsubscribeResource({ uri })),
+    );
   }
 }

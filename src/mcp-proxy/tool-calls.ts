@@ -50,7 +50,7 @@ export class ToolCalls {
 
   async call(session: ProxySession, params: ToolCallParams, extra: ToolCallExtra): Promise<CallToolResult> {
     // Synchronously when it can be: this is the hot path, and an await costs a turn of the queue.
-    const entry = this.catalogue.settled(params.name) ?? await this.catalogue.resolve(params.name);
+    const entry = this.catalogue.settled(params.name) ?? (await this.catalogue.resolve(params.name));
     if (!entry) return { isError: true, content: [{ type: 'text', text: `Unknown tool: ${params.name}` }] };
     const held = this.heldBack(session, entry);
     if (held) return held;
@@ -64,9 +64,17 @@ export class ToolCalls {
     let verdict: Verdict = await this.shared.gate.evaluate(ctx);
     if (verdict.kind === 'refuse' && verdict.code === 'APPROVAL_REQUIRED' && verdict.approval !== undefined) {
       // A person decides (DESIGN §11): asked at the client, or elsewhere while the call is held.
-      const settled = await this.approvals.settle({
-        session, ctx, toolName: params.name, signal: extra.signal, progressToken: clientProgressToken(params._meta), sendNotification: extra.sendNotification,
-      }, { ...verdict, approval: verdict.approval });
+      const settled = await this.approvals.settle(
+        {
+          session,
+          ctx,
+          toolName: params.name,
+          signal: extra.signal,
+          progressToken: clientProgressToken(params._meta),
+          sendNotification: extra.sendNotification,
+        },
+        { ...verdict, approval: verdict.approval },
+      );
       verdict = settled.verdict;
       if (verdict.kind !== 'permit') return refusalResult(verdict, settled.note);
     }
@@ -84,7 +92,9 @@ export class ToolCalls {
       upstreamToken = upstream.trackProgress((p) => {
         // After a cancellation the client has forgotten the token; late progress would confuse it.
         if (extra.signal.aborted) return;
-        progressSent = extra.sendNotification({ method: 'notifications/progress', params: { ...p, progressToken } } as never).catch(() => undefined);
+        progressSent = extra
+          .sendNotification({ method: 'notifications/progress', params: { ...p, progressToken } } as never)
+          .catch(() => undefined);
       });
     }
     const forwarded: Record<string, unknown> = { name: entry.tool.name, arguments: args };
@@ -114,10 +124,19 @@ export class ToolCalls {
     // What flows back is screened before the client (or the audit log) holds it.
     const screened = rethrow === undefined ? screenToolAnswer(this.shared.gate, entry.action, verdict.evaluationId, result) : undefined;
     if (this.outcomes) {
-      const record: OutcomeEntry = { type: 'outcome', time: Date.now(), evaluationId: verdict.evaluationId, action: entry.action, outcome, durationMs: performance.now() - started };
+      const record: OutcomeEntry = {
+        type: 'outcome',
+        time: Date.now(),
+        evaluationId: verdict.evaluationId,
+        action: entry.action,
+        outcome,
+        durationMs: performance.now() - started,
+      };
       if (screened?.findings) record.findings = screened.findings;
       if (screened?.withheld) record.withheld = true;
-      this.outcomes.append(record).catch((err: unknown) => this.shared.log(`audit: could not record the outcome of ${verdict.evaluationId}: ${String(err)}`));
+      this.outcomes
+        .append(record)
+        .catch((err: unknown) => this.shared.log(`audit: could not record the outcome of ${verdict.evaluationId}: ${String(err)}`));
     }
     if (rethrow !== undefined || screened === undefined) throw rethrow;
     return screened.withheld ? screened.result : returnedResult(screened.result, verdict);
@@ -130,7 +149,8 @@ export class ToolCalls {
       return this.refused(session, entry.action, proxyRefusal('TOOL_CHANGED', 'pinning', reason), true);
     }
     // Not the tool's fault nor a policy's: the proxy cannot keep its pin, so the server is not served.
-    if (entry.unpinned !== undefined) return this.refused(session, entry.action, proxyRefusal('UPSTREAM_UNAVAILABLE', 'pinning', entry.unpinned), false);
+    if (entry.unpinned !== undefined)
+      return this.refused(session, entry.action, proxyRefusal('UPSTREAM_UNAVAILABLE', 'pinning', entry.unpinned), false);
     return undefined;
   }
 
@@ -138,8 +158,14 @@ export class ToolCalls {
   private refused(session: ProxySession, action: string, verdict: ProxyRefusal, byPolicy: boolean): CallToolResult {
     if (this.outcomes) {
       const record: ProxyRefusalRecord = {
-        type: 'kavach.mcp_refusal', time: Date.now(), evaluationId: verdict.evaluationId, principal: session.principal.principalId,
-        session: session.id, action, code: verdict.code, reason: verdict.reason,
+        type: 'kavach.mcp_refusal',
+        time: Date.now(),
+        evaluationId: verdict.evaluationId,
+        principal: session.principal.principalId,
+        session: session.id,
+        action,
+        code: verdict.code,
+        reason: verdict.reason,
       };
       this.outcomes.append(record).catch((err: unknown) => this.shared.log(`audit: could not record a refusal: ${String(err)}`));
     }

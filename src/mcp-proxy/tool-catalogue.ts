@@ -46,7 +46,11 @@ export class ToolCatalogue {
   private readonly visibleCache = new Map<string, Tool[]>();
 
   /** `relisted`: a listing changed what is exposed on its own (a pin written at last), so clients should list again. */
-  constructor(private readonly shared: ProxyShared, private readonly pins: ToolPins | undefined, private readonly relisted: () => void) {}
+  constructor(
+    private readonly shared: ProxyShared,
+    private readonly pins: ToolPins | undefined,
+    private readonly relisted: () => void,
+  ) {}
 
   /** The tool exposed under `name` right now (no waiting). */
   get(name: string): ExposedTool | undefined {
@@ -195,7 +199,14 @@ export class ToolCatalogue {
     for (const [exposed, n] of exposeNames(names)) {
       const found = byKey.get(`${n.server}\0${n.name}`);
       if (!found) continue;
-      next.set(exposed, { exposed, upstream: found.u, tool: found.tool, action: `${n.server}.${n.name}`, changed: found.changed, unpinned: found.unpinned });
+      next.set(exposed, {
+        exposed,
+        upstream: found.u,
+        tool: found.tool,
+        action: `${n.server}.${n.name}`,
+        changed: found.changed,
+        unpinned: found.unpinned,
+      });
     }
     this.tools = next;
     this.visibleCache.clear();

@@ -165,7 +165,9 @@ class ForwardedCall implements PendingCall {
   }
 
   private cancelUpstream(reason: string): void {
-    this.transport.send({ jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: this.id, reason } }).catch(() => undefined);
+    this.transport
+      .send({ jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: this.id, reason } })
+      .catch(() => undefined);
   }
 }
 

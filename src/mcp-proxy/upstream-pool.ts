@@ -50,7 +50,8 @@ export class UpstreamPool {
 
   /** The SDK client of a ready upstream; a JSON-RPC error naming the server otherwise. */
   clientOf(u: Upstream): NonNullable<Upstream['client']> {
-    if (u.state !== 'ready' || !u.client) throw new McpError(ErrorCode.InternalError, `server '${u.name}' is unavailable (${u.lastError ?? u.state})`);
+    if (u.state !== 'ready' || !u.client)
+      throw new McpError(ErrorCode.InternalError, `server '${u.name}' is unavailable (${u.lastError ?? u.state})`);
     return u.client;
   }
 

@@ -3,11 +3,22 @@ import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js'
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
 import {
-  CreateMessageRequestSchema, ElicitRequestSchema, ListRootsRequestSchema,
-  LoggingMessageNotificationSchema, PromptListChangedNotificationSchema, ResourceListChangedNotificationSchema,
-  ResourceUpdatedNotificationSchema, ToolListChangedNotificationSchema,
-  type CallToolResult, type ClientCapabilities, type LoggingLevel, type LoggingMessageNotification, type Prompt, type ResourceUpdatedNotification,
-  type ServerCapabilities, type Tool,
+  CreateMessageRequestSchema,
+  ElicitRequestSchema,
+  ListRootsRequestSchema,
+  LoggingMessageNotificationSchema,
+  PromptListChangedNotificationSchema,
+  ResourceListChangedNotificationSchema,
+  ResourceUpdatedNotificationSchema,
+  ToolListChangedNotificationSchema,
+  type CallToolResult,
+  type ClientCapabilities,
+  type LoggingLevel,
+  type LoggingMessageNotification,
+  type Prompt,
+  type ResourceUpdatedNotification,
+  type ServerCapabilities,
+  type Tool,
 } from '@modelcontextprotocol/sdk/types.js';
 import { Coalesced } from './coalesced.ts';
 import type { ServerConfig } from './config.ts';
@@ -21,7 +32,10 @@ export type UpstreamState = 'idle' | 'starting' | 'ready' | 'down' | 'closed';
 export type TransportFactory = (config: ServerConfig) => Transport;
 
 /** A server→client request the proxy relays to a downstream client. */
-export type ClientRequestRelay = (request: { method: string; params?: Record<string, unknown> }, signal: AbortSignal) => Promise<Record<string, unknown>>;
+export type ClientRequestRelay = (
+  request: { method: string; params?: Record<string, unknown> },
+  signal: AbortSignal,
+) => Promise<Record<string, unknown>>;
 
 export interface UpstreamEvents {
   log(message: string): void;
@@ -59,13 +73,23 @@ export class Upstream {
   private logLevel: LoggingLevel | undefined;
   /** A burst of list_changed notifications costs at most two re-lists per kind, the last after the last notification. */
   private readonly relists = {
-    tools: new Coalesced(() => this.relist('tools'), (err) => this.events.log(`upstream ${this.name}: tools/list failed: ${String(err)}`)),
-    prompts: new Coalesced(() => this.relist('prompts'), (err) => this.events.log(`upstream ${this.name}: prompts/list failed: ${String(err)}`)),
+    tools: new Coalesced(
+      () => this.relist('tools'),
+      (err) => this.events.log(`upstream ${this.name}: tools/list failed: ${String(err)}`),
+    ),
+    prompts: new Coalesced(
+      () => this.relist('prompts'),
+      (err) => this.events.log(`upstream ${this.name}: prompts/list failed: ${String(err)}`),
+    ),
   };
   /** Listings started, per kind: an answer to one overtaken by a later listing is dropped. */
   private readonly listSeq = { tools: 0, prompts: 0 };
 
-  constructor(readonly config: ServerConfig, private readonly events: UpstreamEvents, private readonly transportFor: TransportFactory = defaultTransport) {
+  constructor(
+    readonly config: ServerConfig,
+    private readonly events: UpstreamEvents,
+    private readonly transportFor: TransportFactory = defaultTransport,
+  ) {
     this.calls = new UpstreamCallPath(config.name);
   }
 
@@ -194,7 +218,10 @@ export class Upstream {
     else await this.refreshPrompts(client);
     // Not awaited: a slow pin check of this list must not hold back listing the next one (the
     // proxy drops a check a newer list overtook).
-    if (this.client === client) void Promise.resolve(this.events.changed(this, what)).catch((err: unknown) => this.events.log(`upstream ${this.name}: ${String(err)}`));
+    if (this.client === client)
+      void Promise.resolve(this.events.changed(this, what)).catch((err: unknown) =>
+        this.events.log(`upstream ${this.name}: ${String(err)}`),
+      );
   }
 
   private async refresh(client: Client): Promise<void> {
@@ -208,10 +235,15 @@ export class Upstream {
       return;
     }
     const seq = ++this.listSeq.tools;
-    const tools = await listAllPages((cursor) => client.listTools(cursor === undefined ? {} : { cursor }).then((p) => ({ items: p.tools, nextCursor: p.nextCursor })), 10_000);
+    const tools = await listAllPages(
+      (cursor) => client.listTools(cursor === undefined ? {} : { cursor }).then((p) => ({ items: p.tools, nextCursor: p.nextCursor })),
+      10_000,
+    );
     // A listing started during start-up, or before a reconnect, must not overwrite a later one.
     if (seq !== this.listSeq.tools) return;
-    this.tools = encodable(tools, (t) => this.events.log(`upstream ${this.name}: tool '${t.name.slice(0, 200)}' is nested too deep to pass on; hiding it`));
+    this.tools = encodable(tools, (t) =>
+      this.events.log(`upstream ${this.name}: tool '${t.name.slice(0, 200)}' is nested too deep to pass on; hiding it`),
+    );
   }
 
   private async refreshPrompts(client: Client): Promise<void> {
@@ -220,9 +252,14 @@ export class Upstream {
       return;
     }
     const seq = ++this.listSeq.prompts;
-    const prompts = await listAllPages((cursor) => client.listPrompts(cursor === undefined ? {} : { cursor }).then((p) => ({ items: p.prompts, nextCursor: p.nextCursor })), 10_000);
+    const prompts = await listAllPages(
+      (cursor) => client.listPrompts(cursor === undefined ? {} : { cursor }).then((p) => ({ items: p.prompts, nextCursor: p.nextCursor })),
+      10_000,
+    );
     if (seq !== this.listSeq.prompts) return;
-    this.prompts = encodable(prompts, (p) => this.events.log(`upstream ${this.name}: prompt '${p.name.slice(0, 200)}' is nested too deep to pass on; hiding it`));
+    this.prompts = encodable(prompts, (p) =>
+      this.events.log(`upstream ${this.name}: prompt '${p.name.slice(0, 200)}' is nested too deep to pass on; hiding it`),
+    );
   }
 }
 
@@ -231,7 +268,12 @@ function defaultTransport(c: ServerConfig): Transport {
   if (c.kind === 'stdio') {
     // Windows needs the SDK's cross-spawn (.cmd shims, PATHEXT); elsewhere the lean transport.
     if (process.platform === 'win32') {
-      const params: ConstructorParameters<typeof StdioClientTransport>[0] = { command: c.command, args: c.args, env: c.env, stderr: 'inherit' };
+      const params: ConstructorParameters<typeof StdioClientTransport>[0] = {
+        command: c.command,
+        args: c.args,
+        env: c.env,
+        stderr: 'inherit',
+      };
       if (c.cwd !== undefined) params.cwd = c.cwd;
       return new StdioClientTransport(params);
     }

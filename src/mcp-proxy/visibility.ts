@@ -15,7 +15,13 @@ export function couldBePermitted(policies: PolicySet, principal: PrincipalConfig
   // prompt name, on the resource), never on the arguments or on time.
   const isStatic = (c: Condition): boolean => judgedBeforeTheCall(c, resource !== undefined);
   try {
-    const raw: Record<string, unknown> = { principalId: principal.principalId, principalKind: principal.principalKind, roles: principal.roles, actionName: action, params: {} };
+    const raw: Record<string, unknown> = {
+      principalId: principal.principalId,
+      principalKind: principal.principalKind,
+      roles: principal.roles,
+      actionName: action,
+      params: {},
+    };
     if (resource !== undefined) raw.resource = resource;
     const ctx = validateContext(raw);
     input = { ctx, now: Date.now(), session: undefined };

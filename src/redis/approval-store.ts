@@ -76,12 +76,25 @@ export class RedisApprovalStore implements ApprovalStore {
     if (fresh) {
       const { status: _s, expiresAt, decisions: _d, usesLeft: _u, ...doc } = fresh;
       const ttl = Math.ceil(fresh.rule.timeoutMs + fresh.rule.grantTtlMs + this.retentionMs);
-      args.push(encodeKeyPart(fresh.id), JSON.stringify(doc), num(expiresAt), String(fresh.rule.quorum), String(fresh.rule.uses), String(ttl));
+      args.push(
+        encodeKeyPart(fresh.id),
+        JSON.stringify(doc),
+        num(expiresAt),
+        String(fresh.rule.quorum),
+        String(fresh.rule.uses),
+        String(ttl),
+      );
     }
     const keys = [this.conn.prefix + KEY_TAGS.approvalBinding + encodeKeyPart(key), this.conn.prefix + KEY_TAGS.approvalIndex];
     const reply = await this.conn.run((client) => openScript.run(client, keys, args));
     if (!Array.isArray(reply) || reply.length !== 5 || !OPEN_OUTCOMES.has(String(reply[0]))) throw malformed();
-    const [outcome, id, expiresAt, usesLeft, expired] = reply.map(String) as [ApprovalOpenResult['outcome'], string, string, string, string];
+    const [outcome, id, expiresAt, usesLeft, expired] = reply.map(String) as [
+      ApprovalOpenResult['outcome'],
+      string,
+      string,
+      string,
+      string,
+    ];
     const result: ApprovalOpenResult = { outcome };
     if (outcome !== 'none') {
       result.id = decodeId(id);

@@ -1,4 +1,11 @@
-import { checkAnchorCheckpoint, signatureDigest, type AnchorCheckpoint, type AnchoredCheckpoint, type AnchorResult, type AuditAnchor } from '../audit/anchor.ts';
+import {
+  checkAnchorCheckpoint,
+  signatureDigest,
+  type AnchorCheckpoint,
+  type AnchoredCheckpoint,
+  type AnchorResult,
+  type AuditAnchor,
+} from '../audit/anchor.ts';
 import { Connection, Script, type RedisClientOrUrl, type RedisStoreOptions } from './connection.ts';
 import { encodeKeyPart, KEY_TAGS } from './keys.ts';
 
@@ -59,11 +66,14 @@ export class RedisAuditAnchor implements AuditAnchor {
     checkAnchorCheckpoint(checkpoint);
     const c = checkpoint;
     const member = `${c.seq} ${c.headHash} ${c.time} ${signatureDigest(c.signature)}`;
-    const reply = await this.conn.run((client) => RECORD.run(client, this.keys(c.logId), [String(c.seq), c.headHash, String(c.time), c.signature, member]));
+    const reply = await this.conn.run((client) =>
+      RECORD.run(client, this.keys(c.logId), [String(c.seq), c.headHash, String(c.time), c.signature, member]),
+    );
     if (!Array.isArray(reply)) throw new Error('unexpected reply from the audit anchor script');
     const [flag, seq, head] = reply as unknown[];
     if (flag === 1) return { accepted: true };
-    if ((flag !== 0 && flag !== 2) || typeof seq !== 'string' || typeof head !== 'string') throw new Error('unexpected reply from the audit anchor script');
+    if ((flag !== 0 && flag !== 2) || typeof seq !== 'string' || typeof head !== 'string')
+      throw new Error('unexpected reply from the audit anchor script');
     return { accepted: false, reason: flag === 0 ? 'behind' : 'conflict', held: { seq: Number(seq), headHash: head } };
   }
 
@@ -112,7 +122,13 @@ export class RedisAuditAnchor implements AuditAnchor {
 function parseMember(member: string, logId: string): AnchoredCheckpoint {
   const [seq, headHash, time, signatureDigest, extra] = member.split(' ');
   const entry = { seq: Number(seq), headHash: headHash as string, time: Number(time), signatureDigest: signatureDigest as string };
-  if (extra !== undefined || !Number.isSafeInteger(entry.seq) || !Number.isFinite(entry.time) || !/^[A-Za-z0-9_-]{43}$/.test(entry.headHash) || !/^[A-Za-z0-9_-]{43}$/.test(entry.signatureDigest)) {
+  if (
+    extra !== undefined ||
+    !Number.isSafeInteger(entry.seq) ||
+    !Number.isFinite(entry.time) ||
+    !/^[A-Za-z0-9_-]{43}$/.test(entry.headHash) ||
+    !/^[A-Za-z0-9_-]{43}$/.test(entry.signatureDigest)
+  ) {
     throw new Error(`the audit anchor's history of log ${logId} holds a damaged entry`);
   }
   return entry;

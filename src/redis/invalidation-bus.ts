@@ -89,10 +89,14 @@ export class RedisInvalidationBus implements InvalidationBus {
     this.onDropped = opts.onDropped;
     // Subscribing is not on the request path: this connection may wait and retry forever.
     const subscriberOptions = { enableOfflineQueue: true, maxRetriesPerRequest: null, autoResubscribe: true, commandTimeout: undefined };
-    this.subscriber = typeof clientOrUrl === 'string'
-      ? new Redis(clientOrUrl, { ...opts.redisOptions, ...subscriberOptions, retryStrategy: (n: number) => Math.min(50 * n, 500) })
-      : clientOrUrl.duplicate(subscriberOptions);
-    this.subscriber.on('error', onceLogger(`redis bus subscriber ${typeof clientOrUrl === 'string' ? redactUrl(clientOrUrl) : ''}`.trim(), this.warn));
+    this.subscriber =
+      typeof clientOrUrl === 'string'
+        ? new Redis(clientOrUrl, { ...opts.redisOptions, ...subscriberOptions, retryStrategy: (n: number) => Math.min(50 * n, 500) })
+        : clientOrUrl.duplicate(subscriberOptions);
+    this.subscriber.on(
+      'error',
+      onceLogger(`redis bus subscriber ${typeof clientOrUrl === 'string' ? redactUrl(clientOrUrl) : ''}`.trim(), this.warn),
+    );
     this.subscriber.on('message', (channel: string, text: string) => {
       if (channel === this.channel) void this.receive(text);
     });
@@ -111,7 +115,13 @@ export class RedisInvalidationBus implements InvalidationBus {
 
   async publish(message: InvalidationMessage): Promise<void> {
     const payload = JSON.stringify({
-      v: 1, ch: this.channel, id: randomUUID(), scope: message.scope, reason: message.reason, at: message.at, origin: message.origin,
+      v: 1,
+      ch: this.channel,
+      id: randomUUID(),
+      scope: message.scope,
+      reason: message.reason,
+      at: message.at,
+      origin: message.origin,
     });
     const sig = await this.signer.sign(Buffer.from(payload, 'utf8'));
     const wire = JSON.stringify({ p: payload, sig });

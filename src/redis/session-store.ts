@@ -49,8 +49,15 @@ export class RedisSessionStore implements SessionStore {
     ];
     if (!Number.isFinite(obs.now) || !Number.isFinite(obs.behaviourWindowMs)) throw new TypeError('observation times must be finite');
     const args = [
-      String(obs.now), String(obs.behaviourWindowMs), this.idle, this.slack, String(recentLimitOf(obs)), obs.principalId,
-      optional(obs.ip), optional(obs.device), obs.geo === undefined ? '' : JSON.stringify(obs.geo),
+      String(obs.now),
+      String(obs.behaviourWindowMs),
+      this.idle,
+      this.slack,
+      String(recentLimitOf(obs)),
+      obs.principalId,
+      optional(obs.ip),
+      optional(obs.device),
+      obs.geo === undefined ? '' : JSON.stringify(obs.geo),
     ];
     const reply = await this.conn.run((client) => observe.run(client, keys, args));
     return parseObserveReply(reply);
@@ -87,7 +94,13 @@ function parseObserveReply(reply: unknown): ObserveResult {
   if (!Array.isArray(reply)) throw new Error('unexpected reply from the session script');
   if (reply[0] === 1) return { invalid: true, reason: typeof reply[1] === 'string' ? reply[1] : 'session invalidated' };
   const [flag, principalId, startedAt, ip, device, geo, count, recent] = reply as unknown[];
-  if (flag !== 0 || typeof principalId !== 'string' || typeof startedAt !== 'string' || typeof count !== 'number' || typeof recent !== 'number') {
+  if (
+    flag !== 0 ||
+    typeof principalId !== 'string' ||
+    typeof startedAt !== 'string' ||
+    typeof count !== 'number' ||
+    typeof recent !== 'number'
+  ) {
     throw new Error('unexpected reply from the session script');
   }
   const session: SessionState = {

@@ -14,9 +14,16 @@ const usage = {
 };
 const toolCall = (toolCallId: string, input: unknown): GenerateResult => ({
   content: [{ type: 'tool-call', toolCallId, toolName: 'refund', input: JSON.stringify(input) }],
-  finishReason: { unified: 'tool-calls', raw: 'tool_calls' }, usage, warnings: [],
+  finishReason: { unified: 'tool-calls', raw: 'tool_calls' },
+  usage,
+  warnings: [],
 });
-const text = (t: string): GenerateResult => ({ content: [{ type: 'text', text: t }], finishReason: { unified: 'stop', raw: 'stop' }, usage, warnings: [] });
+const text = (t: string): GenerateResult => ({
+  content: [{ type: 'text', text: t }],
+  finishReason: { unified: 'stop', raw: 'stop' },
+  usage,
+  warnings: [],
+});
 
 function refundTools(ran: unknown[]) {
   return {
@@ -32,8 +39,13 @@ function refundTools(ran: unknown[]) {
 }
 
 /** The approval request the SDK emitted in a step (fails the test when there is none). */
-function approvalRequestOf(result: { content: Array<{ type: string }> }): { approvalId: string; toolCall: { toolCallId: string; input: unknown } } {
-  const part = result.content.find((p) => p.type === 'tool-approval-request') as { approvalId: string; toolCall: { toolCallId: string; input: unknown } } | undefined;
+function approvalRequestOf(result: { content: Array<{ type: string }> }): {
+  approvalId: string;
+  toolCall: { toolCallId: string; input: unknown };
+} {
+  const part = result.content.find((p) => p.type === 'tool-approval-request') as
+    | { approvalId: string; toolCall: { toolCallId: string; input: unknown } }
+    | undefined;
   if (!part) throw new Error(`no tool-approval-request in ${JSON.stringify(result.content.map((p) => p.type))}`);
   return part;
 }
@@ -41,7 +53,10 @@ function approvalRequestOf(result: { content: Array<{ type: string }> }): { appr
 /** What the model was shown as tool outputs in a given call. */
 function outputsSeen(model: MockLanguageModelV3, call: number): unknown[] {
   const prompt = model.doGenerateCalls[call]?.prompt ?? [];
-  return prompt.filter((m) => m.role === 'tool').flatMap((m) => m.content).map((p) => (p as { output?: unknown }).output);
+  return prompt
+    .filter((m) => m.role === 'tool')
+    .flatMap((m) => m.content)
+    .map((p) => (p as { output?: unknown }).output);
 }
 
 /** Turn one: the model asks for a refund of `amount`; the SDK stops with an approval request. */
@@ -65,9 +80,17 @@ describe('ai-sdk needsApproval + kavachApprovalResponse', () => {
     expect(pending).toMatchObject({ action: 'refund', args: { amount: 900, orderId: 'B7' }, reason: 'refunds of 500 or more' });
     expect(first.finishReason).toBe('tool-calls');
 
-    const answer = await kavachApprovalResponse(rig.gate, { toolCallId: 'call-1', approved: true, approver: financeLead, note: 'customer verified' });
+    const answer = await kavachApprovalResponse(rig.gate, {
+      toolCallId: 'call-1',
+      approved: true,
+      approver: financeLead,
+      note: 'customer verified',
+    });
     expect(answer).toMatchObject({ approved: true, request: { id: pending?.id, status: 'granted' } });
-    messages.push({ role: 'tool', content: [{ type: 'tool-approval-response', approvalId: request.approvalId, approved: answer.approved }] });
+    messages.push({
+      role: 'tool',
+      content: [{ type: 'tool-approval-response', approvalId: request.approvalId, approved: answer.approved }],
+    });
     const second = await generateText({ model, tools, messages, stopWhen: stepCountIs(3) });
 
     expect(ran).toEqual([{ amount: 900, orderId: 'B7' }]);
@@ -82,7 +105,10 @@ describe('ai-sdk needsApproval + kavachApprovalResponse', () => {
     const answer = await kavachApprovalResponse(rig.gate, { toolCallId: 'call-1', approved: false, approver: financeLead });
     expect(answer.approved).toBe(false);
     expect(answer.reason).toMatch(/^Refused by policy \[APPROVAL_DENIED\] approval: 'big_refunds_need_a_human'/);
-    messages.push({ role: 'tool', content: [{ type: 'tool-approval-response', approvalId: request.approvalId, approved: false, reason: answer.reason }] });
+    messages.push({
+      role: 'tool',
+      content: [{ type: 'tool-approval-response', approvalId: request.approvalId, approved: false, reason: answer.reason }],
+    });
     await generateText({ model, tools, messages, stopWhen: stepCountIs(3) });
     expect(ran).toEqual([]);
     expect(outputsSeen(model, 1)).toContainEqual({ type: 'execution-denied', reason: answer.reason });
@@ -94,7 +120,10 @@ describe('ai-sdk needsApproval + kavachApprovalResponse', () => {
     messages.push({ role: 'tool', content: [{ type: 'tool-approval-response', approvalId: request.approvalId, approved: true }] });
     await generateText({ model, tools, messages, stopWhen: stepCountIs(3) });
     expect(ran).toEqual([]);
-    expect(outputsSeen(model, 1)).toContainEqual({ type: 'error-text', value: expect.stringMatching(/^Refused by policy \[APPROVAL_REQUIRED\]/) });
+    expect(outputsSeen(model, 1)).toContainEqual({
+      type: 'error-text',
+      value: expect.stringMatching(/^Refused by policy \[APPROVAL_REQUIRED\]/),
+    });
     await rig.finish();
   });
 
@@ -119,7 +148,9 @@ describe('ai-sdk needsApproval + kavachApprovalResponse', () => {
   it('a call granted elsewhere (the approvals page) runs without asking the SDK user again', async () => {
     const rig = await approvalRig();
     const ran: unknown[] = [];
-    const model = new MockLanguageModelV3({ doGenerate: [toolCall('call-1', { amount: 700, orderId: 'C1' }), toolCall('call-2', { amount: 700, orderId: 'C1' }), text('done')] });
+    const model = new MockLanguageModelV3({
+      doGenerate: [toolCall('call-1', { amount: 700, orderId: 'C1' }), toolCall('call-2', { amount: 700, orderId: 'C1' }), text('done')],
+    });
     const tools = guardTools(refundTools(ran), rig.gate, { principal: agent, onDecision: rig.onDecision });
     const first = await generateText({ model, tools, prompt: 'refund C1', stopWhen: stepCountIs(3) });
     approvalRequestOf(first);
@@ -136,7 +167,12 @@ describe('ai-sdk needsApproval + kavachApprovalResponse', () => {
     const rig = await approvalRig();
     const ran: unknown[] = [];
     const model = new MockLanguageModelV3({ doGenerate: [toolCall('call-1', { amount: 40, orderId: 'A1' }), text('done')] });
-    await generateText({ model, tools: guardTools(refundTools(ran), rig.gate, { principal: agent, onDecision: rig.onDecision }), prompt: 'refund', stopWhen: stepCountIs(3) });
+    await generateText({
+      model,
+      tools: guardTools(refundTools(ran), rig.gate, { principal: agent, onDecision: rig.onDecision }),
+      prompt: 'refund',
+      stopWhen: stepCountIs(3),
+    });
     expect(ran).toEqual([{ amount: 40, orderId: 'A1' }]);
     expect(rig.decisions).toHaveLength(1);
     await rig.finish();
@@ -144,9 +180,13 @@ describe('ai-sdk needsApproval + kavachApprovalResponse', () => {
 
   it('refuses an approver the policy does not name, and an unknown tool call', async () => {
     const { rig, ran } = await askForRefund(900, []);
-    await expect(kavachApprovalResponse(rig.gate, { toolCallId: 'call-1', approved: true, approver: intern })).rejects.toMatchObject({ code: 'NOT_AN_APPROVER' });
-    await expect(kavachApprovalResponse(rig.gate, { toolCallId: 'call-404', approved: true, approver: financeLead })).rejects.toBeInstanceOf(ApprovalError);
-    expect((await rig.gate.approvals.list({ status: 'pending' }))).toHaveLength(1);
+    await expect(kavachApprovalResponse(rig.gate, { toolCallId: 'call-1', approved: true, approver: intern })).rejects.toMatchObject({
+      code: 'NOT_AN_APPROVER',
+    });
+    await expect(
+      kavachApprovalResponse(rig.gate, { toolCallId: 'call-404', approved: true, approver: financeLead }),
+    ).rejects.toBeInstanceOf(ApprovalError);
+    expect(await rig.gate.approvals.list({ status: 'pending' })).toHaveLength(1);
     expect(ran).toEqual([]);
     await rig.finish();
   });
@@ -166,7 +206,10 @@ describe('ai-sdk kavachToolApproval with approvals (ai@7 shape, hand-made events
     const refund = guardTools(refundTools(ran), rig.gate, opts).refund;
 
     const asked = await approval(event('call-1', 900));
-    expect(asked).toMatchObject({ type: 'user-approval', context: { kavach: { approvalId: expect.any(String), reason: expect.stringMatching(/APPROVAL_REQUIRED/) } } });
+    expect(asked).toMatchObject({
+      type: 'user-approval',
+      context: { kavach: { approvalId: expect.any(String), reason: expect.stringMatching(/APPROVAL_REQUIRED/) } },
+    });
     const id = typeof asked === 'object' && asked.type === 'user-approval' ? asked.context?.kavach.approvalId : undefined;
     await kavachApprovalResponse(rig.gate, { approvalId: id ?? '', approved: true, approver: financeLead });
 
@@ -180,7 +223,10 @@ describe('ai-sdk kavachToolApproval with approvals (ai@7 shape, hand-made events
     expect(ran).toEqual([{ amount: 900, orderId: 'B7' }]);
     expect((await rig.permitClaims({ amount: 900, orderId: 'B7' })).apr).toBe(id);
     // The grant is spent: the same call again is asked about afresh.
-    expect(await approval(event('call-2', 900))).toMatchObject({ type: 'user-approval', context: { kavach: { approvalId: expect.not.stringMatching(id ?? '') } } });
+    expect(await approval(event('call-2', 900))).toMatchObject({
+      type: 'user-approval',
+      context: { kavach: { approvalId: expect.not.stringMatching(id ?? '') } },
+    });
     await rig.finish();
   });
 
@@ -189,7 +235,10 @@ describe('ai-sdk kavachToolApproval with approvals (ai@7 shape, hand-made events
     const approval = kavachToolApproval(rig.gate, { principal: agent });
     await approval(event('call-1', 900));
     await kavachApprovalResponse(rig.gate, { toolCallId: 'call-1', approved: false, approver: financeLead });
-    expect(await approval(event('call-1', 900))).toEqual({ type: 'denied', reason: expect.stringMatching(/^Refused by policy \[APPROVAL_DENIED\]/) });
+    expect(await approval(event('call-1', 900))).toEqual({
+      type: 'denied',
+      reason: expect.stringMatching(/^Refused by policy \[APPROVAL_DENIED\]/),
+    });
     await rig.finish();
   });
 });

@@ -44,7 +44,10 @@ function refundTools(ran: number[]) {
 /** The tool results the model was shown in a given call's prompt. */
 function toolOutputsSeen(model: MockLanguageModelV3, call: number): unknown[] {
   const prompt = model.doGenerateCalls[call]?.prompt ?? [];
-  return prompt.filter((m) => m.role === 'tool').flatMap((m) => m.content).map((p) => (p as { output?: unknown }).output);
+  return prompt
+    .filter((m) => m.role === 'tool')
+    .flatMap((m) => m.content)
+    .map((p) => (p as { output?: unknown }).output);
 }
 
 describe('ai-sdk agent loop with guardTools', () => {
@@ -111,11 +114,24 @@ describe('ai-sdk streamText with guardTools', () => {
     const ran: number[] = [];
     const model = new MockLanguageModelV3({
       doStream: [
-        stream([{ type: 'tool-call', toolCallId: 's-1', toolName: 'refund', input: JSON.stringify({ amount: 5000, orderId: 'A' }) }, finish('tool-calls')]),
-        stream([{ type: 'text-start', id: 't' }, { type: 'text-delta', id: 't', delta: 'needs a human' }, { type: 'text-end', id: 't' }, finish('stop')]),
+        stream([
+          { type: 'tool-call', toolCallId: 's-1', toolName: 'refund', input: JSON.stringify({ amount: 5000, orderId: 'A' }) },
+          finish('tool-calls'),
+        ]),
+        stream([
+          { type: 'text-start', id: 't' },
+          { type: 'text-delta', id: 't', delta: 'needs a human' },
+          { type: 'text-end', id: 't' },
+          finish('stop'),
+        ]),
       ],
     });
-    const result = streamText({ model, tools: guardTools(refundTools(ran), refundGate(), { principal: agent }), stopWhen: stepCountIs(3), prompt: 'go' });
+    const result = streamText({
+      model,
+      tools: guardTools(refundTools(ran), refundGate(), { principal: agent }),
+      stopWhen: stepCountIs(3),
+      prompt: 'go',
+    });
     const parts: Array<{ type: string; error?: unknown }> = [];
     for await (const part of result.fullStream) parts.push(part);
     expect(ran).toEqual([]);
@@ -123,7 +139,10 @@ describe('ai-sdk streamText with guardTools', () => {
     expect(error).toBeInstanceOf(ToolCallRefused);
     expect(await result.text).toBe('needs a human');
     const prompt = model.doStreamCalls[1]?.prompt ?? [];
-    const outputs = prompt.filter((m) => m.role === 'tool').flatMap((m) => m.content).map((p) => (p as { output?: unknown }).output);
+    const outputs = prompt
+      .filter((m) => m.role === 'tool')
+      .flatMap((m) => m.content)
+      .map((p) => (p as { output?: unknown }).output);
     expect(outputs).toEqual([{ type: 'error-text', value: (error as Error).message }]);
   });
 });
@@ -170,14 +189,17 @@ describe('ai-sdk guardTool', () => {
     });
     const guarded = guardTool(streaming, refundGate(), { principal: agent, name: 'lookup_order' });
     const out: unknown[] = [];
-    for await (const part of guarded.execute?.({ n: 2 }, options('g')) as AsyncIterable<unknown>) out.push(part);
+    for await (const part of (guarded.execute as NonNullable<typeof guarded.execute>)({ n: 2 }, options('g')) as AsyncIterable<unknown>)
+      out.push(part);
     expect(out).toEqual([{ step: 1 }, { step: 2 }]);
   });
 
   it('passes provider-executed tools through unchanged, and says so through onWarning', () => {
     const provider = { type: 'provider', id: 'openai.web_search', args: {}, inputSchema: z.object({}) } as const;
     const warnings: string[] = [];
-    expect(guardTool(provider as never, refundGate(), { principal: agent, name: 'web_search', onWarning: (m) => void warnings.push(m) })).toBe(provider);
+    expect(
+      guardTool(provider as never, refundGate(), { principal: agent, name: 'web_search', onWarning: (m) => void warnings.push(m) }),
+    ).toBe(provider);
     expect(warnings).toEqual(["tool 'web_search' has no execute (it runs at the provider or in the client); it passes through ungated"]);
   });
 
@@ -185,7 +207,10 @@ describe('ai-sdk guardTool', () => {
     const ran: unknown[] = [];
     // The shape of `openai.tools.localShell({ execute })` / `anthropic.tools.bash_*({ execute })`.
     const shell = {
-      type: 'provider', id: 'openai.local_shell', args: {}, inputSchema: z.object({ action: z.object({ command: z.array(z.string()) }) }),
+      type: 'provider',
+      id: 'openai.local_shell',
+      args: {},
+      inputSchema: z.object({ action: z.object({ command: z.array(z.string()) }) }),
       execute: async (input: unknown) => {
         ran.push(input);
         return { output: 'done' };

@@ -60,7 +60,9 @@ export async function approvalRig(): Promise<ApprovalRig> {
     decisions,
     onDecision: (d) => void decisions.push(d),
     async permitClaims(args) {
-      const permits = decisions.filter((d) => d.allowed && d.verdict.kind === 'permit' && JSON.stringify(d.params) === JSON.stringify(args));
+      const permits = decisions.filter(
+        (d) => d.allowed && d.verdict.kind === 'permit' && JSON.stringify(d.params) === JSON.stringify(args),
+      );
       if (permits.length !== 1) throw new Error(`expected one permit for ${JSON.stringify(args)}, got ${permits.length}`);
       const verdict = permits[0]?.verdict;
       const token = verdict?.kind === 'permit' ? verdict.permit : undefined;

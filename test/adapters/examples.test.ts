@@ -23,7 +23,7 @@ describe.each([
     const env: NodeJS.ProcessEnv = { ...process.env, KAVACH_EXAMPLE_OUT: out };
     delete env.OPENAI_API_KEY;
     const { stdout } = await run(process.execPath, ['--import', 'tsx', file], { env, timeout: 60_000 });
-    expect(stdout).toContain("fake model, scripted (offline");
+    expect(stdout).toContain('fake model, scripted (offline');
     expect(stdout).toMatch(/✔ PERMIT by '/);
     expect(stdout).toMatch(/✘ REFUSE \[POLICY_DENIED\]/);
     expect(stdout.match(/✘ REFUSE \[RATE_LIMITED\]/g)?.length ?? 0).toBeGreaterThanOrEqual(2);

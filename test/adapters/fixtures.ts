@@ -4,16 +4,19 @@ import type { GateLike } from '../../src/adapters/shared.ts';
 
 /** Shared by the adapter tests: refunds up to 100 each, at most `max` per hour; lookups always. */
 export function refundGate(max = 5): Gate {
-  return Gate.fromDict({
-    policy: [
-      {
-        name: 'agent_refunds',
-        effect: 'permit',
-        conditions: [{ action: 'refund' }, { param_max: { field: 'amount', max: 100 } }, { rate_limit: { max, window: '1h' } }],
-      },
-      { name: 'lookups', effect: 'permit', conditions: [{ action: 'lookup_order' }] },
-    ],
-  }, { drift: false });
+  return Gate.fromDict(
+    {
+      policy: [
+        {
+          name: 'agent_refunds',
+          effect: 'permit',
+          conditions: [{ action: 'refund' }, { param_max: { field: 'amount', max: 100 } }, { rate_limit: { max, window: '1h' } }],
+        },
+        { name: 'lookups', effect: 'permit', conditions: [{ action: 'lookup_order' }] },
+      ],
+    },
+    { drift: false },
+  );
 }
 
 export const agent: Principal = { id: 'support-bot', kind: 'agent', roles: ['support'] };

@@ -10,14 +10,17 @@ import { agent } from './fixtures.ts';
 import { approvalRig, financeLead, intern } from './approval-fixtures.ts';
 
 function refundTool(ran: unknown[]) {
-  return tool(async (input: { amount: number; orderId: string }) => {
-    ran.push(input);
-    return `refunded ${input.amount}`;
-  }, {
-    name: 'refund',
-    description: 'Refund an order, in dollars.',
-    schema: z.object({ amount: z.number(), orderId: z.string() }),
-  });
+  return tool(
+    async (input: { amount: number; orderId: string }) => {
+      ran.push(input);
+      return `refunded ${input.amount}`;
+    },
+    {
+      name: 'refund',
+      description: 'Refund an order, in dollars.',
+      schema: z.object({ amount: z.number(), orderId: z.string() }),
+    },
+  );
 }
 
 function toolMessages(messages: BaseMessage[]): ToolMessage[] {
@@ -25,14 +28,19 @@ function toolMessages(messages: BaseMessage[]): ToolMessage[] {
 }
 
 /** An agent whose model asks for the given refunds, one per turn, then answers. */
-async function refundAgent(calls: Array<{ amount: number; id: string }>, opts: { approver?: typeof financeLead; warnings?: string[] } = {}) {
+async function refundAgent(
+  calls: Array<{ amount: number; id: string }>,
+  opts: { approver?: typeof financeLead; warnings?: string[] } = {},
+) {
   const rig = await approvalRig();
   const ran: unknown[] = [];
   let model = fakeModel();
   for (const c of calls) model = model.respondWithTools([{ name: 'refund', args: { amount: c.amount, orderId: 'B7' }, id: c.id }]);
   model = model.respond(new AIMessage('done'));
   const middleware = kavachMiddleware(rig.gate, {
-    principal: agent, sessionId: 's1', onDecision: rig.onDecision,
+    principal: agent,
+    sessionId: 's1',
+    onDecision: rig.onDecision,
     ...(opts.approver ? { approver: opts.approver } : {}),
     ...(opts.warnings ? { onWarning: (m: string) => void opts.warnings?.push(m) } : {}),
   });
@@ -45,7 +53,8 @@ async function refundAgent(calls: Array<{ amount: number; id: string }>, opts: {
 function pausedOn(result: unknown): KavachApprovalInterrupt {
   const interrupts = (result as { __interrupt__?: Array<{ value: unknown }> }).__interrupt__ ?? [];
   const value = interrupts[0]?.value as KavachApprovalInterrupt | undefined;
-  if (value?.type !== 'kavach.approval') throw new Error(`the run did not pause on a Kavach approval: ${JSON.stringify(result).slice(0, 300)}`);
+  if (value?.type !== 'kavach.approval')
+    throw new Error(`the run did not pause on a Kavach approval: ${JSON.stringify(result).slice(0, 300)}`);
   return value;
 }
 
@@ -55,8 +64,13 @@ describe('langchain kavachMiddleware approvals (interrupt / Command resume)', ()
     const first = await graph.invoke({ messages: [{ role: 'user', content: 'refund B7' }] }, config);
     const asked = pausedOn(first);
     expect(asked).toMatchObject({
-      tool: 'refund', toolCallId: 'call-1', action: 'refund', args: { amount: 900, orderId: 'B7' }, reason: 'refunds of 500 or more',
-      policy: 'big_refunds_need_a_human', refusal: expect.stringMatching(/^Refused by policy \[APPROVAL_REQUIRED\]/),
+      tool: 'refund',
+      toolCallId: 'call-1',
+      action: 'refund',
+      args: { amount: 900, orderId: 'B7' },
+      reason: 'refunds of 500 or more',
+      policy: 'big_refunds_need_a_human',
+      refusal: expect.stringMatching(/^Refused by policy \[APPROVAL_REQUIRED\]/),
     });
     expect(ran).toEqual([]);
 
@@ -64,7 +78,9 @@ describe('langchain kavachMiddleware approvals (interrupt / Command resume)', ()
     expect(ran).toEqual([{ amount: 900, orderId: 'B7' }]);
     expect(toolMessages(done.messages).map((m) => m.content)).toEqual(['refunded 900']);
     expect(done.messages.at(-1)?.content).toBe('done');
-    expect((await rig.gate.approvals.get(asked.id))?.decisions).toMatchObject([{ approver: { id: 'fiona' }, decision: 'grant', note: 'ok' }]);
+    expect((await rig.gate.approvals.get(asked.id))?.decisions).toMatchObject([
+      { approver: { id: 'fiona' }, decision: 'grant', note: 'ok' },
+    ]);
     expect((await rig.permitClaims({ amount: 900, orderId: 'B7' })).apr).toBe(asked.id);
     expect(await rig.finish()).toMatchObject({ approvals: ['requested:pending', 'granted:granted', 'used:used'] });
   });
@@ -82,7 +98,13 @@ describe('langchain kavachMiddleware approvals (interrupt / Command resume)', ()
   });
 
   it('a grant for one call does not cover the same tool with other arguments: that call asks again', async () => {
-    const { rig, ran, graph, config } = await refundAgent([{ amount: 900, id: 'call-1' }, { amount: 950, id: 'call-2' }], { approver: financeLead });
+    const { rig, ran, graph, config } = await refundAgent(
+      [
+        { amount: 900, id: 'call-1' },
+        { amount: 950, id: 'call-2' },
+      ],
+      { approver: financeLead },
+    );
     const first = pausedOn(await graph.invoke({ messages: [{ role: 'user', content: 'refund B7' }] }, config));
     const second = await graph.invoke(new Command({ resume: { decision: 'grant' } }), config);
     const again = pausedOn(second);
@@ -119,8 +141,14 @@ describe('langchain kavachMiddleware approvals (interrupt / Command resume)', ()
     const rig = await approvalRig();
     const ran: unknown[] = [];
     const warnings: string[] = [];
-    const model = fakeModel().respondWithTools([{ name: 'refund', args: { amount: 900, orderId: 'B7' }, id: 'call-1' }]).respond(new AIMessage('waiting'));
-    const graph = createAgent({ model, tools: [refundTool(ran)], middleware: [kavachMiddleware(rig.gate, { principal: agent, onWarning: (m) => void warnings.push(m) })] });
+    const model = fakeModel()
+      .respondWithTools([{ name: 'refund', args: { amount: 900, orderId: 'B7' }, id: 'call-1' }])
+      .respond(new AIMessage('waiting'));
+    const graph = createAgent({
+      model,
+      tools: [refundTool(ran)],
+      middleware: [kavachMiddleware(rig.gate, { principal: agent, onWarning: (m) => void warnings.push(m) })],
+    });
     const result = await graph.invoke({ messages: [{ role: 'user', content: 'refund B7' }] });
     expect(ran).toEqual([]);
     expect(toolMessages(result.messages)[0]?.content).toMatch(/^Refused by policy \[APPROVAL_REQUIRED\]/);

@@ -11,14 +11,17 @@ import { formatRefusal } from '../../src/engine/refusal.ts';
 import { agent, countingGate, refundGate, throwingGate } from './fixtures.ts';
 
 function refundTool(ran: number[]) {
-  return tool(async ({ amount }: { amount: number; orderId: string }) => {
-    ran.push(amount);
-    return `refunded ${amount}`;
-  }, {
-    name: 'refund',
-    description: 'Refund an order, in dollars.',
-    schema: z.object({ amount: z.number().describe('dollars'), orderId: z.string() }),
-  });
+  return tool(
+    async ({ amount }: { amount: number; orderId: string }) => {
+      ran.push(amount);
+      return `refunded ${amount}`;
+    },
+    {
+      name: 'refund',
+      description: 'Refund an order, in dollars.',
+      schema: z.object({ amount: z.number().describe('dollars'), orderId: z.string() }),
+    },
+  );
 }
 
 function toolMessages(messages: BaseMessage[]): ToolMessage[] {
@@ -42,9 +45,10 @@ describe.each([
     const gate = refundGate();
     const model = scriptedModel();
     const opts = { principal: agent, sessionId: 's1' };
-    const agentGraph = style === 'tool'
-      ? createAgent({ model, tools: guardTools([refundTool(ran)], gate, opts) })
-      : createAgent({ model, tools: [refundTool(ran)], middleware: [kavachMiddleware(gate, opts)] });
+    const agentGraph =
+      style === 'tool'
+        ? createAgent({ model, tools: guardTools([refundTool(ran)], gate, opts) })
+        : createAgent({ model, tools: [refundTool(ran)], middleware: [kavachMiddleware(gate, opts)] });
 
     const result = await agentGraph.invoke({ messages: [{ role: 'user', content: 'refund A1 and A2' }] });
 
@@ -117,25 +121,40 @@ describe('langchain guardTool', () => {
   });
 
   describe('middleware gates the arguments the tool will receive (after its schema coerces and fills defaults)', () => {
-    const lenientRefund = (ran: number[]) => tool(async ({ amount }: { amount: number; orderId: string; currency: string }) => {
-      ran.push(amount);
-      return `refunded ${amount}`;
-    }, {
-      name: 'refund',
-      description: 'Refund an order, in dollars.',
-      schema: z.object({ amount: z.coerce.number(), orderId: z.string(), currency: z.string().default('usd') }),
-    });
-    const gate = () => countingGate(Gate.fromDict({
-      policy: [
-        { name: 'no-big-refunds', effect: 'refuse', conditions: [{ action: 'refund' }, { param_min: { field: 'amount', min: 1000 } }] },
-        { name: 'refunds', effect: 'permit', conditions: [{ action: 'refund' }, { rate_limit: { max: 1, window: '1h' } }] },
-      ],
-    }, { drift: false }));
-    const model = () => fakeModel()
-      // A number sent as a string: as raw arguments it fails the refuse policy's numeric test.
-      .respondWithTools([{ name: 'refund', args: { amount: '5000', orderId: 'A' }, id: 'big' }])
-      .respondWithTools([{ name: 'refund', args: { amount: 10, orderId: 'B' }, id: 'small' }])
-      .respond(new AIMessage('done'));
+    const lenientRefund = (ran: number[]) =>
+      tool(
+        async ({ amount }: { amount: number; orderId: string; currency: string }) => {
+          ran.push(amount);
+          return `refunded ${amount}`;
+        },
+        {
+          name: 'refund',
+          description: 'Refund an order, in dollars.',
+          schema: z.object({ amount: z.coerce.number(), orderId: z.string(), currency: z.string().default('usd') }),
+        },
+      );
+    const gate = () =>
+      countingGate(
+        Gate.fromDict(
+          {
+            policy: [
+              {
+                name: 'no-big-refunds',
+                effect: 'refuse',
+                conditions: [{ action: 'refund' }, { param_min: { field: 'amount', min: 1000 } }],
+              },
+              { name: 'refunds', effect: 'permit', conditions: [{ action: 'refund' }, { rate_limit: { max: 1, window: '1h' } }] },
+            ],
+          },
+          { drift: false },
+        ),
+      );
+    const model = () =>
+      fakeModel()
+        // A number sent as a string: as raw arguments it fails the refuse policy's numeric test.
+        .respondWithTools([{ name: 'refund', args: { amount: '5000', orderId: 'A' }, id: 'big' }])
+        .respondWithTools([{ name: 'refund', args: { amount: 10, orderId: 'B' }, id: 'small' }])
+        .respond(new AIMessage('done'));
     const opts = { principal: agent };
 
     it('a coerced value cannot slip past a refuse policy', async () => {
@@ -149,7 +168,11 @@ describe('langchain guardTool', () => {
     it('paired with the guarded tool, both checks see the same arguments and charge once', async () => {
       const ran: number[] = [];
       const g = gate();
-      const graph = createAgent({ model: model(), tools: [guardTool(lenientRefund(ran), g, opts)], middleware: [kavachMiddleware(g, opts)] });
+      const graph = createAgent({
+        model: model(),
+        tools: [guardTool(lenientRefund(ran), g, opts)],
+        middleware: [kavachMiddleware(g, opts)],
+      });
       const result = await graph.invoke({ messages: [{ role: 'user', content: 'go' }] });
       expect(ran).toEqual([10]);
       expect(toolMessages(result.messages).map((m) => m.status)).toEqual(['error', 'success']);
@@ -183,12 +206,14 @@ describe('langchain guardTool', () => {
       model,
       tools: [refundTool(ran)],
       contextSchema: z.object({ userId: z.string() }),
-      middleware: [kavachMiddleware(refundGate(), {
-        principal: (run) => {
-          seen.push(run.context);
-          return { id: (run.context as { userId: string }).userId, kind: 'user' };
-        },
-      })],
+      middleware: [
+        kavachMiddleware(refundGate(), {
+          principal: (run) => {
+            seen.push(run.context);
+            return { id: (run.context as { userId: string }).userId, kind: 'user' };
+          },
+        }),
+      ],
     });
     await graph.invoke({ messages: [{ role: 'user', content: 'go' }] }, { context: { userId: 'alice' } });
     expect(seen).toEqual([{ userId: 'alice' }]);
@@ -198,7 +223,11 @@ describe('langchain guardTool', () => {
   it('observe mode reports the refusal but lets the tool run', async () => {
     const ran: number[] = [];
     const decisions: unknown[] = [];
-    const guarded = guardTool(refundTool(ran), refundGate(), { principal: agent, mode: 'observe', onDecision: (d) => void decisions.push(d) });
+    const guarded = guardTool(refundTool(ran), refundGate(), {
+      principal: agent,
+      mode: 'observe',
+      onDecision: (d) => void decisions.push(d),
+    });
     await guarded.invoke({ amount: 5000, orderId: 'A' });
     expect(ran).toEqual([5000]);
     expect(decisions).toMatchObject([{ allowed: true, mode: 'observe', verdict: { kind: 'refuse', code: 'NO_POLICY_MATCH' } }]);
@@ -230,7 +259,10 @@ describe('langchain guardTool on other tool kinds', () => {
 
   it('keeps a content_and_artifact tool working and refuses it as an error ToolMessage', async () => {
     const original = tool(async ({ amount }: { amount: number }) => [`refunded ${amount}`, { amount }], {
-      name: 'refund', description: 'Refund.', schema: z.object({ amount: z.number() }), responseFormat: 'content_and_artifact',
+      name: 'refund',
+      description: 'Refund.',
+      schema: z.object({ amount: z.number() }),
+      responseFormat: 'content_and_artifact',
     });
     const guarded = guardTool(original, refundGate(), { principal: agent });
     const ok = await guarded.invoke({ type: 'tool_call', id: 'ok', name: 'refund', args: { amount: 5 } });
@@ -242,7 +274,11 @@ describe('langchain guardTool on other tool kinds', () => {
 
   it('guards a string-input DynamicTool', async () => {
     const ran: string[] = [];
-    const original = new DynamicTool({ name: 'lookup_order', description: 'Look up.', func: async (input: string) => (ran.push(input), `order ${input}`) });
+    const original = new DynamicTool({
+      name: 'lookup_order',
+      description: 'Look up.',
+      func: async (input: string) => (ran.push(input), `order ${input}`),
+    });
     const guarded = guardTool(original, refundGate(), { principal: agent });
     expect(await guarded.invoke('A-1')).toBe('order A-1');
     expect(ran).toEqual(['A-1']);

@@ -1,6 +1,14 @@
 import {
-  Agent, Runner, tool, Usage,
-  type AgentInputItem, type AgentOutputItem, type Model, type ModelRequest, type ModelResponse, type StreamEvent,
+  Agent,
+  Runner,
+  tool,
+  Usage,
+  type AgentInputItem,
+  type AgentOutputItem,
+  type Model,
+  type ModelRequest,
+  type ModelResponse,
+  type StreamEvent,
 } from '@openai/agents';
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
@@ -18,12 +26,13 @@ class ScriptedModel implements Model {
     this.inputs.push(request.input);
     const step = this.steps[this.inputs.length - 1];
     if (!step) throw new Error('script exhausted');
-    const output: AgentOutputItem[] = 'text' in step
-      ? [{ type: 'message', role: 'assistant', status: 'completed', content: [{ type: 'output_text', text: step.text }] }]
-      : [{ type: 'function_call', callId: step.call.id, name: 'refund', arguments: JSON.stringify(step.call.args), status: 'completed' }];
+    const output: AgentOutputItem[] =
+      'text' in step
+        ? [{ type: 'message', role: 'assistant', status: 'completed', content: [{ type: 'output_text', text: step.text }] }]
+        : [{ type: 'function_call', callId: step.call.id, name: 'refund', arguments: JSON.stringify(step.call.args), status: 'completed' }];
     return { usage: new Usage(), output };
   }
-  // eslint-disable-next-line require-yield
+  // biome-ignore lint/correctness/useYield: a fake model that never streams
   async *getStreamedResponse(): AsyncIterable<StreamEvent> {
     throw new Error('not scripted');
   }
@@ -47,7 +56,7 @@ function resultsSeen(model: ScriptedModel, call: number): string[] {
   if (!Array.isArray(input)) return [];
   return (input as AgentInputItem[])
     .filter((i): i is Extract<AgentInputItem, { type: 'function_call_result' }> => i.type === 'function_call_result')
-    .map((i) => (typeof i.output === 'string' ? i.output : (i.output as { text?: string }).text ?? JSON.stringify(i.output)));
+    .map((i) => (typeof i.output === 'string' ? i.output : ((i.output as { text?: string }).text ?? JSON.stringify(i.output))));
 }
 
 const runner = new Runner({ tracingDisabled: true });
@@ -64,7 +73,10 @@ async function refundRun(steps: Step[]) {
 
 describe('openai agents needsApproval + decideInterruption', () => {
   it('interrupts the run; a grant runs the tool once with exactly those arguments, and its permit carries apr', async () => {
-    const { rig, ran, model, bot, first } = await refundRun([{ call: { id: 'call-1', args: { amount: 900, orderId: 'B7' } } }, { text: 'refunded' }]);
+    const { rig, ran, model, bot, first } = await refundRun([
+      { call: { id: 'call-1', args: { amount: 900, orderId: 'B7' } } },
+      { text: 'refunded' },
+    ]);
     expect(ran).toEqual([]);
     expect(first.interruptions).toHaveLength(1);
     const [item] = first.interruptions;
@@ -81,18 +93,26 @@ describe('openai agents needsApproval + decideInterruption', () => {
   });
 
   it('a deny never runs the tool, and the model reads APPROVAL_DENIED', async () => {
-    const { rig, ran, model, bot, first } = await refundRun([{ call: { id: 'call-1', args: { amount: 900, orderId: 'B7' } } }, { text: 'not refunded' }]);
+    const { rig, ran, model, bot, first } = await refundRun([
+      { call: { id: 'call-1', args: { amount: 900, orderId: 'B7' } } },
+      { text: 'not refunded' },
+    ]);
     const [item] = first.interruptions;
     if (!item) throw new Error('no interruption');
     await decideInterruption(rig.gate, first.state, item, { approver: financeLead, decision: 'deny' });
     await runner.run(bot, first.state);
     expect(ran).toEqual([]);
-    expect(resultsSeen(model, 1)).toEqual([expect.stringMatching(/^Refused by policy \[APPROVAL_DENIED\] approval: 'big_refunds_need_a_human'/)]);
+    expect(resultsSeen(model, 1)).toEqual([
+      expect.stringMatching(/^Refused by policy \[APPROVAL_DENIED\] approval: 'big_refunds_need_a_human'/),
+    ]);
     expect(await rig.finish()).toMatchObject({ approvals: ['requested:pending', 'denied:denied'] });
   });
 
   it('state.approve alone runs nothing: the guardrail asks the gate, and the model reads APPROVAL_REQUIRED', async () => {
-    const { rig, ran, model, bot, first } = await refundRun([{ call: { id: 'call-1', args: { amount: 900, orderId: 'B7' } } }, { text: 'waiting' }]);
+    const { rig, ran, model, bot, first } = await refundRun([
+      { call: { id: 'call-1', args: { amount: 900, orderId: 'B7' } } },
+      { text: 'waiting' },
+    ]);
     const [item] = first.interruptions;
     if (!item) throw new Error('no interruption');
     first.state.approve(item);
@@ -121,13 +141,20 @@ describe('openai agents needsApproval + decideInterruption', () => {
   });
 
   it('finds the request from the call after a restart (lookup options), and refuses an approver the policy does not name', async () => {
-    const { rig, ran, bot, first, opts } = await refundRun([{ call: { id: 'call-1', args: { amount: 900, orderId: 'B7' } } }, { text: 'refunded' }]);
+    const { rig, ran, bot, first, opts } = await refundRun([
+      { call: { id: 'call-1', args: { amount: 900, orderId: 'B7' } } },
+      { text: 'refunded' },
+    ]);
     const [item] = first.interruptions;
     if (!item) throw new Error('no interruption');
     // Another process: same store, no memory of having asked.
     const restarted: ApprovalGateLike = { evaluate: (ctx, o) => rig.gate.evaluate(ctx, o), approvals: rig.gate.approvals };
-    await expect(decideInterruption(restarted, first.state, item, { approver: financeLead, decision: 'grant' })).rejects.toMatchObject({ code: 'NOT_FOUND' });
-    await expect(decideInterruption(restarted, first.state, item, { approver: intern, decision: 'grant' }, opts)).rejects.toMatchObject({ code: 'NOT_AN_APPROVER' });
+    await expect(decideInterruption(restarted, first.state, item, { approver: financeLead, decision: 'grant' })).rejects.toMatchObject({
+      code: 'NOT_FOUND',
+    });
+    await expect(decideInterruption(restarted, first.state, item, { approver: intern, decision: 'grant' }, opts)).rejects.toMatchObject({
+      code: 'NOT_AN_APPROVER',
+    });
     const request = await decideInterruption(restarted, first.state, item, { approver: financeLead, decision: 'grant' }, opts);
     expect(request.status).toBe('granted');
     await runner.run(bot, first.state);

@@ -1,6 +1,15 @@
 import {
-  Agent, Runner, tool, Usage,
-  type AgentInputItem, type AgentOutputItem, type Model, type ModelRequest, type ModelResponse, type RunContext, type StreamEvent,
+  Agent,
+  Runner,
+  tool,
+  Usage,
+  type AgentInputItem,
+  type AgentOutputItem,
+  type Model,
+  type ModelRequest,
+  type ModelResponse,
+  type RunContext,
+  type StreamEvent,
 } from '@openai/agents';
 import { describe, expect, expectTypeOf, it } from 'vitest';
 import { z } from 'zod';
@@ -18,12 +27,21 @@ class ScriptedModel implements Model {
     this.inputs.push(request.input);
     const step = this.steps[this.inputs.length - 1];
     if (!step) throw new Error('script exhausted');
-    const output: AgentOutputItem[] = 'text' in step
-      ? [{ type: 'message', role: 'assistant', status: 'completed', content: [{ type: 'output_text', text: step.text }] }]
-      : [{ type: 'function_call', callId: step.call.id, name: step.call.name, arguments: JSON.stringify(step.call.args), status: 'completed' }];
+    const output: AgentOutputItem[] =
+      'text' in step
+        ? [{ type: 'message', role: 'assistant', status: 'completed', content: [{ type: 'output_text', text: step.text }] }]
+        : [
+            {
+              type: 'function_call',
+              callId: step.call.id,
+              name: step.call.name,
+              arguments: JSON.stringify(step.call.args),
+              status: 'completed',
+            },
+          ];
     return { usage: new Usage(), output };
   }
-  // eslint-disable-next-line require-yield
+  // biome-ignore lint/correctness/useYield: a fake model that never streams
   async *getStreamedResponse(): AsyncIterable<StreamEvent> {
     throw new Error('not scripted');
   }
@@ -77,7 +95,10 @@ describe('openai agents loop with guardTool', () => {
 
   it('takes the principal from the run context, not from the arguments', async () => {
     const ran: number[] = [];
-    const model = new ScriptedModel([{ call: { id: 'c', name: 'refund', args: { amount: 5, orderId: 'A', user: 'root' } } }, { text: 'ok' }]);
+    const model = new ScriptedModel([
+      { call: { id: 'c', name: 'refund', args: { amount: 5, orderId: 'A', user: 'root' } } },
+      { text: 'ok' },
+    ]);
     const seen: unknown[] = [];
     const guarded = guardTool(refundTool(ran), refundGate(), {
       principal: (run) => {
@@ -128,38 +149,47 @@ describe('openai agents guardTool', () => {
     });
     expect((await guardrail.run(data('same'))).behavior).toEqual({ type: 'allow' });
     expect((await guardrail.run(data('same'))).behavior).toEqual({ type: 'allow' });
-    expect((await guardrail.run(data('other'))).behavior).toMatchObject({ type: 'rejectContent', message: expect.stringMatching(/\[RATE_LIMITED\]/) });
+    expect((await guardrail.run(data('other'))).behavior).toMatchObject({
+      type: 'rejectContent',
+      message: expect.stringMatching(/\[RATE_LIMITED\]/),
+    });
     expect(gate.calls).toEqual(['same', 'same', 'other']);
   });
 });
 
 describe('openai agents: the guardrail judges the arguments the tool will receive (after its schema fills defaults)', () => {
-  const gate = () => Gate.fromDict({
-    policy: [
-      { name: 'no-ceo', effect: 'refuse', conditions: [{ param_in: { field: 'to', values: ['ceo@corp.example'] } }] },
-      { name: 'no-wire', effect: 'refuse', conditions: [{ param_in: { field: 'channel', values: ['wire'] } }] },
-      { name: 'mail', effect: 'permit', conditions: [{ action: 'send_mail' }] },
-    ],
-  }, { drift: false });
-  const mailTool = (sent: Array<{ to: string; channel: string }>, extra: Record<string, unknown> = {}) => tool({
-    name: 'send_mail',
-    description: 'Send a mail.',
-    // The schema fills in a missing channel: the gate must judge what the tool runs with.
-    parameters: z.object({ to: z.string(), channel: z.string().default('wire') }),
-    ...extra,
-    execute: async ({ to, channel }) => {
-      sent.push({ to, channel });
-      return `sent to ${to}`;
-    },
-  });
+  const gate = () =>
+    Gate.fromDict(
+      {
+        policy: [
+          { name: 'no-ceo', effect: 'refuse', conditions: [{ param_in: { field: 'to', values: ['ceo@corp.example'] } }] },
+          { name: 'no-wire', effect: 'refuse', conditions: [{ param_in: { field: 'channel', values: ['wire'] } }] },
+          { name: 'mail', effect: 'permit', conditions: [{ action: 'send_mail' }] },
+        ],
+      },
+      { drift: false },
+    );
+  const mailTool = (sent: Array<{ to: string; channel: string }>, extra: Record<string, unknown> = {}) =>
+    tool({
+      name: 'send_mail',
+      description: 'Send a mail.',
+      // The schema fills in a missing channel: the gate must judge what the tool runs with.
+      parameters: z.object({ to: z.string(), channel: z.string().default('wire') }),
+      ...extra,
+      execute: async ({ to, channel }) => {
+        sent.push({ to, channel });
+        return `sent to ${to}`;
+      },
+    });
 
-  const script = () => new ScriptedModel([
-    { call: { id: 'c1', name: 'send_mail', args: { to: 'ceo@corp.example', channel: 'email' } } },
-    { call: { id: 'c2', name: 'send_mail', args: { to: 'ops@corp.example' } } },
-    { call: { id: 'c3', name: 'send_mail', args: { to: 'ops@corp.example', channel: null } } },
-    { call: { id: 'c4', name: 'send_mail', args: { to: 'ops@corp.example', channel: 'email' } } },
-    { text: 'done' },
-  ]);
+  const script = () =>
+    new ScriptedModel([
+      { call: { id: 'c1', name: 'send_mail', args: { to: 'ceo@corp.example', channel: 'email' } } },
+      { call: { id: 'c2', name: 'send_mail', args: { to: 'ops@corp.example' } } },
+      { call: { id: 'c3', name: 'send_mail', args: { to: 'ops@corp.example', channel: null } } },
+      { call: { id: 'c4', name: 'send_mail', args: { to: 'ops@corp.example', channel: 'email' } } },
+      { text: 'done' },
+    ]);
   const expectOnlyTheLastSent = (sent: unknown[], model: ScriptedModel) => {
     expect(sent).toEqual([{ to: 'ops@corp.example', channel: 'email' }]);
     const outputs = resultsSeen(model.inputs[4]).map((r) => textOf(r.output));

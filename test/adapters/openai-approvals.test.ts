@@ -5,7 +5,9 @@ import { agent } from './fixtures.ts';
 import { approvalRig, financeLead } from './approval-fixtures.ts';
 
 const call = (id: string, amount: number): ChatCompletionMessageToolCall => ({
-  id, type: 'function', function: { name: 'refund', arguments: JSON.stringify({ amount, orderId: 'B7' }) },
+  id,
+  type: 'function',
+  function: { name: 'refund', arguments: JSON.stringify({ amount, orderId: 'B7' }) },
 });
 
 describe('openai gateToolCalls with approvals (no seam in the SDK: the model is told)', () => {
@@ -31,7 +33,9 @@ describe('openai gateToolCalls with approvals (no seam in the SDK: the model is 
     const outputs = await gateToolCalls([call('c2', 900), call('c3', 900), call('c4', 950)], handlers, rig.gate, opts);
     expect(ran).toEqual([{ amount: 900, orderId: 'B7' }]);
     expect(outputs.map((o) => String(o.content).slice(0, 40))).toEqual([
-      'refunded', expect.stringMatching(/^Refused by policy \[APPROVAL_REQUIRED\]/), expect.stringMatching(/^Refused by policy \[APPROVAL_REQUIRED\]/),
+      'refunded',
+      expect.stringMatching(/^Refused by policy \[APPROVAL_REQUIRED\]/),
+      expect.stringMatching(/^Refused by policy \[APPROVAL_REQUIRED\]/),
     ]);
     expect((await rig.permitClaims({ amount: 900, orderId: 'B7' })).apr).toBe(pending?.id);
     // The grant is spent: 900 asks again (a new request), and 950 has its own.

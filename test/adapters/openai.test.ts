@@ -19,14 +19,24 @@ function scriptedClient(turns: Turn[]) {
     requests.push(JSON.parse(String(init?.body)) as ScriptedRequest);
     const turn = turns[requests.length - 1];
     if (!turn) return new Response(JSON.stringify({ error: { message: 'script exhausted' } }), { status: 400 });
-    const message = 'text' in turn
-      ? { role: 'assistant', content: turn.text, refusal: null }
-      : {
-        role: 'assistant', content: null, refusal: null,
-        tool_calls: turn.toolCalls.map((c) => ({ id: c.id, type: 'function', function: { name: c.name, arguments: JSON.stringify(c.args) } })),
-      };
+    const message =
+      'text' in turn
+        ? { role: 'assistant', content: turn.text, refusal: null }
+        : {
+            role: 'assistant',
+            content: null,
+            refusal: null,
+            tool_calls: turn.toolCalls.map((c) => ({
+              id: c.id,
+              type: 'function',
+              function: { name: c.name, arguments: JSON.stringify(c.args) },
+            })),
+          };
     const body = {
-      id: `cmpl-${requests.length}`, object: 'chat.completion', created: 0, model: 'fake',
+      id: `cmpl-${requests.length}`,
+      object: 'chat.completion',
+      created: 0,
+      model: 'fake',
       choices: [{ index: 0, message, finish_reason: 'text' in turn ? 'stop' : 'tool_calls', logprobs: null }],
       usage: { prompt_tokens: 1, completion_tokens: 1, total_tokens: 2 },
     };
@@ -41,7 +51,11 @@ function refundRunnable(ran: number[]) {
     function: {
       name: 'refund',
       description: 'Refund an order, in dollars.',
-      parameters: { type: 'object', properties: { amount: { type: 'number' }, orderId: { type: 'string' } }, required: ['amount', 'orderId'] },
+      parameters: {
+        type: 'object',
+        properties: { amount: { type: 'number' }, orderId: { type: 'string' } },
+        required: ['amount', 'orderId'],
+      },
       parse: (input: string) => JSON.parse(input) as { amount: number; orderId: string },
       function: async (args: { amount: number; orderId: string }) => {
         ran.push(args.amount);
@@ -81,14 +95,21 @@ describe('openai runTools with guardRunnableTools', () => {
     const ran: number[] = [];
     const gate = countingGate(refundGate(5));
     const { client } = scriptedClient([
-      { toolCalls: [{ id: 'p1', name: 'refund', args: { amount: 1, orderId: 'A' } }, { id: 'p2', name: 'refund', args: { amount: 1, orderId: 'A' } }] },
+      {
+        toolCalls: [
+          { id: 'p1', name: 'refund', args: { amount: 1, orderId: 'A' } },
+          { id: 'p2', name: 'refund', args: { amount: 1, orderId: 'A' } },
+        ],
+      },
       { text: 'done' },
     ]);
-    await client.chat.completions.runTools({
-      model: 'fake',
-      messages: [{ role: 'user', content: 'go' }],
-      tools: guardRunnableTools([refundRunnable(ran)], gate, { principal: agent }),
-    }).done();
+    await client.chat.completions
+      .runTools({
+        model: 'fake',
+        messages: [{ role: 'user', content: 'go' }],
+        tools: guardRunnableTools([refundRunnable(ran)], gate, { principal: agent }),
+      })
+      .done();
     expect(gate.calls.sort()).toEqual(['p1', 'p2']);
     expect(ran).toEqual([1, 1]);
   });
@@ -99,11 +120,13 @@ describe('openai runTools with guardRunnableTools', () => {
       { toolCalls: [{ id: 'x', name: 'refund', args: { amount: 1, orderId: 'A' } }] },
       { text: 'could not refund' },
     ]);
-    const content = await client.chat.completions.runTools({
-      model: 'fake',
-      messages: [{ role: 'user', content: 'go' }],
-      tools: guardRunnableTools([refundRunnable(ran)], throwingGate, { principal: agent }),
-    }).finalContent();
+    const content = await client.chat.completions
+      .runTools({
+        model: 'fake',
+        messages: [{ role: 'user', content: 'go' }],
+        tools: guardRunnableTools([refundRunnable(ran)], throwingGate, { principal: agent }),
+      })
+      .finalContent();
     expect(content).toBe('could not refund');
     expect(ran).toEqual([]);
     expect(toolMessagesOf(requests[1])[0]?.content).toMatch(/^Refused by policy \[INVALID_CONTEXT\]/);
@@ -111,7 +134,11 @@ describe('openai runTools with guardRunnableTools', () => {
 
   it('keeps name, description, parameters, parse and types; auto-parseable (zodFunction) tools too', () => {
     const plain = refundRunnable([]);
-    const zodTool = zodFunction({ name: 'refund', parameters: z.object({ amount: z.number(), orderId: z.string() }), function: async () => 'ok' });
+    const zodTool = zodFunction({
+      name: 'refund',
+      parameters: z.object({ amount: z.number(), orderId: z.string() }),
+      function: async () => 'ok',
+    });
     const tools = [plain, zodTool] as const;
     const [g1, g2] = guardRunnableTools(tools, refundGate(), { principal: agent });
     expect(g1.function.name).toBe(plain.function.name);
@@ -128,17 +155,31 @@ describe('openai runTools with guardRunnableTools', () => {
 });
 
 describe('openai gateToolCalls', () => {
-  const chatCall = (id: string, name: string, args: string): ChatCompletionMessageToolCall => ({ id, type: 'function', function: { name, arguments: args } });
+  const chatCall = (id: string, name: string, args: string): ChatCompletionMessageToolCall => ({
+    id,
+    type: 'function',
+    function: { name, arguments: args },
+  });
 
   it('answers every Chat Completions call id once: run, refused, unknown or malformed', async () => {
     const ran: number[] = [];
-    const handlers = { refund: (args: Record<string, unknown>) => { ran.push(args.amount as number); return `refunded ${String(args.amount)}`; } };
-    const outputs = await gateToolCalls([
-      chatCall('a', 'refund', '{"amount":10,"orderId":"A"}'),
-      chatCall('b', 'refund', '{"amount":500,"orderId":"B"}'),
-      chatCall('c', 'delete_everything', '{}'),
-      chatCall('d', 'refund', '{not json'),
-    ], handlers, refundGate(), { principal: agent });
+    const handlers = {
+      refund: (args: Record<string, unknown>) => {
+        ran.push(args.amount as number);
+        return `refunded ${String(args.amount)}`;
+      },
+    };
+    const outputs = await gateToolCalls(
+      [
+        chatCall('a', 'refund', '{"amount":10,"orderId":"A"}'),
+        chatCall('b', 'refund', '{"amount":500,"orderId":"B"}'),
+        chatCall('c', 'delete_everything', '{}'),
+        chatCall('d', 'refund', '{not json'),
+      ],
+      handlers,
+      refundGate(),
+      { principal: agent },
+    );
     expect(ran).toEqual([10]);
     expect(outputs.map((o) => o.tool_call_id)).toEqual(['a', 'b', 'c', 'd']);
     expect(outputs[0]).toEqual({ role: 'tool', tool_call_id: 'a', content: 'refunded 10' });
@@ -164,13 +205,25 @@ describe('openai gateToolCalls', () => {
     const call = chatCall('same', 'refund', '{"amount":1,"orderId":"A"}');
     expect((await gateToolCalls([call], handlers, gate, { principal: agent }))[0]?.content).toBe('ok');
     expect((await gateToolCalls([call], handlers, gate, { principal: agent }))[0]?.content).toBe('ok');
-    expect((await gateToolCalls([call], handlers, throwingGate, { principal: agent }))[0]?.content).toMatch(/^Refused by policy \[INVALID_CONTEXT\]/);
+    expect((await gateToolCalls([call], handlers, throwingGate, { principal: agent }))[0]?.content).toMatch(
+      /^Refused by policy \[INVALID_CONTEXT\]/,
+    );
   });
 
   it('runs a call id listed twice in one turn once (a repeated id is charged once, so it must not run twice)', async () => {
     const ran: string[] = [];
     const call = chatCall('dup', 'refund', '{"amount":1,"orderId":"A"}');
-    const outputs = await gateToolCalls([call, call], { refund: (a) => { ran.push(a.orderId as string); return 'ok'; } }, refundGate(1), { principal: agent });
+    const outputs = await gateToolCalls(
+      [call, call],
+      {
+        refund: (a) => {
+          ran.push(a.orderId as string);
+          return 'ok';
+        },
+      },
+      refundGate(1),
+      { principal: agent },
+    );
     expect(ran).toEqual(['A']);
     expect(outputs).toHaveLength(2);
     expect(outputs[0]?.content).toBe('ok');
@@ -180,7 +233,12 @@ describe('openai gateToolCalls', () => {
   it('drives a hand-rolled Chat Completions loop to the end', async () => {
     const ran: number[] = [];
     const { client, requests } = scriptedClient([
-      { toolCalls: [{ id: 'h1', name: 'refund', args: { amount: 20, orderId: 'A' } }, { id: 'h2', name: 'refund', args: { amount: 999, orderId: 'B' } }] },
+      {
+        toolCalls: [
+          { id: 'h1', name: 'refund', args: { amount: 20, orderId: 'A' } },
+          { id: 'h2', name: 'refund', args: { amount: 999, orderId: 'B' } },
+        ],
+      },
       { text: 'partly done' },
     ]);
     const messages: OpenAI.Chat.ChatCompletionMessageParam[] = [{ role: 'user', content: 'go' }];
@@ -189,7 +247,19 @@ describe('openai gateToolCalls', () => {
       const message = completion.choices[0]?.message;
       if (!message?.tool_calls?.length) break;
       messages.push(message);
-      messages.push(...await gateToolCalls(message.tool_calls, { refund: (a) => { ran.push(a.amount as number); return 'ok'; } }, refundGate(), { principal: agent }));
+      messages.push(
+        ...(await gateToolCalls(
+          message.tool_calls,
+          {
+            refund: (a) => {
+              ran.push(a.amount as number);
+              return 'ok';
+            },
+          },
+          refundGate(),
+          { principal: agent },
+        )),
+      );
     }
     expect(ran).toEqual([20]);
     expect(toolMessagesOf(requests[1]).map((m) => m.tool_call_id)).toEqual(['h1', 'h2']);
@@ -217,7 +287,9 @@ describe('openai runTools: a tool named only by its function keeps its name', ()
       },
     };
     const runner = client.chat.completions.runTools({
-      model: 'fake', messages: [{ role: 'user', content: 'go' }], tools: guardRunnableTools([tool], refundGate(), { principal: agent }),
+      model: 'fake',
+      messages: [{ role: 'user', content: 'go' }],
+      tools: guardRunnableTools([tool], refundGate(), { principal: agent }),
     });
     expect(await runner.finalContent()).toBe('done');
     expect(requests[0]?.tools?.map((t) => t.function.name)).toEqual(['lookup_order']);

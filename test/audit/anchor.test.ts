@@ -39,7 +39,7 @@ function lastCheckpointBefore(ls: readonly string[], index: number): number {
 const ACTIONS = ['fs.read_file', 'fs.read_file', 'fs.read_file', 'fs.list', 'bank.transfer', 'fs.read_file', 'fs.list', 'fs.read_file'];
 
 describe('AuditLog with an anchor', () => {
-  it('sends every checkpoint to the anchor; after close its newest is the log\'s last checkpoint', async () => {
+  it("sends every checkpoint to the anchor; after close its newest is the log's last checkpoint", async () => {
     const anchor = new MemoryAnchor();
     const path = fresh();
     const ls = await writeAnchored(path, anchor, ACTIONS);
@@ -76,7 +76,14 @@ describe('AuditLog with an anchor', () => {
     const anchor = new MemoryAnchor();
     const path = fresh();
     const ls = await writeAnchored(path, anchor, ACTIONS);
-    cutBack(path, ls, lastCheckpointBefore(ls, ls.findIndex((l) => l.includes('bank.transfer'))));
+    cutBack(
+      path,
+      ls,
+      lastCheckpointBefore(
+        ls,
+        ls.findIndex((l) => l.includes('bank.transfer')),
+      ),
+    );
     // The host's own writer, without the anchor: different records, re-sealed, longer than before.
     const forged = await openLog(path, EVERY_4);
     for (let i = 0; i < ACTIONS.length + 4; i++) await forged.append(verdict({ action: 'fs.read_file' }));
@@ -96,7 +103,12 @@ describe('AuditLog with an anchor', () => {
     expect(isCheckpoint(ls[at] as string)).toBe(true);
     // Signatures are randomized: signing the same message again gives another valid envelope.
     const { hash: _hash, ...cp } = parse(ls[at] as string);
-    const sig = await signEnvelope(key(), 'hybrid', CHECKPOINT_DOMAIN, checkpointMessage(cp as { log: string; size: number; head: string; time: number }));
+    const sig = await signEnvelope(
+      key(),
+      'hybrid',
+      CHECKPOINT_DOMAIN,
+      checkpointMessage(cp as { log: string; size: number; head: string; time: number }),
+    );
     expect(sig).not.toBe(cp.sig);
     const replaced = sealRecord({ ...cp, sig }).line;
     writeLines(path, [...ls.slice(0, at), replaced]);
@@ -113,7 +125,14 @@ describe('AuditLog with an anchor', () => {
     const anchor = new MemoryAnchor();
     const path = fresh();
     const ls = await writeAnchored(path, anchor, ACTIONS);
-    cutBack(path, ls, lastCheckpointBefore(ls, ls.findIndex((l) => l.includes('bank.transfer'))));
+    cutBack(
+      path,
+      ls,
+      lastCheckpointBefore(
+        ls,
+        ls.findIndex((l) => l.includes('bank.transfer')),
+      ),
+    );
     const before = readFileSync(path, 'utf8');
     const err = await auditRejection(openLog(path, { anchor }));
     expect(err.code).toBe('TRUNCATED');
@@ -154,7 +173,9 @@ describe('AuditLog when the anchor cannot take a checkpoint (fail closed)', () =
     const held = await auditRejection(log.append(verdict()));
     expect(held.code).toBe('ANCHOR_UNAVAILABLE');
     expect(held.message).toContain(`checkpoint seq ${cp?.seq}`);
-    expect(warnings.join('\n')).toMatch(/the audit anchor has not taken checkpoint seq \d+ \(connection refused\): nothing more is recorded, so nothing is permitted, until it does; retrying/);
+    expect(warnings.join('\n')).toMatch(
+      /the audit anchor has not taken checkpoint seq \d+ \(connection refused\): nothing more is recorded, so nothing is permitted, until it does; retrying/,
+    );
 
     anchor.down = undefined;
     await anchor.tookThrough(cp?.seq as number);
@@ -166,7 +187,10 @@ describe('AuditLog when the anchor cannot take a checkpoint (fail closed)', () =
   it('the gate refuses every call (STORE_UNAVAILABLE) while the anchor is down, and permits again once it is back', async () => {
     const anchor = new MemoryAnchor();
     const log = await openLog(fresh(), { checkpointEvery: { entries: 1_000, ms: Infinity }, anchor });
-    const gate = Gate.fromDict({ policies: [{ name: 'reads', effect: 'permit', conditions: [{ action: 'fs.read_*' }] }] }, { audit: log, drift: false });
+    const gate = Gate.fromDict(
+      { policies: [{ name: 'reads', effect: 'permit', conditions: [{ action: 'fs.read_*' }] }] },
+      { audit: log, drift: false },
+    );
     const call = { principalId: 'a', principalKind: 'agent' as const, actionName: 'fs.read_file', sessionId: 's' };
     expect((await gate.evaluate(call)).kind).toBe('permit');
     anchor.down = new Error('ECONNREFUSED');
@@ -225,7 +249,9 @@ describe('verifyAuditLog with an anchor', () => {
     expect(report.witness?.unanchored).toBe(2);
     const err = await auditRejection(verifyAuditLog(path, keys(), { anchor, requireSealed: true }));
     expect(err.code).toBe('UNSEALED');
-    expect(err.reason).toMatch(/2 records \(seq 3\.\.4\) are after the newest checkpoint the audit anchor holds \(seq 2\): sealed only locally/);
+    expect(err.reason).toMatch(
+      /2 records \(seq 3\.\.4\) are after the newest checkpoint the audit anchor holds \(seq 2\): sealed only locally/,
+    );
   });
 
   it('fails a log the anchor has never heard of, and reports an unreachable anchor as nothing checked', async () => {
@@ -239,14 +265,19 @@ describe('verifyAuditLog with an anchor', () => {
     expect(err.message).toContain('nothing was checked against it');
   });
 
-  it('tells a forged anchor claim beyond the log\'s end (not signed by the log\'s key) from a cut', async () => {
+  it("tells a forged anchor claim beyond the log's end (not signed by the log's key) from a cut", async () => {
     const anchor = new MemoryAnchor();
     const path = fresh();
     const ls = await writeAnchored(path, anchor, ['fs.read_file']);
     const logId = parse(ls[0] as string).log as string;
     const claim = { logId, seq: 99, headHash: 'C'.repeat(43), time: 5 };
     const other = KeyPair.generate();
-    const signature = await signEnvelope(other, 'hybrid', CHECKPOINT_DOMAIN, checkpointMessage({ log: logId, size: 99, head: claim.headHash, time: 5 }));
+    const signature = await signEnvelope(
+      other,
+      'hybrid',
+      CHECKPOINT_DOMAIN,
+      checkpointMessage({ log: logId, size: 99, head: claim.headHash, time: 5 }),
+    );
     await anchor.record({ ...claim, signature });
     const err = await auditRejection(verifyAuditLog(path, keys(), { anchor }));
     expect(err.code).toBe('ANCHOR_MISMATCH');
@@ -267,4 +298,3 @@ async function waitForAppend(log: AuditLog): Promise<void> {
   }
   throw new Error('the log never took appends again');
 }
-

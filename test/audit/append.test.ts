@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { describe, expect, it, vi } from 'vitest';
 import { z } from 'zod';
 import { hashArgs } from '../../src/engine/canonical-json.ts';
-import { AuditError, AuditLog, verifyAuditLog, type AuditRecord, type VerdictRecord } from '../../src/audit/index.ts';
+import { type AuditError, AuditLog, verifyAuditLog, type AuditRecord, type VerdictRecord } from '../../src/audit/index.ts';
 import type { CheckpointSigner } from '../../src/audit/checkpoint.ts';
 import { KeyPair } from '../../src/crypto/keys.ts';
 import { auditRejection, key, lines, logNamer, openLog, parse, tempDir, verdict } from './helpers.ts';
@@ -11,20 +11,37 @@ import { auditRejection, key, lines, logNamer, openLog, parse, tempDir, verdict 
 const dir = tempDir();
 const fresh = logNamer(dir);
 
-
 describe('AuditLog.append', () => {
   it('maps a verdict to the DESIGN §8 record, chained to the one before', async () => {
     const path = fresh();
     const log = await openLog(path);
-    const rec = (await log.append(verdict({
-      verdict: 'refuse', code: 'POLICY_DENIED', evaluator: 'policy', reason: "'no-rm' refuses 'fs.rm'", policy: 'no-rm',
-      action: 'fs.rm', args: { path: '/etc', force: true }, session: 's-9', permit: undefined,
-    }))) as VerdictRecord;
+    const rec = (await log.append(
+      verdict({
+        verdict: 'refuse',
+        code: 'POLICY_DENIED',
+        evaluator: 'policy',
+        reason: "'no-rm' refuses 'fs.rm'",
+        policy: 'no-rm',
+        action: 'fs.rm',
+        args: { path: '/etc', force: true },
+        session: 's-9',
+        permit: undefined,
+      }),
+    )) as VerdictRecord;
     const permitted = (await log.append(verdict({ permit: 'jti-123' }))) as VerdictRecord;
     await log.close();
     expect(rec).toMatchObject({
-      seq: 1, type: 'verdict', principal: 'agent-1', kind: 'agent', action: 'fs.rm', verdict: 'refuse', code: 'POLICY_DENIED',
-      reason: "'no-rm' refuses 'fs.rm'", policy: 'no-rm', session: 's-9', args: hashArgs({ path: '/etc', force: true }),
+      seq: 1,
+      type: 'verdict',
+      principal: 'agent-1',
+      kind: 'agent',
+      action: 'fs.rm',
+      verdict: 'refuse',
+      code: 'POLICY_DENIED',
+      reason: "'no-rm' refuses 'fs.rm'",
+      policy: 'no-rm',
+      session: 's-9',
+      args: hashArgs({ path: '/etc', force: true }),
     });
     expect(rec).not.toHaveProperty('argsValue');
     expect(permitted.permit).toBe('jti-123');
@@ -55,9 +72,15 @@ describe('AuditLog.append', () => {
     const path = fresh();
     const log = await openLog(path, { recordArgs: true, redact: ['/cards/0/pan', '/cards/1', '/pins/0', '/pins/1', '/a~1b', '/c~0d'] });
     const args = {
-      cards: [{ pan: 'PAN-ZERO', name: 'a' }, { pan: 'PAN-ONE', name: 'b' }, { pan: 'PAN-TWO', name: 'c' }],
+      cards: [
+        { pan: 'PAN-ZERO', name: 'a' },
+        { pan: 'PAN-ONE', name: 'b' },
+        { pan: 'PAN-TWO', name: 'c' },
+      ],
       pins: ['PIN-ZERO', 'PIN-ONE', 'public'],
-      'a/b': 'SLASH-SECRET', 'c~d': 'TILDE-SECRET', keep: 1,
+      'a/b': 'SLASH-SECRET',
+      'c~d': 'TILDE-SECRET',
+      keep: 1,
     };
     const rec = (await log.append(verdict({ args }))) as VerdictRecord;
     await log.close();
@@ -68,14 +91,23 @@ describe('AuditLog.append', () => {
 
   it('records outcome and key events, and validates them', async () => {
     const log = await openLog(fresh());
-    const outcome = await log.append({ type: 'outcome', evaluationId: 'e-1', outcome: 'tool_error', durationMs: 12.5, error: 'ENOENT', action: 'fs.read_file' });
+    const outcome = await log.append({
+      type: 'outcome',
+      evaluationId: 'e-1',
+      outcome: 'tool_error',
+      durationMs: 12.5,
+      error: 'ENOENT',
+      action: 'fs.read_file',
+    });
     const keyEvent = await log.append({ type: 'key', event: 'rotated', kid: 'abc', detail: 'scheduled' });
     expect(outcome).toMatchObject({ type: 'outcome', outcome: 'tool_error', durationMs: 12.5 });
     expect(keyEvent).toMatchObject({ type: 'key', event: 'rotated', kid: 'abc' });
     const bad = await auditRejection(log.append({ type: 'outcome', evaluationId: 'e-2', outcome: 'maybe', durationMs: 1 } as never));
     expect(bad.code).toBe('BAD_ENTRY');
     expect(bad.message).toMatch(/outcome/);
-    expect((await auditRejection(log.append({ type: 'outcome', evaluationId: 'e', outcome: 'ok', durationMs: 1, extra: 1 } as never))).code).toBe('BAD_ENTRY');
+    expect(
+      (await auditRejection(log.append({ type: 'outcome', evaluationId: 'e', outcome: 'ok', durationMs: 1, extra: 1 } as never))).code,
+    ).toBe('BAD_ENTRY');
     await log.close();
   });
 
@@ -176,7 +208,13 @@ describe('AuditLog.append', () => {
 
   it('tells onWarning once when the log fails, with the cause', async () => {
     const warnings: string[] = [];
-    const signer: CheckpointSigner = { mode: 'pq', kid: 'test-kid', sign: async () => { throw new Error('HSM offline'); } };
+    const signer: CheckpointSigner = {
+      mode: 'pq',
+      kid: 'test-kid',
+      sign: async () => {
+        throw new Error('HSM offline');
+      },
+    };
     const log = await AuditLog.open(fresh(), { signer, checkpointEvery: { entries: 2 }, onWarning: (m) => void warnings.push(m) });
     await Promise.allSettled(Array.from({ length: 4 }, () => log.append(verdict())));
     await auditRejection(log.append(verdict()));
@@ -208,7 +246,10 @@ describe('AuditLog.append', () => {
     const log = await openLog(fresh(), { keyPair: soon, clock: () => now });
     await log.append(verdict());
     now += 120_000;
-    const err = await log.checkpoint().then(() => undefined, (e: AuditError) => e);
+    const err = await log.checkpoint().then(
+      () => undefined,
+      (e: AuditError) => e,
+    );
     expect(err?.code).toBe('LOG_FAILED');
     expect(err?.message).toMatch(/expired/);
     await log.close().catch(() => undefined);

@@ -13,12 +13,23 @@ const dir = tempDir();
 const fresh = logNamer(dir, 'approvals');
 
 const POLICY = {
-  policies: [{
-    name: 'big_refunds', description: 'refunds of 500 or more', effect: 'approve',
-    conditions: [{ action: 'refunds.issue' }, { param_min: { field: 'amount', min: 500 } }], approval: { approvers: ['role:finance'], timeout: '10m' },
-  }],
+  policies: [
+    {
+      name: 'big_refunds',
+      description: 'refunds of 500 or more',
+      effect: 'approve',
+      conditions: [{ action: 'refunds.issue' }, { param_min: { field: 'amount', min: 500 } }],
+      approval: { approvers: ['role:finance'], timeout: '10m' },
+    },
+  ],
 };
-const call = (amount: number) => ({ principalId: 'agent-7', principalKind: 'agent' as const, actionName: 'refunds.issue', sessionId: 's-1', params: { amount } });
+const call = (amount: number) => ({
+  principalId: 'agent-7',
+  principalKind: 'agent' as const,
+  actionName: 'refunds.issue',
+  sessionId: 's-1',
+  params: { amount },
+});
 
 async function cli(...argv: string[]): Promise<{ code: number; out: string }> {
   let out = '';
@@ -37,13 +48,22 @@ describe('approval records in the audit log', () => {
     const path = fresh();
     const log = await openLog(path);
     let now = Date.parse('2026-03-01T10:00:00Z');
-    const gate = Gate.fromDict(POLICY, { audit: log, drift: false, clock: () => now, signer: PermitSigner.fromKeyPair(key(), { mode: 'hybrid' }) });
+    const gate = Gate.fromDict(POLICY, {
+      audit: log,
+      drift: false,
+      clock: () => now,
+      signer: PermitSigner.fromKeyPair(key(), { mode: 'hybrid' }),
+    });
     const asked = await gate.evaluate(call(600));
-    const id = asked.kind === 'refuse' ? asked.approval?.id ?? '' : '';
-    await gate.approvals.decide(id, { approver: { id: 'fin-1', kind: 'user', roles: ['finance'] }, decision: 'grant', note: 'customer verified' });
+    const id = asked.kind === 'refuse' ? (asked.approval?.id ?? '') : '';
+    await gate.approvals.decide(id, {
+      approver: { id: 'fin-1', kind: 'user', roles: ['finance'] },
+      decision: 'grant',
+      note: 'customer verified',
+    });
     const permitted = await gate.evaluate(call(600));
     const denyAsk = await gate.evaluate(call(900));
-    const deniedId = denyAsk.kind === 'refuse' ? denyAsk.approval?.id ?? '' : '';
+    const deniedId = denyAsk.kind === 'refuse' ? (denyAsk.approval?.id ?? '') : '';
     await gate.approvals.decide(deniedId, { approver: { id: 'fin-2', kind: 'user', roles: ['finance'] }, decision: 'deny' });
     const lapsing = await gate.evaluate(call(700));
     now += 10 * 60_000;
@@ -55,17 +75,35 @@ describe('approval records in the audit log', () => {
     const records: AuditRecord[] = (await readAuditLog(path, { keys: key().publicKeys() })).records;
     const approvals = records.filter((r): r is ApprovalRecord => r.type === 'approval');
     expect(approvals.map((r) => `${r.event}:${r.status}`)).toEqual([
-      'requested:pending', 'granted:granted', 'used:used', 'requested:pending', 'denied:denied', 'requested:pending', 'expired:expired',
+      'requested:pending',
+      'granted:granted',
+      'used:used',
+      'requested:pending',
+      'denied:denied',
+      'requested:pending',
+      'expired:expired',
     ]);
     expect(approvals[1]).toMatchObject({
-      approval: id, policy: 'big_refunds', principal: 'agent-7', kind: 'agent', action: 'refunds.issue', session: 's-1', args: hashArgs({ amount: 600 }),
-      approver: 'fin-1', approverKind: 'user', approverRoles: ['finance'], note: 'customer verified',
+      approval: id,
+      policy: 'big_refunds',
+      principal: 'agent-7',
+      kind: 'agent',
+      action: 'refunds.issue',
+      session: 's-1',
+      args: hashArgs({ amount: 600 }),
+      approver: 'fin-1',
+      approverKind: 'user',
+      approverRoles: ['finance'],
+      note: 'customer verified',
     });
     expect(approvals[2]).toMatchObject({ approval: id, evaluationId: permitted.evaluationId });
     expect(approvals[6]).toMatchObject({ approval: lapsing.kind === 'refuse' ? lapsing.approval?.id : '' });
     const verdicts = records.filter((r): r is VerdictRecord => r.type === 'verdict');
     expect(verdicts.map((v) => [v.code ?? v.verdict, v.approval])).toEqual([
-      ['APPROVAL_REQUIRED', id], ['permit', id], ['APPROVAL_REQUIRED', deniedId], ['APPROVAL_REQUIRED', expect.any(String)],
+      ['APPROVAL_REQUIRED', id],
+      ['permit', id],
+      ['APPROVAL_REQUIRED', deniedId],
+      ['APPROVAL_REQUIRED', expect.any(String)],
     ]);
     expect(report.byApproval).toEqual({ requested: 3, granted: 1, used: 1, denied: 1, expired: 1 });
     expect(report.byCode).toMatchObject({ APPROVAL_REQUIRED: 3 });

@@ -31,8 +31,27 @@ beforeAll(async () => {
   writeFileSync(keysPath, JSON.stringify(key().publicKeys()));
   const log = await openLog(logPath);
   await log.append(verdict({ principal: 'alice', session: 's-1', action: 'fs.read_file', time: Date.parse('2026-01-01T10:00:00Z') }));
-  await log.append(verdict({ principal: 'alice', session: 's-1', action: 'fs.rm', verdict: 'refuse', code: 'POLICY_DENIED', reason: "'no-rm' refuses 'fs.rm'", time: Date.parse('2026-01-01T10:01:00Z') }));
-  await log.append(verdict({ principal: 'bob', session: 's-2', action: 'net.fetch', verdict: 'refuse', code: 'NO_POLICY_MATCH', time: Date.parse('2026-01-02T09:00:00Z') }));
+  await log.append(
+    verdict({
+      principal: 'alice',
+      session: 's-1',
+      action: 'fs.rm',
+      verdict: 'refuse',
+      code: 'POLICY_DENIED',
+      reason: "'no-rm' refuses 'fs.rm'",
+      time: Date.parse('2026-01-01T10:01:00Z'),
+    }),
+  );
+  await log.append(
+    verdict({
+      principal: 'bob',
+      session: 's-2',
+      action: 'net.fetch',
+      verdict: 'refuse',
+      code: 'NO_POLICY_MATCH',
+      time: Date.parse('2026-01-02T09:00:00Z'),
+    }),
+  );
   await log.close();
 });
 
@@ -71,7 +90,9 @@ describe('kavach audit show', () => {
   it('prints a readable timeline', async () => {
     const r = await cli('show', logPath);
     expect(r.code).toBe(0);
-    expect(r.out).toMatch(/2026-01-01 10:01:00\.000 +#2 +REFUSE +alice \(agent\) +fs\.rm +\[POLICY_DENIED\] +'no-rm' refuses 'fs\.rm'.*session=s-1/);
+    expect(r.out).toMatch(
+      /2026-01-01 10:01:00\.000 +#2 +REFUSE +alice \(agent\) +fs\.rm +\[POLICY_DENIED\] +'no-rm' refuses 'fs\.rm'.*session=s-1/,
+    );
     expect(r.out).toMatch(/-- 5 of 5 records shown; chain intact/);
   });
 
@@ -79,7 +100,12 @@ describe('kavach audit show', () => {
     const bySession = await cli('show', logPath, '--session', 's-1', '--verdict', 'refuse');
     expect(bySession.out.split('\n').filter((l) => l.includes('REFUSE'))).toHaveLength(1);
     const byPrincipal = await cli('show', logPath, '--principal', 'bob', '--json');
-    expect(byPrincipal.out.trim().split('\n').map((l) => JSON.parse(l).principal)).toEqual(['bob']);
+    expect(
+      byPrincipal.out
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l).principal),
+    ).toEqual(['bob']);
     const since = await cli('show', logPath, '--since', '2026-01-02T00:00:00Z', '--type', 'verdict', '--json');
     expect(since.out.trim().split('\n')).toHaveLength(1);
     expect((await cli('show', logPath, '--verdict', 'maybe')).code).toBe(2);
@@ -119,10 +145,23 @@ describe('recorded text reaching the terminal', () => {
     const log = await openLog(path);
     // An agent or upstream chooses these: erase the line and forge a PERMIT, or spoof a second line.
     const evil = '\u001b[2K\r2026-01-01 10:00:00.000       #9  PERMIT     alice\nforged line\u009b31m\u202e';
-    await log.append(verdict({ principal: `p${evil}`, session: `s${evil}`, action: `a${evil}`, verdict: 'refuse', code: 'POLICY_DENIED', reason: evil, args: { x: evil } }));
+    await log.append(
+      verdict({
+        principal: `p${evil}`,
+        session: `s${evil}`,
+        action: `a${evil}`,
+        verdict: 'refuse',
+        code: 'POLICY_DENIED',
+        reason: evil,
+        args: { x: evil },
+      }),
+    );
     await log.append({ type: 'outcome', evaluationId: `e${evil}`, outcome: 'tool_error', durationMs: 1, error: evil });
     await log.close();
-    for (const argv of [['show', path], ['stats', path]]) {
+    for (const argv of [
+      ['show', path],
+      ['stats', path],
+    ]) {
       const r = await cli(...argv);
       expect(r.code).toBe(0);
       expect(r.out).not.toMatch(/[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u202e]/);
@@ -136,8 +175,26 @@ describe('kavach audit verify of a log nothing signs', () => {
   it('exits 1: a well-chained log without a single checkpoint could have been written by anyone', async () => {
     const path = join(dir, 'unsigned.jsonl');
     // Forged from scratch: a genesis and a verdict, chained correctly, no checkpoint, no seal file.
-    const genesis = sealRecord({ type: 'genesis', time: 1, version: 1, mode: 'hybrid', kid: key().kid, seq: 0, prev: 'A'.repeat(43), log: 'forged-log' });
-    const forged = sealRecord({ type: 'verdict', time: 2, evaluationId: 'e', principal: 'mallory', verdict: 'permit', seq: 1, prev: genesis.hash, log: 'forged-log' });
+    const genesis = sealRecord({
+      type: 'genesis',
+      time: 1,
+      version: 1,
+      mode: 'hybrid',
+      kid: key().kid,
+      seq: 0,
+      prev: 'A'.repeat(43),
+      log: 'forged-log',
+    });
+    const forged = sealRecord({
+      type: 'verdict',
+      time: 2,
+      evaluationId: 'e',
+      principal: 'mallory',
+      verdict: 'permit',
+      seq: 1,
+      prev: genesis.hash,
+      log: 'forged-log',
+    });
     writeLines(path, [genesis.line, forged.line]);
     const r = await cli('verify', path, '--keys', keysPath);
     expect(r.code).toBe(1);
@@ -153,7 +210,11 @@ describe('kavach audit --json on a terminal', () => {
     const log = await openLog(path);
     await log.append(verdict({ principal: evil, session: evil, reason: evil }));
     await log.close();
-    for (const argv of [['show', path, '--json'], ['stats', path, '--json'], ['verify', path, '--keys', keysPath, '--json']]) {
+    for (const argv of [
+      ['show', path, '--json'],
+      ['stats', path, '--json'],
+      ['verify', path, '--keys', keysPath, '--json'],
+    ]) {
       const r = await cli(...argv);
       expect(r.code, argv.join(' ')).toBe(0);
       expect(r.out, argv.join(' ')).not.toMatch(/[\u007f-\u009f\u202a-\u202e\u2028\u2029]/);
@@ -172,7 +233,16 @@ describe('kavach audit show on a chain-valid record of an unexpected shape', () 
     await log.close();
     // Appended without the key (unsealed): the hash chain holds, the shape is not the writer's.
     const last = parse(lines(path).at(-1) as string);
-    const odd = sealRecord({ type: 'invalidation', time: 5, reason: 'odd', remote: false, scope: null, seq: (last.seq as number) + 1, prev: last.hash, log: last.log });
+    const odd = sealRecord({
+      type: 'invalidation',
+      time: 5,
+      reason: 'odd',
+      remote: false,
+      scope: null,
+      seq: (last.seq as number) + 1,
+      prev: last.hash,
+      log: last.log,
+    });
     writeFileSync(path, `${readFileSync(path, 'utf8')}${odd.line}\n`);
     const shown = await cli('show', path);
     expect(shown.code).toBe(0);

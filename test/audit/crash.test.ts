@@ -12,7 +12,9 @@ const writer = fileURLToPath(new URL('./fixtures/crash-writer.ts', import.meta.u
 
 /** Runs the writer until it has acknowledged `count` appends, then SIGKILLs it. */
 async function runAndKill(logPath: string, keyPath: string, count: number, segmentBytes = 0): Promise<Map<number, string>> {
-  const child = spawn(process.execPath, ['--import', 'tsx', writer, logPath, keyPath, '16', String(segmentBytes)], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, ['--import', 'tsx', writer, logPath, keyPath, '16', String(segmentBytes)], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   const acked = new Map<number, string>();
   let buffered = '';
   let stderr = '';

@@ -1,4 +1,3 @@
-import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { Gate } from '../../src/engine/gate.ts';
 import { hashArgs } from '../../src/engine/canonical-json.ts';
@@ -17,7 +16,12 @@ const POLICY = {
 };
 
 const call = (actionName: string, extra: Record<string, unknown> = {}) => ({
-  principalId: 'agent-7', principalKind: 'agent' as const, actionName, sessionId: 's-1', params: { path: '/work/a.txt' }, ...extra,
+  principalId: 'agent-7',
+  principalKind: 'agent' as const,
+  actionName,
+  sessionId: 's-1',
+  params: { path: '/work/a.txt' },
+  ...extra,
 });
 
 async function records(path: string): Promise<AuditRecord[]> {
@@ -39,10 +43,24 @@ describe('GateOptions.audit', () => {
     const [p, d, u, i] = verdicts(await records(path));
     expect(permit.kind === 'permit' && permit.permitId).toBeTruthy();
     expect(p).toMatchObject({
-      evaluationId: permit.evaluationId, principal: 'agent-7', kind: 'agent', action: 'fs.read_file', verdict: 'permit',
-      policy: 'reads', session: 's-1', args: hashArgs({ path: '/work/a.txt' }), permit: permit.kind === 'permit' ? permit.permitId : '',
+      evaluationId: permit.evaluationId,
+      principal: 'agent-7',
+      kind: 'agent',
+      action: 'fs.read_file',
+      verdict: 'permit',
+      policy: 'reads',
+      session: 's-1',
+      args: hashArgs({ path: '/work/a.txt' }),
+      permit: permit.kind === 'permit' ? permit.permitId : '',
     });
-    expect(d).toMatchObject({ evaluationId: denied.evaluationId, verdict: 'refuse', code: 'POLICY_DENIED', policy: 'no-rm', evaluator: 'policy', args: hashArgs({ path: '/' }) });
+    expect(d).toMatchObject({
+      evaluationId: denied.evaluationId,
+      verdict: 'refuse',
+      code: 'POLICY_DENIED',
+      policy: 'no-rm',
+      evaluator: 'policy',
+      args: hashArgs({ path: '/' }),
+    });
     expect(d?.reason).toContain('no-rm');
     expect(u).toMatchObject({ evaluationId: unmatched.evaluationId, verdict: 'refuse', code: 'NO_POLICY_MATCH' });
     expect(i).toMatchObject({ evaluationId: invalid.evaluationId, verdict: 'refuse', code: 'INVALID_CONTEXT' });
@@ -72,9 +90,16 @@ describe('GateOptions.audit', () => {
     const rs = await records(path);
     expect(drifted.kind).toBe('invalidate');
     expect(verdicts(rs)[1]).toMatchObject({ verdict: 'invalidate', code: 'SESSION_INVALID', evaluator: 'drift' });
-    expect(rs.find((r) => r.type === 'invalidation')).toMatchObject({ scope: { type: 'principal', principalId: 'agent-9' }, reason: 'offboarded', remote: false });
+    expect(rs.find((r) => r.type === 'invalidation')).toMatchObject({
+      scope: { type: 'principal', principalId: 'agent-9' },
+      reason: 'offboarded',
+      remote: false,
+    });
     const reloads = rs.filter((r) => r.type === 'policy_reload');
-    expect(reloads).toMatchObject([{ ok: true, policies: 0 }, { ok: false, policies: 0 }]);
+    expect(reloads).toMatchObject([
+      { ok: true, policies: 0 },
+      { ok: false, policies: 0 },
+    ]);
   });
 
   it('refuses permits once the audit log cannot record them (fails closed)', async () => {
@@ -90,7 +115,9 @@ describe('GateOptions.audit', () => {
     const path = fresh();
     const log = await openLog(path);
     const gate = Gate.fromDict(POLICY, { audit: log, drift: false });
-    const vs = await Promise.all(Array.from({ length: 200 }, (_, n) => gate.evaluate(call(n % 2 ? 'fs.read_file' : 'fs.rm', { sessionId: `s-${n}` }))));
+    const vs = await Promise.all(
+      Array.from({ length: 200 }, (_, n) => gate.evaluate(call(n % 2 ? 'fs.read_file' : 'fs.rm', { sessionId: `s-${n}` }))),
+    );
     const onDisk = verdicts((await readAuditLog(path)).records);
     expect(new Set(onDisk.map((r) => r.evaluationId))).toEqual(new Set(vs.map((v) => v.evaluationId)));
     await log.close();

@@ -1,6 +1,6 @@
 import type { FileHandle } from 'node:fs/promises';
 import { describe, expect, it } from 'vitest';
-import { AuditError } from '../../src/audit/errors.ts';
+import type { AuditError } from '../../src/audit/errors.ts';
 import { GroupCommitWriter, type PendingLine } from '../../src/audit/group-commit.ts';
 import type { AuditRecord } from '../../src/audit/record.ts';
 

@@ -62,13 +62,19 @@ export async function openLog(path: string, opts: Partial<AuditLogOptions> = {})
 /** Writes `count` verdicts, closes, returns the file's lines. */
 export async function writeLog(path: string, count: number, opts: Partial<AuditLogOptions> = {}): Promise<string[]> {
   const log = await openLog(path, opts);
-  await Promise.all(Array.from({ length: count }, (_, i) => log.append(verdict({ verdict: i % 4 === 3 ? 'refuse' : 'permit', code: i % 4 === 3 ? 'NO_POLICY_MATCH' : undefined }))));
+  await Promise.all(
+    Array.from({ length: count }, (_, i) =>
+      log.append(verdict({ verdict: i % 4 === 3 ? 'refuse' : 'permit', code: i % 4 === 3 ? 'NO_POLICY_MATCH' : undefined })),
+    ),
+  );
   await log.close();
   return lines(path);
 }
 
 export function lines(path: string): string[] {
-  return readFileSync(path, 'utf8').split('\n').filter((l) => l.length > 0);
+  return readFileSync(path, 'utf8')
+    .split('\n')
+    .filter((l) => l.length > 0);
 }
 
 export function writeLines(path: string, ls: readonly string[]): void {

@@ -1,4 +1,10 @@
-import { signatureDigest, type AnchorCheckpoint, type AnchoredCheckpoint, type AnchorResult, type AuditAnchor } from '../../src/audit/anchor.ts';
+import {
+  signatureDigest,
+  type AnchorCheckpoint,
+  type AnchoredCheckpoint,
+  type AnchorResult,
+  type AuditAnchor,
+} from '../../src/audit/anchor.ts';
 
 /**
  * The AuditAnchor contract in memory (RedisAuditAnchor's semantics without Redis), with an outage

@@ -9,7 +9,15 @@ const finding = { screen: 'no-keys', detector: 'aws_access_key', path: '/content
 describe('outcome records with result-screening findings', () => {
   it('keeps findings and withheld, and the log still verifies', async () => {
     const log = await openLog(fresh());
-    const rec = await log.append({ type: 'outcome', evaluationId: 'e-1', outcome: 'ok', durationMs: 3, action: 'fx.leak', findings: [finding], withheld: true });
+    const rec = await log.append({
+      type: 'outcome',
+      evaluationId: 'e-1',
+      outcome: 'ok',
+      durationMs: 3,
+      action: 'fx.leak',
+      findings: [finding],
+      withheld: true,
+    });
     expect(rec).toMatchObject({ type: 'outcome', findings: [finding], withheld: true });
     await log.close();
     const report = await verifyAuditLog(log.path, key().publicKeys());
@@ -19,7 +27,16 @@ describe('outcome records with result-screening findings', () => {
   it('refuses malformed findings: extra keys (a value has no place), a zero count, too many', async () => {
     const log = await openLog(fresh());
     const append = (findings: unknown, withheld?: unknown) =>
-      auditRejection(log.append({ type: 'outcome', evaluationId: 'e', outcome: 'ok', durationMs: 1, findings, ...(withheld === undefined ? {} : { withheld }) } as never));
+      auditRejection(
+        log.append({
+          type: 'outcome',
+          evaluationId: 'e',
+          outcome: 'ok',
+          durationMs: 1,
+          findings,
+          ...(withheld === undefined ? {} : { withheld }),
+        } as never),
+      );
     expect((await append([{ ...finding, value: 'AKIA...' }])).code).toBe('BAD_ENTRY');
     expect((await append([{ ...finding, count: 0 }])).code).toBe('BAD_ENTRY');
     expect((await append(Array.from({ length: MAX_OUTCOME_FINDINGS + 1 }, () => finding))).code).toBe('BAD_ENTRY');

@@ -46,7 +46,9 @@ describe('reopening a log', () => {
     appendFileSync(path, fragment);
     const log = await openLog(path);
     await log.close();
-    const recovery = lines(path).map(parse).find((r) => r.type === 'recovery');
+    const recovery = lines(path)
+      .map(parse)
+      .find((r) => r.type === 'recovery');
     expect(recovery).toMatchObject({ cutBytes: fragment.length, file: basename(path) });
     const report = await verifyAuditLog(path, key().publicKeys());
     expect(report.recoveries).toBe(1);
@@ -59,7 +61,11 @@ describe('reopening a log', () => {
     appendFileSync(path, Buffer.concat([Buffer.alloc(300), Buffer.from('\n'), Buffer.alloc(200)]));
     const log = await openLog(path);
     await log.close();
-    expect(lines(path).map(parse).find((r) => r.type === 'recovery')?.cutBytes).toBe(501);
+    expect(
+      lines(path)
+        .map(parse)
+        .find((r) => r.type === 'recovery')?.cutBytes,
+    ).toBe(501);
     await verifyAuditLog(path, key().publicKeys());
   });
 
@@ -117,12 +123,23 @@ describe('reopening a log', () => {
     const ls = await writeLog(path, 3);
     const last = parse(ls.at(-1) as string);
     // Someone with write access adds a well-chained record while the log is closed.
-    const forged = sealRecord({ type: 'verdict', time: 1, evaluationId: 'forged', principal: 'mallory', verdict: 'permit', seq: (last.seq as number) + 1, prev: last.hash, log: last.log });
+    const forged = sealRecord({
+      type: 'verdict',
+      time: 1,
+      evaluationId: 'forged',
+      principal: 'mallory',
+      verdict: 'permit',
+      seq: (last.seq as number) + 1,
+      prev: last.hash,
+      log: last.log,
+    });
     appendFileSync(path, `${forged.line}\n`);
     const log = await openLog(path);
     await log.append(verdict());
     await log.close();
-    const resume = lines(path).map(parse).find((r) => r.type === 'resume');
+    const resume = lines(path)
+      .map(parse)
+      .find((r) => r.type === 'resume');
     expect(resume).toMatchObject({ from: (last.seq as number) + 1, unsealed: 1 });
     const report = await verifyAuditLog(path, key().publicKeys());
     expect(report.resealed).toBe(1);
@@ -151,7 +168,9 @@ describe('reopening a log', () => {
     const log = await openLog(path, { keyPair: next });
     await log.append(verdict());
     await log.close();
-    const keyRecord = lines(path).map(parse).find((r) => r.type === 'key');
+    const keyRecord = lines(path)
+      .map(parse)
+      .find((r) => r.type === 'key');
     expect(keyRecord).toMatchObject({ event: 'audit_key_changed', kid: next.kid });
     const report = await verifyAuditLog(path, PublicKeyDirectory.inMemory([key().publicKeys(), next.publicKeys()]));
     expect(report.kids.sort()).toEqual([key().kid, next.kid].sort());
@@ -230,7 +249,9 @@ describe('size-based rotation', () => {
 
   it('rotates into segments that verify as one chain, each sealed by a checkpoint', async () => {
     const path = await rotated();
-    const segments = readdirSync(join(path, '..')).filter((f) => /^audit\.jsonl\.\d{6}$/.test(f)).sort();
+    const segments = readdirSync(join(path, '..'))
+      .filter((f) => /^audit\.jsonl\.\d{6}$/.test(f))
+      .sort();
     expect(segments.length).toBeGreaterThanOrEqual(2);
     for (const s of segments) expect(parse(lines(join(path, '..', s)).at(-1) as string).type).toBe('checkpoint');
     expect(parse(lines(path)[0] as string)).toMatchObject({ type: 'segment', segment: segments.length + 1 });
@@ -271,7 +292,9 @@ describe('size-based rotation', () => {
 
   it('resumes after a crash between rotating a segment and creating the next', async () => {
     const path = await rotated();
-    const segs = readdirSync(join(path, '..')).filter((f) => /^audit\.jsonl\.\d{6}$/.test(f)).sort();
+    const segs = readdirSync(join(path, '..'))
+      .filter((f) => /^audit\.jsonl\.\d{6}$/.test(f))
+      .sort();
     // Drop the active file: as if the process died right after the rename.
     rmSync(path);
     rmSync(`${path}.seal`);
@@ -279,7 +302,7 @@ describe('size-based rotation', () => {
     const log = await openLog(path, { maxSegmentBytes: 6_000 });
     const rec = await log.append(verdict());
     await log.close();
-    expect(rec.seq).toBe(parse(last.at(-1) as string).seq as number + 2);
+    expect(rec.seq).toBe((parse(last.at(-1) as string).seq as number) + 2);
     expect(parse(lines(path)[0] as string).type).toBe('segment');
     await verifyAuditLog(path, key().publicKeys());
   });

@@ -7,7 +7,7 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { AuditLog } from '../../src/audit/index.ts';
-import { KeyPair } from '../../src/crypto/keys.ts';
+import type { KeyPair } from '../../src/crypto/keys.ts';
 import { PermitSigner } from '../../src/crypto/permit-signer.ts';
 import { Gate } from '../../src/engine/gate.ts';
 
@@ -39,10 +39,27 @@ export async function writeGateRun(dir: string, keyPair: KeyPair, name = 'gate-r
   let now = START;
   const clock = (): number => now;
   const tick = (ms = 61_000): void => void (now += ms);
-  const log = await AuditLog.open(path, { keyPair, mode: 'hybrid', recordArgs: true, checkpointEvery: { entries: 6, ms: 3_600_000 }, clock });
-  const gate = Gate.fromDict(POLICY, { audit: log, signer: PermitSigner.fromKeyPair(keyPair, { mode: 'hybrid' }), drift: { ipGeo: 'strict' }, clock });
+  const log = await AuditLog.open(path, {
+    keyPair,
+    mode: 'hybrid',
+    recordArgs: true,
+    checkpointEvery: { entries: 6, ms: 3_600_000 },
+    clock,
+  });
+  const gate = Gate.fromDict(POLICY, {
+    audit: log,
+    signer: PermitSigner.fromKeyPair(keyPair, { mode: 'hybrid' }),
+    drift: { ipGeo: 'strict' },
+    clock,
+  });
   const observe = Gate.fromDict(POLICY, { audit: log, observeOnly: true, drift: false, clock });
-  const call = async (g: Gate, principalId: string, sessionId: string, actionName: string, extra: Record<string, unknown> = {}): Promise<void> => {
+  const call = async (
+    g: Gate,
+    principalId: string,
+    sessionId: string,
+    actionName: string,
+    extra: Record<string, unknown> = {},
+  ): Promise<void> => {
     tick();
     await g.evaluate({ principalId, principalKind: 'agent', actionName, sessionId, params: { path: '/srv/data/report.csv' }, ...extra });
   };

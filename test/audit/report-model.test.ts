@@ -4,7 +4,15 @@ import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { run as cli } from '../../src/cli/audit.ts';
 import { AuditLog, type AuditRecord } from '../../src/audit/index.ts';
-import { buildAuditReport, buildReportModel, bucketWidth, scriptSafeJson, writeAuditReport, type ReportModel, type ReportRow } from '../../src/audit/report/index.ts';
+import {
+  buildAuditReport,
+  buildReportModel,
+  bucketWidth,
+  scriptSafeJson,
+  writeAuditReport,
+  type ReportModel,
+  type ReportRow,
+} from '../../src/audit/report/index.ts';
 import { Gate } from '../../src/engine/gate.ts';
 import { key, lines, logNamer, openLog, tempDir, verdict, writeLines } from './helpers.ts';
 import { START, writeGateRun, XSS_BREAKOUT, XSS_IMG, XSS_SCRIPT, type GateRun } from './report-fixture.ts';
@@ -42,35 +50,82 @@ describe('report data from a real gate run', () => {
   it('verifies the log: checkpoints, key id, nothing unsealed', () => {
     const [g] = model.integrity.logs;
     expect(model.integrity).toMatchObject({ status: 'verified', signed: true });
-    expect(g).toMatchObject({ status: 'verified', records: 24, checkpoints: 4, kids: [key().kid], unsealed: 0, unverified: 0, broken: null, mode: 'hybrid', anchored: true });
-    expect(model.integrity.headline).toBe(`Verified: every record's hash and link checked; 4 checkpoint signatures verified (key ${key().kid})`);
+    expect(g).toMatchObject({
+      status: 'verified',
+      records: 24,
+      checkpoints: 4,
+      kids: [key().kid],
+      unsealed: 0,
+      unverified: 0,
+      broken: null,
+      mode: 'hybrid',
+      anchored: true,
+    });
+    expect(model.integrity.headline).toBe(
+      `Verified: every record's hash and link checked; 4 checkpoint signatures verified (key ${key().kid})`,
+    );
     expect(new Set(model.rows.map((r) => r.trust))).toEqual(new Set(['sealed']));
   });
 
   it('counts calls by verdict, with observe-mode verdicts counted as let through', () => {
     expect(model.summary.totals).toMatchObject({
-      records: 24, calls: 16, permits: 11, refusals: 4, invalidations: 1, observed: 4, wouldBlock: 3,
-      sessions: 4, principals: 4, tools: 5, reloads: 2, failedReloads: 1, invalidationRecords: 1, drift: 1, unverified: 0,
+      records: 24,
+      calls: 16,
+      permits: 11,
+      refusals: 4,
+      invalidations: 1,
+      observed: 4,
+      wouldBlock: 3,
+      sessions: 4,
+      principals: 4,
+      tools: 5,
+      reloads: 2,
+      failedReloads: 1,
+      invalidationRecords: 1,
+      drift: 1,
+      unverified: 0,
     });
     expect(model.summary.refusalsByCode).toEqual([
-      { name: 'NO_POLICY_MATCH', count: 2 }, { name: 'SESSION_INVALID', count: 2 }, { name: 'POLICY_DENIED', count: 1 },
+      { name: 'NO_POLICY_MATCH', count: 2 },
+      { name: 'SESSION_INVALID', count: 2 },
+      { name: 'POLICY_DENIED', count: 1 },
     ]);
     expect(model.summary.refusalsByTool).toEqual([
-      { name: 'fs.read_file', count: 2 }, { name: XSS_IMG, count: 1 }, { name: 'fs.rm', count: 1 }, { name: 'net.fetch', count: 1 },
+      { name: 'fs.read_file', count: 2 },
+      { name: XSS_IMG, count: 1 },
+      { name: 'fs.rm', count: 1 },
+      { name: 'net.fetch', count: 1 },
     ]);
-    expect(model.summary.topPrincipals[0]).toEqual({ name: 'research-bot', calls: 6, permits: 4, refusals: 2, invalidations: 0, wouldBlock: 0 });
+    expect(model.summary.topPrincipals[0]).toEqual({
+      name: 'research-bot',
+      calls: 6,
+      permits: 4,
+      refusals: 2,
+      invalidations: 0,
+      wouldBlock: 0,
+    });
   });
 
   it('says what enforcement would have blocked in observe mode', () => {
     expect(model.summary.observe).toEqual({
-      observed: 4, wouldBlock: 3,
-      byCode: [{ name: 'POLICY_DENIED', count: 2 }, { name: 'NO_POLICY_MATCH', count: 1 }],
-      byTool: [{ name: 'fs.rm', count: 2 }, { name: 'net.fetch', count: 1 }],
+      observed: 4,
+      wouldBlock: 3,
+      byCode: [
+        { name: 'POLICY_DENIED', count: 2 },
+        { name: 'NO_POLICY_MATCH', count: 1 },
+      ],
+      byTool: [
+        { name: 'fs.rm', count: 2 },
+        { name: 'net.fetch', count: 1 },
+      ],
       byPrincipal: [{ name: 'tuning-bot', count: 3 }],
     });
     const obs = calls(model.rows).filter((r) => r.session === 's-obs');
     expect(obs.map((r) => [r.tool, r.verdict, r.observed, r.wouldBlock ?? false])).toEqual([
-      ['fs.read_file', 'permit', true, false], ['fs.rm', 'refuse', true, true], ['net.fetch', 'refuse', true, true], ['fs.rm', 'refuse', true, true],
+      ['fs.read_file', 'permit', true, false],
+      ['fs.rm', 'refuse', true, true],
+      ['net.fetch', 'refuse', true, true],
+      ['fs.rm', 'refuse', true, true],
     ]);
   });
 
@@ -89,9 +144,16 @@ describe('report data from a real gate run', () => {
   it('marks policy reloads (good and failed), drift and invalidations on the time axis', () => {
     expect(model.summary.markers.map((m) => m.kind)).toEqual(['drift', 'reload', 'failed-reload', 'invalidation']);
     const reloads = model.rows.filter((r) => r.kind === 'reload');
-    expect(reloads.map((r) => r.detail)).toEqual(['policy set replaced: 3 policies', expect.stringMatching(/^reload FAILED, 3 policies stay in force: /)]);
+    expect(reloads.map((r) => r.detail)).toEqual([
+      'policy set replaced: 3 policies',
+      expect.stringMatching(/^reload FAILED, 3 policies stay in force: /),
+    ]);
     const inval = model.rows.find((r) => r.kind === 'invalidation');
-    expect(inval).toMatchObject({ principal: 'billing-bot', reason: `offboarded after incident ${XSS_BREAKOUT}`, detail: 'invalidated principal billing-bot' });
+    expect(inval).toMatchObject({
+      principal: 'billing-bot',
+      reason: `offboarded after incident ${XSS_BREAKOUT}`,
+      detail: 'invalidated principal billing-bot',
+    });
     const buckets = model.summary.verdictsOverTime;
     expect(model.summary.bucketMs).toBe(60_000);
     const sum = (k: 'permit' | 'refuse' | 'invalidate' | 'wouldBlock') => buckets.reduce((n, b) => n + b[k], 0);
@@ -124,9 +186,17 @@ describe('the HTML page', () => {
     const script = /<script>([^]*?)<\/script>/.exec(html)?.[1] as string;
     const style = /<style>([^]*?)<\/style>/.exec(html)?.[1] as string;
     const hash = (s: string) => `'sha256-${createHash('sha256').update(s).digest('base64')}'`;
-    expect(csp.split('; ')).toEqual(expect.arrayContaining([
-      "default-src 'none'", `script-src ${hash(script)}`, `style-src ${hash(style)}`, "connect-src 'none'", "img-src 'none'", "base-uri 'none'", "form-action 'none'",
-    ]));
+    expect(csp.split('; ')).toEqual(
+      expect.arrayContaining([
+        "default-src 'none'",
+        `script-src ${hash(script)}`,
+        `style-src ${hash(style)}`,
+        "connect-src 'none'",
+        "img-src 'none'",
+        "base-uri 'none'",
+        "form-action 'none'",
+      ]),
+    );
     expect(csp).not.toMatch(/unsafe|https?:|\*/);
     // Nothing in the page's own markup or code refers to another resource.
     const page = html.replace(/<script type="application\/json"[^]*?<\/script>/, '');
@@ -167,7 +237,9 @@ describe('a tampered log', () => {
     copyFileSync(`${gateRun.path}.seal`, `${cut}.seal`);
     const { model: m } = await buildAuditReport([cut], key().publicKeys());
     expect(m.integrity.logs[0]).toMatchObject({ status: 'broken', records: 21, unverified: 0, broken: { index: 21, code: 'TRUNCATED' } });
-    expect(m.integrity.headline).toMatch(/^BROKEN at record 21: the log ends at seq 20, but a checkpoint at seq 23 is known \(seal file\): records were cut \[TRUNCATED\]$/);
+    expect(m.integrity.headline).toMatch(
+      /^BROKEN at record 21: the log ends at seq 20, but a checkpoint at seq 23 is known \(seal file\): records were cut \[TRUNCATED\]$/,
+    );
   });
 
   it('over several logs: broken if any is, and names which', async () => {
@@ -193,7 +265,9 @@ describe('a log still being written', () => {
       const { model: m } = await buildAuditReport([path], key().publicKeys());
       expect(m.integrity).toMatchObject({ status: 'verified', signed: false });
       expect(m.integrity.logs[0]).toMatchObject({ checkpoints: 0, unsealed: 4, lastCheckpoint: null });
-      expect(m.integrity.headline).toBe('Chain intact but NOT SIGNED: no checkpoint seals this log yet; its 4 records could be rewritten by anyone able to write the file');
+      expect(m.integrity.headline).toBe(
+        'Chain intact but NOT SIGNED: no checkpoint seals this log yet; its 4 records could be rewritten by anyone able to write the file',
+      );
     } finally {
       await log.close();
     }
@@ -217,7 +291,16 @@ describe('trust of rows in a partial log (one segment, starting mid-chain)', () 
     const path = join(dir, 'partial-source.jsonl');
     const log = await AuditLog.open(path, { keyPair: key(), mode: 'hybrid', checkpointEvery: { entries: 4, ms: Infinity } });
     for (let i = 0; i < 10; i++) {
-      await log.append({ type: 'verdict', evaluationId: `p-${i}`, principal: 'bot', principalKind: 'agent', action: 't.x', verdict: 'permit', time: START + i, args: {} });
+      await log.append({
+        type: 'verdict',
+        evaluationId: `p-${i}`,
+        principal: 'bot',
+        principalKind: 'agent',
+        action: 't.x',
+        verdict: 'permit',
+        time: START + i,
+        args: {},
+      });
     }
     const all = lines(path);
     await log.close();
@@ -228,7 +311,13 @@ describe('trust of rows in a partial log (one segment, starting mid-chain)', () 
     const { model: m } = await buildAuditReport([part], key().publicKeys(), { partial: true });
     expect(m.integrity.status).toBe('verified');
     expect(m.rows.map((r) => [r.seq, r.trust])).toEqual([
-      [6, 'sealed'], [7, 'sealed'], [8, 'sealed'], [9, 'sealed'], [10, 'unsealed'], [11, 'unsealed'], [12, 'unsealed'],
+      [6, 'sealed'],
+      [7, 'sealed'],
+      [8, 'sealed'],
+      [9, 'sealed'],
+      [10, 'unsealed'],
+      [11, 'unsealed'],
+      [12, 'unsealed'],
     ]);
   });
 });
@@ -280,20 +369,36 @@ describe('kavach audit report', () => {
 describe('report totals keyed by recorded text', () => {
   it('count outcomes named like Object.prototype members', () => {
     const header = { prev: 'A'.repeat(43), log: 'l', hash: 'h' };
-    const records = ['constructor', '__proto__', 'ok', 'constructor'].map((outcome, seq) => (
-      { ...header, seq, time: 1_000 + seq, type: 'outcome', evaluationId: `e${seq}`, outcome, durationMs: 1 }
-    )) as unknown as AuditRecord[];
+    const records = ['constructor', '__proto__', 'ok', 'constructor'].map((outcome, seq) => ({
+      ...header,
+      seq,
+      time: 1_000 + seq,
+      type: 'outcome',
+      evaluationId: `e${seq}`,
+      outcome,
+      durationMs: 1,
+    })) as unknown as AuditRecord[];
     const model = buildReportModel([{ source: 'x', records, unverified: [], files: ['x'] }], { generatedAt: 0 });
-    expect(Object.entries(model.summary.totals.outcomes).sort()).toEqual([['__proto__', 1], ['constructor', 2], ['ok', 1]]);
+    expect(Object.entries(model.summary.totals.outcomes).sort()).toEqual([
+      ['__proto__', 1],
+      ['constructor', 2],
+      ['ok', 1],
+    ]);
   });
 });
 
 describe('the report time axis', () => {
   it('is built for calls whose times span more than a double can hold (recorded time is any finite number)', () => {
     const header = { prev: 'A'.repeat(43), log: 'l', hash: 'h' };
-    const records = [-1.7e308, 1_770_000_000_000, 1.7e308].map((time, seq) => (
-      { ...header, seq, time, type: 'verdict', evaluationId: `e${seq}`, principal: 'p', verdict: 'permit' }
-    )) as unknown as AuditRecord[];
+    const records = [-1.7e308, 1_770_000_000_000, 1.7e308].map((time, seq) => ({
+      ...header,
+      seq,
+      time,
+      type: 'verdict',
+      evaluationId: `e${seq}`,
+      principal: 'p',
+      verdict: 'permit',
+    })) as unknown as AuditRecord[];
     const model = buildReportModel([{ source: 'x', records, unverified: [], files: ['x'] }], { generatedAt: 0 });
     const buckets = model.summary.verdictsOverTime;
     expect(buckets.length).toBeGreaterThan(0);

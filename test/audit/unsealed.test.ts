@@ -40,8 +40,18 @@ beforeAll(async () => {
   for (const action of ['bank.transfer', 'fs.rm']) {
     const { hash: _hash, ...last } = prev;
     const forged = sealRecord({
-      type: 'verdict', seq: (last.seq as number) + 1, prev: prev.hash, log: last.log, time: (last.time as number) + 1,
-      evaluationId: `forged-${action}`, principal: 'alice', kind: 'agent', action, verdict: 'permit', policy: 'reads', session: 's-1',
+      type: 'verdict',
+      seq: (last.seq as number) + 1,
+      prev: prev.hash,
+      log: last.log,
+      time: (last.time as number) + 1,
+      evaluationId: `forged-${action}`,
+      principal: 'alice',
+      kind: 'agent',
+      action,
+      verdict: 'permit',
+      policy: 'reads',
+      session: 's-1',
     });
     ls.push(forged.line);
     prev = parse(forged.line);
@@ -56,13 +66,17 @@ describe('records after the last checkpoint (unsealed)', () => {
     const err = await auditRejection(verifyAuditLog(logPath, key().publicKeys(), { requireSealed: true }));
     expect(err.code).toBe('UNSEALED');
     expect(err.index).toBe(3);
-    expect(err.reason).toBe('2 records (seq 3..4) are after the last checkpoint: hash-chained only, so anyone able to write the file could have added them');
+    expect(err.reason).toBe(
+      '2 records (seq 3..4) are after the last checkpoint: hash-chained only, so anyone able to write the file could have added them',
+    );
   });
 
   it('kavach audit verify says they are unsealed; --strict fails on them (exit 1)', async () => {
     const plain = await cli('verify', logPath, '--keys', keysPath);
     expect(plain.code).toBe(0);
-    expect(plain.out).toContain('2 records UNSEALED (after the last checkpoint: hash-chained only, anyone able to write the file could have added them)');
+    expect(plain.out).toContain(
+      '2 records UNSEALED (after the last checkpoint: hash-chained only, anyone able to write the file could have added them)',
+    );
     const strict = await cli('verify', logPath, '--keys', keysPath, '--strict');
     expect(strict.code).toBe(1);
     expect(strict.out).toContain(`${logPath}: FAILED at record 3 [UNSEALED] 2 records (seq 3..4) are after the last checkpoint`);
@@ -80,7 +94,9 @@ describe('records after the last checkpoint (unsealed)', () => {
 
   it('kavach audit verify states what a local seal does and does not prove', async () => {
     const r = await cli('verify', logPath, '--keys', keysPath);
-    expect(r.out).toContain('local seal only: shows the records are unchanged since the key sealed them; it cannot show the log was not cut back to an earlier checkpoint');
+    expect(r.out).toContain(
+      'local seal only: shows the records are unchanged since the key sealed them; it cannot show the log was not cut back to an earlier checkpoint',
+    );
   });
 
   it('kavach audit show marks each of them [UNSEALED] (and "sealed": false with --json), and the sealed ones not', async () => {
@@ -93,13 +109,25 @@ describe('records after the last checkpoint (unsealed)', () => {
     expect(r.out).toContain('-- 5 of 5 records shown; chain intact; signatures not checked (pass --keys); 2 records UNSEALED');
 
     const json = await cli('show', logPath, '--json');
-    const records = json.out.trim().split('\n').map((l) => JSON.parse(l) as { seq: number; sealed: boolean });
-    expect(records.map((x) => [x.seq, x.sealed])).toEqual([[0, true], [1, true], [2, true], [3, false], [4, false]]);
+    const records = json.out
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { seq: number; sealed: boolean });
+    expect(records.map((x) => [x.seq, x.sealed])).toEqual([
+      [0, true],
+      [1, true],
+      [2, true],
+      [3, false],
+      [4, false],
+    ]);
   });
 
   it('kavach audit show marks them when a filter shows only some records', async () => {
     const r = await cli('show', logPath, '--verdict', 'permit', '--keys', keysPath);
-    const shown = r.out.trim().split('\n').filter((l) => !l.startsWith('--'));
+    const shown = r.out
+      .trim()
+      .split('\n')
+      .filter((l) => !l.startsWith('--'));
     expect(shown.map((l) => l.endsWith('[UNSEALED]'))).toEqual([false, true, true]);
   });
 
@@ -111,7 +139,13 @@ describe('records after the last checkpoint (unsealed)', () => {
   it('the HTML report marks them unsealed', async () => {
     const { model } = await buildAuditReport([logPath], key().publicKeys());
     expect(model.integrity.logs[0]).toMatchObject({ unsealed: 2 });
-    expect(model.rows.map((row) => [row.seq, row.trust])).toEqual([[0, 'sealed'], [1, 'sealed'], [2, 'sealed'], [3, 'unsealed'], [4, 'unsealed']]);
+    expect(model.rows.map((row) => [row.seq, row.trust])).toEqual([
+      [0, 'sealed'],
+      [1, 'sealed'],
+      [2, 'sealed'],
+      [3, 'unsealed'],
+      [4, 'unsealed'],
+    ]);
     expect(model.integrity.headline).toContain('2 records after the last checkpoint not yet sealed');
   });
 });

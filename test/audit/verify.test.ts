@@ -5,7 +5,7 @@ import { AuditError, verifyAuditLog, type AuditErrorCode, type AuditKeys } from 
 import { CHECKPOINT_DOMAIN, checkpointMessage, sealRecord } from '../../src/audit/record.ts';
 import { KeyPair } from '../../src/crypto/keys.ts';
 import { signEnvelope } from '../../src/crypto/signatures.ts';
-import { auditRejection, key, lines, logNamer, openLog, parse, tempDir, verdict, writeLines, writeLog } from './helpers.ts';
+import { auditRejection, key, logNamer, openLog, parse, tempDir, verdict, writeLines, writeLog } from './helpers.ts';
 
 const dir = tempDir();
 const fresh = logNamer(dir, 'fresh');
@@ -139,7 +139,12 @@ describe('verifyAuditLog names the index of', () => {
     let prev = parse(ls[1] as string).prev;
     for (let i = 1; i < ls.length; i++) {
       const r = parse(ls[i] as string);
-      const fields = { ...r, prev, ...(i === 1 ? { verdict: 'refuse', code: 'POLICY_DENIED' } : {}), ...(r.type === 'checkpoint' ? { head: prev } : {}) };
+      const fields = {
+        ...r,
+        prev,
+        ...(i === 1 ? { verdict: 'refuse', code: 'POLICY_DENIED' } : {}),
+        ...(r.type === 'checkpoint' ? { head: prev } : {}),
+      };
       ls[i] = reseal(fields);
       prev = parse(ls[i] as string).hash;
     }
@@ -260,7 +265,11 @@ describe('verifyAuditLog counting names that are also Object.prototype members',
     }
     await log.close();
     const report = await verifyAuditLog(path, key().publicKeys());
-    const expected = [['__proto__', 1], ['constructor', 2], ['toString', 1]];
+    const expected = [
+      ['__proto__', 1],
+      ['constructor', 2],
+      ['toString', 1],
+    ];
     for (const counts of [report.byPrincipal, report.byAction, report.bySession]) {
       expect(Object.entries(counts).sort()).toEqual(expected);
       expect(Object.entries(JSON.parse(JSON.stringify(counts)) as object).sort()).toEqual(expected);

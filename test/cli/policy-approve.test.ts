@@ -23,7 +23,10 @@ let out: string[] = [];
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'kavach-approve-cli-'));
   await writeFile(join(dir, 'p.toml'), POLICY);
-  await writeFile(join(dir, 'big.json'), JSON.stringify({ principalId: 'bot', principalKind: 'agent', actionName: 'refunds.issue', params: { amount: 900 } }));
+  await writeFile(
+    join(dir, 'big.json'),
+    JSON.stringify({ principalId: 'bot', principalKind: 'agent', actionName: 'refunds.issue', params: { amount: 900 } }),
+  );
 });
 afterAll(() => rm(dir, { recursive: true, force: true }));
 afterEach(() => vi.restoreAllMocks());

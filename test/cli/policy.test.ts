@@ -12,11 +12,20 @@ describe('kavach policy check / explain', () => {
 
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'kavach-policy-cli-'));
-    await writeFile(file('good.toml'), '[[policy]]\nname = "p"\neffect = "permit"\nconditions = [{ action = "fs.*" }, { session_age_max = "1h" }]\n');
-    await writeFile(file('bad.toml'), '[[policy]]\nname = "p"\neffect = "permit"\nconditions = [{ param_max = { feild = "x", max = 1 } }]\n');
+    await writeFile(
+      file('good.toml'),
+      '[[policy]]\nname = "p"\neffect = "permit"\nconditions = [{ action = "fs.*" }, { session_age_max = "1h" }]\n',
+    );
+    await writeFile(
+      file('bad.toml'),
+      '[[policy]]\nname = "p"\neffect = "permit"\nconditions = [{ param_max = { feild = "x", max = 1 } }]\n',
+    );
     await writeFile(file('ctx.json'), JSON.stringify({ principalId: 'a', principalKind: 'agent', actionName: 'fs.read', sessionId: 's1' }));
     await writeFile(file('broken.json'), '{"principalId": "a",');
-    await writeFile(file('bom.json'), `\uFEFF${JSON.stringify({ principalId: 'a', principalKind: 'agent', actionName: 'fs.read', sessionId: 's1' })}`);
+    await writeFile(
+      file('bom.json'),
+      `\uFEFF${JSON.stringify({ principalId: 'a', principalKind: 'agent', actionName: 'fs.read', sessionId: 's1' })}`,
+    );
   });
   afterAll(async () => {
     await rm(dir, { recursive: true, force: true });
@@ -43,7 +52,13 @@ describe('kavach policy check / explain', () => {
   });
 
   it('--help exits 0 like the other subcommands, usage on stdout; a wrong subcommand exits 2 on stderr', async () => {
-    for (const [argv, rc] of [[['--help'], 0], [['help'], 0], [['-h'], 0], [['frob'], 2], [[], 2]] as const) {
+    for (const [argv, rc] of [
+      [['--help'], 0],
+      [['help'], 0],
+      [['-h'], 0],
+      [['frob'], 2],
+      [[], 2],
+    ] as const) {
       capture();
       expect(await policyCli([...argv])).toBe(rc);
       expect((rc === 0 ? out : err).join('')).toContain(argv[0] === 'frob' ? 'kavach policy --help' : 'kavach policy check');
@@ -76,12 +91,15 @@ describe('kavach policy check / explain', () => {
   it('check and explain print no raw control characters from a policy file (a name cannot rewrite the terminal)', async () => {
     // A reviewer reads `policy check` to see what a file permits: `\r` or an escape sequence in a
     // name, field or pattern must not overwrite or hide what is printed before it.
-    await writeFile(file('sneaky.toml'), [
-      '[[policy]]',
-      'name = "allow_all\\r  - refuse  guard: always\\u001b[8m"',
-      'effect = "permit"',
-      'conditions = [{ param_max = { field = "a\\u001b]0;x\\u0007\\u202e", max = 1 } }]',
-    ].join('\n'));
+    await writeFile(
+      file('sneaky.toml'),
+      [
+        '[[policy]]',
+        'name = "allow_all\\r  - refuse  guard: always\\u001b[8m"',
+        'effect = "permit"',
+        'conditions = [{ param_max = { field = "a\\u001b]0;x\\u0007\\u202e", max = 1 } }]',
+      ].join('\n'),
+    );
     await writeFile(file('sneaky-bad.toml'), '[[policy]]\nname = "b"\neffect = "permit"\nconditions = [{ action = "x\\u001b[2K**" }]\n');
     const raw = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/;
     capture();
@@ -105,7 +123,10 @@ describe('kavach policy check / explain', () => {
   it('explain traces a call with a session as the evaluation saw it: they agree', async () => {
     capture();
     expect(await policyCli(['explain', file('good.toml'), '--context', file('ctx.json'), '--json'])).toBe(0);
-    const report = JSON.parse(out.join('')) as { verdict: { kind: string }; policies: { name: string; matches: boolean; conditions: { condition: string; holds: boolean }[] }[] };
+    const report = JSON.parse(out.join('')) as {
+      verdict: { kind: string };
+      policies: { name: string; matches: boolean; conditions: { condition: string; holds: boolean }[] }[];
+    };
     expect(report.verdict.kind).toBe('permit');
     expect(report.policies[0]?.matches).toBe(true);
     expect(report.policies[0]?.conditions.find((c) => c.condition === 'session_age_max')?.holds).toBe(true);

@@ -43,9 +43,19 @@ const good = (): Record<string, string[]> => ({
 
 /** A flag each command takes a value for, placed last so that its value is missing. */
 const valueFlag: Record<string, string> = {
-  'audit verify': '--anchor', 'audit show': '--session', 'audit stats': '--keys', 'audit report': '--mode',
-  keygen: '--expires', 'permit verify': '--audience', 'policy check': '--context', 'policy explain': '--context',
-  mcp: '--config', 'mcp check': '--config', 'mcp approve-tools': '--config', 'mcp install': '--client', 'mcp uninstall': '--file',
+  'audit verify': '--anchor',
+  'audit show': '--session',
+  'audit stats': '--keys',
+  'audit report': '--mode',
+  keygen: '--expires',
+  'permit verify': '--audience',
+  'policy check': '--context',
+  'policy explain': '--context',
+  mcp: '--config',
+  'mcp check': '--config',
+  'mcp approve-tools': '--config',
+  'mcp install': '--client',
+  'mcp uninstall': '--file',
 };
 
 function expectUsageError(r: { code: number; out: string; err: string }, command: string, says: string): void {
@@ -68,12 +78,15 @@ describe('every kavach subcommand rejects what it does not declare', () => {
     expectUsageError(r, command, 'unknown option --bogus');
   });
 
-  it.each(Object.keys(good()).filter((c) => c !== 'policy check'))('%s: an option missing its value is exit 2, one line', async (command) => {
-    const flag = valueFlag[command] as string;
-    const argv = (good()[command] as string[]).filter((a, i, all) => a !== flag && all[i - 1] !== flag);
-    const r = await kavach(...argv, flag);
-    expectUsageError(r, command, `option ${flag} needs a value`);
-  });
+  it.each(Object.keys(good()).filter((c) => c !== 'policy check'))(
+    '%s: an option missing its value is exit 2, one line',
+    async (command) => {
+      const flag = valueFlag[command] as string;
+      const argv = (good()[command] as string[]).filter((a, i, all) => a !== flag && all[i - 1] !== flag);
+      const r = await kavach(...argv, flag);
+      expectUsageError(r, command, `option ${flag} needs a value`);
+    },
+  );
 
   it('a value that is itself a flag is a missing value, not the value', async () => {
     const r = await kavach('audit', 'verify', log, '--anchor', '--keys', keys);
@@ -108,9 +121,23 @@ describe('every kavach subcommand rejects what it does not declare', () => {
 
 describe('--help and --version', () => {
   it.each([
-    [[]], [['audit']], [['audit', 'verify']], [['audit', 'show']], [['audit', 'stats']], [['audit', 'report']],
-    [['keygen']], [['permit']], [['permit', 'verify']], [['policy']], [['policy', 'check']], [['policy', 'explain']],
-    [['mcp']], [['mcp', 'check']], [['mcp', 'approve-tools']], [['mcp', 'install']], [['mcp', 'uninstall']],
+    [[]],
+    [['audit']],
+    [['audit', 'verify']],
+    [['audit', 'show']],
+    [['audit', 'stats']],
+    [['audit', 'report']],
+    [['keygen']],
+    [['permit']],
+    [['permit', 'verify']],
+    [['policy']],
+    [['policy', 'check']],
+    [['policy', 'explain']],
+    [['mcp']],
+    [['mcp', 'check']],
+    [['mcp', 'approve-tools']],
+    [['mcp', 'install']],
+    [['mcp', 'uninstall']],
   ])('kavach %j --help prints the usage to stdout and exits 0', async (path) => {
     for (const flag of ['--help', '-h']) {
       const r = await kavach(...path, flag);
@@ -166,7 +193,10 @@ describe('a file that cannot be read is one line and exit 2, never a stack', () 
       ['mcp check: missing config', ['mcp', 'check', '--config', missing('kavach.toml')]],
       ['mcp approve-tools: missing config', ['mcp', 'approve-tools', '--config', missing('kavach.toml')]],
       ['mcp install: missing client file', ['mcp', 'install', '--client', 'cursor', '--file', missing('c.json'), '--dry-run']],
-      ['mcp install: config is a directory', ['mcp', 'install', '--client', 'cursor', '--file', client, '--config', join(dir, 'a-directory'), '--dry-run']],
+      [
+        'mcp install: config is a directory',
+        ['mcp', 'install', '--client', 'cursor', '--file', client, '--config', join(dir, 'a-directory'), '--dry-run'],
+      ],
       ['mcp uninstall: missing client file', ['mcp', 'uninstall', '--client', 'cursor', '--file', missing('c.json')]],
     ];
   };

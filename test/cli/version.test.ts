@@ -21,7 +21,10 @@ describe('kavach --version', () => {
   it('names the running code, not the package of the current directory', async () => {
     const elsewhere = tempDir();
     writeFileSync(join(elsewhere, 'package.json'), JSON.stringify({ name: 'other', version: '0.0.1-other' }));
-    const { stdout } = await promisify(execFile)(process.execPath, [join(REPO, 'bin/kavach.js'), '--version'], { cwd: elsewhere, encoding: 'utf8' });
+    const { stdout } = await promisify(execFile)(process.execPath, [join(REPO, 'bin/kavach.js'), '--version'], {
+      cwd: elsewhere,
+      encoding: 'utf8',
+    });
     expect(stdout).toBe(`${ours}\n`);
   });
 });

@@ -30,7 +30,9 @@ describe('crypto backend', () => {
     const b = kp.publicKeys();
     expect(kp.kid).toBe('HrTakJDrNs8_c8HKIOK6ug');
     expect(createHash('sha256').update(Buffer.from(b.mldsa65, 'base64url')).digest('hex')).toBe(
-      createHash('sha256').update(nobleMlDsa.fromSeed(new Uint8Array(32).fill(1)).publicKey).digest('hex'),
+      createHash('sha256')
+        .update(nobleMlDsa.fromSeed(new Uint8Array(32).fill(1)).publicKey)
+        .digest('hex'),
     );
     // node:crypto's Ed25519 agrees with noble's on the same seed.
     expect(b.ed25519).toBe(Buffer.from(ed25519.getPublicKey(new Uint8Array(32).fill(2))).toString('base64url'));

@@ -32,8 +32,16 @@ let now = T0;
 
 function request(over: Partial<PermitRequest> = {}): PermitRequest {
   return {
-    principalId: 'alice', principalKind: 'agent', action: ACTION, args: ARGS, sessionId: 's-1',
-    evaluationId: 'eval-1', audience: AUD, issuedAt: now, expiresAt: now + 30_000, ...over,
+    principalId: 'alice',
+    principalKind: 'agent',
+    action: ACTION,
+    args: ARGS,
+    sessionId: 's-1',
+    evaluationId: 'eval-1',
+    audience: AUD,
+    issuedAt: now,
+    expiresAt: now + 30_000,
+    ...over,
   };
 }
 
@@ -49,7 +57,12 @@ function verifier(mode: SignatureMode = 'hybrid', extra: Partial<ConstructorPara
   return new PermitVerifier({ keys: dir, mode, audience: AUD, clock: () => now, ...extra });
 }
 
-interface BatchParts { claimsB64: string; proofB64: string; sigB64: string; claims: Record<string, unknown> }
+interface BatchParts {
+  claimsB64: string;
+  proofB64: string;
+  sigB64: string;
+  claims: Record<string, unknown>;
+}
 function bparts(token: string): BatchParts {
   const [, claimsB64, proofB64, sigB64] = token.split('.') as [string, string, string, string];
   return { claimsB64, proofB64, sigB64, claims: JSON.parse(Buffer.from(claimsB64, 'base64url').toString('utf8')) };
@@ -91,7 +104,16 @@ describe('batch-signed permits', () => {
     for (const [i, t] of batch8.entries()) {
       expect(t).toMatch(/^kv1\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/);
       const claims = await v.verify(t, expectCall);
-      expect(claims).toMatchObject({ kid: kp.kid, sub: 'alice', act: ACTION, aud: AUD, eid: `eval-${i}`, args: hashArgs(ARGS), iat: T0, exp: T0 + 30_000 });
+      expect(claims).toMatchObject({
+        kid: kp.kid,
+        sub: 'alice',
+        act: ACTION,
+        aud: AUD,
+        eid: `eval-${i}`,
+        args: hashArgs(ARGS),
+        iat: T0,
+        exp: T0 + 30_000,
+      });
     }
     expect(new Set(batch8.map((t) => bparts(t).sigB64)).size).toBe(1);
     for (const t of [...batch5, ...batch8b]) await v.verify(t, expectCall);
@@ -123,15 +145,60 @@ describe('batch-signed permits', () => {
 
   describe('tampered claims → BAD_SIGNATURE (cached root or not)', () => {
     const edits: [string, (c: Record<string, unknown>) => void][] = [
-      ['action renamed', (c) => { c.act = 'fs.write_file'; }],
-      ['principal swapped', (c) => { c.sub = 'mallory'; }],
-      ['principal kind raised', (c) => { c.knd = 'service'; }],
-      ['expiry extended', (c) => { c.exp = (c.exp as number) + 3_600_000; }],
-      ['args hash replaced', (c) => { c.args = hashArgs({ path: '/etc/shadow' }); }],
-      ['audience moved', (c) => { c.aud = 'payments'; }],
-      ['session dropped', (c) => { delete c.sid; }],
-      ['jti changed (replay evasion)', (c) => { c.jti = 'AAAAAAAAAAAAAAAAAAAAAA'; }],
-      ['evaluation id of a sibling permit', (c) => { c.eid = 'eval-1'; }],
+      [
+        'action renamed',
+        (c) => {
+          c.act = 'fs.write_file';
+        },
+      ],
+      [
+        'principal swapped',
+        (c) => {
+          c.sub = 'mallory';
+        },
+      ],
+      [
+        'principal kind raised',
+        (c) => {
+          c.knd = 'service';
+        },
+      ],
+      [
+        'expiry extended',
+        (c) => {
+          c.exp = (c.exp as number) + 3_600_000;
+        },
+      ],
+      [
+        'args hash replaced',
+        (c) => {
+          c.args = hashArgs({ path: '/etc/shadow' });
+        },
+      ],
+      [
+        'audience moved',
+        (c) => {
+          c.aud = 'payments';
+        },
+      ],
+      [
+        'session dropped',
+        (c) => {
+          delete c.sid;
+        },
+      ],
+      [
+        'jti changed (replay evasion)',
+        (c) => {
+          c.jti = 'AAAAAAAAAAAAAAAAAAAAAA';
+        },
+      ],
+      [
+        'evaluation id of a sibling permit',
+        (c) => {
+          c.eid = 'eval-1';
+        },
+      ],
     ];
     it.each(edits)('%s', async (_name, edit) => {
       const v = verifier();
@@ -148,12 +215,15 @@ describe('batch-signed permits', () => {
     const p = bparts(batch8[3]!);
     const claims = unb64(p.claimsB64);
     const proof = unb64(p.proofB64);
-    await fc.assert(fc.asyncProperty(fc.boolean(), fc.nat(), fc.nat(7), async (inClaims, at, bit) => {
-      const t = inClaims
-        ? join({ ...p, claimsB64: b64(flipBit(claims, at % claims.length, bit)) })
-        : join({ ...p, proofB64: b64(flipBit(proof, at % proof.length, bit)) });
-      await rejectsWith(v.verify(t, expectCall), 'BAD_FORMAT', 'BAD_SIGNATURE');
-    }), { numRuns: 60 });
+    await fc.assert(
+      fc.asyncProperty(fc.boolean(), fc.nat(), fc.nat(7), async (inClaims, at, bit) => {
+        const t = inClaims
+          ? join({ ...p, claimsB64: b64(flipBit(claims, at % claims.length, bit)) })
+          : join({ ...p, proofB64: b64(flipBit(proof, at % proof.length, bit)) });
+        await rejectsWith(v.verify(t, expectCall), 'BAD_FORMAT', 'BAD_SIGNATURE');
+      }),
+      { numRuns: 60 },
+    );
   });
 
   describe('tampered root signature envelope', () => {
@@ -170,12 +240,30 @@ describe('batch-signed permits', () => {
       ['last character dropped', (t: string) => t.slice(0, -1)],
       ['signature cut in half', (t: string) => t.slice(0, t.lastIndexOf('.') + 2000)],
       ['signature part missing', (t: string) => t.slice(0, t.lastIndexOf('.'))],
-      ['proof part emptied', (t: string) => { const p = t.split('.'); return `kv1.${p[1]}..${p[3]}`; }],
-      ['proof part not base64url', (t: string) => { const p = t.split('.'); return `kv1.${p[1]}.${p[2]}=.${p[3]}`; }],
+      [
+        'proof part emptied',
+        (t: string) => {
+          const p = t.split('.');
+          return `kv1.${p[1]}..${p[3]}`;
+        },
+      ],
+      [
+        'proof part not base64url',
+        (t: string) => {
+          const p = t.split('.');
+          return `kv1.${p[1]}.${p[2]}=.${p[3]}`;
+        },
+      ],
       ['a fifth part appended', (t: string) => `${t}.AAAA`],
       ['bytes appended to the signature', (t: string) => `${t}AAAA`],
       ['wrong prefix', (t: string) => `kv2${t.slice(3)}`],
-      ['claims cut short', (t: string) => { const p = t.split('.'); return `kv1.${p[1]!.slice(0, 40)}.${p[2]}.${p[3]}`; }],
+      [
+        'claims cut short',
+        (t: string) => {
+          const p = t.split('.');
+          return `kv1.${p[1]!.slice(0, 40)}.${p[2]}.${p[3]}`;
+        },
+      ],
       ['padding appended', (t: string) => `${t}==`],
       ['a character outside base64url', (t: string) => `${t.slice(0, 10)}+${t.slice(11)}`],
       ['oversized', (t: string) => `${t}${'A'.repeat(20_000)}`],
@@ -190,10 +278,27 @@ describe('batch-signed permits', () => {
       const v = verifier();
       await v.verify(batch8[2]!, expectCall);
       for (let j = 0; j < 8; j++) {
-        if (j !== 2) await rejectsWith(v.verify(withProof(batch8[2]!, (p) => { p.index = j; }), expectCall), 'BAD_SIGNATURE');
+        if (j !== 2)
+          await rejectsWith(
+            v.verify(
+              withProof(batch8[2]!, (p) => {
+                p.index = j;
+              }),
+              expectCall,
+            ),
+            'BAD_SIGNATURE',
+          );
       }
       // In a batch of 5, leaf 4 sits one level from the root, the others three.
-      await rejectsWith(v.verify(withProof(batch5[4]!, (p) => { p.index = 0; }), expectCall), 'BAD_FORMAT');
+      await rejectsWith(
+        v.verify(
+          withProof(batch5[4]!, (p) => {
+            p.index = 0;
+          }),
+          expectCall,
+        ),
+        'BAD_FORMAT',
+      );
     });
     it('the proof of a sibling permit on these claims → BAD_SIGNATURE', async () => {
       const v = verifier();
@@ -215,19 +320,75 @@ describe('batch-signed permits', () => {
     it('a truncated or extended path → BAD_FORMAT', async () => {
       const v = verifier();
       await v.verify(batch8[1]!, expectCall);
-      await rejectsWith(v.verify(withProof(batch8[1]!, (p) => { p.path.pop(); }), expectCall), 'BAD_FORMAT');
-      await rejectsWith(v.verify(withProof(batch8[1]!, (p) => { p.path.push(new Uint8Array(32)); }), expectCall), 'BAD_FORMAT');
-      await rejectsWith(v.verify(withProof(batch8[1]!, (p) => { p.path = [...p.path, ...p.path]; }), expectCall), 'BAD_FORMAT');
+      await rejectsWith(
+        v.verify(
+          withProof(batch8[1]!, (p) => {
+            p.path.pop();
+          }),
+          expectCall,
+        ),
+        'BAD_FORMAT',
+      );
+      await rejectsWith(
+        v.verify(
+          withProof(batch8[1]!, (p) => {
+            p.path.push(new Uint8Array(32));
+          }),
+          expectCall,
+        ),
+        'BAD_FORMAT',
+      );
+      await rejectsWith(
+        v.verify(
+          withProof(batch8[1]!, (p) => {
+            p.path = [...p.path, ...p.path];
+          }),
+          expectCall,
+        ),
+        'BAD_FORMAT',
+      );
     });
     it('a wrong leaf count → BAD_FORMAT when the path cannot fit it, else BAD_SIGNATURE — even when the path still gives the same root', async () => {
       const v = verifier();
       await v.verify(batch8[0]!, expectCall);
-      await rejectsWith(v.verify(withProof(batch8[0]!, (p) => { p.count = 9; }), expectCall), 'BAD_FORMAT');
-      await rejectsWith(v.verify(withProof(batch8[0]!, (p) => { p.count = 7; }), expectCall), 'BAD_SIGNATURE');
+      await rejectsWith(
+        v.verify(
+          withProof(batch8[0]!, (p) => {
+            p.count = 9;
+          }),
+          expectCall,
+        ),
+        'BAD_FORMAT',
+      );
+      await rejectsWith(
+        v.verify(
+          withProof(batch8[0]!, (p) => {
+            p.count = 7;
+          }),
+          expectCall,
+        ),
+        'BAD_SIGNATURE',
+      );
       // Leaf 0 of 5 climbs the same three left turns as leaf 0 of 8: same computed root, but the
       // signed root message binds the count.
-      await rejectsWith(v.verify(withProof(batch8[0]!, (p) => { p.count = 5; }), expectCall), 'BAD_SIGNATURE');
-      await rejectsWith(v.verify(withProof(batch8[0]!, (p) => { p.count = 0; }), expectCall), 'BAD_FORMAT');
+      await rejectsWith(
+        v.verify(
+          withProof(batch8[0]!, (p) => {
+            p.count = 5;
+          }),
+          expectCall,
+        ),
+        'BAD_SIGNATURE',
+      );
+      await rejectsWith(
+        v.verify(
+          withProof(batch8[0]!, (p) => {
+            p.count = 0;
+          }),
+          expectCall,
+        ),
+        'BAD_FORMAT',
+      );
     });
     it('a batch root signature on a single-signed token, and a single signature on a batch token → BAD_SIGNATURE', async () => {
       const single = (await PermitSigner.fromKeyPair(kp, { mode: 'hybrid', pool: false }).issue(request())).token;
@@ -236,7 +397,10 @@ describe('batch-signed permits', () => {
       await v.verify(batch8[0]!, expectCall);
       const p = bparts(batch8[0]!);
       await rejectsWith(v.verify(`kv1.${p.claimsB64}.${p.sigB64}`, expectCall), 'BAD_SIGNATURE');
-      await rejectsWith(v.verify(join({ claimsB64: sClaims, proofB64: b64(encodeProof(1, 0, [])), sigB64: sSig }), expectCall), 'BAD_SIGNATURE');
+      await rejectsWith(
+        v.verify(join({ claimsB64: sClaims, proofB64: b64(encodeProof(1, 0, [])), sigB64: sSig }), expectCall),
+        'BAD_SIGNATURE',
+      );
     });
     it('claims signed as a one-leaf batch in another domain (e.g. plain permit) do not pass as a batch root', async () => {
       const p = bparts(batch8[0]!);
@@ -303,7 +467,10 @@ describe('batch-signed permits', () => {
     const c = () => bparts(batch8[0]!).claims;
     it.each([
       ['not canonical (whitespace)', () => new TextEncoder().encode(JSON.stringify(c(), null, 1))],
-      ['a duplicated key', () => new TextEncoder().encode(new TextDecoder().decode(claimsBytes(c())).replace('"act":', '"act":"fs.delete","act":'))],
+      [
+        'a duplicated key',
+        () => new TextEncoder().encode(new TextDecoder().decode(claimsBytes(c())).replace('"act":', '"act":"fs.delete","act":')),
+      ],
       ['an unknown claim', () => claimsBytes({ ...c(), admin: true })],
       ['exp before iat', () => claimsBytes({ ...c(), exp: T0 - 1 })],
     ])('%s', async (_n, leaf) => {
@@ -359,9 +526,17 @@ describe('a gate with a batch signer', () => {
     const policy = { policies: [{ name: 'reads', effect: 'permit', conditions: [{ action: 'fs.read*' }] }] };
     const signer = PermitSigner.fromKeyPair(kp, { mode: 'hybrid', batch: { maxDelayMs: 20, maxSize: 64 } });
     const gate = Gate.fromDict(policy, { signer, clock: () => now, drift: false });
-    const verdicts = await Promise.all(Array.from({ length: 24 }, (_, i) => gate.evaluate({
-      principalId: 'alice', principalKind: 'agent', actionName: 'fs.read_file', params: { ...ARGS, n: i }, audience: AUD,
-    })));
+    const verdicts = await Promise.all(
+      Array.from({ length: 24 }, (_, i) =>
+        gate.evaluate({
+          principalId: 'alice',
+          principalKind: 'agent',
+          actionName: 'fs.read_file',
+          params: { ...ARGS, n: i },
+          audience: AUD,
+        }),
+      ),
+    );
     await signer.close();
     const tool = verifier('hybrid', { replay: new InMemoryReplayStore() });
     const roots = new Set<string>();

@@ -63,7 +63,10 @@ const wellFormed = fc.string({ unit: 'grapheme', maxLength: 12 });
 const json = fc.letrec((tie) => ({
   value: fc.oneof(
     { depthSize: 'small' },
-    fc.constant(null), fc.boolean(), fc.double({ noNaN: true, noDefaultInfinity: true }), wellFormed,
+    fc.constant(null),
+    fc.boolean(),
+    fc.double({ noNaN: true, noDefaultInfinity: true }),
+    wellFormed,
     fc.array(tie('value'), { maxLength: 4 }),
     fc.dictionary(wellFormed, tie('value'), { maxKeys: 5 }),
   ),
@@ -93,13 +96,30 @@ describe('canonical JSON follows RFC 8785', () => {
   });
 
   it('sorts keys by UTF-16 code units, not code points (RFC 8785 §3.2.3)', () => {
-    const obj = { '\u20ac': 'Euro', '\r': 'CR', '\ufb33': 'Hebrew', '1': 'One', '\ud83d\ude00': 'Emoji', '\u0080': 'Control', '\u00f6': 'Umlaut' };
+    const obj = {
+      '\u20ac': 'Euro',
+      '\r': 'CR',
+      '\ufb33': 'Hebrew',
+      '1': 'One',
+      '\ud83d\ude00': 'Emoji',
+      '\u0080': 'Control',
+      '\u00f6': 'Umlaut',
+    };
     expect(canonicalJson(obj)).toBe('{"\\r":"CR","1":"One","\u0080":"Control","ö":"Umlaut","€":"Euro","😀":"Emoji","דּ":"Hebrew"}');
   });
 
   it.each([
-    [-0, '0'], [0, '0'], [1e21, '1e+21'], [1e20, '100000000000000000000'], [5e-324, '5e-324'], [1e-7, '1e-7'],
-    [0.000001, '0.000001'], [Number.MAX_VALUE, '1.7976931348623157e+308'], [-1.5, '-1.5'], [9007199254740993, '9007199254740992'],
+    [-0, '0'],
+    [0, '0'],
+    [1e21, '1e+21'],
+    [1e20, '100000000000000000000'],
+    [5e-324, '5e-324'],
+    [1e-7, '1e-7'],
+    [0.000001, '0.000001'],
+    [Number.MAX_VALUE, '1.7976931348623157e+308'],
+    [-1.5, '-1.5'],
+    // biome-ignore lint/correctness/noPrecisionLoss: the rounding to 2^53 is what this case pins
+    [9007199254740993, '9007199254740992'],
   ])('writes the number %s as %s', (n, text) => {
     expect(canonicalJson(n)).toBe(text);
   });
@@ -109,44 +129,59 @@ describe('canonical JSON follows RFC 8785', () => {
   });
 
   it('encodes every finite double as ECMAScript does, and it parses back to the same value', () => {
-    fc.assert(fc.property(fc.double({ noNaN: true, noDefaultInfinity: true }), (n) => {
-      const text = canonicalJson(n);
-      expect(text).toBe(reference(n));
-      expect(JSON.parse(text)).toBe(n === 0 ? 0 : n);
-    }), { numRuns: 500 });
+    fc.assert(
+      fc.property(fc.double({ noNaN: true, noDefaultInfinity: true }), (n) => {
+        const text = canonicalJson(n);
+        expect(text).toBe(reference(n));
+        expect(JSON.parse(text)).toBe(n === 0 ? 0 : n);
+      }),
+      { numRuns: 500 },
+    );
   });
 
   it('agrees with the reference encoder on arbitrary JSON values', () => {
-    fc.assert(fc.property(json, (v) => {
-      expect(canonicalJson(v)).toBe(reference(v));
-    }), { numRuns: 300 });
+    fc.assert(
+      fc.property(json, (v) => {
+        expect(canonicalJson(v)).toBe(reference(v));
+      }),
+      { numRuns: 300 },
+    );
   });
 
   it('does not depend on key insertion order', () => {
-    fc.assert(fc.property(json, fc.nat(1000), (v, seed) => {
-      expect(canonicalJson(shuffleKeys(v, seed))).toBe(canonicalJson(v));
-      expect(hashArgs(shuffleKeys(v, seed))).toBe(hashArgs(v));
-    }), { numRuns: 300 });
+    fc.assert(
+      fc.property(json, fc.nat(1000), (v, seed) => {
+        expect(canonicalJson(shuffleKeys(v, seed))).toBe(canonicalJson(v));
+        expect(hashArgs(shuffleKeys(v, seed))).toBe(hashArgs(v));
+      }),
+      { numRuns: 300 },
+    );
   });
 
   it('is a fixed point: parsing and re-encoding changes nothing', () => {
-    fc.assert(fc.property(json, (v) => {
-      const once = canonicalJson(v);
-      expect(canonicalJson(JSON.parse(once))).toBe(once);
-    }), { numRuns: 300 });
+    fc.assert(
+      fc.property(json, (v) => {
+        const once = canonicalJson(v);
+        expect(canonicalJson(JSON.parse(once))).toBe(once);
+      }),
+      { numRuns: 300 },
+    );
   });
 
   it('refuses exactly the strings that are not well-formed UTF-16 (lone surrogates), as values and as keys', () => {
-    fc.assert(fc.property(anyUnits, (s) => {
-      const ok = isWellFormed(s);
-      if (ok) {
-        expect(canonicalJson(s)).toBe(refString(s));
-        expect(canonicalJson({ [s]: 1 })).toBe(`{${refString(s)}:1}`);
-      } else {
-        expect(() => canonicalJson(s)).toThrow(/lone surrogate/);
-        expect(() => canonicalJson({ [s]: 1 })).toThrow(/lone surrogate/);
-      }
-    }), { numRuns: 500 });
+    fc.assert(
+      fc.property(anyUnits, (s) => {
+        const ok = isWellFormed(s);
+        if (ok) {
+          expect(canonicalJson(s)).toBe(refString(s));
+          expect(canonicalJson({ [s]: 1 })).toBe(`{${refString(s)}:1}`);
+        } else {
+          expect(() => canonicalJson(s)).toThrow(/lone surrogate/);
+          expect(() => canonicalJson({ [s]: 1 })).toThrow(/lone surrogate/);
+        }
+      }),
+      { numRuns: 500 },
+    );
     expect(() => canonicalJson('\ud800')).toThrow();
     expect(() => canonicalJson('a\udc00b')).toThrow();
     expect(canonicalJson('\ud83d\ude00')).toBe('"😀"');

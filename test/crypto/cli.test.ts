@@ -38,10 +38,19 @@ async function issueNow(signer: KeyPair, mode: SignatureMode, opts: { sessionId?
   const now = Date.now();
   const s = PermitSigner.fromKeyPair(signer, { mode, pool: false });
   try {
-    return (await s.issue({
-      principalId: 'alice', principalKind: 'agent', action: 'fs.read', args: { path: '/a' }, evaluationId: 'e-1',
-      audience: 'fs', issuedAt: now, expiresAt: now + 30_000, ...(opts.sessionId !== undefined ? { sessionId: opts.sessionId } : {}),
-    })).token;
+    return (
+      await s.issue({
+        principalId: 'alice',
+        principalKind: 'agent',
+        action: 'fs.read',
+        args: { path: '/a' },
+        evaluationId: 'e-1',
+        audience: 'fs',
+        issuedAt: now,
+        expiresAt: now + 30_000,
+        ...(opts.sessionId !== undefined ? { sessionId: opts.sessionId } : {}),
+      })
+    ).token;
   } finally {
     await s.close();
   }
@@ -49,7 +58,16 @@ async function issueNow(signer: KeyPair, mode: SignatureMode, opts: { sessionId?
 
 async function tokenFor(kp: KeyPair, mode: 'hybrid' | 'pq' = 'hybrid'): Promise<string> {
   const now = Date.now();
-  const req = { principalId: 'alice', principalKind: 'agent' as const, action: 'fs.read', args: { path: '/a', n: 1 }, evaluationId: 'e', audience: 'fs', issuedAt: now, expiresAt: now + 30_000 };
+  const req = {
+    principalId: 'alice',
+    principalKind: 'agent' as const,
+    action: 'fs.read',
+    args: { path: '/a', n: 1 },
+    evaluationId: 'e',
+    audience: 'fs',
+    issuedAt: now,
+    expiresAt: now + 30_000,
+  };
   return (await PermitSigner.fromKeyPair(kp, { mode }).issue(req)).token;
 }
 
@@ -91,12 +109,15 @@ describe('kavach keygen', () => {
   });
 
   // `--expires` with no value (or before another flag) wrote a key that never expires, exit 0.
-  it.each([[['--expires']], [['--expires', '--force']], [['--expire', '90d']]])('refuses %j rather than write a key without expiry', async (extra) => {
-    capture();
-    const d = join(dir, `k-${extra.join('')}`);
-    expect(await keygen(['--out', d, ...extra])).toBe(2);
-    await expect(readFile(join(d, 'secret.key'))).rejects.toThrow();
-  });
+  it.each([[['--expires']], [['--expires', '--force']], [['--expire', '90d']]])(
+    'refuses %j rather than write a key without expiry',
+    async (extra) => {
+      capture();
+      const d = join(dir, `k-${extra.join('')}`);
+      expect(await keygen(['--out', d, ...extra])).toBe(2);
+      await expect(readFile(join(d, 'secret.key'))).rejects.toThrow();
+    },
+  );
 });
 
 describe('kavach permit verify', () => {
@@ -113,7 +134,20 @@ describe('kavach permit verify', () => {
   it('prints the claims of a good permit and exits 0', async () => {
     const token = await tokenFor(kp);
     capture();
-    expect(await permit(['verify', token, '--keys', join(keys, 'public.json'), '--audience', 'fs', '--action', 'fs.read', '--args', '{"n":1,"path":"/a"}'])).toBe(0);
+    expect(
+      await permit([
+        'verify',
+        token,
+        '--keys',
+        join(keys, 'public.json'),
+        '--audience',
+        'fs',
+        '--action',
+        'fs.read',
+        '--args',
+        '{"n":1,"path":"/a"}',
+      ]),
+    ).toBe(0);
     expect(JSON.parse(out.join(''))).toMatchObject({ sub: 'alice', act: 'fs.read', aud: 'fs', kid: kp.kid });
   });
 
@@ -139,7 +173,11 @@ describe('kavach permit verify', () => {
 
   it('runs through the kavach binary', async () => {
     const token = await tokenFor(kp, 'pq');
-    const { stdout } = await promisify(execFile)(process.execPath, ['bin/kavach.js', 'permit', 'verify', token, '--keys', join(keys, 'public.json'), '--mode', 'pq'], { encoding: 'utf8' });
+    const { stdout } = await promisify(execFile)(
+      process.execPath,
+      ['bin/kavach.js', 'permit', 'verify', token, '--keys', join(keys, 'public.json'), '--mode', 'pq'],
+      { encoding: 'utf8' },
+    );
     expect(JSON.parse(stdout)).toMatchObject({ kid: kp.kid, act: 'fs.read' });
   });
 
@@ -212,17 +250,15 @@ describe('kavach permit verify refuses flags it cannot honour', () => {
   const kp = KeyPair.generate();
   // `--audience` with no value, or a misspelt `--audiance fs`, was ignored: the permit verified
   // with no audience check and exit 0.
-  it.each([
-    [['--audience']],
-    [['--audience', '--action', 'fs.read']],
-    [['--audiance', 'db']],
-    [['--root-mode', 'pq']],
-  ])('exits 2 for %j', async (extra) => {
-    const keys = join(dir, 'flags-keys.json');
-    await writeFile(keys, JSON.stringify(kp.publicKeys()));
-    const token = await issueNow(kp, 'hybrid');
-    capture();
-    expect(await permit(['verify', token, '--keys', keys, ...extra])).toBe(2);
-    expect(out).toEqual([]);
-  });
+  it.each([[['--audience']], [['--audience', '--action', 'fs.read']], [['--audiance', 'db']], [['--root-mode', 'pq']]])(
+    'exits 2 for %j',
+    async (extra) => {
+      const keys = join(dir, 'flags-keys.json');
+      await writeFile(keys, JSON.stringify(kp.publicKeys()));
+      const token = await issueNow(kp, 'hybrid');
+      capture();
+      expect(await permit(['verify', token, '--keys', keys, ...extra])).toBe(2);
+      expect(out).toEqual([]);
+    },
+  );
 });

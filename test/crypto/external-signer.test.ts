@@ -23,7 +23,13 @@ interface Hsm {
 function makeHsm(opts: { createdAt?: number; expiresAt?: number } = {}): Hsm {
   const mlDsa = ml_dsa65.keygen();
   const edSeed = new Uint8Array(randomBytes(32));
-  const bundle = KeyPair.fromRawKeys({ mlDsaSecretKey: mlDsa.secretKey, mlDsaPublicKey: mlDsa.publicKey, ed25519SecretKey: edSeed, createdAt: T0, ...opts }).publicKeys();
+  const bundle = KeyPair.fromRawKeys({
+    mlDsaSecretKey: mlDsa.secretKey,
+    mlDsaPublicKey: mlDsa.publicKey,
+    ed25519SecretKey: edSeed,
+    createdAt: T0,
+    ...opts,
+  }).publicKeys();
   return {
     bundle,
     signMlDsa: (message, context) => ml_dsa65.sign(message, mlDsa.secretKey, { context }),
@@ -40,7 +46,13 @@ beforeAll(() => {
 });
 
 function signer(overrides: Partial<ExternalPermitSignerOptions> = {}): PermitSigner {
-  return PermitSigner.fromExternal({ mode: 'hybrid', publicKeys: hsm.bundle, signMlDsa: hsm.signMlDsa, signEd25519: hsm.signEd25519, ...overrides });
+  return PermitSigner.fromExternal({
+    mode: 'hybrid',
+    publicKeys: hsm.bundle,
+    signMlDsa: hsm.signMlDsa,
+    signEd25519: hsm.signEd25519,
+    ...overrides,
+  });
 }
 
 async function evaluateWith(s: PermitSigner, now = T0) {
@@ -67,7 +79,9 @@ describe('PermitSigner.fromExternal', () => {
       const verdict = await evaluateWith(s);
       expect(verdict.kind).toBe('permit');
       const tool = new PermitVerifier({ keys: hsm.bundle, mode, audience: 'fs', replay: new InMemoryReplayStore(), clock: () => T0 });
-      await expect(tool.verify((verdict as { permit: string }).permit, { action: 'fs.read_file', args: { path: '/a' } })).resolves.toMatchObject({ sub: 'alice' });
+      await expect(
+        tool.verify((verdict as { permit: string }).permit, { action: 'fs.read_file', args: { path: '/a' } }),
+      ).resolves.toMatchObject({ sub: 'alice' });
     });
   }
 
@@ -80,10 +94,34 @@ describe('PermitSigner.fromExternal', () => {
       ['signs ML-DSA with another key', { signMlDsa: (m, c) => other.signMlDsa(m, c) }, /ML-DSA-65 signature does not verify under key/],
       ['signs Ed25519 with another key', { signEd25519: (m) => other.signEd25519(m) }, /Ed25519 signature does not verify under key/],
       ['signs other bytes', { signMlDsa: (m, c) => hsm.signMlDsa(m.subarray(1), c) }, /ML-DSA-65 signature does not verify/],
-      ['signs under another context string', { signMlDsa: (m) => hsm.signMlDsa(m, new Uint8Array(0)) }, /ML-DSA-65 signature does not verify/],
-      ['throws', { signMlDsa: () => { throw new Error('HSM session closed'); } }, /ML-DSA-65 signer failed: HSM session closed/],
-      ['rejects', { signEd25519: async () => { throw new Error('token not logged in'); } }, /Ed25519 signer failed: token not logged in/],
-      ['never answers', { signMlDsa: () => new Promise<Uint8Array>(() => undefined), timeoutMs: 20 }, /ML-DSA-65 signer did not answer within 20 ms/],
+      [
+        'signs under another context string',
+        { signMlDsa: (m) => hsm.signMlDsa(m, new Uint8Array(0)) },
+        /ML-DSA-65 signature does not verify/,
+      ],
+      [
+        'throws',
+        {
+          signMlDsa: () => {
+            throw new Error('HSM session closed');
+          },
+        },
+        /ML-DSA-65 signer failed: HSM session closed/,
+      ],
+      [
+        'rejects',
+        {
+          signEd25519: async () => {
+            throw new Error('token not logged in');
+          },
+        },
+        /Ed25519 signer failed: token not logged in/,
+      ],
+      [
+        'never answers',
+        { signMlDsa: () => new Promise<Uint8Array>(() => undefined), timeoutMs: 20 },
+        /ML-DSA-65 signer did not answer within 20 ms/,
+      ],
     ];
     for (const [what, overrides, reason] of cases) {
       it(what, async () => {
@@ -97,7 +135,12 @@ describe('PermitSigner.fromExternal', () => {
       const expiring = makeHsm({ expiresAt: T0 + 1000 });
       let calls = 0;
       const s = PermitSigner.fromExternal({
-        mode: 'pq', publicKeys: expiring.bundle, signMlDsa: (m, c) => { calls++; return expiring.signMlDsa(m, c); },
+        mode: 'pq',
+        publicKeys: expiring.bundle,
+        signMlDsa: (m, c) => {
+          calls++;
+          return expiring.signMlDsa(m, c);
+        },
       });
       const verdict = await evaluateWith(s, T0 + 1000);
       expect(verdict).toMatchObject({ kind: 'refuse', code: 'SIGNING_FAILED' });
@@ -108,18 +151,40 @@ describe('PermitSigner.fromExternal', () => {
 
   it('gives the external functions copies: one that scribbles on its input cannot change what the other signs', async () => {
     const s = signer({
-      signMlDsa: (m, c) => { const sig = hsm.signMlDsa(m, c); m.fill(0); return sig; },
-      signEd25519: (m) => { const sig = hsm.signEd25519(m); m.fill(0); return sig; },
+      signMlDsa: (m, c) => {
+        const sig = hsm.signMlDsa(m, c);
+        m.fill(0);
+        return sig;
+      },
+      signEd25519: (m) => {
+        const sig = hsm.signEd25519(m);
+        m.fill(0);
+        return sig;
+      },
     });
     expect((await evaluateWith(s)).kind).toBe('permit');
   });
 
   it('batch-signs with one external signature per batch', async () => {
     let calls = 0;
-    const s = signer({ mode: 'pq', signEd25519: undefined, signMlDsa: (m, c) => { calls++; return hsm.signMlDsa(m, c); }, batch: { maxSize: 3, maxDelayMs: 60_000 } });
+    const s = signer({
+      mode: 'pq',
+      signEd25519: undefined,
+      signMlDsa: (m, c) => {
+        calls++;
+        return hsm.signMlDsa(m, c);
+      },
+      batch: { maxSize: 3, maxDelayMs: 60_000 },
+    });
     expect(s.batched).toBe(true);
     const request = (n: number) => ({
-      principalId: 'p', principalKind: 'agent' as const, action: 'fs.read_file', args: { n }, evaluationId: `e${n}`, issuedAt: T0, expiresAt: T0 + 30_000,
+      principalId: 'p',
+      principalKind: 'agent' as const,
+      action: 'fs.read_file',
+      args: { n },
+      evaluationId: `e${n}`,
+      issuedAt: T0,
+      expiresAt: T0 + 30_000,
     });
     const issued = await Promise.all([1, 2, 3].map((n) => s.issue(request(n))));
     expect(calls).toBe(1);
@@ -130,20 +195,44 @@ describe('PermitSigner.fromExternal', () => {
 
   it('close() waits for an external signature in flight', async () => {
     let release: (() => void) | undefined;
-    const gate = new Promise<void>((resolve) => { release = resolve; });
+    const gate = new Promise<void>((resolve) => {
+      release = resolve;
+    });
     let started: () => void = () => undefined;
-    const startedP = new Promise<void>((resolve) => { started = resolve; });
-    const s = signer({ mode: 'pq', signEd25519: undefined, signMlDsa: async (m, c) => { started(); await gate; return hsm.signMlDsa(m, c); } });
-    const issuing = s.issue({ principalId: 'p', principalKind: 'agent', action: 'a', args: {}, evaluationId: 'e', issuedAt: T0, expiresAt: T0 + 1 });
+    const startedP = new Promise<void>((resolve) => {
+      started = resolve;
+    });
+    const s = signer({
+      mode: 'pq',
+      signEd25519: undefined,
+      signMlDsa: async (m, c) => {
+        started();
+        await gate;
+        return hsm.signMlDsa(m, c);
+      },
+    });
+    const issuing = s.issue({
+      principalId: 'p',
+      principalKind: 'agent',
+      action: 'a',
+      args: {},
+      evaluationId: 'e',
+      issuedAt: T0,
+      expiresAt: T0 + 1,
+    });
     await startedP;
     let closed = false;
-    const closing = s.close().then(() => { closed = true; });
+    const closing = s.close().then(() => {
+      closed = true;
+    });
     await new Promise((resolve) => setImmediate(resolve)); // a close that did not wait would be done by now
     expect(closed).toBe(false);
     release?.();
     await closing;
     await expect(issuing).resolves.toMatchObject({ id: expect.any(String) });
-    await expect(s.issue({ principalId: 'p', principalKind: 'agent', action: 'a', args: {}, evaluationId: 'e', issuedAt: T0, expiresAt: T0 + 1 })).rejects.toThrow(/closed/);
+    await expect(
+      s.issue({ principalId: 'p', principalKind: 'agent', action: 'a', args: {}, evaluationId: 'e', issuedAt: T0, expiresAt: T0 + 1 }),
+    ).rejects.toThrow(/closed/);
   });
 
   describe('refuses at construction', () => {
@@ -158,7 +247,7 @@ describe('PermitSigner.fromExternal', () => {
       expect(() => signer({ signEd25519: undefined })).toThrow(/hybrid external signer needs signEd25519/);
     });
 
-    it('a kid that is not the bundle\'s', () => {
+    it("a kid that is not the bundle's", () => {
       expect(() => signer({ kid: other.bundle.kid })).toThrow(/is not the kid of its public keys/);
     });
 
@@ -179,18 +268,43 @@ describe('PermitSigner.signClaims', () => {
     const kp = KeyPair.generate({ now: T0 });
     const s = PermitSigner.fromKeyPair(kp, { mode: 'hybrid', pool: false });
     const token = await s.signClaims({
-      v: 1, kid: kp.kid, iss: 'billing-tool', sub: 'ops', knd: 'service', act: 'billing.refund', aud: 'billing',
-      args: 'x'.repeat(43), eid: 'manual-1', jti: 'manual-jti-000001', iat: T0, exp: T0 + 60_000,
+      v: 1,
+      kid: kp.kid,
+      iss: 'billing-tool',
+      sub: 'ops',
+      knd: 'service',
+      act: 'billing.refund',
+      aud: 'billing',
+      args: 'x'.repeat(43),
+      eid: 'manual-1',
+      jti: 'manual-jti-000001',
+      iat: T0,
+      exp: T0 + 60_000,
     });
     const tool = new PermitVerifier({ keys: kp.publicKeys(), mode: 'hybrid', audience: 'billing', clock: () => T0 });
-    await expect(tool.verify(token, { action: 'billing.refund' })).resolves.toMatchObject({ iss: 'billing-tool', jti: 'manual-jti-000001' });
+    await expect(tool.verify(token, { action: 'billing.refund' })).resolves.toMatchObject({
+      iss: 'billing-tool',
+      jti: 'manual-jti-000001',
+    });
     await s.close();
   });
 
   it('refuses claims that a verifier would refuse, or that name another key', async () => {
     const kp = KeyPair.generate({ now: T0 });
     const s = PermitSigner.fromKeyPair(kp, { mode: 'pq', pool: false });
-    const good = { v: 1 as const, kid: kp.kid, iss: 'i', sub: 's', knd: 'agent' as const, act: 'a', args: 'x'.repeat(43), eid: 'e', jti: 'j'.repeat(16), iat: T0, exp: T0 + 1 };
+    const good = {
+      v: 1 as const,
+      kid: kp.kid,
+      iss: 'i',
+      sub: 's',
+      knd: 'agent' as const,
+      act: 'a',
+      args: 'x'.repeat(43),
+      eid: 'e',
+      jti: 'j'.repeat(16),
+      iat: T0,
+      exp: T0 + 1,
+    };
     await expect(s.signClaims({ ...good, exp: T0 })).rejects.toMatchObject({ code: 'BAD_FORMAT' });
     await expect(s.signClaims({ ...good, extra: 1 } as never)).rejects.toMatchObject({ code: 'BAD_FORMAT' });
     await expect(s.signClaims({ ...good, kid: KeyPair.generate().kid })).rejects.toMatchObject({ code: 'BAD_FORMAT' });

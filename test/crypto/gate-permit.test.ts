@@ -26,22 +26,40 @@ describe('a gate with a PermitSigner', () => {
     now = T0;
     const gate = gateWith(PermitSigner.fromKeyPair(kp, { mode: 'hybrid' }));
     const verdict = await gate.evaluate({
-      principalId: 'alice', principalKind: 'agent', actionName: 'fs.read_file', params: ARGS, sessionId: 'sess-9', audience: 'fs',
+      principalId: 'alice',
+      principalKind: 'agent',
+      actionName: 'fs.read_file',
+      params: ARGS,
+      sessionId: 'sess-9',
+      audience: 'fs',
     });
     expect(verdict.kind).toBe('permit');
     if (verdict.kind !== 'permit') return;
     expect(verdict.permit).toMatch(/^kv1\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/);
     const tool = new PermitVerifier({
-      keys: PublicKeyDirectory.inMemory([kp.publicKeys()]), mode: 'hybrid', audience: 'fs', replay: new InMemoryReplayStore(), clock: () => now,
+      keys: PublicKeyDirectory.inMemory([kp.publicKeys()]),
+      mode: 'hybrid',
+      audience: 'fs',
+      replay: new InMemoryReplayStore(),
+      clock: () => now,
     });
     const claims = await tool.verify(verdict.permit as string, { action: 'fs.read_file', args: { limit: 10, path: '/work/a.txt' } });
-    expect(claims).toMatchObject({ sub: 'alice', knd: 'agent', act: 'fs.read_file', aud: 'fs', sid: 'sess-9', eid: verdict.evaluationId, iat: T0, exp: T0 + 30_000 });
+    expect(claims).toMatchObject({
+      sub: 'alice',
+      knd: 'agent',
+      act: 'fs.read_file',
+      aud: 'fs',
+      sid: 'sess-9',
+      eid: verdict.evaluationId,
+      iat: T0,
+      exp: T0 + 30_000,
+    });
     expect(claims.jti).toBe(verdict.permitId);
     await rejectsWith(tool.verify(verdict.permit as string, { action: 'fs.read_file', args: ARGS }), 'REPLAYED');
     await gate.close();
   });
 
-  it('uses the gate\'s permitTtlMs for exp', async () => {
+  it("uses the gate's permitTtlMs for exp", async () => {
     now = T0;
     const gate = gateWith(PermitSigner.fromKeyPair(kp, { mode: 'pq' }), 5_000);
     const verdict = await gate.evaluate({ principalId: 'bob', principalKind: 'service', actionName: 'fs.read_dir' });

@@ -1,7 +1,7 @@
 import { expect } from 'vitest';
 import { canonicalJson } from '../../src/engine/canonical-json.ts';
 import { fromBase64Url, toBase64Url, utf8 } from '../../src/crypto/encoding.ts';
-import { KeyPair, type PublicKeyBundle } from '../../src/crypto/keys.ts';
+import type { KeyPair, PublicKeyBundle } from '../../src/crypto/keys.ts';
 import { joinToken } from '../../src/crypto/permit-token.ts';
 import { signEnvelope, type SignatureMode } from '../../src/crypto/signatures.ts';
 
@@ -40,8 +40,10 @@ export function flipBit(bytes: Uint8Array, offset: number, bit = 0): Uint8Array 
 
 /** Claims JSON exactly as the signer lays it out (canonical key order) by `kp` at `now`, with `sub` spelt by hand. */
 export function claimsJsonWithSub(kp: KeyPair, now: number, subJson: string): string {
-  return `{"act":"fs.read","args":"${'A'.repeat(43)}","eid":"e-1","exp":${now + 30_000},"iat":${now},` +
-    `"iss":"kavach","jti":"${'j'.repeat(22)}","kid":"${kp.kid}","knd":"agent","sub":${subJson},"v":1}`;
+  return (
+    `{"act":"fs.read","args":"${'A'.repeat(43)}","eid":"e-1","exp":${now + 30_000},"iat":${now},` +
+    `"iss":"kavach","jti":"${'j'.repeat(22)}","kid":"${kp.kid}","knd":"agent","sub":${subJson},"v":1}`
+  );
 }
 
 /** What `p` rejects with (undefined if it resolves). */

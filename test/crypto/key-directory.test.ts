@@ -31,7 +31,15 @@ function manifest(keys: PublicKeyBundle[], version: number, signer = root): stri
 }
 
 async function permitBy(kp: KeyPair): Promise<string> {
-  const req = { principalId: 'p', principalKind: 'agent' as const, action: 'x.y', args: {}, evaluationId: 'e', issuedAt: T0, expiresAt: T0 + 30_000 };
+  const req = {
+    principalId: 'p',
+    principalKind: 'agent' as const,
+    action: 'x.y',
+    args: {},
+    evaluationId: 'e',
+    issuedAt: T0,
+    expiresAt: T0 + 30_000,
+  };
   return (await PermitSigner.fromKeyPair(kp, { mode: 'hybrid' }).issue(req)).token;
 }
 
@@ -73,7 +81,10 @@ describe('signed key manifests', () => {
   });
 
   it('refuse a manifest signed by another key (UNKNOWN_KEY)', () => {
-    throwsWith(() => PublicKeyDirectory.fromSignedManifest(manifest([a.publicKeys()], 1, rogue), root.publicKeys(), { clock }), 'UNKNOWN_KEY');
+    throwsWith(
+      () => PublicKeyDirectory.fromSignedManifest(manifest([a.publicKeys()], 1, rogue), root.publicKeys(), { clock }),
+      'UNKNOWN_KEY',
+    );
   });
 
   it('refuse a manifest with a key added after signing (BAD_SIGNATURE)', () => {
@@ -96,7 +107,12 @@ describe('signed key manifests', () => {
 
   it('refuse a stripped signature, a missing one, unknown fields and non-JSON (BAD_FORMAT)', () => {
     const m = JSON.parse(manifest([a.publicKeys()], 1));
-    for (const bad of [{ ...m, signature: '' }, { ...m, signature: undefined }, { ...m, extra: 1 }, { ...m, format: 'kavach-keys/2' }]) {
+    for (const bad of [
+      { ...m, signature: '' },
+      { ...m, signature: undefined },
+      { ...m, extra: 1 },
+      { ...m, format: 'kavach-keys/2' },
+    ]) {
       throwsWith(() => PublicKeyDirectory.fromSignedManifest(JSON.stringify(bad), root.publicKeys(), { clock }), 'BAD_FORMAT');
     }
     throwsWith(() => PublicKeyDirectory.fromSignedManifest('nope', root.publicKeys(), { clock }), 'BAD_FORMAT');
@@ -121,8 +137,13 @@ describe('signed key manifests', () => {
   });
 
   it('refuse, in a fresh process, a manifest below the pinned minimum version (ROLLBACK)', () => {
-    throwsWith(() => PublicKeyDirectory.fromSignedManifest(manifest([a.publicKeys()], 3), root.publicKeys(), { clock, minVersion: 4 }), 'ROLLBACK');
-    expect(PublicKeyDirectory.fromSignedManifest(manifest([a.publicKeys()], 4), root.publicKeys(), { clock, minVersion: 4 }).version).toBe(4);
+    throwsWith(
+      () => PublicKeyDirectory.fromSignedManifest(manifest([a.publicKeys()], 3), root.publicKeys(), { clock, minVersion: 4 }),
+      'ROLLBACK',
+    );
+    expect(PublicKeyDirectory.fromSignedManifest(manifest([a.publicKeys()], 4), root.publicKeys(), { clock, minVersion: 4 }).version).toBe(
+      4,
+    );
   });
 
   it('keep the previous keys when a file reload is forged, damaged or older', async () => {

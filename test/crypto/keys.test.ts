@@ -20,7 +20,10 @@ vi.mock('node:fs/promises', async (importOriginal) => {
     },
     open: async (...args: Parameters<typeof orig.open>) => {
       const handle = await orig.open(...args);
-      if (fault.failSync) handle.sync = async () => { throw new Error('EIO: simulated fsync failure'); };
+      if (fault.failSync)
+        handle.sync = async () => {
+          throw new Error('EIO: simulated fsync failure');
+        };
       return handle;
     },
   };

@@ -22,7 +22,7 @@ function referenceRoot(leaves: Uint8Array[]): Uint8Array {
 const leavesOf = (n: number) => Array.from({ length: n }, (_, i) => new TextEncoder().encode(`leaf-${i}`));
 
 describe('the batch Merkle tree (RFC 9162 shape, SHA-256, 0x00 leaf / 0x01 node prefixes)', () => {
-  it('has the RFC 9162 root for every size from 1 to 40, and every leaf\'s path leads to it', () => {
+  it("has the RFC 9162 root for every size from 1 to 40, and every leaf's path leads to it", () => {
     for (let n = 1; n <= 40; n++) {
       const leaves = leavesOf(n);
       const { root, paths } = buildTree(leaves);
@@ -47,20 +47,23 @@ describe('the batch Merkle tree (RFC 9162 shape, SHA-256, 0x00 leaf / 0x01 node 
   });
 
   it('refuses any path of the wrong length, an index out of range, and a different (index, count) gives another root', () => {
-    fc.assert(fc.property(fc.integer({ min: 1, max: 70 }), fc.nat(), fc.nat(), (n, a, b) => {
-      const leaves = leavesOf(n);
-      const { root, paths } = buildTree(leaves);
-      const i = a % n;
-      const path = paths[i]!;
-      expect(rootFromPath(leaves[i]!, i, n, [...path, new Uint8Array(32)])).toBeUndefined();
-      if (path.length > 0) expect(rootFromPath(leaves[i]!, i, n, path.slice(0, -1))).toBeUndefined();
-      expect(rootFromPath(leaves[i]!, n, n, path)).toBeUndefined();
-      const j = b % n;
-      if (j !== i) {
-        const moved = rootFromPath(leaves[i]!, j, n, path);
-        if (moved) expect(moved).not.toEqual(root);
-      }
-    }), { numRuns: 150 });
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 70 }), fc.nat(), fc.nat(), (n, a, b) => {
+        const leaves = leavesOf(n);
+        const { root, paths } = buildTree(leaves);
+        const i = a % n;
+        const path = paths[i]!;
+        expect(rootFromPath(leaves[i]!, i, n, [...path, new Uint8Array(32)])).toBeUndefined();
+        if (path.length > 0) expect(rootFromPath(leaves[i]!, i, n, path.slice(0, -1))).toBeUndefined();
+        expect(rootFromPath(leaves[i]!, n, n, path)).toBeUndefined();
+        const j = b % n;
+        if (j !== i) {
+          const moved = rootFromPath(leaves[i]!, j, n, path);
+          if (moved) expect(moved).not.toEqual(root);
+        }
+      }),
+      { numRuns: 150 },
+    );
   });
 
   it('proof bytes round-trip, and a proof whose length does not fit (index, count) is BAD_FORMAT', async () => {

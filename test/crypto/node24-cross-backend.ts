@@ -21,7 +21,16 @@ import { signEnvelope, verifyEnvelope } from '../../src/crypto/signatures.ts';
 
 const T0 = 1_800_000_000_000;
 const ARGS = { path: '/tmp/x', n: [1, 2, 3] };
-const REQ = { principalId: 'alice', principalKind: 'agent' as const, action: 'fs.read', args: ARGS, evaluationId: 'e1', audience: 'fs', issuedAt: T0, expiresAt: T0 + 30_000 };
+const REQ = {
+  principalId: 'alice',
+  principalKind: 'agent' as const,
+  action: 'fs.read',
+  args: ARGS,
+  evaluationId: 'e1',
+  audience: 'fs',
+  issuedAt: T0,
+  expiresAt: T0 + 30_000,
+};
 const MSG = new TextEncoder().encode('cross-backend envelope');
 
 interface ChildOut {
@@ -35,7 +44,10 @@ interface ChildOut {
 
 async function child(): Promise<void> {
   const input = JSON.parse(await readStdin()) as {
-    secret: string; tokens: { hybrid: string; pq: string }; envelope: string; manifest: string;
+    secret: string;
+    tokens: { hybrid: string; pq: string };
+    envelope: string;
+    manifest: string;
   };
   const kp = KeyPair.fromSecretBytes(new Uint8Array(Buffer.from(input.secret, 'hex')));
   const verified: string[] = [];
@@ -94,7 +106,10 @@ async function parent(): Promise<number> {
           check(`${tag}: native refuses noble sig under another context`, !native.verify(n.publicKey, msg, sb, other));
           const flipped = sn.slice();
           flipped[100] = (flipped[100] as number) ^ 1;
-          check(`${tag}: both refuse a flipped signature`, !nobleMlDsa.verify(b.publicKey, msg, flipped, ctx) && !native.verify(n.publicKey, msg, flipped, ctx));
+          check(
+            `${tag}: both refuse a flipped signature`,
+            !nobleMlDsa.verify(b.publicKey, msg, flipped, ctx) && !native.verify(n.publicKey, msg, flipped, ctx),
+          );
         }
       }
     }
@@ -112,7 +127,10 @@ async function parent(): Promise<number> {
     manifest: buildSignedManifest([kp.publicKeys()], kp, { version: 1, now: T0 }),
   };
   const run = spawnSync(process.execPath, [...process.execArgv, fileURLToPath(import.meta.url), '--child'], {
-    input: JSON.stringify(input), env: { ...process.env, KAVACH_CRYPTO_BACKEND: 'noble' }, encoding: 'utf8', maxBuffer: 64 * 1024 * 1024,
+    input: JSON.stringify(input),
+    env: { ...process.env, KAVACH_CRYPTO_BACKEND: 'noble' },
+    encoding: 'utf8',
+    maxBuffer: 64 * 1024 * 1024,
   });
   check('noble child ran', run.status === 0);
   if (run.status !== 0) {
@@ -158,12 +176,15 @@ if (process.argv.includes('--child')) {
     process.exitCode = 1;
   });
 } else {
-  parent().then((code) => {
-    process.exitCode = code;
-  }, (err: unknown) => {
-    process.stderr.write(`${(err as Error)?.stack ?? String(err)}\n`);
-    process.exitCode = 1;
-  });
+  parent().then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (err: unknown) => {
+      process.stderr.write(`${(err as Error)?.stack ?? String(err)}\n`);
+      process.exitCode = 1;
+    },
+  );
 }
 
 async function readStdin(): Promise<string> {

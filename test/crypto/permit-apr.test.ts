@@ -19,7 +19,7 @@ beforeAll(() => {
 });
 
 describe('the apr claim', () => {
-  it('an approved call\'s permit carries the approval id; the verifier hands it back', async () => {
+  it("an approved call's permit carries the approval id; the verifier hands it back", async () => {
     const gate = Gate.fromDict(POLICY, { signer: PermitSigner.fromKeyPair(kp, { mode: 'hybrid' }), clock: () => T0, drift: false });
     const call = { principalId: 'agent-1', principalKind: 'agent' as const, actionName: 'fs.write', params: ARGS, audience: 'fs' };
     const asked = await gate.evaluate(call);
@@ -38,7 +38,10 @@ describe('the apr claim', () => {
     const permit = await gate.evaluate({ principalId: 'agent-1', principalKind: 'agent', actionName: 'fs.read', params: ARGS });
     if (permit.kind !== 'permit' || !permit.permit) throw new Error('expected a signed permit');
     expect('apr' in parts(permit.permit).claims).toBe(false);
-    const claims = await new PermitVerifier({ keys: kp.publicKeys(), mode: 'pq', clock: () => T0 }).verify(permit.permit, { action: 'fs.read', args: ARGS });
+    const claims = await new PermitVerifier({ keys: kp.publicKeys(), mode: 'pq', clock: () => T0 }).verify(permit.permit, {
+      action: 'fs.read',
+      args: ARGS,
+    });
     expect(claims.apr).toBeUndefined();
     await gate.close();
   });

@@ -11,7 +11,19 @@ import type { SignatureMode } from '../../src/crypto/signatures.ts';
 import { PermitError } from '../../src/crypto/errors.ts';
 import { utf8 } from '../../src/crypto/encoding.ts';
 import type { PermitExpectation } from '../../src/crypto/permit-verifier.ts';
-import { ENVELOPE_FLIPS, T0, b64, claimsBytes, claimsJsonWithSub, flipBit, forge, parts, rejectionOf, rejectsWith, unb64 } from './helpers.ts';
+import {
+  ENVELOPE_FLIPS,
+  T0,
+  b64,
+  claimsBytes,
+  claimsJsonWithSub,
+  flipBit,
+  forge,
+  parts,
+  rejectionOf,
+  rejectsWith,
+  unb64,
+} from './helpers.ts';
 
 const ARGS = { path: '/work/report.txt', opts: { encoding: 'utf8', lines: [1, 2, 3] } };
 const ACTION = 'fs.read_file';
@@ -26,8 +38,16 @@ let now = T0;
 
 function request(over: Partial<PermitRequest> = {}): PermitRequest {
   return {
-    principalId: 'alice', principalKind: 'agent', action: ACTION, args: ARGS, sessionId: 's-1',
-    evaluationId: 'eval-1', audience: AUD, issuedAt: now, expiresAt: now + 30_000, ...over,
+    principalId: 'alice',
+    principalKind: 'agent',
+    action: ACTION,
+    args: ARGS,
+    sessionId: 's-1',
+    evaluationId: 'eval-1',
+    audience: AUD,
+    issuedAt: now,
+    expiresAt: now + 30_000,
+    ...over,
   };
 }
 
@@ -71,19 +91,71 @@ describe('a permit cannot be laundered', () => {
   it('control: the untouched permit verifies, bound to action, args and audience', async () => {
     now = T0;
     const claims = await verifier().verify(token, expectCall);
-    expect(claims).toMatchObject({ v: 1, kid: kp.kid, sub: 'alice', knd: 'agent', act: ACTION, aud: AUD, sid: 's-1', eid: 'eval-1', args: hashArgs(ARGS), iat: T0, exp: T0 + 30_000 });
+    expect(claims).toMatchObject({
+      v: 1,
+      kid: kp.kid,
+      sub: 'alice',
+      knd: 'agent',
+      act: ACTION,
+      aud: AUD,
+      sid: 's-1',
+      eid: 'eval-1',
+      args: hashArgs(ARGS),
+      iat: T0,
+      exp: T0 + 30_000,
+    });
   });
 
   describe('tampered claims → BAD_SIGNATURE', () => {
     const edits: [string, (c: Record<string, unknown>) => void][] = [
-      ['action renamed', (c) => { c.act = 'fs.write_file'; }],
-      ['principal swapped', (c) => { c.sub = 'mallory'; }],
-      ['principal kind raised', (c) => { c.knd = 'service'; }],
-      ['expiry extended', (c) => { c.exp = (c.exp as number) + 3_600_000; }],
-      ['args hash replaced', (c) => { c.args = hashArgs({ path: '/etc/shadow' }); }],
-      ['audience moved', (c) => { c.aud = 'payments'; }],
-      ['session dropped', (c) => { delete c.sid; }],
-      ['jti changed (replay evasion)', (c) => { c.jti = 'AAAAAAAAAAAAAAAAAAAAAA'; }],
+      [
+        'action renamed',
+        (c) => {
+          c.act = 'fs.write_file';
+        },
+      ],
+      [
+        'principal swapped',
+        (c) => {
+          c.sub = 'mallory';
+        },
+      ],
+      [
+        'principal kind raised',
+        (c) => {
+          c.knd = 'service';
+        },
+      ],
+      [
+        'expiry extended',
+        (c) => {
+          c.exp = (c.exp as number) + 3_600_000;
+        },
+      ],
+      [
+        'args hash replaced',
+        (c) => {
+          c.args = hashArgs({ path: '/etc/shadow' });
+        },
+      ],
+      [
+        'audience moved',
+        (c) => {
+          c.aud = 'payments';
+        },
+      ],
+      [
+        'session dropped',
+        (c) => {
+          delete c.sid;
+        },
+      ],
+      [
+        'jti changed (replay evasion)',
+        (c) => {
+          c.jti = 'AAAAAAAAAAAAAAAAAAAAAA';
+        },
+      ],
     ];
     it.each(edits)('%s', async (_name, edit) => {
       now = T0;
@@ -96,9 +168,12 @@ describe('a permit cannot be laundered', () => {
     const { claimsB64, sigB64 } = parts(token);
     const bytes = unb64(claimsB64);
     const v = verifier();
-    await fc.assert(fc.asyncProperty(fc.nat(bytes.length - 1), fc.nat(7), async (offset, bit) => {
-      await rejectsWith(v.verify(`kv1.${b64(flipBit(bytes, offset, bit))}.${sigB64}`, expectCall), 'BAD_FORMAT', 'BAD_SIGNATURE');
-    }), { numRuns: 40 });
+    await fc.assert(
+      fc.asyncProperty(fc.nat(bytes.length - 1), fc.nat(7), async (offset, bit) => {
+        await rejectsWith(v.verify(`kv1.${b64(flipBit(bytes, offset, bit))}.${sigB64}`, expectCall), 'BAD_FORMAT', 'BAD_SIGNATURE');
+      }),
+      { numRuns: 40 },
+    );
     for (const offset of [0, 1, bytes.length - 1]) {
       await rejectsWith(v.verify(`kv1.${b64(flipBit(bytes, offset))}.${sigB64}`, expectCall), 'BAD_FORMAT');
     }
@@ -107,15 +182,39 @@ describe('a permit cannot be laundered', () => {
   describe('tampered signature envelope', () => {
     it.each(ENVELOPE_FLIPS)('bit flip in the %s (offset %i) → %s', async (_n, offset, code) => {
       now = T0;
-      await rejectsWith(verifier().verify(withSig(token, (s) => flipBit(s, offset, 1)), expectCall), code);
+      await rejectsWith(
+        verifier().verify(
+          withSig(token, (s) => flipBit(s, offset, 1)),
+          expectCall,
+        ),
+        code,
+      );
     });
 
     it('an all-zero signature → BAD_SIGNATURE', async () => {
-      await rejectsWith(verifier().verify(withSig(token, (s) => { s.fill(0, 18); return s; }), expectCall), 'BAD_SIGNATURE');
+      await rejectsWith(
+        verifier().verify(
+          withSig(token, (s) => {
+            s.fill(0, 18);
+            return s;
+          }),
+          expectCall,
+        ),
+        'BAD_SIGNATURE',
+      );
     });
 
     it('random signature bytes behind a valid header → BAD_SIGNATURE', async () => {
-      await rejectsWith(verifier().verify(withSig(token, (s) => { s.set(crypto.getRandomValues(new Uint8Array(s.length - 18)), 18); return s; }), expectCall), 'BAD_SIGNATURE');
+      await rejectsWith(
+        verifier().verify(
+          withSig(token, (s) => {
+            s.set(crypto.getRandomValues(new Uint8Array(s.length - 18)), 18);
+            return s;
+          }),
+          expectCall,
+        ),
+        'BAD_SIGNATURE',
+      );
     });
 
     it('an empty signature part → BAD_FORMAT', async () => {
@@ -128,7 +227,13 @@ describe('a permit cannot be laundered', () => {
       ['last character dropped', (t: string) => t.slice(0, -1)],
       ['signature cut in half', (t: string) => t.slice(0, t.lastIndexOf('.') + 2000)],
       ['signature part missing', (t: string) => t.slice(0, t.lastIndexOf('.'))],
-      ['claims cut short', (t: string) => { const p = t.split('.'); return `kv1.${p[1]!.slice(0, 40)}.${p[2]}`; }],
+      [
+        'claims cut short',
+        (t: string) => {
+          const p = t.split('.');
+          return `kv1.${p[1]!.slice(0, 40)}.${p[2]}`;
+        },
+      ],
       ['a fourth part appended', (t: string) => `${t}.AAAA`],
       ['bytes appended to the signature', (t: string) => `${t}AAAA`],
       ['padding appended', (t: string) => `${t}==`],
@@ -162,12 +267,21 @@ describe('a permit cannot be laundered', () => {
       await rejectsWith(verifier('pq').verify(token, expectCall), 'ALG_MISMATCH');
     });
     it('stripping the Ed25519 half and relabelling as PQ-only does not make a valid PQ permit → BAD_SIGNATURE', async () => {
-      const stripped = withSig(token, (s) => { const out = s.slice(0, s.length - 64); out[1] = 0x01; return out; });
+      const stripped = withSig(token, (s) => {
+        const out = s.slice(0, s.length - 64);
+        out[1] = 0x01;
+        return out;
+      });
       await rejectsWith(verifier('pq').verify(stripped, expectCall), 'BAD_SIGNATURE');
       await rejectsWith(verifier('hybrid').verify(stripped, expectCall), 'ALG_MISMATCH');
     });
     it('a PQ-only permit relabelled hybrid with a made-up Ed25519 half → BAD_SIGNATURE', async () => {
-      const padded = withSig(pqToken, (s) => { const out = new Uint8Array(s.length + 64); out.set(s); out[1] = 0x02; return out; });
+      const padded = withSig(pqToken, (s) => {
+        const out = new Uint8Array(s.length + 64);
+        out.set(s);
+        out[1] = 0x02;
+        return out;
+      });
       await rejectsWith(verifier('hybrid').verify(padded, expectCall), 'BAD_SIGNATURE');
     });
   });
@@ -183,12 +297,18 @@ describe('a permit cannot be laundered', () => {
       // The envelope names stranger's kid: it does not match the claims.
       await rejectsWith(verifier().verify(forged, expectCall), 'BAD_SIGNATURE');
       // Relabel the envelope's kid too: now the trusted key's signature check fails.
-      const relabelled = withSig(forged, (s) => { s.set(unb64(kp.kid), 2); return s; });
+      const relabelled = withSig(forged, (s) => {
+        s.set(unb64(kp.kid), 2);
+        return s;
+      });
       await rejectsWith(verifier().verify(relabelled, expectCall), 'BAD_SIGNATURE');
     });
-    it('signed by another trusted key under this key\'s kid → BAD_SIGNATURE', async () => {
+    it("signed by another trusted key under this key's kid → BAD_SIGNATURE", async () => {
       const { claims } = parts(token);
-      const forged = withSig(await forge(other, 'hybrid', claimsBytes(claims)), (s) => { s.set(unb64(kp.kid), 2); return s; });
+      const forged = withSig(await forge(other, 'hybrid', claimsBytes(claims)), (s) => {
+        s.set(unb64(kp.kid), 2);
+        return s;
+      });
       await rejectsWith(verifier().verify(forged, expectCall), 'BAD_SIGNATURE');
     });
     it('signed by a key that has since expired → KEY_EXPIRED', async () => {
@@ -281,7 +401,11 @@ describe('a permit cannot be laundered', () => {
       await v.verify(t, expectCall);
     });
     it('a replay store that fails → REPLAY_CHECK_FAILED (fail closed)', async () => {
-      const broken: ReplayStore = { claim: async () => { throw new Error('redis down'); } };
+      const broken: ReplayStore = {
+        claim: async () => {
+          throw new Error('redis down');
+        },
+      };
       await rejectsWith(verifier('hybrid', { replay: broken }).verify(token, expectCall), 'REPLAY_CHECK_FAILED');
     });
   });
@@ -328,10 +452,19 @@ describe('a permit bound to its principal and session', () => {
   async function issueFor(signer: KeyPair, opts: { sessionId?: string } = {}): Promise<string> {
     const s = PermitSigner.fromKeyPair(signer, { mode: 'hybrid', pool: false });
     try {
-      return (await s.issue({
-        principalId: 'alice', principalKind: 'agent', action: 'fs.read', args: { path: '/a' }, evaluationId: 'e-1',
-        audience: 'fs', issuedAt: T0, expiresAt: T0 + 30_000, ...(opts.sessionId !== undefined ? { sessionId: opts.sessionId } : {}),
-      })).token;
+      return (
+        await s.issue({
+          principalId: 'alice',
+          principalKind: 'agent',
+          action: 'fs.read',
+          args: { path: '/a' },
+          evaluationId: 'e-1',
+          audience: 'fs',
+          issuedAt: T0,
+          expiresAt: T0 + 30_000,
+          ...(opts.sessionId !== undefined ? { sessionId: opts.sessionId } : {}),
+        })
+      ).token;
     } finally {
       await s.close();
     }

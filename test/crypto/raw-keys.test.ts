@@ -20,7 +20,13 @@ function seedsOf(kp: KeyPair): { mldsa: Uint8Array; ed25519: Uint8Array; mlkem: 
 }
 
 const request = (n = 1) => ({
-  principalId: 'p', principalKind: 'agent' as const, action: 'fs.read_file', args: { n }, evaluationId: `e${n}`, issuedAt: T0, expiresAt: T0 + 30_000,
+  principalId: 'p',
+  principalKind: 'agent' as const,
+  action: 'fs.read_file',
+  args: { n },
+  evaluationId: `e${n}`,
+  issuedAt: T0,
+  expiresAt: T0 + 30_000,
 });
 
 /** Signs one permit with `kp` (on the calling thread, or on a worker pool) and verifies it against its public bundle. */
@@ -51,18 +57,29 @@ describe('KeyPair.fromRawKeys', () => {
     const kp = KeyPair.generate({ now: T0, expiresInMs: 60_000 });
     const s = seedsOf(kp);
     const raw = KeyPair.fromRawKeys({
-      mlDsaSecretKey: s.mldsa, ed25519SecretKey: s.ed25519, mlKemSeed: s.mlkem, x25519SecretKey: s.x25519, createdAt: T0, expiresAt: T0 + 60_000,
+      mlDsaSecretKey: s.mldsa,
+      ed25519SecretKey: s.ed25519,
+      mlKemSeed: s.mlkem,
+      x25519SecretKey: s.x25519,
+      createdAt: T0,
+      expiresAt: T0 + 60_000,
     });
     expect(raw.kid).toBe(kp.kid);
     expect(raw.publicKeys()).toEqual(kp.publicKeys());
     expect(raw.toSecretBytes()).toEqual(kp.toSecretBytes());
   });
 
-  it('takes a generated key pair\'s signing keys with their public keys, and derives the same KEM keys every time', () => {
+  it("takes a generated key pair's signing keys with their public keys, and derives the same KEM keys every time", () => {
     const kp = KeyPair.generate({ now: T0 });
     const s = seedsOf(kp);
     const bundle = kp.publicKeys();
-    const raw: RawKeys = { mlDsaSecretKey: s.mldsa, mlDsaPublicKey: unb64(bundle.mldsa65), ed25519SecretKey: s.ed25519, ed25519PublicKey: unb64(bundle.ed25519), createdAt: T0 };
+    const raw: RawKeys = {
+      mlDsaSecretKey: s.mldsa,
+      mlDsaPublicKey: unb64(bundle.mldsa65),
+      ed25519SecretKey: s.ed25519,
+      ed25519PublicKey: unb64(bundle.ed25519),
+      createdAt: T0,
+    };
     const a = KeyPair.fromRawKeys(raw);
     const b = KeyPair.fromRawKeys(raw);
     expect(a.publicKeys().mldsa65).toBe(bundle.mldsa65);
@@ -72,7 +89,12 @@ describe('KeyPair.fromRawKeys', () => {
   });
 
   it('takes noble-generated raw keys (expanded ML-DSA-65 secret key) and signs on the calling thread and on a worker pool', async () => {
-    const kp = KeyPair.fromRawKeys({ mlDsaSecretKey: noble.mlDsa.secretKey, mlDsaPublicKey: noble.mlDsa.publicKey, ed25519SecretKey: noble.edSeed, createdAt: T0 });
+    const kp = KeyPair.fromRawKeys({
+      mlDsaSecretKey: noble.mlDsa.secretKey,
+      mlDsaPublicKey: noble.mlDsa.publicKey,
+      ed25519SecretKey: noble.edSeed,
+      createdAt: T0,
+    });
     expect(unb64(kp.publicKeys().mldsa65)).toEqual(noble.mlDsa.publicKey);
     expect(unb64(kp.publicKeys().ed25519)).toEqual(noble.edPublic);
     await signsVerifiably(kp, false);
@@ -85,15 +107,28 @@ describe('KeyPair.fromRawKeys', () => {
     const seed = new Uint8Array(randomBytes(32));
     const expanded = ml_dsa65.keygen(seed);
     const fromSeed = KeyPair.fromRawKeys({ mlDsaSecretKey: seed, ed25519SecretKey: noble.edSeed, createdAt: T0 });
-    const fromExpanded = KeyPair.fromRawKeys({ mlDsaSecretKey: expanded.secretKey, mlDsaPublicKey: expanded.publicKey, ed25519SecretKey: noble.edSeed, createdAt: T0 });
+    const fromExpanded = KeyPair.fromRawKeys({
+      mlDsaSecretKey: expanded.secretKey,
+      mlDsaPublicKey: expanded.publicKey,
+      ed25519SecretKey: noble.edSeed,
+      createdAt: T0,
+    });
     expect(fromExpanded.kid).toBe(fromSeed.kid);
     expect(fromExpanded.publicKeys()).toEqual(fromSeed.publicKeys());
   });
 
   it('takes the 64-byte (seed ‖ public key) Ed25519 form', () => {
-    const a = KeyPair.fromRawKeys({ mlDsaSecretKey: noble.mlDsa.secretKey, mlDsaPublicKey: noble.mlDsa.publicKey, ed25519SecretKey: noble.edSeed, createdAt: T0 });
+    const a = KeyPair.fromRawKeys({
+      mlDsaSecretKey: noble.mlDsa.secretKey,
+      mlDsaPublicKey: noble.mlDsa.publicKey,
+      ed25519SecretKey: noble.edSeed,
+      createdAt: T0,
+    });
     const b = KeyPair.fromRawKeys({
-      mlDsaSecretKey: noble.mlDsa.secretKey, mlDsaPublicKey: noble.mlDsa.publicKey, ed25519SecretKey: new Uint8Array([...noble.edSeed, ...noble.edPublic]), createdAt: T0,
+      mlDsaSecretKey: noble.mlDsa.secretKey,
+      mlDsaPublicKey: noble.mlDsa.publicKey,
+      ed25519SecretKey: new Uint8Array([...noble.edSeed, ...noble.edPublic]),
+      createdAt: T0,
     });
     expect(b.kid).toBe(a.kid);
   });
@@ -104,7 +139,13 @@ describe('KeyPair.fromRawKeys', () => {
   });
 
   it('keeps an expanded key through toSecretBytes / fromSecretBytes and save / load, and refuses a damaged one', async () => {
-    const kp = KeyPair.fromRawKeys({ mlDsaSecretKey: noble.mlDsa.secretKey, mlDsaPublicKey: noble.mlDsa.publicKey, ed25519SecretKey: noble.edSeed, createdAt: T0, expiresAt: T0 + 5 });
+    const kp = KeyPair.fromRawKeys({
+      mlDsaSecretKey: noble.mlDsa.secretKey,
+      mlDsaPublicKey: noble.mlDsa.publicKey,
+      ed25519SecretKey: noble.edSeed,
+      createdAt: T0,
+      expiresAt: T0 + 5,
+    });
     const bytes = kp.toSecretBytes();
     expect(bytes.length).toBe(6142);
     expect(bytes[5]).toBe(0x01);
@@ -121,25 +162,65 @@ describe('KeyPair.fromRawKeys', () => {
   });
 
   it('gives a key pair the secure channel works with', () => {
-    const alice = KeyPair.fromRawKeys({ mlDsaSecretKey: noble.mlDsa.secretKey, mlDsaPublicKey: noble.mlDsa.publicKey, ed25519SecretKey: noble.edSeed });
+    const alice = KeyPair.fromRawKeys({
+      mlDsaSecretKey: noble.mlDsa.secretKey,
+      mlDsaPublicKey: noble.mlDsa.publicKey,
+      ed25519SecretKey: noble.edSeed,
+    });
     const bob = KeyPair.generate();
     const sealed = new SecureChannel(alice, bob.publicKeys()).seal(new Uint8Array([1, 2, 3]), { contextId: 'ctx' });
     expect(new SecureChannel(bob, alice.publicKeys()).open(sealed, { expectedContextId: 'ctx' })).toEqual(new Uint8Array([1, 2, 3]));
   });
 
   describe('refuses with a TypeError naming the problem', () => {
-    const base = (): RawKeys => ({ mlDsaSecretKey: noble.mlDsa.secretKey, mlDsaPublicKey: noble.mlDsa.publicKey, ed25519SecretKey: noble.edSeed });
+    const base = (): RawKeys => ({
+      mlDsaSecretKey: noble.mlDsa.secretKey,
+      mlDsaPublicKey: noble.mlDsa.publicKey,
+      ed25519SecretKey: noble.edSeed,
+    });
     const cases: Array<[string, () => RawKeys, RegExp]> = [
       ['no ML-DSA key', () => ({ ...base(), mlDsaSecretKey: undefined as never }), /mlDsaSecretKey is required/],
       ['an expanded key without its public key', () => ({ ...base(), mlDsaPublicKey: undefined }), /mlDsaPublicKey is required/],
-      ['an expanded key with another public key', () => ({ ...base(), mlDsaPublicKey: ml_dsa65.keygen().publicKey }), /does not belong to the public key/],
-      ['a damaged expanded key (s1)', () => ({ ...base(), mlDsaSecretKey: flipBit(noble.mlDsa.secretKey, 200) }), /does not sign for the public key/],
-      ['a seed with another public key', () => ({ ...base(), mlDsaSecretKey: new Uint8Array(32).fill(7) }), /mlDsaPublicKey is not the public key/],
-      ['an Ed25519 seed ‖ public key with a wrong half', () => ({ ...base(), ed25519SecretKey: new Uint8Array([...noble.edSeed, ...new Uint8Array(32)]) }), /last 32 bytes/],
-      ['an Ed25519 public key that is not the seed\'s', () => ({ ...base(), ed25519PublicKey: new Uint8Array(32) }), /ed25519PublicKey is not/],
-      ['a key that is not a Uint8Array', () => ({ ...base(), ed25519SecretKey: Array.from(noble.edSeed) as never }), /ed25519SecretKey must be a Uint8Array of 32 or 64 bytes/],
-      ['an ML-KEM seed of the wrong length', () => ({ ...base(), mlKemSeed: new Uint8Array(32) }), /mlKemSeed must be a Uint8Array of 64 bytes/],
-      ['an X25519 key of the wrong length', () => ({ ...base(), x25519SecretKey: new Uint8Array(31) }), /x25519SecretKey must be a Uint8Array of 32 bytes/],
+      [
+        'an expanded key with another public key',
+        () => ({ ...base(), mlDsaPublicKey: ml_dsa65.keygen().publicKey }),
+        /does not belong to the public key/,
+      ],
+      [
+        'a damaged expanded key (s1)',
+        () => ({ ...base(), mlDsaSecretKey: flipBit(noble.mlDsa.secretKey, 200) }),
+        /does not sign for the public key/,
+      ],
+      [
+        'a seed with another public key',
+        () => ({ ...base(), mlDsaSecretKey: new Uint8Array(32).fill(7) }),
+        /mlDsaPublicKey is not the public key/,
+      ],
+      [
+        'an Ed25519 seed ‖ public key with a wrong half',
+        () => ({ ...base(), ed25519SecretKey: new Uint8Array([...noble.edSeed, ...new Uint8Array(32)]) }),
+        /last 32 bytes/,
+      ],
+      [
+        "an Ed25519 public key that is not the seed's",
+        () => ({ ...base(), ed25519PublicKey: new Uint8Array(32) }),
+        /ed25519PublicKey is not/,
+      ],
+      [
+        'a key that is not a Uint8Array',
+        () => ({ ...base(), ed25519SecretKey: Array.from(noble.edSeed) as never }),
+        /ed25519SecretKey must be a Uint8Array of 32 or 64 bytes/,
+      ],
+      [
+        'an ML-KEM seed of the wrong length',
+        () => ({ ...base(), mlKemSeed: new Uint8Array(32) }),
+        /mlKemSeed must be a Uint8Array of 64 bytes/,
+      ],
+      [
+        'an X25519 key of the wrong length',
+        () => ({ ...base(), x25519SecretKey: new Uint8Array(31) }),
+        /x25519SecretKey must be a Uint8Array of 32 bytes/,
+      ],
       ['expiresAt not after createdAt', () => ({ ...base(), createdAt: T0, expiresAt: T0 }), /expiresAt must be/],
       ['a negative createdAt', () => ({ ...base(), createdAt: -1 }), /createdAt must be/],
     ];
@@ -151,12 +232,28 @@ describe('KeyPair.fromRawKeys', () => {
     }
 
     it('every ML-DSA secret key length but 32 and 4032, every Ed25519 length but 32 and 64', () => {
-      fc.assert(fc.property(fc.integer({ min: 0, max: 5000 }).filter((n) => n !== 32 && n !== 4032), (n) => {
-        expect(() => KeyPair.fromRawKeys({ mlDsaSecretKey: new Uint8Array(n) })).toThrow(/mlDsaSecretKey must be a Uint8Array of 32 or 4032 bytes/);
-      }), { numRuns: 60 });
-      fc.assert(fc.property(fc.integer({ min: 0, max: 200 }).filter((n) => n !== 32 && n !== 64), (n) => {
-        expect(() => KeyPair.fromRawKeys({ mlDsaSecretKey: new Uint8Array(32), ed25519SecretKey: new Uint8Array(n) })).toThrow(/ed25519SecretKey must be/);
-      }), { numRuns: 60 });
+      fc.assert(
+        fc.property(
+          fc.integer({ min: 0, max: 5000 }).filter((n) => n !== 32 && n !== 4032),
+          (n) => {
+            expect(() => KeyPair.fromRawKeys({ mlDsaSecretKey: new Uint8Array(n) })).toThrow(
+              /mlDsaSecretKey must be a Uint8Array of 32 or 4032 bytes/,
+            );
+          },
+        ),
+        { numRuns: 60 },
+      );
+      fc.assert(
+        fc.property(
+          fc.integer({ min: 0, max: 200 }).filter((n) => n !== 32 && n !== 64),
+          (n) => {
+            expect(() => KeyPair.fromRawKeys({ mlDsaSecretKey: new Uint8Array(32), ed25519SecretKey: new Uint8Array(n) })).toThrow(
+              /ed25519SecretKey must be/,
+            );
+          },
+        ),
+        { numRuns: 60 },
+      );
     });
   });
 });

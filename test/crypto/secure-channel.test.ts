@@ -77,7 +77,10 @@ beforeAll(() => {
 });
 
 function pair(opts: SecureChannelOptions = {}): { a: SecureChannel; b: SecureChannel } {
-  return { a: new SecureChannel(alice, bob.publicKeys(), { clock, ...opts }), b: new SecureChannel(bob, alice.publicKeys(), { clock, ...opts }) };
+  return {
+    a: new SecureChannel(alice, bob.publicKeys(), { clock, ...opts }),
+    b: new SecureChannel(bob, alice.publicKeys(), { clock, ...opts }),
+  };
 }
 
 describe('secure channel', () => {
@@ -252,7 +255,10 @@ describe('secure channel ephemeral secrets', () => {
     const sealed = new SecureChannel(alice, bob.publicKeys(), { clock: () => T0 }).seal(new Uint8Array(8), { contextId: 'ctx' });
     sealed[sealed.length - 1] = (sealed[sealed.length - 1] as number) ^ 1;
     secrets.recording = true;
-    throwsWith(() => new SecureChannel(bob, alice.publicKeys(), { clock: () => T0 }).open(sealed, { expectedContextId: 'ctx' }), 'DECRYPT_FAILED');
+    throwsWith(
+      () => new SecureChannel(bob, alice.publicKeys(), { clock: () => T0 }).open(sealed, { expectedContextId: 'ctx' }),
+      'DECRYPT_FAILED',
+    );
     expect(secrets.seen.length).toBe(4);
     for (const s of secrets.seen) expect(s.every((byte) => byte === 0)).toBe(true);
   });

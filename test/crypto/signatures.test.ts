@@ -24,7 +24,7 @@ describe('signature envelopes', () => {
     expect(await verifyEnvelope(dir, mode, 'audit-checkpoint', msg, env)).toEqual({ kid: kp.kid });
   });
 
-  it('verify against any key lookup, asking it for the signer\'s kid only', async () => {
+  it("verify against any key lookup, asking it for the signer's kid only", async () => {
     const env = await signEnvelope(kp, 'hybrid', 'audit-checkpoint', msg);
     const asked: string[] = [];
     const lookup: KeyLookup = { get: (kid) => (asked.push(kid), kid === kp.kid ? kp.publicKeys() : undefined) };

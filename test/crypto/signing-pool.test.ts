@@ -36,7 +36,16 @@ let pool: SigningPool; // one worker: a crash takes down the only signer there i
 const now = T0;
 
 function request(i = 0): PermitRequest {
-  return { principalId: 'alice', principalKind: 'agent', action: 'fs.read_file', args: { i }, evaluationId: `e-${i}`, audience: 'fs', issuedAt: now, expiresAt: now + 30_000 };
+  return {
+    principalId: 'alice',
+    principalKind: 'agent',
+    action: 'fs.read_file',
+    args: { i },
+    evaluationId: `e-${i}`,
+    audience: 'fs',
+    issuedAt: now,
+    expiresAt: now + 30_000,
+  };
 }
 
 function tool(): PermitVerifier {
@@ -60,7 +69,9 @@ describe('the signing pool', () => {
   it('signs envelopes off-thread that verify like on-thread ones, in any domain', async () => {
     const message = new TextEncoder().encode('checkpoint 42');
     const envelope = await pool.signEnvelope(kp, 'hybrid', 'audit-checkpoint', message);
-    await expect(verifyEnvelope(kp.publicKeys(), 'hybrid', 'audit-checkpoint', message, envelope, { now })).resolves.toEqual({ kid: kp.kid });
+    await expect(verifyEnvelope(kp.publicKeys(), 'hybrid', 'audit-checkpoint', message, envelope, { now })).resolves.toEqual({
+      kid: kp.kid,
+    });
   });
 
   it('never blocks the event loop: a ticker keeps turning between the completions of a burst of signs', async () => {
@@ -73,12 +84,19 @@ describe('the signing pool', () => {
         if (ticking) setImmediate(tick);
       };
       setImmediate(tick);
-      await Promise.all(Array.from({ length: 24 }, (_, i) => signer.issue(request(i)).then(() => { events.push('signed'); })));
+      await Promise.all(
+        Array.from({ length: 24 }, (_, i) =>
+          signer.issue(request(i)).then(() => {
+            events.push('signed');
+          }),
+        ),
+      );
       ticking = false;
       await new Promise((resolve) => setImmediate(resolve));
       return events;
     };
-    const ticksDuring = (events: string[]) => events.slice(events.indexOf('signed'), events.lastIndexOf('signed')).filter((e) => e === 'tick').length;
+    const ticksDuring = (events: string[]) =>
+      events.slice(events.indexOf('signed'), events.lastIndexOf('signed')).filter((e) => e === 'tick').length;
     const pooled = PermitSigner.fromKeyPair(kp, { mode: 'hybrid', pool });
     await pooled.issue(request()); // the worker is up
     expect(ticksDuring(await run(pooled))).toBeGreaterThan(0);
@@ -250,7 +268,13 @@ describe('a signing pool that cannot start a worker thread', () => {
   // later for nobody); from the 'exit' handler of a crashed worker it was an uncaught exception:
   // the process died, and the permit waiting for that worker never settled.
   const settleWithin = <T>(p: Promise<T>, ms: number) =>
-    Promise.race([p.then(() => 'fulfilled', () => 'rejected'), new Promise((r) => setTimeout(() => r('pending'), ms))]);
+    Promise.race([
+      p.then(
+        () => 'fulfilled',
+        () => 'rejected',
+      ),
+      new Promise((r) => setTimeout(() => r('pending'), ms)),
+    ]);
 
   it('after a worker crash, refuses what waits (fail closed) instead of throwing from the exit handler', async () => {
     const pool = new SigningPool({ size: 1, perWorker: 1 });

@@ -13,7 +13,16 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FILESYSTEM, REPO, cleanup, q, runCli, startProxy, tempDir, textOf, waitFor, write, type RunningProxy } from './proxy-harness.ts';
 
 const CHROMIUM = '/usr/bin/chromium';
-const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+const ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
 const ci = process.env.CI === 'true';
 const haveChromium = existsSync(CHROMIUM);
 const TOKEN = 'alice-approver-token-4f1c9e2b7a';
@@ -34,7 +43,9 @@ describe.skipIf(!haveChromium && !ci)('the approvals page in headless chromium',
     const keygen = await runCli(['keygen', '--out', join(dir, 'keys')]);
     expect(keygen.code, keygen.stderr).toBe(0);
     write(join(dir, 'policy.toml'), readFileSync(join(REPO, 'policies/fs-approvals.toml'), 'utf8').replaceAll('/home/alice/work', root));
-    config = write(join(dir, 'kavach.toml'), `
+    config = write(
+      join(dir, 'kavach.toml'),
+      `
 [gate]
 policy = "policy.toml"
 [identity]
@@ -52,7 +63,8 @@ principal_id = "alice"
 [servers.fs]
 command = ${q(process.execPath)}
 args = [${q(FILESYSTEM)}, ${q(root)}]
-`);
+`,
+    );
     proxy = await startProxy(config, { env: { APPROVER_TOKEN: TOKEN } });
     pageUrl = await waitFor('the approvals page', () => /approvals page on (http:\/\/\S+)/.exec(proxy.stderr())?.[1]);
     browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS });
@@ -68,16 +80,18 @@ args = [${q(FILESYSTEM)}, ${q(root)}]
     const path = join(root, 'from-the-page.txt');
     let id = '';
     const held = new Promise<void>((resolve) => {
-      void proxy.client.callTool({ name: 'fs__write_file', arguments: { path, content: XSS } }, undefined, {
-        onprogress: (p) => {
-          const found = /waiting for approval (\S+)/.exec(p.message ?? '')?.[1];
-          if (found && !id) {
-            id = found;
-            resolve();
-          }
-        },
-        resetTimeoutOnProgress: true,
-      }).then((r) => (result = r));
+      void proxy.client
+        .callTool({ name: 'fs__write_file', arguments: { path, content: XSS } }, undefined, {
+          onprogress: (p) => {
+            const found = /waiting for approval (\S+)/.exec(p.message ?? '')?.[1];
+            if (found && !id) {
+              id = found;
+              resolve();
+            }
+          },
+          resetTimeoutOnProgress: true,
+        })
+        .then((r) => (result = r));
     });
     let result: unknown;
     await held;
@@ -128,16 +142,18 @@ args = [${q(FILESYSTEM)}, ${q(root)}]
     const path = join(root, 'cross-site.txt');
     let id = '';
     const held = new Promise<void>((resolve) => {
-      proxy.client.callTool({ name: 'fs__write_file', arguments: { path, content: 'x' } }, undefined, {
-        onprogress: (p) => {
-          const found = /waiting for approval (\S+)/.exec(p.message ?? '')?.[1];
-          if (found && !id) {
-            id = found;
-            resolve();
-          }
-        },
-        resetTimeoutOnProgress: true,
-      }).catch(() => undefined);
+      proxy.client
+        .callTool({ name: 'fs__write_file', arguments: { path, content: 'x' } }, undefined, {
+          onprogress: (p) => {
+            const found = /waiting for approval (\S+)/.exec(p.message ?? '')?.[1];
+            if (found && !id) {
+              id = found;
+              resolve();
+            }
+          },
+          resetTimeoutOnProgress: true,
+        })
+        .catch(() => undefined);
     });
     await held;
     // A page on another origin (localhost is another site than 127.0.0.1) that posts a grant at once.
@@ -156,9 +172,16 @@ args = [${q(FILESYSTEM)}, ${q(root)}]
       await page.click('button[type=submit]');
       await page.locator('h1').waitFor();
       // Without the page's CSRF token, from the page's own origin: refused.
-      const sameOrigin = await page.request.post(`${pageUrl}decide`, { form: { id, decision: 'grant' }, headers: { origin: pageUrl.replace(/\/$/, '') }, maxRedirects: 0 });
+      const sameOrigin = await page.request.post(`${pageUrl}decide`, {
+        form: { id, decision: 'grant' },
+        headers: { origin: pageUrl.replace(/\/$/, '') },
+        maxRedirects: 0,
+      });
       expect(sameOrigin.status()).toBe(403);
-      const answer = await page.goto(evilUrl).then(() => page.waitForURL(`${pageUrl}decide`)).then(() => page.content());
+      const answer = await page
+        .goto(evilUrl)
+        .then(() => page.waitForURL(`${pageUrl}decide`))
+        .then(() => page.content());
       expect(answer).toContain('forbidden origin');
     } finally {
       await context.close();

@@ -22,7 +22,10 @@ afterAll(async () => {
 });
 
 const parse = (line: string): Record<string, unknown> => JSON.parse(line) as Record<string, unknown>;
-const linesOf = (path: string): string[] => readFileSync(path, 'utf8').split('\n').filter((l) => l.length > 0);
+const linesOf = (path: string): string[] =>
+  readFileSync(path, 'utf8')
+    .split('\n')
+    .filter((l) => l.length > 0);
 
 describe.skipIf(skipRedis)('kavach audit verify --anchor redis://… (the real CLI process)', () => {
   let dir: string;
@@ -40,7 +43,17 @@ describe.skipIf(skipRedis)('kavach audit verify --anchor redis://… (the real C
     logIds.push(log.logId);
     const actions = ['fs.read_file', 'fs.list', 'fs.read_file', 'fs.read_file', 'bank.transfer', 'fs.read_file', 'fs.list'];
     for (const [i, action] of actions.entries()) {
-      await log.append({ type: 'verdict', time: Date.now(), evaluationId: `e-${i}`, principal: 'agent', principalKind: 'agent', action, verdict: 'permit', policy: 'p', args: { i } });
+      await log.append({
+        type: 'verdict',
+        time: Date.now(),
+        evaluationId: `e-${i}`,
+        principal: 'agent',
+        principalKind: 'agent',
+        action,
+        verdict: 'permit',
+        policy: 'p',
+        args: { i },
+      });
     }
     await log.close();
     await anchor.close();
@@ -59,18 +72,33 @@ describe.skipIf(skipRedis)('kavach audit verify --anchor redis://… (the real C
   it('a log cut back to an earlier checkpoint (seal file rebuilt): ok on its local seal, which says what it cannot prove; FAILED with --anchor', async () => {
     const cut = join(dir, 'cut.jsonl');
     const transfer = intact.findIndex((l) => l.includes('bank.transfer'));
-    const at = intact.slice(0, transfer).map((l) => parse(l).type).lastIndexOf('checkpoint');
-    writeFileSync(cut, intact.slice(0, at + 1).map((l) => `${l}\n`).join(''));
+    const at = intact
+      .slice(0, transfer)
+      .map((l) => parse(l).type)
+      .lastIndexOf('checkpoint');
+    writeFileSync(
+      cut,
+      intact
+        .slice(0, at + 1)
+        .map((l) => `${l}\n`)
+        .join(''),
+    );
     writeFileSync(`${cut}.seal`, `${intact[at]}\n`);
 
     const local = await runCli(['audit', 'verify', cut, '--keys', keysPath]);
     expect(local.code, local.stderr).toBe(0);
     expect(local.stdout).toContain('seal matches');
-    expect(local.stdout).toContain('local seal only: shows the records are unchanged since the key sealed them; it cannot show the log was not cut back');
+    expect(local.stdout).toContain(
+      'local seal only: shows the records are unchanged since the key sealed them; it cannot show the log was not cut back',
+    );
 
     const anchored = await runCli(['audit', 'verify', cut, '--keys', keysPath, '--anchor', REDIS_URL]);
     expect(anchored.code, anchored.stderr).toBe(1);
-    expect(anchored.stdout).toMatch(new RegExp(`${cut.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}: FAILED at record \\d+ \\[TRUNCATED\\] the log ends at seq ${at}, but the audit anchor holds its checkpoint at seq ${parse(intact.at(-1) as string).seq}`));
+    expect(anchored.stdout).toMatch(
+      new RegExp(
+        `${cut.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}: FAILED at record \\d+ \\[TRUNCATED\\] the log ends at seq ${at}, but the audit anchor holds its checkpoint at seq ${parse(intact.at(-1) as string).seq}`,
+      ),
+    );
 
     const json = await runCli(['audit', 'verify', cut, '--keys', keysPath, '--anchor', REDIS_URL, '--json']);
     expect(JSON.parse(json.stdout)).toMatchObject([{ file: cut, ok: false, code: 'TRUNCATED' }]);
@@ -92,7 +120,9 @@ describe.skipIf(skipRedis)('kavach mcp with [audit] anchor', () => {
     const keygen = await runCli(['keygen', '--out', join(dir, 'keys')]);
     expect(keygen.code, keygen.stderr).toBe(0);
     write(join(dir, 'policy.toml'), '[[policy]]\nname = "fx"\neffect = "permit"\nconditions = [{ action = "fx.pid" }]\n');
-    write(join(dir, 'kavach.toml'), `
+    write(
+      join(dir, 'kavach.toml'),
+      `
 [gate]
 policy = "policy.toml"
 [identity]
@@ -106,11 +136,12 @@ anchor = ${q(REDIS_URL)}
 [servers.fx]
 command = ${q(process.execPath)}
 args = [${q(FIXTURE)}]
-`);
+`,
+    );
   }, 60_000);
   afterAll(() => cleanup(dir));
 
-  it('sends the log\'s checkpoints to Redis: after shutdown the log verifies against it, every record anchored', async () => {
+  it("sends the log's checkpoints to Redis: after shutdown the log verifies against it, every record anchored", async () => {
     const proxy = await startProxy(join(dir, 'kavach.toml'));
     const result = await proxy.client.callTool({ name: 'fx__pid', arguments: {} });
     expect(result.isError, textOf(result)).toBeFalsy();
@@ -121,10 +152,14 @@ args = [${q(FIXTURE)}]
       return final.type === 'checkpoint' ? final : undefined;
     });
     logIds.push(last.log as string);
-    const verified = await waitFor('the final checkpoint anchored', async () => {
-      const r = await runCli(['audit', 'verify', logPath, '--keys', join(dir, 'keys/public.json'), '--anchor', REDIS_URL, '--strict']);
-      return r.code === 0 ? r : undefined;
-    }, 60_000);
+    const verified = await waitFor(
+      'the final checkpoint anchored',
+      async () => {
+        const r = await runCli(['audit', 'verify', logPath, '--keys', join(dir, 'keys/public.json'), '--anchor', REDIS_URL, '--strict']);
+        return r.code === 0 ? r : undefined;
+      },
+      60_000,
+    );
     expect(verified.stdout).toContain(`through seq ${last.seq}; nothing after it`);
   }, 120_000);
 });

@@ -12,7 +12,16 @@ import { key, lines, openLog, tempDir, verdict, writeLines } from '../audit/help
 import { writeGateRun, XSS_BREAKOUT, XSS_IMG, XSS_SCRIPT } from '../audit/report-fixture.ts';
 
 const CHROMIUM = '/usr/bin/chromium';
-const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+const ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
 const ARTIFACTS = resolve('test-artifacts');
 const ci = process.env.CI === 'true';
 const haveChromium = existsSync(CHROMIUM);
@@ -67,9 +76,18 @@ describe.skipIf(!haveChromium && !ci)('audit report in headless chromium', () =>
     // Thousands of records: the timeline pages them.
     const largeLog = join(dir, 'large.jsonl');
     const log = await openLog(largeLog);
-    await Promise.all(Array.from({ length: 3000 }, (_, i) => log.append(verdict({
-      session: `s-${i % 40}`, principal: `agent-${i % 7}`, verdict: i % 5 === 0 ? 'refuse' : 'permit', code: i % 5 === 0 ? 'NO_POLICY_MATCH' : undefined,
-    }))));
+    await Promise.all(
+      Array.from({ length: 3000 }, (_, i) =>
+        log.append(
+          verdict({
+            session: `s-${i % 40}`,
+            principal: `agent-${i % 7}`,
+            verdict: i % 5 === 0 ? 'refuse' : 'permit',
+            code: i % 5 === 0 ? 'NO_POLICY_MATCH' : undefined,
+          }),
+        ),
+      ),
+    );
     await log.close();
     pages.large = join(dir, 'large.html');
     writeFileSync(pages.large, (await buildAuditReport([largeLog], keys)).html);
@@ -115,7 +133,16 @@ describe.skipIf(!haveChromium && !ci)('audit report in headless chromium', () =>
     const { page, watch } = await open(pages.verified);
     await page.selectOption('#f-principal', { label: 'research-bot' });
     // research-bot's 6 calls, with the two policy reloads inside their span marked on the timeline
-    expect(await rowTexts(page, 'who')).toEqual(['research-bot', 'research-bot', 'research-bot', 'research-bot', 'research-bot', '', '', 'research-bot']);
+    expect(await rowTexts(page, 'who')).toEqual([
+      'research-bot',
+      'research-bot',
+      'research-bot',
+      'research-bot',
+      'research-bot',
+      '',
+      '',
+      'research-bot',
+    ]);
     expect(await page.locator('#timeline-body tr.k-reload').count()).toBe(2);
     await page.selectOption('#f-verdict', 'refuse');
     expect(await rowTexts(page, 'tool')).toEqual(['fs.rm', 'net.fetch']);
@@ -146,7 +173,9 @@ describe.skipIf(!haveChromium && !ci)('audit report in headless chromium', () =>
     await xssRow.click();
     const detail = page.locator('#timeline-body tr.detail');
     expect(await detail.innerText()).toContain(XSS_BREAKOUT);
-    expect(await page.locator('#timeline-body tr.k-invalidation td.reason').innerText()).toContain(`offboarded after incident ${XSS_BREAKOUT}`);
+    expect(await page.locator('#timeline-body tr.k-invalidation td.reason').innerText()).toContain(
+      `offboarded after incident ${XSS_BREAKOUT}`,
+    );
     expect(await page.locator('#f-principal option', { hasText: XSS_SCRIPT }).count()).toBe(1);
     // The only elements of those kinds are the page's own two scripts; no image, no iframe, no handler attribute.
     // (a string: the test's TypeScript has no DOM types)

@@ -16,7 +16,11 @@ import type { SignatureMode } from '../../src/crypto/signatures.ts';
 const SCRIPT = fileURLToPath(new URL('./fixtures/hsm-signer.ts', import.meta.url));
 const POLICY = { policies: [{ name: 'refunds', effect: 'permit', conditions: [{ action: 'billing.refund' }] }] };
 const CTX = {
-  principalId: 'agent-7', principalKind: 'agent' as const, actionName: 'billing.refund', params: { order: 'A-1', amount: 12 }, audience: 'billing',
+  principalId: 'agent-7',
+  principalKind: 'agent' as const,
+  actionName: 'billing.refund',
+  params: { order: 'A-1', amount: 12 },
+  audience: 'billing',
 };
 
 /** The test's side of the line protocol: one request per signature, answers matched by id. */
@@ -94,7 +98,12 @@ afterAll(async () => {
 
 function externalSigner(mode: SignatureMode, extra: { batch?: { maxSize: number; maxDelayMs: number } } = {}): PermitSigner {
   return PermitSigner.fromExternal({
-    kid: bundle.kid, mode, publicKeys: bundle, signMlDsa: hsm.signMlDsa, ...(mode === 'hybrid' ? { signEd25519: hsm.signEd25519 } : {}), ...extra,
+    kid: bundle.kid,
+    mode,
+    publicKeys: bundle,
+    signMlDsa: hsm.signMlDsa,
+    ...(mode === 'hybrid' ? { signEd25519: hsm.signEd25519 } : {}),
+    ...extra,
   });
 }
 
@@ -110,9 +119,14 @@ describe('a PermitSigner whose key lives in another process', () => {
       const verdict = await gate.evaluate(CTX);
       expect(verdict.kind).toBe('permit');
       if (verdict.kind !== 'permit') return;
-      const claims = await verifier(mode).verify(verdict.permit as string, { action: 'billing.refund', args: { amount: 12, order: 'A-1' } });
+      const claims = await verifier(mode).verify(verdict.permit as string, {
+        action: 'billing.refund',
+        args: { amount: 12, order: 'A-1' },
+      });
       expect(claims).toMatchObject({ kid: bundle.kid, sub: 'agent-7', act: 'billing.refund', aud: 'billing' });
-      await expect(verifier(mode === 'pq' ? 'hybrid' : 'pq').verify(verdict.permit as string)).rejects.toMatchObject({ code: 'ALG_MISMATCH' });
+      await expect(verifier(mode === 'pq' ? 'hybrid' : 'pq').verify(verdict.permit as string)).rejects.toMatchObject({
+        code: 'ALG_MISMATCH',
+      });
       await gate.close();
       await signer.close();
     });

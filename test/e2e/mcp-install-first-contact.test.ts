@@ -36,16 +36,23 @@ describe('kavach mcp install, then the client starts what it installed', () => {
     for (const d of [home, project, work]) mkdirSync(d, { recursive: true });
     const env = { HOME: home, USERPROFILE: home };
     // Claude Code's default scope: the server lives under projects[<dir>].mcpServers.
-    writeFileSync(join(home, '.claude.json'), `${JSON.stringify({
-      numStartups: 3,
-      projects: {
-        [project]: {
-          allowedTools: [],
-          mcpServers: { fs: { type: 'stdio', command: process.execPath, args: [FILESYSTEM, work], env: {} } },
-          hasTrustDialogAccepted: true,
+    writeFileSync(
+      join(home, '.claude.json'),
+      `${JSON.stringify(
+        {
+          numStartups: 3,
+          projects: {
+            [project]: {
+              allowedTools: [],
+              mcpServers: { fs: { type: 'stdio', command: process.execPath, args: [FILESYSTEM, work], env: {} } },
+              hasTrustDialogAccepted: true,
+            },
+          },
         },
-      },
-    }, null, 2)}\n`);
+        null,
+        2,
+      )}\n`,
+    );
 
     const install = await runCli(['mcp', 'install', '--client', 'claude-code', '--project', project], env);
     expect(install.code, install.stdout + install.stderr).toBe(0);
@@ -53,7 +60,9 @@ describe('kavach mcp install, then the client starts what it installed', () => {
     const reportLine = install.stdout.trimEnd().split('\n').at(-1)?.trim() ?? '';
     expect(reportLine).toMatch(/ audit report .*mcp-\*\.jsonl --keys /);
 
-    const claude = JSON.parse(readFileSync(join(home, '.claude.json'), 'utf8')) as { projects: Record<string, { mcpServers: Record<string, { command: string; args: string[]; env?: Record<string, string> }> }> };
+    const claude = JSON.parse(readFileSync(join(home, '.claude.json'), 'utf8')) as {
+      projects: Record<string, { mcpServers: Record<string, { command: string; args: string[]; env?: Record<string, string> }> }>;
+    };
     const entry = claude.projects[project]?.mcpServers['kavach-local'];
     expect(entry, JSON.stringify(claude)).toBeDefined();
     expect(Object.keys(claude.projects[project]?.mcpServers ?? {})).toEqual(['kavach-local']);
@@ -61,7 +70,10 @@ describe('kavach mcp install, then the client starts what it installed', () => {
 
     // As the client does it: the entry's command and args, its env over the client's own.
     const transport = new StdioClientTransport({
-      command: entry.command, args: entry.args, cwd: project, stderr: 'pipe',
+      command: entry.command,
+      args: entry.args,
+      cwd: project,
+      stderr: 'pipe',
       env: { PATH: process.env.PATH ?? '', ...env, ...(entry.env ?? {}) },
     });
     let stderr = '';
@@ -78,7 +90,10 @@ describe('kavach mcp install, then the client starts what it installed', () => {
       expect(result.isError, textOf(result)).toBeFalsy();
       expect(readFileSync(target, 'utf8')).toBe('top secret body');
       // ...and a person can see that it would have been refused.
-      await waitFor('the observe line on stderr', () => /observe: would refuse fs\.write_file by \S+ \(NO_POLICY_MATCH/.test(stderr) || undefined);
+      await waitFor(
+        'the observe line on stderr',
+        () => /observe: would refuse fs\.write_file by \S+ \(NO_POLICY_MATCH/.test(stderr) || undefined,
+      );
     } finally {
       await client.close();
       await transport.close();
@@ -93,9 +108,18 @@ describe('kavach mcp install, then the client starts what it installed', () => {
     expect(verify.code, verify.stdout + verify.stderr).toBe(0);
 
     // record_args: the reviewer sees which file was written, not what was written.
-    const records = readFileSync(log, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    const records = readFileSync(log, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
     const write = records.find((r) => r.type === 'verdict' && r.action === 'fs.write_file');
-    expect(write).toMatchObject({ verdict: 'refuse', code: 'NO_POLICY_MATCH', observed: true, argsValue: { path: join(work, 'note.txt') }, redacted: ['/content'] });
+    expect(write).toMatchObject({
+      verdict: 'refuse',
+      code: 'NO_POLICY_MATCH',
+      observed: true,
+      argsValue: { path: join(work, 'note.txt') },
+      redacted: ['/content'],
+    });
     expect(readFileSync(log, 'utf8')).not.toContain('top secret body');
 
     const report = await shell(reportLine, env);

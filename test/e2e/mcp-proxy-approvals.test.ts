@@ -21,7 +21,9 @@ beforeAll(async () => {
   expect(keygen.code, keygen.stderr).toBe(0);
   // The example policy, pointed at this test's work directory.
   write(join(dir, 'policy.toml'), readFileSync(join(REPO, 'policies/fs-approvals.toml'), 'utf8').replaceAll('/home/alice/work', root));
-  config = write(join(dir, 'kavach.toml'), `
+  config = write(
+    join(dir, 'kavach.toml'),
+    `
 [gate]
 policy = "policy.toml"
 [identity]
@@ -43,7 +45,8 @@ roles = ["fs-owner"]
 [servers.fs]
 command = ${q(process.execPath)}
 args = [${q(FILESYSTEM)}, ${q(root)}]
-`);
+`,
+  );
 }, 60_000);
 
 afterAll(() => cleanup(dir));
@@ -98,7 +101,10 @@ describe('a client that declares elicitation', () => {
 
   it('asks nobody for a write inside scratch/', async () => {
     const before = asked.length;
-    const result = await proxy.client.callTool({ name: 'fs__write_file', arguments: { path: join(root, 'scratch/free.txt'), content: 'ok' } });
+    const result = await proxy.client.callTool({
+      name: 'fs__write_file',
+      arguments: { path: join(root, 'scratch/free.txt'), content: 'ok' },
+    });
     expect(result.isError, textOf(result)).toBeFalsy();
     expect(asked).toHaveLength(before);
   });
@@ -178,7 +184,10 @@ describe('afterwards', () => {
     expect(verify.code, verify.stdout + verify.stderr).toBe(0);
     const shown = await runCli(['audit', 'show', log, '--type', 'approval', '--json']);
     expect(shown.code, shown.stderr).toBe(0);
-    const records = shown.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    const records = shown.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
     const events = records.map((r) => `${String(r.event)}:${String(r.approver ?? '')}`);
     expect(events).toEqual(expect.arrayContaining(['requested:', 'granted:alice', 'denied:alice', 'granted:bob', 'used:']));
     expect(records.find((r) => r.approver === 'bob')?.note).toBe('ticket 42');

@@ -15,10 +15,14 @@ describe('kavach mcp refuses to start on a bad config', () => {
   it.each([
     ['an unknown key', `${base}argz = []\n`, 'config error: servers.fs.argz: unknown key'],
     ['a missing policy file', base.replace('policy.toml', 'nope.toml'), 'config error: gate.policy: cannot load'],
-    ['a policy file that does not load', base.replace('policy.toml', 'bad.toml'), "config error: gate.policy: cannot load"],
+    ['a policy file that does not load', base.replace('policy.toml', 'bad.toml'), 'config error: gate.policy: cannot load'],
     ['[audit] without [keys]', `${base}[audit]\npath = "a.jsonl"\n`, 'config error: audit: [audit] needs [keys]'],
     ['missing keys', `${base}[keys]\npath = "keys/none.key"\n`, 'config error: keys.path: cannot load'],
-    ['no [identity] in stdio mode', '[gate]\npolicy = "policy.toml"\n[servers.fs]\ncommand = "node"\n', 'config error: identity: stdio mode needs [identity]'],
+    [
+      'no [identity] in stdio mode',
+      '[gate]\npolicy = "policy.toml"\n[servers.fs]\ncommand = "node"\n',
+      'config error: identity: stdio mode needs [identity]',
+    ],
     ['--http without clients', `${base}[http]\nlisten = "127.0.0.1:0"\n`, 'config error: http.clients: HTTP mode needs at least one'],
   ])('%s: exit 2, the reason on stderr, nothing on stdout', async (_label, config, message) => {
     write(join(dir, 'bad.toml'), '[[policy]]\nname = 1\n');
@@ -40,7 +44,10 @@ describe('kavach mcp check', () => {
   afterAll(() => cleanup(dir));
 
   it('starts each server once and shows which tools the client would see', async () => {
-    const config = write(join(dir, 'kavach.toml'), `[gate]\npolicy = "policy.toml"\n[identity]\nprincipal_id = "a"\nprincipal_kind = "agent"\n[servers.fx]\ncommand = ${q(process.execPath)}\nargs = [${q(FIXTURE)}]\n[servers.gone]\ncommand = ${q(join(dir, 'missing'))}\n`);
+    const config = write(
+      join(dir, 'kavach.toml'),
+      `[gate]\npolicy = "policy.toml"\n[identity]\nprincipal_id = "a"\nprincipal_kind = "agent"\n[servers.fx]\ncommand = ${q(process.execPath)}\nargs = [${q(FIXTURE)}]\n[servers.gone]\ncommand = ${q(join(dir, 'missing'))}\n`,
+    );
     const result = await runCli(['mcp', 'check', '--config', config]);
     expect(result.stdout).toContain('server fx: ready');
     expect(result.stdout).toMatch(/fx__pid\s+listed/);

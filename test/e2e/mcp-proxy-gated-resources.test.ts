@@ -15,13 +15,18 @@ describe('kavach mcp --http with [gate] gate_resources: one token may read a res
     dir = tempDir();
     const keygen = await runCli(['keygen', '--out', join(dir, 'keys')]);
     expect(keygen.code, keygen.stderr).toBe(0);
-    write(join(dir, 'policy.toml'), `
+    write(
+      join(dir, 'policy.toml'),
+      `
 [[policy]]
 name = "reader-docs"
 effect = "permit"
 conditions = [{ identity_id = "reader" }, { action = "everything.resources/read" }, { resource = "demo://resource/static/document/*" }]
-`);
-    write(join(dir, 'kavach.toml'), `
+`,
+    );
+    write(
+      join(dir, 'kavach.toml'),
+      `
 [gate]
 policy = "policy.toml"
 gate_resources = true
@@ -41,7 +46,8 @@ principal_kind = "agent"
 token = ${q(OTHER_TOKEN)}
 principal_id = "other"
 principal_kind = "agent"
-`);
+`,
+    );
     proxy = await startHttpProxy(join(dir, 'kavach.toml'));
   }, 60_000);
 
@@ -65,17 +71,26 @@ principal_kind = "agent"
     const other = await connect(OTHER_TOKEN);
     expect((await other.listResources()).resources).toEqual([]);
     expect((await other.listPrompts()).prompts).toEqual([]);
-    const err = await other.readResource({ uri }).then(() => undefined, (e: unknown) => e);
+    const err = await other.readResource({ uri }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     expect(err).toBeInstanceOf(McpError);
     expect((err as McpError).code).toBe(ErrorCode.InvalidRequest);
     expect((err as McpError).message).toContain("for agent 'other'");
     expect(((err as McpError).data as Record<string, { code: string }>)['dev.kavach/verdict']?.code).toBe('NO_POLICY_MATCH');
 
-    const promptErr = await other.getPrompt({ name: 'everything__simple-prompt' }).then(() => undefined, (e: unknown) => e);
+    const promptErr = await other.getPrompt({ name: 'everything__simple-prompt' }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     expect((promptErr as McpError).code).toBe(ErrorCode.InvalidRequest);
 
     const records = await waitFor('the refusals in the audit log', () => {
-      const lines = read(join(dir, 'audit/mcp.jsonl')).split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
+      const lines = read(join(dir, 'audit/mcp.jsonl'))
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l) as Record<string, unknown>);
       const found = lines.filter((l) => l.type === 'verdict' && String(l.action).startsWith('everything.'));
       return found.length >= 3 ? found : undefined;
     });

@@ -13,7 +13,9 @@ describe('kavach mcp --http', () => {
 
   beforeAll(async () => {
     dir = tempDir();
-    write(join(dir, 'policy.toml'), `
+    write(
+      join(dir, 'policy.toml'),
+      `
 [[policy]]
 name = "ci-echo"
 effect = "permit"
@@ -23,8 +25,11 @@ conditions = [{ identity_id = "ci-bot" }, { action = "everything.echo" }, { ip_i
 name = "dev-from-office"
 effect = "permit"
 conditions = [{ identity_id = "dev" }, { action = "everything.echo" }, { ip_in = { cidrs = ["10.0.0.0/8"] } }]
-`);
-    write(join(dir, 'kavach.toml'), `
+`,
+    );
+    write(
+      join(dir, 'kavach.toml'),
+      `
 [gate]
 policy = "policy.toml"
 [servers.everything]
@@ -39,7 +44,8 @@ principal_kind = "service"
 token = ${q(DEV_TOKEN)}
 principal_id = "dev"
 principal_kind = "user"
-`);
+`,
+    );
     proxy = await startHttpProxy(join(dir, 'kavach.toml'), { CI_AGENT_TOKEN: CI_TOKEN });
     base = proxy.base;
   }, 60_000);
@@ -49,11 +55,17 @@ principal_kind = "user"
     cleanup(dir);
   });
 
-  const initialize = (headers: Record<string, string>) => fetch(base, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', ...headers },
-    body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'curl', version: '1' } } }),
-  });
+  const initialize = (headers: Record<string, string>) =>
+    fetch(base, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', ...headers },
+      body: JSON.stringify({
+        jsonrpc: '2.0',
+        id: 1,
+        method: 'initialize',
+        params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'curl', version: '1' } },
+      }),
+    });
 
   const connect = (token: string): Promise<Client> => proxy.connect(token, 'http-e2e');
 
@@ -72,10 +84,19 @@ principal_kind = "user"
     const rebound = await new Promise<number>((resolve, reject) => {
       // fetch will not send a custom Host header; use node:http for that one.
       import('node:http').then(({ request }) => {
-        const req = request({ host: '127.0.0.1', port, path: '/mcp', method: 'POST', headers: { ...auth, host: `evil.example:${port}`, 'content-type': 'application/json' } }, (res) => {
-          res.resume();
-          resolve(res.statusCode ?? 0);
-        });
+        const req = request(
+          {
+            host: '127.0.0.1',
+            port,
+            path: '/mcp',
+            method: 'POST',
+            headers: { ...auth, host: `evil.example:${port}`, 'content-type': 'application/json' },
+          },
+          (res) => {
+            res.resume();
+            resolve(res.statusCode ?? 0);
+          },
+        );
         req.on('error', reject);
         req.end('{}');
       }, reject);
@@ -100,8 +121,13 @@ principal_kind = "user"
   });
 
   it('works as a Streamable HTTP upstream of another proxy (url + headers with ${VAR})', async () => {
-    write(join(dir, 'outer-policy.toml'), '[[policy]]\nname = "inner"\neffect = "permit"\nconditions = [{ action = "inner.everything__echo" }]\n');
-    write(join(dir, 'outer.toml'), `
+    write(
+      join(dir, 'outer-policy.toml'),
+      '[[policy]]\nname = "inner"\neffect = "permit"\nconditions = [{ action = "inner.everything__echo" }]\n',
+    );
+    write(
+      join(dir, 'outer.toml'),
+      `
 [gate]
 policy = "outer-policy.toml"
 [identity]
@@ -112,7 +138,8 @@ pins_file = "outer-pins.json"
 [servers.inner]
 url = ${q(base)}
 headers = { Authorization = "Bearer \${CI_AGENT_TOKEN}" }
-`);
+`,
+    );
     const outer = await startProxy(join(dir, 'outer.toml'), { env: { CI_AGENT_TOKEN: CI_TOKEN } });
     try {
       expect((await outer.client.listTools()).tools.map((t) => t.name)).toEqual(['inner__everything__echo']);
@@ -130,7 +157,12 @@ headers = { Authorization = "Bearer \${CI_AGENT_TOKEN}" }
     await init.body?.cancel();
     const hijack = await fetch(base, {
       method: 'POST',
-      headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', authorization: `Bearer ${DEV_TOKEN}`, 'mcp-session-id': sessionId as string },
+      headers: {
+        'content-type': 'application/json',
+        accept: 'application/json, text/event-stream',
+        authorization: `Bearer ${DEV_TOKEN}`,
+        'mcp-session-id': sessionId as string,
+      },
       body: JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'tools/list', params: {} }),
     });
     expect(hijack.status).toBe(404);

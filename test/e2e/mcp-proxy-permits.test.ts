@@ -18,7 +18,9 @@ describe('signed permits and the audit log through the proxy', () => {
     dir = tempDir();
     const keygen = await runCli(['keygen', '--out', join(dir, 'keys')]);
     expect(keygen.code, keygen.stderr).toBe(0);
-    write(join(dir, 'policy.toml'), `
+    write(
+      join(dir, 'policy.toml'),
+      `
 [[policy]]
 name = "notes"
 effect = "permit"
@@ -33,8 +35,11 @@ conditions = [{ action = "notes.read_note" }]
 name = "fx"
 effect = "permit"
 conditions = [{ action = ["fx.meta", "fx.fail", "fx.crash", "fx.pid"] }]
-`);
-    write(join(dir, 'kavach.toml'), `
+`,
+    );
+    write(
+      join(dir, 'kavach.toml'),
+      `
 [gate]
 policy = "policy.toml"
 permit_ttl = "30s"
@@ -53,7 +58,8 @@ cwd = ${q(REPO)}
 [servers.fx]
 command = ${q(process.execPath)}
 args = [${q(FIXTURE)}]
-`);
+`,
+    );
     proxy = await startProxy(join(dir, 'kavach.toml'));
   }, 60_000);
 
@@ -77,18 +83,26 @@ args = [${q(FIXTURE)}]
   });
 
   it('the upstream refuses a call that did not come through the gate, or with a permit for another tool', async () => {
-    const permit = (JSON.parse(textOf(await proxy.client.callTool({ name: 'fx__meta', arguments: {} }))) as Record<string, string>)['dev.kavach/permit'];
+    const permit = (JSON.parse(textOf(await proxy.client.callTool({ name: 'fx__meta', arguments: {} }))) as Record<string, string>)[
+      'dev.kavach/permit'
+    ];
     direct = new Client({ name: 'bypass', version: '1' });
-    await direct.connect(new StdioClientTransport({
-      command: process.execPath,
-      args: ['--import', 'tsx', EXAMPLE, '--keys', join(dir, 'keys/public.json'), '--audience', 'notes'],
-      cwd: REPO,
-      stderr: 'ignore',
-    }));
+    await direct.connect(
+      new StdioClientTransport({
+        command: process.execPath,
+        args: ['--import', 'tsx', EXAMPLE, '--keys', join(dir, 'keys/public.json'), '--audience', 'notes'],
+        cwd: REPO,
+        stderr: 'ignore',
+      }),
+    );
     const bare = await direct.callTool({ name: 'add_note', arguments: { title: 't', text: 'x' } });
     expect(bare.isError).toBe(true);
     expect(textOf(bare)).toContain('Permit refused [BAD_FORMAT]');
-    const borrowed = await direct.callTool({ name: 'add_note', arguments: { title: 't', text: 'x' }, _meta: { 'dev.kavach/permit': permit } });
+    const borrowed = await direct.callTool({
+      name: 'add_note',
+      arguments: { title: 't', text: 'x' },
+      _meta: { 'dev.kavach/permit': permit },
+    });
     expect(borrowed.isError).toBe(true);
     expect(textOf(borrowed)).toMatch(/Permit refused \[(WRONG_AUDIENCE|WRONG_ACTION)\]/);
   });
@@ -112,7 +126,12 @@ args = [${q(FIXTURE)}]
     });
     expect(report.checkpoints).toBeGreaterThan(0);
     const { records } = await readAuditLog(logPath);
-    const verdicts = records.filter((r) => r.type === 'verdict') as unknown as { verdict: string; action: string; evaluationId: string; code?: string }[];
+    const verdicts = records.filter((r) => r.type === 'verdict') as unknown as {
+      verdict: string;
+      action: string;
+      evaluationId: string;
+      code?: string;
+    }[];
     const outcomes = records.filter((r) => r.type === 'outcome') as unknown as { evaluationId: string; outcome: string }[];
     expect(verdicts.some((v) => v.action === 'notes.add_note' && v.verdict === 'refuse' && v.code === 'NO_POLICY_MATCH')).toBe(true);
     const permitted = verdicts.filter((v) => v.verdict === 'permit');
@@ -121,7 +140,9 @@ args = [${q(FIXTURE)}]
     for (const v of permitted) expect(outcomes.map((o) => o.evaluationId)).toContain(v.evaluationId);
     const failed = permitted.find((v) => v.action === 'fx.fail');
     expect(outcomes.find((o) => o.evaluationId === failed?.evaluationId)?.outcome).toBe('tool_error');
-    expect(records.some((r) => r.type === 'kavach.mcp_refusal' && (r as unknown as { code: string }).code === 'UPSTREAM_UNAVAILABLE')).toBe(true);
+    expect(records.some((r) => r.type === 'kavach.mcp_refusal' && (r as unknown as { code: string }).code === 'UPSTREAM_UNAVAILABLE')).toBe(
+      true,
+    );
     const cli = await runCli(['audit', 'verify', logPath, '--keys', join(dir, 'keys/public.json')]);
     expect(cli.code, cli.stderr + cli.stdout).toBe(0);
   });

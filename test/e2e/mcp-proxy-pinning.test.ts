@@ -12,7 +12,9 @@ describe('tool pinning (rug-pull protection)', () => {
     dir = tempDir();
     desc = write(join(dir, 'description.txt'), 'adds two numbers');
     write(join(dir, 'policy.toml'), '[[policy]]\nname = "fx"\neffect = "permit"\nconditions = [{ action = "fx.*" }]\n');
-    config = write(join(dir, 'kavach.toml'), `
+    config = write(
+      join(dir, 'kavach.toml'),
+      `
 [gate]
 policy = "policy.toml"
 [identity]
@@ -24,7 +26,8 @@ pins_file = "state/pins.json"
 command = ${q(process.execPath)}
 args = [${q(FIXTURE)}]
 env = { FIXTURE_DESC_FILE = ${q(desc)} }
-`);
+`,
+    );
     proxy = await startProxy(config);
   }, 60_000);
 

@@ -21,7 +21,9 @@ describe('policy reload while the proxy runs', () => {
     dir = tempDir();
     events = join(dir, 'events.log');
     policy = write(join(dir, 'policy.toml'), PERMIT_ALL);
-    write(join(dir, 'kavach.toml'), `
+    write(
+      join(dir, 'kavach.toml'),
+      `
 [gate]
 policy = "policy.toml"
 [identity]
@@ -31,7 +33,8 @@ principal_kind = "agent"
 command = ${q(process.execPath)}
 args = [${q(FIXTURE)}]
 env = { FIXTURE_EVENTS = ${q(events)} }
-`);
+`,
+    );
     proxy = await startProxy(join(dir, 'kavach.toml'));
     proxy.client.setNotificationHandler(ToolListChangedNotificationSchema, () => {
       toolListChanges++;
@@ -57,7 +60,10 @@ env = { FIXTURE_EVENTS = ${q(events)} }
     write(policy, PERMIT_ALL);
     await waitFor('the good policy to be back', () => proxy.stderr().includes('policy reloaded (file changed): 1 policy in force'));
     const changesBefore = toolListChanges;
-    const inFlight = proxy.client.request({ method: 'tools/call', params: { name: 'fx__slow', arguments: { ms: 1_500 } } }, CallToolResultSchema);
+    const inFlight = proxy.client.request(
+      { method: 'tools/call', params: { name: 'fx__slow', arguments: { ms: 1_500 } } },
+      CallToolResultSchema,
+    );
     await waitFor('the slow call to start upstream', () => read(events).includes('slow start'));
     write(policy, '');
     const refused = await waitFor('new calls to be refused', async () => {
@@ -87,7 +93,9 @@ describe('observe mode', () => {
   beforeAll(async () => {
     dir = tempDir();
     write(join(dir, 'policy.toml'), '[[policy]]\nname = "only-pid"\neffect = "permit"\nconditions = [{ action = "fx.pid" }]\n');
-    write(join(dir, 'kavach.toml'), `
+    write(
+      join(dir, 'kavach.toml'),
+      `
 [gate]
 policy = "policy.toml"
 observe_only = true
@@ -97,7 +105,8 @@ principal_kind = "agent"
 [servers.fx]
 command = ${q(process.execPath)}
 args = [${q(FIXTURE)}]
-`);
+`,
+    );
     proxy = await startProxy(join(dir, 'kavach.toml'));
   }, 60_000);
 

@@ -18,7 +18,9 @@ describe('result screening through the real proxy process (server-everything ech
     dir = tempDir();
     const keygen = await runCli(['keygen', '--out', join(dir, 'keys')]);
     expect(keygen.code, keygen.stderr).toBe(0);
-    write(join(dir, 'policy.toml'), `
+    write(
+      join(dir, 'policy.toml'),
+      `
 [[policy]]
 name = "echo"
 effect = "permit"
@@ -35,8 +37,11 @@ name = "no-tickets"
 detectors = []
 patterns = [ { name = "ticket", regex = "BLOCKME-[0-9]{4}" } ]
 mode = "block"
-`);
-    write(join(dir, 'kavach.toml'), `
+`,
+    );
+    write(
+      join(dir, 'kavach.toml'),
+      `
 [gate]
 policy = "policy.toml"
 [identity]
@@ -50,7 +55,8 @@ path = "audit/mcp.jsonl"
 [servers.everything]
 command = ${q(process.execPath)}
 args = [${q(EVERYTHING)}, "stdio"]
-`);
+`,
+    );
     proxy = await startProxy(join(dir, 'kavach.toml'));
   }, 60_000);
 
@@ -60,12 +66,18 @@ args = [${q(EVERYTHING)}, "stdio"]
   });
 
   it('redacts the key, blocks the ticket, and the audit log holds where but never what', async () => {
-    const redacted = await proxy.client.callTool({ name: 'everything__echo', arguments: { message: `key ${FAKE_KEY} here` } }) as CallToolResult;
+    const redacted = (await proxy.client.callTool({
+      name: 'everything__echo',
+      arguments: { message: `key ${FAKE_KEY} here` },
+    })) as CallToolResult;
     expect(redacted.isError).toBeFalsy();
     expect(textOf(redacted)).toContain('key [REDACTED:aws_access_key] here');
     expect(JSON.stringify(redacted)).not.toContain(FAKE_KEY);
 
-    const blocked = await proxy.client.callTool({ name: 'everything__echo', arguments: { message: `ticket ${TICKET}` } }) as CallToolResult;
+    const blocked = (await proxy.client.callTool({
+      name: 'everything__echo',
+      arguments: { message: `ticket ${TICKET}` },
+    })) as CallToolResult;
     expect(blocked.isError).toBe(true);
     expect(textOf(blocked)).toContain('[OUTPUT_BLOCKED]');
     expect(JSON.stringify(blocked)).not.toContain(TICKET);

@@ -1,11 +1,28 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
-  CallToolResultSchema, CreateMessageRequestSchema, LoggingMessageNotificationSchema, type JSONRPCMessage, ElicitRequestSchema, ListRootsRequestSchema, ToolListChangedNotificationSchema,
+  CallToolResultSchema,
+  CreateMessageRequestSchema,
+  LoggingMessageNotificationSchema,
+  type JSONRPCMessage,
+  ElicitRequestSchema,
+  ListRootsRequestSchema,
+  ToolListChangedNotificationSchema,
 } from '@modelcontextprotocol/sdk/types.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  EVERYTHING, FILESYSTEM, FIXTURE, cleanup, q, read, startProxy, tempDir, textOf, waitFor, write, type RunningProxy,
+  EVERYTHING,
+  FILESYSTEM,
+  FIXTURE,
+  cleanup,
+  q,
+  read,
+  startProxy,
+  tempDir,
+  textOf,
+  waitFor,
+  write,
+  type RunningProxy,
 } from './proxy-harness.ts';
 
 let dir: string;
@@ -22,7 +39,9 @@ beforeAll(async () => {
   writeFileSync(join(root, 'hello.txt'), 'hello from the root\n');
   writeFileSync(join(dir, 'outside.txt'), 'secret outside the root\n');
   events = join(dir, 'events.log');
-  write(join(dir, 'policy.toml'), `
+  write(
+    join(dir, 'policy.toml'),
+    `
 [[policy]]
 name = "echo"
 effect = "permit"
@@ -60,8 +79,11 @@ conditions = [
   { action = ["fs.read_text_file", "fs.list_directory", "fs.get_file_info"] },
   { path_within = { field = "path", roots = [${q(root)}] } },
 ]
-`);
-  write(join(dir, 'kavach.toml'), `
+`,
+  );
+  write(
+    join(dir, 'kavach.toml'),
+    `
 [gate]
 policy = "policy.toml"
 
@@ -89,10 +111,18 @@ args = [${q(FIXTURE)}]
 
 [servers.broken]
 command = ${q(join(dir, 'no-such-binary'))}
-`);
+`,
+  );
   proxy = await startProxy(join(dir, 'kavach.toml'), { capabilities: { sampling: {}, elicitation: {}, roots: { listChanged: true } } });
-  proxy.client.setRequestHandler(CreateMessageRequestSchema, async () => ({ role: 'assistant', content: { type: 'text', text: 'hi from the client' }, model: 'test-model' }));
-  proxy.client.setRequestHandler(ElicitRequestSchema, async (request) => ({ action: 'accept', content: { name: `ada (asked: ${String(request.params.message)})` } }));
+  proxy.client.setRequestHandler(CreateMessageRequestSchema, async () => ({
+    role: 'assistant',
+    content: { type: 'text', text: 'hi from the client' },
+    model: 'test-model',
+  }));
+  proxy.client.setRequestHandler(ElicitRequestSchema, async (request) => ({
+    action: 'accept',
+    content: { name: `ada (asked: ${String(request.params.message)})` },
+  }));
   proxy.client.setRequestHandler(ListRootsRequestSchema, async () => ({ roots: [{ uri: `file://${root}`, name: 'root' }] }));
   proxy.client.onerror = (err) => protocolErrors.push(err.message);
   proxy.client.setNotificationHandler(ToolListChangedNotificationSchema, () => {
@@ -111,10 +141,14 @@ describe('kavach mcp over stdio in front of real servers', () => {
   it('lists only the tools the principal could be permitted, as <server>__<tool>', async () => {
     const expected = ['everything__echo', 'everything__get-sum', 'fs__read_text_file', 'fs__list_directory', 'fx__slow', 'crashy__crash'];
     // On a loaded machine a server may miss the first listing's 10 s wait; it is announced later.
-    const tools = await waitFor('every server to list its tools', async () => {
-      const listed = (await proxy.client.listTools()).tools;
-      return expected.every((n) => listed.some((t) => t.name === n)) ? listed : undefined;
-    }, 25_000);
+    const tools = await waitFor(
+      'every server to list its tools',
+      async () => {
+        const listed = (await proxy.client.listTools()).tools;
+        return expected.every((n) => listed.some((t) => t.name === n)) ? listed : undefined;
+      },
+      25_000,
+    );
     const names = tools.map((t) => t.name);
     for (const n of names) expect(n).toMatch(/^[a-zA-Z0-9_-]{1,64}$/);
     expect(names).toEqual(expect.arrayContaining(expected));
@@ -134,7 +168,9 @@ describe('kavach mcp over stdio in front of real servers', () => {
   it('refuses with isError, the refusal text and the verdict in _meta', async () => {
     const result = await call('everything__echo', { message: 'my password is hunter2' });
     expect(result.isError).toBe(true);
-    expect(textOf(result)).toBe("Refused by policy [POLICY_DENIED] policy: 'no-secret-echo' refuses 'everything.echo' for agent 'alice-laptop'.");
+    expect(textOf(result)).toBe(
+      "Refused by policy [POLICY_DENIED] policy: 'no-secret-echo' refuses 'everything.echo' for agent 'alice-laptop'.",
+    );
     expect(result._meta?.['dev.kavach/verdict']).toMatchObject({ kind: 'refuse', code: 'POLICY_DENIED', policy: 'no-secret-echo' });
 
     const unlisted = await call('everything__get-env');
@@ -191,7 +227,14 @@ describe('kavach mcp over stdio in front of real servers', () => {
     };
     try {
       const result = await proxy.client.request(
-        { method: 'tools/call', params: { name: 'everything__trigger-long-running-operation', arguments: { duration: 0.4, steps: 4 }, _meta: { progressToken: 'client-token-7' } } },
+        {
+          method: 'tools/call',
+          params: {
+            name: 'everything__trigger-long-running-operation',
+            arguments: { duration: 0.4, steps: 4 },
+            _meta: { progressToken: 'client-token-7' },
+          },
+        },
         CallToolResultSchema,
       );
       expect(textOf(result)).toContain('Long running operation completed');
@@ -223,14 +266,25 @@ describe('kavach mcp over stdio in front of real servers', () => {
   });
 
   it('answers a malformed tools/call with a JSON-RPC InvalidParams error', async () => {
-    await expect(proxy.client.request({ method: 'tools/call', params: { name: 42 } } as never, CallToolResultSchema)).rejects.toMatchObject({ code: -32602 });
+    await expect(proxy.client.request({ method: 'tools/call', params: { name: 42 } } as never, CallToolResultSchema)).rejects.toMatchObject(
+      { code: -32602 },
+    );
   });
 
   it('refuses hostile arguments (array, prototype keys, deep nesting) without forwarding them', async () => {
-    await expect(proxy.client.request({ method: 'tools/call', params: { name: 'everything__echo', arguments: ['hi'] } } as never, CallToolResultSchema)).rejects.toMatchObject({ code: -32602 });
+    await expect(
+      proxy.client.request(
+        { method: 'tools/call', params: { name: 'everything__echo', arguments: ['hi'] } } as never,
+        CallToolResultSchema,
+      ),
+    ).rejects.toMatchObject({ code: -32602 });
     let deep: Record<string, unknown> = { message: 'x' };
     for (let i = 0; i < 40; i++) deep = { message: 'x', nested: deep };
-    for (const args of [JSON.parse('{"message":"x","__proto__":{"polluted":true}}') as Record<string, unknown>, { message: 'x', constructor: { prototype: {} } }, deep]) {
+    for (const args of [
+      JSON.parse('{"message":"x","__proto__":{"polluted":true}}') as Record<string, unknown>,
+      { message: 'x', constructor: { prototype: {} } },
+      deep,
+    ]) {
       const result = await call('everything__echo', args);
       expect(result.isError).toBe(true);
       expect(result._meta?.['dev.kavach/verdict']).toMatchObject({ kind: 'refuse', code: 'INVALID_CONTEXT' });
@@ -264,7 +318,10 @@ describe('kavach mcp over stdio in front of real servers', () => {
     expect(simple).toBeDefined();
     const got = await proxy.client.getPrompt({ name: 'everything__simple-prompt' });
     expect(got.messages.length).toBeGreaterThan(0);
-    const completion = await proxy.client.complete({ ref: { type: 'ref/prompt', name: 'everything__completable-prompt' }, argument: { name: 'department', value: 'S' } });
+    const completion = await proxy.client.complete({
+      ref: { type: 'ref/prompt', name: 'everything__completable-prompt' },
+      argument: { name: 'department', value: 'S' },
+    });
     expect(completion.completion.values).toEqual(['Sales', 'Support']);
   });
 

@@ -29,7 +29,10 @@ export interface RunningProxy {
 }
 
 /** Starts `kavach mcp --config <file>` as a real process and connects the SDK client to it. */
-export async function startProxy(configPath: string, opts: { capabilities?: ClientCapabilities; env?: Record<string, string> } = {}): Promise<RunningProxy> {
+export async function startProxy(
+  configPath: string,
+  opts: { capabilities?: ClientCapabilities; env?: Record<string, string> } = {},
+): Promise<RunningProxy> {
   const transport = new StdioClientTransport({
     command: process.execPath,
     args: [KAVACH, 'mcp', '--config', configPath],
@@ -67,7 +70,9 @@ export interface RunningHttpProxy {
 /** Starts `kavach mcp --config <file> --http 127.0.0.1:0` as a real process and waits until it listens. */
 export async function startHttpProxy(configPath: string, env: Record<string, string> = {}): Promise<RunningHttpProxy> {
   const child = spawn(process.execPath, [KAVACH, 'mcp', '--config', configPath, '--http', '127.0.0.1:0'], {
-    cwd: REPO, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'],
+    cwd: REPO,
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
   });
   let err = '';
   child.stderr?.on('data', (c: Buffer) => (err += c.toString()));
@@ -91,7 +96,9 @@ export async function startHttpProxy(configPath: string, env: Record<string, str
     stderr: () => err,
     async connect(token, name = 'http-e2e') {
       const client = new Client({ name, version: '1.0.0' });
-      await client.connect(new StreamableHTTPClientTransport(new URL(base), { requestInit: { headers: { authorization: `Bearer ${token}` } } }));
+      await client.connect(
+        new StreamableHTTPClientTransport(new URL(base), { requestInit: { headers: { authorization: `Bearer ${token}` } } }),
+      );
       clients.push(client);
       return client;
     },
@@ -139,7 +146,11 @@ export function cleanup(dir: string | undefined): void {
 /** Runs the CLI to completion (e.g. `kavach mcp approve-tools`). */
 export function runCli(args: string[], env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolveRun, reject) => {
-    const child: ChildProcess = spawn(process.execPath, [KAVACH, ...args], { cwd: REPO, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child: ChildProcess = spawn(process.execPath, [KAVACH, ...args], {
+      cwd: REPO,
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     child.stdout?.on('data', (c: Buffer) => (stdout += c.toString()));

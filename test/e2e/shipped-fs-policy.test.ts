@@ -25,7 +25,9 @@ beforeAll(async () => {
   const shipped = readFileSync(join(REPO, 'policies', 'fs.toml'), 'utf8');
   expect(shipped).toContain('"/home/alice/work"');
   write(join(dir, 'fs.toml'), shipped.replaceAll('"/home/alice/work"', q(root)));
-  write(join(dir, 'kavach.toml'), `
+  write(
+    join(dir, 'kavach.toml'),
+    `
 [gate]
 policy = "fs.toml"
 
@@ -36,7 +38,8 @@ principal_kind = "agent"
 [servers.fs]
 command = ${q(process.execPath)}
 args = [${q(FILESYSTEM)}, ${q(root)}]
-`);
+`,
+  );
   proxy = await startProxy(join(dir, 'kavach.toml'));
 });
 

@@ -24,7 +24,14 @@ export function refundPolicy(approval: Record<string, unknown> = {}, extra: Reco
 }
 
 export function refund(amount: number, extra: Partial<ActionContext> = {}): ActionContext {
-  return { principalId: 'agent-7', principalKind: 'agent', actionName: 'refunds.issue', params: { amount, order: 'o-1' }, sessionId: 's-1', ...extra };
+  return {
+    principalId: 'agent-7',
+    principalKind: 'agent',
+    actionName: 'refunds.issue',
+    params: { amount, order: 'o-1' },
+    sessionId: 's-1',
+    ...extra,
+  };
 }
 
 /** The request id an APPROVAL_REQUIRED / APPROVAL_DENIED verdict names (fails the test otherwise). */

@@ -79,13 +79,19 @@ approval = { approvers = ["role:finance", "id:alice"], quorum = 1, timeout = "15
   });
 
   it('lets an approve policy carry rate limits and budgets', () => {
-    const gate = gateOf(approve(undefined, [{ rate_limit: { max: 2, window: '1h' } }, { budget: { field: 'amount', max: 100, window: '1d' } }]));
+    const gate = gateOf(
+      approve(undefined, [{ rate_limit: { max: 2, window: '1h' } }, { budget: { field: 'amount', max: 100, window: '1d' } }]),
+    );
     expect(gate.policies.policies[0]?.stateful).toHaveLength(2);
   });
 });
 
 describe('combining with approve', () => {
-  const refuseBig = { name: 'no_huge_refunds', effect: 'refuse', conditions: [{ action: 'refunds.issue' }, { param_min: { field: '/amount', min: 10_000 } }] };
+  const refuseBig = {
+    name: 'no_huge_refunds',
+    effect: 'refuse',
+    conditions: [{ action: 'refunds.issue' }, { param_min: { field: '/amount', min: 10_000 } }],
+  };
 
   it('deny-overrides: refuse > approve > permit', async () => {
     const gate = gateOf(refundPolicy({}, [refuseBig]));
@@ -106,7 +112,12 @@ describe('combining with approve', () => {
       policies: [
         { name: 'ask', effect: 'approve', priority: askFirst ? 1 : 2, conditions: [{ action: 'refunds.issue' }] },
         { name: 'ok', effect: 'permit', priority: askFirst ? 2 : 1, conditions: [{ action: 'refunds.issue' }] },
-        { name: 'no', effect: 'refuse', priority: 0, conditions: [{ action: 'refunds.issue' }, { param_min: { field: 'amount', min: 10_000 } }] },
+        {
+          name: 'no',
+          effect: 'refuse',
+          priority: 0,
+          conditions: [{ action: 'refunds.issue' }, { param_min: { field: 'amount', min: 10_000 } }],
+        },
       ],
     });
     expect(code(await gateOf(policies(true)).evaluate(refund(600)))).toBe('APPROVAL_REQUIRED');

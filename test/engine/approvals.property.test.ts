@@ -6,31 +6,40 @@ import { ALICE, requestId } from './approvals-helpers.ts';
 
 // Any call to `pay.*` needs a person; the grants below allow several uses so a wrongly matched
 // call would find one left to take.
-const POLICY = { policies: [{ name: 'ask', effect: 'approve', conditions: [{ action: 'pay.*' }], approval: { uses: 3, approvers: ['role:finance'] } }] };
+const POLICY = {
+  policies: [{ name: 'ask', effect: 'approve', conditions: [{ action: 'pay.*' }], approval: { uses: 3, approvers: ['role:finance'] } }],
+};
 
 const json: fc.Arbitrary<unknown> = fc.letrec((tie) => ({
   value: fc.oneof(
     { depthSize: 'small' },
-    fc.string({ maxLength: 6 }), fc.integer({ min: -1_000, max: 1_000 }), fc.boolean(), fc.constant(null),
+    fc.string({ maxLength: 6 }),
+    fc.integer({ min: -1_000, max: 1_000 }),
+    fc.boolean(),
+    fc.constant(null),
     fc.array(tie('value'), { maxLength: 3 }),
     fc.dictionary(fc.string({ minLength: 1, maxLength: 4 }), tie('value'), { maxKeys: 3 }),
   ),
 })).value;
 
-const call: fc.Arbitrary<ActionContext> = fc.record({
-  principalId: fc.constantFrom('agent-1', 'agent-2', 'svc'),
-  principalKind: fc.constantFrom('agent', 'service', 'user') as fc.Arbitrary<ActionContext['principalKind']>,
-  actionName: fc.constantFrom('pay.send', 'pay.refund'),
-  resource: fc.option(fc.constantFrom('acct/1', 'acct/2'), { nil: undefined }),
-  audience: fc.option(fc.constantFrom('bank', 'ledger'), { nil: undefined }),
-  sessionId: fc.option(fc.constantFrom('s-1', 's-2'), { nil: undefined }),
-  params: fc.dictionary(fc.string({ minLength: 1, maxLength: 4 }), json, { maxKeys: 4 }) as fc.Arbitrary<Record<string, unknown>>,
-}, { requiredKeys: ['principalId', 'principalKind', 'actionName', 'params'] });
+const call: fc.Arbitrary<ActionContext> = fc.record(
+  {
+    principalId: fc.constantFrom('agent-1', 'agent-2', 'svc'),
+    principalKind: fc.constantFrom('agent', 'service', 'user') as fc.Arbitrary<ActionContext['principalKind']>,
+    actionName: fc.constantFrom('pay.send', 'pay.refund'),
+    resource: fc.option(fc.constantFrom('acct/1', 'acct/2'), { nil: undefined }),
+    audience: fc.option(fc.constantFrom('bank', 'ledger'), { nil: undefined }),
+    sessionId: fc.option(fc.constantFrom('s-1', 's-2'), { nil: undefined }),
+    params: fc.dictionary(fc.string({ minLength: 1, maxLength: 4 }), json, { maxKeys: 4 }) as fc.Arbitrary<Record<string, unknown>>,
+  },
+  { requiredKeys: ['principalId', 'principalKind', 'actionName', 'params'] },
+);
 
 type Field = 'params' | 'sessionId' | 'resource' | 'audience' | 'principalId' | 'principalKind' | 'actionName';
 
 /** The same call with one bound field changed (to another value, or added, or removed). */
-const changed: fc.Arbitrary<[ActionContext, ActionContext]> = fc.tuple(call, call, fc.constantFrom<Field>('params', 'sessionId', 'resource', 'audience', 'principalId', 'principalKind', 'actionName'))
+const changed: fc.Arbitrary<[ActionContext, ActionContext]> = fc
+  .tuple(call, call, fc.constantFrom<Field>('params', 'sessionId', 'resource', 'audience', 'principalId', 'principalKind', 'actionName'))
   .map(([base, other, field]): [ActionContext, ActionContext] => {
     const next: ActionContext = { ...base };
     if (other[field] === undefined) delete next[field];

@@ -1,7 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import {
-  ApprovalError, InMemoryApprovalStore, StoreUnavailableError,
-  type ApprovalStore, type AuditSink, type GateEvent, type PermitIssuer, type RateStore,
+  ApprovalError,
+  InMemoryApprovalStore,
+  StoreUnavailableError,
+  type ApprovalStore,
+  type AuditSink,
+  type GateEvent,
+  type PermitIssuer,
+  type RateStore,
 } from '../../src/engine/index.ts';
 import { hashArgs } from '../../src/engine/canonical-json.ts';
 import { code, gateOf, manualClock } from './helpers.ts';
@@ -47,8 +53,13 @@ describe('a call an approve policy matches', () => {
     };
     const base = requestId(await gate.evaluate(call(600)));
     const others = [
-      call(601), call(600, { sessionId: 's-2' }), call(600, { resource: 'shop-2' }), call(600, { audience: 'payments' }),
-      call(600, { principalId: 'agent-8' }), call(600, { principalKind: 'service' }), call(600, { params: { amount: 600, order: 'o-2' } }),
+      call(601),
+      call(600, { sessionId: 's-2' }),
+      call(600, { resource: 'shop-2' }),
+      call(600, { audience: 'payments' }),
+      call(600, { principalId: 'agent-8' }),
+      call(600, { principalKind: 'service' }),
+      call(600, { params: { amount: 600, order: 'o-2' } }),
     ];
     const ids = await Promise.all(others.map(async (c) => requestId(await gate.evaluate(c))));
     expect(new Set([base, ...ids]).size).toBe(others.length + 1);
@@ -61,9 +72,20 @@ describe('a call an approve policy matches', () => {
     const id = requestId(await gate.evaluate(refund(700, { params, resource: 'shop-1', audience: 'payments', roles: ['support'] })));
     const r = await gate.approvals.get(id);
     expect(r).toEqual({
-      id, status: 'pending', policy: 'big_refunds_need_a_human', reason: 'refunds of 500 or more',
-      principal: { id: 'agent-7', kind: 'agent', roles: ['support'] }, action: 'refunds.issue', resource: 'shop-1', audience: 'payments', sessionId: 's-1',
-      argsHash: hashArgs(params), args: { amount: 700, card: { last4: '1111' } }, createdAt: clock.now(), expiresAt: clock.now() + 900_000, decisions: [],
+      id,
+      status: 'pending',
+      policy: 'big_refunds_need_a_human',
+      reason: 'refunds of 500 or more',
+      principal: { id: 'agent-7', kind: 'agent', roles: ['support'] },
+      action: 'refunds.issue',
+      resource: 'shop-1',
+      audience: 'payments',
+      sessionId: 's-1',
+      argsHash: hashArgs(params),
+      args: { amount: 700, card: { last4: '1111' } },
+      createdAt: clock.now(),
+      expiresAt: clock.now() + 900_000,
+      decisions: [],
     });
   });
 
@@ -119,7 +141,11 @@ describe('a granted call', () => {
   });
 
   it('is still refused by a refuse policy, an invariant, drift or an invalidated session', async () => {
-    const refuseHuge = { name: 'no', effect: 'refuse', conditions: [{ action: 'refunds.issue' }, { param_in: { field: 'order', values: ['o-banned'] } }] };
+    const refuseHuge = {
+      name: 'no',
+      effect: 'refuse',
+      conditions: [{ action: 'refunds.issue' }, { param_in: { field: 'order', values: ['o-banned'] } }],
+    };
     const gate = gateOf(refundPolicy({ uses: 5 }, [refuseHuge]), {
       invariants: [{ name: 'cap', param_max: { field: 'amount', max: 5_000 } }],
       drift: {},
@@ -194,7 +220,9 @@ describe('deciding', () => {
     const gate = gateOf(refundPolicy({ approvers: ['id:agent-7', 'role:finance'] }));
     const id = requestId(await gate.evaluate(refund(600)));
     for (const decision of ['grant', 'deny'] as const) {
-      expect(await approvalCode(gate.approvals.decide(id, { approver: { id: 'agent-7', kind: 'agent', roles: ['finance'] }, decision }))).toBe('SELF_APPROVAL');
+      expect(
+        await approvalCode(gate.approvals.decide(id, { approver: { id: 'agent-7', kind: 'agent', roles: ['finance'] }, decision })),
+      ).toBe('SELF_APPROVAL');
     }
     expect((await gate.approvals.get(id))?.decisions).toEqual([]);
   });
@@ -203,15 +231,21 @@ describe('deciding', () => {
     const gate = gateOf(refundPolicy({ approvers: ['role:finance', 'id:dave'] }));
     const id = requestId(await gate.evaluate(refund(600)));
     expect(await approvalCode(gate.approvals.decide(id, { approver: MALLORY, decision: 'grant' }))).toBe('NOT_AN_APPROVER');
-    expect(await approvalCode(gate.approvals.decide(id, { approver: { id: 'finance', kind: 'user' }, decision: 'grant' }))).toBe('NOT_AN_APPROVER');
-    expect(await approvalCode(gate.approvals.decide(id, { approver: { id: 'eve', kind: 'user', roles: ['id:dave'] }, decision: 'grant' }))).toBe('NOT_AN_APPROVER');
+    expect(await approvalCode(gate.approvals.decide(id, { approver: { id: 'finance', kind: 'user' }, decision: 'grant' }))).toBe(
+      'NOT_AN_APPROVER',
+    );
+    expect(
+      await approvalCode(gate.approvals.decide(id, { approver: { id: 'eve', kind: 'user', roles: ['id:dave'] }, decision: 'grant' })),
+    ).toBe('NOT_AN_APPROVER');
     expect((await gate.approvals.decide(id, { approver: { id: 'dave', kind: 'user' }, decision: 'grant' })).status).toBe('granted');
   });
 
   it('with no approvers listed, anyone but the caller decides', async () => {
     const gate = gateOf({ policies: [{ name: 'ask', effect: 'approve', conditions: [] }] });
     const id = requestId(await gate.evaluate(refund(1)));
-    expect(await approvalCode(gate.approvals.decide(id, { approver: { id: 'agent-7', kind: 'agent' }, decision: 'grant' }))).toBe('SELF_APPROVAL');
+    expect(await approvalCode(gate.approvals.decide(id, { approver: { id: 'agent-7', kind: 'agent' }, decision: 'grant' }))).toBe(
+      'SELF_APPROVAL',
+    );
     expect((await gate.approvals.decide(id, { approver: MALLORY, decision: 'grant' })).status).toBe('granted');
   });
 
@@ -245,7 +279,9 @@ describe('deciding', () => {
     const id = requestId(await gate.evaluate(refund(600)));
     await expect(gate.approvals.decide(id, { approver: ALICE, decision: 'maybe' as 'grant' })).rejects.toThrow(TypeError);
     await expect(gate.approvals.decide(id, { approver: { id: '', kind: 'user' }, decision: 'grant' })).rejects.toThrow(TypeError);
-    await expect(gate.approvals.decide(id, { approver: { id: 'x', kind: 'robot' as 'user' }, decision: 'grant' })).rejects.toThrow(TypeError);
+    await expect(gate.approvals.decide(id, { approver: { id: 'x', kind: 'robot' as 'user' }, decision: 'grant' })).rejects.toThrow(
+      TypeError,
+    );
     await expect(gate.approvals.decide(id, { approver: ALICE, decision: 'grant', note: 'x'.repeat(5_000) })).rejects.toThrow(TypeError);
     expect((await gate.approvals.get(id))?.status).toBe('pending');
   });
@@ -350,12 +386,19 @@ describe('rate limits and budgets of an approve policy', () => {
 
   it('give back the use a rate-limited approved call took', async () => {
     const clock = manualClock();
-    const gate = gateOf({
-      policies: [{
-        name: 'ask', effect: 'approve', conditions: [{ action: 'refunds.issue' }, { budget: { field: 'amount', max: 1_000, window: '1h' } }],
-        approval: { uses: 1, grant_ttl: '2h' },
-      }],
-    }, { clock: clock.now });
+    const gate = gateOf(
+      {
+        policies: [
+          {
+            name: 'ask',
+            effect: 'approve',
+            conditions: [{ action: 'refunds.issue' }, { budget: { field: 'amount', max: 1_000, window: '1h' } }],
+            approval: { uses: 1, grant_ttl: '2h' },
+          },
+        ],
+      },
+      { clock: clock.now },
+    );
     const small = requestId(await gate.evaluate(refund(900)));
     const big = requestId(await gate.evaluate(refund(600)));
     await gate.approvals.decide(small, { approver: ALICE, decision: 'grant' });
@@ -411,7 +454,10 @@ describe('a use taken by a call refused later on is given back', () => {
       },
       refund: () => undefined,
     };
-    const gate = gateOf({ policies: [{ name: 'ask', effect: 'approve', conditions: [{ rate_limit: { max: 9, window: '1m' } }] }] }, { stores: { rate } });
+    const gate = gateOf(
+      { policies: [{ name: 'ask', effect: 'approve', conditions: [{ rate_limit: { max: 9, window: '1m' } }] }] },
+      { stores: { rate } },
+    );
     const id = requestId(await gate.evaluate(refund(600)));
     await gate.approvals.decide(id, { approver: ALICE, decision: 'grant' });
     expect(code(await gate.evaluate(refund(600)))).toBe('STORE_UNAVAILABLE');
@@ -472,7 +518,11 @@ describe('a failing approval store', () => {
 
   it('refuses STORE_UNAVAILABLE when it throws, rejects or answers nonsense, never permits', async () => {
     const answers: Partial<ApprovalStore>[] = [
-      { open: () => { throw new StoreUnavailableError('down'); } },
+      {
+        open: () => {
+          throw new StoreUnavailableError('down');
+        },
+      },
       { open: async () => Promise.reject(new Error('timeout')) },
       { open: () => ({ outcome: 'used' }) as never },
       { open: () => ({ outcome: 'granted', id: 'x', expiresAt: 1, usesLeft: 0 }) },
@@ -497,9 +547,27 @@ describe('audit events', () => {
     await gate.approvals.decide(id, { approver: ALICE, decision: 'grant', note: 'ok by me' });
     await gate.approvals.decide(id, { approver: BOB, decision: 'grant' });
     const permit = await gate.evaluate(refund(600));
-    const kinds = events.map((e) => (e.type === 'approval' ? `approval:${e.event}:${e.status}` : `${e.type}:${e.type === 'verdict' ? e.verdict : ''}`));
-    expect(kinds).toEqual(['approval:requested:pending', 'verdict:refuse', 'approval:granted:pending', 'approval:granted:granted', 'approval:used:used', 'verdict:permit']);
-    expect(events[0]).toMatchObject({ approval: id, policy: 'big_refunds_need_a_human', principal: 'agent-7', principalKind: 'agent', action: 'refunds.issue', session: 's-1', args: hashArgs({ amount: 600, order: 'o-1' }), evaluationId: refused.evaluationId });
+    const kinds = events.map((e) =>
+      e.type === 'approval' ? `approval:${e.event}:${e.status}` : `${e.type}:${e.type === 'verdict' ? e.verdict : ''}`,
+    );
+    expect(kinds).toEqual([
+      'approval:requested:pending',
+      'verdict:refuse',
+      'approval:granted:pending',
+      'approval:granted:granted',
+      'approval:used:used',
+      'verdict:permit',
+    ]);
+    expect(events[0]).toMatchObject({
+      approval: id,
+      policy: 'big_refunds_need_a_human',
+      principal: 'agent-7',
+      principalKind: 'agent',
+      action: 'refunds.issue',
+      session: 's-1',
+      args: hashArgs({ amount: 600, order: 'o-1' }),
+      evaluationId: refused.evaluationId,
+    });
     expect(events[1]).toMatchObject({ type: 'verdict', code: 'APPROVAL_REQUIRED', approval: id });
     expect(events[2]).toMatchObject({ approver: 'alice', approverKind: 'user', approverRoles: ['finance'], note: 'ok by me' });
     expect(events[4]).toMatchObject({ evaluationId: permit.evaluationId });
@@ -515,13 +583,18 @@ describe('audit events', () => {
     await gate.approvals.list();
     await gate.approvals.get(id);
     await gate.evaluate(refund(600));
-    expect(events.filter((e) => e.type === 'approval' && e.event === 'expired').map((e) => e.type === 'approval' && e.approval)).toEqual([id]);
+    expect(events.filter((e) => e.type === 'approval' && e.event === 'expired').map((e) => e.type === 'approval' && e.approval)).toEqual([
+      id,
+    ]);
   });
 
   it('a decision the audit log cannot record is reported to whoever decided', async () => {
     let fail = false;
     const warnings: string[] = [];
-    const gate = gateOf(refundPolicy(), { audit: { append: async () => (fail ? Promise.reject(new Error('disk full')) : undefined) }, onWarning: (m) => warnings.push(m) });
+    const gate = gateOf(refundPolicy(), {
+      audit: { append: async () => (fail ? Promise.reject(new Error('disk full')) : undefined) },
+      onWarning: (m) => warnings.push(m),
+    });
     const id = requestId(await gate.evaluate(refund(600)));
     fail = true;
     await expect(gate.approvals.decide(id, { approver: ALICE, decision: 'grant' })).rejects.toThrow(StoreUnavailableError);

@@ -26,7 +26,12 @@ describe('malformed contexts are refused INVALID_CONTEXT, never thrown, never pe
   };
   const withGetter = () => {
     const c = ctx() as unknown as Record<string, unknown>;
-    Object.defineProperty(c, 'principalId', { enumerable: true, get: () => { throw new Error('getter boom'); } });
+    Object.defineProperty(c, 'principalId', {
+      enumerable: true,
+      get: () => {
+        throw new Error('getter boom');
+      },
+    });
     return c;
   };
   class Ctx {
@@ -68,6 +73,7 @@ describe('malformed contexts are refused INVALID_CONTEXT, never thrown, never pe
     ['a function param', ctx({ params: { cb: () => 1 } })],
     ['a symbol param', ctx({ params: { s: Symbol('x') } })],
     ['a Date param', ctx({ params: { when: new Date() } })],
+    // biome-ignore lint/suspicious/noSparseArray: the hole is the input under test
     ['a sparse array param', ctx({ params: { xs: [1, , 3] } })],
     ['params nested 40 deep', ctx({ params: { d: deep(40) } as Record<string, unknown> })],
     ['params with 20,000 values', ctx({ params: { xs: Array.from({ length: 20_000 }, (_, i) => i) } })],
@@ -92,7 +98,23 @@ describe('malformed contexts are refused INVALID_CONTEXT, never thrown, never pe
     ['a sessionId object', { ...ctx(), sessionId: { id: 's1' } }],
     ['an empty callId', ctx({ callId: '' })],
     ['a throwing getter', withGetter()],
-    ['a throwing proxy', new Proxy({}, { get() { throw new Error('boom'); }, getPrototypeOf() { throw new Error('boom'); }, ownKeys() { throw new Error('boom'); } })],
+    [
+      'a throwing proxy',
+      new Proxy(
+        {},
+        {
+          get() {
+            throw new Error('boom');
+          },
+          getPrototypeOf() {
+            throw new Error('boom');
+          },
+          ownKeys() {
+            throw new Error('boom');
+          },
+        },
+      ),
+    ],
   ];
 
   it.each(cases)('%s', async (_label, input) => {
@@ -116,7 +138,17 @@ describe('malformed contexts are refused INVALID_CONTEXT, never thrown, never pe
 
   it('a valid twin of each case is permitted, so the refusals above are about the flaw', async () => {
     const { gate } = openGate();
-    expect(await outcome(gate, ctx({ params: { amount: 1, order: { lines: [{ amount: 2 }] } }, roles: ['a'], ip: '10.0.0.1', geo: { lat: 19, lon: 72, country: 'in' } }))).toBe('permit');
+    expect(
+      await outcome(
+        gate,
+        ctx({
+          params: { amount: 1, order: { lines: [{ amount: 2 }] } },
+          roles: ['a'],
+          ip: '10.0.0.1',
+          geo: { lat: 19, lon: 72, country: 'in' },
+        }),
+      ),
+    ).toBe('permit');
     expect(await outcome(gate, Object.assign(Object.create(null), ctx()))).toBe('permit');
     expect(await outcome(gate, ctx({ principalId: 'agent-😀', params: { note: 'ok 😀 \u00e9', ['k😀']: 1 } }))).toBe('permit');
   });
@@ -164,7 +196,7 @@ describe('prototype pollution', () => {
     }
   });
 
-  it('the params a condition sees are the gate\'s own copy', async () => {
+  it("the params a condition sees are the gate's own copy", async () => {
     const gate = gateOf(permitWith([{ param_max: { field: 'amount', max: 10 } }]));
     const params = { amount: 5 };
     const pending = gate.evaluate(ctx({ params }));
@@ -224,12 +256,15 @@ describe('a store that fails', () => {
       { checkAndCharge: broken('redis'), refund: broken('redis') } as RateStore,
       { checkAndCharge: async () => Promise.reject(new Error('ECONNRESET')), refund: async () => undefined } as RateStore,
     ]) {
-      const gate = gateOf({
-        policies: [
-          { name: 'limited', effect: 'permit', conditions: [{ action: 'pay' }, { rate_limit: { max: 5, window: '1m' } }] },
-          { name: 'free', effect: 'permit', conditions: [{ action: 'read' }] },
-        ],
-      }, { stores: { rate } });
+      const gate = gateOf(
+        {
+          policies: [
+            { name: 'limited', effect: 'permit', conditions: [{ action: 'pay' }, { rate_limit: { max: 5, window: '1m' } }] },
+            { name: 'free', effect: 'permit', conditions: [{ action: 'read' }] },
+          ],
+        },
+        { stores: { rate } },
+      );
       expect(await outcome(gate, ctx({ actionName: 'pay' }))).toBe('STORE_UNAVAILABLE');
       expect(await outcome(gate, ctx({ actionName: 'read' }))).toBe('permit');
     }
@@ -264,7 +299,10 @@ describe('a session store answer the gate cannot use is a store failure, not a s
     ['an empty object', {}],
     ['invalid as a string', { invalid: 'false', session: { principalId: 'agent-1', startedAt: 0, actionCount: 1, recentCalls: 1 } }],
     ['a session without its principal', { invalid: false, session: { startedAt: 0, actionCount: 1, recentCalls: 1 } }],
-    ['a session with a non-numeric call count', { invalid: false, session: { principalId: 'agent-1', startedAt: 0, actionCount: 1, recentCalls: 'many' } }],
+    [
+      'a session with a non-numeric call count',
+      { invalid: false, session: { principalId: 'agent-1', startedAt: 0, actionCount: 1, recentCalls: 'many' } },
+    ],
     ['a session with no start time', { invalid: false, session: { principalId: 'agent-1', actionCount: 1, recentCalls: 1 } }],
   ];
   for (const [name, answer] of cases) {
@@ -275,7 +313,10 @@ describe('a session store answer the gate cannot use is a store failure, not a s
   }
 
   it('a well-formed answer still permits, with drift checked against it', async () => {
-    const ok = broken({ invalid: false, session: { principalId: 'agent-1', startedAt: Date.now(), actionCount: 1, recentCalls: 1, originIp: '203.0.113.7' } });
+    const ok = broken({
+      invalid: false,
+      session: { principalId: 'agent-1', startedAt: Date.now(), actionCount: 1, recentCalls: 1, originIp: '203.0.113.7' },
+    });
     const gate = Gate.fromDict(permitWith([]), { stores: { session: ok } });
     expect(code(await gate.evaluate(ctx({ sessionId: 's1', ip: '203.0.113.7' })))).toBe('permit');
     expect(code(await gate.evaluate(ctx({ sessionId: 's1', ip: '198.51.100.9' })))).toBe('invalidate');
@@ -322,7 +363,10 @@ describe('IP addresses are bounded like every other identifier', () => {
   it('an IPv6 zone of any length (which node:net isIP accepts) is INVALID_CONTEXT; ordinary zones and mapped addresses pass', async () => {
     const gate = gateOf(permitWith([]));
     for (const key of ['ip', 'originIp'] as const) {
-      expect(await gate.evaluate(ctx({ [key]: `fe80::1%${'a'.repeat(100_000)}` }))).toMatchObject({ kind: 'refuse', code: 'INVALID_CONTEXT' });
+      expect(await gate.evaluate(ctx({ [key]: `fe80::1%${'a'.repeat(100_000)}` }))).toMatchObject({
+        kind: 'refuse',
+        code: 'INVALID_CONTEXT',
+      });
     }
     for (const ip of ['fe80::1%eth0', '::ffff:203.0.113.7', 'ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255', '203.0.113.7']) {
       expect(code(await gate.evaluate(ctx({ ip })))).toBe('permit');

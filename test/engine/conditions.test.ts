@@ -245,7 +245,9 @@ describe('path_within', () => {
 });
 
 describe('url_host_in', () => {
-  const cond = { url_host_in: { field: 'url', hosts: ['api.example.com', '*.cdn.example.com', '127.0.0.1', '[::1]', 'xn--mnchen-3ya.de'] } };
+  const cond = {
+    url_host_in: { field: 'url', hosts: ['api.example.com', '*.cdn.example.com', '127.0.0.1', '[::1]', 'xn--mnchen-3ya.de'] },
+  };
   it.each([
     ['https://api.example.com/v1/refunds', true],
     ['http://api.example.com:8443/x?y=1#z', true],
@@ -306,7 +308,16 @@ describe('url_host_in', () => {
   });
 
   it('non-strings and garbage fail', async () => {
-    for (const url of [42, null, [], [['https://api.example.com/']], ['https://api.example.com/', 'https://evil.example.net/'], 'not a url', 'https://', `https://api.example.com/${'a'.repeat(9000)}`]) {
+    for (const url of [
+      42,
+      null,
+      [],
+      [['https://api.example.com/']],
+      ['https://api.example.com/', 'https://evil.example.net/'],
+      'not a url',
+      'https://',
+      `https://api.example.com/${'a'.repeat(9000)}`,
+    ]) {
       expect(await holds(cond, withParams({ url }))).toBe(false);
     }
   });

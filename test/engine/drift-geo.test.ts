@@ -17,7 +17,14 @@ describe('country-only locations (Kavach\'s GeoLocation("IN"))', () => {
     for (const geo of [IN, { country: 'in', region: 'TN', city: 'Chennai' }, { lat: 1, lon: 2 }, CHENNAI]) {
       expect(await outcome(gate, ctx({ geo, originGeo: geo }))).toBe('permit');
     }
-    for (const geo of [{}, { city: 'Chennai' }, { country: 'IN', lat: 13 }, { country: 'IN', lon: 80 }, { country: 'IND' }, { country: 'IN', region: '' }]) {
+    for (const geo of [
+      {},
+      { city: 'Chennai' },
+      { country: 'IN', lat: 13 },
+      { country: 'IN', lon: 80 },
+      { country: 'IND' },
+      { country: 'IN', region: '' },
+    ]) {
       expect(await outcome(gate, ctx({ geo: geo as GeoLocation }))).toBe('INVALID_CONTEXT');
     }
   });
@@ -78,7 +85,10 @@ describe('drift warnings add up on a call, as in Kavach (threshold 3 by default)
   const HOUR = 3_600_000;
 
   it('a session past 75% of its maximum age warns; alone that permits, at warningThreshold 1 it refuses', async () => {
-    for (const [warningThreshold, expected] of [[3, 'permit'], [1, 'DRIFT_DETECTED']] as const) {
+    for (const [warningThreshold, expected] of [
+      [3, 'permit'],
+      [1, 'DRIFT_DETECTED'],
+    ] as const) {
       const clock = manualClock();
       const gate = Gate.fromDict(OPEN, { clock: clock.now, drift: { maxSessionAge: '4h', warningThreshold } });
       expect(await outcome(gate, ctx({ sessionId: 's1' }))).toBe('permit');
@@ -92,7 +102,10 @@ describe('drift warnings add up on a call, as in Kavach (threshold 3 by default)
   });
 
   it('geo and age warnings together refuse at threshold 2 but not at the default 3; the session lives on', async () => {
-    for (const [warningThreshold, expected] of [[undefined, 'permit'], [2, 'DRIFT_DETECTED']] as const) {
+    for (const [warningThreshold, expected] of [
+      [undefined, 'permit'],
+      [2, 'DRIFT_DETECTED'],
+    ] as const) {
       const clock = manualClock();
       const gate = Gate.fromDict(OPEN, { clock: clock.now, drift: { geoDriftMaxKm: 500, maxSessionAge: '4h', warningThreshold } });
       expect(await outcome(gate, ctx({ sessionId: 's1', ip: '2.3.4.5', geo: BANGALORE }))).toBe('permit');
@@ -107,7 +120,10 @@ describe('drift warnings add up on a call, as in Kavach (threshold 3 by default)
 
   it('all three at once refuse at the default threshold, naming each', async () => {
     const clock = manualClock();
-    const gate = Gate.fromDict(OPEN, { clock: clock.now, drift: { geoDriftMaxKm: 500, warnActionsPerMinute: 1, maxActionsPerMinute: 100 } });
+    const gate = Gate.fromDict(OPEN, {
+      clock: clock.now,
+      drift: { geoDriftMaxKm: 500, warnActionsPerMinute: 1, maxActionsPerMinute: 100 },
+    });
     expect(await outcome(gate, ctx({ sessionId: 's1', ip: '2.3.4.5', geo: BANGALORE }))).toBe('permit');
     clock.advance(3.5 * HOUR);
     expect(await outcome(gate, ctx({ sessionId: 's1', ip: '2.3.4.6', geo: CHENNAI }))).toBe('permit');
@@ -141,8 +157,14 @@ describe('drift defaults and thresholds', () => {
   it('the session store keeps the recent calls it is asked to keep (recentLimit), and 1,000 by default', () => {
     const store = new InMemorySessionStore();
     const observe = (sessionId: string, recentLimit?: number) =>
-      store.observe({ principalId: 'p', sessionId, now: 1_000, behaviourWindowMs: 60_000, ...(recentLimit === undefined ? {} : { recentLimit }) });
-    let last;
+      store.observe({
+        principalId: 'p',
+        sessionId,
+        now: 1_000,
+        behaviourWindowMs: 60_000,
+        ...(recentLimit === undefined ? {} : { recentLimit }),
+      });
+    let last: unknown;
     for (let i = 0; i < 3_000; i++) last = observe('wide', 2_500);
     expect(last).toMatchObject({ session: { recentCalls: 2_500, actionCount: 3_000 } });
     for (let i = 0; i < 1_200; i++) last = observe('default');

@@ -1,5 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { Gate, InMemoryBus, InMemorySessionStore, type GateEvent, type InvalidationMessage, type PermitIssuer } from '../../src/engine/index.ts';
+import {
+  Gate,
+  InMemoryBus,
+  InMemorySessionStore,
+  type GateEvent,
+  type InvalidationMessage,
+  type PermitIssuer,
+} from '../../src/engine/index.ts';
 import { haversineKm } from '../../src/engine/drift.ts';
 import { code, ctx, manualClock, outcome } from './helpers.ts';
 
@@ -92,7 +99,9 @@ describe('drift: IP and geo', () => {
     expect(() => Gate.fromDict(OPEN, { drift: { maxSessionAge: 'forever' } })).toThrow();
     expect(() => Gate.fromDict(OPEN, { drift: { warnActionsPerMinute: 0 } })).toThrow();
     expect(() => Gate.fromDict(OPEN, { drift: { maxActionsPerMinute: Number.POSITIVE_INFINITY } })).toThrow();
-    expect(() => Gate.fromDict(OPEN, { drift: { warnActionsPerMinute: 500, maxActionsPerMinute: 400 } })).toThrow(/at least warnActionsPerMinute/);
+    expect(() => Gate.fromDict(OPEN, { drift: { warnActionsPerMinute: 500, maxActionsPerMinute: 400 } })).toThrow(
+      /at least warnActionsPerMinute/,
+    );
     expect(() => Gate.fromDict(OPEN, { drift: { warningThreshold: 0 } })).toThrow(/warningThreshold/);
     expect(() => Gate.fromDict(OPEN, { drift: { warningThreshold: 1.5 } })).toThrow(/warningThreshold/);
   });
@@ -175,7 +184,7 @@ describe('sessions belong to their principal', () => {
     expect(await outcome(gate, ctx({ sessionId: 's1' }))).toBe('permit');
   });
 
-  it('another principal cannot use up the owner\'s max_actions_per_session', async () => {
+  it("another principal cannot use up the owner's max_actions_per_session", async () => {
     const gate = Gate.fromDict(OPEN, { invariants: [{ name: 'cap', max_actions_per_session: 3 }] });
     expect(await outcome(gate, ctx({ sessionId: 's1' }))).toBe('permit');
     for (let i = 0; i < 5; i++) await gate.evaluate(ctx({ sessionId: 's1', principalId: 'mallory' }));
@@ -207,7 +216,7 @@ describe('invalidation across gates', () => {
     expect(await outcome(b, ctx({ sessionId: 's2', ip: '203.0.113.5' }))).toBe('permit');
   });
 
-  it('principal scope cuts off that principal\'s existing sessions everywhere, not others, not new ones', async () => {
+  it("principal scope cuts off that principal's existing sessions everywhere, not others, not new ones", async () => {
     const { clock, a, b } = pair();
     expect(await outcome(a, ctx({ sessionId: 's1' }))).toBe('permit');
     expect(await outcome(b, ctx({ sessionId: 's2' }))).toBe('permit');
@@ -263,14 +272,19 @@ describe('invalidation across gates', () => {
   });
 
   it('a bus that fails to publish still invalidates locally', async () => {
-    const bus = { publish: () => { throw new Error('redis down'); }, subscribe: () => () => undefined };
+    const bus = {
+      publish: () => {
+        throw new Error('redis down');
+      },
+      subscribe: () => () => undefined,
+    };
     const gate = Gate.fromDict(OPEN, { bus });
     expect(await outcome(gate, ctx({ sessionId: 's1', ip: '203.0.113.5' }))).toBe('permit');
     expect(await outcome(gate, ctx({ sessionId: 's1', ip: '198.51.100.9' }))).toBe('invalidate');
     expect(await outcome(gate, ctx({ sessionId: 's1', ip: '203.0.113.5' }))).toBe('SESSION_INVALID');
   });
 
-  it('gates sharing one session store see each other\'s invalidations without a bus', async () => {
+  it("gates sharing one session store see each other's invalidations without a bus", async () => {
     const sessions = new InMemorySessionStore();
     const a = Gate.fromDict(OPEN, { stores: { session: sessions } });
     const b = Gate.fromDict(OPEN, { stores: { session: sessions } });
@@ -284,8 +298,15 @@ describe('check()', () => {
   it('throws InvalidatedError for an invalidation and RefusedError for a refusal', async () => {
     const gate = Gate.fromDict(OPEN);
     await expect(gate.check(ctx({ sessionId: 's1', ip: '203.0.113.5' }))).resolves.toMatchObject({ kind: 'permit' });
-    await expect(gate.check(ctx({ sessionId: 's1', ip: '198.51.100.9' }))).rejects.toMatchObject({ name: 'InvalidatedError', code: 'SESSION_INVALID', verdict: { kind: 'invalidate' } });
-    await expect(gate.check(ctx({ sessionId: 's1', ip: '203.0.113.5' }))).rejects.toMatchObject({ name: 'RefusedError', code: 'SESSION_INVALID' });
+    await expect(gate.check(ctx({ sessionId: 's1', ip: '198.51.100.9' }))).rejects.toMatchObject({
+      name: 'InvalidatedError',
+      code: 'SESSION_INVALID',
+      verdict: { kind: 'invalidate' },
+    });
+    await expect(gate.check(ctx({ sessionId: 's1', ip: '203.0.113.5' }))).rejects.toMatchObject({
+      name: 'RefusedError',
+      code: 'SESSION_INVALID',
+    });
   });
 
   it('permits in observe mode whatever the real verdict', async () => {
@@ -298,9 +319,14 @@ describe('observe mode', () => {
   it('permits with the real verdict in observed, unsigned, and records the real verdict', async () => {
     const events: GateEvent[] = [];
     const signer: PermitIssuer = { issue: async () => ({ token: 'signed', id: 'jti' }) };
-    const gate = Gate.fromDict({ policies: [{ name: 'no_deletes', effect: 'refuse', conditions: [{ action: 'fs.delete' }] }] }, {
-      observeOnly: true, signer, audit: { append: async (e) => void events.push(e) },
-    });
+    const gate = Gate.fromDict(
+      { policies: [{ name: 'no_deletes', effect: 'refuse', conditions: [{ action: 'fs.delete' }] }] },
+      {
+        observeOnly: true,
+        signer,
+        audit: { append: async (e) => void events.push(e) },
+      },
+    );
     const v = await gate.evaluate(ctx({ actionName: 'fs.delete' }));
     expect(v.kind).toBe('permit');
     expect(v.kind === 'permit' && v.permit).toBeUndefined();

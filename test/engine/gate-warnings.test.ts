@@ -15,7 +15,11 @@ describe('GateOptions.onWarning', () => {
         throw new Error('redis gone');
       },
     };
-    const gate = gateOf(permitWith([{ rate_limit: { max: 5, window: '1m' } }]), { audit, stores: { rate }, onWarning: (m) => warnings.push(m) });
+    const gate = gateOf(permitWith([{ rate_limit: { max: 5, window: '1m' } }]), {
+      audit,
+      stores: { rate },
+      onWarning: (m) => warnings.push(m),
+    });
     const verdict = await gate.evaluate(ctx());
     expect(verdict).toMatchObject({ kind: 'refuse', code: 'STORE_UNAVAILABLE', evaluator: 'audit' });
     expect(warnings).toEqual(['audit append failed: Error: disk full', 'refund failed (limit stays charged): Error: redis gone']);

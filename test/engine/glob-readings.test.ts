@@ -33,8 +33,9 @@ describe('action globs: refusals take the broader reading, permits the narrower'
     const g = gate([{ name: 'ask', effect: 'approve', conditions: [{ action: 'refund.*' }] }]);
     expect(await outcome(g, as('refund.create'))).toBe('APPROVAL_REQUIRED');
     expect(await outcome(g, as('refunds'))).toBe('NO_POLICY_MATCH');
-    expect(globReadingWarnings(parsePolicyDocument({ policies: [{ name: 'ask', effect: 'approve', conditions: [{ action: 'refund.*' }] }] })))
-      .toEqual([expect.stringMatching(/policy 'ask' \(approve\).*does not admit "refunds"/)]);
+    expect(
+      globReadingWarnings(parsePolicyDocument({ policies: [{ name: 'ask', effect: 'approve', conditions: [{ action: 'refund.*' }] }] })),
+    ).toEqual([expect.stringMatching(/policy 'ask' \(approve\).*does not admit "refunds"/)]);
   });
 
   it('inside not the reading flips: a permit of "not delete.*" does not admit delete_user', async () => {
@@ -87,26 +88,32 @@ describe('the two readings (fast-check)', () => {
   const value = fc.array(fc.constantFrom('a', 'b', '.', '_', 'refund', 's'), { maxLength: 6 }).map((ps) => ps.join(''));
 
   it('narrow is our glob; broad is our glob or Kavach prefix reading, and never less than narrow', () => {
-    fc.assert(fc.property(patternArb, value, (p, v) => {
-      const narrow = compileGlobsAs([p], 'narrow')(v);
-      const broad = compileGlobsAs([p], 'broad')(v);
-      expect(narrow).toBe(compileGlob(p)(v));
-      const kavach = compileGlob(p.endsWith('.*') ? `${p.slice(0, -2)}*` : p)(v); // the bare prefix (a glob before it)
-      expect(broad).toBe(narrow || kavach);
-    }), { numRuns: 3000 });
+    fc.assert(
+      fc.property(patternArb, value, (p, v) => {
+        const narrow = compileGlobsAs([p], 'narrow')(v);
+        const broad = compileGlobsAs([p], 'broad')(v);
+        expect(narrow).toBe(compileGlob(p)(v));
+        const kavach = compileGlob(p.endsWith('.*') ? `${p.slice(0, -2)}*` : p)(v); // the bare prefix (a glob before it)
+        expect(broad).toBe(narrow || kavach);
+      }),
+      { numRuns: 3000 },
+    );
   });
 
   it('the example the readings disagree on is matched by the broad reading only', () => {
-    fc.assert(fc.property(patternArb, (p) => {
-      const ex = readingsDisagreeOn(p);
-      if (!p.endsWith('.*')) {
-        expect(ex).toBeUndefined();
-        return;
-      }
-      expect(ex).toBeDefined();
-      expect(compileGlob(broadPattern(p))(ex as string)).toBe(true);
-      expect(compileGlob(p)(ex as string)).toBe(false);
-    }), { numRuns: 2000 });
+    fc.assert(
+      fc.property(patternArb, (p) => {
+        const ex = readingsDisagreeOn(p);
+        if (!p.endsWith('.*')) {
+          expect(ex).toBeUndefined();
+          return;
+        }
+        expect(ex).toBeDefined();
+        expect(compileGlob(broadPattern(p))(ex as string)).toBe(true);
+        expect(compileGlob(p)(ex as string)).toBe(false);
+      }),
+      { numRuns: 2000 },
+    );
   });
 });
 

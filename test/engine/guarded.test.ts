@@ -1,15 +1,16 @@
 import { describe, expect, expectTypeOf, it } from 'vitest';
-import {
-  InvalidatedError, RefusedError, guarded, type ActionContext, type GateEvent, type Principal,
-} from '../../src/engine/index.ts';
+import { InvalidatedError, RefusedError, guarded, type ActionContext, type GateEvent, type Principal } from '../../src/engine/index.ts';
 import { gateOf, manualClock } from './helpers.ts';
 
 const BOT: Principal = { id: 'agent-bot', kind: 'agent' };
 const REFUNDS = {
-  policies: [{
-    name: 'small_refunds', effect: 'permit',
-    conditions: [{ identity_kind: 'agent' }, { action: 'issue_refund' }, { param_max: { field: 'amount', max: 1000 } }],
-  }],
+  policies: [
+    {
+      name: 'small_refunds',
+      effect: 'permit',
+      conditions: [{ identity_kind: 'agent' }, { action: 'issue_refund' }, { param_max: { field: 'amount', max: 1000 } }],
+    },
+  ],
 };
 
 /** A refund function that counts its runs. */
@@ -23,7 +24,10 @@ function refunds() {
 }
 
 async function refusal(p: Promise<unknown>): Promise<RefusedError> {
-  const err = await p.then(() => undefined, (e: unknown) => e);
+  const err = await p.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
   expect(err).toBeInstanceOf(RefusedError);
   return err as RefusedError;
 }
@@ -56,14 +60,21 @@ describe('guarded()', () => {
     const gate = gateOf({ policies: [{ name: 'all', effect: 'permit', conditions: [] }] });
     const add = guarded(gate, 'math.add', (a: number, b: number) => a + b, { principal: BOT });
     await expect(add(2, 3)).resolves.toBe(5);
-    const boom = guarded(gate, 'math.boom', (): number => { throw new RangeError('inside fn'); }, { principal: BOT });
+    const boom = guarded(
+      gate,
+      'math.boom',
+      (): number => {
+        throw new RangeError('inside fn');
+      },
+      { principal: BOT },
+    );
     await expect(boom()).rejects.toThrow(RangeError);
   });
 
   it('computes the principal from the arguments', async () => {
     const gate = gateOf({ policies: [{ name: 'admins', effect: 'permit', conditions: [{ identity_role: 'admin' }] }] });
     const ran: string[] = [];
-    const del = guarded(gate, 'users.delete', (user: { id: string; roles: string[] }, target: string) => void ran.push(target), {
+    const del = guarded(gate, 'users.delete', (_user: { id: string; roles: string[] }, target: string) => void ran.push(target), {
       principal: (user) => ({ id: user.id, kind: 'user', roles: user.roles }),
     });
     await del({ id: 'alice', roles: ['admin'] }, 'u-1');
@@ -73,14 +84,20 @@ describe('guarded()', () => {
 
   it('passes context (session, ip, resource...) to the gate, and an invalidated session rejects with InvalidatedError', async () => {
     const clock = manualClock();
-    const gate = gateOf({ policies: [{ name: 'all', effect: 'permit', conditions: [{ resource: 'orders/*' }] }] }, { drift: {}, clock: clock.now });
+    const gate = gateOf(
+      { policies: [{ name: 'all', effect: 'permit', conditions: [{ resource: 'orders/*' }] }] },
+      { drift: {}, clock: clock.now },
+    );
     let runs = 0;
-    const read = guarded(gate, 'orders.read', (req: { session: string; ip: string; order: string }) => ++runs, {
+    const read = guarded(gate, 'orders.read', (_req: { session: string; ip: string; order: string }) => ++runs, {
       principal: BOT,
       context: (req) => ({ sessionId: req.session, ip: req.ip, resource: `orders/${req.order}` }),
     });
     await expect(read({ session: 's1', ip: '10.0.0.1', order: '7' })).resolves.toBe(1);
-    const err = await read({ session: 's1', ip: '203.0.113.9', order: '7' }).then(() => undefined, (e: unknown) => e);
+    const err = await read({ session: 's1', ip: '203.0.113.9', order: '7' }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     expect(err).toBeInstanceOf(InvalidatedError);
     expect((err as InvalidatedError).verdict.scope).toEqual({ type: 'session', sessionId: 's1' });
     expect(runs).toBe(1);
@@ -90,12 +107,10 @@ describe('guarded()', () => {
     const gate = gateOf({ policies: [{ name: 'all', effect: 'permit', conditions: [] }] });
     let runs = 0;
     const fn = (_x: number) => ++runs;
-    const broken = (): never => { throw new Error('lookup failed'); };
-    for (const opts of [
-      { principal: BOT, params: broken },
-      { principal: broken },
-      { principal: BOT, context: broken },
-    ]) {
+    const broken = (): never => {
+      throw new Error('lookup failed');
+    };
+    for (const opts of [{ principal: BOT, params: broken }, { principal: broken }, { principal: BOT, context: broken }]) {
       const err = await refusal(guarded(gate, 'tool.run', fn, opts)(1));
       expect(err.verdict).toMatchObject({ code: 'INVALID_CONTEXT', evaluator: 'guarded' });
       expect(err.verdict.reason).toMatch(/threw: lookup failed/);
@@ -108,7 +123,9 @@ describe('guarded()', () => {
     let runs = 0;
     const fn = () => ++runs;
     for (const key of ['principalId', 'principalKind', 'roles', 'actionName', 'params']) {
-      const sneaky = (() => ({ [key]: key === 'roles' ? ['admin'] : key === 'params' ? {} : 'user' })) as unknown as () => Partial<ActionContext>;
+      const sneaky = (() => ({
+        [key]: key === 'roles' ? ['admin'] : key === 'params' ? {} : 'user',
+      })) as unknown as () => Partial<ActionContext>;
       const err = await refusal(guarded(gate, 'tool.run', fn, { principal: BOT, context: sneaky })());
       expect(err.verdict.reason).toMatch(new RegExp(`may not set ${key}`));
     }
@@ -129,7 +146,10 @@ describe('guarded()', () => {
     const refund = guarded(gate, 'issue_refund', issue, { principal: BOT, params: (_o, amount) => ({ amount }) });
     await refund('ORD-1', 10);
     await refund('ORD-2', 10_000).catch(() => undefined);
-    expect(events.map((e) => e.type === 'verdict' && [e.action, e.verdict])).toEqual([['issue_refund', 'permit'], ['issue_refund', 'refuse']]);
+    expect(events.map((e) => e.type === 'verdict' && [e.action, e.verdict])).toEqual([
+      ['issue_refund', 'permit'],
+      ['issue_refund', 'refuse'],
+    ]);
   });
 
   it('refuses to wrap without an action, a function or a principal', () => {
@@ -147,7 +167,9 @@ describe('guarded()', () => {
     const asyncFn = guarded(gate, 'a', async (id: string, n: number) => ({ id, n }), { principal: BOT, params: (id, n) => ({ id, n }) });
     expectTypeOf(asyncFn).parameters.toEqualTypeOf<[string, number]>();
     expectTypeOf(asyncFn).returns.toEqualTypeOf<Promise<{ id: string; n: number }>>();
-    const syncFn = guarded(gate, 'b', (flag: boolean): string => String(flag), { principal: (flag) => ({ id: String(flag), kind: 'user' }) });
+    const syncFn = guarded(gate, 'b', (flag: boolean): string => String(flag), {
+      principal: (flag) => ({ id: String(flag), kind: 'user' }),
+    });
     expectTypeOf(syncFn).parameters.toEqualTypeOf<[boolean]>();
     expectTypeOf(syncFn).returns.toEqualTypeOf<Promise<string>>();
     // The option functions see the wrapped function's parameters.

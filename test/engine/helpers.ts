@@ -1,5 +1,13 @@
 import { expect } from 'vitest';
-import { Gate, PolicyError, parsePolicyDocument, type ActionContext, type GateOptions, type PermitIssuer, type Verdict } from '../../src/engine/index.ts';
+import {
+  Gate,
+  PolicyError,
+  parsePolicyDocument,
+  type ActionContext,
+  type GateOptions,
+  type PermitIssuer,
+  type Verdict,
+} from '../../src/engine/index.ts';
 
 export const T0 = Date.UTC(2026, 0, 15, 12, 0, 0); // a Thursday, noon UTC
 
@@ -34,7 +42,12 @@ export async function outcome(gate: Gate, c: ActionContext | unknown): Promise<s
 
 /** allow_all beside one refuse policy with `conditions`: what the refuse policy matches is refused. */
 export function guarded(conditions: object[]): Gate {
-  return gateOf({ policies: [{ name: 'allow_all', effect: 'permit', conditions: [] }, { name: 'guard', effect: 'refuse', conditions }] });
+  return gateOf({
+    policies: [
+      { name: 'allow_all', effect: 'permit', conditions: [] },
+      { name: 'guard', effect: 'refuse', conditions },
+    ],
+  });
 }
 
 /** One permit policy with `conditions`: only what it matches is permitted. */
@@ -57,9 +70,10 @@ export function loadError(doc: object): PolicyError {
 export function heldSigner(): PermitIssuer & { waiting: () => number; release: () => void } {
   const pending: Array<() => void> = [];
   return {
-    issue: (r) => new Promise((resolve) => {
-      pending.push(() => resolve({ token: `tok-${r.evaluationId}`, id: `jti-${r.evaluationId}` }));
-    }),
+    issue: (r) =>
+      new Promise((resolve) => {
+        pending.push(() => resolve({ token: `tok-${r.evaluationId}`, id: `jti-${r.evaluationId}` }));
+      }),
     waiting: () => pending.length,
     release: () => {
       for (const p of pending.splice(0)) p();

@@ -73,9 +73,10 @@ describe('a reload or the kill switch while a call is mid-evaluation', () => {
     let answer: (() => void) | undefined;
     const inner = new InMemoryRateStore();
     const slow: RateStore = {
-      checkAndCharge: (charges, id, now) => new Promise((resolve) => {
-        answer = () => resolve(inner.checkAndCharge(charges, id, now));
-      }),
+      checkAndCharge: (charges, id, now) =>
+        new Promise((resolve) => {
+          answer = () => resolve(inner.checkAndCharge(charges, id, now));
+        }),
       refund: (charges, id) => inner.refund(charges, id),
     };
     const gate = gateOf(permitWith([{ rate_limit: { max: 5, window: '1h' } }]), { stores: { rate: slow } });
@@ -151,7 +152,10 @@ describe('an invalidation while a call of that session is mid-evaluation', () =>
 
   it('a bus message the gate cannot read, arriving mid-signing, refuses that session call and never makes evaluate throw', async () => {
     let deliver: ((m: unknown) => void) | undefined;
-    const bus = { publish: () => undefined, subscribe: (h: (m: never) => void) => ((deliver = h as (m: unknown) => void), () => undefined) };
+    const bus = {
+      publish: () => undefined,
+      subscribe: (h: (m: never) => void) => ((deliver = h as (m: unknown) => void), () => undefined),
+    };
     const signer = heldSigner();
     const gate = gateOf(OPEN, { signer, bus });
     const inSessionCall = gate.evaluate(inSession());

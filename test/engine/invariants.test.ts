@@ -68,8 +68,20 @@ describe('code invariants', () => {
       ['no', () => false, 'INVARIANT_VIOLATION'],
       ['one', () => 1 as unknown as boolean, 'INVARIANT_VIOLATION'],
       ['later', (() => Promise.resolve(true)) as unknown as () => boolean, 'INVARIANT_VIOLATION'],
-      ['boom', () => { throw new Error('predicate exploded'); }, 'INVARIANT_VIOLATION'],
-      ['throws a string', () => { throw 'nope'; }, 'INVARIANT_VIOLATION'],
+      [
+        'boom',
+        () => {
+          throw new Error('predicate exploded');
+        },
+        'INVARIANT_VIOLATION',
+      ],
+      [
+        'throws a string',
+        () => {
+          throw 'nope';
+        },
+        'INVARIANT_VIOLATION',
+      ],
     ];
     for (const [name, check, expected] of cases) {
       const gate = gateOf(OPEN, { invariants: [{ name, check }] });
@@ -81,18 +93,23 @@ describe('code invariants', () => {
 
   it('a predicate sees the call and cannot change what the gate decides on', async () => {
     const seen: ActionContext[] = [];
-    const gate = gateOf({ policies: [{ name: 'small', effect: 'permit', conditions: [{ param_max: { field: 'amount', max: 10 } }] }] }, {
-      invariants: [{
-        name: 'meddler',
-        check: (c) => {
-          seen.push(c);
-          (c.params as Record<string, unknown>).amount = 1;
-          c.actionName = 'other';
-          return true;
-        },
-      }],
-      signer: { issue: async (r) => ({ token: JSON.stringify(r.args), id: r.action }) },
-    });
+    const gate = gateOf(
+      { policies: [{ name: 'small', effect: 'permit', conditions: [{ param_max: { field: 'amount', max: 10 } }] }] },
+      {
+        invariants: [
+          {
+            name: 'meddler',
+            check: (c) => {
+              seen.push(c);
+              (c.params as Record<string, unknown>).amount = 1;
+              c.actionName = 'other';
+              return true;
+            },
+          },
+        ],
+        signer: { issue: async (r) => ({ token: JSON.stringify(r.args), id: r.action }) },
+      },
+    );
     const v = await gate.evaluate(ctx({ params: { amount: 7 } }));
     expect(seen[0]?.principalId).toBe('agent-1');
     expect(v.kind === 'permit' && v.permit).toBe('{"amount":7}');
@@ -100,9 +117,12 @@ describe('code invariants', () => {
   });
 
   it('code invariants survive a reload; file invariants reload with their file', async () => {
-    const gate = gateOf({ ...OPEN, invariant: [{ name: 'file_cap', param_max: { field: 'amount', max: 100 } }] }, {
-      invariants: [{ name: 'code_block', blocked_actions: ['shell.*'] }],
-    });
+    const gate = gateOf(
+      { ...OPEN, invariant: [{ name: 'file_cap', param_max: { field: 'amount', max: 100 } }] },
+      {
+        invariants: [{ name: 'code_block', blocked_actions: ['shell.*'] }],
+      },
+    );
     expect(await outcome(gate, ctx({ params: { amount: 500 } }))).toBe('INVARIANT_VIOLATION');
     expect(await outcome(gate, ctx({ actionName: 'shell.exec', params: { amount: 1 } }))).toBe('INVARIANT_VIOLATION');
     gate.reload({ ...OPEN, invariant: [{ name: 'file_cap', param_max: { field: 'amount', max: 1000 } }] });
@@ -121,7 +141,8 @@ describe('code invariants', () => {
   });
 
   it('a file invariant in TOML loads and holds', async () => {
-    const gate = Gate.fromToml(`
+    const gate = Gate.fromToml(
+      `
 [[policy]]
 name = "all"
 effect = "permit"
@@ -131,7 +152,9 @@ conditions = []
 name = "cap"
 description = "never more than 5000"
 param_max = { field = "amount", max = 5000 }
-`, { drift: false });
+`,
+      { drift: false },
+    );
     expect(await outcome(gate, ctx({ params: { amount: 5000 } }))).toBe('permit');
     expect(await outcome(gate, ctx({ params: { amount: 5001 } }))).toBe('INVARIANT_VIOLATION');
   });
@@ -147,7 +170,14 @@ describe('bad invariant specs are refused when the gate is built', () => {
     ['a check that is not a function', [{ name: 'i', check: 'return true' }], 'invariants[0].check'],
     ['a check with a rule beside it', [{ name: 'i', check: (): boolean => true, max_actions_per_session: 3 }], 'invariants[0]'],
     ['empty actions', [{ name: 'i', actions: [], check: (): boolean => true }], 'invariants[0].actions'],
-    ['duplicate names', [{ name: 'i', check: (): boolean => true }, { name: 'i', blocked_actions: ['x'] }], 'invariants[1].name'],
+    [
+      'duplicate names',
+      [
+        { name: 'i', check: (): boolean => true },
+        { name: 'i', blocked_actions: ['x'] },
+      ],
+      'invariants[1].name',
+    ],
     ['a bad duration', [{ name: 'i', max_session_age: 'a while' }], 'invariants[0].max_session_age'],
     ['zero actions per session', [{ name: 'i', max_actions_per_session: 0 }], 'invariants[0].max_actions_per_session'],
   ] as [string, unknown[], string][])('%s', (_label, invariants, path) => {
@@ -177,13 +207,16 @@ describe("Kavach's tuple shorthand [name, field, max]", () => {
 
   it('is a param_max in policy files (JSON, TOML and dicts), and survives nothing more than its file', async () => {
     const json = Gate.fromJson(JSON.stringify({ ...OPEN, invariants: [['hard_cap', 'amount', 50000]] }), { drift: false });
-    const toml = Gate.fromToml(`
+    const toml = Gate.fromToml(
+      `
 invariant = [["hard_cap", "/order/amount", 50000]]
 [[policy]]
 name = "all"
 effect = "permit"
 conditions = []
-`, { drift: false });
+`,
+      { drift: false },
+    );
     expect(await outcome(json, ctx({ params: { amount: 60_000 } }))).toBe('INVARIANT_VIOLATION');
     expect(await outcome(json, ctx({ params: { amount: 10 } }))).toBe('permit');
     expect(await outcome(toml, ctx({ params: { order: { amount: 60_000 } } }))).toBe('INVARIANT_VIOLATION');
@@ -231,7 +264,13 @@ conditions = []
 
 describe('file invariants are checked like code invariants', () => {
   it('two file invariants with one name are refused at the second', () => {
-    const err = loadError({ policies: [], invariant: [{ name: 'cap', param_max: { field: 'a', max: 1 } }, { name: 'cap', param_min: { field: 'a', min: 0 } }] });
+    const err = loadError({
+      policies: [],
+      invariant: [
+        { name: 'cap', param_max: { field: 'a', max: 1 } },
+        { name: 'cap', param_min: { field: 'a', min: 0 } },
+      ],
+    });
     expect(err.path).toBe('invariant[1].name');
     expect(err.message).toMatch(/duplicate invariant name/);
   });

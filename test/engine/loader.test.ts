@@ -39,7 +39,10 @@ conditions = [
 const KAVACH_JSON = JSON.stringify({
   policies: [
     {
-      name: 'agents_small_refunds', description: 'Agents may refund up to 500', effect: 'permit', priority: 10,
+      name: 'agents_small_refunds',
+      description: 'Agents may refund up to 500',
+      effect: 'permit',
+      priority: 10,
       conditions: [{ identity_kind: 'agent' }, { action: 'refund.*' }, { param_max: { field: 'amount', max: 500 } }],
     },
     { name: 'support_read', effect: 'permit', conditions: [{ identity_role: 'support' }, { action: ['ticket.read', 'ticket.list'] }] },
@@ -149,7 +152,10 @@ describe('combining', () => {
 
 describe('bad policy input names the path of the bad field', () => {
   it('param_max.feild in the third TOML policy', () => {
-    const toml = `${KAVACH_TOML}\n`.replace('{ param_max = { field = "amount", max = 500 } }', '{ param_max = { feild = "amount", max = 500 } }');
+    const toml = `${KAVACH_TOML}\n`.replace(
+      '{ param_max = { field = "amount", max = 500 } }',
+      '{ param_max = { feild = "amount", max = 500 } }',
+    );
     // Put the typo in policy[2] by loading three copies with the typo last.
     const three = `
 [[policy]]
@@ -171,18 +177,58 @@ conditions = [{ param_max = { feild = "amount", max = 500 } }]
   });
 
   it.each([
-    ['idnetity_kind (a misspelt condition)', policyWith({ idnetity_kind: 'agent' }), 'policies[0].conditions[0].idnetity_kind', /identity_kind/],
-    ['param_mac (a misspelt condition)', policyWith({ param_mac: { field: 'a', max: 1 } }), 'policies[0].conditions[0].param_mac', /param_max/],
+    [
+      'idnetity_kind (a misspelt condition)',
+      policyWith({ idnetity_kind: 'agent' }),
+      'policies[0].conditions[0].idnetity_kind',
+      /identity_kind/,
+    ],
+    [
+      'param_mac (a misspelt condition)',
+      policyWith({ param_mac: { field: 'a', max: 1 } }),
+      'policies[0].conditions[0].param_mac',
+      /param_max/,
+    ],
     ['polciies (a misspelt top-level key)', { polciies: [] }, 'polciies', /unknown key.*policies/],
-    ['priority = "high"', { policies: [{ name: 'p', effect: 'permit', priority: 'high', conditions: [] }] }, 'policies[0].priority', /number/],
+    [
+      'priority = "high"',
+      { policies: [{ name: 'p', effect: 'permit', priority: 'high', conditions: [] }] },
+      'policies[0].priority',
+      /number/,
+    ],
     ['values = "IN"', policyWith({ param_in: { field: 'country', values: 'IN' } }), 'policies[0].conditions[0].param_in.values', /array/],
     ['effect = "allow"', { policies: [{ name: 'p', effect: 'allow', conditions: [] }] }, 'policies[0].effect', /permit/],
-    ['identity_kind = "robot"', policyWith({ identity_kind: 'robot' }), 'policies[0].conditions[0].identity_kind', /must be one of "user", "agent"/],
-    ['identity_kind = ["agent", "robot"]', policyWith({ identity_kind: ['agent', 'robot'] }), 'policies[0].conditions[0].identity_kind[1]', /must be one of/],
+    [
+      'identity_kind = "robot"',
+      policyWith({ identity_kind: 'robot' }),
+      'policies[0].conditions[0].identity_kind',
+      /must be one of "user", "agent"/,
+    ],
+    [
+      'identity_kind = ["agent", "robot"]',
+      policyWith({ identity_kind: ['agent', 'robot'] }),
+      'policies[0].conditions[0].identity_kind[1]',
+      /must be one of/,
+    ],
     ['action = 5', policyWith({ action: 5 }), 'policies[0].conditions[0].action', /expected string or array/],
-    ['session_age_max = true', policyWith({ session_age_max: true }), 'policies[0].conditions[0].session_age_max', /expected string or number/],
-    ['per = "user"', policyWith({ rate_limit: { max: 1, window: '1m', per: 'user' } }), 'policies[0].conditions[0].rate_limit.per', /principal/],
-    ['url schemes = ["ftp"]', policyWith({ url_host_in: { field: 'u', hosts: ['a.com'], schemes: ['ftp'] } }), 'policies[0].conditions[0].url_host_in.schemes[0]', undefined],
+    [
+      'session_age_max = true',
+      policyWith({ session_age_max: true }),
+      'policies[0].conditions[0].session_age_max',
+      /expected string or number/,
+    ],
+    [
+      'per = "user"',
+      policyWith({ rate_limit: { max: 1, window: '1m', per: 'user' } }),
+      'policies[0].conditions[0].rate_limit.per',
+      /principal/,
+    ],
+    [
+      'url schemes = ["ftp"]',
+      policyWith({ url_host_in: { field: 'u', hosts: ['a.com'], schemes: ['ftp'] } }),
+      'policies[0].conditions[0].url_host_in.schemes[0]',
+      undefined,
+    ],
     ['missing conditions', { policies: [{ name: 'p', effect: 'permit' }] }, 'policies[0].conditions', undefined],
     ['missing name', { policies: [{ effect: 'permit', conditions: [] }] }, 'policies[0].name', undefined],
     ['empty name', { policies: [{ name: '', effect: 'permit', conditions: [] }] }, 'policies[0].name', /empty/],
@@ -191,31 +237,111 @@ conditions = [{ param_max = { feild = "amount", max = 500 } }]
     ['a condition that is a string', policyWith('action'), 'policies[0].conditions[0]', /table/],
     ['a policy that is an array', { policies: [[]] }, 'policies[0]', /table/],
     ['both policy and policies', { policy: [], policies: [] }, 'policies', /either/],
-    ['duplicate policy names', { policies: [{ name: 'a', effect: 'permit', conditions: [] }, { name: 'a', effect: 'refuse', conditions: [] }] }, 'policies[1].name', /duplicate/],
-    ['param_max.max = NaN', policyWith({ param_max: { field: 'a', max: Number.NaN } }), 'policies[0].conditions[0].param_max.max', /number/],
-    ['param_min.min = Infinity', policyWith({ param_min: { field: 'a', min: Number.POSITIVE_INFINITY } }), 'policies[0].conditions[0].param_min.min', /number/],
-    ['budget.max = -Infinity', policyWith({ budget: { field: 'a', max: Number.NEGATIVE_INFINITY, window: '1d' } }), 'policies[0].conditions[0].budget.max', undefined],
+    [
+      'duplicate policy names',
+      {
+        policies: [
+          { name: 'a', effect: 'permit', conditions: [] },
+          { name: 'a', effect: 'refuse', conditions: [] },
+        ],
+      },
+      'policies[1].name',
+      /duplicate/,
+    ],
+    [
+      'param_max.max = NaN',
+      policyWith({ param_max: { field: 'a', max: Number.NaN } }),
+      'policies[0].conditions[0].param_max.max',
+      /number/,
+    ],
+    [
+      'param_min.min = Infinity',
+      policyWith({ param_min: { field: 'a', min: Number.POSITIVE_INFINITY } }),
+      'policies[0].conditions[0].param_min.min',
+      /number/,
+    ],
+    [
+      'budget.max = -Infinity',
+      policyWith({ budget: { field: 'a', max: Number.NEGATIVE_INFINITY, window: '1d' } }),
+      'policies[0].conditions[0].budget.max',
+      undefined,
+    ],
     ['rate_limit.max = 0', policyWith({ rate_limit: { max: 0, window: '1m' } }), 'policies[0].conditions[0].rate_limit.max', undefined],
     ['rate_limit.max = 1.5', policyWith({ rate_limit: { max: 1.5, window: '1m' } }), 'policies[0].conditions[0].rate_limit.max', undefined],
     ['budget.max = 0', policyWith({ budget: { field: 'a', max: 0, window: '1d' } }), 'policies[0].conditions[0].budget.max', undefined],
     ['priority = -1', { policies: [{ name: 'p', effect: 'permit', priority: -1, conditions: [] }] }, 'policies[0].priority', undefined],
     ['priority = 1.5', { policies: [{ name: 'p', effect: 'permit', priority: 1.5, conditions: [] }] }, 'policies[0].priority', undefined],
     ['empty param_in values', policyWith({ param_in: { field: 'a', values: [] } }), 'policies[0].conditions[0].param_in.values', /empty/],
-    ['param_in values holding an object', policyWith({ param_in: { field: 'a', values: [{ x: 1 }] } }), 'policies[0].conditions[0].param_in.values[0]', undefined],
+    [
+      'param_in values holding an object',
+      policyWith({ param_in: { field: 'a', values: [{ x: 1 }] } }),
+      'policies[0].conditions[0].param_in.values[0]',
+      undefined,
+    ],
     ['empty field', policyWith({ param_max: { field: '', max: 1 } }), 'policies[0].conditions[0].param_max.field', /empty/],
-    ['a bad JSON Pointer escape', policyWith({ param_max: { field: '/a~2b', max: 1 } }), 'policies[0].conditions[0].param_max.field', /~0 and ~1/],
-    ['relative path_within root', policyWith({ path_within: { field: 'p', roots: ['srv/data'] } }), 'policies[0].conditions[0].path_within.roots[0]', /absolute/],
-    ['path_within root with ..', policyWith({ path_within: { field: 'p', roots: ['/srv/../etc'] } }), 'policies[0].conditions[0].path_within.roots[0]', /clean/],
-    ['upper-case host pattern', policyWith({ url_host_in: { field: 'u', hosts: ['Example.com'] } }), 'policies[0].conditions[0].url_host_in.hosts[0]', /host/],
-    ['host pattern with a path', policyWith({ url_host_in: { field: 'u', hosts: ['example.com/x'] } }), 'policies[0].conditions[0].url_host_in.hosts[0]', /host/],
-    ['bare * host pattern', policyWith({ url_host_in: { field: 'u', hosts: ['*'] } }), 'policies[0].conditions[0].url_host_in.hosts[0]', /host/],
+    [
+      'a bad JSON Pointer escape',
+      policyWith({ param_max: { field: '/a~2b', max: 1 } }),
+      'policies[0].conditions[0].param_max.field',
+      /~0 and ~1/,
+    ],
+    [
+      'relative path_within root',
+      policyWith({ path_within: { field: 'p', roots: ['srv/data'] } }),
+      'policies[0].conditions[0].path_within.roots[0]',
+      /absolute/,
+    ],
+    [
+      'path_within root with ..',
+      policyWith({ path_within: { field: 'p', roots: ['/srv/../etc'] } }),
+      'policies[0].conditions[0].path_within.roots[0]',
+      /clean/,
+    ],
+    [
+      'upper-case host pattern',
+      policyWith({ url_host_in: { field: 'u', hosts: ['Example.com'] } }),
+      'policies[0].conditions[0].url_host_in.hosts[0]',
+      /host/,
+    ],
+    [
+      'host pattern with a path',
+      policyWith({ url_host_in: { field: 'u', hosts: ['example.com/x'] } }),
+      'policies[0].conditions[0].url_host_in.hosts[0]',
+      /host/,
+    ],
+    [
+      'bare * host pattern',
+      policyWith({ url_host_in: { field: 'u', hosts: ['*'] } }),
+      'policies[0].conditions[0].url_host_in.hosts[0]',
+      /host/,
+    ],
     ['a CIDR with a bad prefix', policyWith({ ip_in: { cidrs: ['10.0.0.0/33'] } }), 'policies[0].conditions[0].ip_in.cidrs[0]', /prefix/],
     ['a CIDR that is a name', policyWith({ ip_in: { cidrs: ['localhost'] } }), 'policies[0].conditions[0].ip_in.cidrs[0]', /CIDR/],
-    ['a lower-case country code', policyWith({ country_in: { codes: ['in'] } }), 'policies[0].conditions[0].country_in.codes[0]', /upper-case/],
-    ['a three-letter country code', policyWith({ country_in: { codes: ['IND'] } }), 'policies[0].conditions[0].country_in.codes[0]', undefined],
-    ['an unknown invariant rule', { policies: [], invariant: [{ name: 'i', param_mux: { field: 'a', max: 1 } }] }, 'invariant[0].param_mux', /param_max/],
+    [
+      'a lower-case country code',
+      policyWith({ country_in: { codes: ['in'] } }),
+      'policies[0].conditions[0].country_in.codes[0]',
+      /upper-case/,
+    ],
+    [
+      'a three-letter country code',
+      policyWith({ country_in: { codes: ['IND'] } }),
+      'policies[0].conditions[0].country_in.codes[0]',
+      undefined,
+    ],
+    [
+      'an unknown invariant rule',
+      { policies: [], invariant: [{ name: 'i', param_mux: { field: 'a', max: 1 } }] },
+      'invariant[0].param_mux',
+      /param_max/,
+    ],
     ['an invariant without a name', { policies: [], invariant: [{ param_max: { field: 'a', max: 1 } }] }, 'invariant[0].name', undefined],
-    ['an invariant with two rules', { policies: [], invariant: [{ name: 'i', param_max: { field: 'a', max: 1 }, max_actions_per_session: 3 }] }, 'invariant[0]', /exactly one key/],
+    [
+      'an invariant with two rules',
+      { policies: [], invariant: [{ name: 'i', param_max: { field: 'a', max: 1 }, max_actions_per_session: 3 }] },
+      'invariant[0]',
+      /exactly one key/,
+    ],
   ])('%s', (_label, doc, path, says) => {
     expectPolicyError(() => parsePolicyDocument(doc), path, says);
   });
@@ -229,7 +355,11 @@ conditions = [{ param_max = { feild = "amount", max = 500 } }]
   });
 
   it('non-finite numbers: JSON cannot spell them, TOML inf/nan and dict NaN are refused at the path', () => {
-    expectPolicyError(() => Gate.fromJson('{"policies":[{"name":"p","effect":"permit","conditions":[{"param_max":{"field":"a","max":NaN}}]}]}'), '', /not valid JSON/);
+    expectPolicyError(
+      () => Gate.fromJson('{"policies":[{"name":"p","effect":"permit","conditions":[{"param_max":{"field":"a","max":NaN}}]}]}'),
+      '',
+      /not valid JSON/,
+    );
     const toml = (v: string) => `[[policy]]\nname = "p"\neffect = "permit"\nconditions = [{ param_max = { field = "a", max = ${v} } }]\n`;
     expectPolicyError(() => Gate.fromToml(toml('inf')), 'policy[0].conditions[0].param_max.max');
     expectPolicyError(() => Gate.fromToml(toml('-inf')), 'policy[0].conditions[0].param_max.max');
@@ -246,19 +376,34 @@ conditions = [{ param_max = { feild = "amount", max = 500 } }]
   });
 
   it('duplicate JSON keys are refused at their path, as TOML refuses them', () => {
-    expectPolicyError(() => Gate.fromJson('{"policies":[{"name":"a","effect":"refuse","conditions":[]}],"policies":[]}'), 'policies', /duplicate key/);
     expectPolicyError(
-      () => Gate.fromJson('{"policies":[{"name":"a","effect":"permit","conditions":[]},{"name":"b","effect":"permit","conditions":[{"param_max":{"field":"x","max":1,"max":1e9}}]}]}'),
+      () => Gate.fromJson('{"policies":[{"name":"a","effect":"refuse","conditions":[]}],"policies":[]}'),
+      'policies',
+      /duplicate key/,
+    );
+    expectPolicyError(
+      () =>
+        Gate.fromJson(
+          '{"policies":[{"name":"a","effect":"permit","conditions":[]},{"name":"b","effect":"permit","conditions":[{"param_max":{"field":"x","max":1,"max":1e9}}]}]}',
+        ),
       'policies[1].conditions[0].param_max.max',
       /duplicate key "max"/,
     );
-    expectPolicyError(() => Gate.fromJson('{"policies":[{"name":"a","effect":"refuse","effect":"permit","conditions":[]}]}'), 'policies[0].effect');
-    expectPolicyError(() => Gate.fromToml('[[policy]]\nname = "a"\nname = "b"\neffect = "permit"\nconditions = []\n'), '', /not valid TOML/);
+    expectPolicyError(
+      () => Gate.fromJson('{"policies":[{"name":"a","effect":"refuse","effect":"permit","conditions":[]}]}'),
+      'policies[0].effect',
+    );
+    expectPolicyError(
+      () => Gate.fromToml('[[policy]]\nname = "a"\nname = "b"\neffect = "permit"\nconditions = []\n'),
+      '',
+      /not valid TOML/,
+    );
   });
 
   it('equal keys in sibling objects, and braces or quotes inside strings, are not duplicates', () => {
-    const json = '{"policies":[{"name":"a \\"{\\\\","effect":"permit","conditions":[{"param_in":{"field":"k","values":["}","\\"policies\\":",","]}}]},'
-      + '{"name":"b","effect":"permit","conditions":[{"param_in":{"field":"k","values":[1]}}]}]}';
+    const json =
+      '{"policies":[{"name":"a \\"{\\\\","effect":"permit","conditions":[{"param_in":{"field":"k","values":["}","\\"policies\\":",","]}}]},' +
+      '{"name":"b","effect":"permit","conditions":[{"param_in":{"field":"k","values":[1]}}]}]}';
     expect(Gate.fromJson(json).policyCount).toBe(2);
   });
 
@@ -276,9 +421,27 @@ conditions = [{ param_max = { feild = "amount", max = 500 } }]
   });
 
   it.each([
-    ['1w'], ['-5s'], ['0s'], [0], [-1], ['15 m'], ['m'], [''], ['1.5.2h'], ['400d'], [0.0001], ['0.4ms'], ['1e3'], [Number.NaN], [Number.POSITIVE_INFINITY], [true],
+    ['1w'],
+    ['-5s'],
+    ['0s'],
+    [0],
+    [-1],
+    ['15 m'],
+    ['m'],
+    [''],
+    ['1.5.2h'],
+    ['400d'],
+    [0.0001],
+    ['0.4ms'],
+    ['1e3'],
+    [Number.NaN],
+    [Number.POSITIVE_INFINITY],
+    [true],
   ])('bad duration %j is refused at its path', (window) => {
-    expectPolicyError(() => parsePolicyDocument(policyWith({ rate_limit: { max: 1, window } })), 'policies[0].conditions[0].rate_limit.window');
+    expectPolicyError(
+      () => parsePolicyDocument(policyWith({ rate_limit: { max: 1, window } })),
+      'policies[0].conditions[0].rate_limit.window',
+    );
     expectPolicyError(() => parsePolicyDocument(policyWith({ session_age_max: window })), 'policies[0].conditions[0].session_age_max');
   });
 
@@ -287,29 +450,54 @@ conditions = [{ param_max = { feild = "amount", max = 500 } }]
   });
 
   it.each([
-    ['9:00-17:00'], ['09:00-17:00 '], ['25:00-26:00'], ['09:60-17:00'], ['09:00-24:30'], ['09:00-09:00'], ['09:00'], ['09:00-17:00 Mars/Olympus_Mons'],
-    ['09:00-17:00 Not_A_Zone'], ['09:00 - 17:00'], ['09:00-17:00 Europe/Berlin extra'], ['9am-5pm'], [''],
+    ['9:00-17:00'],
+    ['09:00-17:00 '],
+    ['25:00-26:00'],
+    ['09:60-17:00'],
+    ['09:00-24:30'],
+    ['09:00-09:00'],
+    ['09:00'],
+    ['09:00-17:00 Mars/Olympus_Mons'],
+    ['09:00-17:00 Not_A_Zone'],
+    ['09:00 - 17:00'],
+    ['09:00-17:00 Europe/Berlin extra'],
+    ['9am-5pm'],
+    [''],
   ])('bad time window %j is refused at its path', (window) => {
     expectPolicyError(() => parsePolicyDocument(policyWith({ time_window: window })), 'policies[0].conditions[0].time_window');
   });
 
   it('an unknown zone is called an unknown time zone', () => {
-    expectPolicyError(() => parsePolicyDocument(policyWith({ time_window: '09:00-17:00 Mars/Olympus_Mons' })), 'policies[0].conditions[0].time_window', /unknown time zone/);
+    expectPolicyError(
+      () => parsePolicyDocument(policyWith({ time_window: '09:00-17:00 Mars/Olympus_Mons' })),
+      'policies[0].conditions[0].time_window',
+      /unknown time zone/,
+    );
   });
 
-  it.each([['09:00-17:00'], ['22:00-06:00 Asia/Kolkata'], ['00:00-24:00 UTC'], ['09:00-17:30 America/New_York'], ['08:00-12:00 Etc/GMT+5'], ['09:00-17:00 EST5EDT'], ['09:00-17:00 America/Port-au-Prince'], ['09:00-17:00 America/Argentina/Buenos_Aires'], ['09:00-17:00 Etc/GMT-14']])(
-    'good time window %j loads',
-    (window) => {
-      expect(() => parsePolicyDocument(policyWith({ time_window: window }))).not.toThrow();
-    },
-  );
+  it.each([
+    ['09:00-17:00'],
+    ['22:00-06:00 Asia/Kolkata'],
+    ['00:00-24:00 UTC'],
+    ['09:00-17:30 America/New_York'],
+    ['08:00-12:00 Etc/GMT+5'],
+    ['09:00-17:00 EST5EDT'],
+    ['09:00-17:00 America/Port-au-Prince'],
+    ['09:00-17:00 America/Argentina/Buenos_Aires'],
+    ['09:00-17:00 Etc/GMT-14'],
+  ])('good time window %j loads', (window) => {
+    expect(() => parsePolicyDocument(policyWith({ time_window: window }))).not.toThrow();
+  });
 
   it.each([['^refund\\..*$'], ['refund.(full|partial)'], ['refund.[a-z]+'], ['refund\\.full'], ['refund.**'], ['refund.{a,b}'], ['']])(
     'a regex-like or empty glob %j is refused where a glob belongs',
     (pattern) => {
       expectPolicyError(() => parsePolicyDocument(policyWith({ action: pattern })), 'policies[0].conditions[0].action');
       expectPolicyError(() => parsePolicyDocument(policyWith({ action: ['ok.*', pattern] })), 'policies[0].conditions[0].action[1]');
-      expectPolicyError(() => parsePolicyDocument(policyWith({ param_glob: { field: 'f', pattern } })), 'policies[0].conditions[0].param_glob.pattern');
+      expectPolicyError(
+        () => parsePolicyDocument(policyWith({ param_glob: { field: 'f', pattern } })),
+        'policies[0].conditions[0].param_glob.pattern',
+      );
     },
   );
 
@@ -320,7 +508,11 @@ conditions = [{ param_max = { feild = "amount", max = 500 } }]
   it('conditions nested past the limit are refused, at the deepest path', () => {
     let cond: unknown = { action: 'a' };
     for (let i = 0; i < 20; i++) cond = { not: cond };
-    const err = expectPolicyError(() => parsePolicyDocument(policyWith(cond)), 'policies[0].conditions[0].not.not.not.not.not.not.not.not.not', /deeper/);
+    const err = expectPolicyError(
+      () => parsePolicyDocument(policyWith(cond)),
+      'policies[0].conditions[0].not.not.not.not.not.not.not.not.not',
+      /deeper/,
+    );
     expect(err.path.split('.not').length).toBeLessThan(12);
     let shallow: unknown = { action: 'a' };
     for (let i = 0; i < 8; i++) shallow = { any_of: [shallow] };
@@ -337,27 +529,47 @@ conditions = [{ param_max = { feild = "amount", max = 500 } }]
   it('any_of must be a non-empty list of conditions', () => {
     expectPolicyError(() => parsePolicyDocument(policyWith({ any_of: [] })), 'policies[0].conditions[0].any_of');
     expectPolicyError(() => parsePolicyDocument(policyWith({ any_of: { action: 'a' } })), 'policies[0].conditions[0].any_of');
-    expectPolicyError(() => parsePolicyDocument(policyWith({ any_of: [{ action: 'a' }, { acton: 'b' }] })), 'policies[0].conditions[0].any_of[1].acton', /action/);
+    expectPolicyError(
+      () => parsePolicyDocument(policyWith({ any_of: [{ action: 'a' }, { acton: 'b' }] })),
+      'policies[0].conditions[0].any_of[1].acton',
+      /action/,
+    );
   });
 
   it('stateful conditions inside any_of or not, or in a refuse policy, are refused', () => {
     const rate = { rate_limit: { max: 1, window: '1m' } };
     const budget = { budget: { field: 'amount', max: 10, window: '1d' } };
-    expectPolicyError(() => parsePolicyDocument(policyWith({ any_of: [{ action: 'a' }, rate] })), 'policies[0].conditions[0].any_of[1].rate_limit', /any_of or not/);
+    expectPolicyError(
+      () => parsePolicyDocument(policyWith({ any_of: [{ action: 'a' }, rate] })),
+      'policies[0].conditions[0].any_of[1].rate_limit',
+      /any_of or not/,
+    );
     expectPolicyError(() => parsePolicyDocument(policyWith({ not: budget })), 'policies[0].conditions[0].not.budget', /any_of or not/);
-    expectPolicyError(() => parsePolicyDocument(policyWith({ not: { any_of: [rate] } })), 'policies[0].conditions[0].not.any_of[0].rate_limit');
+    expectPolicyError(
+      () => parsePolicyDocument(policyWith({ not: { any_of: [rate] } })),
+      'policies[0].conditions[0].not.any_of[0].rate_limit',
+    );
     expectPolicyError(() => parsePolicyDocument(policyWith(rate, 'refuse')), 'policies[0].conditions[0].rate_limit', /permit policy/);
     expectPolicyError(() => parsePolicyDocument(policyWith(budget, 'refuse')), 'policies[0].conditions[0].budget', /permit policy/);
   });
 
   it('__proto__ and constructor keys from JSON.parse are unknown keys, and pollute nothing', () => {
     expectPolicyError(() => Gate.fromJson('{"policies":[],"__proto__":{"polluted":true}}'), '__proto__', /unknown key/);
-    expectPolicyError(() => Gate.fromJson('{"policies":[{"name":"p","effect":"permit","conditions":[{"__proto__":{"action":"a"}}]}]}'), 'policies[0].conditions[0].__proto__');
     expectPolicyError(
-      () => Gate.fromJson('{"policies":[{"name":"p","effect":"permit","conditions":[{"param_max":{"field":"a","max":1,"__proto__":{"x":1}}}]}]}'),
+      () => Gate.fromJson('{"policies":[{"name":"p","effect":"permit","conditions":[{"__proto__":{"action":"a"}}]}]}'),
+      'policies[0].conditions[0].__proto__',
+    );
+    expectPolicyError(
+      () =>
+        Gate.fromJson(
+          '{"policies":[{"name":"p","effect":"permit","conditions":[{"param_max":{"field":"a","max":1,"__proto__":{"x":1}}}]}]}',
+        ),
       'policies[0].conditions[0].param_max.__proto__',
     );
-    expectPolicyError(() => Gate.fromJson('{"policies":[{"name":"p","effect":"permit","conditions":[],"constructor":1}]}'), 'policies[0].constructor');
+    expectPolicyError(
+      () => Gate.fromJson('{"policies":[{"name":"p","effect":"permit","conditions":[],"constructor":1}]}'),
+      'policies[0].constructor',
+    );
     expect(({} as Record<string, unknown>).polluted).toBeUndefined();
     expect(({} as Record<string, unknown>).x).toBeUndefined();
   });
@@ -415,7 +627,15 @@ describe('kill switch and reload', () => {
   });
 
   it('an audit sink that throws or returns nothing cannot make reload or invalidate misbehave', async () => {
-    for (const append of [() => { throw new Error('disk gone'); }, () => undefined, async () => { throw new Error('later'); }]) {
+    for (const append of [
+      () => {
+        throw new Error('disk gone');
+      },
+      () => undefined,
+      async () => {
+        throw new Error('later');
+      },
+    ]) {
       const gate = gateOf({}, { audit: { append } as never });
       expect(() => gate.reload(open)).not.toThrow();
       expect(gate.policyCount).toBe(1);

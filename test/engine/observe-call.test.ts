@@ -5,7 +5,12 @@ const policy = {
   policies: [{ name: 'small', effect: 'permit', conditions: [{ param_max: { field: 'amount', max: 100 } }] }],
 };
 const call = (amount: number, ip = '203.0.113.7') => ({
-  principalId: 'bot', principalKind: 'agent' as const, actionName: 'refunds.issue', params: { amount }, sessionId: 's1', ip,
+  principalId: 'bot',
+  principalKind: 'agent' as const,
+  actionName: 'refunds.issue',
+  params: { amount },
+  sessionId: 's1',
+  ip,
 });
 const fakeSigner: PermitIssuer = {
   async issue(req: PermitRequest): Promise<IssuedPermit> {

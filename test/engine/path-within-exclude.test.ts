@@ -58,45 +58,73 @@ const randomPattern = fc
   .tuple(fc.constantFrom('*', '/'), fc.array(fc.constantFrom(...TOKENS), { minLength: 1, maxLength: 5 }))
   .map(([head, body]) => (head + body.join('')).replace(/\*\*+/g, '*').replace(/\/+$/, '/x'));
 const pattern = fc.oneof(
-  fc.constantFrom('*/.git/*', '*/.git', '*.pem', '*/.env', '*/.env.*', '/w/a/s', '/w/a/s/*', '*/repo/.git', '*a*/s', '/w/*/s', '*/.env*', '*', '/*'),
+  fc.constantFrom(
+    '*/.git/*',
+    '*/.git',
+    '*.pem',
+    '*/.env',
+    '*/.env.*',
+    '/w/a/s',
+    '/w/a/s/*',
+    '*/repo/.git',
+    '*a*/s',
+    '/w/*/s',
+    '*/.env*',
+    '*',
+    '/*',
+  ),
   randomPattern,
 );
 const patterns = fc.array(pattern, { minLength: 1, maxLength: 3 });
 
 describe('path_within exclude: properties (fast-check)', () => {
   it('never excludes less than the patterns match as globs on the whole path', () => {
-    fc.assert(fc.property(patterns, pathIn, (ps, path) => {
-      if (ps.some((p) => compileGlob(p)(path))) expect(compileExcludes(ps, [ROOT])(path)).toBe(true);
-    }), { numRuns: 2000 });
+    fc.assert(
+      fc.property(patterns, pathIn, (ps, path) => {
+        if (ps.some((p) => compileGlob(p)(path))) expect(compileExcludes(ps, [ROOT])(path)).toBe(true);
+      }),
+      { numRuns: 2000 },
+    );
   });
 
   it('cannot be bypassed by addressing the directory a "X/*" pattern names', () => {
-    fc.assert(fc.property(patterns, pathIn, component, (ps, dir, child) => {
-      const excluded = compileExcludes(ps, [ROOT]);
-      const namesDir = ps.some((p) => p.endsWith('/*') && p.length > 2 && compileGlob(p)(`${dir}/${child}`) && compileGlob(p.slice(0, -2))(dir));
-      if (namesDir) expect(excluded(dir)).toBe(true);
-    }), { numRuns: 2000 });
+    fc.assert(
+      fc.property(patterns, pathIn, component, (ps, dir, child) => {
+        const excluded = compileExcludes(ps, [ROOT]);
+        const namesDir = ps.some(
+          (p) => p.endsWith('/*') && p.length > 2 && compileGlob(p)(`${dir}/${child}`) && compileGlob(p.slice(0, -2))(dir),
+        );
+        if (namesDir) expect(excluded(dir)).toBe(true);
+      }),
+      { numRuns: 2000 },
+    );
   });
 
   it('cannot be bypassed by any path below an excluded one', () => {
-    fc.assert(fc.property(patterns, pathIn, fc.array(component, { minLength: 1, maxLength: 3 }), (ps, path, rest) => {
-      // Below a directory kept only from being renamed (a parent an anchored pattern reads) lie ordinary paths.
-      const excluded = compileExcludes(ps, [ROOT]);
-      if (compileExcludedSubtrees(ps)(path)) expect(excluded(below(path, rest))).toBe(true);
-    }), { numRuns: 2000 });
+    fc.assert(
+      fc.property(patterns, pathIn, fc.array(component, { minLength: 1, maxLength: 3 }), (ps, path, rest) => {
+        // Below a directory kept only from being renamed (a parent an anchored pattern reads) lie ordinary paths.
+        const excluded = compileExcludes(ps, [ROOT]);
+        if (compileExcludedSubtrees(ps)(path)) expect(excluded(below(path, rest))).toBe(true);
+      }),
+      { numRuns: 2000 },
+    );
   });
 
   it('cannot be bypassed by renaming (moving) a directory above an excluded path', () => {
-    fc.assert(fc.property(patterns, pathIn, fc.nat(), pathIn, (ps, path, cut, target) => {
-      const excluded = compileExcludes(ps, [ROOT]);
-      if (!excluded(path)) return;
-      const depth = path.split('/').length - 2; // components below the root
-      if (depth < 2) return;
-      const keep = 1 + (cut % (depth - 1)); // the moved directory sits 1..depth-1 components below the root
-      const source = below(ROOT, path.split('/').slice(2, 2 + keep));
-      if (target === source || target.startsWith(`${source}/`)) return; // nothing moves into itself
-      if (excluded(source) || excluded(target)) return; // the gate refuses this move
-      expect(excluded(target + path.slice(source.length)), `${ps} ${source} -> ${target}`).toBe(true);
-    }), { numRuns: 5000 });
+    fc.assert(
+      fc.property(patterns, pathIn, fc.nat(), pathIn, (ps, path, cut, target) => {
+        const excluded = compileExcludes(ps, [ROOT]);
+        if (!excluded(path)) return;
+        const depth = path.split('/').length - 2; // components below the root
+        if (depth < 2) return;
+        const keep = 1 + (cut % (depth - 1)); // the moved directory sits 1..depth-1 components below the root
+        const source = below(ROOT, path.split('/').slice(2, 2 + keep));
+        if (target === source || target.startsWith(`${source}/`)) return; // nothing moves into itself
+        if (excluded(source) || excluded(target)) return; // the gate refuses this move
+        expect(excluded(target + path.slice(source.length)), `${ps} ${source} -> ${target}`).toBe(true);
+      }),
+      { numRuns: 5000 },
+    );
   });
 });

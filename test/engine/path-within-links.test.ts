@@ -32,7 +32,9 @@ beforeAll(() => {
 });
 afterAll(() => rmSync(base, { recursive: true, force: true }));
 
-const within = (extra: Record<string, unknown> = {}) => [{ path_within: { field: 'path', roots: [root], exclude: ['*/.git/*'], ...extra } }];
+const within = (extra: Record<string, unknown> = {}) => [
+  { path_within: { field: 'path', roots: [root], exclude: ['*/.git/*'], ...extra } },
+];
 
 describe('path_within judges strings unless follow_links is set', () => {
   it('without follow_links a link leaving the root passes (the finding)', async () => {
@@ -80,10 +82,19 @@ describe('path_within judges strings unless follow_links is set', () => {
   });
 
   it('in an approve policy a link into the guarded tree still asks a human (no way past it to a permit beside)', async () => {
-    const gate = Gate.fromDict({ policies: [
-      { name: 'anything_in_root', effect: 'permit', conditions: [{ path_within: { field: 'path', roots: [root] } }] },
-      { name: 'outside_needs_a_human', effect: 'approve', conditions: [{ path_within: { field: 'path', roots: [outside], follow_links: true } }] },
-    ] }, { drift: false });
+    const gate = Gate.fromDict(
+      {
+        policies: [
+          { name: 'anything_in_root', effect: 'permit', conditions: [{ path_within: { field: 'path', roots: [root] } }] },
+          {
+            name: 'outside_needs_a_human',
+            effect: 'approve',
+            conditions: [{ path_within: { field: 'path', roots: [outside], follow_links: true } }],
+          },
+        ],
+      },
+      { drift: false },
+    );
     expect(await outcome(gate, call(join(root, 'link', 'secret.txt')))).toBe('APPROVAL_REQUIRED');
     expect(await outcome(gate, call(join(root, 'ok.txt')))).toBe('permit');
   });

@@ -29,7 +29,13 @@ describe('path_within on a case-insensitive file system (macOS, Windows): a spel
     const fs = await Gate.fromFile('policies/fs.toml', { drift: false });
     const kind = async (params: Record<string, unknown>) =>
       (await fs.evaluate({ principalId: 'alice-laptop', principalKind: 'agent', actionName: 'fs.read_text_file', params })).kind;
-    for (const path of ['/home/alice/work/.ENV', '/home/alice/work/app/.Env.production', '/home/alice/work/.Git/config', '/home/alice/work/certs/SERVER.PEM', '/home/alice/work/.SSH/id_rsa']) {
+    for (const path of [
+      '/home/alice/work/.ENV',
+      '/home/alice/work/app/.Env.production',
+      '/home/alice/work/.Git/config',
+      '/home/alice/work/certs/SERVER.PEM',
+      '/home/alice/work/.SSH/id_rsa',
+    ]) {
       expect(await kind({ path }), path).toBe('refuse');
     }
     expect(await kind({ path: '/home/alice/work/README.md' })).toBe('permit');
@@ -38,16 +44,20 @@ describe('path_within on a case-insensitive file system (macOS, Windows): a spel
 
   it('a refuse on /etc also refuses /ETC/passwd and /Etc/shadow', async () => {
     const deny = guarded([{ path_within: { field: 'path', roots: ['/etc'] } }]);
-    for (const path of ['/etc/passwd', '/ETC/passwd', '/Etc/shadow']) expect(await outcome(deny, call({ path })), path).toBe('POLICY_DENIED');
+    for (const path of ['/etc/passwd', '/ETC/passwd', '/Etc/shadow'])
+      expect(await outcome(deny, call({ path })), path).toBe('POLICY_DENIED');
     expect(await outcome(deny, call({ path: '/Work/etc' }))).toBe('permit');
     const mixed = guarded([{ path_within: { field: 'path', roots: ['/Volumes/Secret'] } }]);
-    for (const path of ['/Volumes/Secret/a', '/volumes/secret/a', '/VOLUMES/SECRET']) expect(await outcome(mixed, call({ path })), path).toBe('POLICY_DENIED');
+    for (const path of ['/Volumes/Secret/a', '/volumes/secret/a', '/VOLUMES/SECRET'])
+      expect(await outcome(mixed, call({ path })), path).toBe('POLICY_DENIED');
     expect(await outcome(mixed, call({ path: '/volumes/other' }))).toBe('permit');
   });
 });
 
 describe('path_within exclude globs that can never match a path are refused at load', () => {
-  const withExclude = (exclude: string[]) => ({ policies: [{ name: 'p', effect: 'permit', conditions: [{ path_within: { field: 'path', roots: ['/w'], exclude } }] }] });
+  const withExclude = (exclude: string[]) => ({
+    policies: [{ name: 'p', effect: 'permit', conditions: [{ path_within: { field: 'path', roots: ['/w'], exclude } }] }],
+  });
   it.each([['.env'], ['secrets/*'], ['*/.git/'], ['/w/.ssh/']])('%j names its path', (bad) => {
     const err = loadError(withExclude(['*.pem', bad]));
     expect(err.path).toBe('policies[0].conditions[0].path_within.exclude[1]');

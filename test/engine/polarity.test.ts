@@ -4,12 +4,15 @@ import { Gate } from '../../src/index.ts';
 // A permit-everything policy beside one refuse policy: whatever the refuse policy cannot judge
 // must still be refused, never waved through to the permit.
 function gateWith(refuseConditions: object[]): Gate {
-  return Gate.fromDict({
-    policies: [
-      { name: 'allow_all', effect: 'permit', conditions: [] },
-      { name: 'guard', effect: 'refuse', conditions: refuseConditions },
-    ],
-  }, { drift: false });
+  return Gate.fromDict(
+    {
+      policies: [
+        { name: 'allow_all', effect: 'permit', conditions: [] },
+        { name: 'guard', effect: 'refuse', conditions: refuseConditions },
+      ],
+    },
+    { drift: false },
+  );
 }
 const verdictFor = async (gate: Gate, params: Record<string, unknown>) => {
   const v = await gate.evaluate({ principalId: 'bot', principalKind: 'agent', actionName: 'refunds.issue', params });
@@ -51,20 +54,31 @@ describe('a refuse policy fails closed on values it cannot judge', () => {
     const gate = gateWith([{ url_host_in: { field: 'url', hosts: ['evil.example.net'] } }]);
     expect(await verdictFor(gate, { url: 'https://evil.example.net/x' })).toBe('POLICY_DENIED');
     expect(await verdictFor(gate, { url: 'https://good.example.com/x' })).toBe('permit');
-    for (const url of ['https://good.example.com@evil.example.net/', 'https://good.example.com\\@evil.example.net/', 'not a url', 'ftp://evil.example.net/']) {
+    for (const url of [
+      'https://good.example.com@evil.example.net/',
+      'https://good.example.com\\@evil.example.net/',
+      'not a url',
+      'ftp://evil.example.net/',
+    ]) {
       expect(await verdictFor(gate, { url }), url).toBe('POLICY_DENIED');
     }
   });
 
   it('keeps permit policies strict: an unjudgeable value fails them', async () => {
-    const gate = Gate.fromDict({ policies: [{ name: 'small', effect: 'permit', conditions: [{ param_max: { field: 'amount', max: 100 } }] }] }, { drift: false });
+    const gate = Gate.fromDict(
+      { policies: [{ name: 'small', effect: 'permit', conditions: [{ param_max: { field: 'amount', max: 100 } }] }] },
+      { drift: false },
+    );
     expect(await verdictFor(gate, { amount: 50 })).toBe('permit');
     expect(await verdictFor(gate, { amount: '50' })).toBe('NO_POLICY_MATCH');
     expect(await verdictFor(gate, { amount: [50] })).toBe('NO_POLICY_MATCH');
   });
 
   it('flips under not: a permit "unless amount >= 1000" refuses a string amount', async () => {
-    const gate = Gate.fromDict({ policies: [{ name: 'unless_big', effect: 'permit', conditions: [{ not: { param_min: { field: 'amount', min: 1000 } } }] }] }, { drift: false });
+    const gate = Gate.fromDict(
+      { policies: [{ name: 'unless_big', effect: 'permit', conditions: [{ not: { param_min: { field: 'amount', min: 1000 } } }] }] },
+      { drift: false },
+    );
     expect(await verdictFor(gate, { amount: 10 })).toBe('permit');
     expect(await verdictFor(gate, { amount: 5000 })).toBe('NO_POLICY_MATCH');
     expect(await verdictFor(gate, { amount: '5000' })).toBe('NO_POLICY_MATCH');

@@ -27,15 +27,13 @@ describe('rate_limit', () => {
   });
 
   it('only permitted calls count: calls refused by an invariant or a refuse policy do not use the limit', async () => {
-    const gate = gateOf(
-      {
-        policies: [
-          { name: 'p', effect: 'permit', conditions: [{ rate_limit: { max: 2, window: '1h' } }] },
-          { name: 'no_drop', effect: 'refuse', conditions: [{ param_in: { field: 'op', values: ['drop'] } }] },
-        ],
-        invariant: [{ name: 'cap', param_max: { field: 'amount', max: 100 } }],
-      },
-    );
+    const gate = gateOf({
+      policies: [
+        { name: 'p', effect: 'permit', conditions: [{ rate_limit: { max: 2, window: '1h' } }] },
+        { name: 'no_drop', effect: 'refuse', conditions: [{ param_in: { field: 'op', values: ['drop'] } }] },
+      ],
+      invariant: [{ name: 'cap', param_max: { field: 'amount', max: 100 } }],
+    });
     for (let i = 0; i < 5; i++) {
       expect(await outcome(gate, ctx({ params: { amount: 1000 } }))).toBe('INVARIANT_VIOLATION');
       expect(await outcome(gate, ctx({ params: { amount: 1, op: 'drop' } }))).toBe('POLICY_DENIED');
@@ -73,12 +71,15 @@ describe('rate_limit', () => {
 
   it('when every limited policy is full, retryAfterMs is the soonest any of them has room', async () => {
     const clock = manualClock();
-    const gate = gateOf({
-      policies: [
-        { name: 'hourly', effect: 'permit', conditions: [{ rate_limit: { max: 1, window: '1h' } }] },
-        { name: 'minutely', effect: 'permit', conditions: [{ rate_limit: { max: 1, window: '1m' } }] },
-      ],
-    }, { clock: clock.now });
+    const gate = gateOf(
+      {
+        policies: [
+          { name: 'hourly', effect: 'permit', conditions: [{ rate_limit: { max: 1, window: '1h' } }] },
+          { name: 'minutely', effect: 'permit', conditions: [{ rate_limit: { max: 1, window: '1m' } }] },
+        ],
+      },
+      { clock: clock.now },
+    );
     expect(await outcome(gate, ctx())).toBe('permit');
     expect(await outcome(gate, ctx())).toBe('permit');
     clock.advance(10_000);
@@ -232,13 +233,17 @@ describe('check-and-charge is atomic under concurrency', () => {
     ['an async store', 'async'],
   ])('N concurrent evaluations against max M admit exactly M (%s)', async (_label, kind) => {
     const inner = new InMemoryRateStore();
-    const rate: RateStore | undefined = kind === 'async'
-      ? {
-        // Answers after a hop, like a remote store running a script atomically.
-        checkAndCharge: async (c, id, now) => { await new Promise((r) => setTimeout(r, 1)); return inner.checkAndCharge(c, id, now); },
-        refund: async (c, id) => inner.refund(c, id),
-      }
-      : undefined;
+    const rate: RateStore | undefined =
+      kind === 'async'
+        ? {
+            // Answers after a hop, like a remote store running a script atomically.
+            checkAndCharge: async (c, id, now) => {
+              await new Promise((r) => setTimeout(r, 1));
+              return inner.checkAndCharge(c, id, now);
+            },
+            refund: async (c, id) => inner.refund(c, id),
+          }
+        : undefined;
     const gate = gateOf(limited(7, '1h'), rate ? { stores: { rate } } : {});
     const verdicts = await Promise.all(Array.from({ length: 60 }, () => gate.evaluate(ctx())));
     expect(verdicts.filter((v) => v.kind === 'permit')).toHaveLength(7);
@@ -246,9 +251,16 @@ describe('check-and-charge is atomic under concurrency', () => {
   });
 
   it('concurrent budget charges never exceed the budget, with sessions and a slow signer in the path', async () => {
-    const signer: PermitIssuer = { issue: async (r) => { await new Promise((res) => setTimeout(res, 2)); return { token: 't', id: r.evaluationId }; } };
+    const signer: PermitIssuer = {
+      issue: async (r) => {
+        await new Promise((res) => setTimeout(res, 2));
+        return { token: 't', id: r.evaluationId };
+      },
+    };
     const gate = gateOf(budget(1000), { signer });
-    const verdicts = await Promise.all(Array.from({ length: 40 }, (_, i) => gate.evaluate(ctx({ sessionId: `s${i % 3}`, params: { amount: 100 } }))));
+    const verdicts = await Promise.all(
+      Array.from({ length: 40 }, (_, i) => gate.evaluate(ctx({ sessionId: `s${i % 3}`, params: { amount: 100 } }))),
+    );
     expect(verdicts.filter((v) => v.kind === 'permit')).toHaveLength(10);
   });
 });
@@ -296,7 +308,12 @@ describe('callId: the same call evaluated twice charges once', () => {
 describe('charges are refunded when a later step refuses', () => {
   it('a signer whose issue() rejects → SIGNING_FAILED, and the charge is taken back', async () => {
     let fail = true;
-    const signer: PermitIssuer = { issue: async (r) => { if (fail) throw new Error('HSM unreachable'); return { token: 't', id: r.evaluationId }; } };
+    const signer: PermitIssuer = {
+      issue: async (r) => {
+        if (fail) throw new Error('HSM unreachable');
+        return { token: 't', id: r.evaluationId };
+      },
+    };
     const gate = gateOf(limited(1, '1h'), { signer });
     const v = await gate.evaluate(ctx());
     expect(v).toMatchObject({ kind: 'refuse', code: 'SIGNING_FAILED', evaluator: 'signer' });
@@ -309,7 +326,11 @@ describe('charges are refunded when a later step refuses', () => {
   });
 
   it('a signer that throws synchronously is SIGNING_FAILED too', async () => {
-    const signer = { issue: () => { throw new Error('no key'); } } as unknown as PermitIssuer;
+    const signer = {
+      issue: () => {
+        throw new Error('no key');
+      },
+    } as unknown as PermitIssuer;
     expect(await outcome(gateOf(limited(1)), ctx())).toBe('permit');
     expect(await outcome(gateOf(limited(1), { signer }), ctx())).toBe('SIGNING_FAILED');
   });
@@ -317,7 +338,12 @@ describe('charges are refunded when a later step refuses', () => {
   it('an audit sink that fails → STORE_UNAVAILABLE, no permit, and the charge is taken back', async () => {
     let down = true;
     const events: GateEvent[] = [];
-    const audit = { append: async (e: GateEvent) => { if (down) throw new Error('disk full'); events.push(e); } };
+    const audit = {
+      append: async (e: GateEvent) => {
+        if (down) throw new Error('disk full');
+        events.push(e);
+      },
+    };
     const gate = gateOf(budget(100), { audit, signer: okSigner });
     const v = await gate.evaluate(ctx({ params: { amount: 100 } }));
     expect(v).toMatchObject({ kind: 'refuse', code: 'STORE_UNAVAILABLE' });
@@ -329,7 +355,12 @@ describe('charges are refunded when a later step refuses', () => {
 
   it('a retried callId whose signing fails does not take back the first, permitted, charge', async () => {
     let fail = false;
-    const signer: PermitIssuer = { issue: async (r) => { if (fail) throw new Error('HSM down'); return { token: 't', id: r.evaluationId }; } };
+    const signer: PermitIssuer = {
+      issue: async (r) => {
+        if (fail) throw new Error('HSM down');
+        return { token: 't', id: r.evaluationId };
+      },
+    };
     const gate = gateOf(limited(1, '1h'), { signer });
     expect(await outcome(gate, ctx({ callId: 'c1' }))).toBe('permit');
     fail = true;
@@ -341,7 +372,11 @@ describe('charges are refunded when a later step refuses', () => {
 
   it('a retried callId whose audit fails does not take back the first charge either', async () => {
     let down = false;
-    const audit = { append: async () => { if (down) throw new Error('disk full'); } };
+    const audit = {
+      append: async () => {
+        if (down) throw new Error('disk full');
+      },
+    };
     const gate = gateOf(budget(100), { audit });
     expect(await outcome(gate, ctx({ callId: 'c1', params: { amount: 100 } }))).toBe('permit');
     down = true;
@@ -352,8 +387,17 @@ describe('charges are refunded when a later step refuses', () => {
 
   it('a refund that fails leaves the limit charged (fail closed) and the refusal stands', async () => {
     const inner = new InMemoryRateStore();
-    const rate: RateStore = { checkAndCharge: (c, id, now) => inner.checkAndCharge(c, id, now), refund: () => { throw new Error('redis gone'); } };
-    const signer = { issue: async () => { throw new Error('no key'); } };
+    const rate: RateStore = {
+      checkAndCharge: (c, id, now) => inner.checkAndCharge(c, id, now),
+      refund: () => {
+        throw new Error('redis gone');
+      },
+    };
+    const signer = {
+      issue: async () => {
+        throw new Error('no key');
+      },
+    };
     const gate = gateOf(limited(1, '1h'), { signer, stores: { rate } });
     expect(await outcome(gate, ctx())).toBe('SIGNING_FAILED');
     expect(await outcome(gateOf(limited(1, '1h'), { signer: okSigner, stores: { rate } }), ctx())).toBe('RATE_LIMITED');
@@ -374,8 +418,16 @@ describe('a charge is refunded at most once', () => {
     const gate = gateOf(permitWith([{ rate_limit: { max: 2, window: '1h' } }]), {
       observeOnly: true,
       stores: { rate },
-      signer: { issue: async () => { throw new Error('hsm offline'); } },
-      audit: { append: async () => { throw new Error('disk full'); } },
+      signer: {
+        issue: async () => {
+          throw new Error('hsm offline');
+        },
+      },
+      audit: {
+        append: async () => {
+          throw new Error('disk full');
+        },
+      },
     });
     const v = await gate.evaluate(ctx());
     expect(code(v)).toBe('STORE_UNAVAILABLE');
@@ -386,7 +438,8 @@ describe('a charge is refunded at most once', () => {
 describe('a retried callId rides free only as the very same call', () => {
   it('another resource, audience or session under one callId is charged as a new call', async () => {
     const gate = gateOf(permitWith([{ budget: { field: 'amount', max: 100, window: '1d', per: 'principal' } }]));
-    const call = (over: Partial<ActionContext> = {}) => ctx({ callId: 'c1', params: { amount: 80 }, resource: 'acct:1', audience: 'payments', sessionId: 's1', ...over });
+    const call = (over: Partial<ActionContext> = {}) =>
+      ctx({ callId: 'c1', params: { amount: 80 }, resource: 'acct:1', audience: 'payments', sessionId: 's1', ...over });
     expect(code(await gate.evaluate(call()))).toBe('permit');
     expect(code(await gate.evaluate(call()))).toBe('permit');
     expect(code(await gate.evaluate(call({ resource: 'acct:2' })))).toBe('RATE_LIMITED');

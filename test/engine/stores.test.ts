@@ -1,5 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { InMemoryBus, InMemoryRateStore, InMemoryReplayStore, InMemorySessionStore, type InvalidationMessage } from '../../src/engine/index.ts';
+import {
+  InMemoryBus,
+  InMemoryRateStore,
+  InMemoryReplayStore,
+  InMemorySessionStore,
+  type InvalidationMessage,
+} from '../../src/engine/index.ts';
 
 describe('InMemoryReplayStore', () => {
   it('claims an id once until it expires', () => {
@@ -17,8 +23,13 @@ describe('InMemoryBus', () => {
     const warnings: string[] = [];
     const bus = new InMemoryBus({ onWarning: (m) => void warnings.push(m) });
     const got: InvalidationMessage[] = [];
-    bus.subscribe(() => { throw new Error('bad subscriber'); });
-    const off = bus.subscribe((m) => { got.push(m); m.reason = 'tampered'; });
+    bus.subscribe(() => {
+      throw new Error('bad subscriber');
+    });
+    const off = bus.subscribe((m) => {
+      got.push(m);
+      m.reason = 'tampered';
+    });
     const message: InvalidationMessage = { scope: { type: 'global' }, reason: 'incident', at: 1, origin: 'g1' };
     bus.publish(message);
     expect(got).toHaveLength(1);
@@ -31,20 +42,37 @@ describe('InMemoryBus', () => {
 });
 
 describe('InMemorySessionStore', () => {
-  const obs = (sessionId: string, now: number, extra: Record<string, unknown> = {}) => ({ principalId: 'p', sessionId, now, behaviourWindowMs: 60_000, ...extra });
+  const obs = (sessionId: string, now: number, extra: Record<string, unknown> = {}) => ({
+    principalId: 'p',
+    sessionId,
+    now,
+    behaviourWindowMs: 60_000,
+    ...extra,
+  });
 
   it('records origins on the first call and counts calls', () => {
     const store = new InMemorySessionStore();
     store.observe(obs('s', 0, { ip: '10.0.0.1', device: 'd1', geo: { lat: 1, lon: 2 } }));
     const r = store.observe(obs('s', 10, { ip: '10.0.0.2', device: 'd2' }));
-    expect(r).toMatchObject({ invalid: false, session: { principalId: 'p', startedAt: 0, originIp: '10.0.0.1', originDevice: 'd1', originGeo: { lat: 1, lon: 2 }, actionCount: 2, recentCalls: 2 } });
+    expect(r).toMatchObject({
+      invalid: false,
+      session: {
+        principalId: 'p',
+        startedAt: 0,
+        originIp: '10.0.0.1',
+        originDevice: 'd1',
+        originGeo: { lat: 1, lon: 2 },
+        actionCount: 2,
+        recentCalls: 2,
+      },
+    });
   });
 
   it('counts only calls inside the behaviour window, and at most 1000 of them', () => {
     const store = new InMemorySessionStore();
     for (let i = 0; i < 5; i++) store.observe(obs('s', i * 30_000));
     expect(store.observe(obs('s', 150_000))).toMatchObject({ session: { recentCalls: 2, actionCount: 6 } });
-    let last;
+    let last: unknown;
     for (let i = 0; i < 1_500; i++) last = store.observe(obs('t', 1_000_000 + i));
     expect(last).toMatchObject({ session: { recentCalls: 1_000, actionCount: 1_500 } });
   });
@@ -52,7 +80,9 @@ describe('InMemorySessionStore', () => {
   it('forgets a session idle past its ttl and starts it afresh', () => {
     const store = new InMemorySessionStore({ idleTtlMs: 1_000 });
     store.observe(obs('s', 0, { ip: '10.0.0.1' }));
-    expect(store.observe(obs('s', 5_000, { ip: '10.0.0.9' }))).toMatchObject({ session: { startedAt: 5_000, originIp: '10.0.0.9', actionCount: 1 } });
+    expect(store.observe(obs('s', 5_000, { ip: '10.0.0.9' }))).toMatchObject({
+      session: { startedAt: 5_000, originIp: '10.0.0.9', actionCount: 1 },
+    });
   });
 
   it('hands out snapshots the caller cannot use to change the store', () => {

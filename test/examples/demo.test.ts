@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 
 const run = promisify(execFile);
 
-describe('npm run demo (the README\'s first command)', () => {
+describe("npm run demo (the README's first command)", () => {
   it('shows permits, each kind of refusal, a verified permit, a rejected replay and a verified audit log', async () => {
     const { stdout } = await run(process.execPath, ['--import', 'tsx', 'examples/demo.ts'], { timeout: 120_000 });
     for (const expected of [

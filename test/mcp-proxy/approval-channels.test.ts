@@ -25,7 +25,7 @@ function barrier<T>(): { promise: Promise<T>; next: (v: T) => void } {
   return { promise, next };
 }
 
-const textOf = (r: unknown): string => ((r as { content: { text: string }[] }).content.map((c) => c.text).join('\n'));
+const textOf = (r: unknown): string => (r as { content: { text: string }[] }).content.map((c) => c.text).join('\n');
 
 describe('approvals in the proxy: elicitation, then the hold', () => {
   let proxy: InProcessProxy | undefined;
@@ -34,11 +34,18 @@ describe('approvals in the proxy: elicitation, then the hold', () => {
     proxy = undefined;
   });
 
-  async function start(opts: { elicitation: boolean; approvals?: Record<string, unknown>; approvalRedact?: string[] }): Promise<{ fs: FakeUpstream; p: InProcessProxy }> {
+  async function start(opts: {
+    elicitation: boolean;
+    approvals?: Record<string, unknown>;
+    approvalRedact?: string[];
+  }): Promise<{ fs: FakeUpstream; p: InProcessProxy }> {
     const fs = new FakeUpstream([tool('write'), tool('ledger')]);
     const p = await inProcessProxy({
-      policy: POLICY, upstreams: { fs }, capabilities: opts.elicitation ? { elicitation: {} } : {},
-      approvals: opts.approvals ?? {}, gateOptions: opts.approvalRedact ? { approvalRedact: opts.approvalRedact } : {},
+      policy: POLICY,
+      upstreams: { fs },
+      capabilities: opts.elicitation ? { elicitation: {} } : {},
+      approvals: opts.approvals ?? {},
+      gateOptions: opts.approvalRedact ? { approvalRedact: opts.approvalRedact } : {},
     });
     proxy = p;
     return { fs, p };
@@ -67,7 +74,9 @@ describe('approvals in the proxy: elicitation, then the hold', () => {
     expect(message).not.toContain('hunter2');
     const [request] = await p.gate.approvals.list();
     expect(request?.status).toBe('used');
-    expect(request?.decisions).toEqual([expect.objectContaining({ approver: { id: 'alice#user', kind: 'user', roles: [] }, decision: 'grant', note: 'looks right' })]);
+    expect(request?.decisions).toEqual([
+      expect.objectContaining({ approver: { id: 'alice#user', kind: 'user', roles: [] }, decision: 'grant', note: 'looks right' }),
+    ]);
   });
 
   for (const [what, answer] of [
@@ -105,7 +114,9 @@ describe('approvals in the proxy: elicitation, then the hold', () => {
   it('answers a held call that is denied elsewhere with APPROVAL_DENIED', async () => {
     const { fs, p } = await start({ elicitation: false });
     const waiting = barrier<string>();
-    const call = p.client.callTool({ name: 'fs__write', arguments: { path: '/tmp/d.txt' } }, undefined, { onprogress: (prog) => waiting.next(prog.message ?? '') });
+    const call = p.client.callTool({ name: 'fs__write', arguments: { path: '/tmp/d.txt' } }, undefined, {
+      onprogress: (prog) => waiting.next(prog.message ?? ''),
+    });
     const id = /waiting for approval (\S+)/.exec(await waiting.promise)?.[1] as string;
     await p.gate.approvals.decide(id, { approver: BOB, decision: 'deny', note: 'no' });
     const result = await call;
@@ -120,7 +131,7 @@ describe('approvals in the proxy: elicitation, then the hold', () => {
     expect(result.isError).toBe(true);
     expect(textOf(result)).toContain('[APPROVAL_REQUIRED]');
     expect(textOf(result)).toContain(`kavach approvals grant ${request?.id} --config`);
-    expect((result._meta?.['dev.kavach/verdict'] as { approval?: { id: string } }).approval?.id).toBe(request?.id);
+    expect((result._meta?.['dev.kavach/verdict'] as { approval?: { id: string } } | undefined)?.approval?.id).toBe(request?.id);
     expect(fs.calls).toHaveLength(0);
     // Decided afterwards: the same call again runs.
     await p.gate.approvals.decide(request?.id as string, { approver: BOB, decision: 'grant' });
@@ -160,7 +171,9 @@ describe('approvals in the proxy: elicitation, then the hold', () => {
       throw new Error('the dialog crashed');
     });
     const waiting = barrier<string>();
-    const call = p.client.callTool({ name: 'fs__write', arguments: { path: '/tmp/f.txt' } }, undefined, { onprogress: (prog) => waiting.next(prog.message ?? '') });
+    const call = p.client.callTool({ name: 'fs__write', arguments: { path: '/tmp/f.txt' } }, undefined, {
+      onprogress: (prog) => waiting.next(prog.message ?? ''),
+    });
     const id = /waiting for approval (\S+)/.exec(await waiting.promise)?.[1] as string;
     await asked.promise;
     await p.gate.approvals.decide(id, { approver: BOB, decision: 'grant' });
@@ -176,10 +189,14 @@ describe('approvals in the proxy: elicitation, then the hold', () => {
     const asked = barrier<string>();
     const withdrawn = barrier<void>();
     // The client's handler sees its request cancelled through the SDK's signal.
-    p.client.setRequestHandler(ElicitRequestSchema, (req, extra) => new Promise<ElicitResult>(() => {
-      extra.signal.addEventListener('abort', () => withdrawn.next());
-      asked.next(/Request (\S+),/.exec(req.params.message)?.[1] as string);
-    }));
+    p.client.setRequestHandler(
+      ElicitRequestSchema,
+      (req, extra) =>
+        new Promise<ElicitResult>(() => {
+          extra.signal.addEventListener('abort', () => withdrawn.next());
+          asked.next(/Request (\S+),/.exec(req.params.message)?.[1] as string);
+        }),
+    );
     const call = p.client.callTool({ name: 'fs__write', arguments: { path: '/tmp/g.txt' } });
     const id = await asked.promise;
     await p.gate.approvals.decide(id, { approver: BOB, decision: 'grant' });
@@ -193,7 +210,8 @@ describe('approvals in the proxy: elicitation, then the hold', () => {
     const waiting = barrier<string>();
     const controller = new AbortController();
     const call = p.client.callTool({ name: 'fs__write', arguments: { path: '/tmp/h.txt' } }, undefined, {
-      signal: controller.signal, onprogress: (prog) => waiting.next(prog.message ?? ''),
+      signal: controller.signal,
+      onprogress: (prog) => waiting.next(prog.message ?? ''),
     });
     const id = /waiting for approval (\S+)/.exec(await waiting.promise)?.[1] as string;
     controller.abort('changed my mind');

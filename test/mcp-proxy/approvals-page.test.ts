@@ -27,11 +27,27 @@ describe('the approvals page (HTTP level)', () => {
   async function start(): Promise<{ url: string; origin: string; id: string }> {
     gate = Gate.fromToml(POLICY);
     const approvals = parseConfig({
-      gate: { policy: 'p.toml' }, servers: { pay: { command: 'x' } },
-      approvals: { listen: '127.0.0.1:0', approvers: [{ token: FIN, principal_id: 'fin', roles: ['finance'] }, { token: OPS, principal_id: 'ops' }] },
+      gate: { policy: 'p.toml' },
+      servers: { pay: { command: 'x' } },
+      approvals: {
+        listen: '127.0.0.1:0',
+        approvers: [
+          { token: FIN, principal_id: 'fin', roles: ['finance'] },
+          { token: OPS, principal_id: 'ops' },
+        ],
+      },
     }).approvals;
-    page = await serveApprovalsPage(() => gate, approvals, () => undefined);
-    const v = await gate.evaluate({ principalId: 'bot', principalKind: 'agent', actionName: 'pay.refund', params: { amount: 900, memo: XSS } });
+    page = await serveApprovalsPage(
+      () => gate,
+      approvals,
+      () => undefined,
+    );
+    const v = await gate.evaluate({
+      principalId: 'bot',
+      principalKind: 'agent',
+      actionName: 'pay.refund',
+      params: { amount: 900, memo: XSS },
+    });
     if (v.kind !== 'refuse' || !v.approval) throw new Error('expected APPROVAL_REQUIRED');
     return { url: page.url, origin: page.url.replace(/\/$/, ''), id: v.approval.id };
   }
@@ -78,7 +94,12 @@ describe('the approvals page (HTTP level)', () => {
 
   it('refuses a wrong token', async () => {
     const { url, origin } = await start();
-    const res = await fetch(`${url}login`, { method: 'POST', redirect: 'manual', headers: { ...FORM, origin }, body: form({ token: 'x'.repeat(30) }) });
+    const res = await fetch(`${url}login`, {
+      method: 'POST',
+      redirect: 'manual',
+      headers: { ...FORM, origin },
+      body: form({ token: 'x'.repeat(30) }),
+    });
     expect(res.status).toBe(401);
     expect(res.headers.get('set-cookie')).toBeNull();
   });
@@ -104,7 +125,12 @@ describe('the approvals page (HTTP level)', () => {
   it('says why a decision did not count (not an approver)', async () => {
     const { url, origin, id } = await start();
     const { cookie, csrf } = await signIn(url, origin, OPS);
-    const res = await fetch(`${url}decide`, { method: 'POST', redirect: 'manual', headers: { ...FORM, cookie, origin }, body: form({ id, decision: 'grant', csrf }) });
+    const res = await fetch(`${url}decide`, {
+      method: 'POST',
+      redirect: 'manual',
+      headers: { ...FORM, cookie, origin },
+      body: form({ id, decision: 'grant', csrf }),
+    });
     expect(res.headers.get('location')).toContain('problem=NOT_AN_APPROVER');
     const html = await (await fetch(new URL(res.headers.get('location') as string, url), { headers: { cookie } })).text();
     expect(html).toContain('not among the approvers');
@@ -113,7 +139,12 @@ describe('the approvals page (HTTP level)', () => {
 
   it('takes a bearer token without a browser session (no cookie, no CSRF)', async () => {
     const { url, id } = await start();
-    const res = await fetch(`${url}decide`, { method: 'POST', redirect: 'manual', headers: { ...FORM, authorization: `Bearer ${FIN}` }, body: form({ id, decision: 'deny', note: 'no' }) });
+    const res = await fetch(`${url}decide`, {
+      method: 'POST',
+      redirect: 'manual',
+      headers: { ...FORM, authorization: `Bearer ${FIN}` },
+      body: form({ id, decision: 'deny', note: 'no' }),
+    });
     expect(res.status).toBe(303);
     expect((await gate.approvals.get(id))?.status).toBe('denied');
   });
@@ -132,7 +163,12 @@ describe('the approvals page (HTTP level)', () => {
     });
     expect(status).toBe(403);
     const { cookie, csrf } = await signIn(url, origin);
-    const out = await fetch(`${url}logout`, { method: 'POST', redirect: 'manual', headers: { ...FORM, cookie, origin }, body: form({ csrf }) });
+    const out = await fetch(`${url}logout`, {
+      method: 'POST',
+      redirect: 'manual',
+      headers: { ...FORM, cookie, origin },
+      body: form({ csrf }),
+    });
     expect(out.status).toBe(303);
     expect(await (await fetch(url, { headers: { cookie } })).text()).toContain('action="/login"');
   });

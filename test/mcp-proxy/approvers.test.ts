@@ -6,20 +6,31 @@ const TOKEN = 'alice-approver-token-0123456789';
 
 function approvals(extra: Record<string, unknown> = {}) {
   return parseConfig({
-    gate: { policy: 'p.toml' }, servers: { fs: { command: 'x' } },
-    approvals: { approvers: [{ principal_id: 'alice', roles: ['fs-owner'], token: TOKEN }, { principal_id: 'ops', principal_kind: 'service' }], ...extra },
+    gate: { policy: 'p.toml' },
+    servers: { fs: { command: 'x' } },
+    approvals: {
+      approvers: [
+        { principal_id: 'alice', roles: ['fs-owner'], token: TOKEN },
+        { principal_id: 'ops', principal_kind: 'service' },
+      ],
+      ...extra,
+    },
   }).approvals;
 }
 
 const AGENT = { principalId: 'alice-laptop', principalKind: 'agent' as const, roles: ['dev'] };
 
 describe('who decides on each channel', () => {
-  it('the person at a stdio client is <caller>#user, a user without the agent\'s roles', () => {
+  it("the person at a stdio client is <caller>#user, a user without the agent's roles", () => {
     expect(humanAtClient(approvals(), AGENT, AGENT)).toEqual({ id: 'alice-laptop#user', kind: 'user', roles: [] });
   });
 
   it('client_approver names them, with the kind and roles of their approvers entry', () => {
-    expect(humanAtClient(approvals({ client_approver: 'alice' }), AGENT, AGENT)).toEqual({ id: 'alice', kind: 'user', roles: ['fs-owner'] });
+    expect(humanAtClient(approvals({ client_approver: 'alice' }), AGENT, AGENT)).toEqual({
+      id: 'alice',
+      kind: 'user',
+      roles: ['fs-owner'],
+    });
     expect(humanAtClient(approvals({ client_approver: 'carol' }), AGENT, AGENT)).toEqual({ id: 'carol', kind: 'user', roles: [] });
   });
 

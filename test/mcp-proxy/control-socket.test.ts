@@ -19,7 +19,8 @@ approval = { approvers = ["role:finance"] }
 
 function approvalsConfig(socketDir: string): ApprovalsConfig {
   return parseConfig({
-    gate: { policy: 'p.toml' }, servers: { pay: { command: 'x' } },
+    gate: { policy: 'p.toml' },
+    servers: { pay: { command: 'x' } },
     approvals: { socket_dir: socketDir, approvers: [{ principal_id: 'fin', roles: ['finance'] }] },
   }).approvals;
 }
@@ -57,7 +58,11 @@ describe('the approvals socket of a running proxy', () => {
   });
 
   async function serve(gate: Gate, approvals: ApprovalsConfig): Promise<ControlSocket> {
-    const socket = await serveControlSocket(() => gate, approvals, () => undefined);
+    const socket = await serveControlSocket(
+      () => gate,
+      approvals,
+      () => undefined,
+    );
     open.push(socket, gate);
     return socket;
   }

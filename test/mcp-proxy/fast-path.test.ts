@@ -15,11 +15,15 @@ describe('the stdio tools/call fast path and a client that reuses a JSON-RPC id'
     const fx = new FakeUpstream([tool('slow'), tool('fast')]);
     let release: (() => void) | undefined;
     const cancelled: unknown[] = [];
-    fx.respond = (params) => (params.name === 'slow'
-      ? new Promise((r) => (release = () => r({ content: [{ type: 'text', text: 'slow done' }] }))) as never
-      : { content: [{ type: 'text', text: 'fast done' }] });
+    fx.respond = (params) =>
+      params.name === 'slow'
+        ? (new Promise((r) => (release = () => r({ content: [{ type: 'text', text: 'slow done' }] }))) as never)
+        : { content: [{ type: 'text', text: 'fast done' }] };
     proxy = await inProcessProxy({ policy: POLICY, upstreams: { fx } });
-    (fx.server as NonNullable<FakeUpstream['server']>).setNotificationHandler(CancelledNotificationSchema, (n) => void cancelled.push(n.params));
+    (fx.server as NonNullable<FakeUpstream['server']>).setNotificationHandler(
+      CancelledNotificationSchema,
+      (n) => void cancelled.push(n.params),
+    );
     // A raw client on its own session, so it can send what the SDK client never would.
     const raw = await rawClient(proxy);
     const call = (name: string, id = 7) => raw.send({ jsonrpc: '2.0', id, method: 'tools/call', params: { name, arguments: {} } });
@@ -38,7 +42,7 @@ describe('the stdio tools/call fast path and a client that reuses a JSON-RPC id'
     release?.();
     // A later call's answer: whatever the slow one would have answered came before it.
     await call('fx__fast', 8);
-    await until('the later call\'s answer', () => raw.got.some((m) => 'id' in m && m.id === 8));
+    await until("the later call's answer", () => raw.got.some((m) => 'id' in m && m.id === 8));
     // Cancelled: no result for id 7 beyond the refusal.
     expect(raw.got.filter((m) => 'id' in m && m.id === 7)).toHaveLength(1);
     await raw.close();

@@ -34,14 +34,21 @@ effect = "permit"
 conditions = [{ action = "docs.search" }]
 `;
 
-const docs = (): FakeUpstream => new FakeUpstream([tool('search')], {
-  resources: [{ uri: 'file:///docs/a.md', name: 'a' }, { uri: 'file:///secret/key.pem', name: 'key' }],
-  prompts: [{ name: 'summary', arguments: [{ name: 'topic' }] }, { name: 'leak' }],
-});
+const docs = (): FakeUpstream =>
+  new FakeUpstream([tool('search')], {
+    resources: [
+      { uri: 'file:///docs/a.md', name: 'a' },
+      { uri: 'file:///secret/key.pem', name: 'key' },
+    ],
+    prompts: [{ name: 'summary', arguments: [{ name: 'topic' }] }, { name: 'leak' }],
+  });
 
 /** The JSON-RPC error a request failed with (the SDK client rethrows it as an McpError). */
 async function errorOf(p: Promise<unknown>): Promise<McpError> {
-  const err = await p.then(() => undefined, (e: unknown) => e);
+  const err = await p.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
   expect(err).toBeInstanceOf(McpError);
   return err as McpError;
 }
@@ -64,7 +71,9 @@ describe('[gate] gate_resources', () => {
 
   it('is off by default, and only a boolean is accepted', () => {
     expect(parseConfig({ gate: { policy: 'p.toml' }, servers: { a: { command: 'x' } } }).gate.gateResources).toBe(false);
-    expect(parseConfig({ gate: { policy: 'p.toml', gate_resources: true }, servers: { a: { command: 'x' } } }).gate.gateResources).toBe(true);
+    expect(parseConfig({ gate: { policy: 'p.toml', gate_resources: true }, servers: { a: { command: 'x' } } }).gate.gateResources).toBe(
+      true,
+    );
     expect(() => parseConfig({ gate: { policy: 'p.toml', gate_resources: 'yes' }, servers: { a: { command: 'x' } } })).toThrow(ConfigError);
   });
 
@@ -73,7 +82,9 @@ describe('[gate] gate_resources', () => {
     proxy = await inProcessProxy({ policy: POLICY, upstreams: { docs: up } });
     const bob = await proxy.connect(BOB);
     expect((await bob.listResources()).resources.map((r) => r.uri)).toEqual(['file:///docs/a.md', 'file:///secret/key.pem']);
-    expect((await bob.readResource({ uri: 'file:///secret/key.pem' })).contents[0]).toMatchObject({ text: 'contents of file:///secret/key.pem' });
+    expect((await bob.readResource({ uri: 'file:///secret/key.pem' })).contents[0]).toMatchObject({
+      text: 'contents of file:///secret/key.pem',
+    });
     expect((await bob.listPrompts()).prompts.map((p) => p.name).sort()).toEqual(['docs__leak', 'docs__summary']);
     await bob.getPrompt({ name: 'docs__leak' });
     expect(up.promptGets).toHaveLength(1);
@@ -82,7 +93,12 @@ describe('[gate] gate_resources', () => {
   it('gates resources/read per principal: a refusal is a JSON-RPC error and nothing reaches the server', async () => {
     const up = docs();
     const events: GateEvent[] = [];
-    proxy = await inProcessProxy({ policy: POLICY, upstreams: { docs: up }, gate: { gate_resources: true }, gateOptions: { audit: { append: async (e) => void events.push(e) } } });
+    proxy = await inProcessProxy({
+      policy: POLICY,
+      upstreams: { docs: up },
+      gate: { gate_resources: true },
+      gateOptions: { audit: { append: async (e) => void events.push(e) } },
+    });
     const read = await proxy.client.readResource({ uri: 'file:///docs/a.md' });
     expect(read.contents[0]).toMatchObject({ text: 'contents of file:///docs/a.md' });
 
@@ -152,7 +168,10 @@ describe('[gate] gate_resources', () => {
   it('forwards the permit and drops a permit the client supplied', async () => {
     const up = docs();
     proxy = await inProcessProxy({ policy: POLICY, upstreams: { docs: up }, gate: { gate_resources: true } });
-    await (proxy.client as Client).readResource({ uri: 'file:///docs/a.md', _meta: { 'dev.kavach/permit': 'kv1.forged', 'com.example/trace': 't' } });
+    await (proxy.client as Client).readResource({
+      uri: 'file:///docs/a.md',
+      _meta: { 'dev.kavach/permit': 'kv1.forged', 'com.example/trace': 't' },
+    });
     // No signing key here, so no permit of Kavach's own; the forged one is gone, the client's trace stays.
     expect(up.reads[0]?._meta).toEqual({ 'com.example/trace': 't' });
   });
@@ -165,7 +184,12 @@ describe('[gate] gate_resources', () => {
     await proxy.client.readResource({ uri: 'file:///docs/a.md' });
     const token = up.reads[0]?._meta?.['dev.kavach/permit'];
     expect(typeof token).toBe('string');
-    const verifier = new PermitVerifier({ keys: PublicKeyDirectory.inMemory(kp.publicKeys()), mode: 'pq', audience: 'docs', replay: new InMemoryReplayStore() });
+    const verifier = new PermitVerifier({
+      keys: PublicKeyDirectory.inMemory(kp.publicKeys()),
+      mode: 'pq',
+      audience: 'docs',
+      replay: new InMemoryReplayStore(),
+    });
     const claims = await verifier.verify(token as string, { action: 'docs.resources/read', args: { uri: 'file:///docs/a.md' } });
     expect(claims.sub).toBe('alice');
   });
@@ -175,7 +199,9 @@ describe('[gate] gate_resources', () => {
     proxy = await inProcessProxy({ policy: POLICY, upstreams: { docs: up }, gate: { gate_resources: true } });
     const bob = await proxy.connect(BOB);
     expectRefusal(await errorOf(bob.readResource({ uri: 'file:///secret/key.pem' })), 'NO_POLICY_MATCH');
-    proxy.gate.reload('[[policy]]\nname = "bob-secrets"\neffect = "permit"\nconditions = [{ identity_id = "bob" }, { action = "docs.resources/read" }]\n');
+    proxy.gate.reload(
+      '[[policy]]\nname = "bob-secrets"\neffect = "permit"\nconditions = [{ identity_id = "bob" }, { action = "docs.resources/read" }]\n',
+    );
     await proxy.core.refreshVisibility();
     expect((await bob.listResources()).resources).toHaveLength(2);
     await bob.readResource({ uri: 'file:///secret/key.pem' });
@@ -198,11 +224,19 @@ describe('[gate] gate_resources', () => {
     const a = new ScriptedUpstream([tool('a')], counted);
     a.resources = [{ uri: 'res://a', name: 'a' }];
     const b = new FakeUpstream([tool('b')], { resources: [{ uri: 'res://b', name: 'b' }] });
-    proxy = await inProcessProxy({ policy: '[[policy]]\nname = "all"\neffect = "permit"\nconditions = [{ action = "*" }]\n', upstreams: { a, b }, gate: { gate_resources: true } });
+    proxy = await inProcessProxy({
+      policy: '[[policy]]\nname = "all"\neffect = "permit"\nconditions = [{ action = "*" }]\n',
+      upstreams: { a, b },
+      gate: { gate_resources: true },
+    });
     expect((await proxy.client.readResource({ uri: 'res://a' })).contents).toHaveLength(1);
     const before = { lists, templateLists };
 
-    const unlisted = (i: number) => proxy!.client.readResource({ uri: `res://nobody/${i}` }).then(() => 'read', () => 'refused');
+    const unlisted = (i: number) =>
+      proxy!.client.readResource({ uri: `res://nobody/${i}` }).then(
+        () => 'read',
+        () => 'refused',
+      );
     expect(await Promise.all(Array.from({ length: 20 }, (_, i) => unlisted(i)))).toEqual(Array(20).fill('refused'));
     for (let i = 0; i < 20; i++) expect(await unlisted(100 + i)).toBe('refused');
 

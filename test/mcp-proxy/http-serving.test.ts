@@ -28,7 +28,9 @@ describe('serving Streamable HTTP', () => {
       const res = await fetch(url, {
         method: 'POST',
         headers: {
-          authorization: `Bearer ${TOKEN}`, accept: 'application/json, text/event-stream', 'content-type': 'application/json',
+          authorization: `Bearer ${TOKEN}`,
+          accept: 'application/json, text/event-stream',
+          'content-type': 'application/json',
           ...(session ? { 'mcp-session-id': session, 'mcp-protocol-version': '2025-06-18' } : {}),
         },
         body: JSON.stringify(body),
@@ -37,7 +39,12 @@ describe('serving Streamable HTTP', () => {
       return res;
     };
     const open = async () => {
-      const res = await post({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 't', version: '1' } } });
+      const res = await post({
+        jsonrpc: '2.0',
+        id: 1,
+        method: 'initialize',
+        params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 't', version: '1' } },
+      });
       expect(res.status).toBe(200);
       return res.headers.get('mcp-session-id') as string;
     };
@@ -69,34 +76,48 @@ describe('serving Streamable HTTP', () => {
   });
 
   /** One POST from a chosen loopback address (the whole 127/8 is local on Linux). */
-  const postFrom = (url: URL, from: string, body: unknown, session?: string) => new Promise<{ status: number; session: string | undefined; text: string }>((resolve, reject) => {
-    const req = request(url, {
-      method: 'POST',
-      localAddress: from,
-      headers: {
-        host: url.host, authorization: `Bearer ${TOKEN}`, accept: 'application/json, text/event-stream', 'content-type': 'application/json',
-        ...(session ? { 'mcp-session-id': session, 'mcp-protocol-version': '2025-06-18' } : {}),
-      },
-    }, (res) => {
-      let text = '';
-      res.setEncoding('utf8');
-      res.on('data', (c: string) => (text += c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, session: res.headers['mcp-session-id'] as string | undefined, text }));
+  const postFrom = (url: URL, from: string, body: unknown, session?: string) =>
+    new Promise<{ status: number; session: string | undefined; text: string }>((resolve, reject) => {
+      const req = request(
+        url,
+        {
+          method: 'POST',
+          localAddress: from,
+          headers: {
+            host: url.host,
+            authorization: `Bearer ${TOKEN}`,
+            accept: 'application/json, text/event-stream',
+            'content-type': 'application/json',
+            ...(session ? { 'mcp-session-id': session, 'mcp-protocol-version': '2025-06-18' } : {}),
+          },
+        },
+        (res) => {
+          let text = '';
+          res.setEncoding('utf8');
+          res.on('data', (c: string) => (text += c));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, session: res.headers['mcp-session-id'] as string | undefined, text }));
+        },
+      );
+      req.on('error', reject);
+      req.end(JSON.stringify(body));
     });
-    req.on('error', reject);
-    req.end(JSON.stringify(body));
-  });
 
   it('judges each request by the address it came from, not the one that opened the session (ip_in, IP drift)', async () => {
     const fx = new FakeUpstream([tool('a')]);
     proxy = await inProcessProxy({
-      policy: '[[policy]]\nname = "from-here"\neffect = "permit"\nconditions = [{ action = "fx.*" }, { ip_in = { cidrs = ["127.0.0.1/32"] } }]\n',
+      policy:
+        '[[policy]]\nname = "from-here"\neffect = "permit"\nconditions = [{ action = "fx.*" }, { ip_in = { cidrs = ["127.0.0.1/32"] } }]\n',
       upstreams: { fx },
       http: { clients: [{ token: TOKEN, principal_id: 'ci-bot', principal_kind: 'service' }] },
     });
     http = await serveHttp({ config: proxy.config, core: proxy.core } as ProxyRuntime, '127.0.0.1:0');
     const url = new URL(`http://${http.address}/mcp`);
-    const opened = await postFrom(url, '127.0.0.1', { jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 't', version: '1' } } });
+    const opened = await postFrom(url, '127.0.0.1', {
+      jsonrpc: '2.0',
+      id: 1,
+      method: 'initialize',
+      params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 't', version: '1' } },
+    });
     expect(opened.status).toBe(200);
     const session = opened.session as string;
     await postFrom(url, '127.0.0.1', { jsonrpc: '2.0', method: 'notifications/initialized' }, session);

@@ -2,9 +2,25 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
 import { Server } from '@modelcontextprotocol/sdk/server/index.js';
 import {
-  CallToolRequestSchema, CompleteRequestSchema, GetPromptRequestSchema, ListPromptsRequestSchema, ListResourcesRequestSchema, ListResourceTemplatesRequestSchema, ListToolsRequestSchema,
-  McpError, ReadResourceRequestSchema, SetLevelRequestSchema, SubscribeRequestSchema, UnsubscribeRequestSchema,
-  type CallToolResult, type ClientCapabilities, type JSONRPCMessage, type Prompt, type Resource, type ResourceTemplate, type Tool,
+  CallToolRequestSchema,
+  CompleteRequestSchema,
+  GetPromptRequestSchema,
+  ListPromptsRequestSchema,
+  ListResourcesRequestSchema,
+  ListResourceTemplatesRequestSchema,
+  ListToolsRequestSchema,
+  McpError,
+  ReadResourceRequestSchema,
+  SetLevelRequestSchema,
+  SubscribeRequestSchema,
+  UnsubscribeRequestSchema,
+  type CallToolResult,
+  type ClientCapabilities,
+  type JSONRPCMessage,
+  type Prompt,
+  type Resource,
+  type ResourceTemplate,
+  type Tool,
 } from '@modelcontextprotocol/sdk/types.js';
 import { Gate, type GateOptions } from '../../src/engine/gate.ts';
 import { parseConfig, type PrincipalConfig, type ProxyConfig } from '../../src/mcp-proxy/config.ts';
@@ -47,7 +63,10 @@ export class FakeUpstream {
   /** A fresh server per connection, as a restarted process would be. */
   connect(): InMemoryTransport {
     const [ours, theirs] = InMemoryTransport.createLinkedPair();
-    const server = new Server({ name: 'fake', version: '1.0.0' }, { capabilities: { tools: { listChanged: true }, resources: { subscribe: true }, prompts: {}, logging: {}, completions: {} } });
+    const server = new Server(
+      { name: 'fake', version: '1.0.0' },
+      { capabilities: { tools: { listChanged: true }, resources: { subscribe: true }, prompts: {}, logging: {}, completions: {} } },
+    );
     server.setRequestHandler(ListResourcesRequestSchema, () => ({ resources: this.resources }));
     server.setRequestHandler(ListResourceTemplatesRequestSchema, () => ({ resourceTemplates: this.resourceTemplates }));
     server.setRequestHandler(ReadResourceRequestSchema, (request) => {
@@ -130,7 +149,10 @@ export async function until(what: string, probe: () => boolean | Promise<boolean
  * proxy side serialises on send, as LineServerTransport does. `got` keeps only answers: the
  * session also hears list-changed notifications.
  */
-export async function rawClient(p: InProcessProxy, principal: PrincipalConfig = ALICE): Promise<{
+export async function rawClient(
+  p: InProcessProxy,
+  principal: PrincipalConfig = ALICE,
+): Promise<{
   got: JSONRPCMessage[];
   send: (m: JSONRPCMessage) => Promise<void>;
   close: () => Promise<void>;
@@ -189,7 +211,10 @@ export async function inProcessProxy(opts: {
   const servers: Record<string, unknown> = {};
   for (const name of Object.keys(opts.upstreams)) servers[name] = { command: 'unused' };
   const config = parseConfig({
-    gate: { policy: 'unused.toml', ...opts.gate }, servers, tools: { pinning: opts.pins !== undefined, ...opts.tools }, ...(opts.http ? { http: opts.http } : {}),
+    gate: { policy: 'unused.toml', ...opts.gate },
+    servers,
+    tools: { pinning: opts.pins !== undefined, ...opts.tools },
+    ...(opts.http ? { http: opts.http } : {}),
     ...(opts.approvals ? { approvals: opts.approvals } : {}),
   });
   const gate = Gate.fromToml(opts.policy, opts.gateOptions);

@@ -8,7 +8,6 @@ import type { ClientName } from '../../src/mcp-proxy/install-entries.ts';
 import { cleanup, tempDir } from '../e2e/proxy-harness.ts';
 
 const FIXTURES = resolve(import.meta.dirname, 'fixtures/clients');
-const LAUNCH = { command: '/usr/bin/node', args: ['/opt/kavach/bin/kavach.js', 'mcp', '--config'] };
 
 interface Staged {
   root: string;
@@ -39,11 +38,22 @@ function walk(dir: string): string[] {
   return readdirSync(dir, { withFileTypes: true }).flatMap((d) => (d.isDirectory() ? walk(join(dir, d.name)) : [join(dir, d.name)]));
 }
 
-async function run(kind: 'install' | 'uninstall', client: ClientName, s: Staged, extra: Partial<InstallRequest> = {}): Promise<{ code: number; out: string }> {
+async function run(
+  kind: 'install' | 'uninstall',
+  client: ClientName,
+  s: Staged,
+  extra: Partial<InstallRequest> = {},
+): Promise<{ code: number; out: string }> {
   let out = '';
   const req: InstallRequest = {
-    client, dryRun: false, allowPartial: false, env: { HOME: s.home }, platform: 'linux', cwd: s.project,
-    out: (t) => void (out += t), ...extra,
+    client,
+    dryRun: false,
+    allowPartial: false,
+    env: { HOME: s.home },
+    platform: 'linux',
+    cwd: s.project,
+    out: (t) => void (out += t),
+    ...extra,
   };
   const code = await (kind === 'install' ? runInstall : runUninstall)(req);
   return { code, out };
@@ -56,7 +66,10 @@ function kavachConfigs(home: string): Map<string, ProxyConfig> {
   const dir = join(home, '.kavach');
   const out = new Map<string, ProxyConfig>();
   if (!existsSync(dir)) return out;
-  const anything = new Proxy({}, { get: (_t, k) => (k === 'KAVACH_API_BASE_URL' ? 'https://api.example.com' : typeof k === 'string' ? 'x' : undefined) });
+  const anything = new Proxy(
+    {},
+    { get: (_t, k) => (k === 'KAVACH_API_BASE_URL' ? 'https://api.example.com' : typeof k === 'string' ? 'x' : undefined) },
+  );
   for (const id of readdirSync(dir)) {
     const file = join(dir, id, 'kavach.toml');
     out.set(id, parseConfigText(readFileSync(file, 'utf8'), 'toml', { file, env: anything }));
@@ -77,7 +90,10 @@ function leftAlone(out: string): string[] {
 describe('kavach mcp install, against real-shaped configs of each client and every scope', () => {
   it('Claude Code: user, local (every project) and project scope each get their own entry and kavach.toml; nothing is passed over in silence', async () => {
     const s = stage('claude-code');
-    const before = { user: readFileSync(join(s.home, '.claude.json'), 'utf8'), project: readFileSync(join(s.project, '.mcp.json'), 'utf8') };
+    const before = {
+      user: readFileSync(join(s.home, '.claude.json'), 'utf8'),
+      project: readFileSync(join(s.project, '.mcp.json'), 'utf8'),
+    };
     const { code, out } = await run('install', 'claude-code', s);
     expect(code, out).toBe(1);
     expect(out).not.toContain('every server already runs behind kavach');
@@ -85,7 +101,11 @@ describe('kavach mcp install, against real-shaped configs of each client and eve
     expect(out).toMatch(/left alone, NOT guarded: puppeteer in Claude Code, project scope of .*other.*--project /);
     expect(out).toContain('3 server(s) left alone and NOT guarded');
 
-    const user = json(join(s.home, '.claude.json')) as { numStartups: number; mcpServers: Record<string, { args?: string[] }>; projects: Record<string, { mcpServers: Record<string, unknown>; hasTrustDialogAccepted: boolean }> };
+    const user = json(join(s.home, '.claude.json')) as {
+      numStartups: number;
+      mcpServers: Record<string, { args?: string[] }>;
+      projects: Record<string, { mcpServers: Record<string, unknown>; hasTrustDialogAccepted: boolean }>;
+    };
     expect(user.numStartups).toBe(42);
     expect(Object.keys(user.mcpServers).sort()).toEqual(['kavach', 'linear']);
     expect(Object.keys(user.projects[s.project]?.mcpServers ?? {}).sort()).toEqual(['kavach-local', 'sentry']);
@@ -94,7 +114,8 @@ describe('kavach mcp install, against real-shaped configs of each client and eve
     expect(Object.keys(mcpJson.mcpServers)).toEqual(['kavach-project']);
     // ${VAR:-default} is Claude Code's: it still fills it in, now in the proxy's entry.
     expect(mcpJson.mcpServers['kavach-project']?.env).toEqual({
-      KAVACH_DATABASE_URL: '${DATABASE_URL:-postgres://localhost/dev}', KAVACH_API_BASE_URL: '${API_BASE_URL:-https://api.example.com}',
+      KAVACH_DATABASE_URL: '${DATABASE_URL:-postgres://localhost/dev}',
+      KAVACH_API_BASE_URL: '${API_BASE_URL:-https://api.example.com}',
     });
 
     const configs = kavachConfigs(s.home);
@@ -102,8 +123,14 @@ describe('kavach mcp install, against real-shaped configs of each client and eve
     expect(servers(configs, 'claude-code-local-')).toEqual(['filesystem', 'github']);
     expect(servers(configs, 'claude-code-project-')).toEqual(['api', 'db']);
     const project = [...configs].find(([id]) => id.startsWith('claude-code-project-'))?.[1];
-    expect(project?.servers.find((x) => x.name === 'db')).toMatchObject({ command: join(s.project, 'scripts/db-mcp.sh'), env: { DATABASE_URL: 'x' } });
-    expect(project?.servers.find((x) => x.name === 'api')).toMatchObject({ url: 'https://api.example.com/mcp', headers: { Authorization: 'Bearer x' } });
+    expect(project?.servers.find((x) => x.name === 'db')).toMatchObject({
+      command: join(s.project, 'scripts/db-mcp.sh'),
+      env: { DATABASE_URL: 'x' },
+    });
+    expect(project?.servers.find((x) => x.name === 'api')).toMatchObject({
+      url: 'https://api.example.com/mcp',
+      headers: { Authorization: 'Bearer x' },
+    });
 
     const again = await run('install', 'claude-code', s, { allowPartial: true });
     expect(again.code, again.out).toBe(0);
@@ -121,7 +148,7 @@ describe('kavach mcp install, against real-shaped configs of each client and eve
     const { code, out } = await run('install', 'claude-code', s, { scope: 'local', allowPartial: true });
     expect(code, out).toBe(0);
     expect(leftAlone(out)).toEqual(['sentry']);
-    expect(Object.keys((json(join(s.home, '.claude.json')).mcpServers as object))).toEqual(['memory', 'linear']);
+    expect(Object.keys(json(join(s.home, '.claude.json')).mcpServers as object)).toEqual(['memory', 'linear']);
     expect(readFileSync(join(s.project, '.mcp.json'), 'utf8')).toContain('"db"');
   });
 
@@ -133,13 +160,22 @@ describe('kavach mcp install, against real-shaped configs of each client and eve
     const user = json(join(s.home, '.config/Code/User/mcp.json')) as { servers: Record<string, { type: string }> };
     expect(Object.keys(user.servers)).toEqual(['kavach']);
     expect(user.servers.kavach?.type).toBe('stdio');
-    const ws = json(join(s.project, '.vscode/mcp.json')) as { inputs: unknown[]; servers: Record<string, { env?: Record<string, string> }> };
+    const ws = json(join(s.project, '.vscode/mcp.json')) as {
+      inputs: unknown[];
+      servers: Record<string, { env?: Record<string, string> }>;
+    };
     expect(ws.inputs).toHaveLength(1);
     expect(Object.keys(ws.servers).sort()).toEqual(['github', 'kavach-workspace']);
-    expect(ws.servers['kavach-workspace']?.env).toEqual({ KAVACH_INPUT_PERPLEXITY_KEY: '${input:perplexity-key}', KAVACH_WORKSPACEFOLDER: '${workspaceFolder}' });
+    expect(ws.servers['kavach-workspace']?.env).toEqual({
+      KAVACH_INPUT_PERPLEXITY_KEY: '${input:perplexity-key}',
+      KAVACH_WORKSPACEFOLDER: '${workspaceFolder}',
+    });
     const configs = kavachConfigs(s.home);
     expect(servers(configs, 'vscode')).toEqual(['fetch']);
-    const toml = readFileSync(join(s.home, '.kavach', [...configs.keys()].find((id) => id.startsWith('vscode-workspace-')) as string, 'kavach.toml'), 'utf8');
+    const toml = readFileSync(
+      join(s.home, '.kavach', [...configs.keys()].find((id) => id.startsWith('vscode-workspace-')) as string, 'kavach.toml'),
+      'utf8',
+    );
     expect(parseToml(toml)).toMatchObject({
       servers: {
         perplexity: { env: { PERPLEXITY_API_KEY: '${KAVACH_INPUT_PERPLEXITY_KEY}' } },
@@ -163,7 +199,9 @@ describe('kavach mcp install, against real-shaped configs of each client and eve
     const { code, out } = await run('install', 'claude-desktop', s);
     expect(code, out).toBe(0);
     expect(leftAlone(out)).toEqual([]);
-    expect(out.trimEnd().split('\n').at(-1)).toMatch(/kavach\.js audit report .*\.kavach\/claude-desktop\/audit\/mcp-\*\.jsonl --keys .*public\.json --out .*report\.html$/);
+    expect(out.trimEnd().split('\n').at(-1)).toMatch(
+      /kavach\.js audit report .*\.kavach\/claude-desktop\/audit\/mcp-\*\.jsonl --keys .*public\.json --out .*report\.html$/,
+    );
     const config = kavachConfigs(s.home).get('claude-desktop');
     expect(config?.gate.observeOnly).toBe(true);
     expect(config?.audit).toMatchObject({ recordArgs: true, redact: expect.arrayContaining(['/content', '/password']) });
@@ -180,7 +218,10 @@ describe('kavach mcp install, against real-shaped configs of each client and eve
     expect(leftAlone(out)).toEqual(['experimental', 'legacy-sse', 'shell']);
     expect(out).toMatch(/shell in Gemini CLI, user scope .*excludeTools/);
     expect(out).toContain('git: not carried over (the proxy does not use them): timeout, trust');
-    const user = json(join(s.home, '.gemini/settings.json')) as { theme: string; mcpServers: Record<string, { env?: Record<string, string> }> };
+    const user = json(join(s.home, '.gemini/settings.json')) as {
+      theme: string;
+      mcpServers: Record<string, { env?: Record<string, string> }>;
+    };
     expect(user.theme).toBe('Default');
     expect(user.mcpServers.kavach?.env).toEqual({ KAVACH_CONTEXT7_API_KEY: '$CONTEXT7_API_KEY' });
     const configs = kavachConfigs(s.home);
@@ -199,7 +240,13 @@ describe('kavach mcp install, against real-shaped configs of each client and eve
     expect(out).toMatch(/chrome in Codex, user scope .*enabled_tools/);
     expect(out).toMatch(/old-one in Codex, user scope .*disabled in the client/);
     const text = readFileSync(file, 'utf8');
-    for (const kept of ['# Codex settings (hand-edited)', '# keep this comment: it is about the sandbox', '[projects."/home/alice/work"]', '[sandbox_workspace_write]', '[mcp_servers.old-one]']) {
+    for (const kept of [
+      '# Codex settings (hand-edited)',
+      '# keep this comment: it is about the sandbox',
+      '[projects."/home/alice/work"]',
+      '[sandbox_workspace_write]',
+      '[mcp_servers.old-one]',
+    ]) {
       expect(text).toContain(kept);
     }
     expect(out).not.toContain('cannot be kept');
@@ -207,11 +254,14 @@ describe('kavach mcp install, against real-shaped configs of each client and eve
     expect(doc.model).toBe('gpt-5-codex');
     expect(Object.keys(doc.mcp_servers).sort()).toEqual(['chrome', 'kavach', 'old-one']);
     expect(doc.mcp_servers.kavach).toMatchObject({ startup_timeout_sec: 20, tool_timeout_sec: 120 });
-    expect((doc.mcp_servers.kavach?.env_vars as string[]).sort()).toEqual(['DISPLAY', 'FIGMA_OAUTH_TOKEN']);
+    expect(((doc.mcp_servers.kavach?.env_vars as string[] | undefined) ?? []).sort()).toEqual(['DISPLAY', 'FIGMA_OAUTH_TOKEN']);
     const configs = kavachConfigs(s.home);
     expect(servers(configs, 'codex')).toEqual(['context7', 'figma', 'playwright']);
     const codex = configs.get('codex');
-    expect(codex?.servers.find((x) => x.name === 'figma')).toMatchObject({ url: 'https://mcp.figma.com/mcp', headers: { Authorization: 'Bearer x', 'X-Figma-Region': 'us-east-1' } });
+    expect(codex?.servers.find((x) => x.name === 'figma')).toMatchObject({
+      url: 'https://mcp.figma.com/mcp',
+      headers: { Authorization: 'Bearer x', 'X-Figma-Region': 'us-east-1' },
+    });
     expect(codex?.servers.find((x) => x.name === 'context7')).toMatchObject({ env: { DEFAULT_MINIMUM_TOKENS: '10000' } });
     expect(servers(configs, 'codex-project-')).toEqual(['repo-tools']);
 

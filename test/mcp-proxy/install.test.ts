@@ -38,7 +38,9 @@ describe('kavach mcp install / uninstall', () => {
     expect(run.code, run.stderr).toBe(1);
     expect(run.stdout).toMatch(/left alone, NOT guarded: legacy in Claude Desktop, user scope .*: an SSE server/);
     expect(run.stdout).toContain('1 server(s) left alone and NOT guarded');
-    const after = JSON.parse(readFileSync(file, 'utf8')) as typeof ORIGINAL & { mcpServers: Record<string, { command: string; args: string[] }> };
+    const after = JSON.parse(readFileSync(file, 'utf8')) as typeof ORIGINAL & {
+      mcpServers: Record<string, { command: string; args: string[] }>;
+    };
     expect(after.globalShortcut).toBe('Ctrl+Space');
     expect(Object.keys(after.mcpServers).sort()).toEqual(['kavach', 'legacy']);
     expect(after.mcpServers.kavach?.args.slice(-3)).toEqual(['mcp', '--config', config]);
@@ -60,8 +62,18 @@ describe('kavach mcp install / uninstall', () => {
   });
 
   it('writes the VS Code shape (servers, type stdio)', () => {
-    const plan = planInstall({ servers: { git: { type: 'stdio', command: 'uvx', args: ['mcp-server-git'] } }, inputs: [] }, 'vscode', { command: '/usr/bin/node', args: ['/opt/kavach/bin/kavach.js', 'mcp', '--config', '/c/kavach.toml'] }, new Set());
-    expect(plan.next).toEqual({ servers: { kavach: { type: 'stdio', command: '/usr/bin/node', args: ['/opt/kavach/bin/kavach.js', 'mcp', '--config', '/c/kavach.toml'] } }, inputs: [] });
+    const plan = planInstall(
+      { servers: { git: { type: 'stdio', command: 'uvx', args: ['mcp-server-git'] } }, inputs: [] },
+      'vscode',
+      { command: '/usr/bin/node', args: ['/opt/kavach/bin/kavach.js', 'mcp', '--config', '/c/kavach.toml'] },
+      new Set(),
+    );
+    expect(plan.next).toEqual({
+      servers: {
+        kavach: { type: 'stdio', command: '/usr/bin/node', args: ['/opt/kavach/bin/kavach.js', 'mcp', '--config', '/c/kavach.toml'] },
+      },
+      inputs: [],
+    });
     expect(plan.moved[0]).toMatchObject({ kavachName: 'git', server: { command: 'uvx', args: ['mcp-server-git'], env: {} } });
     expect(isProxyEntry((plan.next.servers as Record<string, { args: string[] }>).kavach as { args: string[] })).toBe(true);
   });
@@ -76,18 +88,35 @@ describe('kavach mcp install / uninstall', () => {
 
   it('routes client-side variables (Cursor ${env:…}, Claude Code ${VAR:-default}) and keeps the ${VAR} both read from the environment', () => {
     const launch = { command: 'node', args: ['kavach.js', 'mcp', '--config', '/c/k.toml'] };
-    const cursor = planInstall({ mcpServers: { gh: { command: 'gh-mcp', env: { TOKEN: '${env:GH_TOKEN}' } }, git: { command: 'uvx', args: ['${userHome}/repo'] } } }, 'cursor', launch, new Set());
+    const cursor = planInstall(
+      { mcpServers: { gh: { command: 'gh-mcp', env: { TOKEN: '${env:GH_TOKEN}' } }, git: { command: 'uvx', args: ['${userHome}/repo'] } } },
+      'cursor',
+      launch,
+      new Set(),
+    );
     expect(cursor.skipped).toEqual([]);
     expect(cursor.moved.map((m) => m.server)).toEqual([
       { command: 'gh-mcp', args: [], env: { TOKEN: '${KAVACH_ENV_GH_TOKEN}' } },
       { command: 'uvx', args: ['${KAVACH_USERHOME}/repo'], env: {} },
     ]);
-    const code = planInstall({ mcpServers: { api: { type: 'http', url: '${API_URL:-https://api.example.com}/mcp', headers: { Authorization: 'Bearer ${API_KEY}' } }, gh: { command: 'gh-mcp', env: { TOKEN: '${GH_TOKEN}' } } } }, 'claude-code', launch, new Set());
+    const code = planInstall(
+      {
+        mcpServers: {
+          api: { type: 'http', url: '${API_URL:-https://api.example.com}/mcp', headers: { Authorization: 'Bearer ${API_KEY}' } },
+          gh: { command: 'gh-mcp', env: { TOKEN: '${GH_TOKEN}' } },
+        },
+      },
+      'claude-code',
+      launch,
+      new Set(),
+    );
     expect(code.moved.map((m) => m.server)).toEqual([
       { url: '${KAVACH_API_URL}/mcp', headers: { Authorization: 'Bearer ${API_KEY}' } },
       { command: 'gh-mcp', args: [], env: { TOKEN: '${GH_TOKEN}' } },
     ]);
-    expect((code.next.mcpServers as Record<string, { env: unknown }>).kavach?.env).toEqual({ KAVACH_API_URL: '${API_URL:-https://api.example.com}' });
+    expect((code.next.mcpServers as Record<string, { env: unknown }>).kavach?.env).toEqual({
+      KAVACH_API_URL: '${API_URL:-https://api.example.com}',
+    });
   });
 
   it('leaves an entry alone when kavach.toml would read as a variable what the client passes on as written (Claude Desktop, Codex)', () => {
@@ -100,14 +129,31 @@ describe('kavach mcp install / uninstall', () => {
 
   it('leaves remote servers without a credential (OAuth) and entries with malformed fields alone, saying why', () => {
     const launch = { command: 'node', args: ['kavach.js', 'mcp', '--config', '/c/k.toml'] };
-    const plan = planInstall({ mcpServers: { notion: { type: 'http', url: 'https://mcp.notion.com/mcp' }, bad: { command: 'x', args: [1] }, rel: { command: './run.sh' } } }, 'claude-code', launch, new Set());
+    const plan = planInstall(
+      {
+        mcpServers: {
+          notion: { type: 'http', url: 'https://mcp.notion.com/mcp' },
+          bad: { command: 'x', args: [1] },
+          rel: { command: './run.sh' },
+        },
+      },
+      'claude-code',
+      launch,
+      new Set(),
+    );
     expect(plan.moved).toEqual([]);
     expect(plan.skipped.map((s) => [s.clientName, s.reason.split(':')[0]])).toEqual([
       ['notion', 'a remote server with no credential in its entry'],
       ['bad', '`args` is not a list of strings'],
       ['rel', 'its command or cwd is a relative path, which depends on where the client starts it'],
     ]);
-    expect(plan.next).toEqual({ mcpServers: { notion: { type: 'http', url: 'https://mcp.notion.com/mcp' }, bad: { command: 'x', args: [1] }, rel: { command: './run.sh' } } });
+    expect(plan.next).toEqual({
+      mcpServers: {
+        notion: { type: 'http', url: 'https://mcp.notion.com/mcp' },
+        bad: { command: 'x', args: [1] },
+        rel: { command: './run.sh' },
+      },
+    });
   });
 
   it('makes client names into valid, unique server names', () => {
@@ -126,7 +172,9 @@ describe('kavach mcp install, the command line', () => {
   it('refuses an unknown client, naming the known ones', async () => {
     const r = await runCli(['mcp', 'install', '--client', 'windsurf']);
     expect(r.code).toBe(2);
-    expect(r.stderr).toContain('--client windsurf: unknown client; the clients are claude-code, claude-desktop, codex, cursor, gemini, vscode');
+    expect(r.stderr).toContain(
+      '--client windsurf: unknown client; the clients are claude-code, claude-desktop, codex, cursor, gemini, vscode',
+    );
   });
 
   it('prints its help on stdout and exits 0', async () => {
@@ -139,8 +187,13 @@ describe('kavach mcp install, the command line', () => {
     dir = tempDir();
     const file = join(dir, 'config.toml');
     // Dotted keys instead of [mcp_servers.NAME] tables: no section to cut out.
-    writeFileSync(file, '# mine\nmodel = "o3"\nmcp_servers.fs.command = "npx"\nmcp_servers.fs.args = ["-y", "@modelcontextprotocol/server-filesystem", "/tmp"]\n');
-    const r = await runCli(['mcp', 'install', '--client', 'codex', '--file', file, '--config', join(dir, 'k', 'kavach.toml')], { HOME: dir });
+    writeFileSync(
+      file,
+      '# mine\nmodel = "o3"\nmcp_servers.fs.command = "npx"\nmcp_servers.fs.args = ["-y", "@modelcontextprotocol/server-filesystem", "/tmp"]\n',
+    );
+    const r = await runCli(['mcp', 'install', '--client', 'codex', '--file', file, '--config', join(dir, 'k', 'kavach.toml')], {
+      HOME: dir,
+    });
     expect(r.code, r.stdout + r.stderr).toBe(0);
     expect(r.stdout).toContain(`note: the comments and layout of ${file} cannot be kept`);
     const doc = parseToml(readFileSync(file, 'utf8')) as { model: string; mcp_servers: Record<string, { args: string[] }> };

@@ -10,7 +10,11 @@ import { nestedTooDeep } from './in-process.ts';
 
 function framer(max = 1024): { lines: string[]; oversize: number; f: LineFramer } {
   const out = { lines: [] as string[], oversize: 0, f: undefined as unknown as LineFramer };
-  out.f = new LineFramer((l) => out.lines.push(l), () => out.oversize++, max);
+  out.f = new LineFramer(
+    (l) => out.lines.push(l),
+    () => out.oversize++,
+    max,
+  );
   return out;
 }
 
@@ -91,11 +95,15 @@ describe('message checks', () => {
 function collect(stream: PassThrough): () => Record<string, unknown>[] {
   let text = '';
   stream.on('data', (c: Buffer) => (text += c.toString('utf8')));
-  return () => text.split('\n').filter(Boolean).map((l) => {
-    const m = JSON.parse(l) as Record<string, unknown>;
-    expect(m.jsonrpc).toBe('2.0');
-    return m;
-  });
+  return () =>
+    text
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => {
+        const m = JSON.parse(l) as Record<string, unknown>;
+        expect(m.jsonrpc).toBe('2.0');
+        return m;
+      });
 }
 
 describe('LineServerTransport', () => {
@@ -114,10 +122,17 @@ describe('LineServerTransport', () => {
     input.write(`{"jsonrpc":"2.0","id":4,"method":"${'y'.repeat(300)}"}\n{"jsonrpc":"2.0","method":"notifications/initialized"}\n`);
     await t.send({ jsonrpc: '2.0', id: 1, result: {} });
     await new Promise(setImmediate);
-    expect(got).toEqual([{ jsonrpc: '2.0', id: 1, method: 'ping' }, { jsonrpc: '2.0', method: 'notifications/initialized' }]);
+    expect(got).toEqual([
+      { jsonrpc: '2.0', id: 1, method: 'ping' },
+      { jsonrpc: '2.0', method: 'notifications/initialized' },
+    ]);
     const answers = written();
     expect(answers.map((m) => [m.id, (m.error as { code: number } | undefined)?.code])).toEqual([
-      [null, -32700], [9, -32600], [null, -32600], [null, -32600], [1, undefined],
+      [null, -32700],
+      [9, -32600],
+      [null, -32600],
+      [null, -32600],
+      [1, undefined],
     ]);
     expect(errors).toHaveLength(4);
     await t.close();
@@ -134,7 +149,9 @@ describe('LineServerTransport', () => {
     const t = new LineServerTransport(new PassThrough(), output);
     await t.start();
     let settled = false;
-    const sent = t.send({ jsonrpc: '2.0', method: 'notifications/message', params: { data: 'x'.repeat(100) } }).then(() => (settled = true));
+    const sent = t
+      .send({ jsonrpc: '2.0', method: 'notifications/message', params: { data: 'x'.repeat(100) } })
+      .then(() => (settled = true));
     await new Promise(setImmediate);
     expect(settled).toBe(false);
     release?.();
@@ -154,7 +171,10 @@ describe('LineServerTransport', () => {
     await t.send({ jsonrpc: '2.0', id: 5, result: { resources: [{ uri: 'res://x', name: 'x', _meta: { deep } }] } });
     await expect(t.send({ jsonrpc: '2.0', method: 'notifications/message', params: { level: 'info', data: deep } })).rejects.toThrow();
     await new Promise(setImmediate);
-    const lines = text.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
+    const lines = text
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
     expect(lines).toMatchObject([{ jsonrpc: '2.0', id: 5, error: { code: ErrorCode.InternalError } }]);
     await t.close();
   });
@@ -174,7 +194,13 @@ describe('ChildProcessTransport', () => {
     const dir = mkdtempSync(join(tmpdir(), 'kavach-line-'));
     process.env.KAVACH_T_SECRET = 'not inherited';
     try {
-      const t = new ChildProcessTransport({ command: process.execPath, args: ['-e', SERVER], env: { KAVACH_T: 'set' }, cwd: dir, stderr: 'ignore' });
+      const t = new ChildProcessTransport({
+        command: process.execPath,
+        args: ['-e', SERVER],
+        env: { KAVACH_T: 'set' },
+        cwd: dir,
+        stderr: 'ignore',
+      });
       const errors: string[] = [];
       let closed = false;
       const answer = new Promise<JSONRPCMessage>((resolve) => (t.onmessage = (m) => resolve(m)));
@@ -186,7 +212,12 @@ describe('ChildProcessTransport', () => {
       await t.send({ jsonrpc: '2.0', id: 'k-1', method: 'tools/call', params: { name: 'x' } });
       const m = (await answer) as { id: string; result: Record<string, unknown> };
       expect(m.id).toBe('k-1');
-      expect(m.result).toEqual({ env: 'set', cwd: expect.stringContaining('kavach-line-'), home: process.env.HOME !== undefined, secret: null });
+      expect(m.result).toEqual({
+        env: 'set',
+        cwd: expect.stringContaining('kavach-line-'),
+        home: process.env.HOME !== undefined,
+        secret: null,
+      });
       expect(errors.some((e) => e.includes('malformed'))).toBe(true);
       await t.close();
       expect(closed).toBe(true);
@@ -215,7 +246,13 @@ describe('plain text results', () => {
     const { isPlainTextResult } = await import('../../src/mcp-proxy/upstream-call.ts');
     const samples: unknown[] = [
       { content: [{ type: 'text', text: 'hi' }] },
-      { content: [{ type: 'text', text: 'hi' }, { type: 'text', text: '' }], isError: true },
+      {
+        content: [
+          { type: 'text', text: 'hi' },
+          { type: 'text', text: '' },
+        ],
+        isError: true,
+      },
       { content: [] },
       { content: [{ type: 'text', text: 5 }] },
       { content: [{ type: 'text' }] },

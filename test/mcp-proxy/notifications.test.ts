@@ -1,6 +1,10 @@
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import {
-  LoggingMessageNotificationSchema, ResourceUpdatedNotificationSchema, SetLevelRequestSchema, SubscribeRequestSchema, type LoggingLevel,
+  LoggingMessageNotificationSchema,
+  ResourceUpdatedNotificationSchema,
+  SetLevelRequestSchema,
+  SubscribeRequestSchema,
+  type LoggingLevel,
 } from '@modelcontextprotocol/sdk/types.js';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ALICE, FakeUpstream, inProcessProxy, ScriptedUpstream, tool, until, type InProcessProxy } from './in-process.ts';
@@ -25,7 +29,7 @@ function heard(client: Client): string[] {
 async function handledSoFar(up: FakeUpstream, logs: string[]): Promise<void> {
   const marker = `barrier-${logs.length}-${Math.random()}`;
   await up.server?.sendLoggingMessage({ level: 'error', data: marker });
-  await until('the proxy to handle the upstream\'s notifications', () => logs.some((l) => l.includes(marker)));
+  await until("the proxy to handle the upstream's notifications", () => logs.some((l) => l.includes(marker)));
 }
 
 describe('upstream notifications with clients of several principals (HTTP mode)', () => {
@@ -104,7 +108,12 @@ conditions = [{ action = "docs.resources/read" }]
     const up = new FakeUpstream([tool('search')], { resources: [{ uri: 'file:///docs/a.md', name: 'a' }] });
     const logs: string[] = [];
     // identity_id is exact where it permits (a Kavach id has no globs): both ids are listed.
-    proxy = await inProcessProxy({ policy: subscribers(['alice', 'bob']), upstreams: { docs: up }, gate: { gate_resources: true }, log: (m) => logs.push(m) });
+    proxy = await inProcessProxy({
+      policy: subscribers(['alice', 'bob']),
+      upstreams: { docs: up },
+      gate: { gate_resources: true },
+      log: (m) => logs.push(m),
+    });
     const bob = await proxy.connect(BOB);
     const got = { alice: [] as string[], bob: [] as string[] };
     proxy.client.setNotificationHandler(ResourceUpdatedNotificationSchema, (n) => void got.alice.push(n.params.uri));
@@ -141,11 +150,14 @@ describe('concurrent resource subscriptions', () => {
 
   const uri = 'file:///docs/a.md';
   /** An upstream whose subscribe answers only when the test says so. */
-  const slowSubscribe = (held: (() => void)[]) => new ScriptedUpstream([tool('search')], (s, self) => s.setRequestHandler(SubscribeRequestSchema, async (r) => {
-    await new Promise<void>((release) => held.push(release));
-    self.subscribed.add(r.params.uri);
-    return {};
-  }));
+  const slowSubscribe = (held: (() => void)[]) =>
+    new ScriptedUpstream([tool('search')], (s, self) =>
+      s.setRequestHandler(SubscribeRequestSchema, async (r) => {
+        await new Promise<void>((release) => held.push(release));
+        self.subscribed.add(r.params.uri);
+        return {};
+      }),
+    );
 
   it.each([false, true])('two sessions subscribing to one URI at once both get its updates (gate_resources %s)', async (gated) => {
     const held: (() => void)[] = [];
@@ -174,7 +186,10 @@ describe('concurrent resource subscriptions', () => {
     up.resources = [{ uri, name: 'a' }];
     proxy = await inProcessProxy({ policy: POLICY_ALL, upstreams: { docs: up }, gate: { gate_resources: true } });
     await proxy.client.listResources();
-    const subscribing = proxy.client.subscribeResource({ uri }).then(() => 'subscribed', (e: Error) => e.message);
+    const subscribing = proxy.client.subscribeResource({ uri }).then(
+      () => 'subscribed',
+      (e: Error) => e.message,
+    );
     await expect.poll(() => held.length).toBe(1);
     proxy.gate.reload('[[policy]]\nname = "read-only"\neffect = "permit"\nconditions = [{ action = "docs.resources/read" }]\n');
     await proxy.core.refreshVisibility();
@@ -193,10 +208,12 @@ describe('logging/setLevel from several clients', () => {
 
   it('the upstream logs at the most verbose level asked for; each client gets only what is at or above its own', async () => {
     const levels: LoggingLevel[] = [];
-    const up = new ScriptedUpstream([tool('a')], (s) => s.setRequestHandler(SetLevelRequestSchema, (r) => {
-      levels.push(r.params.level);
-      return {};
-    }));
+    const up = new ScriptedUpstream([tool('a')], (s) =>
+      s.setRequestHandler(SetLevelRequestSchema, (r) => {
+        levels.push(r.params.level);
+        return {};
+      }),
+    );
     proxy = await inProcessProxy({ policy: POLICY_ALL, upstreams: { up } });
     const quiet = proxy.client;
     const verbose = await proxy.connect(ALICE);

@@ -3,13 +3,24 @@ import type { GateEvent, VerdictEvent } from '../../src/engine/ports.ts';
 import { observedLine, reportObserved } from '../../src/mcp-proxy/observe-log.ts';
 
 const REFUSED: VerdictEvent = {
-  type: 'verdict', time: 0, evaluationId: 'e1', principal: 'alice@laptop', principalKind: 'agent', action: 'fs.write_file',
-  verdict: 'refuse', code: 'NO_POLICY_MATCH', reason: 'no policy permits fs.write_file', args: { path: '/etc/passwd' }, observed: true,
+  type: 'verdict',
+  time: 0,
+  evaluationId: 'e1',
+  principal: 'alice@laptop',
+  principalKind: 'agent',
+  action: 'fs.write_file',
+  verdict: 'refuse',
+  code: 'NO_POLICY_MATCH',
+  reason: 'no policy permits fs.write_file',
+  args: { path: '/etc/passwd' },
+  observed: true,
 };
 
 describe('observe mode on stderr', () => {
   it('puts each call enforcement would have refused on one line, with its action, principal, code and reason', () => {
-    expect(observedLine(REFUSED)).toBe('observe: would refuse fs.write_file by alice@laptop (NO_POLICY_MATCH: no policy permits fs.write_file); let through because [gate] observe_only = true');
+    expect(observedLine(REFUSED)).toBe(
+      'observe: would refuse fs.write_file by alice@laptop (NO_POLICY_MATCH: no policy permits fs.write_file); let through because [gate] observe_only = true',
+    );
   });
 
   it('says nothing of permits, of verdicts outside observe mode, or of other events', () => {

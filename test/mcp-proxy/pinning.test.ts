@@ -73,7 +73,12 @@ describe('tool pins cover every field a client is shown', () => {
     dir = undefined;
   });
 
-  const base: Tool = { name: 'rm', description: 'removes a file', inputSchema: { type: 'object' }, annotations: { readOnlyHint: true, destructiveHint: false } };
+  const base: Tool = {
+    name: 'rm',
+    description: 'removes a file',
+    inputSchema: { type: 'object' },
+    annotations: { readOnlyHint: true, destructiveHint: false },
+  };
 
   it.each([
     ['annotations', { annotations: { readOnlyHint: false, destructiveHint: true } }],
@@ -122,7 +127,10 @@ describe('tool pins cover every field a client is shown', () => {
   it('an old entry for a tool without the newer fields is upgraded too, so a later _meta is a change', async () => {
     dir = mkdtempSync(join(tmpdir(), 'kavach-pins-'));
     const file = join(dir, 'pins.json');
-    await writeFile(file, JSON.stringify({ version: 1, tools: { 'fs.rm': { hash: hashArgs(base), definition: base, at: 'then' } }, pending: {} }));
+    await writeFile(
+      file,
+      JSON.stringify({ version: 1, tools: { 'fs.rm': { hash: hashArgs(base), definition: base, at: 'then' } }, pending: {} }),
+    );
     const pins = new ToolPins(file, () => undefined);
     await pins.load();
     expect(await pins.check('fs', [base])).toEqual(new Set());
@@ -132,7 +140,10 @@ describe('tool pins cover every field a client is shown', () => {
   it('an old entry whose old fields no longer match is held back, not upgraded', async () => {
     dir = mkdtempSync(join(tmpdir(), 'kavach-pins-'));
     const file = join(dir, 'pins.json');
-    await writeFile(file, JSON.stringify({ version: 1, tools: { 'fs.rm': { hash: hashArgs(base), definition: base, at: 'then' } }, pending: {} }));
+    await writeFile(
+      file,
+      JSON.stringify({ version: 1, tools: { 'fs.rm': { hash: hashArgs(base), definition: base, at: 'then' } }, pending: {} }),
+    );
     const pins = new ToolPins(file, () => undefined);
     await pins.load();
     const flipped: Tool = { ...base, annotations: { readOnlyHint: true, destructiveHint: true } };
@@ -178,12 +189,17 @@ describe('tool pins that cannot be made durable', () => {
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
-  it('hide and refuse the server\'s tools UPSTREAM_UNAVAILABLE, naming the pin file, until a later listing writes the pins', async () => {
+  it("hide and refuse the server's tools UPSTREAM_UNAVAILABLE, naming the pin file, until a later listing writes the pins", async () => {
     dir = mkdtempSync(join(tmpdir(), 'kavach-pins-'));
     const { file, unblock } = unwritablePinFile(dir);
     const fx = new FakeUpstream([tool('add')]);
     const logs: string[] = [];
-    proxy = await inProcessProxy({ policy: POLICY, upstreams: { fx }, pins: new ToolPins(file, (m) => logs.push(m)), log: (m) => logs.push(m) });
+    proxy = await inProcessProxy({
+      policy: POLICY,
+      upstreams: { fx },
+      pins: new ToolPins(file, (m) => logs.push(m)),
+      log: (m) => logs.push(m),
+    });
 
     // Trusted now but not pinned durably, the next start would trust whatever the server shows then.
     expect((await proxy.client.listTools()).tools).toEqual([]);

@@ -9,12 +9,26 @@ let verifier: PermitVerifier;
 beforeAll(() => {
   const kp = KeyPair.generate();
   signer = PermitSigner.fromKeyPair(kp, { mode: 'pq' });
-  verifier = new PermitVerifier({ keys: PublicKeyDirectory.inMemory(kp.publicKeys()), mode: 'pq', audience: 'notes', replay: new InMemoryReplayStore() });
+  verifier = new PermitVerifier({
+    keys: PublicKeyDirectory.inMemory(kp.publicKeys()),
+    mode: 'pq',
+    audience: 'notes',
+    replay: new InMemoryReplayStore(),
+  });
 });
 
 async function permit(action: string, args: unknown, audience = 'notes'): Promise<string> {
   const now = Date.now();
-  const issued = await signer.issue({ principalId: 'alice', principalKind: 'agent', action, args, evaluationId: 'e-1', audience, issuedAt: now, expiresAt: now + 30_000 });
+  const issued = await signer.issue({
+    principalId: 'alice',
+    principalKind: 'agent',
+    action,
+    args,
+    evaluationId: 'e-1',
+    audience,
+    issuedAt: now,
+    expiresAt: now + 30_000,
+  });
   return issued.token;
 }
 
@@ -22,10 +36,14 @@ const text = (r: { content: { type: string; text?: string }[] }) => r.content.ma
 
 describe('requirePermit', () => {
   const calls: string[] = [];
-  const guarded = () => requirePermit(async (args: { title: string }, extra) => {
-    calls.push(`${args.title} by ${extra.permit.sub}`);
-    return { content: [{ type: 'text' as const, text: 'ran' }] };
-  }, { verifier, audience: 'notes', tool: 'add_note' });
+  const guarded = () =>
+    requirePermit(
+      async (args: { title: string }, extra) => {
+        calls.push(`${args.title} by ${extra.permit.sub}`);
+        return { content: [{ type: 'text' as const, text: 'ran' }] };
+      },
+      { verifier, audience: 'notes', tool: 'add_note' },
+    );
   let handler: ReturnType<typeof guarded>;
   beforeAll(() => {
     handler = guarded();
@@ -59,13 +77,30 @@ describe('requirePermit', () => {
     const kp = KeyPair.generate();
     const own = PermitSigner.fromKeyPair(kp, { mode: 'pq', pool: false });
     const shared = new PermitVerifier({ keys: kp.publicKeys(), mode: 'pq', replay: new InMemoryReplayStore() });
-    const notes = requirePermit(async () => ({ content: [{ type: 'text' as const, text: 'ran' }] }), { verifier: shared, audience: 'notes', tool: 'add_note' });
+    const notes = requirePermit(async () => ({ content: [{ type: 'text' as const, text: 'ran' }] }), {
+      verifier: shared,
+      audience: 'notes',
+      tool: 'add_note',
+    });
     const now = Date.now();
-    const { token } = await own.issue({ principalId: 'alice', principalKind: 'agent', action: 'notes.add_note', args: { title: 'a' }, evaluationId: 'e-2', audience: 'files', issuedAt: now, expiresAt: now + 30_000 });
+    const { token } = await own.issue({
+      principalId: 'alice',
+      principalKind: 'agent',
+      action: 'notes.add_note',
+      args: { title: 'a' },
+      evaluationId: 'e-2',
+      audience: 'files',
+      issuedAt: now,
+      expiresAt: now + 30_000,
+    });
     expect(text(await notes({ title: 'a' }, { _meta: { 'dev.kavach/permit': token } }))).toContain('[WRONG_AUDIENCE]');
     // Still unused: its own audience can redeem it once.
-    await expect(shared.verify(token, { action: 'notes.add_note', args: { title: 'a' }, audience: 'files' })).resolves.toMatchObject({ aud: 'files' });
-    await expect(shared.verify(token, { action: 'notes.add_note', args: { title: 'a' }, audience: 'files' })).rejects.toMatchObject({ code: 'REPLAYED' });
+    await expect(shared.verify(token, { action: 'notes.add_note', args: { title: 'a' }, audience: 'files' })).resolves.toMatchObject({
+      aud: 'files',
+    });
+    await expect(shared.verify(token, { action: 'notes.add_note', args: { title: 'a' }, audience: 'files' })).rejects.toMatchObject({
+      code: 'REPLAYED',
+    });
   });
 
   it('needs to know the tool it guards', () => {

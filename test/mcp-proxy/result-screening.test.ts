@@ -46,12 +46,16 @@ describe('result screening in the proxy tools/call path', () => {
       const records: unknown[] = [];
       ({ proxy } = await leakyProxy(screenPolicy('redact'), records));
       const client = path === 'SDK path' ? await sdkPathClient(proxy) : proxy.client;
-      const result = await client.callTool({ name: 'fx__leak', arguments: {} }) as CallToolResult;
+      const result = (await client.callTool({ name: 'fx__leak', arguments: {} })) as CallToolResult;
       expect(result.isError).toBeFalsy();
       expect(result.content).toEqual([{ type: 'text', text: 'your key is [REDACTED:aws_access_key], keep it safe' }]);
       await until('the outcome record', () => outcomesOf(records).length >= 1);
       const [outcome] = outcomesOf(records);
-      expect(outcome).toMatchObject({ outcome: 'ok', action: 'fx.leak', findings: [{ screen: 'no-keys', detector: 'aws_access_key', path: '/content/0/text', count: 1 }] });
+      expect(outcome).toMatchObject({
+        outcome: 'ok',
+        action: 'fx.leak',
+        findings: [{ screen: 'no-keys', detector: 'aws_access_key', path: '/content/0/text', count: 1 }],
+      });
       expect(outcome?.withheld).toBeUndefined();
       expect(JSON.stringify(records)).not.toContain(FAKE_KEY);
     });
@@ -60,7 +64,7 @@ describe('result screening in the proxy tools/call path', () => {
       const records: unknown[] = [];
       ({ proxy } = await leakyProxy(screenPolicy('block'), records));
       const client = path === 'SDK path' ? await sdkPathClient(proxy) : proxy.client;
-      const result = await client.callTool({ name: 'fx__leak', arguments: {} }) as CallToolResult;
+      const result = (await client.callTool({ name: 'fx__leak', arguments: {} })) as CallToolResult;
       expect(result.isError).toBe(true);
       expect(JSON.stringify(result)).not.toContain(FAKE_KEY);
       expect(JSON.stringify(result)).not.toContain('keep it safe');
@@ -70,9 +74,12 @@ describe('result screening in the proxy tools/call path', () => {
       expect(result._meta?.[VERDICT_META_KEY]).toMatchObject({ kind: 'refuse', code: 'OUTPUT_BLOCKED', evaluator: 'screen' });
       await until('the outcome record', () => outcomesOf(records).length >= 1);
       const [outcome] = outcomesOf(records);
-      expect(outcome).toMatchObject({ withheld: true, findings: [{ screen: 'no-keys', detector: 'aws_access_key', path: '/content/0/text', count: 1 }] });
+      expect(outcome).toMatchObject({
+        withheld: true,
+        findings: [{ screen: 'no-keys', detector: 'aws_access_key', path: '/content/0/text', count: 1 }],
+      });
       // The refusal and the outcome name the same evaluation: the gate permitted, the screen withheld.
-      expect(outcome?.evaluationId).toBe((result._meta?.[VERDICT_META_KEY] as { evaluationId: string }).evaluationId);
+      expect(outcome?.evaluationId).toBe((result._meta?.[VERDICT_META_KEY] as { evaluationId: string } | undefined)?.evaluationId);
       expect(JSON.stringify(records)).not.toContain(FAKE_KEY);
     });
   }
@@ -80,17 +87,20 @@ describe('result screening in the proxy tools/call path', () => {
   it('report mode forwards the answer unchanged and records the finding without the value', async () => {
     const records: unknown[] = [];
     ({ proxy } = await leakyProxy(screenPolicy('report'), records));
-    const result = await proxy.client.callTool({ name: 'fx__leak', arguments: {} }) as CallToolResult;
+    const result = (await proxy.client.callTool({ name: 'fx__leak', arguments: {} })) as CallToolResult;
     expect(result.content).toEqual([{ type: 'text', text: `your key is ${FAKE_KEY}, keep it safe` }]);
     await until('the outcome record', () => outcomesOf(records).length >= 1);
-    expect(outcomesOf(records)[0]).toMatchObject({ outcome: 'ok', findings: [{ screen: 'no-keys', detector: 'aws_access_key', count: 1 }] });
+    expect(outcomesOf(records)[0]).toMatchObject({
+      outcome: 'ok',
+      findings: [{ screen: 'no-keys', detector: 'aws_access_key', count: 1 }],
+    });
     expect(JSON.stringify(records)).not.toContain(FAKE_KEY);
   });
 
   it('a screen for other actions leaves the answer alone and records no findings', async () => {
     const records: unknown[] = [];
     ({ proxy } = await leakyProxy(screenPolicy('block', '["shell.*"]'), records));
-    const result = await proxy.client.callTool({ name: 'fx__leak', arguments: {} }) as CallToolResult;
+    const result = (await proxy.client.callTool({ name: 'fx__leak', arguments: {} })) as CallToolResult;
     expect(result.content).toEqual([{ type: 'text', text: `your key is ${FAKE_KEY}, keep it safe` }]);
     await until('the outcome record', () => outcomesOf(records).length >= 1);
     expect(outcomesOf(records)[0]).not.toHaveProperty('findings');

@@ -20,7 +20,9 @@ describe('screenToolAnswer', () => {
 
   it('bounds what the outcome record keeps: at most MAX_OUTCOME_FINDINGS findings, long paths cut', () => {
     const gate = Gate.fromToml(REPORT_KEYS);
-    const many: CallToolResult = { content: Array.from({ length: MAX_OUTCOME_FINDINGS + 10 }, () => ({ type: 'text' as const, text: FAKE_KEY })) };
+    const many: CallToolResult = {
+      content: Array.from({ length: MAX_OUTCOME_FINDINGS + 10 }, () => ({ type: 'text' as const, text: FAKE_KEY })),
+    };
     expect(screenToolAnswer(gate, 'fx.leak', 'e-1', many).findings).toHaveLength(MAX_OUTCOME_FINDINGS);
     const deep: CallToolResult = { content: [], structuredContent: { ['k'.repeat(5000)]: FAKE_KEY } };
     const [finding] = screenToolAnswer(gate, 'fx.leak', 'e-1', deep).findings ?? [];

@@ -4,7 +4,10 @@ import { exposeNames, TOOL_NAME } from '../../src/mcp-proxy/tool-names.ts';
 
 describe('exposed tool names', () => {
   it('keeps <server>__<tool> when it is valid', () => {
-    const names = exposeNames([{ server: 'fs', name: 'read_file' }, { server: 'everything', name: 'get-sum' }]);
+    const names = exposeNames([
+      { server: 'fs', name: 'read_file' },
+      { server: 'everything', name: 'get-sum' },
+    ]);
     expect([...names.keys()].sort()).toEqual(['everything__get-sum', 'fs__read_file']);
   });
 
@@ -23,14 +26,23 @@ describe('exposed tool names', () => {
   });
 
   it('always yields valid, unique names that map back to every input', () => {
-    fc.assert(fc.property(
-      fc.uniqueArray(fc.record({ server: fc.constantFrom('fs', 'web', 'a-very-long-server-name-xx'), name: fc.string({ minLength: 1, maxLength: 80 }) }), { selector: (x) => `${x.server}\0${x.name}`, maxLength: 30 }),
-      (items) => {
-        const names = exposeNames(items);
-        expect(names.size).toBe(items.length);
-        for (const name of names.keys()) expect(name).toMatch(TOOL_NAME);
-        expect(new Set([...names.values()].map((v) => `${v.server}\0${v.name}`)).size).toBe(items.length);
-      },
-    ), { numRuns: 200 });
+    fc.assert(
+      fc.property(
+        fc.uniqueArray(
+          fc.record({
+            server: fc.constantFrom('fs', 'web', 'a-very-long-server-name-xx'),
+            name: fc.string({ minLength: 1, maxLength: 80 }),
+          }),
+          { selector: (x) => `${x.server}\0${x.name}`, maxLength: 30 },
+        ),
+        (items) => {
+          const names = exposeNames(items);
+          expect(names.size).toBe(items.length);
+          for (const name of names.keys()) expect(name).toMatch(TOOL_NAME);
+          expect(new Set([...names.values()].map((v) => `${v.server}\0${v.name}`)).size).toBe(items.length);
+        },
+      ),
+      { numRuns: 200 },
+    );
   });
 });

@@ -34,7 +34,10 @@ describe('policies/refund-agent.toml', () => {
   const refunder = { principalId: 'refund-bot', roles: ['refunds'] };
   // The application vouches for the customer in the resource, from its own records.
   const refund = (amount: unknown, extra: Record<string, unknown> = {}) => ({
-    ...refunder, actionName: 'payments.refund', resource: 'customers/established/c-1', params: { amount, currency: 'INR', ...extra },
+    ...refunder,
+    actionName: 'payments.refund',
+    resource: 'customers/established/c-1',
+    params: { amount, currency: 'INR', ...extra },
   });
 
   it('permits small agent refunds and order lookups', async () => {
@@ -102,27 +105,51 @@ describe('policies/support-agent.json', () => {
   it('permits reading and answering tickets, emailing customers and fetching help pages', async () => {
     const gate = await load('support-agent.json');
     expect(await outcome(gate, { ...support, actionName: 'helpdesk.tickets.list', params: {} })).toBe('permit:support_ticket_reads');
-    expect(await outcome(gate, { ...support, actionName: 'helpdesk.tickets.comment', params: { id: 4, body: 'Hello!' } })).toBe('permit:support_tickets');
-    expect(await outcome(gate, { ...support, actionName: 'mail.send', params: { to: 'ravi@customers.example.com', body: 'Fixed.' } })).toBe('permit:support_email');
-    expect(await outcome(gate, { ...support, actionName: 'web.fetch', params: { url: 'https://help.example.com/refunds' } })).toBe('permit:support_docs');
-    expect(await outcome(gate, { ...support, actionName: 'web.fetch', params: { url: 'https://api.docs.example.com/x' } })).toBe('permit:support_docs');
+    expect(await outcome(gate, { ...support, actionName: 'helpdesk.tickets.comment', params: { id: 4, body: 'Hello!' } })).toBe(
+      'permit:support_tickets',
+    );
+    expect(await outcome(gate, { ...support, actionName: 'mail.send', params: { to: 'ravi@customers.example.com', body: 'Fixed.' } })).toBe(
+      'permit:support_email',
+    );
+    expect(await outcome(gate, { ...support, actionName: 'web.fetch', params: { url: 'https://help.example.com/refunds' } })).toBe(
+      'permit:support_docs',
+    );
+    expect(await outcome(gate, { ...support, actionName: 'web.fetch', params: { url: 'https://api.docs.example.com/x' } })).toBe(
+      'permit:support_docs',
+    );
   });
 
   it('refuses mail outside the customer domain, oversize bodies and off-list URLs', async () => {
     const gate = await load('support-agent.json');
     for (const to of [
-      'eve@evil.net', 'ravi@customers.example.com.evil.net', ['ravi@customers.example.com'],
+      'eve@evil.net',
+      'ravi@customers.example.com.evil.net',
+      ['ravi@customers.example.com'],
       // A recipient list, in the spellings mail libraries split on, must not ride in on its last address.
-      'attacker@evil.com, alice@customers.example.com', 'attacker@evil.com,alice@customers.example.com',
-      'attacker@evil.com;alice@customers.example.com', 'Eve <eve@evil.com> alice@customers.example.com',
-      '@evil.com:alice@customers.example.com', 'eve%evil.com@customers.example.com', 'evil!eve@customers.example.com',
-      'x\r\nBcc: eve@evil.com\r\nTo: a@customers.example.com', 'root alice@customers.example.com', 'root\talice@customers.example.com',
-      'root\u3000alice@customers.example.com', `${'a'.repeat(300)}@customers.example.com`,
+      'attacker@evil.com, alice@customers.example.com',
+      'attacker@evil.com,alice@customers.example.com',
+      'attacker@evil.com;alice@customers.example.com',
+      'Eve <eve@evil.com> alice@customers.example.com',
+      '@evil.com:alice@customers.example.com',
+      'eve%evil.com@customers.example.com',
+      'evil!eve@customers.example.com',
+      'x\r\nBcc: eve@evil.com\r\nTo: a@customers.example.com',
+      'root alice@customers.example.com',
+      'root\talice@customers.example.com',
+      'root\u3000alice@customers.example.com',
+      `${'a'.repeat(300)}@customers.example.com`,
     ]) {
       expect(await outcome(gate, { ...support, actionName: 'mail.send', params: { to, body: 'x' } })).toBe('NO_POLICY_MATCH');
     }
-    expect(await outcome(gate, { ...support, actionName: 'helpdesk.tickets.comment', params: { body: 'x'.repeat(4001) } })).toBe('NO_POLICY_MATCH');
-    for (const url of ['http://help.example.com/', 'https://help.example.com@evil.net/', 'https://docs.example.com/', 'https://evil.net/help.example.com']) {
+    expect(await outcome(gate, { ...support, actionName: 'helpdesk.tickets.comment', params: { body: 'x'.repeat(4001) } })).toBe(
+      'NO_POLICY_MATCH',
+    );
+    for (const url of [
+      'http://help.example.com/',
+      'https://help.example.com@evil.net/',
+      'https://docs.example.com/',
+      'https://evil.net/help.example.com',
+    ]) {
       expect(await outcome(gate, { ...support, actionName: 'web.fetch', params: { url } })).toBe('NO_POLICY_MATCH');
     }
   });
@@ -138,7 +165,11 @@ describe('policies/support-agent.json', () => {
     const gate = await load('support-agent.json');
     // The tier is the application's (from its ticket records, in the resource), never the model's.
     const close = (tier: string | undefined, claimed = 'standard') => ({
-      ...support, sessionId: 'shift-1', actionName: 'helpdesk.tickets.close', resource: tier && `helpdesk/tickets/${tier}/9`, params: { ticket: { id: 9, tier: claimed } },
+      ...support,
+      sessionId: 'shift-1',
+      actionName: 'helpdesk.tickets.close',
+      resource: tier && `helpdesk/tickets/${tier}/9`,
+      params: { ticket: { id: 9, tier: claimed } },
     });
     expect(await outcome(gate, close('standard'))).toBe('permit:support_close');
     expect(await outcome(gate, close('vip'))).toBe('POLICY_DENIED');
@@ -157,7 +188,9 @@ describe('policies/filesystem-agent.toml', () => {
     expect(await outcome(gate, fs('fs.read', { path: '/srv/agent/workspace/src/main.ts' }))).toBe('permit:read_workspace');
     expect(await outcome(gate, fs('fs.list', { path: '/srv/agent/docs' }))).toBe('permit:read_workspace');
     expect(await outcome(gate, fs('fs.write', { path: '/srv/agent/workspace/out.txt', content: 'hi' }))).toBe('permit:write_workspace');
-    expect(await outcome(gate, fs('fs.move', { source: '/srv/agent/workspace/a', destination: '/srv/agent/workspace/b' }))).toBe('permit:move_in_workspace');
+    expect(await outcome(gate, fs('fs.move', { source: '/srv/agent/workspace/a', destination: '/srv/agent/workspace/b' }))).toBe(
+      'permit:move_in_workspace',
+    );
     expect(await outcome(gate, fs('fs.delete', { path: '/srv/agent/workspace/tmp/x' }))).toBe('permit:delete_scratch_only');
     expect(await outcome(gate, fs('fs.delete', { path: '/srv/agent/workspace/src/main.ts' }))).toBe('NO_POLICY_MATCH');
     expect(await outcome(gate, fs('fs.write', { path: '/srv/agent/docs/readme.md', content: 'x' }))).toBe('NO_POLICY_MATCH');
@@ -201,8 +234,12 @@ describe('policies/filesystem-agent.toml', () => {
 
   it('refuses moving a secret out, or planting into .git', async () => {
     const gate = await load('filesystem-agent.toml');
-    expect(await outcome(gate, fs('fs.move', { source: '/srv/agent/workspace/.env', destination: '/srv/agent/workspace/env.txt' }))).toBe('POLICY_DENIED');
-    expect(await outcome(gate, fs('fs.move', { source: '/srv/agent/workspace/x', destination: '/srv/agent/workspace/.git/hooks/pre-commit' }))).toBe('POLICY_DENIED');
+    expect(await outcome(gate, fs('fs.move', { source: '/srv/agent/workspace/.env', destination: '/srv/agent/workspace/env.txt' }))).toBe(
+      'POLICY_DENIED',
+    );
+    expect(
+      await outcome(gate, fs('fs.move', { source: '/srv/agent/workspace/x', destination: '/srv/agent/workspace/.git/hooks/pre-commit' })),
+    ).toBe('POLICY_DENIED');
   });
 
   it.each([
@@ -229,7 +266,9 @@ describe('policies/filesystem-agent.toml', () => {
 
   it('never allows permission changes', async () => {
     const gate = await load('filesystem-agent.toml');
-    gate.reload(`${readFileSync(join(DIR, 'filesystem-agent.toml'), 'utf8')}\n[[policy]]\nname = "all"\neffect = "permit"\nconditions = []\n`);
+    gate.reload(
+      `${readFileSync(join(DIR, 'filesystem-agent.toml'), 'utf8')}\n[[policy]]\nname = "all"\neffect = "permit"\nconditions = []\n`,
+    );
     expect(await outcome(gate, fs('fs.chmod', { path: '/srv/agent/workspace/x', mode: '777' }))).toBe('INVARIANT_VIOLATION');
   });
 });

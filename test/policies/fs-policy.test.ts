@@ -4,7 +4,10 @@ import { Gate, type ActionContext } from '../../src/index.ts';
 // policies/fs.toml guards @modelcontextprotocol/server-filesystem behind `kavach mcp` (server "fs").
 const gate = await Gate.fromFile('policies/fs.toml', { drift: false });
 const call = (actionName: string, params: Record<string, unknown>): ActionContext => ({
-  principalId: 'alice-laptop', principalKind: 'agent', actionName, params,
+  principalId: 'alice-laptop',
+  principalKind: 'agent',
+  actionName,
+  params,
 });
 const kind = async (actionName: string, params: Record<string, unknown>) => (await gate.evaluate(call(actionName, params))).kind;
 
@@ -64,7 +67,13 @@ describe('policies/fs-approvals.toml', () => {
     expect(await verdict('fs.read_text_file', '/home/alice/work/notes.md')).toBe('permit');
     expect(await verdict('fs.write_file', '/home/alice/work/notes.md')).toBe('APPROVAL_REQUIRED');
     expect(await verdict('fs.write_file', '/home/alice/work/scratch/a.txt')).toBe('permit');
-    for (const path of ['/home/alice/work/.env.local', '/home/alice/work/.git', '/home/alice/work/.git/config', '/home/alice/work/scratch/.git/hooks/pre-commit', '/home/alice/work/.ssh']) {
+    for (const path of [
+      '/home/alice/work/.env.local',
+      '/home/alice/work/.git',
+      '/home/alice/work/.git/config',
+      '/home/alice/work/scratch/.git/hooks/pre-commit',
+      '/home/alice/work/.ssh',
+    ]) {
       expect(await verdict('fs.read_text_file', path), path).toBe('POLICY_DENIED');
       expect(await verdict('fs.write_file', path), path).toBe('POLICY_DENIED');
     }

@@ -22,10 +22,18 @@ const TIMEOUT = { commandTimeoutMs: 3_000 };
 
 let n = 0;
 /** One replica: its own Redis connections (as a separate process would have) over a shared prefix. */
-function replica(keyPrefix: string, approval: Record<string, unknown> = {}, extra: GateOptions = {}, url = REDIS_URL): { gate: Gate; store: RedisApprovalStore } {
+function replica(
+  keyPrefix: string,
+  approval: Record<string, unknown> = {},
+  extra: GateOptions = {},
+  url = REDIS_URL,
+): { gate: Gate; store: RedisApprovalStore } {
   const store = new RedisApprovalStore(url, { keyPrefix, ...TIMEOUT });
   const gate = Gate.fromDict(refundPolicy(approval), { drift: false, ...extra, stores: { approval: store, ...extra.stores } });
-  closers.push(() => gate.close(), () => store.close());
+  closers.push(
+    () => gate.close(),
+    () => store.close(),
+  );
   return { gate, store };
 }
 const pair = (approval: Record<string, unknown> = {}, extra: GateOptions = {}) => {
@@ -54,7 +62,12 @@ describe.skipIf(skipRedis)('RedisApprovalStore: two gates over one Redis', () =>
     const id = requestId(await a.evaluate(refund(600)));
     expect(requestId(await b.evaluate(refund(600)))).toBe(id);
     expect((await b.approvals.list({ status: 'pending' })).map((r) => r.id)).toEqual([id]);
-    expect(await b.approvals.get(id)).toMatchObject({ status: 'pending', principal: { id: 'agent-7', kind: 'agent' }, args: { amount: 600, order: 'o-1' }, sessionId: 's-1' });
+    expect(await b.approvals.get(id)).toMatchObject({
+      status: 'pending',
+      principal: { id: 'agent-7', kind: 'agent' },
+      args: { amount: 600, order: 'o-1' },
+      sessionId: 's-1',
+    });
     const granted = await b.approvals.decide(id, { approver: ALICE, decision: 'grant', note: 'ok' });
     expect(granted).toMatchObject({ status: 'granted', decisions: [{ approver: ALICE, decision: 'grant', note: 'ok' }] });
     expect(await a.evaluate(refund(600))).toMatchObject({ kind: 'permit', approval: { id } });
@@ -64,8 +77,10 @@ describe.skipIf(skipRedis)('RedisApprovalStore: two gates over one Redis', () =>
     expect((await a.approvals.get(id))?.status).toBe('used');
     await Promise.all([auditA.close(), auditB.close()]);
     for (const path of [logA, logB]) expect((await verifyAuditLog(path, key().publicKeys())).unsealed).toBe(0);
-    const events = async (path: string) => (await readAuditLog(path, { keys: key().publicKeys() })).records
-      .filter((r): r is ApprovalRecord => r.type === 'approval').map((r) => `${r.event}:${r.approval === id ? 'id' : 'other'}`);
+    const events = async (path: string) =>
+      (await readAuditLog(path, { keys: key().publicKeys() })).records
+        .filter((r): r is ApprovalRecord => r.type === 'approval')
+        .map((r) => `${r.event}:${r.approval === id ? 'id' : 'other'}`);
     expect(await events(logA)).toEqual(['requested:id', 'used:id']);
     expect(await events(logB)).toEqual(['granted:id', 'requested:other']);
   });
@@ -97,8 +112,12 @@ describe.skipIf(skipRedis)('RedisApprovalStore: two gates over one Redis', () =>
     const id = requestId(await a.evaluate(refund(600)));
     expect((await a.approvals.decide(id, { approver: ALICE, decision: 'grant' })).status).toBe('pending');
     expect((await b.approvals.decide(id, { approver: ALICE, decision: 'grant' })).status).toBe('pending');
-    expect(await approvalCode(b.approvals.decide(id, { approver: { id: 'agent-7', kind: 'agent', roles: ['finance'] }, decision: 'grant' }))).toBe('SELF_APPROVAL');
-    expect(await approvalCode(b.approvals.decide(id, { approver: { id: 'x', kind: 'user', roles: ['support'] }, decision: 'grant' }))).toBe('NOT_AN_APPROVER');
+    expect(
+      await approvalCode(b.approvals.decide(id, { approver: { id: 'agent-7', kind: 'agent', roles: ['finance'] }, decision: 'grant' })),
+    ).toBe('SELF_APPROVAL');
+    expect(await approvalCode(b.approvals.decide(id, { approver: { id: 'x', kind: 'user', roles: ['support'] }, decision: 'grant' }))).toBe(
+      'NOT_AN_APPROVER',
+    );
     expect((await b.approvals.decide(id, { approver: BOB, decision: 'grant' })).status).toBe('granted');
     expect(await approvalCode(a.approvals.decide(id, { approver: BOB, decision: 'deny' }))).toBe('NOT_PENDING');
     expect(await approvalCode(a.approvals.decide('no-such-id', { approver: BOB, decision: 'deny' }))).toBe('NOT_FOUND');
@@ -126,14 +145,22 @@ describe.skipIf(skipRedis)('RedisApprovalStore: two gates over one Redis', () =>
     expect(await b.evaluate(refund(600))).toMatchObject({ kind: 'permit', approval: { id } });
   });
 
-  it('charges an approve policy\'s rate limit on the shared rate store only when the approved call runs', async () => {
+  it("charges an approve policy's rate limit on the shared rate store only when the approved call runs", async () => {
     const keyPrefix = `${prefix}${++n}:`;
-    const policy = { policies: [{ name: 'ask', effect: 'approve', conditions: [{ rate_limit: { max: 1, window: '1h' } }], approval: { uses: 2, grant_ttl: '1h' } }] };
+    const policy = {
+      policies: [
+        { name: 'ask', effect: 'approve', conditions: [{ rate_limit: { max: 1, window: '1h' } }], approval: { uses: 2, grant_ttl: '1h' } },
+      ],
+    };
     const gates = [0, 1].map(() => {
       const approval = new RedisApprovalStore(REDIS_URL, { keyPrefix, ...TIMEOUT });
       const rate = new RedisRateStore(REDIS_URL, { keyPrefix, ...TIMEOUT });
       const gate = Gate.fromDict(policy, { drift: false, stores: { approval, rate } });
-      closers.push(() => gate.close(), () => approval.close(), () => rate.close());
+      closers.push(
+        () => gate.close(),
+        () => approval.close(),
+        () => rate.close(),
+      );
       return gate;
     });
     const [a, b] = gates as [Gate, Gate];

@@ -15,7 +15,14 @@ effect = "approve"
 conditions = [ { action = "pay.refund" } ]
 approval = { approvers = ["role:finance"] }
 `;
-const CALL = { principalId: 'bot', principalKind: 'agent' as const, actionName: 'pay.refund', params: { amount: 900 }, sessionId: 's-1', audience: 'pay' };
+const CALL = {
+  principalId: 'bot',
+  principalKind: 'agent' as const,
+  actionName: 'pay.refund',
+  params: { amount: 900 },
+  sessionId: 's-1',
+  audience: 'pay',
+};
 
 describe.skipIf(skipRedis)('kavach approvals over Redis, with no proxy on this host', () => {
   const prefix = uniquePrefix('approvals-cli');
@@ -27,7 +34,9 @@ describe.skipIf(skipRedis)('kavach approvals over Redis, with no proxy on this h
   beforeAll(() => {
     dir = mkdtempSync(join(tmpdir(), 'kv-cli-redis-'));
     config = join(dir, 'kavach.toml');
-    writeFileSync(config, `
+    writeFileSync(
+      config,
+      `
 [gate]
 policy = "policy.toml"
 [redis]
@@ -41,7 +50,8 @@ principal_id = "fin"
 roles = ["finance"]
 [servers.pay]
 command = "unused"
-`);
+`,
+    );
     store = new RedisApprovalStore(REDIS_URL, { keyPrefix: prefix, commandTimeoutMs: 2000 });
     gate = Gate.fromToml(POLICY, { stores: { approval: store } });
   });

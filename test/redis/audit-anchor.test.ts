@@ -18,7 +18,13 @@ const dir = tempDir();
 const fresh = logNamer(dir, 'anchored');
 const logIds = () => `log-${randomBytes(6).toString('base64url')}`;
 const head = (n: number): string => Buffer.alloc(32, n).toString('base64url');
-const checkpoint = (logId: string, seq: number, variant = 0): AnchorCheckpoint => ({ logId, seq, headHash: head(seq + variant * 1000), signature: `sig-${seq}-${variant}`, time: 1_000 + seq });
+const checkpoint = (logId: string, seq: number, variant = 0): AnchorCheckpoint => ({
+  logId,
+  seq,
+  headHash: head(seq + variant * 1000),
+  signature: `sig-${seq}-${variant}`,
+  time: 1_000 + seq,
+});
 
 describe.skipIf(skipRedis)('RedisAuditAnchor', () => {
   let anchor: RedisAuditAnchor;
@@ -32,7 +38,11 @@ describe.skipIf(skipRedis)('RedisAuditAnchor', () => {
     expect(await anchor.latest(logId)).toBeUndefined();
     expect(await anchor.record(checkpoint(logId, 10))).toEqual({ accepted: true });
     expect(await anchor.record(checkpoint(logId, 5))).toEqual({ accepted: false, reason: 'behind', held: { seq: 10, headHash: head(10) } });
-    expect(await anchor.record(checkpoint(logId, 10, 1))).toEqual({ accepted: false, reason: 'conflict', held: { seq: 10, headHash: head(10) } });
+    expect(await anchor.record(checkpoint(logId, 10, 1))).toEqual({
+      accepted: false,
+      reason: 'conflict',
+      held: { seq: 10, headHash: head(10) },
+    });
     expect(await anchor.record(checkpoint(logId, 10))).toEqual({ accepted: true });
     expect(await anchor.latest(logId)).toEqual(checkpoint(logId, 10));
     expect(await anchor.record(checkpoint(logId, 20))).toEqual({ accepted: true });
@@ -44,27 +54,33 @@ describe.skipIf(skipRedis)('RedisAuditAnchor', () => {
   });
 
   it('never goes backwards, whatever order checkpoints arrive in (property, against a model)', async () => {
-    await fc.assert(fc.asyncProperty(fc.array(fc.tuple(fc.integer({ min: 0, max: 30 }), fc.integer({ min: 0, max: 1 })), { minLength: 1, maxLength: 25 }), async (calls) => {
-      const logId = logIds();
-      let held: AnchorCheckpoint | undefined;
-      const taken: number[] = [];
-      for (const [seq, variant] of calls) {
-        const c = checkpoint(logId, seq, variant);
-        const result = await anchor.record(c);
-        let expected: AnchorResult;
-        if (held === undefined || seq > held.seq) expected = { accepted: true };
-        else if (seq < held.seq) expected = { accepted: false, reason: 'behind', held: { seq: held.seq, headHash: held.headHash } };
-        else if (c.headHash === held.headHash && c.signature === held.signature) expected = { accepted: true };
-        else expected = { accepted: false, reason: 'conflict', held: { seq: held.seq, headHash: held.headHash } };
-        expect(result).toEqual(expected);
-        if (held === undefined || seq > held.seq) {
-          held = c;
-          taken.push(seq);
-        }
-      }
-      expect(await anchor.latest(logId)).toEqual(held);
-      expect((await anchor.history(logId, 0, 1_000)).map((h) => h.seq)).toEqual(taken);
-    }), { numRuns: 25 });
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(fc.tuple(fc.integer({ min: 0, max: 30 }), fc.integer({ min: 0, max: 1 })), { minLength: 1, maxLength: 25 }),
+        async (calls) => {
+          const logId = logIds();
+          let held: AnchorCheckpoint | undefined;
+          const taken: number[] = [];
+          for (const [seq, variant] of calls) {
+            const c = checkpoint(logId, seq, variant);
+            const result = await anchor.record(c);
+            let expected: AnchorResult;
+            if (held === undefined || seq > held.seq) expected = { accepted: true };
+            else if (seq < held.seq) expected = { accepted: false, reason: 'behind', held: { seq: held.seq, headHash: held.headHash } };
+            else if (c.headHash === held.headHash && c.signature === held.signature) expected = { accepted: true };
+            else expected = { accepted: false, reason: 'conflict', held: { seq: held.seq, headHash: held.headHash } };
+            expect(result).toEqual(expected);
+            if (held === undefined || seq > held.seq) {
+              held = c;
+              taken.push(seq);
+            }
+          }
+          expect(await anchor.latest(logId)).toEqual(held);
+          expect((await anchor.history(logId, 0, 1_000)).map((h) => h.seq)).toEqual(taken);
+        },
+      ),
+      { numRuns: 25 },
+    );
   });
 
   it('concurrent writers on their own connections: exactly the highest ends up newest, and history only rises', async () => {
@@ -98,7 +114,7 @@ describe.skipIf(skipRedis)('RedisAuditAnchor', () => {
     expect(history.map((h) => h.seq)).toEqual(Array.from({ length: 5_003 }, (_, i) => i + 1));
   });
 
-  it('keeps one log id out of another\'s keys (ids are encoded)', async () => {
+  it("keeps one log id out of another's keys (ids are encoded)", async () => {
     const a = `x:${randomBytes(4).toString('hex')}`;
     await anchor.record(checkpoint(a, 3));
     expect(await anchor.latest(`${a}:`)).toBeUndefined();
@@ -129,7 +145,10 @@ describe.skipIf(skipRedis)('an audit log anchored in Redis', () => {
     await log.close();
     const ls = lines(path);
     const transfer = ls.findIndex((l) => l.includes('"action":"bank.transfer"'));
-    const cutAt = ls.slice(0, transfer).map((l) => parse(l).type).lastIndexOf('checkpoint');
+    const cutAt = ls
+      .slice(0, transfer)
+      .map((l) => parse(l).type)
+      .lastIndexOf('checkpoint');
     return { path, ls, cutAt };
   }
 
@@ -162,7 +181,7 @@ describe.skipIf(skipRedis)('an audit log anchored in Redis', () => {
     expect((await auditRejection(openLog(path, { anchor }))).code).toBe('TRUNCATED');
   });
 
-  it('a host that also sets the anchor\'s newest checkpoint back cannot reopen the cut log; lowering history scores as well still does not hide the cut', async () => {
+  it("a host that also sets the anchor's newest checkpoint back cannot reopen the cut log; lowering history scores as well still does not hide the cut", async () => {
     const { path, ls, cutAt } = await anchoredLog();
     cutBack(path, ls, cutAt);
     const cut = parse(ls[cutAt] as string);
@@ -170,7 +189,12 @@ describe.skipIf(skipRedis)('an audit log anchored in Redis', () => {
     const client = new Redis(REDIS_URL);
     try {
       // With the anchor's credentials but no right to delete (the ACL FORMAT.md recommends).
-      await client.hset(`${keyPrefix}al:${encodeKeyPart(logId)}`, { seq: String(cut.seq), head: cut.head as string, time: String(cut.time), sig: cut.sig as string });
+      await client.hset(`${keyPrefix}al:${encodeKeyPart(logId)}`, {
+        seq: String(cut.seq),
+        head: cut.head as string,
+        time: String(cut.time),
+        sig: cut.sig as string,
+      });
       expect((await auditRejection(openLog(path, { anchor }))).code).toBe('TRUNCATED');
       const historyKey = `${keyPrefix}ah:${encodeKeyPart(logId)}`;
       for (const member of await client.zrange(historyKey, 0, -1)) await client.zadd(historyKey, -1, member);
@@ -201,7 +225,10 @@ describe.skipIf(skipRedis)('an audit log whose Redis anchor goes away', () => {
     const anchor = new RedisAuditAnchor(server.url, { commandTimeoutMs: 200 });
     const warnings: string[] = [];
     const log = await openLog(fresh(), { checkpointEvery: { entries: 1_000, ms: Infinity }, anchor, onWarning: (m) => warnings.push(m) });
-    const gate = Gate.fromDict({ policies: [{ name: 'reads', effect: 'permit', conditions: [{ action: 'fs.read_*' }] }] }, { audit: log, drift: false });
+    const gate = Gate.fromDict(
+      { policies: [{ name: 'reads', effect: 'permit', conditions: [{ action: 'fs.read_*' }] }] },
+      { audit: log, drift: false },
+    );
     const call = { principalId: 'a', principalKind: 'agent' as const, actionName: 'fs.read_file', sessionId: 's' };
     try {
       expect((await gate.evaluate(call)).kind).toBe('permit');

@@ -34,7 +34,10 @@ function bus(url: string, keyPrefix: string, opts: { signer?: BusSigner; clock?:
 }
 
 const message = (sessionId: string, at = Date.now()): InvalidationMessage => ({
-  scope: { type: 'session', sessionId }, reason: 'drift', at, origin: 'gate-a',
+  scope: { type: 'session', sessionId },
+  reason: 'drift',
+  at,
+  origin: 'gate-a',
 });
 
 describe.skipIf(skipRedis)('RedisInvalidationBus', () => {
@@ -59,13 +62,29 @@ describe.skipIf(skipRedis)('RedisInvalidationBus', () => {
     closers.push(() => raw.disconnect());
 
     // A genuine message to tamper with.
-    const genuinePayload = JSON.stringify({ v: 1, ch: channel, id: 'x', scope: { type: 'global' }, reason: 'r', at: Date.now(), origin: 'o' });
+    const genuinePayload = JSON.stringify({
+      v: 1,
+      ch: channel,
+      id: 'x',
+      scope: { type: 'global' },
+      reason: 'r',
+      at: Date.now(),
+      origin: 'o',
+    });
     const genuineSig = await keyPairSigner(gateKey).sign(Buffer.from(genuinePayload));
     const forgedPayload = genuinePayload.replace('"global"}', '"principal","principalId":"ceo"}');
     const outsiderSig = await keyPairSigner(outsiderKey).sign(Buffer.from(genuinePayload));
     const otherChannelPayload = genuinePayload.replace(channel, 'other-deployment:inv');
     const otherChannelSig = await keyPairSigner(gateKey).sign(Buffer.from(otherChannelPayload));
-    const stalePayload = JSON.stringify({ v: 1, ch: channel, id: 'y', scope: { type: 'global' }, reason: 'r', at: Date.now() - 60_000, origin: 'o' });
+    const stalePayload = JSON.stringify({
+      v: 1,
+      ch: channel,
+      id: 'y',
+      scope: { type: 'global' },
+      reason: 'r',
+      at: Date.now() - 60_000,
+      origin: 'o',
+    });
     const staleSig = await keyPairSigner(gateKey).sign(Buffer.from(stalePayload));
     const attempts = [
       JSON.stringify({ scope: { type: 'global' }, reason: 'unsigned', at: Date.now(), origin: 'x' }),
@@ -79,7 +98,14 @@ describe.skipIf(skipRedis)('RedisInvalidationBus', () => {
     await waitUntil(() => listener.dropped.length === attempts.length, 10_000, `dropped only ${listener.dropped.length}`);
     expect(listener.received).toEqual([]);
     const reasons = listener.dropped.map((r) => r.replace(/:.*$/, '').replace(/ \(.*$/, ''));
-    expect(reasons.sort()).toEqual(['not a signed message', 'not a signed message', 'signature rejected', 'signature rejected', 'signed for another channel', 'stale']);
+    expect(reasons.sort()).toEqual([
+      'not a signed message',
+      'not a signed message',
+      'signature rejected',
+      'signature rejected',
+      'signed for another channel',
+      'stale',
+    ]);
 
     // The genuine one still gets through.
     await raw.publish(channel, JSON.stringify({ p: genuinePayload, sig: genuineSig }));
@@ -94,7 +120,15 @@ describe.skipIf(skipRedis)('RedisInvalidationBus', () => {
     const channel = `${keyPrefix}inv`;
     const raw = new Redis(REDIS_URL);
     closers.push(() => raw.disconnect());
-    const payload = JSON.stringify({ v: 1, ch: channel, id: 'once', scope: { type: 'session', sessionId: 's-9' }, reason: 'r', at: Date.now(), origin: 'o' });
+    const payload = JSON.stringify({
+      v: 1,
+      ch: channel,
+      id: 'once',
+      scope: { type: 'session', sessionId: 's-9' },
+      reason: 'r',
+      at: Date.now(),
+      origin: 'o',
+    });
     const wire = JSON.stringify({ p: payload, sig: await keyPairSigner(gateKey).sign(Buffer.from(payload)) });
     for (let i = 0; i < 3; i++) await raw.publish(channel, wire);
     await waitUntil(() => listener.received.length + listener.dropped.length === 3, 10_000, 'not all copies handled');
@@ -105,7 +139,9 @@ describe.skipIf(skipRedis)('RedisInvalidationBus', () => {
   it('tells onWarning about a dropped message and a subscriber that throws', async () => {
     const keyPrefix = `${prefix}warn:`;
     const listener = bus(REDIS_URL, keyPrefix);
-    listener.bus.subscribe(() => { throw new Error('bad subscriber'); });
+    listener.bus.subscribe(() => {
+      throw new Error('bad subscriber');
+    });
     await listener.bus.whenSubscribed();
     const raw = new Redis(REDIS_URL);
     closers.push(() => raw.disconnect());
@@ -135,14 +171,19 @@ describe.skipIf(skipRedis)('RedisInvalidationBus', () => {
     await server.start();
     // Publish until the resubscribed listener hears one (reconnection order is not ours to choose).
     let n = 0;
-    await waitUntil(async () => {
-      try {
-        await a.bus.publish(message(`after-${n++}`));
-      } catch {
-        // publisher not reconnected yet
-      }
-      return b.received.length > 0;
-    }, 15_000, 'no delivery after restart', 50);
+    await waitUntil(
+      async () => {
+        try {
+          await a.bus.publish(message(`after-${n++}`));
+        } catch {
+          // publisher not reconnected yet
+        }
+        return b.received.length > 0;
+      },
+      15_000,
+      'no delivery after restart',
+      50,
+    );
     expect(b.received[0]?.scope).toMatchObject({ type: 'session' });
   });
 });

@@ -21,13 +21,20 @@ describe('redis key encoding', () => {
 
 /** Pairs that a naive "principal:action" key would merge. */
 const tricky: [string, string][] = [
-  ['a:b', 'c'], ['a', 'b:c'],
-  ['{tag}x', 'tool'], ['{tag}y', 'tool'],
-  ['*', 'tool'], ['alice', 'tool'],
-  ['bob smith', 'tool'], ['bob', 'smith tool'],
-  ['straße', 'tool'], ['strasse', 'tool'],
-  ['\u00e9', 'tool'], ['e\u0301', 'tool'],
-  ['agent"]', 'x'], ['agent', '"]x'],
+  ['a:b', 'c'],
+  ['a', 'b:c'],
+  ['{tag}x', 'tool'],
+  ['{tag}y', 'tool'],
+  ['*', 'tool'],
+  ['alice', 'tool'],
+  ['bob smith', 'tool'],
+  ['bob', 'smith tool'],
+  ['straße', 'tool'],
+  ['strasse', 'tool'],
+  ['\u00e9', 'tool'],
+  ['e\u0301', 'tool'],
+  ['agent"]', 'x'],
+  ['agent', '"]x'],
 ];
 
 describe.skipIf(skipRedis)('names that try to collide in Redis', () => {
@@ -59,7 +66,8 @@ describe.skipIf(skipRedis)('names that try to collide in Redis', () => {
     const keyPrefix = `${prefix}state:`;
     const sessions = new RedisSessionStore(REDIS_URL, { keyPrefix });
     const replay = new RedisReplayStore(REDIS_URL, { keyPrefix });
-    const obs = (principalId: string, sessionId: string) => sessions.observe({ principalId, sessionId, now: 1_000, behaviourWindowMs: 60_000 });
+    const obs = (principalId: string, sessionId: string) =>
+      sessions.observe({ principalId, sessionId, now: 1_000, behaviourWindowMs: 60_000 });
     try {
       await obs('x*', 'sess:1');
       await obs('x', 'sess');

@@ -2,7 +2,17 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cleanup as removeDir, EVERYTHING, q, runCli, startProxy, tempDir, textOf, write, type RunningProxy } from '../e2e/proxy-harness.ts';
+import {
+  cleanup as removeDir,
+  EVERYTHING,
+  q,
+  runCli,
+  startProxy,
+  tempDir,
+  textOf,
+  write,
+  type RunningProxy,
+} from '../e2e/proxy-harness.ts';
 import { freePort, PrivateRedis, skipRedis, waitUntil } from './redis-harness.ts';
 
 let dir: string;
@@ -16,15 +26,20 @@ describe.skipIf(skipRedis)('two kavach mcp processes over one Redis', () => {
     await server.start();
     const keygen = await runCli(['keygen', '--out', join(dir, 'keys')]);
     if (keygen.code !== 0) throw new Error(`keygen failed: ${keygen.stderr}`);
-    write(join(dir, 'policy.toml'), `
+    write(
+      join(dir, 'policy.toml'),
+      `
 [[policy]]
 name = "sums"
 effect = "permit"
 conditions = [{ action = "everything.get-sum" }, { rate_limit = { max = 5, window = "1h" } }]
-`);
+`,
+    );
     for (const name of ['a', 'b']) {
       mkdirSync(join(dir, name));
-      write(join(dir, name, 'kavach.toml'), `
+      write(
+        join(dir, name, 'kavach.toml'),
+        `
 [gate]
 policy = ${q(join(dir, 'policy.toml'))}
 
@@ -44,7 +59,8 @@ command_timeout_ms = 5000
 [servers.everything]
 command = ${q(process.execPath)}
 args = [${q(EVERYTHING)}, "stdio"]
-`);
+`,
+      );
     }
     proxies.push(...(await Promise.all(['a', 'b'].map((name) => startProxy(join(dir, name, 'kavach.toml'))))));
   }, 90_000);
@@ -56,8 +72,11 @@ args = [${q(EVERYTHING)}, "stdio"]
   });
 
   it('admit exactly max of concurrent calls spread across both', async () => {
-    const results = await Promise.all(Array.from({ length: 12 }, (_, i) =>
-      (proxies[i % 2] as RunningProxy).client.callTool({ name: 'everything__get-sum', arguments: { a: i, b: 1 } })));
+    const results = await Promise.all(
+      Array.from({ length: 12 }, (_, i) =>
+        (proxies[i % 2] as RunningProxy).client.callTool({ name: 'everything__get-sum', arguments: { a: i, b: 1 } }),
+      ),
+    );
     const ok = results.filter((r) => !r.isError);
     const limited = results.filter((r) => r.isError && textOf(r).includes('[RATE_LIMITED]'));
     expect(ok).toHaveLength(5);
@@ -74,10 +93,15 @@ args = [${q(EVERYTHING)}, "stdio"]
     }
     await server.start(); // an empty Redis (no persistence): the window starts again
     for (const proxy of proxies) {
-      await waitUntil(async () => {
-        const r = await proxy.client.callTool({ name: 'everything__get-sum', arguments: { a: 2, b: 2 } });
-        return !r.isError;
-      }, 20_000, 'a proxy never recovered', 100);
+      await waitUntil(
+        async () => {
+          const r = await proxy.client.callTool({ name: 'everything__get-sum', arguments: { a: 2, b: 2 } });
+          return !r.isError;
+        },
+        20_000,
+        'a proxy never recovered',
+        100,
+      );
     }
   });
 });

@@ -9,7 +9,11 @@ const policy = {
   policy: [{ name: 'tools', effect: 'permit', conditions: [{ action: 'fs.*' }, { rate_limit: { max: 1_000, window: '1m' } }] }],
 };
 const call = (i: number, sessionId?: string) => ({
-  principalId: 'alice', principalKind: 'agent' as const, actionName: 'fs.read', params: { i }, ...(sessionId ? { sessionId } : {}),
+  principalId: 'alice',
+  principalKind: 'agent' as const,
+  actionName: 'fs.read',
+  params: { i },
+  ...(sessionId ? { sessionId } : {}),
 });
 
 /** The outage tests need redis-server on PATH (as CI has); they start and kill their own. */
@@ -42,7 +46,11 @@ describe.skipIf(skipRedis)('a Redis outage', () => {
       expect((await gate.evaluate(call(101))).kind).toBe('permit');
       // Each store has its own connection: the replay store's may come back a moment later.
       let n = 0;
-      await waitUntil(async () => replay.claim(`jti-after-${n++}`, Date.now() + 1_000, Date.now()).catch(() => false), 15_000, 'the replay store never recovered');
+      await waitUntil(
+        async () => replay.claim(`jti-after-${n++}`, Date.now() + 1_000, Date.now()).catch(() => false),
+        15_000,
+        'the replay store never recovered',
+      );
     } finally {
       await gate.close();
       await Promise.all([rate.close(), session.close(), replay.close()]);

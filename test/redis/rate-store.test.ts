@@ -41,9 +41,11 @@ describe.skipIf(skipRedis)('RedisRateStore', () => {
             const chosen = limits.filter(() => rnd() < 0.6);
             if (chosen.length === 0) chosen.push(pick(limits));
             // max varies as a policy reload would change it: windows can be over their max.
-            charges = chosen.map((l) => (l.key.endsWith('budget')
-              ? { ...l, amount: pick([0, 0.1, 0.2, 0.5, 1, 2, 3, 4.5, 11]), max: pick([6, 10]) }
-              : { ...l, max: l.max - (rnd() < 0.2 ? 2 : 0) }));
+            charges = chosen.map((l) =>
+              l.key.endsWith('budget')
+                ? { ...l, amount: pick([0, 0.1, 0.2, 0.5, 1, 2, 3, 4.5, 11]), max: pick([6, 10]) }
+                : { ...l, max: l.max - (rnd() < 0.2 ? 2 : 0) },
+            );
             id = rnd() < 0.05 ? '' : randomUUID();
           }
           const expected = memory.checkAndCharge(charges, id, now);
@@ -134,7 +136,14 @@ describe.skipIf(skipRedis)('RedisRateStore', () => {
     const store = new RedisRateStore(REDIS_URL, { keyPrefix: `${prefix}decimal:` });
     const memory = new InMemoryRateStore();
     try {
-      const steps: [number, string, number][] = [[0.1, 'a', 1], [0.2, 'b', 2], [0.1, 'c', 3], [0.3, 'd', 2_000], [0.7, 'e', 2_001], [0.05, 'f', 2_002]];
+      const steps: [number, string, number][] = [
+        [0.1, 'a', 1],
+        [0.2, 'b', 2],
+        [0.1, 'c', 3],
+        [0.3, 'd', 2_000],
+        [0.7, 'e', 2_001],
+        [0.05, 'f', 2_002],
+      ];
       for (const [amount, id, now] of steps) {
         const charge = [{ key: 'eur', amount, max: 0.3, windowMs: 1_000 }];
         expect(await store.checkAndCharge(charge, id, now), id).toEqual(memory.checkAndCharge(charge, id, now));
@@ -166,7 +175,10 @@ describe.skipIf(skipRedis)('RedisRateStore', () => {
   it('gives no retry time for an amount that can never fit', async () => {
     const store = new RedisRateStore(REDIS_URL, { keyPrefix: `${prefix}never:` });
     try {
-      expect(await store.checkAndCharge([{ key: 'b', amount: 11, max: 10, windowMs: 1_000 }], 'x', 5)).toEqual({ admitted: false, index: 0 });
+      expect(await store.checkAndCharge([{ key: 'b', amount: 11, max: 10, windowMs: 1_000 }], 'x', 5)).toEqual({
+        admitted: false,
+        index: 0,
+      });
     } finally {
       await store.close();
     }

@@ -19,7 +19,7 @@ function replayStore(keyPrefix: string): RedisReplayStore {
 }
 
 describe.skipIf(skipRedis)('RedisReplayStore keeps a claimed id claimed for its whole grace period', () => {
-  it('refuses a second claim after the first claim\'s expiry while the id is still remembered', async () => {
+  it("refuses a second claim after the first claim's expiry while the id is still remembered", async () => {
     const store = replayStore(`${prefix}grace:`);
     const now = Date.now();
     expect(await store.claim('jti-g', now + 1_000, now)).toBe(true);
@@ -35,15 +35,27 @@ describe.skipIf(skipRedis)('RedisReplayStore keeps a claimed id claimed for its 
       { drift: false, signer: PermitSigner.fromKeyPair(kp, { mode: 'hybrid' }) },
     );
     closers.push(() => gate.close());
-    const verdict = await gate.evaluate({ principalId: 'agent-1', principalKind: 'agent', actionName: 'fs.read', params: { path: '/a' }, audience: 'fs' });
-    if (verdict.kind !== 'permit' || verdict.permit === undefined) throw new Error(`expected a signed permit, got ${JSON.stringify(verdict)}`);
+    const verdict = await gate.evaluate({
+      principalId: 'agent-1',
+      principalKind: 'agent',
+      actionName: 'fs.read',
+      params: { path: '/a' },
+      audience: 'fs',
+    });
+    if (verdict.kind !== 'permit' || verdict.permit === undefined)
+      throw new Error(`expected a signed permit, got ${JSON.stringify(verdict)}`);
     const expect_ = { action: 'fs.read', args: { path: '/a' } };
     // A strict verifier (no skew) uses it first.
     const strict = new PermitVerifier({ keys: kp.publicKeys(), mode: 'hybrid', audience: 'fs', replay: replayStore(keyPrefix), skewMs: 0 });
     const claims = await strict.verify(verdict.permit, expect_);
     // A lenient one (10 s of skew) sees it 5 s after its expiry: still valid by its rules, but used.
     const lenient = new PermitVerifier({
-      keys: kp.publicKeys(), mode: 'hybrid', audience: 'fs', replay: replayStore(keyPrefix), skewMs: 10_000, clock: () => claims.exp + 5_000,
+      keys: kp.publicKeys(),
+      mode: 'hybrid',
+      audience: 'fs',
+      replay: replayStore(keyPrefix),
+      skewMs: 10_000,
+      clock: () => claims.exp + 5_000,
     });
     await expect(lenient.verify(verdict.permit, expect_)).rejects.toMatchObject({ code: 'REPLAYED' });
   });

@@ -5,7 +5,13 @@ import { Gate, type GateOptions } from '../../src/engine/gate.ts';
 import { InMemorySessionStore } from '../../src/engine/stores.ts';
 import type { Verdict } from '../../src/engine/verdict.ts';
 import {
-  failFastRedisOptions, keyPairSigner, keysVerifier, RedisInvalidationBus, RedisRateStore, RedisReplayStore, RedisSessionStore,
+  failFastRedisOptions,
+  keyPairSigner,
+  keysVerifier,
+  RedisInvalidationBus,
+  RedisRateStore,
+  RedisReplayStore,
+  RedisSessionStore,
 } from '../../src/redis/index.ts';
 import { cleanup, REDIS_URL, skipRedis, uniquePrefix, waitUntil } from './redis-harness.ts';
 
@@ -18,7 +24,9 @@ afterEach(async () => {
 });
 
 const policy = (max: number, per = 'principal+action') => ({
-  policy: [{ name: 'agent_refunds', effect: 'permit', conditions: [{ action: 'payments.refund' }, { rate_limit: { max, window: '1h', per } }] }],
+  policy: [
+    { name: 'agent_refunds', effect: 'permit', conditions: [{ action: 'payments.refund' }, { rate_limit: { max, window: '1h', per } }] },
+  ],
 });
 
 /** One replica: its own Redis connections (as a separate process would have) over the shared prefix. */
@@ -27,12 +35,21 @@ function replica(keyPrefix: string, extra: GateOptions = {}, max = 7): Gate {
   const session = new RedisSessionStore(REDIS_URL, { keyPrefix });
   const replay = new RedisReplayStore(REDIS_URL, { keyPrefix });
   const gate = Gate.fromDict(policy(max), { drift: false, ...extra, stores: { rate, session, replay, ...extra.stores } });
-  closers.push(() => gate.close(), () => rate.close(), () => session.close(), () => replay.close());
+  closers.push(
+    () => gate.close(),
+    () => rate.close(),
+    () => session.close(),
+    () => replay.close(),
+  );
   return gate;
 }
 
 const call = (i: number, extra: object = {}) => ({
-  principalId: 'agent-7', principalKind: 'agent' as const, actionName: 'payments.refund', params: { amount: i }, ...extra,
+  principalId: 'agent-7',
+  principalKind: 'agent' as const,
+  actionName: 'payments.refund',
+  params: { amount: i },
+  ...extra,
 });
 
 const kinds = (verdicts: Verdict[]) => verdicts.map((v) => (v.kind === 'refuse' ? v.code : v.kind));
@@ -66,10 +83,14 @@ describe.skipIf(skipRedis)('two gate replicas over one Redis', () => {
     expect((await b.evaluate(call(1, { sessionId: 'sess-1' }))).kind).toBe('permit');
     await a.invalidate({ type: 'session', sessionId: 'sess-1' }, 'stolen laptop');
     let last: Verdict | undefined;
-    await waitUntil(async () => {
-      last = await b.evaluate(call(2, { sessionId: 'sess-1' }));
-      return last.kind === 'refuse';
-    }, 5_000, 'replica b kept permitting an invalidated session');
+    await waitUntil(
+      async () => {
+        last = await b.evaluate(call(2, { sessionId: 'sess-1' }));
+        return last.kind === 'refuse';
+      },
+      5_000,
+      'replica b kept permitting an invalidated session',
+    );
     expect(last).toMatchObject({ kind: 'refuse', code: 'SESSION_INVALID', reason: 'stolen laptop' });
   });
 
@@ -91,7 +112,11 @@ describe.skipIf(skipRedis)('two gate replicas over one Redis', () => {
     expect((await b.evaluate(call(1, { sessionId: 'sess-2' }))).kind).toBe('permit');
     await a.invalidate({ type: 'session', sessionId: 'sess-2' }, 'operator');
     await waitUntil(async () => (await b.evaluate(call(2, { sessionId: 'sess-2' }))).kind === 'refuse', 5_000, 'the bus never delivered');
-    expect(await b.evaluate(call(3, { sessionId: 'sess-2' }))).toMatchObject({ kind: 'refuse', code: 'SESSION_INVALID', reason: 'operator' });
+    expect(await b.evaluate(call(3, { sessionId: 'sess-2' }))).toMatchObject({
+      kind: 'refuse',
+      code: 'SESSION_INVALID',
+      reason: 'operator',
+    });
     expect((await b.evaluate(call(4, { sessionId: 'sess-3' }))).kind).toBe('permit');
   });
 
@@ -105,7 +130,8 @@ describe.skipIf(skipRedis)('two gate replicas over one Redis', () => {
       return new PermitVerifier({ keys: kp.publicKeys(), mode: 'hybrid', audience: 'payments', replay });
     };
     const verdict = await a.evaluate(call(5, { audience: 'payments' }));
-    if (verdict.kind !== 'permit' || verdict.permit === undefined) throw new Error(`expected a signed permit, got ${JSON.stringify(verdict)}`);
+    if (verdict.kind !== 'permit' || verdict.permit === undefined)
+      throw new Error(`expected a signed permit, got ${JSON.stringify(verdict)}`);
     const token = verdict.permit;
     const [first, second] = [verifierAt(), verifierAt()];
     await expect(first.verify(token, { action: 'payments.refund', args: { amount: 5 } })).resolves.toMatchObject({ jti: verdict.permitId });
@@ -132,7 +158,9 @@ describe.skipIf(skipRedis)('two gate replicas over one Redis', () => {
     const stores = [0, 1].map(() => new RedisReplayStore(REDIS_URL, { keyPrefix: `${prefix}claims:` }));
     closers.push(...stores.map((s) => () => s.close()));
     const now = Date.now();
-    const wins = await Promise.all(Array.from({ length: 30 }, (_, i) => (stores[i % 2] as RedisReplayStore).claim('jti-1', now + 30_000, now)));
+    const wins = await Promise.all(
+      Array.from({ length: 30 }, (_, i) => (stores[i % 2] as RedisReplayStore).claim('jti-1', now + 30_000, now)),
+    );
     expect(wins.filter(Boolean)).toHaveLength(1);
   });
 });

@@ -36,7 +36,11 @@ describe.skipIf(skipRedis)('RedisSessionStore', () => {
         };
         if (rnd() < 0.7) obs.ip = pick(['10.0.0.1', '', '2001:db8::1']);
         if (rnd() < 0.5) obs.device = pick(['laptop', 'phone']);
-        if (rnd() < 0.4) obs.geo = pick([{ lat: 52.5, lon: 13.4, country: 'DE' }, { lat: -33.9, lon: 151.2 }]);
+        if (rnd() < 0.4)
+          obs.geo = pick([
+            { lat: 52.5, lon: 13.4, country: 'DE' },
+            { lat: -33.9, lon: 151.2 },
+          ]);
         expect(await store.observe(obs), `step ${step}`).toEqual(memory.observe(obs));
       }
     } finally {
@@ -66,7 +70,10 @@ describe.skipIf(skipRedis)('RedisSessionStore', () => {
       await store.observe({ principalId: 'alice', sessionId: 'mid', now: 150, behaviourWindowMs: 60_000 });
       await store.invalidate({ type: 'principal', principalId: 'alice' }, 'second', 200);
       await store.invalidate({ type: 'principal', principalId: 'alice' }, 'first (delivered late)', 100);
-      expect(await store.observe({ principalId: 'alice', sessionId: 'mid', now: 300, behaviourWindowMs: 60_000 })).toEqual({ invalid: true, reason: 'second' });
+      expect(await store.observe({ principalId: 'alice', sessionId: 'mid', now: 300, behaviourWindowMs: 60_000 })).toEqual({
+        invalid: true,
+        reason: 'second',
+      });
       expect((await store.observe({ principalId: 'alice', sessionId: 'after', now: 300, behaviourWindowMs: 60_000 })).invalid).toBe(false);
     } finally {
       await store.close();
@@ -75,7 +82,8 @@ describe.skipIf(skipRedis)('RedisSessionStore', () => {
 
   it('cuts off sessions started at or before a principal or global cutoff, not after', async () => {
     const store = new RedisSessionStore(REDIS_URL, { keyPrefix: `${prefix}edge:` });
-    const at = (sessionId: string, now: number, principalId = 'alice') => store.observe({ principalId, sessionId, now, behaviourWindowMs: 60_000 });
+    const at = (sessionId: string, now: number, principalId = 'alice') =>
+      store.observe({ principalId, sessionId, now, behaviourWindowMs: 60_000 });
     try {
       await at('same-ms', 500);
       await at('later', 501);
@@ -95,8 +103,9 @@ describe.skipIf(skipRedis)('RedisSessionStore', () => {
   it('caps the remembered call times of a busy session', async () => {
     const store = new RedisSessionStore(REDIS_URL, { keyPrefix: `${prefix}cap:` });
     try {
-      let last;
-      for (let i = 0; i < 1_005; i++) last = await store.observe({ principalId: 'p', sessionId: 'busy', now: 1_000 + i, behaviourWindowMs: 60_000 });
+      let last: unknown;
+      for (let i = 0; i < 1_005; i++)
+        last = await store.observe({ principalId: 'p', sessionId: 'busy', now: 1_000 + i, behaviourWindowMs: 60_000 });
       expect(last).toMatchObject({ invalid: false, session: { actionCount: 1_005, recentCalls: 1_000 } });
     } finally {
       await store.close();
@@ -106,10 +115,13 @@ describe.skipIf(skipRedis)('RedisSessionStore', () => {
   it('keeps as many call times as the observation asks (recentLimit, for behaviour thresholds above 1,000)', async () => {
     const store = new RedisSessionStore(REDIS_URL, { keyPrefix: `${prefix}limit:` });
     try {
-      let last;
-      for (let i = 0; i < 1_300; i++) last = await store.observe({ principalId: 'p', sessionId: 'busy', now: 1_000 + i, behaviourWindowMs: 60_000, recentLimit: 1_201 });
+      let last: unknown;
+      for (let i = 0; i < 1_300; i++)
+        last = await store.observe({ principalId: 'p', sessionId: 'busy', now: 1_000 + i, behaviourWindowMs: 60_000, recentLimit: 1_201 });
       expect(last).toMatchObject({ invalid: false, session: { actionCount: 1_300, recentCalls: 1_201 } });
-      await expect(store.observe({ principalId: 'p', sessionId: 'busy', now: 3_000, behaviourWindowMs: 60_000, recentLimit: 0 })).rejects.toThrow(/recentLimit/);
+      await expect(
+        store.observe({ principalId: 'p', sessionId: 'busy', now: 3_000, behaviourWindowMs: 60_000, recentLimit: 0 }),
+      ).rejects.toThrow(/recentLimit/);
     } finally {
       await store.close();
     }

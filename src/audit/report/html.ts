@@ -23,9 +23,19 @@ function sha256(text: string): string {
  */
 export function contentSecurityPolicy(script: string, style: string): string {
   return [
-    "default-src 'none'", `script-src ${sha256(script)}`, `style-src ${sha256(style)}`,
-    "img-src 'none'", "font-src 'none'", "connect-src 'none'", "media-src 'none'", "object-src 'none'", "frame-src 'none'",
-    "worker-src 'none'", "manifest-src 'none'", "base-uri 'none'", "form-action 'none'",
+    "default-src 'none'",
+    `script-src ${sha256(script)}`,
+    `style-src ${sha256(style)}`,
+    "img-src 'none'",
+    "font-src 'none'",
+    "connect-src 'none'",
+    "media-src 'none'",
+    "object-src 'none'",
+    "frame-src 'none'",
+    "worker-src 'none'",
+    "manifest-src 'none'",
+    "base-uri 'none'",
+    "form-action 'none'",
   ].join('; ');
 }
 

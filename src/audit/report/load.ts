@@ -77,7 +77,10 @@ function lenient(line: string, index: number): UnverifiedLine {
 async function readLines(given: string): Promise<{ files: string[]; lines: string[] }> {
   const source = await resolveLogPath(given).catch(() => given);
   const files = (await listSegments(source)).map((s) => s.path);
-  const active = await stat(source).then(() => true, () => false);
+  const active = await stat(source).then(
+    () => true,
+    () => false,
+  );
   if (active) files.push(source);
   const lines: string[] = [];
   for (const f of files) {

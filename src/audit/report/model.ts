@@ -192,7 +192,9 @@ export function buildReportModel(logs: readonly LoadedLog[], opts: BuildOptions 
   // Several logs (replicas) interleave by time; one log keeps its chain order.
   if (logs.length > 1) {
     rows.sort((a, b) => (a.time ?? 0) - (b.time ?? 0) || a.log - b.log || a.index - b.index);
-    rows.forEach((r, i) => (r.id = i));
+    rows.forEach((r, i) => {
+      r.id = i;
+    });
   }
   return {
     format: 'kavach.audit-report.v1',
@@ -250,18 +252,24 @@ function headline(logs: readonly LogIntegrity[]): string {
     const kids = distinct(logs.flatMap((g) => g.kids));
     const unsigned = logs.filter((g) => g.checkpoints === 0);
     if (unsigned.length > 0) {
-      return `Chain intact but NOT SIGNED: no checkpoint seals ${logs.length > 1 ? unsigned.map((g) => g.source).join(', ') : 'this log'} yet; ` +
-        `its ${unsigned.reduce((n, g) => n + g.unsealed, 0)} records could be rewritten by anyone able to write the file`;
+      return (
+        `Chain intact but NOT SIGNED: no checkpoint seals ${logs.length > 1 ? unsigned.map((g) => g.source).join(', ') : 'this log'} yet; ` +
+        `its ${unsigned.reduce((n, g) => n + g.unsealed, 0)} records could be rewritten by anyone able to write the file`
+      );
     }
-    return `Verified: every record's hash and link checked; ${cps} checkpoint signature${cps === 1 ? '' : 's'} verified` +
+    return (
+      `Verified: every record's hash and link checked; ${cps} checkpoint signature${cps === 1 ? '' : 's'} verified` +
       `${kids.length > 0 ? ` (key${kids.length === 1 ? '' : 's'} ${kids.join(', ')})` : ''}` +
-      `${unsealed > 0 ? `; ${unsealed} record${unsealed === 1 ? '' : 's'} after the last checkpoint not yet sealed` : ''}`;
+      `${unsealed > 0 ? `; ${unsealed} record${unsealed === 1 ? '' : 's'} after the last checkpoint not yet sealed` : ''}`
+    );
   }
-  return broken.map((g) => {
-    const b = g.broken as IntegrityBreak;
-    const where = b.index >= 0 ? `at record ${b.index}` : '';
-    return `BROKEN ${where}${logs.length > 1 ? ` in ${g.source}` : ''}: ${b.reason} [${b.code}]`.replace('BROKEN :', 'BROKEN:');
-  }).join(' · ');
+  return broken
+    .map((g) => {
+      const b = g.broken as IntegrityBreak;
+      const where = b.index >= 0 ? `at record ${b.index}` : '';
+      return `BROKEN ${where}${logs.length > 1 ? ` in ${g.source}` : ''}: ${b.reason} [${b.code}]`.replace('BROKEN :', 'BROKEN:');
+    })
+    .join(' · ');
 }
 
 function str(v: unknown): string | undefined {
@@ -272,7 +280,14 @@ function num(v: unknown): number | null {
 }
 
 /** A record (verified, or read leniently) as a timeline row. Unknown shapes still get a row. */
-function rowOf(r: Record<string, unknown>, id: number, log: number, index: number, trust: Trust, principalOf: Map<string, string>): ReportRow {
+function rowOf(
+  r: Record<string, unknown>,
+  id: number,
+  log: number,
+  index: number,
+  trust: Trust,
+  principalOf: Map<string, string>,
+): ReportRow {
   const type = str(r.type) ?? '(no type)';
   const row: ReportRow = { id, log, index, seq: num(r.seq), time: num(r.time), type, kind: 'log', trust, extra: {} };
   const used = new Set<string>(HEADER);
@@ -320,7 +335,9 @@ function rowOf(r: Record<string, unknown>, id: number, log: number, index: numbe
       const n = num(take('policies'));
       const error = str(take('error'));
       if (!ok) row.failed = true;
-      row.detail = ok ? `policy set replaced: ${n ?? '?'} policies` : `reload FAILED, ${n ?? '?'} policies stay in force${error !== undefined ? `: ${error}` : ''}`;
+      row.detail = ok
+        ? `policy set replaced: ${n ?? '?'} policies`
+        : `reload FAILED, ${n ?? '?'} policies stay in force${error !== undefined ? `: ${error}` : ''}`;
       break;
     }
     case 'invalidation': {
@@ -379,7 +396,18 @@ function rowOf(r: Record<string, unknown>, id: number, log: number, index: numbe
 
 function unverifiedRow(u: UnverifiedLine, id: number, log: number, principalOf: Map<string, string>): ReportRow {
   if (u.record) return rowOf(u.record, id, log, u.index, 'unverified', principalOf);
-  return { id, log, index: u.index, seq: null, time: null, type: '(unreadable)', kind: 'log', trust: 'unverified', detail: 'a line that is not a JSON record', extra: { line: u.raw ?? '' } };
+  return {
+    id,
+    log,
+    index: u.index,
+    seq: null,
+    time: null,
+    type: '(unreadable)',
+    kind: 'log',
+    trust: 'unverified',
+    detail: 'a line that is not a JSON record',
+    extra: { line: u.raw ?? '' },
+  };
 }
 
 function setStr(row: ReportRow, key: 'principal' | 'tool' | 'session' | 'code' | 'reason' | 'evaluator' | 'policy', v: unknown): void {
@@ -397,7 +425,22 @@ function sessionsOf(rows: readonly ReportRow[]): SessionSummary[] {
     const key = r.session ?? null;
     let s = by.get(key);
     if (!s) {
-      s = { id: key, principals: [], first: null, last: null, calls: 0, permits: 0, refusals: 0, invalidations: 0, wouldBlock: 0, drift: 0, tools: 0, rows: 0, toolSet: new Set(), principalSet: new Set() };
+      s = {
+        id: key,
+        principals: [],
+        first: null,
+        last: null,
+        calls: 0,
+        permits: 0,
+        refusals: 0,
+        invalidations: 0,
+        wouldBlock: 0,
+        drift: 0,
+        tools: 0,
+        rows: 0,
+        toolSet: new Set(),
+        principalSet: new Set(),
+      };
       by.set(key, s);
     }
     s.rows++;
@@ -437,9 +480,22 @@ function summarize(rows: readonly ReportRow[], opts: BuildOptions): ReportSummar
   const top = opts.top ?? 12;
   const calls = rows.filter((r) => r.kind === 'call');
   const totals: ReportTotals = {
-    records: rows.length, calls: calls.length, permits: 0, refusals: 0, invalidations: 0, observed: 0, wouldBlock: 0,
-    sessions: 0, principals: 0, tools: 0, reloads: 0, failedReloads: 0, invalidationRecords: 0, drift: 0,
-    unverified: rows.filter((r) => r.trust === 'unverified').length, outcomes: {},
+    records: rows.length,
+    calls: calls.length,
+    permits: 0,
+    refusals: 0,
+    invalidations: 0,
+    observed: 0,
+    wouldBlock: 0,
+    sessions: 0,
+    principals: 0,
+    tools: 0,
+    reloads: 0,
+    failedReloads: 0,
+    invalidationRecords: 0,
+    drift: 0,
+    unverified: rows.filter((r) => r.trust === 'unverified').length,
+    outcomes: {},
   };
   const refusalsByCode = new Map<string, number>();
   const refusalsByTool = new Map<string, number>();
@@ -509,8 +565,11 @@ function summarize(rows: readonly ReportRow[], opts: BuildOptions): ReportSummar
     refusalsByTool: ranked(refusalsByTool, top),
     topPrincipals: [...principals.values()].sort((a, b) => b.calls - a.calls || (a.name < b.name ? -1 : 1)).slice(0, top),
     observe: {
-      observed: totals.observed, wouldBlock: totals.wouldBlock,
-      byCode: ranked(observeByCode, top), byTool: ranked(observeByTool, top), byPrincipal: ranked(observeByPrincipal, top),
+      observed: totals.observed,
+      wouldBlock: totals.wouldBlock,
+      byCode: ranked(observeByCode, top),
+      byTool: ranked(observeByTool, top),
+      byPrincipal: ranked(observeByPrincipal, top),
     },
     markers,
   };
@@ -521,7 +580,10 @@ const AXIS_LIMIT = 8.64e15;
 const onAxis = (t: number): number => Math.min(AXIS_LIMIT, Math.max(-AXIS_LIMIT, t));
 
 function overTime(calls: readonly ReportRow[], max: number): { bucketMs: number; buckets: TimeBucket[] } {
-  const times = calls.map((r) => r.time).filter((t): t is number => t !== null).map(onAxis);
+  const times = calls
+    .map((r) => r.time)
+    .filter((t): t is number => t !== null)
+    .map(onAxis);
   if (times.length === 0) return { bucketMs: 0, buckets: [] };
   let lo = times[0] as number;
   let hi = lo;
@@ -532,7 +594,14 @@ function overTime(calls: readonly ReportRow[], max: number): { bucketMs: number;
   const width = bucketWidth(hi - lo + 1, max);
   const start = Math.floor(lo / width) * width;
   const n = Math.floor((hi - start) / width) + 1;
-  const buckets: TimeBucket[] = Array.from({ length: n }, (_, i) => ({ start: start + i * width, end: start + (i + 1) * width, permit: 0, refuse: 0, invalidate: 0, wouldBlock: 0 }));
+  const buckets: TimeBucket[] = Array.from({ length: n }, (_, i) => ({
+    start: start + i * width,
+    end: start + (i + 1) * width,
+    permit: 0,
+    refuse: 0,
+    invalidate: 0,
+    wouldBlock: 0,
+  }));
   for (const r of calls) {
     if (r.time === null) continue;
     const b = buckets[Math.min(n - 1, Math.floor((onAxis(r.time) - start) / width))] as TimeBucket;

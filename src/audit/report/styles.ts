@@ -1,5 +1,5 @@
 /** The report's stylesheet (inlined; allowed by the page's CSP through its hash). No external fonts. */
-export const REPORT_CSS = String.raw`
+export const REPORT_CSS = `
 :root {
   --ink: #1f2328; --muted: #59636e; --line: #d1d9e0; --bg: #f6f8fa; --card: #ffffff;
   --permit: #1a7f37; --permit-bg: #dafbe1; --refuse: #cf222e; --refuse-bg: #ffebe9;

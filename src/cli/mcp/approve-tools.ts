@@ -52,7 +52,9 @@ async function approveTools(configPath: string, named: string[], listOnly: boole
   process.stdout.write(`${visible(`approved ${approved.length} tool${approved.length === 1 ? '' : 's'}: ${approved.join(', ')}`)}\n`);
   const changedAgain = Object.keys(reviewed).filter((a) => !approved.includes(a));
   if (changedAgain.length > 0) {
-    process.stderr.write(`${visible(`changed again while you reviewed, still waiting: ${changedAgain.join(', ')}; run approve-tools again`)}\n`);
+    process.stderr.write(
+      `${visible(`changed again while you reviewed, still waiting: ${changedAgain.join(', ')}; run approve-tools again`)}\n`,
+    );
     return 1;
   }
   return 0;

@@ -34,13 +34,24 @@ async function check(configPath: string, json: boolean): Promise<number> {
     const tools = await runtime.core.describeTools(principal);
     const servers = runtime.core.upstreams.map((u) => ({ name: u.name, state: u.state, error: u.lastError, tools: u.tools.length }));
     if (json) {
-      process.stdout.write(`${terminalJson({ principal: principal.principalId, policies: runtime.gate.policyCount, servers, tools }, 2)}\n`);
+      process.stdout.write(
+        `${terminalJson({ principal: principal.principalId, policies: runtime.gate.policyCount, servers, tools }, 2)}\n`,
+      );
     } else {
-      const out: string[] = [`config ${config.file}`, `policy ${config.gate.policy}: ${runtime.gate.policyCount} policies${config.gate.observeOnly ? ' (observe mode: nothing is refused)' : ''}`, `principal ${principal.principalKind} '${principal.principalId}'`, ''];
+      const out: string[] = [
+        `config ${config.file}`,
+        `policy ${config.gate.policy}: ${runtime.gate.policyCount} policies${config.gate.observeOnly ? ' (observe mode: nothing is refused)' : ''}`,
+        `principal ${principal.principalKind} '${principal.principalId}'`,
+        '',
+      ];
       for (const s of servers) {
         out.push(`server ${s.name}: ${s.state === 'ready' ? `ready, ${s.tools} tools` : `${s.state}${s.error ? ` (${s.error})` : ''}`}`);
         for (const t of tools.filter((x) => x.server === s.name)) {
-          const why = t.changed ? 'hidden: definition changed, run `kavach mcp approve-tools`' : t.listed ? 'listed' : 'hidden: no policy could permit it';
+          const why = t.changed
+            ? 'hidden: definition changed, run `kavach mcp approve-tools`'
+            : t.listed
+              ? 'listed'
+              : 'hidden: no policy could permit it';
           out.push(`  ${t.exposed.padEnd(40)} ${why}`);
         }
       }

@@ -18,11 +18,21 @@ written first. A server it cannot move is listed with the reason, and the exit c
 
 const SPECS = {
   install: {
-    command: 'kavach mcp install', usage: USAGE,
-    options: { client: 'string', scope: 'string', project: 'string', config: 'string', file: 'string', 'dry-run': 'boolean', 'allow-partial': 'boolean' },
+    command: 'kavach mcp install',
+    usage: USAGE,
+    options: {
+      client: 'string',
+      scope: 'string',
+      project: 'string',
+      config: 'string',
+      file: 'string',
+      'dry-run': 'boolean',
+      'allow-partial': 'boolean',
+    },
   },
   uninstall: {
-    command: 'kavach mcp uninstall', usage: USAGE,
+    command: 'kavach mcp uninstall',
+    usage: USAGE,
     options: { client: 'string', scope: 'string', project: 'string', file: 'string', 'dry-run': 'boolean' },
   },
 } as const;
@@ -34,15 +44,23 @@ export function installCommand(sub: 'install' | 'uninstall', argv: string[]): Pr
     const client = o.client;
     if (client === undefined) throw new UsageError(`--client ${CLIENTS.join('|')} is required`);
     if (!isClientName(client)) throw new UsageError(`--client ${client}: unknown client; the clients are ${CLIENTS.join(', ')}`);
-    if (o.scope !== undefined && !(SCOPES as string[]).includes(o.scope)) throw new UsageError(`--scope ${o.scope}: the scopes are ${SCOPES.join(', ')}`);
+    if (o.scope !== undefined && !(SCOPES as string[]).includes(o.scope))
+      throw new UsageError(`--scope ${o.scope}: the scopes are ${SCOPES.join(', ')}`);
     // uninstall declares neither: absent there.
     const only = o as { config?: string; 'allow-partial'?: true };
     const run = sub === 'install' ? runInstall : runUninstall;
     try {
       return await run({
-        client, scope: o.scope as Scope | undefined, project: o.project, file: o.file,
-        config: only.config, dryRun: o['dry-run'] === true, allowPartial: only['allow-partial'] === true,
-        env: process.env, platform: process.platform, cwd: process.cwd(),
+        client,
+        scope: o.scope as Scope | undefined,
+        project: o.project,
+        file: o.file,
+        config: only.config,
+        dryRun: o['dry-run'] === true,
+        allowPartial: only['allow-partial'] === true,
+        env: process.env,
+        platform: process.platform,
+        cwd: process.cwd(),
         out: (text) => void process.stdout.write(text),
       });
     } catch (err) {

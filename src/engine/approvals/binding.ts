@@ -21,14 +21,28 @@ export function bindingOf(ctx: ValidContext, policy: CompiledPolicy): Binding {
   const argsHash = hashArgs(ctx.params);
   const rule = policy.approval;
   const key = hashArgs({
-    v: 1, p: ctx.principalId, k: ctx.principalKind, a: ctx.actionName, r: ctx.resource, u: ctx.audience, s: ctx.sessionId, x: argsHash,
-    pol: policy.name, rule: rule ? { ap: [...rule.approvers], q: rule.quorum, t: rule.timeoutMs, g: rule.grantTtlMs, n: rule.uses } : null,
+    v: 1,
+    p: ctx.principalId,
+    k: ctx.principalKind,
+    a: ctx.actionName,
+    r: ctx.resource,
+    u: ctx.audience,
+    s: ctx.sessionId,
+    x: argsHash,
+    pol: policy.name,
+    rule: rule ? { ap: [...rule.approvers], q: rule.quorum, t: rule.timeoutMs, g: rule.grantTtlMs, n: rule.uses } : null,
   });
   return { key, argsHash };
 }
 
 /** A new pending request for the call, with the arguments an approver may see. */
-export function newRequest(ctx: ValidContext, policy: CompiledPolicy, binding: Binding, redactPointers: readonly (readonly string[])[], now: number): StoredApproval {
+export function newRequest(
+  ctx: ValidContext,
+  policy: CompiledPolicy,
+  binding: Binding,
+  redactPointers: readonly (readonly string[])[],
+  now: number,
+): StoredApproval {
   const rule = policy.approval;
   if (!rule) throw new Error(`policy '${policy.name}' has no approval rule`);
   const principal: Principal = { id: ctx.principalId, kind: ctx.principalKind };

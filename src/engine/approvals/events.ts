@@ -15,7 +15,10 @@ export interface ApprovalSubject {
 }
 
 export function approvalEvent(
-  subject: ApprovalSubject, event: ApprovalEvent['event'], status: ApprovalStatus, time: number,
+  subject: ApprovalSubject,
+  event: ApprovalEvent['event'],
+  status: ApprovalStatus,
+  time: number,
   extra: { evaluationId?: string; decision?: ApprovalDecision; expiresAt?: number } = {},
 ): ApprovalEvent {
   const e: ApprovalEvent = {

@@ -34,7 +34,11 @@ export class InMemoryApprovalStore implements ApprovalStore {
     if (current) {
       if (expireIfDue(current, now)) expired = current.id;
       if (isLive(current, now)) {
-        const answer = (outcome: ApprovalOpenResult['outcome']): ApprovalOpenResult => ({ outcome, id: current.id, expiresAt: current.expiresAt });
+        const answer = (outcome: ApprovalOpenResult['outcome']): ApprovalOpenResult => ({
+          outcome,
+          id: current.id,
+          expiresAt: current.expiresAt,
+        });
         if (current.status !== 'granted') return answer(current.status === 'pending' ? 'pending' : 'denied');
         if (!fresh) return { ...answer('granted'), usesLeft: current.usesLeft };
         takeUse(current, now);

@@ -4,8 +4,14 @@ import { StoreUnavailableError } from '../stores.ts';
 import { mayDecide, publicView } from './binding.ts';
 import { approvalEvent, approverOf } from './events.ts';
 import {
-  APPROVAL_STATUSES, ApprovalError,
-  type ApprovalDecision, type ApprovalFilter, type ApprovalRequest, type ApprovalDecisionInput, type StoredApproval, type ApprovalWaitOptions,
+  APPROVAL_STATUSES,
+  ApprovalError,
+  type ApprovalDecision,
+  type ApprovalFilter,
+  type ApprovalRequest,
+  type ApprovalDecisionInput,
+  type StoredApproval,
+  type ApprovalWaitOptions,
 } from './types.ts';
 
 /** How often `wait` looks again when no change notice came (pub/sub is at-most-once), at most. */
@@ -29,7 +35,8 @@ export class Approvals {
   /** Newest first; `status` and `principalId` narrow the list. Requests found lapsed are marked expired. */
   async list(filter: ApprovalFilter = {}): Promise<ApprovalRequest[]> {
     if (filter === null || typeof filter !== 'object') throw new TypeError('filter must be an object');
-    if (filter.status !== undefined && !APPROVAL_STATUSES.includes(filter.status)) throw new TypeError(`status must be one of ${APPROVAL_STATUSES.join(', ')}`);
+    if (filter.status !== undefined && !APPROVAL_STATUSES.includes(filter.status))
+      throw new TypeError(`status must be one of ${APPROVAL_STATUSES.join(', ')}`);
     if (filter.principalId !== undefined && typeof filter.principalId !== 'string') throw new TypeError('principalId must be a string');
     const clean: ApprovalFilter = {};
     if (filter.status !== undefined) clean.status = filter.status;
@@ -60,25 +67,35 @@ export class Approvals {
       throw new ApprovalError('SELF_APPROVAL', id, `${request.principal.id} cannot decide their own call`);
     }
     if (!mayDecide(request.rule.approvers, decision.approver)) {
-      throw new ApprovalError('NOT_AN_APPROVER', id, `${decision.approver.id} is not among the approvers of '${request.policy}' (${request.rule.approvers.join(', ')})`);
+      throw new ApprovalError(
+        'NOT_AN_APPROVER',
+        id,
+        `${decision.approver.id} is not among the approvers of '${request.policy}' (${request.rule.approvers.join(', ')})`,
+      );
     }
     const entry: ApprovalDecision = { ...decision, at: now };
     const result = await this.deps.store.decide(id, entry, now);
     if (!result.ok) {
       if (result.expired) this.deps.record(approvalEvent(request, 'expired', 'expired', now, { expiresAt: request.expiresAt }));
       if (result.code === 'NOT_FOUND') throw new ApprovalError('NOT_FOUND', id, `no approval request ${JSON.stringify(id)}`);
-      if (result.code === 'EXPIRED') throw new ApprovalError('EXPIRED', id, `approval request ${id} expired at ${new Date(request.expiresAt).toISOString()}`);
+      if (result.code === 'EXPIRED')
+        throw new ApprovalError('EXPIRED', id, `approval request ${id} expired at ${new Date(request.expiresAt).toISOString()}`);
       throw new ApprovalError('NOT_PENDING', id, `approval request ${id} is no longer pending`);
     }
     const after = result.request;
-    const event = approvalEvent(after, decision.decision === 'grant' ? 'granted' : 'denied', after.status, now, { decision: entry, expiresAt: after.expiresAt });
+    const event = approvalEvent(after, decision.decision === 'grant' ? 'granted' : 'denied', after.status, now, {
+      decision: entry,
+      expiresAt: after.expiresAt,
+    });
     if (this.deps.audit) {
       try {
         await this.deps.audit.append(event);
       } catch (err) {
         // The decision is stored (the store is the source of truth); whoever decided must hear it is unrecorded.
         this.deps.warn(`audit append failed: ${String(err)}`);
-        throw new StoreUnavailableError(`the decision on ${id} was taken but the audit log could not record it: ${(err as Error)?.message ?? String(err)}`);
+        throw new StoreUnavailableError(
+          `the decision on ${id} was taken but the audit log could not record it: ${(err as Error)?.message ?? String(err)}`,
+        );
       }
     }
     return publicView(after);
@@ -128,7 +145,13 @@ export class Approvals {
 
   private seenStored(lookup: ApprovalLookup, now: number): StoredApproval {
     const r = lookup.request;
-    if (r === null || typeof r !== 'object' || typeof r.id !== 'string' || !APPROVAL_STATUSES.includes(r.status) || typeof r.rule !== 'object') {
+    if (
+      r === null ||
+      typeof r !== 'object' ||
+      typeof r.id !== 'string' ||
+      !APPROVAL_STATUSES.includes(r.status) ||
+      typeof r.rule !== 'object'
+    ) {
       throw new StoreUnavailableError('the approval store gave a malformed answer');
     }
     if (lookup.expired) this.deps.record(approvalEvent(r, 'expired', r.status, now, { expiresAt: r.expiresAt }));
@@ -163,12 +186,15 @@ function checkDecision(input: ApprovalDecisionInput): Omit<ApprovalDecision, 'at
   const { approver, decision, note } = input;
   if (decision !== 'grant' && decision !== 'deny') throw new TypeError("decision must be 'grant' or 'deny'");
   if (approver === null || typeof approver !== 'object') throw new TypeError('approver must be a principal { id, kind, roles? }');
-  if (typeof approver.id !== 'string' || approver.id.length === 0 || approver.id.length > ID_MAX) throw new TypeError('approver.id must be a non-empty string');
-  if (!(PRINCIPAL_KINDS as readonly string[]).includes(approver.kind)) throw new TypeError(`approver.kind must be one of ${PRINCIPAL_KINDS.join(', ')}`);
+  if (typeof approver.id !== 'string' || approver.id.length === 0 || approver.id.length > ID_MAX)
+    throw new TypeError('approver.id must be a non-empty string');
+  if (!(PRINCIPAL_KINDS as readonly string[]).includes(approver.kind))
+    throw new TypeError(`approver.kind must be one of ${PRINCIPAL_KINDS.join(', ')}`);
   if (approver.roles !== undefined && (!Array.isArray(approver.roles) || approver.roles.some((r) => typeof r !== 'string'))) {
     throw new TypeError('approver.roles must be an array of strings');
   }
-  if (note !== undefined && (typeof note !== 'string' || note.length > NOTE_MAX)) throw new TypeError(`note must be a string of at most ${NOTE_MAX} characters`);
+  if (note !== undefined && (typeof note !== 'string' || note.length > NOTE_MAX))
+    throw new TypeError(`note must be a string of at most ${NOTE_MAX} characters`);
   const out: Omit<ApprovalDecision, 'at'> = { approver: approverOf(approver as Principal), decision };
   if (note !== undefined) out.note = note;
   return out;

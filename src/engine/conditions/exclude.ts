@@ -15,7 +15,10 @@ import { compileGlob, type Matcher } from '../glob.ts';
  */
 export function compileExcludes(patterns: readonly string[], roots: readonly string[]): Matcher {
   const inSubtree = compileExcludedSubtrees(patterns);
-  const riskyParts = patterns.map(subtreeOf).filter((s) => !readsOneComponent(s)).map((s) => s.split('*'));
+  const riskyParts = patterns
+    .map(subtreeOf)
+    .filter((s) => !readsOneComponent(s))
+    .map((s) => s.split('*'));
   const immovable = new Set(roots.filter((r) => roots.every((other) => other === r || other.startsWith(r === '/' ? '/' : `${r}/`))));
   return (path) => {
     if (inSubtree(path)) return true;

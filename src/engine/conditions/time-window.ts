@@ -34,13 +34,25 @@ function zoneOffsetMinutes(zone: string, now: number): number {
   let fmt = formatters.get(zone);
   if (!fmt) {
     fmt = new Intl.DateTimeFormat('en-US', {
-      timeZone: zone, hourCycle: 'h23', year: 'numeric', month: 'numeric', day: 'numeric', hour: 'numeric', minute: 'numeric',
+      timeZone: zone,
+      hourCycle: 'h23',
+      year: 'numeric',
+      month: 'numeric',
+      day: 'numeric',
+      hour: 'numeric',
+      minute: 'numeric',
     });
     formatters.set(zone, fmt);
   }
   const parts: Record<string, number> = {};
   for (const p of fmt.formatToParts(bucket * 900_000)) if (p.type !== 'literal') parts[p.type] = Number(p.value);
-  const local = Date.UTC(parts.year as number, (parts.month as number) - 1, parts.day as number, parts.hour as number, parts.minute as number);
+  const local = Date.UTC(
+    parts.year as number,
+    (parts.month as number) - 1,
+    parts.day as number,
+    parts.hour as number,
+    parts.minute as number,
+  );
   const offsetMin = Math.round((local - bucket * 900_000) / 60_000);
   offsetCache.set(zone, { bucket, offsetMin });
   return offsetMin;

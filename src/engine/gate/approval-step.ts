@@ -32,13 +32,18 @@ export function checkOpened(opened: ApprovalOpenResult, looking: boolean): Appro
     storeError(new Error('the approval store gave a malformed answer'));
   }
   // Only a look may find a grant untouched; only an enforcing call may take a use or create.
-  if (looking ? outcome === 'used' || outcome === 'created' : outcome === 'granted') storeError(new Error('the approval store gave a malformed answer'));
+  if (looking ? outcome === 'used' || outcome === 'created' : outcome === 'granted')
+    storeError(new Error('the approval store gave a malformed answer'));
   return opened;
 }
 
 export function subjectOf(ctx: ValidContext, policy: CompiledPolicy, binding: Binding, id: string): ApprovalSubject {
   const subject: ApprovalSubject = {
-    id, policy: policy.name, principal: { id: ctx.principalId, kind: ctx.principalKind }, action: ctx.actionName, argsHash: binding.argsHash,
+    id,
+    policy: policy.name,
+    principal: { id: ctx.principalId, kind: ctx.principalKind },
+    action: ctx.actionName,
+    argsHash: binding.argsHash,
   };
   if (ctx.resource !== undefined) subject.resource = ctx.resource;
   if (ctx.audience !== undefined) subject.audience = ctx.audience;
@@ -47,15 +52,30 @@ export function subjectOf(ctx: ValidContext, policy: CompiledPolicy, binding: Bi
 }
 
 /** APPROVAL_REQUIRED / APPROVAL_DENIED for a call whose request is waiting or was denied. */
-export function approvalRefusal(evaluationId: string, policy: CompiledPolicy, ctx: ValidContext, opened: ApprovalOpenResult): RefuseVerdict {
+export function approvalRefusal(
+  evaluationId: string,
+  policy: CompiledPolicy,
+  ctx: ValidContext,
+  opened: ApprovalOpenResult,
+): RefuseVerdict {
   const asked = `'${policy.name}' asks a person to approve '${ctx.actionName}'`;
   let verdict: RefuseVerdict;
   if (opened.outcome === 'denied') {
-    verdict = refuse(evaluationId, 'APPROVAL_DENIED', 'approval', `${asked}, and it was denied (request ${opened.id}, until ${iso(opened.expiresAt)})`);
+    verdict = refuse(
+      evaluationId,
+      'APPROVAL_DENIED',
+      'approval',
+      `${asked}, and it was denied (request ${opened.id}, until ${iso(opened.expiresAt)})`,
+    );
   } else if (opened.id === undefined) {
     verdict = refuse(evaluationId, 'APPROVAL_REQUIRED', 'approval', `${asked} (observe mode: no request made)`);
   } else {
-    verdict = refuse(evaluationId, 'APPROVAL_REQUIRED', 'approval', `${asked}: ${policy.description ?? policy.name} (request ${opened.id}, waiting until ${iso(opened.expiresAt)})`);
+    verdict = refuse(
+      evaluationId,
+      'APPROVAL_REQUIRED',
+      'approval',
+      `${asked}: ${policy.description ?? policy.name} (request ${opened.id}, waiting until ${iso(opened.expiresAt)})`,
+    );
   }
   verdict.policy = policy.name;
   if (opened.id !== undefined && opened.expiresAt !== undefined) verdict.approval = { id: opened.id, expiresAt: opened.expiresAt };

@@ -22,12 +22,13 @@ export function verdictEvent(verdict: Verdict, ctx: ActionContext | unknown, val
     principalKind: typeof c.principalKind === 'string' ? c.principalKind : undefined,
     action: typeof c.actionName === 'string' ? c.actionName : undefined,
     verdict: shown.kind,
-    args: validated ? c.params ?? {} : null,
+    args: validated ? (c.params ?? {}) : null,
   };
   if (typeof c.resource === 'string') event.resource = c.resource;
   if (typeof c.sessionId === 'string') event.session = c.sessionId;
   if (typeof c.callId === 'string') event.callId = c.callId;
-  if (shown.kind === 'refuse') Object.assign(event, { code: shown.code, evaluator: shown.evaluator, reason: shown.reason, policy: shown.policy });
+  if (shown.kind === 'refuse')
+    Object.assign(event, { code: shown.code, evaluator: shown.evaluator, reason: shown.reason, policy: shown.policy });
   if (shown.kind === 'invalidate') Object.assign(event, { code: 'SESSION_INVALID', evaluator: shown.evaluator, reason: shown.reason });
   if (shown.kind === 'permit' && shown.policy !== undefined) event.policy = shown.policy;
   if (verdict.kind === 'permit' && verdict.permitId !== undefined) event.permit = verdict.permitId;

@@ -43,20 +43,33 @@ export class Epochs {
    * when it still stands. Limits are not charged again: the call was admitted by the policies in
    * force when it was charged.
    */
-  lateRefusal(decision: Decision, ctx: ValidContext, epoch: Epoch, policySet: PolicySet, fileInvariants: readonly Invariant[]): RefuseVerdict | undefined {
+  lateRefusal(
+    decision: Decision,
+    ctx: ValidContext,
+    epoch: Epoch,
+    policySet: PolicySet,
+    fileInvariants: readonly Invariant[],
+  ): RefuseVerdict | undefined {
     const evaluationId = decision.verdict.evaluationId;
     const newer = this.invalidationCount - epoch.invalidations;
     if (newer > 0 && ctx.sessionId !== undefined) {
       if (newer > this.invalidationLog.length) {
-        return refuse(evaluationId, 'STORE_UNAVAILABLE', 'session', 'too many invalidations while the call was evaluated to tell whether its session survived; retry');
+        return refuse(
+          evaluationId,
+          'STORE_UNAVAILABLE',
+          'session',
+          'too many invalidations while the call was evaluated to tell whether its session survived; retry',
+        );
       }
       for (const { scope, reason } of this.invalidationLog.slice(-newer)) {
         // A scope this gate cannot read (a bus delivering junk) covers every session: fail closed.
-        const covers = scope?.type === 'global'
-          || (scope?.type === 'session' && scope.sessionId === ctx.sessionId)
-          || (scope?.type === 'principal' && scope.principalId === ctx.principalId)
-          || (scope?.type !== 'session' && scope?.type !== 'principal');
-        if (covers) return refuse(evaluationId, 'SESSION_INVALID', 'session', typeof reason === 'string' ? reason : 'the session was invalidated');
+        const covers =
+          scope?.type === 'global' ||
+          (scope?.type === 'session' && scope.sessionId === ctx.sessionId) ||
+          (scope?.type === 'principal' && scope.principalId === ctx.principalId) ||
+          (scope?.type !== 'session' && scope?.type !== 'principal');
+        if (covers)
+          return refuse(evaluationId, 'SESSION_INVALID', 'session', typeof reason === 'string' ? reason : 'the session was invalidated');
       }
     }
     if (this.policyVersion === epoch.policies) return undefined;
@@ -77,7 +90,12 @@ export class Epochs {
     // An approval binds to its policy and rule: one granted under the old set counts only if the
     // new set asks the same question.
     if (first.effect === 'approve' && decision.approval?.key !== bindingOf(ctx, first).key) {
-      const verdict = refuse(evaluationId, 'APPROVAL_REQUIRED', 'policy', `the policies changed while the call was evaluated: '${first.name}' asks a person to approve '${ctx.actionName}'; retry to make the request`);
+      const verdict = refuse(
+        evaluationId,
+        'APPROVAL_REQUIRED',
+        'policy',
+        `the policies changed while the call was evaluated: '${first.name}' asks a person to approve '${ctx.actionName}'; retry to make the request`,
+      );
       verdict.policy = first.name;
       return verdict;
     }

@@ -44,7 +44,13 @@ const optString = (x: unknown): boolean => x === undefined || typeof x === 'stri
 export function wellFormedSession(s: unknown): s is SessionState {
   if (s === null || typeof s !== 'object') return false;
   const v = s as Record<string, unknown>;
-  return typeof v.principalId === 'string' && finite(v.startedAt) && finite(v.actionCount) && finite(v.recentCalls)
-    && optString(v.originIp) && optString(v.originDevice)
-    && (v.originGeo === undefined || storedGeoIsWellFormed(v.originGeo));
+  return (
+    typeof v.principalId === 'string' &&
+    finite(v.startedAt) &&
+    finite(v.actionCount) &&
+    finite(v.recentCalls) &&
+    optString(v.originIp) &&
+    optString(v.originDevice) &&
+    (v.originGeo === undefined || storedGeoIsWellFormed(v.originGeo))
+  );
 }

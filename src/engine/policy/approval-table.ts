@@ -27,10 +27,18 @@ const approverProblem = (v: string): string | undefined => {
   return undefined;
 };
 const approvalTableSchema = z.strictObject({
-  approvers: z.array(z.string().max(512).superRefine((v, ctx) => {
-    const p = approverProblem(v);
-    if (p) ctx.addIssue({ code: 'custom', message: p });
-  })).max(1_000).optional(),
+  approvers: z
+    .array(
+      z
+        .string()
+        .max(512)
+        .superRefine((v, ctx) => {
+          const p = approverProblem(v);
+          if (p) ctx.addIssue({ code: 'custom', message: p });
+        }),
+    )
+    .max(1_000)
+    .optional(),
   quorum: z.number().int().min(1).max(1_000).optional(),
   timeout: duration.optional(),
   grant_ttl: duration.optional(),
@@ -44,7 +52,10 @@ export function parseApprovalTable(raw: unknown, path: string): ApprovalRule {
   const quorum = table.quorum ?? APPROVAL_DEFAULTS.quorum;
   // Only named principals can be counted: a quorum above them could never be reached.
   if (approvers.length > 0 && approvers.every((a) => a.startsWith('id:')) && quorum > approvers.length) {
-    throw new PolicyError(`${path}.quorum`, `${quorum} distinct approvers can never grant: only ${approvers.length} ${approvers.length === 1 ? 'is' : 'are'} listed`);
+    throw new PolicyError(
+      `${path}.quorum`,
+      `${quorum} distinct approvers can never grant: only ${approvers.length} ${approvers.length === 1 ? 'is' : 'are'} listed`,
+    );
   }
   return {
     approvers,

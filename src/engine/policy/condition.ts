@@ -73,7 +73,7 @@ export function fixedForTheCaller(condition: Condition): boolean {
 
 // Refusal texts quote at most 80 characters: a megabyte argument is cut before it is encoded.
 export const show = (v: JsonValue | undefined): string =>
-  (v === undefined ? 'missing' : JSON.stringify(typeof v === 'string' ? v.slice(0, 80) : v).slice(0, 80));
+  v === undefined ? 'missing' : JSON.stringify(typeof v === 'string' ? v.slice(0, 80) : v).slice(0, 80);
 
 export function numeric(value: JsonValue | undefined): number | undefined {
   return typeof value === 'number' && Number.isFinite(value) ? value : undefined;

@@ -17,8 +17,18 @@ import { realPathOf } from '../conditions/real-path.ts';
 import { compileHostPatterns, hostPatternProblem, urlHostAllowed } from '../conditions/url-host.ts';
 import { cidrProblem, compileCidrs } from '../conditions/ip-in.ts';
 import {
-  asList, codePointsAtMost, fieldCondition, isScalar, list, numeric, scopeKey, show,
-  type ConditionBody, type ConditionReads, type EvalInput, type Polarity,
+  asList,
+  codePointsAtMost,
+  fieldCondition,
+  isScalar,
+  list,
+  numeric,
+  scopeKey,
+  show,
+  type ConditionBody,
+  type ConditionReads,
+  type EvalInput,
+  type Polarity,
 } from './condition.ts';
 import { PER_SCOPES, duration, field, glob, oneOrMany, refineWith, scalar, text } from './value-schemas.ts';
 
@@ -43,12 +53,14 @@ const excludeProblem = (g: string): string | undefined =>
 /** The reading a pattern takes where it decides a permit (narrower) or a refusal (broader): see glob.ts. */
 export const readingFor = (polarity: Polarity): GlobReading => (polarity === 'refuse' ? 'broad' : 'narrow');
 
-const globCondition = (what: string, read: (input: EvalInput) => string) => (v: string | string[], polarity: Polarity): ConditionBody => {
-  const patterns = asList(v);
-  const match = compileGlobsAs(patterns, readingFor(polarity));
-  const describe = `${what} matches ${list(patterns)}`;
-  return { describe, test: (input) => match(read(input)), why: (input) => `${describe} (got "${read(input)}")` };
-};
+const globCondition =
+  (what: string, read: (input: EvalInput) => string) =>
+  (v: string | string[], polarity: Polarity): ConditionBody => {
+    const patterns = asList(v);
+    const match = compileGlobsAs(patterns, readingFor(polarity));
+    const describe = `${what} matches ${list(patterns)}`;
+    return { describe, test: (input) => match(read(input)), why: (input) => `${describe} (got "${read(input)}")` };
+  };
 
 /**
  * Kavach compares principal ids exactly. A `*` in one is literal where it would permit (a Kavach
@@ -79,7 +91,11 @@ export const CONDITIONS = {
     compile: (v) => {
       const roles = asList(v);
       const describe = `principal has role ${list(roles)}`;
-      return { describe, test: ({ ctx }) => ctx.roles.some((r) => roles.includes(r)), why: ({ ctx }) => `${describe} (has ${ctx.roles.length ? list(ctx.roles) : 'no roles'})` };
+      return {
+        describe,
+        test: ({ ctx }) => ctx.roles.some((r) => roles.includes(r)),
+        why: ({ ctx }) => `${describe} (has ${ctx.roles.length ? list(ctx.roles) : 'no roles'})`,
+      };
     },
   }),
   identity_id: condition({ schema: oneOrMany(glob), reads: 'principal', compile: identityCondition }),
@@ -90,26 +106,40 @@ export const CONDITIONS = {
     compile: (v, polarity) => {
       const match = compileGlobsAs(asList(v), readingFor(polarity));
       const describe = `resource matches ${list(asList(v))}`;
-      return { describe, test: ({ ctx }) => ctx.resource !== undefined && match(ctx.resource), why: ({ ctx }) => `${describe} (got ${ctx.resource === undefined ? 'none' : `"${ctx.resource}"`})` };
+      return {
+        describe,
+        test: ({ ctx }) => ctx.resource !== undefined && match(ctx.resource),
+        why: ({ ctx }) => `${describe} (got ${ctx.resource === undefined ? 'none' : `"${ctx.resource}"`})`,
+      };
     },
   }),
   param_max: condition({
     schema: z.strictObject({ field, max: z.number() }),
     reads: 'arguments',
     compile: (v, polarity) =>
-      fieldCondition(v.field, `${v.field} <= ${v.max}`, (x) => {
-        const n = numeric(x);
-        return n === undefined ? undefined : n <= v.max;
-      }, polarity),
+      fieldCondition(
+        v.field,
+        `${v.field} <= ${v.max}`,
+        (x) => {
+          const n = numeric(x);
+          return n === undefined ? undefined : n <= v.max;
+        },
+        polarity,
+      ),
   }),
   param_min: condition({
     schema: z.strictObject({ field, min: z.number() }),
     reads: 'arguments',
     compile: (v, polarity) =>
-      fieldCondition(v.field, `${v.field} >= ${v.min}`, (x) => {
-        const n = numeric(x);
-        return n === undefined ? undefined : n >= v.min;
-      }, polarity),
+      fieldCondition(
+        v.field,
+        `${v.field} >= ${v.min}`,
+        (x) => {
+          const n = numeric(x);
+          return n === undefined ? undefined : n >= v.min;
+        },
+        polarity,
+      ),
   }),
   param_in: condition({
     schema: z.strictObject({ field, values: z.array(scalar).min(1, 'must not be empty') }),
@@ -124,7 +154,12 @@ export const CONDITIONS = {
     reads: 'arguments',
     compile: (v, polarity) => {
       const banned = new Set<unknown>(v.values);
-      return fieldCondition(v.field, `${v.field} is none of ${list(v.values)}`, (x) => (isScalar(x) ? !banned.has(x) : undefined), polarity);
+      return fieldCondition(
+        v.field,
+        `${v.field} is none of ${list(v.values)}`,
+        (x) => (isScalar(x) ? !banned.has(x) : undefined),
+        polarity,
+      );
     },
   }),
   param_glob: condition({
@@ -139,17 +174,26 @@ export const CONDITIONS = {
     schema: z.strictObject({ field, max: z.number().int().min(0) }),
     reads: 'arguments',
     compile: (v, polarity) =>
-      fieldCondition(v.field, `${v.field} is at most ${v.max} long`, (x) => {
-        if (typeof x === 'string') return codePointsAtMost(x, v.max);
-        return Array.isArray(x) ? x.length <= v.max : undefined;
-      }, polarity, { wholeLists: true }),
+      fieldCondition(
+        v.field,
+        `${v.field} is at most ${v.max} long`,
+        (x) => {
+          if (typeof x === 'string') return codePointsAtMost(x, v.max);
+          return Array.isArray(x) ? x.length <= v.max : undefined;
+        },
+        polarity,
+        { wholeLists: true },
+      ),
   }),
   path_within: condition({
     schema: z.strictObject({
       field,
       roots: z.array(z.string().superRefine(refineWith(rootProblem))).min(1, 'must not be empty'),
       // Subtrees no path may fall in even inside a root, e.g. "*/.env", "*.pem", "*/.git/*" (see exclude.ts).
-      exclude: z.array(glob.superRefine(refineWith(excludeProblem))).min(1, 'must not be empty').optional(),
+      exclude: z
+        .array(glob.superRefine(refineWith(excludeProblem)))
+        .min(1, 'must not be empty')
+        .optional(),
       // Also judge the path with every symlink resolved (file system I/O per call; see real-path.ts).
       follow_links: z.boolean().optional(),
     }),
@@ -168,20 +212,29 @@ export const CONDITIONS = {
       // Roots are resolved once, here, so a root that is itself a link (macOS /tmp) still holds its real paths.
       const realRoots = roots.map((r) => realPathOf(r) ?? r);
       const judgeReal = compilePathJudge(realRoots, v.exclude);
-      const decided = polarity === 'permit' ? false : true;
-      return fieldCondition(v.field, describe, (x) => {
-        const given = judgeGiven(x);
-        if (given === undefined || given === decided) return given; // no I/O when the string decides
-        const real = realPathOf(x as string);
-        return real === undefined ? undefined : judgeReal(real);
-      }, polarity, { listable: true });
+      const decided = polarity !== 'permit';
+      return fieldCondition(
+        v.field,
+        describe,
+        (x) => {
+          const given = judgeGiven(x);
+          if (given === undefined || given === decided) return given; // no I/O when the string decides
+          const real = realPathOf(x as string);
+          return real === undefined ? undefined : judgeReal(real);
+        },
+        polarity,
+        { listable: true },
+      );
     },
   }),
   url_host_in: condition({
     schema: z.strictObject({
       field,
       hosts: z.array(z.string().superRefine(refineWith(hostPatternProblem))).min(1, 'must not be empty'),
-      schemes: z.array(z.enum(['http', 'https', 'ws', 'wss'])).min(1).optional(),
+      schemes: z
+        .array(z.enum(['http', 'https', 'ws', 'wss']))
+        .min(1)
+        .optional(),
     }),
     reads: 'arguments',
     compile: (v, polarity) => {
@@ -197,7 +250,9 @@ export const CONDITIONS = {
         if (x.length <= 512) memo.set(x, ok);
         return ok;
       };
-      return fieldCondition(v.field, `${v.field} is a ${schemes.join('/')} URL (or list of them) on ${list(v.hosts)}`, allowed, polarity, { listable: true });
+      return fieldCondition(v.field, `${v.field} is a ${schemes.join('/')} URL (or list of them) on ${list(v.hosts)}`, allowed, polarity, {
+        listable: true,
+      });
     },
   }),
   ip_in: condition({
@@ -210,12 +265,18 @@ export const CONDITIONS = {
     },
   }),
   country_in: condition({
-    schema: z.strictObject({ codes: z.array(z.string().regex(/^[A-Z]{2}$/, 'must be an upper-case ISO 3166 alpha-2 code')).min(1, 'must not be empty') }),
+    schema: z.strictObject({
+      codes: z.array(z.string().regex(/^[A-Z]{2}$/, 'must be an upper-case ISO 3166 alpha-2 code')).min(1, 'must not be empty'),
+    }),
     reads: 'network',
     compile: (v) => {
       const codes = new Set(v.codes);
       const describe = `caller country in ${list(v.codes)}`;
-      return { describe, test: ({ ctx }) => ctx.geo?.country !== undefined && codes.has(ctx.geo.country), why: ({ ctx }) => `${describe} (got ${ctx.geo?.country ?? 'none'})` };
+      return {
+        describe,
+        test: ({ ctx }) => ctx.geo?.country !== undefined && codes.has(ctx.geo.country),
+        why: ({ ctx }) => `${describe} (got ${ctx.geo?.country ?? 'none'})`,
+      };
     },
   }),
   rate_limit: condition({
@@ -272,7 +333,8 @@ export const CONDITIONS = {
       return {
         describe,
         test: ({ session, now }) => session !== undefined && now - session.startedAt <= maxMs,
-        why: ({ session, now }) => (session ? `${describe} (age ${formatDuration(Math.max(1, now - session.startedAt))})` : `${describe} (the call has no session)`),
+        why: ({ session, now }) =>
+          session ? `${describe} (age ${formatDuration(Math.max(1, now - session.startedAt))})` : `${describe} (the call has no session)`,
       };
     },
   }),
@@ -288,7 +350,11 @@ export const CONDITIONS = {
     compile: (v) => {
       const window = parseTimeWindow(v);
       const describe = `time within ${v}`;
-      return { describe, test: ({ now }) => inTimeWindow(window, now), why: ({ now }) => `${describe} (now ${new Date(now).toISOString()})` };
+      return {
+        describe,
+        test: ({ now }) => inTimeWindow(window, now),
+        why: ({ now }) => `${describe} (now ${new Date(now).toISOString()})`,
+      };
     },
   }),
 };
@@ -302,7 +368,9 @@ export const COMBINATORS = ['any_of', 'not'] as const;
 /** Every key a condition table may have, in suggestion order. */
 export const CONDITION_KEYS: readonly string[] = [...Object.keys(CONDITIONS), ...COMBINATORS];
 /** Conditions charged on permit (rate limits, budgets): permit policies only, never inside any_of/not. */
-export const STATEFUL_CONDITIONS: ReadonlySet<string> = new Set(Object.entries(CONDITIONS).flatMap(([key, c]) => (c.reads === 'counter' ? [key] : [])));
+export const STATEFUL_CONDITIONS: ReadonlySet<string> = new Set(
+  Object.entries(CONDITIONS).flatMap(([key, c]) => (c.reads === 'counter' ? [key] : [])),
+);
 
 export function isLeafCondition(key: string): key is LeafConditionKey {
   return Object.hasOwn(CONDITIONS, key);

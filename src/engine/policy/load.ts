@@ -4,8 +4,16 @@ import { parseApprovalTable } from './approval-table.ts';
 import { CONDITION_KEYS, CONDITIONS, STATEFUL_CONDITIONS, isLeafCondition, type ConditionSpec } from './conditions.ts';
 import { parseScreens } from '../screen/spec.ts';
 import {
-  INVARIANT_SCHEMAS, MAX_CONDITION_DEPTH, documentSchema, joinPath, parseAt, policyHeaderSchema, suggest,
-  type FileInvariantSpec, type PolicySetSpec, type PolicySpec,
+  INVARIANT_SCHEMAS,
+  MAX_CONDITION_DEPTH,
+  documentSchema,
+  joinPath,
+  parseAt,
+  policyHeaderSchema,
+  suggest,
+  type FileInvariantSpec,
+  type PolicySetSpec,
+  type PolicySpec,
 } from './schema.ts';
 
 export type PolicyFormat = 'toml' | 'json';
@@ -72,7 +80,10 @@ export function parsePolicyDocument(doc: unknown): PolicySetSpec {
   // Optional keys left out (`per`, `combining`, `priority`, `exclude`) are read as absent; with
   // enumerable junk on Object.prototype they would be inherited instead. Refuse rather than guess.
   for (const key in Object.prototype) {
-    throw new PolicyError('', `Object.prototype has an enumerable "${key}" (prototype pollution): refusing to load policies that would inherit it`);
+    throw new PolicyError(
+      '',
+      `Object.prototype has an enumerable "${key}" (prototype pollution): refusing to load policies that would inherit it`,
+    );
   }
   if (doc === null || typeof doc !== 'object' || Array.isArray(doc)) {
     throw new PolicyError('', 'a policy document must be an object (TOML table or JSON object)');
@@ -86,7 +97,8 @@ export function parsePolicyDocument(doc: unknown): PolicySetSpec {
   const seen = new Map<string, number>();
   policies.forEach((p, i) => {
     const first = seen.get(p.name);
-    if (first !== undefined) throw new PolicyError(`${listKey}[${i}].name`, `duplicate policy name "${p.name}" (also ${listKey}[${first}])`);
+    if (first !== undefined)
+      throw new PolicyError(`${listKey}[${i}].name`, `duplicate policy name "${p.name}" (also ${listKey}[${first}])`);
     seen.set(p.name, i);
   });
   const invariantKey = top.invariant ? 'invariant' : 'invariants';
@@ -94,7 +106,8 @@ export function parsePolicyDocument(doc: unknown): PolicySetSpec {
   const names = new Map<string, number>();
   invariants.forEach((inv, i) => {
     const first = names.get(inv.name);
-    if (first !== undefined) throw new PolicyError(`${invariantKey}[${i}].name`, `duplicate invariant name "${inv.name}" (also ${invariantKey}[${first}])`);
+    if (first !== undefined)
+      throw new PolicyError(`${invariantKey}[${i}].name`, `duplicate invariant name "${inv.name}" (also ${invariantKey}[${first}])`);
     names.set(inv.name, i);
   });
   if (top.screen && top.screens) throw new PolicyError('screens', 'use either "screen" or "screens", not both');
@@ -121,7 +134,8 @@ function parsePolicy(raw: unknown, path: string): PolicySpec {
   // Every other header field (description, and whatever is added to the schema) passes through as parsed.
   const spec: PolicySpec = { ...header, conditions, priority: priority ?? 100 };
   if (header.effect === 'approve') spec.approval = parseApprovalTable(approval, `${path}.approval`);
-  else if (approval !== undefined) throw new PolicyError(`${path}.approval`, `only an approve policy takes an approval table (this one is ${header.effect})`);
+  else if (approval !== undefined)
+    throw new PolicyError(`${path}.approval`, `only an approve policy takes an approval table (this one is ${header.effect})`);
   return spec;
 }
 
@@ -129,7 +143,10 @@ function singleKey(raw: unknown, path: string, what: string, known: readonly str
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) throw new PolicyError(path, `${what} must be a table with one key`);
   const keys = Object.keys(raw);
   if (keys.length !== 1) {
-    throw new PolicyError(path, `${what} must have exactly one key, found ${keys.length === 0 ? 'none' : keys.map((k) => `"${k}"`).join(', ')}`);
+    throw new PolicyError(
+      path,
+      `${what} must have exactly one key, found ${keys.length === 0 ? 'none' : keys.map((k) => `"${k}"`).join(', ')}`,
+    );
   }
   const key = keys[0] as string;
   if (!known.includes(key)) throw new PolicyError(`${path}.${key}`, `unknown ${what}${suggest(key, known)}`);
@@ -161,7 +178,8 @@ const INVARIANT_RULES = Object.keys(INVARIANT_SCHEMAS);
 
 export function parseInvariant(raw: unknown, path: string): FileInvariantSpec {
   if (Array.isArray(raw)) return parseInvariantTuple(raw, path);
-  if (raw === null || typeof raw !== 'object') throw new PolicyError(path, 'an invariant must be a table (or Kavach\'s ["name", "field", max])');
+  if (raw === null || typeof raw !== 'object')
+    throw new PolicyError(path, 'an invariant must be a table (or Kavach\'s ["name", "field", max])');
   const record = raw as Record<string, unknown>;
   const { name, description, actions, ...rest } = record;
   if (typeof name !== 'string' || name.length === 0) throw new PolicyError(`${path}.name`, 'must be a non-empty string');
@@ -170,7 +188,10 @@ export function parseInvariant(raw: unknown, path: string): FileInvariantSpec {
   const keys = Object.keys(rest);
   const stray = keys.find((k) => !INVARIANT_RULES.includes(k));
   if (stray !== undefined && keys.some((k) => INVARIANT_RULES.includes(k))) {
-    const hint = stray === 'combining' ? ' (in TOML, write combining above the first [[invariant]] table)' : suggest(stray, ['name', 'description', 'actions', ...INVARIANT_RULES]);
+    const hint =
+      stray === 'combining'
+        ? ' (in TOML, write combining above the first [[invariant]] table)'
+        : suggest(stray, ['name', 'description', 'actions', ...INVARIANT_RULES]);
     throw new PolicyError(`${path}.${stray}`, `unknown key${hint}`);
   }
   const key = singleKey(rest, path, 'invariant rule', INVARIANT_RULES);
@@ -187,7 +208,10 @@ export function parseInvariant(raw: unknown, path: string): FileInvariantSpec {
  */
 function parseInvariantTuple(raw: readonly unknown[], path: string): FileInvariantSpec {
   if (raw.length !== 3) {
-    throw new PolicyError(path, `an invariant tuple is ["name", "field", max] (a param_max), found ${raw.length} item${raw.length === 1 ? '' : 's'}; write a table for anything else`);
+    throw new PolicyError(
+      path,
+      `an invariant tuple is ["name", "field", max] (a param_max), found ${raw.length} item${raw.length === 1 ? '' : 's'}; write a table for anything else`,
+    );
   }
   const [name, field, max] = raw;
   if (typeof name !== 'string' || name.length === 0) throw new PolicyError(`${path}[0]`, 'the name must be a non-empty string');

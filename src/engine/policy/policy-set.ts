@@ -151,5 +151,8 @@ function compilePolicy(spec: PolicySpec): CompiledPolicy {
 }
 
 function stableSortByPriority(policies: CompiledPolicy[]): CompiledPolicy[] {
-  return policies.map((p, i) => [p, i] as const).sort((a, b) => a[0].priority - b[0].priority || a[1] - b[1]).map(([p]) => p);
+  return policies
+    .map((p, i) => [p, i] as const)
+    .sort((a, b) => a[0].priority - b[0].priority || a[1] - b[1])
+    .map(([p]) => p);
 }

@@ -127,8 +127,17 @@ const isHex = (c: number): boolean => isDigit(c) || (c >= 65 && c <= 70) || (c >
 export function endsEscape(text: string, i: number): boolean {
   const c = text.charCodeAt(i);
   let from: number;
-  if (c === 110 || c === 116 || c === 114 || c === 98 || c === 102) from = i - 1; // n t r b f
-  else if (isHex(c) && i >= 5 && text.charCodeAt(i - 4) === 117 && isHex(text.charCodeAt(i - 1)) && isHex(text.charCodeAt(i - 2)) && isHex(text.charCodeAt(i - 3))) from = i - 5;
+  if (c === 110 || c === 116 || c === 114 || c === 98 || c === 102)
+    from = i - 1; // n t r b f
+  else if (
+    isHex(c) &&
+    i >= 5 &&
+    text.charCodeAt(i - 4) === 117 &&
+    isHex(text.charCodeAt(i - 1)) &&
+    isHex(text.charCodeAt(i - 2)) &&
+    isHex(text.charCodeAt(i - 3))
+  )
+    from = i - 5;
   else return false;
   let backslashes = 0;
   while (from - backslashes >= 0 && text.charCodeAt(from - backslashes) === 92) backslashes++;

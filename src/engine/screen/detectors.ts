@@ -47,7 +47,21 @@ const githubToken = regexDetector({
 
 const gitlabToken = regexDetector({
   name: 'gitlab_token',
-  anchors: ['glpat-', 'gldt-', 'glrt-', 'glcbt-', 'glptt-', 'glft-', 'glimt-', 'glagent-', 'gloas-', 'glsoat-', 'glffct-', 'glwt-', 'GR1348941'],
+  anchors: [
+    'glpat-',
+    'gldt-',
+    'glrt-',
+    'glcbt-',
+    'glptt-',
+    'glft-',
+    'glimt-',
+    'glagent-',
+    'gloas-',
+    'glsoat-',
+    'glffct-',
+    'glwt-',
+    'GR1348941',
+  ],
   label: 'a GitLab token',
   regexes: [
     /(?:glpat|gldt|glrt|glcbt|glptt|glft|glimt|glagent|gloas|glsoat|glffct|glwt)-[A-Za-z0-9_-]{20,250}(?:\.[0-9a-z]{2}\.[0-9a-z]{7,10})?/g,
@@ -164,8 +178,22 @@ const iban = regexDetector({
 const email: Detector = { name: 'email', label: 'an email address', anchors: ['@'], find: findEmails };
 
 export const BUILT_IN_DETECTORS: ReadonlyMap<string, Detector> = new Map(
-  [awsAccessKey, awsSecretKey, githubToken, gitlabToken, slackToken, stripeKey, openaiKey, anthropicKey, googleApiKey, privateKey, jwt, cardNumber, iban, email]
-    .map((d) => [d.name, d]),
+  [
+    awsAccessKey,
+    awsSecretKey,
+    githubToken,
+    gitlabToken,
+    slackToken,
+    stripeKey,
+    openaiKey,
+    anthropicKey,
+    googleApiKey,
+    privateKey,
+    jwt,
+    cardNumber,
+    iban,
+    email,
+  ].map((d) => [d.name, d]),
 );
 
 export const DETECTOR_NAMES: readonly string[] = [...BUILT_IN_DETECTORS.keys()];

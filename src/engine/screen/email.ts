@@ -8,7 +8,30 @@ import { endsEscape, isAlnum, type Span } from './detector.ts';
 const MAX_LOCAL = 64;
 const MAX_DOMAIN = 253;
 /** File extensions that are not top-level domains: `icon@2x.png` is an image, not an address. */
-const NOT_TLDS = new Set(['png', 'jpg', 'jpeg', 'gif', 'svg', 'webp', 'ico', 'bmp', 'css', 'js', 'mjs', 'cjs', 'ts', 'tsx', 'jsx', 'json', 'map', 'lock', 'txt', 'yaml', 'yml', 'toml']);
+const NOT_TLDS = new Set([
+  'png',
+  'jpg',
+  'jpeg',
+  'gif',
+  'svg',
+  'webp',
+  'ico',
+  'bmp',
+  'css',
+  'js',
+  'mjs',
+  'cjs',
+  'ts',
+  'tsx',
+  'jsx',
+  'json',
+  'map',
+  'lock',
+  'txt',
+  'yaml',
+  'yml',
+  'toml',
+]);
 
 // !#$%&'*+/=?^_`{|}~- and . are legal in a local part; the quoted and exotic ones are left out on
 // purpose so that `"alice"@x` or `a/b@c` in code does not widen a match into the surrounding text.

@@ -110,7 +110,9 @@ function parse(source: string): Node[][] {
       if (quantifier) {
         if (node.kind === 'anchor') throw new Unsafe(`quantified assertion at offset ${at}`);
         if (quantifier.max === Infinity) {
-          throw new Unsafe(`unbounded repetition "${source.slice(i, quantifier.end)}" at offset ${i}: write a bound, e.g. {1,256} (an unbounded one makes a large result cost quadratic time)`);
+          throw new Unsafe(
+            `unbounded repetition "${source.slice(i, quantifier.end)}" at offset ${i}: write a bound, e.g. {1,256} (an unbounded one makes a large result cost quadratic time)`,
+          );
         }
         if (quantifier.max > MAX_REPEAT) throw new Unsafe(`repetition bound ${quantifier.max} at offset ${i} is above ${MAX_REPEAT}`);
         node.min = quantifier.min;
@@ -194,7 +196,7 @@ function costOfNode(node: Node, next: Node | undefined, rest: number): number {
 }
 
 function separates(node: { source: string }, next: Node | undefined): boolean {
-  if (!next || next.kind !== 'char' || next.min === 0) return false;
+  if (next?.kind !== 'char' || next.min === 0) return false;
   const literal = literalOf(next.source);
   if (literal === undefined) return false;
   try {

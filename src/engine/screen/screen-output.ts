@@ -123,7 +123,12 @@ function conclude<T>(plan: ScreenPlan, log: readonly Entry[], output: T): Screen
   }
   const result: ScreenResult<T> = { output, findings: [...findings.values()] };
   if (unscreenable && plan.enforcing) {
-    result.blocked = { screens: plan.screens.filter((s) => s.mode !== 'report').map((s) => s.name), detectors: ['unscreenable'], kinds: [], unscreenable: true };
+    result.blocked = {
+      screens: plan.screens.filter((s) => s.mode !== 'report').map((s) => s.name),
+      detectors: ['unscreenable'],
+      kinds: [],
+      unscreenable: true,
+    };
   } else if (blocking.size > 0) {
     result.blocked = { screens: [...blocking], detectors: [...detectors], kinds: [...kinds] };
   }
@@ -195,7 +200,12 @@ class Walk {
   private record(value: Record<string, unknown>, depth: number): unknown {
     // MCP image/audio `data` and resource `blob` are base64 of binary content, not text for the
     // model to read; scanning them costs time and finds only noise.
-    const binaryKey = value.type === 'image' || value.type === 'audio' ? 'data' : typeof value.blob === 'string' && typeof value.uri === 'string' ? 'blob' : undefined;
+    const binaryKey =
+      value.type === 'image' || value.type === 'audio'
+        ? 'data'
+        : typeof value.blob === 'string' && typeof value.uri === 'string'
+          ? 'blob'
+          : undefined;
     const keys = Object.keys(value);
     let changes: Map<string, { key: string; value: unknown }> | undefined;
     for (const key of keys) {
@@ -217,7 +227,12 @@ class Walk {
       let name = change?.key ?? key;
       // Two redacted keys in one object must not overwrite each other.
       for (let n = 2; change && name !== key && Object.hasOwn(copy, name); n++) name = `${change.key} (${n})`;
-      Object.defineProperty(copy, name, { value: change ? change.value : value[key], enumerable: true, writable: true, configurable: true });
+      Object.defineProperty(copy, name, {
+        value: change ? change.value : value[key],
+        enumerable: true,
+        writable: true,
+        configurable: true,
+      });
     }
     return copy;
   }
@@ -313,8 +328,27 @@ const MAX_PASSES = 8;
  * label next to one of them changes no neighbour's boundary, so `KEY=secret` needs no second pass.
  */
 const isSeparator = (c: number): boolean =>
-  c === 32 || c === 9 || c === 10 || c === 13 || c === 34 || c === 39 || c === 96 || c === 40 || c === 41 || c === 91 || c === 93
-  || c === 123 || c === 125 || c === 60 || c === 62 || c === 44 || c === 59 || c === 124 || c === 58 || c === 61 || Number.isNaN(c);
+  c === 32 ||
+  c === 9 ||
+  c === 10 ||
+  c === 13 ||
+  c === 34 ||
+  c === 39 ||
+  c === 96 ||
+  c === 40 ||
+  c === 41 ||
+  c === 91 ||
+  c === 93 ||
+  c === 123 ||
+  c === 125 ||
+  c === 60 ||
+  c === 62 ||
+  c === 44 ||
+  c === 59 ||
+  c === 124 ||
+  c === 58 ||
+  c === 61 ||
+  Number.isNaN(c);
 
 /** Whether a redacted span touches text that is not a separator (so a neighbour may now match). */
 function glued(text: string, hits: Hit[]): boolean {

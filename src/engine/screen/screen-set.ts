@@ -67,11 +67,13 @@ export const NO_SCREENS = new ScreenSet([]);
 
 function compileScreen(spec: ScreenSpec): CompiledScreen {
   const builtIns = spec.detectors.map((name) => BUILT_IN_DETECTORS.get(name) as Detector);
-  const custom = spec.patterns.map((p) => regexDetector({
-    name: p.name,
-    label: `text matching the pattern "${p.name}"`,
-    regexes: [new RegExp(p.regex, 'gu')],
-  }));
+  const custom = spec.patterns.map((p) =>
+    regexDetector({
+      name: p.name,
+      label: `text matching the pattern "${p.name}"`,
+      regexes: [new RegExp(p.regex, 'gu')],
+    }),
+  );
   return {
     name: spec.name,
     mode: spec.mode,
@@ -106,7 +108,10 @@ function buildPlan(screens: readonly CompiledScreen[]): ScreenPlan | null {
     }
   }
   // Longest first, so an anchor that contains another (`sk-ant-` and `sk-`) is the one reported.
-  const source = [...wakes.keys()].sort((a, b) => b.length - a.length).map(escapeRegex).join('|');
+  const source = [...wakes.keys()]
+    .sort((a, b) => b.length - a.length)
+    .map(escapeRegex)
+    .join('|');
   return {
     screens,
     detectors,

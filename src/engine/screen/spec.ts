@@ -35,12 +35,23 @@ const PATTERN_NAME = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$/;
 const screenSchema = z.strictObject({
   name: z.string().min(1, 'must not be empty').max(256),
   description: z.string().max(4096).optional(),
-  actions: z.array(z.string().max(1024).superRefine((g, ctx) => {
-    const p = globProblem(g);
-    if (p) ctx.addIssue({ code: 'custom', message: p });
-  })).min(1, 'must not be empty (leave actions out to screen every action)').optional(),
+  actions: z
+    .array(
+      z
+        .string()
+        .max(1024)
+        .superRefine((g, ctx) => {
+          const p = globProblem(g);
+          if (p) ctx.addIssue({ code: 'custom', message: p });
+        }),
+    )
+    .min(1, 'must not be empty (leave actions out to screen every action)')
+    .optional(),
   detectors: z.array(z.string()).max(64),
-  patterns: z.array(z.strictObject({ name: z.string(), regex: z.string() })).max(64).optional(),
+  patterns: z
+    .array(z.strictObject({ name: z.string(), regex: z.string() }))
+    .max(64)
+    .optional(),
   mode: z.enum(SCREEN_MODES),
 });
 
@@ -51,7 +62,8 @@ export function parseScreens(raw: readonly unknown[], listKey: string): ScreenSp
   const seen = new Map<string, number>();
   screens.forEach((s, i) => {
     const first = seen.get(s.name);
-    if (first !== undefined) throw new PolicyError(`${listKey}[${i}].name`, `duplicate screen name "${s.name}" (also ${listKey}[${first}])`);
+    if (first !== undefined)
+      throw new PolicyError(`${listKey}[${i}].name`, `duplicate screen name "${s.name}" (also ${listKey}[${first}])`);
     seen.set(s.name, i);
   });
   return screens;
@@ -70,14 +82,17 @@ function parseScreen(raw: unknown, path: string): ScreenSpec {
   const patterns: PatternSpec[] = [];
   (parsed.patterns ?? []).forEach(({ name, regex }, i) => {
     const at = `${path}.patterns[${i}]`;
-    if (!PATTERN_NAME.test(name)) throw new PolicyError(`${at}.name`, 'must be 1-64 letters, digits, "_", "." or "-", starting with a letter, digit or "_"');
-    if (DETECTOR_NAMES.includes(name)) throw new PolicyError(`${at}.name`, `"${name}" is a built-in detector: list it in detectors, or name the pattern otherwise`);
+    if (!PATTERN_NAME.test(name))
+      throw new PolicyError(`${at}.name`, 'must be 1-64 letters, digits, "_", "." or "-", starting with a letter, digit or "_"');
+    if (DETECTOR_NAMES.includes(name))
+      throw new PolicyError(`${at}.name`, `"${name}" is a built-in detector: list it in detectors, or name the pattern otherwise`);
     if (patterns.some((p) => p.name === name)) throw new PolicyError(`${at}.name`, `duplicate pattern name "${name}"`);
     const problem = customRegexProblem(regex);
     if (problem) throw new PolicyError(`${at}.regex`, problem);
     patterns.push({ name, regex });
   });
-  if (detectors.length === 0 && patterns.length === 0) throw new PolicyError(`${path}.detectors`, 'a screen needs at least one detector or pattern');
+  if (detectors.length === 0 && patterns.length === 0)
+    throw new PolicyError(`${path}.detectors`, 'a screen needs at least one detector or pattern');
   const spec: ScreenSpec = { name: parsed.name, detectors, patterns, mode: parsed.mode };
   if (parsed.description !== undefined) spec.description = parsed.description;
   if (parsed.actions !== undefined) spec.actions = parsed.actions;
@@ -89,8 +104,13 @@ function parseScreen(raw: unknown, path: string): ScreenSpec {
  * (`aws_key`, `github`) is far in edits from the long one it means.
  */
 function nearestDetectors(name: string): string {
-  const words = name.toLowerCase().split(/[^a-z0-9]+/).filter((w) => w.length > 1);
-  const byWords = DETECTOR_NAMES.filter((d) => words.length > 0 && words.every((w) => d.split('_').some((part) => part.startsWith(w) || w.startsWith(part))));
+  const words = name
+    .toLowerCase()
+    .split(/[^a-z0-9]+/)
+    .filter((w) => w.length > 1);
+  const byWords = DETECTOR_NAMES.filter(
+    (d) => words.length > 0 && words.every((w) => d.split('_').some((part) => part.startsWith(w) || w.startsWith(part))),
+  );
   const bySpelling = DETECTOR_NAMES.filter((d) => closeSpelling(name.toLowerCase(), d));
   const found = [...new Set([...bySpelling, ...byWords])].slice(0, 3);
   if (found.length === 0) return `; known detectors: ${DETECTOR_NAMES.join(', ')}`;

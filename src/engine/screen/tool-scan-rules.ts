@@ -29,26 +29,69 @@ export interface RuleHit {
 
 const PHRASES: readonly { kind: ToolFindingKind; regex: RegExp }[] = [
   // Markers that pose as a higher authority than the description around them.
-  { kind: 'hidden_instructions', regex: /<\s*\/?\s*(?:important|system|instructions?|hidden|secret|admin|critical|system[-_ ]?prompt|sys|ai[-_ ]?instructions?|note[-_ ]to[-_ ](?:ai|assistant|model))\b[^<>]{0,40}>/gi },
+  {
+    kind: 'hidden_instructions',
+    regex:
+      /<\s*\/?\s*(?:important|system|instructions?|hidden|secret|admin|critical|system[-_ ]?prompt|sys|ai[-_ ]?instructions?|note[-_ ]to[-_ ](?:ai|assistant|model))\b[^<>]{0,40}>/gi,
+  },
   { kind: 'hidden_instructions', regex: /<\|(?:im_start|im_end|system|endoftext|assistant)\|>|\[\/?(?:INST|SYSTEM)\]|<<\/?SYS>>/g },
-  { kind: 'hidden_instructions', regex: /\b(?:ignore|disregard|forget|override|bypass)\s+(?:all\s+|any\s+|the\s+|your\s+)?(?:previous|prior|above|earlier|preceding|other|original|system)\s+(?:instructions?|prompts?|rules|directions|guidelines|messages|directives)\b/gi },
-  { kind: 'hidden_instructions', regex: /\bnew\s+(?:system\s+)?instructions?\s*:|\bsystem\s+prompt\s*:|\byou\s+must\s+now\s+(?:act|behave|ignore)\b/gi },
+  {
+    kind: 'hidden_instructions',
+    regex:
+      /\b(?:ignore|disregard|forget|override|bypass)\s+(?:all\s+|any\s+|the\s+|your\s+)?(?:previous|prior|above|earlier|preceding|other|original|system)\s+(?:instructions?|prompts?|rules|directions|guidelines|messages|directives)\b/gi,
+  },
+  {
+    kind: 'hidden_instructions',
+    regex: /\bnew\s+(?:system\s+)?instructions?\s*:|\bsystem\s+prompt\s*:|\byou\s+must\s+now\s+(?:act|behave|ignore)\b/gi,
+  },
   // Keeping the user out of the loop.
-  { kind: 'concealment', regex: /\b(?:do\s+not|don't|never|must\s+not|should\s+not|shouldn't)\s+(?:tell|inform|mention|reveal|show|disclose|notify|alert|let)\b[^.\n]{0,40}?\b(?:user|human|operator|anyone)\b/gi },
+  {
+    kind: 'concealment',
+    regex:
+      /\b(?:do\s+not|don't|never|must\s+not|should\s+not|shouldn't)\s+(?:tell|inform|mention|reveal|show|disclose|notify|alert|let)\b[^.\n]{0,40}?\b(?:user|human|operator|anyone)\b/gi,
+  },
   { kind: 'concealment', regex: /\b(?:do\s+not|don't|never)\s+(?:mention|reveal|disclose)\s+(?:this|that|it|these|anything)\b/gi },
-  { kind: 'concealment', regex: /\bwithout\s+(?:telling|informing|notifying|alerting|asking|showing)\s+(?:the\s+)?(?:user|human|operator)\b/gi },
-  { kind: 'concealment', regex: /\b(?:hide|conceal)\s+(?:this|it|that|these|the)\b[^.\n]{0,40}?\bfrom\s+(?:the\s+)?(?:user|human|operator)\b/gi },
-  { kind: 'concealment', regex: /\b(?:the\s+)?user\s+(?:must|should|does|need)\s*(?:not|n't)\s+(?:to\s+)?(?:know|see|be\s+told|notice|find\s+out|be\s+aware)\b/gi },
-  { kind: 'concealment', regex: /\b(?:silently|secretly|covertly|quietly)\s+(?:send|include|append|add|forward|upload|read|copy|exfiltrate|pass|call|use|attach|collect)\b/gi },
+  {
+    kind: 'concealment',
+    regex: /\bwithout\s+(?:telling|informing|notifying|alerting|asking|showing)\s+(?:the\s+)?(?:user|human|operator)\b/gi,
+  },
+  {
+    kind: 'concealment',
+    regex: /\b(?:hide|conceal)\s+(?:this|it|that|these|the)\b[^.\n]{0,40}?\bfrom\s+(?:the\s+)?(?:user|human|operator)\b/gi,
+  },
+  {
+    kind: 'concealment',
+    regex:
+      /\b(?:the\s+)?user\s+(?:must|should|does|need)\s*(?:not|n't)\s+(?:to\s+)?(?:know|see|be\s+told|notice|find\s+out|be\s+aware)\b/gi,
+  },
+  {
+    kind: 'concealment',
+    regex:
+      /\b(?:silently|secretly|covertly|quietly)\s+(?:send|include|append|add|forward|upload|read|copy|exfiltrate|pass|call|use|attach|collect)\b/gi,
+  },
   // Reaching for credentials, keys and dotfiles.
-  { kind: 'credential_access', regex: /(?:~|\$HOME|%USERPROFILE%|\/home\/[\w.-]{1,32}|\/root)?\/\.(?:ssh|aws|gnupg|kube|docker|azure|netrc|npmrc|pypirc|git-credentials|pgpass|bash_history|zsh_history|cursor|claude|config\/gcloud)\b/gi },
-  { kind: 'credential_access', regex: /\bid_(?:rsa|dsa|ecdsa|ed25519)\b|\/etc\/(?:passwd|shadow|sudoers)\b|\b(?:mcp|claude_desktop_config|credentials|wallet|keychain)\.(?:json|dat|db)\b/gi },
+  {
+    kind: 'credential_access',
+    regex:
+      /(?:~|\$HOME|%USERPROFILE%|\/home\/[\w.-]{1,32}|\/root)?\/\.(?:ssh|aws|gnupg|kube|docker|azure|netrc|npmrc|pypirc|git-credentials|pgpass|bash_history|zsh_history|cursor|claude|config\/gcloud)\b/gi,
+  },
+  {
+    kind: 'credential_access',
+    regex:
+      /\bid_(?:rsa|dsa|ecdsa|ed25519)\b|\/etc\/(?:passwd|shadow|sudoers)\b|\b(?:mcp|claude_desktop_config|credentials|wallet|keychain)\.(?:json|dat|db)\b/gi,
+  },
   { kind: 'credential_access', regex: /(?:^|[\s'"`(=:])\.env(?:\.[\w-]{1,20})?\b/gim },
-  { kind: 'credential_access', regex: /\b(?:read|cat|open|load|send|pass|include|attach|upload|copy|forward|extract|exfiltrate|collect|provide|print|dump|leak|steal)\b[^.\n]{0,60}?\b(?:private\s+keys?|ssh\s+keys?|api[\s_-]?keys?|access\s+tokens?|auth(?:entication)?\s+tokens?|credentials|passwords?|secrets|seed\s+phrases?|mnemonics?|session\s+cookies?|environment\s+variables)\b/gi },
+  {
+    kind: 'credential_access',
+    regex:
+      /\b(?:read|cat|open|load|send|pass|include|attach|upload|copy|forward|extract|exfiltrate|collect|provide|print|dump|leak|steal)\b[^.\n]{0,60}?\b(?:private\s+keys?|ssh\s+keys?|api[\s_-]?keys?|access\s+tokens?|auth(?:entication)?\s+tokens?|credentials|passwords?|secrets|seed\s+phrases?|mnemonics?|session\s+cookies?|environment\s+variables)\b/gi,
+  },
 ];
 
 /** Zero-width and other invisible characters, and fillers that render as nothing. */
-const INVISIBLE = /[\u00AD\u034F\u115F\u1160\u180E\u200B-\u200D\u2060-\u2064\u3164\uFEFF\uFFA0]|[\u{E0100}-\u{E01EF}]|[\uFE00-\uFE0F]{2,}/gu;
+const INVISIBLE =
+  // biome-ignore lint/suspicious/noMisleadingCharacterClass: each code point is matched alone on purpose (a lone combining mark is the finding)
+  /[\u00AD\u034F\u115F\u1160\u180E\u200B-\u200D\u2060-\u2064\u3164\uFEFF\uFFA0]|[\u{E0100}-\u{E01EF}]|[\uFE00-\uFE0F]{2,}/gu;
 /** Bidirectional embeddings, overrides, isolates and marks: text that displays in another order than it reads. */
 const BIDI = /[\u061C\u200E\u200F\u202A-\u202E\u2066-\u2069]/g;
 /** Unicode tag characters: invisible ASCII, the classic way to hide a prompt in plain sight. */
@@ -83,7 +126,13 @@ export function fold(text: string): string {
   return text.replace(INVISIBLE, '').replace(TAGS, '').replace(BIDI, '').normalize('NFKC');
 }
 
-function charRule(text: string, regex: RegExp, kind: ToolFindingKind, hits: RuleHit[], keep?: (match: string, at: number) => boolean): void {
+function charRule(
+  text: string,
+  regex: RegExp,
+  kind: ToolFindingKind,
+  hits: RuleHit[],
+  keep?: (match: string, at: number) => boolean,
+): void {
   regex.lastIndex = 0;
   let m: RegExpExecArray | null;
   while ((m = regex.exec(text)) !== null) {
@@ -102,8 +151,11 @@ function joinsEmoji(text: string, at: number): boolean {
 function isEmojiFlagTag(text: string, run: string, at: number): boolean {
   if (text.codePointAt(at - 2) !== 0x1f3f4) return false;
   const points = [...run].map((c) => c.codePointAt(0) as number);
-  return points.length <= 8 && points[points.length - 1] === 0xe007f
-    && points.slice(0, -1).every((p) => (p >= 0xe0061 && p <= 0xe007a) || (p >= 0xe0030 && p <= 0xe0039));
+  return (
+    points.length <= 8 &&
+    points[points.length - 1] === 0xe007f &&
+    points.slice(0, -1).every((p) => (p >= 0xe0061 && p <= 0xe007a) || (p >= 0xe0030 && p <= 0xe0039))
+  );
 }
 
 /**
@@ -124,7 +176,8 @@ function blobs(text: string, hits: RuleHit[]): void {
   HEX_RUN.lastIndex = 0;
   while ((m = HEX_RUN.exec(text)) !== null) {
     const decoded = printable(Buffer.from(m[0], 'hex'));
-    if (decoded || m[0].length > 128) hits.push({ kind: 'encoded_blob', index: m.index, length: m[0].length, folded: false, ...(decoded ? { decoded } : {}) });
+    if (decoded || m[0].length > 128)
+      hits.push({ kind: 'encoded_blob', index: m.index, length: m[0].length, folded: false, ...(decoded ? { decoded } : {}) });
   }
 }
 

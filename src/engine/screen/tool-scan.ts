@@ -52,11 +52,19 @@ function walk(value: unknown, path: string, depth: number, out: ToolFinding[]): 
   }
   if (value === null || typeof value !== 'object') return;
   if (depth >= MAX_DEPTH) {
-    out.push({ source: 'tool', field: path, kind: 'hidden_instructions', count: 1, excerpt: `(nested deeper than ${MAX_DEPTH} levels: not read)` });
+    out.push({
+      source: 'tool',
+      field: path,
+      kind: 'hidden_instructions',
+      count: 1,
+      excerpt: `(nested deeper than ${MAX_DEPTH} levels: not read)`,
+    });
     return;
   }
   if (Array.isArray(value)) {
-    value.forEach((item, i) => walk(item, `${path}/${i}`, depth + 1, out));
+    value.forEach((item, i) => {
+      walk(item, `${path}/${i}`, depth + 1, out);
+    });
     return;
   }
   for (const [key, item] of Object.entries(value)) {
@@ -88,7 +96,8 @@ function excerpt(text: string, hit: RuleHit): string {
   let to = Math.min(base.length, hit.index + hit.length + EXCERPT_CONTEXT);
   if (to - from > MAX_EXCERPT) to = from + MAX_EXCERPT; // a 10 kB blob is shown by its start
   const shown = escapeText(base.slice(from, to));
-  const decoded = hit.decoded === undefined ? '' : ` (decodes to "${escapeText(hit.decoded.slice(0, 80))}${hit.decoded.length > 80 ? '…' : ''}")`;
+  const decoded =
+    hit.decoded === undefined ? '' : ` (decodes to "${escapeText(hit.decoded.slice(0, 80))}${hit.decoded.length > 80 ? '…' : ''}")`;
   return `${from > 0 ? '…' : ''}${shown}${to < base.length ? '…' : ''}${decoded}`;
 }
 
@@ -96,6 +105,7 @@ function excerpt(text: string, hit: RuleHit): string {
  * Controls, format characters (zero-width, bidi, tags), private use, unassigned code points,
  * line/paragraph separators, spaces other than U+0020, variation selectors and fillers.
  */
+// biome-ignore lint/suspicious/noMisleadingCharacterClass: each code point is matched alone on purpose (a lone combining mark is escaped)
 const ESCAPED = /[\p{Cc}\p{Cf}\p{Co}\p{Cn}\p{Zl}\p{Zp}\u034F\u115F\u1160\u3164\uFFA0\uFE00-\uFE0F\u{E0100}-\u{E01EF}]|(?! )\p{Zs}/u;
 
 /** Writes every character a terminal or a reader could be fooled by as an escape. */
@@ -109,7 +119,12 @@ export function escapeText(text: string): string {
     else if (!ESCAPED.test(ch)) out += ch;
     else {
       const cp = ch.codePointAt(0) as number;
-      out += cp < 0x100 ? `\\x${cp.toString(16).padStart(2, '0')}` : cp > 0xffff ? `\\u{${cp.toString(16)}}` : `\\u${cp.toString(16).padStart(4, '0')}`;
+      out +=
+        cp < 0x100
+          ? `\\x${cp.toString(16).padStart(2, '0')}`
+          : cp > 0xffff
+            ? `\\u{${cp.toString(16)}}`
+            : `\\u${cp.toString(16).padStart(4, '0')}`;
     }
   }
   return out;

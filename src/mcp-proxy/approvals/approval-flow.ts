@@ -57,11 +57,17 @@ export class ApprovalChannels {
       let request = await gate.approvals.get(id);
       if (request === undefined) return { verdict: refused };
       const human = humanAtClient(config.approvals, call.session.principal, config.identity);
-      if (request.status === 'pending' && config.approvals.elicit && supportsElicitation(call.session) && couldDecide(gate, request, human)) {
+      if (
+        request.status === 'pending' &&
+        config.approvals.elicit &&
+        supportsElicitation(call.session) &&
+        couldDecide(gate, request, human)
+      ) {
         request = await this.elicit(call, request, human, stop.signal);
       }
       const holdLeft = started + config.approvals.holdMs - Date.now();
-      if (request.status === 'pending' && holdLeft > 0) request = await gate.approvals.wait(id, { timeoutMs: holdLeft, signal: stop.signal });
+      if (request.status === 'pending' && holdLeft > 0)
+        request = await gate.approvals.wait(id, { timeoutMs: holdLeft, signal: stop.signal });
       return await this.outcome(call, refused, request);
     } catch (err) {
       if (!stop.signal.aborted) log(`approval ${id}: ${(err as Error)?.message ?? String(err)}; the call stays refused`);
@@ -91,16 +97,24 @@ export class ApprovalChannels {
     const patience = Math.max(1, request.expiresAt - Date.now());
     const asking = linked(signal);
     const watching = linked(signal);
-    const answered = call.session.server.elicitInput(approvalQuestion(request, call.toolName), { signal: asking.signal, timeout: patience })
-      .then((result) => ({ kind: 'answer' as const, result }), (error: unknown) => ({ kind: 'failed' as const, error }));
-    const elsewhere = gate.approvals.wait(id, { timeoutMs: patience, signal: watching.signal })
-      .then((found) => ({ kind: 'decided' as const, found }), (error: unknown) => ({ kind: 'failed' as const, error }));
+    const answered = call.session.server
+      .elicitInput(approvalQuestion(request, call.toolName), { signal: asking.signal, timeout: patience })
+      .then(
+        (result) => ({ kind: 'answer' as const, result }),
+        (error: unknown) => ({ kind: 'failed' as const, error }),
+      );
+    const elsewhere = gate.approvals.wait(id, { timeoutMs: patience, signal: watching.signal }).then(
+      (found) => ({ kind: 'decided' as const, found }),
+      (error: unknown) => ({ kind: 'failed' as const, error }),
+    );
     try {
       const first = await Promise.race([answered, elsewhere]);
       if (first.kind === 'decided') return first.found;
       if (first.kind === 'failed') {
         signal.throwIfAborted();
-        log(`approval ${id}: could not ask the client (${(first.error as Error)?.message ?? String(first.error)}); holding the call instead`);
+        log(
+          `approval ${id}: could not ask the client (${(first.error as Error)?.message ?? String(first.error)}); holding the call instead`,
+        );
         return (await gate.approvals.get(id)) ?? request;
       }
       const answer = readAnswer(first.result);
@@ -122,7 +136,8 @@ export class ApprovalChannels {
   private async outcome(call: ApprovalCall, refused: PendingRefusal, request: ApprovalRequest): Promise<Settlement> {
     if (request.status === 'granted' || request.status === 'denied') return { verdict: await this.shared.gate.evaluate(call.ctx) };
     if (request.status === 'pending') {
-      const waited = this.shared.config.approvals.holdMs > 0 ? `Nobody decided within ${formatDuration(this.shared.config.approvals.holdMs)}. ` : '';
+      const waited =
+        this.shared.config.approvals.holdMs > 0 ? `Nobody decided within ${formatDuration(this.shared.config.approvals.holdMs)}. ` : '';
       return { verdict: refused, note: `${waited}${this.howToDecide(request.id)}` };
     }
     const why = request.status === 'expired' ? 'expired before anyone decided it' : 'was used up by an identical call';

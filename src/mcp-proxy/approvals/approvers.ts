@@ -12,8 +12,14 @@ import type { ApprovalsConfig, ApproverConfig, PrincipalConfig } from '../config
  * roles) unless the config names them (`[approvals] client_approver`, `[[http.clients]] approver`),
  * in which case an `[[approvals.approvers]]` entry of that id gives their kind and roles.
  */
-export function humanAtClient(approvals: ApprovalsConfig, caller: PrincipalConfig & { approver?: string }, stdioIdentity: PrincipalConfig | undefined): Principal {
-  const named = caller.approver ?? (stdioIdentity !== undefined && caller.principalId === stdioIdentity.principalId ? approvals.clientApprover : undefined);
+export function humanAtClient(
+  approvals: ApprovalsConfig,
+  caller: PrincipalConfig & { approver?: string },
+  stdioIdentity: PrincipalConfig | undefined,
+): Principal {
+  const named =
+    caller.approver ??
+    (stdioIdentity !== undefined && caller.principalId === stdioIdentity.principalId ? approvals.clientApprover : undefined);
   if (named !== undefined) return namedApprover(approvals, named);
   return { id: `${caller.principalId}#user`, kind: 'user', roles: [] };
 }

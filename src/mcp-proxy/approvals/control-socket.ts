@@ -23,7 +23,11 @@ export interface ControlSocket {
  * proxies sharing a config (one per client window) each answer for the requests they hold.
  * Sockets left by proxies that died are removed.
  */
-export async function serveControlSocket(gate: () => Gate, approvals: ApprovalsConfig, log: (message: string) => void): Promise<ControlSocket> {
+export async function serveControlSocket(
+  gate: () => Gate,
+  approvals: ApprovalsConfig,
+  log: (message: string) => void,
+): Promise<ControlSocket> {
   const dir = approvals.socketDir;
   await mkdir(dir, { recursive: true, mode: 0o700 });
   const info = await lstat(dir);
@@ -32,7 +36,8 @@ export async function serveControlSocket(gate: () => Gate, approvals: ApprovalsC
   if ((info.mode & 0o077) !== 0) await chmod(dir, 0o700);
   await removeStale(dir);
   const path = join(dir, socketName(process.pid));
-  if (Buffer.byteLength(path) > SOCKET_PATH_MAX) throw new Error(`the socket path ${path} is longer than ${SOCKET_PATH_MAX} bytes; set [approvals] socket_dir to a shorter directory`);
+  if (Buffer.byteLength(path) > SOCKET_PATH_MAX)
+    throw new Error(`the socket path ${path} is longer than ${SOCKET_PATH_MAX} bytes; set [approvals] socket_dir to a shorter directory`);
   await unlink(path).catch(() => undefined);
   const open = new Set<Socket>();
   const server = createServer((socket) => {
@@ -66,10 +71,12 @@ function serveConnection(socket: Socket, gate: () => Gate, approvals: ApprovalsC
   const framer = new LineFramer(
     (line) => {
       // In order: an answer per request, as sent.
-      queue = queue.then(() => answer(line, gate(), approvals)).then(reply, (err: unknown) => {
-        log(`approvals socket: ${String(err)}`);
-        reply({ ok: false, code: 'INTERNAL', message: 'internal error' });
-      });
+      queue = queue
+        .then(() => answer(line, gate(), approvals))
+        .then(reply, (err: unknown) => {
+          log(`approvals socket: ${String(err)}`);
+          reply({ ok: false, code: 'INTERNAL', message: 'internal error' });
+        });
     },
     () => {
       reply({ ok: false, code: 'BAD_REQUEST', message: `a request line is limited to ${CONTROL_MAX_LINE_BYTES} bytes` });
@@ -91,10 +98,13 @@ async function answer(line: string, gate: Gate, approvals: ApprovalsConfig): Pro
     return { ok: false, code: 'BAD_REQUEST', message: 'not JSON' };
   }
   try {
-    if (request.op === 'list') return { ok: true, requests: await gate.approvals.list(request.status ? { status: request.status as never } : {}) };
+    if (request.op === 'list')
+      return { ok: true, requests: await gate.approvals.list(request.status ? { status: request.status as never } : {}) };
     if (request.op === 'get') return { ok: true, request: (await gate.approvals.get(request.id)) ?? null };
     const decided = await gate.approvals.decide(request.id, {
-      approver: namedApprover(approvals, request.as), decision: request.decision, ...(request.note !== undefined ? { note: request.note } : {}),
+      approver: namedApprover(approvals, request.as),
+      decision: request.decision,
+      ...(request.note !== undefined ? { note: request.note } : {}),
     });
     return { ok: true, request: decided };
   } catch (err) {

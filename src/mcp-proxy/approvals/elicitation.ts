@@ -36,7 +36,12 @@ export function approvalQuestion(request: ApprovalRequest, toolName: string): El
       type: 'object',
       properties: {
         decision: { type: 'string', title: 'Decision', description: 'approve: run this call; deny: refuse it', enum: ['approve', 'deny'] },
-        note: { type: 'string', title: 'Note (optional)', description: 'recorded in the audit log with your decision', maxLength: NOTE_MAX },
+        note: {
+          type: 'string',
+          title: 'Note (optional)',
+          description: 'recorded in the audit log with your decision',
+          maxLength: NOTE_MAX,
+        },
       },
       required: ['decision'],
     },
@@ -61,7 +66,8 @@ export function shortJson(value: unknown): string {
 }
 
 function shorten(value: unknown, depth: number): unknown {
-  if (typeof value === 'string') return value.length <= STRING_MAX ? value : `${value.slice(0, STRING_MAX)}… (${value.length - STRING_MAX} more characters)`;
+  if (typeof value === 'string')
+    return value.length <= STRING_MAX ? value : `${value.slice(0, STRING_MAX)}… (${value.length - STRING_MAX} more characters)`;
   if (value === null || typeof value !== 'object') return value;
   if (depth >= 8) return '…';
   if (Array.isArray(value)) return value.map((v) => shorten(v, depth + 1));

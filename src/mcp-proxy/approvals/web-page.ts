@@ -53,13 +53,17 @@ function page(title: string, nonce: string, body: Raw): string {
 }
 
 export function loginPage(nonce: string, problem?: string): string {
-  return page('Kavach approvals: sign in', nonce, html`<header><strong>Kavach approvals</strong></header><main>
+  return page(
+    'Kavach approvals: sign in',
+    nonce,
+    html`<header><strong>Kavach approvals</strong></header><main>
 ${problem !== undefined ? html`<p class="notice problem" role="alert">${problem}</p>` : ''}
 <form method="post" action="/login">
 <p><label for="token">Approver token</label></p>
 <p><input id="token" name="token" type="password" autocomplete="current-password" required size="50"></p>
 <p><button type="submit">Sign in</button></p>
-</form></main>`);
+</form></main>`,
+  );
 }
 
 export interface ListView {
@@ -73,17 +77,25 @@ export interface ListView {
 
 export function listPage(nonce: string, view: ListView): string {
   const who = `${view.approver.id}${view.approver.roles?.length ? ` (roles: ${view.approver.roles.join(', ')})` : ''}`;
-  return page('Kavach approvals', nonce, html`<header><strong>Kavach approvals</strong><span>Signed in as <span id="approver">${who}</span>
+  return page(
+    'Kavach approvals',
+    nonce,
+    html`<header><strong>Kavach approvals</strong><span>Signed in as <span id="approver">${who}</span>
 ${view.csrf !== undefined ? html` <form method="post" action="/logout"><input type="hidden" name="csrf" value="${view.csrf}"><button type="submit">Sign out</button></form>` : ''}</span></header>
 <main>
 ${view.notice ? html`<p class="notice${view.notice.problem ? ' problem' : ''}" role="status" id="notice">${view.notice.text}</p>` : ''}
 <h1>Waiting for a decision (${view.pending.length})</h1>
 ${view.pending.length === 0 ? html`<p id="none">Nothing is waiting. <a href="/">Refresh</a></p>` : view.pending.map((r) => requestSection(r, view.csrf))}
 <h2>Recently decided</h2>
-${view.recent.length === 0 ? html`<p>None yet.</p>` : html`<table id="recent"><thead><tr><th>request</th><th>status</th><th>action</th><th>caller</th><th>decisions</th></tr></thead><tbody>
+${
+  view.recent.length === 0
+    ? html`<p>None yet.</p>`
+    : html`<table id="recent"><thead><tr><th>request</th><th>status</th><th>action</th><th>caller</th><th>decisions</th></tr></thead><tbody>
 ${view.recent.map((r) => html`<tr><td>${r.id}</td><td>${r.status}</td><td>${r.action}</td><td>${r.principal.id}</td><td>${r.decisions.map((d) => `${d.decision} by ${d.approver.id}${d.note !== undefined ? `: ${d.note}` : ''}`).join('; ')}</td></tr>`)}
-</tbody></table>`}
-</main>`);
+</tbody></table>`
+}
+</main>`,
+  );
 }
 
 function requestSection(r: ApprovalRequest, csrf: string | undefined): Raw {
@@ -102,10 +114,14 @@ ${r.decisions.length > 0 ? html`<dt>decisions</dt><dd>${r.decisions.map((d) => `
 </dl>
 <p>Arguments (what the approver may see; redacted fields are left out):</p>
 <pre class="args">${r.args === undefined ? '(not kept)' : JSON.stringify(r.args, null, 2)}</pre>
-${csrf !== undefined ? html`<form method="post" action="/decide">
+${
+  csrf !== undefined
+    ? html`<form method="post" action="/decide">
 <input type="hidden" name="csrf" value="${csrf}"><input type="hidden" name="id" value="${r.id}">
 <p><label>Note (optional, recorded in the audit log)<br><textarea name="note" rows="2" maxlength="4096"></textarea></label></p>
 <p><button class="grant" type="submit" name="decision" value="grant">Grant this call</button><button class="deny" type="submit" name="decision" value="deny">Deny</button></p>
-</form>` : ''}
+</form>`
+    : ''
+}
 </section>`;
 }

@@ -36,7 +36,11 @@ type Caller = { kind: 'session'; id: string; session: WebSession } | { kind: 'be
  * server (DNS rebinding), a POST's Origin must be this page, a browser's POST carries its session's
  * CSRF token, and the CSP allows no script at all (the page has none) nor framing.
  */
-export async function serveApprovalsPage(gate: () => Gate, approvals: ApprovalsConfig, log: (message: string) => void): Promise<ApprovalsPage> {
+export async function serveApprovalsPage(
+  gate: () => Gate,
+  approvals: ApprovalsConfig,
+  log: (message: string) => void,
+): Promise<ApprovalsPage> {
   const listen = approvals.listen;
   if (listen === undefined) throw new Error('[approvals] listen is not set');
   const { host, port } = parseListen(listen, 'approvals.listen');
@@ -60,7 +64,8 @@ export async function serveApprovalsPage(gate: () => Gate, approvals: ApprovalsC
     if (req.method === 'POST') {
       // Only this page may post to it: a missing Origin is accepted only with a bearer token (no browser).
       const origin = req.headers.origin;
-      if (origin !== undefined ? !allowedOrigins.has(origin.toLowerCase()) : !hasBearer(req)) return send(res, 403, 'text/plain; charset=utf-8', 'forbidden origin');
+      if (origin !== undefined ? !allowedOrigins.has(origin.toLowerCase()) : !hasBearer(req))
+        return send(res, 403, 'text/plain; charset=utf-8', 'forbidden origin');
     }
     if (route === 'POST /login') return login(req, res);
     const caller = authenticate(req);
@@ -72,7 +77,8 @@ export async function serveApprovalsPage(gate: () => Gate, approvals: ApprovalsC
       if (!caller) return sendHtml(res, 401, (nonce) => loginPage(nonce, 'Sign in first.'));
       const form = await readForm(req);
       if (form === undefined) return send(res, 413, 'text/plain; charset=utf-8', 'form too large');
-      if (caller.kind === 'session' && !sameSecret(form.get('csrf') ?? '', caller.session.csrf)) return send(res, 403, 'text/plain; charset=utf-8', 'missing or wrong CSRF token');
+      if (caller.kind === 'session' && !sameSecret(form.get('csrf') ?? '', caller.session.csrf))
+        return send(res, 403, 'text/plain; charset=utf-8', 'missing or wrong CSRF token');
       if (route === 'POST /logout') {
         if (caller.kind === 'session') sessions.delete(caller.id);
         res.setHeader('set-cookie', `${COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0`);
@@ -106,7 +112,14 @@ export async function serveApprovalsPage(gate: () => Gate, approvals: ApprovalsC
       log(`approvals page: ${approver.id} ${decision === 'grant' ? 'granted' : 'denied'} ${id}`);
       return redirect(res, `/?done=${decision}&id=${encodeURIComponent(id)}&status=${after.status}`);
     } catch (err) {
-      const code = err instanceof ApprovalError ? err.code : err instanceof StoreUnavailableError ? 'STORE_UNAVAILABLE' : err instanceof TypeError ? 'BAD_REQUEST' : undefined;
+      const code =
+        err instanceof ApprovalError
+          ? err.code
+          : err instanceof StoreUnavailableError
+            ? 'STORE_UNAVAILABLE'
+            : err instanceof TypeError
+              ? 'BAD_REQUEST'
+              : undefined;
       if (code === undefined) throw err;
       return redirect(res, `/?problem=${code}&id=${encodeURIComponent(id)}`);
     }
@@ -184,7 +197,8 @@ const NOTICES: Record<string, string> = {
 function notice(url: URL): { text: string; problem: boolean } | undefined {
   const id = url.searchParams.get('id') ?? '';
   const done = url.searchParams.get('done');
-  if (done === 'grant' || done === 'deny') return { text: `${done === 'grant' ? 'Granted' : 'Denied'} ${id} (now ${url.searchParams.get('status') ?? '?'}).`, problem: false };
+  if (done === 'grant' || done === 'deny')
+    return { text: `${done === 'grant' ? 'Granted' : 'Denied'} ${id} (now ${url.searchParams.get('status') ?? '?'}).`, problem: false };
   const problem = url.searchParams.get('problem');
   if (problem !== null && Object.hasOwn(NOTICES, problem)) return { text: `Not decided: ${id}: ${NOTICES[problem]}`, problem: true };
   return undefined;

@@ -18,7 +18,10 @@ export const CORPUS: Record<string, { positive: Positive[]; negative: string[] }
   aws_access_key: {
     positive: [
       { text: `export AWS_ACCESS_KEY_ID=${fake.awsAccessKey(1)}`, secrets: [fake.awsAccessKey(1)] },
-      { text: `{"AccessKeyId":"ASIA${chars('ABCDEFGHIJKLMNOPQRSTUVWXYZ234567', 16, 9)}"}`, secrets: [`ASIA${chars('ABCDEFGHIJKLMNOPQRSTUVWXYZ234567', 16, 9)}`] },
+      {
+        text: `{"AccessKeyId":"ASIA${chars('ABCDEFGHIJKLMNOPQRSTUVWXYZ234567', 16, 9)}"}`,
+        secrets: [`ASIA${chars('ABCDEFGHIJKLMNOPQRSTUVWXYZ234567', 16, 9)}`],
+      },
       { text: fake.awsAccessKey(2), secrets: [fake.awsAccessKey(2)] },
     ],
     negative: [
@@ -47,7 +50,10 @@ export const CORPUS: Record<string, { positive: Positive[]; negative: string[] }
   github_token: {
     positive: [
       { text: `GITHUB_TOKEN=${fake.githubToken(1)}`, secrets: [fake.githubToken(1)] },
-      { text: `oauth ${fake.githubToken(2, 'gho')} and app ${fake.githubToken(3, 'ghs')}`, secrets: [fake.githubToken(2, 'gho'), fake.githubToken(3, 'ghs')] },
+      {
+        text: `oauth ${fake.githubToken(2, 'gho')} and app ${fake.githubToken(3, 'ghs')}`,
+        secrets: [fake.githubToken(2, 'gho'), fake.githubToken(3, 'ghs')],
+      },
       { text: `"token": "${fake.githubPat(4)}"`, secrets: [fake.githubPat(4)] },
     ],
     negative: [

@@ -35,7 +35,7 @@ describe('built-in detectors', () => {
     }
   });
 
-  it('finds no secret of one kind in another kind\'s positives (other than the ones that contain each other)', () => {
+  it("finds no secret of one kind in another kind's positives (other than the ones that contain each other)", () => {
     // An AWS secret key is written beside its access key id, and card/IBAN digits are not tokens.
     const allowed = new Set(['aws_secret_key>aws_access_key']);
     for (const [owner, { positive }] of Object.entries(CORPUS)) {

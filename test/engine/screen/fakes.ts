@@ -14,9 +14,11 @@ export function chars(alphabet: string, length: number, seed = 1): string {
   let x = (seed * 2654435761) >>> 0 || 1;
   let out = '';
   for (let i = 0; i < length; i++) {
-    x ^= x << 13; x >>>= 0;
+    x ^= x << 13;
+    x >>>= 0;
     x ^= x >>> 17;
-    x ^= x << 5; x >>>= 0;
+    x ^= x << 5;
+    x >>>= 0;
     out += alphabet[x % alphabet.length];
   }
   return out;
@@ -39,7 +41,8 @@ export const fake = {
   githubPat: (seed = 1) => `github_pat_${chars(BASE62, 22, seed)}_${chars(BASE62, 59, seed + 1)}`,
   gitlabToken: (seed = 1) => `glpat-${chars(`${BASE62}_-`, 20, seed)}`,
   slackToken: (seed = 1) => `xoxb-${chars('0123456789', 12, seed)}-${chars('0123456789', 13, seed + 1)}-${chars(BASE62, 24, seed + 2)}`,
-  slackWebhook: (seed = 1) => `https://hooks.slack.com/services/T${chars(BASE32, 8, seed)}/B${chars(BASE32, 10, seed + 1)}/${chars(BASE62, 24, seed + 2)}`,
+  slackWebhook: (seed = 1) =>
+    `https://hooks.slack.com/services/T${chars(BASE32, 8, seed)}/B${chars(BASE32, 10, seed + 1)}/${chars(BASE62, 24, seed + 2)}`,
   stripeKey: (seed = 1) => `sk_live_${chars(BASE62, 99, seed)}`,
   openaiKey: (seed = 1) => `sk-proj-${chars(BASE64URL, 74, seed)}T3BlbkFJ${chars(BASE64URL, 74, seed + 1)}`,
   openaiLegacyKey: (seed = 1) => `sk-${chars(BASE62, 20, seed)}T3BlbkFJ${chars(BASE62, 20, seed + 1)}`,

@@ -33,13 +33,15 @@ const screen = (fields: object) => ({ policies: [], screen: [{ name: 's', detect
 describe('[[screen]] in policy files', () => {
   it('loads the DESIGN §13 example from TOML, and the same from JSON', () => {
     const toml = parsePolicyText(DESIGN_EXAMPLE, 'toml');
-    expect(toml.screens).toEqual([{
-      name: 'no-secrets-to-the-model',
-      actions: ['fs.*', 'shell.*'],
-      detectors: ['aws_access_key', 'github_token', 'private_key', 'jwt', 'slack_token', 'card_number'],
-      patterns: [{ name: 'ticket', regex: 'TCK-[0-9]{6}' }],
-      mode: 'redact',
-    }]);
+    expect(toml.screens).toEqual([
+      {
+        name: 'no-secrets-to-the-model',
+        actions: ['fs.*', 'shell.*'],
+        detectors: ['aws_access_key', 'github_token', 'private_key', 'jwt', 'slack_token', 'card_number'],
+        patterns: [{ name: 'ticket', regex: 'TCK-[0-9]{6}' }],
+        mode: 'redact',
+      },
+    ]);
     const json = parsePolicyText(JSON.stringify({ policies: [], screen: [{ ...toml.screens[0] }] }), 'json');
     expect(json.screens).toEqual(toml.screens);
     expect(parsePolicyDocument({ policies: [], screens: toml.screens }).screens).toEqual(toml.screens);
@@ -52,7 +54,10 @@ describe('[[screen]] in policy files', () => {
   it.each([
     [{ mod: 'redact' }, 'screen[0].mod: unknown key (did you mean "mode"?)'],
     [{ mode: 'mask' }, 'screen[0].mode: must be one of "redact", "block", "report"'],
-    [{ detectors: ['email', 'jwt', 'aws_key'] }, 'screen[0].detectors[2]: unknown detector "aws_key"; did you mean "aws_access_key" or "aws_secret_key"?'],
+    [
+      { detectors: ['email', 'jwt', 'aws_key'] },
+      'screen[0].detectors[2]: unknown detector "aws_key"; did you mean "aws_access_key" or "aws_secret_key"?',
+    ],
     [{ detectors: ['github'] }, 'screen[0].detectors[0]: unknown detector "github"; did you mean "github_token"?'],
     [{ detectors: ['emial'] }, 'screen[0].detectors[0]: unknown detector "emial"; did you mean "email"?'],
     [{ detectors: ['email', 'email'] }, 'screen[0].detectors[1]: "email" is listed twice'],
@@ -66,7 +71,15 @@ describe('[[screen]] in policy files', () => {
     [{ patterns: [{ name: 'x', regex: 'TCK-[0-9]{6}', flags: 'i' }] }, 'screen[0].patterns[0].flags: unknown key'],
     [{ patterns: [{ name: 'jwt', regex: 'x{3}' }] }, 'screen[0].patterns[0].name: "jwt" is a built-in detector'],
     [{ patterns: [{ name: 'a b', regex: 'x{3}' }] }, 'screen[0].patterns[0].name: must be 1-64 letters'],
-    [{ patterns: [{ name: 't', regex: 'x{3}' }, { name: 't', regex: 'y{3}' }] }, 'screen[0].patterns[1].name: duplicate pattern name "t"'],
+    [
+      {
+        patterns: [
+          { name: 't', regex: 'x{3}' },
+          { name: 't', regex: 'y{3}' },
+        ],
+      },
+      'screen[0].patterns[1].name: duplicate pattern name "t"',
+    ],
   ])('refuses %j naming the path', (fields, message) => {
     expect(loadError(screen(fields))).toContain(message);
   });

@@ -8,7 +8,10 @@ const GHP = fake.githubToken(2);
 
 describe('screenOutput', () => {
   it('returns the very same object, with no findings, when nothing is found', () => {
-    const output = { content: [{ type: 'text', text: 'all quiet: 8f14e45f-ceea-467f-a1b2-3c4d5e6f7a8b' }], structuredContent: { n: 1733530000000 } };
+    const output = {
+      content: [{ type: 'text', text: 'all quiet: 8f14e45f-ceea-467f-a1b2-3c4d5e6f7a8b' }],
+      structuredContent: { n: 1733530000000 },
+    };
     const result = screenOutput(redactAll(), ctx(), output);
     expect(result.output).toBe(output);
     expect(result.findings).toEqual([]);
@@ -32,7 +35,10 @@ describe('screenOutput', () => {
   it('redacts text content in place and says where, never what', () => {
     const output = { content: [{ type: 'text', text: `id ${AKIA} and ${GHP} and ${AKIA}` }], isError: false };
     const result = screenOutput(redactAll(), ctx(), output);
-    expect(result.output).toEqual({ content: [{ type: 'text', text: 'id [REDACTED:aws_access_key] and [REDACTED:github_token] and [REDACTED:aws_access_key]' }], isError: false });
+    expect(result.output).toEqual({
+      content: [{ type: 'text', text: 'id [REDACTED:aws_access_key] and [REDACTED:github_token] and [REDACTED:aws_access_key]' }],
+      isError: false,
+    });
     expect(result.findings).toEqual([
       { screen: 'secrets', detector: 'aws_access_key', path: '/content/0/text', count: 2 },
       { screen: 'secrets', detector: 'github_token', path: '/content/0/text', count: 1 },
@@ -43,12 +49,18 @@ describe('screenOutput', () => {
   it('walks structuredContent and embedded resources, copying only the changed branches', () => {
     const untouched = { rows: [1, 2, 3] };
     const output = {
-      content: [{ type: 'text', text: 'see resource' }, { type: 'resource', resource: { uri: 'file:///env', mimeType: 'text/plain', text: `TOKEN=${GHP}` } }],
+      content: [
+        { type: 'text', text: 'see resource' },
+        { type: 'resource', resource: { uri: 'file:///env', mimeType: 'text/plain', text: `TOKEN=${GHP}` } },
+      ],
       structuredContent: { user: { email: 'alice@example.com' }, untouched },
     };
     const result = screenOutput(redactAll(), ctx(), output);
     const out = result.output as typeof output;
-    expect(out.content[1]).toEqual({ type: 'resource', resource: { uri: 'file:///env', mimeType: 'text/plain', text: 'TOKEN=[REDACTED:github_token]' } });
+    expect(out.content[1]).toEqual({
+      type: 'resource',
+      resource: { uri: 'file:///env', mimeType: 'text/plain', text: 'TOKEN=[REDACTED:github_token]' },
+    });
     expect(out.structuredContent.user.email).toBe('[REDACTED:email]');
     expect(out.content[0]).toBe(output.content[0]);
     expect(out.structuredContent.untouched).toBe(untouched);
@@ -99,7 +111,12 @@ describe('screenOutput', () => {
 
   it('skips base64 binary payloads (image/audio data, resource blobs)', () => {
     const data = Buffer.from(`binary ${AKIA} bytes`).toString('base64') + AKIA;
-    const output = { content: [{ type: 'image', mimeType: 'image/png', data }, { type: 'resource', resource: { uri: 'file:///x.bin', blob: data } }] };
+    const output = {
+      content: [
+        { type: 'image', mimeType: 'image/png', data },
+        { type: 'resource', resource: { uri: 'file:///x.bin', blob: data } },
+      ],
+    };
     expect(screenOutput(redactAll(), ctx(), output).output).toBe(output);
   });
 
@@ -107,7 +124,11 @@ describe('screenOutput', () => {
     const screens = screensOf({ name: 'no-keys', detectors: ['aws_access_key', 'private_key'], mode: 'block' });
     const output = { content: [{ type: 'text', text: `${AKIA}\n${fake.privateKey(1)}` }] };
     const result = screenOutput(screens, ctx(), output);
-    expect(result.blocked).toEqual({ screens: ['no-keys'], detectors: ['aws_access_key', 'private_key'], kinds: ['an AWS access key ID', 'a private key'] });
+    expect(result.blocked).toEqual({
+      screens: ['no-keys'],
+      detectors: ['aws_access_key', 'private_key'],
+      kinds: ['an AWS access key ID', 'a private key'],
+    });
     const message = describeWithheld(result.blocked as NonNullable<typeof result.blocked>);
     expect(message).toBe("the tool's result was withheld: it contained an AWS access key ID and a private key (screen 'no-keys')");
     expect(message).not.toContain(AKIA);
@@ -138,16 +159,33 @@ describe('screenOutput', () => {
   });
 
   it('redacts custom patterns by name, and overlapping matches as one', () => {
-    const screens = screensOf({ name: 's', detectors: ['aws_access_key'], patterns: [{ name: 'ticket', regex: 'TCK-[0-9]{6}' }, { name: 'akia_prefix', regex: 'AKIA[A-Z0-9]{4}' }], mode: 'redact' });
+    const screens = screensOf({
+      name: 's',
+      detectors: ['aws_access_key'],
+      patterns: [
+        { name: 'ticket', regex: 'TCK-[0-9]{6}' },
+        { name: 'akia_prefix', regex: 'AKIA[A-Z0-9]{4}' },
+      ],
+      mode: 'redact',
+    });
     const result = screenOutput(screens, ctx(), `TCK-004211 then ${AKIA}!`);
     expect(result.output).toBe('[REDACTED:ticket] then [REDACTED:aws_access_key]!');
-    expect(result.findings.map((f) => [f.detector, f.count])).toEqual([['aws_access_key', 1], ['ticket', 1], ['akia_prefix', 1]]);
+    expect(result.findings.map((f) => [f.detector, f.count])).toEqual([
+      ['aws_access_key', 1],
+      ['ticket', 1],
+      ['akia_prefix', 1],
+    ]);
   });
 
   it('withholds what it cannot screen (a cycle, a Map, a throwing getter) when a screen enforces', () => {
     const cyclic: Record<string, unknown> = { a: 'x' };
     cyclic.self = cyclic;
-    const hostile = Object.defineProperty({}, 'text', { enumerable: true, get() { throw new Error('boom'); } });
+    const hostile = Object.defineProperty({}, 'text', {
+      enumerable: true,
+      get() {
+        throw new Error('boom');
+      },
+    });
     for (const output of [cyclic, { m: new Map([['k', AKIA]]) }, hostile]) {
       const result = screenOutput(redactAll(), ctx(), output);
       expect(result.blocked).toEqual({ screens: ['secrets'], detectors: ['unscreenable'], kinds: [], unscreenable: true });
