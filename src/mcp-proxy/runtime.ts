@@ -109,6 +109,9 @@ export async function startRuntime(config: ProxyConfig): Promise<ProxyRuntime> {
             ? auditLog.append({
                 type: 'outcome',
                 evaluationId: r.evaluationId,
+                // The same session (and action) as the verdict record, or the report shows a "(no session)" row.
+                ...(r.action !== undefined ? { action: r.action } : {}),
+                ...(r.session !== undefined ? { session: r.session } : {}),
                 outcome: r.outcome,
                 durationMs: Math.round(r.durationMs * 1000) / 1000,
                 time: r.time,

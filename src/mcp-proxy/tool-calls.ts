@@ -1,6 +1,8 @@
 import { ErrorCode, McpError, type CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import type { OutcomeEntry } from '../audit/entry.ts';
-import type { Verdict } from '../engine/verdict.ts';
+import { randomUUID } from 'node:crypto';
+import type { VerdictEvent } from '../engine/ports.ts';
+import type { RefuseVerdict, Verdict } from '../engine/verdict.ts';
 import type { ApprovalChannels } from './approvals/approval-flow.ts';
 import { requestContext } from './gated-request.ts';
 import { clientProgressToken, forwardedToolMeta, returnedResult, scrubbedError } from './meta.ts';
@@ -22,9 +24,12 @@ export interface ProxyRefusalRecord {
   reason: string;
 }
 
-/** Where the proxy's own audit records go: an outcome per forwarded call, and its own refusals. */
+/**
+ * Where the proxy's own audit records go: an outcome per forwarded call, its own refusals, and the
+ * verdict on a call to a tool no server offers (the gate is not asked: there is no action to judge).
+ */
 export interface OutcomeSink {
-  append(record: OutcomeEntry | ProxyRefusalRecord): Promise<unknown>;
+  append(record: OutcomeEntry | ProxyRefusalRecord | VerdictEvent): Promise<unknown>;
 }
 
 export interface ToolCallParams {
@@ -51,7 +56,7 @@ export class ToolCalls {
   async call(session: ProxySession, params: ToolCallParams, extra: ToolCallExtra): Promise<CallToolResult> {
     // Synchronously when it can be: this is the hot path, and an await costs a turn of the queue.
     const entry = this.catalogue.settled(params.name) ?? (await this.catalogue.resolve(params.name));
-    if (!entry) return { isError: true, content: [{ type: 'text', text: `Unknown tool: ${params.name}` }] };
+    if (!entry) return this.unknownTool(session, params);
     const held = this.heldBack(session, entry);
     if (held) return held;
     const upstream = entry.upstream;
@@ -129,6 +134,8 @@ export class ToolCalls {
         time: Date.now(),
         evaluationId: verdict.evaluationId,
         action: entry.action,
+        // The verdict record carries the session too: the report groups both under one session.
+        session: session.id,
         outcome,
         durationMs: performance.now() - started,
       };
@@ -152,6 +159,41 @@ export class ToolCalls {
     if (entry.unpinned !== undefined)
       return this.refused(session, entry.action, proxyRefusal('UPSTREAM_UNAVAILABLE', 'pinning', entry.unpinned), false);
     return undefined;
+  }
+
+  /**
+   * A call to a tool that no server lists: refused `NO_POLICY_MATCH` (no policy can permit what does
+   * not exist) and recorded as a verdict like any other refused call, in the caller's session, so
+   * a model probing for tools leaves a trace. The action reads `<server>.<tool>` when the name has
+   * that shape. Upstreams still starting were waited for (`resolve`).
+   */
+  private unknownTool(session: ProxySession, params: ToolCallParams): CallToolResult {
+    const name = params.name;
+    const split = name.indexOf('__');
+    const action = split > 0 ? `${name.slice(0, split)}.${name.slice(split + 2)}` : name;
+    const reason = `no server offers a tool named ${JSON.stringify(name.slice(0, 80))}; tools/list names the tools there are`;
+    const verdict: RefuseVerdict = { kind: 'refuse', evaluationId: randomUUID(), code: 'NO_POLICY_MATCH', evaluator: 'proxy', reason };
+    if (this.outcomes) {
+      const principal = session.principal;
+      const record: VerdictEvent = {
+        type: 'verdict',
+        time: Date.now(),
+        evaluationId: verdict.evaluationId,
+        principal: principal.principalId,
+        principalKind: principal.principalKind,
+        action,
+        session: session.id,
+        verdict: 'refuse',
+        code: verdict.code,
+        evaluator: verdict.evaluator,
+        reason,
+        args: params.arguments ?? {},
+      };
+      this.outcomes
+        .append(record)
+        .catch((err: unknown) => this.shared.log(`audit: could not record a call to an unknown tool: ${String(err)}`));
+    }
+    return refusalResult(verdict);
   }
 
   /** A refusal the proxy gives itself: recorded, since the gate (which records its own) was not asked. */

@@ -117,6 +117,13 @@ args = [${q(FIXTURE)}]
       return textOf(r).includes('[UPSTREAM_UNAVAILABLE]') ? r : undefined;
     });
     expect(down.isError).toBe(true);
+    const unknown = await proxy.client.callTool({ name: 'fx__delete_everything', arguments: { really: true } });
+    expect(unknown.isError).toBe(true);
+    expect(textOf(unknown)).toBe(
+      'Refused by policy [NO_POLICY_MATCH] proxy: no server offers a tool named "fx__delete_everything"; tools/list names the tools there are.',
+    );
+    expect(unknown._meta?.['dev.kavach/verdict']).toMatchObject({ kind: 'refuse', code: 'NO_POLICY_MATCH', evaluator: 'proxy' });
+    expect((await proxy.client.callTool({ name: 'nonesuch', arguments: {} })).isError).toBe(true);
     await proxy.close();
     const logPath = join(dir, 'audit/mcp.jsonl');
     const keys = JSON.parse(readFileSync(join(dir, 'keys/public.json'), 'utf8')) as PublicKeyBundle;
@@ -131,8 +138,28 @@ args = [${q(FIXTURE)}]
       action: string;
       evaluationId: string;
       code?: string;
+      session?: string;
+      principal: string;
+      args?: string;
     }[];
-    const outcomes = records.filter((r) => r.type === 'outcome') as unknown as { evaluationId: string; outcome: string }[];
+    const outcomes = records.filter((r) => r.type === 'outcome') as unknown as {
+      evaluationId: string;
+      outcome: string;
+      session?: string;
+      action?: string;
+    }[];
+    // One stdio client, one session: every verdict and every outcome carries it (no "(no session)" row in the report).
+    const session = verdicts[0]?.session;
+    expect(session).toMatch(/.+/);
+    for (const r of [...verdicts, ...outcomes]) expect(r.session, r.evaluationId).toBe(session);
+    for (const o of outcomes) expect(o.action).toBe(verdicts.find((v) => v.evaluationId === o.evaluationId)?.action);
+    // Calls to tools no server offers are refused and recorded, in the caller's session.
+    const unknownCalls = verdicts.filter((v) => v.action === 'fx.delete_everything' || v.action === 'nonesuch');
+    expect(unknownCalls.map((v) => [v.action, v.verdict, v.code, v.principal])).toEqual([
+      ['fx.delete_everything', 'refuse', 'NO_POLICY_MATCH', 'alice-laptop'],
+      ['nonesuch', 'refuse', 'NO_POLICY_MATCH', 'alice-laptop'],
+    ]);
+    expect(unknownCalls[0]?.args).toMatch(/^[A-Za-z0-9_-]{43}$/);
     expect(verdicts.some((v) => v.action === 'notes.add_note' && v.verdict === 'refuse' && v.code === 'NO_POLICY_MATCH')).toBe(true);
     const permitted = verdicts.filter((v) => v.verdict === 'permit');
     expect(permitted.length).toBeGreaterThanOrEqual(5);
