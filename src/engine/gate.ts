@@ -22,7 +22,7 @@ import { isPromise, storeError, wellFormedSession, withStore } from './gate/stor
 import type { EvalInput } from './policy/compile.ts';
 import { parsePolicyDocument, parsePolicyText, sniffFormat, type PolicyFormat } from './policy/load.ts';
 import type { PolicySetSpec } from './policy/schema.ts';
-import { PolicySet, type CompiledPolicy } from './policy/policy-set.ts';
+import { PolicySet, refusedBy, type CompiledPolicy } from './policy/policy-set.ts';
 import { screenOutput, type ScreenResult } from './screen/screen-output.ts';
 import {
   InMemoryRateStore,
@@ -350,7 +350,7 @@ export class Gate {
     const policy = steps[from];
     if (policy) {
       if (policy.effect === 'refuse') {
-        const verdict = refuse(evaluationId, 'POLICY_DENIED', 'policy', `'${policy.name}' refuses '${input.ctx.actionName}'`);
+        const verdict = refuse(evaluationId, 'POLICY_DENIED', 'policy', refusedBy(policy, `'${input.ctx.actionName}'`));
         verdict.policy = policy.name;
         return { verdict };
       }

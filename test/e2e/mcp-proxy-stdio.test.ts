@@ -194,20 +194,20 @@ describe('kavach mcp over stdio in front of real servers', () => {
   });
 
   it.each([
-    ['a .. segment', () => `${root}/../outside.txt`],
-    ['a deeper .. segment', () => `${root}/sub/../../outside.txt`],
-    ['an absolute path outside the root', () => join(dir, 'outside.txt')],
-    ['a sibling with the root as prefix', () => `${root}-evil/x.txt`],
-    ['percent-encoded dots', () => `${root}/%2e%2e/outside.txt`],
-    ['a percent-encoded slash', () => `${root}/..%2foutside.txt`],
-    ['a backslash', () => `${root}\\..\\outside.txt`],
-    ['a relative path', () => 'outside.txt'],
-    ['a NUL byte', () => `${root}/hello.txt\0/../../outside.txt`],
-  ])('refuses path traversal by path_within: %s', async (_label, path) => {
+    ['a .. segment', () => `${root}/../outside.txt`, 'has a ".." segment'],
+    ['a deeper .. segment', () => `${root}/sub/../../outside.txt`, 'has a ".." segment'],
+    ['an absolute path outside the root', () => join(dir, 'outside.txt'), 'is outside the root'],
+    ['a sibling with the root as prefix', () => `${root}-evil/x.txt`, 'is outside the root'],
+    ['percent-encoded dots', () => `${root}/%2e%2e/outside.txt`, 'contains a percent-encoded'],
+    ['a percent-encoded slash', () => `${root}/..%2foutside.txt`, 'contains a percent-encoded'],
+    ['a backslash', () => `${root}\\..\\outside.txt`, 'contains a backslash'],
+    ['a relative path', () => 'outside.txt', 'is a relative path'],
+    ['a NUL byte', () => `${root}/hello.txt\0/../../outside.txt`, 'contains a NUL character'],
+  ])('refuses path traversal by path_within: %s', async (_label, path, cause) => {
     const result = await call('fs__read_text_file', { path: path() });
     expect(result.isError).toBe(true);
     expect(textOf(result)).toContain('[NO_POLICY_MATCH]');
-    expect(textOf(result)).toContain("'fs-read' requires path is a path");
+    expect(textOf(result)).toContain(`'fs-read' does not allow path ${JSON.stringify(path().slice(0, 80)).slice(0, 80)}: it ${cause}`);
     expect(textOf(result)).not.toContain('secret outside the root');
   });
 

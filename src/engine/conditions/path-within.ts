@@ -1,7 +1,7 @@
 import { posix } from 'node:path';
 import type { JsonValue } from '../context.ts';
 import { fold, NEEDS_FOLD } from '../policy/condition.ts';
-import { compileExcludes } from './exclude.ts';
+import { compileExcludedSubtrees, compileExcludes } from './exclude.ts';
 
 /**
  * `path_within`: the value must be an absolute path inside one of the roots. Anything that could
@@ -71,4 +71,86 @@ export function compilePathJudge(roots: readonly string[], exclude: readonly str
     const folded = fold(x);
     return isCanonicalPath(folded) && judgeFolded(folded) === verdict ? verdict : undefined;
   };
+}
+
+/**
+ * Why a value is not a path `compilePathJudge` passes, as a predicate the caller can act on
+ * ("is outside the root \"/w\"", "is excluded by \"*\/.env\""), naming only what the policy author
+ * wrote (roots, patterns) and never the path itself: the refusal quotes the path the caller sent.
+ * Undefined for a value that passes. Mirrors the judge, check for check.
+ */
+export function compilePathCause(roots: readonly string[], exclude: readonly string[] | undefined): (x: JsonValue) => string | undefined {
+  const judged = compileJudgedPredicate(roots, exclude);
+  const foldedRoots = roots.map(fold);
+  const judgedFolded = compileJudgedPredicate(foldedRoots, exclude?.map(fold), roots, exclude);
+  const foldAlways = [...roots, ...(exclude ?? [])].some((r) => NEEDS_FOLD.test(r));
+  return (x) => {
+    if (typeof x !== 'string') return 'is not a path (a string)';
+    const given = shapeProblem(x) ?? judged(x);
+    if (given !== undefined || (!foldAlways && !NEEDS_FOLD.test(x))) return given;
+    const folded = fold(x);
+    const other = shapeProblem(folded) ?? judgedFolded(folded);
+    return other === undefined
+      ? undefined
+      : `reads as ${JSON.stringify(folded.slice(0, 80))} where case and Unicode forms fold (macOS, Windows), which ${other}`;
+  };
+}
+
+/**
+ * The same for a path a symlink leads to: `follow_links` judges the real path, which the caller
+ * never sent, so the predicate names the roots and patterns only, never where the link goes.
+ */
+export function compileLinkCause(
+  realRoots: readonly string[],
+  exclude: readonly string[] | undefined,
+  shownRoots: readonly string[],
+): (real: string) => string | undefined {
+  const judged = compileJudgedPredicate(realRoots, exclude, shownRoots, exclude);
+  const judge = compilePathJudge(realRoots, exclude);
+  return (real) => {
+    if (!isCanonicalPath(real)) return 'leads through a symlink to a path that cannot be judged';
+    const problem = judged(real);
+    if (problem !== undefined) return `leads through a symlink to a path that ${problem}`;
+    return judge(real) === true ? undefined : 'leads through a symlink to a path that reads differently where case and Unicode forms fold';
+  };
+}
+
+/** Why a canonical path is outside the roots or excluded; `shown*` are what the policy says (before folding or resolving). */
+function compileJudgedPredicate(
+  roots: readonly string[],
+  exclude: readonly string[] | undefined,
+  shownRoots: readonly string[] = roots,
+  shownExclude: readonly string[] | undefined = exclude,
+): (path: string) => string | undefined {
+  const patterns = (exclude ?? []).map((pattern, i) => ({
+    shown: JSON.stringify((shownExclude ?? exclude ?? [])[i] ?? pattern),
+    subtree: compileExcludedSubtrees([pattern]),
+    any: compileExcludes([pattern], roots),
+  }));
+  const outside = `is outside the root${shownRoots.length === 1 ? '' : 's'} ${shownRoots.map((r) => JSON.stringify(r)).join(', ')}`;
+  return (path) => {
+    if (!pathWithin(path, roots)) return outside;
+    for (const p of patterns) {
+      if (p.subtree(path)) return `is excluded by ${p.shown}`;
+      // An ancestor of what a many-component pattern excludes (exclude.ts): a move of it would move them.
+      if (p.any(path)) return `is a directory above what ${p.shown} excludes (moving it would move that too)`;
+    }
+    return undefined;
+  };
+}
+
+/** Why a string is not one canonical absolute path (see isCanonicalPath), or undefined when it is one. */
+function shapeProblem(path: string): string | undefined {
+  if (path.length === 0) return 'is empty';
+  if (path.length > 4096) return 'is longer than 4096 characters';
+  if (path.includes('\0')) return 'contains a NUL character';
+  if (path.includes('\\')) return 'contains a backslash';
+  if (ENCODED.test(path)) return 'contains a percent-encoded dot, separator or percent sign';
+  const segments = path.split('/');
+  if (segments.includes('..')) return 'has a ".." segment';
+  if (path.charCodeAt(0) !== 47) return 'is a relative path (paths must be absolute)';
+  if (path.length > 1 && path.endsWith('/')) return 'ends in "/"';
+  if (segments.includes('.')) return 'has a "." segment';
+  if (path.includes('//')) return 'has an empty segment ("//")';
+  return isCanonicalPath(path) ? undefined : 'is not in canonical form';
 }

@@ -1,7 +1,7 @@
 import { bindingOf } from '../approvals/binding.ts';
 import type { ValidContext } from '../context.ts';
 import type { Invariant } from '../invariants.ts';
-import type { CompiledPolicy, PolicySet } from '../policy/policy-set.ts';
+import { refusedBy, type CompiledPolicy, type PolicySet } from '../policy/policy-set.ts';
 import type { InvalidationScope, RefuseVerdict } from '../verdict.ts';
 import { refuse, type Decision, type Epoch } from './decision.ts';
 
@@ -83,7 +83,7 @@ export class Epochs {
     }
     const first = plan.steps[0] as CompiledPolicy;
     if (first.effect === 'refuse') {
-      const verdict = refuse(evaluationId, 'POLICY_DENIED', 'policy', `'${first.name}' refuses '${ctx.actionName}'`);
+      const verdict = refuse(evaluationId, 'POLICY_DENIED', 'policy', refusedBy(first, `'${ctx.actionName}'`));
       verdict.policy = first.name;
       return verdict;
     }

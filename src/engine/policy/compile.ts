@@ -19,6 +19,7 @@ export function compileCondition(spec: ConditionSpec, polarity: Polarity = 'perm
 function withIdentity(key: string, reads: Condition['reads'], body: ConditionBody): Condition {
   const condition: Condition = { key, reads, describe: body.describe, test: body.test, why: body.why };
   if (body.charge) condition.charge = body.charge;
+  if (body.cause) condition.cause = body.cause;
   return condition;
 }
 

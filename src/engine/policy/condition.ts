@@ -39,6 +39,12 @@ export interface Condition {
   describe: string;
   /** Why it failed for this input (slow path: refusals and explain only). */
   why(input: EvalInput): string;
+  /**
+   * Permit policies, where a condition can say it: why this call fails it, in terms the caller can
+   * act on, as a clause after the policy's name (`does not allow path "/etc/passwd": it is
+   * outside the root "/w"`). A default-deny refusal gives it instead of the whole rule (`why`).
+   */
+  cause?(input: EvalInput): string | undefined;
   /** Stateful conditions: the counter to charge for this call. */
   charge?(input: EvalInput, policyName: string, position: number): RateCharge;
 }
@@ -113,6 +119,11 @@ export interface FieldOptions {
   wholeLists?: boolean;
   /** An allow-list that, in a permit policy, holds for a non-empty list whose every item passes. */
   listable?: boolean;
+  /**
+   * Why one value fails the judge, as a predicate ("is outside the root \"/w\""); undefined when
+   * it passes. Gives a permit policy's condition its `cause`.
+   */
+  explain?: (value: JsonValue) => string | undefined;
 }
 
 /** A condition on one argument field, failing toward refusal on values it cannot judge (see Polarity). */
@@ -121,7 +132,7 @@ export function fieldCondition(field: string, describe: string, judge: Judge, po
   const permit = polarity === 'permit';
   const perItem = !opts.wholeLists;
   const listable = opts.listable === true;
-  return {
+  const body: ConditionBody = {
     describe,
     test: ({ ctx }) => {
       const x = read(ctx.params);
@@ -135,6 +146,29 @@ export function fieldCondition(field: string, describe: string, judge: Judge, po
     },
     why: ({ ctx }) => `${describe} (got ${show(read(ctx.params))})`,
   };
+  const explain = opts.explain;
+  if (permit && explain) body.cause = ({ ctx }) => fieldCause(field, read(ctx.params), explain, perItem);
+  return body;
+}
+
+/** A permit policy's field condition failing: which value (the first failing item of a list) and why. */
+function fieldCause(
+  field: string,
+  x: JsonValue | undefined,
+  explain: (value: JsonValue) => string | undefined,
+  perItem: boolean,
+): string | undefined {
+  if (x === undefined) return `needs ${field}, and the call has none`;
+  if (perItem && Array.isArray(x)) {
+    if (x.length === 0) return `does not allow ${field} []: it is an empty list`;
+    for (let i = 0; i < x.length; i++) {
+      const problem = explain(x[i] as JsonValue);
+      if (problem !== undefined) return `does not allow ${field}[${i}] ${show(x[i])}: it ${problem}`;
+    }
+    return undefined;
+  }
+  const problem = explain(x);
+  return problem === undefined ? undefined : `does not allow ${field} ${show(x)}: it ${problem}`;
 }
 
 /** The counter key parts that say whose counter a charge goes to. */

@@ -12,7 +12,7 @@ import { parseDuration, formatDuration } from '../duration.ts';
 import { compileGlobs, compileGlobsAs, type GlobReading } from '../glob.ts';
 import { compileField } from '../json-pointer.ts';
 import { inTimeWindow, parseTimeWindow } from '../conditions/time-window.ts';
-import { compilePathJudge, normaliseRoot, rootProblem } from '../conditions/path-within.ts';
+import { compileLinkCause, compilePathCause, compilePathJudge, normaliseRoot, rootProblem } from '../conditions/path-within.ts';
 import { realPathOf } from '../conditions/real-path.ts';
 import { compileHostPatterns, hostPatternProblem, urlHostAllowed } from '../conditions/url-host.ts';
 import { cidrProblem, compileCidrs } from '../conditions/ip-in.ts';
@@ -206,12 +206,15 @@ export const CONDITIONS = {
       const but = v.exclude ? `, none matching ${list(v.exclude)}` : '';
       const links = v.follow_links === true ? ', symlinks resolved' : '';
       const describe = `${v.field} is a path (or list of paths) inside ${list(roots)}${but}${links}`;
-      if (v.follow_links !== true) return fieldCondition(v.field, describe, judgeGiven, polarity, { listable: true });
+      // What a refusal says instead of the rule: `..`, relative, outside the roots, which exclude.
+      const causeGiven = compilePathCause(roots, v.exclude);
+      if (v.follow_links !== true) return fieldCondition(v.field, describe, judgeGiven, polarity, { listable: true, explain: causeGiven });
       // The real path must pass as well (permit), or either one matches (refuse; approve too, so a
       // link cannot take a call past the human it needs to an unbounded permit): see real-path.ts.
       // Roots are resolved once, here, so a root that is itself a link (macOS /tmp) still holds its real paths.
       const realRoots = roots.map((r) => realPathOf(r) ?? r);
       const judgeReal = compilePathJudge(realRoots, v.exclude);
+      const linkCause = compileLinkCause(realRoots, v.exclude, roots);
       const decided = polarity !== 'permit';
       return fieldCondition(
         v.field,
@@ -223,7 +226,17 @@ export const CONDITIONS = {
           return real === undefined ? undefined : judgeReal(real);
         },
         polarity,
-        { listable: true },
+        {
+          listable: true,
+          explain: (x) => {
+            const given = causeGiven(x);
+            if (given !== undefined) return given;
+            const real = realPathOf(x as string);
+            if (real === undefined)
+              return 'cannot be resolved on the file system (a dangling or looping symlink, a file where a directory should be, or no permission)';
+            return linkCause(real);
+          },
+        },
       );
     },
   }),

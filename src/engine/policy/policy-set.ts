@@ -74,7 +74,7 @@ export class PolicySet {
     for (const policy of candidates) {
       if (!holds(policy, input)) continue;
       if (policy.effect === 'refuse') {
-        return { kind: 'refuse', code: 'POLICY_DENIED', policy: policy.name, reason: `'${policy.name}' refuses ${subject(input)}` };
+        return { kind: 'refuse', code: 'POLICY_DENIED', policy: policy.name, reason: refusedBy(policy, subject(input)) };
       }
       if (policy.effect === 'approve') approve ??= policy;
       else if (policy.stateful.length === 0) unlimited ??= policy;
@@ -91,7 +91,7 @@ export class PolicySet {
     for (const policy of candidates) {
       if (!holds(policy, input)) continue;
       if (policy.effect === 'refuse' && steps.length === 0) {
-        return { kind: 'refuse', code: 'POLICY_DENIED', policy: policy.name, reason: `'${policy.name}' refuses ${subject(input)}` };
+        return { kind: 'refuse', code: 'POLICY_DENIED', policy: policy.name, reason: refusedBy(policy, subject(input)) };
       }
       steps.push(policy);
       // A permit with limits that are spent falls through to the next match; nothing else does.
@@ -112,11 +112,15 @@ export class PolicySet {
     const base = `no policy permits ${subject(input)}`;
     if (!nearest || nearest.failing.length === 0) return { kind: 'refuse', code: 'NO_POLICY_MATCH', reason: base };
     const first = nearest.failing[0] as Condition;
+    // The cause, where the condition can name it (path_within: `..`, outside the roots, which
+    // exclude), says what to change; otherwise the rule that failed, with what the call gave.
+    const cause = first.cause?.(input);
+    const name = nearest.policy.name;
     return {
       kind: 'refuse',
       code: 'NO_POLICY_MATCH',
-      policy: nearest.policy.name,
-      reason: `${base}; '${nearest.policy.name}' requires ${first.why(input)}`,
+      policy: name,
+      reason: cause !== undefined ? `${base}; '${name}' ${cause}` : `${base}; '${name}' requires ${first.why(input)}`,
     };
   }
 }
@@ -126,6 +130,19 @@ export function holds(policy: CompiledPolicy, input: EvalInput): boolean {
   const conditions = policy.rest;
   for (let i = 0; i < conditions.length; i++) if (!(conditions[i] as Condition).test(input)) return false;
   return true;
+}
+
+/**
+ * A refuse policy's reason: its name, what it refused, and the policy's `description` when it has
+ * one (the author's words on why, e.g. "never touch key material"), on one line without a final
+ * full stop (the refusal text adds one).
+ */
+export function refusedBy(policy: CompiledPolicy, what: string): string {
+  const why = policy.description
+    ?.replace(/\s+/g, ' ')
+    .trim()
+    .replace(/[\s.]+$/, '');
+  return why ? `'${policy.name}' refuses ${what}: ${why}` : `'${policy.name}' refuses ${what}`;
 }
 
 function subject(input: EvalInput): string {
