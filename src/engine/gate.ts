@@ -350,7 +350,7 @@ export class Gate {
     const policy = steps[from];
     if (policy) {
       if (policy.effect === 'refuse') {
-        const verdict = refuse(evaluationId, 'POLICY_DENIED', 'policy', refusedBy(policy, `'${input.ctx.actionName}'`));
+        const verdict = refuse(evaluationId, 'POLICY_DENIED', 'policy', refusedBy(policy, input.ctx));
         verdict.policy = policy.name;
         return { verdict };
       }

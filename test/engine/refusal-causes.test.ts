@@ -163,6 +163,6 @@ describe('POLICY_DENIED carries the refusing policy description', () => {
       ],
     });
     expect((await fm.evaluate(ctx())).kind).toBe('permit');
-    expect(reasonOf(await fm.evaluate(ctx()))).toBe("[POLICY_DENIED] 'stop' refuses 'tool.run': One call an hour");
+    expect(reasonOf(await fm.evaluate(ctx()))).toBe("[POLICY_DENIED] 'stop' refuses 'tool.run' for agent 'agent-1': One call an hour");
   });
 });

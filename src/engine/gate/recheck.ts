@@ -83,7 +83,7 @@ export class Epochs {
     }
     const first = plan.steps[0] as CompiledPolicy;
     if (first.effect === 'refuse') {
-      const verdict = refuse(evaluationId, 'POLICY_DENIED', 'policy', refusedBy(first, `'${ctx.actionName}'`));
+      const verdict = refuse(evaluationId, 'POLICY_DENIED', 'policy', refusedBy(first, ctx));
       verdict.policy = first.name;
       return verdict;
     }

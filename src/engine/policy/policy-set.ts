@@ -74,7 +74,7 @@ export class PolicySet {
     for (const policy of candidates) {
       if (!holds(policy, input)) continue;
       if (policy.effect === 'refuse') {
-        return { kind: 'refuse', code: 'POLICY_DENIED', policy: policy.name, reason: refusedBy(policy, subject(input)) };
+        return { kind: 'refuse', code: 'POLICY_DENIED', policy: policy.name, reason: refusedBy(policy, input.ctx) };
       }
       if (policy.effect === 'approve') approve ??= policy;
       else if (policy.stateful.length === 0) unlimited ??= policy;
@@ -91,7 +91,7 @@ export class PolicySet {
     for (const policy of candidates) {
       if (!holds(policy, input)) continue;
       if (policy.effect === 'refuse' && steps.length === 0) {
-        return { kind: 'refuse', code: 'POLICY_DENIED', policy: policy.name, reason: refusedBy(policy, subject(input)) };
+        return { kind: 'refuse', code: 'POLICY_DENIED', policy: policy.name, reason: refusedBy(policy, input.ctx) };
       }
       steps.push(policy);
       // A permit with limits that are spent falls through to the next match; nothing else does.
@@ -109,7 +109,7 @@ export class PolicySet {
       if (failing.some(fixedForTheCaller)) continue;
       if (!nearest || failing.length < nearest.failing.length) nearest = { policy, failing };
     }
-    const base = `no policy permits ${subject(input)}`;
+    const base = `no policy permits ${subject(input.ctx)}`;
     if (!nearest || nearest.failing.length === 0) return { kind: 'refuse', code: 'NO_POLICY_MATCH', reason: base };
     const first = nearest.failing[0] as Condition;
     // The cause, where the condition can name it (path_within: `..`, outside the roots, which
@@ -137,16 +137,19 @@ export function holds(policy: CompiledPolicy, input: EvalInput): boolean {
  * one (the author's words on why, e.g. "never touch key material"), on one line without a final
  * full stop (the refusal text adds one).
  */
-export function refusedBy(policy: CompiledPolicy, what: string): string {
+export function refusedBy(policy: CompiledPolicy, ctx: CallSubject): string {
   const why = policy.description
     ?.replace(/\s+/g, ' ')
     .trim()
     .replace(/[\s.]+$/, '');
+  const what = subject(ctx);
   return why ? `'${policy.name}' refuses ${what}: ${why}` : `'${policy.name}' refuses ${what}`;
 }
 
-function subject(input: EvalInput): string {
-  return `'${input.ctx.actionName}' for ${input.ctx.principalKind} '${input.ctx.principalId}'`;
+type CallSubject = Pick<EvalInput['ctx'], 'actionName' | 'principalKind' | 'principalId'>;
+
+function subject(ctx: CallSubject): string {
+  return `'${ctx.actionName}' for ${ctx.principalKind} '${ctx.principalId}'`;
 }
 
 function compilePolicy(spec: PolicySpec): CompiledPolicy {
