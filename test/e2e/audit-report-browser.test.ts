@@ -109,8 +109,10 @@ describe.skipIf(!haveChromium && !ci)('audit report in headless chromium', () =>
     expect(text).toContain('nothing unsealed');
     expect(await page.title()).toBe('[verified] Kavach audit report');
 
-    expect(await page.locator('#timeline-body tr.row').count()).toBe(24);
-    expect(await page.locator('#timeline-count').innerText()).toMatch(/^24 of 24 records/);
+    // The 4 checkpoints are folded until the toggle shows them.
+    expect(await page.locator('#timeline-body tr.row').count()).toBe(20);
+    expect(await page.locator('#timeline-count').innerText()).toMatch(/^20 of 24 records · 4 checkpoints folded/);
+    expect(await page.locator('#timeline-body tr.k-checkpoint').count()).toBe(0);
     const refused = page.locator('#timeline-body tr.v-refuse');
     expect(await refused.count()).toBe(4);
     expect(await refused.first().locator('.badge').first().innerText()).toBe('REFUSE');
@@ -147,7 +149,7 @@ describe.skipIf(!haveChromium && !ci)('audit report in headless chromium', () =>
     await page.selectOption('#f-verdict', 'refuse');
     expect(await rowTexts(page, 'tool')).toEqual(['fs.rm', 'net.fetch']);
     await page.click('#f-reset');
-    expect(await page.locator('#timeline-body tr.row').count()).toBe(24);
+    expect(await page.locator('#timeline-body tr.row').count()).toBe(20);
     await page.locator('#sessions-body tr', { hasText: 's-beta' }).click();
     expect(await rowTexts(page, 'sess')).toEqual(['s-beta', 's-beta', 's-beta', 's-beta']);
     const focus = page.locator('#session-focus');
@@ -198,6 +200,9 @@ describe.skipIf(!haveChromium && !ci)('audit report in headless chromium', () =>
     expect(await banner.locator('.breakbox').innerText()).toMatch(/^Broken at record 3 \[HASH_MISMATCH\]: /);
     expect(await banner.locator('.breakbox').getAttribute('data-index')).toBe('3');
     expect(await page.title()).toBe('[INTEGRITY BROKEN] Kavach audit report');
+    // 21 records from the break on; the 4 checkpoints among them are folded until asked for.
+    expect(await page.locator('#timeline-body tr.untrusted').count()).toBe(17);
+    await page.check('#f-checkpoints');
     expect(await page.locator('#timeline-body tr.untrusted').count()).toBe(21);
     const forged = page.locator('#timeline-body tr.row').nth(3);
     expect(await forged.locator('td.who').textContent()).toBe('innocent-bot');
