@@ -233,6 +233,8 @@ describe.skipIf(!haveChromium && !ci)('audit report in headless chromium', () =>
     const { page, watch } = await open(pages.approvals);
     expect(await page.locator('#timeline-body tr.k-approval').count()).toBe(10);
     await page.locator('#sessions-body tr', { hasText: 'a7f3c9e1' }).click();
+    // The session's lane marks its approval events: requested, granted, used.
+    expect(await page.locator('#session-focus svg .apr-mark').count()).toBe(3);
     const badges = await page.$$eval('#timeline-body tr.row td:nth-child(6) .badge', (b) => b.map((x) => x.textContent));
     expect(badges).toEqual([
       'PERMIT',

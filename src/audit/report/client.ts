@@ -328,6 +328,12 @@ export const REPORT_JS = String.raw`
         });
       });
     }
+    // Approval events above the axis: a request, its decisions, its use or expiry.
+    if (detailed) sessionRows(s.id).forEach(function (r) {
+      if (r.kind !== 'approval' || r.time === null) return;
+      var cx = x(r.time), cls = r.event === 'denied' ? 'f-refuse' : r.event === 'requested' ? 'f-would' : r.event === 'granted' || r.event === 'used' ? 'f-permit' : 'f-bar';
+      tip(add(e, svg('path', { d: 'M' + cx + ' 0l5 5-5 5-5-5z', 'class': cls + ' apr-mark' })), 'approval ' + String(r.event) + ' ' + fmtTime(r.time) + ' UTC' + (r.approver !== undefined ? ' by ' + r.approver : ''));
+    });
     list.forEach(function (r) {
       if (!r.drift) return;
       tip(add(e, svg('path', { d: 'M' + (x(r.time) - 5) + ' 0h10l-5 8z', 'class': 'f-drift' })), 'drift ' + fmtTime(r.time) + ' UTC: ' + (r.reason || ''));
