@@ -225,6 +225,20 @@ describe('approval requests from hand-written records', () => {
     expect(m.rows.find((r) => r.event === 'expired')?.detail).toBe('expired: nobody decided in time');
   });
 
+  it('reads a record whose event or status is recorded text named like Object.prototype members', () => {
+    const m = build([
+      { approval: 'a', event: '__proto__', status: 'constructor' },
+      { approval: 'b', event: 'constructor' },
+      { approval: 'c', event: 'denied', status: '__proto__', approver: 'u' },
+    ]);
+    expect(m.rows.map((r) => [r.event, r.status ?? null])).toEqual([
+      ['__proto__', null],
+      ['constructor', null],
+      ['denied', 'denied'],
+    ]);
+    expect(m.summary.totals.approvals).toEqual({ requests: 3, pending: 2, granted: 0, denied: 1, expired: 0, used: 0 });
+  });
+
   it('an approval record without a session takes its request’s session', () => {
     const m = build([asked('a'), { approval: 'a', event: 'granted', status: 'granted', approver: 'u', session: undefined }]);
     const granted = m.rows.find((r) => r.event === 'granted');

@@ -234,15 +234,15 @@ export interface BuildOptions {
 }
 
 const APPROVAL_STATES: ReadonlySet<string> = new Set(['pending', 'granted', 'denied', 'expired', 'used']);
-/** A status for a leniently read record whose `status` is missing or unknown. */
-const STATE_AFTER: Record<string, ApprovalState> = {
-  requested: 'pending',
-  granted: 'granted',
-  denied: 'denied',
-  used: 'used',
-  returned: 'granted',
-  expired: 'expired',
-};
+/** A status for a leniently read record whose `status` is missing or unknown (a Map: the event is recorded text). */
+const STATE_AFTER: ReadonlyMap<string, ApprovalState> = new Map([
+  ['requested', 'pending'],
+  ['granted', 'granted'],
+  ['denied', 'denied'],
+  ['used', 'used'],
+  ['returned', 'granted'],
+  ['expired', 'expired'],
+]);
 
 const VERDICTS = new Set(['permit', 'refuse', 'invalidate']);
 const HEADER = new Set(['seq', 'prev', 'log', 'time', 'hash', 'type']);
@@ -407,7 +407,7 @@ function rowOf(r: Record<string, unknown>, id: number, log: number, index: numbe
       const event = str(take('event')) ?? '?';
       row.event = event;
       const status = str(take('status'));
-      const state = status !== undefined && APPROVAL_STATES.has(status) ? (status as ApprovalState) : STATE_AFTER[event];
+      const state = status !== undefined && APPROVAL_STATES.has(status) ? (status as ApprovalState) : STATE_AFTER.get(event);
       if (state !== undefined) row.status = state;
       row.detail = approvalDetail(row, num(r.expiresAt));
       break;
