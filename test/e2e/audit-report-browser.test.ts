@@ -269,6 +269,13 @@ describe.skipIf(!haveChromium && !ci)('audit report in headless chromium', () =>
     expect(await page.locator('#timeline-body tr.row').count()).toBe(5);
     await focus.locator('button', { hasText: 'show all records' }).click();
     expect(await focus.isVisible()).toBe(false);
+    // A request whose time ran out unrecorded says so on its row.
+    const lapsed = page.locator(`#timeline-body tr.k-approval:has(button[data-approval="${approvalRun.ids.lapsing}"])`);
+    await page.click('#f-reset');
+    expect(await lapsed.locator('.lapsed').innerText()).toBe(
+      'expired 2026-03-14 10:55:00.000 UTC with no decision (no record says so: nothing touched it again)',
+    );
+    expect(await page.locator('#timeline-body .lapsed').count()).toBe(1);
     // The filter of open approvals: the waiting wire and the denied refund, with the calls naming them.
     await page.click('#f-reset');
     await page.selectOption('#f-verdict', 'approvals-open');

@@ -610,6 +610,8 @@ export const REPORT_JS = String.raw`
       if (r.kind === 'call' || r.kind === 'invalidation') { if (r.reason) reason.textContent = vis(r.reason); if (r.kind === 'invalidation' && r.detail) reason.appendChild(el('div', 'muted', r.detail)); }
       else reason.textContent = vis(r.detail || '');
       if (r.kind === 'approval' && r.note !== undefined) add(reason, add(el('div', 'apr-note'), el('span', 'muted', 'note: '), el('span', 'note-text', r.note)));
+      var lapsed = r.kind === 'approval' && r.event === 'requested' ? approvalFor(r) : undefined;
+      if (lapsed && lapsed.lapsed) reason.appendChild(el('div', 'muted lapsed', 'expired ' + fmtTime(lapsed.expiresAt) + ' UTC with no decision (no record says so: nothing touched it again)'));
       var code = el('td', 'code', r.code || '');
       if (r.approval !== undefined && approvalFor(r)) code.appendChild(approvalChip(r.approval));
       var sess = nameEl('td', 'sess', r.session);
