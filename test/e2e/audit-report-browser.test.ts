@@ -269,6 +269,12 @@ describe.skipIf(!haveChromium && !ci)('audit report in headless chromium', () =>
     expect(await page.locator('#timeline-body tr.row').count()).toBe(5);
     await focus.locator('button', { hasText: 'show all records' }).click();
     expect(await focus.isVisible()).toBe(false);
+    // Choosing a session leaves an approval's records too.
+    await page.locator('#timeline-body tr.row button.apr-link').first().click();
+    expect(await focus.isVisible()).toBe(true);
+    await page.selectOption('#f-session', { label: 'wires.nightly.2026-03-14' });
+    expect(await focus.isVisible()).toBe(false);
+    expect(await page.locator('#timeline-body tr.k-approval').count()).toBe(2);
     // A request whose time ran out unrecorded says so on its row.
     const lapsed = page.locator(`#timeline-body tr.k-approval:has(button[data-approval="${approvalRun.ids.lapsing}"])`);
     await page.click('#f-reset');

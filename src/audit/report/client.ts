@@ -412,7 +412,11 @@ export const REPORT_JS = String.raw`
   fillSelect('f-principal', M.facets.principals);
   fillSelect('f-tool', M.facets.tools);
   ['session', 'principal', 'tool'].forEach(function (k) {
-    document.getElementById('f-' + k).addEventListener('change', function (e) { F[k] = Number(e.target.value); F.page = 0; renderTimeline(); });
+    document.getElementById('f-' + k).addEventListener('change', function (e) {
+      F[k] = Number(e.target.value); F.page = 0;
+      if (k === 'session') F.approval = null; // choosing a session leaves the one approval's records
+      renderTimeline();
+    });
   });
   document.getElementById('f-verdict').addEventListener('change', function (e) { F.verdict = e.target.value; F.page = 0; renderTimeline(); });
   var qTimer = null;
