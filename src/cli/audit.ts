@@ -299,11 +299,13 @@ async function report({ options, positionals }: Args<typeof REPORT>): Promise<nu
     ...(options.partial === true ? { partial: true } : {}),
   });
   const t = model.summary.totals;
+  // The headline says the state in its first words (Verified / Chain intact but NOT SIGNED / BROKEN).
+  process.stdout.write(`${terminalSafe(`${out}: ${model.integrity.headline}`)}\n`);
+  const a = t.approvals;
   process.stdout.write(
-    `${terminalSafe(`${out}: ${model.integrity.status === 'broken' ? 'INTEGRITY BROKEN' : 'verified'} — ${model.integrity.headline}`)}\n`,
-  );
-  process.stdout.write(
-    `${t.records} records, ${t.calls} tool calls (${t.refusals} refused, ${t.invalidations} invalidated, ${t.wouldBlock} would block in observe mode), ${model.sessions.length} sessions\n`,
+    `${t.records} records, ${t.calls} tool calls (${t.refusals} refused, ${t.invalidations} invalidated, ${t.wouldBlock} would block in observe mode), ` +
+      `${t.sessions} session${t.sessions === 1 ? '' : 's'}${t.unsessioned > 0 ? ` (and ${t.unsessioned} records naming none)` : ''}` +
+      `${a.requests > 0 ? `, ${a.requests} approval request${a.requests === 1 ? '' : 's'} (${a.pending} pending, ${a.denied} denied)` : ''}\n`,
   );
   return model.integrity.status === 'broken' ? 1 : 0;
 }

@@ -348,12 +348,16 @@ describe('kavach audit report', () => {
     const out = join(dir, 'report.html');
     const ok = await run('report', gateRun.path, '--keys', gateRun.keysPath, '--out', out);
     expect(ok.code).toBe(0);
-    expect(ok.out).toContain(`${out}: verified — Verified:`);
+    // The state is said once: the headline leads with it (#16: it read "verified — Verified").
+    expect(ok.out.split('\n')[0]).toBe(`${out}: ${embedded(readFileSync(out, 'utf8')).integrity.headline}`);
+    expect(ok.out).toMatch(/^[^\n]*: Verified: every record's hash/);
+    expect(ok.out.match(/verified/gi)).toHaveLength(2); // "Verified: ... 4 checkpoint signatures verified"
+    expect(ok.out).toContain(', 4 sessions\n');
     expect(embedded(readFileSync(out, 'utf8')).summary.totals.calls).toBe(16);
     const badOut = join(dir, 'bad.html');
     const bad = await run('report', tampered, '--keys', gateRun.keysPath, '--out', badOut);
     expect(bad.code).toBe(1);
-    expect(bad.out).toContain('INTEGRITY BROKEN — BROKEN at record 3');
+    expect(bad.out).toMatch(/^[^\n]*bad\.html: BROKEN at record 3: /);
     expect(embedded(readFileSync(badOut, 'utf8')).integrity.logs[0]?.broken?.index).toBe(3);
   });
 

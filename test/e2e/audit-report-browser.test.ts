@@ -9,7 +9,17 @@ import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildAuditReport } from '../../src/audit/report/index.ts';
 import { key, lines, openLog, tempDir, verdict, writeLines } from '../audit/helpers.ts';
-import { writeGateRun, XSS_BREAKOUT, XSS_IMG, XSS_SCRIPT } from '../audit/report-fixture.ts';
+import {
+  APPROVAL_END,
+  NOTE_BIDI,
+  NOTE_SCRIPT,
+  writeApprovalRun,
+  writeGateRun,
+  XSS_BREAKOUT,
+  XSS_IMG,
+  XSS_SCRIPT,
+  type ApprovalRun,
+} from '../audit/report-fixture.ts';
 
 const CHROMIUM = '/usr/bin/chromium';
 const ARGS = [
@@ -29,7 +39,13 @@ if (!haveChromium) process.stderr.write(`kavach tests: no ${CHROMIUM}${ci ? ' (C
 
 const dir = tempDir();
 let browser: Browser;
-const pages: { verified: string; broken: string; large: string } = { verified: '', broken: '', large: '' };
+const pages: { verified: string; broken: string; large: string; approvals: string } = {
+  verified: '',
+  broken: '',
+  large: '',
+  approvals: '',
+};
+let approvalRun: ApprovalRun;
 
 /** What a page did that it must not: dialogs, requests other than itself, script errors, CSP violations. */
 interface Watch {
@@ -91,6 +107,10 @@ describe.skipIf(!haveChromium && !ci)('audit report in headless chromium', () =>
     await log.close();
     pages.large = join(dir, 'large.html');
     writeFileSync(pages.large, (await buildAuditReport([largeLog], keys)).html);
+    // Approvals, outcome records without a session, long names; made while the wire request still waits.
+    approvalRun = await writeApprovalRun(dir, key());
+    pages.approvals = join(dir, 'approvals.html');
+    writeFileSync(pages.approvals, (await buildAuditReport([approvalRun.path], keys, { generatedAt: APPROVAL_END })).html);
     browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS });
   });
 
@@ -109,8 +129,10 @@ describe.skipIf(!haveChromium && !ci)('audit report in headless chromium', () =>
     expect(text).toContain('nothing unsealed');
     expect(await page.title()).toBe('[verified] Kavach audit report');
 
-    expect(await page.locator('#timeline-body tr.row').count()).toBe(24);
-    expect(await page.locator('#timeline-count').innerText()).toMatch(/^24 of 24 records/);
+    // The 4 checkpoints are folded until the toggle shows them.
+    expect(await page.locator('#timeline-body tr.row').count()).toBe(20);
+    expect(await page.locator('#timeline-count').innerText()).toMatch(/^20 of 24 records · 4 checkpoints folded/);
+    expect(await page.locator('#timeline-body tr.k-checkpoint').count()).toBe(0);
     const refused = page.locator('#timeline-body tr.v-refuse');
     expect(await refused.count()).toBe(4);
     expect(await refused.first().locator('.badge').first().innerText()).toBe('REFUSE');
@@ -147,7 +169,7 @@ describe.skipIf(!haveChromium && !ci)('audit report in headless chromium', () =>
     await page.selectOption('#f-verdict', 'refuse');
     expect(await rowTexts(page, 'tool')).toEqual(['fs.rm', 'net.fetch']);
     await page.click('#f-reset');
-    expect(await page.locator('#timeline-body tr.row').count()).toBe(24);
+    expect(await page.locator('#timeline-body tr.row').count()).toBe(20);
     await page.locator('#sessions-body tr', { hasText: 's-beta' }).click();
     expect(await rowTexts(page, 'sess')).toEqual(['s-beta', 's-beta', 's-beta', 's-beta']);
     const focus = page.locator('#session-focus');
@@ -189,6 +211,184 @@ describe.skipIf(!haveChromium && !ci)('audit report in headless chromium', () =>
     await page.close();
   });
 
+  it('counts approvals pending and denied in the tiles, and sessions as the session table does', async () => {
+    const { page, watch } = await open(pages.approvals);
+    const tile = (k: string) => page.locator(`#cards .card[data-card="${k}"]`).innerText();
+    expect(await tile('approvals')).toBe('5\napproval requests');
+    expect(await tile('approvals-pending')).toBe('1\napprovals pending');
+    expect(await tile('approvals-denied')).toBe('1\napprovals denied');
+    // Outcome records without a session joined their calls' sessions: no phantom row, tile = table.
+    expect(await tile('sessions')).toBe('4\nsessions');
+    expect(await page.locator('#sessions-body tr').count()).toBe(4);
+    expect(await page.locator('#sessions-body', { hasText: '(no session)' }).count()).toBe(0);
+    expect(await page.locator('#sessions-count').innerText()).toMatch(/^4 sessions · /);
+    const wires = page.locator('#sessions-body tr', { hasText: 'wires.nightly.2026-03-14' });
+    expect(await wires.locator('td.apr').innerText()).toBe('1\n1 pending');
+    expect(await page.locator('#sessions-body tr', { hasText: 'batch-0042' }).locator('td.apr').innerText()).toBe('1\n1 denied');
+    expect(watch).toEqual({ dialogs: [], requests: [], errors: [] });
+    await page.close();
+  });
+
+  it("shows each approval event in its session's timeline, linked by its id from request to decision to use", async () => {
+    const { page, watch } = await open(pages.approvals);
+    expect(await page.locator('#timeline-body tr.k-approval').count()).toBe(10);
+    await page.locator('#sessions-body tr', { hasText: 'a7f3c9e1' }).click();
+    // The session's lane marks its approval events: requested, granted, used.
+    expect(await page.locator('#session-focus svg .apr-mark').count()).toBe(3);
+    const badges = await page.$$eval('#timeline-body tr.row td:nth-child(6) .badge', (b) => b.map((x) => x.textContent));
+    expect(badges).toEqual([
+      'PERMIT',
+      'OUTCOME ok',
+      'PERMIT',
+      'OUTCOME ok',
+      'APPROVAL REQUESTED',
+      'REFUSE',
+      'APPROVAL GRANTED',
+      'APPROVAL USED',
+      'PERMIT',
+      'OUTCOME ok',
+    ]);
+    // Outcome rows show the session they were joined to, marked as not in the record.
+    expect(await page.locator('#timeline-body td.sess.joined').count()).toBe(3);
+    const granted = page.locator('#timeline-body tr.k-approval', { hasText: 'APPROVAL GRANTED' });
+    expect(await granted.locator('td.reason').innerText()).toBe(
+      'granted by alice@finance, usable until 2026-03-14 10:10:00 UTC\nnote: customer verified by phone; order #4471',
+    );
+    await granted.locator('button.apr-link').click();
+    const focus = page.locator('#approval-focus');
+    expect(await focus.isVisible()).toBe(true);
+    expect(await focus.locator('.chain-head').textContent()).toBe(`approval ${approvalRun.ids.granted}USED`);
+    const steps = (await focus.locator('li').allInnerTexts()).map((t) => t.replace(/^\S+ /, ''));
+    expect(steps).toEqual([
+      'requested by support-agent.eu-west-1.prod for refunds.issue',
+      'call refused APPROVAL_REQUIRED',
+      'granted by alice@finance · note: customer verified by phone; order #4471',
+      'used by the call below',
+      'call permitted',
+    ]);
+    expect(await page.locator('#timeline-body tr.row').count()).toBe(5);
+    await focus.locator('button', { hasText: 'show all records' }).click();
+    expect(await focus.isVisible()).toBe(false);
+    // Choosing a session leaves an approval's records too.
+    await page.locator('#timeline-body tr.row button.apr-link').first().click();
+    expect(await focus.isVisible()).toBe(true);
+    await page.selectOption('#f-session', { label: 'wires.nightly.2026-03-14' });
+    expect(await focus.isVisible()).toBe(false);
+    expect(await page.locator('#timeline-body tr.k-approval').count()).toBe(2);
+    // A request whose time ran out unrecorded says so on its row.
+    const lapsed = page.locator(`#timeline-body tr.k-approval:has(button[data-approval="${approvalRun.ids.lapsing}"])`);
+    await page.click('#f-reset');
+    expect(await lapsed.locator('.lapsed').innerText()).toBe(
+      'expired 2026-03-14 10:55:00.000 UTC with no decision (no record says so: nothing touched it again)',
+    );
+    expect(await page.locator('#timeline-body .lapsed').count()).toBe(1);
+    // The filter of open approvals: the waiting wire and the denied refund, with the calls naming them.
+    await page.click('#f-reset');
+    await page.selectOption('#f-verdict', 'approvals-open');
+    expect(await rowTexts(page, 'sess')).toEqual([
+      'refund-queue/2026-03-14/batch-0042',
+      'refund-queue/2026-03-14/batch-0042',
+      'refund-queue/2026-03-14/batch-0042',
+      'refund-queue/2026-03-14/batch-0042',
+      'wires.nightly.2026-03-14',
+      'wires.nightly.2026-03-14',
+      'wires.nightly.2026-03-14',
+    ]);
+    expect(watch).toEqual({ dialogs: [], requests: [], errors: [] });
+    await page.close();
+  });
+
+  it('shows an approver note with <script> and bidi overrides as text: nothing runs, nothing is reordered', async () => {
+    const { page, watch } = await open(pages.approvals);
+    const denied = page.locator('#timeline-body tr.k-approval', { hasText: 'APPROVAL DENIED' });
+    expect(await denied.locator('.note-text').textContent()).toBe(NOTE_SCRIPT);
+    const pendingGrant = page.locator('#timeline-body tr.k-approval', { hasText: 'carol@treasury' });
+    const shown = await pendingGrant.locator('.note-text').textContent();
+    expect(NOTE_BIDI).toContain('\u202E');
+    expect(shown).toBe('ok by me \\u202egnp.exe\\u202c (ticket 4471)');
+    await pendingGrant.click();
+    const detail = page.locator('#timeline-body tr.detail');
+    expect(await detail.innerText()).toContain('note\nok by me \\u202egnp.exe\\u202c (ticket 4471)');
+    await pendingGrant.click();
+    await denied.click();
+    expect(await detail.innerText()).toContain(`note\n${NOTE_SCRIPT}`);
+    // No bidi control character anywhere in what the page renders.
+    expect(await page.evaluate('/[\\u202a-\\u202e\\u2066-\\u2069]/.test(document.body.innerText)')).toBe(false);
+    const dom = await page.evaluate(`({
+      scripts: document.querySelectorAll('script').length,
+      handlers: [...document.querySelectorAll('*')].filter((e) => [...e.attributes].some((a) => a.name.startsWith('on'))).length,
+    })`);
+    expect(dom).toEqual({ scripts: 2, handlers: 0 });
+    expect(watch).toEqual({ dialogs: [], requests: [], errors: [] });
+    await page.close();
+  });
+
+  it('folds checkpoint rows until the toggle shows them', async () => {
+    const { page, watch } = await open(pages.approvals);
+    expect(await page.locator('#timeline-body tr.k-checkpoint').count()).toBe(0);
+    expect(await page.locator('#timeline-count').innerText()).toMatch(/^26 of 30 records · 4 checkpoints folded/);
+    await page.check('#f-checkpoints');
+    expect(await page.locator('#timeline-body tr.k-checkpoint').count()).toBe(4);
+    expect(await page.locator('#timeline-count').innerText()).toMatch(/^30 of 30 records · click/);
+    await page.uncheck('#f-checkpoints');
+    expect(await page.locator('#timeline-body tr.k-checkpoint').count()).toBe(0);
+    expect(watch).toEqual({ dialogs: [], requests: [], errors: [] });
+    await page.close();
+  });
+
+  it('says verified once: the state line, then what was checked', async () => {
+    const { page } = await open(pages.approvals);
+    expect(await page.locator('#integrity .state').innerText()).toBe('INTEGRITY VERIFIED');
+    expect(await page.locator('#integrity .headline').innerText()).toBe(
+      `Every record's hash and link checked; 4 checkpoint signatures verified (key ${key().kid})`,
+    );
+    await page.close();
+  });
+
+  it('wraps principal and session names at separators, never mid-word; a very long token still fits its cell', async () => {
+    const long = 'x'.repeat(90);
+    const path = join(dir, 'names.jsonl');
+    const log = await openLog(path);
+    await log.append(verdict({ principal: long, session: 'chat_2026-03-14T10:00Z_a7f3c9e1' }));
+    await log.close();
+    const html = join(dir, 'names.html');
+    writeFileSync(html, (await buildAuditReport([path], key().publicKeys())).html);
+    for (const file of [pages.approvals, html]) {
+      const { page, watch } = await open(file);
+      await page.setViewportSize({ width: 900, height: 900 });
+      // Each name cell's rendered lines, read back from where each character lands.
+      const cells =
+        (await page.evaluate(`[...document.querySelectorAll('#timeline-body td.who, #timeline-body td.sess, #timeline-body td.tool, #sessions-body td.cell-id')].map((td) => {
+        const lines = [];
+        let top = null;
+        const walk = document.createTreeWalker(td, NodeFilter.SHOW_TEXT);
+        for (let n = walk.nextNode(); n; n = walk.nextNode()) {
+          for (let i = 0; i < n.data.length; i++) {
+            const r = document.createRange();
+            r.setStart(n, i);
+            r.setEnd(n, i + 1);
+            const y = Math.round(r.getBoundingClientRect().top);
+            if (top === null || Math.abs(y - top) > 3) { lines.push(''); top = y; }
+            lines[lines.length - 1] += n.data[i];
+          }
+        }
+        return { text: td.textContent, lines, wordBreak: getComputedStyle(td).wordBreak, overflow: td.scrollWidth > td.clientWidth + 1 };
+      })`)) as { text: string; lines: string[]; wordBreak: string; overflow: boolean }[];
+      expect(cells.length).toBeGreaterThan(0);
+      expect(cells.some((c) => c.lines.length > 1)).toBe(true);
+      for (const c of cells) {
+        expect(c.wordBreak).not.toBe('break-all');
+        expect(c.overflow).toBe(false);
+        for (const line of c.lines.slice(0, -1)) {
+          // A line ends at a separator, or is a 24-character piece of a token too long for any line.
+          if (!/[.\-_/:@,]\s*$/.test(line)) expect([c.text, line.length]).toEqual([long, 24]);
+        }
+      }
+      expect(watch).toEqual({ dialogs: [], requests: [], errors: [] });
+      await page.close();
+    }
+  });
+
   it('says BROKEN at the tampered record and marks what follows unverified', async () => {
     const { page, watch } = await open(pages.broken);
     const banner = page.locator('#integrity');
@@ -198,6 +398,9 @@ describe.skipIf(!haveChromium && !ci)('audit report in headless chromium', () =>
     expect(await banner.locator('.breakbox').innerText()).toMatch(/^Broken at record 3 \[HASH_MISMATCH\]: /);
     expect(await banner.locator('.breakbox').getAttribute('data-index')).toBe('3');
     expect(await page.title()).toBe('[INTEGRITY BROKEN] Kavach audit report');
+    // 21 records from the break on; the 4 checkpoints among them are folded until asked for.
+    expect(await page.locator('#timeline-body tr.untrusted').count()).toBe(17);
+    await page.check('#f-checkpoints');
     expect(await page.locator('#timeline-body tr.untrusted').count()).toBe(21);
     const forged = page.locator('#timeline-body tr.row').nth(3);
     expect(await forged.locator('td.who').textContent()).toBe('innocent-bot');

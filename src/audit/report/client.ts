@@ -12,16 +12,44 @@ export const REPORT_JS = String.raw`
   var rows = M.rows;
 
   // ---- small DOM helpers: text only, never markup ----
+  // Characters that would act on the page instead of showing: bidi overrides, embeddings and
+  // isolates (they reorder what a reviewer reads), zero-width and other invisible characters,
+  // controls other than line breaks and tabs, and tag characters. They are shown as \u escapes,
+  // as the CLI shows them in a terminal.
+  var UNSAFE = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u00ad\u061c\u180e\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u2069\ufeff\u{e0000}-\u{e007f}]/gu;
+  function vis(text) {
+    return String(text).replace(UNSAFE, function (c) {
+      var n = c.codePointAt(0);
+      return n > 0xffff ? '\\u{' + n.toString(16) + '}' : '\\u' + ('000' + n.toString(16)).slice(-4);
+    });
+  }
   function el(tag, cls, text) {
     var e = document.createElement(tag);
     if (cls) e.className = cls;
-    if (text !== undefined && text !== null) e.textContent = String(text);
+    if (text !== undefined && text !== null) e.textContent = vis(text);
     return e;
   }
   function svg(tag, attrs, text) {
     var e = document.createElementNS(SVGNS, tag);
     if (attrs) for (var k in attrs) if (Object.prototype.hasOwnProperty.call(attrs, k)) e.setAttribute(k, String(attrs[k]));
-    if (text !== undefined && text !== null) e.textContent = String(text);
+    if (text !== undefined && text !== null) e.textContent = vis(text);
+    return e;
+  }
+  /**
+   * A name (principal, session, tool) that wraps where a reader expects: after . - _ / : @ and,
+   * in a run of 24 characters without one, inside it; never mid-word otherwise. The places are
+   * <wbr> elements, so the text itself is unchanged.
+   */
+  function nameEl(tag, cls, text) {
+    var e = el(tag, cls);
+    if (text === undefined || text === null) return e;
+    var buf = '', run = 0;
+    function brk() { if (buf) e.appendChild(document.createTextNode(buf)); buf = ''; run = 0; e.appendChild(document.createElement('wbr')); }
+    for (var c of vis(text)) {
+      buf += c; run++;
+      if ('.-_/:@'.indexOf(c) >= 0 || run >= 24) brk();
+    }
+    if (buf) e.appendChild(document.createTextNode(buf));
     return e;
   }
   function add(parent) { for (var i = 1; i < arguments.length; i++) if (arguments[i]) parent.appendChild(arguments[i]); return parent; }
@@ -57,7 +85,7 @@ export const REPORT_JS = String.raw`
   var t0 = null, t1 = null;
   rows.forEach(function (r) { if (typeof r.time !== 'number') return; if (t0 === null || r.time < t0) t0 = r.time; if (t1 === null || r.time > t1) t1 = r.time; });
   var meta = document.getElementById('meta');
-  meta.textContent = I.logs.map(function (g) { return g.source; }).join(', ') + ' · ' + fmtTime(t0) + ' → ' + fmtTime(t1) + ' UTC · generated ' + fmtTime(M.generatedAt) + ' UTC';
+  meta.textContent = vis(I.logs.map(function (g) { return g.source; }).join(', ') + ' · ' + fmtTime(t0) + ' → ' + fmtTime(t1) + ' UTC · generated ' + fmtTime(M.generatedAt) + ' UTC');
 
   // ---- integrity banner: state in words and colour, first thing on the page ----
   (function banner() {
@@ -68,7 +96,9 @@ export const REPORT_JS = String.raw`
     b.textContent = '';
     add(b, el('div', 'icon', bad ? '✗' : warn ? '!' : '✓'));
     add(b, el('div', 'state', bad ? 'INTEGRITY BROKEN — do not trust this log past the break' : warn ? 'CHAIN INTACT — NOT YET SIGNED' : 'INTEGRITY VERIFIED'));
-    add(b, el('div', 'headline', I.headline));
+    // The state line says verified or broken; the headline's own first word would say it again.
+    var said = I.headline.replace(/^Verified: (.)/, function (m, c) { return c.toUpperCase(); });
+    add(b, el('div', 'headline', said));
     var ul = el('ul', 'logs');
     I.logs.forEach(function (g) {
       var li = el('li');
@@ -92,8 +122,8 @@ export const REPORT_JS = String.raw`
       if (g.broken) {
         var box = el('div', 'breakbox');
         box.setAttribute('data-index', String(g.broken.index));
-        box.textContent = (g.broken.index >= 0 ? 'Broken at record ' + g.broken.index : 'Broken') + ' [' + g.broken.code + ']: ' + g.broken.reason +
-          (g.broken.file ? ' (' + g.broken.file + (g.broken.line ? ' line ' + g.broken.line : '') + ')' : '');
+        box.textContent = vis((g.broken.index >= 0 ? 'Broken at record ' + g.broken.index : 'Broken') + ' [' + g.broken.code + ']: ' + g.broken.reason +
+          (g.broken.file ? ' (' + g.broken.file + (g.broken.line ? ' line ' + g.broken.line : '') + ')' : ''));
         add(li, box);
         if (g.unverified > 0) add(li, el('div', 'warn', plural(g.unverified, 'record') + ' from the break on are shown below marked UNVERIFIED: they may be forged.'));
       }
@@ -106,16 +136,27 @@ export const REPORT_JS = String.raw`
   (function cards() {
     var T = M.summary.totals;
     var c = document.getElementById('cards');
-    function card(n, label, cls) { var d = el('div', 'card ' + (cls || '')); add(d, el('div', 'n', fmtN(n)), el('div', 'l', label)); c.appendChild(d); }
+    function card(n, label, cls, key) {
+      var d = el('div', 'card ' + (cls || ''));
+      if (key) d.setAttribute('data-card', key);
+      add(d, el('div', 'n', fmtN(n)), el('div', 'l', label));
+      c.appendChild(d);
+    }
     card(T.calls, 'tool calls');
     card(T.permits, 'permitted', 'permit');
     card(T.refusals, 'refused', 'refuse');
     card(T.invalidations, 'invalidated (drift)', 'inval');
     card(T.wouldBlock, 'observe mode: would block', 'would');
-    card(T.sessions, 'sessions');
+    card(T.sessions, 'sessions' + (T.unsessioned ? ' (+ ' + plural(T.unsessioned, 'record') + ' naming none)' : ''), '', 'sessions');
     card(T.principals, 'principals');
     card(T.reloads, 'policy reloads' + (T.failedReloads ? ' (' + T.failedReloads + ' failed)' : ''), 'reload');
     card(T.drift, 'drift events', 'inval');
+    var A = T.approvals;
+    if (A.requests) {
+      card(A.requests, A.requests === 1 ? 'approval request' : 'approval requests', 'approval', 'approvals');
+      card(A.pending, 'approvals pending', A.pending ? 'would' : 'quiet', 'approvals-pending');
+      card(A.denied, 'approvals denied', A.denied ? 'refuse' : 'quiet', 'approvals-denied');
+    }
     if (T.unverified) card(T.unverified, 'UNVERIFIED records', 'refuse');
   })();
 
@@ -232,15 +273,20 @@ export const REPORT_JS = String.raw`
   var contextRows = []; // log-wide events marked on every session's timeline: reloads, global invalidations
   rows.forEach(function (r) {
     if (r.kind === 'reload' || (r.kind === 'invalidation' && r.session === undefined && r.principal === undefined)) contextRows.push(r);
-    if (r.kind !== 'call' && r.kind !== 'outcome' && r.kind !== 'invalidation') return;
+    if (r.kind !== 'call' && r.kind !== 'outcome' && r.kind !== 'approval' && r.kind !== 'invalidation') return;
     if (r.kind === 'invalidation' && r.session === undefined) return;
     var k = r.session === undefined ? '\u0000' : 'S' + r.session;
     (bySession[k] = bySession[k] || []).push(r);
   });
 
+  var approvalOf = {};
+  M.approvals.forEach(function (a) { approvalOf['A' + a.id] = a; });
+  function approvalFor(r) { return r.approval === undefined ? undefined : approvalOf['A' + r.approval]; }
+
   // ---- sessions ----
-  var F = { session: -1, principal: -1, tool: -1, verdict: '', q: '', page: 0 };
-  function attention(s) { return s.invalidations * 1000 + s.drift * 500 + s.refusals * 10 + s.wouldBlock; }
+  function freshFilters() { return { session: -1, principal: -1, tool: -1, verdict: '', q: '', approval: null, checkpoints: false, page: 0 }; }
+  var F = freshFilters();
+  function attention(s) { return s.invalidations * 1000 + s.drift * 500 + s.approvalsPending * 50 + s.refusals * 10 + s.approvalsDenied * 10 + s.wouldBlock; }
   var sessionsShown = 40;
   var sessionSort = 'attention';
   function callClass(r) { return r.wouldBlock ? 'would' : r.observed ? 'permit' : r.verdict === 'invalidate' ? 'invalidate' : r.verdict; }
@@ -282,6 +328,12 @@ export const REPORT_JS = String.raw`
         });
       });
     }
+    // Approval events above the axis: a request, its decisions, its use or expiry.
+    if (detailed) sessionRows(s.id).forEach(function (r) {
+      if (r.kind !== 'approval' || r.time === null) return;
+      var cx = x(r.time), cls = r.event === 'denied' ? 'f-refuse' : r.event === 'requested' ? 'f-would' : r.event === 'granted' || r.event === 'used' ? 'f-permit' : 'f-bar';
+      tip(add(e, svg('path', { d: 'M' + cx + ' 0l5 5-5 5-5-5z', 'class': cls + ' apr-mark' })), 'approval ' + String(r.event) + ' ' + fmtTime(r.time) + ' UTC' + (r.approver !== undefined ? ' by ' + r.approver : ''));
+    });
     list.forEach(function (r) {
       if (!r.drift) return;
       tip(add(e, svg('path', { d: 'M' + (x(r.time) - 5) + ' 0h10l-5 8z', 'class': 'f-drift' })), 'drift ' + fmtTime(r.time) + ' UTC: ' + (r.reason || ''));
@@ -298,10 +350,12 @@ export const REPORT_JS = String.raw`
     if (s === null) { host.hidden = true; return; }
     host.hidden = false;
     var h = el('div', 'focus-head');
-    add(h, el('span', 'focus-id', s.id === null ? '(no session)' : s.id), el('span', 'muted', ' · ' + s.principals.join(', ') + ' · ' + fmtTime(s.first) + ' → ' + fmtTime(s.last) + ' UTC'));
+    add(h, s.id === null ? el('span', 'focus-id', '(no session)') : nameEl('span', 'focus-id', s.id), el('span', 'muted', ' · ' + s.principals.join(', ') + ' · ' + fmtTime(s.first) + ' → ' + fmtTime(s.last) + ' UTC'));
     host.appendChild(h);
     var facts = el('div', 'focus-facts');
-    [[s.calls, 'calls', ''], [s.refusals, 'refused', 'hot'], [s.invalidations, 'invalidated', 'hot-inval'], [s.wouldBlock, 'would block', 'hot-would'], [s.drift, 'drift', 'hot-inval']].forEach(function (f) {
+    var shown = [[s.calls, 'calls', ''], [s.refusals, 'refused', 'hot'], [s.invalidations, 'invalidated', 'hot-inval'], [s.wouldBlock, 'would block', 'hot-would'], [s.drift, 'drift', 'hot-inval']];
+    if (s.approvals) shown.push([s.approvals, s.approvals === 1 ? 'approval request' : 'approval requests', ''], [s.approvalsPending, 'pending', 'hot-would'], [s.approvalsDenied, 'denied', 'hot']);
+    shown.forEach(function (f) {
       add(facts, el('span', f[0] ? f[2] : 'zero', fmtN(f[0]) + ' ' + f[1]));
     });
     host.appendChild(facts);
@@ -313,16 +367,21 @@ export const REPORT_JS = String.raw`
     var list = M.sessions.slice();
     if (sessionSort === 'attention') list.sort(function (a, b) { return attention(b) - attention(a) || (a.first || 0) - (b.first || 0); });
     list.slice(0, sessionsShown).forEach(function (s) {
-      var tr = el('tr', attention(s) > 0 ? 'attention' : '');
-      var idCell = el('td', 'cell-id', s.id === null ? '(no session)' : s.id);
-      var pr = el('td', 'cell-id', s.principals.slice(0, 3).join(', ') + (s.principals.length > 3 ? ' +' + (s.principals.length - 3) : ''));
+      var tr = el('tr', (attention(s) > 0 ? 'attention' : '') + (s.id === null ? ' no-session' : ''));
+      var idCell = s.id === null ? el('td', 'cell-id none', '(no session)') : nameEl('td', 'cell-id', s.id);
+      var pr = el('td', 'cell-id');
+      s.principals.slice(0, 3).forEach(function (p, i) { if (i) pr.appendChild(document.createTextNode(', ')); pr.appendChild(nameEl('span', 'name', p)); });
+      if (s.principals.length > 3) pr.appendChild(document.createTextNode(' +' + (s.principals.length - 3)));
+      var apr = el('td', 'num apr ' + (s.approvals ? '' : 'zero'), fmtN(s.approvals));
+      if (s.approvalsPending) apr.appendChild(el('div', 'hot-would', fmtN(s.approvalsPending) + ' pending'));
+      if (s.approvalsDenied) apr.appendChild(el('div', 'hot', fmtN(s.approvalsDenied) + ' denied'));
       function num(n, hot) { return el('td', 'num ' + (n ? hot || '' : 'zero'), fmtN(n)); }
       var laneCell = el('td'); laneCell.appendChild(lane(s, 180, 18, false));
       add(tr, idCell, pr, el('td', 'mono muted', fmtTime(s.first).slice(5) + ' → ' + (s.last !== null ? fmtTime(s.last).slice(11) : '')),
-        num(s.calls), num(s.refusals, 'hot'), num(s.invalidations, 'hot-inval'), num(s.wouldBlock, 'hot-would'), num(s.drift, 'hot-inval'), laneCell);
+        num(s.calls), num(s.refusals, 'hot'), num(s.invalidations, 'hot-inval'), num(s.wouldBlock, 'hot-would'), num(s.drift, 'hot-inval'), apr, laneCell);
       clickable(tr, function () {
         var i = s.id === null ? -2 : M.facets.sessions.indexOf(s.id);
-        F.session = i; F.page = 0;
+        F.session = i; F.approval = null; F.page = 0;
         document.getElementById('f-session').value = String(i);
         renderTimeline();
         document.getElementById('timeline').scrollIntoView({ behavior: 'auto', block: 'start' });
@@ -336,7 +395,8 @@ export const REPORT_JS = String.raw`
       b.addEventListener('click', function () { sessionsShown = list.length; renderSessions(); });
       more.appendChild(b);
     }
-    document.getElementById('sessions-count').textContent = plural(M.sessions.length, 'session') + (sessionSort === 'attention' ? ' · those with invalidations, drift and refusals first' : ' · in order of first call');
+    var named = M.summary.totals.sessions, none = M.summary.totals.unsessioned;
+    document.getElementById('sessions-count').textContent = plural(named, 'session') + (none ? ', and ' + plural(none, 'record') + ' that named no session' : '') + (sessionSort === 'attention' ? ' · those with invalidations, drift and refusals first' : ' · in order of first call');
   }
   document.getElementById('sessions-sort').addEventListener('change', function (e) { sessionSort = e.target.value; renderSessions(); });
   renderSessions();
@@ -352,7 +412,11 @@ export const REPORT_JS = String.raw`
   fillSelect('f-principal', M.facets.principals);
   fillSelect('f-tool', M.facets.tools);
   ['session', 'principal', 'tool'].forEach(function (k) {
-    document.getElementById('f-' + k).addEventListener('change', function (e) { F[k] = Number(e.target.value); F.page = 0; renderTimeline(); });
+    document.getElementById('f-' + k).addEventListener('change', function (e) {
+      F[k] = Number(e.target.value); F.page = 0;
+      if (k === 'session') F.approval = null; // choosing a session leaves the one approval's records
+      renderTimeline();
+    });
   });
   document.getElementById('f-verdict').addEventListener('change', function (e) { F.verdict = e.target.value; F.page = 0; renderTimeline(); });
   var qTimer = null;
@@ -361,8 +425,11 @@ export const REPORT_JS = String.raw`
     var v = e.target.value;
     qTimer = setTimeout(function () { F.q = v.trim().toLowerCase(); F.page = 0; renderTimeline(); }, 120);
   });
+  var checkpointToggle = document.getElementById('f-checkpoints');
+  checkpointToggle.addEventListener('change', function (e) { F.checkpoints = e.target.checked; F.page = 0; renderTimeline(); });
   document.getElementById('f-reset').addEventListener('click', function () {
-    F = { session: -1, principal: -1, tool: -1, verdict: '', q: '', page: 0 };
+    F = freshFilters();
+    checkpointToggle.checked = false;
     ['f-session', 'f-principal', 'f-tool'].forEach(function (id) { document.getElementById(id).value = '-1'; });
     document.getElementById('f-verdict').value = '';
     document.getElementById('f-q').value = '';
@@ -372,7 +439,7 @@ export const REPORT_JS = String.raw`
   var hay = [];
   function haystack(r) {
     if (hay[r.id] === undefined) {
-      var parts = [r.type, r.session, r.principal, r.tool, r.verdict, r.code, r.reason, r.detail, r.evaluator, r.policy, r.wouldBlock ? 'would block observe' : '', r.drift ? 'drift' : '', r.trust, String(r.seq)];
+      var parts = [r.type, r.session, r.principal, r.tool, r.verdict, r.code, r.reason, r.detail, r.evaluator, r.policy, r.approval, r.event, r.status, r.approver, r.note, r.wouldBlock ? 'would block observe' : '', r.drift ? 'drift' : '', r.trust, String(r.seq)];
       var ex = ''; try { ex = JSON.stringify(r.extra); } catch (err) { ex = ''; }
       hay[r.id] = (parts.filter(function (p) { return p !== undefined && p !== null; }).join('\n') + '\n' + ex).toLowerCase();
     }
@@ -383,21 +450,28 @@ export const REPORT_JS = String.raw`
     if (v === 'problems') return r.kind === 'call' && !r.observed && r.verdict !== 'permit' || r.kind === 'invalidation' || !!r.wouldBlock || !!r.drift || !!r.failed;
     if (v === 'would') return !!r.wouldBlock;
     if (v === 'events') return r.kind !== 'call';
+    if (v === 'approvals') return r.kind === 'approval' || r.approval !== undefined;
+    if (v === 'approvals-open') { var a = approvalFor(r); return !!a && (a.status === 'pending' || a.status === 'denied'); }
     if (v === 'unverified') return r.trust === 'unverified';
     if (r.kind !== 'call') return false;
     if (v === 'permit') return !r.wouldBlock && (r.verdict === 'permit' || !!r.observed);
     return !r.observed && r.verdict === v;
   }
+  var folded = 0; // checkpoint rows the last filtering left out (shown with the toggle)
   function filtered() {
     var sess = F.session === -1 ? null : F.session === -2 ? undefined : M.facets.sessions[F.session];
     var prin = F.principal === -1 ? null : M.facets.principals[F.principal];
     var tool = F.tool === -1 ? null : M.facets.tools[F.tool];
     var base = rows;
     if (sess !== null) base = bySession[sess === undefined ? '\u0000' : 'S' + sess] || [];
+    var chosen = F.approval === null ? undefined : approvalOf['A' + F.approval];
+    if (chosen) base = chosen.rowIds.map(function (id) { return rows[id]; });
     var out = [];
     var lo = null, hi = null;
+    folded = 0;
     for (var i = 0; i < base.length; i++) {
       var r = base[i];
+      if (r.kind === 'checkpoint' && !F.checkpoints) { folded++; continue; }
       if (prin !== null && r.principal !== prin) continue;
       if (tool !== null && r.tool !== tool) continue;
       if (!verdictMatch(r, F.verdict)) continue;
@@ -406,7 +480,7 @@ export const REPORT_JS = String.raw`
       if (r.time !== null) { if (lo === null || r.time < lo) lo = r.time; if (hi === null || r.time > hi) hi = r.time; }
     }
     // A narrowed timeline still marks the policy reloads and global invalidations inside its span.
-    var narrowed = sess !== null || prin !== null || tool !== null;
+    var narrowed = (sess !== null || prin !== null || tool !== null) && !chosen;
     if (narrowed && !F.q && (!F.verdict || F.verdict === 'events' || F.verdict === 'problems') && lo !== null) {
       var ctx = contextRows.filter(function (c) { return c.time !== null && c.time >= lo && c.time <= hi && verdictMatch(c, F.verdict); });
       if (ctx.length) out = out.concat(ctx).sort(function (a, b) { return a.id - b.id; });
@@ -427,12 +501,14 @@ export const REPORT_JS = String.raw`
     if (r.kind === 'reload') return el('span', 'badge ' + (r.failed ? 'b-failed' : 'b-reload'), r.failed ? 'RELOAD FAILED' : 'POLICY RELOAD');
     if (r.kind === 'invalidation') return el('span', 'badge b-invalidate', 'INVALIDATION');
     if (r.kind === 'outcome') return el('span', 'badge b-event', 'OUTCOME ' + (r.outcome || ''));
+    if (r.kind === 'approval') return el('span', 'badge b-apr b-apr-' + (/^[a-z]+$/.test(r.event || '') ? r.event : 'other'), 'APPROVAL ' + String(r.event || '?').toUpperCase());
     return el('span', 'badge b-event', String(r.type).toUpperCase());
   }
   function rowClass(r) {
     var c = 'row k-' + r.kind;
     if (r.kind === 'call') c += r.wouldBlock ? ' v-would' : r.observed ? '' : ' v-' + r.verdict;
     if (r.kind === 'invalidation') c += ' v-invalidate';
+    if (r.kind === 'approval') c += ' e-' + (r.event === 'denied' || r.event === 'requested' || r.event === 'expired' ? r.event : 'approval');
     if (r.failed) c += ' failed';
     if (r.trust === 'unverified') c += ' untrusted';
     return c;
@@ -447,12 +523,68 @@ export const REPORT_JS = String.raw`
     kv('chain index', String(r.index));
     kv('type', r.type);
     kv('time', r.time === null ? null : fmtTime(r.time) + ' UTC (' + r.time + ')');
-    kv('session', r.session); kv('principal', r.principal); kv('tool', r.tool);
+    kv('session', r.session === undefined ? undefined : r.session + (r.sessionFrom === 'evaluation' ? '   (not in this record: the session of its evaluation\'s verdict)' : r.sessionFrom === 'approval' ? '   (not in this record: the session of its approval request)' : ''));
+    kv('principal', r.principal); kv('tool', r.tool);
+    kv('approval', r.approval); kv('event', r.event); kv('status after', r.status); kv('approver', r.approver); kv('note', r.note);
     kv('verdict', r.verdict); kv('observed', r.observed ? 'yes: the caller was permitted; the verdict is what enforcement would have said' : null);
     kv('code', r.code); kv('evaluator', r.evaluator); kv('policy', r.policy); kv('reason', r.reason); kv('detail', r.detail);
     Object.keys(r.extra).sort().forEach(function (k) { kv(k, r.extra[k]); });
-    td.appendChild(dl); tr.appendChild(td);
+    td.appendChild(dl);
+    var a = approvalFor(r);
+    if (a) td.appendChild(approvalChain(a, r.id));
+    tr.appendChild(td);
     return tr;
+  }
+  var STATUS_WORDS = { pending: 'PENDING: waiting for a decision', granted: 'GRANTED: usable', denied: 'DENIED', expired: 'EXPIRED', used: 'USED' };
+  function approvalStatus(a) {
+    return (STATUS_WORDS[a.status] || a.status) + (a.lapsed ? ' (its time ran out ' + fmtTime(a.expiresAt) + ' UTC; no record says so)' : '');
+  }
+  /** One request's records in order, linked by its id: requested → decisions → uses / expiry, and the calls naming it. */
+  function approvalChain(a, here) {
+    var box = el('div', 'chain');
+    var head = el('div', 'chain-head');
+    add(head, el('span', 'muted', 'approval '), el('span', 'mono', a.id), el('span', 'badge b-st b-st-' + a.status, approvalStatus(a)));
+    box.appendChild(head);
+    var ol = el('ol');
+    a.rowIds.forEach(function (id) {
+      var r = rows[id];
+      var li = el('li', id === here ? 'here' : '');
+      add(li, el('span', 'mono muted', fmtTime(r.time).slice(11) + ' '));
+      if (r.kind === 'approval') {
+        var who = r.approver !== undefined ? ' by ' + r.approver : r.event === 'requested' ? ' by ' + (r.principal || '?') + ' for ' + (r.tool || '?') : r.event === 'used' ? ' by the call below' : '';
+        if (r.event === 'granted' && r.status === 'pending') who += ' (more approvers must grant)';
+        add(li, el('b', null, String(r.event || '?')), el('span', null, who));
+        if (r.note !== undefined) add(li, el('span', 'muted', ' · note: '), el('span', 'note-text', r.note));
+      } else {
+        var said = r.wouldBlock ? 'observed (would be refused)' : r.observed ? 'observed, let through' : r.verdict === 'permit' ? 'permitted' : r.verdict === 'refuse' ? 'refused' : String(r.verdict || '?');
+        add(li, el('span', null, 'call ' + said + (r.code ? ' ' + r.code : '')));
+      }
+      ol.appendChild(li);
+    });
+    box.appendChild(ol);
+    return box;
+  }
+  /** A button naming an approval: shows that request's records, and its chain above the timeline. */
+  function approvalChip(id) {
+    var b = el('button', 'apr-link', 'approval ' + (id.length > 8 ? id.slice(0, 8) + '…' : id));
+    b.type = 'button';
+    b.title = vis('show every record of approval ' + id);
+    b.setAttribute('data-approval', id);
+    b.addEventListener('click', function (e) { e.stopPropagation(); F.approval = id; F.page = 0; renderTimeline(); });
+    b.addEventListener('keydown', function (e) { e.stopPropagation(); });
+    return b;
+  }
+  function approvalFocus() {
+    var host = document.getElementById('approval-focus');
+    host.textContent = '';
+    var a = F.approval === null ? undefined : approvalOf['A' + F.approval];
+    if (!a) { host.hidden = true; return; }
+    host.hidden = false;
+    var back = el('button', 'more', 'show all records');
+    back.type = 'button';
+    back.addEventListener('click', function () { F.approval = null; F.page = 0; renderTimeline(); });
+    var facts = el('div', 'muted', [a.policy ? 'policy ' + a.policy : '', a.session !== undefined ? 'session ' + a.session : 'no session', a.principal ? 'asked for ' + a.principal : '', a.tool || '', a.uses ? plural(a.uses, 'use') + ' of the grant' : ''].filter(Boolean).join(' · '));
+    add(host, approvalChain(a, -1), facts, back);
   }
   var open = {};
   /** Rows act on Enter and Space too: the report is usable from the keyboard. */
@@ -463,7 +595,8 @@ export const REPORT_JS = String.raw`
   }
   function renderTimeline() {
     var list = filtered();
-    sessionFocus(F.session === -1 ? undefined : F.session === -2 ? null : M.facets.sessions[F.session]);
+    sessionFocus(F.session === -1 || F.approval !== null ? undefined : F.session === -2 ? null : M.facets.sessions[F.session]);
+    approvalFocus();
     var pages = Math.max(1, Math.ceil(list.length / PAGE));
     if (F.page >= pages) F.page = pages - 1;
     var body = document.getElementById('timeline-body');
@@ -478,10 +611,16 @@ export const REPORT_JS = String.raw`
       var v = el('td'); v.appendChild(verdictBadge(r));
       if (r.drift) v.appendChild(el('span', 'badge b-drift', 'DRIFT'));
       var reason = el('td', 'reason');
-      if (r.kind === 'call' || r.kind === 'invalidation') { if (r.reason) reason.textContent = r.reason; if (r.kind === 'invalidation' && r.detail) reason.appendChild(el('div', 'muted', r.detail)); }
-      else reason.textContent = r.detail || '';
-      add(tr, seq, el('td', 't', fmtTime(r.time)), el('td', 'sess', r.session === undefined ? '' : r.session), el('td', 'who', r.principal === undefined ? '' : r.principal),
-        el('td', 'tool', r.tool === undefined ? '' : r.tool), v, el('td', 'code', r.code || ''), reason);
+      if (r.kind === 'call' || r.kind === 'invalidation') { if (r.reason) reason.textContent = vis(r.reason); if (r.kind === 'invalidation' && r.detail) reason.appendChild(el('div', 'muted', r.detail)); }
+      else reason.textContent = vis(r.detail || '');
+      if (r.kind === 'approval' && r.note !== undefined) add(reason, add(el('div', 'apr-note'), el('span', 'muted', 'note: '), el('span', 'note-text', r.note)));
+      var lapsed = r.kind === 'approval' && r.event === 'requested' ? approvalFor(r) : undefined;
+      if (lapsed && lapsed.lapsed) reason.appendChild(el('div', 'muted lapsed', 'expired ' + fmtTime(lapsed.expiresAt) + ' UTC with no decision (no record says so: nothing touched it again)'));
+      var code = el('td', 'code', r.code || '');
+      if (r.approval !== undefined && approvalFor(r)) code.appendChild(approvalChip(r.approval));
+      var sess = nameEl('td', 'sess', r.session);
+      if (r.sessionFrom) { sess.classList.add('joined'); sess.title = 'not in the record: found through its ' + (r.sessionFrom === 'evaluation' ? 'evaluation' : 'approval request'); }
+      add(tr, seq, el('td', 't', fmtTime(r.time)), sess, nameEl('td', 'who', r.principal), nameEl('td', 'tool', r.tool), v, code, reason);
       clickable(tr, function () {
         if (open[r.id]) { open[r.id].remove(); delete open[r.id]; return; }
         open[r.id] = detailRow(r);
@@ -493,7 +632,8 @@ export const REPORT_JS = String.raw`
     body.appendChild(frag);
     var count = document.getElementById('timeline-count');
     count.textContent = '';
-    add(count, el('b', null, fmtN(list.length)), el('span', null, ' of ' + fmtN(rows.length) + ' records' + (list.length > PAGE ? ' · showing ' + fmtN(F.page * PAGE + 1) + '–' + fmtN(Math.min(list.length, F.page * PAGE + PAGE)) : '') + ' · click a row for every field'));
+    add(count, el('b', null, fmtN(list.length)), el('span', null, ' of ' + fmtN(rows.length) + ' records' + (list.length > PAGE ? ' · showing ' + fmtN(F.page * PAGE + 1) + '–' + fmtN(Math.min(list.length, F.page * PAGE + PAGE)) : '') +
+      (folded ? ' · ' + plural(folded, 'checkpoint') + ' folded' : '') + ' · click a row for every field'));
     document.getElementById('pg-label').textContent = 'page ' + (F.page + 1) + ' of ' + pages;
     document.getElementById('pg-prev').disabled = F.page === 0;
     document.getElementById('pg-next').disabled = F.page >= pages - 1;

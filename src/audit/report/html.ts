@@ -81,7 +81,7 @@ export function renderReportHtml(model: ReportModel): string {
   <h2>Agent sessions</h2>
   <div class="filters"><label>order<select id="sessions-sort"><option value="attention">needs attention first</option><option value="time">first call</option></select></label><p class="count" id="sessions-count"></p></div>
   <table class="sessions">
-    <thead><tr><th>session</th><th>principal</th><th>span (UTC)</th><th class="num">calls</th><th class="num">refused</th><th class="num">invalidated</th><th class="num">would block</th><th class="num">drift</th><th>activity (reloads dashed)</th></tr></thead>
+    <thead><tr><th>session</th><th>principal</th><th>span (UTC)</th><th class="num">calls</th><th class="num">refused</th><th class="num">invalidated</th><th class="num">would block</th><th class="num">drift</th><th class="num">approvals</th><th>activity (reloads dashed)</th></tr></thead>
     <tbody id="sessions-body"></tbody>
   </table>
   <div id="sessions-more"></div>
@@ -99,13 +99,17 @@ export function renderReportHtml(model: ReportModel): string {
       <option value="refuse">refuse</option>
       <option value="invalidate">invalidate</option>
       <option value="would">observe mode: would block</option>
-      <option value="events">log events (reloads, invalidations, checkpoints)</option>
+      <option value="approvals">approvals: requests, decisions, uses and their calls</option>
+      <option value="approvals-open">approvals pending or denied</option>
+      <option value="events">log events (approvals, reloads, invalidations, checkpoints)</option>
       <option value="unverified">unverified (after a break)</option>
     </select></label>
     <label>search<input type="search" id="f-q" placeholder="principal, tool, code, reason, args…" autocomplete="off" spellcheck="false"></label>
+    <label class="check"><span><input type="checkbox" id="f-checkpoints"> show checkpoints</span></label>
     <button type="button" id="f-reset">reset</button>
   </div>
   <div id="session-focus" class="focus" hidden></div>
+  <div id="approval-focus" class="focus" hidden></div>
   <p class="count" id="timeline-count"></p>
   <table class="timeline">
     <thead><tr><th>seq</th><th>time (UTC)</th><th>session</th><th>principal</th><th>tool</th><th>verdict</th><th>code</th><th>reason</th></tr></thead>

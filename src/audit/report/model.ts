@@ -10,7 +10,10 @@ import type { IntegrityBreak, LoadedLog, UnverifiedLine } from './load.ts';
 export type Trust = 'sealed' | 'unsealed' | 'unverified';
 
 /** What a timeline row is about. */
-export type RowKind = 'call' | 'outcome' | 'reload' | 'invalidation' | 'checkpoint' | 'log';
+export type RowKind = 'call' | 'outcome' | 'approval' | 'reload' | 'invalidation' | 'checkpoint' | 'log';
+
+/** An approval's status (DESIGN §11). */
+export type ApprovalState = 'pending' | 'granted' | 'denied' | 'expired' | 'used';
 
 export interface ReportRow {
   /** Position in the report's row list (stable id). */
@@ -41,6 +44,20 @@ export interface ReportRow {
   outcome?: string;
   /** A failed policy reload. */
   failed?: boolean;
+  /** The approval request an approval row is about, or the one a call was refused for or permitted by. */
+  approval?: string;
+  /** Approval rows: requested, granted, denied, used, returned, expired. */
+  event?: string;
+  /** Approval rows: the request's status after the event. */
+  status?: ApprovalState;
+  /** Approval decisions: who decided, and what they wrote (recorded text, shown as text). */
+  approver?: string;
+  note?: string;
+  /**
+   * The record named no session and the report found it: through the verdict record of its
+   * evaluation (an outcome written by an older proxy), or through its approval's other records.
+   */
+  sessionFrom?: 'evaluation' | 'approval';
   trust: Trust;
   /** One line for rows that are not calls (reloads, checkpoints, ...). */
   detail?: string;
@@ -96,6 +113,45 @@ export interface SessionSummary {
   drift: number;
   tools: number;
   rows: number;
+  /** Approval requests made in the session, and of those still waiting or denied (see ApprovalSummary). */
+  approvals: number;
+  approvalsPending: number;
+  approvalsDenied: number;
+}
+
+/** One approval request's life, folded from its records in log order. */
+export interface ApprovalSummary {
+  id: string;
+  /**
+   * The status after its last record, except that a request still pending (or a grant with uses
+   * left) whose time ran out before the end of the report is expired: the gate marks expiry only
+   * when the request is next touched, so a lapsed request may have no `expired` record.
+   */
+  status: ApprovalState;
+  /** Expired by the clock, with no record saying so. */
+  lapsed: boolean;
+  session?: string;
+  principal?: string;
+  tool?: string;
+  policy?: string;
+  requestedAt: number | null;
+  /** The latest recorded expiry: of the request while it waits, of the grant once granted. */
+  expiresAt: number | null;
+  decisions: { approver: string; decision: 'grant' | 'deny'; note?: string; time: number | null }[];
+  /** Uses of the grant taken (less any given back). */
+  uses: number;
+  /** Its approval rows and the calls that name it, in report order. */
+  rowIds: number[];
+}
+
+export interface ApprovalTotals {
+  /** Distinct requests seen. */
+  requests: number;
+  pending: number;
+  granted: number;
+  denied: number;
+  expired: number;
+  used: number;
 }
 
 export interface TimeBucket {
@@ -139,6 +195,10 @@ export interface ReportTotals {
   drift: number;
   unverified: number;
   outcomes: Record<string, number>;
+  /** Approval requests by status (the same folding as `ReportModel.approvals`). */
+  approvals: ApprovalTotals;
+  /** Rows in the "(no session)" group of `ReportModel.sessions` (calls that named no session). */
+  unsessioned: number;
 }
 
 export interface ReportSummary {
@@ -160,6 +220,7 @@ export interface ReportModel {
   integrity: IntegrityModel;
   rows: ReportRow[];
   sessions: SessionSummary[];
+  approvals: ApprovalSummary[];
   summary: ReportSummary;
   facets: { sessions: string[]; principals: string[]; tools: string[] };
 }
@@ -172,6 +233,17 @@ export interface BuildOptions {
   maxBuckets?: number;
 }
 
+const APPROVAL_STATES: ReadonlySet<string> = new Set(['pending', 'granted', 'denied', 'expired', 'used']);
+/** A status for a leniently read record whose `status` is missing or unknown (a Map: the event is recorded text). */
+const STATE_AFTER: ReadonlyMap<string, ApprovalState> = new Map([
+  ['requested', 'pending'],
+  ['granted', 'granted'],
+  ['denied', 'denied'],
+  ['used', 'used'],
+  ['returned', 'granted'],
+  ['expired', 'expired'],
+]);
+
 const VERDICTS = new Set(['permit', 'refuse', 'invalidate']);
 const HEADER = new Set(['seq', 'prev', 'log', 'time', 'hash', 'type']);
 
@@ -180,13 +252,12 @@ export function buildReportModel(logs: readonly LoadedLog[], opts: BuildOptions 
   const integrity = logs.map((log, l) => {
     const li = logIntegrity(log);
     const sealedBelow = li.lastCheckpoint ? li.lastCheckpoint.seq : -1;
-    const principalOf = new Map<string, string>();
     log.records.forEach((r, i) => {
       // By seq, not position: a partial log (one segment) starts mid-chain.
       const trust: Trust = r.type === 'checkpoint' || r.seq < sealedBelow ? 'sealed' : 'unsealed';
-      rows.push(rowOf(r as unknown as Record<string, unknown>, rows.length, l, i, trust, principalOf));
+      rows.push(rowOf(r as unknown as Record<string, unknown>, rows.length, l, i, trust));
     });
-    for (const u of log.unverified) rows.push(unverifiedRow(u, rows.length, l, principalOf));
+    for (const u of log.unverified) rows.push(unverifiedRow(u, rows.length, l));
     return li;
   });
   // Several logs (replicas) interleave by time; one log keeps its chain order.
@@ -196,9 +267,13 @@ export function buildReportModel(logs: readonly LoadedLog[], opts: BuildOptions 
       r.id = i;
     });
   }
+  joinByEvaluation(rows);
+  const generatedAt = opts.generatedAt ?? Date.now();
+  const approvals = approvalsOf(rows, asOf(rows, generatedAt));
+  const sessions = sessionsOf(rows, approvals);
   return {
     format: 'kavach.audit-report.v1',
-    generatedAt: opts.generatedAt ?? Date.now(),
+    generatedAt,
     integrity: {
       status: integrity.some((g) => g.status === 'broken') ? 'broken' : 'verified',
       signed: integrity.every((g) => g.checkpoints > 0),
@@ -206,8 +281,9 @@ export function buildReportModel(logs: readonly LoadedLog[], opts: BuildOptions 
       logs: integrity,
     },
     rows,
-    sessions: sessionsOf(rows),
-    summary: summarize(rows, opts),
+    sessions,
+    approvals,
+    summary: summarize(rows, sessions, approvals, opts),
     facets: {
       sessions: distinct(rows.map((r) => r.session)),
       principals: distinct(rows.map((r) => r.principal)),
@@ -280,14 +356,7 @@ function num(v: unknown): number | null {
 }
 
 /** A record (verified, or read leniently) as a timeline row. Unknown shapes still get a row. */
-function rowOf(
-  r: Record<string, unknown>,
-  id: number,
-  log: number,
-  index: number,
-  trust: Trust,
-  principalOf: Map<string, string>,
-): ReportRow {
+function rowOf(r: Record<string, unknown>, id: number, log: number, index: number, trust: Trust): ReportRow {
   const type = str(r.type) ?? '(no type)';
   const row: ReportRow = { id, log, index, seq: num(r.seq), time: num(r.time), type, kind: 'log', trust, extra: {} };
   const used = new Set<string>(HEADER);
@@ -312,8 +381,7 @@ function rowOf(
         if (row.verdict !== 'permit') row.wouldBlock = true;
       }
       if (row.evaluator === 'drift' || row.code === 'DRIFT_DETECTED') row.drift = true;
-      const evaluationId = str(r.evaluationId);
-      if (evaluationId !== undefined && row.principal !== undefined) principalOf.set(evaluationId, row.principal);
+      setStr(row, 'approval', take('approval'));
       break;
     }
     case 'outcome': {
@@ -325,8 +393,23 @@ function rowOf(
       const ms = num(take('durationMs'));
       const error = str(take('error'));
       row.detail = `${outcome}${ms !== null ? ` in ${ms} ms` : ''}${error !== undefined ? `: ${error}` : ''}`;
-      const p = principalOf.get(str(r.evaluationId) ?? '');
-      if (p !== undefined) row.principal = p;
+      break;
+    }
+    case 'approval': {
+      row.kind = 'approval';
+      setStr(row, 'approval', take('approval'));
+      setStr(row, 'principal', take('principal'));
+      setStr(row, 'tool', take('action'));
+      setStr(row, 'session', take('session'));
+      setStr(row, 'policy', take('policy'));
+      setStr(row, 'approver', take('approver'));
+      setStr(row, 'note', take('note'));
+      const event = str(take('event')) ?? '?';
+      row.event = event;
+      const status = str(take('status'));
+      const state = status !== undefined && APPROVAL_STATES.has(status) ? (status as ApprovalState) : STATE_AFTER.get(event);
+      if (state !== undefined) row.status = state;
+      row.detail = approvalDetail(row, num(r.expiresAt));
       break;
     }
     case 'policy_reload': {
@@ -394,8 +477,8 @@ function rowOf(
   return row;
 }
 
-function unverifiedRow(u: UnverifiedLine, id: number, log: number, principalOf: Map<string, string>): ReportRow {
-  if (u.record) return rowOf(u.record, id, log, u.index, 'unverified', principalOf);
+function unverifiedRow(u: UnverifiedLine, id: number, log: number): ReportRow {
+  if (u.record) return rowOf(u.record, id, log, u.index, 'unverified');
   return {
     id,
     log,
@@ -410,19 +493,154 @@ function unverifiedRow(u: UnverifiedLine, id: number, log: number, principalOf: 
   };
 }
 
-function setStr(row: ReportRow, key: 'principal' | 'tool' | 'session' | 'code' | 'reason' | 'evaluator' | 'policy', v: unknown): void {
+type StrField = 'principal' | 'tool' | 'session' | 'code' | 'reason' | 'evaluator' | 'policy' | 'approval' | 'approver' | 'note';
+function setStr(row: ReportRow, key: StrField, v: unknown): void {
   if (typeof v === 'string') row[key] = v;
+}
+
+/** A time as the page shows times: 2026-03-14 10:18:00 UTC. */
+function utc(ms: number): string {
+  const iso = new Date(onAxis(ms)).toISOString();
+  return `${iso.slice(0, 10)} ${iso.slice(11, 19)} UTC`;
+}
+
+/** One line for an approval row, in words; the note is a field of its own (shown as text). */
+function approvalDetail(row: ReportRow, expiresAt: number | null): string {
+  const by = row.approver !== undefined ? ` by ${row.approver}` : '';
+  const until = expiresAt !== null ? ` until ${utc(expiresAt)}` : '';
+  switch (row.event) {
+    case 'requested':
+      return `asked for a human's approval (policy ${row.policy ?? '?'})${until.replace(' until', ', waits until')}`;
+    case 'granted':
+      return row.status === 'pending'
+        ? `granted${by}; still pending: more approvers must grant`
+        : `granted${by}${until.replace(' until', ', usable until')}`;
+    case 'denied':
+      return `denied${by}`;
+    case 'used':
+      return row.status === 'used' ? 'grant used by the call (its last use)' : 'grant used by the call (uses left)';
+    case 'returned':
+      return 'a use of the grant given back (the call was refused later)';
+    case 'expired':
+      return 'expired: nobody decided in time, or the grant went unused';
+    default:
+      return `approval ${row.event ?? '?'}`;
+  }
+}
+
+/**
+ * Joins records to their evaluation's verdict: an outcome (or an approval record) that names no
+ * session takes the session of the verdict with its evaluationId — logs written before outcome
+ * records carried the session would otherwise show a phantom "(no session)" group — and an
+ * outcome takes the verdict's principal. The approval records of one request share its session.
+ */
+function joinByEvaluation(rows: ReportRow[]): void {
+  const verdictOf = new Map<string, ReportRow>();
+  for (const r of rows) {
+    const e = str(r.extra.evaluationId);
+    if (r.kind === 'call' && e !== undefined && !verdictOf.has(e)) verdictOf.set(e, r);
+  }
+  for (const r of rows) {
+    if (r.kind !== 'outcome' && r.kind !== 'approval') continue;
+    const v = verdictOf.get(str(r.extra.evaluationId) ?? '');
+    if (!v) continue;
+    if (r.session === undefined && v.session !== undefined) {
+      r.session = v.session;
+      r.sessionFrom = 'evaluation';
+    }
+    if (r.principal === undefined && v.principal !== undefined) r.principal = v.principal;
+  }
+  const sessionOfApproval = new Map<string, string>();
+  for (const r of rows) {
+    if (r.approval !== undefined && r.session !== undefined && !sessionOfApproval.has(r.approval))
+      sessionOfApproval.set(r.approval, r.session);
+  }
+  for (const r of rows) {
+    if (r.kind !== 'approval' || r.session !== undefined || r.approval === undefined) continue;
+    const s = sessionOfApproval.get(r.approval);
+    if (s !== undefined) {
+      r.session = s;
+      r.sessionFrom = 'approval';
+    }
+  }
+}
+
+/** The report's "now" for expiry: when it was made, or its latest record if that is later (a clock ahead). */
+function asOf(rows: readonly ReportRow[], generatedAt: number): number {
+  let t = generatedAt;
+  for (const r of rows) if (r.time !== null && r.time > t) t = r.time;
+  return t;
+}
+
+/** Each approval request's life, from its records in report order. */
+function approvalsOf(rows: readonly ReportRow[], now: number): ApprovalSummary[] {
+  const by = new Map<string, ApprovalSummary>();
+  const get = (id: string): ApprovalSummary => {
+    let a = by.get(id);
+    if (!a) {
+      a = { id, status: 'pending', lapsed: false, requestedAt: null, expiresAt: null, decisions: [], uses: 0, rowIds: [] };
+      by.set(id, a);
+    }
+    return a;
+  };
+  for (const r of rows) {
+    if (r.kind !== 'approval' || r.approval === undefined) continue;
+    const a = get(r.approval);
+    // What expired: a request nobody decided, or a grant nobody used (the record says only "expired").
+    if (r.event === 'expired' && a.rowIds.length > 0) {
+      if (a.status === 'pending') r.detail = 'expired: nobody decided in time';
+      else if (a.status === 'granted') r.detail = 'expired: the grant went unused in time';
+    }
+    a.rowIds.push(r.id);
+    a.session ??= r.session;
+    a.principal ??= r.principal;
+    a.tool ??= r.tool;
+    a.policy ??= r.policy;
+    if (r.status !== undefined) a.status = r.status;
+    const expiresAt = num(r.extra.expiresAt);
+    if (expiresAt !== null) a.expiresAt = expiresAt;
+    if (r.event === 'requested' && a.requestedAt === null) a.requestedAt = r.time;
+    if ((r.event === 'granted' || r.event === 'denied') && r.approver !== undefined) {
+      const d: ApprovalSummary['decisions'][number] = {
+        approver: r.approver,
+        decision: r.event === 'granted' ? 'grant' : 'deny',
+        time: r.time,
+      };
+      if (r.note !== undefined) d.note = r.note;
+      a.decisions.push(d);
+    }
+    if (r.event === 'used') a.uses++;
+    if (r.event === 'returned' && a.uses > 0) a.uses--;
+  }
+  // The calls that name a request: refused while it waits, permitted by its grant. A call alone
+  // (its approval records outside this report) does not make a request.
+  for (const r of rows) {
+    if (r.kind !== 'call' || r.approval === undefined) continue;
+    by.get(r.approval)?.rowIds.push(r.id);
+  }
+  for (const a of by.values()) {
+    a.rowIds.sort((x, y) => x - y);
+    if ((a.status === 'pending' || a.status === 'granted') && a.expiresAt !== null && a.expiresAt <= now) {
+      a.status = 'expired';
+      a.lapsed = true;
+    }
+  }
+  return [...by.values()];
 }
 
 function distinct(values: readonly (string | undefined)[]): string[] {
   return [...new Set(values.filter((v): v is string => v !== undefined))].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
 }
 
-function sessionsOf(rows: readonly ReportRow[]): SessionSummary[] {
+/** Whether a row belongs to a session's group (a log-wide event does not). */
+function inSessionGroup(r: ReportRow): boolean {
+  return r.kind === 'call' || r.kind === 'outcome' || r.kind === 'approval' || (r.kind === 'invalidation' && r.session !== undefined);
+}
+
+/** The session table; the "sessions" total is counted from it too, so the tile and the table agree. */
+function sessionsOf(rows: readonly ReportRow[], approvals: readonly ApprovalSummary[]): SessionSummary[] {
   const by = new Map<string | null, SessionSummary & { toolSet: Set<string>; principalSet: Set<string> }>();
-  for (const r of rows) {
-    if (r.kind !== 'call' && r.kind !== 'outcome' && !(r.kind === 'invalidation' && r.session !== undefined)) continue;
-    const key = r.session ?? null;
+  const open = (key: string | null): SessionSummary & { toolSet: Set<string>; principalSet: Set<string> } => {
     let s = by.get(key);
     if (!s) {
       s = {
@@ -438,11 +656,19 @@ function sessionsOf(rows: readonly ReportRow[]): SessionSummary[] {
         drift: 0,
         tools: 0,
         rows: 0,
+        approvals: 0,
+        approvalsPending: 0,
+        approvalsDenied: 0,
         toolSet: new Set(),
         principalSet: new Set(),
       };
       by.set(key, s);
     }
+    return s;
+  };
+  for (const r of rows) {
+    if (!inSessionGroup(r)) continue;
+    const s = open(r.session ?? null);
     s.rows++;
     if (r.time !== null) {
       s.first = s.first === null ? r.time : Math.min(s.first, r.time);
@@ -464,6 +690,13 @@ function sessionsOf(rows: readonly ReportRow[]): SessionSummary[] {
     else if (r.verdict === 'refuse') s.refusals++;
     else if (r.verdict === 'invalidate') s.invalidations++;
   }
+  for (const a of approvals) {
+    const s = by.get(a.session ?? null);
+    if (!s) continue;
+    s.approvals++;
+    if (a.status === 'pending') s.approvalsPending++;
+    if (a.status === 'denied') s.approvalsDenied++;
+  }
   return [...by.values()]
     .map(({ toolSet, principalSet, ...s }) => ({ ...s, tools: toolSet.size, principals: [...principalSet].sort() }))
     .sort((a, b) => (a.first ?? 0) - (b.first ?? 0) || ((a.id ?? '') < (b.id ?? '') ? -1 : 1));
@@ -476,7 +709,12 @@ export function bucketWidth(spanMs: number, max: number): number {
   return Math.ceil(spanMs / max / 864e5) * 864e5;
 }
 
-function summarize(rows: readonly ReportRow[], opts: BuildOptions): ReportSummary {
+function summarize(
+  rows: readonly ReportRow[],
+  sessions: readonly SessionSummary[],
+  approvals: readonly ApprovalSummary[],
+  opts: BuildOptions,
+): ReportSummary {
   const top = opts.top ?? 12;
   const calls = rows.filter((r) => r.kind === 'call');
   const totals: ReportTotals = {
@@ -496,7 +734,10 @@ function summarize(rows: readonly ReportRow[], opts: BuildOptions): ReportSummar
     drift: 0,
     unverified: rows.filter((r) => r.trust === 'unverified').length,
     outcomes: {},
+    approvals: { requests: approvals.length, pending: 0, granted: 0, denied: 0, expired: 0, used: 0 },
+    unsessioned: 0,
   };
+  for (const a of approvals) totals.approvals[a.status]++;
   const refusalsByCode = new Map<string, number>();
   const refusalsByTool = new Map<string, number>();
   const observeByCode = new Map<string, number>();
@@ -552,7 +793,8 @@ function summarize(rows: readonly ReportRow[], opts: BuildOptions): ReportSummar
     else if (r.kind === 'invalidation') markers.push({ time: r.time, kind: 'invalidation', rowId: r.id });
   }
   totals.outcomes = Object.fromEntries(outcomes);
-  totals.sessions = new Set(calls.map((r) => r.session).filter((s) => s !== undefined)).size;
+  totals.sessions = sessions.filter((s) => s.id !== null).length;
+  totals.unsessioned = sessions.find((s) => s.id === null)?.rows ?? 0;
   totals.principals = principals.size;
   totals.tools = new Set(calls.map((r) => r.tool).filter((s) => s !== undefined)).size;
 

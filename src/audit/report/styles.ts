@@ -44,6 +44,7 @@ header.top .meta { color: var(--muted); font-size: 12.5px; }
 .card { background: var(--card); border: 1px solid var(--line); border-radius: 8px; padding: 10px 12px; }
 .card .n { font-size: 22px; font-weight: 700; font-variant-numeric: tabular-nums; }
 .card .l { font-size: 12px; color: var(--muted); }
+.card.quiet .n { color: #afb8c1; } .card.approval .n { color: var(--reload); }
 .card.refuse .n { color: var(--refuse); } .card.inval .n { color: var(--inval); } .card.would .n { color: var(--would); } .card.permit .n { color: var(--permit); } .card.reload .n { color: var(--reload); }
 
 section.panel { background: var(--card); border: 1px solid var(--line); border-radius: 8px; padding: 14px 16px; margin-bottom: 18px; }
@@ -73,7 +74,10 @@ td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
 .sessions tbody tr { cursor: pointer; }
 .sessions tbody tr:hover { background: #f6f8fa; }
 .sessions tr.attention td:first-child { box-shadow: inset 3px 0 0 var(--refuse); }
-.cell-id { font-family: var(--mono); font-size: 12px; word-break: break-all; max-width: 260px; }
+/* Names wrap only at the <wbr> places the page puts in (after . - _ / : @, inside runs of 24): never mid-word. */
+.cell-id { font-family: var(--mono); font-size: 12px; overflow-wrap: break-word; max-width: 260px; }
+.sessions tr.no-session td.cell-id.none { font-style: italic; color: var(--muted); font-family: inherit; }
+.sessions td.apr div { font-size: 11.5px; }
 .zero { color: #afb8c1; }
 .hot { color: var(--refuse); font-weight: 700; } .hot-inval { color: var(--inval); font-weight: 700; } .hot-would { color: var(--would); font-weight: 700; }
 
@@ -81,6 +85,8 @@ td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
 .filters label { display: flex; flex-direction: column; font-size: 11.5px; color: var(--muted); gap: 2px; }
 .filters select, .filters input { font: inherit; font-size: 13px; padding: 4px 6px; border: 1px solid var(--line); border-radius: 6px; background: #fff; max-width: 240px; }
 .filters input[type=search] { width: 260px; }
+.filters label.check { justify-content: flex-end; padding-bottom: 5px; }
+.filters label.check span { display: flex; align-items: center; gap: 4px; font-size: 13px; color: var(--ink); }
 .filters button, .pager button, .more { font: inherit; font-size: 13px; padding: 4px 10px; border: 1px solid var(--line); border-radius: 6px; background: #f6f8fa; cursor: pointer; }
 .filters button:hover, .pager button:hover, .more:hover { background: #eaeef2; }
 .count { font-size: 12.5px; color: var(--muted); margin: 0 0 6px; }
@@ -91,7 +97,8 @@ td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
 .timeline td { font-size: 12.5px; }
 .timeline td.t { white-space: nowrap; font-family: var(--mono); font-size: 12px; color: var(--muted); }
 .timeline td.seq { white-space: nowrap; font-family: var(--mono); font-size: 12px; color: var(--muted); }
-.timeline td.who, .timeline td.tool, .timeline td.sess { font-family: var(--mono); font-size: 12px; word-break: break-all; max-width: 220px; }
+.timeline td.who, .timeline td.tool, .timeline td.sess { font-family: var(--mono); font-size: 12px; overflow-wrap: break-word; max-width: 220px; }
+.timeline td.sess.joined { font-style: italic; }
 .timeline td.reason { word-break: break-word; max-width: 420px; }
 .timeline tbody tr.row { cursor: pointer; }
 .timeline tbody tr.row:hover td { background-color: rgba(0,0,0,.025); }
@@ -101,6 +108,22 @@ td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
 .timeline tr.k-reload td { background: var(--reload-bg); } .timeline tr.k-reload td:first-child { box-shadow: inset 4px 0 0 var(--reload); }
 .timeline tr.k-reload.failed td:first-child { box-shadow: inset 4px 0 0 var(--refuse); }
 .timeline tr.k-checkpoint td, .timeline tr.k-log td { color: var(--muted); }
+.timeline tr.e-requested td:first-child { box-shadow: inset 4px 0 0 #d4a72c; }
+.timeline tr.e-approval td:first-child { box-shadow: inset 4px 0 0 var(--permit); }
+.timeline tr.e-denied td { background: var(--refuse-bg); } .timeline tr.e-denied td:first-child { box-shadow: inset 4px 0 0 var(--refuse); }
+.timeline tr.e-expired td:first-child { box-shadow: inset 4px 0 0 #8c959f; }
+.apr-note { margin-top: 2px; }
+.note-text { white-space: pre-wrap; overflow-wrap: anywhere; background: #f6f8fa; border: 1px solid #eaeef2; border-radius: 4px; padding: 0 4px; }
+.apr-link { display: block; margin-top: 3px; font: 600 11px var(--mono); color: var(--reload); background: none; border: 0; padding: 0; cursor: pointer; text-decoration: underline dotted; white-space: nowrap; }
+.apr-link:hover { text-decoration: underline; }
+.chain { margin: 6px 0 2px; }
+.chain-head { display: flex; gap: 6px; align-items: baseline; flex-wrap: wrap; margin-bottom: 4px; }
+.chain-head .mono { overflow-wrap: anywhere; }
+.chain ol { margin: 0; padding-left: 22px; font-size: 12.5px; }
+.chain li { margin: 1px 0; }
+.chain li.here { font-weight: 600; }
+.focus .chain { margin-top: 0; }
+.focus .more { margin-top: 6px; }
 .timeline tr.untrusted td { background-image: repeating-linear-gradient(135deg, transparent 0 8px, rgba(207,34,46,.07) 8px 16px); }
 .timeline tr.detail td { background: #fbfcfd; border-bottom: 2px solid var(--line); }
 .badge { display: inline-block; font-size: 11px; font-weight: 700; letter-spacing: .3px; padding: 1px 6px; border-radius: 10px; border: 1px solid; white-space: nowrap; }
@@ -111,18 +134,22 @@ td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
 .b-reload { color: #fff; background: var(--reload); border-color: var(--reload); }
 .b-failed { color: #fff; background: var(--refuse); border-color: var(--refuse); }
 .b-event { color: var(--muted); background: #fff; border-color: var(--line); }
+.b-apr-requested, .b-st-pending { color: #4d2d00; background: #fff8c5; border-color: #d4a72c; }
+.b-apr-granted, .b-apr-used, .b-st-granted, .b-st-used { color: var(--permit); background: #fff; border-color: #4ac26b; }
+.b-apr-denied, .b-st-denied { color: #fff; background: var(--refuse); border-color: var(--refuse); }
+.b-apr-expired, .b-apr-returned, .b-apr-other, .b-st-expired { color: var(--muted); background: #fff; border-color: #8c959f; }
 .b-drift { color: var(--inval); background: #fff; border-color: var(--inval); margin-left: 4px; }
 .b-unverified { color: #fff; background: #57606a; border-color: #57606a; margin-left: 4px; }
 .b-unsealed { color: var(--muted); background: #fff; border-color: var(--line); font-weight: 500; margin-left: 4px; }
 .code { font-family: var(--mono); font-size: 11.5px; font-weight: 600; }
 dl.kv { display: grid; grid-template-columns: max-content 1fr; gap: 2px 14px; margin: 4px 0; font-size: 12px; }
 dl.kv dt { color: var(--muted); font-family: var(--mono); }
-dl.kv dd { margin: 0; font-family: var(--mono); white-space: pre-wrap; word-break: break-all; }
+dl.kv dd { margin: 0; font-family: var(--mono); white-space: pre-wrap; overflow-wrap: anywhere; }
 .lane { display: block; }
 .focus { border: 1px solid var(--line); border-radius: 8px; padding: 10px 12px; margin-bottom: 10px; background: #fbfcfd; }
 .focus[hidden] { display: none; }
 .focus-head { margin-bottom: 4px; }
-.focus-id { font-family: var(--mono); font-weight: 700; word-break: break-all; }
+.focus-id { font-family: var(--mono); font-weight: 700; overflow-wrap: anywhere; }
 .focus-facts { display: flex; gap: 14px; font-size: 12.5px; margin-bottom: 6px; }
 .lane .dot-permit { fill: #4ac26b; } .lane .dot-refuse { fill: var(--refuse); } .lane .dot-invalidate { fill: var(--inval); } .lane .dot-would { fill: #d4a72c; }
 tr[tabindex]:focus-visible { outline: 2px solid var(--reload); outline-offset: -2px; }
