@@ -174,6 +174,20 @@ export class ToolCatalogue {
     this.rebuild();
   }
 
+  /**
+   * A server that has not listed its tools since the proxy started is down (it could not start):
+   * the tools it had when they were pinned are exposed as they were, so a call to one is answered
+   * UPSTREAM_UNAVAILABLE with the reason rather than "Unknown tool", until its own listing replaces them. Whether it did.
+   */
+  showPinned(u: Upstream): boolean {
+    if (!this.pins || this.vetted.has(u) || this.vetting.has(u)) return false;
+    const tools = this.pins.pinnedOf(u.name) as Tool[];
+    if (tools.length === 0) return false;
+    this.vetted.set(u, { tools, changed: new Set(), unpinned: undefined });
+    this.rebuild();
+    return true;
+  }
+
   /** A listing tries again to write the pins a check could not: until then the tools are held back. */
   private retryUnpinned(): void {
     for (const [u, vetted] of this.vetted) {
