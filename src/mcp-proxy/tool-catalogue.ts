@@ -148,6 +148,9 @@ export class ToolCatalogue {
   }
 
   private async vetNow(u: Upstream): Promise<void> {
+    // Never listed since the proxy started: nothing to check; it shows its pinned tools (a
+    // re-check after an approval must not hide them).
+    if (!u.everReady && this.showPinned(u)) return;
     const seq = (this.vetSeq.get(u) ?? 0) + 1;
     this.vetSeq.set(u, seq);
     const tools = unambiguous(u.tools, (name) => this.shared.log(`upstream ${u.name}: lists tool '${name}' more than once; hiding it`));
@@ -175,14 +178,16 @@ export class ToolCatalogue {
   }
 
   /**
-   * A server that has not listed its tools since the proxy started is down (it could not start):
-   * the tools it had when they were pinned are exposed as they were, so a call to one is answered
-   * UPSTREAM_UNAVAILABLE with the reason rather than "Unknown tool", until its own listing replaces them. Whether it did.
+   * A server that has not come up since the proxy started (a missing command, a crash at start)
+   * shows the tools it had when they were pinned, so a call to one is answered UPSTREAM_UNAVAILABLE
+   * with the reason rather than "Unknown tool", until its own listing replaces them. Whether it did.
    */
   showPinned(u: Upstream): boolean {
-    if (!this.pins || this.vetted.has(u) || this.vetting.has(u)) return false;
+    if (!this.pins || u.everReady) return false;
     const tools = this.pins.pinnedOf(u.name) as Tool[];
     if (tools.length === 0) return false;
+    // A check of an earlier (empty) list still under way must not undo this.
+    this.vetSeq.set(u, (this.vetSeq.get(u) ?? 0) + 1);
     this.vetted.set(u, { tools, changed: new Set(), unpinned: undefined });
     this.rebuild();
     return true;

@@ -40,7 +40,7 @@ export class UpstreamNotices {
       seq: ++this.seq,
       // Never up since the proxy started: misconfigured, most likely; else a crash.
       level: status.everReady ? 'warning' : 'error',
-      text: `server '${u.name}' is down: ${status.reason}; restarting in ${seconds(status.retryInMs)}; its tools answer UPSTREAM_UNAVAILABLE until it is back`,
+      text: `server '${u.name}' is down: ${status.reason}; restarting in ${seconds(status.retryInMs)}; its tools answer UPSTREAM_UNAVAILABLE meanwhile`,
       reason: status.reason,
     };
     this.outages.set(u, outage);
@@ -53,7 +53,9 @@ export class UpstreamNotices {
     for (const outage of this.outages.values()) if (!heard?.has(outage.seq)) this.tell([session], outage);
   }
 
-  private tell(sessions: ProxySession[], outage: Outage): void {
+  private tell(to: ProxySession[], outage: Outage): void {
+    // Not before a client's initialize (the protocol says so): it hears when it lists tools.
+    const sessions = to.filter((s) => s.server.getClientCapabilities() !== undefined);
     for (const s of sessions) {
       let heard = this.told.get(s);
       if (!heard) this.told.set(s, (heard = new Set()));
@@ -63,6 +65,7 @@ export class UpstreamNotices {
   }
 }
 
+/** 500 → "0.5 s", 10000 → "10 s". */
 function seconds(ms: number): string {
-  return `${Math.round(ms / 100) / 10} s`;
+  return `${Number((ms / 1000).toPrecision(2))} s`;
 }
