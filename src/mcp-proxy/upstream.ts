@@ -315,6 +315,8 @@ function defaultTransport(c: ServerConfig): Transport {
         stderr: 'inherit',
       };
       if (c.cwd !== undefined) params.cwd = c.cwd;
+      // The limit applies, but a message over it closes the connection there (the SDK's way).
+      if (c.maxMessageBytes !== undefined) params.maxBufferSize = c.maxMessageBytes;
       return new StdioClientTransport(params);
     }
     const params: ChildServerParams = { command: c.command, args: c.args, env: c.env, stderr: 'inherit' };
