@@ -24,11 +24,16 @@ const duration = z.union([z.string(), z.number()]).transform((v, ctx) => {
 const principalKind = z.enum(PRINCIPAL_KINDS);
 const stringMap = z.record(z.string(), z.string());
 
+/** Bounds of `max_message_bytes`: 1 KiB, and 256 MiB (a JavaScript string holds at most ~512 MiB). */
+const MESSAGE_BYTES_RANGE = { min: 1024, max: 256 * 1024 * 1024 } as const;
+
 const stdioServer = z.strictObject({
   command: z.string().min(1),
   args: z.array(z.string()).default([]),
   env: stringMap.default({}),
   cwd: z.string().min(1).optional(),
+  /** Longest message read from the server (default 10 MiB); an answer over it fails only its call. */
+  max_message_bytes: z.number().int().min(MESSAGE_BYTES_RANGE.min).max(MESSAGE_BYTES_RANGE.max).optional(),
 });
 
 const httpServer = z.strictObject({
@@ -206,6 +211,8 @@ export interface StdioServerConfig {
   args: string[];
   env: Record<string, string>;
   cwd?: string;
+  /** Longest message read from the server, in bytes (the transport's default when absent). */
+  maxMessageBytes?: number;
 }
 
 export interface HttpServerConfig {
@@ -313,6 +320,7 @@ export function parseConfig(doc: unknown, opts: { file?: string; env?: NodeJS.Pr
       const command = !isAbsolute(s.command) && /^\.\.?[\\/]/.test(s.command) ? abs(s.command) : s.command;
       const server: StdioServerConfig = { kind: 'stdio', name, command, args: s.args, env: s.env };
       if (s.cwd !== undefined) server.cwd = abs(s.cwd);
+      if (s.max_message_bytes !== undefined) server.maxMessageBytes = s.max_message_bytes;
       servers.push(server);
     } else {
       servers.push({ kind: 'http', name, url: s.url, headers: s.headers });

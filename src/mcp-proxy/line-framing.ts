@@ -5,20 +5,34 @@ export const MAX_LINE_BYTES = 10 * 1024 * 1024;
 
 const NEWLINE = 0x0a;
 
+/** How much of an oversize line's start and end is kept, to tell whose answer it was. */
+const KEEP_BYTES = 1024;
+
+/** A line refused for its size: how long it was, and its first and last bytes (never the rest). */
+export interface OversizeLine {
+  bytes: number;
+  head: string;
+  tail: string;
+}
+
 /**
  * Splits a byte stream into newline-delimited lines. Bytes are joined before they are decoded,
  * so a multi-byte UTF-8 character split across chunks survives. A line longer than `maxBytes`
- * is dropped whole (`onOversize`) and reading resumes after its newline: it is never buffered.
+ * is dropped whole and reading resumes after its newline: it is never buffered, only counted and
+ * its first and last kilobyte kept, and `onOversize` hears of it once its newline arrives.
  */
 export class LineFramer {
   private parts: Buffer[] = [];
   private size = 0;
   /** Inside a line already refused for its size: discard up to the next newline. */
   private skipping = false;
+  private skipped = 0;
+  private head: Buffer = Buffer.alloc(0);
+  private tail: Buffer = Buffer.alloc(0);
 
   constructor(
     private readonly onLine: (line: string) => void,
-    private readonly onOversize: () => void,
+    private readonly onOversize: (line: OversizeLine) => void,
     private readonly maxBytes: number = MAX_LINE_BYTES,
   ) {}
 
@@ -27,11 +41,11 @@ export class LineFramer {
     let nl = chunk.indexOf(NEWLINE);
     while (nl !== -1) {
       if (this.skipping) {
-        this.skipping = false;
+        this.skip(chunk.subarray(start, nl));
+        this.endSkip();
       } else if (this.size + (nl - start) > this.maxBytes) {
-        this.parts = [];
-        this.size = 0;
-        this.onOversize();
+        this.beginSkip(chunk.subarray(start, nl));
+        this.endSkip();
       } else if (this.size === 0) {
         this.emit(chunk.toString('utf8', start, nl));
       } else {
@@ -44,24 +58,45 @@ export class LineFramer {
       start = nl + 1;
       nl = chunk.indexOf(NEWLINE, start);
     }
-    if (start >= chunk.length || this.skipping) return;
-    const rest = chunk.length - start;
-    if (this.size + rest > this.maxBytes) {
-      this.parts = [];
-      this.size = 0;
-      this.skipping = true;
-      this.onOversize();
-      return;
+    if (start >= chunk.length) return;
+    const rest = chunk.subarray(start);
+    if (this.skipping) this.skip(rest);
+    else if (this.size + rest.length > this.maxBytes) this.beginSkip(rest);
+    else {
+      // A copy: a view would pin the whole (up to 64 KiB) chunk for a few bytes.
+      this.parts.push(Buffer.from(rest));
+      this.size += rest.length;
     }
-    // A copy: a view would pin the whole (up to 64 KiB) chunk for a few bytes.
-    this.parts.push(Buffer.from(chunk.subarray(start)));
-    this.size += rest;
   }
 
   clear(): void {
     this.parts = [];
     this.size = 0;
     this.skipping = false;
+    this.skipped = 0;
+    this.head = this.tail = Buffer.alloc(0);
+  }
+
+  /** The line outgrew the limit with `segment`: what was buffered of it goes, but for its ends. */
+  private beginSkip(segment: Buffer): void {
+    const seen = [...this.parts, segment];
+    this.head = firstBytes(seen, KEEP_BYTES);
+    this.tail = lastBytes(seen, KEEP_BYTES);
+    this.skipped = this.size + segment.length;
+    this.parts = [];
+    this.size = 0;
+    this.skipping = true;
+  }
+
+  private skip(segment: Buffer): void {
+    this.skipped += segment.length;
+    this.tail = lastBytes([this.tail, segment], KEEP_BYTES);
+  }
+
+  private endSkip(): void {
+    const line: OversizeLine = { bytes: this.skipped, head: this.head.toString('utf8'), tail: this.tail.toString('utf8') };
+    this.clear();
+    this.onOversize(line);
   }
 
   private emit(line: string): void {
@@ -73,7 +108,70 @@ export class LineFramer {
   }
 }
 
+/** A copy of the first `n` bytes of `bufs` taken together. */
+function firstBytes(bufs: readonly Buffer[], n: number): Buffer {
+  const out: Buffer[] = [];
+  let size = 0;
+  for (const b of bufs) {
+    if (size >= n) break;
+    const piece = b.subarray(0, n - size);
+    out.push(piece);
+    size += piece.length;
+  }
+  return Buffer.concat(out, size);
+}
+
+/** A copy of the last `n` bytes of `bufs` taken together. */
+function lastBytes(bufs: readonly Buffer[], n: number): Buffer {
+  const out: Buffer[] = [];
+  let size = 0;
+  for (let i = bufs.length - 1; i >= 0 && size < n; i--) {
+    const b = bufs[i] as Buffer;
+    const piece = b.subarray(Math.max(0, b.length - (n - size)));
+    out.unshift(piece);
+    size += piece.length;
+  }
+  return Buffer.concat(out, size);
+}
+
 export type RequestId = string | number;
+
+/** A JSON string or number token. */
+const SCALAR = String.raw`"(?:[^"\\]|\\.)*"|-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?|true|false|null`;
+const ID_TOKEN = String.raw`"(?:[^"\\]|\\.)*"|-?\d+`;
+/** The members of the outer object before its first nested value: only scalars, so all are top level. */
+const LEADING = new RegExp(String.raw`^\s*\{((?:\s*"(?:[^"\\]|\\.)*"\s*:\s*(?:${SCALAR})\s*,)*)\s*"(\w+)"\s*:`);
+const MEMBER = new RegExp(String.raw`"((?:[^"\\]|\\.)*)"\s*:\s*(${SCALAR})`, 'g');
+/**
+ * `"id": X` as the last member (maybe before `"jsonrpc"`), closing the outer object: the key
+ * follows `{` or `,`, never a backslash, so it is not inside a string of valid JSON.
+ */
+const TRAILING_ID = new RegExp(String.raw`[{,]\s*"id"\s*:\s*(${ID_TOKEN})\s*(?:,\s*"jsonrpc"\s*:\s*"2\.0"\s*)?\}\s*$`);
+
+/**
+ * The id of the response an oversize line carried, read off its ends: a response (its first
+ * object member is `result` or `error`, after scalar members only) whose id is among its leading
+ * members or is its last member. Undefined for a request or notification, or when it cannot tell.
+ */
+export function oversizeAnswerId(line: OversizeLine): RequestId | undefined {
+  const leading = LEADING.exec(line.head);
+  if (!leading) return undefined;
+  let id: string | undefined;
+  for (const m of (leading[1] as string).matchAll(MEMBER)) {
+    if (m[1] === 'method') return undefined;
+    if (m[1] === 'id') id = m[2];
+  }
+  const first = leading[2];
+  if (first !== 'result' && first !== 'error') return undefined;
+  id ??= TRAILING_ID.exec(line.tail)?.[1];
+  if (id === undefined) return undefined;
+  try {
+    const value = JSON.parse(id) as unknown;
+    return typeof value === 'string' || Number.isSafeInteger(value) ? (value as RequestId) : undefined;
+  } catch {
+    return undefined;
+  }
+}
 
 export type Decoded = { ok: true; message: JSONRPCMessage } | { ok: false; code: -32700 | -32600; reason: string; id: RequestId | null };
 

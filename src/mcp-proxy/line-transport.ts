@@ -2,8 +2,8 @@ import { spawn, type ChildProcess, type IOType } from 'node:child_process';
 import type { Readable, Writable } from 'node:stream';
 import { getDefaultEnvironment } from '@modelcontextprotocol/sdk/client/stdio.js';
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
-import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
-import { decodeLine, encodeMessage, LineFramer, MAX_LINE_BYTES } from './line-framing.ts';
+import { ErrorCode, type JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
+import { decodeLine, encodeMessage, LineFramer, MAX_LINE_BYTES, oversizeAnswerId, type OversizeLine } from './line-framing.ts';
 
 const SENT: Promise<void> = Promise.resolve();
 
@@ -117,13 +117,29 @@ export interface ChildServerParams {
   maxLineBytes?: number;
 }
 
+/** The answers a transport made up for responses too large to read (see `ChildProcessTransport`). */
+const tooLargeAnswers = new WeakSet<object>();
+
+/** Whether `message` is the error a transport put in place of a response over its size limit. */
+export function isTooLargeAnswer(message: JSONRPCMessage): boolean {
+  return tooLargeAnswers.has(message);
+}
+
+/** How a child process ended: its exit code, or the signal that ended it. */
+export interface ChildExit {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+}
+
 /**
  * An upstream MCP server as a child process speaking newline-delimited JSON-RPC: the same
  * spawning, environment (the SDK's safe default set plus the configured variables), stderr
  * handling and shutdown sequence (stdin closed, then SIGTERM, then SIGKILL) as the SDK's
  * `StdioClientTransport`, without its per-message zod parse. A line that is not a JSON-RPC
- * message is reported on `onerror` and skipped; one over the size limit closes the connection
- * (as the SDK does), which the proxy treats as the server going away.
+ * message is reported on `onerror` and skipped. A line over the size limit is skipped unread
+ * (the SDK closes the connection instead, which would fail every other call on this server): a
+ * response among them is replaced by an error answer to its request (`isTooLargeAnswer`), so
+ * only that request fails.
  */
 export class ChildProcessTransport implements Transport {
   onclose?: () => void;
@@ -131,16 +147,16 @@ export class ChildProcessTransport implements Transport {
   onmessage?: <T extends JSONRPCMessage>(message: T) => void;
   private child: ChildProcess | undefined;
   private readonly framer: LineFramer;
+  private readonly maxLineBytes: number;
+  /** How the process ended, once it has. */
+  exit: ChildExit | undefined;
 
   constructor(private readonly params: ChildServerParams) {
-    const max = params.maxLineBytes ?? MAX_LINE_BYTES;
+    this.maxLineBytes = params.maxLineBytes ?? MAX_LINE_BYTES;
     this.framer = new LineFramer(
       (line) => this.onLine(line),
-      () => {
-        this.onerror?.(new Error(`the server sent a message over ${max} bytes`));
-        this.close().catch(() => undefined);
-      },
-      max,
+      (line) => this.onOversize(line),
+      this.maxLineBytes,
     );
   }
 
@@ -163,7 +179,8 @@ export class ChildProcessTransport implements Transport {
         this.onerror?.(error);
       });
       child.on('spawn', () => resolve());
-      child.on('close', () => {
+      child.on('close', (code, signal) => {
+        this.exit = { code, signal };
         if (this.child === child) this.child = undefined;
         this.onclose?.();
       });
@@ -206,6 +223,23 @@ export class ChildProcessTransport implements Transport {
       } catch {
         // already gone
       }
+    }
+  }
+
+  private onOversize(line: OversizeLine): void {
+    const id = oversizeAnswerId(line);
+    const size = `${line.bytes} bytes, over the limit of ${this.maxLineBytes} bytes for one message`;
+    if (id === undefined) {
+      this.onerror?.(new Error(`the server sent a message of ${size}; it was dropped`));
+      return;
+    }
+    this.onerror?.(new Error(`the server's answer to request ${JSON.stringify(id)} was ${size}; that request fails`));
+    const answer: JSONRPCMessage = { jsonrpc: '2.0', id, error: { code: ErrorCode.InternalError, message: `the answer was ${size}` } };
+    tooLargeAnswers.add(answer);
+    try {
+      this.onmessage?.(answer);
+    } catch (err) {
+      this.onerror?.(err as Error);
     }
   }
 

@@ -35,6 +35,16 @@ export class LogRelay {
     }
   }
 
+  /** The proxy's own word to clients (logger `kavach`), each sent it at or above its level. */
+  notice(level: LoggingLevel, data: string, to: Iterable<ProxySession> = this.shared.sessions): void {
+    const severity = LOG_SEVERITY.get(level) ?? 0;
+    for (const s of to) {
+      const wanted = this.levels.get(s);
+      if (wanted !== undefined && severity < (LOG_SEVERITY.get(wanted) ?? 0)) continue;
+      void s.server.sendLoggingMessage({ level, logger: 'kavach', data }).catch(() => undefined);
+    }
+  }
+
   /**
    * One session's `logging/setLevel`. Upstreams are shared, so they log at the most verbose level
    * any connected session asked for; each session is sent only what is at or above its own level.

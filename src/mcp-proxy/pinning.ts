@@ -133,6 +133,18 @@ export class ToolPins {
     }
   }
 
+  /** The approved definitions of one server's tools: what it listed in an earlier run. */
+  pinnedOf(server: string): ToolDefinition[] {
+    const prefix = `${server}.`;
+    const out: ToolDefinition[] = [];
+    for (const [action, pinned] of Object.entries(this.pins.tools)) {
+      if (!action.startsWith(prefix)) continue;
+      const definition = pinned?.definition;
+      if (definition && typeof definition === 'object' && definition.name === action.slice(prefix.length)) out.push(definition);
+    }
+    return out;
+  }
+
   /**
    * Classifies the tools of one server, pinning new ones. Returns the actions held back; throws
    * PinWriteError when the pins could not be written (in memory they stay, and the next check of

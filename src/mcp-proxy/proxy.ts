@@ -22,6 +22,8 @@ import { Subscriptions } from './subscriptions.ts';
 import { ToolCalls, type OutcomeSink, type ToolCallExtra, type ToolCallParams } from './tool-calls.ts';
 import { ToolCatalogue, type ToolDescription } from './tool-catalogue.ts';
 import type { TransportFactory, Upstream } from './upstream.ts';
+import type { RestartPolicy } from './restart-backoff.ts';
+import { UpstreamNotices } from './upstream-notices.ts';
 import { UpstreamPool } from './upstream-pool.ts';
 
 export type { ProxySession } from './proxy-state.ts';
@@ -35,6 +37,8 @@ export interface ProxyCoreOptions {
   log: (message: string) => void;
   /** How upstreams are reached; tests connect in-process servers. */
   transportFor?: TransportFactory;
+  /** How failed upstreams are restarted (`RESTART_POLICY` when absent); tests shorten the waits. */
+  restartPolicy?: RestartPolicy;
 }
 
 /**
@@ -56,6 +60,7 @@ export class ProxyCore implements ProxyShared {
   private readonly resources: ResourceRouter;
   private readonly subscriptions: Subscriptions;
   private readonly logs: LogRelay;
+  private readonly outages: UpstreamNotices;
   private readonly notices: ChangeNotices;
   private readonly clients: ClientRelay;
 
@@ -70,18 +75,25 @@ export class ProxyCore implements ProxyShared {
     this.resources = new ResourceRouter(this);
     this.subscriptions = new Subscriptions(this, this.resources);
     this.logs = new LogRelay(this);
+    this.outages = new UpstreamNotices(this.logs, () => this.sessions);
     this.notices = new ChangeNotices(this.sessions);
     this.clients = new ClientRelay(this);
     this.pool = new UpstreamPool(
       opts.config.servers,
       {
         log: this.log,
+        status: (u, status) => {
+          // A server down since the proxy started still shows the tools it had, refused with why.
+          if (status.state === 'down' && !u.everReady && this.tools.showPinned(u)) this.notices.schedule('tools');
+          this.outages.status(u, status);
+        },
         changed: (u, what) => this.onUpstreamChanged(u, what).catch((err: unknown) => this.log(`upstream ${u.name}: ${String(err)}`)),
         logMessage: (u, params) => this.logs.relay(u, params),
         resourceUpdated: (_u, params) => this.subscriptions.updated(params),
         relay: (request, signal) => this.clients.relay(request, signal),
       },
       opts.transportFor,
+      opts.restartPolicy,
     );
   }
 
@@ -116,8 +128,11 @@ export class ProxyCore implements ProxyShared {
     return this.tools.describe(principal);
   }
 
-  listTools(principal: PrincipalConfig): Promise<Tool[]> {
-    return this.tools.visibleTo(principal);
+  /** `session`: the client listing, told then of servers that are down (so a short list is not silent). */
+  async listTools(principal: PrincipalConfig, session?: ProxySession): Promise<Tool[]> {
+    const tools = await this.tools.visibleTo(principal);
+    if (session) this.outages.remind(session);
+    return tools;
   }
 
   /** The hot path: resolve, gate, forward with the permit, record the outcome. */

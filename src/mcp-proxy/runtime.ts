@@ -115,6 +115,7 @@ export async function startRuntime(config: ProxyConfig): Promise<ProxyRuntime> {
                 outcome: r.outcome,
                 durationMs: Math.round(r.durationMs * 1000) / 1000,
                 time: r.time,
+                ...(r.error !== undefined ? { error: r.error } : {}),
                 // Result screening: where something was found (never the value), and whether it was withheld.
                 ...(r.findings ? { findings: r.findings } : {}),
                 ...(r.withheld ? { withheld: r.withheld } : {}),

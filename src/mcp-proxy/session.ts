@@ -52,7 +52,7 @@ export function createSession(core: ProxyCore, principal: PrincipalConfig, opts:
   server.oninitialized = start;
   server.setRequestHandler(ListToolsRequestSchema, async () => {
     start();
-    return { tools: await core.listTools(principal) };
+    return { tools: await core.listTools(principal, session) };
   });
   server.setRequestHandler(CallToolRequestSchema, (request, extra) => {
     start();

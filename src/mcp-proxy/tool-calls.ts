@@ -10,7 +10,7 @@ import type { ProxySession, ProxyShared } from './proxy-state.ts';
 import { proxyRefusal, proxyRefusalResult, refusalResult, type ProxyRefusal, type ProxyRefuseCode } from './refusals.ts';
 import { screenToolAnswer } from './screening.ts';
 import type { ExposedTool, ToolCatalogue } from './tool-catalogue.ts';
-import type { CallSignal } from './upstream-call.ts';
+import { UpstreamFault, type CallSignal } from './upstream-call.ts';
 
 /** A refusal the proxy gave itself (the gate was not asked), for the audit log. */
 export interface ProxyRefusalRecord {
@@ -108,6 +108,7 @@ export class ToolCalls {
     const started = performance.now();
     let result: CallToolResult;
     let outcome: OutcomeEntry['outcome'];
+    let fault: string | undefined;
     let rethrow: unknown;
     try {
       result = await upstream.callTool(forwarded, { signal: extra.signal, timeoutMs: this.shared.config.tools.callTimeoutMs });
@@ -122,6 +123,9 @@ export class ToolCalls {
       // Bad arguments stay a protocol error, as if the client had called the server itself.
       if (err instanceof McpError && err.code === ErrorCode.InvalidParams) rethrow = scrubbedError(err);
       const message = extra.signal.aborted ? 'the call was cancelled' : (err as Error).message;
+      // The proxy's own words (too large an answer, a server gone): the log keeps why; an
+      // upstream's error text may hold argument values, so it does not.
+      if (err instanceof UpstreamFault && !extra.signal.aborted) fault = message;
       result = { isError: true, content: [{ type: 'text', text: `Server '${upstream.name}' failed to answer: ${message}` }] };
     } finally {
       if (upstreamToken !== undefined) upstream.untrackProgress(upstreamToken);
@@ -139,6 +143,7 @@ export class ToolCalls {
         outcome,
         durationMs: performance.now() - started,
       };
+      if (fault !== undefined) record.error = fault.slice(0, 4096);
       if (screened?.findings) record.findings = screened.findings;
       if (screened?.withheld) record.withheld = true;
       this.outcomes

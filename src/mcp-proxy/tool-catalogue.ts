@@ -148,6 +148,9 @@ export class ToolCatalogue {
   }
 
   private async vetNow(u: Upstream): Promise<void> {
+    // Never listed since the proxy started: nothing to check; it shows its pinned tools (a
+    // re-check after an approval must not hide them).
+    if (!u.everReady && this.showPinned(u)) return;
     const seq = (this.vetSeq.get(u) ?? 0) + 1;
     this.vetSeq.set(u, seq);
     const tools = unambiguous(u.tools, (name) => this.shared.log(`upstream ${u.name}: lists tool '${name}' more than once; hiding it`));
@@ -172,6 +175,22 @@ export class ToolCatalogue {
     if (this.vetSeq.get(u) !== seq) return;
     this.vetted.set(u, { tools, changed, unpinned });
     this.rebuild();
+  }
+
+  /**
+   * A server that has not come up since the proxy started (a missing command, a crash at start)
+   * shows the tools it had when they were pinned, so a call to one is answered UPSTREAM_UNAVAILABLE
+   * with the reason rather than "Unknown tool", until its own listing replaces them. Whether it did.
+   */
+  showPinned(u: Upstream): boolean {
+    if (!this.pins || u.everReady) return false;
+    const tools = this.pins.pinnedOf(u.name) as Tool[];
+    if (tools.length === 0) return false;
+    // A check of an earlier (empty) list still under way must not undo this.
+    this.vetSeq.set(u, (this.vetSeq.get(u) ?? 0) + 1);
+    this.vetted.set(u, { tools, changed: new Set(), unpinned: undefined });
+    this.rebuild();
+    return true;
   }
 
   /** A listing tries again to write the pins a check could not: until then the tools are held back. */

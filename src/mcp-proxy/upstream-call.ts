@@ -1,5 +1,14 @@
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
 import { CallToolResultSchema, ErrorCode, McpError, type CallToolResult } from '@modelcontextprotocol/sdk/types.js';
+import { isTooLargeAnswer } from './line-transport.ts';
+
+/**
+ * A call failure the proxy itself saw (the server went away, its answer was too large to read):
+ * its message is the proxy's words, never text the server chose, so it may go in the audit log.
+ */
+export class UpstreamFault extends Error {
+  override name = 'UpstreamFault';
+}
 
 /**
  * What a forwarded call needs of a cancellation signal: an `AbortSignal` fits, and so does the
@@ -30,8 +39,14 @@ export class UpstreamCallPath {
   private callSeq = 0;
   private readonly progress = new Map<string, (params: Record<string, unknown>) => void>();
   private progressSeq = 0;
+  /** Forwarded calls the server answered (with a result) since the count was last reset. */
+  answered = 0;
 
-  constructor(private readonly server: string) {}
+  constructor(
+    private readonly server: string,
+    /** The config key that sets the message size limit, named when an answer is over it. */
+    private readonly limitKey: string,
+  ) {}
 
   /**
    * Takes the messages of a connected transport that belong here (answers to forwarded calls,
@@ -50,8 +65,15 @@ export class UpstreamCallPath {
       } else if ('id' in message && typeof message.id === 'string') {
         const call = this.pending.get(message.id);
         if (call) {
-          if ('result' in message) call.resolve(message.result);
-          else if ('error' in message) call.reject(new McpError(message.error.code, message.error.message, message.error.data));
+          if ('result' in message) {
+            this.answered++;
+            call.resolve(message.result);
+          } else if ('error' in message)
+            call.reject(
+              isTooLargeAnswer(message)
+                ? new UpstreamFault(`${message.error.message} (${this.limitKey}); the server keeps running`)
+                : new McpError(message.error.code, message.error.message, message.error.data),
+            );
           return;
         }
       }
@@ -63,7 +85,7 @@ export class UpstreamCallPath {
   /** The connection is gone: no new calls, and every call in flight fails with `reason`. */
   detach(reason: string): void {
     this.transport = undefined;
-    for (const call of [...this.pending.values()]) call.reject(new Error(reason));
+    for (const call of [...this.pending.values()]) call.reject(new UpstreamFault(reason));
   }
 
   /**

@@ -1,5 +1,6 @@
 import { ErrorCode, McpError, type ClientCapabilities } from '@modelcontextprotocol/sdk/types.js';
 import type { ServerConfig } from './config.ts';
+import type { RestartPolicy } from './restart-backoff.ts';
 import { Upstream, type TransportFactory, type UpstreamEvents } from './upstream.ts';
 
 /** Upper bound on how long a first listing waits for upstreams still starting. */
@@ -12,8 +13,8 @@ export class UpstreamPool {
   private startup: Promise<void> = Promise.resolve();
   private startupOver = false;
 
-  constructor(servers: readonly ServerConfig[], events: UpstreamEvents, transportFor?: TransportFactory) {
-    this.upstreams = servers.map((s) => new Upstream(s, events, transportFor));
+  constructor(servers: readonly ServerConfig[], events: UpstreamEvents, transportFor?: TransportFactory, restartPolicy?: RestartPolicy) {
+    this.upstreams = servers.map((s) => new Upstream(s, events, transportFor, restartPolicy));
   }
 
   /** Resolves once every upstream's first start succeeded or failed, or the startup wait ran out. */

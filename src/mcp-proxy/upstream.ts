@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
@@ -22,8 +23,9 @@ import {
 } from '@modelcontextprotocol/sdk/types.js';
 import { Coalesced } from './coalesced.ts';
 import type { ServerConfig } from './config.ts';
-import { ChildProcessTransport, type ChildServerParams } from './line-transport.ts';
+import { ChildProcessTransport, type ChildExit, type ChildServerParams } from './line-transport.ts';
 import { encodable, listAllPages } from './listing.ts';
+import { RestartBackoff, type RestartPolicy } from './restart-backoff.ts';
 import { UpstreamCallPath, type CallSignal } from './upstream-call.ts';
 
 export type UpstreamState = 'idle' | 'starting' | 'ready' | 'down' | 'closed';
@@ -37,8 +39,15 @@ export type ClientRequestRelay = (
   signal: AbortSignal,
 ) => Promise<Record<string, unknown>>;
 
+/** What clients are told of an upstream's state (MCP logging): it went down, or came back. */
+export type UpstreamStatus =
+  /** Down, or a start failed; `everReady`: it ran at some point since the proxy started. */
+  { state: 'down'; reason: string; retryInMs: number; everReady: boolean } | { state: 'ready'; tools: number };
+
 export interface UpstreamEvents {
   log(message: string): void;
+  /** It went down or a start failed (before `changed`), or it came up (after it). */
+  status(upstream: Upstream, status: UpstreamStatus): void;
   /** Tools, prompts or resources of this upstream changed (or it came up or went down). */
   changed(upstream: Upstream, what: 'tools' | 'prompts' | 'resources'): Promise<void> | void;
   logMessage(upstream: Upstream, params: LoggingMessageNotification['params']): void;
@@ -46,9 +55,7 @@ export interface UpstreamEvents {
   relay: ClientRequestRelay;
 }
 
-const BACKOFF_MS = [500, 1_000, 2_000, 5_000, 10_000, 30_000];
 const CONNECT_TIMEOUT_MS = 30_000;
-const STABLE_MS = 30_000;
 
 /**
  * One upstream MCP server, owned by the proxy: connected with the SDK `Client`, restarted with
@@ -61,8 +68,9 @@ export class Upstream {
   tools: Tool[] = [];
   prompts: Prompt[] = [];
   lastError: string | undefined;
-  private attempt = 0;
-  private readyAt = 0;
+  /** It was ready at some point since the proxy started. */
+  everReady = false;
+  private readonly backoff: RestartBackoff;
   private timer: NodeJS.Timeout | undefined;
   private firstSettled!: () => void;
   /** Resolves once the first connection attempt succeeded or failed. */
@@ -89,8 +97,10 @@ export class Upstream {
     readonly config: ServerConfig,
     private readonly events: UpstreamEvents,
     private readonly transportFor: TransportFactory = defaultTransport,
+    restartPolicy?: RestartPolicy,
   ) {
-    this.calls = new UpstreamCallPath(config.name);
+    this.calls = new UpstreamCallPath(config.name, `[servers.${config.name}] max_message_bytes`);
+    this.backoff = new RestartBackoff(restartPolicy);
   }
 
   get name(): string {
@@ -145,7 +155,7 @@ export class Upstream {
     let closedEarly = false;
     client.onclose = () => {
       closedEarly = true;
-      if (this.client === client) this.onDown('the connection closed');
+      if (this.client === client) this.onDown(`the connection closed${exitNote(transport)}`);
     };
     client.onerror = (err) => this.events.log(`upstream ${this.name}: ${err.message}`);
     try {
@@ -155,7 +165,9 @@ export class Upstream {
       this.client = client;
       await this.refresh(client);
       this.state = 'ready';
-      this.readyAt = Date.now();
+      this.everReady = true;
+      this.calls.answered = 0;
+      this.backoff.up();
       this.lastError = undefined;
       this.events.log(`upstream ${this.name}: ready (${this.tools.length} tools)`);
       // Right after 'ready', before any await: the proxy starts the pin check of the new tool
@@ -164,26 +176,28 @@ export class Upstream {
       await this.events.changed(this, 'prompts');
       await this.events.changed(this, 'resources');
       if (this.logLevel && client.getServerCapabilities()?.logging) await client.setLoggingLevel(this.logLevel).catch(() => undefined);
+      if (this.state === 'ready') this.events.status(this, { state: 'ready', tools: this.tools.length });
       this.firstSettled();
     } catch (err) {
       await client.close().catch(() => undefined);
       if (this.client === client) this.client = undefined;
-      this.onDown(`failed to start: ${(err as Error).message}`);
+      this.onDown(`failed to start: ${startFailure(err, this.config, transport)}`);
     }
   }
 
   private onDown(reason: string): void {
     if (this.state === 'closed' || this.state === 'down') return;
     const wasReady = this.state === 'ready';
-    // A server that dies soon after every start keeps backing off; one that ran a while starts afresh.
-    if (wasReady && Date.now() - this.readyAt > STABLE_MS) this.attempt = 0;
+    // A server that dies soon after every start keeps backing off; one that has shown itself
+    // healthy (up a while, or answering calls) starts afresh (restart-backoff.ts).
+    const delay = this.backoff.down(this.calls.answered);
     this.state = 'down';
     this.client = undefined;
     this.lastError = reason;
     this.calls.detach(`the server went away (${reason})`);
-    const delay = BACKOFF_MS[Math.min(this.attempt, BACKOFF_MS.length - 1)] as number;
-    this.attempt++;
     this.events.log(`upstream ${this.name}: ${reason}; restarting in ${delay} ms`);
+    // Before the first start settles: a listing then already has this server's pinned tools.
+    this.events.status(this, { state: 'down', reason, retryInMs: delay, everReady: this.everReady });
     this.firstSettled();
     // Tools stay listed while down, so a call gets a clear "unavailable" instead of vanishing.
     if (wasReady) void this.events.changed(this, 'resources');
@@ -263,6 +277,32 @@ export class Upstream {
   }
 }
 
+/** How a child process ended, as a note to a reason (empty when unknown). */
+function exitNote(transport: Transport): string {
+  const exit = transport instanceof ChildProcessTransport ? transport.exit : undefined;
+  return exit ? ` (${describeExit(exit)})` : '';
+}
+
+function describeExit(exit: ChildExit): string {
+  return exit.signal !== null ? `the process was killed by ${exit.signal}` : `the process exited with code ${exit.code}`;
+}
+
+/** Why a start failed, in words a user can act on (a missing command, a process that exited at once). */
+function startFailure(err: unknown, config: ServerConfig, transport: Transport): string {
+  const code = (err as NodeJS.ErrnoException).code;
+  if (config.kind === 'stdio') {
+    // spawn says ENOENT for a missing working directory too.
+    if (code === 'ENOENT')
+      return config.cwd !== undefined && !existsSync(config.cwd)
+        ? `its working directory '${config.cwd}' does not exist`
+        : `command '${config.command}' not found`;
+    if (code === 'EACCES') return `command '${config.command}' is not executable (permission denied)`;
+    const exit = transport instanceof ChildProcessTransport ? transport.exit : undefined;
+    if (exit) return `${describeExit(exit)} before it answered initialize`;
+  }
+  return (err as Error).message;
+}
+
 /** The default: a child process for a stdio server, Streamable HTTP for a URL. */
 function defaultTransport(c: ServerConfig): Transport {
   if (c.kind === 'stdio') {
@@ -275,10 +315,13 @@ function defaultTransport(c: ServerConfig): Transport {
         stderr: 'inherit',
       };
       if (c.cwd !== undefined) params.cwd = c.cwd;
+      // The limit applies, but a message over it closes the connection there (the SDK's way).
+      if (c.maxMessageBytes !== undefined) params.maxBufferSize = c.maxMessageBytes;
       return new StdioClientTransport(params);
     }
     const params: ChildServerParams = { command: c.command, args: c.args, env: c.env, stderr: 'inherit' };
     if (c.cwd !== undefined) params.cwd = c.cwd;
+    if (c.maxMessageBytes !== undefined) params.maxLineBytes = c.maxMessageBytes;
     return new ChildProcessTransport(params);
   }
   return new StreamableHTTPClientTransport(new URL(c.url), { requestInit: { headers: c.headers } });

@@ -356,7 +356,7 @@ describe('kavach mcp over stdio in front of real servers', () => {
       return r.isError ? undefined : textOf(r);
     });
     expect(pidAfter).not.toBe(pidBefore);
-    expect(proxy.stderr()).toMatch(/upstream crashy: the connection closed; restarting in \d+ ms/);
+    expect(proxy.stderr()).toMatch(/upstream crashy: the connection closed \(the process exited with code 1\); restarting in \d+ ms/);
   });
 
   it('never writes anything but protocol to stdout, and the tool list announces changes', () => {

@@ -31,7 +31,12 @@ export interface RunningProxy {
 /** Starts `kavach mcp --config <file>` as a real process and connects the SDK client to it. */
 export async function startProxy(
   configPath: string,
-  opts: { capabilities?: ClientCapabilities; env?: Record<string, string> } = {},
+  opts: {
+    capabilities?: ClientCapabilities;
+    env?: Record<string, string>;
+    /** Called before the client connects (to hear what the proxy says right after initialize). */
+    beforeConnect?: (client: Client) => void;
+  } = {},
 ): Promise<RunningProxy> {
   const transport = new StdioClientTransport({
     command: process.execPath,
@@ -45,6 +50,7 @@ export async function startProxy(
     err += chunk.toString('utf8');
   });
   const client = new Client({ name: 'e2e', version: '1.0.0' }, { capabilities: opts.capabilities ?? {} });
+  opts.beforeConnect?.(client);
   await client.connect(transport, { timeout: 30_000 });
   return {
     client,

@@ -133,6 +133,18 @@ describe('proxy config', () => {
     expect(parse(`${BASE}[redis]\nurl = "redis://10.0.0.5:6379"\n`).redis).toEqual({ url: 'redis://10.0.0.5:6379' });
   });
 
+  it("takes a stdio server's max_message_bytes (1 KiB to 256 MiB, a whole number), not an HTTP server's", () => {
+    expect(parse(`${BASE}max_message_bytes = 52428800\n`).servers[0]).toMatchObject({ name: 'fs', maxMessageBytes: 52_428_800 });
+    expect(parse(BASE).servers[0]).not.toHaveProperty('maxMessageBytes');
+    for (const bad of ['0', '1023', '268435457', '4096.5', '"10MB"']) {
+      const err = errorOf(`${BASE}max_message_bytes = ${bad}\n`);
+      expect(err.path, bad).toBe('servers.fs.max_message_bytes');
+    }
+    const remote = errorOf('[gate]\npolicy = "p.toml"\n[servers.r]\nurl = "https://x.example/mcp"\nmax_message_bytes = 4096\n');
+    expect(remote.path).toBe('servers.r.max_message_bytes');
+    expect(remote.message).toContain('unknown key');
+  });
+
   it('refuses an unset ${VAR} instead of reading it as empty', () => {
     const err = errorOf(`${BASE}env = { TOKEN = "\${MISSING_TOKEN}" }\n`);
     expect(err.path).toBe('servers.fs.env.TOKEN');

@@ -27,6 +27,7 @@ import { parseConfig, type PrincipalConfig, type ProxyConfig } from '../../src/m
 import { installToolCallFastPath } from '../../src/mcp-proxy/fast-path.ts';
 import type { ToolPins } from '../../src/mcp-proxy/pinning.ts';
 import { ProxyCore, type OutcomeSink } from '../../src/mcp-proxy/proxy.ts';
+import type { RestartPolicy } from '../../src/mcp-proxy/restart-backoff.ts';
 import { createSession } from '../../src/mcp-proxy/session.ts';
 
 /**
@@ -207,6 +208,8 @@ export async function inProcessProxy(opts: {
   /** What the first client declares (e.g. elicitation); it connects when the proxy is built unless `connectFirst` is false. */
   capabilities?: ClientCapabilities;
   log?: (message: string) => void;
+  /** How failed upstreams are restarted (short waits keep tests fast). */
+  restartPolicy?: RestartPolicy;
 }): Promise<InProcessProxy> {
   const servers: Record<string, unknown> = {};
   for (const name of Object.keys(opts.upstreams)) servers[name] = { command: 'unused' };
@@ -225,6 +228,7 @@ export async function inProcessProxy(opts: {
     outcomes: opts.outcomes,
     log: opts.log ?? (() => undefined),
     transportFor: (server) => (opts.upstreams[server.name] as FakeUpstream).connect(),
+    ...(opts.restartPolicy ? { restartPolicy: opts.restartPolicy } : {}),
   });
   const clients: Client[] = [];
   const connect = async (principal: PrincipalConfig, capabilities: ClientCapabilities = {}): Promise<Client> => {

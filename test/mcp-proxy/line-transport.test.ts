@@ -4,15 +4,18 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ErrorCode, type JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
-import { decodeLine, LineFramer } from '../../src/mcp-proxy/line-framing.ts';
-import { ChildProcessTransport, LineServerTransport } from '../../src/mcp-proxy/line-transport.ts';
-import { nestedTooDeep } from './in-process.ts';
+import { decodeLine, LineFramer, oversizeAnswerId, type OversizeLine } from '../../src/mcp-proxy/line-framing.ts';
+import { ChildProcessTransport, isTooLargeAnswer, LineServerTransport } from '../../src/mcp-proxy/line-transport.ts';
+import { nestedTooDeep, until } from './in-process.ts';
 
-function framer(max = 1024): { lines: string[]; oversize: number; f: LineFramer } {
-  const out = { lines: [] as string[], oversize: 0, f: undefined as unknown as LineFramer };
+function framer(max = 1024): { lines: string[]; oversize: number; skipped: OversizeLine[]; f: LineFramer } {
+  const out = { lines: [] as string[], oversize: 0, skipped: [] as OversizeLine[], f: undefined as unknown as LineFramer };
   out.f = new LineFramer(
     (l) => out.lines.push(l),
-    () => out.oversize++,
+    (line) => {
+      out.oversize++;
+      out.skipped.push(line);
+    },
     max,
   );
   return out;
@@ -53,6 +56,47 @@ describe('line framing', () => {
     t.f.push(Buffer.from(`${big}\n{"jsonrpc":"2.0","method":"ok2"}\n`));
     expect(t.oversize).toBe(2);
     expect(t.lines).toEqual(['{"jsonrpc":"2.0","method":"ok"}', '{"jsonrpc":"2.0","method":"ok2"}']);
+  });
+});
+
+describe('an answer too large to read', () => {
+  /** One oversize line fed in chunks of `chunk` bytes through a framer with a 4 KiB limit. */
+  const skip = (line: string, chunk: number): OversizeLine => {
+    const t = framer(4096);
+    const bytes = Buffer.from(`${line}\r\n{"jsonrpc":"2.0","method":"after"}\n`);
+    for (let i = 0; i < bytes.length; i += chunk) t.f.push(bytes.subarray(i, i + chunk));
+    expect(t.lines).toEqual(['{"jsonrpc":"2.0","method":"after"}']);
+    expect(t.skipped).toHaveLength(1);
+    return t.skipped[0] as OversizeLine;
+  };
+  const text = 'x'.repeat(100_000);
+
+  it('is counted, not kept: its size and first and last kilobyte, in any chunking', () => {
+    const line = JSON.stringify({ result: { content: [{ type: 'text', text }] }, jsonrpc: '2.0', id: 'kavach-call-7' });
+    for (const chunk of [1000, 4096, 65_536, 1 << 20]) {
+      const got = skip(line, chunk);
+      expect(got.bytes).toBe(Buffer.byteLength(line) + 1); // with the \r
+      expect(got.head).toBe(line.slice(0, 1024));
+      expect(got.tail).toBe(`${line.slice(-1023)}\r`);
+    }
+  });
+
+  it('finds the id of a response whether it leads (Python SDK) or trails (TypeScript SDK), or that it is not one', () => {
+    const cases: [unknown, string | number | undefined][] = [
+      [{ result: { content: [{ type: 'text', text }] }, jsonrpc: '2.0', id: 'kavach-call-7' }, 'kavach-call-7'],
+      [{ jsonrpc: '2.0', id: 12, result: { content: [{ type: 'text', text }] } }, 12],
+      [{ jsonrpc: '2.0', id: 'e"1', error: { code: -1, message: text } }, 'e"1'],
+      [{ error: { code: -1, message: text }, id: 3, jsonrpc: '2.0' }, 3],
+      // A request or notification from the server: no answer of ours to fail.
+      [{ method: 'sampling/createMessage', params: { text }, jsonrpc: '2.0', id: 0 }, undefined],
+      [{ jsonrpc: '2.0', id: 5, method: 'x', params: { text } }, undefined],
+      [{ method: 'notifications/message', params: { data: text }, jsonrpc: '2.0' }, undefined],
+      // An "id" inside the result (as a member or in a string) is not the response's.
+      [{ jsonrpc: '2.0', result: { text, id: 'inner' } }, undefined],
+      [{ jsonrpc: '2.0', result: { text: `${text}","id":"fake"}` } }, undefined],
+      [{ result: { text }, jsonrpc: '2.0', id: 1.5 }, undefined],
+    ];
+    for (const [message, id] of cases) expect(oversizeAnswerId(skip(JSON.stringify(message), 65_536)), JSON.stringify(id)).toBe(id);
   });
 });
 
@@ -229,11 +273,43 @@ describe('ChildProcessTransport', () => {
     }
   });
 
+  it('an answer over the limit fails only its request, named by its id; the next answer on the same process arrives', async () => {
+    const server = `
+      const rl = require('node:readline').createInterface({ input: process.stdin });
+      rl.on('line', (l) => {
+        const m = JSON.parse(l);
+        const text = m.params.name === 'big' ? 'x'.repeat(200000) : String(process.pid);
+        process.stdout.write(JSON.stringify({ result: { content: [{ type: 'text', text }] }, jsonrpc: '2.0', id: m.id }) + '\\n');
+      });`;
+    const t = new ChildProcessTransport({ command: process.execPath, args: ['-e', server], stderr: 'ignore', maxLineBytes: 65_536 });
+    const got: JSONRPCMessage[] = [];
+    const errors: string[] = [];
+    t.onmessage = (m) => void got.push(m);
+    t.onerror = (e) => void errors.push(e.message);
+    await t.start();
+    await t.send({ jsonrpc: '2.0', id: 'k-1', method: 'tools/call', params: { name: 'big' } });
+    await t.send({ jsonrpc: '2.0', id: 'k-2', method: 'tools/call', params: { name: 'pid' } });
+    await until('both answers', () => got.length === 2);
+    const [tooLarge, next] = got as [JSONRPCMessage, JSONRPCMessage];
+    expect(tooLarge).toMatchObject({ id: 'k-1', error: { code: ErrorCode.InternalError } });
+    expect((tooLarge as { error: { message: string } }).error.message).toMatch(
+      /^the answer was 2000\d\d bytes, over the limit of 65536 bytes for one message$/,
+    );
+    expect(isTooLargeAnswer(tooLarge)).toBe(true);
+    expect(next).toMatchObject({ id: 'k-2', result: { content: [{ text: String(t.pid) }] } });
+    expect(isTooLargeAnswer(next)).toBe(false);
+    // The same error shape from the server itself is not taken for the proxy's.
+    expect(isTooLargeAnswer({ ...(tooLarge as object) } as JSONRPCMessage)).toBe(false);
+    expect(errors).toEqual([expect.stringContaining('answer to request "k-1"')]);
+    await t.close();
+  });
+
   it('a child that dies is reported as closed; one that cannot start fails start()', async () => {
     const t = new ChildProcessTransport({ command: process.execPath, args: ['-e', 'process.exit(3)'], stderr: 'ignore' });
     const closed = new Promise<void>((resolve) => (t.onclose = resolve));
     await t.start();
     await closed;
+    expect(t.exit).toEqual({ code: 3, signal: null });
     const missing = new ChildProcessTransport({ command: join(tmpdir(), 'kavach-no-such-binary'), stderr: 'ignore' });
     missing.onerror = () => undefined;
     await expect(missing.start()).rejects.toThrow();
