@@ -12,7 +12,7 @@ const COMMANDS: Record<string, { module: string; summary: string }> = {
   keygen: { module: 'keygen', summary: '--out DIR [--passphrase-env VAR] [--expires DURATION]' },
   permit: { module: 'permit', summary: 'verify TOKEN --keys public.json [--audience A] [--action X]' },
   audit: { module: 'audit', summary: 'verify | show | stats | report' },
-  mcp: { module: 'mcp/index', summary: 'run the MCP proxy (--config kavach.toml), check, install, uninstall, approve-tools' },
+  mcp: { module: 'mcp/index', summary: 'run the MCP proxy (--config kavach.toml), check, install, uninstall, approve-tools, scan' },
   approvals: { module: 'approvals', summary: 'list | show | grant | deny ID --config kavach.toml: calls waiting for a person' },
 };
 

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { canonicalJson, hashArgs } from '../engine/canonical-json.ts';
+import { scanToolDefinition, type ToolFinding } from '../engine/screen/tool-scan.ts';
 
 /** A tool definition as a client is shown it; a change to any part of it is a new tool. */
 export interface ToolDefinition {
@@ -24,22 +25,43 @@ export interface ToolDefinition {
  */
 export const PIN_ENTRY_VERSION = 2;
 
+/**
+ * Why a tool waits for `kavach mcp approve-tools`: its definition differs from the approved one
+ * (`changed`), its server listed it after the server's tools were pinned (`new`), or it was seen
+ * for the first time with a tool-definition scan finding (`suspect`).
+ */
+export type HoldReason = 'changed' | 'new' | 'suspect';
+
 export interface PinEntry {
   v?: typeof PIN_ENTRY_VERSION;
   hash: string;
   definition: ToolDefinition;
   at: string;
+  /** Pending entries: why it is held (entries written before this field: `changed`). */
+  held?: HoldReason;
+  /** Pending entries: what the tool-definition scan (DESIGN §13) found in it, escaped. */
+  findings?: ToolFinding[];
 }
 
 export interface PinFile {
   version: 1;
   /** Approved definitions, by action (`server.tool`). */
   tools: Record<string, PinEntry>;
-  /** Definitions seen that differ from the approved one, waiting for `kavach mcp approve-tools`. */
+  /** Definitions seen but not approved (changed, new or suspect), waiting for `kavach mcp approve-tools`. */
   pending: Record<string, PinEntry>;
+  /**
+   * Servers whose tool list was pinned (their first listing): a tool they list later is held as
+   * new. Files written before this field: a server with any pinned or pending tool.
+   */
+  servers?: Record<string, { at: string }>;
 }
 
-export type PinStatus = 'pinned' | 'new' | 'changed';
+/** A tool held back by the pin check, and why. */
+export interface ToolHold {
+  reason: HoldReason;
+  /** The scan's findings in the held definition: none for a clean changed or new tool. */
+  findings: readonly ToolFinding[];
+}
 
 /** Every field of the tool (a field a later protocol adds is covered too). */
 export function definitionOf(tool: ToolDefinition): ToolDefinition {
@@ -73,7 +95,15 @@ export async function readPins(path: string): Promise<PinFile> {
   }
   const doc = JSON.parse(text) as Partial<PinFile>;
   if (doc.version !== 1 || typeof doc.tools !== 'object' || doc.tools === null) throw new Error(`${path} is not a kavach tool-pin file`);
-  return { version: 1, tools: doc.tools, pending: doc.pending ?? {} };
+  const pins: PinFile = { version: 1, tools: doc.tools, pending: doc.pending ?? {} };
+  if (typeof doc.servers === 'object' && doc.servers !== null) pins.servers = doc.servers;
+  return pins;
+}
+
+/** The hold a pending entry stands for (`pinned`: the approved entry of the same action, if any). */
+export function holdOf(pending: PinEntry, pinned: PinEntry | undefined): ToolHold {
+  const reason = pending.held ?? (pinned ? 'changed' : 'new');
+  return { reason, findings: Array.isArray(pending.findings) ? pending.findings : [] };
 }
 
 /** Atomic replace, so a crash mid-write never leaves a half file (which would unpin everything). */
@@ -101,10 +131,11 @@ export class PinWriteError extends Error {
 }
 
 /**
- * Tool pinning (rug-pull protection). The first definition seen of a tool is trusted and pinned;
- * a later different one is held back (hidden, calls refused) until approved. A pin counts only
- * once it is on disk: a check whose pins could not be written fails, and the server's next check
- * writes them again.
+ * Tool pinning (rug-pull protection). A server's first tool list is pinned as it is, but for a
+ * tool the tool-definition scan finds something in; a tool it lists later, and a later different
+ * definition, are held back (hidden, calls refused) until approved. A pin counts only once it is
+ * on disk: a check whose pins could not be written fails, and the server's next check writes
+ * them again.
  */
 export class ToolPins {
   private pins: PinFile = { version: 1, tools: {}, pending: {} };
@@ -146,14 +177,16 @@ export class ToolPins {
   }
 
   /**
-   * Classifies the tools of one server, pinning new ones. Returns the actions held back; throws
-   * PinWriteError when the pins could not be written (in memory they stay, and the next check of
-   * this server writes them again, changed or not).
+   * Classifies the tools of one server, pinning new ones. Returns the actions held back, with
+   * why; throws PinWriteError when the pins could not be written (in memory they stay, and the
+   * next check of this server writes them again, changed or not). `instructions`: the server's,
+   * scanned with each definition not seen before.
    */
-  async check(server: string, tools: readonly ToolDefinition[]): Promise<Set<string>> {
-    const changed = new Set<string>();
+  async check(server: string, tools: readonly ToolDefinition[], instructions?: string): Promise<Map<string, ToolHold>> {
+    const held = new Map<string, ToolHold>();
     let dirty = false;
     const now = new Date().toISOString();
+    const listPinned = this.serverPinned(server);
     for (const tool of tools) {
       const action = `${server}.${tool.name}`;
       const hash = hashDefinition(tool);
@@ -164,20 +197,36 @@ export class ToolPins {
         pinned = this.pins.tools[action] = entry(tool, hash, pinned.at);
         dirty = true;
       }
-      if (!pinned) {
-        this.pins.tools[action] = entry(tool, hash, now);
-        dirty = true;
-      } else if (pinned.hash !== hash) {
-        changed.add(action);
-        if (this.pins.pending[action]?.hash !== hash) {
-          this.pins.pending[action] = entry(tool, hash, now);
+      if (pinned?.hash === hash) {
+        if (this.pins.pending[action]) {
+          delete this.pins.pending[action];
           dirty = true;
-          this.log(`tool ${action} changed its definition since it was pinned; hidden until \`kavach mcp approve-tools\``);
         }
-      } else if (this.pins.pending[action]) {
-        delete this.pins.pending[action];
-        dirty = true;
+        continue;
       }
+      const waiting = this.pins.pending[action];
+      if (waiting?.hash === hash) {
+        held.set(action, holdOf(waiting, pinned));
+        continue;
+      }
+      // A definition not seen before: scanned before it is trusted, or shown to the operator.
+      const findings = scanToolDefinition(tool, instructions);
+      dirty = true;
+      if (!pinned && !listPinned && findings.length === 0) {
+        this.pins.tools[action] = entry(tool, hash, now);
+        continue;
+      }
+      const reason: HoldReason = pinned ? 'changed' : listPinned ? 'new' : 'suspect';
+      const pending: PinEntry = { ...entry(tool, hash, now), held: reason };
+      if (findings.length > 0) pending.findings = findings;
+      this.pins.pending[action] = pending;
+      held.set(action, { reason, findings });
+      this.log(`tool ${action} ${heldBecause(reason, findings)}; hidden until \`kavach mcp approve-tools\``);
+    }
+    if (!listPinned) {
+      // Even an empty first list: a tool the server adds later is new.
+      this.pins.servers = { ...this.pins.servers, [server]: { at: now } };
+      dirty = true;
     }
     if (dirty || this.unsaved.has(server)) {
       try {
@@ -188,7 +237,15 @@ export class ToolPins {
       }
       this.unsaved.delete(server);
     }
-    return changed;
+    return held;
+  }
+
+  /** Whether the server's tool list was pinned before (a pin file from before `servers`: any tool of it pinned or pending). */
+  private serverPinned(server: string): boolean {
+    if (this.pins.servers && Object.hasOwn(this.pins.servers, server)) return true;
+    // Server names hold no dot (config.ts), so the prefix is the server's alone.
+    const prefix = `${server}.`;
+    return [...Object.keys(this.pins.tools), ...Object.keys(this.pins.pending)].some((a) => a.startsWith(prefix));
   }
 
   private save(): Promise<void> {
@@ -222,4 +279,16 @@ export async function approvePending(
   }
   if (approved.length > 0) await writePins(path, pins);
   return { approved, pins, before };
+}
+
+/** Why a tool is held, for a log line: kinds of finding only, never the text (it may be the attack). */
+export function heldBecause(reason: HoldReason, findings: readonly ToolFinding[]): string {
+  const what =
+    reason === 'changed'
+      ? 'changed its definition since it was pinned'
+      : reason === 'new'
+        ? 'appeared after the tools of its server were pinned'
+        : 'was seen for the first time with a suspect definition';
+  if (findings.length === 0) return what;
+  return `${what}; the tool-definition scan found ${[...new Set(findings.map((f) => f.kind))].join(', ')}`;
 }

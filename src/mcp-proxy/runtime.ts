@@ -25,13 +25,13 @@ export interface ProxyRuntime {
   close(): Promise<void>;
 }
 
-/** Refusals the proxy gives before the gate is asked (a changed tool, a server that is down). */
+/** Refusals the proxy gives before the gate is asked (a changed, new or suspect tool, a server that is down). */
 const REFUSAL_RECORD = z.strictObject({
   evaluationId: z.string(),
   principal: z.string(),
   session: z.string(),
   action: z.string(),
-  code: z.enum(['TOOL_CHANGED', 'UPSTREAM_UNAVAILABLE']),
+  code: z.enum(['TOOL_CHANGED', 'TOOL_SUSPECT', 'UPSTREAM_UNAVAILABLE']),
   reason: z.string().max(4096),
 });
 

@@ -9,6 +9,7 @@ import { clientProgressToken, forwardedToolMeta, returnedResult, scrubbedError }
 import type { ProxySession, ProxyShared } from './proxy-state.ts';
 import { proxyRefusal, proxyRefusalResult, refusalResult, type ProxyRefusal, type ProxyRefuseCode } from './refusals.ts';
 import { screenToolAnswer } from './screening.ts';
+import type { ToolHold } from './pinning.ts';
 import type { ExposedTool, ToolCatalogue } from './tool-catalogue.ts';
 import { UpstreamFault, type CallSignal } from './upstream-call.ts';
 
@@ -156,9 +157,9 @@ export class ToolCalls {
 
   /** The refusal of a tool the pin check holds back, if it does. */
   private heldBack(session: ProxySession, entry: ExposedTool): CallToolResult | undefined {
-    if (entry.changed) {
-      const reason = `the definition of '${entry.action}' changed since it was approved; an operator must run \`kavach mcp approve-tools\``;
-      return this.refused(session, entry.action, proxyRefusal('TOOL_CHANGED', 'pinning', reason), true);
+    if (entry.held) {
+      const { code, evaluator, reason } = heldRefusal(entry.action, entry.upstream.name, entry.held);
+      return this.refused(session, entry.action, proxyRefusal(code, evaluator, reason), true);
     }
     // Not the tool's fault nor a policy's: the proxy cannot keep its pin, so the server is not served.
     if (entry.unpinned !== undefined)
@@ -218,4 +219,34 @@ export class ToolCalls {
     }
     return proxyRefusalResult(verdict, byPolicy);
   }
+}
+
+const APPROVE = 'an operator must review it with `kavach mcp approve-tools`';
+
+/**
+ * How a held tool's call is refused. A changed definition stays TOOL_CHANGED (the rug-pull code,
+ * whatever the scan says of the new one); a tool never approved is TOOL_SUSPECT when the scan
+ * found something, TOOL_CHANGED when it is only new. The model is told the kinds of finding,
+ * never the text: that may be the injection.
+ */
+export function heldRefusal(action: string, server: string, held: ToolHold): { code: ProxyRefuseCode; evaluator: string; reason: string } {
+  const kinds = [...new Set(held.findings.map((f) => f.kind))].join(', ');
+  const scanned = kinds === '' ? '' : ` (the tool-definition scan found: ${kinds})`;
+  if (held.reason === 'changed')
+    return {
+      code: 'TOOL_CHANGED',
+      evaluator: 'pinning',
+      reason: `the definition of '${action}' changed since it was approved${scanned}; an operator must run \`kavach mcp approve-tools\``,
+    };
+  if (kinds !== '')
+    return {
+      code: 'TOOL_SUSPECT',
+      evaluator: 'tool-scan',
+      reason: `the definition of '${action}' is held for review${scanned}; ${APPROVE}`,
+    };
+  return {
+    code: 'TOOL_CHANGED',
+    evaluator: 'pinning',
+    reason: `'${action}' appeared after the tools of server '${server}' were approved; ${APPROVE}`,
+  };
 }

@@ -1,6 +1,7 @@
 import type { Tool } from '@modelcontextprotocol/sdk/types.js';
 import type { PrincipalConfig } from './config.ts';
-import { PinWriteError, type ToolPins } from './pinning.ts';
+import { PinWriteError, type HoldReason, type ToolHold, type ToolPins } from './pinning.ts';
+import type { ToolFindingKind } from '../engine/screen/tool-scan.ts';
 import type { ProxyShared } from './proxy-state.ts';
 import { exposeNames, type UpstreamName } from './tool-names.ts';
 import type { Upstream } from './upstream.ts';
@@ -12,8 +13,11 @@ export interface ExposedTool {
   upstream: Upstream;
   tool: Tool;
   action: string;
-  /** Its definition differs from the pinned one: hidden, and calls refused TOOL_CHANGED, until approved. */
-  changed: boolean;
+  /**
+   * Held by the pin check until `kavach mcp approve-tools`: hidden, and calls refused
+   * TOOL_CHANGED (changed, or new on a pinned server) or TOOL_SUSPECT (a scan finding).
+   */
+  held: ToolHold | undefined;
   /**
    * Why its pin is not durable (the pin file could not be written): hidden, and calls refused
    * UPSTREAM_UNAVAILABLE, until a later listing writes it.
@@ -27,7 +31,10 @@ export interface ToolDescription {
   action: string;
   server: string;
   listed: boolean;
+  /** Its definition differs from the approved one (held until approved). */
   changed: boolean;
+  /** Held until approved: why, and the kinds of what the tool-definition scan found. */
+  held?: { reason: HoldReason; findings: ToolFindingKind[] };
   /** Held back because its pin could not be written: why. */
   unpinned?: string;
 }
@@ -39,7 +46,7 @@ export interface ToolDescription {
 export class ToolCatalogue {
   private tools = new Map<string, ExposedTool>();
   /** Per upstream: the tool list the pin check last classified, the actions it held back, and why its pins are not durable (if so). */
-  private readonly vetted = new Map<Upstream, { tools: Tool[]; changed: ReadonlySet<string>; unpinned: string | undefined }>();
+  private readonly vetted = new Map<Upstream, { tools: Tool[]; held: ReadonlyMap<string, ToolHold>; unpinned: string | undefined }>();
   private readonly vetSeq = new Map<Upstream, number>();
   /** Pin checks under way, per upstream: its tools are not served until the verdict is in. */
   private readonly vetting = new Map<Upstream, Promise<void>>();
@@ -95,7 +102,7 @@ export class ToolCatalogue {
     const showAll = this.showAll();
     visible = [];
     for (const t of this.tools.values()) {
-      if (t.changed || t.unpinned !== undefined) continue;
+      if (t.held !== undefined || t.unpinned !== undefined) continue;
       if (!showAll && !couldBePermitted(policies, principal, t.action)) continue;
       visible.push({ ...t.tool, name: t.exposed });
     }
@@ -114,9 +121,10 @@ export class ToolCatalogue {
         exposed: t.exposed,
         action: t.action,
         server: t.upstream.name,
-        changed: t.changed,
-        listed: !t.changed && t.unpinned === undefined && (showAll || couldBePermitted(policies, principal, t.action)),
+        changed: t.held?.reason === 'changed',
+        listed: t.held === undefined && t.unpinned === undefined && (showAll || couldBePermitted(policies, principal, t.action)),
       };
+      if (t.held !== undefined) d.held = { reason: t.held.reason, findings: [...new Set(t.held.findings.map((f) => f.kind))] };
       if (t.unpinned !== undefined) d.unpinned = t.unpinned;
       return d;
     });
@@ -154,11 +162,11 @@ export class ToolCatalogue {
     const seq = (this.vetSeq.get(u) ?? 0) + 1;
     this.vetSeq.set(u, seq);
     const tools = unambiguous(u.tools, (name) => this.shared.log(`upstream ${u.name}: lists tool '${name}' more than once; hiding it`));
-    let changed: ReadonlySet<string> = new Set();
+    let held: ReadonlyMap<string, ToolHold> = new Map();
     let unpinned: string | undefined;
     if (this.pins) {
       try {
-        changed = await this.pins.check(u.name, tools);
+        held = await this.pins.check(u.name, tools, u.instructions);
       } catch (err) {
         if (err instanceof PinWriteError) {
           // Fail closed: a pin that is not on disk protects nothing at the next start, which would
@@ -168,12 +176,12 @@ export class ToolCatalogue {
         } else {
           // Fail closed: if pins cannot be checked, hold back every tool of this server.
           this.shared.log(`pinning: ${String(err)}; holding back the tools of ${u.name}`);
-          changed = new Set(tools.map((t) => `${u.name}.${t.name}`));
+          held = new Map(tools.map((t) => [`${u.name}.${t.name}`, { reason: 'changed', findings: [] }]));
         }
       }
     }
     if (this.vetSeq.get(u) !== seq) return;
-    this.vetted.set(u, { tools, changed, unpinned });
+    this.vetted.set(u, { tools, held, unpinned });
     this.rebuild();
   }
 
@@ -205,13 +213,13 @@ export class ToolCatalogue {
 
   private rebuild(): void {
     const names: UpstreamName[] = [];
-    const byKey = new Map<string, { u: Upstream; tool: Tool; changed: boolean; unpinned: string | undefined }>();
+    const byKey = new Map<string, { u: Upstream; tool: Tool; held: ToolHold | undefined; unpinned: string | undefined }>();
     for (const u of this.shared.pool.upstreams) {
       const vetted = this.vetted.get(u);
       if (!vetted) continue;
       for (const tool of vetted.tools) {
         names.push({ server: u.name, name: tool.name });
-        byKey.set(`${u.name}\0${tool.name}`, { u, tool, changed: vetted.changed.has(`${u.name}.${tool.name}`), unpinned: vetted.unpinned });
+        byKey.set(`${u.name}\0${tool.name}`, { u, tool, held: vetted.held.get(`${u.name}.${tool.name}`), unpinned: vetted.unpinned });
       }
     }
     const next = new Map<string, ExposedTool>();
@@ -223,7 +231,7 @@ export class ToolCatalogue {
         upstream: found.u,
         tool: found.tool,
         action: `${n.server}.${n.name}`,
-        changed: found.changed,
+        held: found.held,
         unpinned: found.unpinned,
       });
     }

@@ -67,6 +67,8 @@ export class Upstream {
   client: Client | undefined;
   tools: Tool[] = [];
   prompts: Prompt[] = [];
+  /** What the server's initialize result tells the model (scanned with each new tool definition). */
+  instructions: string | undefined;
   lastError: string | undefined;
   /** It was ready at some point since the proxy started. */
   everReady = false;
@@ -163,6 +165,7 @@ export class Upstream {
       this.calls.attach(transport);
       if (closedEarly || (this.state as UpstreamState) === 'closed') throw new Error('the connection closed during start-up');
       this.client = client;
+      this.instructions = client.getInstructions();
       await this.refresh(client);
       this.state = 'ready';
       this.everReady = true;

@@ -37,6 +37,7 @@ const good = (): Record<string, string[]> => ({
   mcp: ['mcp', '--config', missingConfig],
   'mcp check': ['mcp', 'check', '--config', missingConfig],
   'mcp approve-tools': ['mcp', 'approve-tools', '--config', missingConfig],
+  'mcp scan': ['mcp', 'scan', '--config', missingConfig],
   'mcp install': ['mcp', 'install', '--client', 'cursor', '--file', client, '--config', join(dir, 'kavach.toml'), '--dry-run'],
   'mcp uninstall': ['mcp', 'uninstall', '--client', 'cursor', '--file', client],
 });
@@ -54,6 +55,7 @@ const valueFlag: Record<string, string> = {
   mcp: '--config',
   'mcp check': '--config',
   'mcp approve-tools': '--config',
+  'mcp scan': '--config',
   'mcp install': '--client',
   'mcp uninstall': '--file',
 };
@@ -136,6 +138,7 @@ describe('--help and --version', () => {
     [['mcp']],
     [['mcp', 'check']],
     [['mcp', 'approve-tools']],
+    [['mcp', 'scan']],
     [['mcp', 'install']],
     [['mcp', 'uninstall']],
   ])('kavach %j --help prints the usage to stdout and exits 0', async (path) => {
@@ -192,6 +195,7 @@ describe('a file that cannot be read is one line and exit 2, never a stack', () 
       ['mcp: missing config', ['mcp', '--config', missing('kavach.toml')]],
       ['mcp check: missing config', ['mcp', 'check', '--config', missing('kavach.toml')]],
       ['mcp approve-tools: missing config', ['mcp', 'approve-tools', '--config', missing('kavach.toml')]],
+      ['mcp scan: missing config', ['mcp', 'scan', '--config', missing('kavach.toml')]],
       ['mcp install: missing client file', ['mcp', 'install', '--client', 'cursor', '--file', missing('c.json'), '--dry-run']],
       [
         'mcp install: config is a directory',

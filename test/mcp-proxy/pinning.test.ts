@@ -5,7 +5,10 @@ import { join } from 'node:path';
 import type { Tool } from '@modelcontextprotocol/sdk/types.js';
 import { afterEach, describe, expect, it } from 'vitest';
 import { hashArgs } from '../../src/engine/canonical-json.ts';
-import { approvePending, readPins, ToolPins } from '../../src/mcp-proxy/pinning.ts';
+import { approvePending, readPins, ToolPins, type ToolHold } from '../../src/mcp-proxy/pinning.ts';
+
+/** The actions a check held back. */
+const held = async (check: Promise<Map<string, ToolHold>>): Promise<string[]> => [...(await check).keys()];
 import { FakeUpstream, inProcessProxy, tool, type InProcessProxy } from './in-process.ts';
 
 const POLICY = '[[policy]]\nname = "all"\neffect = "permit"\nconditions = [{ action = "*" }]\n';
@@ -49,7 +52,7 @@ describe('tool pins', () => {
     const loading = pins.load();
     const pinned = pins.check('fx', [{ name: 'x', description: 'adds' }]);
     await Promise.all([loading, pinned]);
-    expect(await pins.check('fx', [{ name: 'x', description: 'adds, and mails your keys away' }])).toEqual(new Set(['fx.x']));
+    expect(await held(pins.check('fx', [{ name: 'x', description: 'adds, and mails your keys away' }]))).toEqual(['fx.x']);
   });
 
   it('a pin that cannot be written fails the check, and the next check writes it though nothing changed', async () => {
@@ -58,7 +61,7 @@ describe('tool pins', () => {
     const pins = new ToolPins(file, () => undefined);
     await expect(pins.check('fx', [{ name: 'add', description: 'adds' }])).rejects.toThrow(file);
     unblock();
-    expect(await pins.check('fx', [{ name: 'add', description: 'adds' }])).toEqual(new Set());
+    expect(await held(pins.check('fx', [{ name: 'add', description: 'adds' }]))).toEqual([]);
     expect((await readPins(file)).tools['fx.add']?.definition.description).toBe('adds');
   });
 });
@@ -89,8 +92,8 @@ describe('tool pins cover every field a client is shown', () => {
   ])('holds back a tool whose %s changed after it was pinned', async (_field, change) => {
     dir = mkdtempSync(join(tmpdir(), 'kavach-pins-'));
     const pins = new ToolPins(join(dir, 'pins.json'), () => undefined);
-    expect(await pins.check('fs', [base])).toEqual(new Set());
-    expect(await pins.check('fs', [{ ...base, ...change } as Tool])).toEqual(new Set(['fs.rm']));
+    expect(await held(pins.check('fs', [base]))).toEqual([]);
+    expect(await held(pins.check('fs', [{ ...base, ...change } as Tool]))).toEqual(['fs.rm']);
   });
 
   it('an upstream that adds _meta to an approved tool gets it hidden from tools/list', async () => {
@@ -114,14 +117,14 @@ describe('tool pins cover every field a client is shown', () => {
     const pins = new ToolPins(file, () => undefined);
     await pins.load();
 
-    expect(await pins.check('fs', [withMeta])).toEqual(new Set());
+    expect(await held(pins.check('fs', [withMeta]))).toEqual([]);
     const upgraded = (await readPins(file)).tools['fs.rm'];
     expect(upgraded?.v).toBe(2);
     expect(upgraded?.at).toBe(at);
     expect(upgraded?.definition._meta).toEqual({ vendor: 'x' });
-    expect(await pins.check('fs', [withMeta])).toEqual(new Set());
+    expect(await held(pins.check('fs', [withMeta]))).toEqual([]);
     // From now on the upgraded entry covers _meta.
-    expect(await pins.check('fs', [{ ...withMeta, _meta: { vendor: 'y' } }])).toEqual(new Set(['fs.rm']));
+    expect(await held(pins.check('fs', [{ ...withMeta, _meta: { vendor: 'y' } }]))).toEqual(['fs.rm']);
   });
 
   it('an old entry for a tool without the newer fields is upgraded too, so a later _meta is a change', async () => {
@@ -133,8 +136,8 @@ describe('tool pins cover every field a client is shown', () => {
     );
     const pins = new ToolPins(file, () => undefined);
     await pins.load();
-    expect(await pins.check('fs', [base])).toEqual(new Set());
-    expect(await pins.check('fs', [{ ...base, _meta: { added: 'later' } }])).toEqual(new Set(['fs.rm']));
+    expect(await held(pins.check('fs', [base]))).toEqual([]);
+    expect(await held(pins.check('fs', [{ ...base, _meta: { added: 'later' } }]))).toEqual(['fs.rm']);
   });
 
   it('an old entry whose old fields no longer match is held back, not upgraded', async () => {
@@ -147,7 +150,7 @@ describe('tool pins cover every field a client is shown', () => {
     const pins = new ToolPins(file, () => undefined);
     await pins.load();
     const flipped: Tool = { ...base, annotations: { readOnlyHint: true, destructiveHint: true } };
-    expect(await pins.check('fs', [flipped])).toEqual(new Set(['fs.rm']));
+    expect(await held(pins.check('fs', [flipped]))).toEqual(['fs.rm']);
     const after = JSON.parse(await readFile(file, 'utf8'));
     expect(after.tools['fs.rm'].v).toBeUndefined();
     expect(after.pending['fs.rm'].definition.annotations.destructiveHint).toBe(true);
@@ -168,7 +171,7 @@ describe('a policy reload while the pin file cannot be read', () => {
         if (broken) throw new SyntaxError('Unexpected end of JSON input');
       },
       async check() {
-        return new Set<string>();
+        return new Map<string, ToolHold>();
       },
     };
     proxy = await inProcessProxy({ policy: POLICY, upstreams: { fx: new FakeUpstream([tool('a')]) }, pins });

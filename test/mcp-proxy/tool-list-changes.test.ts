@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import type { ToolDefinition } from '../../src/mcp-proxy/pinning.ts';
+import type { ToolDefinition, ToolHold } from '../../src/mcp-proxy/pinning.ts';
 import { FakeUpstream, inProcessProxy, tool, until, type InProcessProxy } from './in-process.ts';
 
 const POLICY = '[[policy]]\nname = "fx"\neffect = "permit"\nconditions = [{ action = "fx.*" }]\n';
@@ -11,9 +11,13 @@ class ScriptedPins {
   returned = 0;
   hold: ((tools: readonly ToolDefinition[]) => Promise<void> | undefined) | undefined;
   async load(): Promise<void> {}
-  async check(server: string, tools: readonly ToolDefinition[]): Promise<Set<string>> {
+  async check(server: string, tools: readonly ToolDefinition[]): Promise<Map<string, ToolHold>> {
     this.checks.push([...tools]);
-    const changed = new Set(tools.filter((t) => t.description?.includes('EVIL')).map((t) => `${server}.${t.name}`));
+    const changed = new Map(
+      tools
+        .filter((t) => t.description?.includes('EVIL'))
+        .map((t) => [`${server}.${t.name}`, { reason: 'changed' as const, findings: [] }]),
+    );
     await this.hold?.(tools);
     this.returned++;
     return changed;

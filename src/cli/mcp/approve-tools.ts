@@ -1,14 +1,16 @@
 import { loadConfig } from '../../mcp-proxy/config.ts';
-import { approvePending, readPins, type ToolDefinition } from '../../mcp-proxy/pinning.ts';
+import { approvePending, holdOf, readPins, type PinEntry, type ToolDefinition } from '../../mcp-proxy/pinning.ts';
 import { runCommand, UsageError } from '../args.ts';
 import { visible } from '../../engine/terminal-text.ts';
+import { describeFindings } from './findings.ts';
 
 const SPEC = {
   command: 'kavach mcp approve-tools',
   usage: `usage: kavach mcp approve-tools --config kavach.toml [server.tool ...] [--list]
-  shows each held-back tool's change (every changed field, old and new) and accepts it:
-  all of them, or the ones named; --list only shows them. A running proxy picks the
-  approval up from the pin file at once.
+  shows each held-back tool and accepts it: all of them, or the ones named; --list only
+  shows them. A changed tool shows every changed field, old and new; a new or suspect one
+  its whole definition; each shows what the tool-definition scan found, escaped. A running
+  proxy picks the approval up from the pin file at once.
 `,
   options: { config: 'string', list: 'boolean' },
   positionals: { name: 'server.tool' },
@@ -16,7 +18,7 @@ const SPEC = {
 
 /**
  * `kavach mcp approve-tools --config kavach.toml [server.tool ...] [--list]`: shows each held-back
- * tool's change and accepts it (all of them, or the ones named). A running proxy picks the
+ * tool (its change, or its definition, and the scan's findings) and accepts it (all of them, or the ones named). A running proxy picks the
  * approval up from the pin file at once.
  */
 export function run(argv: string[]): Promise<number> {
@@ -44,7 +46,7 @@ async function approveTools(configPath: string, named: string[], listOnly: boole
   const reviewed: Record<string, string> = {};
   for (const action of pending) {
     if (named.length > 0 && !named.includes(action)) continue;
-    process.stdout.write(describeChange(action, current.tools[action]?.definition, current.pending[action]?.definition));
+    process.stdout.write(describePending(action, current.tools[action], current.pending[action] as PinEntry));
     reviewed[action] = current.pending[action]?.hash as string;
   }
   if (listOnly) return 0;
@@ -58,6 +60,24 @@ async function approveTools(configPath: string, named: string[], listOnly: boole
     return 1;
   }
   return 0;
+}
+
+/**
+ * What the operator reviews of one held tool: a changed one's change, a new or suspect one's
+ * whole definition, and what the tool-definition scan found in it. Escaped throughout (below).
+ */
+export function describePending(action: string, pinned: PinEntry | undefined, pending: PinEntry): string {
+  const hold = holdOf(pending, pinned);
+  let text: string;
+  if (hold.reason === 'changed') text = describeChange(action, pinned?.definition, pending.definition);
+  else {
+    const why =
+      hold.reason === 'new' ? 'is new: its server listed it after its tools were approved' : 'is held: the tool-definition scan found';
+    const lines = [`${visible(action)} ${why}${hold.reason === 'new' ? '' : ' something in it'}:`];
+    for (const [key, value] of Object.entries(pending.definition ?? {})) lines.push(`  ${visible(key)}: ${shown(value) ?? '(none)'}`);
+    text = `${lines.join('\n')}\n`;
+  }
+  return text + describeFindings(hold.findings);
 }
 
 /**

@@ -12,10 +12,12 @@ const SPEC = {
   options: { config: 'string', json: 'boolean' },
 } as const;
 
+const HELD = { changed: 'definition changed', new: 'added after its server was pinned', suspect: 'suspect definition' } as const;
+
 /**
  * `kavach mcp check --config kavach.toml`: loads the config and policy, starts every upstream
  * once, and prints what the client would see: each server's state and each tool, listed or
- * hidden (no policy could permit it, or its definition changed). Exit 1 when a server is down.
+ * hidden (no policy could permit it, or it waits for approval). Exit 1 when a server is down.
  */
 export function run(argv: string[]): Promise<number> {
   return runCommand(SPEC, argv, async ({ options }) => {
@@ -47,11 +49,13 @@ async function check(configPath: string, json: boolean): Promise<number> {
       for (const s of servers) {
         out.push(`server ${s.name}: ${s.state === 'ready' ? `ready, ${s.tools} tools` : `${s.state}${s.error ? ` (${s.error})` : ''}`}`);
         for (const t of tools.filter((x) => x.server === s.name)) {
-          const why = t.changed
-            ? 'hidden: definition changed, run `kavach mcp approve-tools`'
-            : t.listed
-              ? 'listed'
-              : 'hidden: no policy could permit it';
+          const why = t.held
+            ? `hidden: ${HELD[t.held.reason]}${t.held.findings.length > 0 ? ` (scan found ${t.held.findings.join(', ')})` : ''}, run \`kavach mcp approve-tools\``
+            : t.unpinned !== undefined
+              ? 'hidden: its pin could not be saved'
+              : t.listed
+                ? 'listed'
+                : 'hidden: no policy could permit it';
           out.push(`  ${t.exposed.padEnd(40)} ${why}`);
         }
       }

@@ -1,5 +1,5 @@
 /**
- * `kavach mcp`: run the proxy, or one of its subcommands (check, approve-tools, install,
+ * `kavach mcp`: run the proxy, or one of its subcommands (check, approve-tools, scan, install,
  * uninstall). Each subcommand is its own module, loaded only when used.
  */
 import { runCommand, UsageError } from '../args.ts';
@@ -8,6 +8,7 @@ export const USAGE = `usage:
   kavach mcp --config kavach.toml [--http [HOST:PORT]]   run the proxy (stdio unless --http)
   kavach mcp check --config kavach.toml [--json]          start the servers once, show what the client would see
   kavach mcp approve-tools --config kavach.toml [server.tool ...] [--list]
+  kavach mcp scan --config kavach.toml [--json]           scan every server's tool definitions for tool poisoning
   kavach mcp install --client claude-code|claude-desktop|codex|cursor|gemini|vscode [--scope S] [--project DIR]
                      [--config kavach.toml] [--file PATH] [--dry-run] [--allow-partial]
   kavach mcp uninstall --client ... [--scope S] [--project DIR] [--file PATH] [--dry-run]
@@ -25,6 +26,7 @@ const SERVE = {
 const SUBCOMMANDS: Readonly<Record<string, () => Promise<{ run(argv: string[]): Promise<number> }>>> = {
   check: () => import('./check.ts'),
   'approve-tools': () => import('./approve-tools.ts'),
+  scan: () => import('./scan.ts'),
   install: async () => ({ run: async (argv) => (await import('./install.ts')).installCommand('install', argv) }),
   uninstall: async () => ({ run: async (argv) => (await import('./install.ts')).installCommand('uninstall', argv) }),
 };
