@@ -12,6 +12,8 @@ export const KAVACH = join(REPO, 'bin/kavach.js');
 export const EVERYTHING = join(REPO, 'node_modules/@modelcontextprotocol/server-everything/dist/index.js');
 export const FILESYSTEM = join(REPO, 'node_modules/@modelcontextprotocol/server-filesystem/dist/index.js');
 export const FIXTURE = join(REPO, 'test/e2e/fixtures/fixture-server.mjs');
+/** A malicious server: poisoned descriptions, hidden characters, a leaking result, a tool added late. */
+export const POISONED = join(REPO, 'test/e2e/fixtures/poisoned-server.mjs');
 
 export function tempDir(prefix = 'kavach-e2e-'): string {
   return mkdtempSync(join(tmpdir(), prefix));
