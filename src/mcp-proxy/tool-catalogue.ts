@@ -135,11 +135,15 @@ export class ToolCatalogue {
     this.visibleCache.clear();
   }
 
-  /** The pin file changed (an approval): read it again and re-check every upstream's tools. */
+  /**
+   * The pin file changed (an approval): read it again and re-check the tools of every upstream
+   * that has listed them. One still starting is checked when its list comes: checked now, its
+   * empty list would pin the server as having no tools, and hold every tool it then lists as new.
+   */
   async reloadPins(): Promise<void> {
     if (!this.pins) return;
     await this.pins.load();
-    await Promise.all(this.shared.pool.upstreams.map((u) => this.vet(u)));
+    await Promise.all(this.shared.pool.upstreams.filter((u) => this.vetted.has(u) || this.vetting.has(u)).map((u) => this.vet(u)));
   }
 
   /**

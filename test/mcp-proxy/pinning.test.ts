@@ -372,3 +372,51 @@ describe('a held tool through the proxy', () => {
     expect((await p.client.callTool({ name: 'fx__backup', arguments: {} })).isError).toBeFalsy();
   });
 });
+
+/** An upstream whose connection waits until `release()`: a server still starting. */
+class SlowUpstream extends FakeUpstream {
+  release!: () => void;
+  private readonly released = new Promise<void>((r) => {
+    this.release = r;
+  });
+
+  override connect(): ReturnType<FakeUpstream['connect']> {
+    const transport = super.connect();
+    const start = transport.start.bind(transport);
+    transport.start = async () => {
+      await this.released;
+      await start();
+    };
+    return transport;
+  }
+}
+
+describe('an approval while a server is still starting', () => {
+  let dir: string;
+  let proxy: InProcessProxy | undefined;
+  afterEach(async () => {
+    await proxy?.close();
+    proxy = undefined;
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('does not pin the starting server as having no tools (its tools would all be held as new)', async () => {
+    dir = mkdtempSync(join(tmpdir(), 'kavach-pins-'));
+    const file = join(dir, 'pins.json');
+    const slow = new SlowUpstream([tool('late-starter')]);
+    proxy = await inProcessProxy({
+      policy: POLICY,
+      upstreams: { fx: new FakeUpstream([tool('weather')]), slow },
+      pins: new ToolPins(file, () => undefined),
+    });
+    const p = proxy;
+    await until('fx to be pinned', async () => (await readPins(file)).servers?.fx !== undefined);
+    // The pin file changed (the proxy's own write, or an approval): every listed server is re-checked.
+    await p.core.refreshVisibility(true);
+    slow.release();
+    await until('the slow server to be listed', async () =>
+      (await p.client.listTools()).tools.some((t) => t.name === 'slow__late-starter'),
+    );
+    expect((await readPins(file)).pending).toEqual({});
+  });
+});
