@@ -39,6 +39,7 @@ export async function scanServers(
       changed: () => undefined,
       logMessage: () => undefined,
       resourceUpdated: () => undefined,
+      status: () => undefined,
       relay: () => Promise.reject(new Error('kavach mcp scan answers no server request')),
     },
     opts.transportFor,

@@ -161,8 +161,12 @@ export class ToolCatalogue {
 
   private async vetNow(u: Upstream): Promise<void> {
     // Never listed since the proxy started: nothing to check; it shows its pinned tools (a
-    // re-check after an approval must not hide them).
-    if (!u.everReady && this.showPinned(u)) return;
+    // re-check after an approval must not hide them). Its empty list is never pin-checked: that
+    // would pin the server as having no tools, and hold every tool it then lists as new.
+    if (!u.everReady) {
+      this.showPinned(u);
+      return;
+    }
     const seq = (this.vetSeq.get(u) ?? 0) + 1;
     this.vetSeq.set(u, seq);
     const tools = unambiguous(u.tools, (name) => this.shared.log(`upstream ${u.name}: lists tool '${name}' more than once; hiding it`));
@@ -200,7 +204,7 @@ export class ToolCatalogue {
     if (tools.length === 0) return false;
     // A check of an earlier (empty) list still under way must not undo this.
     this.vetSeq.set(u, (this.vetSeq.get(u) ?? 0) + 1);
-    this.vetted.set(u, { tools, changed: new Set(), unpinned: undefined });
+    this.vetted.set(u, { tools, held: new Map(), unpinned: undefined });
     this.rebuild();
     return true;
   }

@@ -3,6 +3,7 @@ import type { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
 import { LoggingMessageNotificationSchema, type LoggingMessageNotification } from '@modelcontextprotocol/sdk/types.js';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { RestartPolicy } from '../../src/mcp-proxy/restart-backoff.ts';
+import type { ToolHold } from '../../src/mcp-proxy/pinning.ts';
 import { ALICE, FakeUpstream, inProcessProxy, tool, until, type InProcessProxy } from './in-process.ts';
 
 const POLICY = '[[policy]]\nname = "all"\neffect = "permit"\nconditions = [{ action = ["fx.*", "gone.*"] }]\n';
@@ -88,7 +89,7 @@ describe('upstream restarts, as clients hear of them', () => {
     const fx = new FakeUpstream([tool('a')]);
     const pins = {
       load: async () => undefined,
-      check: async () => new Set<string>(),
+      check: async () => new Map<string, ToolHold>(),
       pinnedOf: (server: string) => (server === 'gone' ? [tool('read')] : []),
     };
     proxy = await inProcessProxy({ policy: POLICY, upstreams: { gone, fx }, restartPolicy: QUICK, pins });
