@@ -108,12 +108,17 @@ function gateInstruments(meter: Meter): GateInstruments {
   const seconds = (name: string, description: string): Histogram =>
     meter.createHistogram(name, { unit: 's', description, advice: { explicitBucketBoundaries: FAST_BUCKETS } });
   return {
-    verdicts: meter.createCounter('kavach.verdicts', { description: 'Verdicts the gate reached, by verdict, code and action' }),
+    verdicts: verdictCounter(meter),
     evaluate: seconds('kavach.evaluate.duration', 'Time to evaluate one call (policy, limits, signing, audit): what the gate adds'),
     sign: seconds('kavach.permit.sign.duration', 'Time to sign one permit'),
     commit: seconds('kavach.audit.commit.duration', 'Time a verdict waited for its audit record to be committed'),
     pending: meter.createObservableGauge('kavach.approvals.pending', { description: 'Approval requests waiting for a person' }),
   };
+}
+
+/** `kavach.verdicts`; the proxy counts its own refusals (TOOL_CHANGED...) on the same instrument. */
+export function verdictCounter(meter: Meter): Counter {
+  return meter.createCounter('kavach.verdicts', { description: 'Verdicts reached, by verdict, code and action' });
 }
 
 /**
