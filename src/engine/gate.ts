@@ -25,7 +25,7 @@ import type { PolicySetSpec } from './policy/schema.ts';
 import { PolicySet, refusedBy, type CompiledPolicy } from './policy/policy-set.ts';
 import { screenOutput, type ScreenResult } from './screen/screen-output.ts';
 import { gateTelemetry, type GateTelemetry, type TelemetryOptions } from '../telemetry/gate-telemetry.ts';
-import type { Context as TraceContext } from '@opentelemetry/api';
+import type { Context as TraceContext } from '../telemetry/otel-shapes.ts';
 import {
   InMemoryRateStore,
   InMemoryReplayStore,

@@ -4,7 +4,7 @@ import { basename, dirname } from 'node:path';
 import { z } from 'zod';
 import { ConfigError, PolicyError } from '../engine/errors.ts';
 import { Gate, type GateOptions } from '../engine/gate.ts';
-import type { TelemetryOptions } from '../telemetry/gate-telemetry.ts';
+import type { TelemetryRuntime } from '../telemetry/sdk.ts';
 import { AuditLog, type AuditAnchor } from '../audit/index.ts';
 import { KeyPair, PermitSigner, PublicKeyDirectory } from '../crypto/index.ts';
 import type { ProxyConfig } from './config.ts';
@@ -57,13 +57,12 @@ export async function startRuntime(config: ProxyConfig): Promise<ProxyRuntime> {
   const closers: Closable[] = [];
   try {
     const opts: GateOptions = { observeOnly: config.gate.observeOnly };
-    let telemetry: TelemetryOptions | undefined;
+    let telemetry: TelemetryRuntime | undefined;
     if (config.telemetry) {
       // First in, so closed last: the final export carries everything down to the sealed audit log.
-      const started = await (await import('../telemetry/sdk.ts')).startTelemetry(config.telemetry, log);
-      closers.push(started);
-      telemetry = { meter: started.meter, ...(started.tracer ? { tracer: started.tracer } : {}) };
-      opts.telemetry = telemetry;
+      telemetry = await (await import('../telemetry/sdk.ts')).startTelemetry(config.telemetry, log);
+      closers.push(telemetry);
+      opts.telemetry = { meter: telemetry.meter, ...(telemetry.tracer ? { tracer: telemetry.tracer } : {}) };
     }
     if (config.gate.permitTtlMs !== undefined) opts.permitTtlMs = config.gate.permitTtlMs;
     if (config.drift !== undefined) opts.drift = config.drift;
@@ -194,7 +193,14 @@ export async function startRuntime(config: ProxyConfig): Promise<ProxyRuntime> {
       pins,
       outcomes,
       log,
-      ...(telemetry ? { telemetry: (await import('../telemetry/proxy-telemetry.ts')).proxyTelemetry(telemetry) } : {}),
+      ...(telemetry
+        ? {
+            telemetry: (await import('../telemetry/proxy-telemetry.ts')).proxyTelemetry({
+              meter: telemetry.meter,
+              ...(telemetry.tracer ? { tracer: telemetry.tracer } : {}),
+            }),
+          }
+        : {}),
     });
 
     /** The one reload path (file watcher and SIGHUP): a bad file keeps the previous set in force. */

@@ -1,5 +1,5 @@
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
-import type { Context } from '@opentelemetry/api';
+import type { Context } from '../telemetry/otel-shapes.ts';
 import type { Verdict } from '../engine/verdict.ts';
 
 /**

@@ -1,10 +1,10 @@
-import type { Attributes, Context, Counter, Histogram, Meter, ObservableGauge, ObservableResult, Span, Tracer } from '@opentelemetry/api';
+import type { Attributes, Context, Counter, Histogram, Meter, ObservableGauge, ObservableResult, Span, Tracer } from './otel-shapes.ts';
 import type { Verdict } from '../engine/verdict.ts';
 
 /**
- * The gate's telemetry (DESIGN §12) on OpenTelemetry objects the caller passes in. Only types
- * come from `@opentelemetry/api` (erased at build): the engine never loads the package, so a gate
- * without telemetry costs nothing and a user without the package installed loses nothing.
+ * The gate's telemetry (DESIGN §12) on OpenTelemetry objects the caller passes in, typed by their
+ * shapes (otel-shapes.ts): the engine never loads `@opentelemetry/api`, so a gate without
+ * telemetry costs nothing and a user without the package installed loses nothing.
  */
 export interface TelemetryOptions {
   /** Spans (`kavach.evaluate`); children of the active span, or of `EvaluateOptions.traceContext`. */
