@@ -4,6 +4,7 @@
 export {
   Gate,
   type GateOptions,
+  type TelemetryOptions,
   PRINCIPAL_KINDS,
   type PrincipalKind,
   type Principal,

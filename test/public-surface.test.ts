@@ -143,6 +143,7 @@ const EXPECTED: Record<string, string[]> = {
     'SigningPool',
     'SigningPoolOptions',
     'StoreUnavailableError',
+    'TelemetryOptions',
     'Verdict',
     'VerdictEvent',
     'VerdictRecord',

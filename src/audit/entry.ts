@@ -47,6 +47,9 @@ export interface EntryOptions {
   clock: () => number;
 }
 
+/** A W3C / OpenTelemetry trace id: 32 lowercase hex digits, not all zero. */
+const TRACE_ID = /^(?!0{32})[0-9a-f]{32}$/;
+
 /** Findings one outcome record keeps; the proxy caps what it records to this. */
 export const MAX_OUTCOME_FINDINGS = 256;
 
@@ -70,6 +73,7 @@ const OUTCOME_SCHEMA = z.strictObject({
     .max(MAX_OUTCOME_FINDINGS)
     .optional(),
   withheld: z.literal(true).optional(),
+  traceId: z.string().regex(TRACE_ID).optional(),
   time: z.number().optional(),
 });
 
@@ -144,6 +148,8 @@ export class EntryEncoder {
     if (typeof e.callId === 'string') body.callId = text(e.callId, ID_MAX);
     if (e.observed === true) body.observed = true;
     if (typeof e.approval === 'string') body.approval = text(e.approval, ID_MAX);
+    // Only a well-formed id: the field exists to be searched for in a tracing backend.
+    if (typeof e.traceId === 'string' && TRACE_ID.test(e.traceId)) body.traceId = e.traceId;
     // null arguments: the context never validated, so there is nothing trustworthy to hash.
     if (e.args !== null && e.args !== undefined) {
       try {

@@ -68,6 +68,8 @@ export interface VerdictRecord extends RecordHeader {
   observed?: true;
   /** The approval request this verdict is about, or the grant the permitted call used. */
   approval?: string;
+  /** The OpenTelemetry trace the evaluation was part of (32 lowercase hex digits). */
+  traceId?: string;
 }
 
 export interface PolicyReloadRecord extends RecordHeader {
@@ -135,6 +137,8 @@ export interface OutcomeRecord extends RecordHeader {
   findings?: OutcomeFinding[];
   /** The answer was withheld from the client (a block-mode screen matched: OUTPUT_BLOCKED). */
   withheld?: true;
+  /** The OpenTelemetry trace of the call (32 lowercase hex digits). */
+  traceId?: string;
 }
 
 /** One result-screening finding as the audit log keeps it. */
@@ -271,6 +275,7 @@ const VERDICT_KEYS = [
   'seq',
   'session',
   'time',
+  'traceId',
   'type',
   'verdict',
 ] as const;

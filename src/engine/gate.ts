@@ -16,7 +16,7 @@ import { pointerSteps } from './redact.ts';
 import { warningSink } from './warnings.ts';
 import { approvalRefusal, checkOpened, subjectOf, type ApprovalHold } from './gate/approval-step.ts';
 import { refuse, type Decision, type Epoch } from './gate/decision.ts';
-import { failureVerdict, recordEvent, verdictEvent, type Warn } from './gate/events.ts';
+import { failureVerdict, recordEvent, safeSummary, verdictEvent, type Warn } from './gate/events.ts';
 import { Epochs } from './gate/recheck.ts';
 import { isPromise, storeError, wellFormedSession, withStore } from './gate/store-calls.ts';
 import type { EvalInput } from './policy/compile.ts';
@@ -24,6 +24,8 @@ import { parsePolicyDocument, parsePolicyText, sniffFormat, type PolicyFormat } 
 import type { PolicySetSpec } from './policy/schema.ts';
 import { PolicySet, refusedBy, type CompiledPolicy } from './policy/policy-set.ts';
 import { screenOutput, type ScreenResult } from './screen/screen-output.ts';
+import { gateTelemetry, type GateTelemetry, type TelemetryOptions } from '../telemetry/gate-telemetry.ts';
+import type { Context as TraceContext } from '../telemetry/otel-shapes.ts';
 import {
   InMemoryRateStore,
   InMemoryReplayStore,
@@ -56,11 +58,18 @@ export interface GateOptions {
   onWarning?: (message: string) => void;
   /** JSON Pointers removed from the arguments an approver is shown (the proxy passes its audit `redact`). */
   approvalRedact?: string[];
+  /**
+   * OpenTelemetry (DESIGN §12): a `kavach.evaluate` span per call from `tracer`, verdict counts,
+   * durations and pending approvals on `meter`. Absent: nothing is loaded and nothing is measured.
+   */
+  telemetry?: TelemetryOptions;
 }
 
 export interface EvaluateOptions {
   /** Observe this call only: report the real verdict, permit anyway, act on nothing. */
   observe?: boolean;
+  /** The OpenTelemetry context the `kavach.evaluate` span is a child of (default: the active one). */
+  traceContext?: TraceContext;
 }
 
 /** A permit the caller can rely on (from `check`). */
@@ -87,6 +96,8 @@ export class Gate {
   private readonly signer: PermitIssuer | undefined;
   private readonly audit: AuditSink | undefined;
   private readonly warn: Warn;
+  private readonly telemetry: GateTelemetry | undefined;
+  private readonly unwatchApprovals: (() => void) | undefined;
   private closed = false;
   private readonly epochs = new Epochs();
   private readonly approvalStore: ApprovalStore;
@@ -121,6 +132,8 @@ export class Gate {
       warn: this.warn,
     });
     this.unsubscribe = this.bus.subscribe((message) => void this.onRemoteInvalidation(message));
+    this.telemetry = opts.telemetry ? gateTelemetry(opts.telemetry) : undefined;
+    this.unwatchApprovals = this.telemetry?.watchApprovals(async () => (await this.approvals.list({ status: 'pending' })).length);
   }
 
   static fromDict(policy: object, opts: GateOptions = {}): Gate {
@@ -213,18 +226,38 @@ export class Gate {
    * `{ observe: true }` treats this one call as in observe mode (an adapter in observe mode in
    * front of an enforcing gate): the real verdict is reported in `observed`, nothing is invalidated.
    */
-  async evaluate(input: ActionContext, opts?: EvaluateOptions): Promise<Verdict> {
+  evaluate(input: ActionContext, opts?: EvaluateOptions): Promise<Verdict> {
+    // Without telemetry this is one property read: the call is evaluated as if none existed.
+    const telemetry = this.telemetry;
+    return telemetry === undefined ? this.evaluateCall(input, opts, undefined) : this.evaluateTraced(telemetry, input, opts);
+  }
+
+  private async evaluateTraced(telemetry: GateTelemetry, input: ActionContext, opts: EvaluateOptions | undefined): Promise<Verdict> {
+    const trace = telemetry.startEvaluation(opts?.traceContext);
+    let verdict: Verdict;
+    try {
+      verdict = await this.evaluateCall(input, opts, trace.traceId);
+    } catch (err) {
+      trace.fail(err);
+      throw err;
+    }
+    trace.end(verdict, safeSummary(input));
+    return verdict;
+  }
+
+  private async evaluateCall(input: ActionContext, opts: EvaluateOptions | undefined, traceId: string | undefined): Promise<Verdict> {
     const observe = this.observeOnly || opts?.observe === true;
     const epoch: Epoch = this.epochs.now();
     const evaluationId = randomUUID();
     const now = this.clock();
     let ctx: ValidContext;
     try {
-      if (this.closed) return this.finish(refuse(evaluationId, 'STORE_UNAVAILABLE', 'gate', 'the gate is closed'), undefined, input, now);
+      if (this.closed)
+        return this.finish(refuse(evaluationId, 'STORE_UNAVAILABLE', 'gate', 'the gate is closed'), undefined, input, now, traceId);
       ctx = validateContext(input);
     } catch (err) {
       const reason = err instanceof ContextError ? err.message : 'context could not be read';
-      return this.finish(refuse(evaluationId, 'INVALID_CONTEXT', 'context', reason), undefined, input, now);
+      return this.finish(refuse(evaluationId, 'INVALID_CONTEXT', 'context', reason), undefined, input, now, traceId);
     }
     let decision: Decision;
     try {
@@ -237,13 +270,14 @@ export class Gate {
       if (decision.verdict.kind !== 'permit' || !this.epochs.movedSince(epoch)) return decision.verdict;
       return (await this.recheck(decision, ctx, epoch)) ?? decision.verdict;
     }
-    return this.conclude(decision, ctx, now, observe, epoch);
+    return this.conclude(decision, ctx, now, observe, epoch, traceId);
   }
 
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
     this.unsubscribe();
+    this.unwatchApprovals?.();
   }
 
   // -------------------------------------------------------------------------------------------
@@ -488,9 +522,17 @@ export class Gate {
   }
 
   /** Observe mode, signing and the audit record: the steps after the decision. */
-  private async conclude(decision: Decision, ctx: ValidContext, now: number, observe: boolean, epoch: Epoch): Promise<Verdict> {
+  private async conclude(
+    decision: Decision,
+    ctx: ValidContext,
+    now: number,
+    observe: boolean,
+    epoch: Epoch,
+    traceId: string | undefined,
+  ): Promise<Verdict> {
     let verdict = decision.verdict;
     if (verdict.kind === 'permit' && this.signer) {
+      const signing = this.telemetry ? performance.now() : 0;
       try {
         const issued = await this.signer.issue({
           principalId: ctx.principalId,
@@ -505,7 +547,9 @@ export class Gate {
           ...(verdict.approval ? { approvalId: verdict.approval.id } : {}),
         });
         verdict = { ...verdict, permit: issued.token, permitId: issued.id };
+        this.telemetry?.signed((performance.now() - signing) / 1000, true);
       } catch (err) {
+        this.telemetry?.signed((performance.now() - signing) / 1000, false);
         await this.refund(decision);
         verdict = refuse(
           verdict.evaluationId,
@@ -526,12 +570,19 @@ export class Gate {
           ? { ...verdict, observed: decision.verdict }
           : { kind: 'permit', evaluationId: verdict.evaluationId, observed: verdict };
     }
-    return this.finish(verdict, decision, ctx, now);
+    return this.finish(verdict, decision, ctx, now, traceId);
   }
 
   /** Records the verdict; a permit that cannot be recorded is refused (nothing runs unrecorded). */
-  private async finish(verdict: Verdict, decision: Decision | undefined, ctx: ActionContext | unknown, now: number): Promise<Verdict> {
+  private async finish(
+    verdict: Verdict,
+    decision: Decision | undefined,
+    ctx: ActionContext | unknown,
+    now: number,
+    traceId: string | undefined,
+  ): Promise<Verdict> {
     if (!this.audit) return verdict;
+    const committing = this.telemetry ? performance.now() : 0;
     try {
       const hold = decision?.approval;
       if (verdict.kind === 'permit' && verdict.approval !== undefined && hold?.consumed) {
@@ -539,9 +590,11 @@ export class Gate {
           approvalEvent(hold.subject, 'used', hold.usesLeft === 0 ? 'used' : 'granted', now, { evaluationId: verdict.evaluationId }),
         );
       }
-      await this.audit.append(verdictEvent(verdict, ctx, decision !== undefined, now));
+      await this.audit.append(verdictEvent(verdict, ctx, decision !== undefined, now, traceId));
+      this.telemetry?.committed((performance.now() - committing) / 1000, true);
       return verdict;
     } catch (err) {
+      this.telemetry?.committed((performance.now() - committing) / 1000, false);
       this.warn(`audit append failed: ${String(err)}`);
       if (verdict.kind !== 'permit') return verdict;
       if (decision) await this.refund(decision);

@@ -2,6 +2,7 @@
 // and answers, its errors, the ports a deployment may implement and their in-memory defaults.
 // Internals (context validation and its limits, store helpers) are imported by module path.
 export { Gate, type GateOptions } from './gate.ts';
+export type { TelemetryOptions } from '../telemetry/gate-telemetry.ts';
 export { PRINCIPAL_KINDS, type PrincipalKind, type Principal, type GeoLocation, type ActionContext } from './context.ts';
 export {
   REFUSE_CODES,

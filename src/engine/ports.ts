@@ -53,6 +53,8 @@ export interface VerdictEvent {
   observed?: boolean;
   /** The approval request the verdict is about (APPROVAL_REQUIRED / APPROVAL_DENIED), or the grant a permit used. */
   approval?: string;
+  /** The OpenTelemetry trace the evaluation was part of (32 lowercase hex digits), so a trace leads to its record. */
+  traceId?: string;
 }
 
 export interface PolicyReloadEvent {

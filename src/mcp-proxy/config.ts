@@ -192,6 +192,23 @@ const configSchema = z.strictObject({
       approvers: z.array(approver).default([]),
     })
     .default(APPROVALS_DEFAULTS),
+  /** DESIGN §12: OpenTelemetry traces and metrics over OTLP/HTTP, and a Prometheus `/metrics` endpoint. */
+  telemetry: z
+    .strictObject({
+      /** Base URL of an OTLP/HTTP receiver (a collector): traces go to `/v1/traces`, metrics to `/v1/metrics`. */
+      otlp_endpoint: z.url({ protocol: /^https?$/ }).optional(),
+      /** Headers sent with every export (a collector's API key). */
+      otlp_headers: stringMap.default({}),
+      /** The `service.name` resource attribute. */
+      service_name: z.string().min(1).max(256).default('kavach-mcp'),
+      /** How often metrics are pushed over OTLP. */
+      export_interval: duration.refine((ms) => ms >= 100, 'must be at least 100ms').default(15_000),
+      /** HOST:PORT of a Prometheus `/metrics` endpoint (loopback unless `prometheus_public`). */
+      prometheus: z.string().min(1).optional(),
+      /** Let `prometheus` listen on a non-loopback address: anyone who reaches it reads the metrics. */
+      prometheus_public: z.boolean().default(false),
+    })
+    .optional(),
   http: z
     .strictObject({
       listen: z.string().min(1).default('127.0.0.1:8787'),
@@ -251,6 +268,16 @@ export interface ApprovalsConfig {
   approvers: ApproverConfig[];
 }
 
+export interface TelemetryConfig {
+  /** OTLP/HTTP base URL (traces and metrics); absent: no spans are exported. */
+  otlpEndpoint?: string;
+  otlpHeaders: Record<string, string>;
+  serviceName: string;
+  exportIntervalMs: number;
+  /** Where `/metrics` is served for Prometheus to scrape. */
+  prometheus?: { host: string; port: number };
+}
+
 export interface ProxyConfig {
   /** Absolute path of the file this came from (undefined for an in-memory config). */
   file?: string;
@@ -265,6 +292,7 @@ export interface ProxyConfig {
   servers: ServerConfig[];
   http?: { listen: string; allowedOrigins: string[]; allowedHosts: string[]; clients: HttpClientConfig[] };
   approvals: ApprovalsConfig;
+  telemetry?: TelemetryConfig;
 }
 
 /** Reads `kavach.toml` (or `.json`): strict, `${VAR}` expanded, paths relative to the file. */
@@ -380,6 +408,7 @@ export function parseConfig(doc: unknown, opts: { file?: string; env?: NodeJS.Pr
     if (raw.redis.command_timeout_ms !== undefined) config.redis.commandTimeoutMs = raw.redis.command_timeout_ms;
     if (raw.redis.key_prefix !== undefined) config.redis.keyPrefix = raw.redis.key_prefix;
   }
+  if (raw.telemetry) config.telemetry = telemetryConfig(raw.telemetry);
   if (raw.http) {
     const tokens = new Set<string>();
     raw.http.clients.forEach((c, i) => {
@@ -398,6 +427,36 @@ export function parseConfig(doc: unknown, opts: { file?: string; env?: NodeJS.Pr
     };
   }
   return config;
+}
+
+type RawTelemetry = NonNullable<z.output<typeof configSchema>['telemetry']>;
+
+function telemetryConfig(raw: RawTelemetry): TelemetryConfig {
+  if (raw.otlp_endpoint === undefined && raw.prometheus === undefined)
+    throw new ConfigError('telemetry', 'needs otlp_endpoint, prometheus, or both (otherwise it emits nothing)');
+  const out: TelemetryConfig = {
+    otlpHeaders: raw.otlp_headers,
+    serviceName: raw.service_name,
+    exportIntervalMs: raw.export_interval,
+  };
+  if (raw.otlp_endpoint !== undefined) out.otlpEndpoint = raw.otlp_endpoint.replace(/\/+$/, '');
+  if (raw.prometheus !== undefined) {
+    const at = parseListen(raw.prometheus, 'telemetry.prometheus');
+    if (at.port === 0) throw new ConfigError('telemetry.prometheus', 'needs a fixed port: Prometheus must know where to scrape');
+    // Metrics name actions, principals' refusals and approval load: not for whoever can reach the port.
+    if (!isLoopback(at.host) && !raw.prometheus_public)
+      throw new ConfigError(
+        'telemetry.prometheus',
+        `${at.host} is not a loopback address; set prometheus_public = true to serve metrics to the network`,
+      );
+    out.prometheus = at;
+  }
+  return out;
+}
+
+/** 127.0.0.0/8, ::1 and localhost. */
+function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
 }
 
 type RawApprovals = z.output<typeof configSchema>['approvals'];

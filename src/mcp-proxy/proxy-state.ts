@@ -1,6 +1,7 @@
 import type { Server } from '@modelcontextprotocol/sdk/server/index.js';
 import type { Gate } from '../engine/gate.ts';
 import type { PrincipalConfig, ProxyConfig } from './config.ts';
+import type { ProxyTelemetry } from './telemetry.ts';
 import type { UpstreamPool } from './upstream-pool.ts';
 
 /** A downstream client connection (stdio: the one; HTTP: one per MCP session). */
@@ -10,6 +11,8 @@ export interface ProxySession {
   server: Server;
   /** HTTP: the client's address (for `ip_in` and drift): where the session opened, or, per request, where that request came from. */
   ip?: string;
+  /** How the client is connected, for telemetry: `pipe` (stdio, the default) or `tcp` (Streamable HTTP). */
+  transport?: 'pipe' | 'tcp';
 }
 
 /**
@@ -22,4 +25,6 @@ export interface ProxyShared {
   readonly pool: UpstreamPool;
   readonly sessions: ReadonlySet<ProxySession>;
   readonly log: (message: string) => void;
+  /** Spans and metrics per request, when `[telemetry]` is configured (DESIGN §12). */
+  readonly telemetry?: ProxyTelemetry | undefined;
 }

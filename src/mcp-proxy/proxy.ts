@@ -21,6 +21,7 @@ import { ResourceRouter } from './resource-router.ts';
 import { Subscriptions } from './subscriptions.ts';
 import { ToolCalls, type OutcomeSink, type ToolCallExtra, type ToolCallParams } from './tool-calls.ts';
 import { ToolCatalogue, type ToolDescription } from './tool-catalogue.ts';
+import type { ProxyTelemetry } from './telemetry.ts';
 import type { TransportFactory, Upstream } from './upstream.ts';
 import type { RestartPolicy } from './restart-backoff.ts';
 import { UpstreamNotices } from './upstream-notices.ts';
@@ -39,6 +40,8 @@ export interface ProxyCoreOptions {
   transportFor?: TransportFactory;
   /** How failed upstreams are restarted (`RESTART_POLICY` when absent); tests shorten the waits. */
   restartPolicy?: RestartPolicy;
+  /** Spans and metrics per request (`[telemetry]`); absent, nothing is measured. */
+  telemetry?: ProxyTelemetry;
 }
 
 /**
@@ -51,6 +54,7 @@ export class ProxyCore implements ProxyShared {
   readonly pool: UpstreamPool;
   readonly config: ProxyConfig;
   readonly log: (message: string) => void;
+  readonly telemetry: ProxyTelemetry | undefined;
   gate: Gate;
   /** How calls that need a person are asked and held (DESIGN §11). */
   readonly approvals: ApprovalChannels;
@@ -68,6 +72,7 @@ export class ProxyCore implements ProxyShared {
     this.config = opts.config;
     this.gate = opts.gate;
     this.log = opts.log;
+    this.telemetry = opts.telemetry;
     this.tools = new ToolCatalogue(this, opts.pins, () => this.notices.schedule('tools'));
     this.approvals = new ApprovalChannels(this);
     this.calls = new ToolCalls(this, this.tools, opts.outcomes, this.approvals);

@@ -4,6 +4,7 @@ import { basename, dirname } from 'node:path';
 import { z } from 'zod';
 import { ConfigError, PolicyError } from '../engine/errors.ts';
 import { Gate, type GateOptions } from '../engine/gate.ts';
+import type { TelemetryRuntime } from '../telemetry/sdk.ts';
 import { AuditLog, type AuditAnchor } from '../audit/index.ts';
 import { KeyPair, PermitSigner, PublicKeyDirectory } from '../crypto/index.ts';
 import type { ProxyConfig } from './config.ts';
@@ -56,6 +57,13 @@ export async function startRuntime(config: ProxyConfig): Promise<ProxyRuntime> {
   const closers: Closable[] = [];
   try {
     const opts: GateOptions = { observeOnly: config.gate.observeOnly };
+    let telemetry: TelemetryRuntime | undefined;
+    if (config.telemetry) {
+      // First in, so closed last: the final export carries everything down to the sealed audit log.
+      telemetry = await (await import('../telemetry/sdk.ts')).startTelemetry(config.telemetry, log);
+      closers.push(telemetry);
+      opts.telemetry = { meter: telemetry.meter, ...(telemetry.tracer ? { tracer: telemetry.tracer } : {}) };
+    }
     if (config.gate.permitTtlMs !== undefined) opts.permitTtlMs = config.gate.permitTtlMs;
     if (config.drift !== undefined) opts.drift = config.drift;
     // What the audit log keeps from reviewers, approvers do not see either.
@@ -119,6 +127,7 @@ export async function startRuntime(config: ProxyConfig): Promise<ProxyRuntime> {
                 // Result screening: where something was found (never the value), and whether it was withheld.
                 ...(r.findings ? { findings: r.findings } : {}),
                 ...(r.withheld ? { withheld: r.withheld } : {}),
+                ...(r.traceId ? { traceId: r.traceId } : {}),
               })
             : auditLog.append({ ...r }),
       };
@@ -178,7 +187,21 @@ export async function startRuntime(config: ProxyConfig): Promise<ProxyRuntime> {
         throw new ConfigError('tools.pins_file', `cannot read ${config.tools.pinsFile}: ${(err as Error).message}`);
       }
     }
-    const core = new ProxyCore({ config, gate, pins, outcomes, log });
+    const core = new ProxyCore({
+      config,
+      gate,
+      pins,
+      outcomes,
+      log,
+      ...(telemetry
+        ? {
+            telemetry: (await import('../telemetry/proxy-telemetry.ts')).proxyTelemetry({
+              meter: telemetry.meter,
+              ...(telemetry.tracer ? { tracer: telemetry.tracer } : {}),
+            }),
+          }
+        : {}),
+    });
 
     /** The one reload path (file watcher and SIGHUP): a bad file keeps the previous set in force. */
     const reload = async (reason: string): Promise<void> => {

@@ -99,6 +99,7 @@ export async function serveHttp(runtime: ProxyRuntime, listen: string): Promise<
     }
     if (req.method !== 'POST' || !isInitializeRequest(body)) return reply(res, 400, 'no session: start with an initialize request');
     const session = createSession(runtime.core, client, { startUpstreamsOnInit: false });
+    session.transport = 'tcp';
     if (ip) session.ip = ip;
     const transport: StreamableHTTPServerTransport = new StreamableHTTPServerTransport({
       sessionIdGenerator: () => randomUUID(),

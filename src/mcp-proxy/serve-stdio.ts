@@ -9,6 +9,7 @@ export async function serveStdio(runtime: ProxyRuntime, onClosed: () => void): P
   const identity = runtime.config.identity;
   if (!identity) throw new ConfigError('identity', 'stdio mode needs [identity] (the principal behind this client)');
   const session = createSession(runtime.core, identity, { startUpstreamsOnInit: true });
+  session.transport = 'pipe';
   runtime.core.addSession(session);
   const transport = new LineServerTransport(process.stdin, process.stdout);
   session.server.onclose = () => {

@@ -11,6 +11,7 @@ import { proxyRefusal, proxyRefusalResult, refusalResult, type ProxyRefusal, typ
 import { screenToolAnswer } from './screening.ts';
 import type { ToolHold } from './pinning.ts';
 import type { ExposedTool, ToolCatalogue } from './tool-catalogue.ts';
+import type { ProxyTelemetry, ToolCallTrace, UpstreamTrace } from './telemetry.ts';
 import { UpstreamFault, type CallSignal } from './upstream-call.ts';
 
 /** A refusal the proxy gave itself (the gate was not asked), for the audit log. */
@@ -54,10 +55,46 @@ export class ToolCalls {
     private readonly approvals: ApprovalChannels,
   ) {}
 
-  async call(session: ProxySession, params: ToolCallParams, extra: ToolCallExtra): Promise<CallToolResult> {
+  call(session: ProxySession, params: ToolCallParams, extra: ToolCallExtra): Promise<CallToolResult> {
+    // Without [telemetry] this is one property read.
+    const telemetry = this.shared.telemetry;
+    return telemetry === undefined ? this.run(session, params, extra, undefined) : this.traced(telemetry, session, params, extra);
+  }
+
+  private async traced(
+    telemetry: ProxyTelemetry,
+    session: ProxySession,
+    params: ToolCallParams,
+    extra: ToolCallExtra,
+  ): Promise<CallToolResult> {
+    const trace = telemetry.toolCall({
+      tool: params.name,
+      requestId: extra.requestId,
+      sessionId: session.id,
+      transport: session.transport ?? 'pipe',
+      meta: params._meta,
+    });
+    let result: CallToolResult;
+    try {
+      result = await this.run(session, params, extra, trace);
+    } catch (err) {
+      trace.end(undefined, err);
+      throw err;
+    }
+    trace.end(result, undefined);
+    return result;
+  }
+
+  private async run(
+    session: ProxySession,
+    params: ToolCallParams,
+    extra: ToolCallExtra,
+    trace: ToolCallTrace | undefined,
+  ): Promise<CallToolResult> {
     // Synchronously when it can be: this is the hot path, and an await costs a turn of the queue.
     const entry = this.catalogue.settled(params.name) ?? (await this.catalogue.resolve(params.name));
     if (!entry) return this.unknownTool(session, params);
+    trace?.resolved(entry.action);
     const held = this.heldBack(session, entry);
     if (held) return held;
     const upstream = entry.upstream;
@@ -67,7 +104,7 @@ export class ToolCalls {
     }
     const args = params.arguments ?? {};
     const ctx = requestContext(session, { action: entry.action, audience: upstream.name, params: args });
-    let verdict: Verdict = await this.shared.gate.evaluate(ctx);
+    let verdict: Verdict = await this.shared.gate.evaluate(ctx, trace && { traceContext: trace.context });
     if (verdict.kind === 'refuse' && verdict.code === 'APPROVAL_REQUIRED' && verdict.approval !== undefined) {
       // A person decides (DESIGN §11): asked at the client, or elsewhere while the call is held.
       const settled = await this.approvals.settle(
@@ -82,8 +119,9 @@ export class ToolCalls {
         { ...verdict, approval: verdict.approval },
       );
       verdict = settled.verdict;
+      trace?.verdict(verdict);
       if (verdict.kind !== 'permit') return refusalResult(verdict, settled.note);
-    }
+    } else trace?.verdict(verdict);
     if (verdict.kind !== 'permit') return refusalResult(verdict);
     // The definition may have changed (and the tool been held back) while the gate was deciding.
     const now = this.catalogue.get(params.name);
@@ -104,7 +142,10 @@ export class ToolCalls {
       });
     }
     const forwarded: Record<string, unknown> = { name: entry.tool.name, arguments: args };
-    const meta = forwardedToolMeta(params._meta, verdict, upstreamToken);
+    let meta = forwardedToolMeta(params._meta, verdict, upstreamToken);
+    // Traced: the upstream continues the trace from the proxy's client span, not from the client's.
+    const upstreamTrace: UpstreamTrace | undefined = trace?.upstream(upstream.name, entry.tool.name);
+    if (upstreamTrace) for (const k in upstreamTrace.meta) (meta ??= {})[k] = upstreamTrace.meta[k];
     if (meta !== undefined) forwarded._meta = meta;
     const started = performance.now();
     let result: CallToolResult;
@@ -113,6 +154,7 @@ export class ToolCalls {
     let rethrow: unknown;
     try {
       result = await upstream.callTool(forwarded, { signal: extra.signal, timeoutMs: this.shared.config.tools.callTimeoutMs });
+      upstreamTrace?.end(result, undefined);
       outcome = result.isError ? 'tool_error' : 'ok';
       // The client drops progress that arrives after the result: let the last one go first.
       if (progressSent) {
@@ -120,6 +162,7 @@ export class ToolCalls {
         await new Promise(setImmediate);
       }
     } catch (err) {
+      upstreamTrace?.end(undefined, err);
       outcome = 'upstream_failure';
       // Bad arguments stay a protocol error, as if the client had called the server itself.
       if (err instanceof McpError && err.code === ErrorCode.InvalidParams) rethrow = scrubbedError(err);
@@ -147,6 +190,7 @@ export class ToolCalls {
       if (fault !== undefined) record.error = fault.slice(0, 4096);
       if (screened?.findings) record.findings = screened.findings;
       if (screened?.withheld) record.withheld = true;
+      if (trace?.traceId !== undefined) record.traceId = trace.traceId;
       this.outcomes
         .append(record)
         .catch((err: unknown) => this.shared.log(`audit: could not record the outcome of ${verdict.evaluationId}: ${String(err)}`));

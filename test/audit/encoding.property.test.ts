@@ -35,6 +35,7 @@ const verdictFields = fc
       seq: fc.nat(),
       session: wellFormed,
       time: fc.oneof(fc.integer(), fc.double({ noNaN: true, noDefaultInfinity: true })),
+      traceId: fc.stringMatching(/^[0-9a-f]{32}$/),
       verdict: fc.constantFrom('permit', 'refuse', 'invalidate'),
     },
     { requiredKeys: ['evaluationId', 'principal', 'verdict', 'seq', 'prev', 'log', 'time'] },

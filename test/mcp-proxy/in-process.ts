@@ -29,6 +29,7 @@ import type { ToolPins } from '../../src/mcp-proxy/pinning.ts';
 import { ProxyCore, type OutcomeSink } from '../../src/mcp-proxy/proxy.ts';
 import type { RestartPolicy } from '../../src/mcp-proxy/restart-backoff.ts';
 import { createSession } from '../../src/mcp-proxy/session.ts';
+import type { ProxyTelemetry } from '../../src/mcp-proxy/telemetry.ts';
 
 /**
  * An upstream MCP server held in the test: its tool list can be changed at will (a hostile or
@@ -210,6 +211,8 @@ export async function inProcessProxy(opts: {
   log?: (message: string) => void;
   /** How failed upstreams are restarted (short waits keep tests fast). */
   restartPolicy?: RestartPolicy;
+  /** Spans and metrics per request, as `[telemetry]` sets up. */
+  telemetry?: ProxyTelemetry;
 }): Promise<InProcessProxy> {
   const servers: Record<string, unknown> = {};
   for (const name of Object.keys(opts.upstreams)) servers[name] = { command: 'unused' };
@@ -229,6 +232,7 @@ export async function inProcessProxy(opts: {
     log: opts.log ?? (() => undefined),
     transportFor: (server) => (opts.upstreams[server.name] as FakeUpstream).connect(),
     ...(opts.restartPolicy ? { restartPolicy: opts.restartPolicy } : {}),
+    ...(opts.telemetry ? { telemetry: opts.telemetry } : {}),
   });
   const clients: Client[] = [];
   const connect = async (principal: PrincipalConfig, capabilities: ClientCapabilities = {}): Promise<Client> => {

@@ -30,7 +30,9 @@ async function check(configPath: string, json: boolean): Promise<number> {
   const config = await loadConfig(configPath);
   const principal = config.identity ?? config.http?.clients[0];
   if (!principal) throw new InputError('the config names no principal ([identity] or [[http.clients]])');
-  const runtime = await startRuntime(config);
+  // A check is no traffic to report, and a running proxy may hold the Prometheus port: no telemetry.
+  const { telemetry: _telemetry, ...quiet } = config;
+  const runtime = await startRuntime(quiet);
   try {
     runtime.core.startUpstreams(undefined);
     const tools = await runtime.core.describeTools(principal);

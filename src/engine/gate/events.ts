@@ -11,7 +11,13 @@ export type Warn = (message: string) => void;
  * The audit event for a verdict. `validated` is false for a context that failed validation: it
  * may be hostile (throwing getters, proxies), so only its identifying strings are read, safely.
  */
-export function verdictEvent(verdict: Verdict, ctx: ActionContext | unknown, validated: boolean, now: number): VerdictEvent {
+export function verdictEvent(
+  verdict: Verdict,
+  ctx: ActionContext | unknown,
+  validated: boolean,
+  now: number,
+  traceId?: string,
+): VerdictEvent {
   const c = validated ? (ctx as Partial<ActionContext>) : safeSummary(ctx);
   const shown = verdict.kind === 'permit' && verdict.observed ? verdict.observed : verdict;
   const event: VerdictEvent = {
@@ -34,6 +40,7 @@ export function verdictEvent(verdict: Verdict, ctx: ActionContext | unknown, val
   if (verdict.kind === 'permit' && verdict.permitId !== undefined) event.permit = verdict.permitId;
   if (verdict.kind === 'permit' && verdict.observed) event.observed = true;
   if (shown.kind !== 'invalidate' && shown.approval !== undefined) event.approval = shown.approval.id;
+  if (traceId !== undefined) event.traceId = traceId;
   return event;
 }
 

@@ -1,0 +1,123 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { SpanKind, SpanStatusCode } from '@opentelemetry/api';
+import { proxyTelemetry } from '../../src/telemetry/proxy-telemetry.ts';
+import { FakeUpstream, inProcessProxy, tool, type InProcessProxy } from '../mcp-proxy/in-process.ts';
+import { otel } from './otel-helpers.ts';
+
+const POLICY = `
+[[policy]]
+name = "reads"
+effect = "permit"
+conditions = [ { action = "fs.read" } ]
+
+[[policy]]
+name = "no-deletes"
+effect = "refuse"
+conditions = [ { action = "fs.delete" } ]
+`;
+const TRACE = '4bf92f3577b34da6a3ce929d0e0e4736';
+const PARENT = '00f067aa0ba902b7';
+
+let proxy: InProcessProxy | undefined;
+let o: ReturnType<typeof otel> | undefined;
+afterEach(async () => {
+  await proxy?.close();
+  await o?.close();
+  proxy = undefined;
+});
+
+async function traced(): Promise<{ p: InProcessProxy; o: ReturnType<typeof otel>; upstream: FakeUpstream }> {
+  o = otel();
+  const upstream = new FakeUpstream([tool('read'), tool('delete')]);
+  const telemetry = { tracer: o.tracer, meter: o.meter };
+  proxy = await inProcessProxy({
+    policy: POLICY,
+    upstreams: { fs: upstream },
+    gateOptions: { drift: false, telemetry },
+    telemetry: proxyTelemetry(telemetry),
+  });
+  return { p: proxy, o, upstream };
+}
+
+describe('proxy telemetry', () => {
+  it('serves tools/call in a SERVER span continuing the client traceparent, with the MCP and GenAI attributes', async () => {
+    const { p, o } = await traced();
+    await p.client.callTool({ name: 'fs__read', arguments: { path: 'a' }, _meta: { traceparent: `00-${TRACE}-${PARENT}-01` } });
+    const [server] = o.finished('tools/call fs__read');
+    expect(server?.kind).toBe(SpanKind.SERVER);
+    expect(server?.spanContext().traceId).toBe(TRACE);
+    expect(server?.parentSpanContext?.spanId).toBe(PARENT);
+    expect(server?.attributes).toMatchObject({
+      'mcp.method.name': 'tools/call',
+      'gen_ai.tool.name': 'fs__read',
+      'gen_ai.operation.name': 'execute_tool',
+      'network.transport': 'pipe',
+      'mcp.session.id': expect.any(String),
+      'jsonrpc.request.id': expect.any(String),
+      'kavach.verdict': 'permit',
+      'kavach.action': 'fs.read',
+    });
+    expect(server?.attributes['error.type']).toBeUndefined();
+    const [evaluate] = o.finished('kavach.evaluate');
+    expect(evaluate?.parentSpanContext?.spanId).toBe(server?.spanContext().spanId);
+    expect(evaluate?.spanContext().traceId).toBe(TRACE);
+  });
+
+  it('calls the upstream in a CLIENT span and hands it that span as traceparent (tracestate kept)', async () => {
+    const { p, o, upstream } = await traced();
+    await p.client.callTool({
+      name: 'fs__read',
+      arguments: {},
+      _meta: { traceparent: `00-${TRACE}-${PARENT}-01`, tracestate: 'congo=t61rcWkgMzE' },
+    });
+    const [client] = o.finished('tools/call read');
+    const [server] = o.finished('tools/call fs__read');
+    expect(client?.kind).toBe(SpanKind.CLIENT);
+    expect(client?.parentSpanContext?.spanId).toBe(server?.spanContext().spanId);
+    expect(client?.attributes).toMatchObject({ 'mcp.method.name': 'tools/call', 'gen_ai.tool.name': 'read', 'kavach.server': 'fs' });
+    const meta = upstream.calls[0]?._meta;
+    expect(meta?.traceparent).toBe(`00-${TRACE}-${client?.spanContext().spanId}-01`);
+    expect(meta?.tracestate).toBe('congo=t61rcWkgMzE');
+  });
+
+  it('starts a trace of its own when the client sends none, and ignores a malformed traceparent', async () => {
+    const { p, o } = await traced();
+    await p.client.callTool({ name: 'fs__read', arguments: {} });
+    await p.client.callTool({ name: 'fs__read', arguments: {}, _meta: { traceparent: '00-nothex-00f067aa0ba902b7-01' } });
+    const spans = o.finished('tools/call fs__read');
+    expect(spans).toHaveLength(2);
+    for (const s of spans) {
+      expect(s.parentSpanContext).toBeUndefined();
+      expect(s.spanContext().traceId).toMatch(/^[0-9a-f]{32}$/);
+    }
+  });
+
+  it('marks a refusal tool_error with its code, forwards nothing, and measures both calls', async () => {
+    const { p, o, upstream } = await traced();
+    const r = await p.client.callTool({ name: 'fs__delete', arguments: {} });
+    expect(r.isError).toBe(true);
+    const [server] = o.finished('tools/call fs__delete');
+    expect(server?.attributes).toMatchObject({ 'error.type': 'tool_error', 'kavach.verdict': 'refuse', 'kavach.code': 'POLICY_DENIED' });
+    expect(server?.status.code).toBe(SpanStatusCode.ERROR);
+    expect(o.finished('tools/call delete')).toHaveLength(0);
+    expect(upstream.calls).toHaveLength(0);
+    await p.client.callTool({ name: 'fs__read', arguments: {} });
+    expect(await o.histogramCount('mcp.server.operation.duration')).toBe(2);
+    expect(await o.histogramCount('mcp.client.operation.duration')).toBe(1);
+    expect(await o.value('kavach.verdicts', { 'kavach.code': 'POLICY_DENIED', 'kavach.action': 'fs.delete' })).toBe(1);
+  });
+
+  it('leaves the client traceparent untouched when only metrics are configured', async () => {
+    o = otel();
+    const upstream = new FakeUpstream([tool('read')]);
+    proxy = await inProcessProxy({
+      policy: POLICY,
+      upstreams: { fs: upstream },
+      gateOptions: { drift: false, telemetry: { meter: o.meter } },
+      telemetry: proxyTelemetry({ meter: o.meter }),
+    });
+    await proxy.client.callTool({ name: 'fs__read', arguments: {}, _meta: { traceparent: `00-${TRACE}-${PARENT}-01` } });
+    expect(upstream.calls[0]?._meta?.traceparent).toBe(`00-${TRACE}-${PARENT}-01`);
+    expect(await o.histogramCount('mcp.server.operation.duration')).toBe(1);
+  });
+});
