@@ -299,13 +299,11 @@ async function main(): Promise<void> {
     await directClient.connect(stdio);
     const directConn: Conn = { client: directClient, transport: stdio };
     for (let rep = 0; rep < reps; rep++) {
+      await load([directConn], 'echo', 50);
+      direct.push((await load([directConn], 'echo', callsPerClient)).p50);
       for (const clients of counts) {
         // A different order each repetition, so no variant always runs first.
         const order = gateways.map((_, i) => gateways[(i + rep) % gateways.length] as Gateway);
-        if (clients === 1) {
-          await load([directConn], 'echo', 50);
-          direct.push((await load([directConn], 'echo', callsPerClient)).p50);
-        }
         for (const g of order) {
           const conns = await Promise.all(Array.from({ length: clients }, () => connect(g)));
           try {

@@ -93,7 +93,7 @@ const pointers = z.array(
   }),
 );
 
-/** `[http] max_sessions_per_token` when unset: a fleet of agents behind one token, each session a few tens of KB. */
+/** `[http] max_sessions_per_token` when unset: a fleet of agents behind one token (a session holds about 30 KiB). */
 export const DEFAULT_MAX_SESSIONS_PER_TOKEN = 256;
 
 const APPROVALS_DEFAULTS = { elicit: true, hold: 120_000, approvers: [] };
