@@ -197,6 +197,22 @@ describe('HTTP mode: the tools/call fast path and the body limit', () => {
     expect(ended.text).not.toContain('"id":6');
   });
 
+  it('turns the answer of a slow call into an event stream, so bytes flow while it waits', async () => {
+    await start();
+    (fx.server as NonNullable<FakeUpstream['server']>).setRequestHandler(CallToolRequestSchema, async (req) => {
+      fx.calls.push(req.params);
+      // The sweep runs each second: a call still unanswered after 1 s streams by the next one.
+      await new Promise((r) => setTimeout(r, 2_300));
+      return { content: [{ type: 'text', text: 'late' }] };
+    });
+    const session = await open();
+    const answer = await post(url, call(9, 'fx__a'), { session });
+    expect(answer.status).toBe(200);
+    expect(answer.headers['content-type']).toBe('text/event-stream');
+    const data = answer.text.slice(answer.text.indexOf('data: ') + 6).trim();
+    expect(JSON.parse(data)).toMatchObject({ id: 9, result: { content: [{ text: 'late' }] } });
+  });
+
   it('holds [http] max_sessions_per_token sessions per token, closing the least recently used, and says so', async () => {
     await start({ max_sessions_per_token: 2 });
     const first = await open();
