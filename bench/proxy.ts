@@ -7,7 +7,10 @@
  * variants so machine noise (2 shared cores) hits them all alike. Drift detection is off (a
  * benchmark is a burst far above any per-minute threshold); the session store is still consulted.
  *
- *   npx tsx bench/proxy.ts [--calls 2000] [--warmup 300] [--only direct,relay-c,bytecopy,passthrough,kavach]
+ *   npx tsx bench/proxy.ts [--calls 2000] [--warmup 300] [--only direct,relay-c,bytecopy,passthrough,kavach] [--message-bytes 250000]
+ *
+ * `--message-bytes N` echoes a message of N bytes (the answer is as large): what a large tool
+ * result costs each hop.
  *
  * With `--serve-passthrough` (`--serve-bytecopy`) this file is itself the pass-through (byte-copying)
  * proxy. BENCH_CPU_PROF=DIR makes each kavach process write a V8 CPU profile there.
@@ -79,14 +82,18 @@ async function connect(name: string, note: string, command: string, args: string
   return { name, note, client, transport, tool, samples: [] };
 }
 
+const MESSAGE_BYTES = Number(flag('message-bytes', '0'));
+/** A message of MESSAGE_BYTES bytes, different per call (no layer may cache it). */
+const PADDING = 'x'.repeat(Math.max(0, MESSAGE_BYTES - 12));
+const messageFor = (i: number): string => (MESSAGE_BYTES > 0 ? `m${String(i).padStart(10, '0')} ${PADDING}` : `m${i}`);
+
 async function callOnce(v: Variant, i: number): Promise<number> {
+  const message = messageFor(i);
   const t0 = performance.now();
-  const result = await v.client.request(
-    { method: 'tools/call', params: { name: v.tool, arguments: { message: `m${i}` } } },
-    CallToolResultSchema,
-  );
+  const result = await v.client.request({ method: 'tools/call', params: { name: v.tool, arguments: { message } } }, CallToolResultSchema);
   const dt = performance.now() - t0;
   if (result.isError) throw new Error(`${v.name}: ${JSON.stringify(result.content)}`);
+  if ((result.content[0] as { text?: string } | undefined)?.text !== `Echo: ${message}`) throw new Error(`${v.name}: a wrong answer`);
   return dt;
 }
 
@@ -192,7 +199,7 @@ async function main(): Promise<void> {
     .map((round) => round.filter((name) => only.length === 0 || only.includes(name)))
     .filter((round) => round.length > 0);
   process.stdout.write(
-    `\nMCP tools/call latency, echo tool, ${calls} calls per variant (interleaved within a round), node ${process.version}, ${cpus().length} cpus, load ${loadavg()
+    `\nMCP tools/call latency, echo tool${MESSAGE_BYTES > 0 ? ` (${MESSAGE_BYTES}-byte message and result)` : ''}, ${calls} calls per variant (interleaved within a round), node ${process.version}, ${cpus().length} cpus, load ${loadavg()
       .map((l) => l.toFixed(2))
       .join(' ')}\n\n`,
   );

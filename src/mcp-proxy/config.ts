@@ -93,6 +93,9 @@ const pointers = z.array(
   }),
 );
 
+/** `[http] max_sessions_per_token` when unset: a fleet of agents behind one token (a session holds about 30 KiB). */
+export const DEFAULT_MAX_SESSIONS_PER_TOKEN = 256;
+
 const APPROVALS_DEFAULTS = { elicit: true, hold: 120_000, approvers: [] };
 
 const configSchema = z.strictObject({
@@ -216,6 +219,11 @@ const configSchema = z.strictObject({
       allowed_origins: z.array(z.string()).default([]),
       /** Extra Host header values (`name:port`) for a proxy bound to a non-loopback address. */
       allowed_hosts: z.array(z.string()).default([]),
+      /**
+       * Sessions one token may hold open at once (many agents behind one service token each hold
+       * one); opening one more closes that token's least recently used session.
+       */
+      max_sessions_per_token: z.number().int().positive().default(DEFAULT_MAX_SESSIONS_PER_TOKEN),
       clients: z.array(httpClient).default([]),
     })
     .optional(),
@@ -290,7 +298,7 @@ export interface ProxyConfig {
   redis?: { url: string; peers?: string; commandTimeoutMs?: number; keyPrefix?: string };
   tools: { showAll: boolean; pinning: boolean; pinsFile: string; callTimeoutMs: number };
   servers: ServerConfig[];
-  http?: { listen: string; allowedOrigins: string[]; allowedHosts: string[]; clients: HttpClientConfig[] };
+  http?: { listen: string; allowedOrigins: string[]; allowedHosts: string[]; maxSessionsPerToken: number; clients: HttpClientConfig[] };
   approvals: ApprovalsConfig;
   telemetry?: TelemetryConfig;
 }
@@ -419,6 +427,7 @@ export function parseConfig(doc: unknown, opts: { file?: string; env?: NodeJS.Pr
       listen: raw.http.listen,
       allowedOrigins: raw.http.allowed_origins,
       allowedHosts: raw.http.allowed_hosts,
+      maxSessionsPerToken: raw.http.max_sessions_per_token,
       clients: raw.http.clients.map((c) => {
         const client: HttpClientConfig = { token: c.token, principalId: c.principal_id, principalKind: c.principal_kind, roles: c.roles };
         if (c.approver !== undefined) client.approver = c.approver;

@@ -4,6 +4,7 @@ import { getDefaultEnvironment } from '@modelcontextprotocol/sdk/client/stdio.js
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
 import { ErrorCode, type JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 import { decodeLine, encodeMessage, LineFramer, MAX_LINE_BYTES, oversizeAnswerId, type OversizeLine } from './line-framing.ts';
+import { noteLine, rawAnswer } from './raw-answer.ts';
 
 const SENT: Promise<void> = Promise.resolve();
 
@@ -63,6 +64,10 @@ export class LineServerTransport implements Transport {
 
   send(message: JSONRPCMessage): Promise<void> {
     if (this.output.destroyed || !this.output.writable) return Promise.reject(new Error('Not connected'));
+    if ('result' in message) {
+      const raw = rawAnswer(message.result, message.id);
+      if (raw !== undefined) return write(this.output, `${raw}\n`);
+    }
     let line: string;
     try {
       line = encodeMessage(message);
@@ -249,6 +254,8 @@ export class ChildProcessTransport implements Transport {
       this.onerror?.(new Error(`upstream sent a malformed message (${decoded.reason})`));
       return;
     }
+    // An answer may be passed on as these very bytes (raw-answer.ts).
+    if ('result' in decoded.message) noteLine(decoded.message, line);
     try {
       this.onmessage?.(decoded.message);
     } catch (err) {

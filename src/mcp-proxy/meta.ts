@@ -1,5 +1,6 @@
 import { McpError } from '@modelcontextprotocol/sdk/types.js';
 import type { PermitVerdict, Verdict } from '../engine/verdict.ts';
+import { forgetRawAnswer } from './raw-answer.ts';
 import type { ProxyRefusal } from './refusals.ts';
 
 /**
@@ -65,8 +66,17 @@ export function forwardedToolMeta(
 
 /** Server → client: a result without Kavach keys the server put in, with the observed verdict in observe mode. */
 export function returnedResult<R extends { _meta?: Meta }>(result: R, verdict: PermitVerdict | undefined): R {
-  if (result._meta) result._meta = withoutKavachMeta(result._meta);
-  if (verdict?.observed && verdict.observed.kind !== 'permit') result._meta = { ...result._meta, [OBSERVED_META_KEY]: verdict.observed };
+  if (result._meta) {
+    const meta = withoutKavachMeta(result._meta);
+    if (meta !== result._meta) {
+      result._meta = meta;
+      forgetRawAnswer(result);
+    }
+  }
+  if (verdict?.observed && verdict.observed.kind !== 'permit') {
+    result._meta = { ...result._meta, [OBSERVED_META_KEY]: verdict.observed };
+    forgetRawAnswer(result);
+  }
   return result;
 }
 

@@ -1,20 +1,22 @@
-import { createHash, timingSafeEqual } from 'node:crypto';
+import { randomUUID, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
-import { randomUUID } from 'node:crypto';
 import type { AuthInfo } from '@modelcontextprotocol/sdk/server/auth/types.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
-import { isInitializeRequest } from '@modelcontextprotocol/sdk/types.js';
+import { isInitializeRequest, SUPPORTED_PROTOCOL_VERSIONS } from '@modelcontextprotocol/sdk/types.js';
 import { ConfigError } from '../engine/errors.ts';
-import { parseListen, type HttpClientConfig } from './config.ts';
+import { DEFAULT_MAX_SESSIONS_PER_TOKEN, parseListen, type HttpClientConfig } from './config.ts';
+import { ToolCallServer, type RequestId } from './fast-path.ts';
+import { MAX_BODY_BYTES, readBody } from './http-body.ts';
+import { HttpReply } from './http-reply.ts';
 import type { ProxySession } from './proxy-state.ts';
 import { log, type ProxyRuntime } from './runtime.ts';
 import { createSession } from './session.ts';
 
-const MAX_BODY_BYTES = 4 * 1024 * 1024;
-
 interface HttpSession {
+  id: string;
   session: ProxySession;
   transport: StreamableHTTPServerTransport;
+  calls: ToolCallServer;
   client: HttpClientConfig;
   lastSeen: number;
 }
@@ -22,8 +24,8 @@ interface HttpSession {
 /** Sessions whose client vanished without a DELETE are closed after this long without a request. */
 const SESSION_IDLE_MS = 60 * 60_000;
 
-/** Sessions one token may hold open; opening another closes its least recently used one. */
-export const MAX_SESSIONS_PER_CLIENT = 32;
+/** The default of `[http] max_sessions_per_token`: sessions one token may hold open at once. */
+export const MAX_SESSIONS_PER_CLIENT = DEFAULT_MAX_SESSIONS_PER_TOKEN;
 
 export interface HttpHandle {
   server: HttpServer;
@@ -32,19 +34,28 @@ export interface HttpHandle {
   close(): Promise<void>;
 }
 
+const SUPPORTED_VERSIONS = new Set(SUPPORTED_PROTOCOL_VERSIONS);
+
 /**
  * Streamable HTTP for several clients. Each request needs `Authorization: Bearer <token>`; the
  * token names the principal. Host and Origin must name this server (DNS-rebinding protection).
  * An MCP session stays bound to the token that opened it.
+ *
+ * A `tools/call` POSTed on an open session is served here on node:http directly (the hot path of
+ * a shared gateway); everything else — initialize, notifications, lists, GET streams, DELETE,
+ * anything unusual about a call — goes to the SDK's transport. Both see the same checks first.
  */
 export async function serveHttp(runtime: ProxyRuntime, listen: string): Promise<HttpHandle> {
   const http = runtime.config.http;
   const clients = http?.clients ?? [];
   if (clients.length === 0)
     throw new ConfigError('http.clients', 'HTTP mode needs at least one [[http.clients]] entry (token → principal)');
+  const maxSessions = http?.maxSessionsPerToken ?? MAX_SESSIONS_PER_CLIENT;
   const { host, port } = parseListen(listen);
-  const tokens = clients.map((c) => ({ digest: sha256(c.token), client: c }));
+  const tokens = new TokenTable(clients);
   const sessions = new Map<string, HttpSession>();
+  /** Fast-path calls not answered yet: the sweep streams and keeps alive the slow ones. */
+  const waiting = new Set<HttpReply>();
   // Several clients with different capabilities: upstreams get none of the client-side ones.
   runtime.core.startUpstreams(undefined);
 
@@ -52,60 +63,71 @@ export async function serveHttp(runtime: ProxyRuntime, listen: string): Promise<
   let allowedOrigins = new Set<string>(http?.allowedOrigins ?? []);
 
   const server = createServer((req, res) => {
-    void handle(req, res).catch((err: unknown) => {
+    handle(req, res).catch((err: unknown) => {
       log(`http: ${String(err)}`);
       if (!res.headersSent) reply(res, 500, 'internal error');
+      else if (!res.writableEnded) res.end();
     });
   });
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const url = new URL(req.url ?? '/', 'http://localhost');
-    if (url.pathname !== '/mcp') return reply(res, 404, 'not found; the MCP endpoint is /mcp');
+    if (!isMcpPath(req.url)) return reply(res, 404, 'not found; the MCP endpoint is /mcp');
     if (!allowedHosts.has((req.headers.host ?? '').toLowerCase())) return reply(res, 403, 'forbidden host');
     const origin = req.headers.origin;
     if (origin !== undefined && !allowedOrigins.has(origin.toLowerCase())) return reply(res, 403, 'forbidden origin');
-    const client = authenticate(req.headers.authorization);
+    const client = tokens.authenticate(req.headers.authorization);
     if (!client) {
       res.setHeader('WWW-Authenticate', 'Bearer realm="kavach"');
       return reply(res, 401, 'a valid bearer token is required');
     }
     const ip = req.socket.remoteAddress?.replace(/^::ffff:/, '');
-    // Each request is judged from where it came (`ip_in`, IP drift), not from where its session
-    // opened: a session id used from elsewhere must not keep the first address. The SDK hands
-    // `req.auth` to the handlers as `authInfo`.
-    (req as IncomingMessage & { auth?: AuthInfo }).auth = {
-      token: '',
-      clientId: client.principalId,
-      scopes: [],
-      ...(ip ? { extra: { ip } } : {}),
-    };
     const sessionHeader = req.headers['mcp-session-id'];
     const sessionId = Array.isArray(sessionHeader) ? sessionHeader[0] : sessionHeader;
     let body: unknown;
     if (req.method === 'POST') {
+      const read = await readBody(req);
+      if (read.kind === 'too-large') {
+        // Undrained, the rest of the body is still on the wire: the connection cannot carry another request.
+        if (!read.drained) res.setHeader('connection', 'close');
+        return reply(res, 413, `request body too large (the limit is ${MAX_BODY_BYTES} bytes)`);
+      }
       try {
-        body = await readJson(req);
-      } catch (err) {
-        return reply(res, 400, (err as Error).message);
+        body = JSON.parse(read.bytes.toString('utf8'));
+      } catch {
+        return reply(res, 400, 'request body is not JSON');
       }
     }
     if (sessionId !== undefined) {
       const existing = sessions.get(sessionId);
       // A session opened with one token is not usable with another: 404 as if it did not exist.
-      if (!existing || existing.client !== client) return reply(res, 404, 'unknown session');
-      existing.lastSeen = Date.now();
+      if (!existing || existing.client !== client)
+        return reply(
+          res,
+          404,
+          `unknown session: it ended (DELETE, an hour idle, or closed as its token's least recently used of ${maxSessions}) or never existed; start a new one with initialize`,
+        );
+      const now = Date.now();
+      existing.lastSeen = now;
+      const call = body === undefined ? undefined : fastToolCall(req, body);
+      if (call !== undefined) {
+        const answer = new HttpReply(res, existing.id, waiting, now);
+        return existing.calls.serve(call.id, call.params, answer, existing.calls.callerAt(ip));
+      }
+      setAuth(req, client, ip);
       await existing.transport.handleRequest(req, res, body);
       return;
     }
     if (req.method !== 'POST' || !isInitializeRequest(body)) return reply(res, 400, 'no session: start with an initialize request');
+    setAuth(req, client, ip);
     const session = createSession(runtime.core, client, { startUpstreamsOnInit: false });
     session.transport = 'tcp';
     if (ip) session.ip = ip;
+    const calls = new ToolCallServer(runtime.core, session, noop);
     const transport: StreamableHTTPServerTransport = new StreamableHTTPServerTransport({
       sessionIdGenerator: () => randomUUID(),
       onsessioninitialized: (id) => {
         evictLeastRecentlyUsed(client);
-        sessions.set(id, { session, transport, client, lastSeen: Date.now() });
+        sessions.set(id, { id, session, transport, calls, client, lastSeen: Date.now() });
         runtime.core.addSession(session);
       },
     });
@@ -114,6 +136,8 @@ export async function serveHttp(runtime: ProxyRuntime, listen: string): Promise<
       runtime.core.removeSession(session);
     };
     await session.server.connect(transport);
+    // tools/call that reaches the transport (in a batch, say) is served by the same code.
+    calls.install(transport);
     await transport.handleRequest(req, res, body);
   }
 
@@ -126,17 +150,12 @@ export async function serveHttp(runtime: ProxyRuntime, listen: string): Promise<
       count++;
       if (!oldest || s.lastSeen < oldest.lastSeen) oldest = s;
     }
-    if (count >= MAX_SESSIONS_PER_CLIENT && oldest) void oldest.transport.close().catch(() => undefined);
-  }
-
-  function authenticate(header: string | undefined): HttpClientConfig | undefined {
-    const m = /^Bearer\s+(\S+)\s*$/i.exec(header ?? '');
-    if (!m) return undefined;
-    const digest = sha256(m[1] as string);
-    let found: HttpClientConfig | undefined;
-    // Compare against every token so timing does not say which one was close.
-    for (const t of tokens) if (timingSafeEqual(t.digest, digest)) found = t.client;
-    return found;
+    if (count >= maxSessions && oldest) {
+      log(
+        `http: '${client.principalId}' opened more than ${maxSessions} sessions with one token ([http] max_sessions_per_token): closed its least recently used`,
+      );
+      void oldest.transport.close().catch(() => undefined);
+    }
   }
 
   await new Promise<void>((resolve, reject) => {
@@ -146,10 +165,14 @@ export async function serveHttp(runtime: ProxyRuntime, listen: string): Promise<
       resolve();
     });
   });
+  let sweeps = 0;
   const sweeper = setInterval(() => {
-    const cutoff = Date.now() - SESSION_IDLE_MS;
+    const now = Date.now();
+    for (const r of waiting) r.tick(now);
+    if (++sweeps % 60 !== 0) return;
+    const cutoff = now - SESSION_IDLE_MS;
     for (const s of sessions.values()) if (s.lastSeen < cutoff) void s.transport.close().catch(() => undefined);
-  }, 60_000);
+  }, 1_000);
   sweeper.unref();
   const bound = server.address();
   const realPort = typeof bound === 'object' && bound ? bound.port : port;
@@ -179,28 +202,91 @@ export async function serveHttp(runtime: ProxyRuntime, listen: string): Promise<
   };
 }
 
-function sha256(text: string): Buffer {
-  return createHash('sha256').update(text).digest();
+function noop(): void {}
+
+/**
+ * The client tokens, compared in constant time: each is kept once, zero-padded to the longest,
+ * and a presented token is copied into a buffer of that size and compared with every one of
+ * them (no early exit, no hash per request). What a wrong token's timing can tell is only
+ * whether it is longer than the longest configured token.
+ */
+class TokenTable {
+  private readonly entries: { padded: Buffer; length: number; client: HttpClientConfig }[];
+  private readonly scratch: Buffer;
+
+  constructor(clients: HttpClientConfig[]) {
+    const width = Math.max(...clients.map((c) => Buffer.byteLength(c.token)));
+    this.scratch = Buffer.alloc(width);
+    this.entries = clients.map((client) => {
+      const padded = Buffer.alloc(width);
+      const length = padded.write(client.token, 'utf8');
+      return { padded, length, client };
+    });
+  }
+
+  authenticate(header: string | undefined): HttpClientConfig | undefined {
+    const m = /^Bearer\s+(\S+)\s*$/i.exec(header ?? '');
+    if (!m) return undefined;
+    const token = m[1] as string;
+    const length = Buffer.byteLength(token);
+    if (length > this.scratch.length) return undefined;
+    this.scratch.fill(0);
+    this.scratch.write(token, 'utf8');
+    let found: HttpClientConfig | undefined;
+    for (const e of this.entries) {
+      // Both always evaluated: the length check must not skip the comparison.
+      const same = timingSafeEqual(this.scratch, e.padded);
+      if (same && e.length === length) found = e.client;
+    }
+    return found;
+  }
+}
+
+/** The SDK hands `req.auth` to the handlers as `authInfo`: who asks, and from where. */
+function setAuth(req: IncomingMessage, client: HttpClientConfig, ip: string | undefined): void {
+  (req as IncomingMessage & { auth?: AuthInfo }).auth = {
+    token: '',
+    clientId: client.principalId,
+    scopes: [],
+    ...(ip ? { extra: { ip } } : {}),
+  };
+}
+
+/**
+ * A POSTed body that is one plain `tools/call` request the fast path may serve, with every header
+ * the SDK's transport would insist on as it insists (Accept naming both JSON and SSE, a JSON
+ * Content-Type, a supported protocol version). Anything else — a batch, an odd header, a stray
+ * member — is left to the SDK, which answers it as it always has.
+ */
+function fastToolCall(req: IncomingMessage, body: unknown): { id: RequestId; params: Record<string, unknown> | undefined } | undefined {
+  if (body === null || typeof body !== 'object' || Array.isArray(body)) return undefined;
+  const m = body as Record<string, unknown>;
+  if (m.method !== 'tools/call' || m.jsonrpc !== '2.0') return undefined;
+  const id = m.id;
+  if (typeof id !== 'string' && !Number.isSafeInteger(id)) return undefined;
+  const params = m.params;
+  if (params !== undefined && (params === null || typeof params !== 'object' || Array.isArray(params))) return undefined;
+  for (const k in m) if (k !== 'jsonrpc' && k !== 'id' && k !== 'method' && k !== 'params') return undefined;
+  const headers = req.headers;
+  const accept = headers.accept;
+  if (accept === undefined || !accept.includes('application/json') || !accept.includes('text/event-stream')) return undefined;
+  const type = headers['content-type'];
+  if (type === undefined || (type !== 'application/json' && type.toLowerCase().replace(/\s+/g, '') !== 'application/json;charset=utf-8'))
+    return undefined;
+  const version = headers['mcp-protocol-version'];
+  if (version !== undefined && (typeof version !== 'string' || !SUPPORTED_VERSIONS.has(version))) return undefined;
+  return { id: id as RequestId, params: params as Record<string, unknown> | undefined };
+}
+
+/** `/mcp`, with or without a query; odd spellings go through the URL parser as before. */
+function isMcpPath(url: string | undefined): boolean {
+  if (url === '/mcp') return true;
+  return new URL(url ?? '/', 'http://localhost').pathname === '/mcp';
 }
 
 function reply(res: ServerResponse, status: number, message: string): void {
   res.writeHead(status, { 'content-type': 'application/json' });
   res.end(JSON.stringify({ jsonrpc: '2.0', error: { code: -32000, message }, id: null }));
-}
-
-async function readJson(req: IncomingMessage): Promise<unknown> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req) {
-    size += (chunk as Buffer).length;
-    if (size > MAX_BODY_BYTES) throw new Error('request body too large');
-    chunks.push(chunk as Buffer);
-  }
-  try {
-    return JSON.parse(Buffer.concat(chunks).toString('utf8'));
-  } catch {
-    throw new Error('request body is not JSON');
-  }
 }
 
 function isLoopback(host: string): boolean {

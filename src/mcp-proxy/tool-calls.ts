@@ -8,6 +8,7 @@ import { requestContext } from './gated-request.ts';
 import { clientProgressToken, forwardedToolMeta, returnedResult, scrubbedError } from './meta.ts';
 import type { ProxySession, ProxyShared } from './proxy-state.ts';
 import { proxyRefusal, proxyRefusalResult, refusalResult, type ProxyRefusal, type ProxyRefuseCode } from './refusals.ts';
+import { forgetRawAnswer } from './raw-answer.ts';
 import { screenToolAnswer } from './screening.ts';
 import type { ToolHold } from './pinning.ts';
 import type { ExposedTool, ToolCatalogue } from './tool-catalogue.ts';
@@ -114,7 +115,8 @@ export class ToolCalls {
           toolName: params.name,
           signal: extra.signal,
           progressToken: clientProgressToken(params._meta),
-          sendNotification: extra.sendNotification,
+          // Called detached there; the fast path's extra is a class whose method needs its `this`.
+          sendNotification: (n) => extra.sendNotification(n),
         },
         { ...verdict, approval: verdict.approval },
       );
@@ -174,7 +176,9 @@ export class ToolCalls {
     } finally {
       if (upstreamToken !== undefined) upstream.untrackProgress(upstreamToken);
     }
-    // What flows back is screened before the client (or the audit log) holds it.
+    // What flows back is screened before the client (or the audit log) holds it; a screened
+    // answer is never passed on as the upstream's bytes (the screen read the parsed one).
+    if (rethrow === undefined && this.shared.gate.policies.screens.planFor(entry.action) !== undefined) forgetRawAnswer(result);
     const screened = rethrow === undefined ? screenToolAnswer(this.shared.gate, entry.action, verdict.evaluationId, result) : undefined;
     if (this.outcomes) {
       const record: OutcomeEntry = {

@@ -1,6 +1,7 @@
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
 import { CallToolResultSchema, ErrorCode, McpError, type CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { isTooLargeAnswer } from './line-transport.ts';
+import { keepRawAnswer, lineOf } from './raw-answer.ts';
 
 /**
  * A call failure the proxy itself saw (the server went away, its answer was too large to read):
@@ -22,9 +23,12 @@ export interface CallSignal {
 }
 
 interface PendingCall {
-  resolve(result: unknown): void;
+  resolve(result: unknown, line: string | undefined): void;
   reject(err: Error): void;
 }
+
+/** The longest a sweep of call deadlines waits; shorter for short timeouts (a tenth of one, at least 10 ms). */
+const MAX_SWEEP_MS = 1_000;
 
 /**
  * The raw upstream side of the hot path, the counterpart of `fast-path.ts` downstream: tools/call
@@ -36,6 +40,10 @@ export class UpstreamCallPath {
   private transport: Transport | undefined;
   /** Forwarded tools/call requests, by their (string) id on the upstream connection. */
   private readonly pending = new Map<string, PendingCall>();
+  /** The same calls, for the deadline sweep (one timer for all, not one per call). */
+  private readonly deadlines = new Set<ForwardedCall>();
+  private sweeper: NodeJS.Timeout | undefined;
+  private sweepMs = MAX_SWEEP_MS;
   private callSeq = 0;
   private readonly progress = new Map<string, (params: Record<string, unknown>) => void>();
   private progressSeq = 0;
@@ -67,7 +75,7 @@ export class UpstreamCallPath {
         if (call) {
           if ('result' in message) {
             this.answered++;
-            call.resolve(message.result);
+            call.resolve(message.result, lineOf(message));
           } else if ('error' in message)
             call.reject(
               isTooLargeAnswer(message)
@@ -109,7 +117,8 @@ export class UpstreamCallPath {
     if (!transport) return Promise.reject(new Error(`server '${this.server}' is unavailable`));
     if (opts.signal.aborted) return Promise.reject(new Error('the call was cancelled'));
     const id = `kavach-call-${++this.callSeq}`;
-    const call = new ForwardedCall(id, this.server, this.pending, transport, opts.signal, opts.timeoutMs);
+    const call = new ForwardedCall(id, this.server, this.pending, this.deadlines, transport, opts.signal, opts.timeoutMs);
+    this.sweepWithin(opts.timeoutMs);
     try {
       transport.send({ jsonrpc: '2.0', id, method: 'tools/call', params }).catch(call.sendFailed);
     } catch (err) {
@@ -120,6 +129,34 @@ export class UpstreamCallPath {
     }
     return call.promise;
   }
+
+  /**
+   * Keeps the deadline sweep running while calls are out: a call times out within a tenth of its
+   * timeout (at most a second) after its deadline. The sweep stops when it finds nothing to watch.
+   */
+  private sweepWithin(timeoutMs: number): void {
+    const every = Math.max(10, Math.min(MAX_SWEEP_MS, Math.floor(timeoutMs / 10)));
+    if (this.sweeper !== undefined && every >= this.sweepMs) return;
+    if (this.sweeper !== undefined) clearInterval(this.sweeper);
+    this.sweepMs = every;
+    this.sweeper = setInterval(sweep, every, this);
+    this.sweeper.unref();
+  }
+
+  /** @internal the sweep's visit */
+  sweep(now: number): void {
+    if (this.deadlines.size === 0) {
+      clearInterval(this.sweeper);
+      this.sweeper = undefined;
+      this.sweepMs = MAX_SWEEP_MS;
+      return;
+    }
+    for (const call of this.deadlines) if (call.deadline <= now) call.timedOut();
+  }
+}
+
+function sweep(path: UpstreamCallPath): void {
+  path.sweep(performance.now());
 }
 
 /**
@@ -129,15 +166,17 @@ export class UpstreamCallPath {
 class ForwardedCall implements PendingCall {
   readonly promise: Promise<CallToolResult>;
   readonly sendFailed: (err: unknown) => void;
+  /** When the call times out (performance.now() time), for the sweep. */
+  readonly deadline: number;
   private readonly onAbort: () => void;
   private settle!: (result: CallToolResult) => void;
   private fail!: (err: Error) => void;
-  private readonly timer: NodeJS.Timeout;
 
   constructor(
     private readonly id: string,
     private readonly server: string,
     private readonly pending: Map<string, PendingCall>,
+    private readonly deadlines: Set<ForwardedCall>,
     private readonly transport: Transport,
     private readonly signal: CallSignal,
     private readonly timeoutMs: number,
@@ -152,21 +191,23 @@ class ForwardedCall implements PendingCall {
       this.fail(new Error('the call was cancelled'));
     };
     this.sendFailed = (err) => this.pending.get(this.id)?.reject(err as Error);
-    this.timer = setTimeout(timedOut, timeoutMs, this);
-    this.timer.unref();
+    this.deadline = performance.now() + timeoutMs;
     signal.addEventListener('abort', this.onAbort, { once: true });
     pending.set(id, this);
+    deadlines.add(this);
   }
 
-  resolve(result: unknown): void {
+  resolve(result: unknown, line: string | undefined): void {
     this.finish();
-    if (isPlainTextResult(result)) {
-      this.settle(result as CallToolResult);
-      return;
+    if (!isPlainTextResult(result)) {
+      const parsed = CallToolResultSchema.safeParse(result);
+      if (!parsed.success) {
+        this.fail(new Error(`'${this.server}' returned an invalid tools/call result: ${parsed.error.message}`));
+        return;
+      }
     }
-    const parsed = CallToolResultSchema.safeParse(result);
-    if (parsed.success) this.settle(result as CallToolResult);
-    else this.fail(new Error(`'${this.server}' returned an invalid tools/call result: ${parsed.error.message}`));
+    if (line !== undefined) keepRawAnswer(result as object, line, this.id);
+    this.settle(result as CallToolResult);
   }
 
   reject(err: Error): void {
@@ -182,7 +223,7 @@ class ForwardedCall implements PendingCall {
 
   private finish(): void {
     this.pending.delete(this.id);
-    clearTimeout(this.timer);
+    this.deadlines.delete(this);
     this.signal.removeEventListener('abort', this.onAbort);
   }
 
@@ -191,10 +232,6 @@ class ForwardedCall implements PendingCall {
       .send({ jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: this.id, reason } })
       .catch(() => undefined);
   }
-}
-
-function timedOut(call: ForwardedCall): void {
-  call.timedOut();
 }
 
 /**

@@ -71,7 +71,7 @@ describe('serving Streamable HTTP', () => {
       headers: { authorization: `Bearer ${TOKEN}`, accept: 'application/json, text/event-stream', 'content-type': 'application/json' },
       body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { pad: 'x'.repeat(5 * 1024 * 1024) } }),
     });
-    expect(res.status).toBe(400);
+    expect(res.status).toBe(413);
     expect(await res.text()).toContain('too large');
   });
 

@@ -1,0 +1,39 @@
+import { describe, expect, it } from 'vitest';
+import { forgetRawAnswer, keepRawAnswer, rawAnswer } from '../../src/mcp-proxy/raw-answer.ts';
+
+const result = { content: [{ type: 'text', text: 'hello' }] };
+
+describe('forwarding an upstream answer as its bytes', () => {
+  it('swaps the id at the end (the SDK order) or the start, and nothing else', () => {
+    const a = structuredClone(result);
+    keepRawAnswer(a, `{"result":${JSON.stringify(a)},"jsonrpc":"2.0","id":"kavach-call-7"}`, 'kavach-call-7');
+    expect(rawAnswer(a, 42)).toBe(`{"result":${JSON.stringify(a)},"jsonrpc":"2.0","id":42}`);
+    const b = structuredClone(result);
+    keepRawAnswer(b, `{"jsonrpc":"2.0","id":"kavach-call-8","result":${JSON.stringify(b)}}`, 'kavach-call-8');
+    expect(rawAnswer(b, 'x"y')).toBe(`{"jsonrpc":"2.0","id":"x\\"y","result":${JSON.stringify(b)}}`);
+    expect(JSON.parse(rawAnswer(b, 'x"y') as string)).toEqual({ jsonrpc: '2.0', id: 'x"y', result: b });
+  });
+
+  it('keeps nothing when the id is not where it can be found by position, or the line needs a closer look', () => {
+    const cases = [
+      // The id inside the result, the real one elsewhere.
+      `{"result":{"content":[],"id":"kavach-call-9"},"jsonrpc":"2.0","id":"kavach-call-9" }`,
+      `{ "jsonrpc":"2.0","id":"kavach-call-9","result":{"content":[]}}`,
+      // Escapes could spell Kavach's keys where a substring check does not look.
+      `{"result":{"content":[],"_meta":{"\\u0064ev.kavach/verdict":1}},"jsonrpc":"2.0","id":"kavach-call-9"}`,
+      `{"result":{"content":[],"_meta":{"dev.kavach/verdict":1},"_meta":{}},"jsonrpc":"2.0","id":"kavach-call-9"}`,
+    ];
+    for (const line of cases) {
+      const r = structuredClone(result);
+      keepRawAnswer(r, line, 'kavach-call-9');
+      expect(rawAnswer(r, 1), line).toBeUndefined();
+    }
+  });
+
+  it('forgets a line once the result changed', () => {
+    const r = structuredClone(result);
+    keepRawAnswer(r, `{"result":${JSON.stringify(r)},"jsonrpc":"2.0","id":"kavach-call-1"}`, 'kavach-call-1');
+    forgetRawAnswer(r);
+    expect(rawAnswer(r, 1)).toBeUndefined();
+  });
+});
