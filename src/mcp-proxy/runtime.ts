@@ -11,7 +11,7 @@ import type { ProxyConfig } from './config.ts';
 import { reportObserved } from './observe-log.ts';
 import { ToolPins } from './pinning.ts';
 import { ProxyCore } from './proxy.ts';
-import type { OutcomeSink } from './tool-calls.ts';
+import { REFUSAL_REASON_MAX, type OutcomeSink } from './tool-calls.ts';
 
 export function log(message: string): void {
   process.stderr.write(`kavach mcp: ${message}\n`);
@@ -33,7 +33,7 @@ const REFUSAL_RECORD = z.strictObject({
   session: z.string(),
   action: z.string(),
   code: z.enum(['TOOL_CHANGED', 'TOOL_SUSPECT', 'UPSTREAM_UNAVAILABLE']),
-  reason: z.string().max(4096),
+  reason: z.string().max(REFUSAL_REASON_MAX),
 });
 
 interface Closable {
