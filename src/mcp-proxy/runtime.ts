@@ -3,6 +3,7 @@ import { mkdir } from 'node:fs/promises';
 import { basename, dirname } from 'node:path';
 import { z } from 'zod';
 import { ConfigError, PolicyError } from '../engine/errors.ts';
+import { visible } from '../engine/terminal-text.ts';
 import { Gate, type GateOptions } from '../engine/gate.ts';
 import type { TelemetryRuntime } from '../telemetry/sdk.ts';
 import { AuditLog, type AuditAnchor } from '../audit/index.ts';
@@ -13,8 +14,12 @@ import { ToolPins } from './pinning.ts';
 import { ProxyCore } from './proxy.ts';
 import { REFUSAL_REASON_MAX, type OutcomeSink } from './tool-calls.ts';
 
+/**
+ * The proxy's log line on stderr. Messages quote what upstreams chose (tool names, error text):
+ * escaped, so none of it can act on the terminal or forge a line (`kavach mcp check` prints these).
+ */
 export function log(message: string): void {
-  process.stderr.write(`kavach mcp: ${message}\n`);
+  process.stderr.write(`kavach mcp: ${visible(message)}\n`);
 }
 
 /** What a configured runtime holds open; `close` releases it in order (gate, audit last). */
