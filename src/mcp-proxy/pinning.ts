@@ -74,11 +74,20 @@ export function hashDefinition(tool: ToolDefinition): string {
   return hashArgs(definitionOf(tool));
 }
 
+const LEGACY_FIELDS = ['title', 'description', 'inputSchema', 'outputSchema', 'annotations'];
+
 /** The hash a pin entry without `v` holds: the fields covered before icons, execution and _meta. */
 function legacyHash(tool: ToolDefinition): string {
   const d: ToolDefinition = { name: tool.name };
-  for (const key of ['title', 'description', 'inputSchema', 'outputSchema', 'annotations']) if (tool[key] !== undefined) d[key] = tool[key];
+  for (const key of LEGACY_FIELDS) if (tool[key] !== undefined) d[key] = tool[key];
   return hashArgs(d);
+}
+
+/** The fields a pin entry without `v` never covered: seen for the first time when it is upgraded. */
+function uncoveredFields(tool: ToolDefinition): Record<string, unknown> {
+  const rest: Record<string, unknown> = {};
+  for (const key of Object.keys(tool)) if (key !== 'name' && !LEGACY_FIELDS.includes(key)) rest[key] = tool[key];
+  return rest;
 }
 
 function entry(tool: ToolDefinition, hash: string, at: string): PinEntry {
@@ -191,9 +200,15 @@ export class ToolPins {
       const action = `${server}.${tool.name}`;
       const hash = hashDefinition(tool);
       let pinned = this.pins.tools[action];
-      if (pinned && pinned.v !== PIN_ENTRY_VERSION && pinned.hash === legacyHash(tool)) {
+      if (
+        pinned &&
+        pinned.v !== PIN_ENTRY_VERSION &&
+        pinned.hash === legacyHash(tool) &&
+        scanToolDefinition(uncoveredFields(tool)).length === 0
+      ) {
         // Pinned before every field was covered, and unchanged in the fields that were: the rest
-        // is trusted as first seen, once; from then on the entry covers every field.
+        // is trusted as first seen, once, if the scan finds nothing in it (else it is held below
+        // as a change); from then on the entry covers every field.
         pinned = this.pins.tools[action] = entry(tool, hash, pinned.at);
         dirty = true;
       }

@@ -3,6 +3,7 @@ import { mkdir } from 'node:fs/promises';
 import { basename, dirname } from 'node:path';
 import { z } from 'zod';
 import { ConfigError, PolicyError } from '../engine/errors.ts';
+import { visible } from '../engine/terminal-text.ts';
 import { Gate, type GateOptions } from '../engine/gate.ts';
 import type { TelemetryRuntime } from '../telemetry/sdk.ts';
 import { AuditLog, type AuditAnchor } from '../audit/index.ts';
@@ -11,10 +12,14 @@ import type { ProxyConfig } from './config.ts';
 import { reportObserved } from './observe-log.ts';
 import { ToolPins } from './pinning.ts';
 import { ProxyCore } from './proxy.ts';
-import type { OutcomeSink } from './tool-calls.ts';
+import { REFUSAL_REASON_MAX, type OutcomeSink } from './tool-calls.ts';
 
+/**
+ * The proxy's log line on stderr. Messages quote what upstreams chose (tool names, error text):
+ * escaped, so none of it can act on the terminal or forge a line (`kavach mcp check` prints these).
+ */
 export function log(message: string): void {
-  process.stderr.write(`kavach mcp: ${message}\n`);
+  process.stderr.write(`kavach mcp: ${visible(message)}\n`);
 }
 
 /** What a configured runtime holds open; `close` releases it in order (gate, audit last). */
@@ -33,7 +38,7 @@ const REFUSAL_RECORD = z.strictObject({
   session: z.string(),
   action: z.string(),
   code: z.enum(['TOOL_CHANGED', 'TOOL_SUSPECT', 'UPSTREAM_UNAVAILABLE']),
-  reason: z.string().max(4096),
+  reason: z.string().max(REFUSAL_REASON_MAX),
 });
 
 interface Closable {

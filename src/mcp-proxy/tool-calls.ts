@@ -15,6 +15,12 @@ import type { ExposedTool, ToolCatalogue } from './tool-catalogue.ts';
 import type { ProxyTelemetry, ToolCallTrace, UpstreamTrace } from './telemetry.ts';
 import { UpstreamFault, type CallSignal } from './upstream-call.ts';
 
+/**
+ * The longest reason a `kavach.mcp_refusal` record holds (the runtime's audit schema): a longer
+ * one would be refused by the log, and the refusal go unrecorded.
+ */
+export const REFUSAL_REASON_MAX = 4096;
+
 /** A refusal the proxy gave itself (the gate was not asked), for the audit log. */
 export interface ProxyRefusalRecord {
   type: 'kavach.mcp_refusal';
@@ -261,7 +267,8 @@ export class ToolCalls {
         session: session.id,
         action,
         code: verdict.code,
-        reason: verdict.reason,
+        // A reason may quote a server's own error text (why it failed to start), of any length.
+        reason: verdict.reason.slice(0, REFUSAL_REASON_MAX),
       };
       this.outcomes.append(record).catch((err: unknown) => this.shared.log(`audit: could not record a refusal: ${String(err)}`));
     }

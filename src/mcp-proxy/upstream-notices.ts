@@ -56,9 +56,13 @@ export class UpstreamNotices {
   private tell(to: ProxySession[], outage: Outage): void {
     // Not before a client's initialize (the protocol says so): it hears when it lists tools.
     const sessions = to.filter((s) => s.server.getClientCapabilities() !== undefined);
+    const open = new Set<number>();
+    for (const o of this.outages.values()) open.add(o.seq);
     for (const s of sessions) {
       let heard = this.told.get(s);
       if (!heard) this.told.set(s, (heard = new Set()));
+      // Only outages still open: a session that lives through a flapping server must not grow.
+      for (const seq of heard) if (!open.has(seq)) heard.delete(seq);
       heard.add(outage.seq);
     }
     this.logs.notice(outage.level, outage.text, sessions);

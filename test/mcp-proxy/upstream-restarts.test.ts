@@ -4,6 +4,7 @@ import { LoggingMessageNotificationSchema, type LoggingMessageNotification } fro
 import { afterEach, describe, expect, it } from 'vitest';
 import type { RestartPolicy } from '../../src/mcp-proxy/restart-backoff.ts';
 import type { ToolHold } from '../../src/mcp-proxy/pinning.ts';
+import { REFUSAL_REASON_MAX, type ProxyRefusalRecord } from '../../src/mcp-proxy/tool-calls.ts';
 import { ALICE, FakeUpstream, inProcessProxy, tool, until, type InProcessProxy } from './in-process.ts';
 
 const POLICY = '[[policy]]\nname = "all"\neffect = "permit"\nconditions = [{ action = ["fx.*", "gone.*"] }]\n';
@@ -112,5 +113,41 @@ describe('upstream restarts, as clients hear of them', () => {
     await later.listTools();
     await proxy.client.callTool({ name: 'fx__a', arguments: {} });
     expect(heard).toHaveLength(1);
+  });
+});
+
+describe('a refusal the proxy records for a server that cannot start', () => {
+  it('keeps at most REFUSAL_REASON_MAX characters of a long start error, so the audit log takes the record', async () => {
+    // Not a spawn error: the reason is the error's own text, as long as the server (or SDK) made it.
+    class Babbling extends FakeUpstream {
+      override connect(): InMemoryTransport {
+        const failed = new Error(`initialize failed: ${'x'.repeat(10_000)}`);
+        return {
+          start: () => Promise.reject(failed),
+          send: async () => undefined,
+          close: async () => undefined,
+        } as unknown as InMemoryTransport;
+      }
+    }
+    const recorded: ProxyRefusalRecord[] = [];
+    const pins = {
+      load: async () => undefined,
+      check: async () => new Map<string, ToolHold>(),
+      pinnedOf: (server: string) => (server === 'gone' ? [tool('read')] : []),
+    };
+    const outcomes = { append: async (r: unknown) => void recorded.push(r as ProxyRefusalRecord) };
+    const proxy = await inProcessProxy({ policy: POLICY, upstreams: { gone: new Babbling([]) }, restartPolicy: QUICK, pins, outcomes });
+    try {
+      await proxy.client.listTools();
+      const refused = await proxy.client.callTool({ name: 'gone__read', arguments: {} });
+      expect(JSON.stringify(refused.content)).toContain('[UPSTREAM_UNAVAILABLE]');
+      await until('the refusal record', () => recorded.length === 1);
+      expect(recorded[0]).toMatchObject({ type: 'kavach.mcp_refusal', code: 'UPSTREAM_UNAVAILABLE' });
+      // The runtime's audit schema refuses a longer reason: the refusal would go unrecorded.
+      expect(recorded[0]?.reason.length).toBeLessThanOrEqual(REFUSAL_REASON_MAX);
+      expect(recorded[0]?.reason).toContain("server 'gone' is unavailable (failed to start: initialize failed: xxx");
+    } finally {
+      await proxy.close();
+    }
   });
 });

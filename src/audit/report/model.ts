@@ -1,5 +1,10 @@
 import type { AuditRecord, CheckpointMode } from '../record.ts';
-import type { IntegrityBreak, LoadedLog, UnverifiedLine } from './load.ts';
+import { approvalsOf, asOf, joinByEvaluation, type ApprovalState, type ApprovalSummary, type ApprovalTotals } from './approvals.ts';
+import type { IntegrityBreak, LoadedLog } from './load.ts';
+import { rowOf, unverifiedRow } from './rows.ts';
+import { onAxis } from './values.ts';
+
+export type { ApprovalState, ApprovalSummary, ApprovalTotals } from './approvals.ts';
 
 /**
  * The data an audit report is drawn from: computed here (and unit-tested), embedded in the HTML as
@@ -11,9 +16,6 @@ export type Trust = 'sealed' | 'unsealed' | 'unverified';
 
 /** What a timeline row is about. */
 export type RowKind = 'call' | 'outcome' | 'approval' | 'reload' | 'invalidation' | 'checkpoint' | 'log';
-
-/** An approval's status (DESIGN §11). */
-export type ApprovalState = 'pending' | 'granted' | 'denied' | 'expired' | 'used';
 
 export interface ReportRow {
   /** Position in the report's row list (stable id). */
@@ -119,41 +121,6 @@ export interface SessionSummary {
   approvalsDenied: number;
 }
 
-/** One approval request's life, folded from its records in log order. */
-export interface ApprovalSummary {
-  id: string;
-  /**
-   * The status after its last record, except that a request still pending (or a grant with uses
-   * left) whose time ran out before the end of the report is expired: the gate marks expiry only
-   * when the request is next touched, so a lapsed request may have no `expired` record.
-   */
-  status: ApprovalState;
-  /** Expired by the clock, with no record saying so. */
-  lapsed: boolean;
-  session?: string;
-  principal?: string;
-  tool?: string;
-  policy?: string;
-  requestedAt: number | null;
-  /** The latest recorded expiry: of the request while it waits, of the grant once granted. */
-  expiresAt: number | null;
-  decisions: { approver: string; decision: 'grant' | 'deny'; note?: string; time: number | null }[];
-  /** Uses of the grant taken (less any given back). */
-  uses: number;
-  /** Its approval rows and the calls that name it, in report order. */
-  rowIds: number[];
-}
-
-export interface ApprovalTotals {
-  /** Distinct requests seen. */
-  requests: number;
-  pending: number;
-  granted: number;
-  denied: number;
-  expired: number;
-  used: number;
-}
-
 export interface TimeBucket {
   start: number;
   end: number;
@@ -232,20 +199,6 @@ export interface BuildOptions {
   /** Most buckets on the time axis (default 48). */
   maxBuckets?: number;
 }
-
-const APPROVAL_STATES: ReadonlySet<string> = new Set(['pending', 'granted', 'denied', 'expired', 'used']);
-/** A status for a leniently read record whose `status` is missing or unknown (a Map: the event is recorded text). */
-const STATE_AFTER: ReadonlyMap<string, ApprovalState> = new Map([
-  ['requested', 'pending'],
-  ['granted', 'granted'],
-  ['denied', 'denied'],
-  ['used', 'used'],
-  ['returned', 'granted'],
-  ['expired', 'expired'],
-]);
-
-const VERDICTS = new Set(['permit', 'refuse', 'invalidate']);
-const HEADER = new Set(['seq', 'prev', 'log', 'time', 'hash', 'type']);
 
 export function buildReportModel(logs: readonly LoadedLog[], opts: BuildOptions = {}): ReportModel {
   const rows: ReportRow[] = [];
@@ -346,286 +299,6 @@ function headline(logs: readonly LogIntegrity[]): string {
       return `BROKEN ${where}${logs.length > 1 ? ` in ${g.source}` : ''}: ${b.reason} [${b.code}]`.replace('BROKEN :', 'BROKEN:');
     })
     .join(' · ');
-}
-
-function str(v: unknown): string | undefined {
-  return typeof v === 'string' ? v : undefined;
-}
-function num(v: unknown): number | null {
-  return typeof v === 'number' && Number.isFinite(v) ? v : null;
-}
-
-/** A record (verified, or read leniently) as a timeline row. Unknown shapes still get a row. */
-function rowOf(r: Record<string, unknown>, id: number, log: number, index: number, trust: Trust): ReportRow {
-  const type = str(r.type) ?? '(no type)';
-  const row: ReportRow = { id, log, index, seq: num(r.seq), time: num(r.time), type, kind: 'log', trust, extra: {} };
-  const used = new Set<string>(HEADER);
-  const take = (k: string): unknown => {
-    used.add(k);
-    return r[k];
-  };
-  switch (type) {
-    case 'verdict': {
-      row.kind = 'call';
-      const verdict = str(take('verdict'));
-      if (verdict !== undefined && VERDICTS.has(verdict)) row.verdict = verdict as ReportRow['verdict'];
-      setStr(row, 'principal', take('principal'));
-      setStr(row, 'tool', take('action'));
-      setStr(row, 'session', take('session'));
-      setStr(row, 'code', take('code'));
-      setStr(row, 'reason', take('reason'));
-      setStr(row, 'evaluator', take('evaluator'));
-      setStr(row, 'policy', take('policy'));
-      if (take('observed') === true) {
-        row.observed = true;
-        if (row.verdict !== 'permit') row.wouldBlock = true;
-      }
-      if (row.evaluator === 'drift' || row.code === 'DRIFT_DETECTED') row.drift = true;
-      setStr(row, 'approval', take('approval'));
-      break;
-    }
-    case 'outcome': {
-      row.kind = 'outcome';
-      setStr(row, 'tool', take('action'));
-      setStr(row, 'session', take('session'));
-      const outcome = str(take('outcome')) ?? '?';
-      row.outcome = outcome;
-      const ms = num(take('durationMs'));
-      const error = str(take('error'));
-      row.detail = `${outcome}${ms !== null ? ` in ${ms} ms` : ''}${error !== undefined ? `: ${error}` : ''}`;
-      break;
-    }
-    case 'approval': {
-      row.kind = 'approval';
-      setStr(row, 'approval', take('approval'));
-      setStr(row, 'principal', take('principal'));
-      setStr(row, 'tool', take('action'));
-      setStr(row, 'session', take('session'));
-      setStr(row, 'policy', take('policy'));
-      setStr(row, 'approver', take('approver'));
-      setStr(row, 'note', take('note'));
-      const event = str(take('event')) ?? '?';
-      row.event = event;
-      const status = str(take('status'));
-      const state = status !== undefined && APPROVAL_STATES.has(status) ? (status as ApprovalState) : STATE_AFTER.get(event);
-      if (state !== undefined) row.status = state;
-      row.detail = approvalDetail(row, num(r.expiresAt));
-      break;
-    }
-    case 'policy_reload': {
-      row.kind = 'reload';
-      const ok = take('ok') === true;
-      const n = num(take('policies'));
-      const error = str(take('error'));
-      if (!ok) row.failed = true;
-      row.detail = ok
-        ? `policy set replaced: ${n ?? '?'} policies`
-        : `reload FAILED, ${n ?? '?'} policies stay in force${error !== undefined ? `: ${error}` : ''}`;
-      break;
-    }
-    case 'invalidation': {
-      row.kind = 'invalidation';
-      const scope = take('scope') as Record<string, unknown> | undefined;
-      const reason = str(take('reason')) ?? '';
-      const remote = take('remote') === true;
-      let what = 'every session';
-      if (scope && scope.type === 'session' && typeof scope.sessionId === 'string') {
-        row.session = scope.sessionId;
-        what = `session ${scope.sessionId}`;
-      } else if (scope && scope.type === 'principal' && typeof scope.principalId === 'string') {
-        row.principal = scope.principalId;
-        what = `principal ${scope.principalId}`;
-      }
-      row.reason = reason;
-      row.verdict = 'invalidate';
-      if (/\bdrift\b/i.test(reason)) row.drift = true;
-      row.detail = `invalidated ${what}${remote ? ' (from another replica)' : ''}`;
-      break;
-    }
-    case 'checkpoint': {
-      row.kind = 'checkpoint';
-      const size = num(take('size'));
-      const kid = str(take('kid'));
-      const mode = str(take('mode'));
-      take('sig');
-      take('head');
-      row.detail = `signed checkpoint: seals records 0..${size !== null ? size - 1 : '?'} (${mode ?? '?'}, key ${kid ?? '?'})`;
-      break;
-    }
-    case 'genesis':
-      row.detail = `log created (${str(take('mode')) ?? '?'}, key ${str(take('kid')) ?? '?'})`;
-      break;
-    case 'segment':
-      row.detail = `segment ${num(take('segment')) ?? '?'} begins`;
-      break;
-    case 'recovery':
-      row.detail = `a crash left a torn tail: ${num(take('cutBytes')) ?? '?'} bytes cut from ${str(take('file')) ?? '?'}`;
-      break;
-    case 'resume': {
-      const from = num(take('from'));
-      const n = num(take('unsealed'));
-      row.detail = `writer reopened the log and found ${n ?? '?'} unsealed record${n === 1 ? '' : 's'} (from seq ${from ?? '?'}): written before a crash, or added while no writer held it; sealed only from here on`;
-      break;
-    }
-    case 'key':
-      row.detail = `key ${str(take('event')) ?? '?'}${str(r.kid) !== undefined ? ` ${str(take('kid'))}` : ''}${str(r.detail) !== undefined ? `: ${str(take('detail'))}` : ''}`;
-      break;
-    default:
-      row.detail = `${type} record`;
-  }
-  for (const [k, v] of Object.entries(r)) if (!used.has(k) && v !== undefined) row.extra[k] = v;
-  return row;
-}
-
-function unverifiedRow(u: UnverifiedLine, id: number, log: number): ReportRow {
-  if (u.record) return rowOf(u.record, id, log, u.index, 'unverified');
-  return {
-    id,
-    log,
-    index: u.index,
-    seq: null,
-    time: null,
-    type: '(unreadable)',
-    kind: 'log',
-    trust: 'unverified',
-    detail: 'a line that is not a JSON record',
-    extra: { line: u.raw ?? '' },
-  };
-}
-
-type StrField = 'principal' | 'tool' | 'session' | 'code' | 'reason' | 'evaluator' | 'policy' | 'approval' | 'approver' | 'note';
-function setStr(row: ReportRow, key: StrField, v: unknown): void {
-  if (typeof v === 'string') row[key] = v;
-}
-
-/** A time as the page shows times: 2026-03-14 10:18:00 UTC. */
-function utc(ms: number): string {
-  const iso = new Date(onAxis(ms)).toISOString();
-  return `${iso.slice(0, 10)} ${iso.slice(11, 19)} UTC`;
-}
-
-/** One line for an approval row, in words; the note is a field of its own (shown as text). */
-function approvalDetail(row: ReportRow, expiresAt: number | null): string {
-  const by = row.approver !== undefined ? ` by ${row.approver}` : '';
-  const until = expiresAt !== null ? ` until ${utc(expiresAt)}` : '';
-  switch (row.event) {
-    case 'requested':
-      return `asked for a human's approval (policy ${row.policy ?? '?'})${until.replace(' until', ', waits until')}`;
-    case 'granted':
-      return row.status === 'pending'
-        ? `granted${by}; still pending: more approvers must grant`
-        : `granted${by}${until.replace(' until', ', usable until')}`;
-    case 'denied':
-      return `denied${by}`;
-    case 'used':
-      return row.status === 'used' ? 'grant used by the call (its last use)' : 'grant used by the call (uses left)';
-    case 'returned':
-      return 'a use of the grant given back (the call was refused later)';
-    case 'expired':
-      return 'expired: nobody decided in time, or the grant went unused';
-    default:
-      return `approval ${row.event ?? '?'}`;
-  }
-}
-
-/**
- * Joins records to their evaluation's verdict: an outcome (or an approval record) that names no
- * session takes the session of the verdict with its evaluationId — logs written before outcome
- * records carried the session would otherwise show a phantom "(no session)" group — and an
- * outcome takes the verdict's principal. The approval records of one request share its session.
- */
-function joinByEvaluation(rows: ReportRow[]): void {
-  const verdictOf = new Map<string, ReportRow>();
-  for (const r of rows) {
-    const e = str(r.extra.evaluationId);
-    if (r.kind === 'call' && e !== undefined && !verdictOf.has(e)) verdictOf.set(e, r);
-  }
-  for (const r of rows) {
-    if (r.kind !== 'outcome' && r.kind !== 'approval') continue;
-    const v = verdictOf.get(str(r.extra.evaluationId) ?? '');
-    if (!v) continue;
-    if (r.session === undefined && v.session !== undefined) {
-      r.session = v.session;
-      r.sessionFrom = 'evaluation';
-    }
-    if (r.principal === undefined && v.principal !== undefined) r.principal = v.principal;
-  }
-  const sessionOfApproval = new Map<string, string>();
-  for (const r of rows) {
-    if (r.approval !== undefined && r.session !== undefined && !sessionOfApproval.has(r.approval))
-      sessionOfApproval.set(r.approval, r.session);
-  }
-  for (const r of rows) {
-    if (r.kind !== 'approval' || r.session !== undefined || r.approval === undefined) continue;
-    const s = sessionOfApproval.get(r.approval);
-    if (s !== undefined) {
-      r.session = s;
-      r.sessionFrom = 'approval';
-    }
-  }
-}
-
-/** The report's "now" for expiry: when it was made, or its latest record if that is later (a clock ahead). */
-function asOf(rows: readonly ReportRow[], generatedAt: number): number {
-  let t = generatedAt;
-  for (const r of rows) if (r.time !== null && r.time > t) t = r.time;
-  return t;
-}
-
-/** Each approval request's life, from its records in report order. */
-function approvalsOf(rows: readonly ReportRow[], now: number): ApprovalSummary[] {
-  const by = new Map<string, ApprovalSummary>();
-  const get = (id: string): ApprovalSummary => {
-    let a = by.get(id);
-    if (!a) {
-      a = { id, status: 'pending', lapsed: false, requestedAt: null, expiresAt: null, decisions: [], uses: 0, rowIds: [] };
-      by.set(id, a);
-    }
-    return a;
-  };
-  for (const r of rows) {
-    if (r.kind !== 'approval' || r.approval === undefined) continue;
-    const a = get(r.approval);
-    // What expired: a request nobody decided, or a grant nobody used (the record says only "expired").
-    if (r.event === 'expired' && a.rowIds.length > 0) {
-      if (a.status === 'pending') r.detail = 'expired: nobody decided in time';
-      else if (a.status === 'granted') r.detail = 'expired: the grant went unused in time';
-    }
-    a.rowIds.push(r.id);
-    a.session ??= r.session;
-    a.principal ??= r.principal;
-    a.tool ??= r.tool;
-    a.policy ??= r.policy;
-    if (r.status !== undefined) a.status = r.status;
-    const expiresAt = num(r.extra.expiresAt);
-    if (expiresAt !== null) a.expiresAt = expiresAt;
-    if (r.event === 'requested' && a.requestedAt === null) a.requestedAt = r.time;
-    if ((r.event === 'granted' || r.event === 'denied') && r.approver !== undefined) {
-      const d: ApprovalSummary['decisions'][number] = {
-        approver: r.approver,
-        decision: r.event === 'granted' ? 'grant' : 'deny',
-        time: r.time,
-      };
-      if (r.note !== undefined) d.note = r.note;
-      a.decisions.push(d);
-    }
-    if (r.event === 'used') a.uses++;
-    if (r.event === 'returned' && a.uses > 0) a.uses--;
-  }
-  // The calls that name a request: refused while it waits, permitted by its grant. A call alone
-  // (its approval records outside this report) does not make a request.
-  for (const r of rows) {
-    if (r.kind !== 'call' || r.approval === undefined) continue;
-    by.get(r.approval)?.rowIds.push(r.id);
-  }
-  for (const a of by.values()) {
-    a.rowIds.sort((x, y) => x - y);
-    if ((a.status === 'pending' || a.status === 'granted') && a.expiresAt !== null && a.expiresAt <= now) {
-      a.status = 'expired';
-      a.lapsed = true;
-    }
-  }
-  return [...by.values()];
 }
 
 function distinct(values: readonly (string | undefined)[]): string[] {
@@ -816,10 +489,6 @@ function summarize(
     markers,
   };
 }
-
-/** The Date range (±1e8 days): a recorded time is any finite number, but an axis must span a finite width. */
-const AXIS_LIMIT = 8.64e15;
-const onAxis = (t: number): number => Math.min(AXIS_LIMIT, Math.max(-AXIS_LIMIT, t));
 
 function overTime(calls: readonly ReportRow[], max: number): { bucketMs: number; buckets: TimeBucket[] } {
   const times = calls
