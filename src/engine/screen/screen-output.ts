@@ -2,6 +2,7 @@
  * Result screening (DESIGN §13): what a tool hands back is searched for secrets before the model
  * sees it. Pure: no I/O, no clock; the caller records the findings and turns a block into a refusal.
  */
+import type { OutputBlockedVerdict } from '../verdict.ts';
 import type { Span } from './detector.ts';
 import type { PlannedDetector, ScreenPlan, ScreenSet } from './screen-set.ts';
 
@@ -88,6 +89,26 @@ export function describeWithheld(blocked: ScreenBlock): string {
   const screens = blocked.screens.map((s) => `'${s}'`).join(', ');
   if (blocked.unscreenable) return `the tool's result was withheld: it could not be screened for secrets (screen ${screens})`;
   return `the tool's result was withheld: it contained ${listOf(blocked.kinds)} (screen ${screens})`;
+}
+
+/** The refusal the model gets instead of a withheld result, under the permitted call's evaluation id. */
+export function outputBlocked(evaluationId: string, blocked: ScreenBlock): OutputBlockedVerdict {
+  return { kind: 'refuse', evaluationId, code: 'OUTPUT_BLOCKED', evaluator: 'screen', reason: describeWithheld(blocked) };
+}
+
+/** Findings one audit record keeps; the rest of a long list is dropped. */
+export const MAX_RECORDED_FINDINGS = 256;
+/** The longest finding path an audit record keeps (a pointer into a huge document is cut). */
+const MAX_RECORDED_PATH = 1024;
+
+/** The findings as an audit record takes them: bounded in number and path length (plain copies). */
+export function recordedFindings(found: readonly ScreenFinding[]): ScreenFinding[] {
+  const out: ScreenFinding[] = [];
+  for (const f of found.slice(0, MAX_RECORDED_FINDINGS)) {
+    const path = f.path.length > MAX_RECORDED_PATH ? `${f.path.slice(0, MAX_RECORDED_PATH)}…` : f.path;
+    out.push({ screen: f.screen, detector: f.detector, path, count: f.count });
+  }
+  return out;
 }
 
 function listOf(items: string[]): string {
