@@ -23,6 +23,7 @@ import { decideToolCall, ToolCallRefused, type AdapterOptions, type GateDecision
  */
 
 export type { AdapterOptions, GateDecision, GateLike } from './shared.ts';
+export type { ScreenReport } from './screening.ts';
 export type { ApprovalGateLike } from './approvals.ts';
 export { ToolCallRefused } from './shared.ts';
 

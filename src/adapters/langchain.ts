@@ -36,6 +36,7 @@ import { screenToolOutput } from './screening.ts';
  */
 
 export type { AdapterOptions, GateDecision, GateLike } from './shared.ts';
+export type { ScreenReport } from './screening.ts';
 export type { ApprovalGateLike, KavachApprovalAnswer } from './approvals.ts';
 
 /** What the principal/session/environment functions receive. */

@@ -21,6 +21,7 @@ import { decideToolCall, formatRefusal, type AdapterOptions, type GateLike } fro
  */
 
 export type { AdapterOptions, GateDecision, GateLike } from './shared.ts';
+export type { ScreenReport } from './screening.ts';
 
 /** What the principal/session/environment functions receive. */
 export interface OpenAIRunContext {

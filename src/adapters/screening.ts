@@ -28,7 +28,10 @@ export interface ScreenedToolOutput<T> {
   withheld?: OutputBlockedVerdict;
 }
 
-type PermittedDecision = GateDecision & { allowed: true };
+/** The call whose output is screened: a permitted decision, or what an adapter knows of the call. */
+export type ScreenTarget = Pick<GateDecision, 'toolName' | 'actionName' | 'callId'> & { verdict: { evaluationId: string } };
+
+type PermittedDecision = ScreenTarget;
 
 /**
  * Screens one permitted call's output. Synchronous, and with no `[[screen]]` for the action (or a

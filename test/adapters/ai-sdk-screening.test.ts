@@ -120,7 +120,10 @@ describe('ai-sdk result screening with guardTools', () => {
     });
     const redacting = guardTool(streaming, screeningGate('redact'), { principal: agent, name: 'read_config' });
     const seen: unknown[] = [];
-    for await (const chunk of redacting.execute?.({ path: 'x' }, { toolCallId: 'c1', messages: [] }) as AsyncIterable<unknown>)
+    for await (const chunk of (redacting.execute as NonNullable<typeof redacting.execute>)(
+      { path: 'x' },
+      { toolCallId: 'c1', messages: [] },
+    ) as AsyncIterable<unknown>)
       seen.push(chunk);
     expect(JSON.stringify(seen)).not.toContain(LEAKED_KEY);
     expect(seen).toHaveLength(3);
@@ -128,7 +131,10 @@ describe('ai-sdk result screening with guardTools', () => {
     const blocking = guardTool(streaming, screeningGate('block'), { principal: agent, name: 'read_config' });
     const before: unknown[] = [];
     const consume = async () => {
-      for await (const chunk of blocking.execute?.({ path: 'x' }, { toolCallId: 'c2', messages: [] }) as AsyncIterable<unknown>)
+      for await (const chunk of (blocking.execute as NonNullable<typeof blocking.execute>)(
+        { path: 'x' },
+        { toolCallId: 'c2', messages: [] },
+      ) as AsyncIterable<unknown>)
         before.push(chunk);
     };
     await expect(consume()).rejects.toBeInstanceOf(ToolCallRefused);
