@@ -8,8 +8,8 @@ import { requestContext } from './gated-request.ts';
 import { clientProgressToken, forwardedToolMeta, returnedResult, scrubbedError } from './meta.ts';
 import type { ProxySession, ProxyShared } from './proxy-state.ts';
 import { proxyRefusal, proxyRefusalResult, refusalResult, type ProxyRefusal, type ProxyRefuseCode } from './refusals.ts';
-import { screenToolAnswer } from './screening.ts';
 import type { ToolHold } from './pinning.ts';
+import { screenToolAnswer, screenUpstreamError } from './screening.ts';
 import type { ExposedTool, ToolCatalogue } from './tool-catalogue.ts';
 import type { ProxyTelemetry, ToolCallTrace, UpstreamTrace } from './telemetry.ts';
 import { UpstreamFault, type CallSignal } from './upstream-call.ts';
@@ -174,8 +174,12 @@ export class ToolCalls {
     } finally {
       if (upstreamToken !== undefined) upstream.untrackProgress(upstreamToken);
     }
-    // What flows back is screened before the client (or the audit log) holds it.
-    const screened = rethrow === undefined ? screenToolAnswer(this.shared.gate, entry.action, verdict.evaluationId, result) : undefined;
+    // What flows back is screened before the client (or the audit log) holds it: a result, or
+    // the text of an error relayed as one.
+    const screened =
+      rethrow === undefined
+        ? screenToolAnswer(this.shared.gate, entry.action, verdict.evaluationId, result)
+        : screenUpstreamError(this.shared.gate, entry.action, verdict.evaluationId, rethrow);
     if (this.outcomes) {
       const record: OutcomeEntry = {
         type: 'outcome',
@@ -195,7 +199,7 @@ export class ToolCalls {
         .append(record)
         .catch((err: unknown) => this.shared.log(`audit: could not record the outcome of ${verdict.evaluationId}: ${String(err)}`));
     }
-    if (rethrow !== undefined || screened === undefined) throw rethrow;
+    if (!('result' in screened)) throw screened.error;
     return screened.withheld ? screened.result : returnedResult(screened.result, verdict);
   }
 

@@ -84,16 +84,16 @@ export function screenOutput<T>(screens: ScreenSet, ctx: { readonly actionName: 
   return conclude(plan, walk.log, screened as T);
 }
 
-/** The model-facing reason a result was withheld: what kind of thing, never the value. */
-export function describeWithheld(blocked: ScreenBlock): string {
+/** The model-facing reason a result was withheld: what kind of thing, never the value. `what` names the result. */
+export function describeWithheld(blocked: ScreenBlock, what = "the tool's result"): string {
   const screens = blocked.screens.map((s) => `'${s}'`).join(', ');
-  if (blocked.unscreenable) return `the tool's result was withheld: it could not be screened for secrets (screen ${screens})`;
-  return `the tool's result was withheld: it contained ${listOf(blocked.kinds)} (screen ${screens})`;
+  if (blocked.unscreenable) return `${what} was withheld: it could not be screened for secrets (screen ${screens})`;
+  return `${what} was withheld: it contained ${listOf(blocked.kinds)} (screen ${screens})`;
 }
 
 /** The refusal the model gets instead of a withheld result, under the permitted call's evaluation id. */
-export function outputBlocked(evaluationId: string, blocked: ScreenBlock): OutputBlockedVerdict {
-  return { kind: 'refuse', evaluationId, code: 'OUTPUT_BLOCKED', evaluator: 'screen', reason: describeWithheld(blocked) };
+export function outputBlocked(evaluationId: string, blocked: ScreenBlock, what?: string): OutputBlockedVerdict {
+  return { kind: 'refuse', evaluationId, code: 'OUTPUT_BLOCKED', evaluator: 'screen', reason: describeWithheld(blocked, what) };
 }
 
 /** Findings one audit record keeps; the rest of a long list is dropped. */
