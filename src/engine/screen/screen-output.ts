@@ -422,6 +422,12 @@ function looksLikeJson(text: string): boolean {
 
 /** The indentation the text was written with, so a redacted document keeps its look. */
 function indentOf(text: string): string | undefined {
-  const m = /\n([ \t]{1,10})\S/.exec(text);
-  return m ? m[1] : undefined;
+  // Line by line with indexOf: a regex scan of a compact megabyte (no line break at all) costs more.
+  for (let nl = text.indexOf('\n'); nl >= 0; nl = text.indexOf('\n', nl + 1)) {
+    const m = INDENT.exec(text.slice(nl + 1, nl + 12));
+    if (m) return m[1];
+  }
+  return undefined;
 }
+
+const INDENT = /^([ \t]{1,10})\S/;
