@@ -3,7 +3,7 @@ import { ApprovalError, type ApprovalRequest } from '../engine/approvals/types.t
 import type { Principal } from '../engine/context.ts';
 import { warningSink } from '../engine/warnings.ts';
 import { awaitedApproval, callMemoryOf, deniedRefusal, restsOnPerson, type ApprovalGateLike } from './approvals.ts';
-import { screenToolOutput } from './screening.ts';
+import { screenToolError, screenToolOutput } from './screening.ts';
 import { decideToolCall, ToolCallRefused, type AdapterOptions, type GateDecision, type GateLike } from './shared.ts';
 
 /**
@@ -102,13 +102,24 @@ export function guardTool<T extends Tool>(tool: T, gate: GateLike, opts: AiSdkAd
     ? async function* (this: unknown, input, options) {
         const decision = await check(input, options);
         const started = performance.now();
-        // Each preliminary result reaches the UI (and the last one the model): each is screened.
-        for await (const chunk of execute.call(this, input, options) as AsyncIterable<unknown>) yield screened(decision, chunk, started);
+        try {
+          // Each preliminary result reaches the UI (and the last one the model): each is screened.
+          for await (const chunk of execute.call(this, input, options) as AsyncIterable<unknown>) yield screened(decision, chunk, started);
+        } catch (err) {
+          throw screenToolError(gate, opts, decision, err, started);
+        }
       }
     : async function (this: unknown, input, options) {
         const decision = await check(input, options);
         const started = performance.now();
-        return screened(decision, await execute.call(this, input, options), started);
+        let output: unknown;
+        try {
+          output = await execute.call(this, input, options);
+        } catch (err) {
+          // The SDK shows the model the error's text: screened like a result.
+          throw screenToolError(gate, opts, decision, err, started);
+        }
+        return screened(decision, output, started);
       };
   return { ...tool, execute: guarded, needsApproval } as T;
 }

@@ -17,7 +17,7 @@ import {
   type GateLike,
   type ToolCallAttempt,
 } from './shared.ts';
-import { screenToolOutput } from './screening.ts';
+import { screenToolError, screenToolOutput } from './screening.ts';
 
 /**
  * kavach/langchain: gate LangChain JS 1.x tools.
@@ -150,7 +150,14 @@ export function guardTool<T extends StructuredToolInterface>(tool: T, gate: Gate
     const decision = await decideToolCall(gate, opts, { toolName: tool.name, args: arg, callId, run: runContextOf(config) });
     if (!decision.allowed) return refused(decision, callId);
     const started = performance.now();
-    const output = await inner.call(this, arg, runManager, config);
+    let output: unknown;
+    try {
+      output = await inner.call(this, arg, runManager, config);
+    } catch (err) {
+      // An interrupt is how a run pauses, not text for the model; any other error's text may reach it.
+      if (isGraphInterrupt(err)) throw err;
+      throw screenToolError(gate, opts, decision, err, started);
+    }
     if (ToolMessage.isInstance(output)) return screenedMessage(gate, opts, decision, output, started);
     // A [content, artifact] pair is screened as one value: both reach the message.
     const screened = screenToolOutput(gate, opts, decision, output, started);

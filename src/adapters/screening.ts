@@ -1,7 +1,7 @@
 import { outputBlocked, recordedFindings, type ScreenFinding, type ScreenResult } from '../engine/screen/screen-output.ts';
 import type { OutputBlockedVerdict } from '../engine/verdict.ts';
 import { warningSink } from '../engine/warnings.ts';
-import type { AdapterOptions, GateDecision, GateLike } from './shared.ts';
+import { ToolCallRefused, type AdapterOptions, type GateDecision, type GateLike } from './shared.ts';
 
 /**
  * Result screening in the adapters (DESIGN §13): what a permitted tool returned is screened with
@@ -108,4 +108,26 @@ function record<R>(
   } catch (err) {
     failed(err);
   }
+}
+
+/**
+ * A permitted tool's thrown error, screened: frameworks hand its message to the model. The same
+ * error when nothing was found; an Error of the same name with the redacted message (no `cause`,
+ * no stack holding the original text); or `ToolCallRefused` (OUTPUT_BLOCKED) when withheld.
+ */
+export function screenToolError<R>(
+  gate: GateLike,
+  opts: AdapterOptions<R>,
+  decision: ScreenTarget,
+  err: unknown,
+  startedAt: number,
+): unknown {
+  if (!(err instanceof Error) || err instanceof ToolCallRefused) return err;
+  const fields = { message: err.message };
+  const screened = screenToolOutput(gate, opts, decision, fields, startedAt, 'tool_error');
+  if (screened.withheld) return new ToolCallRefused(screened.withheld);
+  if (screened.output === fields) return err;
+  const redacted = new Error(screened.output.message);
+  redacted.name = err.name;
+  return redacted;
 }

@@ -147,4 +147,27 @@ describe('ai-sdk result screening with guardTools', () => {
     const guarded = guardTool(lookup, refundGate(), { principal: agent, name: 'lookup_order' });
     expect(await guarded.execute?.({ id: 'A1' }, { toolCallId: 'c', messages: [] })).toBe(result);
   });
+
+  it("screens a thrown error's message: the model reads it redacted, or the OUTPUT_BLOCKED refusal", async () => {
+    const failing = tool({
+      description: 'Read the config file.',
+      inputSchema: z.object({ path: z.string() }),
+      execute: async (): Promise<string> => {
+        throw new TypeError(`no profile for ${LEAKED_KEY}`);
+      },
+    });
+    const events: GateEvent[] = [];
+    const redacting = guardTool(failing, screeningGate('redact', events), { principal: agent, name: 'read_config' });
+    const err = await Promise.resolve(redacting.execute?.({ path: 'x' }, { toolCallId: 'e1', messages: [] }) as Promise<string>).then(
+      () => undefined,
+      (e: unknown) => e as Error,
+    );
+    expect(err?.name).toBe('TypeError');
+    expect(err?.message).toBe('no profile for [REDACTED:aws_access_key]');
+    expect(JSON.stringify({ m: err?.message, s: err?.stack })).not.toContain(LEAKED_KEY);
+    expect(outcomes(events)[0]).toMatchObject({ outcome: 'tool_error', findings: [{ path: '/message' }] });
+
+    const blocking = guardTool(failing, screeningGate('block'), { principal: agent, name: 'read_config' });
+    await expect(blocking.execute?.({ path: 'x' }, { toolCallId: 'e2', messages: [] })).rejects.toBeInstanceOf(ToolCallRefused);
+  });
 });

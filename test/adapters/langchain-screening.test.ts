@@ -135,4 +135,15 @@ describe('langchain result screening, direct calls', () => {
     const guarded = guardTool(lookup, refundGate(), { principal: agent });
     expect(await guarded.invoke({ id: 'A1' })).toBe(result);
   });
+
+  it("guardTool screens a thrown error's message (the agent shows it to the model)", async () => {
+    const failing = tool(
+      async (): Promise<string> => {
+        throw new Error(`no profile for ${LEAKED_KEY}`);
+      },
+      { name: 'read_config', description: 'Read.', schema: z.object({ path: z.string() }) },
+    );
+    const guarded = guardTool(failing, screeningGate('redact'), { principal: agent });
+    await expect(guarded.invoke({ path: 'x' })).rejects.toThrow('no profile for [REDACTED:aws_access_key]');
+  });
 });
