@@ -174,6 +174,8 @@ const EXPECTED: Record<string, string[]> = {
     'escapeText',
     'scanToolDefinition',
     'screenOutput',
+    'OutcomeEvent',
+    'OutputBlockedVerdict',
   ],
   './mcp': [
     'OBSERVED_META_KEY',
@@ -198,6 +200,7 @@ const EXPECTED: Record<string, string[]> = {
     'startRuntime',
   ],
   './langchain': [
+    'ScreenReport',
     'AdapterOptions',
     'ApprovalGateLike',
     'GateDecision',
@@ -213,6 +216,7 @@ const EXPECTED: Record<string, string[]> = {
     'kavachMiddleware',
   ],
   './ai-sdk': [
+    'ScreenReport',
     'AdapterOptions',
     'AiSdkAdapterOptions',
     'AiSdkRunContext',
@@ -232,6 +236,7 @@ const EXPECTED: Record<string, string[]> = {
     'kavachToolApproval',
   ],
   './openai': [
+    'ScreenReport',
     'AdapterOptions',
     'GateDecision',
     'GateLike',
@@ -243,6 +248,7 @@ const EXPECTED: Record<string, string[]> = {
     'guardRunnableTools',
   ],
   './openai-agents': [
+    'ScreenReport',
     'AdapterOptions',
     'AgentsAdapterOptions',
     'AgentsRunContext',
@@ -258,6 +264,8 @@ const EXPECTED: Record<string, string[]> = {
     'guardTool',
     'guardTools',
     'kavachInputGuardrail',
+    'kavachOutputGuardrail',
+    'KavachOutputGuardrailInfo',
   ],
   './redis': [
     'BusSigner',

@@ -3,6 +3,7 @@ import { ApprovalError, type ApprovalRequest } from '../engine/approvals/types.t
 import type { Principal } from '../engine/context.ts';
 import { warningSink } from '../engine/warnings.ts';
 import { awaitedApproval, callMemoryOf, deniedRefusal, restsOnPerson, type ApprovalGateLike } from './approvals.ts';
+import { screenToolError, screenToolOutput } from './screening.ts';
 import { decideToolCall, ToolCallRefused, type AdapterOptions, type GateDecision, type GateLike } from './shared.ts';
 
 /**
@@ -15,10 +16,14 @@ import { decideToolCall, ToolCallRefused, type AdapterOptions, type GateDecision
  * - `kavachApprovalResponse` records the user's answer with the gate (`gate.approvals.decide`),
  *   so it is audited and bound to the exact arguments; only then does the approved call run.
  * - `kavachToolApproval` plugs the gate into AI SDK 7's `toolApproval` hook.
+ * What a permitted `execute` returns (each value a streaming tool yields) is screened with the
+ * gate's `[[screen]]` blocks (DESIGN §13) before the SDK hands it to `toModelOutput` and the
+ * model: redacted, or withheld by throwing `ToolCallRefused` with the OUTPUT_BLOCKED refusal.
  * The approval check and `execute` of one call share one evaluation (see call-memory.ts).
  */
 
 export type { AdapterOptions, GateDecision, GateLike } from './shared.ts';
+export type { ScreenReport } from './screening.ts';
 export type { ApprovalGateLike } from './approvals.ts';
 export { ToolCallRefused } from './shared.ts';
 
@@ -62,7 +67,7 @@ export function guardTool<T extends Tool>(tool: T, gate: GateLike, opts: AiSdkAd
     return tool;
   }
   const memory = callMemoryOf(gate);
-  const check = async (input: unknown, options: ToolExecutionOptions): Promise<void> => {
+  const check = async (input: unknown, options: ToolExecutionOptions): Promise<GateDecision & { allowed: true }> => {
     const run = runContextOf(options);
     const decision = await decideToolCall(
       gate,
@@ -71,6 +76,12 @@ export function guardTool<T extends Tool>(tool: T, gate: GateLike, opts: AiSdkAd
       { memory, role: 'run' },
     );
     if (!decision.allowed) throw new ToolCallRefused(decision.verdict);
+    return decision;
+  };
+  const screened = (decision: GateDecision & { allowed: true }, output: unknown, started: number): unknown => {
+    const result = screenToolOutput(gate, opts, decision, output, started);
+    if (result.withheld) throw new ToolCallRefused(result.withheld);
+    return result.output;
   };
   const own = (tool as { needsApproval?: unknown }).needsApproval;
   const needsApproval: NeedsApproval = async function (this: unknown, input, options) {
@@ -89,12 +100,26 @@ export function guardTool<T extends Tool>(tool: T, gate: GateLike, opts: AiSdkAd
   // Keep streaming tools streaming: an async generator stays one, so preliminary results still flow.
   const guarded: AnyExecute = isAsyncGeneratorFunction(execute)
     ? async function* (this: unknown, input, options) {
-        await check(input, options);
-        yield* execute.call(this, input, options) as AsyncIterable<unknown>;
+        const decision = await check(input, options);
+        const started = performance.now();
+        try {
+          // Each preliminary result reaches the UI (and the last one the model): each is screened.
+          for await (const chunk of execute.call(this, input, options) as AsyncIterable<unknown>) yield screened(decision, chunk, started);
+        } catch (err) {
+          throw screenToolError(gate, opts, decision, err, started);
+        }
       }
     : async function (this: unknown, input, options) {
-        await check(input, options);
-        return execute.call(this, input, options);
+        const decision = await check(input, options);
+        const started = performance.now();
+        let output: unknown;
+        try {
+          output = await execute.call(this, input, options);
+        } catch (err) {
+          // The SDK shows the model the error's text: screened like a result.
+          throw screenToolError(gate, opts, decision, err, started);
+        }
+        return screened(decision, output, started);
       };
   return { ...tool, execute: guarded, needsApproval } as T;
 }

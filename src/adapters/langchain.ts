@@ -1,10 +1,11 @@
 import { ToolMessage } from '@langchain/core/messages';
 import type { StructuredToolInterface } from '@langchain/core/tools';
 import { interopSafeParseAsync, isInteropZodSchema } from '@langchain/core/utils/types';
-import { interrupt, isGraphInterrupt } from '@langchain/langgraph';
+import { Command, interrupt, isCommand, isGraphInterrupt } from '@langchain/langgraph';
 import { createMiddleware } from 'langchain';
 import type { Principal } from '../engine/context.ts';
-import type { Verdict } from '../engine/verdict.ts';
+import { formatRefusal } from '../engine/refusal.ts';
+import type { OutputBlockedVerdict, Verdict } from '../engine/verdict.ts';
 import { warningSink } from '../engine/warnings.ts';
 import { awaitedApproval, hasApprovals, readApprovalAnswer, type ApprovalGateLike, type KavachApprovalAnswer } from './approvals.ts';
 import {
@@ -16,6 +17,7 @@ import {
   type GateLike,
   type ToolCallAttempt,
 } from './shared.ts';
+import { screenToolError, screenToolOutput } from './screening.ts';
 
 /**
  * kavach/langchain: gate LangChain JS 1.x tools.
@@ -28,9 +30,13 @@ import {
  *   with `gate.approvals.decide`, and the call is evaluated again: it runs only on a Permit.
  * A refusal is a ToolMessage with `status: "error"`, the refusal text as content and the verdict
  * as its artifact, so the model can explain or change course.
+ * Both screen what a permitted tool returns with the gate's `[[screen]]` blocks (DESIGN §13): the
+ * ToolMessage's content and artifact are redacted, or the whole message is replaced by an
+ * OUTPUT_BLOCKED refusal (same shape as any refusal) when a block-mode screen matches.
  */
 
 export type { AdapterOptions, GateDecision, GateLike } from './shared.ts';
+export type { ScreenReport } from './screening.ts';
 export type { ApprovalGateLike, KavachApprovalAnswer } from './approvals.ts';
 
 /** What the principal/session/environment functions receive. */
@@ -44,8 +50,8 @@ export interface LangChainRunContext {
 
 export type LangChainAdapterOptions = AdapterOptions<LangChainRunContext>;
 
-/** The artifact a refusal ToolMessage carries: the gate's verdict, as is. */
-export type KavachArtifact = Exclude<Verdict, { kind: 'permit' }>;
+/** The artifact a refusal ToolMessage carries: the gate's verdict, as is (OUTPUT_BLOCKED: the withheld result's refusal). */
+export type KavachArtifact = Exclude<Verdict, { kind: 'permit' }> | OutputBlockedVerdict;
 
 interface ToolCallLike {
   id?: string | undefined;
@@ -55,9 +61,71 @@ interface ToolCallLike {
 
 type CallFn = (arg: unknown, runManager?: unknown, config?: Record<string, unknown>) => unknown;
 
-function refusalMessage(decision: GateDecision & { allowed: false }, callId: string, name: string): ToolMessage {
-  const artifact: KavachArtifact = decision.verdict;
-  return new ToolMessage({ content: decision.refusal, tool_call_id: callId, name, status: 'error', artifact });
+function refusalMessage(refusal: { verdict: KavachArtifact; refusal: string }, callId: string, name: string): ToolMessage {
+  const artifact: KavachArtifact = refusal.verdict;
+  return new ToolMessage({ content: refusal.refusal, tool_call_id: callId, name, status: 'error', artifact });
+}
+
+function withheldRefusal(verdict: OutputBlockedVerdict): { verdict: KavachArtifact; refusal: string } {
+  return { verdict, refusal: formatRefusal(verdict) };
+}
+
+/**
+ * A ToolMessage after screening its content and artifact: the same message when nothing was
+ * redacted, a copy with the redacted fields, or the OUTPUT_BLOCKED refusal in its place. A new
+ * message, not an edited one: a message keeps its constructor fields (`lc_kwargs`) for
+ * serialisation, and those would still hold the secret.
+ */
+function screenedMessage(
+  gate: GateLike,
+  opts: LangChainAdapterOptions,
+  decision: GateDecision & { allowed: true },
+  message: ToolMessage,
+  started: number,
+): ToolMessage {
+  const fields = { content: message.content, artifact: message.artifact };
+  const outcome = message.status === 'error' ? 'tool_error' : 'ok';
+  const screened = screenToolOutput(gate, opts, decision, fields, started, outcome);
+  if (screened.withheld) return refusalMessage(withheldRefusal(screened.withheld), message.tool_call_id, message.name ?? decision.toolName);
+  if (screened.output === fields) return message;
+  return new ToolMessage({
+    content: screened.output.content,
+    artifact: screened.output.artifact,
+    tool_call_id: message.tool_call_id,
+    ...(message.name !== undefined ? { name: message.name } : {}),
+    ...(message.id !== undefined ? { id: message.id } : {}),
+    ...(message.status !== undefined ? { status: message.status } : {}),
+    ...(message.metadata !== undefined ? { metadata: message.metadata } : {}),
+    additional_kwargs: message.additional_kwargs,
+    response_metadata: message.response_metadata,
+  });
+}
+
+/**
+ * What a wrapped tool call handed back, screened: a ToolMessage, or a Command whose state update
+ * carries ToolMessages (each screened). Anything else in a Command's update is the graph's state,
+ * not a tool result for the model, and passes as it is.
+ */
+function screenedResult(
+  gate: GateLike,
+  opts: LangChainAdapterOptions,
+  decision: GateDecision & { allowed: true },
+  result: unknown,
+  started: number,
+): unknown {
+  if (ToolMessage.isInstance(result)) return screenedMessage(gate, opts, decision, result, started);
+  if (!isCommand(result)) return screenToolOutput(gate, opts, decision, result, started).output;
+  const update = result.update as { messages?: unknown } | undefined;
+  if (!update || typeof update !== 'object' || !Array.isArray(update.messages)) return result;
+  let changed = false;
+  const messages = update.messages.map((m: unknown) => {
+    if (!ToolMessage.isInstance(m)) return m;
+    const next = screenedMessage(gate, opts, decision, m, started);
+    if (next !== m) changed = true;
+    return next;
+  });
+  if (!changed) return result;
+  return new Command({ ...result, update: { ...update, messages } } as ConstructorParameters<typeof Command>[0]);
 }
 
 function runContextOf(config: Record<string, unknown> | undefined): LangChainRunContext {
@@ -80,16 +148,31 @@ export function guardTool<T extends StructuredToolInterface>(tool: T, gate: Gate
     const toolCall = config?.toolCall as ToolCallLike | undefined;
     const callId = toolCall?.id ?? (typeof config?.toolCallId === 'string' ? config.toolCallId : undefined);
     const decision = await decideToolCall(gate, opts, { toolName: tool.name, args: arg, callId, run: runContextOf(config) });
-    if (decision.allowed) return inner.call(this, arg, runManager, config);
+    if (!decision.allowed) return refused(decision, callId);
+    const started = performance.now();
+    let output: unknown;
+    try {
+      output = await inner.call(this, arg, runManager, config);
+    } catch (err) {
+      // An interrupt is how a run pauses, not text for the model; any other error's text may reach it.
+      if (isGraphInterrupt(err)) throw err;
+      throw screenToolError(gate, opts, decision, err, started);
+    }
+    if (ToolMessage.isInstance(output)) return screenedMessage(gate, opts, decision, output, started);
+    // A [content, artifact] pair is screened as one value: both reach the message.
+    const screened = screenToolOutput(gate, opts, decision, output, started);
+    return screened.withheld ? refused(withheldRefusal(screened.withheld), callId) : screened.output;
+  };
+  const refused = (refusal: { verdict: KavachArtifact; refusal: string }, callId: string | undefined) => {
     if (callId !== undefined) {
-      const message = refusalMessage(decision, callId, tool.name);
+      const message = refusalMessage(refusal, callId, tool.name);
       // call() insists on a [content, artifact] pair for these tools; a ToolMessage as content passes through whole.
       return (tool as { responseFormat?: string }).responseFormat === 'content_and_artifact' ? [message, undefined] : message;
     }
     // Invoked directly with plain arguments: there is no message to build, so return the text.
     return (tool as { responseFormat?: string }).responseFormat === 'content_and_artifact'
-      ? [decision.refusal, decision.verdict]
-      : decision.refusal;
+      ? [refusal.refusal, refusal.verdict]
+      : refusal.refusal;
   };
   Object.defineProperty(copy, '_call', { value: guardedCall, writable: true, configurable: true, enumerable: false });
   return copy;
@@ -168,8 +251,10 @@ export function kavachMiddleware(gate: GateLike, opts: KavachMiddlewareOptions) 
         // Decided: ask the gate again. Only a permit (the grant's use, bound to these arguments) runs the tool.
         decision = await decideToolCall(gate, opts, attempt);
       }
-      if (decision.allowed) return handler(request);
-      return refusalMessage(decision, toolCall.id ?? '', toolCall.name);
+      if (!decision.allowed) return refusalMessage(decision, toolCall.id ?? '', toolCall.name);
+      const started = performance.now();
+      const result = await handler(request);
+      return screenedResult(gate, opts, decision, result, started) as typeof result;
     },
   });
 }

@@ -1,8 +1,15 @@
-import type { RunToolApprovalItem, ToolGuardrailFunctionOutput, ToolInputGuardrailDefinition } from '@openai/agents';
+import { randomUUID } from 'node:crypto';
+import type {
+  RunToolApprovalItem,
+  ToolGuardrailFunctionOutput,
+  ToolInputGuardrailDefinition,
+  ToolOutputGuardrailDefinition,
+} from '@openai/agents';
 import { ApprovalError, type ApprovalRequest } from '../engine/approvals/types.ts';
 import type { Principal } from '../engine/context.ts';
 import { awaitedApproval, callMemoryOf, deniedRefusal, findPendingRequest, type ApprovalGateLike } from './approvals.ts';
-import { decideToolCall, type AdapterOptions, type GateDecision, type GateLike } from './shared.ts';
+import { screenToolOutput, type ScreenReport, type ScreenTarget } from './screening.ts';
+import { actionNameFor, decideToolCall, formatRefusal, type AdapterOptions, type GateDecision, type GateLike } from './shared.ts';
 
 /**
  * kavach/openai-agents: gate OpenAI Agents SDK function tools with a tool input guardrail.
@@ -11,10 +18,17 @@ import { decideToolCall, type AdapterOptions, type GateDecision, type GateLike }
  * - `guardTool(tool, gate, opts)`: a copy of a function tool with that guardrail appended, and a
  *   `needsApproval` that is true while the gate waits for a person about the call (an approve
  *   policy, DESIGN §11): the run stops with an interruption, as for any tool that needs approval.
- *   Its `invoke`, schema and everything else are the original's.
+ *   Its schema and everything else are the original's; its `invoke` runs the original's and
+ *   screens the result.
  * - `decideInterruption(gate, state, interruption, { approver, decision, note })` records the
  *   person's answer with the gate (audited, bound to the arguments), then approves or rejects the
  *   interruption in the run state. `state.approve` alone runs nothing: the guardrail asks the gate.
+ * - What a permitted tool returns is screened with the gate's `[[screen]]` blocks (DESIGN §13):
+ *   `guardTool` wraps the copy's `invoke`, so a redacted result keeps its shape and a withheld one
+ *   becomes the OUTPUT_BLOCKED refusal text. For tools Kavach does not copy (MCP servers'
+ *   `toolOutputGuardrails`), `kavachOutputGuardrail` does the same with the SDK's tool output
+ *   guardrail: block rejects with the refusal; redact rejects with the redacted output as text (a
+ *   guardrail can only allow or replace).
  * The runner may run input guardrails twice for one call (before and after a human approval);
  * the call id is the gate's callId, so the call is charged once. The gate judges the arguments
  * as the tool's schema hands them to `execute` (defaults filled in) where the SDK exposes its
@@ -22,6 +36,7 @@ import { decideToolCall, type AdapterOptions, type GateDecision, type GateLike }
  */
 
 export type { AdapterOptions, GateDecision, GateLike } from './shared.ts';
+export type { ScreenReport } from './screening.ts';
 export type { ApprovalGateLike } from './approvals.ts';
 
 /** What the principal/session/environment functions receive. */
@@ -88,6 +103,31 @@ function toolFor(known: object | undefined, agent: { tools?: readonly unknown[] 
   return typeof found === 'object' && found !== null ? found : undefined;
 }
 
+const PERMITTED_LIMIT = 1024;
+/** Permitted decisions by call id, per gate: the output screening of the same call records under that evaluation. */
+const permittedCalls = new WeakMap<object, Map<string, ScreenTarget>>();
+
+function notePermitted(gate: object, decision: GateDecision): void {
+  if (!decision.allowed || decision.callId === undefined) return;
+  let calls = permittedCalls.get(gate);
+  if (!calls) permittedCalls.set(gate, (calls = new Map()));
+  calls.delete(decision.callId);
+  calls.set(decision.callId, decision);
+  if (calls.size > PERMITTED_LIMIT) calls.delete(calls.keys().next().value as string);
+}
+
+/** The permitted decision for a call id, taken once; else a target with a fresh evaluation id. */
+function targetFor(gate: object, opts: AgentsAdapterOptions<never>, toolName: string, callId: string | undefined): ScreenTarget {
+  const calls = permittedCalls.get(gate);
+  const found = callId !== undefined ? calls?.get(callId) : undefined;
+  if (found && callId !== undefined) {
+    calls?.delete(callId);
+    if (found.toolName === toolName) return found;
+  }
+  // Not evaluated by Kavach's input guardrail in this process: screened all the same.
+  return { toolName, actionName: actionNameFor(opts, toolName), callId, verdict: { evaluationId: randomUUID() } };
+}
+
 export function kavachInputGuardrail<TContext = unknown>(
   gate: GateLike,
   opts: AgentsAdapterOptions<TContext> & { name?: string },
@@ -113,6 +153,7 @@ function inputGuardrail<TContext>(
         { memory: callMemoryOf(gate), role: 'run' },
       );
       const outputInfo: KavachGuardrailInfo = { kavach: decision };
+      notePermitted(gate, decision);
       if (decision.allowed) return { behavior: { type: 'allow' }, outputInfo };
       return { behavior: { type: 'rejectContent', message: decision.refusal }, outputInfo };
     },
@@ -121,8 +162,9 @@ function inputGuardrail<TContext>(
 
 /**
  * A copy of a function tool with Kavach's input guardrail appended (it runs after the tool's
- * own guardrails, so a call another guardrail rejects is not charged). Every other property,
- * `invoke` included, is the original's, so types and schema are unchanged.
+ * own guardrails, so a call another guardrail rejects is not charged). Every other property is
+ * the original's, so types and schema are unchanged; `invoke` runs the original's and screens
+ * what it returns.
  */
 export function guardTool<T extends FunctionToolLike>(
   tool: T,
@@ -137,6 +179,15 @@ export function guardTool<T extends FunctionToolLike>(
     enumerable: true,
     configurable: true,
   };
+  const invoke = (tool as { invoke?: unknown }).invoke;
+  if (typeof invoke === 'function') {
+    descriptors.invoke = {
+      value: screenedInvoke(gate, opts as AgentsAdapterOptions<never>, tool.name, invoke as Invoke),
+      writable: true,
+      enumerable: descriptors.invoke?.enumerable ?? true,
+      configurable: true,
+    };
+  }
   const own = (tool as { needsApproval?: unknown }).needsApproval;
   if (typeof own === 'function' || own === undefined) {
     descriptors.needsApproval = {
@@ -147,6 +198,52 @@ export function guardTool<T extends FunctionToolLike>(
     };
   }
   return Object.create(Object.getPrototypeOf(tool) as object, descriptors) as T;
+}
+
+type Invoke = (runContext: unknown, input: string, details?: { toolCall?: { callId?: string } }) => Promise<unknown>;
+
+/** The tool's invoke, its result screened: redacted in shape, or the OUTPUT_BLOCKED refusal text. */
+function screenedInvoke(gate: GateLike, opts: AgentsAdapterOptions<never>, toolName: string, invoke: Invoke): Invoke {
+  return async function (this: unknown, runContext, input, details) {
+    const started = performance.now();
+    const output = await invoke.call(this, runContext, input, details);
+    const target = targetFor(gate, opts, toolName, details?.toolCall?.callId);
+    const screened = screenToolOutput(gate, opts, target, output, started);
+    return screened.withheld ? formatRefusal(screened.withheld) : screened.output;
+  };
+}
+
+/** What `outputInfo` of Kavach's output guardrail holds when screening found something. */
+export interface KavachOutputGuardrailInfo {
+  kavach: ScreenReport;
+}
+
+/**
+ * A tool output guardrail that screens what a tool returned, for tools `guardTool` does not copy
+ * (an MCP server's `toolOutputGuardrails`, say). A guardrail can only let an output through or
+ * replace it with text: block replaces it with the OUTPUT_BLOCKED refusal, redact with the
+ * redacted output (JSON text when it was not a string), report lets it through. Not needed on a
+ * `guardTool` copy, whose invoke screens already.
+ */
+export function kavachOutputGuardrail<TContext = unknown>(
+  gate: GateLike,
+  opts: AgentsAdapterOptions<TContext> & { name?: string },
+): ToolOutputGuardrailDefinition<TContext> {
+  return {
+    type: 'tool_output',
+    name: opts.name ?? 'kavach-screen',
+    run: async ({ toolCall, output }): Promise<ToolGuardrailFunctionOutput> => {
+      let report: ScreenReport | undefined;
+      const options = { ...opts, onScreen: (r: ScreenReport) => ((report = r), opts.onScreen?.(r)) };
+      const target = targetFor(gate, opts as AgentsAdapterOptions<never>, toolCall.name, toolCall.callId);
+      const screened = screenToolOutput(gate, options, target, output, performance.now());
+      const outputInfo = report ? ({ kavach: report } satisfies KavachOutputGuardrailInfo) : undefined;
+      if (screened.withheld) return { behavior: { type: 'rejectContent', message: formatRefusal(screened.withheld) }, outputInfo };
+      if (screened.output === output) return { behavior: { type: 'allow' }, outputInfo };
+      const text = typeof screened.output === 'string' ? screened.output : JSON.stringify(screened.output);
+      return { behavior: { type: 'rejectContent', message: text }, outputInfo };
+    },
+  };
 }
 
 type ApprovalCheck = (runContext: { context: unknown }, input: unknown, callId?: string) => Promise<boolean>;

@@ -3,7 +3,8 @@ import type { ChatCompletionMessageToolCall, ChatCompletionToolMessageParam } fr
 import type { ResponseFunctionToolCall, ResponseInputItem } from 'openai/resources/responses/responses';
 import { canonicalJson } from '../engine/canonical-json.ts';
 import { refusalWithApprovalHint } from './approvals.ts';
-import { decideToolCall, type AdapterOptions, type GateLike } from './shared.ts';
+import { screenToolOutput } from './screening.ts';
+import { decideToolCall, formatRefusal, type AdapterOptions, type GateLike } from './shared.ts';
 
 /**
  * kavach/openai: gate tool calls made through the OpenAI Node SDK (openai 5/6).
@@ -11,6 +12,8 @@ import { decideToolCall, type AdapterOptions, type GateLike } from './shared.ts'
  *   refusal text as the tool result (never a throw: a throw ends the runner).
  * - `gateToolCalls` for hand-rolled loops over Chat Completions `tool_calls` or Responses
  *   `function_call` items: one output per call id, refused or run.
+ * What a permitted tool returns is screened with the gate's `[[screen]]` blocks (DESIGN §13)
+ * before it becomes the tool message: redacted, or replaced by the OUTPUT_BLOCKED refusal text.
  * The OpenAI SDK has no approval seam: a call an approve policy holds for a person (DESIGN §11)
  * is answered with the APPROVAL_REQUIRED refusal plus how it will be decided (request id, until
  * when, "the same call runs once granted"). The person decides through `gate.approvals.decide`
@@ -18,6 +21,7 @@ import { decideToolCall, type AdapterOptions, type GateLike } from './shared.ts'
  */
 
 export type { AdapterOptions, GateDecision, GateLike } from './shared.ts';
+export type { ScreenReport } from './screening.ts';
 
 /** What the principal/session/environment functions receive. */
 export interface OpenAIRunContext {
@@ -90,7 +94,9 @@ function guardCallback(callback: Callback, name: string, gate: GateLike, opts: O
     const callId = findCallId(runner, name, params);
     const decision = await decideToolCall(gate, opts, { toolName: name, args: params, callId, run: { context: toolContext } });
     if (!decision.allowed) return refusalWithApprovalHint(decision);
-    return callback.call(this, args, runner, toolContext);
+    const started = performance.now();
+    const screened = screenToolOutput(gate, opts, decision, await callback.call(this, args, runner, toolContext), started);
+    return screened.withheld ? formatRefusal(screened.withheld) : screened.output;
   };
   // runTools names a tool without `name` after its function: the guard must carry that name.
   Object.defineProperty(guarded, 'name', { value: callback.name, configurable: true });
@@ -228,9 +234,16 @@ async function runOne(
     return `The arguments for '${name}' must be a JSON object; the call was not run.`;
   const decision = await decideToolCall(gate, opts, { toolName: name, args, callId, run: { context: opts.context } });
   if (!decision.allowed) return refusalWithApprovalHint(decision);
+  const started = performance.now();
+  let output: string;
+  let outcome: 'ok' | 'tool_error' = 'ok';
   try {
-    return stringify(await handler(args as Record<string, unknown>, { callId, name, context: opts.context }));
+    output = stringify(await handler(args as Record<string, unknown>, { callId, name, context: opts.context }));
   } catch (err) {
-    return `Tool '${name}' failed: ${(err as Error)?.message ?? String(err)}`;
+    // The error's text reaches the model too, so it is screened like a result.
+    output = `Tool '${name}' failed: ${(err as Error)?.message ?? String(err)}`;
+    outcome = 'tool_error';
   }
+  const screened = screenToolOutput(gate, opts, decision, output, started, outcome);
+  return screened.withheld ? formatRefusal(screened.withheld) : screened.output;
 }

@@ -5,7 +5,8 @@ import type { MaybePromise } from '../engine/stores.ts';
 import { warningSink } from '../engine/warnings.ts';
 import { formatRefusal } from '../engine/refusal.ts';
 import type { CallMemory } from './call-memory.ts';
-import type { InvalidateVerdict, RefuseVerdict, Verdict } from '../engine/verdict.ts';
+import type { InvalidateVerdict, OutputBlockedVerdict, RefuseVerdict, Verdict } from '../engine/verdict.ts';
+import type { ScreenReport } from './screening.ts';
 
 /**
  * What every framework adapter shares: turning one attempted tool call into an ActionContext,
@@ -15,8 +16,12 @@ import type { InvalidateVerdict, RefuseVerdict, Verdict } from '../engine/verdic
 /** A value, or a function of the framework's run context that yields it. */
 export type FromRun<T, RunContext> = T | ((run: RunContext) => MaybePromise<T | undefined>);
 
-/** Only `evaluate` is needed, so tests and wrappers can pass anything gate-shaped. */
-export type GateLike = Pick<Gate, 'evaluate'>;
+/**
+ * Only `evaluate` is needed, so tests and wrappers can pass anything gate-shaped. With `screen`
+ * (a Gate has it) what a permitted tool returns is screened too (DESIGN §13), and with
+ * `recordOutcome` what screening found goes to the gate's audit log.
+ */
+export type GateLike = Pick<Gate, 'evaluate'> & Partial<Pick<Gate, 'screen' | 'recordOutcome'>>;
 
 /** Where the call comes from: feeds drift detection and resource/audience conditions. */
 export type CallEnvironment = Pick<
@@ -36,6 +41,11 @@ export interface AdapterOptions<RunContext = unknown> {
   mode?: 'enforce' | 'observe';
   /** Called once per evaluated call, after the verdict and before the tool runs. */
   onDecision?: (decision: GateDecision) => void | Promise<void>;
+  /**
+   * Called when result screening (`[[screen]]` blocks) found something in what a tool returned:
+   * where and how often, never the value; `withheld` when a block-mode screen withheld it.
+   */
+  onScreen?: (report: ScreenReport) => void | Promise<void>;
   /**
    * Told what the model is not: why a call could not be evaluated (it is refused), an
    * `onDecision` that threw, a tool that cannot be gated. Default: stderr.
@@ -77,10 +87,13 @@ export interface Handoff {
   role: 'ask' | 'run';
 }
 
-/** Thrown by adapters whose framework turns a tool error into the text the model sees. */
+/**
+ * Thrown by adapters whose framework turns a tool error into the text the model sees: a refused
+ * call, or (OUTPUT_BLOCKED) a permitted call whose result a block-mode screen withheld.
+ */
 export class ToolCallRefused extends Error {
-  readonly verdict: DeniedVerdict;
-  constructor(verdict: DeniedVerdict) {
+  readonly verdict: DeniedVerdict | OutputBlockedVerdict;
+  constructor(verdict: DeniedVerdict | OutputBlockedVerdict) {
     super(formatRefusal(verdict));
     this.name = 'ToolCallRefused';
     this.verdict = verdict;

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import type { JsonValue } from '../engine/context.ts';
 import type { ApprovalEvent, GateEvent, InvalidationEvent, PolicyReloadEvent, VerdictEvent } from '../engine/ports.ts';
+import { MAX_RECORDED_FINDINGS } from '../engine/screen/screen-output.ts';
 import { REFUSE_CODES } from '../engine/verdict.ts';
 import { AuditError } from './errors.ts';
 import { pointerSteps, redact } from './redact.ts';
@@ -50,8 +51,8 @@ export interface EntryOptions {
 /** A W3C / OpenTelemetry trace id: 32 lowercase hex digits, not all zero. */
 const TRACE_ID = /^(?!0{32})[0-9a-f]{32}$/;
 
-/** Findings one outcome record keeps; the proxy caps what it records to this. */
-export const MAX_OUTCOME_FINDINGS = 256;
+/** Findings one outcome record keeps; the proxy and the adapters cap what they record to this. */
+export const MAX_OUTCOME_FINDINGS = MAX_RECORDED_FINDINGS;
 
 const OUTCOME_SCHEMA = z.strictObject({
   type: z.literal('outcome'),

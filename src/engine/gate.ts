@@ -11,7 +11,7 @@ import { bindingOf, newRequest } from './approvals/binding.ts';
 import { approvalEvent } from './approvals/events.ts';
 import { InMemoryApprovalStore } from './approvals/memory-store.ts';
 import { Approvals } from './approvals/service.ts';
-import type { ApprovalStore, AuditSink, GateEvent, PermitIssuer } from './ports.ts';
+import type { ApprovalStore, AuditSink, GateEvent, OutcomeEvent, PermitIssuer } from './ports.ts';
 import { pointerSteps } from './redact.ts';
 import { warningSink } from './warnings.ts';
 import { approvalRefusal, checkOpened, subjectOf, type ApprovalHold } from './gate/approval-step.ts';
@@ -211,6 +211,15 @@ export class Gate {
    */
   screen<T>(ctx: Pick<ActionContext, 'actionName'>, output: T): ScreenResult<T> {
     return screenOutput(this.policySet.screens, ctx, output);
+  }
+
+  /**
+   * Records what became of a permitted call's result in the gate's audit log (an `outcome`
+   * record: the adapters write one when screening found something). Best effort, like the gate's
+   * other non-verdict events: a failed append is a warning, never a throw.
+   */
+  recordOutcome(outcome: Omit<OutcomeEvent, 'type' | 'time'> & { time?: number }): void {
+    this.record({ ...outcome, type: 'outcome', time: outcome.time ?? this.clock() });
   }
 
   /** Like evaluate, but throws RefusedError / InvalidatedError unless permitted. */

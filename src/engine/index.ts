@@ -11,6 +11,7 @@ export {
   type PermitVerdict,
   type RefuseVerdict,
   type InvalidateVerdict,
+  type OutputBlockedVerdict,
   type InvalidationScope,
 } from './verdict.ts';
 export { KavachError, PolicyError, ConfigError, RefusedError, InvalidatedError } from './errors.ts';
@@ -39,6 +40,7 @@ export type {
   VerdictEvent,
   PolicyReloadEvent,
   InvalidationEvent,
+  OutcomeEvent,
 } from './ports.ts';
 export { formatRefusal } from './refusal.ts';
 export { canonicalJson, hashArgs } from './canonical-json.ts';

@@ -74,7 +74,27 @@ export interface InvalidationEvent {
   remote: boolean;
 }
 
-export type GateEvent = VerdictEvent | PolicyReloadEvent | InvalidationEvent | ApprovalEvent;
+/**
+ * What became of a permitted call's result (the audit log's `outcome` record). The MCP proxy
+ * writes one per forwarded call; the adapters write one when result screening found something.
+ */
+export interface OutcomeEvent {
+  type: 'outcome';
+  time: number;
+  evaluationId: string;
+  outcome: 'ok' | 'tool_error' | 'upstream_failure';
+  durationMs: number;
+  /** The action the call was for, for reading the log without joining. */
+  action?: string;
+  session?: string;
+  error?: string;
+  /** Where result screening found something (DESIGN §13): never the value. */
+  findings?: { screen: string; detector: string; path: string; count: number }[];
+  /** The result was withheld (a block-mode screen matched: OUTPUT_BLOCKED). */
+  withheld?: true;
+}
+
+export type GateEvent = VerdictEvent | PolicyReloadEvent | InvalidationEvent | ApprovalEvent | OutcomeEvent;
 
 /** Where the gate records its events. audit's AuditLog implements this. */
 export interface AuditSink {

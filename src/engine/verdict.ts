@@ -13,6 +13,19 @@ export const REFUSE_CODES = [
 ] as const;
 export type RefuseCode = (typeof REFUSE_CODES)[number];
 
+/**
+ * A result withheld after the call was permitted: a block-mode `[[screen]]` matched what the tool
+ * returned (DESIGN §13). Not one of the gate's own verdicts (the gate permitted the call, and the
+ * refusal keeps that evaluation's id); the proxy and the adapters give it to the model.
+ */
+export interface OutputBlockedVerdict {
+  kind: 'refuse';
+  evaluationId: string;
+  code: 'OUTPUT_BLOCKED';
+  evaluator: 'screen';
+  reason: string;
+}
+
 /** What an invalidation covers. Sessions are the usual case; principal and global are break-glass. */
 export type InvalidationScope = { type: 'session'; sessionId: string } | { type: 'principal'; principalId: string } | { type: 'global' };
 

@@ -5,6 +5,7 @@ import { gateRequest, listFilter } from './gated-request.ts';
 import { relayed } from './meta.ts';
 import type { ProxySession, ProxyShared } from './proxy-state.ts';
 import { exposeNames, type UpstreamName } from './tool-names.ts';
+import { screenedRequest } from './screening.ts';
 import type { Upstream } from './upstream.ts';
 
 export interface ExposedPrompt {
@@ -64,8 +65,12 @@ export class PromptCatalogue {
     if (this.shared.config.gate.gateResources)
       verdict = await gateRequest(this.shared, session, entry.upstream.name, 'prompts/get', entry.prompt.name, { ...params.arguments });
     const client = this.shared.pool.clientOf(entry.upstream);
-    return relayed({ ...params, name: entry.prompt.name }, verdict, (forwarded) =>
-      client.request({ method: 'prompts/get', params: forwarded }, GetPromptResultSchema, { signal }),
-    );
+    const send = () =>
+      relayed({ ...params, name: entry.prompt.name }, verdict, (forwarded) =>
+        client.request({ method: 'prompts/get', params: forwarded }, GetPromptResultSchema, { signal }),
+      );
+    if (verdict === undefined) return send();
+    // Gated: the prompt's messages (and an error's text) are screened under the action the gate judged.
+    return screenedRequest(this.shared.gate, `${entry.upstream.name}.prompts/get`, verdict.evaluationId, 'the prompt', send);
   }
 }

@@ -5,6 +5,7 @@ import { gateRequest, listFilter } from './gated-request.ts';
 import { encodable, listAllPages } from './listing.ts';
 import { relayed } from './meta.ts';
 import type { ProxySession, ProxyShared } from './proxy-state.ts';
+import { screenedRequest } from './screening.ts';
 import type { Upstream } from './upstream.ts';
 
 /** Gated reads of URIs no server listed re-list the resource servers at most this often. */
@@ -121,8 +122,11 @@ export class ResourceRouter {
     const owner = await this.ownerOf(params.uri);
     const verdict = await gateRequest(this.shared, session, owner.name, 'resources/read', params.uri, { uri: params.uri });
     const client = this.shared.pool.clientOf(owner);
-    return relayed(params, verdict, (forwarded) =>
-      client.request({ method: 'resources/read', params: forwarded }, ReadResourceResultSchema, { signal }),
+    // What was read is screened (DESIGN §13) under the action the gate judged.
+    return screenedRequest(this.shared.gate, `${owner.name}.resources/read`, verdict.evaluationId, 'the resource read', () =>
+      relayed(params, verdict, (forwarded) =>
+        client.request({ method: 'resources/read', params: forwarded }, ReadResourceResultSchema, { signal }),
+      ),
     );
   }
 

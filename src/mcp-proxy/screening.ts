@@ -1,12 +1,10 @@
-import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
-import { MAX_OUTCOME_FINDINGS } from '../audit/entry.ts';
+import { ErrorCode, McpError, type CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import type { OutcomeFinding } from '../audit/record.ts';
 import type { Gate } from '../engine/gate.ts';
-import { describeWithheld } from '../engine/screen/index.ts';
-import { proxyRefusalResult, type ProxyRefusal } from './refusals.ts';
-
-/** The longest finding path the outcome record keeps (a pointer into a huge document is cut). */
-const MAX_RECORDED_PATH = 1024;
+import { outputBlocked, recordedFindings } from '../engine/screen/index.ts';
+import { formatRefusal } from '../engine/refusal.ts';
+import { verdictMeta } from './meta.ts';
+import { proxyRefusalResult } from './refusals.ts';
 
 /** A tool's answer after result screening: what the client gets, and what the outcome record keeps. */
 export interface ScreenedAnswer {
@@ -28,22 +26,81 @@ export function screenToolAnswer(gate: Gate, action: string, evaluationId: strin
   const findings = recordedFindings(screened.findings);
   if (screened.blocked === undefined) return { result: screened.output, findings };
   // The gate permitted the call; the refusal is of its answer, under the same evaluation id.
-  const verdict: ProxyRefusal = {
-    kind: 'refuse',
-    evaluationId,
-    code: 'OUTPUT_BLOCKED',
-    evaluator: 'screen',
-    reason: describeWithheld(screened.blocked),
-  };
-  return { result: proxyRefusalResult(verdict, true), findings, withheld: true };
+  return { result: proxyRefusalResult(outputBlocked(evaluationId, screened.blocked), true), findings, withheld: true };
 }
 
-/** The findings as the audit record takes them: bounded in number and path length. */
-function recordedFindings(found: readonly OutcomeFinding[]): OutcomeFinding[] {
-  const out: OutcomeFinding[] = [];
-  for (const f of found.slice(0, MAX_OUTCOME_FINDINGS)) {
-    const path = f.path.length > MAX_RECORDED_PATH ? `${f.path.slice(0, MAX_RECORDED_PATH)}…` : f.path;
-    out.push({ screen: f.screen, detector: f.detector, path, count: f.count });
+/** An upstream's JSON-RPC error after screening, and what the outcome record keeps. */
+export interface ScreenedError {
+  error: unknown;
+  findings?: OutcomeFinding[];
+  withheld?: true;
+}
+
+/**
+ * Screens an upstream's JSON-RPC error (its `message` and `data` reach the client just as a
+ * result does) with the screens for `action`: redacted in place of the original, or replaced by
+ * an OUTPUT_BLOCKED error with the refusal text. Errors the proxy made itself pass unchanged.
+ */
+export function screenUpstreamError(gate: Gate, action: string, evaluationId: string, err: unknown): ScreenedError {
+  if (!(err instanceof McpError)) return { error: err };
+  const fields = { message: err.message, data: err.data };
+  const screened = gate.screen({ actionName: action }, fields);
+  if (screened.findings.length === 0 && screened.blocked === undefined) return { error: err };
+  const findings = recordedFindings(screened.findings);
+  if (screened.blocked !== undefined) {
+    const verdict = outputBlocked(evaluationId, screened.blocked, "the server's error");
+    const text = formatRefusal(verdict);
+    const blocked = new McpError(err.code, text, verdictMeta(verdict));
+    blocked.message = text; // without the SDK's "MCP error -N: " prefix: the client adds its own
+    return { error: blocked, findings, withheld: true };
   }
-  return out;
+  const redacted = new McpError(err.code, '', screened.output.data);
+  redacted.message = screened.output.message;
+  return { error: redacted, findings };
+}
+
+/**
+ * With `gate_resources`: a resources/read or prompts/get answer (or its error) screened with the
+ * screens for `action` (`<server>.resources/read`, `<server>.prompts/get`) before the client sees
+ * it. A redacted answer is returned; a blocked one, or an error, is thrown. What was found goes to
+ * the audit log as an `outcome` record of the evaluation that permitted the request.
+ */
+export async function screenedRequest<R>(
+  gate: Gate,
+  action: string,
+  evaluationId: string,
+  what: string,
+  send: () => Promise<R>,
+): Promise<R> {
+  const started = performance.now();
+  let result: R;
+  try {
+    result = await send();
+  } catch (err) {
+    const screened = screenUpstreamError(gate, action, evaluationId, err);
+    if (screened.findings) record(gate, action, evaluationId, started, 'upstream_failure', screened.findings, screened.withheld);
+    throw screened.error;
+  }
+  const screened = gate.screen({ actionName: action }, result);
+  if (screened.findings.length === 0 && screened.blocked === undefined) return screened.output;
+  record(gate, action, evaluationId, started, 'ok', recordedFindings(screened.findings), screened.blocked ? true : undefined);
+  if (screened.blocked === undefined) return screened.output;
+  const verdict = outputBlocked(evaluationId, screened.blocked, what);
+  const text = formatRefusal(verdict);
+  const blocked = new McpError(ErrorCode.InvalidRequest, text, verdictMeta(verdict));
+  blocked.message = text;
+  throw blocked;
+}
+
+function record(
+  gate: Gate,
+  action: string,
+  evaluationId: string,
+  started: number,
+  outcome: 'ok' | 'upstream_failure',
+  findings: OutcomeFinding[],
+  withheld: true | undefined,
+): void {
+  const durationMs = Math.round((performance.now() - started) * 1000) / 1000;
+  gate.recordOutcome({ evaluationId, action, outcome, durationMs, findings, ...(withheld ? { withheld } : {}) });
 }

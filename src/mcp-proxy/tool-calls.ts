@@ -8,9 +8,9 @@ import { requestContext } from './gated-request.ts';
 import { clientProgressToken, forwardedToolMeta, returnedResult, scrubbedError } from './meta.ts';
 import type { ProxySession, ProxyShared } from './proxy-state.ts';
 import { proxyRefusal, proxyRefusalResult, refusalResult, type ProxyRefusal, type ProxyRefuseCode } from './refusals.ts';
-import { forgetRawAnswer } from './raw-answer.ts';
-import { screenToolAnswer } from './screening.ts';
 import type { ToolHold } from './pinning.ts';
+import { forgetRawAnswer } from './raw-answer.ts';
+import { screenToolAnswer, screenUpstreamError } from './screening.ts';
 import type { ExposedTool, ToolCatalogue } from './tool-catalogue.ts';
 import type { ProxyTelemetry, ToolCallTrace, UpstreamTrace } from './telemetry.ts';
 import { UpstreamFault, type CallSignal } from './upstream-call.ts';
@@ -182,10 +182,14 @@ export class ToolCalls {
     } finally {
       if (upstreamToken !== undefined) upstream.untrackProgress(upstreamToken);
     }
-    // What flows back is screened before the client (or the audit log) holds it; a screened
-    // answer is never passed on as the upstream's bytes (the screen read the parsed one).
+    // What flows back is screened before the client (or the audit log) holds it: a result, or
+    // the text of an error relayed as one. A screened answer is never passed on as the
+    // upstream's bytes (the screen read the parsed one).
     if (rethrow === undefined && this.shared.gate.policies.screens.planFor(entry.action) !== undefined) forgetRawAnswer(result);
-    const screened = rethrow === undefined ? screenToolAnswer(this.shared.gate, entry.action, verdict.evaluationId, result) : undefined;
+    const screened =
+      rethrow === undefined
+        ? screenToolAnswer(this.shared.gate, entry.action, verdict.evaluationId, result)
+        : screenUpstreamError(this.shared.gate, entry.action, verdict.evaluationId, rethrow);
     if (this.outcomes) {
       const record: OutcomeEntry = {
         type: 'outcome',
@@ -205,7 +209,7 @@ export class ToolCalls {
         .append(record)
         .catch((err: unknown) => this.shared.log(`audit: could not record the outcome of ${verdict.evaluationId}: ${String(err)}`));
     }
-    if (rethrow !== undefined || screened === undefined) throw rethrow;
+    if (!('result' in screened)) throw screened.error;
     return screened.withheld ? screened.result : returnedResult(screened.result, verdict);
   }
 

@@ -8,14 +8,31 @@ import {
   type Model,
   type ModelRequest,
   type ModelResponse,
-  type RunContext,
+  RunContext,
   type StreamEvent,
 } from '@openai/agents';
 import { describe, expect, expectTypeOf, it } from 'vitest';
 import { z } from 'zod';
-import { guardTool, guardTools, kavachInputGuardrail, type KavachGuardrailInfo } from '../../src/adapters/openai-agents.ts';
+import {
+  guardTool,
+  guardTools,
+  kavachInputGuardrail,
+  kavachOutputGuardrail,
+  type KavachGuardrailInfo,
+  type KavachOutputGuardrailInfo,
+} from '../../src/adapters/openai-agents.ts';
 import { Gate } from '../../src/engine/gate.ts';
-import { agent as principal, countingGate, refundGate, throwingGate } from './fixtures.ts';
+import type { GateEvent } from '../../src/engine/ports.ts';
+import {
+  agent as principal,
+  countingGate,
+  LEAKED_KEY,
+  LEAKY_CONFIG,
+  outcomes,
+  refundGate,
+  screeningGate,
+  throwingGate,
+} from './fixtures.ts';
 
 type Step = { call: { id: string; name: string; args: unknown } } | { text: string };
 
@@ -123,15 +140,18 @@ describe('openai agents loop with guardTool', () => {
 });
 
 describe('openai agents guardTool', () => {
-  it('keeps name, description, JSON schema, invoke and type, and appends the guardrail', () => {
-    const original = refundTool([]);
+  it('keeps name, description, JSON schema and type, appends the guardrail, and its invoke runs the original', async () => {
+    const ran: number[] = [];
+    const original = refundTool(ran);
     const guarded = guardTool(original, refundGate(), { principal });
     expect(guarded).not.toBe(original);
     expect(guarded.name).toBe(original.name);
     expect(guarded.description).toBe(original.description);
     expect(guarded.parameters).toEqual(original.parameters);
     expect(guarded.strict).toBe(original.strict);
-    expect(guarded.invoke).toBe(original.invoke);
+    // invoke is wrapped (its result is screened) and runs the original tool.
+    expect(await guarded.invoke(new RunContext({}), '{"amount":7,"orderId":"A"}')).toBe('refunded 7');
+    expect(ran).toEqual([7]);
     expect(original.inputGuardrails ?? []).toHaveLength(0);
     expect(guarded.inputGuardrails?.map((g) => g.name)).toEqual(['kavach']);
     expectTypeOf(guarded).toEqualTypeOf(original);
@@ -213,5 +233,97 @@ describe('openai agents: the guardrail judges the arguments the tool will receiv
     const guarded = mailTool(sent, { inputGuardrails: [kavachInputGuardrail(gate(), { principal })] });
     await runner.run(new Agent({ name: 'mailer', model, tools: [guarded] }), 'go');
     expectOnlyTheLastSent(sent, model);
+  });
+});
+
+describe('openai agents result screening', () => {
+  function readConfig(result: unknown = LEAKY_CONFIG) {
+    return tool({
+      name: 'read_config',
+      description: 'Read the config file.',
+      parameters: z.object({ path: z.string() }),
+      execute: async () => result,
+    });
+  }
+
+  async function runWith(tools: Parameters<typeof Agent.create>[0]['tools']) {
+    const model = new ScriptedModel([{ call: { id: 'call-1', name: 'read_config', args: { path: '~/.aws/config' } } }, { text: 'done' }]);
+    const bot = new Agent({ name: 'ops', model, tools });
+    const result = await runner.run(bot, 'show my aws config');
+    expect(result.finalOutput).toBe('done');
+    return { seen: resultsSeen(model.inputs[1]), input: JSON.stringify(model.inputs[1]), result };
+  }
+
+  it('guardTool, redact: the model reads the result with the key replaced; the audit records where under the permit', async () => {
+    const events: GateEvent[] = [];
+    const { seen, input } = await runWith([guardTool(readConfig({ file: LEAKY_CONFIG }), screeningGate('redact', events), { principal })]);
+    expect(input).not.toContain(LEAKED_KEY);
+    expect(textOf(seen[0]?.output)).toContain('[REDACTED:aws_access_key]');
+    const [outcome] = outcomes(events);
+    const permit = events.find((e) => e.type === 'verdict');
+    expect(outcome).toMatchObject({ action: 'read_config', findings: [{ detector: 'aws_access_key', path: '/file', count: 1 }] });
+    expect(outcome?.evaluationId).toBe(permit?.type === 'verdict' ? permit.evaluationId : 'none');
+    expect(JSON.stringify(events)).not.toContain(LEAKED_KEY);
+  });
+
+  it('guardTool, block: the model reads the OUTPUT_BLOCKED refusal and the run goes on', async () => {
+    const events: GateEvent[] = [];
+    const { seen, input } = await runWith([guardTool(readConfig(), screeningGate('block', events), { principal })]);
+    expect(input).not.toContain(LEAKED_KEY);
+    expect(textOf(seen[0]?.output)).toBe(
+      "Refused by policy [OUTPUT_BLOCKED] screen: the tool's result was withheld: it contained an AWS access key ID (screen 'no-secrets').",
+    );
+    expect(outcomes(events)[0]).toMatchObject({ withheld: true });
+  });
+
+  it('guardTool, report: unchanged, recorded', async () => {
+    const events: GateEvent[] = [];
+    const { seen } = await runWith([guardTool(readConfig(), screeningGate('report', events), { principal })]);
+    expect(textOf(seen[0]?.output)).toBe(LEAKY_CONFIG);
+    expect(outcomes(events)).toHaveLength(1);
+  });
+
+  it.each(['redact', 'block'] as const)(
+    'kavachOutputGuardrail on an uncopied tool, %s: the secret never reaches the model',
+    async (mode) => {
+      const events: GateEvent[] = [];
+      const gate = screeningGate(mode, events);
+      const plain = readConfig();
+      const screened = tool({
+        name: 'read_config',
+        description: 'Read the config file.',
+        parameters: z.object({ path: z.string() }),
+        execute: async () => LEAKY_CONFIG,
+        inputGuardrails: [kavachInputGuardrail(gate, { principal })],
+        outputGuardrails: [kavachOutputGuardrail(gate, { principal })],
+      });
+      expect(plain.outputGuardrails ?? []).toEqual([]);
+      const { seen, input, result } = await runWith([screened]);
+      expect(input).not.toContain(LEAKED_KEY);
+      const expected =
+        mode === 'redact'
+          ? '[default]\naws_access_key_id = [REDACTED:aws_access_key]\nregion = eu-west-1'
+          : expect.stringMatching(/^Refused by policy \[OUTPUT_BLOCKED\] screen: /);
+      expect(textOf(seen[0]?.output)).toEqual(expected);
+      const info = result.toolOutputGuardrailResults[0]?.output.outputInfo as KavachOutputGuardrailInfo;
+      expect(info.kavach.findings).toEqual([{ screen: 'no-secrets', detector: 'aws_access_key', path: '', count: 1 }]);
+      // Recorded under the evaluation the input guardrail made for this call.
+      const permit = events.find((e) => e.type === 'verdict');
+      expect(outcomes(events)[0]?.evaluationId).toBe(permit?.type === 'verdict' ? permit.evaluationId : 'none');
+    },
+  );
+
+  it('a clean result is allowed through untouched by the output guardrail', async () => {
+    const gate = screeningGate('block');
+    const clean = tool({
+      name: 'read_config',
+      description: 'Read the config file.',
+      parameters: z.object({ path: z.string() }),
+      execute: async () => 'region = eu-west-1',
+      outputGuardrails: [kavachOutputGuardrail(gate, { principal })],
+    });
+    const { seen, result } = await runWith([clean]);
+    expect(textOf(seen[0]?.output)).toBe('region = eu-west-1');
+    expect(result.toolOutputGuardrailResults[0]?.output.behavior).toEqual({ type: 'allow' });
   });
 });

@@ -5,7 +5,8 @@ import type { ResponseFunctionToolCall } from 'openai/resources/responses/respon
 import { describe, expect, expectTypeOf, it } from 'vitest';
 import { z } from 'zod';
 import { gateToolCalls, guardRunnableTools } from '../../src/adapters/openai.ts';
-import { agent, countingGate, refundGate, throwingGate } from './fixtures.ts';
+import type { GateEvent } from '../../src/engine/ports.ts';
+import { agent, countingGate, LEAKED_KEY, LEAKY_CONFIG, outcomes, refundGate, screeningGate, throwingGate } from './fixtures.ts';
 
 type Turn = { toolCalls: Array<{ id: string; name: string; args: unknown }> } | { text: string };
 
@@ -294,5 +295,92 @@ describe('openai runTools: a tool named only by its function keeps its name', ()
     expect(await runner.finalContent()).toBe('done');
     expect(requests[0]?.tools?.map((t) => t.function.name)).toEqual(['lookup_order']);
     expect(looked).toEqual(['A1']);
+  });
+});
+
+describe('openai result screening', () => {
+  const readConfigRunnable = (result: unknown) => ({
+    type: 'function' as const,
+    function: {
+      name: 'read_config',
+      description: 'Read the config file.',
+      parameters: { type: 'object', properties: { path: { type: 'string' } }, required: ['path'] },
+      parse: (input: string) => JSON.parse(input) as { path: string },
+      function: async () => result,
+    },
+  });
+
+  async function runTools(mode: 'redact' | 'block' | 'report', result: unknown = LEAKY_CONFIG) {
+    const events: GateEvent[] = [];
+    const { client, requests } = scriptedClient([
+      { toolCalls: [{ id: 'call-1', name: 'read_config', args: { path: '~/.aws/config' } }] },
+      { text: 'done' },
+    ]);
+    const runner = client.chat.completions.runTools({
+      model: 'fake',
+      messages: [{ role: 'user', content: 'show my aws config' }],
+      tools: guardRunnableTools([readConfigRunnable(result)], screeningGate(mode, events), { principal: agent }),
+    });
+    expect(await runner.finalContent()).toBe('done');
+    return { sent: toolMessagesOf(requests[1]), events };
+  }
+
+  it('runTools, redact: the tool message the model gets has the key replaced; the audit says where, never the key', async () => {
+    const { sent, events } = await runTools('redact', { file: LEAKY_CONFIG });
+    expect(sent).toEqual([
+      {
+        role: 'tool',
+        tool_call_id: 'call-1',
+        content: JSON.stringify({ file: '[default]\naws_access_key_id = [REDACTED:aws_access_key]\nregion = eu-west-1' }),
+      },
+    ]);
+    expect(outcomes(events)[0]).toMatchObject({
+      action: 'read_config',
+      findings: [{ screen: 'no-secrets', detector: 'aws_access_key', path: '/file', count: 1 }],
+    });
+    expect(JSON.stringify(events)).not.toContain(LEAKED_KEY);
+  });
+
+  it('runTools, block: the model gets the OUTPUT_BLOCKED refusal and goes on', async () => {
+    const { sent, events } = await runTools('block');
+    expect(sent).toEqual([
+      {
+        role: 'tool',
+        tool_call_id: 'call-1',
+        content:
+          "Refused by policy [OUTPUT_BLOCKED] screen: the tool's result was withheld: it contained an AWS access key ID (screen 'no-secrets').",
+      },
+    ]);
+    expect(outcomes(events)[0]).toMatchObject({ withheld: true });
+  });
+
+  it('runTools, report: the result goes through unchanged, the finding is recorded', async () => {
+    const { sent, events } = await runTools('report');
+    expect(sent[0]?.content).toBe(LEAKY_CONFIG);
+    expect(outcomes(events)).toHaveLength(1);
+  });
+
+  it('gateToolCalls screens handler results and handler errors (an error message reaches the model too)', async () => {
+    const events: GateEvent[] = [];
+    const handlers = {
+      read_config: (args: Record<string, unknown>) => {
+        if (args.path === 'missing') throw new Error(`no profile for key ${LEAKED_KEY}`);
+        return { text: LEAKY_CONFIG };
+      },
+    };
+    const calls: ResponseFunctionToolCall[] = [
+      { type: 'function_call', call_id: 'r1', name: 'read_config', arguments: '{"path":"a"}' },
+      { type: 'function_call', call_id: 'r2', name: 'read_config', arguments: '{"path":"missing"}' },
+    ];
+    const outputs = await gateToolCalls(calls, handlers, screeningGate('redact', events), { principal: agent });
+    expect(JSON.stringify(outputs)).not.toContain(LEAKED_KEY);
+    expect(outputs[0]?.output).toBe(
+      JSON.stringify({ text: '[default]\naws_access_key_id = [REDACTED:aws_access_key]\nregion = eu-west-1' }),
+    );
+    expect(outputs[1]?.output).toBe("Tool 'read_config' failed: no profile for key [REDACTED:aws_access_key]");
+    expect(outcomes(events).map((o) => o.outcome)).toEqual(['ok', 'tool_error']);
+
+    const blocked = await gateToolCalls(calls.slice(0, 1), handlers, screeningGate('block'), { principal: agent });
+    expect(blocked[0]?.output).toMatch(/^Refused by policy \[OUTPUT_BLOCKED\] screen: /);
   });
 });

@@ -1,4 +1,14 @@
-export { screenOutput, describeWithheld, MAX_DEPTH, type ScreenResult, type ScreenFinding, type ScreenBlock } from './screen-output.ts';
+export {
+  screenOutput,
+  describeWithheld,
+  outputBlocked,
+  recordedFindings,
+  MAX_RECORDED_FINDINGS,
+  MAX_DEPTH,
+  type ScreenResult,
+  type ScreenFinding,
+  type ScreenBlock,
+} from './screen-output.ts';
 export { ScreenSet, type CompiledScreen } from './screen-set.ts';
 export { SCREEN_MODES, type ScreenMode, type ScreenSpec, type PatternSpec } from './spec.ts';
 export { BUILT_IN_DETECTORS, DETECTOR_NAMES } from './detectors.ts';

@@ -2,6 +2,7 @@
  * Result screening (DESIGN §13): what a tool hands back is searched for secrets before the model
  * sees it. Pure: no I/O, no clock; the caller records the findings and turns a block into a refusal.
  */
+import type { OutputBlockedVerdict } from '../verdict.ts';
 import type { Span } from './detector.ts';
 import type { PlannedDetector, ScreenPlan, ScreenSet } from './screen-set.ts';
 
@@ -83,11 +84,31 @@ export function screenOutput<T>(screens: ScreenSet, ctx: { readonly actionName: 
   return conclude(plan, walk.log, screened as T);
 }
 
-/** The model-facing reason a result was withheld: what kind of thing, never the value. */
-export function describeWithheld(blocked: ScreenBlock): string {
+/** The model-facing reason a result was withheld: what kind of thing, never the value. `what` names the result. */
+export function describeWithheld(blocked: ScreenBlock, what = "the tool's result"): string {
   const screens = blocked.screens.map((s) => `'${s}'`).join(', ');
-  if (blocked.unscreenable) return `the tool's result was withheld: it could not be screened for secrets (screen ${screens})`;
-  return `the tool's result was withheld: it contained ${listOf(blocked.kinds)} (screen ${screens})`;
+  if (blocked.unscreenable) return `${what} was withheld: it could not be screened for secrets (screen ${screens})`;
+  return `${what} was withheld: it contained ${listOf(blocked.kinds)} (screen ${screens})`;
+}
+
+/** The refusal the model gets instead of a withheld result, under the permitted call's evaluation id. */
+export function outputBlocked(evaluationId: string, blocked: ScreenBlock, what?: string): OutputBlockedVerdict {
+  return { kind: 'refuse', evaluationId, code: 'OUTPUT_BLOCKED', evaluator: 'screen', reason: describeWithheld(blocked, what) };
+}
+
+/** Findings one audit record keeps; the rest of a long list is dropped. */
+export const MAX_RECORDED_FINDINGS = 256;
+/** The longest finding path an audit record keeps (a pointer into a huge document is cut). */
+const MAX_RECORDED_PATH = 1024;
+
+/** The findings as an audit record takes them: bounded in number and path length (plain copies). */
+export function recordedFindings(found: readonly ScreenFinding[]): ScreenFinding[] {
+  const out: ScreenFinding[] = [];
+  for (const f of found.slice(0, MAX_RECORDED_FINDINGS)) {
+    const path = f.path.length > MAX_RECORDED_PATH ? `${f.path.slice(0, MAX_RECORDED_PATH)}…` : f.path;
+    out.push({ screen: f.screen, detector: f.detector, path, count: f.count });
+  }
+  return out;
 }
 
 function listOf(items: string[]): string {
@@ -401,6 +422,12 @@ function looksLikeJson(text: string): boolean {
 
 /** The indentation the text was written with, so a redacted document keeps its look. */
 function indentOf(text: string): string | undefined {
-  const m = /\n([ \t]{1,10})\S/.exec(text);
-  return m ? m[1] : undefined;
+  // Line by line with indexOf: a regex scan of a compact megabyte (no line break at all) costs more.
+  for (let nl = text.indexOf('\n'); nl >= 0; nl = text.indexOf('\n', nl + 1)) {
+    const m = INDENT.exec(text.slice(nl + 1, nl + 12));
+    if (m) return m[1];
+  }
+  return undefined;
 }
+
+const INDENT = /^([ \t]{1,10})\S/;

@@ -144,3 +144,34 @@ describe('redaction (properties)', () => {
     );
   });
 });
+
+describe('redaction with custom patterns (properties)', () => {
+  const screens = screensOf({ name: 'tickets', detectors: [], patterns: [{ name: 'ticket', regex: 'TCK-[0-9]{6}' }], mode: 'redact' });
+  const ticket = fc.integer({ min: 0, max: 999_999 }).map((n) => `TCK-${String(n).padStart(6, '0')}`);
+  // Filler that cannot form a ticket by itself (no 'T'), glued to the tickets or not.
+  const filler = fc.string({ maxLength: 12 }).map((s) => s.replace(/T/g, 't'));
+
+  it('leaves no match of a pattern in the output, in texts and keys alike', () => {
+    fc.assert(
+      fc.property(fc.array(fc.tuple(filler, ticket), { maxLength: 5 }), filler, (parts, tail) => {
+        const text = parts.map(([f, t]) => f + t).join('') + tail;
+        const out = screenOutput(screens, ctx(), { [text]: text, list: [text] }).output;
+        expect(JSON.stringify(out)).not.toMatch(/TCK-[0-9]{6}/);
+        const total = screenOutput(screens, ctx(), text).findings.reduce((n, f) => n + f.count, 0);
+        expect(total).toBe(parts.length);
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('hands back the very same value when no pattern matches', () => {
+    fc.assert(
+      fc.property(fc.jsonValue(), (value) => {
+        const result = screenOutput(screens, ctx(), value);
+        if (result.findings.length === 0) expect(result.output).toBe(value);
+        else expect(JSON.stringify(value)).toMatch(/TCK-[0-9]{6}/);
+      }),
+      { numRuns: 300 },
+    );
+  });
+});
