@@ -47,7 +47,8 @@ redact = ["/content", "/password", "/token", "/secret", "/api_key", "/apiKey"]
 `;
 }
 
-export const STARTER_POLICY_TEXT = `# Kavach policy for the MCP proxy. Tools are "<server>.<tool>" (see policies/fs.toml).
+export const STARTER_POLICY_TEXT = `# Kavach policy for the MCP proxy. Tools are "<server>.<tool>"; examples ship in the kavach
+# package (where npm put it, e.g. node_modules/kavach): policies/fs.toml, examples/mcp/policy.toml.
 # With no policy every call is refused; kavach.toml starts in observe mode so nothing breaks
 # while you write them.
 

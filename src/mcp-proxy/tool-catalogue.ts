@@ -114,6 +114,9 @@ export class ToolCatalogue {
   /** Every exposed tool with what a principal would see (for `kavach mcp check`). */
   async describe(principal: PrincipalConfig): Promise<ToolDescription[]> {
     await this.shared.pool.ready;
+    // A server that came up just before may still be pin-checked (a first run writes the pins):
+    // without waiting, its tools would be missing from what `check` says the client gets.
+    if (this.vetting.size > 0) await Promise.all(this.vetting.values());
     const policies = this.shared.gate.policies;
     const showAll = this.showAll();
     return [...this.tools.values()].map((t) => {

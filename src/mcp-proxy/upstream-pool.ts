@@ -4,7 +4,7 @@ import type { RestartPolicy } from './restart-backoff.ts';
 import { Upstream, type TransportFactory, type UpstreamEvents } from './upstream.ts';
 
 /** Upper bound on how long a first listing waits for upstreams still starting. */
-const STARTUP_WAIT_MS = 10_000;
+export const STARTUP_WAIT_MS = 10_000;
 
 /** The configured upstreams, started together once, and how a request reaches one of them. */
 export class UpstreamPool {

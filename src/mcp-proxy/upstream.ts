@@ -65,6 +65,8 @@ const CONNECT_TIMEOUT_MS = 30_000;
 export class Upstream {
   state: UpstreamState = 'idle';
   client: Client | undefined;
+  /** The client of a start under way: closing the proxy then ends it (and its process) too. */
+  private startingClient: Client | undefined;
   tools: Tool[] = [];
   prompts: Prompt[] = [];
   /** What the server's initialize result tells the model (scanned with each new tool definition). */
@@ -145,7 +147,11 @@ export class Upstream {
     clearTimeout(this.timer);
     const client = this.client;
     this.client = undefined;
-    await client?.close().catch(() => undefined);
+    // A server still starting would otherwise keep its process (and this one) alive until the
+    // connect timeout (30 s): `kavach mcp check` printed at 10 s and exited at 30.
+    const starting = this.startingClient;
+    this.startingClient = undefined;
+    await Promise.all([client?.close().catch(() => undefined), starting?.close().catch(() => undefined)]);
   }
 
   private async connect(): Promise<void> {
@@ -160,6 +166,7 @@ export class Upstream {
       if (this.client === client) this.onDown(`the connection closed${exitNote(transport)}`);
     };
     client.onerror = (err) => this.events.log(`upstream ${this.name}: ${err.message}`);
+    this.startingClient = client;
     try {
       await client.connect(transport, { timeout: CONNECT_TIMEOUT_MS });
       this.calls.attach(transport);
@@ -185,6 +192,8 @@ export class Upstream {
       await client.close().catch(() => undefined);
       if (this.client === client) this.client = undefined;
       this.onDown(`failed to start: ${startFailure(err, this.config, transport)}`);
+    } finally {
+      if (this.startingClient === client) this.startingClient = undefined;
     }
   }
 

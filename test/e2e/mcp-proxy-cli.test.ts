@@ -55,4 +55,20 @@ describe('kavach mcp check', () => {
     expect(result.stdout).toMatch(/server gone: down \(failed to start/);
     expect(result.code).toBe(1);
   });
+
+  it('says a server still starting after the startup wait may be downloading, and exits 1', async () => {
+    // A server that never answers initialize: still 'starting' when check stops waiting (10 s).
+    const config = write(
+      join(dir, 'slow.toml'),
+      `[gate]\npolicy = "policy.toml"\n[identity]\nprincipal_id = "a"\nprincipal_kind = "agent"\n[servers.slow]\ncommand = ${q(process.execPath)}\nargs = ["-e", "setTimeout(() => {}, 60000)"]\n`,
+    );
+    const started = Date.now();
+    const result = await runCli(['mcp', 'check', '--config', config]);
+    // Closing ends the start under way: no waiting out the 30 s connect timeout.
+    expect(Date.now() - started).toBeLessThan(20_000);
+    expect(result.stdout).toContain(
+      'server slow: starting\n  not up within 10 s (a first `npx -y` may still be downloading it): run check again',
+    );
+    expect(result.code).toBe(1);
+  }, 25_000);
 });

@@ -38,6 +38,7 @@ describe('approvals in the proxy: elicitation, then the hold', () => {
     elicitation: boolean;
     approvals?: Record<string, unknown>;
     approvalRedact?: string[];
+    log?: (message: string) => void;
   }): Promise<{ fs: FakeUpstream; p: InProcessProxy }> {
     const fs = new FakeUpstream([tool('write'), tool('ledger')]);
     const p = await inProcessProxy({
@@ -46,6 +47,7 @@ describe('approvals in the proxy: elicitation, then the hold', () => {
       capabilities: opts.elicitation ? { elicitation: {} } : {},
       approvals: opts.approvals ?? {},
       gateOptions: opts.approvalRedact ? { approvalRedact: opts.approvalRedact } : {},
+      ...(opts.log ? { log: opts.log } : {}),
     });
     proxy = p;
     return { fs, p };
@@ -140,12 +142,17 @@ describe('approvals in the proxy: elicitation, then the hold', () => {
   });
 
   it('does not ask a client user who could not decide (not among the approvers): the call is held instead', async () => {
-    const { fs, p } = await start({ elicitation: true, approvals: { hold: 0 } });
+    const logged: string[] = [];
+    const { fs, p } = await start({ elicitation: true, approvals: { hold: 0 }, log: (m) => logged.push(m) });
     const asked = answerWith(p, () => ({ action: 'accept', content: { decision: 'approve' } }));
     const result = await p.client.callTool({ name: 'fs__ledger', arguments: { amount: 5 } });
     expect(textOf(result)).toContain('[APPROVAL_REQUIRED]');
     expect(asked).toHaveLength(0);
     expect(fs.calls).toHaveLength(0);
+    // The operator who turned elicitation on is told why nobody was asked.
+    expect(logged.filter((m) => m.includes("not asking the client's user"))).toEqual([
+      expect.stringContaining("'alice#user' may not decide policy 'finance_writes'"),
+    ]);
   });
 
   it('asks the configured client approver, with their roles', async () => {

@@ -3,13 +3,13 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Tool } from '@modelcontextprotocol/sdk/types.js';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { hashArgs } from '../../src/engine/canonical-json.ts';
 import { approvePending, hashDefinition, readPins, ToolPins, type ToolHold } from '../../src/mcp-proxy/pinning.ts';
 
 /** The actions a check held back. */
 const held = async (check: Promise<Map<string, ToolHold>>): Promise<string[]> => [...(await check).keys()];
-import { FakeUpstream, inProcessProxy, tool, until, type InProcessProxy } from './in-process.ts';
+import { ALICE, FakeUpstream, inProcessProxy, tool, until, type InProcessProxy } from './in-process.ts';
 
 const POLICY = '[[policy]]\nname = "all"\neffect = "permit"\nconditions = [{ action = "*" }]\n';
 
@@ -201,6 +201,51 @@ describe('a policy reload while the pin file cannot be read', () => {
     proxy.gate.reload('[[policy]]\nname = "other"\neffect = "permit"\nconditions = [{ action = "other.*" }]\n');
     await expect(proxy.core.refreshVisibility(true)).rejects.toThrow('JSON');
     expect((await proxy.client.listTools()).tools).toEqual([]);
+  });
+});
+
+describe('kavach mcp check while a pin check is under way', () => {
+  let proxy: InProcessProxy | undefined;
+  afterEach(async () => {
+    await proxy?.close();
+    proxy = undefined;
+  });
+
+  it("describes a ready server's tools once its pin check is done, also when the startup wait ran out first", async () => {
+    // A first run under load: the server is up, its pins are being written, and the proxy's
+    // 10 s startup wait runs out. Only setTimeout is faked, so the wait can run out at once.
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    try {
+      let release: () => void = () => undefined;
+      const released = new Promise<void>((r) => {
+        release = r;
+      });
+      let checking = false;
+      const pins = {
+        async load() {},
+        async check() {
+          checking = true;
+          await released;
+          return new Map<string, ToolHold>();
+        },
+      };
+      proxy = await inProcessProxy({ policy: POLICY, upstreams: { fx: new FakeUpstream([tool('a'), tool('b')]) }, pins });
+      while (!checking) await new Promise((r) => setImmediate(r));
+      vi.advanceTimersByTime(10_000);
+      let answered = false;
+      const described = proxy.core.describeTools(ALICE).finally(() => {
+        answered = true;
+      });
+      for (let i = 0; i < 20; i++) await new Promise((r) => setImmediate(r));
+      expect(answered).toBe(false);
+      release();
+      expect((await described).map((t) => [t.exposed, t.listed])).toEqual([
+        ['fx__a', true],
+        ['fx__b', true],
+      ]);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 });
 

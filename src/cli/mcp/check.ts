@@ -1,5 +1,6 @@
 import { loadConfig } from '../../mcp-proxy/config.ts';
 import { startRuntime } from '../../mcp-proxy/runtime.ts';
+import { STARTUP_WAIT_MS } from '../../mcp-proxy/upstream-pool.ts';
 import { InputError, runCommand, UsageError } from '../args.ts';
 import { terminalJson, visible } from '../../engine/terminal-text.ts';
 
@@ -50,6 +51,9 @@ async function check(configPath: string, json: boolean): Promise<number> {
       ];
       for (const s of servers) {
         out.push(`server ${s.name}: ${s.state === 'ready' ? `ready, ${s.tools} tools` : `${s.state}${s.error ? ` (${s.error})` : ''}`}`);
+        // Else a first `npx -y` still downloading the server reads as a bare "starting", exit 1.
+        if (s.state === 'starting')
+          out.push(`  not up within ${STARTUP_WAIT_MS / 1000} s (a first \`npx -y\` may still be downloading it): run check again`);
         for (const t of tools.filter((x) => x.server === s.name)) {
           const why = t.held
             ? `hidden: ${HELD[t.held.reason]}${t.held.findings.length > 0 ? ` (scan found ${t.held.findings.join(', ')})` : ''}, run \`kavach mcp approve-tools\``

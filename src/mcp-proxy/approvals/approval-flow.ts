@@ -57,13 +57,14 @@ export class ApprovalChannels {
       let request = await gate.approvals.get(id);
       if (request === undefined) return { verdict: refused };
       const human = humanAtClient(config.approvals, call.session.principal, config.identity);
-      if (
-        request.status === 'pending' &&
-        config.approvals.elicit &&
-        supportsElicitation(call.session) &&
-        couldDecide(gate, request, human)
-      ) {
-        request = await this.elicit(call, request, human, stop.signal);
+      if (request.status === 'pending' && config.approvals.elicit && supportsElicitation(call.session)) {
+        if (couldDecide(gate, request, human)) request = await this.elicit(call, request, human, stop.signal);
+        // Else the client could ask but its person's answer would not count: say so, or the
+        // operator who set `elicit = true` only sees the call wait out its hold.
+        else
+          log(
+            `approval ${id}: not asking the client's user: '${human.id}' may not decide policy '${request.policy}' (the caller, or not among its approvers; [approvals] client_approver names the person at the client)`,
+          );
       }
       const holdLeft = started + config.approvals.holdMs - Date.now();
       if (request.status === 'pending' && holdLeft > 0)
