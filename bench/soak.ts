@@ -31,11 +31,11 @@
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createConnection, createServer } from 'node:net';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { StreamableHTTPClientTransport, StreamableHTTPError } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { CallToolResultSchema, type CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { machine, percentile } from './util.ts'; // also warns when dist/ is older than src/
 
@@ -60,8 +60,12 @@ const THINK_MS = flag('think-ms', 150);
 const BIG_EVERY = Math.round(flag('big-every', 150));
 const KEEP = argv.includes('--keep');
 const DURATION_MS = MINUTES * 60_000;
-/** Principals (one bearer token each); clients share them, as several agents of one service would. */
-const PRINCIPALS = 4;
+/**
+ * Principals (one bearer token each); clients share them, as several agents of one service would.
+ * Two, so the abandoned sessions reach the proxy's cap per token (32) early in the proxy's second
+ * life: memory is judged once what it holds by design has stopped growing.
+ */
+const PRINCIPALS = 2;
 const MB = 1024 * 1024;
 /** A verdict evaluated this long after a signal was sent is past the signal's delivery. */
 const SIGNAL_GRACE_MS = 100;
@@ -173,6 +177,8 @@ class SoakProxy {
   /** Set when we end it: any other exit is the proxy dying on its own (an invariant). */
   private expectedExit = false;
   unexpectedExits: string[] = [];
+  /** Spawn to listening, per start. */
+  readonly startupMs: number[] = [];
   readonly stderrTail: string[] = [];
   /** Every upstream pid ever seen, to find those left running after the proxy died. */
   readonly upstreamPids = new Set<number>();
@@ -227,7 +233,9 @@ class SoakProxy {
     const timeout = sleep(60_000).then(() => {
       throw new Error(`the proxy did not listen within 60 s:\n${this.stderrTail.slice(-20).join('\n')}`);
     });
+    const spawned = Date.now();
     await Promise.race([ready, timeout]);
+    this.startupMs.push(Date.now() - spawned);
   }
 
   /** The upstream processes now running under the proxy, by server name. */
@@ -319,9 +327,8 @@ function pickOp(id: string, bigDue: boolean, files: Files): Op {
 
 /** A short label for a thrown error: `HTTP 404`, `MCP -32001`, `ECONNRESET`, ... */
 function errorLabel(err: unknown): string {
+  if (err instanceof StreamableHTTPError) return `HTTP ${err.code}`;
   const e = err as { code?: unknown; message?: string; cause?: unknown };
-  const http = /\(HTTP (\d{3})\)/.exec(e.message ?? '');
-  if (http) return `HTTP ${http[1]}`;
   let cause: unknown = e;
   for (let i = 0; i < 5 && cause; i++) {
     const c = cause as { code?: unknown; cause?: unknown };
@@ -377,7 +384,7 @@ class LoadClient {
     this.client = client;
     this.transport = transport;
     this.sessions++;
-    this.untilChurn = Math.round(rand(10, 50));
+    this.untilChurn = Math.round(rand(5, 30));
   }
 
   /** Session churn: half the time the session is ended with a DELETE, half the time abandoned. */
@@ -629,6 +636,7 @@ function sample<T>(items: T[], n = 3): string {
 
 async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'kavach-soak-'));
+  const loadStart = loadavg()[0]?.toFixed(1);
   say(`working in ${dir}; ${CLIENTS} clients for ${MINUTES} min; ${machine()}`);
   const keygen = spawnSync(process.execPath, [KAVACH, 'keygen', '--out', join(dir, 'keys')], { encoding: 'utf8' });
   if (keygen.status !== 0) throw new Error(`keygen failed: ${keygen.stderr}`);
@@ -786,8 +794,11 @@ args = [${q(FILESYSTEM)}, ${q(join(dir, 'files'))}]
     }
     // The proxy's own records (outcomes, its refusals) are written after the answer: one SIGKILL
     // right after an answer can take them. Said apart, since it is that window and nothing else.
-    const kills = faults.filter((f) => f.what === 'proxy-kill').map((f) => f.at);
-    const nearKill = unrecorded.filter((u) => kills.some((k) => u.call.answeredAt <= k && k - u.call.answeredAt < 1_000)).length;
+    const proxyKills = faults.filter((f) => f.what === 'proxy-kill');
+    // An answer can reach a starved client a little after the kill; it was sent before.
+    const nearKill = unrecorded.filter((u) =>
+      proxyKills.some((f) => u.call.answeredAt >= f.at - 1_000 && u.call.answeredAt <= f.resumeAt),
+    ).length;
     invariants.push({
       name: 'every answered call has its audit records',
       ok: unrecorded.length === 0,
@@ -836,9 +847,22 @@ args = [${q(FILESYSTEM)}, ${q(join(dir, 'files'))}]
 
     // Recovery: the first call after each fault that succeeded where the fault hit.
     const succeeded = calls.filter((c) => c.kind === 'ok').sort((a, b) => a.answeredAt - b.answeredAt);
+    // Nothing succeeds while Redis or the proxy is down: an upstream killed during (or just before)
+    // one of those is timed from its end.
+    const blackouts = faults
+      .filter((f) => f.what !== 'upstream-kill')
+      .map((f) => ({ from: f.at, to: f.until ?? f.resumeAt }))
+      .sort((a, b) => a.from - b.from);
     for (const f of faults) {
       if (f.skipped) continue;
-      const first = succeeded.find((c) => c.sentAt >= f.resumeAt && (f.what !== 'upstream-kill' || c.server === f.target));
+      const inScope = (c: CallRecord) => f.what !== 'upstream-kill' || c.server === f.target;
+      let first = succeeded.find((c) => c.sentAt >= f.resumeAt && inScope(c));
+      if (f.what === 'upstream-kill')
+        for (const b of blackouts) {
+          if (b.to <= f.resumeAt || b.from > (first?.answeredAt ?? Number.POSITIVE_INFINITY)) continue;
+          f.resumeAt = b.to;
+          first = succeeded.find((c) => c.sentAt >= f.resumeAt && inScope(c));
+        }
       if (first) f.recoveredAt = first.answeredAt;
     }
     const unrecovered = faults.filter((f) => !f.skipped && f.recoveredAt === undefined);
@@ -885,10 +909,26 @@ args = [${q(FILESYSTEM)}, ${q(join(dir, 'files'))}]
       cpuUs += (life.at(-1)?.cpuUs ?? 0) - (life[0]?.cpuUs ?? 0);
     }
     const reached = calls.filter((c) => c.kind !== 'error').length;
+    const errors = calls.filter((c) => c.kind === 'error');
+    // In flight when the proxy was killed, or sent while it was down.
+    const aroundKill = (c: CallRecord) => proxyKills.some((f) => c.answeredAt >= f.at && c.sentAt <= f.resumeAt + 1_000);
+    // What the proxy said before each restart of an upstream: a SIGKILL closes the connection; an
+    // answer over the transport's message limit closes it too (issue #21 item 2).
+    const restartCauses = new Map<string, number>();
+    const overLimit = new Set<string>();
+    for (const line of readFileSync(join(dir, 'proxy.log'), 'utf8').split('\n')) {
+      const m = /upstream (\w+): (.*)$/.exec(line);
+      if (!m) continue;
+      const [, name, said] = m as unknown as [string, string, string];
+      if (/over \d+ bytes/.test(said)) overLimit.add(name);
+      if (!/restarting in/.test(said)) continue;
+      const cause = overLimit.delete(name) ? 'an answer over the message limit' : said.replace(/;? ?restarting in.*$/, '');
+      restartCauses.set(`${name}: ${cause}`, (restartCauses.get(`${name}: ${cause}`) ?? 0) + 1);
+    }
     const rows: [string, string][] = [
       [
         'run',
-        `${MINUTES} min, ${CLIENTS} clients (${PRINCIPALS} tokens), ${clients.reduce((s, c) => s + c.sessions, 0)} sessions opened; ${machine()}`,
+        `${MINUTES} min, ${CLIENTS} clients (${PRINCIPALS} tokens), ${clients.reduce((s, c) => s + c.sessions, 0)} sessions opened; ${machine()}; load average ${loadStart} at the start, ${loadavg()[0]?.toFixed(1)} at the end`,
       ],
       [
         'calls',
@@ -907,24 +947,26 @@ args = [${q(FILESYSTEM)}, ${q(join(dir, 'files'))}]
           ),
         ),
       ],
+      ['errors (no answer) around the proxy kill, by code', listed(countBy(errors.filter(aroundKill), (c) => c.code ?? '?'))],
       [
-        'errors (no answer), by code',
+        'errors (no answer) at other times, by code',
         listed(
           countBy(
-            calls.filter((c) => c.kind === 'error'),
+            errors.filter((c) => !aroundKill(c)),
             (c) => c.code ?? '?',
           ),
         ),
       ],
+      ['upstream restarts (proxy log), by cause', listed(restartCauses)],
       ['latency of ok calls (small)', `p50 ${ms(percentile(okSmall, 50))}, p99 ${ms(percentile(okSmall, 99))}`],
       ['latency of ok calls (4–10 MB)', `p50 ${ms(percentile(okBig, 50))}, p99 ${ms(percentile(okBig, 99))} (${okBig.length} ok)`],
       [
-        'upstream SIGKILL',
+        'upstream SIGKILL (time with Redis or the proxy down not counted)',
         `${recoveries('upstream-kill')}${faults.some((f) => f.skipped) ? `; ${faults.filter((f) => f.skipped).length} skipped (upstream not up)` : ''}`,
       ],
       ['Redis SIGSTOP', recoveries('redis-stop')],
       ['Redis SIGKILL + restart', recoveries('redis-kill')],
-      ['proxy SIGKILL + restart', recoveries('proxy-kill')],
+      ['proxy SIGKILL + restart', `${recoveries('proxy-kill')}; spawn to listening ${proxy.startupMs.map(ms).join(', ')}`],
       ['proxy RSS start / end / peak', `${first ? mb(first.rss) : '–'} / ${rssEndSample ? mb(rssEndSample.rss) : '–'} / ${mb(peak)}`],
       [
         'proxy heap start / end',
