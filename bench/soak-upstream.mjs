@@ -45,7 +45,8 @@ function permitRecorded(jti) {
   const needle = `"permit":"${jti}"`;
   // The record was appended just before the call was forwarded: the tail almost always has it.
   if (tail(AUDIT, 1 << 20).includes(needle)) return true;
-  if (readFileSync(AUDIT, 'utf8').includes(needle)) return true;
+  if (existsSync(AUDIT) && readFileSync(AUDIT, 'utf8').includes(needle)) return true;
+  if (!existsSync(dirname(AUDIT))) return false;
   const segments = readdirSync(dirname(AUDIT))
     .filter((f) => f.startsWith(`${basename(AUDIT)}.`) && /\.\d{6}$/.test(f))
     .sort();

@@ -842,7 +842,7 @@ args = [${q(FILESYSTEM)}, ${q(join(dir, 'files'))}]
     invariants.push({
       name: 'no permit while Redis was unreachable',
       ok: outages.length > 0 && ranInOutage.length === 0 && answeredInOutage.length === 0,
-      detail: `${outages.length} outages; ${ranInOutage.length} calls evaluated inside one ran before it ended, ${answeredInOutage.length} calls sent inside one were permitted before it ended; ${refusedInOutage} calls refused STORE_UNAVAILABLE; ${evaluatedInOutage} permits evaluated inside one came after it (their Redis command waited for Redis)${ranInOutage.length + answeredInOutage.length ? `: ${sample([...ranInOutage, ...answeredInOutage])}` : ''}`,
+      detail: `${outages.length} outages; ${ranInOutage.length} calls evaluated inside one ran before it ended, ${answeredInOutage.length} calls sent inside one were permitted before it ended; ${refusedInOutage} calls refused STORE_UNAVAILABLE; ${evaluatedInOutage} permits evaluated inside one took effect after it (allowed: a Redis command may wait in its socket for Redis to come back)${ranInOutage.length + answeredInOutage.length ? `: ${sample([...ranInOutage, ...answeredInOutage])}` : ''}`,
     });
 
     // Recovery: the first call after each fault that succeeded where the fault hit.
@@ -910,6 +910,10 @@ args = [${q(FILESYSTEM)}, ${q(join(dir, 'files'))}]
     }
     const reached = calls.filter((c) => c.kind !== 'error').length;
     const errors = calls.filter((c) => c.kind === 'error');
+    const oversize = errors.filter((c) => c.code === 'HTTP 400' && c.big).map((c) => c.answeredAt);
+    const afterOversize = errors.filter(
+      (c) => c.code === 'ECONNRESET' && oversize.some((t) => c.sentAt >= t && c.sentAt - t < 2_000),
+    ).length;
     // In flight when the proxy was killed, or sent while it was down.
     const aroundKill = (c: CallRecord) => proxyKills.some((f) => c.answeredAt >= f.at && c.sentAt <= f.resumeAt + 1_000);
     // What the proxy said before each restart of an upstream: a SIGKILL closes the connection; an
@@ -950,12 +954,12 @@ args = [${q(FILESYSTEM)}, ${q(join(dir, 'files'))}]
       ['errors (no answer) around the proxy kill, by code', listed(countBy(errors.filter(aroundKill), (c) => c.code ?? '?'))],
       [
         'errors (no answer) at other times, by code',
-        listed(
+        `${listed(
           countBy(
             errors.filter((c) => !aroundKill(c)),
             (c) => c.code ?? '?',
           ),
-        ),
+        )}; ${afterOversize} ECONNRESET of a call sent < 2 s after an oversize request's 400 (the connection it left: issue #21 item 1)`,
       ],
       ['upstream restarts (proxy log), by cause', listed(restartCauses)],
       ['latency of ok calls (small)', `p50 ${ms(percentile(okSmall, 50))}, p99 ${ms(percentile(okSmall, 99))}`],
