@@ -17,14 +17,18 @@
  *    a permitted call its permit verdict and its outcome;
  * 3. every call an upstream ran came with a permit whose record was already in the audit log file
  *    when it ran (the ledger checks at that moment), and nothing the policy refuses ran;
- * 4. no permit while Redis was unreachable (no permit verdict evaluated inside an outage, no
- *    permitted answer to a call sent inside one);
+ * 4. no permit while Redis was unreachable: no call whose permit was evaluated inside an outage
+ *    ran before it ended, and no call sent inside one was answered permitted before it ended;
  * 5. every fault was recovered from without restarting the proxy (a later call succeeded), and
  *    the proxy never exited on its own;
  * 6. memory flat: the proxy's heap floor (per 15 s window) grows by less than 2 MB/min over the
  *    second half of the last proxy process's life (reported; judged on windows of 60 s or more).
  *
  *   npm run bench:soak -- [--minutes 5] [--clients 20] [--kill-every 20] [--think-ms 150] [--big-every 150] [--keep]
+ *
+ * --big-every N: about one call in N per client carries 4–10 MB. The run's files (audit log,
+ * ledger, proxy.log, calls.jsonl, faults.json, memory.jsonl) are kept with --keep or when an
+ * invariant broke. Memory is judged from about 3.5 minutes on.
  *
  * Measured, not tested: minutes long, not part of `npm test`. Figures on a shared machine are noisy.
  */
@@ -230,11 +234,17 @@ class SoakProxy {
         say(why);
       }
     });
-    const timeout = sleep(60_000).then(() => {
+    const spawned = Date.now();
+    const giveUp = new AbortController();
+    const timeout = sleep(60_000, undefined, { signal: giveUp.signal }).then(() => {
       throw new Error(`the proxy did not listen within 60 s:\n${this.stderrTail.slice(-20).join('\n')}`);
     });
-    const spawned = Date.now();
-    await Promise.race([ready, timeout]);
+    try {
+      await Promise.race([ready, timeout]);
+    } finally {
+      giveUp.abort();
+      timeout.catch(() => undefined);
+    }
     this.startupMs.push(Date.now() - spawned);
   }
 
@@ -258,8 +268,11 @@ class SoakProxy {
     this.expectedExit = true;
     const exited = new Promise((r) => p.once('exit', r));
     p.kill(signal);
-    const late = sleep(30_000).then(() => 'late');
-    if ((await Promise.race([exited, late])) === 'late') {
+    const wait = new AbortController();
+    const late = sleep(30_000, 'late', { signal: wait.signal }).catch(() => undefined);
+    const first = await Promise.race([exited, late]);
+    wait.abort();
+    if (first === 'late') {
       say(`proxy did not exit within 30 s of ${signal}; SIGKILL`);
       this.unexpectedExits.push(`proxy did not exit within 30 s of ${signal}`);
       p.kill('SIGKILL');
