@@ -615,7 +615,7 @@ interface Invariant {
   detail: string;
 }
 
-const mb = (bytes: number) => `${(bytes / MB).toFixed(1)} MB`;
+const mb = (bytes: number) => (Number.isFinite(bytes) ? `${(bytes / MB).toFixed(1)} MB` : '–');
 const ms = (v: number) => (Number.isFinite(v) ? `${Math.round(v)} ms` : '–');
 
 function countBy<T>(items: T[], key: (t: T) => string): Map<string, number> {
