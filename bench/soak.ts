@@ -21,8 +21,8 @@
  *    ran before it ended, and no call sent inside one was answered permitted before it ended;
  * 5. every fault was recovered from without restarting the proxy (a later call succeeded), and
  *    the proxy never exited on its own;
- * 6. memory flat: the proxy's heap floor (per 15 s window) grows by less than 2 MB/min over the
- *    second half of the last proxy process's life (reported; judged on windows of 60 s or more).
+ * 6. memory flat: the proxy's live heap (sampled right after a full GC every 5 s) grows by less
+ *    than 2 MB/min over the second half of the last proxy process's life (judged on 60 s or more).
  *
  *   npm run bench:soak -- [--minutes 5] [--clients 20] [--kill-every 20] [--think-ms 150] [--big-every 150] [--keep]
  *
@@ -206,7 +206,7 @@ class SoakProxy {
     this.readyAt.clear();
     const proc = spawn(
       process.execPath,
-      ['--import', MEMORY_PRELOAD, KAVACH, 'mcp', '--config', this.config, '--http', `127.0.0.1:${this.port}`],
+      ['--expose-gc', '--import', MEMORY_PRELOAD, KAVACH, 'mcp', '--config', this.config, '--http', `127.0.0.1:${this.port}`],
       { cwd: REPO, env: { ...process.env, SOAK_MEMORY: this.memoryFile }, stdio: ['ignore', 'ignore', 'pipe'] },
     );
     this.proc = proc;
@@ -581,6 +581,8 @@ interface MemorySample {
   rss: number;
   heap: number;
   cpuUs: number;
+  /** Heap right after a full GC (every 5 s). */
+  live?: number;
 }
 
 /** Least-squares slope of (t, v) in v-units per minute. */
@@ -598,15 +600,22 @@ function slopePerMinute(points: [number, number][]): number {
   return den === 0 ? Number.NaN : (num / den) * 60_000;
 }
 
-/** The lowest heap in each `windowMs`: the floor GC leaves, with transient payloads gone. */
-function heapFloor(samples: MemorySample[], windowMs: number): [number, number][] {
-  const byWindow = new Map<number, MemorySample>();
-  for (const s of samples) {
-    const w = Math.floor(s.t / windowMs);
-    const cur = byWindow.get(w);
-    if (!cur || s.heap < cur.heap) byWindow.set(w, s);
-  }
-  return [...byWindow.values()].sort((a, b) => a.t - b.t).map((s) => [s.t, s.heap]);
+/**
+ * How fast the live heap (after a full GC) grows, in bytes per minute: the lowest in the last third
+ * of the samples against the lowest in the first third. Lowest, because a GC that ran while a 10 MB
+ * answer was in flight counts it as live; a leak raises even the lowest.
+ */
+function liveGrowth(samples: MemorySample[]): number {
+  const live = samples.filter((s) => s.live !== undefined) as (MemorySample & { live: number })[];
+  if (live.length < 6) return Number.NaN;
+  const third = Math.floor(live.length / 3);
+  const lowest = (part: typeof live) => part.reduce((m, s) => (s.live < m.live ? s : m));
+  const first = lowest(live.slice(0, third));
+  const last = lowest(live.slice(-third));
+  const span =
+    ((live.at(-1) as MemorySample).t + (live[live.length - third] as MemorySample).t) / 2 -
+    ((live[0] as MemorySample).t + (live[third - 1] as MemorySample).t) / 2;
+  return ((last.live - first.live) / span) * 60_000;
 }
 
 interface Invariant {
@@ -877,15 +886,14 @@ args = [${q(FILESYSTEM)}, ${q(join(dir, 'files'))}]
     const lastPid = memory.at(-1)?.pid;
     const lastLife = memory.filter((s) => s.pid === lastPid);
     const secondHalf = lastLife.filter((s) => s.t >= ((lastLife[0]?.t ?? 0) + (lastLife.at(-1)?.t ?? 0)) / 2);
-    const floor = heapFloor(secondHalf, 15_000);
-    const heapSlope = slopePerMinute(floor);
+    const heapSlope = liveGrowth(secondHalf);
     const rssSlope = slopePerMinute(secondHalf.map((s) => [s.t, s.rss]));
     const judgedMs = (secondHalf.at(-1)?.t ?? 0) - (secondHalf[0]?.t ?? 0);
     const judged = judgedMs >= 60_000;
     invariants.push({
-      name: 'memory flat (heap floor < 2 MB/min over the second half of the last proxy process)',
+      name: 'memory flat (live heap after a full GC grows < 2 MB/min over the second half of the last proxy process)',
       ok: !judged || heapSlope < 2 * MB,
-      detail: `${judged ? '' : `not judged: ${(judgedMs / 1000).toFixed(0)} s is under 60 s; `}heap floor ${mb(heapSlope)}/min, RSS ${mb(rssSlope)}/min over ${(judgedMs / 1000).toFixed(0)} s`,
+      detail: `${judged ? '' : `not judged: ${(judgedMs / 1000).toFixed(0)} s is under 60 s; `}live heap ${mb(heapSlope)}/min (lowest of the last third against the first), RSS ${mb(rssSlope)}/min over ${(judgedMs / 1000).toFixed(0)} s`,
     });
 
     // -- figures
@@ -966,7 +974,7 @@ args = [${q(FILESYSTEM)}, ${q(join(dir, 'files'))}]
       ['proxy RSS start / end / peak', `${first ? mb(first.rss) : '–'} / ${rssEndSample ? mb(rssEndSample.rss) : '–'} / ${mb(peak)}`],
       [
         'proxy heap start / end',
-        `${first ? mb(first.heap) : '–'} / ${rssEndSample ? mb(rssEndSample.heap) : '–'}; floor slope ${mb(heapSlope)}/min`,
+        `${first ? mb(first.heap) : '–'} / ${rssEndSample ? mb(rssEndSample.heap) : '–'}; live heap ${mb(heapSlope)}/min`,
       ],
       ['proxy CPU', `${(cpuUs / 1e6).toFixed(1)} s, ${(cpuUs / 1000 / Math.max(1, reached)).toFixed(1)} ms per answered call`],
       ['audit log', `${records.length} records (${listed(recordTypes)})`],
