@@ -85,14 +85,13 @@ export function restsOnPerson(decision: GateDecision): boolean {
 
 /** The refusal a denied request gives its call: the one the gate gives when the call is tried again. */
 export function deniedVerdict(request: ApprovalRequest): RefuseVerdict {
-  const until = new Date(request.expiresAt).toISOString();
   return {
     kind: 'refuse',
     evaluationId: randomUUID(),
     code: 'APPROVAL_DENIED',
     evaluator: 'approval',
     policy: request.policy,
-    reason: `'${request.policy}' asks a person to approve '${request.action}', and it was denied (request ${request.id}, until ${until})`,
+    reason: `'${request.policy}' asks a person to approve '${request.action}', and it was denied (request ${request.id})`,
     approval: { id: request.id, expiresAt: request.expiresAt },
   };
 }

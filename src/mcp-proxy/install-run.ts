@@ -27,7 +27,7 @@ import {
 } from './install-clients.ts';
 import type { ClientName, ClientServerEntry, KavachServer } from './install-entries.ts';
 import { isProxyEntry, lineDiff, planInstall, planUninstall, type MovedServer, type ProxyLaunch } from './install.ts';
-import { reportCommand, starterConfigText, writeStarterFiles } from './install-starter.ts';
+import { reportCommand, starterConfigText, starterFilesPlan, writeStarterFiles } from './install-starter.ts';
 import { editTomlTables } from './install-toml.ts';
 
 export interface InstallRequest {
@@ -160,13 +160,19 @@ export async function runInstall(req: InstallRequest): Promise<number> {
         `note: the comments and layout of ${file.file.path} cannot be kept (a table there is not written as [mcp_servers.NAME]); it is rewritten from its parsed form, and the backup keeps the original\n`,
       );
   }
-  for (const p of plans)
+  for (const p of plans) {
     req.out(
       lineDiff(p.configText ?? '', p.nextConfigText, {
         a: p.configPath,
         b: `${p.configPath} (${p.configText === undefined ? 'new' : 'updated'})`,
       }),
     );
+    // A new kavach.toml names a policy file and a key written beside it: shown too, so a dry run hides nothing it would write.
+    if (p.configText !== undefined) continue;
+    const starter = starterFilesPlan(p.configPath);
+    if (starter.policy) req.out(lineDiff('', starter.policy.text, { a: starter.policy.path, b: `${starter.policy.path} (new)` }));
+    if (starter.keys) req.out(`a new signing key pair for the audit log: ${starter.keys.join(', ')}\n`);
+  }
 
   if (!req.dryRun) {
     for (const p of plans) {

@@ -58,6 +58,19 @@ export const STARTER_POLICY_TEXT = `# Kavach policy for the MCP proxy. Tools are
 # conditions = [{ action = "fs.read_*" }, { path_within = { field = "path", roots = ["/home/me/work"] } }]
 `;
 
+/**
+ * What `writeStarterFiles` would write next to a new kavach.toml (what is present is kept): the
+ * starter policy with its text, and the key pair by path only (a key is made, not shown).
+ */
+export function starterFilesPlan(configPath: string): { policy?: { path: string; text: string }; keys?: string[] } {
+  const dir = dirname(configPath);
+  const plan: { policy?: { path: string; text: string }; keys?: string[] } = {};
+  if (!existsSync(join(dir, STARTER_KEY))) plan.keys = [join(dir, STARTER_KEY), join(dir, STARTER_PUBLIC_KEYS)];
+  const policy = join(dir, STARTER_POLICY);
+  if (!existsSync(policy)) plan.policy = { path: policy, text: STARTER_POLICY_TEXT };
+  return plan;
+}
+
 /** Creates the key pair and the starter policy next to a new kavach.toml (kept when present). */
 export async function writeStarterFiles(configPath: string): Promise<string[]> {
   const dir = dirname(configPath);

@@ -14,6 +14,7 @@ import { screenToolAnswer, screenUpstreamError } from './screening.ts';
 import type { ExposedTool, ToolCatalogue } from './tool-catalogue.ts';
 import type { ProxyTelemetry, ToolCallTrace, UpstreamTrace } from './telemetry.ts';
 import { UpstreamFault, type CallSignal } from './upstream-call.ts';
+import type { Upstream } from './upstream.ts';
 
 /**
  * The longest reason a `kavach.mcp_refusal` record holds (the runtime's audit schema): a longer
@@ -100,15 +101,12 @@ export class ToolCalls {
   ): Promise<CallToolResult> {
     // Synchronously when it can be: this is the hot path, and an await costs a turn of the queue.
     const entry = this.catalogue.settled(params.name) ?? (await this.catalogue.resolve(params.name));
-    if (!entry) return this.unknownTool(session, params);
+    if (!entry) return this.downServerOf(session, params.name) ?? this.unknownTool(session, params);
     trace?.resolved(entry.action);
     const held = this.heldBack(session, entry);
     if (held) return held;
     const upstream = entry.upstream;
-    if (upstream.state !== 'ready') {
-      const reason = `server '${upstream.name}' is unavailable (${upstream.lastError ?? upstream.state}); it is being restarted, try again shortly`;
-      return this.refused(session, entry.action, proxyRefusal('UPSTREAM_UNAVAILABLE', 'upstream', reason), false);
-    }
+    if (upstream.state !== 'ready') return this.unavailable(session, entry.action, upstream);
     const args = params.arguments ?? {};
     const ctx = requestContext(session, { action: entry.action, audience: upstream.name, params: args });
     let verdict: Verdict = await this.shared.gate.evaluate(ctx, trace && { traceContext: trace.context });
@@ -223,6 +221,27 @@ export class ToolCalls {
     if (entry.unpinned !== undefined)
       return this.refused(session, entry.action, proxyRefusal('UPSTREAM_UNAVAILABLE', 'pinning', entry.unpinned), false);
     return undefined;
+  }
+
+  /** The refusal of a call to a tool of a server that is down or starting. */
+  private unavailable(session: ProxySession, action: string, upstream: Upstream): CallToolResult {
+    const reason = `server '${upstream.name}' is unavailable (${upstream.lastError ?? upstream.state}); it is being restarted, try again shortly`;
+    return this.refused(session, action, proxyRefusal('UPSTREAM_UNAVAILABLE', 'upstream', reason), false);
+  }
+
+  /**
+   * A tool no server lists, named `<server>__<tool>` for a configured server that has not come up
+   * since the proxy started (so nobody knows what it offers beyond its pins): refused UPSTREAM_UNAVAILABLE with that server's reason, as
+   * the client was told its tools answer, not as a tool that does not exist.
+   */
+  private downServerOf(session: ProxySession, name: string): CallToolResult | undefined {
+    // The longest server name that prefixes it, should one server's name begin another's.
+    let upstream: Upstream | undefined;
+    for (const u of this.shared.pool.upstreams)
+      if (name.startsWith(`${u.name}__`) && name.length > u.name.length + 2 && u.name.length > (upstream?.name.length ?? -1)) upstream = u;
+    // A server that ran listed its tools: a name it did not list is unknown, down or not.
+    if (upstream === undefined || upstream.state === 'ready' || upstream.everReady) return undefined;
+    return this.unavailable(session, `${upstream.name}.${name.slice(upstream.name.length + 2)}`, upstream);
   }
 
   /**

@@ -110,6 +110,56 @@ describe('approval requests in a real gate run', () => {
   });
 });
 
+describe('a call that waited for an approval counts once', () => {
+  it('in a real gate run: the APPROVAL_REQUIRED refusal a later permit or APPROVAL_DENIED settles is not a call of its own', () => {
+    const evaluations = model.rows.filter((r) => r.kind === 'call');
+    expect(evaluations).toHaveLength(11);
+    const settled = evaluations.filter((r) => r.settledBy !== undefined);
+    // The granted request (then permitted) and the denied one (then refused APPROVAL_DENIED); the
+    // expired, lapsing and still-pending requests were never settled by a later call.
+    expect(settled.map((r) => r.approval).sort()).toEqual([run.ids.denied, run.ids.granted].sort());
+    for (const r of settled) {
+      expect(r.code).toBe('APPROVAL_REQUIRED');
+      const by = model.rows[r.settledBy as number];
+      expect(by).toMatchObject({ kind: 'call', approval: r.approval });
+      expect(by?.verdict === 'permit' || by?.code === 'APPROVAL_DENIED').toBe(true);
+    }
+    expect(model.summary.totals).toMatchObject({ calls: 9, refusals: 5, permits: 4 });
+    expect(model.summary.refusalsByCode.find((c) => c.name === 'APPROVAL_REQUIRED')?.count).toBe(3);
+    const sessionCalls = model.sessions.reduce((n, s) => n + s.calls, 0);
+    const sessionRefusals = model.sessions.reduce((n, s) => n + s.refusals, 0);
+    expect([sessionCalls, sessionRefusals]).toEqual([9, 5]);
+    // Still its own timeline row, in its approval's chain.
+    expect(chain(model, byId(model, run.ids.granted))).toContain('call:refuse:APPROVAL_REQUIRED');
+  });
+
+  it('from hand-written records: one call granted then permitted is 1 call, 0 refused; an unsettled ask still counts', () => {
+    const header = { prev: 'A'.repeat(43), log: 'l', hash: 'h' };
+    let seq = 0;
+    const rec = (r: Record<string, unknown>) => ({ ...header, seq: seq++, time: 1_000 + seq, principal: 'p', action: 't.a', ...r });
+    const ask = (session: string, approval: string) =>
+      rec({ type: 'verdict', verdict: 'refuse', code: 'APPROVAL_REQUIRED', session, approval });
+    const records = [
+      ask('granted', 'a1'),
+      rec({ type: 'approval', approval: 'a1', event: 'granted', status: 'granted', approver: 'u', session: 'granted' }),
+      rec({ type: 'verdict', verdict: 'permit', session: 'granted', approval: 'a1' }),
+      ask('waiting', 'a2'),
+      ask('waiting', 'a2'),
+      // A permit of another approval settles nothing here.
+      rec({ type: 'verdict', verdict: 'permit', session: 'other', approval: 'a3' }),
+    ] as unknown as AuditRecord[];
+    const m = buildReportModel([{ source: 'x', records, unverified: [], files: ['x'] }], { generatedAt: 0 });
+    expect(m.sessions.map((s) => [s.id, s.calls, s.refusals, s.permits])).toEqual([
+      ['granted', 1, 0, 1],
+      ['waiting', 2, 2, 0],
+      ['other', 1, 0, 1],
+    ]);
+    expect(m.summary.totals).toMatchObject({ calls: 4, refusals: 2, permits: 2 });
+    expect(m.rows.filter((r) => r.kind === 'call')).toHaveLength(5);
+    expect(m.rows[0]?.settledBy).toBe(2);
+  });
+});
+
 describe('outcome records that name no session (logs written before outcomes carried it)', () => {
   it('join the session of their evaluation: no phantom "(no session)" row, tile and table agree', () => {
     const outcomes = model.rows.filter((r) => r.kind === 'outcome');
@@ -261,7 +311,7 @@ describe('kavach audit report on a log with approvals', () => {
     );
     // Made now, long after the log: the wire request's two hours have run out too.
     expect(out.split('\n')[1]).toBe(
-      '30 records, 11 tool calls (7 refused, 0 invalidated, 0 would block in observe mode), 4 sessions, 5 approval requests (0 pending, 1 denied)',
+      '30 records, 9 tool calls (5 refused, 0 invalidated, 0 would block in observe mode), 4 sessions, 5 approval requests (0 pending, 1 denied)',
     );
   });
 });

@@ -100,6 +100,19 @@ args = ["-e", "process.exit(3)"]
     expect(told.data).toContain('the process exited with code 3 before it answered initialize');
   });
 
+  it('a server that never came up and has no pins: a call naming it answers UPSTREAM_UNAVAILABLE with its reason, as the client was told', async () => {
+    await waitFor('the notice about quits', () => noticesOf('quits')[0]);
+    const result = await call('quits__hello');
+    expect(result.isError).toBe(true);
+    expect(textOf(result)).toContain('[UPSTREAM_UNAVAILABLE]');
+    expect(textOf(result)).toMatch(/server 'quits' is unavailable \(/i);
+    expect(textOf(result)).toContain('the process exited with code 3');
+    // A server that is up and offers no such tool: a tool that does not exist.
+    const unknown = await call('fx__no_such_tool');
+    expect(textOf(unknown)).toContain('[NO_POLICY_MATCH]');
+    expect(textOf(unknown)).toContain('no server offers a tool named');
+  });
+
   it('an answer over max_message_bytes fails only that call; the same upstream process answers the next', async () => {
     const pid = textOf(await call('fx__pid'));
     expect(pid).toMatch(/^\d+$/);
@@ -136,5 +149,9 @@ args = ["-e", "process.exit(3)"]
     };
     expect(outcome.outcome).toBe('upstream_failure');
     expect(outcome.error).toMatch(/over the limit of 65536 bytes for one message \(\[servers\.fx\] max_message_bytes\)/);
+    // The call to the server that never came up: recorded as the proxy's own refusal, with the server's reason.
+    const quits = records.find((r) => (r as unknown as { action?: string }).action === 'quits.hello') as unknown as Record<string, unknown>;
+    expect(quits).toMatchObject({ type: 'kavach.mcp_refusal', code: 'UPSTREAM_UNAVAILABLE', principal: 'alice-laptop' });
+    expect(String(quits.reason)).toContain('the process exited with code 3');
   });
 });

@@ -71,7 +71,8 @@ describe('approvals in the proxy: elicitation, then the hold', () => {
     expect(asked).toHaveLength(1);
     const message = asked[0]?.params.message ?? '';
     expect(message).toContain('fs__write');
-    expect(message).toContain('writing files');
+    // One sentence, not "writing files (policy '...')" after a description's own parenthesis.
+    expect(message.split('\n')).toContain("Why: policy 'writes_need_a_human' asks a person to approve it: writing files");
     expect(message).toContain('/tmp/a.txt');
     expect(message).not.toContain('hunter2');
     const [request] = await p.gate.approvals.list();
@@ -123,6 +124,14 @@ describe('approvals in the proxy: elicitation, then the hold', () => {
     await p.gate.approvals.decide(id, { approver: BOB, decision: 'deny', note: 'no' });
     const result = await call;
     expect(textOf(result)).toContain('[APPROVAL_DENIED]');
+    // A denial is the answer: no "until" after the request id (held call, then the gate on a retry).
+    expect(textOf(result)).toContain(`and it was denied (request ${id})`);
+    expect(textOf(result)).not.toContain('until');
+    const again = await p.client.callTool({ name: 'fs__write', arguments: { path: '/tmp/d.txt' } });
+    expect(textOf(again)).toContain(
+      `[APPROVAL_DENIED] approval: 'writes_need_a_human' asks a person to approve 'fs.write', and it was denied (request ${id})`,
+    );
+    expect(textOf(again)).not.toContain('until');
     expect(fs.calls).toHaveLength(0);
   });
 

@@ -4,6 +4,7 @@ import { parse as parseToml } from 'smol-toml';
 import { afterEach, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/mcp-proxy/config.ts';
 import { isProxyEntry, lineDiff, planInstall, uniqueName } from '../../src/mcp-proxy/install.ts';
+import { STARTER_KEY, STARTER_POLICY, STARTER_POLICY_TEXT } from '../../src/mcp-proxy/install-starter.ts';
 import { cleanup, runCli, tempDir } from '../e2e/proxy-harness.ts';
 
 const ORIGINAL = {
@@ -30,8 +31,14 @@ describe('kavach mcp install / uninstall', () => {
     // A dry run answers as the install would: one server would be left alone.
     expect(dry.code, dry.stderr).toBe(1);
     expect(dry.stdout).toContain('-     "filesystem": {');
+    // The starter policy the new kavach.toml names: its path and every line it would have.
+    const policyPath = join(dir, 'kavach', STARTER_POLICY);
+    expect(dry.stdout).toContain(`${policyPath} (new)`);
+    for (const line of STARTER_POLICY_TEXT.trimEnd().split('\n')) expect(dry.stdout).toContain(line === '' ? '' : `+ ${line}`);
+    expect(dry.stdout).toContain(`a new signing key pair for the audit log: ${join(dir, 'kavach', STARTER_KEY)}`);
     expect(readFileSync(file, 'utf8')).toBe(original);
     expect(existsSync(config)).toBe(false);
+    expect(existsSync(policyPath)).toBe(false);
 
     const run = await runCli(['mcp', 'install', '--client', 'claude-desktop', '--file', file, '--config', config]);
     // One server could not move: said, and not an all-clear.

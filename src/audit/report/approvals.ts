@@ -122,6 +122,24 @@ export function joinByEvaluation(rows: ReportRow[]): void {
   }
 }
 
+/**
+ * Marks each APPROVAL_REQUIRED refusal that a later call of the same approval settles (a permit by
+ * its grant, or an APPROVAL_DENIED refusal): the agent asked again once a human decided, and the
+ * counts take that one call once.
+ */
+export function markSettledRefusals(rows: readonly ReportRow[]): void {
+  const settler = new Map<string, number>();
+  for (let i = rows.length - 1; i >= 0; i--) {
+    const r = rows[i] as ReportRow;
+    if (r.kind !== 'call' || r.approval === undefined || r.observed) continue;
+    if (r.verdict === 'permit' || (r.verdict === 'refuse' && r.code === 'APPROVAL_DENIED')) settler.set(r.approval, r.id);
+    else if (r.verdict === 'refuse' && r.code === 'APPROVAL_REQUIRED') {
+      const by = settler.get(r.approval);
+      if (by !== undefined) r.settledBy = by;
+    }
+  }
+}
+
 /** The report's "now" for expiry: when it was made, or its latest record if that is later (a clock ahead). */
 export function asOf(rows: readonly ReportRow[], generatedAt: number): number {
   let t = generatedAt;

@@ -96,7 +96,8 @@ export const TIMELINE_JS = String.raw`  // ---- filters ----
       if (r.wouldBlock) return el('span', 'badge b-would', 'WOULD ' + (r.verdict === 'invalidate' ? 'INVALIDATE' : 'REFUSE') + ' · observe');
       if (r.observed) return el('span', 'badge b-permit', 'PERMIT · observe');
       if (r.verdict === 'permit') return el('span', 'badge b-permit', 'PERMIT');
-      if (r.verdict === 'refuse') return el('span', 'badge b-refuse', 'REFUSE');
+      // Settled later by the same call asked again: counted once, as that later call.
+      if (r.verdict === 'refuse') return el('span', 'badge b-refuse', r.settledBy !== undefined ? 'REFUSE · asked again once decided' : 'REFUSE');
       if (r.verdict === 'invalidate') return el('span', 'badge b-invalidate', 'INVALIDATE');
       return el('span', 'badge b-event', '?');
     }

@@ -144,7 +144,7 @@ const PAGE_START = String.raw`
       add(d, el('div', 'n', fmtN(n)), el('div', 'l', label));
       c.appendChild(d);
     }
-    card(T.calls, 'tool calls');
+    card(T.calls, 'tool calls (one that waited for an approval counts once)');
     card(T.permits, 'permitted', 'permit');
     card(T.refusals, 'refused', 'refuse');
     card(T.invalidations, 'invalidated (drift)', 'inval');

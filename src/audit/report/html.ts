@@ -81,7 +81,7 @@ export function renderReportHtml(model: ReportModel): string {
   <h2>Agent sessions</h2>
   <div class="filters"><label>order<select id="sessions-sort"><option value="attention">needs attention first</option><option value="time">first call</option></select></label><p class="count" id="sessions-count"></p></div>
   <table class="sessions">
-    <thead><tr><th>session</th><th>principal</th><th>span (UTC)</th><th class="num">calls</th><th class="num">refused</th><th class="num">invalidated</th><th class="num">would block</th><th class="num">drift</th><th class="num">approvals</th><th>activity (reloads dashed)</th></tr></thead>
+    <thead><tr><th>session</th><th>principal</th><th>span (UTC)</th><th class="num" title="a call that waited for an approval counts once">calls</th><th class="num">refused</th><th class="num">invalidated</th><th class="num">would block</th><th class="num">drift</th><th class="num">approvals</th><th>activity (reloads dashed)</th></tr></thead>
     <tbody id="sessions-body"></tbody>
   </table>
   <div id="sessions-more"></div>

@@ -1,5 +1,13 @@
 import type { AuditRecord, CheckpointMode } from '../record.ts';
-import { approvalsOf, asOf, joinByEvaluation, type ApprovalState, type ApprovalSummary, type ApprovalTotals } from './approvals.ts';
+import {
+  approvalsOf,
+  asOf,
+  joinByEvaluation,
+  markSettledRefusals,
+  type ApprovalState,
+  type ApprovalSummary,
+  type ApprovalTotals,
+} from './approvals.ts';
 import type { IntegrityBreak, LoadedLog } from './load.ts';
 import { rowOf, unverifiedRow } from './rows.ts';
 import { onAxis } from './values.ts';
@@ -48,6 +56,12 @@ export interface ReportRow {
   failed?: boolean;
   /** The approval request an approval row is about, or the one a call was refused for or permitted by. */
   approval?: string;
+  /**
+   * An APPROVAL_REQUIRED refusal that a later call of the same approval settles (its permit, or its
+   * APPROVAL_DENIED refusal): the row id of that call. The two are one tool call asked twice, so the
+   * counts take only the later one; the refusal stays a timeline row of its own.
+   */
+  settledBy?: number;
   /** Approval rows: requested, granted, denied, used, returned, expired. */
   event?: string;
   /** Approval rows: the request's status after the event. */
@@ -221,6 +235,7 @@ export function buildReportModel(logs: readonly LoadedLog[], opts: BuildOptions 
     });
   }
   joinByEvaluation(rows);
+  markSettledRefusals(rows);
   const generatedAt = opts.generatedAt ?? Date.now();
   const approvals = approvalsOf(rows, asOf(rows, generatedAt));
   const sessions = sessionsOf(rows, approvals);
@@ -305,6 +320,11 @@ function distinct(values: readonly (string | undefined)[]): string[] {
   return [...new Set(values.filter((v): v is string => v !== undefined))].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
 }
 
+/** Whether a row is counted as a tool call: a call asked again after its approval was decided counts once. */
+function countedCall(r: ReportRow): boolean {
+  return r.kind === 'call' && r.settledBy === undefined;
+}
+
 /** Whether a row belongs to a session's group (a log-wide event does not). */
 function inSessionGroup(r: ReportRow): boolean {
   return r.kind === 'call' || r.kind === 'outcome' || r.kind === 'approval' || (r.kind === 'invalidation' && r.session !== undefined);
@@ -353,7 +373,7 @@ function sessionsOf(rows: readonly ReportRow[], approvals: readonly ApprovalSumm
       s.invalidations++;
       continue;
     }
-    if (r.kind !== 'call') continue;
+    if (!countedCall(r)) continue;
     s.calls++;
     if (r.tool !== undefined) s.toolSet.add(r.tool);
     if (r.observed) {
@@ -389,7 +409,7 @@ function summarize(
   opts: BuildOptions,
 ): ReportSummary {
   const top = opts.top ?? 12;
-  const calls = rows.filter((r) => r.kind === 'call');
+  const calls = rows.filter(countedCall);
   const totals: ReportTotals = {
     records: rows.length,
     calls: calls.length,

@@ -65,7 +65,8 @@ export function approvalRefusal(
       evaluationId,
       'APPROVAL_DENIED',
       'approval',
-      `${asked}, and it was denied (request ${opened.id}, until ${iso(opened.expiresAt)})`,
+      // No "until": a denial is the answer; when the request lapses is not the caller's concern.
+      `${asked}, and it was denied (request ${opened.id})`,
     );
   } else if (opened.id === undefined) {
     verdict = refuse(evaluationId, 'APPROVAL_REQUIRED', 'approval', `${asked} (observe mode: no request made)`);

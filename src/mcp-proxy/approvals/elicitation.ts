@@ -23,7 +23,10 @@ export function approvalQuestion(request: ApprovalRequest, toolName: string): El
   const lines = [
     'Kavach: an agent asks to run a call that needs your approval.',
     `Tool: ${visible(toolName)} (${visible(request.action)})`,
-    `Why: ${visible(request.reason)} (policy '${visible(request.policy)}')`,
+    // One sentence: the reason (a policy's description) may end in a parenthesis of its own.
+    request.reason === request.policy
+      ? `Why: policy '${visible(request.policy)}' asks a person to approve it.`
+      : `Why: policy '${visible(request.policy)}' asks a person to approve it: ${visible(request.reason)}`,
     `Caller: ${visible(request.principal.id)} (${request.principal.kind})`,
     `Arguments: ${request.args === undefined ? '(none kept)' : shortJson(request.args)}`,
     `Request ${request.id}, open until ${new Date(request.expiresAt).toISOString()}.`,
