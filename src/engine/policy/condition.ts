@@ -37,12 +37,13 @@ export interface Condition {
   test(input: EvalInput): boolean;
   /** What must hold, for refusal texts and `policy explain`. */
   describe: string;
-  /** Why it failed for this input (slow path: refusals and explain only). */
+  /** Why it failed for this input (slow path: refusals and explain only); never an argument's value. */
   why(input: EvalInput): string;
   /**
    * Permit policies, where a condition can say it: why this call fails it, in terms the caller can
-   * act on, as a clause after the policy's name (`does not allow path "/etc/passwd": it is
-   * outside the root "/w"`). A default-deny refusal gives it instead of the whole rule (`why`).
+   * act on, as a clause after the policy's name (`does not allow the value of path: it is outside
+   * the root "/w"`), naming the argument, never its value (see kindOf). A default-deny refusal
+   * gives it instead of the whole rule (`why`).
    */
   cause?(input: EvalInput): string | undefined;
   /** Stateful conditions: the counter to charge for this call. */
