@@ -4,6 +4,7 @@ import { PolicyError } from './errors.ts';
 import { compileGlobsAs, type Matcher } from './glob.ts';
 import { compileField } from './json-pointer.ts';
 import type { EvalInput } from './policy/compile.ts';
+import { kindOf } from './policy/condition.ts';
 import { parseInvariant } from './policy/load.ts';
 import type { FileInvariantSpec } from './policy/schema.ts';
 
@@ -114,9 +115,9 @@ function fromSpec(spec: FileInvariantSpec, appliesTo: Matcher): Invariant {
       appliesTo,
       violation: ({ ctx }) => {
         const v = read(ctx.params);
-        if (typeof v !== 'number' || !Number.isFinite(v))
-          return `'${name}' needs ${field} as a number (got ${v === undefined ? 'missing' : JSON.stringify(v)})`;
-        if (isMax ? v > limit : v < limit) return `'${name}': ${field} ${v} is ${isMax ? 'above' : 'below'} the hard limit ${limit}`;
+        if (typeof v !== 'number' || !Number.isFinite(v)) return `'${name}' needs ${field} as a number (it is ${kindOf(v)})`;
+        // The reason names the field, never its value: it is audited even where arguments are not.
+        if (isMax ? v > limit : v < limit) return `'${name}': ${field} is ${isMax ? 'above' : 'below'} the hard limit ${limit}`;
         return undefined;
       },
     };

@@ -2,10 +2,10 @@
 // relative path, outside which root, which exclude, a symlink leading out) and a refusing policy's
 // description, through the real proxy in front of the real server-filesystem. Never where a link
 // leads, never a file's contents.
-import { mkdirSync, realpathSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, realpathSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FILESYSTEM, cleanup, q, startProxy, tempDir, textOf, write, type RunningProxy } from './proxy-harness.ts';
+import { FILESYSTEM, cleanup, q, runCli, startProxy, tempDir, textOf, write, type RunningProxy } from './proxy-harness.ts';
 
 let dir: string;
 let root: string;
@@ -20,6 +20,8 @@ beforeAll(async () => {
   writeFileSync(join(root, '.env'), 'TOKEN=env-file-contents\n');
   writeFileSync(join(dir, 'hidden-place', 'secret.txt'), 'contents outside the root\n');
   symlinkSync(join(dir, 'hidden-place'), join(root, 'elsewhere'));
+  const keygen = await runCli(['keygen', '--out', join(dir, 'keys')]);
+  expect(keygen.code, keygen.stderr).toBe(0);
   write(
     join(dir, 'policy.toml'),
     `
@@ -47,6 +49,11 @@ policy = "policy.toml"
 [identity]
 principal_id = "alice-laptop"
 principal_kind = "agent"
+[keys]
+path = "keys/secret.key"
+# record_args is off (the default): no argument value may reach the log, refusal reasons included.
+[audit]
+path = "audit/mcp.jsonl"
 [servers.fs]
 command = ${q(process.execPath)}
 args = [${q(FILESYSTEM)}, ${q(root)}]
@@ -61,8 +68,11 @@ afterAll(async () => {
 });
 
 const read = (path: string) => proxy.client.callTool({ name: 'fs__read_text_file', arguments: { path } });
-const refusedBecause = (path: string, cause: string) =>
-  `Refused by policy [NO_POLICY_MATCH] policy: no policy permits 'fs.read_text_file' for agent 'alice-laptop'; 'fs-read' does not allow path ${JSON.stringify(path.slice(0, 80)).slice(0, 80)}: it ${cause}.`; // paths are quoted up to 80 characters
+// The path is never quoted: the reason is audited even where record_args is off (the caller knows what it sent).
+const refusedBecause = (cause: string) =>
+  `Refused by policy [NO_POLICY_MATCH] policy: no policy permits 'fs.read_text_file' for agent 'alice-laptop'; 'fs-read' does not allow the value of path: it ${cause}.`;
+
+const refusedPaths: string[] = [];
 
 describe('the refusal text names the cause of a path_within refusal', () => {
   it('reads a file inside the root (the policy works)', async () => {
@@ -85,10 +95,12 @@ describe('the refusal text names the cause of a path_within refusal', () => {
     const result = await read(path());
     expect(result.isError).toBe(true);
     const text = textOf(result);
-    expect(text).toBe(refusedBecause(path(), typeof cause === 'string' ? cause : cause()));
+    expect(text).toBe(refusedBecause(typeof cause === 'string' ? cause : cause()));
+    expect(text).not.toContain(path());
     expect(result._meta?.['dev.kavach/verdict']).toMatchObject({ code: 'NO_POLICY_MATCH', policy: 'fs-read' });
     expect(text).not.toContain('contents');
-    if (!path().includes('hidden-place')) expect(text).not.toContain('hidden-place');
+    expect(text).not.toContain('hidden-place');
+    refusedPaths.push(path());
   });
 
   it('POLICY_DENIED carries the refusing policy description', async () => {
@@ -98,5 +110,16 @@ describe('the refusal text names the cause of a path_within refusal', () => {
       "Refused by policy [POLICY_DENIED] policy: 'no-keys' refuses 'fs.read_text_file' for agent 'alice-laptop': Key files stay on this machine; ask the user to paste what you need.",
     );
     expect(result._meta?.['dev.kavach/verdict']).toMatchObject({ code: 'POLICY_DENIED', policy: 'no-keys' });
+  });
+});
+
+describe('the audit log, with record_args off', () => {
+  it('holds the refusals and their causes, but none of the refused paths', async () => {
+    expect(refusedPaths.length).toBeGreaterThan(0); // the refusals above ran first
+    await proxy.close();
+    const log = readFileSync(join(dir, 'audit/mcp.jsonl'), 'utf8');
+    expect(log).toContain('does not allow the value of path: it has a \\"..\\" segment'); // as JSON escapes it
+    for (const path of refusedPaths) expect(log).not.toContain(JSON.stringify(path).slice(1, -1));
+    expect(log).not.toContain('hidden-place');
   });
 });

@@ -76,7 +76,8 @@ export function compilePathJudge(roots: readonly string[], exclude: readonly str
 /**
  * Why a value is not a path `compilePathJudge` passes, as a predicate the caller can act on
  * ("is outside the root \"/w\"", "is excluded by \"*\/.env\""), naming only what the policy author
- * wrote (roots, patterns) and never the path itself: the refusal quotes the path the caller sent.
+ * wrote (roots, patterns) and never the path itself, nor its folded reading: a refusal reason
+ * reaches the audit log even where the arguments are not recorded (the caller knows what it sent).
  * Undefined for a value that passes. Mirrors the judge, check for check.
  */
 export function compilePathCause(roots: readonly string[], exclude: readonly string[] | undefined): (x: JsonValue) => string | undefined {
@@ -90,9 +91,7 @@ export function compilePathCause(roots: readonly string[], exclude: readonly str
     if (given !== undefined || (!foldAlways && !NEEDS_FOLD.test(x))) return given;
     const folded = fold(x);
     const other = shapeProblem(folded) ?? judgedFolded(folded);
-    return other === undefined
-      ? undefined
-      : `reads as ${JSON.stringify(folded.slice(0, 80))} where case and Unicode forms fold (macOS, Windows), which ${other}`;
+    return other === undefined ? undefined : `reads, where case and Unicode forms fold (macOS, Windows), as a path that ${other}`;
   };
 }
 

@@ -37,12 +37,13 @@ export interface Condition {
   test(input: EvalInput): boolean;
   /** What must hold, for refusal texts and `policy explain`. */
   describe: string;
-  /** Why it failed for this input (slow path: refusals and explain only). */
+  /** Why it failed for this input (slow path: refusals and explain only); never an argument's value. */
   why(input: EvalInput): string;
   /**
    * Permit policies, where a condition can say it: why this call fails it, in terms the caller can
-   * act on, as a clause after the policy's name (`does not allow path "/etc/passwd": it is
-   * outside the root "/w"`). A default-deny refusal gives it instead of the whole rule (`why`).
+   * act on, as a clause after the policy's name (`does not allow the value of path: it is outside
+   * the root "/w"`), naming the argument, never its value (see kindOf). A default-deny refusal
+   * gives it instead of the whole rule (`why`).
    */
   cause?(input: EvalInput): string | undefined;
   /** Stateful conditions: the counter to charge for this call. */
@@ -77,9 +78,19 @@ export function fixedForTheCaller(condition: Condition): boolean {
   return condition.reads === 'action' || condition.reads === 'principal';
 }
 
-// Refusal texts quote at most 80 characters: a megabyte argument is cut before it is encoded.
-export const show = (v: JsonValue | undefined): string =>
-  v === undefined ? 'missing' : JSON.stringify(typeof v === 'string' ? v.slice(0, 80) : v).slice(0, 80);
+/**
+ * What kind of value a call gave, never the value itself: refusal reasons reach the audit log even
+ * where `[audit] record_args` is off or `redact` covers the field, so they name the argument and
+ * the cause only (the caller knows what it sent).
+ */
+export function kindOf(v: JsonValue | undefined): string {
+  if (v === undefined) return 'missing';
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return v.length === 0 ? 'an empty list' : 'a list';
+  if (typeof v === 'object') return 'an object';
+  if (typeof v === 'boolean') return 'true or false';
+  return typeof v === 'string' ? (v.length === 0 ? 'an empty string' : 'a string') : 'a number';
+}
 
 export function numeric(value: JsonValue | undefined): number | undefined {
   return typeof value === 'number' && Number.isFinite(value) ? value : undefined;
@@ -144,14 +155,35 @@ export function fieldCondition(field: string, describe: string, judge: Judge, po
       const verdict = judge(x);
       return verdict === undefined ? !permit : verdict;
     },
-    why: ({ ctx }) => `${describe} (got ${show(read(ctx.params))})`,
+    why: ({ ctx }) => `${describe} (${fieldWhy(field, read(ctx.params), judge, permit, perItem, listable)})`,
   };
   const explain = opts.explain;
   if (permit && explain) body.cause = ({ ctx }) => fieldCause(field, read(ctx.params), explain, perItem);
   return body;
 }
 
-/** A permit policy's field condition failing: which value (the first failing item of a list) and why. */
+/**
+ * Why a field condition fails for this value, naming the argument (`amount`, `paths[1]`) and what
+ * kind of value it is, never the value: see kindOf.
+ */
+function fieldWhy(field: string, x: JsonValue | undefined, judge: Judge, permit: boolean, perItem: boolean, listable: boolean): string {
+  if (x === undefined) return `the call has no ${field}`;
+  const verdict = (at: string, v: JsonValue): string => {
+    const judged = judge(v);
+    if (judged === undefined) return `${at} is ${kindOf(v)}, which this rule cannot judge`;
+    return judged ? `${at} does` : `${at} does not`;
+  };
+  if (perItem && Array.isArray(x)) {
+    if (!permit) return `no item of ${field} does`;
+    if (!listable) return `${field} is a list`;
+    if (x.length === 0) return `${field} is an empty list`;
+    const i = x.findIndex((item) => judge(item) !== true);
+    return i < 0 ? `${field} does` : verdict(`${field}[${i}]`, x[i] as JsonValue);
+  }
+  return verdict(field, x);
+}
+
+/** A permit policy's field condition failing: which argument (the first failing item of a list) and why, never its value. */
 function fieldCause(
   field: string,
   x: JsonValue | undefined,
@@ -160,15 +192,15 @@ function fieldCause(
 ): string | undefined {
   if (x === undefined) return `needs ${field}, and the call has none`;
   if (perItem && Array.isArray(x)) {
-    if (x.length === 0) return `does not allow ${field} []: it is an empty list`;
+    if (x.length === 0) return `does not allow the value of ${field}: it is an empty list`;
     for (let i = 0; i < x.length; i++) {
       const problem = explain(x[i] as JsonValue);
-      if (problem !== undefined) return `does not allow ${field}[${i}] ${show(x[i])}: it ${problem}`;
+      if (problem !== undefined) return `does not allow the value of ${field}[${i}]: it ${problem}`;
     }
     return undefined;
   }
   const problem = explain(x);
-  return problem === undefined ? undefined : `does not allow ${field} ${show(x)}: it ${problem}`;
+  return problem === undefined ? undefined : `does not allow the value of ${field}: it ${problem}`;
 }
 
 /** The counter key parts that say whose counter a charge goes to. */

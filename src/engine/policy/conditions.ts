@@ -24,7 +24,7 @@ import {
   list,
   numeric,
   scopeKey,
-  show,
+  kindOf,
   type ConditionBody,
   type ConditionReads,
   type EvalInput,
@@ -73,6 +73,14 @@ const identityCondition = (v: string | string[], polarity: Polarity): ConditionB
   const describe = `principal id ${polarity === 'refuse' ? 'matches' : 'is'} ${list(ids)}`;
   return { describe, test: ({ ctx }) => match(ctx.principalId), why: ({ ctx }) => `${describe} (got "${ctx.principalId}")` };
 };
+
+/** Why a budget cannot charge a call, naming the field and what kind of value it holds, never the value. */
+function budgetProblem(field: string, x: JsonValue | undefined, noSession: boolean): string {
+  const n = numeric(x);
+  if (n === undefined) return `${field} must be a number >= 0, and is ${kindOf(x)}`;
+  if (n < 0) return `${field} must be a number >= 0, and is negative`;
+  return noSession ? 'a per-session budget needs a session' : `${field} can be charged`;
+}
 
 // Entries in this order: it is the order "did you mean" suggestions are tried in.
 export const CONDITIONS = {
@@ -327,7 +335,7 @@ export const CONDITIONS = {
           const n = numeric(read(ctx.params));
           return n !== undefined && n >= 0 && (per !== 'session' || ctx.sessionId !== undefined);
         },
-        why: ({ ctx }) => `${describe} (${v.field} must be a number >= 0, got ${show(read(ctx.params))})`,
+        why: ({ ctx }) => `${describe} (${budgetProblem(v.field, read(ctx.params), per === 'session' && ctx.sessionId === undefined)})`,
         charge: (input, policyName, position) => ({
           key: JSON.stringify(['budget', policyName, position, per, ...scopeKey(per, input)]),
           amount: numeric(read(input.ctx.params)) as number,

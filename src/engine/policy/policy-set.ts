@@ -113,7 +113,8 @@ export class PolicySet {
     if (!nearest || nearest.failing.length === 0) return { kind: 'refuse', code: 'NO_POLICY_MATCH', reason: base };
     const first = nearest.failing[0] as Condition;
     // The cause, where the condition can name it (path_within: `..`, outside the roots, which
-    // exclude), says what to change; otherwise the rule that failed, with what the call gave.
+    // exclude), says what to change; otherwise the rule that failed, and which argument fails it
+    // (never its value: the reason is audited even where the arguments are not).
     const cause = first.cause?.(input);
     const name = nearest.policy.name;
     return {
