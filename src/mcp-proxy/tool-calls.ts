@@ -203,16 +203,25 @@ export class ToolCalls {
       if (screened?.findings) record.findings = screened.findings;
       if (screened?.withheld) record.withheld = true;
       if (trace?.traceId !== undefined) record.traceId = trace.traceId;
-      this.outcomes
-        .append(record)
-        .catch((err: unknown) => this.shared.log(`audit: could not record the outcome of ${verdict.evaluationId}: ${String(err)}`));
+      // Awaited: the answer leaves only once its record is in the log, so a proxy killed right
+      // after answering has not lost the record of what it answered (the soak run found this).
+      await this.record(record, `the outcome of ${verdict.evaluationId}`);
     }
     if (!('result' in screened)) throw screened.error;
     return screened.withheld ? screened.result : returnedResult(screened.result, verdict);
   }
 
+  /** Appends one record; a failure is logged (the call was answered or refused already on its merits). */
+  private async record(record: Parameters<OutcomeSink['append']>[0], what: string): Promise<void> {
+    try {
+      await this.outcomes?.append(record);
+    } catch (err) {
+      this.shared.log(`audit: could not record ${what}: ${String(err)}`);
+    }
+  }
+
   /** The refusal of a tool the pin check holds back, if it does. */
-  private heldBack(session: ProxySession, entry: ExposedTool): CallToolResult | undefined {
+  private heldBack(session: ProxySession, entry: ExposedTool): Promise<CallToolResult> | undefined {
     if (entry.held) {
       const { code, evaluator, reason } = heldRefusal(entry.action, entry.upstream.name, entry.held);
       return this.refused(session, entry.action, proxyRefusal(code, evaluator, reason), true);
@@ -224,7 +233,7 @@ export class ToolCalls {
   }
 
   /** The refusal of a call to a tool of a server that is down or starting. */
-  private unavailable(session: ProxySession, action: string, upstream: Upstream): CallToolResult {
+  private unavailable(session: ProxySession, action: string, upstream: Upstream): Promise<CallToolResult> {
     const reason = `server '${upstream.name}' is unavailable (${upstream.lastError ?? upstream.state}); it is being restarted, try again shortly`;
     return this.refused(session, action, proxyRefusal('UPSTREAM_UNAVAILABLE', 'upstream', reason), false);
   }
@@ -234,7 +243,7 @@ export class ToolCalls {
    * since the proxy started (so nobody knows what it offers beyond its pins): refused UPSTREAM_UNAVAILABLE with that server's reason, as
    * the client was told its tools answer, not as a tool that does not exist.
    */
-  private downServerOf(session: ProxySession, name: string): CallToolResult | undefined {
+  private downServerOf(session: ProxySession, name: string): Promise<CallToolResult> | undefined {
     // The longest server name that prefixes it, should one server's name begin another's.
     let upstream: Upstream | undefined;
     for (const u of this.shared.pool.upstreams)
@@ -250,7 +259,7 @@ export class ToolCalls {
    * a model probing for tools leaves a trace. The action reads `<server>.<tool>` when the name has
    * that shape. Upstreams still starting were waited for (`resolve`).
    */
-  private unknownTool(session: ProxySession, params: ToolCallParams): CallToolResult {
+  private async unknownTool(session: ProxySession, params: ToolCallParams): Promise<CallToolResult> {
     const name = params.name;
     const split = name.indexOf('__');
     const action = split > 0 ? `${name.slice(0, split)}.${name.slice(split + 2)}` : name;
@@ -272,15 +281,13 @@ export class ToolCalls {
         reason,
         args: params.arguments ?? {},
       };
-      this.outcomes
-        .append(record)
-        .catch((err: unknown) => this.shared.log(`audit: could not record a call to an unknown tool: ${String(err)}`));
+      await this.record(record, 'a call to an unknown tool');
     }
     return refusalResult(verdict);
   }
 
   /** A refusal the proxy gives itself: recorded, since the gate (which records its own) was not asked. */
-  private refused(session: ProxySession, action: string, verdict: ProxyRefusal, byPolicy: boolean): CallToolResult {
+  private async refused(session: ProxySession, action: string, verdict: ProxyRefusal, byPolicy: boolean): Promise<CallToolResult> {
     if (this.outcomes) {
       const record: ProxyRefusalRecord = {
         type: 'kavach.mcp_refusal',
@@ -293,7 +300,7 @@ export class ToolCalls {
         // A reason may quote a server's own error text (why it failed to start), of any length.
         reason: verdict.reason.slice(0, REFUSAL_REASON_MAX),
       };
-      this.outcomes.append(record).catch((err: unknown) => this.shared.log(`audit: could not record a refusal: ${String(err)}`));
+      await this.record(record, 'a refusal');
     }
     return proxyRefusalResult(verdict, byPolicy);
   }
