@@ -16,9 +16,10 @@ import { pointerSteps } from './redact.ts';
 import { warningSink } from './warnings.ts';
 import { approvalRefusal, checkOpened, subjectOf, type ApprovalHold } from './gate/approval-step.ts';
 import { refuse, type Decision, type Epoch } from './gate/decision.ts';
-import { failureVerdict, recordEvent, safeSummary, verdictEvent, type Warn } from './gate/events.ts';
+import { failureVerdict, recordEvent, verdictEvent, type Warn } from './gate/events.ts';
 import { Epochs } from './gate/recheck.ts';
 import { isPromise, storeError, wellFormedSession, withStore } from './gate/store-calls.ts';
+import { timed, traceEvaluation } from './gate/telemetry.ts';
 import type { EvalInput } from './policy/compile.ts';
 import { parsePolicyDocument, parsePolicyText, sniffFormat, type PolicyFormat } from './policy/load.ts';
 import type { PolicySetSpec } from './policy/schema.ts';
@@ -238,20 +239,9 @@ export class Gate {
   evaluate(input: ActionContext, opts?: EvaluateOptions): Promise<Verdict> {
     // Without telemetry this is one property read: the call is evaluated as if none existed.
     const telemetry = this.telemetry;
-    return telemetry === undefined ? this.evaluateCall(input, opts, undefined) : this.evaluateTraced(telemetry, input, opts);
-  }
-
-  private async evaluateTraced(telemetry: GateTelemetry, input: ActionContext, opts: EvaluateOptions | undefined): Promise<Verdict> {
-    const trace = telemetry.startEvaluation(opts?.traceContext);
-    let verdict: Verdict;
-    try {
-      verdict = await this.evaluateCall(input, opts, trace.traceId);
-    } catch (err) {
-      trace.fail(err);
-      throw err;
-    }
-    trace.end(verdict, safeSummary(input));
-    return verdict;
+    return telemetry === undefined
+      ? this.evaluateCall(input, opts, undefined)
+      : traceEvaluation(telemetry, input, opts?.traceContext, (traceId) => this.evaluateCall(input, opts, traceId));
   }
 
   private async evaluateCall(input: ActionContext, opts: EvaluateOptions | undefined, traceId: string | undefined): Promise<Verdict> {
@@ -541,24 +531,25 @@ export class Gate {
   ): Promise<Verdict> {
     let verdict = decision.verdict;
     if (verdict.kind === 'permit' && this.signer) {
-      const signing = this.telemetry ? performance.now() : 0;
+      const signer = this.signer;
+      const permit = verdict;
       try {
-        const issued = await this.signer.issue({
-          principalId: ctx.principalId,
-          principalKind: ctx.principalKind,
-          action: ctx.actionName,
-          args: ctx.params,
-          sessionId: ctx.sessionId,
-          evaluationId: verdict.evaluationId,
-          audience: ctx.audience,
-          issuedAt: now,
-          expiresAt: now + this.permitTtlMs,
-          ...(verdict.approval ? { approvalId: verdict.approval.id } : {}),
-        });
+        const issued = await timed(this.telemetry, 'signed', () =>
+          signer.issue({
+            principalId: ctx.principalId,
+            principalKind: ctx.principalKind,
+            action: ctx.actionName,
+            args: ctx.params,
+            sessionId: ctx.sessionId,
+            evaluationId: permit.evaluationId,
+            audience: ctx.audience,
+            issuedAt: now,
+            expiresAt: now + this.permitTtlMs,
+            ...(permit.approval ? { approvalId: permit.approval.id } : {}),
+          }),
+        );
         verdict = { ...verdict, permit: issued.token, permitId: issued.id };
-        this.telemetry?.signed((performance.now() - signing) / 1000, true);
       } catch (err) {
-        this.telemetry?.signed((performance.now() - signing) / 1000, false);
         await this.refund(decision);
         verdict = refuse(
           verdict.evaluationId,
@@ -591,19 +582,19 @@ export class Gate {
     traceId: string | undefined,
   ): Promise<Verdict> {
     if (!this.audit) return verdict;
-    const committing = this.telemetry ? performance.now() : 0;
+    const audit = this.audit;
     try {
-      const hold = decision?.approval;
-      if (verdict.kind === 'permit' && verdict.approval !== undefined && hold?.consumed) {
-        await this.audit.append(
-          approvalEvent(hold.subject, 'used', hold.usesLeft === 0 ? 'used' : 'granted', now, { evaluationId: verdict.evaluationId }),
-        );
-      }
-      await this.audit.append(verdictEvent(verdict, ctx, decision !== undefined, now, traceId));
-      this.telemetry?.committed((performance.now() - committing) / 1000, true);
+      await timed(this.telemetry, 'committed', async () => {
+        const hold = decision?.approval;
+        if (verdict.kind === 'permit' && verdict.approval !== undefined && hold?.consumed) {
+          await audit.append(
+            approvalEvent(hold.subject, 'used', hold.usesLeft === 0 ? 'used' : 'granted', now, { evaluationId: verdict.evaluationId }),
+          );
+        }
+        await audit.append(verdictEvent(verdict, ctx, decision !== undefined, now, traceId));
+      });
       return verdict;
     } catch (err) {
-      this.telemetry?.committed((performance.now() - committing) / 1000, false);
       this.warn(`audit append failed: ${String(err)}`);
       if (verdict.kind !== 'permit') return verdict;
       if (decision) await this.refund(decision);
