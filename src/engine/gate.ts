@@ -1,12 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { extname } from 'node:path';
-import { hashArgs } from './canonical-json.ts';
 import { ContextError, validateContext, type ActionContext, type ValidContext } from './context.ts';
-import { BEHAVIOUR_WINDOW_MS, detectDrift, resolveDrift, type DriftOptions, type ResolvedDrift } from './drift.ts';
+import { BEHAVIOUR_WINDOW_MS, detectDrift, resolveDrift, type ResolvedDrift } from './drift.ts';
 import { InvalidatedError, PolicyError, RefusedError } from './errors.ts';
 import { InMemoryBus, type InvalidationBus, type InvalidationMessage } from './invalidation.ts';
-import { compileFileInvariants, compileInvariants, type Invariant, type InvariantSpec } from './invariants.ts';
+import { compileFileInvariants, compileInvariants, type Invariant } from './invariants.ts';
 import { bindingOf, newRequest } from './approvals/binding.ts';
 import { approvalEvent } from './approvals/events.ts';
 import { InMemoryApprovalStore } from './approvals/memory-store.ts';
@@ -20,13 +19,15 @@ import { failureVerdict, recordEvent, verdictEvent, type Warn } from './gate/eve
 import { Epochs } from './gate/recheck.ts';
 import { isPromise, storeError, wellFormedSession, withStore } from './gate/store-calls.ts';
 import { timed, traceEvaluation } from './gate/telemetry.ts';
+import { permitRequest } from './gate/permit-request.ts';
+import { chargeIdFor } from './gate/charge-id.ts';
+import type { EvaluateOptions, GateOptions } from './gate/options.ts';
 import type { EvalInput } from './policy/compile.ts';
 import { parsePolicyDocument, parsePolicyText, sniffFormat, type PolicyFormat } from './policy/load.ts';
 import type { PolicySetSpec } from './policy/schema.ts';
 import { PolicySet, refusedBy, type CompiledPolicy } from './policy/policy-set.ts';
 import { screenOutput, type ScreenResult } from './screen/screen-output.ts';
-import { gateTelemetry, type GateTelemetry, type TelemetryOptions } from '../telemetry/gate-telemetry.ts';
-import type { Context as TraceContext } from '../telemetry/otel-shapes.ts';
+import { gateTelemetry, type GateTelemetry } from '../telemetry/gate-telemetry.ts';
 import {
   InMemoryRateStore,
   InMemoryReplayStore,
@@ -39,39 +40,7 @@ import {
 } from './stores.ts';
 import type { InvalidationScope, PermitVerdict, RefuseVerdict, Verdict } from './verdict.ts';
 
-export interface GateOptions {
-  /** Permanent: survive reload. */
-  invariants?: InvariantSpec[];
-  /** Permits are signed when present. */
-  signer?: PermitIssuer;
-  /** Every verdict recorded when present. */
-  audit?: AuditSink;
-  /** Evaluate and record, always permit, with the real verdict in `observed` (only real permits are signed). */
-  observeOnly?: boolean;
-  drift?: DriftOptions | false;
-  stores?: { rate?: RateStore; session?: SessionStore; replay?: ReplayStore; approval?: ApprovalStore };
-  bus?: InvalidationBus;
-  /** ms since epoch. */
-  clock?: () => number;
-  /** Default 30 s. */
-  permitTtlMs?: number;
-  /** What the gate cannot act on but someone should hear of (a failed refund or audit append). Default: stderr. */
-  onWarning?: (message: string) => void;
-  /** JSON Pointers removed from the arguments an approver is shown (the proxy passes its audit `redact`). */
-  approvalRedact?: string[];
-  /**
-   * OpenTelemetry (DESIGN §12): a `kavach.evaluate` span per call from `tracer`, verdict counts,
-   * durations and pending approvals on `meter`. Absent: nothing is loaded and nothing is measured.
-   */
-  telemetry?: TelemetryOptions;
-}
-
-export interface EvaluateOptions {
-  /** Observe this call only: report the real verdict, permit anyway, act on nothing. */
-  observe?: boolean;
-  /** The OpenTelemetry context the `kavach.evaluate` span is a child of (default: the active one). */
-  traceContext?: TraceContext;
-}
+export type { EvaluateOptions, GateOptions };
 
 /** A permit the caller can rely on (from `check`). */
 export type CheckedPermit = PermitVerdict;
@@ -352,23 +321,6 @@ export class Gate {
     return this.resolveSteps(plan.steps, 0, input, evaluationId, undefined, undefined, observe);
   }
 
-  /**
-   * The id a charge is recorded under: a callId binds to who, what, on which resource, for which
-   * audience, in which session and with which arguments; a call differing in any of them is another call.
-   */
-  private static chargeIdFor(ctx: ValidContext, evaluationId: string): string {
-    if (ctx.callId === undefined) return evaluationId;
-    return hashArgs({
-      c: ctx.callId,
-      p: ctx.principalId,
-      a: ctx.actionName,
-      x: ctx.params,
-      r: ctx.resource,
-      u: ctx.audience,
-      s: ctx.sessionId,
-    });
-  }
-
   /** The last policy step: refuse, permit, ask for approval, or check-and-charge rate limits and budgets, in order. */
   private resolveSteps(
     steps: readonly CompiledPolicy[],
@@ -417,7 +369,7 @@ export class Gate {
       (condition.charge as NonNullable<typeof condition.charge>)(input, policy.name, position),
     );
     // Hashed only here: calls that meet no rate limit or budget never pay for hashing their arguments.
-    const chargeId = knownChargeId ?? Gate.chargeIdFor(input.ctx, evaluationId);
+    const chargeId = knownChargeId ?? chargeIdFor(input.ctx, evaluationId);
     return withStore(
       () => this.rate.checkAndCharge(charges, chargeId, input.now),
       (result): MaybePromise<Decision> => {
@@ -531,23 +483,10 @@ export class Gate {
   ): Promise<Verdict> {
     let verdict = decision.verdict;
     if (verdict.kind === 'permit' && this.signer) {
-      const signer = this.signer;
-      const permit = verdict;
+      const { signer } = this;
+      const request = permitRequest(ctx, verdict, now, this.permitTtlMs);
       try {
-        const issued = await timed(this.telemetry, 'signed', () =>
-          signer.issue({
-            principalId: ctx.principalId,
-            principalKind: ctx.principalKind,
-            action: ctx.actionName,
-            args: ctx.params,
-            sessionId: ctx.sessionId,
-            evaluationId: permit.evaluationId,
-            audience: ctx.audience,
-            issuedAt: now,
-            expiresAt: now + this.permitTtlMs,
-            ...(permit.approval ? { approvalId: permit.approval.id } : {}),
-          }),
-        );
+        const issued = await timed(this.telemetry, 'signed', () => signer.issue(request));
         verdict = { ...verdict, permit: issued.token, permitId: issued.id };
       } catch (err) {
         await this.refund(decision);
