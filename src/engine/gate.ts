@@ -21,6 +21,7 @@ import { isPromise, storeError, wellFormedSession, withStore } from './gate/stor
 import { timed, traceEvaluation } from './gate/telemetry.ts';
 import { permitRequest } from './gate/permit-request.ts';
 import { chargeIdFor } from './gate/charge-id.ts';
+import { Refunds } from './gate/refunds.ts';
 import type { EvaluateOptions, GateOptions } from './gate/options.ts';
 import type { EvalInput } from './policy/compile.ts';
 import { parsePolicyDocument, parsePolicyText, sniffFormat, type PolicyFormat } from './policy/load.ts';
@@ -72,6 +73,7 @@ export class Gate {
   private readonly epochs = new Epochs();
   private readonly approvalStore: ApprovalStore;
   private readonly approvalRedact: readonly (readonly string[])[];
+  private readonly refunds: Refunds;
   /** Requests waiting for people, and the way people answer them (DESIGN §11). */
   readonly approvals: Approvals;
 
@@ -98,6 +100,13 @@ export class Gate {
       store: this.approvalStore,
       clock: this.clock,
       audit: this.audit,
+      record: (e) => this.record(e),
+      warn: this.warn,
+    });
+    this.refunds = new Refunds({
+      rate: this.rate,
+      approvals: this.approvalStore,
+      clock: this.clock,
       record: (e) => this.record(e),
       warn: this.warn,
     });
@@ -430,13 +439,13 @@ export class Gate {
           usesLeft: opened.usesLeft as number,
         };
         const giveBackAfter = async (err: unknown): Promise<never> => {
-          await this.giveBack(hold);
+          await this.refunds.giveBack(hold);
           throw err;
         };
         let charged: MaybePromise<Decision>;
         try {
           charged = this.charge(policy, input, evaluationId, knownChargeId, limited, hold, async (_chargeId, refusal) => {
-            await this.giveBack(hold);
+            await this.refunds.giveBack(hold);
             return { verdict: refusal };
           });
         } catch (err) {
@@ -489,7 +498,7 @@ export class Gate {
         const issued = await timed(this.telemetry, 'signed', () => signer.issue(request));
         verdict = { ...verdict, permit: issued.token, permitId: issued.id };
       } catch (err) {
-        await this.refund(decision);
+        await this.refunds.refund(decision);
         verdict = refuse(
           verdict.evaluationId,
           'SIGNING_FAILED',
@@ -536,7 +545,7 @@ export class Gate {
     } catch (err) {
       this.warn(`audit append failed: ${String(err)}`);
       if (verdict.kind !== 'permit') return verdict;
-      if (decision) await this.refund(decision);
+      if (decision) await this.refunds.refund(decision);
       return refuse(verdict.evaluationId, 'STORE_UNAVAILABLE', 'audit', 'the audit log is unavailable, so nothing is permitted');
     }
   }
@@ -553,35 +562,8 @@ export class Gate {
     } catch (err) {
       late = failureVerdict(err, decision.verdict.evaluationId, this.warn);
     }
-    if (late) await this.refund(decision);
+    if (late) await this.refunds.refund(decision);
     return late;
-  }
-
-  /** Takes back what a call refused after its decision had spent: its charges and its use of a grant. */
-  private async refund(decision: Decision | undefined): Promise<void> {
-    await this.giveBack(decision?.approval);
-    if (!decision?.charged) return;
-    const { charges, chargeId } = decision.charged;
-    // Once only: observe mode can meet a signing failure, a late refusal and an audit failure in one
-    // call, and a store's refund need not be idempotent (a second one could take back another call's charge).
-    decision.charged = undefined;
-    try {
-      await this.rate.refund(charges, chargeId);
-    } catch (err) {
-      this.warn(`refund failed (limit stays charged): ${String(err)}`);
-    }
-  }
-
-  /** Gives back a use of a grant taken for a call refused later on (once). */
-  private async giveBack(hold: ApprovalHold | undefined): Promise<void> {
-    if (!hold?.consumed) return;
-    hold.consumed = false;
-    try {
-      const now = this.clock();
-      if (await this.approvalStore.giveBack(hold.id, now)) this.record(approvalEvent(hold.subject, 'returned', 'granted', now));
-    } catch (err) {
-      this.warn(`could not give back a use of approval ${hold.id} (it stays spent): ${String(err)}`);
-    }
   }
 
   private record(event: GateEvent): void {
