@@ -107,6 +107,31 @@ describe('proxy telemetry', () => {
     expect(await o.value('kavach.verdicts', { 'kavach.code': 'POLICY_DENIED', 'kavach.action': 'fs.delete' })).toBe(1);
   });
 
+  it("counts the proxy's own refusals in kavach.verdicts: a tool the definition scan holds (TOOL_SUSPECT)", async () => {
+    o = otel();
+    const telemetry = { tracer: o.tracer, meter: o.meter };
+    const upstream = new FakeUpstream([tool('read')]);
+    const finding = {
+      source: 'tool' as const,
+      field: '/description',
+      kind: 'hidden_instructions' as const,
+      count: 1,
+      excerpt: '<IMPORTANT>',
+    };
+    const suspect = { reason: 'suspect' as const, findings: [finding] };
+    proxy = await inProcessProxy({
+      policy: POLICY,
+      upstreams: { fs: upstream },
+      pins: { load: async () => undefined, check: async () => new Map([['fs.read', suspect]]) },
+      gateOptions: { drift: false, telemetry },
+      telemetry: proxyTelemetry(telemetry),
+    });
+    const r = await proxy.client.callTool({ name: 'fs__read', arguments: {} });
+    expect(r.isError).toBe(true);
+    expect(upstream.calls).toHaveLength(0);
+    expect(await o.value('kavach.verdicts', { 'kavach.code': 'TOOL_SUSPECT', 'kavach.action': 'fs.read' })).toBe(1);
+  });
+
   it('leaves the client traceparent untouched when only metrics are configured', async () => {
     o = otel();
     const upstream = new FakeUpstream([tool('read')]);
