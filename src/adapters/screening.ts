@@ -31,8 +31,6 @@ export interface ScreenedToolOutput<T> {
 /** The call whose output is screened: a permitted decision, or what an adapter knows of the call. */
 export type ScreenTarget = Pick<GateDecision, 'toolName' | 'actionName' | 'callId'> & { verdict: { evaluationId: string } };
 
-type PermittedDecision = ScreenTarget;
-
 /**
  * Screens one permitted call's output. Synchronous, and with no `[[screen]]` for the action (or a
  * gate-shaped object without `screen`) it hands the output back after one lookup. When something
@@ -42,7 +40,7 @@ type PermittedDecision = ScreenTarget;
 export function screenToolOutput<T, R>(
   gate: GateLike,
   opts: AdapterOptions<R>,
-  decision: PermittedDecision,
+  decision: ScreenTarget,
   output: T,
   startedAt: number,
   outcome: 'ok' | 'tool_error' = 'ok',
@@ -72,7 +70,7 @@ export function screenToolOutput<T, R>(
 function record<R>(
   gate: GateLike,
   opts: AdapterOptions<R>,
-  decision: PermittedDecision,
+  decision: ScreenTarget,
   findings: readonly ScreenFinding[],
   withheld: OutputBlockedVerdict | undefined,
   durationMs: number,
