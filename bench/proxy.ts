@@ -7,12 +7,12 @@
  * variants so machine noise (2 shared cores) hits them all alike. Drift detection is off (a
  * benchmark is a burst far above any per-minute threshold); the session store is still consulted.
  *
- *   npx tsx bench/proxy.ts [--calls 2000] [--warmup 300] [--only direct,relay-c,bytecopy,passthrough,kavach] [--message-bytes 250000]
+ *   npx tsx bench/proxy.ts [--calls 2000] [--warmup 300] [--only direct,relay-c,bytecopy,parsefloor,passthrough,kavach] [--message-bytes 250000]
  *
  * `--message-bytes N` echoes a message of N bytes (the answer is as large): what a large tool
  * result costs each hop.
  *
- * With `--serve-passthrough` (`--serve-bytecopy`) this file is itself the pass-through (byte-copying)
+ * With `--serve-passthrough` (`--serve-bytecopy`, `--serve-parsefloor`) this file is itself the pass-through (byte-copying, parsing)
  * proxy. BENCH_CPU_PROF=DIR makes each kavach process write a V8 CPU profile there.
  */
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -42,6 +42,32 @@ async function serveBytecopy(): Promise<void> {
   const { spawn } = await import('node:child_process');
   const child = spawn(process.execPath, [EVERYTHING, 'stdio'], { stdio: ['pipe', 'pipe', 'ignore'] });
   process.stdin.on('data', (chunk: Buffer) => child.stdin.write(chunk));
+  child.stdout.on('data', (chunk: Buffer) => process.stdout.write(chunk));
+  process.stdin.on('end', () => child.kill());
+  child.on('close', () => process.exit(0));
+}
+
+/**
+ * The floor of a gate: it cannot forward a request before it has read all of it and parsed its
+ * arguments. Requests are framed into lines, decoded and JSON.parsed, then written on as read;
+ * answers are copied as bytes (what a gate with nothing to check in them could do).
+ */
+async function serveParseFloor(): Promise<void> {
+  const { spawn } = await import('node:child_process');
+  const child = spawn(process.execPath, [EVERYTHING, 'stdio'], { stdio: ['pipe', 'pipe', 'ignore'] });
+  let parts: Buffer[] = [];
+  process.stdin.on('data', (chunk: Buffer) => {
+    let start = 0;
+    for (let nl = chunk.indexOf(10); nl !== -1; nl = chunk.indexOf(10, start)) {
+      parts.push(chunk.subarray(start, nl + 1));
+      const line = Buffer.concat(parts).toString('utf8');
+      parts = [];
+      JSON.parse(line);
+      child.stdin.write(line);
+      start = nl + 1;
+    }
+    if (start < chunk.length) parts.push(chunk.subarray(start));
+  });
   child.stdout.on('data', (chunk: Buffer) => process.stdout.write(chunk));
   process.stdin.on('end', () => child.kill());
   child.on('close', () => process.exit(0));
@@ -155,6 +181,11 @@ async function main(): Promise<void> {
       () => connect('bytecopy', '', process.execPath, ['--import', 'tsx', join(REPO, 'bench/proxy.ts'), '--serve-bytecopy'], 'echo'),
     ],
     [
+      'parsefloor',
+      'Node, reads and parses each request (floor of a gate)',
+      () => connect('parsefloor', '', process.execPath, ['--import', 'tsx', join(REPO, 'bench/proxy.ts'), '--serve-parsefloor'], 'echo'),
+    ],
+    [
       'passthrough',
       'same SDK, no gate',
       () => connect('passthrough', '', process.execPath, ['--import', 'tsx', join(REPO, 'bench/proxy.ts'), '--serve-passthrough'], 'echo'),
@@ -193,7 +224,7 @@ async function main(): Promise<void> {
   // Two rounds: signing burns milliseconds of CPU per call, which on a small machine would
   // starve the latency-sensitive variants if they ran side by side.
   const rounds = [
-    ['direct', ...(compileRelay(dir) ? ['relay-c'] : []), 'bytecopy', 'passthrough', 'kavach'],
+    ['direct', ...(compileRelay(dir) ? ['relay-c'] : []), 'bytecopy', 'parsefloor', 'passthrough', 'kavach'],
     ['kavach', 'kavach+sign', 'kavach+audit', 'kavach+sign+audit'],
   ]
     .map((round) => round.filter((name) => only.length === 0 || only.includes(name)))
@@ -249,6 +280,19 @@ async function main(): Promise<void> {
             `| ${index + 1} | ${r.v.name} | ${r.v.note} | ${us(r.p50)} | ${us(r.p99)} | ${vsDirect('p50')} | ${vsDirect('p99')} | ${vsPass} | ${cpu} |\n`,
           );
         }
+        if (index === 0 && base && plain) {
+          // The targets are ratios of added latency: kavach's over each floor's, in this run.
+          const added = (name: string) => {
+            const r = rows.find((x) => x.v.name === name);
+            return r && r.p50 - base.p50;
+          };
+          const kavachAdded = plain.p50 - base.p50;
+          const ratios = ['bytecopy', 'parsefloor']
+            .map((name) => [name, added(name)] as const)
+            .filter((x): x is readonly [string, number] => x[1] !== undefined && x[1] > 0)
+            .map(([name, a]) => `${(kavachAdded / a).toFixed(2)}x ${name}'s`);
+          if (ratios.length > 0) process.stdout.write(`\nkavach's added p50: ${ratios.join(', ')}\n\n`);
+        }
       } finally {
         for (const v of variants) {
           await v.client.close().catch(() => undefined);
@@ -263,4 +307,5 @@ async function main(): Promise<void> {
 
 if (argv.includes('--serve-passthrough')) await servePassthrough();
 else if (argv.includes('--serve-bytecopy')) await serveBytecopy();
+else if (argv.includes('--serve-parsefloor')) await serveParseFloor();
 else await main();

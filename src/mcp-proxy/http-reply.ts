@@ -111,7 +111,7 @@ export class HttpReply implements ToolCallReply {
 function encodeAnswer(message: JSONRPCMessage): string {
   if ('result' in message) {
     const raw = rawAnswer(message.result, message.id);
-    if (raw !== undefined) return raw;
+    if (raw !== undefined) return raw.join('');
   }
   return JSON.stringify(message);
 }

@@ -5,8 +5,11 @@ import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
 import { ErrorCode, type JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 import { decodeLine, encodeMessage, LineFramer, MAX_LINE_BYTES, oversizeAnswerId, type OversizeLine } from './line-framing.ts';
 import { noteLine, rawAnswer } from './raw-answer.ts';
+import { encodeWithRawArguments, noteRawArguments, RAW_ARGUMENTS_MIN_CHARS } from './raw-arguments.ts';
 
 const SENT: Promise<void> = Promise.resolve();
+/** Pieces of a message shorter than this are joined and written at once. */
+const WRITEV_MIN_CHARS = 16 * 1024;
 
 /** One write per message; the promise settles when the stream took it (or drained: backpressure). */
 function writeLine(stream: Writable, message: JSONRPCMessage): Promise<void> {
@@ -23,6 +26,23 @@ function writeLine(stream: Writable, message: JSONRPCMessage): Promise<void> {
 
 function write(stream: Writable, line: string): Promise<void> {
   if (stream.write(line)) return SENT;
+  return new Promise((resolve) => stream.once('drain', resolve));
+}
+
+/**
+ * One message in pieces, in one system call (writev): joined first, a large line would be
+ * copied once more (and V8 allocates every string over 128 KiB a page mapping of its own).
+ */
+function writeParts(stream: Writable, parts: readonly string[]): Promise<void> {
+  let chars = 0;
+  for (const part of parts) chars += part.length;
+  // A small message costs less joined than as a vector of writes.
+  if (chars < WRITEV_MIN_CHARS) return write(stream, parts.join(''));
+  stream.cork();
+  let flowing = true;
+  for (const part of parts) flowing = stream.write(part);
+  stream.uncork();
+  if (flowing) return SENT;
   return new Promise((resolve) => stream.once('drain', resolve));
 }
 
@@ -66,7 +86,7 @@ export class LineServerTransport implements Transport {
     if (this.output.destroyed || !this.output.writable) return Promise.reject(new Error('Not connected'));
     if ('result' in message) {
       const raw = rawAnswer(message.result, message.id);
-      if (raw !== undefined) return write(this.output, `${raw}\n`);
+      if (raw !== undefined) return writeParts(this.output, [...raw, '\n']);
     }
     let line: string;
     try {
@@ -98,6 +118,8 @@ export class LineServerTransport implements Transport {
       this.refuse(decoded.code, decoded.reason, decoded.id);
       return;
     }
+    // Large arguments may be forwarded as the client's text (raw-arguments.ts).
+    if (line.length >= RAW_ARGUMENTS_MIN_CHARS && 'method' in decoded.message) noteRawArguments(decoded.message, line);
     try {
       this.onmessage?.(decoded.message);
     } catch (err) {
@@ -198,7 +220,8 @@ export class ChildProcessTransport implements Transport {
   send(message: JSONRPCMessage): Promise<void> {
     const stdin = this.child?.stdin;
     if (!stdin) return Promise.reject(new Error('Not connected'));
-    return writeLine(stdin, message);
+    const parts = encodeWithRawArguments(message);
+    return parts === undefined ? writeLine(stdin, message) : writeParts(stdin, parts);
   }
 
   async close(): Promise<void> {

@@ -47,12 +47,15 @@ export function forgetRawAnswer(result: object): void {
   lines.delete(result);
 }
 
-/** The upstream's line for `result` with the client's id in place of the upstream's, if kept. */
-export function rawAnswer(result: unknown, id: string | number): string | undefined {
+/**
+ * The upstream's line for `result` with the client's id in place of the upstream's, if kept: in
+ * pieces (before the id, the id, after it), which a writer may send without joining them.
+ */
+export function rawAnswer(result: unknown, id: string | number): [string, string, string] | undefined {
   if (result === null || typeof result !== 'object') return undefined;
   const raw = lines.get(result);
   if (raw === undefined) return undefined;
-  return raw.text.slice(0, raw.idStart) + JSON.stringify(id) + raw.text.slice(raw.idEnd);
+  return [raw.text.slice(0, raw.idStart), JSON.stringify(id), raw.text.slice(raw.idEnd)];
 }
 
 const received = new WeakMap<object, string>();

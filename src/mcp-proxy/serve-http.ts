@@ -9,6 +9,7 @@ import { ToolCallServer, type RequestId } from './fast-path.ts';
 import { MAX_BODY_BYTES, readBody } from './http-body.ts';
 import { HttpReply } from './http-reply.ts';
 import type { ProxySession } from './proxy-state.ts';
+import { noteRawArguments } from './raw-arguments.ts';
 import { log, type ProxyRuntime } from './runtime.ts';
 import { createSession } from './session.ts';
 
@@ -84,6 +85,7 @@ export async function serveHttp(runtime: ProxyRuntime, listen: string): Promise<
     const sessionHeader = req.headers['mcp-session-id'];
     const sessionId = Array.isArray(sessionHeader) ? sessionHeader[0] : sessionHeader;
     let body: unknown;
+    let text = '';
     if (req.method === 'POST') {
       const read = await readBody(req);
       if (read.kind === 'too-large') {
@@ -92,7 +94,8 @@ export async function serveHttp(runtime: ProxyRuntime, listen: string): Promise<
         return reply(res, 413, `request body too large (the limit is ${MAX_BODY_BYTES} bytes)`);
       }
       try {
-        body = JSON.parse(read.bytes.toString('utf8'));
+        text = read.bytes.toString('utf8');
+        body = JSON.parse(text);
       } catch {
         return reply(res, 400, 'request body is not JSON');
       }
@@ -110,6 +113,7 @@ export async function serveHttp(runtime: ProxyRuntime, listen: string): Promise<
       existing.lastSeen = now;
       const call = body === undefined ? undefined : fastToolCall(req, body);
       if (call !== undefined) {
+        noteRawArguments(call, text);
         const answer = new HttpReply(res, existing.id, waiting, now);
         return existing.calls.serve(call.id, call.params, answer, existing.calls.callerAt(ip));
       }

@@ -110,6 +110,9 @@ principal_kind = "user"
     const { tools } = await ci.listTools();
     expect(tools.map((t) => t.name)).toEqual(['everything__echo']);
     expect(textOf(await ci.callTool({ name: 'everything__echo', arguments: { message: 'over http' } }))).toBe('Echo: over http');
+    // Large arguments are forwarded as the client wrote them (raw-arguments.ts), and arrive whole.
+    const large = `é ${'x'.repeat(300_000)} \\ "end"`;
+    expect(textOf(await ci.callTool({ name: 'everything__echo', arguments: { message: large } }))).toBe(`Echo: ${large}`);
 
     // The caller's address reaches the gate: dev may echo only from the office network.
     const dev = await connect(DEV_TOKEN);

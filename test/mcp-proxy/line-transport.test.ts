@@ -348,3 +348,63 @@ describe('plain text results', () => {
     expect(samples.filter((s) => isPlainTextResult(s))).toHaveLength(3);
   });
 });
+
+describe('large messages through both transports', () => {
+  // Answers each request with the exact line it read, as text.
+  const MIRROR = `
+    const rl = require('node:readline').createInterface({ input: process.stdin, crlfDelay: Infinity });
+    rl.on('line', (l) => {
+      const m = JSON.parse(l);
+      process.stdout.write(JSON.stringify({ result: { content: [{ type: 'text', text: l }] }, jsonrpc: '2.0', id: m.id }) + '\\n');
+    });`;
+  const pad = 'p'.repeat(40_000);
+
+  it("forwards a client's large arguments as written, re-encodes them when a key repeats, and relays the answer's bytes", async () => {
+    const input = new PassThrough();
+    const output = new PassThrough();
+    const written = collect(output);
+    const down = new LineServerTransport(input, output);
+    const received: JSONRPCMessage[] = [];
+    down.onmessage = (m) => void received.push(m);
+    await down.start();
+    const up = new ChildProcessTransport({ command: process.execPath, args: ['-e', MIRROR], stderr: 'ignore' });
+    const answers: Record<string, unknown>[] = [];
+    up.onmessage = (m) => void answers.push(m as Record<string, unknown>);
+    await up.start();
+    try {
+      const plain = `{ "path" : "/tmp/x" , "pad" : "${pad}" }`;
+      const repeated = `{"path":"/safe","pad":"${pad}","path":"/etc/passwd"}`;
+      for (const [id, args] of [
+        [1, plain],
+        [2, repeated],
+      ] as const)
+        input.write(`{"jsonrpc":"2.0","id":${id},"method":"tools/call","params":{"name":"fs__read","arguments":${args}}}\n`);
+      await until('both calls read', () => received.length === 2);
+      for (const m of received as unknown as { id: number; params: { arguments: unknown } }[])
+        await up.send({ jsonrpc: '2.0', id: `k-${m.id}`, method: 'tools/call', params: { name: 'read', arguments: m.params.arguments } });
+      await until('both answers', () => answers.length === 2);
+      const seen = answers.map((a) => ((a.result as { content: { text: string }[] }).content[0] as { text: string }).text);
+      expect(seen[0]).toBe(`{"jsonrpc":"2.0","id":"k-1","method":"tools/call","params":{"name":"read","arguments":${plain}}}`);
+      // One path reaches the server, the one the gate read (JSON.parse keeps the last).
+      expect(seen[1]).toBe(
+        JSON.stringify({
+          jsonrpc: '2.0',
+          id: 'k-2',
+          method: 'tools/call',
+          params: { name: 'read', arguments: { path: '/etc/passwd', pad } },
+        }),
+      );
+      // The answer goes back in pieces (no joined copy), as one line with the client's id.
+      const { keepRawAnswer } = await import('../../src/mcp-proxy/raw-answer.ts');
+      const first = answers[0] as { result: object };
+      const line = JSON.stringify({ result: first.result, jsonrpc: '2.0', id: 'k-1' });
+      keepRawAnswer(first.result, line, 'k-1');
+      await down.send({ jsonrpc: '2.0', id: 1, result: first.result as never });
+      await new Promise(setImmediate);
+      expect(written()).toEqual([{ result: first.result, jsonrpc: '2.0', id: 1 }]);
+    } finally {
+      await up.close();
+      await down.close();
+    }
+  });
+});

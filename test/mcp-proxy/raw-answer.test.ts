@@ -7,11 +7,11 @@ describe('forwarding an upstream answer as its bytes', () => {
   it('swaps the id at the end (the SDK order) or the start, and nothing else', () => {
     const a = structuredClone(result);
     keepRawAnswer(a, `{"result":${JSON.stringify(a)},"jsonrpc":"2.0","id":"kavach-call-7"}`, 'kavach-call-7');
-    expect(rawAnswer(a, 42)).toBe(`{"result":${JSON.stringify(a)},"jsonrpc":"2.0","id":42}`);
+    expect(rawAnswer(a, 42)?.join('')).toBe(`{"result":${JSON.stringify(a)},"jsonrpc":"2.0","id":42}`);
     const b = structuredClone(result);
     keepRawAnswer(b, `{"jsonrpc":"2.0","id":"kavach-call-8","result":${JSON.stringify(b)}}`, 'kavach-call-8');
-    expect(rawAnswer(b, 'x"y')).toBe(`{"jsonrpc":"2.0","id":"x\\"y","result":${JSON.stringify(b)}}`);
-    expect(JSON.parse(rawAnswer(b, 'x"y') as string)).toEqual({ jsonrpc: '2.0', id: 'x"y', result: b });
+    expect(rawAnswer(b, 'x"y')?.join('')).toBe(`{"jsonrpc":"2.0","id":"x\\"y","result":${JSON.stringify(b)}}`);
+    expect(JSON.parse(rawAnswer(b, 'x"y')?.join('') as string)).toEqual({ jsonrpc: '2.0', id: 'x"y', result: b });
   });
 
   it('keeps nothing when the id is not where it can be found by position, or the line needs a closer look', () => {
