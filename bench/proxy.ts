@@ -31,6 +31,11 @@ const REPO = resolve(import.meta.dirname, '..');
 const EVERYTHING = join(REPO, 'node_modules/@modelcontextprotocol/server-everything/dist/index.js');
 /** The built command (dist/), run by plain node: what users run, not src/ through tsx. */
 const KAVACH = join(REPO, 'bench/kavach-dist.mjs');
+/**
+ * KAVACH_BASELINE=<another checkout>/bench/kavach-dist.mjs adds that build as 'baseline' beside
+ * kavach in round 1: a change measured against the code before it, in one run.
+ */
+const BASELINE = process.env.KAVACH_BASELINE ?? '';
 const argv = process.argv.slice(2);
 const flag = (name: string, fallback: string): string => {
   const i = argv.indexOf(`--${name}`);
@@ -192,6 +197,11 @@ async function main(): Promise<void> {
     ],
     ['kavach', 'gate; signing off, audit off', () => connect('kavach', '', process.execPath, kavach(''), 'everything__echo')],
     [
+      'baseline',
+      `as kavach, built from ${BASELINE}`,
+      () => connect('baseline', '', process.execPath, [...prof, BASELINE, ...kavach('').slice(prof.length + 1)], 'everything__echo'),
+    ],
+    [
       'kavach+sign',
       'hybrid ML-DSA-65 + Ed25519 permit',
       () => connect('kavach+sign', '', process.execPath, kavach(keys), 'everything__echo'),
@@ -224,7 +234,15 @@ async function main(): Promise<void> {
   // Two rounds: signing burns milliseconds of CPU per call, which on a small machine would
   // starve the latency-sensitive variants if they ran side by side.
   const rounds = [
-    ['direct', ...(compileRelay(dir) ? ['relay-c'] : []), 'bytecopy', 'parsefloor', 'passthrough', 'kavach'],
+    [
+      'direct',
+      ...(compileRelay(dir) ? ['relay-c'] : []),
+      'bytecopy',
+      'parsefloor',
+      'passthrough',
+      'kavach',
+      ...(BASELINE ? ['baseline'] : []),
+    ],
     ['kavach', 'kavach+sign', 'kavach+audit', 'kavach+sign+audit'],
   ]
     .map((round) => round.filter((name) => only.length === 0 || only.includes(name)))
@@ -280,18 +298,22 @@ async function main(): Promise<void> {
             `| ${index + 1} | ${r.v.name} | ${r.v.note} | ${us(r.p50)} | ${us(r.p99)} | ${vsDirect('p50')} | ${vsDirect('p99')} | ${vsPass} | ${cpu} |\n`,
           );
         }
-        if (index === 0 && base && plain) {
+        if (index === 0 && base) {
           // The targets are ratios of added latency: kavach's over each floor's, in this run.
           const added = (name: string) => {
             const r = rows.find((x) => x.v.name === name);
             return r && r.p50 - base.p50;
           };
-          const kavachAdded = plain.p50 - base.p50;
-          const ratios = ['bytecopy', 'parsefloor']
-            .map((name) => [name, added(name)] as const)
-            .filter((x): x is readonly [string, number] => x[1] !== undefined && x[1] > 0)
-            .map(([name, a]) => `${(kavachAdded / a).toFixed(2)}x ${name}'s`);
-          if (ratios.length > 0) process.stdout.write(`\nkavach's added p50: ${ratios.join(', ')}\n\n`);
+          for (const name of ['kavach', 'baseline']) {
+            const mine = added(name);
+            if (mine === undefined) continue;
+            const ratios = ['bytecopy', 'parsefloor']
+              .map((floor) => [floor, added(floor)] as const)
+              .filter((x): x is readonly [string, number] => x[1] !== undefined && x[1] > 0)
+              .map(([floor, a]) => `${(mine / a).toFixed(2)}x ${floor}'s`);
+            if (ratios.length > 0) process.stdout.write(`\n${name}'s added p50: ${ratios.join(', ')}\n`);
+          }
+          process.stdout.write('\n');
         }
       } finally {
         for (const v of variants) {

@@ -1,5 +1,5 @@
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
-import { CallToolResultSchema, ErrorCode, McpError, type CallToolResult } from '@modelcontextprotocol/sdk/types.js';
+import { CallToolResultSchema, McpError, type CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { isTooLargeAnswer } from './line-transport.ts';
 import { keepRawAnswer, lineOf } from './raw-answer.ts';
 
@@ -218,7 +218,8 @@ class ForwardedCall implements PendingCall {
   timedOut(): void {
     this.finish();
     this.cancelUpstream('timed out');
-    this.fail(new McpError(ErrorCode.RequestTimeout, `no answer from '${this.server}' within ${this.timeoutMs} ms`));
+    // The proxy's own words: the outcome record keeps them (an upstream's error text it does not).
+    this.fail(new UpstreamFault(`no answer from '${this.server}' within ${this.timeoutMs} ms`));
   }
 
   private finish(): void {

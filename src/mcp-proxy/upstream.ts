@@ -197,8 +197,10 @@ export class Upstream {
     }
   }
 
-  private onDown(reason: string): void {
+  private onDown(why: string): void {
     if (this.state === 'closed' || this.state === 'down') return;
+    // Told to every client and logged: a remote server's error page can be long, and its own text.
+    const reason = boundedReason(why);
     const wasReady = this.state === 'ready';
     // A server that dies soon after every start keeps backing off; one that has shown itself
     // healthy (up a while, or answering calls) starts afresh (restart-backoff.ts).
@@ -297,6 +299,15 @@ function exitNote(transport: Transport): string {
 
 function describeExit(exit: ChildExit): string {
   return exit.signal !== null ? `the process was killed by ${exit.signal}` : `the process exited with code ${exit.code}`;
+}
+
+/** The most of a down reason clients are told; a remote server's error text can be a whole page. */
+export const DOWN_REASON_MAX = 500;
+
+/** `text` on one line (control characters as spaces) and at most DOWN_REASON_MAX characters. */
+export function boundedReason(text: string): string {
+  const line = text.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]+/g, ' ');
+  return line.length <= DOWN_REASON_MAX ? line : `${line.slice(0, DOWN_REASON_MAX - 1)}…`;
 }
 
 /** Why a start failed, in words a user can act on (a missing command, a process that exited at once). */

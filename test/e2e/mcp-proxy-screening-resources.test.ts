@@ -1,25 +1,15 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { McpError } from '@modelcontextprotocol/sdk/types.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readAuditLog, verifyAuditLog } from '../../src/audit/index.ts';
 import type { PublicKeyBundle } from '../../src/crypto/index.ts';
+import { errorOf } from '../mcp-proxy/in-process.ts';
 import { REPO, cleanup, q, runCli, startProxy, tempDir, waitFor, write, type RunningProxy } from './proxy-harness.ts';
 
 // Built at run time (AKIA + 16 base32 characters): a fake key, never a real one.
 const FAKE_KEY = `AKIA${'QR7VX2MB'.repeat(2)}`;
 const TICKET = `BLOCKME-${'73'.repeat(2)}`;
 const LEAKY = join(REPO, 'test/e2e/fixtures/leaky-server.mjs');
-
-/** The error a request was answered with. */
-async function errorOf(request: Promise<unknown>): Promise<McpError> {
-  try {
-    await request;
-  } catch (err) {
-    return err as McpError;
-  }
-  throw new Error('the request was answered, not refused');
-}
 
 describe('result screening of resource reads, prompts and upstream errors through the real proxy (gate_resources)', () => {
   let dir: string;

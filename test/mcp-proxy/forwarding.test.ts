@@ -182,10 +182,21 @@ describe('forwarded calls that go wrong upstream', () => {
     const fx = new FakeUpstream([tool('slow'), tool('a')]);
     fx.respond = (params) =>
       params.name === 'slow' ? (new Promise(() => undefined) as never) : { content: [{ type: 'text', text: 'fine' }] };
-    proxy = await inProcessProxy({ policy: POLICY, upstreams: { fx }, tools: { call_timeout: '50ms' } });
+    const records: Record<string, unknown>[] = [];
+    proxy = await inProcessProxy({
+      policy: POLICY,
+      upstreams: { fx },
+      tools: { call_timeout: '50ms' },
+      outcomes: { append: async (r) => void records.push(r as never) },
+    });
     const result = await proxy.client.callTool({ name: 'fx__slow', arguments: {} });
     expect(result.isError).toBe(true);
     expect(JSON.stringify(result.content)).toContain("no answer from 'fx' within 50 ms");
+    // The audit log says why, not only that it failed.
+    expect(records.find((r) => r.type === 'outcome')).toMatchObject({
+      outcome: 'upstream_failure',
+      error: "no answer from 'fx' within 50 ms",
+    });
     // the connection is still usable, and the next answer goes to the right call
     const next = await proxy.client.callTool({ name: 'fx__a', arguments: {} });
     expect(next.content).toEqual([{ type: 'text', text: 'fine' }]);

@@ -1,5 +1,10 @@
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import { ErrorCode, ListResourcesRequestSchema, ListResourceTemplatesRequestSchema, McpError } from '@modelcontextprotocol/sdk/types.js';
+import {
+  ErrorCode,
+  ListResourcesRequestSchema,
+  ListResourceTemplatesRequestSchema,
+  type McpError,
+} from '@modelcontextprotocol/sdk/types.js';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { GateEvent } from '../../src/engine/ports.ts';
 import { KeyPair, PermitSigner, PermitVerifier, PublicKeyDirectory } from '../../src/crypto/index.ts';
@@ -8,7 +13,7 @@ import { formatRefusal } from '../../src/engine/refusal.ts';
 import type { Verdict } from '../../src/engine/verdict.ts';
 import { ConfigError } from '../../src/engine/errors.ts';
 import { parseConfig, type PrincipalConfig } from '../../src/mcp-proxy/config.ts';
-import { FakeUpstream, inProcessProxy, ScriptedUpstream, tool, type InProcessProxy } from './in-process.ts';
+import { errorOf, FakeUpstream, inProcessProxy, ScriptedUpstream, tool, type InProcessProxy } from './in-process.ts';
 
 const BOB: PrincipalConfig = { principalId: 'bob', principalKind: 'agent', roles: [] };
 
@@ -42,16 +47,6 @@ const docs = (): FakeUpstream =>
     ],
     prompts: [{ name: 'summary', arguments: [{ name: 'topic' }] }, { name: 'leak' }],
   });
-
-/** The JSON-RPC error a request failed with (the SDK client rethrows it as an McpError). */
-async function errorOf(p: Promise<unknown>): Promise<McpError> {
-  const err = await p.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(McpError);
-  return err as McpError;
-}
 
 function expectRefusal(err: McpError, code: string): Verdict {
   expect(err.code).toBe(ErrorCode.InvalidRequest);

@@ -261,3 +261,13 @@ export async function inProcessProxy(opts: {
     },
   };
 }
+
+/** The MCP error a request was refused with; throws when it was answered, or failed otherwise. */
+export async function errorOf(request: Promise<unknown>): Promise<McpError> {
+  const err = await request.then(
+    () => new Error('the request was answered, not refused'),
+    (e: unknown) => e,
+  );
+  if (!(err instanceof McpError)) throw err;
+  return err;
+}

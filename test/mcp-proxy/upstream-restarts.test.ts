@@ -4,6 +4,7 @@ import { LoggingMessageNotificationSchema, type LoggingMessageNotification } fro
 import { afterEach, describe, expect, it } from 'vitest';
 import type { RestartPolicy } from '../../src/mcp-proxy/restart-backoff.ts';
 import type { ToolHold } from '../../src/mcp-proxy/pinning.ts';
+import { DOWN_REASON_MAX } from '../../src/mcp-proxy/upstream.ts';
 import { REFUSAL_REASON_MAX, type ProxyRefusalRecord } from '../../src/mcp-proxy/tool-calls.ts';
 import { ALICE, FakeUpstream, inProcessProxy, tool, until, type InProcessProxy } from './in-process.ts';
 
@@ -117,11 +118,11 @@ describe('upstream restarts, as clients hear of them', () => {
 });
 
 describe('a refusal the proxy records for a server that cannot start', () => {
-  it('keeps at most REFUSAL_REASON_MAX characters of a long start error, so the audit log takes the record', async () => {
+  it('keeps a long start error to DOWN_REASON_MAX characters on one line, for the client and for the audit log', async () => {
     // Not a spawn error: the reason is the error's own text, as long as the server (or SDK) made it.
     class Babbling extends FakeUpstream {
       override connect(): InMemoryTransport {
-        const failed = new Error(`initialize failed: ${'x'.repeat(10_000)}`);
+        const failed = new Error(`initialize failed:\n\u001b[2J ${'x'.repeat(10_000)}`);
         return {
           start: () => Promise.reject(failed),
           send: async () => undefined,
@@ -141,11 +142,16 @@ describe('a refusal the proxy records for a server that cannot start', () => {
       await proxy.client.listTools();
       const refused = await proxy.client.callTool({ name: 'gone__read', arguments: {} });
       expect(JSON.stringify(refused.content)).toContain('[UPSTREAM_UNAVAILABLE]');
+      // What the client is told: the start of the error, cut, with no terminal escapes.
+      const told = (refused.content as { text: string }[])[0]?.text as string;
+      expect(told).toContain(`initialize failed: [2J ${'x'.repeat(100)}`);
+      expect(told.length).toBeLessThan(DOWN_REASON_MAX + 300);
+      expect(told).not.toContain('\u001b');
       await until('the refusal record', () => recorded.length === 1);
       expect(recorded[0]).toMatchObject({ type: 'kavach.mcp_refusal', code: 'UPSTREAM_UNAVAILABLE' });
       // The runtime's audit schema refuses a longer reason: the refusal would go unrecorded.
       expect(recorded[0]?.reason.length).toBeLessThanOrEqual(REFUSAL_REASON_MAX);
-      expect(recorded[0]?.reason).toContain("server 'gone' is unavailable (failed to start: initialize failed: xxx");
+      expect(recorded[0]?.reason).toContain("server 'gone' is unavailable (failed to start: initialize failed: [2J xxx");
     } finally {
       await proxy.close();
     }
