@@ -253,7 +253,14 @@ export function kavachMiddleware(gate: GateLike, opts: KavachMiddlewareOptions) 
       }
       if (!decision.allowed) return refusalMessage(decision, toolCall.id ?? '', toolCall.name);
       const started = performance.now();
-      const result = await handler(request);
+      let result: Awaited<ReturnType<typeof handler>>;
+      try {
+        result = await handler(request);
+      } catch (err) {
+        // The ToolNode turns a tool's error into a message for the model: its text is screened first.
+        if (isGraphInterrupt(err)) throw err;
+        throw screenToolError(gate, opts, decision, err, started);
+      }
       return screenedResult(gate, opts, decision, result, started) as typeof result;
     },
   });

@@ -3,7 +3,7 @@ import type { ChatCompletionMessageToolCall, ChatCompletionToolMessageParam } fr
 import type { ResponseFunctionToolCall, ResponseInputItem } from 'openai/resources/responses/responses';
 import { canonicalJson } from '../engine/canonical-json.ts';
 import { refusalWithApprovalHint } from './approvals.ts';
-import { screenToolOutput } from './screening.ts';
+import { screenToolError, screenToolOutput } from './screening.ts';
 import { decideToolCall, formatRefusal, type AdapterOptions, type GateLike } from './shared.ts';
 
 /**
@@ -95,7 +95,14 @@ function guardCallback(callback: Callback, name: string, gate: GateLike, opts: O
     const decision = await decideToolCall(gate, opts, { toolName: name, args: params, callId, run: { context: toolContext } });
     if (!decision.allowed) return refusalWithApprovalHint(decision);
     const started = performance.now();
-    const screened = screenToolOutput(gate, opts, decision, await callback.call(this, args, runner, toolContext), started);
+    let output: unknown;
+    try {
+      output = await callback.call(this, args, runner, toolContext);
+    } catch (err) {
+      // The error leaves the run for the application, which may log it, show it or hand it to the model.
+      throw screenToolError(gate, opts, decision, err, started);
+    }
+    const screened = screenToolOutput(gate, opts, decision, output, started);
     return screened.withheld ? formatRefusal(screened.withheld) : screened.output;
   };
   // runTools names a tool without `name` after its function: the guard must carry that name.

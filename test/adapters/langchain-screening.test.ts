@@ -146,4 +146,20 @@ describe('langchain result screening, direct calls', () => {
     const guarded = guardTool(failing, screeningGate('redact'), { principal: agent });
     await expect(guarded.invoke({ path: 'x' })).rejects.toThrow('no profile for [REDACTED:aws_access_key]');
   });
+
+  it('kavachMiddleware screens the error a tool throws before the agent shows it to the model', async () => {
+    const failing = tool(
+      async (): Promise<string> => {
+        throw new Error(`no profile for ${LEAKED_KEY}`);
+      },
+      { name: 'read_config', description: 'Read.', schema: z.object({ path: z.string() }) },
+    );
+    const model = scriptedModel();
+    const graph = createAgent({ model, tools: [failing], middleware: [kavachMiddleware(screeningGate('redact'), { principal: agent })] });
+    // The agent hands a tool's error to the model (or, without error handling, to the caller): either way, redacted.
+    const out = await graph.invoke({ messages: [{ role: 'user', content: 'show my aws config' }] }).catch((err: Error) => err);
+    const seen = out instanceof Error ? out.message : JSON.stringify(toolMessages(model.calls[1]?.messages ?? []));
+    expect(seen).toContain('no profile for [REDACTED:aws_access_key]');
+    expect(seen).not.toContain(LEAKED_KEY);
+  });
 });

@@ -354,6 +354,27 @@ describe('openai result screening', () => {
     expect(outcomes(events)[0]).toMatchObject({ withheld: true });
   });
 
+  it("runTools: a tool's thrown error leaves the run screened (the application may show it, or give it to the model)", async () => {
+    const failing = readConfigRunnable(undefined);
+    failing.function.function = async () => {
+      throw new TypeError(`no profile for ${LEAKED_KEY}`);
+    };
+    const events: GateEvent[] = [];
+    const { client } = scriptedClient([
+      { toolCalls: [{ id: 'call-1', name: 'read_config', args: { path: '~/.aws/config' } }] },
+      { text: 'done' },
+    ]);
+    const runner = client.chat.completions.runTools({
+      model: 'fake',
+      messages: [{ role: 'user', content: 'show my aws config' }],
+      tools: guardRunnableTools([failing], screeningGate('redact', events), { principal: agent }),
+    });
+    const err = (await runner.finalContent().catch((e: unknown) => e)) as Error;
+    expect(err.message).toBe('no profile for [REDACTED:aws_access_key]');
+    expect(outcomes(events)[0]).toMatchObject({ outcome: 'tool_error', findings: [{ detector: 'aws_access_key' }] });
+    expect(JSON.stringify(events)).not.toContain(LEAKED_KEY);
+  });
+
   it('runTools, report: the result goes through unchanged, the finding is recorded', async () => {
     const { sent, events } = await runTools('report');
     expect(sent[0]?.content).toBe(LEAKY_CONFIG);
