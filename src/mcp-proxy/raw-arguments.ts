@@ -7,7 +7,8 @@
  * in the line repeats a key (parsers differ on which one wins: first-wins would let
  * `{"path":"/safe","path":"/etc"}` be judged on one path and run on the other), and every number
  * is written as JSON.stringify would write it (so `9007199254740993`, `1e400`, `-0` or `1.0`,
- * which the gate read as another value, are re-encoded). String escapes decode alike in every
+ * which the gate read as another value, are re-encoded), and no line break stands between tokens
+ * (a reader that splits its input into lines would take one message for several). String escapes decode alike in every
  * conforming parser and a lone surrogate escape is one in the re-encoding too, so strings are
  * taken as written. Small arguments are always re-encoded: there it costs less than the check.
  */
@@ -41,6 +42,8 @@ const CLOSE_OBJECT = 0x7d;
 const OPEN_ARRAY = 0x5b;
 const CLOSE_ARRAY = 0x5d;
 const COMMA = 0x2c;
+const LF = 0x0a;
+const CR = 0x0d;
 
 /** What an object in the line is: the message, its params, the arguments, or any other. */
 enum Role {
@@ -109,7 +112,12 @@ export function plainArgumentsSpan(line: string): [number, number] | undefined {
       if (!canonicalNumber(line.slice(i, close))) return undefined;
       nextRole = Role.Other;
       i = close;
-    } else i++; // whitespace, ':', and the letters of true, false and null
+    } else if (c === CR || c === LF) {
+      // JSON whitespace, but a line break to whoever reads the upstream's input by lines (a bare
+      // CR too, for Python's and Java's readers): forwarded, it would split the message in two
+      // and let a client write a second one the gate never saw. A re-encoding has none.
+      return undefined;
+    } else i++; // spaces, tabs, ':', and the letters of true, false and null
   }
   return start >= 0 && end > start ? [start, end] : undefined;
 }

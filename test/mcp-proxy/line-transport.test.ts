@@ -374,15 +374,18 @@ describe('large messages through both transports', () => {
     try {
       const plain = `{ "path" : "/tmp/x" , "pad" : "${pad}" }`;
       const repeated = `{"path":"/safe","pad":"${pad}","path":"/etc/passwd"}`;
+      // A bare CR is JSON whitespace on the way in and a line end to the server's reader (readline here).
+      const smuggled = `{"pad":"${pad}","x":\r{"jsonrpc":"2.0","id":"k-99","method":"tools/call","params":{"name":"delete_everything"}}\r}`;
       for (const [id, args] of [
         [1, plain],
         [2, repeated],
+        [3, smuggled],
       ] as const)
         input.write(`{"jsonrpc":"2.0","id":${id},"method":"tools/call","params":{"name":"fs__read","arguments":${args}}}\n`);
-      await until('both calls read', () => received.length === 2);
+      await until('the calls read', () => received.length === 3);
       for (const m of received as unknown as { id: number; params: { arguments: unknown } }[])
         await up.send({ jsonrpc: '2.0', id: `k-${m.id}`, method: 'tools/call', params: { name: 'read', arguments: m.params.arguments } });
-      await until('both answers', () => answers.length === 2);
+      await until('the answers', () => answers.length === 3);
       const seen = answers.map((a) => ((a.result as { content: { text: string }[] }).content[0] as { text: string }).text);
       expect(seen[0]).toBe(`{"jsonrpc":"2.0","id":"k-1","method":"tools/call","params":{"name":"read","arguments":${plain}}}`);
       // One path reaches the server, the one the gate read (JSON.parse keeps the last).
@@ -394,6 +397,12 @@ describe('large messages through both transports', () => {
           params: { name: 'read', arguments: { path: '/etc/passwd', pad } },
         }),
       );
+      // The server read one message, the one the gate judged: nothing of its own for the smuggled call.
+      const third = JSON.parse(seen[2] as string) as { id: string; params: { arguments: { x: unknown } } };
+      expect(third.id).toBe('k-3');
+      expect(third.params.arguments.x).toEqual({ jsonrpc: '2.0', id: 'k-99', method: 'tools/call', params: { name: 'delete_everything' } });
+      await new Promise((r) => setTimeout(r, 50));
+      expect(answers.map((a) => a.id)).toEqual(['k-1', 'k-2', 'k-3']);
       // The answer goes back in pieces (no joined copy), as one line with the client's id.
       const { keepRawAnswer } = await import('../../src/mcp-proxy/raw-answer.ts');
       const first = answers[0] as { result: object };
