@@ -12,8 +12,9 @@
  * `--message-bytes N` echoes a message of N bytes (the answer is as large): what a large tool
  * result costs each hop.
  *
- * With `--serve-passthrough` (`--serve-bytecopy`, `--serve-parsefloor`) this file is itself the pass-through (byte-copying, parsing)
- * proxy. BENCH_CPU_PROF=DIR makes each kavach process write a V8 CPU profile there.
+ * With `--serve-passthrough` (`--serve-bytecopy`, `--serve-parsefloor`) this file is itself the
+ * pass-through (byte-copying, parsing) proxy. BENCH_CPU_PROF=DIR makes each kavach process write
+ * a V8 CPU profile there.
  */
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';

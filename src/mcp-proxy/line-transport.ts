@@ -119,7 +119,8 @@ export class LineServerTransport implements Transport {
       return;
     }
     // Large arguments may be forwarded as the client's text (raw-arguments.ts).
-    if (line.length >= RAW_ARGUMENTS_MIN_CHARS && 'method' in decoded.message) noteRawArguments(decoded.message, line);
+    if (line.length >= RAW_ARGUMENTS_MIN_CHARS && 'method' in decoded.message && decoded.message.method === 'tools/call')
+      noteRawArguments(decoded.message, line);
     try {
       this.onmessage?.(decoded.message);
     } catch (err) {

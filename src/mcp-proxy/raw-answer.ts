@@ -18,9 +18,9 @@ const lines = new WeakMap<object, RawLine>();
  * Keeps `line` as the encoding of `result`, the answer to upstream request `id`, when it is plain
  * enough to be passed on as it is: the SDK's compact form with the id as the last or the first
  * member (so it is found by position, never by searching the result), no `\u` escapes, no
- * carriage return and no mention of Kavach's `_meta` keys. Whatever reads the line differently from JSON.parse (a
- * client that takes the first of two duplicate keys) can then find nothing the proxy would
- * have removed.
+ * carriage return and no mention of Kavach's `_meta` keys. Whatever reads the line differently
+ * from JSON.parse (a client that takes the first of two duplicate keys) can then find nothing the
+ * proxy would have removed.
  */
 export function keepRawAnswer(result: object, line: string, id: string): void {
   // A bare CR between tokens ends a line for many readers (and an SSE field): passed on, it would

@@ -3,14 +3,16 @@
  * exactly what the gate judged: re-encoding 250 KB of arguments costs ~0.5 ms of JSON.stringify
  * and a copy of the whole line, more than the rest of the call.
  *
- * The text is kept only when every reader gets from it what JSON.parse gave the gate: no object
- * in the line repeats a key (parsers differ on which one wins: first-wins would let
- * `{"path":"/safe","path":"/etc"}` be judged on one path and run on the other), and every number
- * is written as JSON.stringify would write it (so `9007199254740993`, `1e400`, `-0` or `1.0`,
- * which the gate read as another value, are re-encoded), and no line break stands between tokens
- * (a reader that splits its input into lines would take one message for several). String escapes decode alike in every
- * conforming parser and a lone surrogate escape is one in the re-encoding too, so strings are
- * taken as written. Small arguments are always re-encoded: there it costs less than the check.
+ * The text is kept only when every reader gets from it what JSON.parse gave the gate:
+ * - no object in the line repeats a key (parsers differ on which one wins: first-wins would let
+ *   `{"path":"/safe","path":"/etc"}` be judged on one path and run on the other);
+ * - every number is written as JSON.stringify would write it (`9007199254740993`, `1e400`, `-0`
+ *   or `1.0`, which the gate read as another value, are re-encoded);
+ * - no line break stands between tokens (a reader that splits its input into lines, at a bare CR
+ *   too, would take one message for several: a second call the gate never saw).
+ * String escapes decode alike in every conforming parser and a lone surrogate escape is one in
+ * the re-encoding too, so strings are taken as written. Small arguments are always re-encoded:
+ * there it costs less than the check.
  */
 
 /** Lines shorter than this are re-encoded (the walk below would cost about what it saves). */
