@@ -1,3 +1,5 @@
+import { PLAIN_MIN_CHARS, scanPlainJson } from './plain-json.ts';
+
 /**
  * An upstream's tools/call answer forwarded as the bytes it sent, with only the id changed:
  * re-encoding a large result costs more than the rest of the call (~750 µs for 245 KB). The line
@@ -15,17 +17,16 @@ interface RawLine {
 const lines = new WeakMap<object, RawLine>();
 
 /**
- * Keeps `line` as the encoding of `result`, the answer to upstream request `id`, when it is plain
- * enough to be passed on as it is: the SDK's compact form with the id as the last or the first
- * member (so it is found by position, never by searching the result), no `\u` escapes, no
- * carriage return and no mention of Kavach's `_meta` keys. Whatever reads the line differently
- * from JSON.parse (a client that takes the first of two duplicate keys) can then find nothing the
- * proxy would have removed.
+ * Keeps `line` as the encoding of `result`, the answer to upstream request `id`, when it is large
+ * and plain enough to be passed on as it is (plain-json.ts: no repeated key, as a client that takes
+ * the first of two would read another id or result than the proxy checked; no number read as
+ * another value; no line break, behind which a server could slip a message of its own to a client
+ * that splits at a bare CR), with the id as the last or the first member (so it is found by
+ * position, never by searching the result), no `\u` escapes and no mention of Kavach's `_meta`
+ * keys. A small answer is re-encoded: that costs less than the check.
  */
 export function keepRawAnswer(result: object, line: string, id: string): void {
-  // A bare CR between tokens ends a line for many readers (and an SSE field): passed on, it would
-  // let a server slip a message of its own to the client past every check. A re-encoding has none.
-  if (line.includes('\\u') || line.includes('dev.kavach') || line.includes('\r')) return;
+  if (line.length < PLAIN_MIN_CHARS || line.includes('\\u') || line.includes('dev.kavach') || scanPlainJson(line) === undefined) return;
   const value = JSON.stringify(id);
   const tail = `,"id":${value}}`;
   if (line.endsWith(tail)) {

@@ -1,7 +1,9 @@
 import { describe, expect, it } from 'vitest';
+import { PLAIN_MIN_CHARS } from '../../src/mcp-proxy/plain-json.ts';
 import { forgetRawAnswer, keepRawAnswer, rawAnswer } from '../../src/mcp-proxy/raw-answer.ts';
 
-const result = { content: [{ type: 'text', text: 'hello' }] };
+const PAD = 'x'.repeat(PLAIN_MIN_CHARS);
+const result = { content: [{ type: 'text', text: `hello ${PAD}` }] };
 
 describe('forwarding an upstream answer as its bytes', () => {
   it('swaps the id at the end (the SDK order) or the start, and nothing else', () => {
@@ -23,14 +25,29 @@ describe('forwarding an upstream answer as its bytes', () => {
       `{"result":{"content":[],"_meta":{"\\u0064ev.kavach/verdict":1}},"jsonrpc":"2.0","id":"kavach-call-9"}`,
       `{"result":{"content":[],"_meta":{"dev.kavach/verdict":1},"_meta":{}},"jsonrpc":"2.0","id":"kavach-call-9"}`,
       // A bare CR ends a line for many readers (and an SSE field): the server's own message would follow it.
-      `{"result":{"content":[]},\r{"jsonrpc":"2.0","method":"notifications/message","params":{}}\r,"jsonrpc":"2.0","id":"kavach-call-9"}`,
+      `{"result":{"content":[],"x":\r{"jsonrpc":"2.0","method":"notifications/message","params":{}}\r},"jsonrpc":"2.0","id":"kavach-call-9"}`,
       `{"result":{"content":[]}\r,"jsonrpc":"2.0","id":"kavach-call-9"}`,
+      // A repeated key: a client that takes the first would read another id, or another result.
+      `{"id":"x","result":{"content":[{"type":"text","text":"A"}]},"result":{"content":[]},"jsonrpc":"2.0","id":"kavach-call-9"}`,
+      `{"result":{"content":[],"isError":true,"isError":false},"jsonrpc":"2.0","id":"kavach-call-9"}`,
+      // A number JSON.parse reads as another value.
+      `{"result":{"content":[],"n":1.0},"jsonrpc":"2.0","id":"kavach-call-9"}`,
     ];
-    for (const line of cases) {
+    for (const short of cases) {
+      // Large, or it would be re-encoded for its size alone.
+      const line = short.replace('"content":[', `"pad":"${PAD}","content":[`);
       const r = structuredClone(result);
       keepRawAnswer(r, line, 'kavach-call-9');
       expect(rawAnswer(r, 1), line).toBeUndefined();
     }
+    // The control: the same line without the flaw is kept.
+    const clean = structuredClone(result);
+    keepRawAnswer(clean, `{"result":{"pad":"${PAD}","content":[]},"jsonrpc":"2.0","id":"kavach-call-9"}`, 'kavach-call-9');
+    expect(rawAnswer(clean, 1)).toBeDefined();
+    // And a small answer is re-encoded whatever it holds.
+    const small = { content: [] };
+    keepRawAnswer(small, '{"result":{"content":[]},"jsonrpc":"2.0","id":"kavach-call-9"}', 'kavach-call-9');
+    expect(rawAnswer(small, 1)).toBeUndefined();
   });
 
   it('forgets a line once the result changed', () => {

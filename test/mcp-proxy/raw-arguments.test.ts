@@ -1,14 +1,11 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import {
-  encodeWithRawArguments,
-  noteRawArguments,
-  plainArgumentsSpan,
-  RAW_ARGUMENTS_MIN_CHARS,
-  rawArgumentsOf,
-} from '../../src/mcp-proxy/raw-arguments.ts';
+import { PLAIN_MIN_CHARS, scanPlainJson } from '../../src/mcp-proxy/plain-json.ts';
+import { encodeWithRawArguments, noteRawArguments, rawArgumentsOf } from '../../src/mcp-proxy/raw-arguments.ts';
 
-const PAD = 'x'.repeat(RAW_ARGUMENTS_MIN_CHARS);
+const PAD = 'x'.repeat(PLAIN_MIN_CHARS);
+/** Where the line's arguments are, when it may be forwarded as written. */
+const plainArgumentsSpan = (line: string) => scanPlainJson(line)?.arguments;
 const call = (args: string, extra = '') =>
   `{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"fs__read"${extra},"arguments":${args}}}`;
 
