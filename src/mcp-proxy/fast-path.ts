@@ -12,8 +12,8 @@ export type RequestId = string | number;
 export interface ToolCallReply {
   /** The answer (a result or an error); not called for a cancelled call. */
   answer(message: JSONRPCMessage): Promise<void>;
-  /** A notification about this call (progress), before its answer. */
-  notify(notification: JSONRPCMessage): Promise<void>;
+  /** A notification about call `requestId` (progress), before its answer. */
+  notify(notification: JSONRPCMessage, requestId: RequestId): Promise<void>;
   /** The call was cancelled: no answer will come (the client has forgotten the request). */
   abandon(): void;
 }
@@ -57,6 +57,12 @@ export class ToolCallServer {
     if (!call) return false;
     call.abort(params?.reason ?? 'cancelled by the client');
     return true;
+  }
+
+  /** The client behind `reply` went away before its answer: its call, if still served, is cancelled. */
+  replyGone(requestId: RequestId, reply: ToolCallReply): void {
+    const call = this.inflight.get(requestId);
+    if (call?.reply === reply) call.abort('the client disconnected');
   }
 
   /**
@@ -162,16 +168,19 @@ class TransportReply implements ToolCallReply {
     return fallback instanceof Error ? Promise.resolve() : fallback;
   }
 
-  notify(notification: JSONRPCMessage): Promise<void> {
-    const sent = this.trySend(notification);
+  notify(notification: JSONRPCMessage, requestId: RequestId): Promise<void> {
+    // Related to its request: over HTTP the SDK then streams it on that request's POST, not on the
+    // session's GET stream (where it would be lost with none open).
+    const sent = this.trySend(notification, requestId);
     return sent instanceof Error ? Promise.resolve() : sent;
   }
 
   abandon(): void {}
 
-  private trySend(message: JSONRPCMessage): Promise<void> | Error {
+  private trySend(message: JSONRPCMessage, relatedRequestId?: RequestId): Promise<void> | Error {
     try {
-      return this.transport.send(message).catch(() => undefined);
+      const sent = relatedRequestId === undefined ? this.transport.send(message) : this.transport.send(message, { relatedRequestId });
+      return sent.catch(() => undefined);
     } catch (err) {
       return err as Error;
     }
@@ -194,7 +203,7 @@ class ServedCall implements CallSignal, ToolCallExtra {
 
   constructor(
     readonly requestId: RequestId,
-    private readonly reply: ToolCallReply,
+    readonly reply: ToolCallReply,
   ) {}
 
   get signal(): CallSignal {
@@ -202,7 +211,7 @@ class ServedCall implements CallSignal, ToolCallExtra {
   }
 
   sendNotification(n: never): Promise<void> {
-    return this.reply.notify({ jsonrpc: '2.0', ...(n as { method: string; params?: Record<string, unknown> }) });
+    return this.reply.notify({ jsonrpc: '2.0', ...(n as { method: string; params?: Record<string, unknown> }) }, this.requestId);
   }
 
   addEventListener(_type: 'abort', listener: () => void): void {

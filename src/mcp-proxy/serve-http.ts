@@ -115,9 +115,20 @@ export async function serveHttp(runtime: ProxyRuntime, listen: string): Promise<
       if (call !== undefined) {
         noteRawArguments(call, text);
         const answer = new HttpReply(res, existing.id, waiting, now);
+        // A client gone before its answer cancels its call, as a notifications/cancelled would:
+        // the server stops, and the id is free again (else it stays taken until the call ends).
+        res.once('close', () => {
+          if (!res.writableEnded) existing.calls.replyGone(call.id, answer);
+        });
         return existing.calls.serve(call.id, call.params, answer, existing.calls.callerAt(ip));
       }
       setAuth(req, client, ip);
+      // tools/call the SDK's transport serves (in a batch, say) is cancelled alike when its client goes.
+      const ids = toolCallIds(body);
+      if (ids.length > 0)
+        res.once('close', () => {
+          if (!res.writableEnded) for (const requestId of ids) existing.calls.cancel({ requestId, reason: 'the client disconnected' });
+        });
       await existing.transport.handleRequest(req, res, body);
       return;
     }
@@ -262,6 +273,16 @@ function setAuth(req: IncomingMessage, client: HttpClientConfig, ip: string | un
  * Content-Type, a supported protocol version). Anything else — a batch, an odd header, a stray
  * member — is left to the SDK, which answers it as it always has.
  */
+/** The ids of the tools/call requests in a POST body (one message or a batch). */
+function toolCallIds(body: unknown): RequestId[] {
+  const ids: RequestId[] = [];
+  for (const m of Array.isArray(body) ? body : [body]) {
+    const message = m as { method?: unknown; id?: unknown } | null;
+    if (message?.method === 'tools/call' && (typeof message.id === 'string' || typeof message.id === 'number')) ids.push(message.id);
+  }
+  return ids;
+}
+
 function fastToolCall(req: IncomingMessage, body: unknown): { id: RequestId; params: Record<string, unknown> | undefined } | undefined {
   if (body === null || typeof body !== 'object' || Array.isArray(body)) return undefined;
   const m = body as Record<string, unknown>;

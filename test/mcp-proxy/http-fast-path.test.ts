@@ -181,6 +181,15 @@ describe('HTTP mode: the tools/call fast path and the body limit', () => {
       { id: 5, result: { content: [{ text: 'ran a' }] } },
     ]);
 
+    // A call the SDK's transport serves (a one-item batch) streams its progress on its own POST too.
+    const batched = await post(url, `[${call(7, 'fx__a', { _meta: { progressToken: 'p-7' } })}]`, { session });
+    const batchEvents = batched.text
+      .split('\n\n')
+      .filter((e) => e.startsWith('event: message'))
+      .map((e) => JSON.parse(e.slice(e.indexOf('data: ') + 6)));
+    expect(JSON.stringify(batchEvents)).toContain('"progressToken":"p-7"');
+    expect(JSON.stringify(batchEvents)).toContain('"ran a"');
+
     const pending = post(url, call(6, 'fx__slow'), { session });
     await until('the slow call upstream', () => fx.calls.length >= 2);
     const cancel = await post(
@@ -195,6 +204,34 @@ describe('HTTP mode: the tools/call fast path and the body limit', () => {
     const ended = await pending;
     expect(ended.status).toBe(200);
     expect(ended.text).not.toContain('"id":6');
+  });
+
+  it('cancels the call of a client that disconnects before its answer, and frees its id', async () => {
+    await start();
+    const server = fx.server as NonNullable<FakeUpstream['server']>;
+    const cancelled: { reason?: string }[] = [];
+    server.setNotificationHandler(CancelledNotificationSchema, (n) => void cancelled.push(n.params));
+    fx.respond = (params) =>
+      params.name === 'slow' ? (new Promise(() => undefined) as never) : { content: [{ type: 'text', text: 'ran a' }] };
+    const session = await open();
+    const agent = new Agent({ keepAlive: false });
+    const gone = post(url, call(8, 'fx__slow'), { session, agent }).catch(() => 'aborted');
+    await until('the slow call upstream', () => fx.calls.length >= 1);
+    agent.destroy();
+    expect(await gone).toBe('aborted');
+    await until('the cancellation upstream', () => cancelled.length >= 1);
+    expect(cancelled[0]?.reason).toBe('the client disconnected');
+    // The id is free again at once (not only when the upstream's call would have timed out).
+    const again = await post(url, call(8, 'fx__a'), { session });
+    expect(JSON.parse(again.text)).toMatchObject({ id: 8, result: { content: [{ text: 'ran a' }] } });
+    // The same through the SDK's transport (a batch).
+    const batchAgent = new Agent({ keepAlive: false });
+    const batchGone = post(url, `[${call(9, 'fx__slow')}]`, { session, agent: batchAgent }).catch(() => 'aborted');
+    await until('the batched slow call upstream', () => fx.calls.length >= 3);
+    batchAgent.destroy();
+    expect(await batchGone).toBe('aborted');
+    await until('the second cancellation upstream', () => cancelled.length >= 2);
+    expect(cancelled[1]?.reason).toBe('the client disconnected');
   });
 
   it('turns the answer of a slow call into an event stream, so bytes flow while it waits', async () => {
