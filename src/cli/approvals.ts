@@ -7,7 +7,7 @@
 import { userInfo } from 'node:os';
 import { Approvals } from '../engine/approvals/service.ts';
 import { ApprovalError, APPROVAL_STATUSES, type ApprovalRequest, type ApprovalStatus } from '../engine/approvals/types.ts';
-import { namedApprover } from '../mcp-proxy/approvals/approvers.ts';
+import { APPROVER_TOKEN_ENV, claimedApprover } from '../mcp-proxy/approvals/approvers.ts';
 import { connectAll, requestsOf, type ControlConnection } from '../mcp-proxy/approvals/control-client.ts';
 import type { ControlResponse } from '../mcp-proxy/approvals/control-protocol.ts';
 import { loadConfig, type ProxyConfig } from '../mcp-proxy/config.ts';
@@ -22,7 +22,8 @@ const USAGE = `usage:
   kavach approvals grant ID --config kavach.toml [--as APPROVER] [--note TEXT]
   kavach approvals deny ID --config kavach.toml [--as APPROVER] [--note TEXT]
       decide it: APPROVER (default: your login name) is recorded in the audit log with the note, and
-      has the roles its [[approvals.approvers]] entry lists (none otherwise). Nobody decides their own call.
+      has the roles its [[approvals.approvers]] entry lists (none otherwise). An approver whose entry
+      has a token decides only with it in ${'$'}${APPROVER_TOKEN_ENV}. Nobody decides their own call.
 The running proxy is reached through its socket in [approvals] socket_dir (only its owner can open
 it), or through Redis when [redis] is set and no proxy answers here (a decision taken over Redis is
 kept with the request in Redis; the proxy's audit log records the call it permits).
@@ -47,7 +48,7 @@ const DECIDE = {
 interface Backend {
   list(status: ApprovalStatus | undefined): Promise<ApprovalRequest[]>;
   get(id: string): Promise<ApprovalRequest | undefined>;
-  decide(id: string, decision: 'grant' | 'deny', as: string, note: string | undefined): Promise<ControlResponse>;
+  decide(id: string, decision: 'grant' | 'deny', as: string, token: string | undefined, note: string | undefined): Promise<ControlResponse>;
   close(): Promise<void>;
   /** Said after a decision, when it matters where it was taken. */
   notice?: string;
@@ -97,7 +98,8 @@ function decideCommand(decision: 'grant' | 'deny', argv: string[]): Promise<numb
     withBackend(options.config, async (backend) => {
       const id = positionals[0] as string;
       const as = options.as ?? userInfo().username;
-      const answer = await backend.decide(id, decision, as, options.note);
+      const token = process.env[APPROVER_TOKEN_ENV] || undefined;
+      const answer = await backend.decide(id, decision, as, token, options.note);
       if (!answer.ok) {
         process.stderr.write(`${visible(`${spec.command}: [${answer.code}] ${answer.message}`)}\n`);
         return 1;
@@ -160,11 +162,18 @@ function socketBackend(proxies: ControlConnection[]): Backend {
       failed(answers);
       return answers.flatMap(requestsOf)[0];
     },
-    async decide(id, decision, as, note) {
+    async decide(id, decision, as, token, note) {
       // Each proxy holds its own requests (unless they share Redis): the one that knows the id decides.
       let last: ControlResponse = { ok: false, code: 'NOT_FOUND', message: `no approval request ${id}` };
       for (const p of proxies) {
-        last = await p.ask({ op: 'decide', id, decision, as, ...(note !== undefined ? { note } : {}) });
+        last = await p.ask({
+          op: 'decide',
+          id,
+          decision,
+          as,
+          ...(token !== undefined ? { token } : {}),
+          ...(note !== undefined ? { note } : {}),
+        });
         if (last.ok || last.code !== 'NOT_FOUND') return last;
       }
       return last;
@@ -188,10 +197,12 @@ async function redisBackend(config: ProxyConfig): Promise<Backend> {
   return {
     list: (status) => approvals.list(status === undefined ? {} : { status }),
     get: (id) => approvals.get(id),
-    async decide(id, decision, as, note) {
+    async decide(id, decision, as, token, note) {
+      const claimed = claimedApprover(config.approvals, as, token);
+      if ('refused' in claimed) return { ok: false, code: 'NOT_AN_APPROVER', message: claimed.refused };
       try {
         const request = await approvals.decide(id, {
-          approver: namedApprover(config.approvals, as),
+          approver: claimed.approver,
           decision,
           ...(note !== undefined ? { note } : {}),
         });

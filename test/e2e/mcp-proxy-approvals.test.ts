@@ -42,6 +42,7 @@ principal_id = "alice"
 [[approvals.approvers]]
 principal_id = "bob"
 roles = ["fs-owner"]
+token = "bob-approver-token-0123456789"
 [servers.fs]
 command = ${q(process.execPath)}
 args = [${q(FILESYSTEM)}, ${q(root)}]
@@ -150,8 +151,15 @@ describe('a client without elicitation, decided with `kavach approvals` from ano
     expect(stranger.code).toBe(1);
     expect(stranger.stderr).toContain('NOT_AN_APPROVER');
     expect(existsSync(path)).toBe(false);
-    // bob has the fs-owner role in [[approvals.approvers]].
-    const grant = await runCli(['approvals', 'grant', id, '--config', config, '--as', 'bob', '--note', 'ticket 42']);
+    // bob has the fs-owner role in [[approvals.approvers]], and a token: his name alone (which
+    // anything running as this user could claim) does not decide.
+    const named = await runCli(['approvals', 'grant', id, '--config', config, '--as', 'bob']);
+    expect(named.code).toBe(1);
+    expect(named.stderr).toContain('NOT_AN_APPROVER');
+    expect(named.stderr).toContain('KAVACH_APPROVER_TOKEN');
+    const grant = await runCli(['approvals', 'grant', id, '--config', config, '--as', 'bob', '--note', 'ticket 42'], {
+      KAVACH_APPROVER_TOKEN: 'bob-approver-token-0123456789',
+    });
     expect(grant.code, grant.stderr).toBe(0);
     expect(grant.stdout).toContain(`granted ${id} as bob`);
     const result = await call.result;

@@ -1,4 +1,5 @@
 import { ElicitRequestSchema, type ElicitRequest, type ElicitResult } from '@modelcontextprotocol/sdk/types.js';
+import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { afterEach, describe, expect, it } from 'vitest';
 import { FakeUpstream, inProcessProxy, tool, type InProcessProxy } from './in-process.ts';
 
@@ -177,6 +178,40 @@ describe('approvals in the proxy: elicitation, then the hold', () => {
     expect(fs.calls).toHaveLength(1);
     const [request] = await p.gate.approvals.list();
     expect(request?.decisions[0]?.approver).toEqual({ id: 'carol', kind: 'user', roles: ['finance'] });
+  });
+
+  it('over HTTP asks a client only when its [[http.clients]] entry names the person there', async () => {
+    const logged: string[] = [];
+    const { fs, p } = await start({
+      elicitation: false,
+      approvals: { hold: 0, approvers: [{ principal_id: 'carol', roles: ['finance'] }] },
+      log: (m) => logged.push(m),
+    });
+    const asked: string[] = [];
+    const approving = (client: Client, who: string) =>
+      client.setRequestHandler(ElicitRequestSchema, async () => {
+        asked.push(who);
+        return { action: 'accept', content: { decision: 'approve' } };
+      });
+    // A CI bot's token: its own code would answer the question. Not asked; the call waits for a person.
+    const bot = await p.connect({ principalId: 'ci-bot', principalKind: 'service', roles: [] }, { elicitation: {} }, 'tcp');
+    approving(bot, 'ci-bot');
+    const refused = await bot.callTool({ name: 'fs__write', arguments: { path: 'a' } });
+    expect(textOf(refused)).toContain('[APPROVAL_REQUIRED]');
+    expect(asked).toEqual([]);
+    expect(fs.calls).toHaveLength(0);
+    expect(logged.some((m) => m.includes('not asking the HTTP client'))).toBe(true);
+    // A person's client, named by its entry: asked, and the call runs on their grant.
+    const carols = await p.connect(
+      { principalId: 'dev', principalKind: 'user', roles: [], approver: 'carol' } as never,
+      { elicitation: {} },
+      'tcp',
+    );
+    approving(carols, 'carol');
+    const ran = await carols.callTool({ name: 'fs__write', arguments: { path: 'b' } });
+    expect(ran.isError).toBeFalsy();
+    expect(asked).toEqual(['carol']);
+    expect(fs.calls).toHaveLength(1);
   });
 
   it('falls through to the hold when the client fails to answer the question', async () => {

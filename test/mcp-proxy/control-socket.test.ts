@@ -101,6 +101,41 @@ describe('the approvals socket of a running proxy', () => {
     }
   });
 
+  it('an approver with a token decides only with it: a name alone, from whoever opens the socket, does not count', async () => {
+    dir = mkdtempSync(join(tmpdir(), 'kv-sock-'));
+    const gate = Gate.fromToml(POLICY.replace('approvers = ["role:finance"]', 'approvers = ["role:finance"], quorum = 2'));
+    const token = 'cfo-token-0123456789abcdef';
+    const approvals = parseConfig({
+      gate: { policy: 'p.toml' },
+      servers: { pay: { command: 'x' } },
+      approvals: {
+        socket_dir: dir,
+        approvers: [
+          { principal_id: 'cfo', roles: ['finance'], token },
+          { principal_id: 'controller', roles: ['finance'], token: 'controller-token-0123456789' },
+        ],
+      },
+    }).approvals;
+    await serve(gate, approvals);
+    const id = await pendingRequest(gate, 900);
+    const [proxy] = await connectAll(dir);
+    if (!proxy) throw new Error('no proxy found');
+    try {
+      // An agent on the same account naming two approvers to meet a quorum of two: neither counts.
+      for (const as of ['cfo', 'controller'])
+        expect(await proxy.ask({ op: 'decide', id, decision: 'grant', as })).toMatchObject({ ok: false, code: 'NOT_AN_APPROVER' });
+      expect(await proxy.ask({ op: 'decide', id, decision: 'grant', as: 'cfo', token: 'controller-token-0123456789' })).toMatchObject({
+        ok: false,
+        code: 'NOT_AN_APPROVER',
+      });
+      expect((await gate.approvals.get(id))?.decisions).toEqual([]);
+      const granted = await proxy.ask({ op: 'decide', id, decision: 'grant', as: 'cfo', token });
+      expect(requestsOf(granted)[0]).toMatchObject({ status: 'pending', decisions: [{ approver: { id: 'cfo' } }] });
+    } finally {
+      proxy.close();
+    }
+  });
+
   it.each([
     ['not JSON', '{'],
     ['an unknown op', '{"op":"delete","id":"x"}'],

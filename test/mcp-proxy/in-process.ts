@@ -185,7 +185,7 @@ export interface InProcessProxy {
   core: ProxyCore;
   gate: Gate;
   /** Another downstream client (as in HTTP mode), acting as `principal`. */
-  connect(principal: PrincipalConfig, capabilities?: ClientCapabilities): Promise<Client>;
+  connect(principal: PrincipalConfig, capabilities?: ClientCapabilities, transport?: 'tcp'): Promise<Client>;
   close(): Promise<void>;
 }
 
@@ -235,8 +235,10 @@ export async function inProcessProxy(opts: {
     ...(opts.telemetry ? { telemetry: opts.telemetry } : {}),
   });
   const clients: Client[] = [];
-  const connect = async (principal: PrincipalConfig, capabilities: ClientCapabilities = {}): Promise<Client> => {
+  /** A client on a session of its own; `transport: 'tcp'` makes it an HTTP client's session. */
+  const connect = async (principal: PrincipalConfig, capabilities: ClientCapabilities = {}, transport?: 'tcp'): Promise<Client> => {
     const session = createSession(core, principal, { startUpstreamsOnInit: true });
+    if (transport) session.transport = transport;
     core.addSession(session);
     session.server.onclose = () => core.removeSession(session);
     const [clientSide, serverSide] = InMemoryTransport.createLinkedPair();

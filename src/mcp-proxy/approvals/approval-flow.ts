@@ -58,7 +58,13 @@ export class ApprovalChannels {
       if (request === undefined) return { verdict: refused };
       const human = humanAtClient(config.approvals, call.session.principal, config.identity);
       if (request.status === 'pending' && config.approvals.elicit && supportsElicitation(call.session)) {
-        if (couldDecide(gate, request, human)) request = await this.elicit(call, request, human, stop.signal);
+        // Over HTTP a token is often a program (a CI bot, an agent service) that would answer the
+        // question for itself: its client is asked only when its entry names the person there.
+        if (call.session.transport === 'tcp' && (call.session.principal as { approver?: string }).approver === undefined)
+          log(
+            `approval ${id}: not asking the HTTP client: its [[http.clients]] entry names no approver (the person at that client); decide it elsewhere`,
+          );
+        else if (couldDecide(gate, request, human)) request = await this.elicit(call, request, human, stop.signal);
         // Else the client could ask but its person's answer would not count: say so, or the
         // operator who set `elicit = true` only sees the call wait out its hold.
         else

@@ -24,10 +24,32 @@ export function humanAtClient(
   return { id: `${caller.principalId}#user`, kind: 'user', roles: [] };
 }
 
-/** `--as ID` (or the client's approver): the `[[approvals.approvers]]` entry of that id, else a plain user without roles. */
+/** The person the config names at a client: the `[[approvals.approvers]]` entry of that id, else a plain user without roles. */
 export function namedApprover(approvals: ApprovalsConfig, id: string): Principal {
   const entry = approvals.approvers.find((a) => a.principalId === id);
   return entry ? principalOf(entry) : { id, kind: 'user', roles: [] };
+}
+
+/** Where `kavach approvals grant|deny` reads the deciding approver's token from (never the command line, which `ps` shows). */
+export const APPROVER_TOKEN_ENV = 'KAVACH_APPROVER_TOKEN';
+
+/**
+ * The approver a decision names on a channel where the name is only claimed (the socket, the CLI
+ * over Redis): whoever opens the socket runs as the proxy's OS user, as an agent with a shell
+ * often does too. An approver with a token counts only with that token; one without is taken on
+ * the name alone (docs/approvals.md says when that is enough).
+ */
+export function claimedApprover(
+  approvals: ApprovalsConfig,
+  id: string,
+  token: string | undefined,
+): { approver: Principal } | { refused: string } {
+  const entry = approvals.approvers.find((a) => a.principalId === id);
+  if (entry?.token !== undefined && (token === undefined || !timingSafeEqual(sha256(entry.token), sha256(token))))
+    return {
+      refused: `'${id}' decides with their approver token: set ${APPROVER_TOKEN_ENV} to it (the name alone does not count for an approver who has one)`,
+    };
+  return { approver: entry ? principalOf(entry) : { id, kind: 'user', roles: [] } };
 }
 
 export function principalOf(entry: ApproverConfig): Principal {

@@ -3,9 +3,9 @@ import { APPROVAL_STATUSES } from '../../engine/approvals/types.ts';
 
 /**
  * `kavach approvals` ↔ a running proxy: one JSON object per line each way, over a unix socket
- * (mode 0600 in a 0700 directory). Whoever can open the socket is the operator; `as` names who
- * decides, for the record, and the proxy gives them the roles their `[[approvals.approvers]]`
- * entry lists (none otherwise).
+ * (mode 0600 in a 0700 directory). Whoever can open the socket runs as the proxy's user; `as`
+ * names who decides, and the proxy gives them the roles their `[[approvals.approvers]]` entry
+ * lists (none otherwise) — when that entry has a token, only with the token (`claimedApprover`).
  */
 export const CONTROL_MAX_LINE_BYTES = 64 * 1024;
 
@@ -19,6 +19,8 @@ export const controlRequest = z.discriminatedUnion('op', [
     id,
     decision: z.enum(['grant', 'deny']),
     as: z.string().min(1).max(512),
+    /** The approver's token, required when their `[[approvals.approvers]]` entry has one. */
+    token: z.string().min(1).max(4096).optional(),
     note: z.string().max(4096).optional(),
   }),
 ]);

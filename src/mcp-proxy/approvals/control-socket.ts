@@ -6,7 +6,7 @@ import type { Gate } from '../../engine/gate.ts';
 import { StoreUnavailableError } from '../../engine/stores.ts';
 import type { ApprovalsConfig } from '../config.ts';
 import { LineFramer } from '../line-framing.ts';
-import { namedApprover } from './approvers.ts';
+import { claimedApprover } from './approvers.ts';
 import { CONTROL_MAX_LINE_BYTES, controlRequest, socketName, type ControlRequest, type ControlResponse } from './control-protocol.ts';
 
 /** Longest unix socket path every platform takes (macOS: 104 bytes with the terminator). */
@@ -101,8 +101,10 @@ async function answer(line: string, gate: Gate, approvals: ApprovalsConfig): Pro
     if (request.op === 'list')
       return { ok: true, requests: await gate.approvals.list(request.status ? { status: request.status as never } : {}) };
     if (request.op === 'get') return { ok: true, request: (await gate.approvals.get(request.id)) ?? null };
+    const claimed = claimedApprover(approvals, request.as, request.token);
+    if ('refused' in claimed) return { ok: false, code: 'NOT_AN_APPROVER', message: claimed.refused };
     const decided = await gate.approvals.decide(request.id, {
-      approver: namedApprover(approvals, request.as),
+      approver: claimed.approver,
       decision: request.decision,
       ...(request.note !== undefined ? { note: request.note } : {}),
     });
