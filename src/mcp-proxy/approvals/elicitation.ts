@@ -20,15 +20,22 @@ export interface ElicitedDecision {
  * escaped, so an argument cannot disguise itself in the client's dialog.
  */
 export function approvalQuestion(request: ApprovalRequest, toolName: string): ElicitRequestFormParams {
+  const args = request.args === undefined ? { text: '(none kept)', hidden: 0 } : shortArgs(request.args);
   const lines = [
     'Kavach: an agent asks to run a call that needs your approval.',
+    // Said first: what runs is the whole call, and a payload can hide past the cut (after spaces, say).
+    ...(args.hidden > 0
+      ? [
+          `Not all of the arguments fit here (${args.hidden} characters are not shown): read them in full with \`kavach approvals show ${request.id}\` before you approve.`,
+        ]
+      : []),
     `Tool: ${visible(toolName)} (${visible(request.action)})`,
     // One sentence: the reason (a policy's description) may end in a parenthesis of its own.
     request.reason === request.policy
       ? `Why: policy '${visible(request.policy)}' asks a person to approve it.`
       : `Why: policy '${visible(request.policy)}' asks a person to approve it: ${visible(request.reason)}`,
     `Caller: ${visible(request.principal.id)} (${request.principal.kind})`,
-    `Arguments: ${request.args === undefined ? '(none kept)' : shortJson(request.args)}`,
+    `Arguments: ${args.text}`,
     `Request ${request.id}, open until ${new Date(request.expiresAt).toISOString()}.`,
     'Approve lets this exact call run; any other arguments would need another approval.',
   ];
@@ -64,17 +71,30 @@ export function readAnswer(result: ElicitResult): ElicitedDecision {
 
 /** JSON of the arguments with long strings cut and the whole bounded. */
 export function shortJson(value: unknown): string {
-  const json = terminalJson(shorten(value, 0));
-  return json.length <= ARGS_MAX ? json : `${json.slice(0, ARGS_MAX)}… (${json.length - ARGS_MAX} more characters)`;
+  return shortArgs(value).text;
 }
 
-function shorten(value: unknown, depth: number): unknown {
-  if (typeof value === 'string')
-    return value.length <= STRING_MAX ? value : `${value.slice(0, STRING_MAX)}… (${value.length - STRING_MAX} more characters)`;
+/** The arguments as shown, and how many characters of them are not (cut strings, the cut whole, deep values). */
+function shortArgs(value: unknown): { text: string; hidden: number } {
+  const cut = { hidden: 0 };
+  const json = terminalJson(shorten(value, 0, cut));
+  if (json.length <= ARGS_MAX) return { text: json, hidden: cut.hidden };
+  return { text: `${json.slice(0, ARGS_MAX)}… (${json.length - ARGS_MAX} more characters)`, hidden: cut.hidden + json.length - ARGS_MAX };
+}
+
+function shorten(value: unknown, depth: number, cut: { hidden: number }): unknown {
+  if (typeof value === 'string') {
+    if (value.length <= STRING_MAX) return value;
+    cut.hidden += value.length - STRING_MAX;
+    return `${value.slice(0, STRING_MAX)}… (${value.length - STRING_MAX} more characters)`;
+  }
   if (value === null || typeof value !== 'object') return value;
-  if (depth >= 8) return '…';
-  if (Array.isArray(value)) return value.map((v) => shorten(v, depth + 1));
+  if (depth >= 8) {
+    cut.hidden += JSON.stringify(value)?.length ?? 1;
+    return '…';
+  }
+  if (Array.isArray(value)) return value.map((v) => shorten(v, depth + 1, cut));
   const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(value)) out[k] = shorten(v, depth + 1);
+  for (const [k, v] of Object.entries(value)) out[k] = shorten(v, depth + 1, cut);
   return out;
 }
