@@ -24,7 +24,7 @@ describe('the approvals page (HTTP level)', () => {
     await gate?.close();
   });
 
-  async function start(): Promise<{ url: string; origin: string; id: string }> {
+  async function start(params: Record<string, unknown> = { amount: 900, memo: XSS }): Promise<{ url: string; origin: string; id: string }> {
     gate = Gate.fromToml(POLICY);
     const approvals = parseConfig({
       gate: { policy: 'p.toml' },
@@ -46,7 +46,7 @@ describe('the approvals page (HTTP level)', () => {
       principalId: 'bot',
       principalKind: 'agent',
       actionName: 'pay.refund',
-      params: { amount: 900, memo: XSS },
+      params,
     });
     if (v.kind !== 'refuse' || !v.approval) throw new Error('expected APPROVAL_REQUIRED');
     return { url: page.url, origin: page.url.replace(/\/$/, ''), id: v.approval.id };
@@ -90,6 +90,25 @@ describe('the approvals page (HTTP level)', () => {
     expect(html).not.toContain('<img src=x');
     expect(html).not.toContain('<script>');
     expect(html).toContain(escapeHtml(JSON.stringify(XSS)).slice(1, 20));
+  });
+
+  it('shows bidi overrides and invisible characters from the call and the approver as escapes', async () => {
+    const { url, origin, id } = await start({ path: '/home/alice/\u202Ecb.hs\u202C/notes.txt', memo: 'a\u200Bb' });
+    const { cookie } = await signIn(url, origin);
+    const pending = await (await fetch(url, { headers: { cookie } })).text();
+    expect(pending).not.toMatch(/[\u202E\u202C\u200B]/);
+    expect(pending).toContain('/home/alice/\\u202ecb.hs\\u202c/notes.txt');
+    expect(pending).toContain('a\\u200bb');
+    await fetch(`${url}decide`, {
+      method: 'POST',
+      redirect: 'manual',
+      headers: { ...FORM, authorization: `Bearer ${FIN}` },
+      body: form({ id, decision: 'deny', note: 'see \u202Etxt.exe' }),
+    });
+    expect((await gate.approvals.get(id))?.status).toBe('denied');
+    const decided = await (await fetch(url, { headers: { cookie } })).text();
+    expect(decided).not.toContain('\u202E');
+    expect(decided).toContain('deny by fin: see \\u202etxt.exe');
   });
 
   it('refuses a wrong token', async () => {

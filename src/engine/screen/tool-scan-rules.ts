@@ -88,10 +88,14 @@ const PHRASES: readonly { kind: ToolFindingKind; regex: RegExp }[] = [
   },
 ];
 
-/** Zero-width and other invisible characters, and fillers that render as nothing. */
+/**
+ * Zero-width and other invisible characters: every format character (\p{Cf}, as escapeText
+ * treats them) but the bidi and tag ones, which have rules of their own; variation selectors,
+ * Mongolian free variation selectors, the Khmer inherent vowels and fillers that render as nothing.
+ */
 const INVISIBLE =
   // biome-ignore lint/suspicious/noMisleadingCharacterClass: each code point is matched alone on purpose (a lone combining mark is the finding)
-  /[\u00AD\u034F\u115F\u1160\u180E\u200B-\u200D\u2060-\u2064\u3164\uFEFF\uFFA0]|[\u{E0100}-\u{E01EF}]|[\uFE00-\uFE0F]{2,}/gu;
+  /(?![\u061C\u200E\u200F\u202A-\u202E\u2066-\u2069\u{E0000}-\u{E007F}])\p{Cf}|[\u034F\u115F\u1160\u17B4\u17B5\u180B-\u180F\u3164\uFFA0\u{E0100}-\u{E01EF}]|[\uFE00-\uFE0F]+/gu;
 /** Bidirectional embeddings, overrides, isolates and marks: text that displays in another order than it reads. */
 const BIDI = /[\u061C\u200E\u200F\u202A-\u202E\u2066-\u2069]/g;
 /** Unicode tag characters: invisible ASCII, the classic way to hide a prompt in plain sight. */
@@ -101,10 +105,13 @@ const CONTROL = /[\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F]/g;
 const BASE64_RUN = /[A-Za-z0-9+/_-]{64,}={0,2}/g;
 const HEX_RUN = /(?<![0-9A-Za-z])(?:[0-9a-fA-F]{2}){32,}(?![0-9A-Za-z])/g;
 const EMOJI = /\p{Extended_Pictographic}/u;
+const EMOJI_END = /\p{Extended_Pictographic}$/u;
+/** A character a single U+FE0E/U+FE0F may ask to show as text or emoji (❤️, ©️, the 1 of 1️⃣). */
+const EMOJI_BASE = /\p{Emoji}$/u;
 
 export function scanText(text: string): RuleHit[] {
   const hits: RuleHit[] = [];
-  charRule(text, INVISIBLE, 'invisible_characters', hits, (m, at) => !(m === '\u200D' && joinsEmoji(text, at)));
+  charRule(text, INVISIBLE, 'invisible_characters', hits, (m, at) => !emojiPart(text, m, at));
   charRule(text, BIDI, 'bidi_control', hits);
   charRule(text, TAGS, 'tag_characters', hits, (m, at) => !isEmojiFlagTag(text, m, at));
   charRule(text, CONTROL, 'terminal_escape', hits);
@@ -140,11 +147,18 @@ function charRule(
   }
 }
 
+/** A ZWJ joining two pictographs, or one emoji/text presentation selector right after an emoji. */
+function emojiPart(text: string, match: string, at: number): boolean {
+  if (match === '\u200D') return joinsEmoji(text, at);
+  return (match === '\uFE0E' || match === '\uFE0F') && EMOJI_BASE.test(text.slice(Math.max(0, at - 2), at));
+}
+
 /** ZWJ between two pictographs builds one emoji (👩‍💻): that is what it is for. */
 function joinsEmoji(text: string, at: number): boolean {
-  const before = text.slice(Math.max(0, at - 2), at).replace(/[\uFE0F\u{1F3FB}-\u{1F3FF}]/gu, '');
+  // Room for a pictograph, a skin tone and U+FE0F before the joiner (🏳️‍🌈, 👩🏽‍💻).
+  const before = text.slice(Math.max(0, at - 5), at).replace(/(?:\uFE0F|[\u{1F3FB}-\u{1F3FF}])+$/u, '');
   const after = text.slice(at + 1, at + 3);
-  return EMOJI.test(before) && EMOJI.test(after);
+  return EMOJI_END.test(before) && EMOJI.test(after);
 }
 
 /** 🏴 followed by lower-case tag letters and CANCEL TAG is a subdivision flag (🏴󠁧󠁢󠁳󠁣󠁴󠁿). */

@@ -1,10 +1,13 @@
 import type { ApprovalRequest } from '../../engine/approvals/types.ts';
 import type { Principal } from '../../engine/context.ts';
+import { terminalJson, visibleLines } from '../../engine/terminal-text.ts';
 
 /**
  * The approvals page, rendered on the server with no script at all. Every value that came from a
  * call, a policy or a person goes through `html`'s escaping: the page shows it as text, so a
- * hostile argument (`<img onerror=...>`) is only ever read, never run.
+ * hostile argument (`<img onerror=...>`) is only ever read, never run. Before that, control, bidi
+ * and invisible characters become `\u` escapes (as in the CLI and the elicitation dialog): a
+ * browser would otherwise reorder or hide them, so that `/home/alice/\u202Ecb.hs\u202C` reads `sh.bc`.
  */
 class Raw {
   constructor(readonly text: string) {}
@@ -29,7 +32,7 @@ function render(v: unknown): string {
   if (v instanceof Raw) return v.text;
   if (Array.isArray(v)) return v.map(render).join('');
   if (v === undefined || v === null || v === false) return '';
-  return escapeHtml(String(v));
+  return escapeHtml(visibleLines(String(v)));
 }
 
 const STYLE = `
@@ -113,7 +116,7 @@ ${r.resource !== undefined ? html`<dt>resource</dt><dd>${r.resource}</dd>` : ''}
 ${r.decisions.length > 0 ? html`<dt>decisions</dt><dd>${r.decisions.map((d) => `${d.decision} by ${d.approver.id}`).join('; ')}</dd>` : ''}
 </dl>
 <p>Arguments (what the approver may see; redacted fields are left out):</p>
-<pre class="args">${r.args === undefined ? '(not kept)' : JSON.stringify(r.args, null, 2)}</pre>
+<pre class="args">${r.args === undefined ? '(not kept)' : terminalJson(r.args, 2)}</pre>
 ${
   csrf !== undefined
     ? html`<form method="post" action="/decide">
