@@ -3,11 +3,11 @@
  * tool description an MCP server sent): every character that would act on the terminal instead of
  * showing is written as a `\u` escape, so that text cannot rewrite, hide or reorder what the
  * reader sees. C0 and C1 controls (U+009B is CSI to a terminal decoding UTF-8), DEL, bidi marks,
- * embeddings, overrides and isolates, line and paragraph separators, zero-width and other
- * invisible characters, and Unicode tag characters (ASCII smuggling).
+ * embeddings, overrides and isolates, line and paragraph separators, zero-width and every other
+ * format character (`\p{Cf}`: the tool-definition scan counts the same as invisible), and Unicode
+ * tag characters (ASCII smuggling).
  */
-const UNSAFE =
-  /[\u0000-\u001f\u007f-\u009f\u00ad\u061c\u180e\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u2069\ufeff\u{e0000}-\u{e007f}]/gu;
+const UNSAFE = /[\u0000-\u001f\u007f-\u009f\u2028\u2029\p{Cf}\u{e0000}-\u{e007f}]/gu;
 
 function escapeChar(c: string): string {
   const code = c.codePointAt(0) as number;
