@@ -33,9 +33,33 @@ function withoutKavachMeta(meta: Meta): Meta {
   return out ?? meta;
 }
 
+/**
+ * W3C Trace Context a client sent, passed on only when it looks like it: an upstream may copy it
+ * into headers or logs, so no other type, no control characters, nothing large (20 KB were sent).
+ */
+const TRACEPARENT = /^[\da-f]{2}-[\da-f]{32}-[\da-f]{16}-[\da-f]{2}$/;
+const TRACESTATE_MAX = 512;
+const TRACE_KEYS = ['traceparent', 'tracestate'] as const;
+const CONTROL = /[\u0000-\u001f\u007f]/;
+function passableTrace(key: (typeof TRACE_KEYS)[number], value: unknown): boolean {
+  if (typeof value !== 'string') return false;
+  return key === 'traceparent' ? TRACEPARENT.test(value) : value.length <= TRACESTATE_MAX && !CONTROL.test(value);
+}
+
+/** A client's `_meta` minus Kavach's keys and trace context that does not pass (the same object when nothing went). */
+function fromClient(meta: Meta): Meta {
+  let out = withoutKavachMeta(meta);
+  for (const k of TRACE_KEYS) {
+    if (!Object.hasOwn(out, k) || passableTrace(k, out[k])) continue;
+    if (out === meta) out = { ...meta };
+    delete out[k];
+  }
+  return out;
+}
+
 /** Client → server: the client's `_meta` minus Kavach's keys, plus the permit when the gate gave one. */
 export function forwardedParams<P extends { _meta?: Meta }>(params: P, verdict: PermitVerdict | undefined): P {
-  const meta = params._meta ? withoutKavachMeta(params._meta) : undefined;
+  const meta = params._meta ? fromClient(params._meta) : undefined;
   if (verdict?.permit === undefined) return meta === params._meta ? params : { ...params, _meta: meta };
   return { ...params, _meta: { ...meta, [PERMIT_META_KEY]: verdict.permit } };
 }
@@ -47,18 +71,25 @@ export function clientProgressToken(clientMeta: Meta | undefined): unknown {
 
 /**
  * tools/call, client → server: as `forwardedParams`, except that the client's progress token is
- * replaced by the one the proxy tracks on the upstream connection. Undefined when nothing is left.
+ * replaced by the one the proxy tracks on the upstream connection, and, when the proxy traces the
+ * call, the client's trace context by the proxy's (`traceMeta`): the client's `tracestate` must not
+ * ride along with the proxy's `traceparent`. Undefined when nothing is left.
  */
 export function forwardedToolMeta(
   clientMeta: Meta | undefined,
   verdict: PermitVerdict,
   upstreamProgressToken: string | undefined,
+  traceMeta?: Record<string, string>,
 ): Meta | undefined {
   let meta: Meta | undefined;
   if (clientMeta) {
-    const kept = withoutKavachMeta(clientMeta);
-    for (const k in kept) if (k !== 'progressToken') (meta ??= {})[k] = kept[k];
+    const kept = fromClient(clientMeta);
+    for (const k in kept) {
+      if (k === 'progressToken' || (traceMeta && (k === 'traceparent' || k === 'tracestate'))) continue;
+      (meta ??= {})[k] = kept[k];
+    }
   }
+  if (traceMeta) for (const k in traceMeta) (meta ??= {})[k] = traceMeta[k];
   if (verdict.permit !== undefined) (meta ??= {})[PERMIT_META_KEY] = verdict.permit;
   if (upstreamProgressToken !== undefined) (meta ??= {}).progressToken = upstreamProgressToken;
   return meta;

@@ -13,8 +13,6 @@ export interface ProxyTelemetry {
 }
 
 export interface ToolCallInfo {
-  /** The tool's name as the client called it (`<server>__<tool>`). */
-  tool: string;
   requestId: string | number;
   /** The proxy's session (what the audit log records as `session`). */
   sessionId: string;
@@ -29,17 +27,23 @@ export interface ToolCallTrace {
   readonly context: Context;
   /** The request's trace (32 hex digits), for the outcome's audit record; undefined without tracing. */
   readonly traceId: string | undefined;
-  /** The action the tool resolved to (`<server>.<tool>`). */
-  resolved(action: string): void;
+  /**
+   * The tool the call resolved to: its exposed name (`<server>__<tool>`) and action
+   * (`<server>.<tool>`). Until then the call's name is not reported: a client chooses it.
+   */
+  resolved(tool: string, action: string): void;
   /** The gate's verdict (again after an approval settles it). */
   verdict(verdict: Verdict): void;
-  /** The forwarded call: a client span; `meta` is its `traceparent` / `tracestate`, for the upstream's `_meta`. */
+  /**
+   * The forwarded call: a client span; `meta` is its `traceparent` / `tracestate`, for the
+   * upstream's `_meta` in place of the client's (undefined without tracing: the client's pass on).
+   */
   upstream(server: string, tool: string): UpstreamTrace;
   /** The answer the client gets (a refusal included), or the error it gets instead. */
   end(result: CallToolResult | undefined, error: unknown): void;
 }
 
 export interface UpstreamTrace {
-  readonly meta: Record<string, string>;
+  readonly meta: Record<string, string> | undefined;
   end(result: CallToolResult | undefined, error: unknown): void;
 }

@@ -76,7 +76,6 @@ export class ToolCalls {
     extra: ToolCallExtra,
   ): Promise<CallToolResult> {
     const trace = telemetry.toolCall({
-      tool: params.name,
       requestId: extra.requestId,
       sessionId: session.id,
       transport: session.transport ?? 'pipe',
@@ -102,7 +101,7 @@ export class ToolCalls {
     // Synchronously when it can be: this is the hot path, and an await costs a turn of the queue.
     const entry = this.catalogue.settled(params.name) ?? (await this.catalogue.resolve(params.name));
     if (!entry) return this.downServerOf(session, params.name) ?? this.unknownTool(session, params);
-    trace?.resolved(entry.action);
+    trace?.resolved(entry.exposed, entry.action);
     const held = this.heldBack(session, entry);
     if (held) return held;
     const upstream = entry.upstream;
@@ -148,10 +147,9 @@ export class ToolCalls {
       });
     }
     const forwarded: Record<string, unknown> = { name: entry.tool.name, arguments: args };
-    let meta = forwardedToolMeta(params._meta, verdict, upstreamToken);
     // Traced: the upstream continues the trace from the proxy's client span, not from the client's.
     const upstreamTrace: UpstreamTrace | undefined = trace?.upstream(upstream.name, entry.tool.name);
-    if (upstreamTrace) for (const k in upstreamTrace.meta) (meta ??= {})[k] = upstreamTrace.meta[k];
+    const meta = forwardedToolMeta(params._meta, verdict, upstreamToken, upstreamTrace?.meta);
     if (meta !== undefined) forwarded._meta = meta;
     const started = performance.now();
     let result: CallToolResult;

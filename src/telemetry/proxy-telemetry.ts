@@ -27,6 +27,15 @@ import { verdictAttributes, verdictCounter } from './gate-telemetry.ts';
  * upstream in `_meta`; `mcp.server.operation.duration` and `mcp.client.operation.duration`.
  */
 
+/**
+ * What a tool name that named no tool becomes (the conventions' value for an unknown one): a client
+ * choosing names must not mint metric series or span names, each held and exported.
+ */
+const UNKNOWN_TOOL = '_OTHER';
+/** The longest tool name telemetry carries: a server names its tools, and nothing else bounds them. */
+const TOOL_NAME_MAX = 128;
+const toolLabel = (name: string): string => (name.length > TOOL_NAME_MAX ? name.slice(0, TOOL_NAME_MAX) : name);
+
 /** The conventions' advice for MCP operation durations (seconds). */
 const OPERATION_BUCKETS = [0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 30, 60, 120, 300];
 
@@ -58,13 +67,14 @@ export function proxyTelemetry(opts: { tracer?: Tracer; meter?: Meter }): ProxyT
       const started = performance.now();
       const common: Attributes = {
         'mcp.method.name': 'tools/call',
-        'gen_ai.tool.name': call.tool,
+        // Until the name resolves to a tool the proxy exposes.
+        'gen_ai.tool.name': UNKNOWN_TOOL,
         'gen_ai.operation.name': 'execute_tool',
         'network.transport': call.transport,
       };
       const parent = call.meta ? propagator.extract(activeContext.active(), call.meta, metaGetter) : activeContext.active();
       const span = tracer?.startSpan(
-        `tools/call ${call.tool}`,
+        `tools/call ${UNKNOWN_TOOL}`,
         {
           kind: SpanKind.SERVER,
           attributes: { ...common, 'jsonrpc.request.id': String(call.requestId), 'mcp.session.id': call.sessionId },
@@ -77,9 +87,12 @@ export function proxyTelemetry(opts: { tracer?: Tracer; meter?: Meter }): ProxyT
       return {
         context,
         traceId,
-        resolved(name: string) {
+        resolved(tool: string, name: string) {
           action = name;
-          span?.setAttribute('kavach.action', name);
+          const label = toolLabel(tool);
+          common['gen_ai.tool.name'] = label;
+          span?.updateName(`tools/call ${label}`);
+          span?.setAttributes({ 'gen_ai.tool.name': label, 'kavach.action': name });
         },
         verdict(verdict: Verdict) {
           span?.setAttributes(verdictAttributes(verdict, undefined));
@@ -116,15 +129,17 @@ function upstreamCall(
   tool: string,
 ): UpstreamTrace {
   const started = performance.now();
-  const common: Attributes = { 'mcp.method.name': 'tools/call', 'gen_ai.tool.name': tool, 'gen_ai.operation.name': 'execute_tool' };
+  const label = toolLabel(tool);
+  const common: Attributes = { 'mcp.method.name': 'tools/call', 'gen_ai.tool.name': label, 'gen_ai.operation.name': 'execute_tool' };
   const span: Span | undefined = tracer?.startSpan(
-    `tools/call ${tool}`,
+    `tools/call ${label}`,
     { kind: SpanKind.CLIENT, attributes: { ...common, 'kavach.server': server } },
     parent,
   );
-  const meta: Record<string, string> = {};
-  // The upstream continues this span's trace (an upstream that reads `_meta` joins it).
-  if (span) propagator.inject(trace.setSpan(parent, span), meta, metaSetter);
+  // The upstream continues this span's trace (an upstream that reads `_meta` joins it). Without a
+  // tracer there is no span, and the client's own context passes on (as without telemetry).
+  let meta: Record<string, string> | undefined;
+  if (span) propagator.inject(trace.setSpan(parent, span), (meta = {}), metaSetter);
   return {
     meta,
     end(result, error) {

@@ -151,6 +151,24 @@ describe('client metadata on every request path the proxy forwards', () => {
     });
   }
 
+  it('passes on W3C trace context as the client sent it, but only when it looks like trace context (no telemetry)', async () => {
+    const fx = new FakeUpstream([tool('a')], { prompts: [{ name: 'greet', arguments: [{ name: 'topic' }] }] });
+    proxy = await inProcessProxy({ policy: POLICY, upstreams: { fx } });
+    const good = { traceparent: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01', tracestate: 'congo=t61rcWkgMzE' };
+    const bad = [
+      { traceparent: `${good.traceparent}-${'x'.repeat(20_000)}`, tracestate: `a=b\r\nX-Evil: 1,${'c=d,'.repeat(5000)}` },
+      { traceparent: 'not a traceparent', tracestate: 'a=b\u0000' },
+      { traceparent: { toString: 'x' }, tracestate: ['a=b'] },
+    ];
+    for (const _meta of [good, ...bad]) {
+      await proxy.client.callTool({ name: 'fx__a', arguments: {}, _meta: { ..._meta, 'com.example/trace': 't-1' } });
+      await proxy.client.getPrompt({ name: 'fx__greet', arguments: { topic: 'x' }, _meta: { ..._meta, 'com.example/trace': 't-1' } });
+    }
+    const expected = [{ ...good, 'com.example/trace': 't-1' }, ...bad.map(() => ({ 'com.example/trace': 't-1' }))];
+    expect(fx.calls.map((r) => r._meta)).toEqual(expected);
+    expect(fx.promptGets.map((r) => r._meta)).toEqual(expected);
+  });
+
   it('drops Kavach keys a server put in _meta of its prompts/get, resources/read and completion/complete answers', async () => {
     const fx = new FakeUpstream([tool('a')], { prompts: [{ name: 'greet' }], resources: [{ uri: 'file:///docs/a.md', name: 'a' }] });
     fx.answerMeta = {

@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { SpanKind, SpanStatusCode } from '@opentelemetry/api';
+import type { HistogramMetricData } from '@opentelemetry/sdk-metrics';
 import { proxyTelemetry } from '../../src/telemetry/proxy-telemetry.ts';
 import { FakeUpstream, inProcessProxy, tool, type InProcessProxy } from '../mcp-proxy/in-process.ts';
 import { otel } from './otel-helpers.ts';
@@ -17,6 +18,9 @@ conditions = [ { action = "fs.delete" } ]
 `;
 const TRACE = '4bf92f3577b34da6a3ce929d0e0e4736';
 const PARENT = '00f067aa0ba902b7';
+
+/** A tracestate no upstream should get: a header injection, and 20 KB. */
+const EVIL_TRACESTATE = `a=b\r\nX-Evil: 1,${'c=d,'.repeat(5000)}`;
 
 let proxy: InProcessProxy | undefined;
 let o: ReturnType<typeof otel> | undefined;
@@ -92,6 +96,60 @@ describe('proxy telemetry', () => {
     }
   });
 
+  it('forwards only its own trace context: the client tracestate never rides with a traceparent the proxy made', async () => {
+    const { p, o, upstream } = await traced();
+    await p.client.callTool({
+      name: 'fs__read',
+      arguments: {},
+      _meta: { traceparent: '00-nothex-00f067aa0ba902b7-01', tracestate: EVIL_TRACESTATE },
+    });
+    await p.client.callTool({ name: 'fs__read', arguments: {}, _meta: { traceparent: { x: 1 }, tracestate: ['congo=t61rcWkgMzE'] } });
+    const clients = o.finished('tools/call read');
+    expect(upstream.calls).toHaveLength(2);
+    upstream.calls.forEach((call, i) => {
+      const ctx = clients[i]?.spanContext();
+      expect(call._meta?.traceparent).toBe(`00-${ctx?.traceId}-${ctx?.spanId}-01`);
+      expect(call._meta).not.toHaveProperty('tracestate');
+    });
+  });
+
+  it('reports a name that resolves to no tool as _OTHER: distinct unknown names make one series and no long span name', async () => {
+    const { p, o } = await traced();
+    for (let i = 0; i < 50; i++) {
+      const r = await p.client.callTool({ name: `fs__${i}${'x'.repeat(20_000)}`, arguments: {} });
+      expect(r.isError).toBe(true);
+    }
+    await p.client.callTool({ name: 'fs__read', arguments: {} });
+    const metric = (await o.metrics()).find((m) => m.descriptor.name === 'mcp.server.operation.duration') as HistogramMetricData;
+    const series = metric.dataPoints.map((d) => [d.attributes['gen_ai.tool.name'], d.value.count]);
+    expect(series.sort()).toEqual([
+      ['_OTHER', 50],
+      ['fs__read', 1],
+    ]);
+    const servers = o.spans.getFinishedSpans().filter((s) => s.kind === SpanKind.SERVER);
+    expect(servers.map((s) => s.name).sort()).toEqual([...Array<string>(50).fill('tools/call _OTHER'), 'tools/call fs__read']);
+    for (const s of servers) expect(String(s.attributes['gen_ai.tool.name']).length).toBeLessThanOrEqual(128);
+  });
+
+  it('cuts a long upstream tool name to 128 characters in the client span and its metric', async () => {
+    o = otel();
+    const telemetry = { tracer: o.tracer, meter: o.meter };
+    const upstream = new FakeUpstream([tool('r'.repeat(200))]);
+    proxy = await inProcessProxy({
+      policy: '[[policy]]\nname = "all"\neffect = "permit"\nconditions = [{ action = "*" }]\n',
+      upstreams: { fs: upstream },
+      gateOptions: { drift: false, telemetry },
+      telemetry: proxyTelemetry(telemetry),
+    });
+    const [exposed] = (await proxy.client.listTools()).tools;
+    const r = await proxy.client.callTool({ name: exposed?.name ?? '', arguments: {} });
+    expect(r.isError).toBeFalsy();
+    const cut = 'r'.repeat(128);
+    expect(o.finished(`tools/call ${cut}`)).toHaveLength(1);
+    const metric = (await o.metrics()).find((m) => m.descriptor.name === 'mcp.client.operation.duration') as HistogramMetricData;
+    expect(metric.dataPoints.map((d) => d.attributes['gen_ai.tool.name'])).toEqual([cut]);
+  });
+
   it('marks a refusal tool_error with its code, forwards nothing, and measures both calls', async () => {
     const { p, o, upstream } = await traced();
     const r = await p.client.callTool({ name: 'fs__delete', arguments: {} });
@@ -141,8 +199,17 @@ describe('proxy telemetry', () => {
       gateOptions: { drift: false, telemetry: { meter: o.meter } },
       telemetry: proxyTelemetry({ meter: o.meter }),
     });
-    await proxy.client.callTool({ name: 'fs__read', arguments: {}, _meta: { traceparent: `00-${TRACE}-${PARENT}-01` } });
-    expect(upstream.calls[0]?._meta?.traceparent).toBe(`00-${TRACE}-${PARENT}-01`);
+    const meta = { traceparent: `00-${TRACE}-${PARENT}-01`, tracestate: 'congo=t61rcWkgMzE' };
+    await proxy.client.callTool({ name: 'fs__read', arguments: {}, _meta: meta });
+    expect(upstream.calls[0]?._meta).toEqual(meta);
     expect(await o.histogramCount('mcp.server.operation.duration')).toBe(1);
+    // Passed on as they came, but only when they look like trace context.
+    await proxy.client.callTool({
+      name: 'fs__read',
+      arguments: {},
+      _meta: { traceparent: `${meta.traceparent}-${'x'.repeat(100)}`, tracestate: EVIL_TRACESTATE },
+    });
+    await proxy.client.callTool({ name: 'fs__read', arguments: {}, _meta: { traceparent: 7, tracestate: { a: 'b' } } });
+    expect(upstream.calls.slice(1).map((c) => c._meta)).toEqual([undefined, undefined]);
   });
 });
