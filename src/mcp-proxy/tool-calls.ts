@@ -22,6 +22,9 @@ import type { Upstream } from './upstream.ts';
  */
 export const REFUSAL_REASON_MAX = 4096;
 
+/** The most of an unknown tool's name its verdict record keeps as the action (the audit schema's limit is 512). */
+const UNKNOWN_ACTION_MAX = 256;
+
 /** A refusal the proxy gave itself (the gate was not asked), for the audit log. */
 export interface ProxyRefusalRecord {
   type: 'kavach.mcp_refusal';
@@ -260,7 +263,8 @@ export class ToolCalls {
   private async unknownTool(session: ProxySession, params: ToolCallParams): Promise<CallToolResult> {
     const name = params.name;
     const split = name.indexOf('__');
-    const action = split > 0 ? `${name.slice(0, split)}.${name.slice(split + 2)}` : name;
+    // The client chose this name, of any length; the audit schema takes an action of 512 at most.
+    const action = (split > 0 ? `${name.slice(0, split)}.${name.slice(split + 2)}` : name).slice(0, UNKNOWN_ACTION_MAX);
     const reason = `no server offers a tool named ${JSON.stringify(name.slice(0, 80))}; tools/list names the tools there are`;
     const verdict: RefuseVerdict = { kind: 'refuse', evaluationId: randomUUID(), code: 'NO_POLICY_MATCH', evaluator: 'proxy', reason };
     if (this.outcomes) {

@@ -221,6 +221,27 @@ describe('forwarded calls that go wrong upstream', () => {
   });
 });
 
+describe('calls to tools no server offers', () => {
+  it('are refused and recorded with the action cut to a length the audit log takes, whatever the name', async () => {
+    const records: Record<string, unknown>[] = [];
+    const fx = new FakeUpstream([tool('a')]);
+    const proxy = await inProcessProxy({
+      policy: POLICY,
+      upstreams: { fx },
+      outcomes: { append: async (r) => void records.push(r as never) },
+    });
+    try {
+      const result = await proxy.client.callTool({ name: `fx__${'n'.repeat(20_000)}`, arguments: {} });
+      expect(JSON.stringify(result.content)).toContain('[NO_POLICY_MATCH]');
+      const [verdict] = records;
+      expect(verdict).toMatchObject({ type: 'verdict', code: 'NO_POLICY_MATCH' });
+      expect((verdict?.action as string).length).toBeLessThanOrEqual(256);
+    } finally {
+      await proxy.close();
+    }
+  });
+});
+
 describe('forwarded messages that cannot be serialised', () => {
   let proxy: InProcessProxy | undefined;
   afterEach(async () => {
