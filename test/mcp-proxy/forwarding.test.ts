@@ -235,7 +235,7 @@ describe('calls to tools no server offers', () => {
       expect(JSON.stringify(result.content)).toContain('[NO_POLICY_MATCH]');
       const [verdict] = records;
       expect(verdict).toMatchObject({ type: 'verdict', code: 'NO_POLICY_MATCH' });
-      expect((verdict?.action as string).length).toBeLessThanOrEqual(256);
+      expect(String(verdict?.action).length).toBeLessThanOrEqual(256);
     } finally {
       await proxy.close();
     }
