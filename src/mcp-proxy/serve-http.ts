@@ -71,13 +71,22 @@ export async function serveHttp(runtime: ProxyRuntime, listen: string): Promise<
     });
   });
 
+  const refusals = new RefusalLog(log);
+
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     if (!isMcpPath(req.url)) return reply(res, 404, 'not found; the MCP endpoint is /mcp');
-    if (!allowedHosts.has((req.headers.host ?? '').toLowerCase())) return reply(res, 403, 'forbidden host');
+    if (!allowedHosts.has((req.headers.host ?? '').toLowerCase())) {
+      refusals.note('403 forbidden host', req);
+      return reply(res, 403, 'forbidden host');
+    }
     const origin = req.headers.origin;
-    if (origin !== undefined && !allowedOrigins.has(origin.toLowerCase())) return reply(res, 403, 'forbidden origin');
+    if (origin !== undefined && !allowedOrigins.has(origin.toLowerCase())) {
+      refusals.note('403 forbidden origin', req);
+      return reply(res, 403, 'forbidden origin');
+    }
     const client = tokens.authenticate(req.headers.authorization);
     if (!client) {
+      refusals.note('401 no valid bearer token', req);
       res.setHeader('WWW-Authenticate', 'Bearer realm="kavach"');
       return reply(res, 401, 'a valid bearer token is required');
     }
@@ -273,6 +282,35 @@ function setAuth(req: IncomingMessage, client: HttpClientConfig, ip: string | un
  * Content-Type, a supported protocol version). Anything else — a batch, an odd header, a stray
  * member — is left to the SDK, which answers it as it always has.
  */
+/**
+ * Requests refused before any session (a guessed token, a foreign page), said on stderr so that an
+ * operator sees them: once a minute per kind and address, with how many the minute before held.
+ */
+export class RefusalLog {
+  private readonly seen = new Map<string, { until: number; more: number }>();
+
+  constructor(
+    private readonly log: (message: string) => void,
+    private readonly clock: () => number = Date.now,
+  ) {}
+
+  note(what: string, req: IncomingMessage): void {
+    const from = req.socket.remoteAddress ?? 'an unknown address';
+    const key = `${what} ${from}`;
+    const now = this.clock();
+    const last = this.seen.get(key);
+    if (last !== undefined && now < last.until) {
+      last.more++;
+      return;
+    }
+    // Bounded: a flood from many addresses forgets the older ones.
+    if (this.seen.size >= 10_000) this.seen.clear();
+    this.seen.set(key, { until: now + 60_000, more: 0 });
+    const more = last !== undefined && last.more > 0 ? ` (and ${last.more} more in the minute before)` : '';
+    this.log(`http: ${what} from ${from}${more}`);
+  }
+}
+
 /** The ids of the tools/call requests in a POST body (one message or a batch). */
 function toolCallIds(body: unknown): RequestId[] {
   const ids: RequestId[] = [];

@@ -1,7 +1,18 @@
 import { join } from 'node:path';
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { EVERYTHING, cleanup, q, startHttpProxy, startProxy, tempDir, textOf, write, type RunningHttpProxy } from './proxy-harness.ts';
+import {
+  EVERYTHING,
+  cleanup,
+  q,
+  startHttpProxy,
+  startProxy,
+  tempDir,
+  textOf,
+  waitFor,
+  write,
+  type RunningHttpProxy,
+} from './proxy-harness.ts';
 
 const CI_TOKEN = 'ci-token-0123456789abcdef';
 const DEV_TOKEN = 'dev-token-0123456789abcdef';
@@ -75,6 +86,9 @@ principal_kind = "user"
     expect(none.headers.get('www-authenticate')).toContain('Bearer');
     expect((await initialize({ authorization: 'Bearer not-the-token-at-all-0000' })).status).toBe(401);
     expect((await initialize({ authorization: `Basic ${Buffer.from(`x:${CI_TOKEN}`).toString('base64')}` })).status).toBe(401);
+    // The operator hears of it, once for the burst.
+    await waitFor('the refusal on stderr', () => proxy.stderr().includes('http: 401 no valid bearer token from 127.0.0.1'));
+    expect(proxy.stderr().split('http: 401').length - 1).toBe(1);
   });
 
   it('refuses a foreign Origin or Host (DNS rebinding) even with a good token', async () => {

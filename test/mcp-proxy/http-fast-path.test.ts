@@ -265,3 +265,27 @@ describe('HTTP mode: the tools/call fast path and the body limit', () => {
     expect((await post(url, call(4, 'fx__a'), { session: other, token: OTHER })).status).toBe(200);
   });
 });
+
+describe('requests refused before any session', () => {
+  it('are said on stderr once a minute per kind and address, with how many followed', async () => {
+    const { RefusalLog } = await import('../../src/mcp-proxy/serve-http.ts');
+    const lines: string[] = [];
+    let now = 0;
+    const refusals = new RefusalLog(
+      (m) => lines.push(m),
+      () => now,
+    );
+    const from = (address: string) => ({ socket: { remoteAddress: address } }) as never;
+    for (let i = 0; i < 5; i++) refusals.note('401 no valid bearer token', from('10.0.0.9'));
+    refusals.note('403 forbidden origin', from('10.0.0.9'));
+    refusals.note('401 no valid bearer token', from('10.0.0.7'));
+    now = 61_000;
+    refusals.note('401 no valid bearer token', from('10.0.0.9'));
+    expect(lines).toEqual([
+      'http: 401 no valid bearer token from 10.0.0.9',
+      'http: 403 forbidden origin from 10.0.0.9',
+      'http: 401 no valid bearer token from 10.0.0.7',
+      'http: 401 no valid bearer token from 10.0.0.9 (and 4 more in the minute before)',
+    ]);
+  });
+});
