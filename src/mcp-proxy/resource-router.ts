@@ -2,6 +2,7 @@ import { UriTemplate } from '@modelcontextprotocol/sdk/shared/uriTemplate.js';
 import { ErrorCode, McpError, ReadResourceResultSchema, type Resource, type ResourceTemplate } from '@modelcontextprotocol/sdk/types.js';
 import type { PrincipalConfig } from './config.ts';
 import { gateRequest, listFilter } from './gated-request.ts';
+import { ListingScreen } from './listing-scan.ts';
 import { encodable, listAllPages } from './listing.ts';
 import { relayed } from './meta.ts';
 import type { ProxySession, ProxyShared } from './proxy-state.ts';
@@ -23,8 +24,12 @@ export class ResourceRouter {
   private templateOwners = new Map<string, Upstream>();
   private ownerRelisting: Promise<void> | undefined;
   private ownerRelistedAt = -Infinity;
+  /** The scan of what resources and templates say of themselves (listing-scan.ts). */
+  private readonly listings: ListingScreen;
 
-  constructor(private readonly shared: ProxyShared) {}
+  constructor(private readonly shared: ProxyShared) {
+    this.listings = new ListingScreen((message) => shared.log(message));
+  }
 
   /** The server that listed a URI or a template, if one did (for completions). */
   listedOwner(uriOrTemplate: string): Upstream | undefined {
@@ -47,9 +52,10 @@ export class ResourceRouter {
               client.listResources(cursor === undefined ? {} : { cursor }).then((p) => ({ items: p.resources, nextCursor: p.nextCursor })),
             50_000,
           );
-          return encodable(resources, (r) =>
+          const passable = encodable(resources, (r) =>
             this.shared.log(`upstream ${u.name}: resource '${r.uri.slice(0, 200)}' is nested too deep to pass on; hiding it`),
           );
+          return this.listings.screen(u.name, 'resource', passable, (r) => r.uri);
         } catch (err) {
           this.shared.log(`upstream ${u.name}: resources/list failed: ${(err as Error).message}`);
           return [];
@@ -78,11 +84,12 @@ export class ResourceRouter {
       servers.map(async (u) => {
         try {
           const templates = (await u.client?.listResourceTemplates())?.resourceTemplates ?? [];
-          return encodable(templates, (t) =>
+          const passable = encodable(templates, (t) =>
             this.shared.log(
               `upstream ${u.name}: resource template '${t.uriTemplate.slice(0, 200)}' is nested too deep to pass on; hiding it`,
             ),
           );
+          return this.listings.screen(u.name, 'resource template', passable, (t) => t.uriTemplate);
         } catch (err) {
           this.shared.log(`upstream ${u.name}: resources/templates/list failed: ${(err as Error).message}`);
           return [];

@@ -25,6 +25,7 @@ import { Coalesced } from './coalesced.ts';
 import type { ServerConfig } from './config.ts';
 import { ChildProcessTransport, type ChildExit, type ChildServerParams } from './line-transport.ts';
 import { encodable, listAllPages } from './listing.ts';
+import { ListingScreen } from './listing-scan.ts';
 import { RestartBackoff, type RestartPolicy } from './restart-backoff.ts';
 import { UpstreamCallPath, type CallSignal } from './upstream-call.ts';
 
@@ -96,6 +97,8 @@ export class Upstream {
   };
   /** Listings started, per kind: an answer to one overtaken by a later listing is dropped. */
   private readonly listSeq = { tools: 0, prompts: 0 };
+  /** The scan of what its prompts say of themselves (listing-scan.ts). */
+  private readonly listings: ListingScreen;
 
   constructor(
     readonly config: ServerConfig,
@@ -105,6 +108,7 @@ export class Upstream {
   ) {
     this.calls = new UpstreamCallPath(config.name, `[servers.${config.name}] max_message_bytes`);
     this.backoff = new RestartBackoff(restartPolicy);
+    this.listings = new ListingScreen((message) => events.log(message));
   }
 
   get name(): string {
@@ -285,9 +289,10 @@ export class Upstream {
       10_000,
     );
     if (seq !== this.listSeq.prompts) return;
-    this.prompts = encodable(prompts, (p) =>
+    const passable = encodable(prompts, (p) =>
       this.events.log(`upstream ${this.name}: prompt '${p.name.slice(0, 200)}' is nested too deep to pass on; hiding it`),
     );
+    this.prompts = this.listings.screen(this.name, 'prompt', passable, (p) => p.name);
   }
 }
 
