@@ -111,7 +111,10 @@ export async function runInstall(req: InstallRequest): Promise<number> {
     let doc = file.doc;
     for (const table of selectTables(req, file)) {
       const recorded = file.record?.tables.find((t) => sameAt(t.at, table.at));
-      const configPath = resolve(req.config ?? recorded?.config ?? join(homeOf(req.env), '.kavach', table.id, 'kavach.toml'));
+      // A project's files, its install record among them, may come with a cloned repository: that
+      // record does not choose which kavach.toml install writes (another client's, or the repo's own).
+      const recordedConfig = table.project === undefined ? recorded?.config : undefined;
+      const configPath = resolve(req.config ?? recordedConfig ?? join(homeOf(req.env), '.kavach', table.id, 'kavach.toml'));
       const configText = existsSync(configPath) ? await readFile(configPath, 'utf8') : undefined;
       const kavachDoc = parseKavachToml(configText ?? starterConfigText(table.label), configPath);
       const kavachServers = isObject(kavachDoc.servers) ? kavachDoc.servers : {};

