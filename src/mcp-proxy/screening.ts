@@ -104,3 +104,18 @@ function record(
   const durationMs = Math.round((performance.now() - started) * 1000) / 1000;
   gate.recordOutcome({ evaluationId, action, outcome, durationMs, findings, ...(withheld ? { withheld } : {}) });
 }
+
+/**
+ * A progress notification of a forwarded call, screened under the call's action: its `message`
+ * is the server's text, read by the client (and often shown to its model) before the result is.
+ * A message a block-mode screen withholds is dropped; the progress itself is still passed on.
+ */
+export function screenedProgress(gate: Gate, action: string, params: Record<string, unknown>): Record<string, unknown> {
+  if (typeof params.message !== 'string') return params;
+  const screened = gate.screen({ actionName: action }, params.message);
+  if (screened.blocked !== undefined) {
+    const { message: _withheld, ...rest } = params;
+    return rest;
+  }
+  return screened.output === params.message ? params : { ...params, message: screened.output };
+}

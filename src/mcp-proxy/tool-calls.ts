@@ -10,7 +10,7 @@ import type { ProxySession, ProxyShared } from './proxy-state.ts';
 import { proxyRefusal, proxyRefusalResult, refusalResult, type ProxyRefusal, type ProxyRefuseCode } from './refusals.ts';
 import type { ToolHold } from './pinning.ts';
 import { forgetRawAnswer } from './raw-answer.ts';
-import { screenToolAnswer, screenUpstreamError } from './screening.ts';
+import { screenedProgress, screenToolAnswer, screenUpstreamError } from './screening.ts';
 import type { ExposedTool, ToolCatalogue } from './tool-catalogue.ts';
 import type { ProxyTelemetry, ToolCallTrace, UpstreamTrace } from './telemetry.ts';
 import { UpstreamFault, type CallSignal } from './upstream-call.ts';
@@ -145,7 +145,10 @@ export class ToolCalls {
         // After a cancellation the client has forgotten the token; late progress would confuse it.
         if (extra.signal.aborted) return;
         progressSent = extra
-          .sendNotification({ method: 'notifications/progress', params: { ...p, progressToken } } as never)
+          .sendNotification({
+            method: 'notifications/progress',
+            params: { ...screenedProgress(this.shared.gate, entry.action, p), progressToken },
+          } as never)
           .catch(() => undefined);
       });
     }

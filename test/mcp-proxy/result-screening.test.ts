@@ -1,6 +1,6 @@
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
-import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
+import { CallToolRequestSchema, type CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { OutcomeEntry } from '../../src/audit/entry.ts';
 import { VERDICT_META_KEY } from '../../src/mcp-proxy/meta.ts';
@@ -105,4 +105,32 @@ describe('result screening in the proxy tools/call path', () => {
     await until('the outcome record', () => outcomesOf(records).length >= 1);
     expect(outcomesOf(records)[0]).not.toHaveProperty('findings');
   });
+
+  for (const [mode, expected] of [
+    ['redact', 'copying with [REDACTED:aws_access_key]'],
+    ['block', undefined],
+  ] as const)
+    it(`screens the message of a forwarded call's progress under its action (${mode})`, async () => {
+      const records: unknown[] = [];
+      const fx = new FakeUpstream([tool('leak')]);
+      proxy = await inProcessProxy({
+        policy: screenPolicy(mode),
+        upstreams: { fx },
+        outcomes: { append: async (r) => void records.push(r) },
+      });
+      (fx.server as NonNullable<FakeUpstream['server']>).setRequestHandler(CallToolRequestSchema, async (req, extra) => {
+        const token = req.params._meta?.progressToken;
+        if (token !== undefined)
+          await extra.sendNotification({
+            method: 'notifications/progress',
+            params: { progressToken: token, progress: 1, message: `copying with ${FAKE_KEY}` },
+          });
+        return { content: [{ type: 'text', text: 'done' }] };
+      });
+      const seen: { progress: number; message?: string }[] = [];
+      await proxy.client.callTool({ name: 'fx__leak', arguments: {} }, undefined, { onprogress: (p) => void seen.push(p) });
+      expect(seen).toHaveLength(1);
+      expect(seen[0]?.progress).toBe(1);
+      expect(seen[0]?.message).toBe(expected);
+    });
 });
