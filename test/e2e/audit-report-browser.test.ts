@@ -324,6 +324,34 @@ describe.skipIf(!haveChromium && !ci)('audit report in headless chromium', () =>
     await page.close();
   });
 
+  it('shows fillers, format characters and stray variation selectors in names as escapes, in cells and filter options', async () => {
+    const path = join(dir, 'invisible.jsonl');
+    const log = await openLog(path);
+    await log.append(verdict({ principal: 'admin\u3164', session: 'sess\u2800\u180e', action: 'fs.read\u034f\ufe0e' }));
+    await log.append(verdict({ principal: 'ops\u00ad\u{e0100}\u115f', session: 'love-\u2764\ufe0f', action: 'fs.list\u2061' }));
+    await log.close();
+    const html = join(dir, 'invisible.html');
+    writeFileSync(html, (await buildAuditReport([path], key().publicKeys())).html);
+    const { page, watch } = await open(html);
+    const options = (id: string): Promise<{ text: string; title: string }[]> =>
+      page.$$eval(`#${id} option`, (os) =>
+        os
+          .filter((o) => Number(o.getAttribute('value')) >= 0)
+          .map((o) => ({ text: o.textContent ?? '', title: o.getAttribute('title') ?? '' })),
+      );
+    const both = (s: string) => ({ text: s, title: s });
+    expect(await options('f-principal')).toEqual(expect.arrayContaining([both('admin\\u3164'), both('ops\\u00ad\\u{e0100}\\u115f')]));
+    // The heart's emoji selector stays; one after "sess" or "fs.read" shows.
+    expect(await options('f-session')).toEqual(expect.arrayContaining([both('sess\\u2800\\u180e'), both('love-\u2764\ufe0f')]));
+    expect(await options('f-tool')).toEqual(expect.arrayContaining([both('fs.read\\u034f\\ufe0e'), both('fs.list\\u2061')]));
+    expect((await rowTexts(page, 'who')).filter(Boolean).sort()).toEqual(['admin\\u3164', 'ops\\u00ad\\u{e0100}\\u115f']);
+    expect(
+      await page.evaluate('/[\\u3164\\u115f\\u2800\\u180e\\u034f\\u00ad\\u2061\\ufe0e\\u{e0100}]/u.test(document.body.innerText)'),
+    ).toBe(false);
+    expect(watch).toEqual({ dialogs: [], requests: [], errors: [] });
+    await page.close();
+  });
+
   it('folds checkpoint rows until the toggle shows them', async () => {
     const { page, watch } = await open(pages.approvals);
     expect(await page.locator('#timeline-body tr.k-checkpoint').count()).toBe(0);

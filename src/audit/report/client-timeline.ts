@@ -8,7 +8,7 @@ export const TIMELINE_JS = String.raw`  // ---- filters ----
     var s = document.getElementById(id);
     s.appendChild(add(el('option', null, 'all'), null)).value = '-1';
     if (noneLabel) { var o = el('option', null, noneLabel); o.value = '-2'; s.appendChild(o); }
-    values.forEach(function (v, i) { var o = el('option', null, v.length > 60 ? v.slice(0, 59) + '…' : v); o.value = String(i); o.title = v; s.appendChild(o); });
+    values.forEach(function (v, i) { var o = el('option', null, v.length > 60 ? v.slice(0, 59) + '…' : v); o.value = String(i); o.title = vis(v); s.appendChild(o); });
   }
   fillSelect('f-session', M.facets.sessions, '(no session)');
   fillSelect('f-principal', M.facets.principals);

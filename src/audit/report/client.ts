@@ -14,13 +14,17 @@ const PAGE_START = String.raw`
   var rows = M.rows;
 
   // ---- small DOM helpers: text only, never markup ----
-  // Characters that would act on the page instead of showing: bidi overrides, embeddings and
-  // isolates (they reorder what a reviewer reads), zero-width and other invisible characters,
-  // controls other than line breaks and tabs, and tag characters. They are shown as \u escapes,
-  // as the CLI shows them in a terminal.
-  var UNSAFE = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u00ad\u061c\u180e\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u2069\ufeff\u{e0000}-\u{e007f}]/gu;
+  // Characters that would act on the page instead of showing, or show as nothing: controls other
+  // than line breaks and tabs, every format character (\p{Cf}: bidi marks, embeddings, overrides
+  // and isolates reorder what a reviewer reads; zero-width ones hide), line and paragraph
+  // separators, tag characters, fillers that render blank (admin\u3164 looks like admin) and
+  // variation selectors. They are shown as \u escapes, as the CLI shows them in a terminal.
+  var UNSAFE = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u2028\u2029\p{Cf}\u{e0000}-\u{e007f}\u034f\u115f\u1160\u17b4\u17b5\u180b-\u180f\u2800\u3164\uffa0\ufe00-\ufe0f\u{e0100}-\u{e01ef}]/gu;
+  // One U+FE0E/U+FE0F right after an emoji asks for its text or emoji form (a red heart is U+2764 U+FE0F): kept.
+  var EMOJI_END = /\p{Emoji}$/u;
   function vis(text) {
-    return String(text).replace(UNSAFE, function (c) {
+    return String(text).replace(UNSAFE, function (c, at, s) {
+      if ((c === '\ufe0e' || c === '\ufe0f') && EMOJI_END.test(s.slice(Math.max(0, at - 2), at))) return c;
       var n = c.codePointAt(0);
       return n > 0xffff ? '\\u{' + n.toString(16) + '}' : '\\u' + ('000' + n.toString(16)).slice(-4);
     });

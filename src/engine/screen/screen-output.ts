@@ -161,6 +161,10 @@ class Walk {
   readonly log: Entry[] = [];
   private readonly steps: (string | number)[] = [];
   private readonly ancestors = new Set<object>();
+  /** The `type` of the content block last entered: its `resource` is contents only in an embedded resource. */
+  private blockType: unknown;
+  /** How many texts holding JSON the walk is inside: their documents have no MCP content positions. */
+  private inJson = 0;
 
   constructor(private readonly plan: ScreenPlan) {}
 
@@ -219,14 +223,7 @@ class Walk {
   }
 
   private record(value: Record<string, unknown>, depth: number): unknown {
-    // MCP image/audio `data` and resource `blob` are base64 of binary content, not text for the
-    // model to read; scanning them costs time and finds only noise.
-    const binaryKey =
-      value.type === 'image' || value.type === 'audio'
-        ? 'data'
-        : typeof value.blob === 'string' && typeof value.uri === 'string'
-          ? 'blob'
-          : undefined;
+    const binaryKey = this.binaryKey(value);
     const keys = Object.keys(value);
     let changes: Map<string, { key: string; value: unknown }> | undefined;
     for (const key of keys) {
@@ -256,6 +253,30 @@ class Walk {
       });
     }
     return copy;
+  }
+
+  /**
+   * The key of `value` holding base64 binary the walk skips (scanning it costs time and finds only
+   * noise), if any: `data` of an image or audio content block, `blob` of a resource's contents.
+   * Only where MCP puts them (a content block of the result or of a prompt message, an embedded
+   * resource's `resource`, an item of a resources/read `contents`) and only when the value is
+   * base64: the same shape in `structuredContent` or in JSON inside a text, or a `data` that is
+   * plain text, is screened like any other string.
+   */
+  private binaryKey(value: Record<string, unknown>): 'data' | 'blob' | undefined {
+    if (this.inJson > 0) return undefined;
+    const s = this.steps;
+    const n = s.length;
+    const item = (name: string, at: number) => s[at] === name && typeof s[at + 1] === 'number';
+    const block = (n === 2 && item('content', 0)) || (n === 3 && item('messages', 0) && s[2] === 'content');
+    if (block) this.blockType = value.type;
+    if (block && (value.type === 'image' || value.type === 'audio')) return isBase64(value.data) ? 'data' : undefined;
+    const contents =
+      (n === 2 && item('contents', 0)) ||
+      (s[n - 1] === 'resource' &&
+        this.blockType === 'resource' &&
+        ((n === 3 && item('content', 0)) || (n === 4 && item('messages', 0) && s[2] === 'content')));
+    return contents && typeof value.uri === 'string' && isBase64(value.blob) ? 'blob' : undefined;
   }
 
   /** `text` with every match of every detector masked, glued ones included: for paths. */
@@ -292,7 +313,9 @@ class Walk {
     } catch {
       return undefined;
     }
+    this.inJson++;
     const inner = this.value(parsed, depth + 1);
+    this.inJson--;
     if (inner === parsed) return text;
     return JSON.stringify(inner, null, indentOf(text));
   }
@@ -410,6 +433,15 @@ function replaceSpans(text: string, hits: Hit[], all: boolean): string {
   }
   return out + text.slice(at);
 }
+
+/** Whitespace aside, only base64 characters in groups of four: binary as MCP sends it. */
+function isBase64(value: unknown): boolean {
+  if (typeof value !== 'string') return false;
+  const compact = value.replace(/\s+/g, '');
+  return compact.length % 4 === 0 && BASE64.test(compact);
+}
+
+const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
 
 function looksLikeJson(text: string): boolean {
   for (let i = 0; i < text.length; i++) {

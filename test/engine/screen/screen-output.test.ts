@@ -118,6 +118,52 @@ describe('screenOutput', () => {
       ],
     };
     expect(screenOutput(redactAll(), ctx(), output).output).toBe(output);
+    // The same where resources/read and prompts/get put them; whitespace in base64 is allowed.
+    const wrapped = `${data.slice(0, 40)}\n${data.slice(40)}`;
+    const read = { contents: [{ uri: 'file:///x.bin', blob: wrapped }] };
+    expect(screenOutput(redactAll(), ctx(), read).output).toBe(read);
+    const prompt = {
+      messages: [
+        { role: 'user', content: { type: 'audio', mimeType: 'audio/wav', data } },
+        { role: 'user', content: { type: 'resource', resource: { uri: 'file:///x.bin', blob: data } } },
+      ],
+    };
+    expect(screenOutput(redactAll(), ctx(), prompt).output).toBe(prompt);
+  });
+
+  it('screens image/audio `data` and resource `blob` that are not base64, as text', () => {
+    const result = screenOutput(redactAll(), ctx(), {
+      content: [
+        { type: 'image', mimeType: 'text/plain', data: `key ${AKIA}` },
+        { type: 'audio', mimeType: 'audio/wav', data: GHP },
+        { type: 'resource', resource: { uri: 'file:///.env', mimeType: 'text/plain', blob: `AWS=${AKIA}` } },
+      ],
+    });
+    expect(result.findings.map((f) => f.path)).toEqual(['/content/0/data', '/content/1/data', '/content/2/resource/blob']);
+    const read = screenOutput(redactAll(), ctx(), { contents: [{ uri: 'file:///.env', blob: `${AKIA}==` }] });
+    expect(read.findings.map((f) => f.path)).toEqual(['/contents/0/blob']);
+  });
+
+  it('screens base64 in the shape of image data or a blob anywhere but an MCP content position', () => {
+    const screens = screensOf({ name: 'secrets', detectors: ['aws_access_key'], mode: 'block' });
+    const image = (data: string) => ({ type: 'image', mimeType: 'image/png', data });
+    const blob = (b: string) => ({ uri: 'file:///x', blob: b });
+    // AKIA… is itself valid base64 (20 characters): only its position decides.
+    const outputs = [
+      { content: [], structuredContent: image(AKIA) },
+      { content: [{ type: 'text', text: JSON.stringify(image(AKIA)) }] },
+      { content: [{ type: 'text', text: JSON.stringify({ content: [image(AKIA)] }) }] },
+      { content: [{ type: 'text', text: JSON.stringify(blob(AKIA)) }] },
+      { content: [], structuredContent: { content: [image(AKIA)], contents: [blob(AKIA)] } },
+      { content: [{ type: 'text', text: 'x', annotations: image(AKIA) }] },
+      { content: [{ type: 'text', resource: blob(AKIA) }] },
+      { content: [blob(AKIA)] },
+      image(AKIA),
+      { contents: { 0: blob(AKIA) } },
+      JSON.stringify({ content: [image(AKIA)], contents: [blob(AKIA)] }),
+    ];
+    for (const output of outputs)
+      expect(screenOutput(screens, ctx(), output).blocked?.detectors, JSON.stringify(output)).toEqual(['aws_access_key']);
   });
 
   it('blocks in block mode, naming the kind of thing withheld and never the value', () => {
