@@ -3,6 +3,7 @@
  * sees it. Pure: no I/O, no clock; the caller records the findings and turns a block into a refusal.
  */
 import type { OutputBlockedVerdict } from '../verdict.ts';
+import { foldForDetection, isFoldableUnit } from './fold.ts';
 import type { Span } from './detector.ts';
 import type { PlannedDetector, ScreenPlan, ScreenSet } from './screen-set.ts';
 
@@ -163,6 +164,8 @@ class Walk {
   private readonly ancestors = new Set<object>();
   /** The `type` of the content block last entered: its `resource` is contents only in an embedded resource. */
   private blockType: unknown;
+  /** What the last anchors pass saw of characters to fold; undefined when no pass looked. */
+  private sawFoldable: boolean | undefined;
   /** How many texts holding JSON the walk is inside: their documents have no MCP content positions. */
   private inJson = 0;
 
@@ -320,8 +323,35 @@ class Walk {
     return JSON.stringify(inner, null, indentOf(text));
   }
 
-  /** Every match in `text`, detector by detector in the plan's order (the order of the screens). */
+  /**
+   * Every match in `text`, detector by detector in the plan's order (the order of the screens),
+   * found in the text as a reader takes it (fold.ts: no zero-width or soft-hyphen breaks, fullwidth
+   * letters as ASCII) and given as spans of `text` itself.
+   */
   private scan(text: string, redactingOnly = false): Hit[] | undefined {
+    this.sawFoldable = undefined;
+    const hits = this.scanText(text, redactingOnly);
+    const folded = foldForDetection(text, this.sawFoldable);
+    if (folded === undefined) return hits;
+    // Both readings: removing a zero-width character can also glue a secret to the letter before
+    // it (`x\u200bAKIA…`), which the raw text shows apart.
+    const more = this.scanText(folded.text, redactingOnly);
+    if (more === undefined) return hits;
+    const all = hits ?? [];
+    for (const { planned, spans } of more) {
+      let hit = all.find((h) => h.planned === planned);
+      if (hit === undefined) all.push((hit = { planned, spans: [] }));
+      const known = [...hit.spans];
+      for (const span of spans) {
+        const back = { ...span, ...folded.back(span) };
+        if (!known.some((k) => k.start < back.end && back.start < k.end)) hit.spans.push(back);
+      }
+    }
+    const order = this.plan.detectors;
+    return all.length > 0 ? all.sort((a, b) => order.indexOf(a.planned) - order.indexOf(b.planned)) : undefined;
+  }
+
+  private scanText(text: string, redactingOnly: boolean): Hit[] | undefined {
     // One pass of the anchors regex wakes the detectors whose literals occur; the rest sleep.
     let woken: Set<PlannedDetector> | undefined;
     const anchors = this.plan.anchors;
@@ -329,8 +359,11 @@ class Walk {
       const regex = anchors.regex;
       regex.lastIndex = 0;
       let m: RegExpExecArray | null;
+      this.sawFoldable = false;
       while ((m = regex.exec(text)) !== null) {
-        for (const planned of anchors.wakes.get(m[0]) ?? []) (woken ??= new Set()).add(planned);
+        const wakes = anchors.wakes.get(m[0]);
+        if (wakes === undefined && isFoldableUnit(m[0])) this.sawFoldable = true;
+        for (const planned of wakes ?? []) (woken ??= new Set()).add(planned);
         regex.lastIndex = m.index + 1; // anchors may overlap ("ACCAIza…" holds ACCA and AIza)
       }
     }

@@ -3,6 +3,7 @@
  * reload replaces the screens together with the policies.
  */
 import { compileGlobs, type Matcher } from '../glob.ts';
+import { FOLDABLE_CLASS } from './fold.ts';
 import { regexDetector, type Detector } from './detector.ts';
 import { BUILT_IN_DETECTORS } from './detectors.ts';
 import type { ScreenMode, ScreenSpec } from './spec.ts';
@@ -115,7 +116,8 @@ function buildPlan(screens: readonly CompiledScreen[]): ScreenPlan | null {
   return {
     screens,
     detectors,
-    anchors: wakes.size > 0 ? { regex: new RegExp(source, 'g'), wakes } : undefined,
+    // The same pass notes characters to fold (fold.ts): no second pass over every text for them.
+    anchors: wakes.size > 0 ? { regex: new RegExp(`${source}|${FOLDABLE_CLASS}`, 'g'), wakes } : undefined,
     enforcing: screens.some((s) => s.mode !== 'report'),
     builtInOnly: detectors.every((d) => BUILT_IN_DETECTORS.get(d.detector.name) === d.detector),
   };
