@@ -226,6 +226,43 @@ describe('approval requests from hand-written records', () => {
   };
   const asked = (id: string, expiresAt = 1e12) => ({ approval: id, event: 'requested', status: 'pending', expiresAt });
 
+  it('a decision at or after a break (maybe forged) is listed with its request but changes nothing', () => {
+    const records = [asked('a')].map((e, seq) => ({
+      ...header,
+      seq,
+      time: 10_000,
+      type: 'approval',
+      policy: 'p',
+      principal: 'agent',
+      action: 't.x',
+      args: 'h',
+      session: 's',
+      ...e,
+    })) as unknown as AuditRecord[];
+    const forged = {
+      index: 1,
+      record: {
+        ...header,
+        seq: 1,
+        time: 11_000,
+        type: 'approval',
+        session: 's',
+        approval: 'a',
+        event: 'granted',
+        status: 'granted',
+        approver: 'security-lead',
+        expiresAt: 1e12,
+      },
+    };
+    const m = buildReportModel([{ source: 'x', records, unverified: [forged], files: ['x'] }], { generatedAt: 0 });
+    const a = byId(m, 'a');
+    expect(a.status).toBe('pending');
+    expect(a.decisions).toEqual([]);
+    expect(a.unverified).toBe(1);
+    expect(a.rowIds).toHaveLength(2);
+    expect(m.summary.totals.approvals).toMatchObject({ requests: 1, pending: 1 });
+  });
+
   it('a request is pending until a decision comes, however much later', () => {
     expect(build([asked('a')]).summary.totals.approvals).toMatchObject({ requests: 1, pending: 1 });
     const filler = Array.from({ length: 20 }, (_, i) => asked(`other-${i}`));

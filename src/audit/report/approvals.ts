@@ -32,6 +32,8 @@ export interface ApprovalSummary {
   uses: number;
   /** Its approval rows and the calls that name it, in report order. */
   rowIds: number[];
+  /** Its records at or after an integrity break: listed, counted for nothing. */
+  unverified?: number;
 }
 
 export interface ApprovalTotals {
@@ -161,6 +163,13 @@ export function approvalsOf(rows: readonly ReportRow[], now: number): ApprovalSu
   for (const r of rows) {
     if (r.kind !== 'approval' || r.approval === undefined) continue;
     const a = get(r.approval);
+    // At or after a break a record may be forged ("granted by security-lead"): it is listed with
+    // the request, marked UNVERIFIED in its row, but moves neither its status nor its counts.
+    if (r.trust === 'unverified') {
+      a.rowIds.push(r.id);
+      a.unverified = (a.unverified ?? 0) + 1;
+      continue;
+    }
     // What expired: a request nobody decided, or a grant nobody used (the record says only "expired").
     if (r.event === 'expired' && a.rowIds.length > 0) {
       if (a.status === 'pending') r.detail = 'expired: nobody decided in time';
