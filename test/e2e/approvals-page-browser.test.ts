@@ -10,7 +10,20 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { chromium, type Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FILESYSTEM, REPO, cleanup, q, runCli, startProxy, tempDir, textOf, waitFor, write, type RunningProxy } from './proxy-harness.ts';
+import {
+  cleanup,
+  FILESYSTEM,
+  keygen,
+  q,
+  REPO,
+  runCli,
+  startProxy,
+  tempDir,
+  textOf,
+  waitFor,
+  write,
+  type RunningProxy,
+} from './proxy-harness.ts';
 
 const CHROMIUM = '/usr/bin/chromium';
 const ARGS = [
@@ -40,8 +53,7 @@ describe.skipIf(!haveChromium && !ci)('the approvals page in headless chromium',
     dir = tempDir();
     root = join(dir, 'work');
     mkdirSync(join(root, 'scratch'), { recursive: true });
-    const keygen = await runCli(['keygen', '--out', join(dir, 'keys')]);
-    expect(keygen.code, keygen.stderr).toBe(0);
+    await keygen(dir);
     write(join(dir, 'policy.toml'), readFileSync(join(REPO, 'policies/fs-approvals.toml'), 'utf8').replaceAll('/home/alice/work', root));
     config = write(
       join(dir, 'kavach.toml'),

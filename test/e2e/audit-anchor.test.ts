@@ -7,7 +7,7 @@ import { KeyPair } from '../../src/crypto/keys.ts';
 import { encodeKeyPart } from '../../src/redis/keys.ts';
 import { RedisAuditAnchor } from '../../src/redis/index.ts';
 import { freePort, REDIS_URL, skipRedis } from '../redis/redis-harness.ts';
-import { FIXTURE, cleanup, q, runCli, startProxy, tempDir, textOf, waitFor, write } from './proxy-harness.ts';
+import { cleanup, FIXTURE, keygen, q, runCli, startProxy, tempDir, textOf, waitFor, write } from './proxy-harness.ts';
 
 /** The CLI and the proxy use the default key prefix: each test removes its own log ids' keys. */
 const logIds: string[] = [];
@@ -117,8 +117,7 @@ describe.skipIf(skipRedis)('kavach mcp with [audit] anchor', () => {
   let dir: string;
   beforeAll(async () => {
     dir = tempDir();
-    const keygen = await runCli(['keygen', '--out', join(dir, 'keys')]);
-    expect(keygen.code, keygen.stderr).toBe(0);
+    await keygen(dir);
     write(join(dir, 'policy.toml'), '[[policy]]\nname = "fx"\neffect = "permit"\nconditions = [{ action = "fx.pid" }]\n');
     write(
       join(dir, 'kavach.toml'),

@@ -7,7 +7,7 @@ import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ElicitRequestSchema, type ElicitRequest, type ElicitResult } from '@modelcontextprotocol/sdk/types.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FILESYSTEM, REPO, cleanup, q, runCli, startProxy, tempDir, textOf, write, type RunningProxy } from './proxy-harness.ts';
+import { cleanup, FILESYSTEM, keygen, q, REPO, runCli, startProxy, tempDir, textOf, write, type RunningProxy } from './proxy-harness.ts';
 
 let dir: string;
 let root: string;
@@ -17,8 +17,7 @@ beforeAll(async () => {
   dir = tempDir();
   root = join(dir, 'work');
   mkdirSync(join(root, 'scratch'), { recursive: true });
-  const keygen = await runCli(['keygen', '--out', join(dir, 'keys')]);
-  expect(keygen.code, keygen.stderr).toBe(0);
+  await keygen(dir);
   // The example policy, pointed at this test's work directory.
   write(join(dir, 'policy.toml'), readFileSync(join(REPO, 'policies/fs-approvals.toml'), 'utf8').replaceAll('/home/alice/work', root));
   config = write(

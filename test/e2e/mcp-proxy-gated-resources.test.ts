@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { ErrorCode, McpError } from '@modelcontextprotocol/sdk/types.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { EVERYTHING, cleanup, q, read, runCli, startHttpProxy, tempDir, waitFor, write, type RunningHttpProxy } from './proxy-harness.ts';
+import { cleanup, EVERYTHING, keygen, q, read, startHttpProxy, tempDir, waitFor, write, type RunningHttpProxy } from './proxy-harness.ts';
 
 const READER_TOKEN = 'reader-token-0123456789abcdef';
 const OTHER_TOKEN = 'other-token-0123456789abcdef';
@@ -13,8 +13,7 @@ describe('kavach mcp --http with [gate] gate_resources: one token may read a res
 
   beforeAll(async () => {
     dir = tempDir();
-    const keygen = await runCli(['keygen', '--out', join(dir, 'keys')]);
-    expect(keygen.code, keygen.stderr).toBe(0);
+    await keygen(dir);
     write(
       join(dir, 'policy.toml'),
       `

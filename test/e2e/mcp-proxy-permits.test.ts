@@ -5,7 +5,20 @@ import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readAuditLog, verifyAuditLog } from '../../src/audit/index.ts';
 import type { PublicKeyBundle } from '../../src/crypto/index.ts';
-import { FIXTURE, REPO, cleanup, q, runCli, startProxy, tempDir, textOf, waitFor, write, type RunningProxy } from './proxy-harness.ts';
+import {
+  cleanup,
+  FIXTURE,
+  keygen,
+  q,
+  REPO,
+  runCli,
+  startProxy,
+  tempDir,
+  textOf,
+  waitFor,
+  write,
+  type RunningProxy,
+} from './proxy-harness.ts';
 
 const EXAMPLE = join(REPO, 'examples/mcp/permit-checked-server.ts');
 
@@ -16,8 +29,7 @@ describe('signed permits and the audit log through the proxy', () => {
 
   beforeAll(async () => {
     dir = tempDir();
-    const keygen = await runCli(['keygen', '--out', join(dir, 'keys')]);
-    expect(keygen.code, keygen.stderr).toBe(0);
+    await keygen(dir);
     write(
       join(dir, 'policy.toml'),
       `

@@ -5,7 +5,7 @@
 import { mkdirSync, readFileSync, realpathSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FILESYSTEM, cleanup, q, runCli, startProxy, tempDir, textOf, write, type RunningProxy } from './proxy-harness.ts';
+import { cleanup, FILESYSTEM, keygen, q, startProxy, tempDir, textOf, write, type RunningProxy } from './proxy-harness.ts';
 
 let dir: string;
 let root: string;
@@ -20,8 +20,7 @@ beforeAll(async () => {
   writeFileSync(join(root, '.env'), 'TOKEN=env-file-contents\n');
   writeFileSync(join(dir, 'hidden-place', 'secret.txt'), 'contents outside the root\n');
   symlinkSync(join(dir, 'hidden-place'), join(root, 'elsewhere'));
-  const keygen = await runCli(['keygen', '--out', join(dir, 'keys')]);
-  expect(keygen.code, keygen.stderr).toBe(0);
+  await keygen(dir);
   write(
     join(dir, 'policy.toml'),
     `

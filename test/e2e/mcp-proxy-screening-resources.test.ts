@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readAuditLog, verifyAuditLog } from '../../src/audit/index.ts';
 import type { PublicKeyBundle } from '../../src/crypto/index.ts';
 import { errorOf } from '../mcp-proxy/in-process.ts';
-import { REPO, cleanup, q, runCli, startProxy, tempDir, waitFor, write, type RunningProxy } from './proxy-harness.ts';
+import { cleanup, keygen, q, REPO, startProxy, tempDir, waitFor, write, type RunningProxy } from './proxy-harness.ts';
 
 // Built at run time (AKIA + 16 base32 characters): a fake key, never a real one.
 const FAKE_KEY = `AKIA${'QR7VX2MB'.repeat(2)}`;
@@ -17,8 +17,7 @@ describe('result screening of resource reads, prompts and upstream errors throug
 
   beforeAll(async () => {
     dir = tempDir();
-    const keygen = await runCli(['keygen', '--out', join(dir, 'keys')]);
-    expect(keygen.code, keygen.stderr).toBe(0);
+    await keygen(dir);
     write(
       join(dir, 'policy.toml'),
       `

@@ -4,7 +4,7 @@ import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readAuditLog, verifyAuditLog } from '../../src/audit/index.ts';
 import type { PublicKeyBundle } from '../../src/crypto/index.ts';
-import { EVERYTHING, cleanup, q, runCli, startProxy, tempDir, textOf, waitFor, write, type RunningProxy } from './proxy-harness.ts';
+import { cleanup, EVERYTHING, keygen, q, startProxy, tempDir, textOf, waitFor, write, type RunningProxy } from './proxy-harness.ts';
 
 // Built at run time (AKIA + 16 base32 characters): a fake key, never a real one.
 const FAKE_KEY = `AKIA${'ZP3T5W7Y'.repeat(2)}`;
@@ -16,8 +16,7 @@ describe('result screening through the real proxy process (server-everything ech
 
   beforeAll(async () => {
     dir = tempDir();
-    const keygen = await runCli(['keygen', '--out', join(dir, 'keys')]);
-    expect(keygen.code, keygen.stderr).toBe(0);
+    await keygen(dir);
     write(
       join(dir, 'policy.toml'),
       `

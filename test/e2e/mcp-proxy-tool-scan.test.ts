@@ -4,7 +4,20 @@ import { ToolListChangedNotificationSchema, type CallToolResult } from '@modelco
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readAuditLog, verifyAuditLog } from '../../src/audit/index.ts';
 import type { PublicKeyBundle } from '../../src/crypto/index.ts';
-import { POISONED, cleanup, q, read, runCli, startProxy, tempDir, textOf, waitFor, write, type RunningProxy } from './proxy-harness.ts';
+import {
+  cleanup,
+  keygen,
+  POISONED,
+  q,
+  read,
+  runCli,
+  startProxy,
+  tempDir,
+  textOf,
+  waitFor,
+  write,
+  type RunningProxy,
+} from './proxy-harness.ts';
 
 const FAKE_KEY = `AKIA${'ZP3T5W7Y'.repeat(2)}`;
 /** What a terminal would act on or hide: C0/C1 controls (but newline), bidi, zero-width, tags. */
@@ -20,8 +33,7 @@ describe('the tool-definition scan through the real proxy process (a malicious s
   beforeAll(async () => {
     dir = tempDir();
     lateFlag = join(dir, 'add-the-late-tool');
-    const keygen = await runCli(['keygen', '--out', join(dir, 'keys')]);
-    expect(keygen.code, keygen.stderr).toBe(0);
+    await keygen(dir);
     write(
       join(dir, 'policy.toml'),
       `

@@ -3,7 +3,7 @@ import { LoggingMessageNotificationSchema, type LoggingMessageNotification } fro
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readAuditLog } from '../../src/audit/index.ts';
 import { hashDefinition, PIN_ENTRY_VERSION } from '../../src/mcp-proxy/pinning.ts';
-import { FIXTURE, cleanup, q, runCli, startProxy, tempDir, textOf, waitFor, write, type RunningProxy } from './proxy-harness.ts';
+import { cleanup, FIXTURE, keygen, q, startProxy, tempDir, textOf, waitFor, write, type RunningProxy } from './proxy-harness.ts';
 
 /** What the proxy itself told the client through MCP logging. */
 type Notice = LoggingMessageNotification['params'];
@@ -21,8 +21,7 @@ describe('kavach mcp when upstream servers fail', () => {
 
   beforeAll(async () => {
     dir = tempDir();
-    const keygen = await runCli(['keygen', '--out', join(dir, 'keys')]);
-    expect(keygen.code, keygen.stderr).toBe(0);
+    await keygen(dir);
     write(
       join(dir, 'policy.toml'),
       `

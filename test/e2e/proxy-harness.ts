@@ -167,3 +167,11 @@ export function runCli(args: string[], env: Record<string, string> = {}): Promis
     child.on('close', (code) => resolveRun({ code: code ?? -1, stdout, stderr }));
   });
 }
+
+/** `kavach keygen` into `<dir>/keys` (the path returned); fails the test with its stderr if it fails. */
+export async function keygen(dir: string): Promise<string> {
+  const keys = join(dir, 'keys');
+  const run = await runCli(['keygen', '--out', keys]);
+  if (run.code !== 0) throw new Error(`kavach keygen failed (${run.code}): ${run.stderr}`);
+  return keys;
+}
