@@ -5,7 +5,6 @@ import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
 import { ErrorCode, type JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 import { decodeLine, encodeMessage, LineFramer, MAX_LINE_BYTES, oversizeAnswerId, type OversizeLine } from './line-framing.ts';
 import { noteLine, rawAnswer } from './raw-answer.ts';
-import { PLAIN_MIN_CHARS } from './plain-json.ts';
 import { encodeWithRawArguments, noteRawArguments } from './raw-arguments.ts';
 
 const SENT: Promise<void> = Promise.resolve();
@@ -120,8 +119,7 @@ export class LineServerTransport implements Transport {
       return;
     }
     // Large arguments may be forwarded as the client's text (raw-arguments.ts).
-    if (line.length >= PLAIN_MIN_CHARS && 'method' in decoded.message && decoded.message.method === 'tools/call')
-      noteRawArguments(decoded.message, line);
+    if ('method' in decoded.message && decoded.message.method === 'tools/call') noteRawArguments(decoded.message, line);
     try {
       this.onmessage?.(decoded.message);
     } catch (err) {

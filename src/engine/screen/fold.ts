@@ -7,7 +7,9 @@
  */
 
 /** A format character, or a fullwidth ASCII form (U+FF01–FF5E is U+0021–007E, one for one). */
-const FOLDABLE = /\p{Cf}|[\uff01-\uff5e]/u;
+const FOLD_SOURCE = '\\p{Cf}|[\\uff01-\\uff5e]';
+const FOLDABLE = new RegExp(FOLD_SOURCE, 'u');
+const FOLD_ALL = new RegExp(FOLD_SOURCE, 'gu');
 /**
  * The same without the `u` flag, for the screens' one pass over a text (screen-set.ts): the BMP
  * format characters and fullwidth forms, and the high surrogates of the planes' format characters
@@ -15,13 +17,6 @@ const FOLDABLE = /\p{Cf}|[\uff01-\uff5e]/u;
  */
 export const FOLDABLE_CLASS =
   '[\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb\uff01-\uff5e\ud804\ud80d\ud82f\ud834\udb40]';
-const FOLDABLE_CHAR = new RegExp(`^${FOLDABLE_CLASS}$`);
-
-/** Whether a match of FOLDABLE_CLASS (one UTF-16 unit) is one. */
-export function isFoldableUnit(unit: string): boolean {
-  return FOLDABLE_CHAR.test(unit);
-}
-const FOLD_ALL = /\p{Cf}|[\uff01-\uff5e]/gu;
 const FULLWIDTH_OFFSET = 0xfee0;
 
 export interface Folded {

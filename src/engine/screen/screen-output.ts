@@ -3,7 +3,7 @@
  * sees it. Pure: no I/O, no clock; the caller records the findings and turns a block into a refusal.
  */
 import type { OutputBlockedVerdict } from '../verdict.ts';
-import { foldForDetection, isFoldableUnit } from './fold.ts';
+import { foldForDetection } from './fold.ts';
 import type { Span } from './detector.ts';
 import type { PlannedDetector, ScreenPlan, ScreenSet } from './screen-set.ts';
 
@@ -362,7 +362,8 @@ class Walk {
       this.sawFoldable = false;
       while ((m = regex.exec(text)) !== null) {
         const wakes = anchors.wakes.get(m[0]);
-        if (wakes === undefined && isFoldableUnit(m[0])) this.sawFoldable = true;
+        // Not an anchor: the pass's other alternative, a character to fold (screen-set.ts).
+        if (wakes === undefined) this.sawFoldable = true;
         for (const planned of wakes ?? []) (woken ??= new Set()).add(planned);
         regex.lastIndex = m.index + 1; // anchors may overlap ("ACCAIza…" holds ACCA and AIza)
       }
