@@ -2,7 +2,7 @@ import { Agent, request } from 'node:http';
 import { CallToolRequestSchema, CancelledNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { ProxyRuntime } from '../../src/mcp-proxy/runtime.ts';
-import { serveHttp, type HttpHandle } from '../../src/mcp-proxy/serve-http.ts';
+import { RefusalLog, serveHttp, type HttpHandle } from '../../src/mcp-proxy/serve-http.ts';
 import { FakeUpstream, inProcessProxy, tool, until, type InProcessProxy } from './in-process.ts';
 
 const TOKEN = 'ci-token-0123456789abcdef';
@@ -268,7 +268,6 @@ describe('HTTP mode: the tools/call fast path and the body limit', () => {
 
 describe('requests refused before any session', () => {
   it('are said on stderr once a minute per kind and address, with how many followed', async () => {
-    const { RefusalLog } = await import('../../src/mcp-proxy/serve-http.ts');
     const lines: string[] = [];
     let now = 0;
     const refusals = new RefusalLog(

@@ -6,6 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { ErrorCode, type JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 import { decodeLine, LineFramer, oversizeAnswerId, type OversizeLine } from '../../src/mcp-proxy/line-framing.ts';
 import { ChildProcessTransport, isTooLargeAnswer, LineServerTransport } from '../../src/mcp-proxy/line-transport.ts';
+import { keepRawAnswer } from '../../src/mcp-proxy/raw-answer.ts';
 import { nestedTooDeep, until } from './in-process.ts';
 
 function framer(max = 1024): { lines: string[]; oversize: number; skipped: OversizeLine[]; f: LineFramer } {
@@ -404,7 +405,6 @@ describe('large messages through both transports', () => {
       await new Promise((r) => setTimeout(r, 50));
       expect(answers.map((a) => a.id)).toEqual(['k-1', 'k-2', 'k-3']);
       // The answer goes back in pieces (no joined copy), as one line with the client's id.
-      const { keepRawAnswer } = await import('../../src/mcp-proxy/raw-answer.ts');
       const first = answers[0] as { result: object };
       const line = JSON.stringify({ result: first.result, jsonrpc: '2.0', id: 'k-1' });
       keepRawAnswer(first.result, line, 'k-1');
