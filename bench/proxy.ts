@@ -14,7 +14,7 @@
  *
  * With `--serve-passthrough` (`--serve-bytecopy`, `--serve-parsefloor`) this file is itself the
  * pass-through (byte-copying, parsing) proxy. BENCH_CPU_PROF=DIR makes each kavach process write
- * a V8 CPU profile there.
+ * a V8 CPU profile there; BENCH_NODE_FLAGS adds node flags to them (`--perf-basic-prof` for `perf`).
  */
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
@@ -171,7 +171,10 @@ async function main(): Promise<void> {
   };
   // BENCH_CPU_PROF=DIR: each kavach process writes a V8 CPU profile there on exit.
   const prof = process.env.BENCH_CPU_PROF ? ['--cpu-prof', '--cpu-prof-interval=100', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : [];
-  const kavach = (extra: string) => [...prof, KAVACH, 'mcp', '--config', config(extra)];
+  // BENCH_NODE_FLAGS="--perf-basic-prof ...": node flags for the kavach processes (the SDK's
+  // stdio client does not pass NODE_OPTIONS on).
+  const nodeFlags = (process.env.BENCH_NODE_FLAGS ?? '').split(' ').filter(Boolean);
+  const kavach = (extra: string, build = KAVACH) => [...prof, ...nodeFlags, build, 'mcp', '--config', config(extra)];
   const keys = `[keys]\npath = "keys/secret.key"\nmode = "hybrid"\n`;
 
   const specs: [string, string, () => Promise<Variant>][] = [
@@ -200,7 +203,7 @@ async function main(): Promise<void> {
     [
       'baseline',
       `as kavach, built from ${BASELINE}`,
-      () => connect('baseline', '', process.execPath, [...prof, BASELINE, ...kavach('').slice(prof.length + 1)], 'everything__echo'),
+      () => connect('baseline', '', process.execPath, kavach('', BASELINE), 'everything__echo'),
     ],
     [
       'kavach+sign',

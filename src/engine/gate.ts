@@ -215,6 +215,21 @@ export class Gate {
    * front of an enforcing gate): the real verdict is reported in `observed`, nothing is invalidated.
    */
   evaluate(input: ActionContext, opts?: EvaluateOptions): Promise<Verdict> {
+    try {
+      const verdict = this.evaluateNow(input, opts);
+      return isPromise(verdict) ? verdict : Promise.resolve(verdict);
+    } catch (err) {
+      // A throwing clock, say: a rejection, as when every step was async.
+      return Promise.reject(err);
+    }
+  }
+
+  /**
+   * `evaluate`, answered synchronously when every step is (in-memory stores, no signer, no audit
+   * log, no telemetry): the proxy forwards a permitted call in the turn it read it. Bad input and
+   * failing stores are refusals here too; only a throwing clock throws.
+   */
+  evaluateNow(input: ActionContext, opts?: EvaluateOptions): Verdict | Promise<Verdict> {
     // Without telemetry this is one property read: the call is evaluated as if none existed.
     const telemetry = this.telemetry;
     return telemetry === undefined
@@ -222,7 +237,7 @@ export class Gate {
       : traceEvaluation(telemetry, input, opts?.traceContext, (traceId) => this.evaluateCall(input, opts, traceId));
   }
 
-  private async evaluateCall(input: ActionContext, opts: EvaluateOptions | undefined, traceId: string | undefined): Promise<Verdict> {
+  private evaluateCall(input: ActionContext, opts: EvaluateOptions | undefined, traceId: string | undefined): MaybePromise<Verdict> {
     const observe = this.observeOnly || opts?.observe === true;
     const epoch: Epoch = this.epochs.now();
     const evaluationId = randomUUID();
@@ -236,16 +251,31 @@ export class Gate {
       const reason = err instanceof ContextError ? err.message : 'context could not be read';
       return this.finish(refuse(evaluationId, 'INVALID_CONTEXT', 'context', reason), undefined, input, now, traceId);
     }
-    let decision: Decision;
+    let pending: MaybePromise<Decision>;
     try {
-      const pending = this.decide(ctx, evaluationId, now, observe);
-      decision = isPromise(pending) ? await pending : pending;
+      pending = this.decide(ctx, evaluationId, now, observe);
     } catch (err) {
-      decision = { verdict: failureVerdict(err, evaluationId, this.warn) };
+      pending = { verdict: failureVerdict(err, evaluationId, this.warn) };
     }
+    if (!isPromise(pending)) return this.decided(pending, ctx, now, observe, epoch, traceId);
+    return pending.then(
+      (decision) => this.decided(decision, ctx, now, observe, epoch, traceId),
+      (err: unknown) => this.decided({ verdict: failureVerdict(err, evaluationId, this.warn) }, ctx, now, observe, epoch, traceId),
+    );
+  }
+
+  /** After the decision: nothing more to do (the common case), or signing, observe mode and the record. */
+  private decided(
+    decision: Decision,
+    ctx: ValidContext,
+    now: number,
+    observe: boolean,
+    epoch: Epoch,
+    traceId: string | undefined,
+  ): MaybePromise<Verdict> {
     if (!observe && !this.signer && !this.audit) {
       if (decision.verdict.kind !== 'permit' || !this.epochs.movedSince(epoch)) return decision.verdict;
-      return (await this.recheck(decision, ctx, epoch)) ?? decision.verdict;
+      return this.recheck(decision, ctx, epoch).then((late) => late ?? decision.verdict);
     }
     return this.conclude(decision, ctx, now, observe, epoch, traceId);
   }

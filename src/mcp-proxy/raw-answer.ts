@@ -63,9 +63,13 @@ export function rawAnswer(result: unknown, id: string | number): [string, string
 
 const received = new WeakMap<object, string>();
 
-/** The stdio upstream transport notes the line each answer came in, for `lineOf`. */
+/**
+ * The stdio upstream transport notes the line each answer came in, for `lineOf`: only a line
+ * large enough to be kept (`keepRawAnswer`), since a WeakMap entry per small answer costs more
+ * than its re-encoding saves.
+ */
 export function noteLine(message: object, line: string): void {
-  received.set(message, line);
+  if (line.length >= PLAIN_MIN_CHARS) received.set(message, line);
 }
 
 /** The line an upstream's message came in, when its transport noted it. */

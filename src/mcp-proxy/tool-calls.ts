@@ -4,6 +4,7 @@ import { randomUUID } from 'node:crypto';
 import type { VerdictEvent } from '../engine/ports.ts';
 import type { RefuseVerdict, Verdict } from '../engine/verdict.ts';
 import type { ApprovalChannels } from './approvals/approval-flow.ts';
+import { isPromise } from '../engine/gate/store-calls.ts';
 import { requestContext } from './gated-request.ts';
 import { clientProgressToken, forwardedToolMeta, returnedResult, scrubbedError } from './meta.ts';
 import type { ProxySession, ProxyShared } from './proxy-state.ts';
@@ -111,7 +112,9 @@ export class ToolCalls {
     if (upstream.state !== 'ready') return this.unavailable(session, entry.action, upstream);
     const args = params.arguments ?? {};
     const ctx = requestContext(session, { action: entry.action, audience: upstream.name, params: args });
-    let verdict: Verdict = await this.shared.gate.evaluate(ctx, trace && { traceContext: trace.context });
+    // Synchronous when the gate's every step is: the call goes upstream in the turn it arrived in.
+    const decided = this.shared.gate.evaluateNow(ctx, trace && { traceContext: trace.context });
+    let verdict: Verdict = isPromise(decided) ? await decided : decided;
     if (verdict.kind === 'refuse' && verdict.code === 'APPROVAL_REQUIRED' && verdict.approval !== undefined) {
       // A person decides (DESIGN §11): asked at the client, or elsewhere while the call is held.
       const settled = await this.approvals.settle(

@@ -84,9 +84,9 @@ describe('tool list changes', () => {
     let decided!: () => void;
     const deciding = new Promise<void>((r) => (decided = r));
     p.core.gate = Object.assign(Object.create(gate) as typeof gate, {
-      evaluate: async (ctx: Parameters<typeof gate.evaluate>[0]) => {
+      evaluateNow: async (ctx: Parameters<typeof gate.evaluateNow>[0]) => {
         await deciding;
-        return gate.evaluate(ctx);
+        return gate.evaluateNow(ctx);
       },
     });
     const call = p.client.callTool({ name: 'fx__a', arguments: {} });

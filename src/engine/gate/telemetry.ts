@@ -1,6 +1,7 @@
 import type { GateTelemetry } from '../../telemetry/gate-telemetry.ts';
 import type { Context as TraceContext } from '../../telemetry/otel-shapes.ts';
 import type { ActionContext } from '../context.ts';
+import type { MaybePromise } from '../stores.ts';
 import type { Verdict } from '../verdict.ts';
 import { safeSummary } from './events.ts';
 
@@ -12,7 +13,7 @@ export async function traceEvaluation(
   telemetry: GateTelemetry,
   input: ActionContext,
   parent: TraceContext | undefined,
-  run: (traceId: string | undefined) => Promise<Verdict>,
+  run: (traceId: string | undefined) => MaybePromise<Verdict>,
 ): Promise<Verdict> {
   const trace = telemetry.startEvaluation(parent);
   let verdict: Verdict;
