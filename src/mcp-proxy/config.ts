@@ -96,6 +96,13 @@ const pointers = z.array(
 /** `[http] max_sessions_per_token` when unset: a fleet of agents behind one token (a session holds about 30 KiB). */
 export const DEFAULT_MAX_SESSIONS_PER_TOKEN = 256;
 
+/**
+ * `[http] max_calls_per_token` when unset: tools/call one token may have in flight at once, so a
+ * runaway agent cannot take every upstream (or the proxy's memory: a body may be 4 MiB) from the
+ * others behind the same gateway. One per session of a full token on average.
+ */
+export const DEFAULT_MAX_CALLS_PER_TOKEN = 256;
+
 const APPROVALS_DEFAULTS = { elicit: true, hold: 120_000, approvers: [] };
 
 const configSchema = z.strictObject({
@@ -224,6 +231,8 @@ const configSchema = z.strictObject({
        * one); opening one more closes that token's least recently used session.
        */
       max_sessions_per_token: z.number().int().positive().default(DEFAULT_MAX_SESSIONS_PER_TOKEN),
+      /** tools/call one token may have in flight at once; one more is refused RATE_LIMITED at once. */
+      max_calls_per_token: z.number().int().positive().default(DEFAULT_MAX_CALLS_PER_TOKEN),
       clients: z.array(httpClient).default([]),
     })
     .optional(),
@@ -298,7 +307,14 @@ export interface ProxyConfig {
   redis?: { url: string; peers?: string; commandTimeoutMs?: number; keyPrefix?: string };
   tools: { showAll: boolean; pinning: boolean; pinsFile: string; callTimeoutMs: number };
   servers: ServerConfig[];
-  http?: { listen: string; allowedOrigins: string[]; allowedHosts: string[]; maxSessionsPerToken: number; clients: HttpClientConfig[] };
+  http?: {
+    listen: string;
+    allowedOrigins: string[];
+    allowedHosts: string[];
+    maxSessionsPerToken: number;
+    maxCallsPerToken: number;
+    clients: HttpClientConfig[];
+  };
   approvals: ApprovalsConfig;
   telemetry?: TelemetryConfig;
 }
@@ -428,6 +444,7 @@ export function parseConfig(doc: unknown, opts: { file?: string; env?: NodeJS.Pr
       allowedOrigins: raw.http.allowed_origins,
       allowedHosts: raw.http.allowed_hosts,
       maxSessionsPerToken: raw.http.max_sessions_per_token,
+      maxCallsPerToken: raw.http.max_calls_per_token,
       clients: raw.http.clients.map((c) => {
         const client: HttpClientConfig = { token: c.token, principalId: c.principal_id, principalKind: c.principal_kind, roles: c.roles };
         if (c.approver !== undefined) client.approver = c.approver;

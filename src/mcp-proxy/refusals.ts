@@ -8,7 +8,7 @@ import { verdictMeta } from './meta.ts';
  * Refusals the proxy gives itself: before the gate is asked, or (OUTPUT_BLOCKED) of an answer a
  * block-mode screen withheld after the gate permitted the call.
  */
-export type ProxyRefuseCode = 'TOOL_CHANGED' | 'TOOL_SUSPECT' | 'UPSTREAM_UNAVAILABLE' | 'OUTPUT_BLOCKED';
+export type ProxyRefuseCode = 'TOOL_CHANGED' | 'TOOL_SUSPECT' | 'UPSTREAM_UNAVAILABLE' | 'OUTPUT_BLOCKED' | 'RATE_LIMITED';
 export type ProxyRefusal = Omit<RefuseVerdict, 'code'> & { code: ProxyRefuseCode };
 
 export function proxyRefusal(code: ProxyRefuseCode, evaluator: string, reason: string): ProxyRefusal {

@@ -31,13 +31,13 @@ export interface ProxyRuntime {
   close(): Promise<void>;
 }
 
-/** Refusals the proxy gives before the gate is asked (a changed, new or suspect tool, a server that is down). */
+/** Refusals the proxy gives before the gate is asked (a changed, new or suspect tool, a server that is down, a token's calls over its cap). */
 const REFUSAL_RECORD = z.strictObject({
   evaluationId: z.string(),
   principal: z.string(),
   session: z.string(),
   action: z.string(),
-  code: z.enum(['TOOL_CHANGED', 'TOOL_SUSPECT', 'UPSTREAM_UNAVAILABLE']),
+  code: z.enum(['TOOL_CHANGED', 'TOOL_SUSPECT', 'UPSTREAM_UNAVAILABLE', 'RATE_LIMITED']),
   reason: z.string().max(REFUSAL_REASON_MAX),
 });
 

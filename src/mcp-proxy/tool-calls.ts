@@ -7,6 +7,7 @@ import type { ApprovalChannels } from './approvals/approval-flow.ts';
 import { isPromise } from '../engine/gate/store-calls.ts';
 import { requestContext } from './gated-request.ts';
 import { clientProgressToken, forwardedToolMeta, returnedResult, scrubbedError } from './meta.ts';
+import type { PrincipalConfig } from './config.ts';
 import type { ProxySession, ProxyShared } from './proxy-state.ts';
 import { proxyRefusal, proxyRefusalResult, refusalResult, type ProxyRefusal, type ProxyRefuseCode } from './refusals.ts';
 import type { ToolHold } from './pinning.ts';
@@ -60,6 +61,11 @@ export interface ToolCallExtra {
 
 /** The hot path of the proxy: one tools/call resolved, gated, forwarded with its permit, its outcome recorded. */
 export class ToolCalls {
+  /** tools/call in flight per token (HTTP sessions are keyed by their token's client entry). */
+  private readonly inFlight = new Map<PrincipalConfig, number>();
+  /** When each token last had its cap logged. */
+  private readonly capLogged = new Map<PrincipalConfig, number>();
+
   constructor(
     private readonly shared: ProxyShared,
     private readonly catalogue: ToolCatalogue,
@@ -68,9 +74,49 @@ export class ToolCalls {
   ) {}
 
   call(session: ProxySession, params: ToolCallParams, extra: ToolCallExtra): Promise<CallToolResult> {
+    // Over HTTP a token's calls in flight are capped: one agent cannot hold every upstream.
+    const cap = session.transport === 'tcp' ? this.shared.config.http?.maxCallsPerToken : undefined;
+    if (cap === undefined) return this.started(session, params, extra);
+    const principal = session.principal;
+    const inFlight = this.inFlight.get(principal) ?? 0;
+    if (inFlight >= cap) return this.overCap(session, params, cap);
+    this.inFlight.set(principal, inFlight + 1);
+    const running = this.started(session, params, extra);
+    running.then(
+      () => this.callEnded(principal),
+      () => this.callEnded(principal),
+    );
+    return running;
+  }
+
+  private started(session: ProxySession, params: ToolCallParams, extra: ToolCallExtra): Promise<CallToolResult> {
     // Without [telemetry] this is one property read.
     const telemetry = this.shared.telemetry;
     return telemetry === undefined ? this.run(session, params, extra, undefined) : this.traced(telemetry, session, params, extra);
+  }
+
+  private callEnded(principal: PrincipalConfig): void {
+    const left = (this.inFlight.get(principal) ?? 1) - 1;
+    if (left > 0) this.inFlight.set(principal, left);
+    else this.inFlight.delete(principal);
+  }
+
+  /**
+   * A call over its token's cap (`[http] max_calls_per_token`): refused at once, before the gate
+   * (so it charges no limit), and recorded; the operator hears of it at most once a minute a token.
+   */
+  private overCap(session: ProxySession, params: ToolCallParams, cap: number): Promise<CallToolResult> {
+    const principal = session.principal;
+    const now = Date.now();
+    if ((this.capLogged.get(principal) ?? 0) <= now - 60_000) {
+      this.capLogged.set(principal, now);
+      this.shared.log(
+        `http: '${principal.principalId}' has ${cap} calls in flight on one token ([http] max_calls_per_token); more are refused RATE_LIMITED until some end`,
+      );
+    }
+    const action = this.catalogue.settled(params.name)?.action ?? actionNamed(params.name);
+    const reason = `'${principal.principalId}' has ${cap} calls in flight, the most one token may have at once ([http] max_calls_per_token); retry when one has ended`;
+    return this.refused(session, action, proxyRefusal('RATE_LIMITED', 'proxy', reason), false);
   }
 
   private async traced(
@@ -268,9 +314,7 @@ export class ToolCalls {
    */
   private async unknownTool(session: ProxySession, params: ToolCallParams): Promise<CallToolResult> {
     const name = params.name;
-    const split = name.indexOf('__');
-    // The client chose this name, of any length; the audit schema takes an action of 512 at most.
-    const action = (split > 0 ? `${name.slice(0, split)}.${name.slice(split + 2)}` : name).slice(0, UNKNOWN_ACTION_MAX);
+    const action = actionNamed(name);
     const reason = `no server offers a tool named ${JSON.stringify(name.slice(0, 80))}; tools/list names the tools there are`;
     const verdict: RefuseVerdict = { kind: 'refuse', evaluationId: randomUUID(), code: 'NO_POLICY_MATCH', evaluator: 'proxy', reason };
     if (this.outcomes) {
@@ -312,6 +356,15 @@ export class ToolCalls {
     }
     return proxyRefusalResult(verdict, byPolicy);
   }
+}
+
+/**
+ * The action a tool name reads as, `<server>.<tool>` when it has that shape, for a name no entry
+ * resolves: the client chose it, of any length, and the audit schema takes an action of 512 at most.
+ */
+function actionNamed(name: string): string {
+  const split = name.indexOf('__');
+  return (split > 0 ? `${name.slice(0, split)}.${name.slice(split + 2)}` : name).slice(0, UNKNOWN_ACTION_MAX);
 }
 
 const APPROVE = 'an operator must review it with `kavach mcp approve-tools`';

@@ -191,6 +191,7 @@ const PROXY_CODE_NAMES: Record<ProxyRefuseCode, true> = {
   TOOL_SUSPECT: true,
   UPSTREAM_UNAVAILABLE: true,
   OUTPUT_BLOCKED: true,
+  RATE_LIMITED: true,
 };
 const PROXY_CODES: ReadonlySet<string> = new Set(Object.keys(PROXY_CODE_NAMES));
 

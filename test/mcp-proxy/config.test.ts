@@ -60,6 +60,11 @@ describe('proxy config', () => {
       'http.clients[0].token',
       '16 characters',
     ],
+    [`${BASE}[http]\nmax_calls_per_token = 0\n`, 'http.max_calls_per_token', ''],
+    [`${BASE}[http]\nmax_calls_per_token = 2.5\n`, 'http.max_calls_per_token', ''],
+    [`${BASE}[http]\nmax_calls_per_token = "64"\n`, 'http.max_calls_per_token', ''],
+    [`${BASE}[http]\nmax_calls_per_token = inf\n`, 'http.max_calls_per_token', ''],
+    [`${BASE}[http]\nmax_call_per_token = 64\n`, 'http.max_call_per_token', 'did you mean "max_calls_per_token"?'],
     ['[gate]\npolicy = "p.toml"\n[servers."a.b"]\ncommand = "node"\n', 'servers.a.b', 'server names'],
     ['[gate]\npolicy = "p.toml"\n[servers.a__b]\ncommand = "node"\n', 'servers.a__b', 'server names'],
   ])('refuses a bad config with the path of the bad field: %#', (text, path, message) => {

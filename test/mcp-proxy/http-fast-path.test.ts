@@ -250,6 +250,62 @@ describe('HTTP mode: the tools/call fast path and the body limit', () => {
     expect(JSON.parse(data)).toMatchObject({ id: 9, result: { content: [{ text: 'late' }] } });
   });
 
+  it('caps [http] max_calls_per_token calls in flight per token, on every path, and refuses the next one RATE_LIMITED at once', async () => {
+    fx = new FakeUpstream([tool('a'), tool('slow')]);
+    const records: Record<string, unknown>[] = [];
+    const logs: string[] = [];
+    proxy = await inProcessProxy({
+      policy: POLICY,
+      upstreams: { fx },
+      http: { clients: CLIENTS, max_calls_per_token: 2 },
+      outcomes: { append: async (r) => void records.push(r as unknown as Record<string, unknown>) },
+      log: (m) => logs.push(m),
+    });
+    http = await serveHttp({ config: proxy.config, core: proxy.core } as ProxyRuntime, '127.0.0.1:0');
+    url = new URL(`http://${http.address}/mcp`);
+    const releases: (() => void)[] = [];
+    fx.respond = (params) =>
+      params.name === 'slow'
+        ? (new Promise((r) => releases.push(() => r({ content: [{ type: 'text', text: 'ran slow' }] }))) as never)
+        : { content: [{ type: 'text', text: 'ran a' }] };
+    // Two sessions of one token share its cap; the second call comes through the SDK's transport (a batch).
+    const [first, second] = [await open(), await open()];
+    const slow1 = post(url, call(1, 'fx__slow'), { session: first });
+    const slow2 = post(url, `[${call(2, 'fx__slow')}]`, { session: second });
+    await until('both slow calls upstream', () => fx.calls.length === 2);
+
+    const refused = JSON.parse((await post(url, call(3, 'fx__a'), { session: first })).text);
+    expect(refused.id).toBe(3);
+    expect(refused.result.isError).toBe(true);
+    expect(refused.result.content[0].text).toContain('[RATE_LIMITED]');
+    expect(refused.result.content[0].text).toContain('max_calls_per_token');
+    expect(refused.result._meta['dev.kavach/verdict']).toMatchObject({ kind: 'refuse', code: 'RATE_LIMITED', evaluator: 'proxy' });
+    // A batch is no way around it.
+    const batchRefused = await post(url, `[${call(4, 'fx__a')}]`, { session: second });
+    expect(batchRefused.text).toContain('RATE_LIMITED');
+    expect(fx.calls).toHaveLength(2);
+    expect(records.filter((r) => r.type === 'kavach.mcp_refusal')).toMatchObject([
+      { code: 'RATE_LIMITED', action: 'fx.a', principal: 'ci-bot' },
+      { code: 'RATE_LIMITED', action: 'fx.a', principal: 'ci-bot' },
+    ]);
+    expect(logs.filter((l) => l.includes('max_calls_per_token'))).toHaveLength(1);
+
+    // Another token is not held back by this one.
+    const devSession = await open(OTHER);
+    expect(JSON.parse((await post(url, call(5, 'fx__a'), { session: devSession, token: OTHER })).text)).toMatchObject({
+      id: 5,
+      result: { content: [{ text: 'ran a' }] },
+    });
+    // Once a call ends, the token has room again.
+    for (const release of releases) release();
+    expect(JSON.parse((await slow1).text)).toMatchObject({ id: 1, result: { content: [{ text: 'ran slow' }] } });
+    expect((await slow2).text).toContain('ran slow');
+    expect(JSON.parse((await post(url, call(6, 'fx__a'), { session: first })).text)).toMatchObject({
+      id: 6,
+      result: { content: [{ text: 'ran a' }] },
+    });
+  });
+
   it('holds [http] max_sessions_per_token sessions per token, closing the least recently used, and says so', async () => {
     await start({ max_sessions_per_token: 2 });
     const first = await open();
