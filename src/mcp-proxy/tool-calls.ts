@@ -107,15 +107,16 @@ export class ToolCalls {
    */
   private overCap(session: ProxySession, params: ToolCallParams, cap: number): Promise<CallToolResult> {
     const principal = session.principal;
+    const calls = cap === 1 ? '1 call' : `${cap} calls`;
     const now = Date.now();
     if ((this.capLogged.get(principal) ?? 0) <= now - 60_000) {
       this.capLogged.set(principal, now);
       this.shared.log(
-        `http: '${principal.principalId}' has ${cap} calls in flight on one token ([http] max_calls_per_token); more are refused RATE_LIMITED until some end`,
+        `http: '${principal.principalId}' has ${calls} in flight on one token ([http] max_calls_per_token); more are refused RATE_LIMITED until some end`,
       );
     }
     const action = this.catalogue.settled(params.name)?.action ?? actionNamed(params.name);
-    const reason = `'${principal.principalId}' has ${cap} calls in flight, the most one token may have at once ([http] max_calls_per_token); retry when one has ended`;
+    const reason = `'${principal.principalId}' has ${calls} in flight, the most one token may have at once ([http] max_calls_per_token); retry when one has ended`;
     return this.refused(session, action, proxyRefusal('RATE_LIMITED', 'proxy', reason), false);
   }
 
