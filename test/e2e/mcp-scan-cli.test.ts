@@ -67,6 +67,36 @@ describe('kavach mcp scan on a malicious server (real processes)', () => {
     expect(JSON.stringify(fx?.tools.find((t) => t.name === 'lookup'))).toContain('\\\\u200b');
   }, 60_000);
 
+  it('scans prompts and resources too, before the proxy withholds anything, and exits 1', async () => {
+    const config = configWith('listings.toml', fixture('fx', 'FIXTURE_CLEAN = "1", FIXTURE_LISTINGS = "1"'));
+    const r = await runCli(['mcp', 'scan', '--config', config]);
+    expect(r.code, r.stderr).toBe(1);
+    expect(r.stdout).toContain('server fx: 2 tools, no finding; 4 prompts and resources, 2 with findings\n');
+    expect(r.stdout).toContain('  prompt fx summarise:\n    found hidden_instructions in /description');
+    expect(r.stdout).toContain('found credential_access in /description');
+    expect(r.stdout).toContain('  resource fx file:///readme.md:\n');
+    expect(r.stdout).toContain('The read\\u200bme.\\u202e');
+    expect(r.stdout).not.toContain('greet');
+    expect(r.stdout).not.toContain('notes.txt');
+    expect(r.stdout).toMatch(/\n\d+ findings in 2 prompts and resources\n$/);
+    expect(r.stdout).not.toMatch(UNSAFE);
+
+    const j = await runCli(['mcp', 'scan', '--config', config, '--json']);
+    expect(j.code, j.stderr).toBe(1);
+    const doc = JSON.parse(j.stdout) as ScanJson & {
+      servers: { listings: { kind: string; name: string; findings: { kind: string }[] }[] }[];
+    };
+    const listings = doc.servers[0]?.listings ?? [];
+    expect(listings.map((l) => [l.kind, l.name, l.findings.length > 0])).toEqual([
+      ['prompt', 'greet', false],
+      ['prompt', 'summarise', true],
+      ['resource', 'file:///notes.txt', false],
+      ['resource', 'file:///readme.md', true],
+    ]);
+    expect(new Set(listings[3]?.findings.map((f) => f.kind))).toEqual(new Set(['invisible_characters', 'bidi_control']));
+    expect(doc.findings).toBe(r.stdout.match(/\n {4}found /g)?.length);
+  }, 60_000);
+
   it('exits 0 on a server with no finding', async () => {
     const config = configWith('clean.toml', fixture('clean', 'FIXTURE_CLEAN = "1"'));
     const r = await runCli(['mcp', 'scan', '--config', config]);
