@@ -6,6 +6,8 @@ import {
   McpError,
 } from '@modelcontextprotocol/sdk/types.js';
 import type { ProxySession, ProxyShared } from './proxy-state.ts';
+import { screenedServerMessage } from './screening.ts';
+import type { Upstream } from './upstream.ts';
 
 /** Server→client requests (sampling, elicitation, roots) go to the latest client able to answer. */
 export class ClientRelay {
@@ -21,9 +23,22 @@ export class ClientRelay {
     if (this.latest === session) this.latest = [...this.shared.sessions].at(-1);
   }
 
-  async relay(request: { method: string; params?: Record<string, unknown> }, signal: AbortSignal): Promise<Record<string, unknown>> {
+  async relay(
+    upstream: Upstream,
+    request: { method: string; params?: Record<string, unknown> },
+    signal: AbortSignal,
+  ): Promise<Record<string, unknown>> {
     const cap =
       request.method === 'sampling/createMessage' ? 'sampling' : request.method === 'elicitation/create' ? 'elicitation' : 'roots';
+    // What the client's model or user is to read is screened as the server's tool results are.
+    if (cap !== 'roots' && request.params !== undefined) {
+      const screened = screenedServerMessage(this.shared.gate, upstream.name, request.method, request.params, this.shared.log);
+      if (screened.withheld) {
+        const reason = `the server's ${request.method} request was withheld by a [[screen]]: it was not passed on to the client`;
+        throw new McpError(ErrorCode.InvalidRequest, reason);
+      }
+      request = { ...request, params: screened.value };
+    }
     const candidates = [this.latest, ...this.shared.sessions].filter(
       (s): s is ProxySession => s !== undefined && Boolean(s.server.getClientCapabilities()?.[cap]),
     );

@@ -1,5 +1,6 @@
 import { LoggingLevelSchema, type LoggingLevel, type LoggingMessageNotification } from '@modelcontextprotocol/sdk/types.js';
 import type { ProxySession, ProxyShared } from './proxy-state.ts';
+import { screenedServerMessage } from './screening.ts';
 import type { Upstream } from './upstream.ts';
 
 /** Log levels from the most verbose (`debug`) to the least. */
@@ -17,7 +18,11 @@ export class LogRelay {
    * An upstream log line cannot be traced to the call that caused it and may carry one client's
    * data: with clients of several principals connected (HTTP mode) it stays on stderr.
    */
-  relay(u: Upstream, params: LoggingMessageNotification['params']): void {
+  relay(u: Upstream, raw: LoggingMessageNotification['params']): void {
+    // A log line is the server's text too: screened as its results are (a withheld one is dropped).
+    const screened = screenedServerMessage(this.shared.gate, u.name, 'notifications/message', raw, this.shared.log);
+    if (screened.withheld) return;
+    const params = screened.value;
     const sessions = this.shared.sessions;
     const principals = new Set([...sessions].map((s) => s.principal.principalId));
     if (principals.size > 1) {

@@ -95,7 +95,7 @@ export class ProxyCore implements ProxyShared {
         changed: (u, what) => this.onUpstreamChanged(u, what).catch((err: unknown) => this.log(`upstream ${u.name}: ${String(err)}`)),
         logMessage: (u, params) => this.logs.relay(u, params),
         resourceUpdated: (_u, params) => this.subscriptions.updated(params),
-        relay: (request, signal) => this.clients.relay(request, signal),
+        relay: (u, request, signal) => this.clients.relay(u, request, signal),
       },
       opts.transportFor,
       opts.restartPolicy,

@@ -119,3 +119,26 @@ export function screenedProgress(gate: Gate, action: string, params: Record<stri
   }
   return screened.output === params.message ? params : { ...params, message: screened.output };
 }
+
+/**
+ * What a server sends the client of its own accord — a sampling request (read by the client's
+ * model), an elicitation (read by its user), a log line — screened under `<server>.<method>`
+ * (`docs.sampling/createMessage`, `docs.elicitation/create`, `docs.notifications/message`), as its
+ * tool results are: a server must not reach the model by another door with what its results may
+ * not carry. `withheld`: a block-mode screen found something, so nothing of it may be passed on.
+ * What was found (never the value) goes to `log`: there is no evaluation to record it under.
+ */
+export function screenedServerMessage<T>(
+  gate: Gate,
+  server: string,
+  method: string,
+  value: T,
+  log: (message: string) => void,
+): { value: T; withheld: boolean } {
+  const screened = gate.screen({ actionName: `${server}.${method}` }, value);
+  if (screened.findings.length === 0 && screened.blocked === undefined) return { value: screened.output, withheld: false };
+  const found = [...new Set(screened.findings.map((f) => `${f.detector} at ${f.path}`))].slice(0, 8).join(', ');
+  const done = screened.blocked !== undefined ? 'withheld' : screened.output === value ? 'passed on (report mode)' : 'redacted';
+  log(`upstream ${server}: ${method}: ${found}; ${done}`);
+  return { value: screened.output, withheld: screened.blocked !== undefined };
+}

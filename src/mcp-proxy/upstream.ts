@@ -36,6 +36,7 @@ export type TransportFactory = (config: ServerConfig) => Transport;
 
 /** A server→client request the proxy relays to a downstream client. */
 export type ClientRequestRelay = (
+  upstream: Upstream,
   request: { method: string; params?: Record<string, unknown> },
   signal: AbortSignal,
 ) => Promise<Record<string, unknown>>;
@@ -237,7 +238,7 @@ export class Upstream {
     client.setNotificationHandler(LoggingMessageNotificationSchema, (n) => this.events.logMessage(this, n.params));
     // Only what the downstream client declared: the upstream then asks nothing it cannot answer.
     const relay = (request: { method: string; params?: Record<string, unknown> }, extra: { signal: AbortSignal }) =>
-      this.events.relay(request, extra.signal) as never;
+      this.events.relay(this, request, extra.signal) as never;
     if (this.capabilities.sampling) client.setRequestHandler(CreateMessageRequestSchema, relay);
     if (this.capabilities.elicitation) client.setRequestHandler(ElicitRequestSchema, relay);
     if (this.capabilities.roots) client.setRequestHandler(ListRootsRequestSchema, relay);
