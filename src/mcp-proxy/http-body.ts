@@ -25,11 +25,19 @@ export function readBody(req: IncomingMessage, limit = MAX_BODY_BYTES, drainLimi
     const chunks: Buffer[] = [];
     let size = 0;
     let over = declared > limit;
+    let ended = false;
+    const whole = (): BodyRead => ({ kind: 'ok', bytes: chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, size) });
     const onData = (chunk: Buffer): void => {
       size += chunk.length;
       if (size > limit) over = true;
       if (!over) {
         chunks.push(chunk);
+        // Every declared byte is here (the parser never passes on more): the body is whole now,
+        // a turn before the stream gets round to its 'end'.
+        if (size === declared) {
+          ended = true;
+          resolve(whole());
+        }
         return;
       }
       chunks.length = 0;
@@ -38,12 +46,12 @@ export function readBody(req: IncomingMessage, limit = MAX_BODY_BYTES, drainLimi
         resolve({ kind: 'too-large', drained: false });
       }
     };
-    let ended = false;
     req.on('data', onData);
     req.once('end', () => {
+      if (ended) return;
       ended = true;
       if (over) resolve({ kind: 'too-large', drained: true });
-      else resolve({ kind: 'ok', bytes: chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, size) });
+      else resolve(whole());
     });
     req.once('error', reject);
     // A client that goes away mid-body: nothing to answer. Every request closes, so the error

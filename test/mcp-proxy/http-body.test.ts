@@ -23,6 +23,21 @@ describe('readBody', () => {
     expect(got.kind === 'ok' && got.bytes.toString()).toBe('{"a":1}');
   });
 
+  it('a body is whole once its declared length is in, before the stream ends', async () => {
+    const req = request(7);
+    let got: unknown;
+    void readBody(req).then((r) => (got = r));
+    req.emit('data', Buffer.from('{"a":'));
+    await Promise.resolve();
+    expect(got).toBeUndefined();
+    req.emit('data', Buffer.from('1}'));
+    await Promise.resolve();
+    expect(got).toEqual({ kind: 'ok', bytes: Buffer.from('{"a":1}') });
+    // The end and close that follow change nothing (and reject nothing).
+    req.emit('end');
+    req.emit('close');
+  });
+
   it('a client gone mid-body rejects the read', async () => {
     const req = request();
     const read = readBody(req);
