@@ -8,7 +8,10 @@
  * figure is the min / median / max of the repetitions. "added p50" is a call's median latency
  * through the gateway less the same call made directly over stdio (measured in the same run).
  *
- *   npm run build && npx tsx bench/http.ts [--reps 3] [--clients 1,10,50] [--calls 300] [--only floor,kavach,supergateway,mcp-proxy]
+ *   npm run build && npx tsx bench/http.ts [--reps 3] [--clients 1,10,50] [--calls 300] [--warmup 1000] [--only floor,kavach,supergateway,mcp-proxy]
+ *
+ * `--warmup N`: calls each gateway (and the direct connection) gets, one client, before the first
+ * repetition; each round's fresh sessions are then warmed with 300 calls (20 per client at 50).
  *
  * With `--serve-floor PORT` this file is itself the floor.
  */
@@ -141,9 +144,11 @@ async function startGateway(name: string, dir: string): Promise<Gateway> {
       url,
       tool: 'everything__echo',
       headers: { authorization: `Bearer ${TOKEN}` },
-      // BENCH_CPU_PROF=DIR: the kavach process writes a V8 CPU profile there on exit.
+      // BENCH_CPU_PROF=DIR: the kavach process writes a V8 CPU profile there on exit;
+      // BENCH_NODE_FLAGS: more node flags for it.
       args: [
         ...(process.env.BENCH_CPU_PROF ? ['--cpu-prof', '--cpu-prof-interval=100', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : []),
+        ...(process.env.BENCH_NODE_FLAGS ?? '').split(' ').filter(Boolean),
         KAVACH,
         'mcp',
         '--config',
@@ -276,6 +281,9 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.len
 
 async function main(): Promise<void> {
   const reps = Number(flag('reps', '3'));
+  const WARMUP_CALLS = Number(flag('warmup', '1000'));
+  /** Calls on each round's fresh sessions before it is measured (a new session's first calls run slower everywhere). */
+  const ROUND_WARMUP = 300;
   const counts = flag('clients', '1,10,50').split(',').map(Number);
   const callsPerClient = Number(flag('calls', '300'));
   const only = flag('only', 'floor,kavach,supergateway,mcp-proxy').split(',').filter(Boolean);
@@ -298,6 +306,17 @@ async function main(): Promise<void> {
     const directClient = new Client({ name: 'bench-direct', version: '1' });
     await directClient.connect(stdio);
     const directConn: Conn = { client: directClient, transport: stdio };
+    // Every gateway (and the direct connection) is first warmed up alike, so the first repetition
+    // measures code the JIT has settled, as a gateway serving for a while runs, not a cold start.
+    await load([directConn], 'echo', WARMUP_CALLS);
+    for (const g of gateways) {
+      const conns = [await connect(g)];
+      try {
+        await load(conns, g.tool, WARMUP_CALLS);
+      } finally {
+        await Promise.all(conns.map(disconnect));
+      }
+    }
     for (let rep = 0; rep < reps; rep++) {
       await load([directConn], 'echo', 50);
       direct.push((await load([directConn], 'echo', callsPerClient)).p50);
@@ -307,7 +326,7 @@ async function main(): Promise<void> {
         for (const g of order) {
           const conns = await Promise.all(Array.from({ length: clients }, () => connect(g)));
           try {
-            await load(conns, g.tool, Math.max(50, clients * 5));
+            await load(conns, g.tool, Math.max(ROUND_WARMUP, clients * 20));
             const total = callsPerClient * Math.min(clients, 10);
             const before = cpuOf(g.child.pid);
             const r = await load(conns, g.tool, total);
