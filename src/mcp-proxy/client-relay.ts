@@ -32,9 +32,10 @@ export class ClientRelay {
       request.method === 'sampling/createMessage' ? 'sampling' : request.method === 'elicitation/create' ? 'elicitation' : 'roots';
     // What the client's model or user is to read is screened as the server's tool results are.
     if (cap !== 'roots' && request.params !== undefined) {
-      const screened = screenedServerMessage(this.shared.gate, upstream.name, request.method, request.params, this.shared.log);
+      const method = cap === 'sampling' ? 'sampling/createMessage' : 'elicitation/create';
+      const screened = screenedServerMessage(this.shared, upstream.name, method, request.params);
       if (screened.withheld) {
-        const reason = `the server's ${request.method} request was withheld by a [[screen]]: it was not passed on to the client`;
+        const reason = `the server's ${method} request was withheld by a [[screen]]: it was not passed on to the client`;
         throw new McpError(ErrorCode.InvalidRequest, reason);
       }
       request = { ...request, params: screened.value };

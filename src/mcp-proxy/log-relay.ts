@@ -20,7 +20,7 @@ export class LogRelay {
    */
   relay(u: Upstream, raw: LoggingMessageNotification['params']): void {
     // A log line is the server's text too: screened as its results are (a withheld one is dropped).
-    const screened = screenedServerMessage(this.shared.gate, u.name, 'notifications/message', raw, this.shared.log);
+    const screened = screenedServerMessage(this.shared, u.name, 'notifications/message', raw);
     if (screened.withheld) return;
     const params = screened.value;
     const sessions = this.shared.sessions;

@@ -2,6 +2,7 @@ import type { Server } from '@modelcontextprotocol/sdk/server/index.js';
 import type { Gate } from '../engine/gate.ts';
 import type { PrincipalConfig, ProxyConfig } from './config.ts';
 import type { ProxyTelemetry } from './telemetry.ts';
+import type { OutcomeSink } from './tool-calls.ts';
 import type { UpstreamPool } from './upstream-pool.ts';
 
 /** A downstream client connection (stdio: the one; HTTP: one per MCP session). */
@@ -25,6 +26,8 @@ export interface ProxyShared {
   readonly pool: UpstreamPool;
   readonly sessions: ReadonlySet<ProxySession>;
   readonly log: (message: string) => void;
+  /** The proxy's own audit records, with `[audit]`. */
+  readonly outcomes?: OutcomeSink | undefined;
   /** Spans and metrics per request, when `[telemetry]` is configured (DESIGN §12). */
   readonly telemetry?: ProxyTelemetry | undefined;
 }

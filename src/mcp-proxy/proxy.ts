@@ -55,6 +55,7 @@ export class ProxyCore implements ProxyShared {
   readonly config: ProxyConfig;
   readonly log: (message: string) => void;
   readonly telemetry: ProxyTelemetry | undefined;
+  readonly outcomes: OutcomeSink | undefined;
   gate: Gate;
   /** How calls that need a person are asked and held (DESIGN §11). */
   readonly approvals: ApprovalChannels;
@@ -73,6 +74,7 @@ export class ProxyCore implements ProxyShared {
     this.gate = opts.gate;
     this.log = opts.log;
     this.telemetry = opts.telemetry;
+    this.outcomes = opts.outcomes;
     this.tools = new ToolCatalogue(this, opts.pins, () => this.notices.schedule('tools'));
     this.approvals = new ApprovalChannels(this);
     this.calls = new ToolCalls(this, this.tools, opts.outcomes, this.approvals);

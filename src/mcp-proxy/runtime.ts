@@ -7,6 +7,7 @@ import { visible } from '../engine/terminal-text.ts';
 import { Gate, type GateOptions } from '../engine/gate.ts';
 import type { TelemetryRuntime } from '../telemetry/sdk.ts';
 import { AuditLog, type AuditAnchor } from '../audit/index.ts';
+import { MAX_OUTCOME_FINDINGS } from '../audit/entry.ts';
 import { KeyPair, PermitSigner, PublicKeyDirectory } from '../crypto/index.ts';
 import type { ProxyConfig } from './config.ts';
 import { reportObserved } from './observe-log.ts';
@@ -39,6 +40,23 @@ const REFUSAL_RECORD = z.strictObject({
   action: z.string(),
   code: z.enum(['TOOL_CHANGED', 'TOOL_SUSPECT', 'UPSTREAM_UNAVAILABLE', 'RATE_LIMITED']),
   reason: z.string().max(REFUSAL_REASON_MAX),
+});
+
+/** What a screen found in what a server sent of its own accord (sampling, elicitation, a log line). */
+const SCREENED_RECORD = z.strictObject({
+  server: z.string().max(512),
+  method: z.enum(['sampling/createMessage', 'elicitation/create', 'notifications/message']),
+  findings: z
+    .array(
+      z.strictObject({
+        screen: z.string().min(1).max(512),
+        detector: z.string().min(1).max(512),
+        path: z.string().max(4096),
+        count: z.number().int().min(1).max(Number.MAX_SAFE_INTEGER),
+      }),
+    )
+    .max(MAX_OUTCOME_FINDINGS),
+  withheld: z.literal(true).optional(),
 });
 
 interface Closable {
@@ -107,7 +125,7 @@ export async function startRuntime(config: ProxyConfig): Promise<ProxyRuntime> {
           mode,
           recordArgs: config.audit.recordArgs,
           redact: config.audit.redact,
-          recordTypes: { 'kavach.mcp_refusal': REFUSAL_RECORD },
+          recordTypes: { 'kavach.mcp_refusal': REFUSAL_RECORD, 'kavach.mcp_screened': SCREENED_RECORD },
           onWarning: log,
           ...(anchor !== undefined ? { anchor } : {}),
         });

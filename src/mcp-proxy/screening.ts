@@ -1,6 +1,8 @@
 import { ErrorCode, McpError, type CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import type { OutcomeFinding } from '../audit/record.ts';
 import type { Gate } from '../engine/gate.ts';
+import type { ProxyShared } from './proxy-state.ts';
+import type { ServerMessageMethod, ServerMessageScreenedRecord } from './tool-calls.ts';
 import { outputBlocked, recordedFindings } from '../engine/screen/index.ts';
 import { formatRefusal } from '../engine/refusal.ts';
 import { verdictMeta } from './meta.ts';
@@ -126,19 +128,29 @@ export function screenedProgress(gate: Gate, action: string, params: Record<stri
  * (`docs.sampling/createMessage`, `docs.elicitation/create`, `docs.notifications/message`), as its
  * tool results are: a server must not reach the model by another door with what its results may
  * not carry. `withheld`: a block-mode screen found something, so nothing of it may be passed on.
- * What was found (never the value) goes to `log`: there is no evaluation to record it under.
+ * What was found (where, never the value) goes to stderr and, with `[audit]`, into the log as a
+ * `kavach.mcp_screened` record (no evaluation stands behind these messages to hang it on).
  */
 export function screenedServerMessage<T>(
-  gate: Gate,
+  shared: ProxyShared,
   server: string,
-  method: string,
+  method: ServerMessageMethod,
   value: T,
-  log: (message: string) => void,
 ): { value: T; withheld: boolean } {
-  const screened = gate.screen({ actionName: `${server}.${method}` }, value);
+  const screened = shared.gate.screen({ actionName: `${server}.${method}` }, value);
   if (screened.findings.length === 0 && screened.blocked === undefined) return { value: screened.output, withheld: false };
+  const withheld = screened.blocked !== undefined;
   const found = [...new Set(screened.findings.map((f) => `${f.detector} at ${f.path}`))].slice(0, 8).join(', ');
-  const done = screened.blocked !== undefined ? 'withheld' : screened.output === value ? 'passed on (report mode)' : 'redacted';
-  log(`upstream ${server}: ${method}: ${found}; ${done}`);
-  return { value: screened.output, withheld: screened.blocked !== undefined };
+  const done = withheld ? 'withheld' : screened.output === value ? 'passed on (report mode)' : 'redacted';
+  shared.log(`upstream ${server}: ${method}: ${found}; ${done}`);
+  const record: ServerMessageScreenedRecord = {
+    type: 'kavach.mcp_screened',
+    time: Date.now(),
+    server,
+    method,
+    findings: recordedFindings(screened.findings),
+  };
+  if (withheld) record.withheld = true;
+  shared.outcomes?.append(record).catch((err: unknown) => shared.log(`audit: could not record a screened ${method}: ${String(err)}`));
+  return { value: screened.output, withheld };
 }

@@ -39,12 +39,30 @@ export interface ProxyRefusalRecord {
   reason: string;
 }
 
+/** Methods a server sends the client of its own accord, screened as its results are. */
+export type ServerMessageMethod = 'sampling/createMessage' | 'elicitation/create' | 'notifications/message';
+
 /**
- * Where the proxy's own audit records go: an outcome per forwarded call, its own refusals, and the
- * verdict on a call to a tool no server offers (the gate is not asked: there is no action to judge).
+ * What a screen found in a message a server sent of its own accord (no evaluation stands behind
+ * it): where, never the value, and whether the message was withheld.
+ */
+export type ServerMessageScreenedRecord = {
+  type: 'kavach.mcp_screened';
+  time: number;
+  server: string;
+  method: ServerMessageMethod;
+  // Type aliases, not interfaces: the audit log takes the record as plain JSON.
+  findings: { screen: string; detector: string; path: string; count: number }[];
+  withheld?: true;
+};
+
+/**
+ * Where the proxy's own audit records go: an outcome per forwarded call, its own refusals, the
+ * verdict on a call to a tool no server offers (the gate is not asked: there is no action to
+ * judge), and what screens found in what servers sent of their own accord.
  */
 export interface OutcomeSink {
-  append(record: OutcomeEntry | ProxyRefusalRecord | VerdictEvent): Promise<unknown>;
+  append(record: OutcomeEntry | ProxyRefusalRecord | VerdictEvent | ServerMessageScreenedRecord): Promise<unknown>;
 }
 
 export interface ToolCallParams {

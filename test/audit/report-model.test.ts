@@ -391,6 +391,26 @@ describe('report totals keyed by recorded text', () => {
   });
 });
 
+describe('the report on what servers sent of their own accord', () => {
+  it('shows a kavach.mcp_screened record as where a screen found what, never a value', () => {
+    const header = { prev: 'A'.repeat(43), log: 'l', hash: 'h', seq: 0, time: 1_000 };
+    const records = [
+      {
+        ...header,
+        type: 'kavach.mcp_screened',
+        server: 'fx',
+        method: 'sampling/createMessage',
+        findings: [{ screen: 'no-keys', detector: 'aws_access_key', path: '/messages/0/content/text', count: 1 }],
+        withheld: true,
+      },
+    ] as unknown as AuditRecord[];
+    const model = buildReportModel([{ source: 'x', records, unverified: [], files: ['x'] }], { generatedAt: 0 });
+    const row = model.rows.find((r) => r.type === 'kavach.mcp_screened');
+    expect(row?.detail).toBe('server fx sent sampling/createMessage: aws_access_key at /messages/0/content/text; withheld');
+    expect(row?.extra).toEqual({});
+  });
+});
+
 describe('the report time axis', () => {
   it('is built for calls whose times span more than a double can hold (recorded time is any finite number)', () => {
     const header = { prev: 'A'.repeat(43), log: 'l', hash: 'h' };

@@ -37,23 +37,25 @@ describe('server-initiated messages are screened like tool results', () => {
     proxy = undefined;
   });
 
-  async function start(): Promise<{ fx: FakeUpstream; p: InProcessProxy; logs: string[] }> {
+  async function start(): Promise<{ fx: FakeUpstream; p: InProcessProxy; logs: string[]; records: Record<string, unknown>[] }> {
     const fx = new FakeUpstream([tool('a')]);
     const logs: string[] = [];
+    const records: Record<string, unknown>[] = [];
     proxy = await inProcessProxy({
       policy: POLICY,
       upstreams: { fx },
       capabilities: { sampling: {}, elicitation: {} },
       log: (m) => logs.push(m),
+      outcomes: { append: async (r) => void records.push(r as unknown as Record<string, unknown>) },
     });
     // Upstreams start on the session's first request.
     await proxy.client.listTools();
     await until('the upstream to be connected', () => fx.server !== undefined);
-    return { fx, p: proxy, logs };
+    return { fx, p: proxy, logs, records };
   }
 
   it('a sampling request reaches the client model redacted, and one a block screen finds is refused to the server', async () => {
-    const { fx, p, logs } = await start();
+    const { fx, p, logs, records } = await start();
     const seen: string[] = [];
     p.client.setRequestHandler(CreateMessageRequestSchema, async (request) => {
       seen.push(JSON.stringify(request.params.messages[0]?.content));
@@ -77,6 +79,18 @@ describe('server-initiated messages are screened like tool results', () => {
       );
     expect(refused).toContain('withheld by a [[screen]]');
     expect(seen).toHaveLength(1);
+    // The audit log keeps where, never what.
+    expect(records).toMatchObject([
+      {
+        type: 'kavach.mcp_screened',
+        server: 'fx',
+        method: 'sampling/createMessage',
+        findings: [{ screen: 'no-keys', detector: 'aws_access_key', path: '/messages/0/content/text', count: 1 }],
+      },
+      { type: 'kavach.mcp_screened', method: 'sampling/createMessage', findings: [{ detector: 'card_number' }], withheld: true },
+    ]);
+    expect(records[0]?.withheld).toBeUndefined();
+    expect(JSON.stringify(records)).not.toContain(FAKE_KEY);
   });
 
   it('an elicitation reaches the user redacted', async () => {

@@ -120,6 +120,22 @@ export function rowOf(r: Record<string, unknown>, id: number, log: number, index
       row.detail = `writer reopened the log and found ${n ?? '?'} unsealed record${n === 1 ? '' : 's'} (from seq ${from ?? '?'}): written before a crash, or added while no writer held it; sealed only from here on`;
       break;
     }
+    case 'kavach.mcp_screened': {
+      // What a screen found in what a server sent of its own accord: where, never the value.
+      const findings = take('findings');
+      const found = Array.isArray(findings)
+        ? [
+            ...new Set(
+              findings.map(
+                (f) => `${str((f as Record<string, unknown>)?.detector) ?? '?'} at ${str((f as Record<string, unknown>)?.path) ?? '?'}`,
+              ),
+            ),
+          ]
+        : [];
+      const withheld = take('withheld') === true;
+      row.detail = `server ${str(take('server')) ?? '?'} sent ${str(take('method')) ?? '?'}: ${found.join(', ') || 'findings'}; ${withheld ? 'withheld' : 'passed on screened'}`;
+      break;
+    }
     case 'key':
       row.detail = `key ${str(take('event')) ?? '?'}${str(r.kid) !== undefined ? ` ${str(take('kid'))}` : ''}${str(r.detail) !== undefined ? `: ${str(take('detail'))}` : ''}`;
       break;
