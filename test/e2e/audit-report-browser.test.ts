@@ -440,6 +440,31 @@ describe.skipIf(!haveChromium && !ci)('audit report in headless chromium', () =>
     await page.close();
   });
 
+  it("marks an approval's records at or after a break UNVERIFIED in its chain, and does not count them", async () => {
+    // A decision rewritten after the fact: the chain breaks there, and the "deny" now names someone else.
+    const ls = lines(approvalRun.path);
+    const at = ls.findIndex((l) => l.includes('"bob@finance"'));
+    expect(at).toBeGreaterThan(0);
+    ls[at] = (ls[at] as string).replace('"bob@finance"', '"security-lead"');
+    const forgedLog = join(dir, 'forged-approval.jsonl');
+    writeLines(forgedLog, ls);
+    const forgedPage = join(dir, 'forged-approval.html');
+    writeFileSync(forgedPage, (await buildAuditReport([forgedLog], key().publicKeys(), { generatedAt: APPROVAL_END })).html);
+    const { page, watch } = await open(forgedPage);
+    await page.locator(`#timeline-body button.apr-link[data-approval="${approvalRun.ids.denied}"]`).first().click();
+    const focus = page.locator('#approval-focus');
+    expect(await focus.isVisible()).toBe(true);
+    // The forged deny (and the refusal after it) are listed but not counted: the request is not DENIED.
+    const head = await focus.locator('.chain-head').innerText();
+    expect(head).toMatch(/EXPIRED .*\n2 records UNVERIFIED, not counted$/s);
+    expect(head).not.toContain('DENIED');
+    const forgedStep = focus.locator('li', { hasText: 'security-lead' });
+    expect(await forgedStep.locator('.b-unverified').textContent()).toBe('UNVERIFIED');
+    expect(await focus.locator('li', { hasText: 'requested by' }).locator('.b-unverified').count()).toBe(0);
+    expect(watch).toEqual({ dialogs: [], requests: [], errors: [] });
+    await page.close();
+  });
+
   it('pages a log of thousands of records', async () => {
     const { page, watch } = await open(pages.large);
     expect(await page.locator('#timeline-body tr.row').count()).toBe(200);

@@ -147,12 +147,17 @@ export const TIMELINE_JS = String.raw`  // ---- filters ----
     var box = el('div', 'chain');
     var head = el('div', 'chain-head');
     add(head, el('span', 'muted', 'approval '), el('span', 'mono', a.id), el('span', 'badge b-st b-st-' + a.status, approvalStatus(a)));
+    // Records at or after a break may be forged: listed, marked, and not counted in the status.
+    var untrusted = a.rowIds.filter(function (id) { return rows[id].trust === 'unverified'; }).length;
+    if (untrusted > 0) add(head, el('span', 'badge b-unverified', plural(untrusted, 'record') + ' UNVERIFIED, not counted'));
     box.appendChild(head);
     var ol = el('ol');
     a.rowIds.forEach(function (id) {
       var r = rows[id];
       var li = el('li', id === here ? 'here' : '');
       add(li, el('span', 'mono muted', fmtTime(r.time).slice(11) + ' '));
+      if (r.trust === 'unverified') add(li, el('span', 'badge b-unverified', 'UNVERIFIED'), el('span', null, ' '));
+      else if (r.trust === 'unsealed') add(li, el('span', 'badge b-unsealed', 'unsealed'), el('span', null, ' '));
       if (r.kind === 'approval') {
         var who = r.approver !== undefined ? ' by ' + r.approver : r.event === 'requested' ? ' by ' + (r.principal || '?') + ' for ' + (r.tool || '?') : r.event === 'used' ? ' by the call below' : '';
         if (r.event === 'granted' && r.status === 'pending') who += ' (more approvers must grant)';
