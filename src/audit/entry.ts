@@ -54,6 +54,18 @@ const TRACE_ID = /^(?!0{32})[0-9a-f]{32}$/;
 /** Findings one outcome record keeps; the proxy and the adapters cap what they record to this. */
 export const MAX_OUTCOME_FINDINGS = MAX_RECORDED_FINDINGS;
 
+/** Where result screening found something (never the value), as an `outcome` record keeps it. */
+export const OUTCOME_FINDINGS_SCHEMA = z
+  .array(
+    z.strictObject({
+      screen: z.string().min(1).max(512),
+      detector: z.string().min(1).max(512),
+      path: z.string().max(4096),
+      count: z.number().int().min(1).max(Number.MAX_SAFE_INTEGER),
+    }),
+  )
+  .max(MAX_OUTCOME_FINDINGS);
+
 const OUTCOME_SCHEMA = z.strictObject({
   type: z.literal('outcome'),
   evaluationId: z.string().min(1).max(512),
@@ -62,17 +74,7 @@ const OUTCOME_SCHEMA = z.strictObject({
   action: z.string().max(512).optional(),
   session: z.string().max(512).optional(),
   error: z.string().max(4096).optional(),
-  findings: z
-    .array(
-      z.strictObject({
-        screen: z.string().min(1).max(512),
-        detector: z.string().min(1).max(512),
-        path: z.string().max(4096),
-        count: z.number().int().min(1).max(Number.MAX_SAFE_INTEGER),
-      }),
-    )
-    .max(MAX_OUTCOME_FINDINGS)
-    .optional(),
+  findings: OUTCOME_FINDINGS_SCHEMA.optional(),
   withheld: z.literal(true).optional(),
   traceId: z.string().regex(TRACE_ID).optional(),
   time: z.number().optional(),

@@ -7,7 +7,7 @@ import { visible } from '../engine/terminal-text.ts';
 import { Gate, type GateOptions } from '../engine/gate.ts';
 import type { TelemetryRuntime } from '../telemetry/sdk.ts';
 import { AuditLog, type AuditAnchor } from '../audit/index.ts';
-import { MAX_OUTCOME_FINDINGS } from '../audit/entry.ts';
+import { OUTCOME_FINDINGS_SCHEMA } from '../audit/entry.ts';
 import { KeyPair, PermitSigner, PublicKeyDirectory } from '../crypto/index.ts';
 import type { ProxyConfig } from './config.ts';
 import { reportObserved } from './observe-log.ts';
@@ -46,16 +46,7 @@ const REFUSAL_RECORD = z.strictObject({
 const SCREENED_RECORD = z.strictObject({
   server: z.string().max(512),
   method: z.enum(['sampling/createMessage', 'elicitation/create', 'notifications/message']),
-  findings: z
-    .array(
-      z.strictObject({
-        screen: z.string().min(1).max(512),
-        detector: z.string().min(1).max(512),
-        path: z.string().max(4096),
-        count: z.number().int().min(1).max(Number.MAX_SAFE_INTEGER),
-      }),
-    )
-    .max(MAX_OUTCOME_FINDINGS),
+  findings: OUTCOME_FINDINGS_SCHEMA,
   withheld: z.literal(true).optional(),
 });
 
