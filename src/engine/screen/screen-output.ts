@@ -332,23 +332,50 @@ class Walk {
     this.sawFoldable = undefined;
     const hits = this.scanText(text, redactingOnly);
     const folded = foldForDetection(text, this.sawFoldable);
-    if (folded === undefined) return hits;
     // Both readings: removing a zero-width character can also glue a secret to the letter before
     // it (`x\u200bAKIA…`), which the raw text shows apart.
-    const more = this.scanText(folded.text, redactingOnly);
-    if (more === undefined) return hits;
-    const all = hits ?? [];
-    for (const { planned, spans } of more) {
-      let hit = all.find((h) => h.planned === planned);
-      if (hit === undefined) all.push((hit = { planned, spans: [] }));
-      const known = [...hit.spans];
-      for (const span of spans) {
-        const back = { ...span, ...folded.back(span) };
-        if (!known.some((k) => k.start < back.end && back.start < k.end)) hit.spans.push(back);
+    const more = folded && this.scanText(folded.text, redactingOnly);
+    let all = hits;
+    if (folded && more) {
+      all ??= [];
+      for (const { planned, spans } of more) {
+        const hit = hitOf(all, planned);
+        const known = [...hit.spans];
+        for (const span of spans) {
+          const back = { ...span, ...folded.back(span) };
+          if (!known.some((k) => k.start < back.end && back.start < k.end)) hit.spans.push(back);
+        }
       }
     }
+    all = this.encoded(text, all, redactingOnly);
     const order = this.plan.detectors;
-    return all.length > 0 ? all.sort((a, b) => order.indexOf(a.planned) - order.indexOf(b.planned)) : undefined;
+    return all && all.length > 0 ? all.sort((a, b) => order.indexOf(a.planned) - order.indexOf(b.planned)) : undefined;
+  }
+
+  /**
+   * A third reading: the base64 runs of the text decoded (a model decodes `QVdTX0tFWT1BS0lB…` as
+   * readily as it reads it), each run whose decoding is text holding a match found as a span of the
+   * whole run, so redaction replaces the run. Runs that decode to binary (hashes, identifiers, keys
+   * of no known shape) are left alone; runs a finding already covers are not decoded.
+   */
+  private encoded(text: string, found: Hit[] | undefined, redactingOnly: boolean): Hit[] | undefined {
+    if (text.length < MIN_ENCODED_RUN) return found;
+    const runs = encodedRuns(text);
+    if (runs === undefined) return found;
+    let budget = MAX_DECODED_CHARS;
+    let out = found;
+    for (let r = 0; r < runs.length; r += 2) {
+      const start = runs[r] as number;
+      const end = runs[r + 1] as number;
+      budget -= end - start;
+      if (budget < 0) break;
+      if (out?.some((h) => h.spans.some((s) => s.start < end && start < s.end))) continue;
+      const decoded = decodedText(text.slice(start, end));
+      if (decoded === undefined) continue;
+      const inner = this.scanText(decoded, redactingOnly);
+      for (const { planned } of inner ?? []) hitOf((out ??= []), planned).spans.push({ start, end });
+    }
+    return out;
   }
 
   private scanText(text: string, redactingOnly: boolean): Hit[] | undefined {
@@ -400,6 +427,93 @@ class Walk {
 }
 
 const MAX_PASSES = 8;
+
+/** The hit of `planned` in `hits`, added when there is none yet. */
+function hitOf(hits: Hit[], planned: PlannedDetector): Hit {
+  let hit = hits.find((h) => h.planned === planned);
+  if (hit === undefined) hits.push((hit = { planned, spans: [] }));
+  return hit;
+}
+
+/**
+ * A run of base64 (standard or URL-safe alphabet) long enough to hold a secret worth decoding:
+ * 24 characters are 18 bytes, shorter than any detector's shortest match once decoded.
+ */
+const MIN_ENCODED_RUN = 24;
+/** Longer runs are files or images, not a secret someone encoded: not decoded. */
+const MAX_ENCODED_RUN = 256 * 1024;
+/** Characters of base64 decoded per text at most: a megabyte of noise costs a millisecond or two. */
+const MAX_DECODED_CHARS = 1024 * 1024;
+
+/** 1 for the characters of either base64 alphabet (`A–Z a–z 0–9 + / - _`). */
+const BASE64_CHAR = new Uint8Array(128);
+/**
+ * 1 for the characters that begin a 4-character group of encoded printable ASCII (the first
+ * byte's top six bits, 8–31: `I–Z a–f`). Paths, hex and identifiers rarely have them at every
+ * fourth place; encoded text always has.
+ */
+const TEXT_LEAD = new Uint8Array(128);
+for (const c of 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/-_') BASE64_CHAR[c.charCodeAt(0)] = 1;
+for (const c of 'IJKLMNOPQRSTUVWXYZabcdef') TEXT_LEAD[c.charCodeAt(0)] = 1;
+
+/**
+ * The runs of `text` that may be encoded text, as `[start, end, start, end, …]` (trailing `=`
+ * padding included): at least MIN_ENCODED_RUN base64 characters, at most MAX_ENCODED_RUN, and
+ * three in four of their first sixteen groups led as encoded ASCII is. One pass over the
+ * characters: a regex backtracking over every shorter run cost more than the detectors.
+ */
+function encodedRuns(text: string): number[] | undefined {
+  let runs: number[] | undefined;
+  const n = text.length;
+  let start = -1;
+  for (let i = 0; i < n; i++) {
+    const c = text.charCodeAt(i);
+    if (c < 128 && BASE64_CHAR[c] === 1) {
+      if (start < 0) start = i;
+    } else if (start >= 0) {
+      if (i - start >= MIN_ENCODED_RUN) runs = withRun(runs, text, start, i);
+      start = -1;
+    }
+  }
+  if (start >= 0 && n - start >= MIN_ENCODED_RUN) runs = withRun(runs, text, start, n);
+  return runs;
+}
+
+/** `runs` with `[start, end)` (and its `=` padding) added when it may be encoded text. */
+function withRun(runs: number[] | undefined, text: string, start: number, end: number): number[] | undefined {
+  if (end - start > MAX_ENCODED_RUN || !ledAsText(text, start, end)) return runs;
+  let padded = end;
+  while (padded < text.length && padded - end < 2 && text.charCodeAt(padded) === 61) padded++;
+  (runs ??= []).push(start, padded);
+  return runs;
+}
+
+function ledAsText(text: string, start: number, end: number): boolean {
+  let groups = 0;
+  let led = 0;
+  for (let i = start; i < end && groups < 16; i += 4, groups++) if (TEXT_LEAD[text.charCodeAt(i)] === 1) led++;
+  return led * 4 >= groups * 3;
+}
+
+/**
+ * The text a base64 run decodes to, or undefined when it decodes to binary: more than one byte
+ * in fifty a control character (tabs and line breaks aside), or a byte sequence that is not UTF-8.
+ */
+function decodedText(run: string): string | undefined {
+  const bytes = Buffer.from(run, 'base64');
+  if (bytes.length === 0 || controlsIn(bytes) * 50 > bytes.length) return undefined;
+  const text = bytes.toString('utf8');
+  return text.includes('\ufffd') ? undefined : text;
+}
+
+function controlsIn(bytes: Uint8Array): number {
+  let controls = 0;
+  for (let i = 0; i < bytes.length; i++) {
+    const b = bytes[i] as number;
+    if ((b < 0x20 && b !== 0x09 && b !== 0x0a && b !== 0x0d) || b === 0x7f) controls++;
+  }
+  return controls;
+}
 
 /**
  * Characters no detector's match starts or ends with (whitespace, quotes, brackets, `,;|:=`): a
