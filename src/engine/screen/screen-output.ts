@@ -459,24 +459,33 @@ for (const c of 'IJKLMNOPQRSTUVWXYZabcdef') TEXT_LEAD[c.charCodeAt(0)] = 1;
 /**
  * The runs of `text` that may be encoded text, as `[start, end, start, end, …]` (trailing `=`
  * padding included): at least MIN_ENCODED_RUN base64 characters, at most MAX_ENCODED_RUN, and
- * three in four of their first sixteen groups led as encoded ASCII is. One pass over the
- * characters: a regex backtracking over every shorter run cost more than the detectors.
+ * three in four of their first sixteen groups led as encoded ASCII is. Only every
+ * MIN_ENCODED_RUN-th character is looked at first (a run that long covers one of them), and a run
+ * is followed out from there: prose costs a fraction of a full pass, and a regex backtracking over
+ * every shorter run cost more than the detectors.
  */
-function encodedRuns(text: string): number[] | undefined {
+export function encodedRuns(text: string): number[] | undefined {
   let runs: number[] | undefined;
   const n = text.length;
-  let start = -1;
-  for (let i = 0; i < n; i++) {
-    const c = text.charCodeAt(i);
-    if (c < 128 && BASE64_CHAR[c] === 1) {
-      if (start < 0) start = i;
-    } else if (start >= 0) {
-      if (i - start >= MIN_ENCODED_RUN) runs = withRun(runs, text, start, i);
-      start = -1;
+  let i = MIN_ENCODED_RUN - 1;
+  while (i < n) {
+    if (!isBase64Char(text.charCodeAt(i))) {
+      i += MIN_ENCODED_RUN;
+      continue;
     }
+    let start = i;
+    while (start > 0 && isBase64Char(text.charCodeAt(start - 1))) start--;
+    let end = i + 1;
+    while (end < n && isBase64Char(text.charCodeAt(end))) end++;
+    if (end - start >= MIN_ENCODED_RUN) runs = withRun(runs, text, start, end);
+    // The next run starts after `end`: if it is long enough, it covers this checkpoint.
+    i = end + MIN_ENCODED_RUN;
   }
-  if (start >= 0 && n - start >= MIN_ENCODED_RUN) runs = withRun(runs, text, start, n);
   return runs;
+}
+
+function isBase64Char(c: number): boolean {
+  return c < 128 && BASE64_CHAR[c] === 1;
 }
 
 /** `runs` with `[start, end)` (and its `=` padding) added when it may be encoded text. */

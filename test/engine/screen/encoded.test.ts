@@ -3,7 +3,7 @@
 import { randomBytes } from 'node:crypto';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { screenOutput } from '../../../src/engine/screen/screen-output.ts';
+import { encodedRuns, screenOutput } from '../../../src/engine/screen/screen-output.ts';
 import { fake } from './fakes.ts';
 import { ctx, redactAll, screensOf } from './helpers.ts';
 
@@ -71,6 +71,42 @@ describe('base64-encoded secrets', () => {
         },
       ),
       { numRuns: 200 },
+    );
+  });
+
+  it('property: the runs found looking at every 24th character are the runs a full pass finds', () => {
+    // The reference: every maximal run of base64 characters of 24 or more, with its `=` padding,
+    // kept when three in four of its first sixteen groups lead as encoded text does.
+    const reference = (text: string): number[] => {
+      const out: number[] = [];
+      for (const m of text.matchAll(/[A-Za-z0-9+/_-]+/g)) {
+        const run = m[0];
+        if (run.length < 24) continue;
+        let led = 0;
+        let groups = 0;
+        for (let i = 0; i < run.length && groups < 16; i += 4, groups++) if (/[I-Za-f]/.test(run[i] as string)) led++;
+        if (led * 4 < groups * 3) continue;
+        let end = m.index + run.length;
+        while (end < text.length && end - (m.index + run.length) < 2 && text[end] === '=') end++;
+        out.push(m.index, end);
+      }
+      return out;
+    };
+    const piece = fc.oneof(
+      fc.constantFrom(' ', '.', '=', '==', '\n', 'é', ':'),
+      fc.string({ unit: fc.constantFrom('Q', 'V', 'd', 'T', 'X', '0', 'a', '+', '/', '_', '-'), maxLength: 60 }),
+      fc.string({ maxLength: 30 }).map((t) => b64(t)),
+      // Encoded text of 24 to 32 characters: runs just long enough, wherever they fall.
+      fc
+        .string({ unit: fc.constantFrom('a', 'K', 'z', '=', ' ', '7'), minLength: 18, maxLength: 24 })
+        .map((t) => b64(t).replace(/=+$/, '')),
+    );
+    fc.assert(
+      fc.property(fc.array(piece, { maxLength: 12 }), (pieces) => {
+        const text = pieces.join('');
+        expect(encodedRuns(text) ?? []).toEqual(reference(text));
+      }),
+      { numRuns: 1000 },
     );
   });
 });
