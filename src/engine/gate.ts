@@ -1,6 +1,4 @@
 import { randomUUID } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
-import { extname } from 'node:path';
 import { ContextError, validateContext, type ActionContext, type ValidContext } from './context.ts';
 import { BEHAVIOUR_WINDOW_MS, detectDrift, resolveDrift, type ResolvedDrift } from './drift.ts';
 import { InvalidatedError, PolicyError, RefusedError } from './errors.ts';
@@ -13,7 +11,7 @@ import { Approvals } from './approvals/service.ts';
 import type { ApprovalStore, AuditSink, GateEvent, OutcomeEvent, PermitIssuer } from './ports.ts';
 import { pointerSteps } from './redact.ts';
 import { warningSink } from './warnings.ts';
-import { approvalRefusal, checkOpened, subjectOf, type ApprovalHold } from './gate/approval-step.ts';
+import { approvalRefusal, checkOpened, holdOf, subjectOf, type ApprovalHold } from './gate/approval-step.ts';
 import { refuse, type Decision, type Epoch } from './gate/decision.ts';
 import { failureVerdict, recordEvent, verdictEvent, type Warn } from './gate/events.ts';
 import { Epochs } from './gate/recheck.ts';
@@ -24,7 +22,7 @@ import { chargeIdFor } from './gate/charge-id.ts';
 import { Refunds } from './gate/refunds.ts';
 import type { EvaluateOptions, GateOptions } from './gate/options.ts';
 import type { EvalInput } from './policy/compile.ts';
-import { parsePolicyDocument, parsePolicyText, sniffFormat, type PolicyFormat } from './policy/load.ts';
+import { parsePolicyDocument, parsePolicyText, readPolicyFile, sniffFormat, type PolicyFormat } from './policy/load.ts';
 import type { PolicySetSpec } from './policy/schema.ts';
 import { PolicySet, refusedBy, type CompiledPolicy } from './policy/policy-set.ts';
 import { screenOutput, type ScreenResult } from './screen/screen-output.ts';
@@ -96,20 +94,10 @@ export class Gate {
     this.warn = warningSink(opts.onWarning);
     this.approvalStore = opts.stores?.approval ?? new InMemoryApprovalStore();
     this.approvalRedact = (opts.approvalRedact ?? []).map(pointerSteps);
-    this.approvals = new Approvals({
-      store: this.approvalStore,
-      clock: this.clock,
-      audit: this.audit,
-      record: (e) => this.record(e),
-      warn: this.warn,
-    });
-    this.refunds = new Refunds({
-      rate: this.rate,
-      approvals: this.approvalStore,
-      clock: this.clock,
-      record: (e) => this.record(e),
-      warn: this.warn,
-    });
+    // What both keep of the gate: its clock, its record of events and its warnings.
+    const events = { clock: this.clock, record: (e: GateEvent) => this.record(e), warn: this.warn };
+    this.approvals = new Approvals({ store: this.approvalStore, audit: this.audit, ...events });
+    this.refunds = new Refunds({ rate: this.rate, approvals: this.approvalStore, ...events });
     this.unsubscribe = this.bus.subscribe((message) => void this.onRemoteInvalidation(message));
     this.telemetry = opts.telemetry ? gateTelemetry(opts.telemetry) : undefined;
     this.unwatchApprovals = this.telemetry?.watchApprovals(async () => (await this.approvals.list({ status: 'pending' })).length);
@@ -133,8 +121,8 @@ export class Gate {
 
   /** `.toml` or `.json` by extension. */
   static async fromFile(path: string, opts: GateOptions = {}): Promise<Gate> {
-    const text = await readFile(path, 'utf8');
-    return formatOf(path) === 'json' ? Gate.fromJson(text, opts) : Gate.fromToml(text, opts);
+    const { text, format } = await readPolicyFile(path);
+    return Gate.fromSpec(parsePolicyText(text, format), opts);
   }
 
   /** How many policies are in force. */
@@ -170,7 +158,8 @@ export class Gate {
 
   /** Reloads from a file, by extension. */
   async reloadFile(path: string): Promise<void> {
-    this.reload(await readFile(path, 'utf8'), formatOf(path));
+    const { text, format } = await readPolicyFile(path);
+    this.reload(text, format);
   }
 
   /** Invalidates sessions now, here and (through the bus) at every other replica. */
@@ -215,11 +204,10 @@ export class Gate {
    * front of an enforcing gate): the real verdict is reported in `observed`, nothing is invalidated.
    */
   evaluate(input: ActionContext, opts?: EvaluateOptions): Promise<Verdict> {
+    // A throw (a broken clock, say) is a rejection, as when every step was async.
     try {
-      const verdict = this.evaluateNow(input, opts);
-      return isPromise(verdict) ? verdict : Promise.resolve(verdict);
+      return Promise.resolve(this.evaluateNow(input, opts));
     } catch (err) {
-      // A throwing clock, say: a rejection, as when every step was async.
       return Promise.reject(err);
     }
   }
@@ -460,14 +448,7 @@ export class Gate {
           this.record(approvalEvent(fresh, 'requested', 'pending', now, { evaluationId, expiresAt: fresh.expiresAt }));
         if (opened.outcome !== 'used' && opened.outcome !== 'granted')
           return { verdict: approvalRefusal(evaluationId, policy, ctx, opened) };
-        const id = opened.id as string;
-        const hold: ApprovalHold = {
-          id,
-          key: binding.key,
-          subject: subjectOf(ctx, policy, binding, id),
-          consumed: opened.outcome === 'used',
-          usesLeft: opened.usesLeft as number,
-        };
+        const hold = holdOf(opened, ctx, policy, binding);
         const giveBackAfter = async (err: unknown): Promise<never> => {
           await this.refunds.giveBack(hold);
           throw err;
@@ -610,11 +591,4 @@ export class Gate {
       this.warn(`could not apply a remote invalidation: ${String(err)}`);
     }
   }
-}
-
-function formatOf(path: string): PolicyFormat {
-  const ext = extname(path).toLowerCase();
-  if (ext === '.json') return 'json';
-  if (ext === '.toml') return 'toml';
-  throw new PolicyError('', `policy file must end in .toml or .json: ${path}`);
 }

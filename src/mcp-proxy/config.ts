@@ -96,11 +96,7 @@ const pointers = z.array(
 /** `[http] max_sessions_per_token` when unset: a fleet of agents behind one token (a session holds about 30 KiB). */
 export const DEFAULT_MAX_SESSIONS_PER_TOKEN = 256;
 
-/**
- * `[http] max_calls_per_token` when unset: tools/call one token may have in flight at once, so a
- * runaway agent cannot take every upstream (or the proxy's memory: a body may be 4 MiB) from the
- * others behind the same gateway. One per session of a full token on average.
- */
+/** `[http] max_calls_per_token` when unset: one in flight per session of a full token, on average. */
 export const DEFAULT_MAX_CALLS_PER_TOKEN = 256;
 
 const APPROVALS_DEFAULTS = { elicit: true, hold: 120_000, approvers: [] };
@@ -231,7 +227,7 @@ const configSchema = z.strictObject({
        * one); opening one more closes that token's least recently used session.
        */
       max_sessions_per_token: z.number().int().positive().default(DEFAULT_MAX_SESSIONS_PER_TOKEN),
-      /** tools/call one token may have in flight at once; one more is refused RATE_LIMITED at once. */
+      /** tools/call one token may have in flight: a runaway agent cannot hold every upstream (or memory) from the others. */
       max_calls_per_token: z.number().int().positive().default(DEFAULT_MAX_CALLS_PER_TOKEN),
       clients: z.array(httpClient).default([]),
     })

@@ -277,12 +277,6 @@ function setAuth(req: IncomingMessage, client: HttpClientConfig, ip: string | un
 }
 
 /**
- * A POSTed body that is one plain `tools/call` request the fast path may serve, with every header
- * the SDK's transport would insist on as it insists (Accept naming both JSON and SSE, a JSON
- * Content-Type, a supported protocol version). Anything else — a batch, an odd header, a stray
- * member — is left to the SDK, which answers it as it always has.
- */
-/**
  * Requests refused before any session (a guessed token, a foreign page), said on stderr so that an
  * operator sees them: once a minute per kind and address, with how many the minute before held.
  */
@@ -321,6 +315,12 @@ function toolCallIds(body: unknown): RequestId[] {
   return ids;
 }
 
+/**
+ * A POSTed body that is one plain `tools/call` request the fast path may serve, with every header
+ * the SDK's transport would insist on as it insists (Accept naming both JSON and SSE, a JSON
+ * Content-Type, a supported protocol version). Anything else — a batch, an odd header, a stray
+ * member — is left to the SDK, which answers it as it always has.
+ */
 function fastToolCall(req: IncomingMessage, body: unknown): { id: RequestId; params: Record<string, unknown> | undefined } | undefined {
   if (body === null || typeof body !== 'object' || Array.isArray(body)) return undefined;
   const m = body as Record<string, unknown>;

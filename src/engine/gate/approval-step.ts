@@ -18,6 +18,18 @@ export interface ApprovalHold {
   usesLeft: number;
 }
 
+/** The hold of a call whose request the store found granted (or whose grant it just used). */
+export function holdOf(opened: ApprovalOpenResult, ctx: ValidContext, policy: CompiledPolicy, binding: Binding): ApprovalHold {
+  const id = opened.id as string;
+  return {
+    id,
+    key: binding.key,
+    subject: subjectOf(ctx, policy, binding, id),
+    consumed: opened.outcome === 'used',
+    usesLeft: opened.usesLeft as number,
+  };
+}
+
 const OUTCOMES: ReadonlySet<ApprovalOpenOutcome> = new Set(['created', 'pending', 'denied', 'used', 'granted', 'none']);
 
 /** The store's answer, checked: anything it cannot vouch for is a store failure, never a permit. */

@@ -1,3 +1,5 @@
+import { readFile } from 'node:fs/promises';
+import { extname } from 'node:path';
 import { parse as parseToml } from 'smol-toml';
 import { PolicyError } from '../errors.ts';
 import { parseApprovalTable } from './approval-table.ts';
@@ -71,6 +73,13 @@ function refuseDuplicateKeys(text: string): void {
 }
 
 /** Guesses the format of a string source: JSON when it starts with `{`, else TOML. */
+/** A policy file's text and its format, by extension (`.toml` or `.json`; anything else is refused). */
+export async function readPolicyFile(path: string): Promise<{ text: string; format: PolicyFormat }> {
+  const ext = extname(path).toLowerCase();
+  if (ext !== '.json' && ext !== '.toml') throw new PolicyError('', `policy file must end in .toml or .json: ${path}`);
+  return { text: await readFile(path, 'utf8'), format: ext === '.json' ? 'json' : 'toml' };
+}
+
 export function sniffFormat(text: string): PolicyFormat {
   return text.trimStart().startsWith('{') ? 'json' : 'toml';
 }

@@ -3,7 +3,8 @@
 import { randomBytes } from 'node:crypto';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { encodedRuns, screenOutput } from '../../../src/engine/screen/screen-output.ts';
+import { encodedRuns } from '../../../src/engine/screen/encoded.ts';
+import { screenOutput } from '../../../src/engine/screen/screen-output.ts';
 import { fake } from './fakes.ts';
 import { ctx, redactAll, screensOf } from './helpers.ts';
 
